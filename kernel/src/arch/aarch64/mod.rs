@@ -1,0 +1,1 @@
+//! aarch64 (ARMv8-A EL2) support.

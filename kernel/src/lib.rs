@@ -1,0 +1,24 @@
+//! The hypervisor kernel.
+//!
+//! Layers, each using only those below it (see DESIGN.md):
+//! - `arch`: boot, exception vectors, world switch, 2nd-stage tables, trap decoding;
+//!   the only place with inline assembly and system registers.
+//! - `platform`: what the board is (RAM, CPUs, UART, interrupt controller), from its DTB.
+//! - `mm`: physical frames, heap, guest address spaces.
+//! - `devices`: emulated device models, pure state machines tested on the host.
+//! - `vmm`: VMs, vCPU placement, image loading, exit dispatch, VM lifecycle.
+//! - `console`: per-VM line buffering so VM output never interleaves mid-line.
+//!
+//! On the host (`cargo test -p hypervisor`) everything but the bare-metal entry and
+//! the assembly builds and is unit-tested.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod arch;
+pub mod console;
+pub mod devices;
+pub mod fdt;
+pub mod mm;
+pub mod platform;
+pub mod vmm;

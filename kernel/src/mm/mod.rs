@@ -1,0 +1,1 @@
+//! Memory management: physical frames, heap, guest address spaces.

@@ -1,0 +1,1 @@
+//! Board discovery from the flattened device tree.

@@ -1,0 +1,115 @@
+//! The VM table the hypervisor is built with.
+//!
+//! `cargo xtask build` validates the board and VM configs on the host and generates a
+//! Rust file (`HV_GEN_RS`, see `build.rs`) that defines `BUILD` and `VMS` with these
+//! types; guest images with `image_location = "memory"` are bundled with
+//! `include_bytes!`. The kernel trusts the host's validation for consistency but still
+//! refuses, per VM, anything it cannot honour on the machine it finds itself on.
+
+/// Flags of a memory region (AxVisor `memory_regions` flags field).
+pub mod mem_flags {
+    pub const READ: u64 = 1 << 0;
+    pub const WRITE: u64 = 1 << 1;
+    pub const EXECUTE: u64 = 1 << 2;
+    pub const DEVICE: u64 = 1 << 3;
+}
+
+/// How a guest-physical region is backed (AxVisor `map_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapType {
+    /// Backed by host RAM allocated anywhere (map_type 0).
+    Allocate,
+    /// GPA == HPA, the host range is reserved for this VM (map_type 1).
+    Identity,
+    /// A reserved host range mapped 1:1 (map_type 2).
+    Reserved,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct MemRegion {
+    pub gpa: u64,
+    pub size: u64,
+    pub flags: u64,
+    pub map_type: MapType,
+}
+
+/// A guest image bundled into the hypervisor, copied to `load_gpa` before boot.
+#[derive(Clone, Copy, Debug)]
+pub struct Image {
+    pub load_gpa: u64,
+    pub data: &'static [u8],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct EmuDevice {
+    pub name: &'static str,
+    pub base_gpa: u64,
+    pub length: u64,
+    /// Interrupt ID as the guest sees it (GIC INTID on aarch64), 0 = none.
+    pub irq: u32,
+    /// AxVisor `emu_type` code (0x1 interrupt controller, 0x2 console, ...).
+    pub emu_type: u32,
+    pub cfg: &'static [u64],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct PassthroughDevice {
+    pub name: &'static str,
+    pub base_gpa: u64,
+    pub base_hpa: u64,
+    pub length: u64,
+    pub irq: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptMode {
+    NoIrq,
+    Emulated,
+    Passthrough,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct VmSpec {
+    pub id: u32,
+    pub name: &'static str,
+    /// 0 host VM, 1 RTOS, 2 Linux.
+    pub vm_type: u32,
+    pub cpu_num: u32,
+    /// Physical CPU of each vCPU, as an index into the CPUs the DTB lists
+    /// (xtask resolves `phys_cpu_ids` / `phys_cpu_sets` / defaults to this).
+    pub pcpu_of_vcpu: &'static [u32],
+    pub entry_point: u64,
+    pub kernel: Image,
+    pub dtb: Option<Image>,
+    pub ramdisk: Option<Image>,
+    /// Where a generated guest DTB goes when the config names none.
+    pub dtb_load_gpa: Option<u64>,
+    pub cmdline: &'static str,
+    pub memory_regions: &'static [MemRegion],
+    pub emu_devices: &'static [EmuDevice],
+    pub passthrough_devices: &'static [PassthroughDevice],
+    pub interrupt_mode: InterruptMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct BuildInfo {
+    pub board: &'static str,
+    pub log: LogLevel,
+}
+
+#[allow(clippy::all)]
+mod generated {
+    use super::*;
+    include!(concat!(env!("OUT_DIR"), "/gen.rs"));
+}
+
+pub use generated::{BUILD, VMS};

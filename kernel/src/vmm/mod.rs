@@ -1,0 +1,2 @@
+//! The virtual machine monitor: VMs, vCPUs, exits, lifecycle.
+pub mod config;
