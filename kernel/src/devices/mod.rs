@@ -1,1 +1,20 @@
-//! Emulated device models: pure state machines behind one MMIO interface, no arch code.
+//! Emulated device models: pure state machines behind one MMIO interface, with no
+//! knowledge of how accesses arrive (trap decoding is arch code) and no arch code.
+//! Every register is unit-tested on the host.
+
+/// Why an MMIO access could not be served; the VM that made it is stopped with this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmioError {
+    /// Access width the register does not support.
+    BadWidth { offset: u64, width: u8 },
+    /// Offset not aligned to the access width.
+    Unaligned { offset: u64, width: u8 },
+}
+
+/// An emulated device occupying a window of guest-physical space. `offset` is relative
+/// to the window base; `width` is 1, 2, 4 or 8 bytes. Unknown registers read as zero
+/// and ignore writes (as real hardware's reserved space does).
+pub trait MmioDevice {
+    fn read(&mut self, offset: u64, width: u8) -> Result<u64, MmioError>;
+    fn write(&mut self, offset: u64, width: u8, value: u64) -> Result<(), MmioError>;
+}
