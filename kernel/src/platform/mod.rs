@@ -2,6 +2,16 @@
 //! RAM, reserved ranges, CPUs, the console UART, the interrupt controller, the timer.
 //!
 //! Runs before the heap exists, so everything here is fixed-capacity and allocation-free.
+//! The blob is checked structurally first (`check`), so a malformed DTB is an error
+//! value, never a panic inside the `fdt` crate.
+
+pub mod check;
+mod discover;
+pub mod dt;
+#[cfg(test)]
+mod tests;
+
+pub use discover::{discover_with_ram, gic_intid, GICR_STRIDE};
 
 /// Most memory / reserved ranges kept; extra ones are reported as an error.
 pub const MAX_RANGES: usize = 32;
@@ -35,7 +45,10 @@ impl Default for RangeList {
 
 impl RangeList {
     pub const fn new() -> Self {
-        Self { items: [Range { base: 0, size: 0 }; MAX_RANGES], len: 0 }
+        Self {
+            items: [Range { base: 0, size: 0 }; MAX_RANGES],
+            len: 0,
+        }
     }
     /// Appends a range; `Err` when the list is full.
     pub fn push(&mut self, r: Range) -> Result<(), Range> {
@@ -71,10 +84,21 @@ pub struct Uart {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Gic {
-    V2 { gicd: Range, gicc: Range, gich: Option<Range>, gicv: Option<Range>, maint_irq: Option<u32> },
+    V2 {
+        gicd: Range,
+        gicc: Range,
+        gich: Option<Range>,
+        gicv: Option<Range>,
+        maint_irq: Option<u32>,
+    },
     /// `gicr` is the first redistributor region; each redistributor is
     /// `gicr_stride` bytes (0x20000 for GICv3 without VLPI).
-    V3 { gicd: Range, gicr: Range, gicr_stride: u64, maint_irq: Option<u32> },
+    V3 {
+        gicd: Range,
+        gicr: Range,
+        gicr_stride: u64,
+        maint_irq: Option<u32>,
+    },
 }
 
 /// Arm generic timer PPIs as GIC INTIDs (PPI number + 16).
@@ -132,6 +156,5 @@ pub enum DiscoveryError {
 
 /// Parses the DTB at `dtb`. Implemented in `discover.rs`.
 pub fn discover(dtb: &[u8]) -> Result<Platform, DiscoveryError> {
-    let _ = dtb;
-    Err(DiscoveryError::BadDtb)
+    discover::discover(dtb)
 }
