@@ -11,4 +11,4 @@ mod writer;
 pub use writer::{FdtError, FdtWriter};
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -126,8 +126,9 @@ fn phandles_count_up() {
     assert_eq!((w.alloc_phandle(), w.alloc_phandle()), (1, 2));
 }
 
-/// Runs `dtc` on a blob if it is installed; returns the decompiled source.
-pub fn dtc_decompile(blob: &[u8]) -> Option<std::string::String> {
+/// Runs `dtc` on a blob if it is installed; returns the decompiled source and the
+/// warnings dtc printed.
+pub fn dtc_decompile(blob: &[u8]) -> Option<(std::string::String, std::string::String)> {
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir();
     let path = dir.join(std::format!(
@@ -148,12 +149,13 @@ pub fn dtc_decompile(blob: &[u8]) -> Option<std::string::String> {
         "dtc failed: {}",
         std::string::String::from_utf8_lossy(&out.stderr)
     );
-    Some(std::string::String::from_utf8_lossy(&out.stdout).into_owned())
+    let text = |b: &[u8]| std::string::String::from_utf8_lossy(b).into_owned();
+    Some((text(&out.stdout), text(&out.stderr)))
 }
 
 #[test]
 fn dtc_accepts_output() {
-    let Some(src) = dtc_decompile(&sample()) else {
+    let Some((src, _)) = dtc_decompile(&sample()) else {
         std::eprintln!("dtc not installed: skipped");
         return;
     };
