@@ -2,6 +2,8 @@
 //! knowledge of how accesses arrive (trap decoding is arch code) and no arch code.
 //! Every register is unit-tested on the host.
 
+pub mod pl011;
+
 /// Why an MMIO access could not be served; the VM that made it is stopped with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmioError {
