@@ -17,6 +17,8 @@ mod checks;
 #[cfg(target_os = "none")]
 mod console;
 #[cfg(target_os = "none")]
+mod fdt;
+#[cfg(target_os = "none")]
 mod guest;
 #[cfg(target_os = "none")]
 mod image;

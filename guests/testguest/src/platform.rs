@@ -5,19 +5,14 @@
 //! The device tree comes from the hypervisor under test, so nothing here trusts it:
 //! missing or odd pieces become `None`/empty, which the checks then report.
 
-use fdt::node::FdtNode;
-use fdt::Fdt;
-
 use crate::console::{Uart, UartKind};
-use crate::why::{why, Why};
+use crate::fdt::{Fdt, Node};
+use crate::why::Why;
 
 /// Most memory regions recorded.
 pub const MAX_REGIONS: usize = 8;
 /// Most CPUs the guest handles (one stack each); more in the device tree are ignored.
 pub const MAX_CPUS: usize = 8;
-/// Largest device tree accepted (the limit Linux uses too).
-const MAX_DTB_SIZE: u32 = 2 << 20;
-const FDT_MAGIC: u32 = 0xd00d_feed;
 
 /// A range of guest-physical addresses.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,8 +35,8 @@ impl Region {
 
 /// The VM as its device tree describes it.
 pub struct Platform {
-    /// The parsed device tree (it stays where the hypervisor put it).
-    pub fdt: Fdt<'static>,
+    /// The device tree (it stays where the hypervisor put it).
+    pub fdt: Fdt,
     /// Where the device tree blob lies.
     pub dtb: Region,
     /// `/chosen/bootargs` (empty if absent).
@@ -57,7 +52,7 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// RAM regions from the `/memory` node(s), in device-tree order.
+    /// RAM regions from the memory nodes, in device-tree order.
     pub fn memory(&self) -> &[Region] {
         &self.memory[..self.memory_count]
     }
@@ -75,16 +70,15 @@ impl Platform {
 
 /// Reads the device tree at `addr`.
 pub fn parse(addr: usize) -> Result<Platform, Why> {
-    let size = check_header(addr)?;
-    // SAFETY: `check_header` read a valid header at `addr` whose totalsize is sane; the
-    // blob stays in place (the memory check skips it) for the life of the guest.
-    let fdt = unsafe { Fdt::from_ptr(addr as *const u8) }
-        .map_err(|err| why!("device tree at {addr:#x} does not parse: {err:?}"))?;
+    // SAFETY: the boot protocol hands the device tree's address over in a register; the
+    // blob is only read, and stays in place (the memory check skips it) for good.
+    let fdt = unsafe { Fdt::from_addr(addr) }?;
+    let (base, size) = fdt.extent();
     let mut platform = Platform {
         fdt,
         dtb: Region {
-            base: addr as u64,
-            size: u64::from(size),
+            base: base as u64,
+            size: size as u64,
         },
         bootargs: "",
         memory: [Region::default(); MAX_REGIONS],
@@ -100,84 +94,41 @@ pub fn parse(addr: usize) -> Result<Platform, Why> {
     Ok(platform)
 }
 
-/// Checks the header of the blob at `addr`; returns its total size.
-fn check_header(addr: usize) -> Result<u32, Why> {
-    if addr == 0 || !addr.is_multiple_of(4) {
-        return Err(why!("no device tree: boot register holds {addr:#x}"));
-    }
-    // SAFETY: the boot protocol hands over the device tree address in a register; the
-    // first two words of the header are read to validate it before anything else.
-    let (magic, size) = unsafe {
-        (
-            u32::from_be(crate::mmio::read32(addr)),
-            u32::from_be(crate::mmio::read32(addr + 4)),
-        )
-    };
-    if magic != FDT_MAGIC {
-        return Err(why!("no device tree at {addr:#x} (magic {magic:#x})"));
-    }
-    if !(40..=MAX_DTB_SIZE).contains(&size) {
-        return Err(why!("device tree at {addr:#x} has totalsize {size:#x}"));
-    }
-    Ok(size)
-}
-
-/// A string property without its terminating NUL.
-pub fn prop_str<'a>(node: &FdtNode<'_, 'a>, name: &str) -> Option<&'a str> {
-    let value = node.property(name)?.value;
-    let text = value.strip_suffix(&[0]).unwrap_or(value);
-    core::str::from_utf8(text).ok()
-}
-
-/// Whether `node`'s `compatible` list contains `want`.
-pub fn is_compatible(node: &FdtNode<'_, '_>, want: &str) -> bool {
-    node.compatible()
-        .is_some_and(|list| list.all().any(|c| c == want))
-}
-
-/// The first `reg` entry of `node`, if it has one with a size.
-pub fn first_reg(node: &FdtNode<'_, '_>) -> Option<Region> {
-    let reg = node.reg()?.next()?;
-    Some(Region {
-        base: reg.starting_address as u64,
-        size: reg.size? as u64,
-    })
+/// Whether `node` is a CPU node (`cpu@<id>` under `/cpus`).
+pub fn is_cpu_node(node: &Node) -> bool {
+    node.name.split('@').next() == Some("cpu")
 }
 
 fn read_chosen(platform: &mut Platform) {
-    let Some(chosen) = platform.fdt.find_node("/chosen") else {
+    let Some(chosen) = platform.fdt.find("/chosen") else {
         return;
     };
-    platform.bootargs = prop_str(&chosen, "bootargs").unwrap_or("");
-    let Some(path) = prop_str(&chosen, "stdout-path") else {
+    platform.bootargs = chosen.prop_str("bootargs").unwrap_or("");
+    let Some(path) = chosen.prop_str("stdout-path") else {
         return;
     };
     // "path:options" — the options (baud rate etc.) do not matter to a polled UART.
     let path = path.split(':').next().unwrap_or(path);
-    if let Some(node) = platform.fdt.find_node(path) {
+    if let Some(node) = platform.fdt.find(path) {
         platform.uart = uart_of(&node);
     }
 }
 
 /// The UART `node` describes, if the console can drive it.
-fn uart_of(node: &FdtNode<'_, '_>) -> Option<Uart> {
-    let base = first_reg(node)?.base;
-    if is_compatible(node, "arm,pl011") {
+fn uart_of(node: &Node) -> Option<Uart> {
+    let (base, _) = node.reg().next()?;
+    if node.is_compatible("arm,pl011") {
         return Some(Uart {
             kind: UartKind::Pl011,
             base,
             reg_shift: 0,
         });
     }
-    if is_compatible(node, "ns16550a") || is_compatible(node, "ns16550") {
-        let reg_shift = node
-            .property("reg-shift")
-            .and_then(|p| p.as_usize())
-            .unwrap_or(0);
+    if node.is_compatible("ns16550a") || node.is_compatible("ns16550") {
         return Some(Uart {
             kind: UartKind::Ns16550,
             base,
-            reg_shift: reg_shift.min(4) as u32,
+            reg_shift: node.prop_u32("reg-shift").unwrap_or(0).min(4),
         });
     }
     None
@@ -185,20 +136,14 @@ fn uart_of(node: &FdtNode<'_, '_>) -> Option<Uart> {
 
 fn read_memory(platform: &mut Platform) {
     let mut count = 0;
-    for node in platform.fdt.all_nodes() {
-        if prop_str(&node, "device_type") != Some("memory") {
-            continue;
-        }
-        let Some(regs) = node.reg() else {
-            continue;
-        };
-        for reg in regs {
-            let size = reg.size.unwrap_or(0) as u64;
+    let memory_nodes = platform
+        .fdt
+        .nodes()
+        .filter(|node| node.prop_str("device_type") == Some("memory"));
+    for node in memory_nodes {
+        for (base, size) in node.reg() {
             if count < MAX_REGIONS && size > 0 {
-                platform.memory[count] = Region {
-                    base: reg.starting_address as u64,
-                    size,
-                };
+                platform.memory[count] = Region { base, size };
                 count += 1;
             }
         }
@@ -207,21 +152,18 @@ fn read_memory(platform: &mut Platform) {
 }
 
 fn read_cpus(platform: &mut Platform) {
-    let Some(cpus) = platform.fdt.find_node("/cpus") else {
+    let Some(cpus) = platform.fdt.find("/cpus") else {
         return;
     };
     let mut count = 0;
     let mut total = 0;
-    for node in cpus.children() {
-        if node.name.split('@').next() != Some("cpu") {
-            continue;
-        }
-        let Some(id) = node.reg().and_then(|mut r| r.next()) else {
+    for node in cpus.children().filter(is_cpu_node) {
+        let Some((id, _)) = node.reg().next() else {
             continue;
         };
         total += 1;
         if count < MAX_CPUS {
-            platform.cpus[count] = id.starting_address as u64;
+            platform.cpus[count] = id;
             count += 1;
         }
     }

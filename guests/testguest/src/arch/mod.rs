@@ -10,13 +10,17 @@
 //! - `irq`: `init` (interrupt controller set up for the timer), `enable`, `disable`,
 //!   and an interrupt handler that reports to [`crate::checks::timer`];
 //! - `firmware`: the firmware check (`CHECK_NAME`, `check`), `cpu_start`, `cpu_state`,
-//!   `cpu_stop`, `system_off`, `hv_info`, `unknown_call`;
+//!   `cpu_stop`, `system_off`, `hv_info`, `unknown_call`, `probe` (a call that must
+//!   always be answered);
 //! - `check_dtb`: the architecture's part of the device-tree check.
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::*;
+
+#[cfg(not(target_arch = "aarch64"))]
+compile_error!("testguest: no architecture module for this target yet (see src/arch/mod.rs)");
 
 /// What the firmware says about a CPU.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

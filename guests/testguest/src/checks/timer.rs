@@ -79,6 +79,7 @@ pub fn run(platform: &Platform) -> CheckResult {
     if freq == 0 {
         return Err(why!("the counter frequency reads 0"));
     }
+    arch::timer::disarm();
     arch::irq::init(platform)?;
     let interval = time::ms_to_ticks(INTERVAL_MS).max(1);
     for round in 1..=ROUNDS {

@@ -3,7 +3,8 @@
 //!
 //! The image starts with an arm64 Linux `Image` header (text_offset 0x8_0000), so QEMU
 //! and boot loaders load it at 0x4008_0000 and enter it like Linux: at EL1 (or the
-//! hypervisor's vCPU at EL1), x0 = device tree address, MMU off. A secondary vCPU
+//! hypervisor's vCPU at EL1), x0 = device tree address, MMU off. Both entries put
+//! SCTLR_EL1 in a known MMU-off state, mask interrupts and install the vectors. A secondary vCPU
 //! started through PSCI CPU_ON enters `tg_secondary_entry` with x0 = the context id,
 //! which the guest sets to the CPU's stack slot (its position in the device tree).
 
@@ -14,6 +15,11 @@ use crate::platform::MAX_CPUS;
 
 /// Bytes of stack per vCPU.
 const STACK_SIZE: usize = 32 * 1024;
+
+/// SCTLR_EL1 while the guest runs: only the bits that are RES1 in ARMv8.0 (11, 20, 22,
+/// 23, 28, 29), so the MMU, caches and alignment checks are off and data is little
+/// endian, whatever state the vCPU was handed over in.
+const SCTLR_EL1_MMU_OFF: u64 = 0x30d0_0800;
 
 /// One vCPU's stack.
 #[repr(C, align(16))]
@@ -61,6 +67,10 @@ _start:
 tg_primary_entry:
     msr     daifset, #0xf
     mov     x19, x0                 // device tree address
+    mov     x1, #{sctlr_lo}
+    movk    x1, #{sctlr_hi}, lsl #16
+    msr     sctlr_el1, x1           // MMU and caches off, little endian
+    isb
 
     // Zero .bss (it also holds the stacks, not in use yet).
     adrp    x1, __bss_start
@@ -93,6 +103,10 @@ tg_primary_entry:
     .balign 4
 tg_secondary_entry:
     msr     daifset, #0xf
+    mov     x1, #{sctlr_lo}
+    movk    x1, #{sctlr_hi}, lsl #16
+    msr     sctlr_el1, x1
+    isb
     // x0 = stack slot; slot 0 is the boot vCPU's, others must be < MAX_CPUS.
     cbz     x0, 9f
     mov     x1, #{max_cpus}
@@ -118,6 +132,8 @@ tg_secondary_entry:
     stacks = sym STACKS,
     stack_size = const STACK_SIZE,
     max_cpus = const MAX_CPUS,
+    sctlr_lo = const SCTLR_EL1_MMU_OFF & 0xffff,
+    sctlr_hi = const SCTLR_EL1_MMU_OFF >> 16,
     primary_main = sym crate::guest::primary_main,
     secondary_main = sym crate::guest::secondary_main,
 );

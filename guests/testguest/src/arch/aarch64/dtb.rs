@@ -1,10 +1,9 @@
 //! The aarch64 part of the device tree: the GICv3, the generic timer, PSCI, and how
 //! CPUs are started.
 
-use fdt::Fdt;
-
 use super::gic::GicRegions;
-use crate::platform::{prop_str, Platform};
+use crate::fdt::Fdt;
+use crate::platform::{is_cpu_node, Platform};
 use crate::why::{why, CheckResult};
 
 const GIC_V3: &str = "arm,gic-v3";
@@ -14,35 +13,34 @@ const PSCI: [&str; 3] = ["arm,psci-1.0", "arm,psci-0.2", "arm,psci"];
 const VIRTUAL_TIMER_INDEX: usize = 2;
 /// Interrupt specifier type of a PPI (first of the GIC's three cells).
 const GIC_PPI: u32 = 1;
-/// Cells in a GIC interrupt specifier.
-const GIC_INTERRUPT_CELLS: usize = 3;
+/// Bytes in a GIC interrupt specifier (three cells).
+const GIC_SPECIFIER_BYTES: usize = 12;
 
 /// The GICv3's distributor and redistributor region.
-pub fn gic_regions(fdt: &Fdt<'_>) -> Option<GicRegions> {
+pub fn gic_regions(fdt: &Fdt) -> Option<GicRegions> {
     let node = fdt.find_compatible(&[GIC_V3])?;
-    let mut regs = node.reg()?;
-    let gicd = regs.next()?;
-    let gicr = regs.next()?;
+    let mut regs = node.reg();
+    let (gicd, _) = regs.next()?;
+    let (gicr, gicr_size) = regs.next()?;
     Some(GicRegions {
-        gicd: gicd.starting_address as usize,
-        gicr: gicr.starting_address as usize,
-        gicr_size: gicr.size? as u64,
+        gicd: gicd as usize,
+        gicr: gicr as usize,
+        gicr_size,
     })
 }
 
 /// The INTID of the virtual timer's PPI.
-pub fn virtual_timer_intid(fdt: &Fdt<'_>) -> Option<u32> {
+pub fn virtual_timer_intid(fdt: &Fdt) -> Option<u32> {
     let node = fdt.find_compatible(&TIMERS)?;
-    let cells = node.property("interrupts")?.value;
-    let at = VIRTUAL_TIMER_INDEX * GIC_INTERRUPT_CELLS * 4;
-    let cell = |i: usize| -> Option<u32> {
-        let bytes = cells.get(at + i * 4..at + i * 4 + 4)?;
-        Some(u32::from_be_bytes(bytes.try_into().ok()?))
-    };
-    if cell(0)? != GIC_PPI {
+    let specifier = node
+        .prop("interrupts")?
+        .chunks_exact(GIC_SPECIFIER_BYTES)
+        .nth(VIRTUAL_TIMER_INDEX)?;
+    let cell = |i: usize| u32::from_be_bytes([0, 1, 2, 3].map(|b| specifier[i * 4 + b]));
+    if cell(0) != GIC_PPI {
         return None;
     }
-    let ppi = cell(1)?;
+    let ppi = cell(1);
     (ppi < 16).then_some(ppi + 16)
 }
 
@@ -57,20 +55,15 @@ pub fn check_dtb(platform: &Platform) -> CheckResult {
     let psci = fdt
         .find_compatible(&PSCI)
         .ok_or_else(|| why!("no PSCI node"))?;
-    match prop_str(&psci, "method") {
+    match psci.prop_str("method") {
         Some("hvc") => {}
         other => return Err(why!("PSCI method is {other:?}, the guest calls with hvc")),
     }
-    let cpus = fdt
-        .find_node("/cpus")
-        .ok_or_else(|| why!("no /cpus node"))?;
+    let cpus = fdt.find("/cpus").ok_or_else(|| why!("no /cpus node"))?;
     // The boot CPU (the first) needs no enable method: it is already running (and QEMU
     // gives none to a lone CPU); the others are started through PSCI.
-    let cpu_nodes = cpus
-        .children()
-        .filter(|n| n.name.split('@').next() == Some("cpu"));
-    for cpu in cpu_nodes.skip(1) {
-        if prop_str(&cpu, "enable-method") != Some("psci") {
+    for cpu in cpus.children().filter(is_cpu_node).skip(1) {
+        if cpu.prop_str("enable-method") != Some("psci") {
             return Err(why!("{} has no enable-method \"psci\"", cpu.name));
         }
     }
