@@ -390,3 +390,6 @@ impl Children {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

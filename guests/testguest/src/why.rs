@@ -63,3 +63,23 @@ macro_rules! why {
     };
 }
 pub(crate) use why;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_format() {
+        assert_eq!(why!("x = {:#x}", 255).as_str(), "x = 0xff");
+    }
+
+    #[test]
+    fn long_text_is_cut_at_a_character_boundary() {
+        let long = "é".repeat(CAPACITY);
+        let why = why!("{long}");
+        assert_eq!(why.as_str().len(), CAPACITY);
+        let odd = why!("a{long}");
+        assert_eq!(odd.as_str().len(), CAPACITY - 1);
+        assert!(odd.as_str().starts_with("aé"));
+    }
+}
