@@ -12,7 +12,9 @@
 //! - `firmware`: the firmware check (`CHECK_NAME`, `check`), `cpu_start`, `cpu_state`,
 //!   `cpu_stop`, `system_off`, `hv_info`, `unknown_call`, `probe` (a call that must
 //!   always be answered);
-//! - `check_dtb`: the architecture's part of the device-tree check.
+//! - `check_dtb`: the architecture's part of the device-tree check;
+//! - `link.ld` next to the module: the linker script (`build.rs` passes it), defining
+//!   `__image_start` and `__image_end` around everything the image occupies.
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
