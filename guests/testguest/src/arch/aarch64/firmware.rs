@@ -1,0 +1,180 @@
+//! Calls to the layer above the guest with `hvc #0` and the SMC calling convention:
+//! PSCI (the firmware interface the hypervisor emulates) and the project hypercalls.
+//!
+//! On hardware without EL2 an `hvc` nothing answers is UNDEFINED; the exception handler
+//! then resumes the call stub at `tg_hvc_undef`, which reports the call as undefined
+//! instead of letting the guest die, so checks can say what happened.
+
+use core::arch::global_asm;
+
+use crate::arch::{CallUndefined, CpuState, HvInfo, NOT_SUPPORTED};
+use crate::why::{why, CheckResult};
+
+/// Name of the firmware check on this architecture.
+pub const CHECK_NAME: &str = "psci";
+
+const PSCI_VERSION: u64 = 0x8400_0000;
+const PSCI_CPU_OFF: u64 = 0x8400_0002;
+const PSCI_CPU_ON: u64 = 0xC400_0003;
+const PSCI_AFFINITY_INFO: u64 = 0xC400_0004;
+const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+const PSCI_FEATURES: u64 = 0x8400_000A;
+/// PSCI error code ALREADY_ON.
+const PSCI_ALREADY_ON: i64 = -4;
+
+/// Project hypercall HV_INFO (SMCCC standard hypervisor service range).
+const HV_INFO: u64 = 0xC600_0000;
+/// A function id in the same range that nothing implements.
+const UNKNOWN_FUNCTION: u64 = 0xC600_00FF;
+
+/// Arguments in, results out, of one call (layout shared with `tg_hvc`).
+#[repr(C)]
+struct CallRegs {
+    x: [u64; 4],
+    /// Set to 1 by the stub when the `hvc` raised an exception in the guest.
+    undefined: u64,
+}
+
+extern "C" {
+    fn tg_hvc(regs: *mut CallRegs);
+    fn tg_hvc_insn();
+    fn tg_hvc_undef();
+}
+
+/// Address of the `hvc` instruction in the call stub.
+pub fn call_instruction_address() -> u64 {
+    tg_hvc_insn as *const () as u64
+}
+
+/// Where the stub resumes when its `hvc` was UNDEFINED.
+pub fn call_undefined_address() -> u64 {
+    tg_hvc_undef as *const () as u64
+}
+
+/// `hvc #0` with x0..x3 = `args`; returns x0..x3.
+fn call(args: [u64; 4]) -> Result<[u64; 4], CallUndefined> {
+    let mut regs = CallRegs {
+        x: args,
+        undefined: 0,
+    };
+    // SAFETY: `tg_hvc` reads and writes only `regs`, which lives across the call; the
+    // layer above the guest may change nothing but x0-x17, which the stub treats as
+    // clobbered (it is an `extern "C"` function).
+    unsafe { tg_hvc(&mut regs) };
+    if regs.undefined != 0 {
+        return Err(CallUndefined);
+    }
+    Ok(regs.x)
+}
+
+/// A PSCI call; x0 as a signed PSCI return value (NOT_SUPPORTED if undefined).
+fn psci(function: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    match call([function, a1, a2, a3]) {
+        Ok(x) => x[0] as i64,
+        Err(CallUndefined) => NOT_SUPPORTED as i64,
+    }
+}
+
+/// The firmware check: PSCI VERSION is at least 1.0, FEATURES says CPU_ON exists, and
+/// the calling CPU is reported ON (AFFINITY_INFO) and ALREADY_ON (CPU_ON on itself).
+pub fn check() -> CheckResult {
+    let version = call([PSCI_VERSION, 0, 0, 0]).map_err(|_| why!("hvc is undefined (no PSCI)"))?[0];
+    let (major, minor) = ((version >> 16) & 0xffff, version & 0xffff);
+    if version >> 31 != 0 || major < 1 {
+        return Err(why!("PSCI_VERSION returned {version:#x}, need >= 1.0"));
+    }
+    crate::console::println!("testguest: PSCI {major}.{minor}");
+    let cpu_on = psci(PSCI_FEATURES, PSCI_CPU_ON, 0, 0);
+    if cpu_on < 0 {
+        return Err(why!("PSCI_FEATURES(CPU_ON) returned {cpu_on}"));
+    }
+    let me = super::cpu_hw_id();
+    let state = cpu_state(me);
+    if state != CpuState::On {
+        return Err(why!(
+            "AFFINITY_INFO of the calling CPU {me:#x} is {state:?}"
+        ));
+    }
+    let again = psci(PSCI_CPU_ON, me, super::secondary_entry(), 0);
+    if again != PSCI_ALREADY_ON {
+        return Err(why!(
+            "CPU_ON of the calling CPU returned {again}, not ALREADY_ON (-4)"
+        ));
+    }
+    Ok(())
+}
+
+/// Starts the CPU `hw_id` at the secondary entry with `slot` as its argument.
+pub fn cpu_start(hw_id: u64, slot: u64) -> Result<(), i64> {
+    match psci(PSCI_CPU_ON, hw_id, super::secondary_entry(), slot) {
+        0 => Ok(()),
+        err => Err(err),
+    }
+}
+
+/// What AFFINITY_INFO says about the CPU `hw_id`.
+pub fn cpu_state(hw_id: u64) -> CpuState {
+    match psci(PSCI_AFFINITY_INFO, hw_id, 0, 0) {
+        0 => CpuState::On,
+        1 => CpuState::Off,
+        2 => CpuState::OnPending,
+        err => CpuState::Error(err),
+    }
+}
+
+/// Turns the calling CPU off (PSCI CPU_OFF); if that fails, halts it.
+pub fn cpu_stop() -> ! {
+    psci(PSCI_CPU_OFF, 0, 0, 0);
+    super::halt()
+}
+
+/// Powers the VM off (PSCI SYSTEM_OFF); if that returns, halts this CPU.
+pub fn system_off() -> ! {
+    psci(PSCI_SYSTEM_OFF, 0, 0, 0);
+    super::halt()
+}
+
+/// The project hypercall HV_INFO.
+pub fn hv_info() -> Result<HvInfo, CallUndefined> {
+    call([HV_INFO, 0, 0, 0])
+}
+
+/// A harmless call every firmware answers (PSCI VERSION); returns x0.
+pub fn probe() -> Result<u64, CallUndefined> {
+    Ok(call([PSCI_VERSION, 0, 0, 0])?[0])
+}
+
+/// A call with a function id nothing implements; returns x0.
+pub fn unknown_call() -> Result<u64, CallUndefined> {
+    Ok(call([UNKNOWN_FUNCTION, 0, 0, 0])?[0])
+}
+
+global_asm!(
+    r#"
+    .section .text, "ax"
+    .balign 4
+    .global tg_hvc
+    .global tg_hvc_insn
+    .global tg_hvc_undef
+    // x0 = struct CallRegs *: x0..x3 in, x0..x3 and `undefined` out.
+tg_hvc:
+    str     x0, [sp, #-16]!
+    ldp     x2, x3, [x0, #16]
+    ldp     x0, x1, [x0]
+tg_hvc_insn:
+    hvc     #0
+    mov     x4, #0
+1:  ldr     x5, [sp], #16
+    stp     x0, x1, [x5]
+    stp     x2, x3, [x5, #16]
+    str     x4, [x5, #32]
+    ret
+tg_hvc_undef:
+    mov     x0, #-1
+    mov     x1, #0
+    mov     x2, #0
+    mov     x3, #0
+    mov     x4, #1
+    b       1b
+"#
+);

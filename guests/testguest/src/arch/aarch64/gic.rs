@@ -1,0 +1,205 @@
+//! GICv3 set-up as an ordinary guest (Linux, say) does it: distributor with affinity
+//! routing and group 1 enabled, this CPU's redistributor woken, one PPI made group 1,
+//! given a priority and enabled, and the CPU interface used through system registers.
+
+use core::arch::asm;
+
+use crate::mmio;
+use crate::time::wait_until;
+use crate::why::{why, CheckResult, Why};
+
+// Distributor registers.
+const GICD_CTLR: usize = 0x0000;
+const GICD_PIDR2: usize = 0xFFE8;
+const GICD_CTLR_RWP: u32 = 1 << 31;
+/// ARE (ARE_NS in the non-secure view), EnableGrp1 (Grp1A), EnableGrp0 (Grp1 in the
+/// non-secure view): what Linux writes.
+const GICD_CTLR_ENABLE: u32 = (1 << 4) | (1 << 1) | (1 << 0);
+const GICD_CTLR_ARE: u32 = 1 << 4;
+
+// Redistributor registers (RD_base frame, then SGI_base frame 64 KiB later).
+const GICR_TYPER: usize = 0x0008;
+const GICR_WAKER: usize = 0x0014;
+const GICR_TYPER_VLPIS: u64 = 1 << 1;
+const GICR_TYPER_LAST: u64 = 1 << 4;
+const GICR_WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+const GICR_SGI_BASE: usize = 0x1_0000;
+const GICR_IGROUPR0: usize = GICR_SGI_BASE + 0x0080;
+const GICR_ISENABLER0: usize = GICR_SGI_BASE + 0x0100;
+const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x0400;
+const GICR_FRAME: u64 = 0x2_0000;
+const GICR_FRAME_VLPI: u64 = 0x4_0000;
+
+/// Priority given to the timer interrupt (any value below the 0xff mask works).
+const PRIORITY: u32 = 0xa0;
+
+/// Where the GIC's register frames are (from the device tree).
+#[derive(Clone, Copy, Debug)]
+pub struct GicRegions {
+    pub gicd: usize,
+    pub gicr: usize,
+    pub gicr_size: u64,
+}
+
+/// Sets up the GIC so that private interrupt `intid` reaches this CPU as an IRQ.
+pub fn init(regions: &GicRegions, intid: u32) -> CheckResult {
+    if intid >= 32 {
+        return Err(why!("INTID {intid} is not a private interrupt"));
+    }
+    check_version(regions.gicd)?;
+    enable_distributor(regions.gicd)?;
+    let rd = find_redistributor(regions)?;
+    wake(rd)?;
+    enable_private(rd, intid);
+    enable_cpu_interface()
+}
+
+fn check_version(gicd: usize) -> CheckResult {
+    // SAFETY: GICD_PIDR2 is a read-only ID register of the distributor.
+    let pidr2 = unsafe { mmio::read32(gicd + GICD_PIDR2) };
+    match (pidr2 >> 4) & 0xf {
+        3 | 4 => Ok(()),
+        rev => Err(why!(
+            "GICD_PIDR2 {pidr2:#x}: architecture revision {rev}, not GICv3"
+        )),
+    }
+}
+
+fn enable_distributor(gicd: usize) -> CheckResult {
+    // SAFETY: GICD_CTLR of the distributor the device tree names.
+    unsafe { mmio::write32(gicd + GICD_CTLR, GICD_CTLR_ENABLE) };
+    let settled = wait_until(1000, || {
+        // SAFETY: as above, reading.
+        let ctlr = unsafe { mmio::read32(gicd + GICD_CTLR) };
+        ctlr & GICD_CTLR_RWP == 0
+    });
+    if !settled {
+        return Err(why!("GICD_CTLR.RWP stayed set for 1 s"));
+    }
+    // SAFETY: as above, reading.
+    let ctlr = unsafe { mmio::read32(gicd + GICD_CTLR) };
+    if ctlr & GICD_CTLR_ARE == 0 {
+        return Err(why!(
+            "GICD_CTLR reads {ctlr:#x} after enabling affinity routing"
+        ));
+    }
+    Ok(())
+}
+
+/// The affinity value GICR_TYPER[63:32] holds for this CPU.
+fn my_affinity() -> u32 {
+    let id = super::cpu_hw_id();
+    ((id & 0xff_ffff) | (((id >> 32) & 0xff) << 24)) as u32
+}
+
+fn find_redistributor(regions: &GicRegions) -> Result<usize, Why> {
+    let want = my_affinity();
+    let mut offset = 0u64;
+    while offset + GICR_FRAME <= regions.gicr_size {
+        let rd = regions.gicr + offset as usize;
+        // SAFETY: `rd` is a redistributor frame inside the GICR region the device tree
+        // names; GICR_TYPER is read-only.
+        let typer = unsafe { mmio::read64(rd + GICR_TYPER) };
+        if (typer >> 32) as u32 == want {
+            return Ok(rd);
+        }
+        if typer & GICR_TYPER_LAST != 0 {
+            break;
+        }
+        offset += if typer & GICR_TYPER_VLPIS != 0 {
+            GICR_FRAME_VLPI
+        } else {
+            GICR_FRAME
+        };
+    }
+    Err(why!(
+        "no redistributor with affinity {want:#x} in the GICR region"
+    ))
+}
+
+fn wake(rd: usize) -> CheckResult {
+    // SAFETY: GICR_WAKER of this CPU's redistributor.
+    let waker = unsafe { mmio::read32(rd + GICR_WAKER) };
+    // SAFETY: as above.
+    unsafe { mmio::write32(rd + GICR_WAKER, waker & !GICR_WAKER_PROCESSOR_SLEEP) };
+    let awake = wait_until(1000, || {
+        // SAFETY: as above, reading.
+        let waker = unsafe { mmio::read32(rd + GICR_WAKER) };
+        waker & GICR_WAKER_CHILDREN_ASLEEP == 0
+    });
+    if awake {
+        Ok(())
+    } else {
+        Err(why!("GICR_WAKER.ChildrenAsleep stayed set for 1 s"))
+    }
+}
+
+fn enable_private(rd: usize, intid: u32) {
+    let bit = 1u32 << intid;
+    let priority_reg = rd + GICR_IPRIORITYR + (intid as usize / 4) * 4;
+    let shift = (intid % 4) * 8;
+    // SAFETY: SGI/PPI configuration registers of this CPU's redistributor; only the
+    // bits and byte of `intid` change.
+    unsafe {
+        let group = mmio::read32(rd + GICR_IGROUPR0);
+        mmio::write32(rd + GICR_IGROUPR0, group | bit);
+        let priority = mmio::read32(priority_reg);
+        let priority = (priority & !(0xff << shift)) | (PRIORITY << shift);
+        mmio::write32(priority_reg, priority);
+        mmio::write32(rd + GICR_ISENABLER0, bit);
+    }
+}
+
+fn enable_cpu_interface() -> CheckResult {
+    let sre: u64;
+    // SAFETY: enabling the system-register interface (ICC_SRE_EL1.SRE) and reading it
+    // back only affects how this CPU talks to its GIC CPU interface.
+    unsafe {
+        asm!(
+            "mrs {tmp}, S3_0_C12_C12_5",
+            "orr {tmp}, {tmp}, #1",
+            "msr S3_0_C12_C12_5, {tmp}",
+            "isb",
+            "mrs {sre}, S3_0_C12_C12_5",
+            tmp = out(reg) _,
+            sre = out(reg) sre,
+            options(nomem, nostack)
+        )
+    };
+    if sre & 1 == 0 {
+        return Err(why!("ICC_SRE_EL1.SRE does not stick ({sre:#x})"));
+    }
+    // SAFETY: priority mask 0xff (let everything through), binary point 0, EOI mode 0
+    // (EOI drops priority and deactivates), then group 1 enabled: the CPU interface of
+    // this CPU only.
+    unsafe {
+        asm!(
+            "msr S3_0_C4_C6_0, {pmr}",
+            "msr S3_0_C12_C12_3, xzr",
+            "msr S3_0_C12_C12_4, xzr",
+            "msr S3_0_C12_C12_7, {one}",
+            "isb",
+            pmr = in(reg) 0xffu64,
+            one = in(reg) 1u64,
+            options(nomem, nostack)
+        )
+    };
+    Ok(())
+}
+
+/// Acknowledges the highest-priority pending group 1 interrupt (ICC_IAR1_EL1).
+pub fn acknowledge() -> u32 {
+    let iar: u64;
+    // SAFETY: reading ICC_IAR1_EL1 acknowledges an interrupt; the caller ends it.
+    unsafe { asm!("mrs {}, S3_0_C12_C12_0", out(reg) iar, options(nomem, nostack)) };
+    (iar & 0xff_ffff) as u32
+}
+
+/// Ends interrupt `intid` (ICC_EOIR1_EL1: priority drop and deactivation).
+pub fn end(intid: u32) {
+    // SAFETY: ends an interrupt this CPU acknowledged.
+    unsafe {
+        asm!("msr S3_0_C12_C12_1, {}", "isb", in(reg) u64::from(intid), options(nomem, nostack))
+    };
+}

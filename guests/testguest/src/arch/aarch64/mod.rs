@@ -1,0 +1,53 @@
+//! aarch64: the guest runs at EL1 with the MMU and caches off (so all data accesses
+//! are Device memory), calls PSCI and the project hypercalls with `hvc #0`, takes the
+//! virtual timer's interrupt through a GICv3, and prints on a PL011.
+
+use core::arch::asm;
+
+use crate::console::{Uart, UartKind};
+
+mod boot;
+mod dtb;
+mod exception;
+pub mod firmware;
+mod gic;
+pub mod irq;
+pub mod timer;
+
+pub use dtb::check_dtb;
+
+/// The UART the contract puts in every VM (and QEMU virt has), used when the device
+/// tree names none.
+pub const FALLBACK_UART: Uart = Uart {
+    kind: UartKind::Pl011,
+    base: 0x0900_0000,
+    reg_shift: 0,
+};
+
+/// Full memory barrier: earlier accesses complete before later ones start.
+pub fn barrier() {
+    // SAFETY: a barrier has no effect besides ordering memory accesses.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+/// Stops this CPU for good (interrupts masked, waiting forever).
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: masking interrupts and waiting only affect this CPU's execution.
+        unsafe { asm!("msr daifset, #0xf", "wfi", options(nomem, nostack)) };
+    }
+}
+
+/// This CPU's hardware id as the device tree's `reg` of a CPU node gives it: the
+/// affinity fields of MPIDR_EL1 (Aff3 and Aff2..Aff0).
+pub fn cpu_hw_id() -> u64 {
+    let mpidr: u64;
+    // SAFETY: reading MPIDR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) mpidr, options(nomem, nostack)) };
+    mpidr & 0xff_00ff_ffff
+}
+
+/// Address where secondary CPUs start (for `firmware::cpu_start`).
+pub fn secondary_entry() -> u64 {
+    boot::secondary_entry_address()
+}

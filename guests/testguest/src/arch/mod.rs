@@ -1,0 +1,50 @@
+//! The architecture layer: the only place with assembly, system registers and the
+//! firmware calling convention. Each architecture module provides the same items, which
+//! the arch-neutral checks use:
+//!
+//! - boot: the image entry (device tree address in, stacks, .bss, exception vectors)
+//!   calling [`crate::guest::primary_main`], and a secondary-CPU entry that takes its
+//!   stack slot from the start argument and calls [`crate::guest::secondary_main`];
+//! - `FALLBACK_UART`, `barrier`, `halt`, `cpu_hw_id`, `secondary_entry`;
+//! - `timer`: `frequency`, `now`, `arm`, `disarm`;
+//! - `irq`: `init` (interrupt controller set up for the timer), `enable`, `disable`,
+//!   and an interrupt handler that reports to [`crate::checks::timer`];
+//! - `firmware`: the firmware check (`CHECK_NAME`, `check`), `cpu_start`, `cpu_state`,
+//!   `cpu_stop`, `system_off`, `hv_info`, `unknown_call`, `probe` (a call that must
+//!   always be answered);
+//! - `check_dtb`: the architecture's part of the device-tree check;
+//! - `link.ld` next to the module: the linker script (`build.rs` passes it), defining
+//!   `__image_start` and `__image_end` around everything the image occupies.
+
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
+#[cfg(target_arch = "aarch64")]
+pub use aarch64::*;
+
+#[cfg(not(target_arch = "aarch64"))]
+compile_error!("testguest: no architecture module for this target yet (see src/arch/mod.rs)");
+
+/// What the firmware says about a CPU.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CpuState {
+    On,
+    Off,
+    OnPending,
+    /// The call failed with this error code.
+    Error(i64),
+}
+
+/// The call instruction itself raised an exception in the guest (nothing at a higher
+/// privilege level answered it); the guest caught the exception and went on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CallUndefined;
+
+/// The registers a project hypercall returns: status, ABI magic, VM id, vCPU index.
+pub type HvInfo = [u64; 4];
+
+/// `HV_INFO` status for success.
+pub const HV_INFO_OK: u64 = 0;
+/// `HV_INFO` ABI magic: "HV" and version 1.
+pub const HV_INFO_MAGIC: u64 = 0x4856_0001;
+/// The answer to an unknown call: NOT_SUPPORTED (-1).
+pub const NOT_SUPPORTED: u64 = u64::MAX;

@@ -1,0 +1,107 @@
+//! timer: the guest sets up its interrupt controller as an ordinary guest would, arms
+//! its timer for about 10 ms several times, and needs every one of those interrupts
+//! to arrive within a generous deadline (1 s each, emulation is slow), not before the
+//! time it asked for, with the timer condition really met, and no stray interrupts.
+
+use crate::arch;
+use crate::console::println;
+use crate::platform::Platform;
+use crate::shared::Shared;
+use crate::time;
+use crate::why::{why, CheckResult};
+
+/// Interrupts required.
+const ROUNDS: u64 = 3;
+/// Time until each interrupt, in milliseconds.
+const INTERVAL_MS: u64 = 10;
+/// How long to wait for each interrupt, in milliseconds.
+const DEADLINE_MS: u64 = 1000;
+
+/// Timer interrupts taken.
+static TICKS: Shared = Shared::new(0);
+/// Counter value when the last timer interrupt was taken.
+static LAST_TICK_AT: Shared = Shared::new(0);
+/// Timer interrupts taken while the timer condition was not met.
+static NOT_FIRED: Shared = Shared::new(0);
+/// Interrupts other than the timer's, and the last such INTID.
+static OTHER: Shared = Shared::new(0);
+static LAST_OTHER: Shared = Shared::new(0);
+/// Spurious acknowledges.
+static SPURIOUS: Shared = Shared::new(0);
+
+/// From the interrupt handler: the timer interrupt came at counter value `now`;
+/// `fired` says whether the timer condition was met.
+pub fn on_timer_interrupt(now: u64, fired: bool) {
+    if !fired {
+        NOT_FIRED.increment();
+    }
+    LAST_TICK_AT.set(now);
+    TICKS.increment();
+}
+
+/// From the interrupt handler: some other interrupt came.
+pub fn on_other_interrupt(id: u32) {
+    LAST_OTHER.set(u64::from(id));
+    OTHER.increment();
+}
+
+/// From the interrupt handler: the acknowledge returned a spurious id.
+pub fn on_spurious_interrupt() {
+    SPURIOUS.increment();
+}
+
+/// Arms the timer once and waits for its interrupt.
+fn one_round(round: u64, interval: u64) -> CheckResult {
+    let before = TICKS.get();
+    let start = arch::timer::now();
+    arch::timer::arm(interval);
+    arch::irq::enable();
+    let arrived = time::wait_until(DEADLINE_MS, || TICKS.get() != before);
+    arch::irq::disable();
+    arch::timer::disarm();
+    if !arrived {
+        return Err(why!(
+            "interrupt {round} of {ROUNDS} did not arrive within {DEADLINE_MS} ms"
+        ));
+    }
+    let waited = LAST_TICK_AT.get().wrapping_sub(start);
+    if waited < interval {
+        return Err(why!(
+            "interrupt {round} came after {waited} ticks, before the {interval} programmed"
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the check.
+pub fn run(platform: &Platform) -> CheckResult {
+    let freq = arch::timer::frequency();
+    if freq == 0 {
+        return Err(why!("the counter frequency reads 0"));
+    }
+    arch::timer::disarm();
+    arch::irq::init(platform)?;
+    let interval = time::ms_to_ticks(INTERVAL_MS).max(1);
+    for round in 1..=ROUNDS {
+        one_round(round, interval)?;
+    }
+    if NOT_FIRED.get() != 0 {
+        return Err(why!(
+            "{} timer interrupts came while the timer condition was not met",
+            NOT_FIRED.get()
+        ));
+    }
+    if OTHER.get() != 0 {
+        return Err(why!(
+            "{} unexpected interrupts, the last INTID {}",
+            OTHER.get(),
+            LAST_OTHER.get()
+        ));
+    }
+    println!(
+        "testguest: timer: {} interrupts, counter at {freq} Hz, {} spurious",
+        TICKS.get(),
+        SPURIOUS.get()
+    );
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! The guest's console: a polled PL011 or 16550-compatible UART, found through
+//! `/chosen/stdout-path`, and the [`println!`] macro that writes one line to it.
+//!
+//! There is no lock (the MMU is off, so no atomics): vCPUs avoid printing at the same
+//! time by protocol instead (secondaries print only while the boot vCPU waits for them).
+//! Before the device tree is read, and if it names no usable UART, output goes to the
+//! architecture's fallback UART (the one the contract puts in every VM).
+
+use core::fmt;
+
+use crate::arch;
+use crate::mmio;
+use crate::shared::Shared;
+
+/// Register layouts the console can drive.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum UartKind {
+    /// ARM PrimeCell PL011.
+    Pl011,
+    /// 16550-compatible (registers `1 << reg_shift` bytes apart, byte accesses).
+    Ns16550,
+}
+
+/// A UART the console can use.
+#[derive(Clone, Copy, Debug)]
+pub struct Uart {
+    pub kind: UartKind,
+    pub base: u64,
+    pub reg_shift: u32,
+}
+
+/// Polls of the "transmitter full" flag before writing a byte anyway.
+const MAX_POLLS: u32 = 100_000;
+
+const KIND_NONE: u64 = 0;
+const KIND_PL011: u64 = 1;
+const KIND_NS16550: u64 = 2;
+
+static KIND: Shared = Shared::new(KIND_NONE);
+static BASE: Shared = Shared::new(0);
+static REG_SHIFT: Shared = Shared::new(0);
+
+/// Sends console output to `uart` from now on (all vCPUs).
+pub fn init(uart: Uart) {
+    BASE.set(uart.base);
+    REG_SHIFT.set(u64::from(uart.reg_shift));
+    KIND.set(match uart.kind {
+        UartKind::Pl011 => KIND_PL011,
+        UartKind::Ns16550 => KIND_NS16550,
+    });
+}
+
+/// The UART in use: the one given to [`init`], else the fallback.
+fn current() -> Uart {
+    let kind = match KIND.get() {
+        KIND_PL011 => UartKind::Pl011,
+        KIND_NS16550 => UartKind::Ns16550,
+        _ => return arch::FALLBACK_UART,
+    };
+    Uart {
+        kind,
+        base: BASE.get(),
+        reg_shift: REG_SHIFT.get() as u32,
+    }
+}
+
+fn put_pl011(base: usize, byte: u8) {
+    const DR: usize = 0x00;
+    const FR: usize = 0x18;
+    const FR_TXFF: u32 = 1 << 5;
+    for _ in 0..MAX_POLLS {
+        // SAFETY: `base` is the PL011 the device tree (or the contract) names; FR is a
+        // read-only status register.
+        if unsafe { mmio::read32(base + FR) } & FR_TXFF == 0 {
+            break;
+        }
+    }
+    // SAFETY: as above; writing DR transmits one byte.
+    unsafe { mmio::write32(base + DR, u32::from(byte)) };
+}
+
+fn put_ns16550(base: usize, shift: u32, byte: u8) {
+    const THR: usize = 0;
+    const LSR: usize = 5;
+    const LSR_THRE: u8 = 1 << 5;
+    for _ in 0..MAX_POLLS {
+        // SAFETY: `base` is the 16550 the device tree names; LSR is a status register.
+        if unsafe { mmio::read8(base + (LSR << shift)) } & LSR_THRE != 0 {
+            break;
+        }
+    }
+    // SAFETY: as above; writing THR transmits one byte.
+    unsafe { mmio::write8(base + (THR << shift), byte) };
+}
+
+fn put_byte(uart: &Uart, byte: u8) {
+    let base = uart.base as usize;
+    match uart.kind {
+        UartKind::Pl011 => put_pl011(base, byte),
+        UartKind::Ns16550 => put_ns16550(base, uart.reg_shift, byte),
+    }
+}
+
+/// A [`fmt::Write`] sink that sends text to the console.
+struct Writer(Uart);
+
+impl fmt::Write for Writer {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for byte in s.bytes() {
+            put_byte(&self.0, byte);
+        }
+        Ok(())
+    }
+}
+
+/// Prints `args` and a line end (used by [`println!`]).
+pub fn print_line(args: fmt::Arguments<'_>) {
+    let mut writer = Writer(current());
+    // The writer never fails; a formatting error of an argument just cuts the line.
+    let _ = fmt::write(&mut writer, args);
+    let _ = fmt::Write::write_str(&mut writer, "\r\n");
+}
+
+/// Prints one line on the console, like `std::println!`.
+macro_rules! println {
+    ($($arg:tt)*) => {
+        $crate::console::print_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use println;
