@@ -2,7 +2,8 @@
 //! - `HV_GEN_RS`: the VM table (see `src/vmm/config.rs`); an empty table without it,
 //!   so `cargo build`/`cargo clippy` of the bare crate still work.
 //! - `HV_LOAD_ADDR`: the physical address the image is linked at (board file
-//!   `hv_load_addr`), written into the linker script for bare-metal targets.
+//!   `hv_load_addr`), and `HV_TEXT_OFFSET`: its offset above the 2 MiB-aligned RAM
+//!   base (the Image header's text_offset), written into the linker script.
 use std::{env, fs, path::PathBuf};
 
 const DEFAULT_GEN: &str = r#"
@@ -14,6 +15,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     println!("cargo:rerun-if-env-changed=HV_GEN_RS");
     println!("cargo:rerun-if-env-changed=HV_LOAD_ADDR");
+    println!("cargo:rerun-if-env-changed=HV_TEXT_OFFSET");
     let gen = match env::var("HV_GEN_RS") {
         Ok(path) => {
             println!("cargo:rerun-if-changed={path}");
@@ -30,10 +32,15 @@ fn main() {
         let template = manifest.join(format!("src/arch/{arch}/linker.ld"));
         println!("cargo:rerun-if-changed={}", template.display());
         let load = env::var("HV_LOAD_ADDR").unwrap_or_else(|_| "0x40200000".into());
+        let text_offset = env::var("HV_TEXT_OFFSET").unwrap_or_else(|_| "0x200000".into());
         let script = fs::read_to_string(&template)
             .unwrap_or_else(|e| panic!("{}: {e}", template.display()))
-            .replace("%LOAD_ADDR%", &load);
+            .replace("%LOAD_ADDR%", &load)
+            .replace("%TEXT_OFFSET%", &text_offset);
         fs::write(out.join("linker.ld"), script).unwrap();
-        println!("cargo:rustc-link-arg-bins=-T{}", out.join("linker.ld").display());
+        println!(
+            "cargo:rustc-link-arg-bins=-T{}",
+            out.join("linker.ld").display()
+        );
     }
 }

@@ -18,7 +18,11 @@ extern crate alloc;
 pub mod arch;
 pub mod console;
 pub mod devices;
+pub mod drivers;
 pub mod fdt;
 pub mod mm;
 pub mod platform;
 pub mod vmm;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub mod boot;

@@ -1,3 +1,8 @@
 //! Architecture support. Pure parts (trap decoders, table formats) build on every host
 //! so they can be unit-tested; the parts that touch the CPU are gated on the target.
+//! `current` names the architecture the kernel is built for; the core uses only
+//! `current::{init_primary, init_secondary, start_cpu, kick, power_off, Vcpu, ...}`.
 pub mod aarch64;
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use aarch64 as current;

@@ -1,1 +1,8 @@
-//! Memory management: physical frames, heap, guest address spaces.
+//! Memory management: host physical frames, the hypervisor heap, and guest memory
+//! (which guest-physical range lives at which host-physical address).
+pub mod frames;
+pub mod guest;
+#[cfg(target_os = "none")]
+pub mod heap;
+#[cfg(target_os = "none")]
+pub mod phys;

@@ -1,2 +1,147 @@
-//! aarch64 (ARMv8-A EL2) support.
+//! aarch64 (ARMv8-A, EL2 without VHE) support.
+//!
+//! `esr` and `stage2` are pure and build everywhere (host unit tests); the rest runs
+//! only on the bare-metal target.
+pub mod esr;
 pub mod guest_dtb;
+pub mod stage2;
+
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+pub mod cache;
+#[cfg(target_os = "none")]
+mod firmware;
+#[cfg(target_os = "none")]
+pub mod gicv3;
+#[cfg(target_os = "none")]
+mod mmu;
+#[cfg(target_os = "none")]
+mod regs;
+#[cfg(target_os = "none")]
+mod trap;
+#[cfg(target_os = "none")]
+mod vcpu;
+
+#[cfg(target_os = "none")]
+pub use target::*;
+
+/// Timer PPIs (GIC INTIDs) a guest owns: the virtual and the EL1 physical timer.
+/// They are forwarded to the vCPU on the CPU they fire on.
+pub const FORWARDED_PPIS: [u32; 2] = [27, 30];
+
+#[cfg(target_os = "none")]
+mod target {
+    pub use super::vcpu::{activate, counter, Stage2Regs, Vcpu};
+    use super::{firmware, gicv3, mmu, regs, trap};
+    use crate::platform::{Gic, Platform, PsciMethod, Range};
+
+    extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+
+    /// Physical range of the hypervisor image, .bss and boot stacks included.
+    pub fn image_range() -> Range {
+        // SAFETY: only the addresses of linker symbols are taken.
+        let (s, e) = unsafe {
+            (
+                &__image_start as *const u8 as u64,
+                &__image_end as *const u8 as u64,
+            )
+        };
+        Range {
+            base: s,
+            size: e - s,
+        }
+    }
+
+    /// Boot CPU: EL2 identity map over the DTB's RAM, vectors, interrupt controller.
+    pub fn init_primary(p: &Platform) -> Result<(), &'static str> {
+        mmu::build(p.ram.as_slice())
+            .map_err(|_| "RAM map too fragmented for the EL2 page tables")?;
+        mmu::enable();
+        trap::install_vectors();
+        match p.gic {
+            Gic::V3 { gicd, .. } => gicv3::init_distributor(gicd),
+            Gic::V2 { .. } => return Err("not supported yet: GICv2 host interrupt controller"),
+        }
+        init_cpu(p)
+    }
+
+    /// Every CPU: MMU on, vectors, its GIC redistributor and CPU interface.
+    pub fn init_secondary(p: &Platform) -> Result<(), &'static str> {
+        mmu::enable();
+        trap::install_vectors();
+        init_cpu(p)
+    }
+
+    fn init_cpu(p: &Platform) -> Result<(), &'static str> {
+        let Gic::V3 {
+            gicr, gicr_stride, ..
+        } = p.gic
+        else {
+            return Err("not supported yet: GICv2 host interrupt controller");
+        };
+        gicv3::init_cpu(gicr, gicr_stride, regs::mpidr(), &super::FORWARDED_PPIS)
+            .map_err(|_| "no GICv3 redistributor for this CPU")
+    }
+
+    /// Physical address width from ID_AA64MMFR0_EL1.PARange.
+    pub fn pa_bits() -> u32 {
+        match regs::read_sysreg!(id_aa64mmfr0_el1) & 0xf {
+            0 => 32,
+            1 => 36,
+            2 => 40,
+            3 => 42,
+            4 => 44,
+            5 => 48,
+            _ => 52,
+        }
+    }
+
+    /// MPIDR of the CPU running this code.
+    pub fn this_cpu() -> u64 {
+        regs::mpidr()
+    }
+
+    /// Starts CPU `mpidr` at the secondary entry with its stack slot.
+    pub fn start_cpu(p: &Platform, mpidr: u64, slot: usize) -> Result<(), i64> {
+        let method = p.psci.unwrap_or(PsciMethod::Smc);
+        let entry = super::boot::secondary_entry as *const () as u64;
+        match firmware::cpu_on(method, mpidr, entry, slot as u64) {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    /// Interrupts CPU `mpidr` so it leaves its guest and looks at its VM's state.
+    pub fn kick(mpidr: u64) {
+        gicv3::send_sgi(mpidr, gicv3::SGI_KICK);
+    }
+
+    pub fn wait_for_event() {
+        regs::wfe();
+    }
+
+    pub fn send_event() {
+        regs::sev();
+    }
+
+    /// Ends the machine: semihosting exit status when enabled, else PSCI SYSTEM_OFF.
+    pub fn power_off(p: &Platform, success: bool) -> ! {
+        if cfg!(feature = "semihosting-exit") {
+            firmware::semihosting_exit(if success { 0 } else { 1 });
+        }
+        firmware::system_off(p.psci.unwrap_or(PsciMethod::Smc));
+        loop {
+            regs::wfe();
+        }
+    }
+
+    /// Makes what the hypervisor wrote to `[hpa, hpa + len)` visible to a guest
+    /// running with its MMU (and so its caches) off.
+    pub fn clean_for_guest(hpa: u64, len: u64) {
+        super::cache::clean_invalidate_range(hpa, len);
+    }
+}

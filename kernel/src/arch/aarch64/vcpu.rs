@@ -1,0 +1,355 @@
+//! A virtual CPU on aarch64: the EL2 configuration of the physical CPU it is pinned
+//! to, entering the guest, and decoding each exception into a [`VmExit`].
+
+use super::esr::{self, ec, DataAbort};
+use super::gicv3;
+use super::regs::{isb, read_sysreg, write_sysreg};
+use super::trap::{guest_enter, ExitKind, Frame};
+use crate::vmm::exit::{Fault, Reply, VcpuOnError, VmExit};
+
+/// HCR_EL2: VM | SWIO | FMO | IMO | AMO | FB | BSU=inner | TWI | TSC | RW.
+const HCR: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 13)
+    | (1 << 19)
+    | (1 << 31);
+/// EL1h with D, A, I, F masked.
+const SPSR_EL1H_MASKED: u64 = 0x3c5;
+/// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.
+const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
+
+const PSCI_VERSION: u64 = 0x8400_0000;
+const PSCI_CPU_SUSPEND_32: u64 = 0x8400_0001;
+const PSCI_CPU_OFF: u64 = 0x8400_0002;
+const PSCI_CPU_ON_32: u64 = 0x8400_0003;
+const PSCI_CPU_ON: u64 = 0xC400_0003;
+const PSCI_AFFINITY_INFO_32: u64 = 0x8400_0004;
+const PSCI_AFFINITY_INFO: u64 = 0xC400_0004;
+const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
+const PSCI_FEATURES: u64 = 0x8400_000A;
+const SMCCC_VERSION: u64 = 0x8000_0000;
+const PSCI_SUCCESS: i64 = 0;
+const PSCI_NOT_SUPPORTED: i64 = -1;
+const PSCI_INVALID_PARAMS: i64 = -2;
+const PSCI_ALREADY_ON: i64 = -4;
+const PSCI_INVALID_ADDRESS: i64 = -9;
+/// PSCI 1.1.
+const PSCI_VERSION_1_1: u64 = 0x0001_0001;
+
+/// Project hypercalls live in the SMCCC "standard hypervisor service" range;
+/// AxVisor's small hypercall numbers (x0 < 0x100) are passed through as they are.
+const HV_SERVICE_BASE: u64 = 0xC600_0000;
+
+/// The state of one VM's stage-2 translation, as the CPU needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct Stage2Regs {
+    pub root: u64,
+    pub vmid: u16,
+    pub ipa_bits: u32,
+}
+
+pub struct Vcpu {
+    frame: Frame,
+    /// The exit being answered, to know how to place the reply.
+    pending: Option<VmExit>,
+    /// Register of the MMIO load being emulated: (reg, width, sign_extend, reg64).
+    mmio_load: Option<(u8, u8, bool, bool)>,
+}
+
+/// Programs this physical CPU for running vCPU `index` of a VM.
+pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
+    let parange = read_sysreg!(id_aa64mmfr0_el1) & 0xf;
+    let t0sz = 64 - s2.ipa_bits as u64;
+    // SL0 = 1 (start at level 1), inner/outer WB walks, inner shareable, 4 KiB.
+    let vtcr =
+        t0sz | (1 << 6) | (1 << 8) | (1 << 10) | (3 << 12) | (parange.min(0b101) << 16) | (1 << 31);
+    write_sysreg!(vtcr_el2, vtcr);
+    write_sysreg!(vttbr_el2, s2.root | ((s2.vmid as u64) << 48));
+    write_sysreg!(hcr_el2, HCR);
+    write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
+    write_sysreg!(
+        vmpidr_el2,
+        (1 << 31) | (index as u64 & 0xff) | (((index as u64) >> 8) & 0xff) << 8
+    );
+    // EL1 may use the physical counter and timer; the virtual timer is the guest's.
+    write_sysreg!(cnthctl_el2, 0b11);
+    write_sysreg!(cntvoff_el2, cntvoff);
+    // No FP/SIMD traps: the hypervisor never touches FP state (softfloat target), so
+    // the guest's registers stay in the CPU across exits.
+    write_sysreg!(cptr_el2, 0x33ff);
+    write_sysreg!(hstr_el2, 0);
+    write_sysreg!(sctlr_el1, SCTLR_EL1_RESET);
+    // A vCPU starts with its timers off and no virtual interrupt in flight.
+    write_sysreg!(cntv_ctl_el0, 0);
+    write_sysreg!(cntp_ctl_el0, 0);
+    for i in 0..gicv3::num_lrs() {
+        gicv3::write_lr(i, 0);
+    }
+    isb();
+    // SAFETY: invalidates this VMID's stage-1/2 TLB entries on this CPU; no operands.
+    unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// The hypervisor's current counter value (for per-VM virtual counter offsets).
+pub fn counter() -> u64 {
+    read_sysreg!(cntpct_el0)
+}
+
+impl Vcpu {
+    /// A vCPU that starts at `entry` in EL1h, MMU off, with x0 = `arg`.
+    pub fn new(entry: u64, arg: u64) -> Self {
+        let mut frame = Frame::default();
+        frame.x[0] = arg;
+        frame.elr = entry;
+        frame.spsr = SPSR_EL1H_MASKED;
+        Self {
+            frame,
+            pending: None,
+            mmio_load: None,
+        }
+    }
+
+    /// Runs the guest until an exit the VMM must see.
+    pub fn run(&mut self) -> VmExit {
+        loop {
+            let exit = match guest_enter(&mut self.frame) {
+                ExitKind::Sync => self.sync_exit(),
+                ExitKind::Irq | ExitKind::Fiq => Some(irq_exit()),
+                ExitKind::SError => Some(self.fault("SError (asynchronous external abort)", None)),
+                ExitKind::Aarch32 => {
+                    Some(self.fault("exception from AArch32 state (not supported)", None))
+                }
+            };
+            if let Some(e) = exit {
+                self.pending = Some(e);
+                return e;
+            }
+        }
+    }
+
+    /// Applies the VMM's answer to the last exit.
+    pub fn reply(&mut self, reply: Reply) {
+        match (self.pending.take(), reply) {
+            (Some(VmExit::Mmio { .. }), Reply::MmioRead(v)) => {
+                if let Some((reg, width, sign, reg64)) = self.mmio_load.take() {
+                    self.set_reg(reg, extend(v, width, sign, reg64));
+                }
+            }
+            (_, Reply::VcpuOn(r)) => {
+                let code = match r {
+                    Ok(()) => PSCI_SUCCESS,
+                    Err(VcpuOnError::InvalidTarget) => PSCI_INVALID_PARAMS,
+                    Err(VcpuOnError::AlreadyOn) => PSCI_ALREADY_ON,
+                    Err(VcpuOnError::InvalidAddress) => PSCI_INVALID_ADDRESS,
+                };
+                self.frame.x[0] = code as u64;
+            }
+            // AFFINITY_INFO: 0 ON, 1 OFF.
+            (_, Reply::VcpuStatus { on }) => self.frame.x[0] = if on { 0 } else { 1 },
+            (_, Reply::Hypercall(r)) => self.frame.x[..4].copy_from_slice(&r),
+            _ => {}
+        }
+    }
+
+    pub fn pc(&self) -> u64 {
+        self.frame.elr
+    }
+
+    fn reg(&self, r: u8) -> u64 {
+        if r == 31 {
+            0
+        } else {
+            self.frame.x[r as usize]
+        }
+    }
+
+    fn set_reg(&mut self, r: u8, v: u64) {
+        if r != 31 {
+            self.frame.x[r as usize] = v;
+        }
+    }
+
+    fn fault(&self, what: &'static str, addr: Option<u64>) -> VmExit {
+        VmExit::Fault(Fault {
+            what,
+            addr,
+            pc: self.frame.elr,
+            syndrome: read_sysreg!(esr_el2),
+        })
+    }
+
+    /// Decodes a synchronous exception; None when it was handled here entirely.
+    fn sync_exit(&mut self) -> Option<VmExit> {
+        let esr = read_sysreg!(esr_el2);
+        match esr::class(esr) {
+            ec::DABT_LOWER => Some(self.data_abort(esr)),
+            ec::HVC64 => {
+                if esr & 0xffff != 0 {
+                    return Some(self.fault(
+                        "undefined hypervisor call (HVC with non-zero immediate)",
+                        None,
+                    ));
+                }
+                self.smccc_call()
+            }
+            ec::SMC64 => {
+                // A trapped SMC returns to the SMC itself: step over it.
+                self.frame.elr += 4;
+                self.smccc_call()
+            }
+            ec::WFX => {
+                self.frame.elr += esr::instr_len(esr);
+                if !esr::is_wfe(esr) && !gicv3_has_pending() {
+                    super::regs::wfi();
+                }
+                Some(VmExit::Idle)
+            }
+            ec::SYSREG => Some(self.sysreg(esr)),
+            ec::IABT_LOWER => {
+                let ipa = esr::fault_ipa(read_sysreg!(hpfar_el2), read_sysreg!(far_el2));
+                Some(self.fault(
+                    "instruction abort (executing outside guest memory)",
+                    Some(ipa),
+                ))
+            }
+            ec::UNKNOWN => Some(self.fault("undefined instruction trapped to EL2", None)),
+            _ => Some(self.fault("unknown exception class", None)),
+        }
+    }
+
+    fn data_abort(&mut self, esr: u64) -> VmExit {
+        let gpa = esr::fault_ipa(read_sysreg!(hpfar_el2), read_sysreg!(far_el2));
+        let pc = self.frame.elr;
+        match esr::data_abort(esr) {
+            DataAbort::NoSyndrome { .. } => {
+                self.fault("data abort without instruction syndrome (load/store pair or writeback: cannot emulate)", Some(gpa))
+            }
+            DataAbort::Access(a) => {
+                self.frame.elr += esr::instr_len(esr);
+                let write = a.write.then(|| self.reg(a.reg) & width_mask(a.width));
+                self.mmio_load = (!a.write).then_some((a.reg, a.width, a.sign_extend, a.reg64));
+                VmExit::Mmio { gpa, width: a.width, write, pc }
+            }
+        }
+    }
+
+    fn sysreg(&mut self, esr: u64) -> VmExit {
+        let acc = esr::sysreg(esr);
+        if acc.encoding() == esr::ICC_SGI1R_EL1 && !acc.read {
+            self.frame.elr += esr::instr_len(esr);
+            return VmExit::Ipi {
+                value: self.reg(acc.reg),
+            };
+        }
+        self.fault("unhandled system register access", None)
+    }
+
+    /// PSCI and hypercalls (SMC calling convention). None = answered here.
+    fn smccc_call(&mut self) -> Option<VmExit> {
+        let f = self.frame.x[0];
+        let (a1, a2, a3) = (self.frame.x[1], self.frame.x[2], self.frame.x[3]);
+        let ret = |v: &mut Self, x0: i64| {
+            v.frame.x[0] = x0 as u64;
+            None
+        };
+        match f {
+            PSCI_VERSION => ret(self, PSCI_VERSION_1_1 as i64),
+            SMCCC_VERSION => ret(self, 0x1_0001),
+            PSCI_FEATURES => {
+                let supported = matches!(
+                    a1,
+                    PSCI_VERSION
+                        | PSCI_CPU_OFF
+                        | PSCI_CPU_ON
+                        | PSCI_CPU_ON_32
+                        | PSCI_AFFINITY_INFO
+                        | PSCI_AFFINITY_INFO_32
+                        | PSCI_SYSTEM_OFF
+                        | PSCI_SYSTEM_RESET
+                        | PSCI_FEATURES
+                );
+                ret(
+                    self,
+                    if supported {
+                        PSCI_SUCCESS
+                    } else {
+                        PSCI_NOT_SUPPORTED
+                    },
+                )
+            }
+            PSCI_CPU_ON | PSCI_CPU_ON_32 => Some(VmExit::VcpuOn {
+                target: a1,
+                entry: a2,
+                arg: a3,
+            }),
+            PSCI_AFFINITY_INFO | PSCI_AFFINITY_INFO_32 => {
+                if a2 != 0 {
+                    return ret(self, PSCI_INVALID_PARAMS);
+                }
+                Some(VmExit::VcpuStatus { target: a1 })
+            }
+            PSCI_CPU_OFF => Some(VmExit::VcpuOff),
+            PSCI_SYSTEM_OFF => Some(VmExit::SystemOff),
+            PSCI_SYSTEM_RESET => Some(VmExit::SystemReset),
+            PSCI_CPU_SUSPEND_32 => ret(self, PSCI_NOT_SUPPORTED),
+            _ if f < 0x100 || (f & 0xffff_0000) == HV_SERVICE_BASE => Some(VmExit::Hypercall {
+                code: f,
+                args: [a1, a2, a3, self.frame.x[4]],
+            }),
+            _ => ret(self, PSCI_NOT_SUPPORTED),
+        }
+    }
+}
+
+fn width_mask(width: u8) -> u64 {
+    if width >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (width * 8)) - 1
+    }
+}
+
+/// The value a load of `width` bytes leaves in its destination register.
+fn extend(v: u64, width: u8, sign: bool, reg64: bool) -> u64 {
+    let v = v & width_mask(width);
+    let v = if sign && width < 8 {
+        let shift = 64 - width as u32 * 8;
+        (((v << shift) as i64) >> shift) as u64
+    } else {
+        v
+    };
+    if reg64 {
+        v
+    } else {
+        v & 0xffff_ffff
+    }
+}
+
+/// Is any list register holding a pending interrupt?
+fn gicv3_has_pending() -> bool {
+    (0..gicv3::num_lrs()).any(|i| gicv3::read_lr(i) & gicv3::lr::STATE_PENDING != 0)
+}
+
+/// Handles a physical interrupt taken while a guest ran.
+fn irq_exit() -> VmExit {
+    let intid = gicv3::ack();
+    if intid >= 1020 {
+        return VmExit::Interrupt { forward: None };
+    }
+    gicv3::eoi(intid);
+    if super::FORWARDED_PPIS.contains(&intid) {
+        // Stays active until the guest deactivates the virtual interrupt, which the
+        // list register's HW bit passes on to the physical one.
+        return VmExit::Interrupt {
+            forward: Some(intid),
+        };
+    }
+    gicv3::deactivate(intid);
+    VmExit::Interrupt { forward: None }
+}

@@ -1,0 +1,149 @@
+//! The boot sequence, arch-neutral: discover the board from its DTB, bring up the
+//! MMU, console, memory and interrupt controller, build every VM from the table
+//! `cargo xtask build` generated, start the other CPUs, and run.
+
+use crate::arch::current;
+use crate::mm::frames::FrameAllocator;
+use crate::platform::{self, Range};
+use crate::println;
+use crate::vmm::config::{BUILD, VMS};
+use crate::vmm::create::create_vm;
+use crate::vmm::run::{self, Machine};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Heap for the hypervisor's own data structures.
+const HEAP_SIZE: u64 = 8 << 20;
+
+/// Secondary stack slot -> CPU index (DTB order); written before the CPU is started.
+static SLOT_CPU: [AtomicUsize; platform::MAX_CPUS] =
+    [const { AtomicUsize::new(0) }; platform::MAX_CPUS];
+
+/// Reads the DTB's total size from its header (big-endian word at offset 4).
+fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
+    if dtb == 0 || !dtb.is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: the boot loader passes the DTB address in x0; the header is 40 bytes.
+    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 40) };
+    if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return None;
+    }
+    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+    // SAFETY: the header says the blob is `size` bytes; it stays in place (the frame
+    // allocator excludes it).
+    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
+}
+
+pub fn primary_main(dtb: usize) -> ! {
+    let Some(blob) = dtb_slice(dtb) else { halt() };
+    // Without a console there is no one to tell: stop quietly.
+    let Ok(p) = platform::discover(blob) else {
+        halt()
+    };
+    if current::init_primary(&p).is_err() {
+        halt();
+    }
+    if let Some(u) = p.uart {
+        crate::console::init(u);
+    }
+    println!(
+        "hv: hypervisor {} on board {} ({} CPUs)",
+        env!("CARGO_PKG_VERSION"),
+        BUILD.board,
+        p.cpu_count
+    );
+    for r in p.ram.as_slice() {
+        println!("hv: RAM {:#x}..{:#x}", r.base, r.end());
+    }
+
+    let mut excl = platform::RangeList::new();
+    let _ = excl.push(current::image_range());
+    let _ = excl.push(Range {
+        base: dtb as u64,
+        size: blob.len() as u64,
+    });
+    for r in p.reserved.as_slice() {
+        let _ = excl.push(*r);
+    }
+    let Ok(mut frames) = FrameAllocator::new(p.ram.as_slice(), excl.as_slice()) else {
+        fatal(&p, "too many RAM/reserved ranges");
+    };
+    let Ok(heap) = frames.alloc(HEAP_SIZE, 4096) else {
+        fatal(&p, "no RAM for the heap")
+    };
+    crate::mm::heap::init(heap, HEAP_SIZE);
+
+    let mut vms = Vec::new();
+    let mut failed = 0;
+    for (i, spec) in VMS.iter().enumerate() {
+        match create_vm(spec, i, &p, &mut frames) {
+            Ok(vm) => {
+                println!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
+                vms.push(vm);
+            }
+            Err(why) => {
+                failed += 1;
+                println!("hv: VM {} ({}) not started: {}", spec.id, spec.name, why);
+            }
+        }
+    }
+    println!("hv: {} MiB of RAM left free", frames.free_bytes() >> 20);
+    let m = run::publish(p, vms, VMS.len(), failed);
+    if VMS.is_empty() {
+        println!("hv: no VMs configured");
+    }
+    if failed == VMS.len() {
+        // Nothing will ever run: end now with the right status.
+        m.finish();
+    }
+    start_secondaries(m);
+    run::cpu_loop(m, cpu_index(m))
+}
+
+pub fn secondary_main(slot: usize) -> ! {
+    let Some(m) = run::machine() else { halt() };
+    if let Err(e) = current::init_secondary(&m.platform) {
+        println!("hv: CPU {:#x}: {e}", current::this_cpu());
+        halt();
+    }
+    let cpu = SLOT_CPU[slot].load(Ordering::Acquire);
+    run::cpu_loop(m, cpu)
+}
+
+fn cpu_index(m: &Machine) -> usize {
+    let me = current::this_cpu();
+    m.platform.cpus().iter().position(|&c| c == me).unwrap_or(0)
+}
+
+fn start_secondaries(m: &'static Machine) {
+    let me = current::this_cpu();
+    let mut slot = 1;
+    for (i, &mpidr) in m.platform.cpus().iter().enumerate() {
+        if mpidr == me || slot >= platform::MAX_CPUS {
+            continue;
+        }
+        SLOT_CPU[slot].store(i, Ordering::Release);
+        if let Err(e) = current::start_cpu(&m.platform, mpidr, slot) {
+            println!("hv: CPU {mpidr:#x} did not start (PSCI error {e})");
+        }
+        slot += 1;
+    }
+}
+
+fn fatal(p: &platform::Platform, why: &str) -> ! {
+    println!("hv: cannot continue: {why}");
+    current::power_off(p, false)
+}
+
+fn halt() -> ! {
+    loop {
+        current::wait_for_event();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    println!("hv: BUG: {info}");
+    halt()
+}

@@ -1,0 +1,2 @@
+//! Drivers for the hypervisor's own devices (not emulated for guests).
+pub mod uart;

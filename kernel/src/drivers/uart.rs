@@ -1,0 +1,81 @@
+//! Polled output on the board's console UART (PL011 or 16550-style), found in the DTB.
+
+use crate::platform::{Uart, UartKind};
+use core::ptr::{read_volatile, write_volatile};
+
+pub struct HostUart {
+    uart: Uart,
+}
+
+const PL011_DR: u64 = 0x00;
+const PL011_FR: u64 = 0x18;
+const PL011_FR_TXFF: u32 = 1 << 5;
+const NS16550_THR: u64 = 0;
+const NS16550_LSR: u64 = 5;
+const NS16550_LSR_THRE: u32 = 1 << 5;
+
+impl HostUart {
+    pub const fn new(uart: Uart) -> Self {
+        Self { uart }
+    }
+
+    fn reg_read(&self, reg: u64) -> u32 {
+        let (addr, width) = self.reg_addr(reg);
+        // SAFETY: a register of the console UART the DTB describes, mapped as device
+        // memory in the EL2 identity map.
+        unsafe {
+            match width {
+                1 => read_volatile(addr as *const u8) as u32,
+                _ => read_volatile(addr as *const u32),
+            }
+        }
+    }
+
+    fn reg_write(&self, reg: u64, v: u32) {
+        let (addr, width) = self.reg_addr(reg);
+        // SAFETY: as for `reg_read`.
+        unsafe {
+            match width {
+                1 => write_volatile(addr as *mut u8, v as u8),
+                _ => write_volatile(addr as *mut u32, v),
+            }
+        }
+    }
+
+    /// Address and access width of register `reg` (a byte offset for PL011, a
+    /// register index for 16550).
+    fn reg_addr(&self, reg: u64) -> (u64, u8) {
+        match self.uart.kind {
+            UartKind::Pl011 => (self.uart.base + reg, 4),
+            UartKind::Ns16550 {
+                reg_shift,
+                reg_io_width,
+            } => (self.uart.base + (reg << reg_shift), reg_io_width),
+        }
+    }
+
+    pub fn putc(&self, c: u8) {
+        match self.uart.kind {
+            UartKind::Pl011 => {
+                while self.reg_read(PL011_FR) & PL011_FR_TXFF != 0 {}
+                self.reg_write(PL011_DR, c as u32);
+            }
+            UartKind::Ns16550 { .. } => {
+                while self.reg_read(NS16550_LSR) & NS16550_LSR_THRE == 0 {}
+                self.reg_write(NS16550_THR, c as u32);
+            }
+        }
+    }
+}
+
+impl core::fmt::Write for HostUart {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.putc(b'\r');
+            }
+            self.putc(b);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,36 @@
+//! Access to host-physical memory. The hypervisor runs with an identity map of all
+//! RAM, so a host-physical address is also a pointer; this is the one place that
+//! turns one into the other.
+
+use crate::arch::aarch64::stage2::TableMemory;
+use crate::mm::frames::FrameAllocator;
+
+/// The bytes at host-physical `[pa, pa + len)`.
+///
+/// # Safety
+/// The range must be RAM that the caller owns exclusively for the lifetime of the
+/// slice (frames it allocated and has not handed to anyone else, or guest memory of
+/// a VM that is not running).
+pub unsafe fn slice_mut<'a>(pa: u64, len: u64) -> &'a mut [u8] {
+    // SAFETY: guaranteed by the caller; identity map makes `pa` a valid pointer.
+    unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len as usize) }
+}
+
+/// Page-table frames taken from the frame allocator, zeroed.
+pub struct FrameTables<'a>(pub &'a mut FrameAllocator);
+
+impl TableMemory for FrameTables<'_> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let pa = self.0.alloc(4096, 4096).ok()?;
+        // SAFETY: a frame just taken from the allocator, owned by nobody else.
+        unsafe { slice_mut(pa, 4096) }.fill(0);
+        Some(pa)
+    }
+
+    fn table(&mut self, pa: u64) -> &mut [u64; 512] {
+        // SAFETY: `pa` is a table frame returned by `alloc_table`: 4 KiB aligned,
+        // owned by the stage-2 tables being built, which are not yet in use by a CPU
+        // while the VM is being created.
+        unsafe { &mut *(pa as *mut [u64; 512]) }
+    }
+}

@@ -1,0 +1,76 @@
+//! Arch-neutral description of why a vCPU stopped running guest code, and of the
+//! answer the VMM gives back. Arch code decodes its traps into [`VmExit`] and turns a
+//! [`Reply`] into register values.
+
+use core::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VmExit {
+    /// A load or store to an unmapped (or write-protected) guest-physical address.
+    Mmio {
+        gpa: u64,
+        width: u8,
+        write: Option<u64>,
+        pc: u64,
+    },
+    /// Start vCPU `target` (arch-specific id: MPIDR / hart id) at `entry` with `arg`.
+    VcpuOn { target: u64, entry: u64, arg: u64 },
+    /// Is vCPU `target` running?
+    VcpuStatus { target: u64 },
+    /// The calling vCPU powers itself off.
+    VcpuOff,
+    /// The guest asks for its VM to power off (clean stop).
+    SystemOff,
+    /// The guest asks for its VM to be reset.
+    SystemReset,
+    /// A project hypercall.
+    Hypercall { code: u64, args: [u64; 4] },
+    /// The guest sent an inter-processor interrupt; `value` is the arch encoding.
+    Ipi { value: u64 },
+    /// A physical interrupt arrived while the guest ran. `forward` is the INTID to
+    /// make pending for this vCPU (a timer interrupt), or None (handled by the host).
+    Interrupt { forward: Option<u32> },
+    /// The guest waited for an interrupt and was woken.
+    Idle,
+    /// The guest did something the hypervisor refuses: its VM is stopped.
+    Fault(Fault),
+}
+
+/// What stops a VM: the exit kind, the address involved and where the guest was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub what: &'static str,
+    pub addr: Option<u64>,
+    pub pc: u64,
+    /// The raw arch syndrome (ESR_EL2 / scause), for the log.
+    pub syndrome: u64,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fault: {}", self.what)?;
+        if let Some(a) = self.addr {
+            write!(f, " at {a:#x}")?;
+        }
+        write!(f, ", PC {:#x} (syndrome {:#x})", self.pc, self.syndrome)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuOnError {
+    /// No such vCPU in this VM.
+    InvalidTarget,
+    AlreadyOn,
+    /// The entry address is not in guest memory.
+    InvalidAddress,
+}
+
+/// The VMM's answer to an exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    None,
+    MmioRead(u64),
+    VcpuOn(Result<(), VcpuOnError>),
+    VcpuStatus { on: bool },
+    Hypercall([u64; 4]),
+}

@@ -1,0 +1,287 @@
+//! What every physical CPU does once the hypervisor is up: run the one vCPU pinned
+//! to it (static partitioning, no scheduler), answer its exits, and take part in the
+//! VM lifecycle. Also the global bookkeeping of stopped VMs and the final power-off.
+
+use super::exit::{Reply, VcpuOnError, VmExit};
+use super::vm::{Power, Vm, VmState};
+use crate::arch::current::{self, Vcpu};
+use crate::platform::Platform;
+use crate::println;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use spin::Once;
+
+use super::devices::MmioResult;
+
+/// Project hypercall: identify the hypervisor, the VM and the vCPU.
+pub const HC_HV_INFO: u64 = 0xC600_0000;
+/// "HV" + ABI version 1.
+pub const HV_ABI_MAGIC: u64 = 0x4856_0001;
+const NOT_SUPPORTED: u64 = u64::MAX; // -1
+
+pub struct Machine {
+    pub platform: Platform,
+    pub vms: Vec<Vm>,
+    /// VMs configured, including those that failed to start.
+    pub configured: usize,
+    stopped: AtomicUsize,
+    faulted: AtomicUsize,
+}
+
+static MACHINE: Once<Machine> = Once::new();
+
+/// Publishes the machine; `failed` VMs never started and count as faulted.
+pub fn publish(
+    platform: Platform,
+    vms: Vec<Vm>,
+    configured: usize,
+    failed: usize,
+) -> &'static Machine {
+    MACHINE.call_once(|| Machine {
+        platform,
+        vms,
+        configured,
+        stopped: AtomicUsize::new(failed),
+        faulted: AtomicUsize::new(failed),
+    })
+}
+
+pub fn machine() -> Option<&'static Machine> {
+    MACHINE.get()
+}
+
+/// How a VM ended.
+pub enum Outcome<'a> {
+    PoweredOff,
+    Faulted(&'a dyn core::fmt::Display),
+}
+
+impl Machine {
+    /// Stops `vm` (once), kicks its other vCPUs, and powers the machine off when it
+    /// was the last VM running.
+    pub fn stop_vm(&self, vm: &Vm, outcome: Outcome) {
+        if !vm.mark_stopped() {
+            return;
+        }
+        vm.devices.lock().flush_console();
+        match outcome {
+            Outcome::PoweredOff => println!("hv: VM {} ({}) powered off", vm.id(), vm.name()),
+            Outcome::Faulted(why) => {
+                self.faulted.fetch_add(1, Ordering::AcqRel);
+                println!("hv: VM {} ({}) stopped: {}", vm.id(), vm.name(), why);
+            }
+        }
+        let me = current::this_cpu();
+        for v in vm
+            .vcpus
+            .iter()
+            .filter(|v| v.pcpu_mpidr != me && v.power() == Power::On)
+        {
+            current::kick(v.pcpu_mpidr);
+        }
+        current::send_event();
+        self.vm_finished();
+    }
+
+    /// Counts one more VM as finished and ends the machine after the last one.
+    pub fn vm_finished(&self) {
+        let stopped = self.stopped.fetch_add(1, Ordering::AcqRel) + 1;
+        if stopped >= self.configured {
+            self.finish();
+        }
+    }
+
+    /// Reports how the VMs ended and powers the machine off.
+    pub fn finish(&self) -> ! {
+        let faulted = self.faulted.load(Ordering::Acquire);
+        println!(
+            "hv: all VMs stopped: {} clean, {} faulted",
+            self.configured - faulted,
+            faulted
+        );
+        current::power_off(&self.platform, faulted == 0 && self.configured > 0);
+    }
+}
+
+/// The loop of physical CPU `cpu` (index in DTB order). Never returns.
+pub fn cpu_loop(m: &'static Machine, cpu: usize) -> ! {
+    let assigned = m
+        .vms
+        .iter()
+        .find_map(|vm| vm.vcpus.iter().position(|v| v.pcpu == cpu).map(|i| (vm, i)));
+    if let Some((vm, index)) = assigned {
+        while let Some((entry, arg)) = wait_for_start(vm, index) {
+            run_vcpu(m, vm, index, entry, arg);
+        }
+    }
+    loop {
+        current::wait_for_event();
+    }
+}
+
+/// Waits until vCPU `index` is asked to start; None once the VM has stopped.
+fn wait_for_start(vm: &Vm, index: usize) -> Option<(u64, u64)> {
+    let slot = &vm.vcpus[index];
+    loop {
+        if vm.is_stopped() {
+            return None;
+        }
+        if slot.power() == Power::Starting && vm.state() == VmState::Running {
+            return Some(slot.boot_params());
+        }
+        current::wait_for_event();
+    }
+}
+
+/// What to do after an exit.
+enum Next {
+    Continue,
+    /// The vCPU turned itself off; wait for the next CPU_ON.
+    PowerOff,
+    /// The VM is over.
+    Stop,
+}
+
+fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
+    current::activate(vm.stage2, index, vm.cntvoff);
+    let mut vcpu = Vcpu::new(entry, arg);
+    let slot = &vm.vcpus[index];
+    slot.set_power(Power::On);
+    loop {
+        if vm.state() != VmState::Running {
+            break;
+        }
+        let exit = vcpu.run();
+        match handle_exit(m, vm, index, &mut vcpu, exit) {
+            Next::Continue => {}
+            Next::PowerOff | Next::Stop => break,
+        }
+    }
+    // On -> Off only: a reset may already have queued this vCPU to start again.
+    slot.power_off_if_on();
+    current::send_event();
+}
+
+/// Resets `vm` on behalf of its vCPU `index`: the other vCPUs are kicked out and
+/// power off, the images are loaded again and vCPU 0 starts over.
+fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
+    if !vm.begin_reset() {
+        return Next::Stop;
+    }
+    println!(
+        "hv: VM {} ({}) reset requested: restarting it",
+        vm.id(),
+        vm.name()
+    );
+    vm.vcpus[index].set_power(Power::Off);
+    for v in vm.vcpus.iter().filter(|v| v.power() == Power::On) {
+        current::kick(v.pcpu_mpidr);
+    }
+    // Pending CPU_ONs are cancelled; running vCPUs leave at their next exit.
+    for v in &vm.vcpus {
+        v.cancel_start();
+    }
+    while vm.vcpus.iter().any(|v| v.power() != Power::Off) {
+        if vm.is_stopped() {
+            return Next::Stop;
+        }
+        current::wait_for_event();
+    }
+    vm.devices.lock().reset();
+    let boot = match super::create::reload(vm) {
+        Ok(b) => b,
+        Err(why) => return stop(m, vm, &alloc::format!("reset failed: {why}")),
+    };
+    if vm.vcpus[0].request_start(boot.0, boot.1).is_err() || !vm.end_reset() {
+        return Next::Stop;
+    }
+    current::send_event();
+    Next::PowerOff
+}
+
+fn handle_exit(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -> Next {
+    match exit {
+        VmExit::Mmio {
+            gpa,
+            width,
+            write,
+            pc,
+        } => {
+            let r = vm.devices.lock().mmio(index, gpa, width, write);
+            match r {
+                MmioResult::Done(v) => {
+                    vcpu.reply(Reply::MmioRead(v));
+                    Next::Continue
+                }
+                MmioResult::Unmapped => stop(m, vm, &mmio_fault(vm, gpa, write.is_some(), pc)),
+                MmioResult::Error(e) => {
+                    let why =
+                        alloc::format!("fault: device access {e:?} at GPA {gpa:#x}, PC {pc:#x}");
+                    stop(m, vm, &why)
+                }
+            }
+        }
+        VmExit::VcpuOn { target, entry, arg } => {
+            let r = vcpu_on(vm, target, entry, arg);
+            vcpu.reply(Reply::VcpuOn(r));
+            Next::Continue
+        }
+        VmExit::VcpuStatus { target } => {
+            match vm.vcpu_by_target(target) {
+                Some(i) => vcpu.reply(Reply::VcpuStatus {
+                    on: vm.vcpus[i].power() != Power::Off,
+                }),
+                None => vcpu.reply(Reply::VcpuOn(Err(VcpuOnError::InvalidTarget))),
+            }
+            Next::Continue
+        }
+        VmExit::VcpuOff => Next::PowerOff,
+        VmExit::SystemOff => {
+            m.stop_vm(vm, Outcome::PoweredOff);
+            Next::Stop
+        }
+        VmExit::SystemReset => reset_vm(m, vm, index),
+        VmExit::Hypercall { code, args } => {
+            vcpu.reply(Reply::Hypercall(hypercall(vm, index, code, args)));
+            Next::Continue
+        }
+        VmExit::Ipi { .. } => Next::Continue,
+        VmExit::Interrupt { .. } | VmExit::Idle => Next::Continue,
+        VmExit::Fault(f) => stop(m, vm, &f),
+    }
+}
+
+fn stop(m: &Machine, vm: &Vm, why: &dyn core::fmt::Display) -> Next {
+    m.stop_vm(vm, Outcome::Faulted(why));
+    Next::Stop
+}
+
+fn mmio_fault(vm: &Vm, gpa: u64, write: bool, pc: u64) -> alloc::string::String {
+    let dir = if write { "write" } else { "read" };
+    let place = if vm.owns_memory(gpa) {
+        "not permitted in guest memory"
+    } else {
+        "outside guest memory"
+    };
+    alloc::format!("fault: data abort ({dir}) at GPA {gpa:#x} {place}, PC {pc:#x}")
+}
+
+fn vcpu_on(vm: &Vm, target: u64, entry: u64, arg: u64) -> Result<(), VcpuOnError> {
+    let i = vm
+        .vcpu_by_target(target)
+        .ok_or(VcpuOnError::InvalidTarget)?;
+    if !vm.ram.contains(entry) {
+        return Err(VcpuOnError::InvalidAddress);
+    }
+    vm.vcpus[i].request_start(entry, arg)?;
+    current::send_event();
+    Ok(())
+}
+
+fn hypercall(vm: &Vm, index: usize, code: u64, _args: [u64; 4]) -> [u64; 4] {
+    match code {
+        HC_HV_INFO => [0, HV_ABI_MAGIC, vm.id() as u64, index as u64],
+        // AxVisor's numbers (inter-VM channels, hypervisor disable): not supported yet.
+        _ => [NOT_SUPPORTED, 0, 0, 0],
+    }
+}

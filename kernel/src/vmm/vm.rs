@@ -1,0 +1,246 @@
+//! One virtual machine: its guest memory, stage-2 address space, emulated devices,
+//! vCPU slots and lifecycle. Arch-neutral except for the stage-2 register bundle,
+//! which it only stores and hands back to the arch code.
+
+use super::config::{MapType, VmSpec};
+use super::devices::VmDevices;
+use super::exit::VcpuOnError;
+use crate::mm::guest::GuestRam;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
+use spin::Mutex;
+
+/// Power state of a vCPU slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Power {
+    Off = 0,
+    /// CPU_ON accepted; the physical CPU picks it up.
+    Starting = 1,
+    On = 2,
+}
+
+/// Lifecycle of a VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum VmState {
+    Running = 0,
+    /// A vCPU asked for a reset: the others leave the guest and power off, then the
+    /// VM's images are loaded afresh and vCPU 0 starts again.
+    Resetting = 1,
+    Stopped = 2,
+}
+
+pub struct VcpuSlot {
+    /// Index of the physical CPU (DTB order) this vCPU is pinned to.
+    pub pcpu: usize,
+    pub pcpu_mpidr: u64,
+    power: AtomicU8,
+    boot: Mutex<(u64, u64)>,
+}
+
+impl VcpuSlot {
+    pub fn new(pcpu: usize, pcpu_mpidr: u64) -> Self {
+        Self {
+            pcpu,
+            pcpu_mpidr,
+            power: AtomicU8::new(Power::Off as u8),
+            boot: Mutex::new((0, 0)),
+        }
+    }
+
+    pub fn power(&self) -> Power {
+        match self.power.load(Ordering::Acquire) {
+            0 => Power::Off,
+            1 => Power::Starting,
+            _ => Power::On,
+        }
+    }
+
+    pub fn set_power(&self, p: Power) {
+        self.power.store(p as u8, Ordering::Release);
+    }
+
+    /// Off -> Starting with the given entry and argument.
+    pub fn request_start(&self, entry: u64, arg: u64) -> Result<(), VcpuOnError> {
+        let mut boot = self.boot.lock();
+        self.power
+            .compare_exchange(
+                Power::Off as u8,
+                Power::Starting as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .map_err(|_| VcpuOnError::AlreadyOn)?;
+        *boot = (entry, arg);
+        Ok(())
+    }
+
+    fn change(&self, from: Power, to: Power) {
+        let _ =
+            self.power
+                .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Starting -> Off (a reset cancels a CPU_ON not yet picked up).
+    pub fn cancel_start(&self) {
+        self.change(Power::Starting, Power::Off);
+    }
+
+    /// On -> Off, leaving a Starting vCPU alone.
+    pub fn power_off_if_on(&self) {
+        self.change(Power::On, Power::Off);
+    }
+
+    /// Where a Starting vCPU begins.
+    pub fn boot_params(&self) -> (u64, u64) {
+        *self.boot.lock()
+    }
+}
+
+pub struct Vm {
+    pub spec: &'static VmSpec,
+    pub ram: GuestRam,
+    pub vcpus: Vec<VcpuSlot>,
+    pub devices: Mutex<VmDevices>,
+    /// Virtual counter offset, the same on every vCPU of the VM.
+    pub cntvoff: u64,
+    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    pub stage2: crate::arch::current::Stage2Regs,
+    state: AtomicU8,
+}
+
+impl Vm {
+    pub fn new(
+        spec: &'static VmSpec,
+        ram: GuestRam,
+        vcpus: Vec<VcpuSlot>,
+        devices: VmDevices,
+        cntvoff: u64,
+        #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+        stage2: crate::arch::current::Stage2Regs,
+    ) -> Self {
+        Self {
+            spec,
+            ram,
+            vcpus,
+            devices: Mutex::new(devices),
+            cntvoff,
+            #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+            stage2,
+            state: AtomicU8::new(VmState::Running as u8),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    pub fn id(&self) -> u32 {
+        self.spec.id
+    }
+
+    pub fn state(&self) -> VmState {
+        match self.state.load(Ordering::Acquire) {
+            0 => VmState::Running,
+            1 => VmState::Resetting,
+            _ => VmState::Stopped,
+        }
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.state() == VmState::Stopped
+    }
+
+    /// Running -> `to`; true for the one caller that made the change.
+    fn transition(&self, from: VmState, to: VmState) -> bool {
+        self.state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Marks the VM stopped (from running or resetting); true for the one caller
+    /// that actually stopped it.
+    pub fn mark_stopped(&self) -> bool {
+        self.transition(VmState::Running, VmState::Stopped)
+            || self.transition(VmState::Resetting, VmState::Stopped)
+    }
+
+    /// Running -> Resetting; false if the VM is stopping or already resetting.
+    pub fn begin_reset(&self) -> bool {
+        self.transition(VmState::Running, VmState::Resetting)
+    }
+
+    /// Resetting -> Running.
+    pub fn end_reset(&self) -> bool {
+        self.transition(VmState::Resetting, VmState::Running)
+    }
+
+    /// The vCPU a guest names by its arch id (aarch64: MPIDR Aff1:Aff0 = index).
+    pub fn vcpu_by_target(&self, target: u64) -> Option<usize> {
+        let idx = ((target >> 8) & 0xff) * 256 + (target & 0xff);
+        let upper = target & !0xffff;
+        (upper == 0 && (idx as usize) < self.vcpus.len()).then_some(idx as usize)
+    }
+
+    /// Is `gpa` inside one of the VM's memory regions (RAM or reserved ranges)?
+    pub fn owns_memory(&self, gpa: u64) -> bool {
+        self.spec
+            .memory_regions
+            .iter()
+            .any(|r| r.gpa <= gpa && gpa - r.gpa < r.size)
+    }
+
+    /// A description of the VM for the boot log.
+    pub fn summary(&self) -> String {
+        let mem: u64 = self
+            .spec
+            .memory_regions
+            .iter()
+            .filter(|r| r.map_type != MapType::Reserved)
+            .map(|r| r.size)
+            .sum();
+        let cpus: Vec<usize> = self.vcpus.iter().map(|v| v.pcpu).collect();
+        alloc::format!(
+            "{} vCPU(s) on CPU(s) {:?}, {} MiB",
+            self.vcpus.len(),
+            cpus,
+            mem >> 20
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_on_only_from_off() {
+        let s = VcpuSlot::new(1, 0x1);
+        assert_eq!(s.power(), Power::Off);
+        assert_eq!(s.request_start(0x4008_0000, 7), Ok(()));
+        assert_eq!(s.power(), Power::Starting);
+        assert_eq!(s.boot_params(), (0x4008_0000, 7));
+        assert_eq!(s.request_start(0x4009_0000, 8), Err(VcpuOnError::AlreadyOn));
+        assert_eq!(
+            s.boot_params(),
+            (0x4008_0000, 7),
+            "a refused CPU_ON changes nothing"
+        );
+    }
+
+    #[test]
+    fn power_off_if_on_keeps_a_queued_start() {
+        let s = VcpuSlot::new(0, 0);
+        s.request_start(1, 2).unwrap();
+        s.power_off_if_on();
+        assert_eq!(s.power(), Power::Starting);
+        s.set_power(Power::On);
+        s.power_off_if_on();
+        assert_eq!(s.power(), Power::Off);
+        s.request_start(1, 2).unwrap();
+        s.cancel_start();
+        assert_eq!(s.power(), Power::Off);
+    }
+}
