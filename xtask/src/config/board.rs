@@ -199,7 +199,6 @@ impl DevicesToml {
 /// A validated board.
 #[derive(Clone, Debug)]
 pub struct Board {
-    pub path: PathBuf,
     pub shown: String,
     pub name: String,
     pub arch: Arch,
@@ -284,7 +283,6 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         .map(|p| (p.clone(), root.join(p)))
         .collect();
     Some(Board {
-        path: src.path.clone(),
         shown: src.shown.clone(),
         name: name?,
         arch: arch?,

@@ -110,12 +110,6 @@ impl Report {
         }
     }
 
-    pub fn extend(&mut self, other: Report) {
-        for d in other.items {
-            self.push(d);
-        }
-    }
-
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter().filter(|d| d.severity == Severity::Error)
     }

@@ -41,7 +41,7 @@ impl Range {
     }
 
     pub fn is_aligned(&self, align: u64) -> bool {
-        self.base % align == 0 && self.size % align == 0
+        self.base.is_multiple_of(align) && self.size.is_multiple_of(align)
     }
 }
 
@@ -72,7 +72,7 @@ pub fn covered_by(r: &Range, regions: &[Range]) -> bool {
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (unit, name) in UNITS {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{} {name}", bytes / unit);
         }
     }

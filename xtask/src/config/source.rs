@@ -89,11 +89,6 @@ impl Source {
         }
     }
 
-    /// The top-level table.
-    pub fn table(&self) -> &Table {
-        self.doc.as_table()
-    }
-
     /// Deserializes the whole file into `T`; a type error names the key it is at.
     pub fn typed<T: DeserializeOwned>(&self) -> Result<T, Diagnostic> {
         toml_edit::de::from_str::<T>(&self.text).map_err(|e| {

@@ -773,7 +773,7 @@ fn warnings_do_not_fail() {
 #[test]
 fn board_vm_configs_must_exist() {
     let f = Fixture::new();
-    let board = format!("{BOARD}").replace(
+    let board = BOARD.to_string().replace(
         "hv_load_addr",
         "vm_configs = [\"configs/vms/missing.toml\"]\nhv_load_addr",
     );

@@ -871,7 +871,7 @@ fn check_pass_window(
         report.push(src.error(k, format!("bad passthrough window: length {len:#x}")));
         return false;
     }
-    if !g.is_aligned(PAGE) || hpa % PAGE != 0 {
+    if !g.is_aligned(PAGE) || !hpa.is_multiple_of(PAGE) {
         report.push(src.error(
             k,
             format!(
