@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(
             args,
             "-machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1G \
-             -nographic -no-reboot -semihosting-config enable=on,target=native -kernel /t/hypervisor.bin"
+             -nographic -no-reboot -nic none -semihosting-config enable=on,target=native -kernel /t/hypervisor.bin"
         );
     }
 

@@ -86,12 +86,12 @@ pub fn test(ws: &Workspace, opts: &TestOptions) -> Result<bool> {
 
 /// `cargo test --workspace`, echoed, then counted per test binary.
 fn unit_tests(root: &Path) -> Result<(u64, u64)> {
-    println!("xtask: unit tests: cargo test --workspace");
+    println!("xtask: unit tests: cargo test --workspace --no-fail-fast");
     let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let mut child = {
         let mut cmd = Command::new(cargo());
         cmd.current_dir(root)
-            .args(["test", "--workspace"])
+            .args(["test", "--workspace", "--no-fail-fast"])
             .stdin(Stdio::null())
             .stdout(writer.try_clone().context("cannot clone a pipe")?)
             .stderr(writer);
