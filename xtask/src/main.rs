@@ -1,1 +1,144 @@
-fn main() {}
+//! `cargo xtask`: the host toolchain of the hypervisor. It configures (board and VM
+//! configs), validates, builds (guests, VM table, kernel, raw image), runs (QEMU) and
+//! tests (unit tests and QEMU scenarios). `cargo xtask --help` is the manual.
+mod cmd;
+mod config;
+mod elf;
+mod gen;
+mod host_tools;
+mod output;
+mod qemu;
+mod workspace;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use cmd::build::BuildOptions;
+use config::ConfigError;
+use workspace::Workspace;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Configure, build, run and test the hypervisor",
+    long_about = "Configure, build, run and test the hypervisor.\n\n\
+        The build configuration is .build.toml at the repository root (make one with \
+        `cargo xtask defconfig <board>`); without it the default board \
+        configs/board/qemu-aarch64.toml is used. A board file names the target, the \
+        kernel features, the board's CPUs and RAM, the QEMU command ([qemu]) and the VM \
+        configs to bundle (vm_configs). Every config is checked before anything is built.",
+    after_help = "Quick start:\n  cargo xtask run     boot the two test VMs in QEMU\n  cargo xtask test    all unit tests and QEMU scenarios"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Which board and VMs to use.
+#[derive(Args, Clone, Debug)]
+struct ConfigArgs {
+    /// Board file to use instead of .build.toml (or, without it, the default board
+    /// configs/board/qemu-aarch64.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A VM config to bundle; repeat for several. Replaces the board's vm_configs.
+    #[arg(long = "vm", value_name = "FILE")]
+    vms: Vec<PathBuf>,
+}
+
+impl ConfigArgs {
+    fn options(&self) -> BuildOptions {
+        BuildOptions {
+            config: self.config.clone(),
+            vms: self.vms.clone(),
+            force_bin: false,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Make configs/board/<BOARD>.toml the build configuration .build.toml (an existing
+    /// .build.toml is kept as .build.toml.backup_<unix time>).
+    Defconfig {
+        /// Board name: a file name in configs/board/ without .toml, e.g. orangepi-5-plus.
+        board: String,
+    },
+    /// Check the board and VM configs (types, unknown keys, memory layout, CPUs,
+    /// images) without building anything.
+    Check(ConfigArgs),
+    /// Validate, build the guests from guests/, generate the VM table, build the
+    /// hypervisor and write target/hv/<board>/hypervisor.elf and hypervisor.bin.
+    Build(ConfigArgs),
+    /// Build, then boot the board in QEMU (from its [qemu] section) with the console
+    /// on this terminal. Exits 0 only if QEMU exits 0, i.e. every VM stopped cleanly.
+    Run {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Kill QEMU and fail after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
+    /// Run the host unit tests (cargo test --workspace) and the QEMU integration
+    /// scenarios (two-vms, fault-isolation, bad-config); the last line is
+    /// `N passed, N failed`.
+    Test {
+        /// Only the host unit tests.
+        #[arg(long, conflicts_with = "scenario")]
+        unit: bool,
+        /// Only this scenario (two-vms, fault-isolation or bad-config).
+        #[arg(long, value_name = "NAME")]
+        scenario: Option<String>,
+    },
+}
+
+fn run(cli: Cli) -> Result<bool> {
+    let ws = Workspace::load()?;
+    match cli.cmd {
+        Cmd::Defconfig { board } => {
+            let backup = cmd::defconfig::defconfig(&ws.root, &board)?;
+            if let Some(b) = backup {
+                println!("xtask: kept the previous .build.toml as {}", b.display());
+            }
+            println!("xtask: .build.toml is now configs/board/{board}.toml");
+        }
+        Cmd::Check(cfg) => {
+            let plan = cmd::build::load_plan(&ws, &cfg.options())?;
+            println!(
+                "xtask: board {} and {} VM config(s) are valid",
+                plan.board.name,
+                plan.vms.len()
+            );
+        }
+        Cmd::Build(cfg) => {
+            cmd::build::build(&ws, &cfg.options())?;
+        }
+        Cmd::Run { cfg, timeout } => cmd::run::run(&ws, &cfg.options(), timeout)?,
+        Cmd::Test { unit, scenario } => {
+            let opts = cmd::test::TestOptions {
+                unit_only: unit,
+                scenario,
+            };
+            return cmd::test::test(&ws, &opts);
+        }
+    }
+    Ok(true)
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            match e.downcast_ref::<ConfigError>() {
+                Some(c) => eprintln!("{c}"),
+                None => eprintln!("error: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The `cargo xtask` subcommands.
+pub mod build;
+pub mod defconfig;
+pub mod run;
+pub mod test;

@@ -1,0 +1,567 @@
+//! `cargo xtask test`: the host unit tests (`cargo test --workspace`) and the QEMU
+//! integration scenarios, ending with one line `N passed, N failed`.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::build::{build, BuildOptions, DEFAULT_BOARD};
+use crate::config::range::Range;
+use crate::config::{Arch, Plan};
+use crate::host_tools::ensure_qemu;
+use crate::output::clean;
+use crate::qemu::{qemu_args, qemu_binary, run_captured, Outcome};
+use crate::workspace::{cargo, Workspace};
+
+/// Time limit for one QEMU run.
+const QEMU_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The scenarios, in the order they run.
+pub const SCENARIOS: &[(&str, &str)] = &[
+    (
+        "two-vms",
+        "the default board: two test-guest VMs pass their checks, exit 0",
+    ),
+    (
+        "fault-isolation",
+        "a VM that reads outside its memory is stopped; the other VM finishes",
+    ),
+    (
+        "bad-config",
+        "a bad VM config is rejected with file, key and reason before any build",
+    ),
+];
+
+const FAULT_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
+    "configs/vms/testguest-aarch64-qemu-smp2-fault.toml",
+];
+const BAD_VM: &str = "xtask/tests/data/bad-vm.toml";
+
+/// Which tests to run.
+pub struct TestOptions {
+    pub unit_only: bool,
+    pub scenario: Option<String>,
+}
+
+/// Counts of one test binary's `test result:` line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BinResult {
+    pub name: String,
+    pub passed: u64,
+    pub failed: u64,
+}
+
+/// Runs the tests; returns whether everything passed. Prints the final line.
+pub fn test(ws: &Workspace, opts: &TestOptions) -> Result<bool> {
+    if let Some(s) = &opts.scenario {
+        if !SCENARIOS.iter().any(|(n, _)| n == s) {
+            let names: Vec<&str> = SCENARIOS.iter().map(|(n, _)| *n).collect();
+            bail!("unknown scenario `{s}` (known: {})", names.join(", "));
+        }
+    }
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if opts.scenario.is_none() {
+        let (p, f) = unit_tests(&ws.root)?;
+        passed += p;
+        failed += f;
+    }
+    if !opts.unit_only {
+        for (name, _) in SCENARIOS {
+            if opts.scenario.as_deref().is_some_and(|s| s != *name) {
+                continue;
+            }
+            if run_scenario(ws, name) {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(failed == 0)
+}
+
+/// `cargo test --workspace`, echoed, then counted per test binary.
+fn unit_tests(root: &Path) -> Result<(u64, u64)> {
+    println!("xtask: unit tests: cargo test --workspace --no-fail-fast");
+    let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
+    let mut child = {
+        let mut cmd = Command::new(cargo());
+        cmd.current_dir(root)
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .stdin(Stdio::null())
+            .stdout(writer.try_clone().context("cannot clone a pipe")?)
+            .stderr(writer);
+        cmd.spawn().context("cannot run cargo test")?
+    };
+    let mut text = String::new();
+    for line in BufReader::new(reader).lines() {
+        let line = line.unwrap_or_default();
+        println!("{line}");
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    let bins = parse_test_output(&text);
+    let passed: u64 = bins.iter().map(|b| b.passed).sum();
+    let mut failed: u64 = bins.iter().map(|b| b.failed).sum();
+    println!("xtask: unit test results:");
+    for b in &bins {
+        println!("  {}: {} passed, {} failed", b.name, b.passed, b.failed);
+    }
+    if !status.success() && failed == 0 {
+        println!("  cargo test failed ({status}) without a failing test: counted as 1 failure");
+        failed = 1;
+    }
+    Ok((passed, failed))
+}
+
+/// The `test result:` lines of libtest output, named after the `Running` /
+/// `Doc-tests` line before them.
+pub fn parse_test_output(text: &str) -> Vec<BinResult> {
+    let mut current = String::from("tests");
+    let mut out = Vec::new();
+    for line in clean(text).lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Running ") {
+            current = binary_name(rest);
+        } else if let Some(krate) = t.strip_prefix("Doc-tests ") {
+            current = format!("{krate} (doc-tests)");
+        } else if let Some(rest) = t.strip_prefix("test result: ") {
+            let count = |word: &str| -> u64 {
+                rest.split(';')
+                    .find_map(|part| part.trim().strip_suffix(word).map(str::trim))
+                    .and_then(|n| n.rsplit(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
+            out.push(BinResult {
+                name: current.clone(),
+                passed: count("passed"),
+                failed: count("failed"),
+            });
+        }
+    }
+    out
+}
+
+/// `unittests src/lib.rs (target/debug/deps/hypervisor-0123)` -> `hypervisor unittests src/lib.rs`.
+fn binary_name(running: &str) -> String {
+    let (what, path) = match running.split_once(" (") {
+        Some((w, p)) => (w, p.trim_end_matches(')')),
+        None => (running, ""),
+    };
+    let file = Path::new(path)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("");
+    let krate = file.rsplit_once('-').map(|(k, _)| k).unwrap_or(file);
+    if krate.is_empty() {
+        what.to_string()
+    } else {
+        format!("{krate} {what}")
+    }
+}
+
+fn run_scenario(ws: &Workspace, name: &str) -> bool {
+    println!("xtask: scenario {name}: starting");
+    let start = Instant::now();
+    let result = match name {
+        "two-vms" => two_vms(ws),
+        "fault-isolation" => fault_isolation(ws),
+        "bad-config" => bad_config(ws),
+        _ => Err(anyhow::anyhow!("no such scenario")),
+    };
+    let secs = start.elapsed().as_secs_f64();
+    match result {
+        Ok(()) => {
+            println!("scenario {name}: ok ({secs:.1} s)");
+            true
+        }
+        Err(e) => {
+            println!("scenario {name}: FAILED ({secs:.1} s)\n{e:#}");
+            false
+        }
+    }
+}
+
+fn log_path(ws: &Workspace, name: &str) -> Result<PathBuf> {
+    let dir = ws.target_dir.join("hv").join("test-logs");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir.join(format!("{name}.log")))
+}
+
+/// Builds with the default board and `vms`, boots it, returns the plan, how QEMU
+/// ended and its cleaned output.
+fn boot(ws: &Workspace, name: &str, vms: &[&str]) -> Result<(Plan, Outcome, String)> {
+    ensure_qemu(Arch::Aarch64)?;
+    let opts = BuildOptions {
+        config: Some(ws.root.join(DEFAULT_BOARD)),
+        vms: vms.iter().map(|v| ws.root.join(v)).collect(),
+        force_bin: true,
+    };
+    let out = build(ws, &opts)?;
+    let q = out
+        .plan
+        .board
+        .qemu
+        .clone()
+        .context("the default board has no [qemu] section")?;
+    let bin = out.bin.clone().context("no raw binary")?;
+    let log = log_path(ws, name)?;
+    let program = qemu_binary(&out.plan.board);
+    let args = qemu_args(&out.plan.board, &q, &bin);
+    println!(
+        "xtask: {program} {} (output in {})",
+        args.join(" "),
+        log.display()
+    );
+    let (outcome, text) = run_captured(&program, &args, QEMU_TIMEOUT, &log)?;
+    Ok((out.plan, outcome, clean(&text)))
+}
+
+/// Failure message with the end of the output.
+fn failure(problems: &[String], output: &str) -> anyhow::Error {
+    let lines: Vec<&str> = output.lines().collect();
+    let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+    anyhow::anyhow!(
+        "  {}\n  --- last lines of output ---\n{tail}",
+        problems.join("\n  ")
+    )
+}
+
+/// Lines the VM `name` printed (without the `[name] ` prefix).
+fn vm_lines<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("[{name}] ");
+    output
+        .lines()
+        .filter_map(|l| l.find(&prefix).map(|i| l[i + prefix.len()..].trim_end()))
+        .collect()
+}
+
+/// Checks the VM's `<N> passed, <M> failed` line: N > 0 and M == 0.
+fn check_summary(output: &str, name: &str, problems: &mut Vec<String>) {
+    let lines = vm_lines(output, name);
+    let summary = lines.iter().rev().find_map(|l| parse_summary(l));
+    match summary {
+        Some((n, 0)) if n > 0 => {}
+        Some((n, m)) => {
+            problems.push(format!("[{name}] reported {n} passed, {m} failed"));
+            for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
+                problems.push(format!("[{name}] {l}"));
+            }
+        }
+        None => problems.push(format!("no `[{name}] <N> passed, <M> failed` line")),
+    }
+}
+
+/// `12 passed, 0 failed` -> (12, 0).
+pub fn parse_summary(line: &str) -> Option<(u64, u64)> {
+    let (p, f) = line.trim().split_once(" passed, ")?;
+    let f = f.strip_suffix(" failed")?;
+    Some((p.trim().parse().ok()?, f.trim().parse().ok()?))
+}
+
+/// Checks `[name] memory: 0x<base>..0x<end>` against the VM's first RAM region.
+fn check_memory_line(output: &str, plan: &Plan, name: &str, problems: &mut Vec<String>) {
+    let Some(vm) = plan.vms.iter().find(|v| v.name == name) else {
+        return;
+    };
+    let Some(want) = vm.ram().next().map(|m| m.range) else {
+        return;
+    };
+    let seen = vm_lines(output, name)
+        .into_iter()
+        .find_map(|l| l.strip_prefix("memory: ").map(str::to_string));
+    match seen.as_deref().and_then(parse_memory) {
+        Some(got) if got == want => {}
+        Some(got) => problems.push(format!(
+            "[{name}] memory: {got}, but the config says {want}"
+        )),
+        None => problems.push(format!(
+            "no `[{name}] memory: 0x<base>..0x<end>` line (want {want})"
+        )),
+    }
+}
+
+/// `0x40000000..0x41000000` -> the range.
+pub fn parse_memory(text: &str) -> Option<Range> {
+    let (a, b) = text.trim().split_once("..")?;
+    let hex = |s: &str| {
+        u64::from_str_radix(
+            s.trim().trim_start_matches("0x").trim_start_matches("0X"),
+            16,
+        )
+        .ok()
+    };
+    let (base, end) = (hex(a)?, hex(b)?);
+    (end > base).then(|| Range::new(base, end - base))
+}
+
+fn has_line(output: &str, text: &str) -> bool {
+    output.lines().any(|l| l.contains(text))
+}
+
+fn two_vms(ws: &Workspace) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, "two-vms", &[])?;
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::Exited(s) if s.success() => {}
+        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+    for vm in &plan.vms {
+        check_summary(&out, &vm.name, &mut problems);
+        check_memory_line(&out, &plan, &vm.name, &mut problems);
+    }
+    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &out))
+    }
+}
+
+fn fault_isolation(ws: &Workspace) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, "fault-isolation", &FAULT_VMS)?;
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::Exited(s) if !s.success() => {}
+        Outcome::Exited(s) => problems.push(format!(
+            "QEMU exited with {s}, expected a failure status (a VM faulted)"
+        )),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+    let faulty = plan
+        .vms
+        .iter()
+        .find(|v| v.cmdline.split_whitespace().any(|w| w == "fault"));
+    let Some(faulty) = faulty else {
+        bail!("no VM with cmdline `fault` in {FAULT_VMS:?}")
+    };
+    let stopped = format!("hv: VM {} ({}) stopped:", faulty.id, faulty.name);
+    match out.lines().find(|l| l.contains(&stopped)) {
+        Some(l) if l.contains("outside guest memory") => {}
+        Some(l) => problems.push(format!(
+            "the stop reason does not say `outside guest memory`: {l}"
+        )),
+        None => problems.push(format!("no `{stopped} ...` line")),
+    }
+    if vm_lines(&out, &faulty.name)
+        .iter()
+        .any(|l| l.contains("access outside memory was allowed"))
+    {
+        problems.push(format!(
+            "[{}] read outside its memory and was not stopped",
+            faulty.name
+        ));
+    }
+    for vm in plan.vms.iter().filter(|v| v.id != faulty.id) {
+        check_summary(&out, &vm.name, &mut problems);
+    }
+    let all = format!(
+        "hv: all VMs stopped: {} clean, 1 faulted",
+        plan.vms.len() - 1
+    );
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &out))
+    }
+}
+
+/// What `cargo xtask build --vm bad-vm.toml` must say: key and reason per problem.
+const BAD_VM_ERRORS: &[(&str, &str)] = &[
+    ("base.phys_cpu_ids", "has 1 entries but cpu_num = 2"),
+    (
+        "kernel.memory_regions[1]",
+        "overlaps kernel.memory_regions[0]",
+    ),
+    ("devices.emu_devices[0][4]", "unknown emu_type 0x99"),
+];
+
+/// Runs `xtask build` on the bad config with `$CARGO` pointing at a shim that logs
+/// every cargo invocation, then checks the messages and that no build was started.
+fn bad_config(ws: &Workspace) -> Result<()> {
+    let dir = ws.target_dir.join("hv").join("test-shim");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let shim = dir.join("cargo");
+    let calls = dir.join("cargo-calls.log");
+    let _ = std::fs::remove_file(&calls);
+    write_shim(&shim)?;
+    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    let output = Command::new(&exe)
+        .current_dir(&ws.root)
+        .args(["build", "--config", DEFAULT_BOARD, "--vm", BAD_VM])
+        .env("CARGO", &shim)
+        .env("XTASK_SHIM_LOG", &calls)
+        .env("XTASK_REAL_CARGO", cargo())
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    let text = clean(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ));
+    let calls = std::fs::read_to_string(&calls).unwrap_or_default();
+    let problems = bad_config_problems(output.status.success(), &text, &calls);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &text))
+    }
+}
+
+fn write_shim(shim: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let script = "#!/bin/sh\n# Written by `cargo xtask test` (bad-config): logs each cargo call.\n\
+                  printf '%s\\n' \"$*\" >> \"$XTASK_SHIM_LOG\"\nexec \"$XTASK_REAL_CARGO\" \"$@\"\n";
+    std::fs::write(shim, script).with_context(|| format!("cannot write {}", shim.display()))?;
+    std::fs::set_permissions(shim, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} executable", shim.display()))
+}
+
+/// What is wrong with a bad-config run: its success, its output, its cargo calls.
+fn bad_config_problems(succeeded: bool, text: &str, calls: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if succeeded {
+        problems.push("`xtask build` accepted the bad config".to_string());
+    }
+    for (key, reason) in BAD_VM_ERRORS {
+        let found = text.lines().any(|l| {
+            l.contains(&format!("{BAD_VM}:"))
+                && l.contains(&format!(": {key}: "))
+                && l.contains(reason)
+        });
+        if !found {
+            problems.push(format!(
+                "no error naming {BAD_VM}, key {key} and reason `{reason}`"
+            ));
+        }
+    }
+    if !calls.lines().any(|l| l.starts_with("metadata")) {
+        problems.push(
+            "the cargo shim saw no `cargo metadata` call: cannot tell whether a build was started"
+                .into(),
+        );
+    }
+    for call in calls
+        .lines()
+        .filter(|l| l.starts_with("build") || l.starts_with("rustc"))
+    {
+        problems.push(format!(
+            "a build was started although the config is bad: cargo {call}"
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CARGO_TEST: &str = "   Compiling xtask v0.1.0
+     Running unittests src/lib.rs (target/debug/deps/hypervisor-1a2b3c)
+
+running 3 tests
+test a ... ok
+test result: ok. 3 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+
+     Running unittests src/main.rs (target/debug/deps/xtask-99ff)
+test result: FAILED. 40 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.10s
+
+   Doc-tests hypervisor
+test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s
+";
+
+    #[test]
+    fn counts_per_test_binary() {
+        let bins = parse_test_output(CARGO_TEST);
+        assert_eq!(
+            bins,
+            vec![
+                BinResult {
+                    name: "hypervisor unittests src/lib.rs".into(),
+                    passed: 3,
+                    failed: 0
+                },
+                BinResult {
+                    name: "xtask unittests src/main.rs".into(),
+                    passed: 40,
+                    failed: 2
+                },
+                BinResult {
+                    name: "hypervisor (doc-tests)".into(),
+                    passed: 0,
+                    failed: 0
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn summary_and_memory_lines() {
+        assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0)));
+        assert_eq!(parse_summary("ok: timer"), None);
+        assert_eq!(
+            parse_memory("0x40000000..0x41000000"),
+            Some(Range::new(0x4000_0000, 0x100_0000))
+        );
+        assert_eq!(parse_memory("0x41000000..0x40000000"), None);
+    }
+
+    #[test]
+    fn vm_output_is_found_by_prefix() {
+        let out = "hv: starting\n[vm1] ok: uart\n[vm1] 5 passed, 0 failed\n[vm2] 4 passed, 1 failed\n[vm2] FAIL: timer: no interrupt\n";
+        let mut problems = Vec::new();
+        check_summary(out, "vm1", &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        check_summary(out, "vm2", &mut problems);
+        assert_eq!(
+            problems,
+            [
+                "[vm2] reported 4 passed, 1 failed",
+                "[vm2] FAIL: timer: no interrupt"
+            ]
+        );
+        problems.clear();
+        check_summary(out, "vm3", &mut problems);
+        assert_eq!(problems.len(), 1);
+        problems.clear();
+        check_summary("[vm1] 0 passed, 0 failed\n", "vm1", &mut problems);
+        assert_eq!(problems.len(), 1, "zero checks is a failure");
+    }
+
+    #[test]
+    fn bad_config_verdicts() {
+        let good_text = "error: xtask/tests/data/bad-vm.toml:9:1: base.phys_cpu_ids: has 1 entries but cpu_num = 2\n\
+                         error: xtask/tests/data/bad-vm.toml:18:5: kernel.memory_regions[1]: region x overlaps kernel.memory_regions[0] (y)\n\
+                         error: xtask/tests/data/bad-vm.toml:24:38: devices.emu_devices[0][4]: unknown emu_type 0x99 (known: ...)\n";
+        let calls = "metadata --format-version 1 --manifest-path x --no-deps\n";
+        assert!(bad_config_problems(false, good_text, calls).is_empty());
+        assert_eq!(bad_config_problems(true, good_text, calls).len(), 1);
+        let built = format!("{calls}build -p hypervisor --release\n");
+        assert_eq!(bad_config_problems(false, good_text, &built).len(), 1);
+        assert_eq!(
+            bad_config_problems(false, good_text, "").len(),
+            1,
+            "no shim log: cannot judge"
+        );
+        let missing = good_text.lines().take(2).collect::<Vec<_>>().join("\n");
+        assert_eq!(bad_config_problems(false, &missing, calls).len(), 1);
+    }
+}

@@ -1,0 +1,535 @@
+//! Board files (`configs/board/<name>.toml`, copied to `.build.toml`): AxVisor's
+//! `.build.toml` keys plus what this project needs to check VM configs against the
+//! machine (`arch`, `hv_load_addr`, `[memory]`, `cpu_mpidrs`) and to run it (`[qemu]`).
+use std::path::{Path, PathBuf};
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::diag::{KeyPath, Report};
+use super::range::{covered_by, human_size, Range, PAGE};
+use super::source::Source;
+
+/// CPU architecture of a board.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum Arch {
+    #[serde(rename = "aarch64")]
+    Aarch64,
+    #[serde(rename = "riscv64")]
+    Riscv64,
+    #[serde(rename = "x86_64")]
+    X86_64,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Aarch64 => "aarch64",
+            Arch::Riscv64 => "riscv64",
+            Arch::X86_64 => "x86_64",
+        }
+    }
+
+    /// Rust targets the hypervisor can be built for on this architecture.
+    pub fn targets(self) -> &'static [&'static str] {
+        match self {
+            Arch::Aarch64 => &["aarch64-unknown-none-softfloat", "aarch64-unknown-none"],
+            Arch::Riscv64 => &["riscv64gc-unknown-none-elf", "riscv64imac-unknown-none-elf"],
+            Arch::X86_64 => &["x86_64-unknown-none"],
+        }
+    }
+
+    /// The architecture a known target belongs to.
+    pub fn of_target(target: &str) -> Option<Arch> {
+        [Arch::Aarch64, Arch::Riscv64, Arch::X86_64]
+            .into_iter()
+            .find(|a| a.targets().contains(&target))
+    }
+
+    /// Alignment the hypervisor's load address needs.
+    fn load_align(self) -> u64 {
+        match self {
+            // An arm64 Image is placed at a 2 MiB aligned base (+ text_offset).
+            Arch::Aarch64 | Arch::Riscv64 => 0x20_0000,
+            Arch::X86_64 => PAGE,
+        }
+    }
+}
+
+/// AxVisor's log levels (`log = "Info"`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum LogLevel {
+    #[serde(alias = "trace")]
+    Trace,
+    #[serde(alias = "debug")]
+    Debug,
+    #[default]
+    #[serde(alias = "info")]
+    Info,
+    #[serde(alias = "warn")]
+    Warn,
+    #[serde(alias = "error")]
+    Error,
+}
+
+impl LogLevel {
+    pub fn variant(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "Trace",
+            LogLevel::Debug => "Debug",
+            LogLevel::Info => "Info",
+            LogLevel::Warn => "Warn",
+            LogLevel::Error => "Error",
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The top-level keys; sections are checked separately so that an error in one
+/// section does not hide those in another.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopToml {
+    target: String,
+    #[serde(default)]
+    features: Vec<String>,
+    #[serde(default)]
+    log: LogLevel,
+    #[serde(default)]
+    cargo_args: Vec<String>,
+    #[serde(default = "yes")]
+    to_bin: bool,
+    smp: Option<u32>,
+    #[serde(default)]
+    vm_configs: Vec<String>,
+    arch: Option<Arch>,
+    board: Option<String>,
+    hv_load_addr: Option<u64>,
+    cpu_mpidrs: Option<Vec<u64>>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    memory: IgnoredAny,
+    #[serde(default)]
+    #[allow(dead_code)]
+    qemu: IgnoredAny,
+    #[serde(default)]
+    #[allow(dead_code)]
+    devices: IgnoredAny,
+}
+
+#[derive(Debug, Deserialize)]
+struct MemorySection {
+    memory: Option<MemoryToml>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryToml {
+    ram: Vec<(u64, u64)>,
+    #[serde(default)]
+    reserved: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Deserialize)]
+struct QemuSection {
+    qemu: Option<QemuToml>,
+}
+
+/// The `[qemu]` section: how `cargo xtask run` starts QEMU for this board.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QemuToml {
+    pub machine: String,
+    pub cpu: Option<String>,
+    /// QEMU `-m` value, e.g. "1G".
+    pub memory: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DevicesSection {
+    devices: Option<DevicesToml>,
+}
+
+/// `[devices]`: where the board's console UART and interrupt controller are. Only
+/// documentation and a cross-check: the hypervisor discovers them from the DTB.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevicesToml {
+    uart: Option<(u64, u64)>,
+    #[allow(dead_code)]
+    uart_kind: Option<String>,
+    #[allow(dead_code)]
+    uart_irq: Option<u32>,
+    #[allow(dead_code)]
+    gic_version: Option<u32>,
+    gicd: Option<(u64, u64)>,
+    gicr: Option<(u64, u64)>,
+    gicc: Option<(u64, u64)>,
+    gich: Option<(u64, u64)>,
+    gicv: Option<(u64, u64)>,
+    gits: Option<Vec<(u64, u64)>>,
+}
+
+impl DevicesToml {
+    fn windows(&self) -> Vec<(&'static str, Range)> {
+        let singles = [
+            ("uart", self.uart),
+            ("gicd", self.gicd),
+            ("gicr", self.gicr),
+            ("gicc", self.gicc),
+            ("gich", self.gich),
+            ("gicv", self.gicv),
+        ];
+        let mut out: Vec<(&'static str, Range)> = singles
+            .into_iter()
+            .filter_map(|(k, w)| w.map(|(b, s)| (k, Range::new(b, s))))
+            .collect();
+        for (b, s) in self.gits.iter().flatten() {
+            out.push(("gits", Range::new(*b, *s)));
+        }
+        out
+    }
+}
+
+/// A validated board.
+#[derive(Clone, Debug)]
+pub struct Board {
+    pub shown: String,
+    pub name: String,
+    pub arch: Arch,
+    pub target: String,
+    pub features: Vec<String>,
+    pub log: LogLevel,
+    pub cargo_args: Vec<String>,
+    pub to_bin: bool,
+    /// Number of physical CPUs.
+    pub smp: u32,
+    /// MPIDR (aarch64) / hart id of each CPU, in DTB order.
+    pub cpu_mpidrs: Vec<u64>,
+    pub hv_load_addr: u64,
+    pub ram: Vec<Range>,
+    pub reserved: Vec<Range>,
+    pub qemu: Option<QemuToml>,
+    /// VM config paths as written and resolved against the repository root.
+    pub vm_configs: Vec<(String, PathBuf)>,
+}
+
+impl Board {
+    pub fn total_ram(&self) -> u64 {
+        self.ram.iter().map(|r| r.size).sum()
+    }
+}
+
+/// Parses and checks a board file; returns the board only when it has no errors.
+pub fn load_board(path: &Path, root: &Path) -> (Option<Board>, Report) {
+    let mut report = Report::default();
+    let src = match Source::load(path, root) {
+        Ok(s) => s,
+        Err(d) => {
+            report.push(d);
+            return (None, report);
+        }
+    };
+    let board = check_board(&src, root, &mut report);
+    if report.has_errors() {
+        (None, report)
+    } else {
+        (board, report)
+    }
+}
+
+fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> {
+    let top = src.typed::<TopToml>().map_err(|d| report.push(d)).ok();
+    let memory = src
+        .typed::<MemorySection>()
+        .map_err(|d| report.push(d))
+        .ok();
+    let qemu = src.typed::<QemuSection>().map_err(|d| report.push(d)).ok();
+    let devices = src
+        .typed::<DevicesSection>()
+        .map_err(|d| report.push(d))
+        .ok();
+    let top = top?;
+
+    let arch = check_arch(src, &top, report);
+    let name = board_name(src, &top, report);
+    let (smp, cpu_mpidrs) = check_cpus(src, &top, report);
+    let (ram, reserved) = match memory.as_ref().and_then(|m| m.memory.as_ref()) {
+        Some(m) => check_memory(src, m, report),
+        None => {
+            report.push(src.error(
+                &KeyPath::new("memory"),
+                "missing section [memory] with `ram = [[base, size], ...]` (the board's RAM map)",
+            ));
+            (Vec::new(), Vec::new())
+        }
+    };
+    let hv_load_addr = check_load_addr(src, &top, arch, &ram, &reserved, report);
+    let qemu = qemu.and_then(|q| q.qemu);
+    if let Some(q) = &qemu {
+        check_qemu(src, q, &ram, report);
+    }
+    if let Some(d) = devices.and_then(|d| d.devices) {
+        check_device_windows(src, &d, &ram, report);
+    }
+    let vm_configs = top
+        .vm_configs
+        .iter()
+        .map(|p| (p.clone(), root.join(p)))
+        .collect();
+    Some(Board {
+        shown: src.shown.clone(),
+        name: name?,
+        arch: arch?,
+        target: top.target.clone(),
+        features: top.features.clone(),
+        log: top.log,
+        cargo_args: top.cargo_args.clone(),
+        to_bin: top.to_bin,
+        smp: smp?,
+        cpu_mpidrs,
+        hv_load_addr: hv_load_addr?,
+        ram,
+        reserved,
+        qemu,
+        vm_configs,
+    })
+}
+
+fn check_arch(src: &Source, top: &TopToml, report: &mut Report) -> Option<Arch> {
+    let of_target = Arch::of_target(&top.target);
+    match (top.arch, of_target) {
+        (Some(a), Some(t)) if a == t => Some(a),
+        (Some(a), _) => {
+            report.push(src.error(
+                &KeyPath::new("target"),
+                format!(
+                    "target `{}` is not a target for arch \"{}\" (use one of: {})",
+                    top.target,
+                    a.name(),
+                    a.targets().join(", ")
+                ),
+            ));
+            None
+        }
+        (None, Some(t)) => Some(t),
+        (None, None) => {
+            let all: Vec<&str> = [Arch::Aarch64, Arch::Riscv64, Arch::X86_64]
+                .iter()
+                .flat_map(|a| a.targets().iter().copied())
+                .collect();
+            report.push(src.error(
+                &KeyPath::new("target"),
+                format!(
+                    "unknown target `{}` (known: {})",
+                    top.target,
+                    all.join(", ")
+                ),
+            ));
+            None
+        }
+    }
+}
+
+fn board_name(src: &Source, top: &TopToml, report: &mut Report) -> Option<String> {
+    if let Some(b) = &top.board {
+        let ok = !b.is_empty()
+            && b.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            report.push(src.error(
+                &KeyPath::new("board"),
+                "board name must be non-empty and use only letters, digits, '-' and '_'",
+            ));
+            return None;
+        }
+        return Some(b.clone());
+    }
+    match src.path.file_stem().and_then(|s| s.to_str()) {
+        Some(stem) if !stem.starts_with('.') => Some(stem.to_string()),
+        _ => {
+            report.push(src.error(
+                &KeyPath::new("board"),
+                "missing key `board` (the board's name, e.g. \"qemu-aarch64\")",
+            ));
+            None
+        }
+    }
+}
+
+fn check_cpus(src: &Source, top: &TopToml, report: &mut Report) -> (Option<u32>, Vec<u64>) {
+    let smp = match (top.smp, &top.cpu_mpidrs) {
+        (Some(0), _) => {
+            report.push(src.error(&KeyPath::new("smp"), "smp must be at least 1"));
+            return (None, Vec::new());
+        }
+        (Some(n), Some(ids)) if ids.len() != n as usize => {
+            report.push(src.error(
+                &KeyPath::new("cpu_mpidrs"),
+                format!("lists {} CPUs but smp = {n}", ids.len()),
+            ));
+            return (None, Vec::new());
+        }
+        (Some(n), _) => n,
+        (None, Some(ids)) if !ids.is_empty() => ids.len() as u32,
+        (None, _) => {
+            report.push(src.error(
+                &KeyPath::new("smp"),
+                "missing key `smp` (the number of CPUs of the board)",
+            ));
+            return (None, Vec::new());
+        }
+    };
+    let ids: Vec<u64> = match &top.cpu_mpidrs {
+        Some(ids) => ids.clone(),
+        None => (0..smp as u64).collect(),
+    };
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            report.push(src.error(
+                &KeyPath::new("cpu_mpidrs").index(i),
+                format!("MPIDR {id:#x} is listed twice"),
+            ));
+        }
+    }
+    (Some(smp), ids)
+}
+
+fn check_regions(
+    src: &Source,
+    key: &KeyPath,
+    list: &[(u64, u64)],
+    report: &mut Report,
+) -> Vec<Range> {
+    let mut out: Vec<Range> = Vec::new();
+    for (i, &(base, size)) in list.iter().enumerate() {
+        let k = key.index(i);
+        let r = Range::new(base, size);
+        if size == 0 {
+            report.push(src.error(&k, "region size is 0"));
+        } else if r.end().is_none() {
+            report.push(src.error(&k, format!("region {base:#x} + {size:#x} overflows")));
+        } else if !r.is_aligned(PAGE) {
+            report.push(src.error(&k, format!("region {r} is not 4 KiB aligned")));
+        } else if let Some((j, other)) = out.iter().enumerate().find(|(_, o)| o.overlaps(&r)) {
+            report.push(src.error(&k, format!("region {r} overlaps {key}[{j}] ({other})")));
+        } else {
+            out.push(r);
+            continue;
+        }
+        out.push(Range::new(base, 0));
+    }
+    out.retain(|r| r.size != 0);
+    out
+}
+
+fn check_memory(src: &Source, m: &MemoryToml, report: &mut Report) -> (Vec<Range>, Vec<Range>) {
+    let ram_key = KeyPath::new("memory").key("ram");
+    if m.ram.is_empty() {
+        report.push(src.error(&ram_key, "the board has no RAM regions"));
+    }
+    let ram = check_regions(src, &ram_key, &m.ram, report);
+    let res_key = KeyPath::new("memory").key("reserved");
+    let reserved = check_regions(src, &res_key, &m.reserved, report);
+    for (i, r) in reserved.iter().enumerate() {
+        if !covered_by(r, &ram) {
+            report.push(src.error(
+                &res_key.index(i),
+                format!("reserved region {r} is not inside the board's RAM"),
+            ));
+        }
+    }
+    (ram, reserved)
+}
+
+fn check_load_addr(
+    src: &Source,
+    top: &TopToml,
+    arch: Option<Arch>,
+    ram: &[Range],
+    reserved: &[Range],
+    report: &mut Report,
+) -> Option<u64> {
+    let key = KeyPath::new("hv_load_addr");
+    let Some(addr) = top.hv_load_addr else {
+        report.push(src.error(
+            &key,
+            "missing key `hv_load_addr` (the physical address the hypervisor is linked and loaded at)",
+        ));
+        return None;
+    };
+    let align = arch.map(Arch::load_align).unwrap_or(PAGE);
+    if addr % align != 0 {
+        report.push(src.error(
+            &key,
+            format!("{addr:#x} is not aligned to {}", human_size(align)),
+        ));
+    }
+    if !ram.is_empty() && !ram.iter().any(|r| r.contains(addr)) {
+        report.push(src.error(&key, format!("{addr:#x} is not inside the board's RAM")));
+    }
+    if let Some(r) = reserved.iter().find(|r| r.contains(addr)) {
+        report.push(src.error(&key, format!("{addr:#x} is inside reserved region {r}")));
+    }
+    Some(addr)
+}
+
+/// Parses a QEMU `-m` size: a number with an optional K/M/G/T suffix (default MiB).
+pub fn parse_qemu_size(s: &str) -> Option<u64> {
+    let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let (num, shift) = match t.chars().last()? {
+        'k' | 'K' => (&t[..t.len() - 1], 10),
+        'm' | 'M' => (&t[..t.len() - 1], 20),
+        'g' | 'G' => (&t[..t.len() - 1], 30),
+        't' | 'T' => (&t[..t.len() - 1], 40),
+        _ => (t, 20),
+    };
+    num.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+fn check_qemu(src: &Source, q: &QemuToml, ram: &[Range], report: &mut Report) {
+    if q.machine.trim().is_empty() {
+        report.push(src.error(&KeyPath::new("qemu").key("machine"), "machine is empty"));
+    }
+    let Some(mem) = &q.memory else { return };
+    let key = KeyPath::new("qemu").key("memory");
+    match parse_qemu_size(mem) {
+        None => report.push(src.error(
+            &key,
+            format!("cannot read {mem:?} as a size (e.g. \"1G\", \"512M\")"),
+        )),
+        Some(bytes) => {
+            let total: u64 = ram.iter().map(|r| r.size).sum();
+            if !ram.is_empty() && bytes != total {
+                report.push(src.error(
+                    &key,
+                    format!(
+                        "QEMU gets {} of RAM but [memory] ram describes {}",
+                        human_size(bytes),
+                        human_size(total)
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn check_device_windows(src: &Source, d: &DevicesToml, ram: &[Range], report: &mut Report) {
+    for (name, w) in d.windows() {
+        if let Some(r) = ram.iter().find(|r| r.overlaps(&w)) {
+            report.push(src.error(
+                &KeyPath::new("devices").key(name),
+                format!("device window {w} overlaps RAM region {r}"),
+            ));
+        }
+    }
+}

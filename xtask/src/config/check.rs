@@ -1,0 +1,143 @@
+//! Checks across VMs and against the board: unique ids and names, guest crates that
+//! exist, identity/reserved regions inside the board's RAM and not shared, enough
+//! RAM for everyone, and the vCPU placement.
+use super::board::Board;
+use super::diag::{KeyPath, Report};
+use super::range::{covered_by, human_size, Range};
+use super::vm::{ImageSource, Vm};
+
+/// What the checks need to know about the workspace.
+pub struct Context<'a> {
+    /// Guest crates available under `guests/` (package names).
+    pub guest_crates: &'a [String],
+}
+
+pub fn cross_checks(board: &Board, vms: &mut [Vm], ctx: &Context, report: &mut Report) {
+    check_unique(vms, report);
+    check_guest_crates(vms, ctx, report);
+    check_host_regions(board, vms, report);
+    check_ram_total(board, vms, report);
+    super::cpus::place_vcpus(board, vms, report);
+}
+
+fn check_unique(vms: &[Vm], report: &mut Report) {
+    for (i, vm) in vms.iter().enumerate() {
+        if let Some(other) = vms[..i].iter().find(|o| o.id == vm.id) {
+            report.push(vm.src.error(
+                &KeyPath::new("base").key("id"),
+                format!("duplicate VM id {}: {} uses it too", vm.id, other.src.shown),
+            ));
+        }
+        if let Some(other) = vms[..i].iter().find(|o| o.name == vm.name) {
+            report.push(vm.src.error(
+                &KeyPath::new("base").key("name"),
+                format!(
+                    "duplicate VM name {:?}: {} uses it too",
+                    vm.name, other.src.shown
+                ),
+            ));
+        }
+    }
+}
+
+fn check_guest_crates(vms: &[Vm], ctx: &Context, report: &mut Report) {
+    for vm in vms {
+        for img in vm.images() {
+            let ImageSource::Guest(krate) = &img.source else {
+                continue;
+            };
+            if !ctx.guest_crates.contains(krate) {
+                report.push(vm.src.error(
+                    &img.key,
+                    format!(
+                        "no guest crate `{krate}` in guests/ (known: {})",
+                        if ctx.guest_crates.is_empty() {
+                            "none".to_string()
+                        } else {
+                            ctx.guest_crates.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// Identity (1) and reserved (2) regions use fixed host memory: it must exist and
+/// belong to one VM only.
+fn check_host_regions(board: &Board, vms: &[Vm], report: &mut Report) {
+    let mut taken: Vec<(String, Range)> = Vec::new();
+    for vm in vms {
+        for (i, m) in vm.memory.iter().enumerate() {
+            if m.map_type == 0 {
+                continue;
+            }
+            let key = KeyPath::new("kernel").key("memory_regions").index(i);
+            let r = m.range;
+            let kind = if m.map_type == 1 {
+                "identity"
+            } else {
+                "reserved"
+            };
+            if !covered_by(&r, &board.ram) && m.is_ram() {
+                report.push(vm.src.error(
+                    &key,
+                    format!(
+                        "{kind} region {r} is outside board {}'s RAM ({})",
+                        board.name,
+                        list(&board.ram)
+                    ),
+                ));
+            }
+            if m.map_type == 1 {
+                if let Some(res) = board.reserved.iter().find(|res| res.overlaps(&r)) {
+                    report.push(vm.src.error(
+                        &key,
+                        format!("identity region {r} overlaps the board's reserved range {res}"),
+                    ));
+                }
+            }
+            if r.contains(board.hv_load_addr) {
+                report.push(vm.src.error(
+                    &key,
+                    format!(
+                        "{kind} region {r} contains the hypervisor's load address {:#x}",
+                        board.hv_load_addr
+                    ),
+                ));
+            }
+            if let Some((owner, or)) = taken.iter().find(|(_, or)| or.overlaps(&r)) {
+                report.push(vm.src.error(
+                    &key,
+                    format!("{kind} region {r} overlaps host memory {or} already given to {owner}"),
+                ));
+            }
+            taken.push((format!("{} ({})", vm.name, vm.src.shown), r));
+        }
+    }
+}
+
+fn list(ranges: &[Range]) -> String {
+    let parts: Vec<String> = ranges.iter().map(Range::to_string).collect();
+    parts.join(", ")
+}
+
+fn check_ram_total(board: &Board, vms: &[Vm], report: &mut Report) {
+    let need: u64 = vms.iter().map(Vm::ram_size).sum();
+    let have = board
+        .total_ram()
+        .saturating_sub(board.reserved.iter().map(|r| r.size).sum());
+    if need > have {
+        if let Some(last) = vms.last() {
+            report.push(last.src.error(
+                &KeyPath::new("kernel").key("memory_regions"),
+                format!(
+                    "the VMs need {} of RAM together but board {} has {}",
+                    human_size(need),
+                    board.name,
+                    human_size(have)
+                ),
+            ));
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! vCPU placement: every vCPU gets its own physical CPU (static partitioning).
+//!
+//! Per vCPU: `phys_cpu_sets[i]` (a CPU bitmask; its lowest set bit), else
+//! `phys_cpu_ids[i]` (an MPIDR, looked up in the board's `cpu_mpidrs`), else the next
+//! free CPUs, handed out in VM order after all pinned vCPUs are placed.
+use super::board::Board;
+use super::diag::{Diagnostic, KeyPath, Report, Severity};
+use super::vm::Vm;
+
+/// Who owns a physical CPU: (VM name, vCPU index).
+type Owner = Option<(String, u32)>;
+
+/// Fills `vm.pcpus` for every VM, or reports why it cannot.
+pub fn place_vcpus(board: &Board, vms: &mut [Vm], report: &mut Report) {
+    let total: u64 = vms.iter().map(|v| u64::from(v.cpu_num)).sum();
+    if total > u64::from(board.smp) {
+        let per_vm: Vec<String> = vms
+            .iter()
+            .map(|v| format!("{}: {}", v.name, v.cpu_num))
+            .collect();
+        report.push(Diagnostic {
+            severity: Severity::Error,
+            file: board.shown.clone(),
+            line_col: None,
+            key: KeyPath::new("smp"),
+            message: format!(
+                "the VMs need {total} vCPUs ({}) but board {} has {} CPUs; each vCPU needs a CPU of its own",
+                per_vm.join(", "),
+                board.name,
+                board.smp
+            ),
+        });
+        return;
+    }
+    let mut owner: Vec<Owner> = vec![None; board.smp as usize];
+    for vm in vms.iter_mut() {
+        if vm.phys_cpu_sets.is_some() || vm.phys_cpu_ids.is_some() {
+            place_pinned(board, vm, &mut owner, report);
+        }
+    }
+    for vm in vms.iter_mut() {
+        if vm.phys_cpu_sets.is_none() && vm.phys_cpu_ids.is_none() {
+            place_free(vm, &mut owner);
+        }
+    }
+}
+
+fn place_pinned(board: &Board, vm: &mut Vm, owner: &mut [Owner], report: &mut Report) {
+    let base = KeyPath::new("base");
+    let mut pcpus = Vec::new();
+    for vcpu in 0..vm.cpu_num {
+        let (key, wanted) = pinned_cpu(board, vm, vcpu as usize);
+        let pcpu = match wanted {
+            Ok(p) => p,
+            Err(why) => {
+                report.push(vm.src.error(&base.key(key).index(vcpu as usize), why));
+                continue;
+            }
+        };
+        if let Some((other, ov)) = &owner[pcpu as usize] {
+            report.push(vm.src.error(
+                &base.key(key).index(vcpu as usize),
+                format!(
+                    "physical CPU {pcpu} (MPIDR {:#x}) is given to vCPU {vcpu} of {} and to vCPU {ov} of {other}; a CPU runs one vCPU",
+                    board.cpu_mpidrs[pcpu as usize], vm.name
+                ),
+            ));
+            continue;
+        }
+        owner[pcpu as usize] = Some((vm.name.clone(), vcpu));
+        pcpus.push(pcpu);
+    }
+    vm.pcpus = pcpus;
+}
+
+/// The CPU index a pinned vCPU asks for, and the key it was given by.
+fn pinned_cpu(board: &Board, vm: &Vm, vcpu: usize) -> (&'static str, Result<u32, String>) {
+    if let Some(sets) = &vm.phys_cpu_sets {
+        let Some(&mask) = sets.get(vcpu) else {
+            return ("phys_cpu_sets", Err("no entry for this vCPU".into()));
+        };
+        if mask == 0 {
+            return ("phys_cpu_sets", Err("CPU mask is 0".into()));
+        }
+        let bit = mask.trailing_zeros();
+        if bit >= board.smp {
+            return (
+                "phys_cpu_sets",
+                Err(format!(
+                    "mask {mask:#x} names CPU {bit} but the board has CPUs 0..{}",
+                    board.smp
+                )),
+            );
+        }
+        return ("phys_cpu_sets", Ok(bit));
+    }
+    let ids = vm.phys_cpu_ids.as_deref().unwrap_or(&[]);
+    let Some(&mpidr) = ids.get(vcpu) else {
+        return ("phys_cpu_ids", Err("no entry for this vCPU".into()));
+    };
+    match board.cpu_mpidrs.iter().position(|&m| m == mpidr) {
+        Some(i) => ("phys_cpu_ids", Ok(i as u32)),
+        None => {
+            let known: Vec<String> = board.cpu_mpidrs.iter().map(|m| format!("{m:#x}")).collect();
+            (
+                "phys_cpu_ids",
+                Err(format!(
+                    "board {} has no CPU with MPIDR {mpidr:#x} (it has {})",
+                    board.name,
+                    known.join(", ")
+                )),
+            )
+        }
+    }
+}
+
+fn place_free(vm: &mut Vm, owner: &mut [Owner]) {
+    let mut pcpus = Vec::new();
+    for vcpu in 0..vm.cpu_num {
+        if let Some(p) = owner.iter().position(Option::is_none) {
+            owner[p] = Some((vm.name.clone(), vcpu));
+            pcpus.push(p as u32);
+        }
+    }
+    vm.pcpus = pcpus;
+}

@@ -1,0 +1,96 @@
+//! The repository as cargo sees it (via `cargo metadata`), and how xtask runs cargo.
+use std::ffi::OsString;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use cargo_metadata::{Message, MetadataCommand};
+
+/// What xtask needs to know about the workspace.
+pub struct Workspace {
+    pub root: PathBuf,
+    pub target_dir: PathBuf,
+    /// Guest crates: packages at `guests/<name>/Cargo.toml` whose name is `<name>`.
+    pub guest_crates: Vec<String>,
+}
+
+/// The cargo that runs us (`$CARGO`), so nested builds use the same toolchain.
+pub fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+impl Workspace {
+    /// Reads the workspace this xtask belongs to.
+    pub fn load() -> Result<Workspace> {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let meta = MetadataCommand::new()
+            .cargo_path(cargo())
+            .manifest_path(&manifest)
+            .no_deps()
+            .exec()
+            .context("`cargo metadata` failed")?;
+        let root: PathBuf = meta.workspace_root.clone().into();
+        let guests_dir = root.join("guests");
+        let mut guest_crates: Vec<String> = meta
+            .packages
+            .iter()
+            .filter(|p| {
+                let dir = p.manifest_path.parent().map(|d| d.as_std_path());
+                dir == Some(guests_dir.join(p.name.as_str()).as_path())
+            })
+            .map(|p| p.name.to_string())
+            .collect();
+        guest_crates.sort();
+        Ok(Workspace {
+            target_dir: meta.target_directory.clone().into(),
+            root,
+            guest_crates,
+        })
+    }
+
+    /// Where `cargo xtask build` puts the outputs for a board.
+    pub fn board_dir(&self, board: &str) -> PathBuf {
+        self.target_dir.join("hv").join(board)
+    }
+}
+
+/// Runs `cargo build` with JSON messages and returns the executable of binary `bin`.
+/// Compiler output goes to the terminal as usual.
+pub fn cargo_build(
+    root: &Path,
+    args: &[String],
+    envs: &[(&str, String)],
+    bin: &str,
+) -> Result<PathBuf> {
+    let mut cmd = Command::new(cargo());
+    cmd.current_dir(root)
+        .arg("build")
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let shown = format!("cargo build {}", args.join(" "));
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {shown}"))?;
+    let stdout = child.stdout.take().context("no stdout from cargo")?;
+    let mut exe = None;
+    for msg in Message::parse_stream(BufReader::new(stdout)) {
+        if let Ok(Message::CompilerArtifact(a)) = msg {
+            if a.target.name == bin {
+                if let Some(path) = a.executable {
+                    exe = Some(PathBuf::from(path));
+                }
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    exe.with_context(|| format!("`{shown}` produced no executable named {bin}"))
+}
