@@ -15,6 +15,8 @@ mod firmware;
 #[cfg(target_os = "none")]
 pub mod gicv3;
 #[cfg(target_os = "none")]
+mod lrs;
+#[cfg(target_os = "none")]
 mod mmu;
 #[cfg(target_os = "none")]
 mod regs;
