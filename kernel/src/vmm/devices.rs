@@ -18,6 +18,8 @@ pub mod emu_type {
     pub const CONSOLE: u32 = 0x2;
     pub const GIC_REDIST: u32 = 0x20;
     pub const GIC_DIST: u32 = 0x21;
+    /// RISC-V PLIC.
+    pub const PLIC: u32 = 0x30;
 }
 
 enum Model {
