@@ -38,7 +38,7 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
 pub fn primary_main(dtb: usize) -> ! {
     let Some(blob) = dtb_slice(dtb) else { halt() };
     // Without a console there is no one to tell: stop quietly.
-    let Ok(p) = platform::discover(blob) else {
+    let Ok(p) = platform::discover_host(blob) else {
         halt()
     };
     if current::init_primary(&p).is_err() {
@@ -125,13 +125,13 @@ fn start_secondaries(m: &'static Machine) {
         }
         SLOT_CPU[slot].store(i, Ordering::Release);
         if let Err(e) = current::start_cpu(&m.platform, mpidr, slot) {
-            println!("hv: CPU {mpidr:#x} did not start (PSCI error {e})");
+            println!("hv: CPU {mpidr:#x} did not start (firmware error {e})");
         }
         slot += 1;
     }
 }
 
-fn fatal(p: &platform::Platform, why: &str) -> ! {
+fn fatal(p: &platform::HostPlatform, why: &str) -> ! {
     println!("hv: cannot continue: {why}");
     current::power_off(p, false)
 }

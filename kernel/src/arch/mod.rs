@@ -11,3 +11,21 @@ pub mod riscv64;
 pub use aarch64 as current;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub use riscv64 as current;
+
+/// The per-VM interrupt state a vCPU of this architecture exchanges with before it
+/// enters the guest (`Vcpu::fill_irqs`) and after it leaves (`Vcpu::sync_irqs`): the
+/// virtual GIC on aarch64, the virtual PLIC (with the harts' software lines) on
+/// riscv64.
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub fn irq_chip(
+    devices: &mut crate::vmm::devices::VmDevices,
+) -> Option<&mut crate::devices::vgic::Vgic> {
+    devices.vgic()
+}
+
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+pub fn irq_chip(
+    devices: &mut crate::vmm::devices::VmDevices,
+) -> Option<&mut crate::devices::vplic::Vplic> {
+    devices.vplic()
+}

@@ -32,7 +32,10 @@ const CONTEXT_STRIDE: u64 = 0x1000;
 /// Size of the register window of QEMU virt's PLIC (room for 0x3e00 contexts).
 pub const WINDOW: u64 = 0x60_0000;
 /// Most harts (vCPUs) one PLIC serves here.
-pub const MAX_HARTS: usize = 64;
+pub const MAX_HARTS: usize = 32;
+/// In the `VmExit::Ipi` value of a riscv64 vCPU (a mask of hart ids): marks a remote
+/// fence request (SBI RFENCE) rather than a software interrupt (SBI IPI).
+pub const IPI_FENCE: u64 = 1 << 63;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlicError {
@@ -96,10 +99,16 @@ impl Vplic {
     }
 
     fn hart_mask(&self) -> u64 {
-        if self.harts == 64 {
-            u64::MAX
+        (1 << self.harts) - 1
+    }
+
+    /// Posts what a `VmExit::Ipi` value asks for: a fence request to the harts of
+    /// the mask when [`IPI_FENCE`] is set, else a software interrupt.
+    pub fn post(&mut self, value: u64) {
+        if value & IPI_FENCE != 0 {
+            self.post_fence(value & !IPI_FENCE);
         } else {
-            (1 << self.harts) - 1
+            self.post_ipi(value);
         }
     }
 
@@ -205,7 +214,7 @@ impl Vplic {
     }
 
     fn take(&mut self, hart: usize, field: impl FnOnce(&mut Self) -> &mut u64) -> bool {
-        if hart >= 64 {
+        if hart >= self.harts {
             return false;
         }
         let f = field(self);
@@ -365,7 +374,11 @@ mod tests {
         wr(&mut p, 0, 5);
         assert_eq!(rd(&mut p, 0), 0, "source 0 has no priority");
         wr(&mut p, ENABLE_BASE + 0x80, u32::MAX);
-        assert_eq!(rd(&mut p, ENABLE_BASE + 0x80), !1, "source 0 cannot be enabled");
+        assert_eq!(
+            rd(&mut p, ENABLE_BASE + 0x80),
+            !1,
+            "source 0 cannot be enabled"
+        );
         wr(&mut p, ENABLE_BASE + 0x80 + 8, u32::MAX);
         assert_eq!(
             rd(&mut p, ENABLE_BASE + 0x80 + 8),
@@ -392,7 +405,7 @@ mod tests {
             })
         );
         assert_eq!(Vplic::new(0).err(), Some(PlicError::NoHarts));
-        assert_eq!(Vplic::new(65).err(), Some(PlicError::TooManyHarts(65)));
+        assert_eq!(Vplic::new(33).err(), Some(PlicError::TooManyHarts(33)));
     }
 
     #[test]
@@ -482,8 +495,10 @@ mod tests {
         assert_eq!(p.take_kicks(), 0b11);
         assert!(p.take_fence(0) && p.take_fence(1) && !p.take_fence(0));
         assert!(!p.take_ipi(0), "fences are no IPIs");
-        let mut big = Vplic::new(64).unwrap();
-        big.post_ipi(u64::MAX);
-        assert!(big.take_ipi(63));
+        let mut big = Vplic::new(32).unwrap();
+        big.post(u64::MAX & !IPI_FENCE);
+        assert!((0..32).all(|h| big.take_ipi(h)) && !big.take_fence(31));
+        big.post(IPI_FENCE | 1 << 5);
+        assert!(big.take_fence(5) && !big.take_ipi(5));
     }
 }

@@ -2,8 +2,8 @@
 //! RAM, so a host-physical address is also a pointer; this is the one place that
 //! turns one into the other.
 
-use crate::mm::tables::TableMemory;
 use crate::mm::frames::FrameAllocator;
+use crate::mm::tables::TableMemory;
 
 /// The bytes at host-physical `[pa, pa + len)`.
 ///

@@ -233,7 +233,12 @@ fn phandle(node: Node<'_, '_>) -> Option<u32> {
 }
 
 impl<'a> Collector<'a> {
-    fn add(list: &mut RangeList, overflow: &mut Option<&'static str>, what: &'static str, r: Range) {
+    fn add(
+        list: &mut RangeList,
+        overflow: &mut Option<&'static str>,
+        what: &'static str,
+        r: Range,
+    ) {
         if r.size != 0 && list.push(r).is_err() {
             *overflow = Some(what);
         }
@@ -249,7 +254,12 @@ impl<'a> Collector<'a> {
         match (path.len(), parent) {
             (2, _) if name == "memory" || dt::prop_str(node, "device_type") == Some("memory") => {
                 for (base, size) in dt::regs(path) {
-                    Self::add(&mut self.ram, &mut self.overflow, "memory ranges", Range { base, size });
+                    Self::add(
+                        &mut self.ram,
+                        &mut self.overflow,
+                        "memory ranges",
+                        Range { base, size },
+                    );
                 }
             }
             (2, _) if name == "cpus" => {
@@ -310,7 +320,9 @@ impl<'a> Collector<'a> {
             self.plic = plic_seen(path);
         }
         if self.test_device.is_none() && dt::compatible_with(node, SIFIVE_TEST) {
-            self.test_device = dt::regs(path).next().map(|(base, size)| Range { base, size });
+            self.test_device = dt::regs(path)
+                .next()
+                .map(|(base, size)| Range { base, size });
         }
         if let Some(uart) = uart_seen(path) {
             if self.stdout.is_some_and(|p| p.matches(path)) {
@@ -404,7 +416,12 @@ pub fn discover(dtb: &[u8]) -> Result<RiscvPlatform, DiscoveryError> {
     for r in fdt.memory_reservations() {
         let (base, size) = (r.address() as u64, r.size() as u64);
         if base.checked_add(size).is_some() {
-            Collector::add(&mut c.reserved, &mut c.overflow, "reserved ranges", Range { base, size });
+            Collector::add(
+                &mut c.reserved,
+                &mut c.overflow,
+                "reserved ranges",
+                Range { base, size },
+            );
         }
     }
     dt::walk(&fdt, &mut |path| c.visit(path));
@@ -433,7 +450,9 @@ pub fn discover(dtb: &[u8]) -> Result<RiscvPlatform, DiscoveryError> {
         size: u.size,
         kind: u.kind,
         // Only an interrupt wired to the PLIC means something to us.
-        irq: u.irq.filter(|_| u.parent.is_some() && u.parent == plic_phandle),
+        irq: u
+            .irq
+            .filter(|_| u.parent.is_some() && u.parent == plic_phandle),
     });
     Ok(RiscvPlatform {
         ram: c.ram,
@@ -482,7 +501,10 @@ mod tests {
             })
         );
         let plic = p.plic.unwrap();
-        assert_eq!((plic.base, plic.size, plic.ndev), (0x0c00_0000, 0x60_0000, 0x60));
+        assert_eq!(
+            (plic.base, plic.size, plic.ndev),
+            (0x0c00_0000, 0x60_0000, 0x60)
+        );
         // Contexts alternate M, S per hart: hart n's S-mode context is 2n + 1.
         assert_eq!(&plic.s_context[..4], &[Some(1), Some(3), Some(5), Some(7)]);
         assert_eq!(p.test_device, Some(r(0x10_0000, 0x1000)));
@@ -555,7 +577,11 @@ mod tests {
         );
     }
 
-    fn copy(w: &mut FdtWriter, n: fdt::node::FdtNode<'_, '_>, keep: &dyn Fn(&fdt::node::FdtNode) -> bool) {
+    fn copy(
+        w: &mut FdtWriter,
+        n: fdt::node::FdtNode<'_, '_>,
+        keep: &dyn Fn(&fdt::node::FdtNode) -> bool,
+    ) {
         w.begin_node(n.name).unwrap();
         for p in n.properties() {
             w.property_bytes(p.name, p.value).unwrap();

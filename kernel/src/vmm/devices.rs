@@ -1,11 +1,14 @@
 //! A VM's emulated devices and the dispatch of its MMIO accesses to them, from the
 //! `emu_devices` of its config. The console UART's output is collected into lines
-//! for the hypervisor console.
+//! for the hypervisor console. The console is the platform's own kind of UART: a
+//! PL011 on aarch64, a 16550 on riscv64 (wired to the VM's PLIC when it has one).
 
 use super::config::{EmuDevice, VmSpec};
 use crate::console::{self, LineBuffer};
 use crate::devices::pl011::Pl011;
+use crate::devices::uart16550::Uart16550;
 use crate::devices::vgic::Vgic;
+use crate::devices::vplic::Vplic;
 use crate::devices::{MmioDevice, MmioError};
 use alloc::boxed::Box;
 use alloc::format;
@@ -24,14 +27,18 @@ pub mod emu_type {
 
 enum Model {
     Console(Pl011),
+    Console16550(Uart16550),
     Dummy,
     GicDist,
     GicRedist,
+    Plic,
 }
 
 struct Window {
     base: u64,
     len: u64,
+    /// The device's interrupt (`irq_id` of the config).
+    irq: u32,
     model: Model,
 }
 
@@ -41,6 +48,8 @@ pub struct VmDevices {
     line: Box<LineBuffer>,
     /// The virtual GICv3 behind the distributor / redistributor windows.
     vgic: Option<Vgic>,
+    /// The virtual PLIC (and hart software lines) behind the PLIC window.
+    vplic: Option<Vplic>,
 }
 
 /// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
@@ -82,11 +91,17 @@ impl VmDevices {
         } else {
             None
         };
+        let vplic = if windows.iter().any(|w| matches!(w.model, Model::Plic)) {
+            Some(Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?)
+        } else {
+            None
+        };
         Ok(Self {
             name: spec.name,
             windows,
             line: Box::new(LineBuffer::new()),
             vgic,
+            vplic,
         })
     }
 
@@ -94,9 +109,35 @@ impl VmDevices {
         self.vgic.as_mut()
     }
 
+    pub fn vplic(&mut self) -> Option<&mut Vplic> {
+        self.vplic.as_mut()
+    }
+
     /// vCPUs that may have new interrupts to take since the last call (bit i = vCPU i).
     pub fn take_kicks(&mut self) -> u64 {
         self.vgic.as_mut().map_or(0, Vgic::take_kicks)
+            | self.vplic.as_mut().map_or(0, Vplic::take_kicks)
+    }
+
+    /// An inter-processor interrupt from vCPU `vcpu`, `value` in the arch's encoding
+    /// (aarch64: ICC_SGI1R_EL1; riscv64: a hart mask, see `vplic::IPI_FENCE`).
+    /// Requests that name no existing vCPU are dropped, as the hardware does.
+    pub fn ipi(&mut self, vcpu: usize, value: u64) {
+        if let Some(gic) = self.vgic.as_mut() {
+            let _ = gic.sgi(vcpu, value);
+        } else if let Some(plic) = self.vplic.as_mut() {
+            plic.post(value);
+        }
+    }
+
+    /// Console output the guest sent through its firmware (SBI debug console), not
+    /// through its UART: the same lines, the same prefix.
+    pub fn console_write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if let Some(l) = self.line.push(b) {
+                console::vm_line(self.name, l);
+            }
+        }
     }
 
     /// Emulates one access by vCPU `vcpu`. `write` is None for loads.
@@ -112,17 +153,30 @@ impl VmDevices {
         let _ = vcpu;
         let r = match (&mut w.model, self.vgic.as_mut()) {
             (Model::Console(uart), _) => access(uart, off, width, write),
+            (Model::Console16550(uart), _) => access(uart, off, width, write),
             (Model::GicDist, Some(gic)) => access(&mut gic.dist(), off, width, write),
             (Model::GicRedist, Some(gic)) => access(&mut gic.redist_region(), off, width, write),
+            (Model::Plic, _) => match self.vplic.as_mut() {
+                Some(plic) => access(plic, off, width, write),
+                None => Ok(0),
+            },
             (Model::Dummy | Model::GicDist | Model::GicRedist, _) => Ok(0),
         };
-        if let Model::Console(uart) = &mut w.model {
-            let (name, line) = (self.name, &mut self.line);
-            uart.drain_tx(|b| {
-                if let Some(l) = line.push(b) {
-                    console::vm_line(name, l);
+        let (name, line) = (self.name, &mut self.line);
+        let mut out = |b| {
+            if let Some(l) = line.push(b) {
+                console::vm_line(name, l);
+            }
+        };
+        match &mut w.model {
+            Model::Console(uart) => uart.drain_tx(&mut out),
+            Model::Console16550(uart) => {
+                uart.drain_tx(&mut out);
+                if let Some(plic) = self.vplic.as_mut() {
+                    plic.set_level(w.irq, uart.irq_level());
                 }
-            });
+            }
+            _ => {}
         }
         match r {
             Ok(v) => MmioResult::Done(v),
@@ -134,13 +188,20 @@ impl VmDevices {
     pub fn reset(&mut self) {
         self.flush_console();
         for w in &mut self.windows {
-            if let Model::Console(u) = &mut w.model {
-                *u = Pl011::new();
+            match &mut w.model {
+                Model::Console(u) => *u = Pl011::new(),
+                Model::Console16550(u) => *u = Uart16550::new(),
+                _ => {}
             }
         }
         if let Some(gic) = self.vgic.as_mut() {
             if let Ok(fresh) = new_vgic(gic.nr_vcpus() as u32, gic.nr_spis()) {
                 *gic = fresh;
+            }
+        }
+        if let Some(plic) = self.vplic.as_mut() {
+            if let Ok(fresh) = Vplic::new(plic.harts()) {
+                *plic = fresh;
             }
         }
     }
@@ -176,19 +237,37 @@ fn new_vgic(vcpus: u32, spis: u32) -> Result<Vgic, String> {
     let err = |e| format!("virtual GIC: {e:?}");
     let mut gic = Vgic::new(&mpidrs, spis).map_err(err)?;
     for v in 0..mpidrs.len() {
-        for ppi in crate::arch::aarch64::FORWARDED_PPIS {
+        for &ppi in forwarded_ppis() {
             gic.set_hw(v, ppi, true).map_err(err)?;
         }
     }
     Ok(gic)
 }
 
+/// Timer PPIs backed by physical interrupts (aarch64 only).
+fn forwarded_ppis() -> &'static [u32] {
+    #[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
+    return &crate::arch::aarch64::FORWARDED_PPIS;
+    #[cfg(all(not(target_arch = "aarch64"), target_os = "none"))]
+    return &[];
+}
+
+/// The console UART model: the one the platform's guests expect.
+fn console_model() -> Model {
+    if cfg!(target_arch = "riscv64") {
+        Model::Console16550(Uart16550::new())
+    } else {
+        Model::Console(Pl011::new())
+    }
+}
+
 fn model_for(d: &EmuDevice) -> Result<Window, String> {
     let model = match d.emu_type {
-        emu_type::CONSOLE => Model::Console(Pl011::new()),
+        emu_type::CONSOLE => console_model(),
         emu_type::DUMMY => Model::Dummy,
         emu_type::GIC_DIST => Model::GicDist,
         emu_type::GIC_REDIST => Model::GicRedist,
+        emu_type::PLIC => Model::Plic,
         t => {
             return Err(format!(
                 "not supported yet: emulated device \"{}\" with emu_type {t:#x}",
@@ -199,6 +278,7 @@ fn model_for(d: &EmuDevice) -> Result<Window, String> {
     Ok(Window {
         base: d.base_gpa,
         len: d.length,
+        irq: d.irq,
         model,
     })
 }

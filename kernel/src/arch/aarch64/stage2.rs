@@ -8,7 +8,6 @@
 
 pub const PAGE: u64 = 4096;
 pub const BLOCK_2M: u64 = 2 << 20;
-use crate::mm::tables::ENTRIES;
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 const VALID: u64 = 1 << 0;
@@ -208,6 +207,7 @@ pub fn describe(desc: u64) -> (Perms, MemType) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mm::tables::ENTRIES;
     use alloc::vec::Vec;
 
     /// Table frames kept in a vector; "physical" addresses start at 0x8000_0000.

@@ -53,7 +53,9 @@ pub enum MapError {
     /// Beyond the guest-physical space of this table.
     OutOfRange,
     /// Part of the range is mapped already.
-    Overlap { gpa: u64 },
+    Overlap {
+        gpa: u64,
+    },
     OutOfMemory,
     /// No read permission (write-only and no-access leaves do not exist in RISC-V).
     BadPerms,
@@ -100,9 +102,7 @@ fn index(gpa: u64, level: u32) -> usize {
 impl Stage2 {
     /// An empty address space of `ipa_bits` (capped at [`MAX_IPA_BITS`]).
     pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32) -> Result<Self, MapError> {
-        let root = mem
-            .alloc_tables(ROOT_TABLES)
-            .ok_or(MapError::OutOfMemory)?;
+        let root = mem.alloc_tables(ROOT_TABLES).ok_or(MapError::OutOfMemory)?;
         Ok(Self {
             root,
             ipa_bits: ipa_bits.min(MAX_IPA_BITS),
@@ -311,8 +311,15 @@ mod tests {
         let mut m = mem();
         let mut s2 = Stage2::new(&mut m, 41).unwrap();
         let before = m.used();
-        s2.map(&mut m, 0x8000_0000, 0x9000_0000, 16 << 20, RWX, MemType::Normal)
-            .unwrap();
+        s2.map(
+            &mut m,
+            0x8000_0000,
+            0x9000_0000,
+            16 << 20,
+            RWX,
+            MemType::Normal,
+        )
+        .unwrap();
         assert_eq!(m.used() - before, 1, "one level-1 table, no level-0 tables");
         let (hpa, pte) = s2.translate(&mut m, 0x80ab_cdef).unwrap();
         assert_eq!(hpa, 0x90ab_cdef);
@@ -331,7 +338,10 @@ mod tests {
         s2.map(&mut m, gpa, 0x8800_0000, PAGE, RW, MemType::Normal)
             .unwrap();
         assert_eq!(index(gpa, 2) / ENTRIES, 1);
-        assert_eq!(s2.translate(&mut m, gpa + 8).map(|t| t.0), Some(0x8800_0008));
+        assert_eq!(
+            s2.translate(&mut m, gpa + 8).map(|t| t.0),
+            Some(0x8800_0008)
+        );
         let top = (1u64 << 41) - PAGE;
         s2.map(&mut m, top, 0x8800_1000, PAGE, RW, MemType::Normal)
             .unwrap();
@@ -347,8 +357,15 @@ mod tests {
     fn unaligned_part_falls_back_to_pages() {
         let mut m = mem();
         let mut s2 = Stage2::new(&mut m, 41).unwrap();
-        s2.map(&mut m, 0x8000_0000, 0x9000_1000, 0x40_0000, RW, MemType::Normal)
-            .unwrap();
+        s2.map(
+            &mut m,
+            0x8000_0000,
+            0x9000_1000,
+            0x40_0000,
+            RW,
+            MemType::Normal,
+        )
+        .unwrap();
         let (hpa, pte) = s2.translate(&mut m, 0x8020_0010).unwrap();
         assert_eq!(hpa, 0x9020_1010);
         assert_eq!(describe(pte), RW);
@@ -368,8 +385,15 @@ mod tests {
     fn errors() {
         let mut m = mem();
         let mut s2 = Stage2::new(&mut m, 32).unwrap();
-        s2.map(&mut m, 0x8000_0000, 0x8000_0000, 0x20_0000, RW, MemType::Normal)
-            .unwrap();
+        s2.map(
+            &mut m,
+            0x8000_0000,
+            0x8000_0000,
+            0x20_0000,
+            RW,
+            MemType::Normal,
+        )
+        .unwrap();
         assert_eq!(
             s2.map(&mut m, 0x801f_f000, 0x5000_0000, PAGE, RW, MemType::Normal),
             Err(MapError::Overlap { gpa: 0x801f_f000 })
@@ -397,7 +421,14 @@ mod tests {
         };
         let mut s2 = Stage2::new(&mut small, 41).unwrap();
         assert_eq!(
-            s2.map(&mut small, 0x8000_0000, 0x8000_1000, 0x2000, RW, MemType::Normal),
+            s2.map(
+                &mut small,
+                0x8000_0000,
+                0x8000_1000,
+                0x2000,
+                RW,
+                MemType::Normal
+            ),
             Err(MapError::OutOfMemory)
         );
     }

@@ -209,7 +209,9 @@ mod tests {
     #[test]
     fn what_cannot_be_emulated() {
         // fld fa0, 0(a0) = 0x00053507; amoadd.w a0, a1, (a2) = 0x00b6252f; c.fld = 0x2108
-        assert!(decode32(0x0005_3507, 4).unwrap_err().contains("floating-point"));
+        assert!(decode32(0x0005_3507, 4)
+            .unwrap_err()
+            .contains("floating-point"));
         assert!(decode32(0x00b6_252f, 4).unwrap_err().contains("atomic"));
         assert!(decode16(0x2108).unwrap_err().contains("floating-point"));
         // addi a0, a0, 1 = 0x00150513; c.addi a0, 1 = 0x0505; c.lwsp x0 is reserved

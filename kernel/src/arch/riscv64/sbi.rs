@@ -100,20 +100,40 @@ pub enum Call {
     ClearIpi,
     /// Console output: `len` bytes in guest-physical memory at `addr` (DBCN write;
     /// answer the count written).
-    ConsoleWrite { addr: u64, len: u64 },
+    ConsoleWrite {
+        addr: u64,
+        len: u64,
+    },
     /// One console byte (legacy putchar / DBCN write_byte); `legacy` answers a0 only.
-    ConsoleByte { byte: u8, legacy: bool },
+    ConsoleByte {
+        byte: u8,
+        legacy: bool,
+    },
     /// Software interrupt to the vCPUs in `mask` (bit i = hart id i).
-    Ipi { mask: u64 },
+    Ipi {
+        mask: u64,
+    },
     /// A fence on the vCPUs in `mask`.
-    RemoteFence { mask: u64, fence: Fence },
-    HartStart { hart: u64, entry: u64, opaque: u64 },
+    RemoteFence {
+        mask: u64,
+        fence: Fence,
+    },
+    HartStart {
+        hart: u64,
+        entry: u64,
+        opaque: u64,
+    },
     HartStop,
-    HartStatus { hart: u64 },
+    HartStatus {
+        hart: u64,
+    },
     Shutdown,
     Reboot,
     /// A project hypercall (arch-neutral number, arguments a0..a3).
-    Hypercall { code: u64, args: [u64; 4] },
+    Hypercall {
+        code: u64,
+        args: [u64; 4],
+    },
 }
 
 /// The vCPUs a (hart_mask, hart_mask_base) pair names, as a mask of hart ids.
@@ -246,7 +266,11 @@ mod tests {
         assert_eq!(call(EID_BASE, 0, &[]), Call::Answer(Ret::ok(2 << 24)));
         assert_eq!(call(EID_BASE, 3, &[EID_HSM]), Call::Answer(Ret::ok(1)));
         assert_eq!(call(EID_BASE, 3, &[HV_EID]), Call::Answer(Ret::ok(1)));
-        assert_eq!(call(EID_BASE, 3, &[0x504D55]), Call::Answer(Ret::ok(0)), "PMU");
+        assert_eq!(
+            call(EID_BASE, 3, &[0x504D55]),
+            Call::Answer(Ret::ok(0)),
+            "PMU"
+        );
         assert_eq!(call(EID_BASE, 9, &[]), NOT_SUPPORTED);
     }
 
@@ -256,7 +280,10 @@ mod tests {
         assert_eq!(call(EID_LEGACY_SET_TIMER, 0, &[99]), Call::SetTimer(99));
         assert_eq!(call(EID_IPI, 0, &[0b10, 0]), Call::Ipi { mask: 0b10 });
         assert_eq!(call(EID_IPI, 0, &[0b1, 3]), Call::Ipi { mask: 0b1000 });
-        assert_eq!(call(EID_IPI, 0, &[0, u64::MAX]), Call::Ipi { mask: u64::MAX });
+        assert_eq!(
+            call(EID_IPI, 0, &[0, u64::MAX]),
+            Call::Ipi { mask: u64::MAX }
+        );
         assert_eq!(
             call(EID_IPI, 0, &[1, 64]),
             Call::Answer(Ret::err(ERR_INVALID_PARAM))
@@ -335,10 +362,7 @@ mod tests {
                 legacy: true
             }
         );
-        assert_eq!(
-            call(EID_LEGACY_GETCHAR, 0, &[]),
-            Call::Answer(Ret::err(-1))
-        );
+        assert_eq!(call(EID_LEGACY_GETCHAR, 0, &[]), Call::Answer(Ret::err(-1)));
     }
 
     #[test]
@@ -360,11 +384,18 @@ mod tests {
         assert_eq!(call(HV_EID, 0x1_0000, &[]), NOT_SUPPORTED);
         assert_eq!(call(0x0A00_0000, 0, &[]), NOT_SUPPORTED);
         assert_eq!(call(0x504D55, 0, &[]), NOT_SUPPORTED, "PMU");
-        assert_eq!(call(EID_LEGACY_PUTCHAR + 4, 0, &[]), NOT_SUPPORTED, "legacy send_ipi");
+        assert_eq!(
+            call(EID_LEGACY_PUTCHAR + 4, 0, &[]),
+            NOT_SUPPORTED,
+            "legacy send_ipi"
+        );
         assert_eq!(
             hypercall_ret([u64::MAX, 0, 0, 0]),
             [ERR_NOT_SUPPORTED as u64, 0, 0, 0]
         );
-        assert_eq!(hypercall_ret([0, 0x4856_0001, 2, 1]), [0, 0x4856_0001, 2, 1]);
+        assert_eq!(
+            hypercall_ret([0, 0x4856_0001, 2, 1]),
+            [0, 0x4856_0001, 2, 1]
+        );
     }
 }
