@@ -173,6 +173,8 @@ struct DevicesToml {
     gich: Option<(u64, u64)>,
     gicv: Option<(u64, u64)>,
     gits: Option<Vec<(u64, u64)>>,
+    /// RISC-V PLIC.
+    plic: Option<(u64, u64)>,
 }
 
 impl DevicesToml {
@@ -184,6 +186,7 @@ impl DevicesToml {
             ("gicc", self.gicc),
             ("gich", self.gich),
             ("gicv", self.gicv),
+            ("plic", self.plic),
         ];
         let mut out: Vec<(&'static str, Range)> = singles
             .into_iter()
