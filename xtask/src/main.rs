@@ -84,13 +84,14 @@ enum Cmd {
         timeout: Option<u64>,
     },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (two-vms, fault-isolation, bad-config); the last line is
-    /// `N passed, N failed`.
+    /// scenarios (two-vms, fault-isolation, bad-config, riscv64-two-vms,
+    /// riscv64-fault-isolation); the last line is `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
-        /// Only this scenario (two-vms, fault-isolation or bad-config).
+        /// Only this scenario (two-vms, fault-isolation, bad-config, riscv64-two-vms or
+        /// riscv64-fault-isolation).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },

@@ -226,7 +226,7 @@ fn check(offset: u64, width: u8) -> Result<(), MmioError> {
     if !matches!(width, 1 | 2 | 4) {
         return Err(MmioError::BadWidth { offset, width });
     }
-    if offset % u64::from(width) != 0 {
+    if !offset.is_multiple_of(u64::from(width)) {
         return Err(MmioError::Unaligned { offset, width });
     }
     Ok(())

@@ -310,7 +310,7 @@ fn check(offset: u64, width: u8) -> Result<(), MmioError> {
     if width != 4 {
         return Err(MmioError::BadWidth { offset, width });
     }
-    if offset % 4 != 0 {
+    if !offset.is_multiple_of(4) {
         return Err(MmioError::Unaligned { offset, width });
     }
     Ok(())
@@ -496,7 +496,7 @@ mod tests {
         assert!(p.take_fence(0) && p.take_fence(1) && !p.take_fence(0));
         assert!(!p.take_ipi(0), "fences are no IPIs");
         let mut big = Vplic::new(32).unwrap();
-        big.post(u64::MAX & !IPI_FENCE);
+        big.post(!IPI_FENCE);
         assert!((0..32).all(|h| big.take_ipi(h)) && !big.take_fence(31));
         big.post(IPI_FENCE | 1 << 5);
         assert!(big.take_fence(5) && !big.take_ipi(5));

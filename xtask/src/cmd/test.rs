@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::build::{build, BuildOptions, DEFAULT_BOARD};
 use crate::config::range::Range;
-use crate::config::{Arch, Plan};
+use crate::config::Plan;
 use crate::host_tools::ensure_qemu;
 use crate::output::clean;
 use crate::qemu::{qemu_args, qemu_binary, run_captured, Outcome};
@@ -32,11 +32,24 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "bad-config",
         "a bad VM config is rejected with file, key and reason before any build",
     ),
+    (
+        "riscv64-two-vms",
+        "board qemu-riscv64: two test-guest VMs pass their checks, exit 0",
+    ),
+    (
+        "riscv64-fault-isolation",
+        "qemu-riscv64: a VM that reads outside its memory is stopped; the other finishes",
+    ),
 ];
 
 const FAULT_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
     "configs/vms/testguest-aarch64-qemu-smp2-fault.toml",
+];
+const RISCV64_BOARD: &str = "configs/board/qemu-riscv64.toml";
+const RISCV64_FAULT_VMS: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
+    "configs/vms/testguest-riscv64-qemu-smp2-fault.toml",
 ];
 const BAD_VM: &str = "xtask/tests/data/bad-vm.toml";
 
@@ -170,9 +183,11 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
     println!("xtask: scenario {name}: starting");
     let start = Instant::now();
     let result = match name {
-        "two-vms" => two_vms(ws),
-        "fault-isolation" => fault_isolation(ws),
+        "two-vms" => two_vms(ws, name, DEFAULT_BOARD),
+        "fault-isolation" => fault_isolation(ws, name, DEFAULT_BOARD, &FAULT_VMS),
         "bad-config" => bad_config(ws),
+        "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
+        "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();
@@ -194,22 +209,22 @@ fn log_path(ws: &Workspace, name: &str) -> Result<PathBuf> {
     Ok(dir.join(format!("{name}.log")))
 }
 
-/// Builds with the default board and `vms`, boots it, returns the plan, how QEMU
-/// ended and its cleaned output.
-fn boot(ws: &Workspace, name: &str, vms: &[&str]) -> Result<(Plan, Outcome, String)> {
-    ensure_qemu(Arch::Aarch64)?;
+/// Builds with `board` and `vms` (none: the board's own), boots it, returns the plan,
+/// how QEMU ended and its cleaned output.
+fn boot(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<(Plan, Outcome, String)> {
     let opts = BuildOptions {
-        config: Some(ws.root.join(DEFAULT_BOARD)),
+        config: Some(ws.root.join(board)),
         vms: vms.iter().map(|v| ws.root.join(v)).collect(),
         force_bin: true,
     };
     let out = build(ws, &opts)?;
+    ensure_qemu(out.plan.board.arch)?;
     let q = out
         .plan
         .board
         .qemu
         .clone()
-        .context("the default board has no [qemu] section")?;
+        .with_context(|| format!("{board} has no [qemu] section"))?;
     let bin = out.bin.clone().context("no raw binary")?;
     let log = log_path(ws, name)?;
     let program = qemu_binary(&out.plan.board);
@@ -305,8 +320,8 @@ fn has_line(output: &str, text: &str) -> bool {
     output.lines().any(|l| l.contains(text))
 }
 
-fn two_vms(ws: &Workspace) -> Result<()> {
-    let (plan, outcome, out) = boot(ws, "two-vms", &[])?;
+fn two_vms(ws: &Workspace, name: &str, board: &str) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, &[])?;
     let mut problems = Vec::new();
     match outcome {
         Outcome::Exited(s) if s.success() => {}
@@ -330,8 +345,8 @@ fn two_vms(ws: &Workspace) -> Result<()> {
     }
 }
 
-fn fault_isolation(ws: &Workspace) -> Result<()> {
-    let (plan, outcome, out) = boot(ws, "fault-isolation", &FAULT_VMS)?;
+fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
     match outcome {
         Outcome::Exited(s) if !s.success() => {}
@@ -347,7 +362,7 @@ fn fault_isolation(ws: &Workspace) -> Result<()> {
         .iter()
         .find(|v| v.cmdline.split_whitespace().any(|w| w == "fault"));
     let Some(faulty) = faulty else {
-        bail!("no VM with cmdline `fault` in {FAULT_VMS:?}")
+        bail!("no VM with cmdline `fault` in {vms:?}")
     };
     let stopped = format!("hv: VM {} ({}) stopped:", faulty.id, faulty.name);
     match out.lines().find(|l| l.contains(&stopped)) {

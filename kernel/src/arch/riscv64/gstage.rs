@@ -119,7 +119,7 @@ impl Stage2 {
     }
 
     /// The entry for `gpa` in the table at `table` (`level` 2 is the 4-page root).
-    fn entry<'m>(mem: &'m mut dyn TableMemory, table: u64, level: u32, gpa: u64) -> &'m mut u64 {
+    fn entry(mem: &mut dyn TableMemory, table: u64, level: u32, gpa: u64) -> &mut u64 {
         let i = index(gpa, level);
         let page = table + (i / ENTRIES) as u64 * PAGE;
         &mut mem.table(page)[i % ENTRIES]
@@ -243,7 +243,7 @@ mod tests {
     }
     impl FakeMem {
         fn alloc_tables_aligned(&mut self, count: usize) -> Option<u64> {
-            while self.frames.len() % count != 0 {
+            while !self.frames.len().is_multiple_of(count) {
                 self.frames.push([0; ENTRIES]);
             }
             if self.frames.len() + count > self.limit {

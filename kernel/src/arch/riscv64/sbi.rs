@@ -377,7 +377,7 @@ mod tests {
         assert_eq!(
             call(HV_EID, 0xff, &[]),
             Call::Hypercall {
-                code: 0xC600_00ff,
+                code: 0xC600_00FF,
                 args: [0; 4]
             }
         );
