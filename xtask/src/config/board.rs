@@ -217,6 +217,9 @@ pub struct Board {
     pub qemu: Option<QemuToml>,
     /// VM config paths as written and resolved against the repository root.
     pub vm_configs: Vec<(String, PathBuf)>,
+    /// Where keys that later checks point at are in the file (line, column).
+    pub smp_at: Option<(usize, usize)>,
+    pub vm_configs_at: Vec<Option<(usize, usize)>>,
 }
 
 impl Board {
@@ -282,6 +285,9 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         .iter()
         .map(|p| (p.clone(), root.join(p)))
         .collect();
+    let vm_configs_at = (0..top.vm_configs.len())
+        .map(|i| src.locate(&KeyPath::new("vm_configs").index(i)))
+        .collect();
     Some(Board {
         shown: src.shown.clone(),
         name: name?,
@@ -298,6 +304,8 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         reserved,
         qemu,
         vm_configs,
+        smp_at: src.locate(&KeyPath::new("smp")),
+        vm_configs_at,
     })
 }
 

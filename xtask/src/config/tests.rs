@@ -322,6 +322,10 @@ fn more_vcpus_than_cpus() {
         ("c.toml", vm_text(3, "vm3", "")),
     ];
     let errs = errors(run(&f, BOARD, &vms));
+    assert!(
+        errs.iter().any(|e| e.contains("board.toml:5:1: smp:")),
+        "{errs:?}"
+    );
     expect(
         &errs,
         "board.toml",
