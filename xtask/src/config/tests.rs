@@ -873,3 +873,18 @@ fn fault_vm_config_is_valid_with_vm1() {
     assert_eq!(plan.vms[1].cmdline, "fault");
     assert_eq!(plan.vms[1].name, "fault-vm");
 }
+
+#[test]
+fn board_pairs_must_have_two_elements() {
+    let f = Fixture::new();
+    let board = BOARD.replace(
+        "ram = [[0x4000_0000, 0x4000_0000]]",
+        "ram = [[0x4000_0000, 0x4000_0000, 7]]",
+    );
+    let errs = errors(run(&f, &board, &two_vms()));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("board.toml:") && e.contains("memory.ram")),
+        "{errs:?}"
+    );
+}
