@@ -916,5 +916,8 @@ fn passthrough_must_not_expose_ram_or_be_shared() {
         "devices.passthrough_devices[0]",
         "already given to vm2",
     );
-    assert!(!errs.iter().any(|e| e.starts_with("error: b.toml")), "{errs:?}");
+    assert!(
+        !errs.iter().any(|e| e.starts_with("error: b.toml")),
+        "{errs:?}"
+    );
 }
