@@ -16,22 +16,32 @@ const GIC_V2: &[&str] = &[
     "arm,gic-400",
     "arm,cortex-a7-gic",
     "arm,cortex-a9-gic",
+    "qcom,msm-qgic2",
 ];
 const PL011: &[&str] = &["arm,pl011"];
 const NS16550: &[&str] = &["snps,dw-apb-uart", "ns16550a", "ns16550"];
-const TIMER: &[&str] = &["arm,armv8-timer"];
+const TIMER: &[&str] = &["arm,armv8-timer", "arm,armv7-timer"];
 /// Default GICv3 redistributor stride (RD_base + SGI_base frames, no VLPI frames).
 pub const GICR_STRIDE: u64 = 0x2_0000;
 /// MPIDR affinity fields Aff3 (39:32) and Aff2..Aff0 (23:0).
 const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
 
-/// An `interrupts` property kept raw until the GIC's cell count is known.
+/// An `interrupts` (or `interrupts-extended`) property kept raw until the GIC's cell
+/// count is known.
 #[derive(Clone, Copy)]
 struct Irqs<'a> {
     value: &'a [u8],
     /// `interrupt-parent` of the node or its nearest ancestor.
     parent: Option<u32>,
+    /// `interrupts-extended`: every specifier starts with its controller's phandle.
+    extended: bool,
 }
+
+const NO_IRQS: Irqs<'static> = Irqs {
+    value: &[],
+    parent: None,
+    extended: false,
+};
 
 /// A UART node seen during the walk.
 #[derive(Clone, Copy)]
@@ -81,9 +91,18 @@ fn interrupt_parent(path: &[Node<'_, '_>]) -> Option<u32> {
 
 fn irqs_of<'a>(path: &[Node<'_, 'a>]) -> Option<Irqs<'a>> {
     let node = *path.last()?;
+    if let Some(value) = dt::prop(node, "interrupts-extended") {
+        return Some(Irqs {
+            value,
+            parent: None,
+            extended: true,
+        });
+    }
+    let value = dt::prop(node, "interrupts")?;
     Some(Irqs {
-        value: dt::prop(node, "interrupts")?,
+        value,
         parent: interrupt_parent(path),
+        extended: false,
     })
 }
 
@@ -172,10 +191,7 @@ impl<'a> Collector<'a> {
             self.gic = gic_seen(path);
         }
         if self.timer.is_none() && dt::compatible_with(node, TIMER) {
-            self.timer = irqs_of(path).or(Some(Irqs {
-                value: &[],
-                parent: None,
-            }));
+            self.timer = irqs_of(path).or(Some(NO_IRQS));
         }
         if self.psci.is_none()
             && dt::prop(node, "compatible")
@@ -207,10 +223,7 @@ fn uart_seen<'a>(path: &[Node<'_, 'a>]) -> Option<UartSeen<'a>> {
         return None;
     };
     let (base, size) = dt::regs(path).next()?;
-    let irqs = irqs_of(path).unwrap_or(Irqs {
-        value: &[],
-        parent: None,
-    });
+    let irqs = irqs_of(path).unwrap_or(NO_IRQS);
     Some(UartSeen {
         base,
         size,
@@ -235,10 +248,7 @@ fn gic_seen<'a>(path: &[Node<'_, 'a>]) -> Option<GicSeen<'a>> {
         stride: dt::prop_u64(node, "redistributor-stride"),
         phandle: dt::prop_u32(node, "phandle").or_else(|| dt::prop_u32(node, "linux,phandle")),
         irq_cells: dt::prop_u32(node, "#interrupt-cells").map_or(3, |c| c as usize),
-        irqs: irqs_of(path).unwrap_or(Irqs {
-            value: &[],
-            parent: None,
-        }),
+        irqs: irqs_of(path).unwrap_or(NO_IRQS),
     })
 }
 
@@ -257,20 +267,39 @@ pub fn gic_intid(kind: u32, number: u32) -> Option<u32> {
 impl GicSeen<'_> {
     /// The `index`th interrupt of `irqs`, if it is wired to this GIC.
     fn intid(&self, irqs: Irqs<'_>, index: usize) -> Option<u32> {
+        let cells = self.irq_cells;
+        if cells < 2 {
+            return None;
+        }
+        if irqs.extended {
+            return self.extended_intid(irqs.value, index);
+        }
         if let (Some(parent), Some(me)) = (irqs.parent, self.phandle) {
             if parent != me {
                 return None;
             }
-        }
-        let cells = self.irq_cells;
-        if cells < 2 {
-            return None;
         }
         let first = index.checked_mul(cells)?;
         gic_intid(
             dt::be32_at(irqs.value, first)?,
             dt::be32_at(irqs.value, first + 1)?,
         )
+    }
+
+    /// `interrupts-extended`: `<phandle cells...>` entries. Entries for another
+    /// controller have a size we do not know, so decoding stops at the first one.
+    fn extended_intid(&self, value: &[u8], index: usize) -> Option<u32> {
+        let stride = self.irq_cells + 1;
+        for i in 0..=index {
+            let at = i.checked_mul(stride)?;
+            if Some(dt::be32_at(value, at)?) != self.phandle {
+                return None;
+            }
+            if i == index {
+                return gic_intid(dt::be32_at(value, at + 1)?, dt::be32_at(value, at + 2)?);
+            }
+        }
+        None
     }
 
     fn to_gic(self) -> Result<Gic, DiscoveryError> {
