@@ -77,6 +77,7 @@ struct Collector<'a> {
     overflow: Option<&'static str>,
 }
 
+/// Appends a non-empty range, remembering an overflow.
 fn push(list: &mut RangeList, what: &'static str, overflow: &mut Option<&'static str>, r: Range) {
     if r.size != 0 && list.push(r).is_err() {
         *overflow = Some(what);
@@ -141,25 +142,23 @@ impl<'a> Collector<'a> {
         }
     }
 
+    fn add_ram(&mut self, r: Range) {
+        push(&mut self.ram, "memory ranges", &mut self.overflow, r);
+    }
+
+    fn add_reserved(&mut self, r: Range) {
+        push(&mut self.reserved, "reserved ranges", &mut self.overflow, r);
+    }
+
     fn memory(&mut self, path: &[Node<'_, 'a>]) {
         for (base, size) in dt::regs(path) {
-            push(
-                &mut self.ram,
-                "memory ranges",
-                &mut self.overflow,
-                Range { base, size },
-            );
+            self.add_ram(Range { base, size });
         }
     }
 
     fn reserved_child(&mut self, path: &[Node<'_, 'a>]) {
         for (base, size) in dt::regs(path) {
-            push(
-                &mut self.reserved,
-                "reserved ranges",
-                &mut self.overflow,
-                Range { base, size },
-            );
+            self.add_reserved(Range { base, size });
         }
     }
 
@@ -378,12 +377,7 @@ fn memreserve(fdt: &Fdt<'_>, c: &mut Collector<'_>) {
     for r in fdt.memory_reservations() {
         let (base, size) = (r.address() as u64, r.size() as u64);
         if base.checked_add(size).is_some() {
-            push(
-                &mut c.reserved,
-                "reserved ranges",
-                &mut c.overflow,
-                Range { base, size },
-            );
+            c.add_reserved(Range { base, size });
         }
     }
 }
@@ -402,16 +396,11 @@ pub fn discover_with_ram(dtb: &[u8], fallback_ram: &[Range]) -> Result<Platform,
     let mut c = Collector::new(chosen.stdout);
     memreserve(&fdt, &mut c);
     dt::walk(&fdt, &mut |path| c.visit(path));
+    if c.ram.as_slice().is_empty() {
+        fallback_ram.iter().for_each(|r| c.add_ram(*r));
+    }
     if let Some(what) = c.overflow {
         return Err(DiscoveryError::TooMany(what));
-    }
-    if c.ram.as_slice().is_empty() {
-        for r in fallback_ram {
-            push(&mut c.ram, "memory ranges", &mut c.overflow, *r);
-        }
-        if let Some(what) = c.overflow {
-            return Err(DiscoveryError::TooMany(what));
-        }
     }
     finish(c, chosen.initrd)
 }
