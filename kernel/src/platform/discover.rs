@@ -77,9 +77,9 @@ struct Collector<'a> {
     overflow: Option<&'static str>,
 }
 
-/// Appends a non-empty range, remembering an overflow.
+/// Appends a non-empty range that does not wrap around, remembering an overflow.
 fn push(list: &mut RangeList, what: &'static str, overflow: &mut Option<&'static str>, r: Range) {
-    if r.size != 0 && list.push(r).is_err() {
+    if r.size != 0 && r.base.checked_add(r.size).is_some() && list.push(r).is_err() {
         *overflow = Some(what);
     }
 }
@@ -375,10 +375,10 @@ fn chosen<'a>(fdt: &Fdt<'a>) -> Chosen<'a> {
 
 fn memreserve(fdt: &Fdt<'_>, c: &mut Collector<'_>) {
     for r in fdt.memory_reservations() {
-        let (base, size) = (r.address() as u64, r.size() as u64);
-        if base.checked_add(size).is_some() {
-            c.add_reserved(Range { base, size });
-        }
+        c.add_reserved(Range {
+            base: r.address() as u64,
+            size: r.size() as u64,
+        });
     }
 }
 

@@ -203,6 +203,17 @@ fn orangepi_5_plus_after_firmware_fixup() {
 }
 
 #[test]
+fn board_ram_hints_are_sanitised() {
+    let hints = [r(0, 0), r(u64::MAX, 2), r(0x20_0000, 0x1000)];
+    let p = discover_with_ram(OPI5P, &hints).unwrap();
+    assert_eq!(p.ram.as_slice(), &[r(0x20_0000, 0x1000)]);
+    assert_eq!(
+        discover_with_ram(OPI5P, &hints[..2]).unwrap_err(),
+        DiscoveryError::NoMemory
+    );
+}
+
+#[test]
 fn orangepi_5_plus_with_board_ram_hint() {
     let p = discover_with_ram(OPI5P, &[r(0x20_0000, 0xefe0_0000)]).unwrap();
     assert_eq!(p.ram.as_slice(), &[r(0x20_0000, 0xefe0_0000)]);
