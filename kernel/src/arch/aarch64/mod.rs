@@ -67,7 +67,13 @@ mod target {
         mmu::enable();
         trap::install_vectors();
         match p.gic {
-            Gic::V3 { gicd, .. } => gicv3::init_distributor(gicd),
+            Gic::V3 { gicd, .. } => {
+                gicv3::init_distributor(gicd);
+                if let Some(irq) = p.uart.and_then(|u| u.irq) {
+                    // Console input interrupts go to the boot CPU.
+                    gicv3::enable_spi(gicd, irq, regs::mpidr());
+                }
+            }
             Gic::V2 { .. } => return Err("not supported yet: GICv2 host interrupt controller"),
         }
         init_cpu(p)
@@ -130,12 +136,24 @@ mod target {
         gicv3::send_sgi(mpidr, gicv3::SGI_KICK);
     }
 
-    pub fn wait_for_event() {
-        regs::wfe();
-    }
-
-    pub fn send_event() {
-        regs::sev();
+    /// Waits for an interrupt on a CPU not running a guest (all interrupts stay
+    /// masked at EL2) and handles what arrived: kicks end the wait, interrupts of the
+    /// hypervisor's own devices go to `host`, timer interrupts of a vCPU that is not
+    /// running are dropped.
+    pub fn idle(host: &mut dyn FnMut(u32)) {
+        regs::wfi();
+        loop {
+            let intid = gicv3::ack();
+            if intid >= 1020 {
+                break;
+            }
+            gicv3::eoi(intid);
+            gicv3::deactivate(intid);
+            let internal = intid == gicv3::SGI_KICK || intid == gicv3::MAINTENANCE_IRQ;
+            if !internal && !super::FORWARDED_PPIS.contains(&intid) {
+                host(intid);
+            }
+        }
     }
 
     /// Ends the machine: semihosting exit status when enabled, else PSCI SYSTEM_OFF.
