@@ -94,6 +94,33 @@ enum Cmd {
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },
+    /// Measure speed as ratios taken side by side in one run. `linux-boot`: boot the
+    /// VM's Linux kernel and initramfs to a marker line under the hypervisor and
+    /// straight on QEMU (same CPU model, memory and vCPUs), alternating, and print
+    /// the medians and the ratio hypervisor / bare.
+    Bench {
+        /// What to measure: linux-boot.
+        what: String,
+        /// Board file (default: .build.toml, else configs/board/qemu-aarch64.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The Linux VM config to boot.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "configs/vms/linux-aarch64-qemu-smp2.toml"
+        )]
+        vm: PathBuf,
+        /// Runs of each side.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The line that ends a boot (printed by the guest's /init).
+        #[arg(long, default_value = "guest-init: ready")]
+        marker: String,
+        /// Seconds one boot may take.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
 }
 
 fn run(cli: Cli) -> Result<bool> {
@@ -118,6 +145,24 @@ fn run(cli: Cli) -> Result<bool> {
             cmd::build::build(&ws, &cfg.options())?;
         }
         Cmd::Run { cfg, timeout } => cmd::run::run(&ws, &cfg.options(), timeout)?,
+        Cmd::Bench {
+            what,
+            config,
+            vm,
+            runs,
+            marker,
+            timeout,
+        } => {
+            let opts = cmd::bench::BenchOptions {
+                what,
+                config,
+                vm,
+                runs: runs.max(1),
+                marker,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            cmd::bench::bench(&ws, &opts)?
+        }
         Cmd::Test { unit, scenario } => {
             let opts = cmd::test::TestOptions {
                 unit_only: unit,
