@@ -5,6 +5,7 @@ mod cmd;
 mod config;
 mod elf;
 mod gen;
+mod guest;
 mod host_tools;
 mod output;
 mod qemu;
@@ -94,6 +95,10 @@ enum Cmd {
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },
+    /// Guest images (Linux kernels, initramfs): `list`, `pull NAME`, `rm NAME`, from a
+    /// registry or a built-in recipe (linux-aarch64, linux-riscv64). VM configs name
+    /// their files as "image:<name>/<file>".
+    Guest(guest::GuestArgs),
 }
 
 fn run(cli: Cli) -> Result<bool> {
@@ -125,6 +130,7 @@ fn run(cli: Cli) -> Result<bool> {
             };
             return cmd::test::test(&ws, &opts);
         }
+        Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }
     Ok(true)
 }

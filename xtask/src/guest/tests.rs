@@ -1,0 +1,1 @@
+//! Tests of the guest-image store, registry, fetching, unpacking and initramfs.
