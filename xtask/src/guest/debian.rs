@@ -272,13 +272,32 @@ impl PrivateApt {
             .args(["-q", "update"])
             .status()
             .context("cannot run apt-get (the recipe needs a Debian host with apt)")?;
-        if !status.success() {
-            bail!(
-                "apt-get update (private state in {}) failed ({status})",
-                self.dir.display()
-            );
+        if status.success() {
+            return Ok(());
         }
-        Ok(())
+        // A mirror in the middle of a sync can fail some indices (e.g. -security)
+        // while the release's main list is fine: go on with what was fetched.
+        if self.has_lists() {
+            eprintln!(
+                "xtask: warning: apt-get update failed for some package lists ({status}); \
+                 continuing with the lists it fetched"
+            );
+            return Ok(());
+        }
+        bail!(
+            "apt-get update (private state in {}) failed ({status})",
+            self.dir.display()
+        )
+    }
+
+    /// Whether any package list was fetched.
+    fn has_lists(&self) -> bool {
+        fs::read_dir(self.dir.join("lists"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().contains("_Packages"))
+            })
+            .unwrap_or(false)
     }
 
     /// `apt-cache ARGS`; `None` when it fails (e.g. no such package).
