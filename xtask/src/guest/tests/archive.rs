@@ -206,7 +206,7 @@ fn tar_with(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
 
 fn unpack_err(bytes: &[u8], root: &Path) -> String {
     let dest = root.join("image");
-    let err = unpack_tar(&bytes[..], &dest, |_| true).unwrap_err();
+    let err = unpack_tar(bytes, &dest, |_| true).unwrap_err();
     format!("{err:#}")
 }
 
