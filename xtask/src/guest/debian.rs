@@ -85,50 +85,60 @@ pub fn parse_one_line(text: &str) -> Vec<AptSource> {
     out
 }
 
-/// Sources in the deb822 format (`Types:`, `URIs:`, `Suites:` stanzas).
+/// Sources in the deb822 format (`Types:`, `URIs:`, `Suites:` stanzas separated by
+/// blank lines).
 pub fn parse_deb822(text: &str) -> Vec<AptSource> {
     let mut out = Vec::new();
-    for stanza in text.split("\n\n") {
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for line in stanza.lines() {
-            if line.trim_start().starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            if line.starts_with([' ', '\t']) {
-                if let Some(last) = fields.last_mut() {
-                    last.1.push(' ');
-                    last.1.push_str(line.trim());
-                }
-                continue;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let is_deb = get("types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-        let enabled = get("enabled").is_none_or(|e| !e.eq_ignore_ascii_case("no"));
-        if !is_deb || !enabled {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in text.lines().chain(std::iter::once("")) {
+        if line.trim().is_empty() {
+            out.extend(deb822_stanza(&fields));
+            fields.clear();
             continue;
         }
-        // An inline key block (several lines) is not a path: fall back to the default.
-        let signed_by = get("signed-by")
-            .filter(|s| s.starts_with('/') && !s.contains(' '))
-            .map(str::to_string);
-        let suites: Vec<String> = get("suites")
-            .unwrap_or("")
-            .split_whitespace()
-            .map(str::to_string)
-            .collect();
-        for uri in get("uris").unwrap_or("").split_whitespace() {
-            out.push(AptSource {
-                uri: uri.to_string(),
-                suites: suites.clone(),
-                signed_by: signed_by.clone(),
-            });
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = fields.last_mut() {
+                last.1.push(' ');
+                last.1.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
     out
+}
+
+/// The `deb` sources of one deb822 stanza.
+fn deb822_stanza(fields: &[(String, String)]) -> Vec<AptSource> {
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let is_deb = get("types").is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+    let enabled = get("enabled").is_none_or(|e| !e.eq_ignore_ascii_case("no"));
+    if !is_deb || !enabled {
+        return Vec::new();
+    }
+    // An inline key block (several lines) is not a path: fall back to the default.
+    let signed_by = get("signed-by")
+        .filter(|s| s.starts_with('/') && !s.contains(' '))
+        .map(str::to_string);
+    let suites: Vec<String> = get("suites")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    get("uris")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|uri| AptSource {
+            uri: uri.to_string(),
+            suites: suites.clone(),
+            signed_by: signed_by.clone(),
+        })
+        .collect()
 }
 
 /// The host's release codename (`VERSION_CODENAME` of /etc/os-release).

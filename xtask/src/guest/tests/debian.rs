@@ -9,7 +9,7 @@ const DEB822: &str = "Types: deb\n# a comment\nURIs: http://mirror.example/debia
 Suites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/k.gpg\n\n\
 Types: deb deb-src\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n\
 Components: main\n\n\
-Types: deb\nURIs: http://other.example/node\nSuites: nodistro\nComponents: main\n\n\
+Types: deb\nURIs: http://other.example/node\nSuites: nodistro\nComponents: main\n  \n\
 Types: deb\nEnabled: no\nURIs: http://disabled.example/debian\nSuites: bookworm\n";
 
 #[test]
