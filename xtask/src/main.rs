@@ -5,6 +5,7 @@ mod cmd;
 mod config;
 mod elf;
 mod gen;
+mod guest;
 mod host_tools;
 mod output;
 mod qemu;
@@ -121,6 +122,10 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Guest images (Linux kernels, initramfs): `list`, `pull NAME`, `rm NAME`, from a
+    /// registry or a built-in recipe (linux-aarch64, linux-riscv64). VM configs name
+    /// their files as "image:<name>/<file>".
+    Guest(guest::GuestArgs),
 }
 
 fn run(cli: Cli) -> Result<bool> {
@@ -170,6 +175,7 @@ fn run(cli: Cli) -> Result<bool> {
             };
             return cmd::test::test(&ws, &opts);
         }
+        Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }
     Ok(true)
 }

@@ -3,6 +3,8 @@
 //!
 //! Project extension: `kernel_path = "guest:<crate>"` names the in-repo guest crate
 //! `guests/<crate>`, which `cargo xtask build` builds and turns into a raw binary.
+//! `kernel_path`, `ramdisk_path` and `dtb_path` may also be `"image:<name>/<file>"`,
+//! a file of a guest image pulled with `cargo xtask guest pull <name>`.
 use std::path::{Path, PathBuf};
 
 use serde::de::IgnoredAny;
@@ -572,6 +574,16 @@ fn image_spec(
             return None;
         }
         ImageSource::Guest(krate.to_string())
+    } else if path.starts_with(crate::guest::CONFIG_PREFIX) {
+        // "image:<name>/<file>": a file of a pulled guest image (`cargo xtask guest`).
+        match crate::guest::resolve_config_path(path) {
+            Ok(Some(file)) => ImageSource::File(file),
+            Ok(None) => return None,
+            Err(why) => {
+                report.push(src.error(&k, why));
+                return None;
+            }
+        }
     } else {
         let dir = src.path.parent().unwrap_or(Path::new("."));
         let file = dir.join(path);
