@@ -315,9 +315,17 @@ fn draw_pick(f: &mut Frame, area: Rect, app: &App, popup: &Popup, width: u16) {
         .setting(*setting)
         .map(|s| s.name())
         .unwrap_or_default();
-    let h = (options.len() as u16 + 2).min(area.height.saturating_sub(4));
+    // Options, then a rule and up to three lines of the option's full help.
+    let help_h: u16 = 4;
+    let h = (options.len() as u16 + 2 + help_h).min(area.height.saturating_sub(4));
     let r = centered(area, width, h);
-    let visible = h.saturating_sub(2) as usize;
+    let block = Block::bordered().title(format!(" {name} "));
+    let inner = block.inner(r);
+    f.render_widget(Clear, r);
+    f.render_widget(block, r);
+    let [list_area, help_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(help_h)]).areas(inner);
+    let visible = list_area.height as usize;
     let offset = (cursor + 1).saturating_sub(visible);
     let label_w = options.iter().map(|o| o.label().len()).max().unwrap_or(0);
     let lines: Vec<Line> = options
@@ -341,9 +349,14 @@ fn draw_pick(f: &mut Frame, area: Rect, app: &App, popup: &Popup, width: u16) {
             }
         })
         .collect();
-    f.render_widget(Clear, r);
+    f.render_widget(Paragraph::new(lines), list_area);
+    let help = options
+        .get(*cursor)
+        .map(|o| o.help.clone())
+        .unwrap_or_default();
+    let rule = "-".repeat(help_area.width as usize);
     f.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(format!(" {name} "))),
-        r,
+        Paragraph::new(vec![Line::styled(rule, DIM), Line::raw(help)]).wrap(Wrap { trim: true }),
+        help_area,
     );
 }
