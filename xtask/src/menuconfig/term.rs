@@ -14,6 +14,10 @@ use ratatui::Terminal;
 use super::app::App;
 use super::view::draw;
 
+/// When set, the UI panics right after its first frame: the end-to-end test uses it
+/// to check that a panic gives the terminal back.
+pub const TEST_PANIC_ENV: &str = "XTASK_MENUCONFIG_TEST_PANIC";
+
 /// Whether the terminal is in UI mode (so restoring twice does nothing).
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
@@ -44,8 +48,15 @@ impl Guard {
         ACTIVE.store(true, Ordering::SeqCst);
         let guard = Guard;
         terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
-        execute!(io::stdout(), terminal::EnterAlternateScreen, cursor::Hide)
-            .context("cannot switch to the alternate screen")?;
+        // Cleared with a plain escape sequence: ratatui's `clear` asks the terminal
+        // for the cursor position, which not every terminal answers.
+        execute!(
+            io::stdout(),
+            terminal::EnterAlternateScreen,
+            terminal::Clear(terminal::ClearType::All),
+            cursor::Hide
+        )
+        .context("cannot switch to the alternate screen")?;
         Ok(guard)
     }
 }
@@ -64,9 +75,12 @@ pub fn run(app: &mut App) -> Result<()> {
     let _guard = Guard::enter()?;
     let mut term =
         Terminal::new(CrosstermBackend::new(io::stdout())).context("cannot set up the terminal")?;
-    term.clear()?;
+    let test_panic = std::env::var_os(TEST_PANIC_ENV).is_some();
     while !app.quit {
         term.draw(|f| draw(f, app))?;
+        if test_panic {
+            panic!("{TEST_PANIC_ENV} is set: a deliberate panic, to test the panic hook");
+        }
         match event::read().context("cannot read from the terminal")? {
             Event::Key(k) if k.kind != KeyEventKind::Release => app.on_key(k),
             Event::Resize(..) => term.autoresize()?,
