@@ -188,7 +188,7 @@ fn change_log_level_and_feature_save_and_quit() {
     let out = s.output();
     assert!(out.contains("\x1b[?1049l"), "the alternate screen was left");
     assert!(out.contains("xtask: created .build.toml from configs/board/qemu-aarch64.toml"));
-    assert!(out.contains("xtask: .build.toml is saved"));
+    assert!(out.contains("xtask: .build.toml: no unsaved changes"));
 
     let after = std::fs::read_to_string(root.join(".build.toml")).unwrap();
     let changed: Vec<(&str, &str)> = default

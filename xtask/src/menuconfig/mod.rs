@@ -75,7 +75,7 @@ fn report(app: &App, created: Option<&str>) {
     if m.is_modified() {
         println!("xtask: quit without saving: the changes were discarded");
     } else {
-        println!("xtask: {} is saved", m.board.shown);
+        println!("xtask: {}: no unsaved changes", m.board.shown);
     }
     let errors = m.errors().count();
     if errors > 0 {

@@ -227,8 +227,13 @@ fn regions_summary(regions: &[Value]) -> String {
     )
 }
 
+/// The text up to the first full stop that ends a sentence (not that of "e.g.").
 fn first_sentence(text: &str) -> String {
-    match text.find(". ") {
+    let end = text
+        .match_indices(". ")
+        .map(|(i, _)| i)
+        .find(|&i| !text[..i].ends_with("e.g") && !text[..i].ends_with("i.e"));
+    match end {
         Some(i) => text[..=i].to_string(),
         None => text.to_string(),
     }

@@ -67,11 +67,17 @@ impl Drop for Guard {
     }
 }
 
-/// Runs the UI until the user quits.
-pub fn run(app: &mut App) -> Result<()> {
+/// Fails unless stdin and stdout are a terminal.
+pub fn require_terminal() -> Result<()> {
     if !io::stdin().is_terminal() || !io::stdout().is_terminal() {
         bail!("menuconfig needs a terminal (stdin and stdout must be a TTY)");
     }
+    Ok(())
+}
+
+/// Runs the UI until the user quits.
+pub fn run(app: &mut App) -> Result<()> {
+    require_terminal()?;
     let _guard = Guard::enter()?;
     let mut term =
         Terminal::new(CrosstermBackend::new(io::stdout())).context("cannot set up the terminal")?;

@@ -583,3 +583,11 @@ fn any_size_from_80x24_up_and_resize() {
     let tiny = screen(&app, 30, 8);
     assert!(tiny.join("").contains("needs at least"), "{tiny:#?}");
 }
+
+#[test]
+fn word_wrap_estimate_is_not_short() {
+    assert_eq!(view::wrapped_lines("", 10), 1);
+    assert_eq!(view::wrapped_lines("abc def", 7), 1);
+    assert_eq!(view::wrapped_lines("abc defg", 7), 2);
+    assert_eq!(view::wrapped_lines("abcdefghijklmno", 5), 3);
+}

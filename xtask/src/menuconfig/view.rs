@@ -175,8 +175,31 @@ fn keys_line(app: &App) -> String {
             " Enter edit  a add  d delete  Esc back  ? help  s save  q quit".into()
         }
         (None, Page::Search { .. }) => format!(" Enter go to  Esc back  {common}"),
-        (None, _) => format!(" j/k move  Enter edit  Esc back  {common}"),
+        (None, _) => {
+            " j/k move  Enter edit  Esc back  / search  ? help  e problems  s save  q quit".into()
+        }
     }
+}
+
+/// How many lines `text` takes when word-wrapped to `width` columns.
+pub fn wrapped_lines(text: &str, width: usize) -> usize {
+    let width = width.max(1);
+    let mut lines = 1;
+    let mut used = 0;
+    for word in text.split(' ') {
+        let len = word.chars().count();
+        if used > 0 && used + 1 + len <= width {
+            used += 1 + len;
+            continue;
+        }
+        if used > 0 {
+            lines += 1;
+        }
+        // A word longer than the line is cut over several lines.
+        lines += len.saturating_sub(1) / width;
+        used = if len == 0 { 0 } else { (len - 1) % width + 1 };
+    }
+    lines
 }
 
 /// A rectangle of `w` x `h` centred in `area` (clipped to it).
@@ -216,10 +239,7 @@ fn draw_popup(f: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             scroll,
         } => {
             let text_w = width.saturating_sub(2).max(1) as usize;
-            let needed: usize = lines
-                .iter()
-                .map(|l| l.chars().count().max(1).div_ceil(text_w))
-                .sum();
+            let needed: usize = lines.iter().map(|l| wrapped_lines(l, text_w)).sum();
             let h = (needed as u16 + 2).min(area.height.saturating_sub(4));
             let r = centered(area, width, h);
             let text: Vec<Line> = lines.iter().map(|l| Line::raw(l.clone())).collect();
