@@ -36,8 +36,8 @@ impl LineInput {
         self.chars.iter().collect()
     }
 
-    /// Handles an editing key; returns false for keys it does not use.
-    fn on_key(&mut self, key: KeyEvent) -> bool {
+    /// Handles an editing key (others are ignored).
+    fn on_key(&mut self, key: KeyEvent) {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match key.code {
             KeyCode::Char('u') if ctrl => {
@@ -59,10 +59,8 @@ impl LineInput {
             KeyCode::Right => self.pos = (self.pos + 1).min(self.chars.len()),
             KeyCode::Home => self.pos = 0,
             KeyCode::End => self.pos = self.chars.len(),
-            KeyCode::Backspace | KeyCode::Delete => {}
-            _ => return false,
+            _ => {}
         }
-        true
     }
 }
 
@@ -148,6 +146,14 @@ impl App {
         }
         let last = self.stack.len() - 1;
         &mut self.stack[last]
+    }
+
+    /// The VM config open on the page stack (searches include its settings).
+    pub fn vm_context(&self) -> Option<DocId> {
+        self.stack.iter().rev().find_map(|p| match p.page {
+            Page::Vm(d) | Page::Regions(d) => Some(d),
+            _ => None,
+        })
     }
 
     /// The rows of the current page.
@@ -456,77 +462,72 @@ impl App {
         }
     }
 
-    fn on_popup_key(&mut self, popup: Popup, key: KeyEvent) {
-        match popup {
-            Popup::Edit {
-                target,
-                title,
-                mut input,
-                error,
-                note,
-            } => match key.code {
-                KeyCode::Esc => {}
-                KeyCode::Enter => self.finish_edit(target, title, input, note),
+    fn on_popup_key(&mut self, mut popup: Popup, key: KeyEvent) {
+        let keep = match &mut popup {
+            Popup::Edit { input, .. } | Popup::Search { input } => match key.code {
+                KeyCode::Esc => false,
+                KeyCode::Enter => return self.finish_input(popup),
                 _ => {
                     input.on_key(key);
-                    self.popup = Some(Popup::Edit {
-                        target,
-                        title,
-                        input,
-                        error,
-                        note,
-                    });
+                    true
                 }
             },
-            Popup::Pick { .. } => self.on_pick_key(popup, key),
-            Popup::Help {
-                title,
-                lines,
-                scroll,
-            } => {
-                let scroll = match key.code {
-                    KeyCode::Down | KeyCode::Char('j') => scroll.saturating_add(1),
-                    KeyCode::Up | KeyCode::Char('k') => scroll.saturating_sub(1),
-                    _ => return,
-                };
-                self.popup = Some(Popup::Help {
-                    title,
-                    lines,
-                    scroll,
-                });
-            }
-            Popup::Search { mut input } => match key.code {
-                KeyCode::Esc => {}
-                KeyCode::Enter => self.finish_search(&input.text()),
-                _ => {
-                    input.on_key(key);
-                    self.popup = Some(Popup::Search { input });
+            Popup::Pick { .. } => return self.on_pick_key(popup, key),
+            Popup::Help { scroll, .. } => match key.code {
+                KeyCode::Down | KeyCode::Char('j') => {
+                    *scroll = scroll.saturating_add(1);
+                    true
                 }
+                KeyCode::Up | KeyCode::Char('k') => {
+                    *scroll = scroll.saturating_sub(1);
+                    true
+                }
+                _ => false,
             },
             Popup::ConfirmQuit => match key.code {
-                KeyCode::Char('y' | 'Y') => self.quit = self.save(),
-                KeyCode::Char('n' | 'N') => self.quit = true,
-                KeyCode::Esc | KeyCode::Char('c' | 'C') => {}
-                _ => self.popup = Some(Popup::ConfirmQuit),
+                KeyCode::Char('y' | 'Y') => {
+                    self.quit = self.save();
+                    false
+                }
+                KeyCode::Char('n' | 'N') => {
+                    self.quit = true;
+                    false
+                }
+                KeyCode::Esc | KeyCode::Char('c' | 'C') => false,
+                _ => true,
             },
+        };
+        if keep {
+            self.popup = Some(popup);
         }
     }
 
-    fn finish_edit(&mut self, target: EditTarget, title: String, input: LineInput, note: String) {
-        let result = match &target {
-            EditTarget::Setting(r) => self.model.apply_text(*r, &input.text()),
-            EditTarget::Region(vm, i) => self.model.set_region(*vm, *i, &input.text()),
-        };
-        if let Err(e) = result {
-            self.popup = Some(Popup::Edit {
+    /// Enter in a text field: apply the edit (the field stays open with the reason
+    /// when the value is refused) or run the search.
+    fn finish_input(&mut self, mut popup: Popup) {
+        match &mut popup {
+            Popup::Search { input } => self.finish_search(&input.text()),
+            Popup::Edit {
                 target,
-                title,
                 input,
-                error: Some(e),
-                note,
-            });
-        } else if let EditTarget::Region(_, i) = target {
-            self.page_mut().cursor = i;
+                error,
+                ..
+            } => {
+                let text = input.text();
+                let result = match target {
+                    EditTarget::Setting(r) => self.model.apply_text(*r, &text),
+                    EditTarget::Region(vm, i) => self.model.set_region(*vm, *i, &text),
+                };
+                match (result, target) {
+                    (Err(e), _) => {
+                        *error = Some(e);
+                        self.popup = Some(popup);
+                    }
+                    (Ok(()), EditTarget::Region(_, i)) => self.page_mut().cursor = *i,
+                    (Ok(()), _) => {}
+                }
+            }
+            _ => {}
         }
     }
 
@@ -535,10 +536,7 @@ impl App {
         if query.is_empty() {
             return;
         }
-        let vm = self.stack.iter().rev().find_map(|p| match p.page {
-            Page::Vm(d) | Page::Regions(d) => Some(d),
-            _ => None,
-        });
+        let vm = self.vm_context();
         if search(&self.model, query, vm).is_empty() {
             self.say(format!("no setting matches \"{query}\""), true);
             return;
@@ -556,40 +554,35 @@ impl App {
         });
     }
 
-    fn on_pick_key(&mut self, popup: Popup, key: KeyEvent) {
+    fn on_pick_key(&mut self, mut popup: Popup, key: KeyEvent) {
         let Popup::Pick {
             setting,
             options,
-            mut checked,
-            mut cursor,
+            checked,
+            cursor,
             multi,
-        } = popup
+        } = &mut popup
         else {
             return;
         };
         let n = options.len();
         match key.code {
             KeyCode::Esc => return,
-            KeyCode::Up | KeyCode::Char('k') => cursor = cursor.saturating_sub(1),
-            KeyCode::Down | KeyCode::Char('j') => cursor = (cursor + 1).min(n.saturating_sub(1)),
-            KeyCode::Char(' ') if multi => {
-                if let Some(c) = checked.get_mut(cursor) {
+            KeyCode::Up | KeyCode::Char('k') => *cursor = cursor.saturating_sub(1),
+            KeyCode::Down | KeyCode::Char('j') => *cursor = (*cursor + 1).min(n.saturating_sub(1)),
+            KeyCode::Char(' ') if *multi => {
+                if let Some(c) = checked.get_mut(*cursor) {
                     *c = !*c;
                 }
             }
             KeyCode::Enter | KeyCode::Char(' ') => {
-                self.finish_pick(setting, &options, &checked, cursor, multi);
+                let (r, multi, cursor) = (*setting, *multi, *cursor);
+                self.finish_pick(r, options, checked, cursor, multi);
                 return;
             }
             _ => {}
         }
-        self.popup = Some(Popup::Pick {
-            setting,
-            options,
-            checked,
-            cursor,
-            multi,
-        });
+        self.popup = Some(popup);
     }
 
     fn finish_pick(

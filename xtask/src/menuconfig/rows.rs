@@ -122,25 +122,18 @@ pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
     match page {
         Page::Main => {
             let mut out = group_rows(model, Group::Build);
-            out.push(Row::plain(
-                RowKind::Open(Page::Hardware),
+            out.push(submenu_row(
+                model,
+                Group::Hardware,
                 "Board hardware",
-                "--->".into(),
                 "CPUs, RAM and load address of the board",
             ));
-            out.push(Row::plain(
-                RowKind::Open(Page::Qemu),
+            out.push(submenu_row(
+                model,
+                Group::Qemu,
                 "QEMU",
-                "--->".into(),
                 "How `cargo xtask run` starts QEMU for this board",
             ));
-            let mark = |r: Row, p: &Page| {
-                let diags = page_diags(model, p);
-                r.marked(&diags)
-            };
-            let n = out.len();
-            out[n - 2] = mark(out[n - 2].clone(), &Page::Hardware);
-            out[n - 1] = mark(out[n - 1].clone(), &Page::Qemu);
             out
         }
         Page::Hardware => group_rows(model, Group::Hardware),
@@ -157,17 +150,20 @@ pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
     }
 }
 
-fn page_diags<'a>(model: &'a Model, page: &Page) -> Vec<&'a Diagnostic> {
-    let group = match page {
-        Page::Hardware => Group::Hardware,
-        _ => Group::Qemu,
+/// A row that opens the page of a group of board settings, marked with their
+/// problems.
+fn submenu_row(model: &Model, group: Group, label: &str, hint: &str) -> Row {
+    let page = match group {
+        Group::Hardware => Page::Hardware,
+        _ => Page::Qemu,
     };
-    model
+    let diags: Vec<&Diagnostic> = model
         .board_settings
         .iter()
         .filter(|s| s.group == group)
         .flat_map(|s| model.diags_for(DocId::Board, &key_of(s.loc)))
-        .collect()
+        .collect();
+    Row::plain(RowKind::Open(page), label, "--->".into(), hint).marked(&diags)
 }
 
 fn group_rows(model: &Model, group: Group) -> Vec<Row> {

@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::app::{App, LineInput, Popup};
-use super::rows::{one_line, short_title, title, Page, Row, RowKind};
+use super::rows::{one_line, search, short_title, title, Page, Row, RowKind};
 
 /// Smallest usable terminal.
 pub const MIN_WIDTH: u16 = 40;
@@ -224,55 +224,30 @@ fn draw_popup(f: &mut Frame, area: Rect, app: &App, popup: &Popup) {
             note,
             ..
         } => {
-            let mut lines = vec![input_line(input, width.saturating_sub(4) as usize)];
-            lines.push(Line::raw(""));
-            match error {
-                Some(e) => lines.push(Line::styled(e.clone(), ERROR)),
-                None => lines.push(Line::styled(note.clone(), DIM)),
-            }
-            boxed(f, area, width, title, lines, true);
+            let lines = vec![
+                input_line(input, width.saturating_sub(4) as usize),
+                Line::raw(""),
+                match error {
+                    Some(e) => Line::styled(e.clone(), ERROR),
+                    None => Line::styled(note.clone(), DIM),
+                },
+            ];
+            boxed(f, area, width, title, lines);
         }
         Popup::Pick { .. } => draw_pick(f, area, app, popup, width),
         Popup::Help {
             title,
             lines,
             scroll,
-        } => {
-            let text_w = width.saturating_sub(2).max(1) as usize;
-            let needed: usize = lines.iter().map(|l| wrapped_lines(l, text_w)).sum();
-            let h = (needed as u16 + 2).min(area.height.saturating_sub(4));
-            let r = centered(area, width, h);
-            let text: Vec<Line> = lines.iter().map(|l| Line::raw(l.clone())).collect();
-            let block = Block::bordered()
-                .title(format!(" Help: {title} "))
-                .title_bottom(" any key closes ");
-            f.render_widget(Clear, r);
-            f.render_widget(
-                Paragraph::new(text)
-                    .block(block)
-                    .wrap(Wrap { trim: false })
-                    .scroll((*scroll, 0)),
-                r,
-            );
-        }
+        } => draw_help(f, area, width, title, lines, *scroll),
         Popup::Search { input } => {
-            let vm = app.stack.iter().rev().find_map(|p| match p.page {
-                Page::Vm(d) | Page::Regions(d) => Some(d),
-                _ => None,
-            });
-            let n = super::rows::search(&app.model, input.text().trim(), vm).len();
+            let n = search(&app.model, input.text().trim(), app.vm_context()).len();
+            let (s, es) = if n == 1 { ("", "es") } else { ("s", "") };
             let lines = vec![
                 input_line(input, width.saturating_sub(4) as usize),
-                Line::styled(
-                    format!(
-                        "{n} setting{} match{} (name or help text)",
-                        if n == 1 { "" } else { "s" },
-                        if n == 1 { "es" } else { "" }
-                    ),
-                    DIM,
-                ),
+                Line::styled(format!("{n} setting{s} match{es} (name or help text)"), DIM),
             ];
-            boxed(f, area, width, "Search settings", lines, true);
+            boxed(f, area, width, "Search settings", lines);
         }
         Popup::ConfirmQuit => {
             let lines = vec![
@@ -282,17 +257,44 @@ fn draw_popup(f: &mut Frame, area: Rect, app: &App, popup: &Popup) {
                 Line::raw("  n    quit without saving"),
                 Line::raw("  Esc  go back"),
             ];
-            boxed(f, area, width.min(60), "Quit", lines, false);
+            boxed(f, area, width.min(60), "Quit", lines);
         }
     }
 }
 
-fn boxed(f: &mut Frame, area: Rect, width: u16, title: &str, lines: Vec<Line>, wrap: bool) {
-    let r = centered(area, width, lines.len() as u16 + 2);
-    let mut p = Paragraph::new(lines).block(Block::bordered().title(format!(" {title} ")));
-    if wrap {
-        p = p.wrap(Wrap { trim: false });
-    }
+fn draw_help(f: &mut Frame, area: Rect, width: u16, title: &str, lines: &[String], scroll: u16) {
+    let text_w = width.saturating_sub(2).max(1) as usize;
+    let needed: usize = lines.iter().map(|l| wrapped_lines(l, text_w)).sum();
+    let h = (needed as u16 + 2).min(area.height.saturating_sub(4));
+    let r = centered(area, width, h);
+    let text: Vec<Line> = lines.iter().map(|l| Line::raw(l.clone())).collect();
+    let block = Block::bordered()
+        .title(format!(" Help: {title} "))
+        .title_bottom(" any key closes ");
+    f.render_widget(Clear, r);
+    f.render_widget(
+        Paragraph::new(text)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        r,
+    );
+}
+
+/// A window with a title and lines (wrapped; as tall as they need).
+fn boxed(f: &mut Frame, area: Rect, width: u16, title: &str, lines: Vec<Line>) {
+    let text_w = width.saturating_sub(2).max(1) as usize;
+    let needed: usize = lines
+        .iter()
+        .map(|l| {
+            let text: String = l.spans.iter().map(|s| s.content.as_ref()).collect();
+            wrapped_lines(&text, text_w)
+        })
+        .sum();
+    let r = centered(area, width, needed as u16 + 2);
+    let p = Paragraph::new(lines)
+        .block(Block::bordered().title(format!(" {title} ")))
+        .wrap(Wrap { trim: false });
     f.render_widget(Clear, r);
     f.render_widget(p, r);
 }
