@@ -11,6 +11,7 @@ use ratatui::Frame;
 
 use super::app::{App, LineInput, Popup};
 use super::rows::{one_line, search, short_title, title, Page, Row, RowKind};
+use super::schema::Opt;
 
 /// Smallest usable terminal.
 pub const MIN_WIDTH: u16 = 40;
@@ -347,10 +348,30 @@ fn draw_pick(f: &mut Frame, area: Rect, app: &App, popup: &Popup, width: u16) {
     f.render_widget(block, r);
     let [list_area, help_area] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(help_h)]).areas(inner);
-    let visible = list_area.height as usize;
+    let lines = pick_lines(options, checked, *cursor, *multi, list_area.height as usize);
+    f.render_widget(Paragraph::new(lines), list_area);
+    let help = options
+        .get(*cursor)
+        .map(|o| o.help.clone())
+        .unwrap_or_default();
+    let rule = "-".repeat(help_area.width as usize);
+    f.render_widget(
+        Paragraph::new(vec![Line::styled(rule, DIM), Line::raw(help)]).wrap(Wrap { trim: true }),
+        help_area,
+    );
+}
+
+/// The visible options of a choice window, scrolled to keep the cursor in view.
+fn pick_lines(
+    options: &[Opt],
+    checked: &[bool],
+    cursor: usize,
+    multi: bool,
+    visible: usize,
+) -> Vec<Line<'static>> {
     let offset = (cursor + 1).saturating_sub(visible);
     let label_w = options.iter().map(|o| o.label().len()).max().unwrap_or(0);
-    let lines: Vec<Line> = options
+    options
         .iter()
         .zip(checked)
         .enumerate()
@@ -364,21 +385,11 @@ fn draw_pick(f: &mut Frame, area: Rect, app: &App, popup: &Popup, width: u16) {
                 (false, false) => "( )",
             };
             let text = format!(" {mark} {:<label_w$}  {}", o.label(), o.help);
-            if i == *cursor {
+            if i == cursor {
                 Line::styled(text, CURSOR)
             } else {
                 Line::raw(text)
             }
         })
-        .collect();
-    f.render_widget(Paragraph::new(lines), list_area);
-    let help = options
-        .get(*cursor)
-        .map(|o| o.help.clone())
-        .unwrap_or_default();
-    let rule = "-".repeat(help_area.width as usize);
-    f.render_widget(
-        Paragraph::new(vec![Line::styled(rule, DIM), Line::raw(help)]).wrap(Wrap { trim: true }),
-        help_area,
-    );
+        .collect()
 }
