@@ -449,9 +449,10 @@ pub fn show_value(s: &Setting, v: Option<&Value>) -> String {
             Some(false) => "[ ]".into(),
             None => compact(v),
         },
-        (Some(v), Kind::Choice(_) | Kind::Str) if v.is_str() => {
-            v.as_str().unwrap_or_default().to_string()
-        }
+        (Some(v), Kind::Choice(_) | Kind::Str) if v.is_str() => match v.as_str() {
+            Some("") | None => "\"\"".into(),
+            Some(s) => s.to_string(),
+        },
         (Some(v), Kind::Multi(_)) => {
             let items: Vec<&str> = v
                 .as_array()
