@@ -5,6 +5,7 @@
 use super::config::{EmuDevice, VmSpec};
 use crate::console::{self, LineBuffer};
 use crate::devices::pl011::Pl011;
+use crate::devices::vgic::Vgic;
 use crate::devices::{MmioDevice, MmioError};
 use alloc::boxed::Box;
 use alloc::format;
@@ -29,6 +30,8 @@ enum Model {
 struct Window {
     base: u64,
     len: u64,
+    /// Interrupt the device raises in the guest (GIC INTID), 0 = none.
+    irq: u32,
     model: Model,
 }
 
@@ -36,6 +39,23 @@ pub struct VmDevices {
     name: &'static str,
     windows: Vec<Window>,
     line: Box<LineBuffer>,
+    /// The virtual GICv3 behind the distributor / redistributor windows.
+    vgic: Option<Vgic>,
+    /// This VM has the keyboard: its console output is streamed, not line-buffered.
+    focused: bool,
+}
+
+/// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
+/// groups of 32 (GICD_TYPER.ITLinesNumber granularity), at least 64.
+fn spi_count(spec: &VmSpec) -> u32 {
+    let max = spec
+        .emu_devices
+        .iter()
+        .map(|d| d.irq)
+        .chain(spec.passthrough_devices.iter().map(|d| d.irq))
+        .max();
+    let needed = max.unwrap_or(0).saturating_sub(31);
+    needed.div_ceil(32).max(2) * 32
 }
 
 /// What an MMIO access hit.
@@ -51,16 +71,35 @@ impl VmDevices {
     /// Devices of `spec`; an emu_type this hypervisor cannot emulate is an error that
     /// keeps the VM from starting.
     pub fn new(spec: &'static VmSpec) -> Result<Self, String> {
-        let windows = spec
+        let windows: Vec<Window> = spec
             .emu_devices
             .iter()
             .map(model_for)
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<_, _>>()?;
+        let has_gic = windows
+            .iter()
+            .any(|w| matches!(w.model, Model::GicDist | Model::GicRedist));
+        let vgic = if has_gic {
+            Some(new_vgic(spec.cpu_num, spi_count(spec))?)
+        } else {
+            None
+        };
         Ok(Self {
             name: spec.name,
             windows,
             line: Box::new(LineBuffer::new()),
+            vgic,
+            focused: false,
         })
+    }
+
+    pub fn vgic(&mut self) -> Option<&mut Vgic> {
+        self.vgic.as_mut()
+    }
+
+    /// vCPUs that may have new interrupts to take since the last call (bit i = vCPU i).
+    pub fn take_kicks(&mut self) -> u64 {
+        self.vgic.as_mut().map_or(0, Vgic::take_kicks)
     }
 
     /// Emulates one access by vCPU `vcpu`. `write` is None for loads.
@@ -74,22 +113,67 @@ impl VmDevices {
         };
         let off = gpa - w.base;
         let _ = vcpu;
-        let r = match &mut w.model {
-            Model::Console(uart) => access(uart, off, width, write),
-            Model::Dummy | Model::GicDist | Model::GicRedist => Ok(0),
+        let r = match (&mut w.model, self.vgic.as_mut()) {
+            (Model::Console(uart), _) => access(uart, off, width, write),
+            (Model::GicDist, Some(gic)) => access(&mut gic.dist(), off, width, write),
+            (Model::GicRedist, Some(gic)) => access(&mut gic.redist_region(), off, width, write),
+            (Model::Dummy | Model::GicDist | Model::GicRedist, _) => Ok(0),
         };
         if let Model::Console(uart) = &mut w.model {
-            let (name, line) = (self.name, &mut self.line);
+            let (name, line, focused) = (self.name, &mut self.line, self.focused);
             uart.drain_tx(|b| {
-                if let Some(l) = line.push(b) {
+                if focused {
+                    console::vm_stream(name, &[b]);
+                } else if let Some(l) = line.push(b) {
                     console::vm_line(name, l);
                 }
             });
+            let (irq, level) = (w.irq, uart.irq_level());
+            self.set_line(irq, level);
         }
         match r {
             Ok(v) => MmioResult::Done(v),
             Err(e) => MmioResult::Error(e),
         }
+    }
+
+    /// Drives the guest interrupt line `irq` (an SPI) to `level`.
+    fn set_line(&mut self, irq: u32, level: bool) {
+        if let (Some(gic), true) = (self.vgic.as_mut(), irq >= 32) {
+            // An INTID the GIC does not have was refused at VM creation time.
+            let _ = gic.set_level(irq, level);
+        }
+    }
+
+    /// Gives this VM the keyboard (its output streamed) or takes it away.
+    pub fn set_focus(&mut self, focused: bool) {
+        if focused {
+            // What was buffered so far becomes the start of the streamed line.
+            let pending = self.line.take();
+            if !pending.is_empty() {
+                console::vm_stream(self.name, pending);
+            }
+        }
+        self.focused = focused;
+    }
+
+    /// Keyboard input for the VM's console UART; false if its FIFO is full (the byte
+    /// is dropped, as a real UART overruns).
+    pub fn console_input(&mut self, byte: u8) -> bool {
+        let Some(w) = self
+            .windows
+            .iter_mut()
+            .find(|w| matches!(w.model, Model::Console(_)))
+        else {
+            return false;
+        };
+        let Model::Console(uart) = &mut w.model else {
+            return false;
+        };
+        let accepted = uart.push_rx(byte);
+        let (irq, level) = (w.irq, uart.irq_level());
+        self.set_line(irq, level);
+        accepted
     }
 
     /// Back to power-on state (VM reset): fresh device models, console line flushed.
@@ -98,6 +182,11 @@ impl VmDevices {
         for w in &mut self.windows {
             if let Model::Console(u) = &mut w.model {
                 *u = Pl011::new();
+            }
+        }
+        if let Some(gic) = self.vgic.as_mut() {
+            if let Ok(fresh) = new_vgic(gic.nr_vcpus() as u32, gic.nr_spis()) {
+                *gic = fresh;
             }
         }
     }
@@ -123,6 +212,23 @@ fn access(
     }
 }
 
+/// A power-on-state virtual GIC for `vcpus` vCPUs (MPIDR = index) and `spis` SPIs.
+/// The timer PPIs are backed by the physical interrupts of the same number, forwarded
+/// with the list-register HW bit.
+fn new_vgic(vcpus: u32, spis: u32) -> Result<Vgic, String> {
+    let mpidrs: Vec<u64> = (0..vcpus as u64)
+        .map(|i| ((i >> 8) << 8) | (i & 0xff))
+        .collect();
+    let err = |e| format!("virtual GIC: {e:?}");
+    let mut gic = Vgic::new(&mpidrs, spis).map_err(err)?;
+    for v in 0..mpidrs.len() {
+        for ppi in crate::arch::aarch64::FORWARDED_PPIS {
+            gic.set_hw(v, ppi, true).map_err(err)?;
+        }
+    }
+    Ok(gic)
+}
+
 fn model_for(d: &EmuDevice) -> Result<Window, String> {
     let model = match d.emu_type {
         emu_type::CONSOLE => Model::Console(Pl011::new()),
@@ -139,6 +245,7 @@ fn model_for(d: &EmuDevice) -> Result<Window, String> {
     Ok(Window {
         base: d.base_gpa,
         len: d.length,
+        irq: d.irq,
         model,
     })
 }
