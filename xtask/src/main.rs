@@ -7,6 +7,7 @@ mod elf;
 mod gen;
 mod guest;
 mod host_tools;
+mod menuconfig;
 mod output;
 mod qemu;
 mod workspace;
@@ -68,6 +69,18 @@ enum Cmd {
     Defconfig {
         /// Board name: a file name in configs/board/ without .toml, e.g. orangepi-5-plus.
         board: String,
+    },
+    /// Edit .build.toml (created from configs/board/qemu-aarch64.toml when missing)
+    /// and the VM configs it bundles in a terminal UI, with the checks of `build`.
+    /// Keys: arrows or j/k move, Enter edits, Esc goes back, / searches, ? helps,
+    /// s saves, q quits.
+    Menuconfig {
+        /// Board file to edit instead of .build.toml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Directory holding .build.toml and configs/ (default: the repository root).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
     },
     /// Check the board and VM configs (types, unknown keys, memory layout, CPUs,
     /// images) without building anything.
@@ -137,6 +150,9 @@ fn run(cli: Cli) -> Result<bool> {
                 println!("xtask: kept the previous .build.toml as {}", b.display());
             }
             println!("xtask: .build.toml is now configs/board/{board}.toml");
+        }
+        Cmd::Menuconfig { config, root } => {
+            menuconfig::menuconfig(&ws, &menuconfig::Options { config, root })?;
         }
         Cmd::Check(cfg) => {
             let plan = cmd::build::load_plan(&ws, &cfg.options())?;

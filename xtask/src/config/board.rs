@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::diag::{KeyPath, Report};
 use super::range::{covered_by, human_size, Range, PAGE};
-use super::source::Source;
+use super::source::{Overrides, Source};
 
 /// `[base, size]`: exactly two non-negative integers (a plain tuple would silently
 /// accept extra elements).
@@ -245,8 +245,13 @@ impl Board {
 
 /// Parses and checks a board file; returns the board only when it has no errors.
 pub fn load_board(path: &Path, root: &Path) -> (Option<Board>, Report) {
+    load_board_with(path, root, &Overrides::new())
+}
+
+/// [`load_board`] with the text of `path` taken from `overrides` when it is there.
+pub fn load_board_with(path: &Path, root: &Path, overrides: &Overrides) -> (Option<Board>, Report) {
     let mut report = Report::default();
-    let src = match Source::load(path, root) {
+    let src = match Source::load_with(path, root, overrides) {
         Ok(s) => s,
         Err(d) => {
             report.push(d);

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::board::Arch;
 use super::diag::{KeyPath, Report};
 use super::range::{human_size, Range, PAGE};
-use super::source::{Raw, Source};
+use super::source::{Overrides, Raw, Source};
 
 /// AxVisor `emu_type` codes and what they are.
 pub const EMU_TYPES: &[(u32, &str)] = &[
@@ -200,8 +200,20 @@ impl Vm {
 }
 
 /// Parses and checks one VM config. Returns the VM when it has no errors.
+#[allow(dead_code)] // the one-file form of `load_vm_with`, for callers without edits
 pub fn load_vm(path: &Path, root: &Path, arch: Arch, report: &mut Report) -> Option<Vm> {
-    let src = match Source::load(path, root) {
+    load_vm_with(path, root, arch, &Overrides::new(), report)
+}
+
+/// [`load_vm`] with the text of `path` taken from `overrides` when it is there.
+pub fn load_vm_with(
+    path: &Path,
+    root: &Path,
+    arch: Arch,
+    overrides: &Overrides,
+    report: &mut Report,
+) -> Option<Vm> {
+    let src = match Source::load_with(path, root, overrides) {
         Ok(s) => s,
         Err(d) => {
             report.push(d);
