@@ -5,7 +5,9 @@ mod cmd;
 mod config;
 mod elf;
 mod gen;
+mod guest;
 mod host_tools;
+mod menuconfig;
 mod output;
 mod qemu;
 mod workspace;
@@ -68,6 +70,18 @@ enum Cmd {
         /// Board name: a file name in configs/board/ without .toml, e.g. orangepi-5-plus.
         board: String,
     },
+    /// Edit .build.toml (created from configs/board/qemu-aarch64.toml when missing)
+    /// and the VM configs it bundles in a terminal UI, with the checks of `build`.
+    /// Keys: arrows or j/k move, Enter edits, Esc goes back, / searches, ? helps,
+    /// s saves, q quits.
+    Menuconfig {
+        /// Board file to edit instead of .build.toml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Directory holding .build.toml and configs/ (default: the repository root).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
     /// Check the board and VM configs (types, unknown keys, memory layout, CPUs,
     /// images) without building anything.
     Check(ConfigArgs),
@@ -95,6 +109,37 @@ enum Cmd {
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },
+    /// Measure speed as ratios taken side by side in one run. `linux-boot`: boot the
+    /// VM's Linux kernel and initramfs to a marker line under the hypervisor and
+    /// straight on QEMU (same CPU model, memory and vCPUs), alternating, and print
+    /// the medians and the ratio hypervisor / bare.
+    Bench {
+        /// What to measure: linux-boot.
+        what: String,
+        /// Board file (default: .build.toml, else configs/board/qemu-aarch64.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The Linux VM config to boot.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "configs/vms/linux-aarch64-qemu-smp2.toml"
+        )]
+        vm: PathBuf,
+        /// Runs of each side.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The line that ends a boot (printed by the guest's /init).
+        #[arg(long, default_value = "guest-init: ready")]
+        marker: String,
+        /// Seconds one boot may take.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Guest images (Linux kernels, initramfs): `list`, `pull NAME`, `rm NAME`, from a
+    /// registry or a built-in recipe (linux-aarch64, linux-riscv64). VM configs name
+    /// their files as "image:<name>/<file>".
+    Guest(guest::GuestArgs),
 }
 
 fn run(cli: Cli) -> Result<bool> {
@@ -106,6 +151,9 @@ fn run(cli: Cli) -> Result<bool> {
                 println!("xtask: kept the previous .build.toml as {}", b.display());
             }
             println!("xtask: .build.toml is now configs/board/{board}.toml");
+        }
+        Cmd::Menuconfig { config, root } => {
+            menuconfig::menuconfig(&ws, &menuconfig::Options { config, root })?;
         }
         Cmd::Check(cfg) => {
             let plan = cmd::build::load_plan(&ws, &cfg.options())?;
@@ -119,6 +167,24 @@ fn run(cli: Cli) -> Result<bool> {
             cmd::build::build(&ws, &cfg.options())?;
         }
         Cmd::Run { cfg, timeout } => cmd::run::run(&ws, &cfg.options(), timeout)?,
+        Cmd::Bench {
+            what,
+            config,
+            vm,
+            runs,
+            marker,
+            timeout,
+        } => {
+            let opts = cmd::bench::BenchOptions {
+                what,
+                config,
+                vm,
+                runs: runs.max(1),
+                marker,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            cmd::bench::bench(&ws, &opts)?
+        }
         Cmd::Test { unit, scenario } => {
             let opts = cmd::test::TestOptions {
                 unit_only: unit,
@@ -126,6 +192,7 @@ fn run(cli: Cli) -> Result<bool> {
             };
             return cmd::test::test(&ws, &opts);
         }
+        Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }
     Ok(true)
 }

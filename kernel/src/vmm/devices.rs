@@ -37,7 +37,8 @@ enum Model {
 struct Window {
     base: u64,
     len: u64,
-    /// The device's interrupt (`irq_id` of the config).
+    /// Interrupt the device raises in the guest (GIC INTID on aarch64, PLIC source on
+    /// riscv64), 0 = none.
     irq: u32,
     model: Model,
 }
@@ -50,6 +51,8 @@ pub struct VmDevices {
     vgic: Option<Vgic>,
     /// The virtual PLIC (and hart software lines) behind the PLIC window.
     vplic: Option<Vplic>,
+    /// This VM has the keyboard: its console output is streamed, not line-buffered.
+    focused: bool,
 }
 
 /// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
@@ -102,6 +105,7 @@ impl VmDevices {
             line: Box::new(LineBuffer::new()),
             vgic,
             vplic,
+            focused: false,
         })
     }
 
@@ -134,9 +138,7 @@ impl VmDevices {
     /// through its UART: the same lines, the same prefix.
     pub fn console_write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            if let Some(l) = self.line.push(b) {
-                console::vm_line(self.name, l);
-            }
+            output(self.name, &mut self.line, self.focused, b);
         }
     }
 
@@ -162,26 +164,67 @@ impl VmDevices {
             },
             (Model::Dummy | Model::GicDist | Model::GicRedist, _) => Ok(0),
         };
-        let (name, line) = (self.name, &mut self.line);
-        let mut out = |b| {
-            if let Some(l) = line.push(b) {
-                console::vm_line(name, l);
+        let (name, line, focused) = (self.name, &mut self.line, self.focused);
+        let mut out = |b| output(name, line, focused, b);
+        let level = match &mut w.model {
+            Model::Console(uart) => {
+                uart.drain_tx(&mut out);
+                Some(uart.irq_level())
             }
-        };
-        match &mut w.model {
-            Model::Console(uart) => uart.drain_tx(&mut out),
             Model::Console16550(uart) => {
                 uart.drain_tx(&mut out);
-                if let Some(plic) = self.vplic.as_mut() {
-                    plic.set_level(w.irq, uart.irq_level());
-                }
+                Some(uart.irq_level())
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(level) = level {
+            let irq = w.irq;
+            self.set_line(irq, level);
         }
         match r {
             Ok(v) => MmioResult::Done(v),
             Err(e) => MmioResult::Error(e),
         }
+    }
+
+    /// Drives the guest interrupt line `irq` (a GIC SPI, or a PLIC source) to `level`.
+    fn set_line(&mut self, irq: u32, level: bool) {
+        if let (Some(gic), true) = (self.vgic.as_mut(), irq >= 32) {
+            // An INTID the GIC does not have was refused at VM creation time.
+            let _ = gic.set_level(irq, level);
+        }
+        if let Some(plic) = self.vplic.as_mut() {
+            // Sources the PLIC does not have are ignored.
+            plic.set_level(irq, level);
+        }
+    }
+
+    /// Gives this VM the keyboard (its output streamed) or takes it away.
+    pub fn set_focus(&mut self, focused: bool) {
+        if focused {
+            // What was buffered so far becomes the start of the streamed line.
+            let pending = self.line.take();
+            if !pending.is_empty() {
+                console::vm_stream(self.name, pending);
+            }
+        }
+        self.focused = focused;
+    }
+
+    /// Keyboard input for the VM's console UART; false if its FIFO is full (the byte
+    /// is dropped, as a real UART overruns).
+    pub fn console_input(&mut self, byte: u8) -> bool {
+        let Some((irq, accepted, level)) =
+            self.windows.iter_mut().find_map(|w| match &mut w.model {
+                Model::Console(uart) => Some((w.irq, uart.push_rx(byte), uart.irq_level())),
+                Model::Console16550(uart) => Some((w.irq, uart.push_rx(byte), uart.irq_level())),
+                _ => None,
+            })
+        else {
+            return false;
+        };
+        self.set_line(irq, level);
+        accepted
     }
 
     /// Back to power-on state (VM reset): fresh device models, console line flushed.
@@ -212,6 +255,16 @@ impl VmDevices {
         if !l.is_empty() {
             console::vm_line(self.name, l);
         }
+    }
+}
+
+/// One byte of the VM's console output: streamed when the VM has the keyboard, else
+/// collected into lines.
+fn output(name: &'static str, line: &mut LineBuffer, focused: bool, b: u8) {
+    if focused {
+        console::vm_stream(name, &[b]);
+    } else if let Some(l) = line.push(b) {
+        console::vm_line(name, l);
     }
 }
 

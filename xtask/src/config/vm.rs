@@ -3,6 +3,8 @@
 //!
 //! Project extension: `kernel_path = "guest:<crate>"` names the in-repo guest crate
 //! `guests/<crate>`, which `cargo xtask build` builds and turns into a raw binary.
+//! `kernel_path`, `ramdisk_path` and `dtb_path` may also be `"image:<name>/<file>"`,
+//! a file of a guest image pulled with `cargo xtask guest pull <name>`.
 use std::path::{Path, PathBuf};
 
 use serde::de::IgnoredAny;
@@ -11,7 +13,7 @@ use serde::Deserialize;
 use super::board::Arch;
 use super::diag::{KeyPath, Report};
 use super::range::{human_size, Range, PAGE};
-use super::source::{Raw, Source};
+use super::source::{Overrides, Raw, Source};
 
 /// AxVisor `emu_type` codes and what they are.
 pub const EMU_TYPES: &[(u32, &str)] = &[
@@ -198,8 +200,20 @@ impl Vm {
 }
 
 /// Parses and checks one VM config. Returns the VM when it has no errors.
+#[allow(dead_code)] // the one-file form of `load_vm_with`, for callers without edits
 pub fn load_vm(path: &Path, root: &Path, arch: Arch, report: &mut Report) -> Option<Vm> {
-    let src = match Source::load(path, root) {
+    load_vm_with(path, root, arch, &Overrides::new(), report)
+}
+
+/// [`load_vm`] with the text of `path` taken from `overrides` when it is there.
+pub fn load_vm_with(
+    path: &Path,
+    root: &Path,
+    arch: Arch,
+    overrides: &Overrides,
+    report: &mut Report,
+) -> Option<Vm> {
+    let src = match Source::load_with(path, root, overrides) {
         Ok(s) => s,
         Err(d) => {
             report.push(d);
@@ -572,6 +586,16 @@ fn image_spec(
             return None;
         }
         ImageSource::Guest(krate.to_string())
+    } else if path.starts_with(crate::guest::CONFIG_PREFIX) {
+        // "image:<name>/<file>": a file of a pulled guest image (`cargo xtask guest`).
+        match crate::guest::resolve_config_path(path) {
+            Ok(Some(file)) => ImageSource::File(file),
+            Ok(None) => return None,
+            Err(why) => {
+                report.push(src.error(&k, why));
+                return None;
+            }
+        }
     } else {
         let dir = src.path.parent().unwrap_or(Path::new("."));
         let file = dir.join(path);

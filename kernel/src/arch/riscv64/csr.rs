@@ -55,6 +55,7 @@ pub mod irq {
     pub const VSSI: u64 = 1 << 2;
     pub const STI: u64 = 1 << 5;
     pub const VSTI: u64 = 1 << 6;
+    pub const SEI: u64 = 1 << 9;
     pub const VSEI: u64 = 1 << 10;
 }
 

@@ -1,10 +1,11 @@
 //! riscv64 support: the hypervisor runs in HS-mode (RISC-V H extension), started by
 //! OpenSBI; guests run in VS-mode behind a G-stage translation.
 //!
-//! `gstage`, `insn`, `sbi` and `guest_dtb` are pure and build everywhere (host unit
+//! `gstage`, `image`, `insn`, `sbi` and `guest_dtb` are pure and build everywhere (host unit
 //! tests); the rest runs only on the bare-metal target.
 pub mod gstage;
 pub mod guest_dtb;
+pub mod image;
 pub mod insn;
 pub mod sbi;
 
@@ -14,6 +15,8 @@ mod boot;
 mod csr;
 #[cfg(target_os = "none")]
 mod firmware;
+#[cfg(target_os = "none")]
+mod hostplic;
 #[cfg(target_os = "none")]
 mod trap;
 #[cfg(target_os = "none")]
@@ -109,7 +112,12 @@ mod target {
             "SBI set_timer emulated with the host timer"
         };
         println!("hv: RISC-V H extension present; guest timer: {timer}");
-        init_cpu()
+        init_cpu()?;
+        if super::hostplic::init(p, boot::hartid()) {
+            // Console input interrupts come to the boot hart.
+            set_csr!(csr::SIE, irq::SEI);
+        }
+        Ok(())
     }
 
     /// Every hart: trap vector, delegation of what guests handle themselves.
@@ -172,15 +180,36 @@ mod target {
         firmware::send_ipi(1, hartid);
     }
 
-    /// Waits for a kick or an event; the pending software interrupt is consumed.
-    pub fn wait_for_event() {
+    /// Waits for an interrupt on a hart not running a guest (interrupts stay masked in
+    /// HS-mode) and handles what arrived: kicks end the wait, interrupts of the
+    /// hypervisor's own devices (the console UART, through the host PLIC) go to
+    /// `host`, a stale timer of a vCPU that is not running is dropped.
+    pub fn idle(host: &mut dyn FnMut(u32)) {
         csr::wfi();
         super::csr::clear_csr!(csr::SIP, irq::SSI);
+        while let Some(source) = super::hostplic::claim() {
+            host(source);
+            super::hostplic::complete(source);
+        }
+        if super::csr::read_csr!(csr::SIP) & irq::STI != 0 {
+            firmware::set_timer(u64::MAX);
+        }
     }
 
-    /// Wakes every hart waiting in [`wait_for_event`].
-    pub fn send_event() {
-        firmware::send_ipi(0, u64::MAX);
+    /// Where a guest kernel with a RISC-V `Image` header will live, bss included, if
+    /// its placement follows the boot protocol and avoids `others` (name, start,
+    /// end); None for kernels without the header (bare-metal images).
+    pub fn kernel_footprint(
+        image: &[u8],
+        load: u64,
+        others: &[(&'static str, u64, u64)],
+    ) -> Result<Option<(u64, u64)>, String> {
+        match super::image::parse(image) {
+            Some(h) => {
+                super::image::check_placement(&h, image.len() as u64, load, others).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     /// Ends the machine: the SiFive test device when enabled and present (exit status

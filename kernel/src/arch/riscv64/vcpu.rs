@@ -252,6 +252,11 @@ impl Vcpu {
                 set_csr!(csr::HVIP, irq::VSTI);
                 None
             }
+            // A device of the hypervisor's own (console input).
+            9 => super::hostplic::claim().map(|source| {
+                super::hostplic::complete(source);
+                VmExit::HostInterrupt { intid: source }
+            }),
             _ => Some(VmExit::Interrupt { forward: None }),
         }
     }
