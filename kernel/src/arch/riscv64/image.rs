@@ -42,7 +42,7 @@ pub fn check_placement(
     others: &[(&'static str, u64, u64)],
 ) -> Result<(u64, u64), alloc::string::String> {
     use alloc::format;
-    if load % ALIGN != 0 {
+    if !load.is_multiple_of(ALIGN) {
         return Err(format!(
             "kernel_load_addr {load:#x} breaks the RISC-V boot protocol: a 64-bit kernel must be loaded at a 2 MiB-aligned address"
         ));
