@@ -51,8 +51,12 @@ pub struct VmDevices {
     vgic: Option<Vgic>,
     /// The virtual PLIC (and hart software lines) behind the PLIC window.
     vplic: Option<Vplic>,
-    /// This VM has the keyboard: its console output is streamed, not line-buffered.
+    /// This VM has the keyboard.
     focused: bool,
+    /// It has the keyboard and was typed to: its console output is streamed (prompts,
+    /// echo), not line-buffered. Until someone types, output stays in whole lines, so
+    /// a run without input (a test) never sees the lines of two VMs cut into each other.
+    streaming: bool,
 }
 
 /// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
@@ -106,6 +110,7 @@ impl VmDevices {
             vgic,
             vplic,
             focused: false,
+            streaming: false,
         })
     }
 
@@ -138,7 +143,7 @@ impl VmDevices {
     /// through its UART: the same lines, the same prefix.
     pub fn console_write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            output(self.name, &mut self.line, self.focused, b);
+            output(self.name, &mut self.line, self.streaming, b);
         }
     }
 
@@ -164,8 +169,8 @@ impl VmDevices {
             },
             (Model::Dummy | Model::GicDist | Model::GicRedist, _) => Ok(0),
         };
-        let (name, line, focused) = (self.name, &mut self.line, self.focused);
-        let mut out = |b| output(name, line, focused, b);
+        let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
+        let mut out = |b| output(name, line, streaming, b);
         let level = match &mut w.model {
             Model::Console(uart) => {
                 uart.drain_tx(&mut out);
@@ -199,21 +204,31 @@ impl VmDevices {
         }
     }
 
-    /// Gives this VM the keyboard (its output streamed) or takes it away.
+    /// Gives this VM the keyboard (its output streamed once typed to) or takes it away.
     pub fn set_focus(&mut self, focused: bool) {
-        if focused {
-            // What was buffered so far becomes the start of the streamed line.
-            let pending = self.line.take();
-            if !pending.is_empty() {
-                console::vm_stream(self.name, pending);
-            }
-        }
         self.focused = focused;
+        if !focused {
+            self.streaming = false;
+        }
+    }
+
+    /// From now on the VM's output is shown as it comes.
+    fn start_streaming(&mut self) {
+        if self.streaming || !self.focused {
+            return;
+        }
+        // What was buffered so far becomes the start of the streamed line.
+        let pending = self.line.take();
+        if !pending.is_empty() {
+            console::vm_stream(self.name, pending);
+        }
+        self.streaming = true;
     }
 
     /// Keyboard input for the VM's console UART; false if its FIFO is full (the byte
     /// is dropped, as a real UART overruns).
     pub fn console_input(&mut self, byte: u8) -> bool {
+        self.start_streaming();
         let Some((irq, accepted, level)) =
             self.windows.iter_mut().find_map(|w| match &mut w.model {
                 Model::Console(uart) => Some((w.irq, uart.push_rx(byte), uart.irq_level())),
@@ -258,10 +273,10 @@ impl VmDevices {
     }
 }
 
-/// One byte of the VM's console output: streamed when the VM has the keyboard, else
-/// collected into lines.
-fn output(name: &'static str, line: &mut LineBuffer, focused: bool, b: u8) {
-    if focused {
+/// One byte of the VM's console output: streamed when the VM has the keyboard and was
+/// typed to, else collected into lines.
+fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
+    if streaming {
         console::vm_stream(name, &[b]);
     } else if let Some(l) = line.push(b) {
         console::vm_line(name, l);
