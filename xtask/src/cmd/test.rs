@@ -417,7 +417,7 @@ fn bad_config(ws: &Workspace) -> Result<()> {
     let calls = dir.join("cargo-calls.log");
     let _ = std::fs::remove_file(&calls);
     write_shim(&shim)?;
-    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    let exe = xtask_exe()?;
     let output = Command::new(&exe)
         .current_dir(&ws.root)
         .args(["build", "--config", DEFAULT_BOARD, "--vm", BAD_VM])
@@ -438,6 +438,21 @@ fn bad_config(ws: &Workspace) -> Result<()> {
         Ok(())
     } else {
         Err(failure(&problems, &text))
+    }
+}
+
+/// This program's executable. `cargo test --workspace` (the unit-test step) may have
+/// rebuilt it under the same path meanwhile: Linux then names the running one
+/// `<path> (deleted)`, and the fresh file at `<path>` is the one to run.
+fn xtask_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let shown = exe.to_string_lossy();
+    match shown.strip_suffix(" (deleted)") {
+        Some(p) if Path::new(p).exists() => Ok(PathBuf::from(p)),
+        _ => Ok(exe),
     }
 }
 
