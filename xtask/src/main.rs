@@ -99,13 +99,13 @@ enum Cmd {
     },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
     /// scenarios (two-vms, fault-isolation, bad-config, riscv64-two-vms,
-    /// riscv64-fault-isolation); the last line is `N passed, N failed`.
+    /// riscv64-fault-isolation, riscv64-linux); the last line is `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
-        /// Only this scenario (two-vms, fault-isolation, bad-config, riscv64-two-vms or
-        /// riscv64-fault-isolation).
+        /// Only this scenario (two-vms, fault-isolation, bad-config, riscv64-two-vms,
+        /// riscv64-fault-isolation or riscv64-linux).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },

@@ -40,6 +40,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "riscv64-fault-isolation",
         "qemu-riscv64: a VM that reads outside its memory is stopped; the other finishes",
     ),
+    (
+        "riscv64-linux",
+        "qemu-riscv64: Debian's Linux on 2 vCPUs runs a command and powers off beside a test VM",
+    ),
 ];
 
 const FAULT_VMS: [&str; 2] = [
@@ -51,6 +55,12 @@ const RISCV64_FAULT_VMS: [&str; 2] = [
     "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
     "configs/vms/testguest-riscv64-qemu-smp2-fault.toml",
 ];
+const RISCV64_LINUX_VMS: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
+    "configs/vms/linux-riscv64-qemu-smp2.toml",
+];
+/// The guest image the Linux scenario needs (pulled when missing).
+const RISCV64_LINUX_IMAGE: &str = "linux-riscv64";
 const BAD_VM: &str = "xtask/tests/data/bad-vm.toml";
 
 /// Which tests to run.
@@ -188,6 +198,13 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "bad-config" => bad_config(ws),
         "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
+        "riscv64-linux" => linux_and_test_vm(
+            ws,
+            name,
+            RISCV64_BOARD,
+            &RISCV64_LINUX_VMS,
+            RISCV64_LINUX_IMAGE,
+        ),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();
@@ -388,6 +405,68 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
         "hv: all VMs stopped: {} clean, 1 faulted",
         plan.vms.len() - 1
     );
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &out))
+    }
+}
+
+/// Makes sure guest image `image` is in the store, pulling it (Debian packages) when
+/// it is not.
+fn ensure_guest_image(image: &str) -> Result<()> {
+    let store = crate::guest::store::Store::open(None)?;
+    if store.manifest(image)?.is_some() {
+        return Ok(());
+    }
+    println!("xtask: guest image {image} is not in the store: pulling it");
+    let status = Command::new(xtask_exe()?)
+        .args(["guest", "pull", image])
+        .stdin(Stdio::null())
+        .status()
+        .context("cannot run `xtask guest pull`")?;
+    if !status.success() {
+        bail!("`cargo xtask guest pull {image}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// A Linux VM (its /init runs the `run=` command of its command line and powers
+/// off) and a test VM side by side: both finish cleanly.
+fn linux_and_test_vm(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    vms: &[&str],
+    image: &str,
+) -> Result<()> {
+    ensure_guest_image(image)?;
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::Exited(s) if s.success() => {}
+        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+    for vm in &plan.vms {
+        if vm.vm_type == 2 {
+            let lines = vm_lines(&out, &vm.name);
+            let cpus = format!("guest-init: cpus {}", vm.cpu_num);
+            for want in [cpus.as_str(), "guest-init: done 0"] {
+                if !lines.iter().any(|l| l.trim() == want) {
+                    problems.push(format!("no `[{}] {want}` line", vm.name));
+                }
+            }
+        } else {
+            check_summary(&out, &vm.name, &mut problems);
+        }
+    }
+    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }
