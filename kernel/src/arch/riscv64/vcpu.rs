@@ -70,17 +70,13 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     write_csr!(csr::HTIMEDELTA, 0u64.wrapping_sub(cntvoff));
     write_csr!(csr::HVIP, 0);
     write_csr!(csr::VSSTATUS, VSSTATUS_RESET);
-    for r in [
-        csr::VSIE,
-        csr::VSTVEC,
-        csr::VSSCRATCH,
-        csr::VSEPC,
-        csr::VSCAUSE,
-        csr::VSTVAL,
-        csr::VSATP,
-    ] {
-        write_vs(r, 0);
-    }
+    write_csr!(csr::VSIE, 0);
+    write_csr!(csr::VSTVEC, 0);
+    write_csr!(csr::VSSCRATCH, 0);
+    write_csr!(csr::VSEPC, 0);
+    write_csr!(csr::VSCAUSE, 0);
+    write_csr!(csr::VSTVAL, 0);
+    write_csr!(csr::VSATP, 0);
     if sstc() {
         write_csr!(csr::VSTIMECMP, u64::MAX);
     } else {
@@ -89,20 +85,6 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     boot::set_vcpu(index as u64, cntvoff);
     // The guest's image was written by another hart.
     csr::fence_i();
-}
-
-/// Writes VS CSR `r` (a runtime number: one of the fixed set above).
-fn write_vs(r: u16, v: u64) {
-    match r {
-        csr::VSIE => write_csr!(csr::VSIE, v),
-        csr::VSTVEC => write_csr!(csr::VSTVEC, v),
-        csr::VSSCRATCH => write_csr!(csr::VSSCRATCH, v),
-        csr::VSEPC => write_csr!(csr::VSEPC, v),
-        csr::VSCAUSE => write_csr!(csr::VSCAUSE, v),
-        csr::VSTVAL => write_csr!(csr::VSTVAL, v),
-        csr::VSATP => write_csr!(csr::VSATP, v),
-        _ => {}
-    }
 }
 
 /// The hypervisor's time counter (for per-VM time offsets).
@@ -367,6 +349,9 @@ impl Vcpu {
                     value: mask & !IPI_FENCE,
                 })
             }
+            // Asynchronous: the targets fence (HFENCE.VVMA and FENCE.I) when they next
+            // leave the guest, which the kick makes immediate, but the call returns
+            // before they have.
             Call::RemoteFence { mask, .. } => {
                 self.ret(Ret::ok(0));
                 Some(VmExit::Ipi {
