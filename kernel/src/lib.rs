@@ -24,5 +24,5 @@ pub mod mm;
 pub mod platform;
 pub mod vmm;
 
-#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+#[cfg(target_os = "none")]
 pub mod boot;

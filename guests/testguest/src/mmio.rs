@@ -1,56 +1,55 @@
-//! Volatile accessors for memory-mapped device registers.
+//! Accessors for memory-mapped device registers.
+//!
+//! On aarch64 each access is one plain `ldr`/`str` with a base register and no
+//! writeback, as Linux's `readl`/`writel` are: a hypervisor emulating the device sees
+//! a valid instruction syndrome (ESR ISV) for it. A compiler-chosen addressing mode
+//! (pre-index writeback, pairs) would leave the access undecodable.
 
-/// Reads the 32-bit register at `addr`.
-///
-/// # Safety
-/// `addr` must be a 4-byte aligned device register (or RAM) the guest may read.
-pub unsafe fn read32(addr: usize) -> u32 {
-    // SAFETY: guaranteed by the caller.
-    unsafe { (addr as *const u32).read_volatile() }
+macro_rules! accessors {
+    ($read:ident, $write:ident, $ty:ty, $ldr:literal, $str:literal, $reg:literal) => {
+        /// Reads the register at `addr`.
+        ///
+        /// # Safety
+        /// `addr` must be an aligned device register (or RAM) the guest may read.
+        pub unsafe fn $read(addr: usize) -> $ty {
+            #[cfg(target_arch = "aarch64")]
+            {
+                let v: u64;
+                // SAFETY: guaranteed by the caller; a single load.
+                unsafe {
+                    core::arch::asm!(concat!($ldr, " {v:", $reg, "}, [{a}]"), a = in(reg) addr, v = out(reg) v,
+                        options(nostack, preserves_flags))
+                };
+                v as $ty
+            }
+            #[cfg(not(target_arch = "aarch64"))]
+            // SAFETY: guaranteed by the caller.
+            unsafe {
+                (addr as *const $ty).read_volatile()
+            }
+        }
+
+        /// Writes the register at `addr`.
+        ///
+        /// # Safety
+        /// `addr` must be an aligned device register (or RAM) the guest may write, and
+        /// the write must not break memory the program relies on.
+        pub unsafe fn $write(addr: usize, value: $ty) {
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: guaranteed by the caller; a single store.
+            unsafe {
+                core::arch::asm!(concat!($str, " {v:", $reg, "}, [{a}]"), a = in(reg) addr, v = in(reg) value as u64,
+                    options(nostack, preserves_flags))
+            };
+            #[cfg(not(target_arch = "aarch64"))]
+            // SAFETY: guaranteed by the caller.
+            unsafe {
+                (addr as *mut $ty).write_volatile(value)
+            }
+        }
+    };
 }
 
-/// Writes the 32-bit register at `addr`.
-///
-/// # Safety
-/// `addr` must be a 4-byte aligned device register (or RAM) the guest may write, and
-/// the write must not break memory the program relies on.
-pub unsafe fn write32(addr: usize, value: u32) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { (addr as *mut u32).write_volatile(value) }
-}
-
-/// Reads the 64-bit register at `addr`.
-///
-/// # Safety
-/// `addr` must be an 8-byte aligned device register (or RAM) the guest may read.
-pub unsafe fn read64(addr: usize) -> u64 {
-    // SAFETY: guaranteed by the caller.
-    unsafe { (addr as *const u64).read_volatile() }
-}
-
-/// Writes the 64-bit word at `addr`.
-///
-/// # Safety
-/// As for [`write32`], with 8-byte alignment.
-pub unsafe fn write64(addr: usize, value: u64) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { (addr as *mut u64).write_volatile(value) }
-}
-
-/// Reads the 8-bit register at `addr`.
-///
-/// # Safety
-/// `addr` must be a device register (or RAM) the guest may read.
-pub unsafe fn read8(addr: usize) -> u8 {
-    // SAFETY: guaranteed by the caller.
-    unsafe { (addr as *const u8).read_volatile() }
-}
-
-/// Writes the 8-bit register at `addr`.
-///
-/// # Safety
-/// As for [`write32`], for one byte.
-pub unsafe fn write8(addr: usize, value: u8) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { (addr as *mut u8).write_volatile(value) }
-}
+accessors!(read8, write8, u8, "ldrb", "strb", "w");
+accessors!(read32, write32, u32, "ldr", "str", "w");
+accessors!(read64, write64, u64, "ldr", "str", "x");

@@ -3,6 +3,7 @@
 //! Every register is unit-tested on the host.
 
 pub mod pl011;
+pub mod vgic;
 
 /// Why an MMIO access could not be served; the VM that made it is stopped with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

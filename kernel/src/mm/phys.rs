@@ -2,7 +2,7 @@
 //! RAM, so a host-physical address is also a pointer; this is the one place that
 //! turns one into the other.
 
-use crate::arch::aarch64::stage2::TableMemory;
+use crate::arch::current::TableMemory;
 use crate::mm::frames::FrameAllocator;
 
 /// The bytes at host-physical `[pa, pa + len)`.

@@ -16,22 +16,32 @@ const GIC_V2: &[&str] = &[
     "arm,gic-400",
     "arm,cortex-a7-gic",
     "arm,cortex-a9-gic",
+    "qcom,msm-qgic2",
 ];
 const PL011: &[&str] = &["arm,pl011"];
 const NS16550: &[&str] = &["snps,dw-apb-uart", "ns16550a", "ns16550"];
-const TIMER: &[&str] = &["arm,armv8-timer"];
+const TIMER: &[&str] = &["arm,armv8-timer", "arm,armv7-timer"];
 /// Default GICv3 redistributor stride (RD_base + SGI_base frames, no VLPI frames).
 pub const GICR_STRIDE: u64 = 0x2_0000;
 /// MPIDR affinity fields Aff3 (39:32) and Aff2..Aff0 (23:0).
 const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
 
-/// An `interrupts` property kept raw until the GIC's cell count is known.
+/// An `interrupts` (or `interrupts-extended`) property kept raw until the GIC's cell
+/// count is known.
 #[derive(Clone, Copy)]
 struct Irqs<'a> {
     value: &'a [u8],
     /// `interrupt-parent` of the node or its nearest ancestor.
     parent: Option<u32>,
+    /// `interrupts-extended`: every specifier starts with its controller's phandle.
+    extended: bool,
 }
+
+const NO_IRQS: Irqs<'static> = Irqs {
+    value: &[],
+    parent: None,
+    extended: false,
+};
 
 /// A UART node seen during the walk.
 #[derive(Clone, Copy)]
@@ -67,8 +77,9 @@ struct Collector<'a> {
     overflow: Option<&'static str>,
 }
 
+/// Appends a non-empty range that does not wrap around, remembering an overflow.
 fn push(list: &mut RangeList, what: &'static str, overflow: &mut Option<&'static str>, r: Range) {
-    if r.size != 0 && list.push(r).is_err() {
+    if r.size != 0 && r.base.checked_add(r.size).is_some() && list.push(r).is_err() {
         *overflow = Some(what);
     }
 }
@@ -81,9 +92,18 @@ fn interrupt_parent(path: &[Node<'_, '_>]) -> Option<u32> {
 
 fn irqs_of<'a>(path: &[Node<'_, 'a>]) -> Option<Irqs<'a>> {
     let node = *path.last()?;
+    if let Some(value) = dt::prop(node, "interrupts-extended") {
+        return Some(Irqs {
+            value,
+            parent: None,
+            extended: true,
+        });
+    }
+    let value = dt::prop(node, "interrupts")?;
     Some(Irqs {
-        value: dt::prop(node, "interrupts")?,
+        value,
         parent: interrupt_parent(path),
+        extended: false,
     })
 }
 
@@ -122,25 +142,23 @@ impl<'a> Collector<'a> {
         }
     }
 
+    fn add_ram(&mut self, r: Range) {
+        push(&mut self.ram, "memory ranges", &mut self.overflow, r);
+    }
+
+    fn add_reserved(&mut self, r: Range) {
+        push(&mut self.reserved, "reserved ranges", &mut self.overflow, r);
+    }
+
     fn memory(&mut self, path: &[Node<'_, 'a>]) {
         for (base, size) in dt::regs(path) {
-            push(
-                &mut self.ram,
-                "memory ranges",
-                &mut self.overflow,
-                Range { base, size },
-            );
+            self.add_ram(Range { base, size });
         }
     }
 
     fn reserved_child(&mut self, path: &[Node<'_, 'a>]) {
         for (base, size) in dt::regs(path) {
-            push(
-                &mut self.reserved,
-                "reserved ranges",
-                &mut self.overflow,
-                Range { base, size },
-            );
+            self.add_reserved(Range { base, size });
         }
     }
 
@@ -172,10 +190,7 @@ impl<'a> Collector<'a> {
             self.gic = gic_seen(path);
         }
         if self.timer.is_none() && dt::compatible_with(node, TIMER) {
-            self.timer = irqs_of(path).or(Some(Irqs {
-                value: &[],
-                parent: None,
-            }));
+            self.timer = irqs_of(path).or(Some(NO_IRQS));
         }
         if self.psci.is_none()
             && dt::prop(node, "compatible")
@@ -207,10 +222,7 @@ fn uart_seen<'a>(path: &[Node<'_, 'a>]) -> Option<UartSeen<'a>> {
         return None;
     };
     let (base, size) = dt::regs(path).next()?;
-    let irqs = irqs_of(path).unwrap_or(Irqs {
-        value: &[],
-        parent: None,
-    });
+    let irqs = irqs_of(path).unwrap_or(NO_IRQS);
     Some(UartSeen {
         base,
         size,
@@ -235,10 +247,7 @@ fn gic_seen<'a>(path: &[Node<'_, 'a>]) -> Option<GicSeen<'a>> {
         stride: dt::prop_u64(node, "redistributor-stride"),
         phandle: dt::prop_u32(node, "phandle").or_else(|| dt::prop_u32(node, "linux,phandle")),
         irq_cells: dt::prop_u32(node, "#interrupt-cells").map_or(3, |c| c as usize),
-        irqs: irqs_of(path).unwrap_or(Irqs {
-            value: &[],
-            parent: None,
-        }),
+        irqs: irqs_of(path).unwrap_or(NO_IRQS),
     })
 }
 
@@ -257,20 +266,39 @@ pub fn gic_intid(kind: u32, number: u32) -> Option<u32> {
 impl GicSeen<'_> {
     /// The `index`th interrupt of `irqs`, if it is wired to this GIC.
     fn intid(&self, irqs: Irqs<'_>, index: usize) -> Option<u32> {
+        let cells = self.irq_cells;
+        if cells < 2 {
+            return None;
+        }
+        if irqs.extended {
+            return self.extended_intid(irqs.value, index);
+        }
         if let (Some(parent), Some(me)) = (irqs.parent, self.phandle) {
             if parent != me {
                 return None;
             }
-        }
-        let cells = self.irq_cells;
-        if cells < 2 {
-            return None;
         }
         let first = index.checked_mul(cells)?;
         gic_intid(
             dt::be32_at(irqs.value, first)?,
             dt::be32_at(irqs.value, first + 1)?,
         )
+    }
+
+    /// `interrupts-extended`: `<phandle cells...>` entries. Entries for another
+    /// controller have a size we do not know, so decoding stops at the first one.
+    fn extended_intid(&self, value: &[u8], index: usize) -> Option<u32> {
+        let stride = self.irq_cells + 1;
+        for i in 0..=index {
+            let at = i.checked_mul(stride)?;
+            if Some(dt::be32_at(value, at)?) != self.phandle {
+                return None;
+            }
+            if i == index {
+                return gic_intid(dt::be32_at(value, at + 1)?, dt::be32_at(value, at + 2)?);
+            }
+        }
+        None
     }
 
     fn to_gic(self) -> Result<Gic, DiscoveryError> {
@@ -347,15 +375,10 @@ fn chosen<'a>(fdt: &Fdt<'a>) -> Chosen<'a> {
 
 fn memreserve(fdt: &Fdt<'_>, c: &mut Collector<'_>) {
     for r in fdt.memory_reservations() {
-        let (base, size) = (r.address() as u64, r.size() as u64);
-        if base.checked_add(size).is_some() {
-            push(
-                &mut c.reserved,
-                "reserved ranges",
-                &mut c.overflow,
-                Range { base, size },
-            );
-        }
+        c.add_reserved(Range {
+            base: r.address() as u64,
+            size: r.size() as u64,
+        });
     }
 }
 
@@ -373,16 +396,11 @@ pub fn discover_with_ram(dtb: &[u8], fallback_ram: &[Range]) -> Result<Platform,
     let mut c = Collector::new(chosen.stdout);
     memreserve(&fdt, &mut c);
     dt::walk(&fdt, &mut |path| c.visit(path));
+    if c.ram.as_slice().is_empty() {
+        fallback_ram.iter().for_each(|r| c.add_ram(*r));
+    }
     if let Some(what) = c.overflow {
         return Err(DiscoveryError::TooMany(what));
-    }
-    if c.ram.as_slice().is_empty() {
-        for r in fallback_ram {
-            push(&mut c.ram, "memory ranges", &mut c.overflow, *r);
-        }
-        if let Some(what) = c.overflow {
-            return Err(DiscoveryError::TooMany(what));
-        }
     }
     finish(c, chosen.initrd)
 }

@@ -3,11 +3,9 @@
 //! not started and the others are unaffected.
 
 use super::config::{mem_flags, MapType, VmSpec};
-use super::devices::{emu_type, VmDevices};
+use super::devices::VmDevices;
 use super::vm::{VcpuSlot, Vm};
-use crate::arch::aarch64::guest_dtb::{self, GuestDtbSpec, GuestGic};
-use crate::arch::aarch64::stage2::{MemType, Perms, Stage2, MAX_IPA_BITS};
-use crate::arch::current::{self, Stage2Regs};
+use crate::arch::current::{self, MemType, Perms, Stage2, Stage2Regs, MAX_IPA_BITS};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
 use crate::mm::phys::{self, FrameTables};
@@ -165,7 +163,7 @@ fn build_memory(spec: &VmSpec, frames: &mut FrameAllocator) -> Result<(Stage2, G
 }
 
 fn pa_bits() -> u32 {
-    crate::arch::current::pa_bits()
+    current::pa_bits()
 }
 
 /// Copies `data` to guest-physical `gpa`.
@@ -204,40 +202,7 @@ fn guest_dtb_address(spec: &VmSpec) -> u64 {
     }
 }
 
-fn find_dev(spec: &VmSpec, t: u32) -> Option<&super::config::EmuDevice> {
-    spec.emu_devices.iter().find(|d| d.emu_type == t)
-}
-
 fn generate_dtb(spec: &VmSpec, ram: &GuestRam) -> Result<Vec<u8>, String> {
     let memory: Vec<(u64, u64)> = ram.regions.iter().map(|m| (m.gpa, m.size)).collect();
-    let mpidrs: Vec<u64> = (0..spec.cpu_num as u64)
-        .map(|i| ((i >> 8) << 8) | (i & 0xff))
-        .collect();
-    let gic = match (
-        find_dev(spec, emu_type::GIC_DIST),
-        find_dev(spec, emu_type::GIC_REDIST),
-    ) {
-        (Some(d), Some(r)) => GuestGic::V3 {
-            gicd: (d.base_gpa, d.length),
-            gicr: (r.base_gpa, r.length),
-        },
-        _ => {
-            return Err(
-                "not supported yet: a VM without an emulated GICv3 (emu_type 0x21 and 0x20)".into(),
-            )
-        }
-    };
-    let uart = find_dev(spec, emu_type::CONSOLE).map(|u| (u.base_gpa, u.length, u.irq));
-    let initrd = spec
-        .ramdisk
-        .map(|r| (r.load_gpa, r.load_gpa + r.data.len() as u64));
-    let dspec = GuestDtbSpec {
-        memory: &memory,
-        vcpu_mpidrs: &mpidrs,
-        gic,
-        uart,
-        bootargs: spec.cmdline,
-        initrd,
-    };
-    guest_dtb::build(&dspec).map_err(|e| format!("generating the guest DTB: {e:?}"))
+    current::guest_dtb(spec, &memory)
 }

@@ -5,6 +5,7 @@
 use super::config::{EmuDevice, VmSpec};
 use crate::console::{self, LineBuffer};
 use crate::devices::pl011::Pl011;
+use crate::devices::vgic::Vgic;
 use crate::devices::{MmioDevice, MmioError};
 use alloc::boxed::Box;
 use alloc::format;
@@ -36,6 +37,21 @@ pub struct VmDevices {
     name: &'static str,
     windows: Vec<Window>,
     line: Box<LineBuffer>,
+    /// The virtual GICv3 behind the distributor / redistributor windows.
+    vgic: Option<Vgic>,
+}
+
+/// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
+/// groups of 32 (GICD_TYPER.ITLinesNumber granularity), at least 64.
+fn spi_count(spec: &VmSpec) -> u32 {
+    let max = spec
+        .emu_devices
+        .iter()
+        .map(|d| d.irq)
+        .chain(spec.passthrough_devices.iter().map(|d| d.irq))
+        .max();
+    let needed = max.unwrap_or(0).saturating_sub(31);
+    needed.div_ceil(32).max(2) * 32
 }
 
 /// What an MMIO access hit.
@@ -51,16 +67,34 @@ impl VmDevices {
     /// Devices of `spec`; an emu_type this hypervisor cannot emulate is an error that
     /// keeps the VM from starting.
     pub fn new(spec: &'static VmSpec) -> Result<Self, String> {
-        let windows = spec
+        let windows: Vec<Window> = spec
             .emu_devices
             .iter()
             .map(model_for)
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<_, _>>()?;
+        let has_gic = windows
+            .iter()
+            .any(|w| matches!(w.model, Model::GicDist | Model::GicRedist));
+        let vgic = if has_gic {
+            Some(new_vgic(spec.cpu_num, spi_count(spec))?)
+        } else {
+            None
+        };
         Ok(Self {
             name: spec.name,
             windows,
             line: Box::new(LineBuffer::new()),
+            vgic,
         })
+    }
+
+    pub fn vgic(&mut self) -> Option<&mut Vgic> {
+        self.vgic.as_mut()
+    }
+
+    /// vCPUs that may have new interrupts to take since the last call (bit i = vCPU i).
+    pub fn take_kicks(&mut self) -> u64 {
+        self.vgic.as_mut().map_or(0, Vgic::take_kicks)
     }
 
     /// Emulates one access by vCPU `vcpu`. `write` is None for loads.
@@ -74,9 +108,11 @@ impl VmDevices {
         };
         let off = gpa - w.base;
         let _ = vcpu;
-        let r = match &mut w.model {
-            Model::Console(uart) => access(uart, off, width, write),
-            Model::Dummy | Model::GicDist | Model::GicRedist => Ok(0),
+        let r = match (&mut w.model, self.vgic.as_mut()) {
+            (Model::Console(uart), _) => access(uart, off, width, write),
+            (Model::GicDist, Some(gic)) => access(&mut gic.dist(), off, width, write),
+            (Model::GicRedist, Some(gic)) => access(&mut gic.redist_region(), off, width, write),
+            (Model::Dummy | Model::GicDist | Model::GicRedist, _) => Ok(0),
         };
         if let Model::Console(uart) = &mut w.model {
             let (name, line) = (self.name, &mut self.line);
@@ -100,6 +136,11 @@ impl VmDevices {
                 *u = Pl011::new();
             }
         }
+        if let Some(gic) = self.vgic.as_mut() {
+            if let Ok(fresh) = new_vgic(gic.nr_vcpus() as u32, gic.nr_spis()) {
+                *gic = fresh;
+            }
+        }
     }
 
     /// Prints what the VM left without a final newline.
@@ -121,6 +162,23 @@ fn access(
         Some(v) => dev.write(off, width, v).map(|_| 0),
         None => dev.read(off, width),
     }
+}
+
+/// A power-on-state virtual GIC for `vcpus` vCPUs (MPIDR = index) and `spis` SPIs.
+/// The timer PPIs are backed by the physical interrupts of the same number, forwarded
+/// with the list-register HW bit.
+fn new_vgic(vcpus: u32, spis: u32) -> Result<Vgic, String> {
+    let mpidrs: Vec<u64> = (0..vcpus as u64)
+        .map(|i| ((i >> 8) << 8) | (i & 0xff))
+        .collect();
+    let err = |e| format!("virtual GIC: {e:?}");
+    let mut gic = Vgic::new(&mpidrs, spis).map_err(err)?;
+    for v in 0..mpidrs.len() {
+        for ppi in crate::arch::aarch64::FORWARDED_PPIS {
+            gic.set_hw(v, ppi, true).map_err(err)?;
+        }
+    }
+    Ok(gic)
 }
 
 fn model_for(d: &EmuDevice) -> Result<Window, String> {

@@ -151,7 +151,13 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
         if vm.state() != VmState::Running {
             break;
         }
+        if let Some(gic) = vm.devices.lock().vgic() {
+            vcpu.fill_irqs(gic, index);
+        }
         let exit = vcpu.run();
+        if let Some(gic) = vm.devices.lock().vgic() {
+            vcpu.sync_irqs(gic, index);
+        }
         match handle_exit(m, vm, index, &mut vcpu, exit) {
             Next::Continue => {}
             Next::PowerOff | Next::Stop => break,
@@ -200,6 +206,22 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
 }
 
 fn handle_exit(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -> Next {
+    let next = dispatch(m, vm, index, vcpu, exit);
+    kick_others(vm, index);
+    next
+}
+
+/// Interrupts the physical CPUs of vCPUs that got new virtual interrupts.
+fn kick_others(vm: &Vm, index: usize) {
+    let kicks = vm.devices.lock().take_kicks() & !(1u64 << index);
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        if kicks & (1u64 << i) != 0 && v.power() == Power::On {
+            current::kick(v.pcpu_mpidr);
+        }
+    }
+}
+
+fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -> Next {
     match exit {
         VmExit::Mmio {
             gpa,
@@ -245,8 +267,22 @@ fn handle_exit(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit
             vcpu.reply(Reply::Hypercall(hypercall(vm, index, code, args)));
             Next::Continue
         }
-        VmExit::Ipi { .. } => Next::Continue,
-        VmExit::Interrupt { .. } | VmExit::Idle => Next::Continue,
+        VmExit::Ipi { value } => {
+            if let Some(gic) = vm.devices.lock().vgic() {
+                // Malformed requests name no existing vCPU and are dropped, as a GIC does.
+                let _ = gic.sgi(index, value);
+            }
+            Next::Continue
+        }
+        VmExit::Interrupt {
+            forward: Some(intid),
+        } => {
+            if let Some(gic) = vm.devices.lock().vgic() {
+                let _ = gic.set_pending(intid, index);
+            }
+            Next::Continue
+        }
+        VmExit::Interrupt { forward: None } | VmExit::Idle => Next::Continue,
         VmExit::Fault(f) => stop(m, vm, &f),
     }
 }

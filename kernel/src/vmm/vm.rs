@@ -106,7 +106,7 @@ pub struct Vm {
     pub devices: Mutex<VmDevices>,
     /// Virtual counter offset, the same on every vCPU of the VM.
     pub cntvoff: u64,
-    #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+    #[cfg(target_os = "none")]
     pub stage2: crate::arch::current::Stage2Regs,
     state: AtomicU8,
 }
@@ -118,8 +118,7 @@ impl Vm {
         vcpus: Vec<VcpuSlot>,
         devices: VmDevices,
         cntvoff: u64,
-        #[cfg(all(target_arch = "aarch64", target_os = "none"))]
-        stage2: crate::arch::current::Stage2Regs,
+        #[cfg(target_os = "none")] stage2: crate::arch::current::Stage2Regs,
     ) -> Self {
         Self {
             spec,
@@ -127,7 +126,7 @@ impl Vm {
             vcpus,
             devices: Mutex::new(devices),
             cntvoff,
-            #[cfg(all(target_arch = "aarch64", target_os = "none"))]
+            #[cfg(target_os = "none")]
             stage2,
             state: AtomicU8::new(VmState::Running as u8),
         }
@@ -177,11 +176,10 @@ impl Vm {
         self.transition(VmState::Resetting, VmState::Running)
     }
 
-    /// The vCPU a guest names by its arch id (aarch64: MPIDR Aff1:Aff0 = index).
+    /// The vCPU a guest names by its arch id (aarch64: MPIDR, riscv64: hart id).
+    #[cfg(target_os = "none")]
     pub fn vcpu_by_target(&self, target: u64) -> Option<usize> {
-        let idx = ((target >> 8) & 0xff) * 256 + (target & 0xff);
-        let upper = target & !0xffff;
-        (upper == 0 && (idx as usize) < self.vcpus.len()).then_some(idx as usize)
+        crate::arch::current::vcpu_index(target).filter(|&i| i < self.vcpus.len())
     }
 
     /// Is `gpa` inside one of the VM's memory regions (RAM or reserved ranges)?

@@ -105,8 +105,7 @@ pub fn build_plan(ws: &Workspace, plan: Plan, force_bin: bool) -> Result<BuildOu
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let guests = build_guests(ws, &plan, &out_dir)?;
     let gen_rs = out_dir.join("gen.rs");
-    std::fs::write(&gen_rs, generate(&plan, &guests.0)?)
-        .with_context(|| format!("cannot write {}", gen_rs.display()))?;
+    write_if_changed(&gen_rs, generate(&plan, &guests.0)?.as_bytes())?;
     let kernel_elf = build_kernel(ws, &plan, &gen_rs)?;
     let elf = out_dir.join("hypervisor.elf");
     std::fs::copy(&kernel_elf, &elf)
@@ -138,6 +137,15 @@ pub fn build_plan(ws: &Workspace, plan: Plan, force_bin: bool) -> Result<BuildOu
     Ok(BuildOutput { plan, bin })
 }
 
+/// Writes `data` unless the file already holds exactly that, so that an unchanged
+/// VM table or guest image does not make cargo rebuild the kernel.
+fn write_if_changed(path: &Path, data: &[u8]) -> Result<()> {
+    if std::fs::read(path).is_ok_and(|old| old == data) {
+        return Ok(());
+    }
+    std::fs::write(path, data).with_context(|| format!("cannot write {}", path.display()))
+}
+
 /// Built guest images and their sizes.
 type Guests = (GuestImages, Vec<(String, u64)>);
 
@@ -166,8 +174,7 @@ fn build_guests(ws: &Workspace, plan: &Plan, out_dir: &Path) -> Result<Guests> {
             let raw =
                 elf_to_raw(&elf).with_context(|| format!("guest {krate}: {}", exe.display()))?;
             let bin = out_dir.join("guests").join(format!("{krate}.bin"));
-            std::fs::write(&bin, &raw.data)
-                .with_context(|| format!("cannot write {}", bin.display()))?;
+            write_if_changed(&bin, &raw.data)?;
             images.insert(krate.clone(), bin);
             raws.push((krate.clone(), raw));
         }

@@ -547,6 +547,27 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
     }
 
     #[test]
+    fn the_bad_config_file_gives_the_expected_errors() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let g = vec!["testguest".to_string()];
+        let vms = [root.join(BAD_VM)];
+        let result = crate::config::load(
+            root,
+            &root.join(DEFAULT_BOARD),
+            crate::config::VmList::Override(&vms),
+            &crate::config::Context { guest_crates: &g },
+        );
+        let Err(crate::config::ConfigError(report)) = result else {
+            panic!("{BAD_VM} was accepted");
+        };
+        let text = report.to_string();
+        assert!(
+            bad_config_problems(false, &text, "metadata\n").is_empty(),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn bad_config_verdicts() {
         let good_text = "error: xtask/tests/data/bad-vm.toml:9:1: base.phys_cpu_ids: has 1 entries but cpu_num = 2\n\
                          error: xtask/tests/data/bad-vm.toml:18:5: kernel.memory_regions[1]: region x overlaps kernel.memory_regions[0] (y)\n\

@@ -11,6 +11,21 @@ use super::image::{check_image, ImageConfig, ImageSection};
 use super::range::{covered_by, human_size, Range, PAGE};
 use super::source::Source;
 
+/// `[base, size]`: exactly two non-negative integers (a plain tuple would silently
+/// accept extra elements).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pair(pub u64, pub u64);
+
+impl<'de> Deserialize<'de> for Pair {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v: Vec<u64> = Vec::deserialize(d)?;
+        match v.as_slice() {
+            [base, size] => Ok(Pair(*base, *size)),
+            _ => Err(serde::de::Error::invalid_length(v.len(), &"[base, size]")),
+        }
+    }
+}
+
 /// CPU architecture of a board.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 pub enum Arch {
@@ -132,9 +147,9 @@ struct MemorySection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MemoryToml {
-    ram: Vec<(u64, u64)>,
+    ram: Vec<Pair>,
     #[serde(default)]
-    reserved: Vec<(u64, u64)>,
+    reserved: Vec<Pair>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,19 +191,19 @@ struct DevicesSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DevicesToml {
-    uart: Option<(u64, u64)>,
+    uart: Option<Pair>,
     #[allow(dead_code)]
     uart_kind: Option<String>,
     #[allow(dead_code)]
     uart_irq: Option<u32>,
     #[allow(dead_code)]
     gic_version: Option<u32>,
-    gicd: Option<(u64, u64)>,
-    gicr: Option<(u64, u64)>,
-    gicc: Option<(u64, u64)>,
-    gich: Option<(u64, u64)>,
-    gicv: Option<(u64, u64)>,
-    gits: Option<Vec<(u64, u64)>>,
+    gicd: Option<Pair>,
+    gicr: Option<Pair>,
+    gicc: Option<Pair>,
+    gich: Option<Pair>,
+    gicv: Option<Pair>,
+    gits: Option<Vec<Pair>>,
 }
 
 impl DevicesToml {
@@ -203,9 +218,9 @@ impl DevicesToml {
         ];
         let mut out: Vec<(&'static str, Range)> = singles
             .into_iter()
-            .filter_map(|(k, w)| w.map(|(b, s)| (k, Range::new(b, s))))
+            .filter_map(|(k, w)| w.map(|Pair(b, s)| (k, Range::new(b, s))))
             .collect();
-        for (b, s) in self.gits.iter().flatten() {
+        for Pair(b, s) in self.gits.iter().flatten() {
             out.push(("gits", Range::new(*b, *s)));
         }
         out
@@ -235,6 +250,9 @@ pub struct Board {
     pub image: Option<ImageConfig>,
     /// VM config paths as written and resolved against the repository root.
     pub vm_configs: Vec<(String, PathBuf)>,
+    /// Where keys that later checks point at are in the file (line, column).
+    pub smp_at: Option<(usize, usize)>,
+    pub vm_configs_at: Vec<Option<(usize, usize)>>,
 }
 
 impl Board {
@@ -263,10 +281,11 @@ pub fn load_board(path: &Path, root: &Path) -> (Option<Board>, Report) {
 
 fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> {
     let top = src.typed::<TopToml>().map_err(|d| report.push(d)).ok();
+    // Err(()) = the section is there but malformed (already reported).
     let memory = src
         .typed::<MemorySection>()
-        .map_err(|d| report.push(d))
-        .ok();
+        .map(|m| m.memory)
+        .map_err(|d| report.push(d));
     let qemu = src.typed::<QemuSection>().map_err(|d| report.push(d)).ok();
     let devices = src
         .typed::<DevicesSection>()
@@ -278,9 +297,10 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
     let arch = check_arch(src, &top, report);
     let name = board_name(src, &top, report);
     let (smp, cpu_mpidrs) = check_cpus(src, &top, report);
-    let (ram, reserved) = match memory.as_ref().and_then(|m| m.memory.as_ref()) {
-        Some(m) => check_memory(src, m, report),
-        None => {
+    let (ram, reserved) = match &memory {
+        Ok(Some(m)) => check_memory(src, m, report),
+        Err(()) => (Vec::new(), Vec::new()),
+        Ok(None) => {
             report.push(src.error(
                 &KeyPath::new("memory"),
                 "missing section [memory] with `ram = [[base, size], ...]` (the board's RAM map)",
@@ -306,6 +326,9 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         .iter()
         .map(|p| (p.clone(), root.join(p)))
         .collect();
+    let vm_configs_at = (0..top.vm_configs.len())
+        .map(|i| src.locate(&KeyPath::new("vm_configs").index(i)))
+        .collect();
     Some(Board {
         shown: src.shown.clone(),
         name: name?,
@@ -323,6 +346,8 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         qemu,
         image,
         vm_configs,
+        smp_at: src.locate(&KeyPath::new("smp")),
+        vm_configs_at,
     })
 }
 
@@ -425,14 +450,9 @@ fn check_cpus(src: &Source, top: &TopToml, report: &mut Report) -> (Option<u32>,
     (Some(smp), ids)
 }
 
-fn check_regions(
-    src: &Source,
-    key: &KeyPath,
-    list: &[(u64, u64)],
-    report: &mut Report,
-) -> Vec<Range> {
+fn check_regions(src: &Source, key: &KeyPath, list: &[Pair], report: &mut Report) -> Vec<Range> {
     let mut out: Vec<Range> = Vec::new();
-    for (i, &(base, size)) in list.iter().enumerate() {
+    for (i, &Pair(base, size)) in list.iter().enumerate() {
         let k = key.index(i);
         let r = Range::new(base, size);
         if size == 0 {

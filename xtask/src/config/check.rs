@@ -16,6 +16,7 @@ pub fn cross_checks(board: &Board, vms: &mut [Vm], ctx: &Context, report: &mut R
     check_unique(vms, report);
     check_guest_crates(vms, ctx, report);
     check_host_regions(board, vms, report);
+    check_passthrough(board, vms, report);
     check_ram_total(board, vms, report);
     check_fs_vms(board, vms, report);
     super::cpus::place_vcpus(board, vms, report);
@@ -114,6 +115,33 @@ fn check_host_regions(board: &Board, vms: &[Vm], report: &mut Report) {
                 ));
             }
             taken.push((format!("{} ({})", vm.name, vm.src.shown), r));
+        }
+    }
+}
+
+/// Passthrough windows give a VM host physical addresses: never RAM (that is what
+/// identity/reserved memory regions are for) and never a device another VM has.
+fn check_passthrough(board: &Board, vms: &[Vm], report: &mut Report) {
+    let mut taken: Vec<(String, Range)> = Vec::new();
+    for vm in vms {
+        for d in &vm.passthrough {
+            let host = Range::new(d.hpa, d.len);
+            if let Some(r) = board.ram.iter().find(|r| r.overlaps(&host)) {
+                report.push(vm.src.error(
+                    &d.key,
+                    format!(
+                        "passthrough device {} at host {host} overlaps board RAM {r}",
+                        d.name
+                    ),
+                ));
+            }
+            if let Some((owner, or)) = taken.iter().find(|(_, or)| or.overlaps(&host)) {
+                report.push(vm.src.error(
+                    &d.key,
+                    format!("passthrough device {} at host {host} overlaps {or}, already given to {owner}", d.name),
+                ));
+            }
+            taken.push((format!("{} ({})", vm.name, vm.src.shown), host));
         }
     }
 }

@@ -21,7 +21,7 @@ pub fn place_vcpus(board: &Board, vms: &mut [Vm], report: &mut Report) {
         report.push(Diagnostic {
             severity: Severity::Error,
             file: board.shown.clone(),
-            line_col: None,
+            line_col: board.smp_at,
             key: KeyPath::new("smp"),
             message: format!(
                 "the VMs need {total} vCPUs ({}) but board {} has {} CPUs; each vCPU needs a CPU of its own",

@@ -78,7 +78,7 @@ fn vm_paths(board: &Board, vms: VmList, report: &mut Report) -> Vec<PathBuf> {
                     report.push(diag::Diagnostic {
                         severity: diag::Severity::Error,
                         file: board.shown.clone(),
-                        line_col: None,
+                        line_col: board.vm_configs_at.get(i).copied().flatten(),
                         key: KeyPath::new("vm_configs").index(i),
                         message: format!("VM config not found: {shown} (paths are relative to the repository root)"),
                     });

@@ -322,6 +322,10 @@ fn more_vcpus_than_cpus() {
         ("c.toml", vm_text(3, "vm3", "")),
     ];
     let errs = errors(run(&f, BOARD, &vms));
+    assert!(
+        errs.iter().any(|e| e.contains("board.toml:5:1: smp:")),
+        "{errs:?}"
+    );
     expect(
         &errs,
         "board.toml",
@@ -862,4 +866,52 @@ fn fault_vm_config_is_valid_with_vm1() {
     .unwrap();
     assert_eq!(plan.vms[1].cmdline, "fault");
     assert_eq!(plan.vms[1].name, "fault-vm");
+}
+
+#[test]
+fn board_pairs_must_have_two_elements() {
+    let f = Fixture::new();
+    let board = BOARD.replace(
+        "ram = [[0x4000_0000, 0x4000_0000]]",
+        "ram = [[0x4000_0000, 0x4000_0000, 7]]",
+    );
+    let errs = errors(run(&f, &board, &two_vms()));
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("board.toml:") && e.contains("memory.ram")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn passthrough_must_not_expose_ram_or_be_shared() {
+    let f = Fixture::new();
+    let dev = |gpa: &str, hpa: &str| {
+        format!("[devices]\npassthrough_devices = [[\"dev\", {gpa}, {hpa}, 0x1000, 0]]")
+    };
+    let a = vm_text(1, "vm1", "").replace("[devices]", &dev("0x1000_0000", "0x4100_0000"));
+    let b = vm_text(2, "vm2", "").replace("[devices]", &dev("0x1000_0000", "0xfe00_0000"));
+    let c = vm_text(3, "vm3", "").replace("[devices]", &dev("0x2000_0000", "0xfe00_0000"));
+    let board = BOARD.replace("smp = 4", "smp = 6");
+    let errs = errors(run(
+        &f,
+        &board,
+        &[("a.toml", a), ("b.toml", b), ("c.toml", c)],
+    ));
+    expect(
+        &errs,
+        "a.toml",
+        "devices.passthrough_devices[0]",
+        "overlaps board RAM 0x40000000..0x80000000",
+    );
+    expect(
+        &errs,
+        "c.toml",
+        "devices.passthrough_devices[0]",
+        "already given to vm2",
+    );
+    assert!(
+        !errs.iter().any(|e| e.starts_with("error: b.toml")),
+        "{errs:?}"
+    );
 }

@@ -595,3 +595,41 @@ mod tests {
         assert!(src.contains("stdout-path = \"/pl011@9000000\";"), "{src}");
     }
 }
+
+/// The DTB a VM gets when its config names none: its RAM, its vCPUs (MPIDR = index),
+/// the emulated GICv3 and console UART from its `emu_devices`, and its command line
+/// and ramdisk.
+pub fn for_vm(
+    spec: &crate::vmm::config::VmSpec,
+    memory: &[(u64, u64)],
+) -> Result<Vec<u8>, alloc::string::String> {
+    use crate::vmm::devices::emu_type;
+    let find = |t| spec.emu_devices.iter().find(|d| d.emu_type == t);
+    let mpidrs: Vec<u64> = (0..spec.cpu_num as u64)
+        .map(|i| ((i >> 8) << 8) | (i & 0xff))
+        .collect();
+    let gic = match (find(emu_type::GIC_DIST), find(emu_type::GIC_REDIST)) {
+        (Some(d), Some(r)) => GuestGic::V3 {
+            gicd: (d.base_gpa, d.length),
+            gicr: (r.base_gpa, r.length),
+        },
+        _ => {
+            return Err(
+                "not supported yet: a VM without an emulated GICv3 (emu_type 0x21 and 0x20)".into(),
+            )
+        }
+    };
+    let uart = find(emu_type::CONSOLE).map(|u| (u.base_gpa, u.length, u.irq));
+    let initrd = spec
+        .ramdisk
+        .map(|r| (r.load_gpa, r.load_gpa + r.data.len() as u64));
+    let dspec = GuestDtbSpec {
+        memory,
+        vcpu_mpidrs: &mpidrs,
+        gic,
+        uart,
+        bootargs: spec.cmdline,
+        initrd,
+    };
+    build(&dspec).map_err(|e| alloc::format!("generating the guest DTB: {e:?}"))
+}

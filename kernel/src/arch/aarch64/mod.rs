@@ -15,6 +15,8 @@ mod firmware;
 #[cfg(target_os = "none")]
 pub mod gicv3;
 #[cfg(target_os = "none")]
+mod lrs;
+#[cfg(target_os = "none")]
 mod mmu;
 #[cfg(target_os = "none")]
 mod regs;
@@ -32,6 +34,8 @@ pub const FORWARDED_PPIS: [u32; 2] = [27, 30];
 
 #[cfg(target_os = "none")]
 mod target {
+    pub use super::guest_dtb::for_vm as guest_dtb;
+    pub use super::stage2::{MemType, Perms, Stage2, TableMemory, MAX_IPA_BITS};
     pub use super::vcpu::{activate, counter, Stage2Regs, Vcpu};
     use super::{firmware, gicv3, mmu, regs, trap};
     use crate::platform::{Gic, Platform, PsciMethod, Range};
@@ -98,6 +102,12 @@ mod target {
             5 => 48,
             _ => 52,
         }
+    }
+
+    /// The vCPU index a guest means by an MPIDR (Aff1:Aff0, as the guest DTB gives
+    /// vCPU i the MPIDR i).
+    pub fn vcpu_index(mpidr: u64) -> Option<usize> {
+        (mpidr & !0xffff == 0).then_some((((mpidr >> 8) & 0xff) * 256 + (mpidr & 0xff)) as usize)
     }
 
     /// MPIDR of the CPU running this code.

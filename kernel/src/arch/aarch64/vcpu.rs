@@ -3,8 +3,10 @@
 
 use super::esr::{self, ec, DataAbort};
 use super::gicv3;
+use super::lrs::ListRegs;
 use super::regs::{isb, read_sysreg, write_sysreg};
 use super::trap::{guest_enter, ExitKind, Frame};
+use crate::devices::vgic::Vgic;
 use crate::vmm::exit::{Fault, Reply, VcpuOnError, VmExit};
 
 /// HCR_EL2: VM | SWIO | FMO | IMO | AMO | FB | BSU=inner | TWI | TSC | RW.
@@ -56,6 +58,7 @@ pub struct Stage2Regs {
 
 pub struct Vcpu {
     frame: Frame,
+    lrs: ListRegs,
     /// The exit being answered, to know how to place the reply.
     pending: Option<VmExit>,
     /// Register of the MMIO load being emulated: (reg, width, sign_extend, reg64).
@@ -110,6 +113,7 @@ impl Vcpu {
         frame.spsr = SPSR_EL1H_MASKED;
         Self {
             frame,
+            lrs: ListRegs::default(),
             pending: None,
             mmio_load: None,
         }
@@ -131,6 +135,18 @@ impl Vcpu {
                 return e;
             }
         }
+    }
+
+    /// Hands the virtual GIC's deliverable interrupts to the list registers. Before
+    /// every entry.
+    pub fn fill_irqs(&mut self, vgic: &mut Vgic, index: usize) {
+        self.lrs.fill(vgic, index);
+    }
+
+    /// Reports to the virtual GIC what the guest did with its list registers. After
+    /// every exit.
+    pub fn sync_irqs(&mut self, vgic: &mut Vgic, index: usize) {
+        self.lrs.sync(vgic, index);
     }
 
     /// Applies the VMM's answer to the last exit.
