@@ -102,13 +102,13 @@ enum Cmd {
         bootloader: Option<PathBuf>,
     },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (two-vms, fault-isolation, bad-config); the last line is
+    /// scenarios (two-vms, fault-isolation, bad-config, uboot-two-vms); the last line is
     /// `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
-        /// Only this scenario (two-vms, fault-isolation or bad-config).
+        /// Only this scenario (two-vms, fault-isolation, bad-config or uboot-two-vms).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },
