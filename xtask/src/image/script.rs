@@ -107,6 +107,8 @@ impl BootScript {
         let ok = match &self.dtb {
             Dtb::Control => true,
             Dtb::ControlCopy { addr, size } => {
+                // `fdt move` needs a working FDT first.
+                s.push_str("fdt addr ${fdtcontroladdr}\n");
                 let _ = writeln!(s, "fdt move ${{fdtcontroladdr}} {addr:#x} {size:#x}");
                 true
             }

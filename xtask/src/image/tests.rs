@@ -530,7 +530,9 @@ fn qemu_uboot_image_with_an_fs_vm() {
     assert_eq!(size, CONTROL_DTB_SLOT);
     assert!(addr >= 0x4040_0000, "above the hypervisor");
     let text = c.script.render();
-    assert!(text.contains(&format!("fdt move ${{fdtcontroladdr}} {addr:#x} 0x200000")));
+    assert!(text.contains(&format!(
+        "    fdt addr ${{fdtcontroladdr}}\n    fdt move ${{fdtcontroladdr}} {addr:#x} 0x200000\n"
+    )));
     assert!(text.contains(&format!("booti 0x40200000 - {addr:#x}")));
     assert_eq!(c.script.modules.len(), 2);
     let names: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
