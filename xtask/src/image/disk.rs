@@ -123,6 +123,9 @@ fn write_fat(mut slice: Slice, files: &[FatFile]) -> Result<()> {
             .with_context(|| format!("cannot write {} to the boot partition", f.path))?;
     }
     bar.finish_and_clear();
+    // Counts the free clusters so that unmount records them in the FSInfo sector
+    // (left "unknown" otherwise, which fsck.fat reports).
+    fs.stats().context("cannot count the free clusters")?;
     fs.unmount().context("cannot finish the FAT32 volume")?;
     Ok(())
 }

@@ -658,6 +658,7 @@ fn orangepi_5_plus_image_read_back() {
         std::fs::write(&part, bytes).unwrap();
         let out = Command::new(fsck).arg("-n").arg(&part).output().unwrap();
         let t = String::from_utf8_lossy(&out.stdout);
+        assert!(!t.contains("uninitialized"), "{t}");
         assert!(
             out.status.success(),
             "fsck.fat -n: {t}{}",
