@@ -304,7 +304,9 @@ pub fn assemble(
     let space = Space::for_board(board, text_offset, image_size, vms);
     let mut wants = Vec::new();
     if let Some(d) = &dtb {
-        let slot = (d.data.len() as u64 + DTB_EXTRA + 0x1000).next_multiple_of(0x1_0000);
+        // Twice its size, so a larger DTB can replace it on the card, plus the room
+        // `fdt resize` adds.
+        let slot = (2 * d.data.len() as u64 + DTB_EXTRA + 0x1000).next_multiple_of(0x1_0000);
         wants.push(Want {
             name: d.path.clone(),
             size: slot,
