@@ -96,36 +96,50 @@ pub fn image_plan(ws: &Workspace, plan: Plan, opts: &ImageOptions) -> Result<Ima
         Some(src) => Some(dtb_file(src, &cache)?),
         None => None,
     };
+    let (hv, memory, fs) = build_hypervisor(ws, plan)?;
+    let modules = fs_vm_modules(ws, &board, &fs)?;
+    let fixed: Vec<&Vm> = memory.iter().chain(fs.iter()).collect();
+    let contents = assemble(&board, &cfg, size, &hv, &fixed, bootloader, dtb, modules)?;
+    write(&out, &contents)?;
+    print_summary(&board, &out, &contents);
+    Ok(ImageOutput { path: out, board })
+}
+
+/// Builds the hypervisor with the VMs bundled into it (`image_location = "memory"`);
+/// returns its raw image, those VMs and the fs VMs.
+fn build_hypervisor(ws: &Workspace, plan: Plan) -> Result<(Vec<u8>, Vec<Vm>, Vec<Vm>)> {
     let Plan {
-        board: b,
+        board,
         vms,
         warnings,
     } = plan;
     let (memory, fs): (Vec<Vm>, Vec<Vm>) = vms
         .into_iter()
         .partition(|v| v.location == ImageLocation::Memory);
+    let vms = memory;
     let built = build_plan(
         ws,
         Plan {
-            board: b,
-            vms: memory,
+            board,
+            vms,
             warnings,
         },
         true,
     )?;
     let bin = built.bin.context("no raw hypervisor binary was written")?;
     let hv = std::fs::read(&bin).with_context(|| format!("cannot read {}", bin.display()))?;
-    let guests = build_fs_guests(ws, &board, &fs)?;
+    Ok((hv, built.plan.vms, fs))
+}
+
+/// The boot-partition files of the fs VMs (their guest crates built here).
+fn fs_vm_modules(ws: &Workspace, board: &Board, fs: &[Vm]) -> Result<Vec<ModuleFile>> {
+    let guests = build_fs_guests(ws, board, fs)?;
+    let data_of = |img: &ImageSpec| image_bytes(img, &guests);
     let mut modules = Vec::new();
-    for vm in &fs {
-        let data_of = |img: &ImageSpec| image_bytes(img, &guests);
+    for vm in fs {
         modules.extend(fsvm::vm_modules(vm, &board.name, &data_of)?);
     }
-    let fixed: Vec<&Vm> = built.plan.vms.iter().chain(fs.iter()).collect();
-    let contents = assemble(&board, &cfg, size, &hv, &fixed, bootloader, dtb, modules)?;
-    write(&out, &contents)?;
-    print_summary(&board, &out, &contents);
-    Ok(ImageOutput { path: out, board })
+    Ok(modules)
 }
 
 fn image_config(board: &Board) -> Result<ImageConfig> {
