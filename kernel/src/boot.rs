@@ -97,6 +97,7 @@ pub fn primary_main(dtb: usize) -> ! {
         // Nothing will ever run: end now with the right status.
         m.finish();
     }
+    crate::vmm::input::announce(m);
     start_secondaries(m);
     run::cpu_loop(m, cpu_index(m))
 }
@@ -138,7 +139,7 @@ fn fatal(p: &platform::Platform, why: &str) -> ! {
 
 fn halt() -> ! {
     loop {
-        current::wait_for_event();
+        current::idle(&mut |_| {});
     }
 }
 

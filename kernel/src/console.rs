@@ -1,6 +1,8 @@
 //! The hypervisor console. One host UART is shared by the hypervisor and every VM:
 //! VM output is collected per VM into lines and each complete line is written as
 //! `[<vm name>] <line>` under one lock, so lines of different VMs never interleave.
+//! The VM that has the keyboard is shown as it types (prompts, echo); any other
+//! output first ends its unfinished line.
 
 use core::fmt;
 
@@ -54,30 +56,92 @@ mod output {
     use core::fmt::Write;
     use spin::Mutex;
 
-    static CONSOLE: Mutex<Option<HostUart>> = Mutex::new(None);
-
-    pub fn init(uart: crate::platform::Uart) {
-        *CONSOLE.lock() = Some(HostUart::new(uart));
+    struct Console {
+        uart: HostUart,
+        /// The VM whose output line is on screen unfinished (streamed output of the
+        /// VM with the keyboard).
+        open_line: Option<&'static str>,
     }
 
-    pub fn print(args: core::fmt::Arguments) {
-        if let Some(u) = CONSOLE.lock().as_mut() {
-            let _ = u.write_fmt(args);
+    impl Console {
+        /// Ends an unfinished streamed line so the next output starts on its own.
+        fn close_line(&mut self) {
+            if self.open_line.take().is_some() {
+                let _ = self.uart.write_str("\n");
+            }
         }
     }
 
+    static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
+
+    /// Takes over the console UART, with its receive interrupt on.
+    pub fn init(uart: crate::platform::Uart) {
+        let uart = HostUart::new(uart);
+        uart.enable_rx_interrupt();
+        *CONSOLE.lock() = Some(Console {
+            uart,
+            open_line: None,
+        });
+    }
+
+    pub fn print(args: core::fmt::Arguments) {
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            c.close_line();
+            let _ = c.uart.write_fmt(args);
+        }
+    }
+
+    /// Reads every byte waiting on the console UART (up to `buf.len()`): how many.
+    /// The console lock is released before the caller routes the bytes, since
+    /// routing takes VM device locks, which are held while VMs print.
+    pub fn read_input(buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            while n < buf.len() {
+                let Some(b) = c.uart.getc() else { break };
+                buf[n] = b;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// One complete line of a VM, prefixed with its name. Control characters other
+    /// than tab are shown as `?`: a guest must not be able to forge hypervisor lines.
     pub fn vm_line(name: &str, line: &[u8]) {
-        if let Some(u) = CONSOLE.lock().as_mut() {
-            let _ = write!(u, "[{name}] ");
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            c.close_line();
+            let _ = write!(c.uart, "[{name}] ");
             for &b in line {
-                // Control characters other than tab would let a guest forge lines.
-                u.putc(if b == b'\t' || (0x20..0x7f).contains(&b) {
+                c.uart.putc(if b == b'\t' || (0x20..0x7f).contains(&b) {
                     b
                 } else {
                     b'?'
                 });
             }
-            let _ = u.write_str("\n");
+            let _ = c.uart.write_str("\n");
+        }
+    }
+
+    /// Output of the VM that has the keyboard, shown as it comes (prompts and echo
+    /// included, escape sequences passed through) with its name at each line start.
+    pub fn vm_stream(name: &'static str, bytes: &[u8]) {
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            for &b in bytes {
+                if b == b'\r' {
+                    continue;
+                }
+                if c.open_line != Some(name) {
+                    c.close_line();
+                    let _ = write!(c.uart, "[{name}] ");
+                    c.open_line = Some(name);
+                }
+                if b == b'\n' {
+                    c.close_line();
+                } else {
+                    c.uart.putc(b);
+                }
+            }
         }
     }
 }
@@ -86,11 +150,12 @@ mod output {
 mod output {
     pub fn print(_args: core::fmt::Arguments) {}
     pub fn vm_line(_name: &str, _line: &[u8]) {}
+    pub fn vm_stream(_name: &'static str, _bytes: &[u8]) {}
 }
 
 #[cfg(target_os = "none")]
-pub use output::init;
-pub use output::vm_line;
+pub use output::{init, read_input};
+pub use output::{vm_line, vm_stream};
 
 pub fn print(args: fmt::Arguments) {
     output::print(args)

@@ -13,6 +13,14 @@ const PL011_FR_TXFF: u32 = 1 << 5;
 const NS16550_THR: u64 = 0;
 const NS16550_LSR: u64 = 5;
 const NS16550_LSR_THRE: u32 = 1 << 5;
+const NS16550_LSR_DR: u32 = 1 << 0;
+const NS16550_RBR: u64 = 0;
+const NS16550_IER: u64 = 1;
+const NS16550_IER_ERBFI: u32 = 1 << 0;
+const PL011_FR_RXFE: u32 = 1 << 4;
+const PL011_IMSC: u64 = 0x38;
+/// Receive and receive-timeout interrupts.
+const PL011_IMSC_RX: u32 = (1 << 4) | (1 << 6);
 
 impl HostUart {
     pub const fn new(uart: Uart) -> Self {
@@ -51,6 +59,26 @@ impl HostUart {
                 reg_shift,
                 reg_io_width,
             } => (self.uart.base + (reg << reg_shift), reg_io_width),
+        }
+    }
+
+    /// The next received byte, if any.
+    pub fn getc(&self) -> Option<u8> {
+        match self.uart.kind {
+            UartKind::Pl011 => (self.reg_read(PL011_FR) & PL011_FR_RXFE == 0)
+                .then(|| self.reg_read(PL011_DR) as u8),
+            UartKind::Ns16550 { .. } => (self.reg_read(NS16550_LSR) & NS16550_LSR_DR != 0)
+                .then(|| self.reg_read(NS16550_RBR) as u8),
+        }
+    }
+
+    /// Raises the UART's interrupt when input arrives.
+    pub fn enable_rx_interrupt(&self) {
+        match self.uart.kind {
+            UartKind::Pl011 => {
+                self.reg_write(PL011_IMSC, self.reg_read(PL011_IMSC) | PL011_IMSC_RX)
+            }
+            UartKind::Ns16550 { .. } => self.reg_write(NS16550_IER, NS16550_IER_ERBFI),
         }
     }
 

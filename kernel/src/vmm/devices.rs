@@ -30,6 +30,8 @@ enum Model {
 struct Window {
     base: u64,
     len: u64,
+    /// Interrupt the device raises in the guest (GIC INTID), 0 = none.
+    irq: u32,
     model: Model,
 }
 
@@ -39,6 +41,8 @@ pub struct VmDevices {
     line: Box<LineBuffer>,
     /// The virtual GICv3 behind the distributor / redistributor windows.
     vgic: Option<Vgic>,
+    /// This VM has the keyboard: its console output is streamed, not line-buffered.
+    focused: bool,
 }
 
 /// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
@@ -85,6 +89,7 @@ impl VmDevices {
             windows,
             line: Box::new(LineBuffer::new()),
             vgic,
+            focused: false,
         })
     }
 
@@ -115,17 +120,60 @@ impl VmDevices {
             (Model::Dummy | Model::GicDist | Model::GicRedist, _) => Ok(0),
         };
         if let Model::Console(uart) = &mut w.model {
-            let (name, line) = (self.name, &mut self.line);
+            let (name, line, focused) = (self.name, &mut self.line, self.focused);
             uart.drain_tx(|b| {
-                if let Some(l) = line.push(b) {
+                if focused {
+                    console::vm_stream(name, &[b]);
+                } else if let Some(l) = line.push(b) {
                     console::vm_line(name, l);
                 }
             });
+            let (irq, level) = (w.irq, uart.irq_level());
+            self.set_line(irq, level);
         }
         match r {
             Ok(v) => MmioResult::Done(v),
             Err(e) => MmioResult::Error(e),
         }
+    }
+
+    /// Drives the guest interrupt line `irq` (an SPI) to `level`.
+    fn set_line(&mut self, irq: u32, level: bool) {
+        if let (Some(gic), true) = (self.vgic.as_mut(), irq >= 32) {
+            // An INTID the GIC does not have was refused at VM creation time.
+            let _ = gic.set_level(irq, level);
+        }
+    }
+
+    /// Gives this VM the keyboard (its output streamed) or takes it away.
+    pub fn set_focus(&mut self, focused: bool) {
+        if focused {
+            // What was buffered so far becomes the start of the streamed line.
+            let pending = self.line.take();
+            if !pending.is_empty() {
+                console::vm_stream(self.name, pending);
+            }
+        }
+        self.focused = focused;
+    }
+
+    /// Keyboard input for the VM's console UART; false if its FIFO is full (the byte
+    /// is dropped, as a real UART overruns).
+    pub fn console_input(&mut self, byte: u8) -> bool {
+        let Some(w) = self
+            .windows
+            .iter_mut()
+            .find(|w| matches!(w.model, Model::Console(_)))
+        else {
+            return false;
+        };
+        let Model::Console(uart) = &mut w.model else {
+            return false;
+        };
+        let accepted = uart.push_rx(byte);
+        let (irq, level) = (w.irq, uart.irq_level());
+        self.set_line(irq, level);
+        accepted
     }
 
     /// Back to power-on state (VM reset): fresh device models, console line flushed.
@@ -197,6 +245,7 @@ fn model_for(d: &EmuDevice) -> Result<Window, String> {
     Ok(Window {
         base: d.base_gpa,
         len: d.length,
+        irq: d.irq,
         model,
     })
 }

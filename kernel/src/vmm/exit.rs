@@ -30,6 +30,9 @@ pub enum VmExit {
     /// A physical interrupt arrived while the guest ran. `forward` is the INTID to
     /// make pending for this vCPU (a timer interrupt), or None (handled by the host).
     Interrupt { forward: Option<u32> },
+    /// A physical interrupt of a device the hypervisor itself drives (the console
+    /// UART): already acknowledged and deactivated.
+    HostInterrupt { intid: u32 },
     /// The guest waited for an interrupt and was woken.
     Idle,
     /// The guest did something the hypervisor refuses: its VM is stopped.

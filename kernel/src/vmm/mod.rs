@@ -5,5 +5,7 @@ pub mod create;
 pub mod devices;
 pub mod exit;
 #[cfg(target_os = "none")]
+pub mod input;
+#[cfg(target_os = "none")]
 pub mod run;
 pub mod vm;

@@ -71,15 +71,11 @@ impl Machine {
                 println!("hv: VM {} ({}) stopped: {}", vm.id(), vm.name(), why);
             }
         }
+        // Running vCPUs leave the guest, waiting ones wake up and see the VM stopped.
         let me = current::this_cpu();
-        for v in vm
-            .vcpus
-            .iter()
-            .filter(|v| v.pcpu_mpidr != me && v.power() == Power::On)
-        {
+        for v in vm.vcpus.iter().filter(|v| v.pcpu_mpidr != me) {
             current::kick(v.pcpu_mpidr);
         }
-        current::send_event();
         self.vm_finished();
     }
 
@@ -110,17 +106,23 @@ pub fn cpu_loop(m: &'static Machine, cpu: usize) -> ! {
         .iter()
         .find_map(|vm| vm.vcpus.iter().position(|v| v.pcpu == cpu).map(|i| (vm, i)));
     if let Some((vm, index)) = assigned {
-        while let Some((entry, arg)) = wait_for_start(vm, index) {
+        while let Some((entry, arg)) = wait_for_start(m, vm, index) {
             run_vcpu(m, vm, index, entry, arg);
         }
     }
     loop {
-        current::wait_for_event();
+        idle(m);
     }
 }
 
+/// Waits for an interrupt on a CPU with no guest to run, serving the hypervisor's own
+/// device interrupts (console input) meanwhile.
+fn idle(m: &Machine) {
+    current::idle(&mut |intid| super::input::host_interrupt(m, intid));
+}
+
 /// Waits until vCPU `index` is asked to start; None once the VM has stopped.
-fn wait_for_start(vm: &Vm, index: usize) -> Option<(u64, u64)> {
+fn wait_for_start(m: &Machine, vm: &Vm, index: usize) -> Option<(u64, u64)> {
     let slot = &vm.vcpus[index];
     loop {
         if vm.is_stopped() {
@@ -129,7 +131,7 @@ fn wait_for_start(vm: &Vm, index: usize) -> Option<(u64, u64)> {
         if slot.power() == Power::Starting && vm.state() == VmState::Running {
             return Some(slot.boot_params());
         }
-        current::wait_for_event();
+        idle(m);
     }
 }
 
@@ -165,7 +167,24 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
     }
     // On -> Off only: a reset may already have queued this vCPU to start again.
     slot.power_off_if_on();
-    current::send_event();
+}
+
+/// Wakes the physical CPU of vCPU `slot` (from the guest or from idle), unless that
+/// is this CPU.
+fn wake(slot: &super::vm::VcpuSlot) {
+    if slot.pcpu_mpidr != current::this_cpu() {
+        current::kick(slot.pcpu_mpidr);
+    }
+}
+
+/// Wakes the vCPUs of `vm` that its interrupt controller gave new interrupts.
+pub fn kick_pending(vm: &Vm) {
+    let kicks = vm.devices.lock().take_kicks();
+    for (i, v) in vm.vcpus.iter().enumerate() {
+        if kicks & (1u64 << i) != 0 && v.power() == Power::On {
+            wake(v);
+        }
+    }
 }
 
 /// Resets `vm` on behalf of its vCPU `index`: the other vCPUs are kicked out and
@@ -191,7 +210,7 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
         if vm.is_stopped() {
             return Next::Stop;
         }
-        current::wait_for_event();
+        core::hint::spin_loop();
     }
     vm.devices.lock().reset();
     let boot = match super::create::reload(vm) {
@@ -201,24 +220,14 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
     if vm.vcpus[0].request_start(boot.0, boot.1).is_err() || !vm.end_reset() {
         return Next::Stop;
     }
-    current::send_event();
+    wake(&vm.vcpus[0]);
     Next::PowerOff
 }
 
 fn handle_exit(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -> Next {
     let next = dispatch(m, vm, index, vcpu, exit);
-    kick_others(vm, index);
+    kick_pending(vm);
     next
-}
-
-/// Interrupts the physical CPUs of vCPUs that got new virtual interrupts.
-fn kick_others(vm: &Vm, index: usize) {
-    let kicks = vm.devices.lock().take_kicks() & !(1u64 << index);
-    for (i, v) in vm.vcpus.iter().enumerate() {
-        if kicks & (1u64 << i) != 0 && v.power() == Power::On {
-            current::kick(v.pcpu_mpidr);
-        }
-    }
 }
 
 fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -> Next {
@@ -282,6 +291,10 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -
             }
             Next::Continue
         }
+        VmExit::HostInterrupt { intid } => {
+            super::input::host_interrupt(m, intid);
+            Next::Continue
+        }
         VmExit::Interrupt { forward: None } | VmExit::Idle => Next::Continue,
         VmExit::Fault(f) => stop(m, vm, &f),
     }
@@ -310,7 +323,7 @@ fn vcpu_on(vm: &Vm, target: u64, entry: u64, arg: u64) -> Result<(), VcpuOnError
         return Err(VcpuOnError::InvalidAddress);
     }
     vm.vcpus[i].request_start(entry, arg)?;
-    current::send_event();
+    wake(&vm.vcpus[i]);
     Ok(())
 }
 

@@ -46,6 +46,41 @@ pub fn init_distributor(gicd: Range) {
     while rd32(gicd.base + GICD_CTLR) & GICD_CTLR_RWP != 0 {}
 }
 
+const GICD_IGROUPR: u64 = 0x80;
+const GICD_ISENABLER: u64 = 0x100;
+const GICD_IPRIORITYR: u64 = 0x400;
+const GICD_IROUTER: u64 = 0x6000;
+
+/// Routes SPI `intid` (a device of the hypervisor's own, such as the console UART) to
+/// the CPU `mpidr` and enables it.
+pub fn enable_spi(gicd: Range, intid: u32, mpidr: u64) {
+    if !(32..1020).contains(&intid) {
+        return;
+    }
+    let (word, bit) = ((intid / 32) as u64 * 4, 1u32 << (intid % 32));
+    wr32(
+        gicd.base + GICD_IGROUPR + word,
+        rd32(gicd.base + GICD_IGROUPR + word) | bit,
+    );
+    // SAFETY: byte-wide priority register of this SPI in the distributor.
+    unsafe {
+        write_volatile(
+            (gicd.base + GICD_IPRIORITYR + intid as u64) as *mut u8,
+            HV_PRIORITY,
+        )
+    };
+    let aff = mpidr & 0xff_00ff_ffff;
+    // SAFETY: 64-bit IROUTER register of this SPI in the distributor.
+    unsafe {
+        write_volatile(
+            (gicd.base + GICD_IROUTER + intid as u64 * 8) as *mut u64,
+            aff,
+        )
+    };
+    wr32(gicd.base + GICD_ISENABLER + word, bit);
+    while rd32(gicd.base + GICD_CTLR) & GICD_CTLR_RWP != 0 {}
+}
+
 /// Finds this CPU's redistributor by affinity, scanning the frames from `gicr`.
 fn find_redistributor(gicr: Range, stride: u64, mpidr: u64) -> Option<u64> {
     let aff = ((mpidr >> 8) & 0xff00_0000) | (mpidr & 0xff_ffff);

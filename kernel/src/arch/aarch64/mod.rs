@@ -4,6 +4,7 @@
 //! only on the bare-metal target.
 pub mod esr;
 pub mod guest_dtb;
+pub mod image;
 pub mod stage2;
 
 #[cfg(target_os = "none")]
@@ -67,7 +68,13 @@ mod target {
         mmu::enable();
         trap::install_vectors();
         match p.gic {
-            Gic::V3 { gicd, .. } => gicv3::init_distributor(gicd),
+            Gic::V3 { gicd, .. } => {
+                gicv3::init_distributor(gicd);
+                if let Some(irq) = p.uart.and_then(|u| u.irq) {
+                    // Console input interrupts go to the boot CPU.
+                    gicv3::enable_spi(gicd, irq, regs::mpidr());
+                }
+            }
             Gic::V2 { .. } => return Err("not supported yet: GICv2 host interrupt controller"),
         }
         init_cpu(p)
@@ -89,6 +96,22 @@ mod target {
         };
         gicv3::init_cpu(gicr, gicr_stride, regs::mpidr(), &super::FORWARDED_PPIS)
             .map_err(|_| "no GICv3 redistributor for this CPU")
+    }
+
+    /// Where a guest kernel with an arm64 `Image` header will live, bss included, if
+    /// its placement follows the boot protocol and avoids `others` (name, start,
+    /// end); None for kernels without the header (bare-metal images).
+    pub fn kernel_footprint(
+        image: &[u8],
+        load: u64,
+        others: &[(&'static str, u64, u64)],
+    ) -> Result<Option<(u64, u64)>, alloc::string::String> {
+        match super::image::parse(image) {
+            Some(h) => {
+                super::image::check_placement(&h, image.len() as u64, load, others).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     /// Physical address width from ID_AA64MMFR0_EL1.PARange.
@@ -130,12 +153,24 @@ mod target {
         gicv3::send_sgi(mpidr, gicv3::SGI_KICK);
     }
 
-    pub fn wait_for_event() {
-        regs::wfe();
-    }
-
-    pub fn send_event() {
-        regs::sev();
+    /// Waits for an interrupt on a CPU not running a guest (all interrupts stay
+    /// masked at EL2) and handles what arrived: kicks end the wait, interrupts of the
+    /// hypervisor's own devices go to `host`, timer interrupts of a vCPU that is not
+    /// running are dropped.
+    pub fn idle(host: &mut dyn FnMut(u32)) {
+        regs::wfi();
+        loop {
+            let intid = gicv3::ack();
+            if intid >= 1020 {
+                break;
+            }
+            gicv3::eoi(intid);
+            gicv3::deactivate(intid);
+            let internal = intid == gicv3::SGI_KICK || intid == gicv3::MAINTENANCE_IRQ;
+            if !internal && !super::FORWARDED_PPIS.contains(&intid) {
+                host(intid);
+            }
+        }
     }
 
     /// Ends the machine: semihosting exit status when enabled, else PSCI SYSTEM_OFF.

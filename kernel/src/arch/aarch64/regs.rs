@@ -46,12 +46,6 @@ pub fn wfi() {
     unsafe { core::arch::asm!("dsb sy", "wfi", options(nostack, preserves_flags)) };
 }
 
-/// Wakes CPUs waiting in `wfe`.
-pub fn sev() {
-    // SAFETY: signals an event; no other effect.
-    unsafe { core::arch::asm!("dsb sy", "sev", options(nostack, preserves_flags)) };
-}
-
 /// MPIDR_EL1 affinity fields (Aff3..Aff0) of this CPU.
 pub fn mpidr() -> u64 {
     read_sysreg!(mpidr_el1) & 0xff_00ff_ffff

@@ -367,5 +367,9 @@ fn irq_exit() -> VmExit {
         };
     }
     gicv3::deactivate(intid);
-    VmExit::Interrupt { forward: None }
+    if intid == gicv3::SGI_KICK || intid == gicv3::MAINTENANCE_IRQ {
+        VmExit::Interrupt { forward: None }
+    } else {
+        VmExit::HostInterrupt { intid }
+    }
 }
