@@ -33,6 +33,22 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "a bad VM config is rejected with file, key and reason before any build",
     ),
     (
+        "linux-smp1",
+        "Debian's arm64 Linux with 1 vCPU boots to its initramfs, reports 1 CPU, runs a command and powers off; exit 0",
+    ),
+    (
+        "linux-smp2",
+        "the same with 2 vCPUs (configs/vms/linux-aarch64-qemu-smp2.toml)",
+    ),
+    (
+        "linux-smp4",
+        "the same with 4 vCPUs, one per physical CPU",
+    ),
+    (
+        "linux-and-testguest",
+        "Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
+    ),
+    (
         "uboot-two-vms",
         "board qemu-aarch64-uboot: U-Boot (-bios) finds boot.scr on the card image of `cargo xtask image` (a virtio disk), boots the hypervisor; the two test VMs pass, exit 0",
     ),
@@ -43,6 +59,12 @@ const FAULT_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-smp2-fault.toml",
 ];
 const BAD_VM: &str = "xtask/tests/data/bad-vm.toml";
+const TESTGUEST_B: &str = "configs/vms/testguest-aarch64-qemu-smp2-b.toml";
+const LINUX_VMS: [&str; 3] = [
+    "configs/vms/linux-aarch64-qemu-smp1.toml",
+    "configs/vms/linux-aarch64-qemu-smp2.toml",
+    "configs/vms/linux-aarch64-qemu-smp4.toml",
+];
 
 /// Which tests to run.
 pub struct TestOptions {
@@ -178,6 +200,10 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "fault-isolation" => fault_isolation(ws),
         "bad-config" => bad_config(ws),
         "uboot-two-vms" => uboot_two_vms(ws),
+        "linux-smp1" => linux(ws, "linux-smp1", &[LINUX_VMS[0]], 1),
+        "linux-smp2" => linux(ws, "linux-smp2", &[LINUX_VMS[1]], 2),
+        "linux-smp4" => linux(ws, "linux-smp4", &[LINUX_VMS[2]], 4),
+        "linux-and-testguest" => linux(ws, "linux-and-testguest", &[LINUX_VMS[1], TESTGUEST_B], 2),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();
@@ -327,6 +353,43 @@ fn two_vms(ws: &Workspace) -> Result<()> {
     let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &out))
+    }
+}
+
+/// Boots the Linux VM (named `linux`, `cpus` vCPUs) with any other VMs in `vms`:
+/// Linux must report its CPUs, run its command and power off; test guests must pass;
+/// QEMU must exit 0.
+fn linux(ws: &Workspace, name: &str, vms: &[&str], cpus: u32) -> Result<()> {
+    crate::guest::ensure_pulled(&ws.root, "linux-aarch64")?;
+    let (plan, outcome, out) = boot(ws, name, vms)?;
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::Exited(s) if s.success() => {}
+        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+    let wanted = [
+        "[linux] guest-init: ready".to_string(),
+        format!("[linux] guest-init: cpus {cpus}"),
+        "[linux] linux-up".to_string(),
+        "[linux] aarch64".to_string(),
+        "[linux] guest-init: done 0".to_string(),
+        "hv: VM 1 (linux) powered off".to_string(),
+    ];
+    for w in &wanted {
+        if !out.lines().any(|l| l.trim_end() == w) {
+            problems.push(format!("no line `{w}`"));
+        }
+    }
+    for vm in plan.vms.iter().filter(|v| v.name != "linux") {
+        check_summary(&out, &vm.name, &mut problems);
     }
     if problems.is_empty() {
         Ok(())
