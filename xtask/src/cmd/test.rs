@@ -16,7 +16,7 @@ use crate::qemu::{qemu_args, qemu_binary, run_captured, Outcome};
 use crate::workspace::{cargo, Workspace};
 
 /// Time limit for one QEMU run.
-const QEMU_TIMEOUT: Duration = Duration::from_secs(180);
+const QEMU_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The scenarios, in the order they run.
 pub const SCENARIOS: &[(&str, &str)] = &[
