@@ -7,6 +7,7 @@ mod elf;
 mod gen;
 mod guest;
 mod host_tools;
+mod image;
 mod menuconfig;
 mod output;
 mod qemu;
@@ -97,15 +98,32 @@ enum Cmd {
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
+    /// Build, then write a bootable card image for the board (from its [image]
+    /// section): GPT, the board's bootloader, a FAT32 boot partition with the
+    /// hypervisor, the board DTB, the files of image_location = "fs" VMs and a U-Boot
+    /// boot.scr. Prints the layout, the load addresses and the `dd` command.
+    Image {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Output file (default target/hv/<board>/<board>.img).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Total image size, e.g. 256M or 1G (default: the board's [image] size).
+        #[arg(long, value_name = "SIZE")]
+        size: Option<String>,
+        /// Bootloader file to write instead of the one the board file names.
+        #[arg(long, value_name = "FILE")]
+        bootloader: Option<PathBuf>,
+    },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (two-vms, fault-isolation, bad-config, riscv64-two-vms,
-    /// riscv64-fault-isolation, riscv64-linux); the last line is `N passed, N failed`.
+    /// scenarios (two-vms, fault-isolation, bad-config, linux-smp1/2/4,
+    /// linux-and-testguest, uboot-two-vms, riscv64-two-vms, riscv64-fault-isolation,
+    /// riscv64-linux); the last line is `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
-        /// Only this scenario (two-vms, fault-isolation, bad-config, riscv64-two-vms,
-        /// riscv64-fault-isolation or riscv64-linux).
+        /// Only this scenario (see the list above).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },
@@ -184,6 +202,20 @@ fn run(cli: Cli) -> Result<bool> {
                 timeout: std::time::Duration::from_secs(timeout),
             };
             cmd::bench::bench(&ws, &opts)?
+        }
+        Cmd::Image {
+            cfg,
+            out,
+            size,
+            bootloader,
+        } => {
+            let opts = image::ImageOptions {
+                build: cfg.options(),
+                out,
+                size,
+                bootloader,
+            };
+            image::image(&ws, &opts)?;
         }
         Cmd::Test { unit, scenario } => {
             let opts = cmd::test::TestOptions {

@@ -9,14 +9,14 @@ use anyhow::{bail, Context, Result};
 
 use super::build::{build, BuildOptions, DEFAULT_BOARD};
 use crate::config::range::Range;
-use crate::config::Plan;
+use crate::config::{Arch, Plan};
 use crate::host_tools::ensure_qemu;
 use crate::output::clean;
 use crate::qemu::{qemu_args, qemu_binary, run_captured, Outcome};
 use crate::workspace::{cargo, Workspace};
 
 /// Time limit for one QEMU run.
-const QEMU_TIMEOUT: Duration = Duration::from_secs(180);
+const QEMU_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The scenarios, in the order they run.
 pub const SCENARIOS: &[(&str, &str)] = &[
@@ -33,6 +33,26 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "a bad VM config is rejected with file, key and reason before any build",
     ),
     (
+        "linux-smp1",
+        "Debian's arm64 Linux with 1 vCPU boots to its initramfs, reports 1 CPU, runs a command and powers off; exit 0",
+    ),
+    (
+        "linux-smp2",
+        "the same with 2 vCPUs (configs/vms/linux-aarch64-qemu-smp2.toml)",
+    ),
+    (
+        "linux-smp4",
+        "the same with 4 vCPUs, one per physical CPU",
+    ),
+    (
+        "linux-and-testguest",
+        "Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
+    ),
+    (
+        "uboot-two-vms",
+        "board qemu-aarch64-uboot: U-Boot (-bios) finds boot.scr on the card image of `cargo xtask image` (a virtio disk), boots the hypervisor; the two test VMs pass, exit 0",
+    ),
+    (
         "riscv64-two-vms",
         "board qemu-riscv64: two test-guest VMs pass their checks, exit 0",
     ),
@@ -42,7 +62,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "riscv64-linux",
-        "qemu-riscv64: Debian's Linux on 2 vCPUs runs a command and powers off beside a test VM",
+        "qemu-riscv64: Debian's riscv64 Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
     ),
 ];
 
@@ -50,18 +70,22 @@ const FAULT_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
     "configs/vms/testguest-aarch64-qemu-smp2-fault.toml",
 ];
+const BAD_VM: &str = "xtask/tests/data/bad-vm.toml";
+const TESTGUEST_B: &str = "configs/vms/testguest-aarch64-qemu-smp2-b.toml";
+const LINUX_VMS: [&str; 3] = [
+    "configs/vms/linux-aarch64-qemu-smp1.toml",
+    "configs/vms/linux-aarch64-qemu-smp2.toml",
+    "configs/vms/linux-aarch64-qemu-smp4.toml",
+];
 const RISCV64_BOARD: &str = "configs/board/qemu-riscv64.toml";
 const RISCV64_FAULT_VMS: [&str; 2] = [
     "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
     "configs/vms/testguest-riscv64-qemu-smp2-fault.toml",
 ];
 const RISCV64_LINUX_VMS: [&str; 2] = [
-    "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
     "configs/vms/linux-riscv64-qemu-smp2.toml",
+    "configs/vms/testguest-riscv64-qemu-smp2-b.toml",
 ];
-/// The guest image the Linux scenario needs (pulled when missing).
-const RISCV64_LINUX_IMAGE: &str = "linux-riscv64";
-const BAD_VM: &str = "xtask/tests/data/bad-vm.toml";
 
 /// Which tests to run.
 pub struct TestOptions {
@@ -196,15 +220,14 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "two-vms" => two_vms(ws, name, DEFAULT_BOARD),
         "fault-isolation" => fault_isolation(ws, name, DEFAULT_BOARD, &FAULT_VMS),
         "bad-config" => bad_config(ws),
+        "uboot-two-vms" => uboot_two_vms(ws),
+        "linux-smp1" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[0]], 1),
+        "linux-smp2" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1]], 2),
+        "linux-smp4" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[2]], 4),
+        "linux-and-testguest" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1], TESTGUEST_B], 2),
         "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
-        "riscv64-linux" => linux_and_test_vm(
-            ws,
-            name,
-            RISCV64_BOARD,
-            &RISCV64_LINUX_VMS,
-            RISCV64_LINUX_IMAGE,
-        ),
+        "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();
@@ -362,6 +385,48 @@ fn two_vms(ws: &Workspace, name: &str, board: &str) -> Result<()> {
     }
 }
 
+/// Boots the Linux VM (named `linux`, `cpus` vCPUs) on `board` with any other VMs in
+/// `vms`: Linux must report its CPUs, run its command (`uname -m` printing the board's
+/// architecture) and power off; test guests must pass; QEMU must exit 0. The guest
+/// image `linux-<arch>` is pulled when missing.
+fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Result<()> {
+    let (loaded, report) = crate::config::board::load_board(&ws.root.join(board), &ws.root);
+    let arch = loaded
+        .map(|b| b.arch)
+        .ok_or_else(|| crate::config::ConfigError(report))?;
+    crate::guest::ensure_pulled(&ws.root, &format!("linux-{}", arch.name()))?;
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::Exited(s) if s.success() => {}
+        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+    let wanted = [
+        "[linux] guest-init: ready".to_string(),
+        format!("[linux] guest-init: cpus {cpus}"),
+        "[linux] linux-up".to_string(),
+        format!("[linux] {}", plan.board.arch.name()),
+        "[linux] guest-init: done 0".to_string(),
+        "hv: VM 1 (linux) powered off".to_string(),
+    ];
+    for w in &wanted {
+        if !out.lines().any(|l| l.trim_end() == w) {
+            problems.push(format!("no line `{w}`"));
+        }
+    }
+    for vm in plan.vms.iter().filter(|v| v.name != "linux") {
+        check_summary(&out, &vm.name, &mut problems);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &out))
+    }
+}
+
 fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
     let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
@@ -415,36 +480,49 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
     }
 }
 
-/// Makes sure guest image `image` is in the store, pulling it (Debian packages) when
-/// it is not.
-fn ensure_guest_image(image: &str) -> Result<()> {
-    let store = crate::guest::store::Store::open(None)?;
-    if store.manifest(image)?.is_some() {
-        return Ok(());
-    }
-    println!("xtask: guest image {image} is not in the store: pulling it");
-    let status = Command::new(xtask_exe()?)
-        .args(["guest", "pull", image])
-        .stdin(Stdio::null())
-        .status()
-        .context("cannot run `xtask guest pull`")?;
-    if !status.success() {
-        bail!("`cargo xtask guest pull {image}` failed ({status})");
-    }
-    Ok(())
+/// The board whose QEMU boots the card image through U-Boot.
+const UBOOT_BOARD: &str = "configs/board/qemu-aarch64-uboot.toml";
+
+/// Makes the card image of the U-Boot board and boots it (U-Boot as -bios, the image
+/// as a virtio disk); returns the plan, how QEMU ended and its cleaned output.
+fn boot_card_image(ws: &Workspace, name: &str) -> Result<(Plan, Outcome, String)> {
+    ensure_qemu(Arch::Aarch64)?;
+    let opts = BuildOptions {
+        config: Some(ws.root.join(UBOOT_BOARD)),
+        vms: Vec::new(),
+        force_bin: true,
+    };
+    let ctx = crate::config::Context {
+        guest_crates: &ws.guest_crates,
+    };
+    let board_file = ws.root.join(UBOOT_BOARD);
+    let plan = crate::config::load(
+        &ws.root,
+        &board_file,
+        crate::config::VmList::FromBoard,
+        &ctx,
+    )?;
+    let q = plan.board.qemu.clone().context("no [qemu] section")?;
+    let check = crate::config::load(
+        &ws.root,
+        &board_file,
+        crate::config::VmList::FromBoard,
+        &ctx,
+    )?;
+    let args = crate::image::qemu::prepare(ws, plan, &opts, &q)?;
+    let log = log_path(ws, name)?;
+    let program = qemu_binary(&check.board);
+    println!(
+        "xtask: {program} {} (output in {})",
+        args.join(" "),
+        log.display()
+    );
+    let (outcome, text) = run_captured(&program, &args, QEMU_TIMEOUT, &log)?;
+    Ok((check, outcome, clean(&text)))
 }
 
-/// A Linux VM (its /init runs the `run=` command of its command line and powers
-/// off) and a test VM side by side: both finish cleanly.
-fn linux_and_test_vm(
-    ws: &Workspace,
-    name: &str,
-    board: &str,
-    vms: &[&str],
-    image: &str,
-) -> Result<()> {
-    ensure_guest_image(image)?;
-    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+fn uboot_two_vms(ws: &Workspace) -> Result<()> {
+    let (plan, outcome, out) = boot_card_image(ws, "uboot-two-vms")?;
     let mut problems = Vec::new();
     match outcome {
         Outcome::Exited(s) if s.success() => {}
@@ -453,18 +531,19 @@ fn linux_and_test_vm(
             problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
         }
     }
-    for vm in &plan.vms {
-        if vm.vm_type == 2 {
-            let lines = vm_lines(&out, &vm.name);
-            let cpus = format!("guest-init: cpus {}", vm.cpu_num);
-            for want in [cpus.as_str(), "guest-init: done 0"] {
-                if !lines.iter().any(|l| l.trim() == want) {
-                    problems.push(format!("no `[{}] {want}` line", vm.name));
-                }
-            }
-        } else {
-            check_summary(&out, &vm.name, &mut problems);
+    let booti = format!("boot.scr: booti {:#x} - ", plan.board.hv_load_addr);
+    for line in [
+        "Found U-Boot script /boot.scr",
+        booti.as_str(),
+        "hv: hypervisor",
+    ] {
+        if !has_line(&out, line) {
+            problems.push(format!("no `{line}` line"));
         }
+    }
+    for vm in &plan.vms {
+        check_summary(&out, &vm.name, &mut problems);
+        check_memory_line(&out, &plan, &vm.name, &mut problems);
     }
     let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
     if !has_line(&out, &all) {

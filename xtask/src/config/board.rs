@@ -7,6 +7,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::diag::{KeyPath, Report};
+use super::image::{check_image, ImageConfig, ImageSection};
 use super::range::{covered_by, human_size, Range, PAGE};
 use super::source::{Overrides, Source};
 
@@ -133,6 +134,9 @@ struct TopToml {
     #[serde(default)]
     #[allow(dead_code)]
     devices: IgnoredAny,
+    #[serde(default)]
+    #[allow(dead_code)]
+    image: IgnoredAny,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +167,18 @@ pub struct QemuToml {
     pub memory: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Firmware for `-bios` (e.g. Debian's U-Boot for QEMU).
+    pub bios: Option<String>,
+    /// "kernel" (default): `-kernel hypervisor.bin`; "image": the card image of
+    /// `cargo xtask image` as a virtio disk, booted by the `bios` firmware.
+    pub boot: Option<String>,
+}
+
+impl QemuToml {
+    /// Whether QEMU boots the card image (through firmware) instead of `-kernel`.
+    pub fn boots_image(&self) -> bool {
+        self.boot.as_deref() == Some("image")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,6 +249,8 @@ pub struct Board {
     pub ram: Vec<Range>,
     pub reserved: Vec<Range>,
     pub qemu: Option<QemuToml>,
+    /// `[image]`: how `cargo xtask image` writes a card image for the board.
+    pub image: Option<ImageConfig>,
     /// VM config paths as written and resolved against the repository root.
     pub vm_configs: Vec<(String, PathBuf)>,
     /// Where keys that later checks point at are in the file (line, column).
@@ -281,6 +299,7 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         .typed::<DevicesSection>()
         .map_err(|d| report.push(d))
         .ok();
+    let image = src.typed::<ImageSection>().map_err(|d| report.push(d)).ok();
     let top = top?;
 
     let arch = check_arch(src, &top, report);
@@ -298,9 +317,14 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         }
     };
     let hv_load_addr = check_load_addr(src, &top, arch, &ram, &reserved, report);
+    let image_toml = image.and_then(|i| i.image);
+    let image = image_toml
+        .as_ref()
+        .and_then(|i| check_image(src, root, i, &ram, report));
     let qemu = qemu.and_then(|q| q.qemu);
     if let Some(q) = &qemu {
         check_qemu(src, q, &ram, report);
+        check_qemu_boot(src, q, image_toml.is_some(), report);
     }
     if let Some(d) = devices.and_then(|d| d.devices) {
         check_device_windows(src, &d, &ram, report);
@@ -328,6 +352,7 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         ram,
         reserved,
         qemu,
+        image,
         vm_configs,
         smp_at: src.locate(&KeyPath::new("smp")),
         vm_configs_at,
@@ -548,6 +573,31 @@ fn check_qemu(src: &Source, q: &QemuToml, ram: &[Range], report: &mut Report) {
                 ));
             }
         }
+    }
+}
+
+fn check_qemu_boot(src: &Source, q: &QemuToml, has_image: bool, report: &mut Report) {
+    let key = KeyPath::new("qemu").key("boot");
+    match q.boot.as_deref() {
+        None | Some("kernel") => {}
+        Some("image") => {
+            if !has_image {
+                report.push(src.error(
+                    &key,
+                    "boot = \"image\" needs an [image] section (how to write the card image)",
+                ));
+            }
+            if q.bios.is_none() {
+                report.push(src.error(
+                    &key,
+                    "boot = \"image\" needs `bios` = the firmware that boots the image (e.g. U-Boot)",
+                ));
+            }
+        }
+        Some(other) => report.push(src.error(
+            &key,
+            format!("unknown boot {other:?} (\"kernel\" or \"image\")"),
+        )),
     }
 }
 

@@ -105,6 +105,17 @@ pub enum ImageSource {
     Guest(String),
 }
 
+/// Where a VM's images and config live at run time (`kernel.image_location`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImageLocation {
+    /// Bundled into the hypervisor at build time.
+    #[default]
+    Memory,
+    /// Files on the boot partition of a card image (`cargo xtask image`), loaded by
+    /// the bootloader and found by the hypervisor at boot.
+    Fs,
+}
+
 /// An image bundled into the hypervisor and copied to `load` (a GPA) before boot.
 #[derive(Clone, Debug)]
 pub struct ImageSpec {
@@ -169,6 +180,7 @@ pub struct Vm {
     /// Physical CPU index of each vCPU (filled in by the CPU placement).
     pub pcpus: Vec<u32>,
     pub entry_point: u64,
+    pub location: ImageLocation,
     pub kernel: ImageSpec,
     pub dtb: Option<ImageSpec>,
     pub ramdisk: Option<ImageSpec>,
@@ -263,6 +275,7 @@ fn build_vm(
         phys_cpu_sets: base.phys_cpu_sets,
         pcpus: Vec::new(),
         entry_point: kernel.entry_point,
+        location: image_location(kernel.image_location.as_deref()),
         kernel: kernel_img,
         dtb,
         ramdisk,
@@ -531,14 +544,17 @@ fn kernel_images(
     Some((kernel, dtb, ramdisk, dtb_load_gpa?))
 }
 
+fn image_location(value: Option<&str>) -> ImageLocation {
+    match value {
+        Some("fs") => ImageLocation::Fs,
+        _ => ImageLocation::Memory,
+    }
+}
+
 fn check_unsupported(src: &Source, k: &KernelToml, report: &mut Report) {
     let key = KeyPath::new("kernel");
     match k.image_location.as_deref() {
-        None | Some("memory") => {}
-        Some("fs") => report.push(src.error(
-            &key.key("image_location"),
-            "not supported yet: image_location = \"fs\" (use \"memory\": images are bundled into the hypervisor)",
-        )),
+        None | Some("memory") | Some("fs") => {}
         Some(other) => report.push(src.error(
             &key.key("image_location"),
             format!("unknown image_location {other:?} (\"memory\" or \"fs\")"),

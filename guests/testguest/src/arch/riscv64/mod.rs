@@ -31,6 +31,21 @@ pub fn barrier() {
     unsafe { asm!("fence rw, rw", options(nostack, preserves_flags)) };
 }
 
+/// Idles until an interrupt is pending (the caller has interrupts unmasked, so the
+/// handler runs before this returns). Interrupts are masked around the test and the
+/// WFI: if the timer interrupt was already taken, there is nothing to wait for; if it
+/// comes after the test, WFI returns at once and it is taken on unmasking.
+pub fn wait_for_interrupt() {
+    // SAFETY: masking interrupts and waiting only affect this hart's execution.
+    unsafe { asm!("csrci sstatus, 2", options(nomem, nostack)) };
+    if timer::armed() {
+        // SAFETY: as above; WFI wakes for a pending interrupt even while masked.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+    // SAFETY: unmasking again; the trap vector is installed.
+    unsafe { asm!("csrsi sstatus, 2", options(nomem, nostack)) };
+}
+
 /// Stops this hart for good (interrupts masked, waiting forever).
 pub fn halt() -> ! {
     loop {

@@ -68,5 +68,11 @@ pub fn disarm() {
 pub fn mask_and_check_fired() -> bool {
     let fired = now() >= DEADLINE.get();
     firmware::set_timer(u64::MAX);
+    DEADLINE.set(u64::MAX);
     fired
+}
+
+/// Whether the timer is armed and its interrupt not yet taken.
+pub fn armed() -> bool {
+    DEADLINE.get() != u64::MAX
 }
