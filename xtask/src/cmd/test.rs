@@ -393,7 +393,7 @@ fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Re
     let (loaded, report) = crate::config::board::load_board(&ws.root.join(board), &ws.root);
     let arch = loaded
         .map(|b| b.arch)
-        .ok_or_else(|| crate::config::ConfigError(report))?;
+        .ok_or(crate::config::ConfigError(report))?;
     crate::guest::ensure_pulled(&ws.root, &format!("linux-{}", arch.name()))?;
     let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
