@@ -14,12 +14,12 @@ mod tests;
 
 pub use discover::{discover_with_ram, gic_intid, GICR_STRIDE};
 
+// The description of the machine the kernel itself runs on, and how it is found:
+// `Platform` (GIC, PSCI) on aarch64, `riscv::RiscvPlatform` (harts, PLIC) on riscv64.
+// The core uses only what both have: `ram`, `reserved`, `cpus()`, `cpu_count`,
+// `uart`, `initrd`.
 #[cfg(target_arch = "riscv64")]
 pub use riscv::{discover as discover_host, RiscvPlatform as HostPlatform};
-/// The description of the machine the kernel itself runs on, and how it is found:
-/// [`Platform`] (GIC, PSCI) on aarch64, [`riscv::RiscvPlatform`] (harts, PLIC) on
-/// riscv64. The core uses only what both have: `ram`, `reserved`, `cpus()`,
-/// `cpu_count`, `uart`, `initrd`.
 #[cfg(not(target_arch = "riscv64"))]
 pub use {discover as discover_host, Platform as HostPlatform};
 
