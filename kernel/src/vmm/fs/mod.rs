@@ -11,6 +11,8 @@
 pub mod files;
 pub mod place;
 pub mod spec;
+#[cfg(target_os = "none")]
+pub mod start;
 #[cfg(test)]
 mod tests;
 
