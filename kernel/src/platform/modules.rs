@@ -154,8 +154,11 @@ mod tests {
     use crate::fdt::FdtWriter;
     use alloc::vec::Vec;
 
-    /// A DTB with `/chosen/hv-modules` holding `(compatible, file, slot, reg)`.
-    fn dtb(modules: &[(&[&str], &str, (u64, u64), Option<(u64, u64)>)]) -> Vec<u8> {
+    /// (compatible, file, slot, reg) of a module node.
+    type Node<'a> = (&'a [&'a str], &'a str, (u64, u64), Option<(u64, u64)>);
+
+    /// A DTB with `/chosen/hv-modules` holding these modules.
+    fn dtb(modules: &[Node<'_>]) -> Vec<u8> {
         let cells = |(a, s): (u64, u64)| [(a >> 32) as u32, a as u32, (s >> 32) as u32, s as u32];
         let mut w = FdtWriter::new();
         w.begin_node("").unwrap();

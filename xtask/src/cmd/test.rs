@@ -714,7 +714,10 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
         problems.clear();
         let split = "[vm1] 8 passed, 0 fa\n[vm3] ok: x\n[vm1] iled\n";
         check_summary(split, "vm1", &mut problems);
-        assert!(problems.is_empty(), "a line split by another VM's: {problems:?}");
+        assert!(
+            problems.is_empty(),
+            "a line split by another VM's: {problems:?}"
+        );
     }
 
     #[test]

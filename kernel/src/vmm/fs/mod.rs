@@ -127,14 +127,17 @@ pub fn fs_vms(modules: &Modules<'_>, host: &Host<'_>, builtin: &[VmSpec]) -> FsV
     out
 }
 
+/// A config with its vCPUs placed, or why it will not become a VM.
+type Placed = Result<(Candidate, Vec<u32>), Refusal>;
+
 /// Places pinned VMs first, then the others on the CPUs left, as xtask does.
 fn place_all(
     found: Vec<Result<Candidate, Refusal>>,
     host: &Host<'_>,
     builtin: &[VmSpec],
-) -> Vec<Result<(Candidate, Vec<u32>), Refusal>> {
+) -> Vec<Placed> {
     let mut owners = CpuOwners::new(host.cpus.len(), builtin);
-    let mut placed: Vec<Option<Result<(Candidate, Vec<u32>), Refusal>>> = Vec::new();
+    let mut placed: Vec<Option<Placed>> = Vec::new();
     placed.resize_with(found.len(), || None);
     let pinned = |c: &Candidate| c.cfg.phys_cpu_ids.is_some() || c.cfg.phys_cpu_sets.is_some();
     let mut later = Vec::new();
@@ -151,11 +154,7 @@ fn place_all(
     placed.into_iter().flatten().collect()
 }
 
-fn place_one(
-    owners: &mut CpuOwners,
-    c: Candidate,
-    host: &Host<'_>,
-) -> Result<(Candidate, Vec<u32>), Refusal> {
+fn place_one(owners: &mut CpuOwners, c: Candidate, host: &Host<'_>) -> Placed {
     match owners.place(&c.cfg, host.cpus) {
         Ok(pcpus) => Ok((c, pcpus)),
         Err((key, why)) => Err(Refusal::new(
