@@ -532,7 +532,12 @@ fn vm_editor_and_regions_from_the_list() {
     assert!(app.model.errors().any(|d| d.message.contains("vCPUs")));
     press(&mut app, " ");
     // Open VM a, edit cpu_num, then its regions.
-    app.stack.last_mut().unwrap().cursor = 2;
+    let a = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_A.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = a;
     press(&mut app, "\n");
     assert!(matches!(app.page().page, Page::Vm(_)));
     let s = screen(&app, 80, 24);
@@ -578,7 +583,7 @@ fn any_size_from_80x24_up_and_resize() {
             .collect();
         assert!(last.contains("Space select"), "{last}");
         let full: String = (0..w).map(|x| buf[(x, 3)].symbol().to_string()).collect();
-        assert!(full.contains("testguest-aarch64"), "{full}");
+        assert!(full.contains("-aarch64-qemu-smp"), "{full}");
     }
     let tiny = screen(&app, 30, 8);
     assert!(tiny.join("").contains("needs at least"), "{tiny:#?}");
