@@ -32,35 +32,32 @@ pub fn resolve(config_file: &str, path: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
-/// The bytes of module `m`, checked: loaded, inside its slot, not filling it (a
+/// The bytes of module `m` (or why they cannot be used), checked: loaded, inside its slot, not filling it (a
 /// file as large as its slot may have been cut short), and in RAM.
 pub fn module_bytes(m: &BootModule<'_>, host: &Host<'_>) -> Result<&'static [u8], String> {
     let Some(loaded) = m.loaded else {
-        return Err(format!(
-            "{} was not loaded (missing on the boot partition, or unreadable)",
-            m.file
-        ));
+        return Err("not loaded (missing on the boot partition, or unreadable)".into());
     };
     let slot = m.slot.unwrap_or(loaded);
     if loaded.base != slot.base || loaded.size > slot.size {
         return Err(format!(
-            "{}: loaded at {:#x}+{:#x}, outside its slot {:#x}+{:#x}",
-            m.file, loaded.base, loaded.size, slot.base, slot.size
+            "loaded at {:#x}+{:#x}, outside its slot {:#x}+{:#x}",
+            loaded.base, loaded.size, slot.base, slot.size
         ));
     }
     if m.slot.is_some() && loaded.size == slot.size {
         return Err(format!(
-            "{} fills its whole slot ({} bytes), so it may be cut short; the file must be smaller (make the card image again with `cargo xtask image` for a larger slot)",
-            m.file, slot.size
+            "fills its whole slot ({} bytes), so it may be cut short; the file must be smaller (make the card image again with `cargo xtask image` for a larger slot)",
+            slot.size
         ));
     }
     if !inside(loaded, host.ram) {
         return Err(format!(
-            "{}: loaded at {:#x}+{:#x}, which is not RAM",
-            m.file, loaded.base, loaded.size
+            "loaded at {:#x}+{:#x}, which is not RAM",
+            loaded.base, loaded.size
         ));
     }
-    (host.read)(loaded).ok_or_else(|| format!("{}: cannot be read", m.file))
+    (host.read)(loaded).ok_or_else(|| "cannot be read".into())
 }
 
 /// The image a config names: its module's bytes.
@@ -78,7 +75,7 @@ pub fn image_bytes(
             "no boot module holds {file} (only files listed by boot.scr are loaded; make the card image again with `cargo xtask image`)"
         ));
     };
-    module_bytes(m, host)
+    module_bytes(m, host).map_err(|why| format!("{file}: {why}"))
 }
 
 /// Whether `r` lies inside one of `ranges`.
