@@ -96,7 +96,11 @@ pub fn primary_main(dtb: usize) -> ! {
             }
             Err(why) => {
                 failed += 1;
-                println!("hv: VM {} ({}) not started: {}", spec.id, spec.name, why);
+                let file = fs.file_of(spec).unwrap_or("");
+                println!(
+                    "hv: VM {} ({}) not started: {file}{why}",
+                    spec.id, spec.name
+                );
             }
         }
     }

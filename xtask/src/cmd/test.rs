@@ -569,7 +569,7 @@ fn bad_config(ws: &Workspace) -> Result<()> {
     let calls = dir.join("cargo-calls.log");
     let _ = std::fs::remove_file(&calls);
     write_shim(&shim)?;
-    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    let exe = xtask_exe()?;
     let output = Command::new(&exe)
         .current_dir(&ws.root)
         .args(["build", "--config", DEFAULT_BOARD, "--vm", BAD_VM])
@@ -591,6 +591,20 @@ fn bad_config(ws: &Workspace) -> Result<()> {
     } else {
         Err(failure(&problems, &text))
     }
+}
+
+/// This xtask's executable. `cargo test --workspace` (the unit tests, run first)
+/// builds xtask again with its dev-dependencies and puts that binary in place of the
+/// running one, whose path then reads "<path> (deleted)": the new one is used.
+fn xtask_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    let path = PathBuf::from(text.trim_end_matches(" (deleted)"));
+    anyhow::ensure!(path.exists(), "cannot find the xtask executable ({text})");
+    Ok(path)
 }
 
 fn write_shim(shim: &Path) -> Result<()> {

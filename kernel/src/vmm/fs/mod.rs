@@ -53,10 +53,20 @@ pub struct Host<'a> {
 #[derive(Default)]
 pub struct FsVms {
     pub specs: Vec<&'static VmSpec>,
+    /// The config file of each spec.
+    files: Vec<String>,
     /// Configs that did not become a VM.
     pub refused: usize,
     /// Lines for the console (without the `hv: ` prefix).
     pub lines: Vec<String>,
+}
+
+impl FsVms {
+    /// `"<config file>: "` when `spec` is one of these VMs (for messages).
+    pub fn file_of(&self, spec: &VmSpec) -> Option<&str> {
+        let i = self.specs.iter().position(|s| core::ptr::eq(*s, spec))?;
+        self.files.get(i).map(String::as_str)
+    }
 }
 
 /// A config that will not become a VM.
@@ -117,7 +127,10 @@ pub fn fs_vms(modules: &Modules<'_>, host: &Host<'_>, builtin: &[VmSpec]) -> FsV
     let placed = place_all(found, host, builtin);
     for r in placed {
         match r {
-            Ok((c, pcpus)) => out.specs.push(leak_spec(c.cfg, c.images, pcpus)),
+            Ok((c, pcpus)) => {
+                out.specs.push(leak_spec(c.cfg, c.images, pcpus));
+                out.files.push(format!("{}: ", c.file));
+            }
             Err(refusal) => {
                 out.refused += 1;
                 refusal.lines(&mut out.lines);

@@ -46,7 +46,9 @@ impl CpuOwners {
             self.free(cfg)?
         };
         for &p in &pcpus {
-            self.owner[p as usize] = Some((cfg.id, cfg.name.clone()));
+            if let Some(o) = self.owner.get_mut(p as usize) {
+                *o = Some((cfg.id, cfg.name.clone()));
+            }
         }
         Ok(pcpus)
     }
@@ -80,8 +82,10 @@ impl CpuOwners {
     }
 
     fn free(&self, cfg: &VmConfig) -> Result<Vec<u32>, PlaceError> {
-        let free: Vec<u32> = (0..self.owner.len() as u32)
-            .filter(|&c| self.owner[c as usize].is_none())
+        let free: Vec<u32> = (0u32..)
+            .zip(&self.owner)
+            .filter(|(_, o)| o.is_none())
+            .map(|(c, _)| c)
             .collect();
         if free.len() < cfg.cpu_num as usize {
             return Err((
@@ -95,6 +99,6 @@ impl CpuOwners {
                 ),
             ));
         }
-        Ok(free[..cfg.cpu_num as usize].to_vec())
+        Ok(free.into_iter().take(cfg.cpu_num as usize).collect())
     }
 }

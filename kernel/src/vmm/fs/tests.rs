@@ -147,6 +147,8 @@ fn an_fs_vm_becomes_a_spec_like_the_builtin_ones() {
         s.interrupt_mode,
         crate::vmm::config::InterruptMode::Emulated
     );
+    assert_eq!(out.file_of(s), Some("vms/vm3.toml: "));
+    assert_eq!(out.file_of(&builtin()[0]), None);
 }
 
 #[test]
