@@ -8,6 +8,7 @@
 pub mod check;
 mod discover;
 pub mod dt;
+pub mod modules;
 pub mod riscv;
 #[cfg(test)]
 mod tests;
