@@ -31,8 +31,14 @@ impl Vgic {
 
     /// An edge on `intid`: SGIs and PPIs of `target_vcpu`, or an SPI (delivered where
     /// its GICD_IROUTER points; `target_vcpu` is then ignored). Returns the vCPU that
-    /// now has it deliverable, if any. An edge while the interrupt still waits in a
-    /// list register, not yet taken, merges with it (as in a real GIC).
+    /// now has it deliverable, if any.
+    ///
+    /// An edge is never lost: while the interrupt is in a list register the model
+    /// only learns at the vCPU's next exit whether the guest has taken it already, so
+    /// the edge is latched (and the vCPU kicked, see `note`). If the list register
+    /// turns out to have still held it pending, the guest sees it once more: a
+    /// spurious repeat, which guests tolerate, where a lost edge (an IPI) would leave
+    /// a vCPU asleep.
     pub fn set_pending(
         &mut self,
         intid: u32,
@@ -44,9 +50,7 @@ impl Vgic {
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return Err(VgicError::BadIntid(intid));
         };
-        if irq.lr != LrState::Pending {
-            irq.latch = true;
-        }
+        irq.latch = true;
         Ok(self.note(vcpu, intid))
     }
 
