@@ -22,7 +22,8 @@ pub fn create_vm(
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(spec, platform)?;
     let devices = VmDevices::new(spec)?;
-    let (s2, ram) = build_memory(spec, frames)?;
+    let (mut s2, ram) = build_memory(spec, frames)?;
+    map_direct_windows(spec, platform, &mut s2, frames)?;
     for m in &ram.regions {
         // SAFETY: freshly allocated/claimed RAM owned by this VM, not yet running.
         unsafe { phys::slice_mut(m.hpa, m.size) }.fill(0);
@@ -160,6 +161,33 @@ fn build_memory(spec: &VmSpec, frames: &mut FrameAllocator) -> Result<(Stage2, G
         })?;
     }
     Ok((s2, ram))
+}
+
+/// Maps the device windows the arch gives this VM straight to hardware (the GICv2
+/// virtual CPU interface), refusing a VM whose interrupt controller the host lacks.
+fn map_direct_windows(
+    spec: &VmSpec,
+    platform: &Platform,
+    s2: &mut Stage2,
+    frames: &mut FrameAllocator,
+) -> Result<(), String> {
+    let rw = Perms {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    for w in current::direct_windows(spec, platform)? {
+        s2.map(
+            &mut FrameTables(frames),
+            w.gpa,
+            w.hpa,
+            w.size,
+            rw,
+            MemType::Device,
+        )
+        .map_err(|e| format!("{}: stage-2 mapping failed: {e:?}", w.what))?;
+    }
+    Ok(())
 }
 
 fn pa_bits() -> u32 {
