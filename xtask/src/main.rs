@@ -84,13 +84,13 @@ enum Cmd {
         timeout: Option<u64>,
     },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (two-vms, fault-isolation, bad-config); the last line is
+    /// scenarios (two-vms, two-vms-gicv2, fault-isolation, bad-config); the last line is
     /// `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
-        /// Only this scenario (two-vms, fault-isolation or bad-config).
+        /// Only this scenario (two-vms, two-vms-gicv2, fault-isolation or bad-config).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },

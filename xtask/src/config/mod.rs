@@ -5,6 +5,7 @@ pub mod board;
 pub mod check;
 pub mod cpus;
 pub mod diag;
+pub mod gic;
 pub mod range;
 pub mod source;
 pub mod vm;
