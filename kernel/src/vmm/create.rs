@@ -22,8 +22,9 @@ pub fn create_vm(
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(spec, platform)?;
     let devices = VmDevices::new(spec)?;
+    let direct = current::direct_windows(spec, platform)?;
     let (mut s2, ram) = build_memory(spec, frames)?;
-    map_direct_windows(spec, platform, &mut s2, frames)?;
+    map_direct_windows(&direct, &mut s2, frames)?;
     for m in &ram.regions {
         // SAFETY: freshly allocated/claimed RAM owned by this VM, not yet running.
         unsafe { phys::slice_mut(m.hpa, m.size) }.fill(0);
@@ -164,10 +165,10 @@ fn build_memory(spec: &VmSpec, frames: &mut FrameAllocator) -> Result<(Stage2, G
 }
 
 /// Maps the device windows the arch gives this VM straight to hardware (the GICv2
-/// virtual CPU interface), refusing a VM whose interrupt controller the host lacks.
+/// virtual CPU interface; `current::direct_windows` also refuses a VM whose interrupt
+/// controller the host lacks).
 fn map_direct_windows(
-    spec: &VmSpec,
-    platform: &Platform,
+    windows: &[current::DirectWindow],
     s2: &mut Stage2,
     frames: &mut FrameAllocator,
 ) -> Result<(), String> {
@@ -176,7 +177,7 @@ fn map_direct_windows(
         write: true,
         exec: false,
     };
-    for w in current::direct_windows(spec, platform)? {
+    for w in windows {
         s2.map(
             &mut FrameTables(frames),
             w.gpa,
