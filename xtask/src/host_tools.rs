@@ -10,7 +10,7 @@ use crate::config::Arch;
 /// Debian packages that provide `qemu-system-<arch>` (plus its firmware/data files).
 pub fn qemu_packages(arch: Arch) -> &'static [&'static str] {
     match arch {
-        Arch::Aarch64 => &["qemu-system-arm", "qemu-system-data"],
+        Arch::Aarch64 => &["qemu-system-arm", "qemu-system-data", "u-boot-qemu"],
         Arch::Riscv64 => &["qemu-system-misc", "qemu-system-data"],
         Arch::X86_64 => &["qemu-system-x86", "qemu-system-data"],
     }
@@ -99,6 +99,40 @@ pub fn ensure_qemu(arch: Arch) -> Result<PathBuf> {
     find_on_path(&binary).with_context(|| format!("{binary} still not found after installing"))
 }
 
+/// Makes sure `file` exists, installing Debian package `package` (which ships it)
+/// when we are root with apt-get; otherwise says how to install it.
+pub fn ensure_package_file(file: &Path, package: &str) -> Result<()> {
+    if file.is_file() {
+        return Ok(());
+    }
+    let cmd = format!("apt-get install -y --no-install-recommends {package}");
+    if !is_root() || find_on_path("apt-get").is_none() {
+        bail!(
+            "{} not found: install it with `sudo apt-get update && sudo {cmd}`",
+            file.display()
+        );
+    }
+    println!(
+        "xtask: {} is missing: installing {package} now",
+        file.display()
+    );
+    let install = ["install", "-y", "--no-install-recommends", package];
+    if !apt_lists_present() {
+        apt(&["update"])?;
+    }
+    if apt(&install).is_err() {
+        apt(&["update"])?;
+        apt(&install)?;
+    }
+    if !file.is_file() {
+        bail!(
+            "{} still missing after installing {package}",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +141,7 @@ mod tests {
     fn install_command_names_the_packages() {
         assert_eq!(
             install_command(Arch::Aarch64),
-            "apt-get install -y --no-install-recommends qemu-system-arm qemu-system-data"
+            "apt-get install -y --no-install-recommends qemu-system-arm qemu-system-data u-boot-qemu"
         );
         assert!(install_command(Arch::Riscv64).contains("qemu-system-misc"));
         assert!(install_command(Arch::X86_64).contains("qemu-system-x86"));

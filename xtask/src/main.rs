@@ -5,7 +5,10 @@ mod cmd;
 mod config;
 mod elf;
 mod gen;
+mod guest;
 mod host_tools;
+mod image;
+mod menuconfig;
 mod output;
 mod qemu;
 mod workspace;
@@ -68,6 +71,18 @@ enum Cmd {
         /// Board name: a file name in configs/board/ without .toml, e.g. orangepi-5-plus.
         board: String,
     },
+    /// Edit .build.toml (created from configs/board/qemu-aarch64.toml when missing)
+    /// and the VM configs it bundles in a terminal UI, with the checks of `build`.
+    /// Keys: arrows or j/k move, Enter edits, Esc goes back, / searches, ? helps,
+    /// s saves, q quits.
+    Menuconfig {
+        /// Board file to edit instead of .build.toml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Directory holding .build.toml and configs/ (default: the repository root).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
     /// Check the board and VM configs (types, unknown keys, memory layout, CPUs,
     /// images) without building anything.
     Check(ConfigArgs),
@@ -83,17 +98,67 @@ enum Cmd {
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
+    /// Build, then write a bootable card image for the board (from its [image]
+    /// section): GPT, the board's bootloader, a FAT32 boot partition with the
+    /// hypervisor, the board DTB, the files of image_location = "fs" VMs and a U-Boot
+    /// boot.scr. Prints the layout, the load addresses and the `dd` command.
+    Image {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Output file (default target/hv/<board>/<board>.img).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Total image size, e.g. 256M or 1G (default: the board's [image] size).
+        #[arg(long, value_name = "SIZE")]
+        size: Option<String>,
+        /// Bootloader file to write instead of the one the board file names.
+        #[arg(long, value_name = "FILE")]
+        bootloader: Option<PathBuf>,
+    },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (two-vms, two-vms-gicv2, fault-isolation, bad-config); the last line is
+    /// scenarios (two-vms, two-vms-gicv2, fault-isolation, bad-config, uboot-two-vms);
+    /// the last line is
     /// `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
-        /// Only this scenario (two-vms, two-vms-gicv2, fault-isolation or bad-config).
+        /// Only this scenario (two-vms, two-vms-gicv2, fault-isolation, bad-config or
+        /// uboot-two-vms).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },
+    /// Measure speed as ratios taken side by side in one run. `linux-boot`: boot the
+    /// VM's Linux kernel and initramfs to a marker line under the hypervisor and
+    /// straight on QEMU (same CPU model, memory and vCPUs), alternating, and print
+    /// the medians and the ratio hypervisor / bare.
+    Bench {
+        /// What to measure: linux-boot.
+        what: String,
+        /// Board file (default: .build.toml, else configs/board/qemu-aarch64.toml).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The Linux VM config to boot.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "configs/vms/linux-aarch64-qemu-smp2.toml"
+        )]
+        vm: PathBuf,
+        /// Runs of each side.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The line that ends a boot (printed by the guest's /init).
+        #[arg(long, default_value = "guest-init: ready")]
+        marker: String,
+        /// Seconds one boot may take.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Guest images (Linux kernels, initramfs): `list`, `pull NAME`, `rm NAME`, from a
+    /// registry or a built-in recipe (linux-aarch64, linux-riscv64). VM configs name
+    /// their files as "image:<name>/<file>".
+    Guest(guest::GuestArgs),
 }
 
 fn run(cli: Cli) -> Result<bool> {
@@ -105,6 +170,9 @@ fn run(cli: Cli) -> Result<bool> {
                 println!("xtask: kept the previous .build.toml as {}", b.display());
             }
             println!("xtask: .build.toml is now configs/board/{board}.toml");
+        }
+        Cmd::Menuconfig { config, root } => {
+            menuconfig::menuconfig(&ws, &menuconfig::Options { config, root })?;
         }
         Cmd::Check(cfg) => {
             let plan = cmd::build::load_plan(&ws, &cfg.options())?;
@@ -118,6 +186,38 @@ fn run(cli: Cli) -> Result<bool> {
             cmd::build::build(&ws, &cfg.options())?;
         }
         Cmd::Run { cfg, timeout } => cmd::run::run(&ws, &cfg.options(), timeout)?,
+        Cmd::Bench {
+            what,
+            config,
+            vm,
+            runs,
+            marker,
+            timeout,
+        } => {
+            let opts = cmd::bench::BenchOptions {
+                what,
+                config,
+                vm,
+                runs: runs.max(1),
+                marker,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            cmd::bench::bench(&ws, &opts)?
+        }
+        Cmd::Image {
+            cfg,
+            out,
+            size,
+            bootloader,
+        } => {
+            let opts = image::ImageOptions {
+                build: cfg.options(),
+                out,
+                size,
+                bootloader,
+            };
+            image::image(&ws, &opts)?;
+        }
         Cmd::Test { unit, scenario } => {
             let opts = cmd::test::TestOptions {
                 unit_only: unit,
@@ -125,6 +225,7 @@ fn run(cli: Cli) -> Result<bool> {
             };
             return cmd::test::test(&ws, &opts);
         }
+        Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }
     Ok(true)
 }

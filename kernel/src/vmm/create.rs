@@ -210,17 +210,33 @@ fn copy_in(ram: &GuestRam, what: &str, gpa: u64, data: &[u8]) -> Result<(), Stri
 }
 
 fn load_images(spec: &VmSpec, ram: &GuestRam) -> Result<(), String> {
+    let generated = match spec.dtb {
+        Some(_) => None,
+        None => Some(generate_dtb(spec, ram)?),
+    };
+    let dtb: &[u8] = spec
+        .dtb
+        .map_or(generated.as_deref().unwrap_or(&[]), |d| d.data);
+    let dtb_gpa = guest_dtb_address(spec);
+    let mut others = Vec::new();
+    others.push(("DTB", dtb_gpa, dtb_gpa + dtb.len() as u64));
+    if let Some(rd) = spec.ramdisk {
+        others.push(("initramfs", rd.load_gpa, rd.load_gpa + rd.data.len() as u64));
+    }
+    // A kernel with a boot-protocol header (Linux) uses more than its file: check
+    // where it will really live before loading anything.
+    if let Some((start, end)) =
+        current::kernel_footprint(spec.kernel.data, spec.kernel.load_gpa, &others)?
+    {
+        ram.translate(start, end - start).ok_or_else(|| {
+            format!("the kernel needs {start:#x}..{end:#x} (bss included), which is not all in the VM's RAM")
+        })?;
+    }
     copy_in(ram, "kernel image", spec.kernel.load_gpa, spec.kernel.data)?;
     if let Some(rd) = spec.ramdisk {
         copy_in(ram, "ramdisk", rd.load_gpa, rd.data)?;
     }
-    match spec.dtb {
-        Some(d) => copy_in(ram, "DTB", d.load_gpa, d.data),
-        None => {
-            let dtb = generate_dtb(spec, ram)?;
-            copy_in(ram, "generated DTB", guest_dtb_address(spec), &dtb)
-        }
-    }
+    copy_in(ram, "DTB", dtb_gpa, dtb)
 }
 
 fn guest_dtb_address(spec: &VmSpec) -> u64 {

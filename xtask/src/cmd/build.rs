@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::config::diag::{KeyPath, Report};
 use crate::config::range::human_size;
-use crate::config::vm::{image_fits, ImageSource};
+use crate::config::vm::{image_fits, ImageLocation, ImageSource};
 use crate::config::{self, ConfigError, Plan, VmList};
 use crate::elf::{arm64_image_header, elf_to_raw, RawImage};
 use crate::gen::{generate, GuestImages};
@@ -91,6 +91,14 @@ pub fn build(ws: &Workspace, opts: &BuildOptions) -> Result<BuildOutput> {
 
 /// Builds a validated plan.
 pub fn build_plan(ws: &Workspace, plan: Plan, force_bin: bool) -> Result<BuildOutput> {
+    if let Some(vm) = plan.vms.iter().find(|v| v.location == ImageLocation::Fs) {
+        anyhow::bail!(
+            "{}: VM {} has image_location = \"fs\": it is not bundled into the hypervisor but \
+             loaded from the boot partition; make a card image with `cargo xtask image`",
+            vm.src.shown,
+            vm.name
+        );
+    }
     let started = Instant::now();
     let out_dir = ws.board_dir(&plan.board.name);
     std::fs::create_dir_all(out_dir.join("guests"))

@@ -1,4 +1,5 @@
 //! The `cargo xtask` subcommands.
+pub mod bench;
 pub mod build;
 pub mod defconfig;
 pub mod run;

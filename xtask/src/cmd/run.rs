@@ -20,10 +20,15 @@ pub fn run(ws: &Workspace, opts: &BuildOptions, timeout: Option<u64>) -> Result<
     };
     ensure_qemu(plan.board.arch)?;
     let board = plan.board.clone();
-    let out = build_plan(ws, plan, true)?;
-    let bin = out.bin.context("no raw binary was written")?;
     let program = qemu_binary(&board);
-    let args = qemu_args(&board, &q, &bin);
+    let args = if q.boots_image() {
+        // Firmware boots the card image of `cargo xtask image` from a virtio disk.
+        crate::image::qemu::prepare(ws, plan, opts, &q)?
+    } else {
+        let out = build_plan(ws, plan, true)?;
+        let bin = out.bin.context("no raw binary was written")?;
+        qemu_args(&board, &q, &bin)
+    };
     println!("xtask: {program} {}", args.join(" "));
     match run_interactive(&program, &args, timeout.map(Duration::from_secs))? {
         Outcome::Exited(s) if s.success() => {

@@ -36,6 +36,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "bad-config",
         "a bad VM config is rejected with file, key and reason before any build",
     ),
+    (
+        "uboot-two-vms",
+        "board qemu-aarch64-uboot: U-Boot (-bios) finds boot.scr on the card image of `cargo xtask image` (a virtio disk), boots the hypervisor; the two test VMs pass, exit 0",
+    ),
 ];
 
 const FAULT_VMS: [&str; 2] = [
@@ -180,6 +184,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "two-vms-gicv2" => two_vms(ws, name, GICV2_BOARD),
         "fault-isolation" => fault_isolation(ws),
         "bad-config" => bad_config(ws),
+        "uboot-two-vms" => uboot_two_vms(ws),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();
@@ -384,6 +389,82 @@ fn fault_isolation(ws: &Workspace) -> Result<()> {
         "hv: all VMs stopped: {} clean, 1 faulted",
         plan.vms.len() - 1
     );
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &out))
+    }
+}
+
+/// The board whose QEMU boots the card image through U-Boot.
+const UBOOT_BOARD: &str = "configs/board/qemu-aarch64-uboot.toml";
+
+/// Makes the card image of the U-Boot board and boots it (U-Boot as -bios, the image
+/// as a virtio disk); returns the plan, how QEMU ended and its cleaned output.
+fn boot_card_image(ws: &Workspace, name: &str) -> Result<(Plan, Outcome, String)> {
+    ensure_qemu(Arch::Aarch64)?;
+    let opts = BuildOptions {
+        config: Some(ws.root.join(UBOOT_BOARD)),
+        vms: Vec::new(),
+        force_bin: true,
+    };
+    let ctx = crate::config::Context {
+        guest_crates: &ws.guest_crates,
+    };
+    let board_file = ws.root.join(UBOOT_BOARD);
+    let plan = crate::config::load(
+        &ws.root,
+        &board_file,
+        crate::config::VmList::FromBoard,
+        &ctx,
+    )?;
+    let q = plan.board.qemu.clone().context("no [qemu] section")?;
+    let check = crate::config::load(
+        &ws.root,
+        &board_file,
+        crate::config::VmList::FromBoard,
+        &ctx,
+    )?;
+    let args = crate::image::qemu::prepare(ws, plan, &opts, &q)?;
+    let log = log_path(ws, name)?;
+    let program = qemu_binary(&check.board);
+    println!(
+        "xtask: {program} {} (output in {})",
+        args.join(" "),
+        log.display()
+    );
+    let (outcome, text) = run_captured(&program, &args, QEMU_TIMEOUT, &log)?;
+    Ok((check, outcome, clean(&text)))
+}
+
+fn uboot_two_vms(ws: &Workspace) -> Result<()> {
+    let (plan, outcome, out) = boot_card_image(ws, "uboot-two-vms")?;
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::Exited(s) if s.success() => {}
+        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+    let booti = format!("boot.scr: booti {:#x} - ", plan.board.hv_load_addr);
+    for line in [
+        "Found U-Boot script /boot.scr",
+        booti.as_str(),
+        "hv: hypervisor",
+    ] {
+        if !has_line(&out, line) {
+            problems.push(format!("no `{line}` line"));
+        }
+    }
+    for vm in &plan.vms {
+        check_summary(&out, &vm.name, &mut problems);
+        check_memory_line(&out, &plan, &vm.name, &mut problems);
+    }
+    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }

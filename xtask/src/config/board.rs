@@ -7,8 +7,9 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use super::diag::{KeyPath, Report};
+use super::image::{check_image, ImageConfig, ImageSection};
 use super::range::{covered_by, human_size, Range, PAGE};
-use super::source::Source;
+use super::source::{Overrides, Source};
 
 /// `[base, size]`: exactly two non-negative integers (a plain tuple would silently
 /// accept extra elements).
@@ -133,6 +134,9 @@ struct TopToml {
     #[serde(default)]
     #[allow(dead_code)]
     devices: IgnoredAny,
+    #[serde(default)]
+    #[allow(dead_code)]
+    image: IgnoredAny,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +167,18 @@ pub struct QemuToml {
     pub memory: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
+    /// Firmware for `-bios` (e.g. Debian's U-Boot for QEMU).
+    pub bios: Option<String>,
+    /// "kernel" (default): `-kernel hypervisor.bin`; "image": the card image of
+    /// `cargo xtask image` as a virtio disk, booted by the `bios` firmware.
+    pub boot: Option<String>,
+}
+
+impl QemuToml {
+    /// Whether QEMU boots the card image (through firmware) instead of `-kernel`.
+    pub fn boots_image(&self) -> bool {
+        self.boot.as_deref() == Some("image")
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,6 +249,8 @@ pub struct Board {
     /// the board says: VM GICs are checked against them.
     pub gic_version: Option<u32>,
     pub gicv: Option<Range>,
+    /// `[image]`: how `cargo xtask image` writes a card image for the board.
+    pub image: Option<ImageConfig>,
     /// VM config paths as written and resolved against the repository root.
     pub vm_configs: Vec<(String, PathBuf)>,
     /// Where keys that later checks point at are in the file (line, column).
@@ -248,8 +266,13 @@ impl Board {
 
 /// Parses and checks a board file; returns the board only when it has no errors.
 pub fn load_board(path: &Path, root: &Path) -> (Option<Board>, Report) {
+    load_board_with(path, root, &Overrides::new())
+}
+
+/// [`load_board`] with the text of `path` taken from `overrides` when it is there.
+pub fn load_board_with(path: &Path, root: &Path, overrides: &Overrides) -> (Option<Board>, Report) {
     let mut report = Report::default();
-    let src = match Source::load(path, root) {
+    let src = match Source::load_with(path, root, overrides) {
         Ok(s) => s,
         Err(d) => {
             report.push(d);
@@ -276,6 +299,7 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         .typed::<DevicesSection>()
         .map_err(|d| report.push(d))
         .ok();
+    let image = src.typed::<ImageSection>().map_err(|d| report.push(d)).ok();
     let top = top?;
 
     let arch = check_arch(src, &top, report);
@@ -293,9 +317,14 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         }
     };
     let hv_load_addr = check_load_addr(src, &top, arch, &ram, &reserved, report);
+    let image_toml = image.and_then(|i| i.image);
+    let image = image_toml
+        .as_ref()
+        .and_then(|i| check_image(src, root, i, &ram, report));
     let qemu = qemu.and_then(|q| q.qemu);
     if let Some(q) = &qemu {
         check_qemu(src, q, &ram, report);
+        check_qemu_boot(src, q, image_toml.is_some(), report);
     }
     let devices = devices.and_then(|d| d.devices);
     if let Some(d) = &devices {
@@ -332,6 +361,7 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         qemu,
         gic_version,
         gicv,
+        image,
         vm_configs,
         smp_at: src.locate(&KeyPath::new("smp")),
         vm_configs_at,
@@ -562,6 +592,31 @@ fn check_gic_version(src: &Source, d: &DevicesToml, report: &mut Report) {
             &KeyPath::new("devices").key("gic_version"),
             format!("unknown gic_version {v} (known: {versions:?})"),
         ));
+    }
+}
+
+fn check_qemu_boot(src: &Source, q: &QemuToml, has_image: bool, report: &mut Report) {
+    let key = KeyPath::new("qemu").key("boot");
+    match q.boot.as_deref() {
+        None | Some("kernel") => {}
+        Some("image") => {
+            if !has_image {
+                report.push(src.error(
+                    &key,
+                    "boot = \"image\" needs an [image] section (how to write the card image)",
+                ));
+            }
+            if q.bios.is_none() {
+                report.push(src.error(
+                    &key,
+                    "boot = \"image\" needs `bios` = the firmware that boots the image (e.g. U-Boot)",
+                ));
+            }
+        }
+        Some(other) => report.push(src.error(
+            &key,
+            format!("unknown boot {other:?} (\"kernel\" or \"image\")"),
+        )),
     }
 }
 

@@ -4,7 +4,7 @@
 use super::board::Board;
 use super::diag::{KeyPath, Report};
 use super::range::{covered_by, human_size, Range};
-use super::vm::{ImageSource, Vm};
+use super::vm::{ImageLocation, ImageSource, Vm};
 
 /// What the checks need to know about the workspace.
 pub struct Context<'a> {
@@ -19,6 +19,7 @@ pub fn cross_checks(board: &Board, vms: &mut [Vm], ctx: &Context, report: &mut R
     check_passthrough(board, vms, report);
     check_ram_total(board, vms, report);
     super::gic::check_gics(board, vms, report);
+    check_fs_vms(board, vms, report);
     super::cpus::place_vcpus(board, vms, report);
 }
 
@@ -168,5 +169,22 @@ fn check_ram_total(board: &Board, vms: &[Vm], report: &mut Report) {
                 ),
             ));
         }
+    }
+}
+
+/// VMs with `image_location = "fs"` live on the boot partition of a card image, so
+/// their board must say how to write one.
+fn check_fs_vms(board: &Board, vms: &[Vm], report: &mut Report) {
+    if board.image.is_some() {
+        return;
+    }
+    for vm in vms.iter().filter(|v| v.location == ImageLocation::Fs) {
+        report.push(vm.src.error(
+            &KeyPath::new("kernel").key("image_location"),
+            format!(
+                "image_location = \"fs\" needs a board with an [image] section (the VM's files go on the boot partition written by `cargo xtask image`; board {} has none)",
+                board.name
+            ),
+        ));
     }
 }

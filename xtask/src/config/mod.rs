@@ -6,6 +6,7 @@ pub mod check;
 pub mod cpus;
 pub mod diag;
 pub mod gic;
+pub mod image;
 pub mod range;
 pub mod source;
 pub mod vm;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 pub use board::{Arch, Board};
 pub use check::Context;
 pub use diag::{ConfigError, Report};
+pub use source::Overrides;
 pub use vm::Vm;
 
 use diag::KeyPath;
@@ -45,14 +47,26 @@ pub fn load(
     vms: VmList,
     ctx: &Context,
 ) -> Result<Plan, ConfigError> {
-    let (board, mut report) = board::load_board(board_path, root);
+    load_with(root, board_path, vms, ctx, &Overrides::new())
+}
+
+/// [`load`] with the text of any file in `overrides` taken from there instead of
+/// from disk (menuconfig checks unsaved edits this way, with the same checks).
+pub fn load_with(
+    root: &Path,
+    board_path: &Path,
+    vms: VmList,
+    ctx: &Context,
+    overrides: &Overrides,
+) -> Result<Plan, ConfigError> {
+    let (board, mut report) = board::load_board_with(board_path, root, overrides);
     let Some(board) = board else {
         return Err(ConfigError(report));
     };
-    let paths = vm_paths(&board, vms, &mut report);
+    let paths = vm_paths(&board, vms, overrides, &mut report);
     let mut loaded = Vec::new();
     for path in &paths {
-        if let Some(vm) = vm::load_vm(path, root, board.arch, &mut report) {
+        if let Some(vm) = vm::load_vm_with(path, root, board.arch, overrides, &mut report) {
             loaded.push(vm);
         }
     }
@@ -69,12 +83,17 @@ pub fn load(
     })
 }
 
-fn vm_paths(board: &Board, vms: VmList, report: &mut Report) -> Vec<PathBuf> {
+fn vm_paths(
+    board: &Board,
+    vms: VmList,
+    overrides: &Overrides,
+    report: &mut Report,
+) -> Vec<PathBuf> {
     let paths: Vec<PathBuf> = match vms {
         VmList::Override(list) => list.to_vec(),
         VmList::FromBoard => {
             for (i, (shown, abs)) in board.vm_configs.iter().enumerate() {
-                if !abs.is_file() {
+                if !abs.is_file() && !overrides.contains_key(abs) {
                     report.push(diag::Diagnostic {
                         severity: diag::Severity::Error,
                         file: board.shown.clone(),

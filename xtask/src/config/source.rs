@@ -1,7 +1,7 @@
 //! A TOML config file as read from disk: its text, its parsed document (with spans),
 //! and the helpers that turn a byte offset or a key path into `file:line:col` for
 //! diagnostics.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,10 @@ use serde::Deserialize;
 use toml_edit::{Document, Item, Table, Value};
 
 use super::diag::{Diagnostic, KeyPath, Seg, Severity};
+
+/// Texts that stand in for files on disk (unsaved edits, e.g. in menuconfig), by the
+/// absolute path they will be saved to.
+pub type Overrides = HashMap<PathBuf, String>;
 
 /// One config file, parsed.
 pub struct Source {
@@ -68,6 +72,18 @@ impl Source {
             message: format!("cannot read file: {e}"),
         })?;
         Self::parse(path, shown, text)
+    }
+
+    /// Like [`Source::load`], but takes the text from `overrides` when it has `path`.
+    pub fn load_with(
+        path: &Path,
+        root: &Path,
+        overrides: &Overrides,
+    ) -> Result<Source, Diagnostic> {
+        match overrides.get(path) {
+            Some(text) => Self::parse(path, shown_path(path, root), text.clone()),
+            None => Self::load(path, root),
+        }
     }
 
     /// Parses text that claims to come from `path`.

@@ -597,12 +597,6 @@ fn image_location_fs_and_bios_are_not_supported_yet() {
     expect(
         &errs,
         "a.toml",
-        "kernel.image_location",
-        "not supported yet: image_location = \"fs\"",
-    );
-    expect(
-        &errs,
-        "a.toml",
         "kernel.bios_path",
         "not supported yet: bios_path",
     );

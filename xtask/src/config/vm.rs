@@ -3,6 +3,8 @@
 //!
 //! Project extension: `kernel_path = "guest:<crate>"` names the in-repo guest crate
 //! `guests/<crate>`, which `cargo xtask build` builds and turns into a raw binary.
+//! `kernel_path`, `ramdisk_path` and `dtb_path` may also be `"image:<name>/<file>"`,
+//! a file of a guest image pulled with `cargo xtask guest pull <name>`.
 use std::path::{Path, PathBuf};
 
 use serde::de::IgnoredAny;
@@ -11,7 +13,7 @@ use serde::Deserialize;
 use super::board::Arch;
 use super::diag::{KeyPath, Report};
 use super::range::{human_size, Range, PAGE};
-use super::source::{Raw, Source};
+use super::source::{Overrides, Raw, Source};
 
 /// AxVisor `emu_type` codes and what they are.
 pub const EMU_TYPES: &[(u32, &str)] = &[
@@ -103,6 +105,17 @@ pub enum ImageSource {
     Guest(String),
 }
 
+/// Where a VM's images and config live at run time (`kernel.image_location`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImageLocation {
+    /// Bundled into the hypervisor at build time.
+    #[default]
+    Memory,
+    /// Files on the boot partition of a card image (`cargo xtask image`), loaded by
+    /// the bootloader and found by the hypervisor at boot.
+    Fs,
+}
+
 /// An image bundled into the hypervisor and copied to `load` (a GPA) before boot.
 #[derive(Clone, Debug)]
 pub struct ImageSpec {
@@ -167,6 +180,7 @@ pub struct Vm {
     /// Physical CPU index of each vCPU (filled in by the CPU placement).
     pub pcpus: Vec<u32>,
     pub entry_point: u64,
+    pub location: ImageLocation,
     pub kernel: ImageSpec,
     pub dtb: Option<ImageSpec>,
     pub ramdisk: Option<ImageSpec>,
@@ -198,8 +212,20 @@ impl Vm {
 }
 
 /// Parses and checks one VM config. Returns the VM when it has no errors.
+#[allow(dead_code)] // the one-file form of `load_vm_with`, for callers without edits
 pub fn load_vm(path: &Path, root: &Path, arch: Arch, report: &mut Report) -> Option<Vm> {
-    let src = match Source::load(path, root) {
+    load_vm_with(path, root, arch, &Overrides::new(), report)
+}
+
+/// [`load_vm`] with the text of `path` taken from `overrides` when it is there.
+pub fn load_vm_with(
+    path: &Path,
+    root: &Path,
+    arch: Arch,
+    overrides: &Overrides,
+    report: &mut Report,
+) -> Option<Vm> {
+    let src = match Source::load_with(path, root, overrides) {
         Ok(s) => s,
         Err(d) => {
             report.push(d);
@@ -249,6 +275,7 @@ fn build_vm(
         phys_cpu_sets: base.phys_cpu_sets,
         pcpus: Vec::new(),
         entry_point: kernel.entry_point,
+        location: image_location(kernel.image_location.as_deref()),
         kernel: kernel_img,
         dtb,
         ramdisk,
@@ -517,14 +544,17 @@ fn kernel_images(
     Some((kernel, dtb, ramdisk, dtb_load_gpa?))
 }
 
+fn image_location(value: Option<&str>) -> ImageLocation {
+    match value {
+        Some("fs") => ImageLocation::Fs,
+        _ => ImageLocation::Memory,
+    }
+}
+
 fn check_unsupported(src: &Source, k: &KernelToml, report: &mut Report) {
     let key = KeyPath::new("kernel");
     match k.image_location.as_deref() {
-        None | Some("memory") => {}
-        Some("fs") => report.push(src.error(
-            &key.key("image_location"),
-            "not supported yet: image_location = \"fs\" (use \"memory\": images are bundled into the hypervisor)",
-        )),
+        None | Some("memory") | Some("fs") => {}
         Some(other) => report.push(src.error(
             &key.key("image_location"),
             format!("unknown image_location {other:?} (\"memory\" or \"fs\")"),
@@ -572,6 +602,16 @@ fn image_spec(
             return None;
         }
         ImageSource::Guest(krate.to_string())
+    } else if path.starts_with(crate::guest::CONFIG_PREFIX) {
+        // "image:<name>/<file>": a file of a pulled guest image (`cargo xtask guest`).
+        match crate::guest::resolve_config_path(path) {
+            Ok(Some(file)) => ImageSource::File(file),
+            Ok(None) => return None,
+            Err(why) => {
+                report.push(src.error(&k, why));
+                return None;
+            }
+        }
     } else {
         let dir = src.path.parent().unwrap_or(Path::new("."));
         let file = dir.join(path);

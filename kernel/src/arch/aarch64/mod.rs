@@ -5,6 +5,7 @@
 pub mod esr;
 pub mod gicv2_lr;
 pub mod guest_dtb;
+pub mod image;
 pub mod stage2;
 
 #[cfg(target_os = "none")]
@@ -88,6 +89,22 @@ mod target {
 
     fn init_cpu(p: &Platform) -> Result<(), &'static str> {
         hostgic::init_cpu(p, &super::FORWARDED_PPIS)
+    }
+
+    /// Where a guest kernel with an arm64 `Image` header will live, bss included, if
+    /// its placement follows the boot protocol and avoids `others` (name, start,
+    /// end); None for kernels without the header (bare-metal images).
+    pub fn kernel_footprint(
+        image: &[u8],
+        load: u64,
+        others: &[(&'static str, u64, u64)],
+    ) -> Result<Option<(u64, u64)>, alloc::string::String> {
+        match super::image::parse(image) {
+            Some(h) => {
+                super::image::check_placement(&h, image.len() as u64, load, others).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     /// Physical address width from ID_AA64MMFR0_EL1.PARange.

@@ -10,16 +10,8 @@ use crate::devices::vgic::Vgic;
 use crate::vmm::exit::{Fault, Reply, VcpuOnError, VmExit};
 
 /// HCR_EL2: VM | SWIO | FMO | IMO | AMO | FB | BSU=inner | TWI | TSC | RW.
-const HCR: u64 = (1 << 0)
-    | (1 << 1)
-    | (1 << 3)
-    | (1 << 4)
-    | (1 << 5)
-    | (1 << 9)
-    | (1 << 10)
-    | (1 << 13)
-    | (1 << 19)
-    | (1 << 31);
+const HCR: u64 =
+    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 13) | (1 << 19) | (1 << 31);
 /// EL1h with D, A, I, F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.

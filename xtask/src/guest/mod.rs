@@ -1,0 +1,352 @@
+//! `cargo xtask guest list|pull|rm`: guest images (kernels, initramfs, device trees)
+//! in a local store, from a registry in AxVisor's format or from a built-in recipe.
+//!
+//! - Store: see [`store`] (`--store DIR`, `$HV_GUEST_STORE`, else the user's cache
+//!   directory `hypervisor-guests`).
+//! - Registry: `--registry URL`, else `$HV_GUEST_REGISTRY`, else the repository's
+//!   `configs/guest-images.toml` (lists the built-in recipes). See [`registry`].
+//! - Built-in recipes (`linux-aarch64`, `linux-riscv64`): see [`recipe`].
+//! - VM configs name image files as `image:<name>/<file>` (see [`resolve_config_path`]).
+pub mod cpio;
+pub mod debian;
+pub mod fetch;
+pub mod initramfs;
+pub mod recipe;
+pub mod registry;
+pub mod store;
+pub mod unpack;
+
+#[cfg(test)]
+mod tests;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use fetch::{check_sha256, download, Location};
+use registry::{ImageEntry, Registry};
+use store::{Manifest, Store};
+
+/// The environment variable that overrides the default registry.
+pub const REGISTRY_ENV: &str = "HV_GUEST_REGISTRY";
+/// The default registry, relative to the repository root.
+pub const DEFAULT_REGISTRY: &str = "configs/guest-images.toml";
+/// The prefix of guest-image file names in VM configs.
+pub const CONFIG_PREFIX: &str = "image:";
+
+/// `cargo xtask guest ...`
+#[derive(Args, Debug)]
+pub struct GuestArgs {
+    /// Image store directory [default: $HV_GUEST_STORE, else
+    /// $XDG_CACHE_HOME/hypervisor-guests, else ~/.cache/hypervisor-guests].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Registry TOML (http(s)://, file:// URL or path) [default: $HV_GUEST_REGISTRY,
+    /// else configs/guest-images.toml].
+    #[arg(long, global = true, value_name = "URL")]
+    pub registry: Option<String>,
+    #[command(subcommand)]
+    pub cmd: GuestCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GuestCmd {
+    /// List the registry's images and the built-in recipes, and which are pulled.
+    List,
+    /// Fetch (registry image) or build (built-in recipe) an image into the store.
+    Pull {
+        /// Image name, e.g. linux-aarch64.
+        name: String,
+        /// Fetch again even if the image is already pulled.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a pulled image from the store.
+    Rm {
+        /// Image name.
+        name: String,
+    },
+}
+
+/// Runs a `guest` subcommand; `root` is the repository root.
+pub fn run(root: &Path, args: &GuestArgs) -> Result<()> {
+    let store = Store::open(args.store.as_deref())?;
+    let reg_loc = registry_location(root, args.registry.as_deref())?;
+    match &args.cmd {
+        GuestCmd::List => list(&store, &reg_loc),
+        GuestCmd::Pull { name, force } => pull(&store, &reg_loc, name, *force),
+        GuestCmd::Rm { name } => {
+            store.remove(name)?;
+            println!(
+                "xtask: removed guest image {name} from {}",
+                store.root.display()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The registry to use.
+pub fn registry_location(root: &Path, explicit: Option<&str>) -> Result<Location> {
+    let env = std::env::var(REGISTRY_ENV).ok().filter(|v| !v.is_empty());
+    match explicit.map(str::to_string).or(env) {
+        Some(url) => Location::parse(&url, None),
+        None => Ok(Location::File(root.join(DEFAULT_REGISTRY))),
+    }
+}
+
+/// An image `list` shows.
+struct Row {
+    name: String,
+    version: String,
+    arch: String,
+    pulled: String,
+    what: String,
+}
+
+fn list(store: &Store, reg_loc: &Location) -> Result<()> {
+    println!("xtask: store {}", store.root.display());
+    println!("xtask: registry {reg_loc}");
+    let reg = registry::load(reg_loc).unwrap_or_else(|e| {
+        eprintln!("xtask: warning: {e:#} (showing built-in recipes and pulled images only)");
+        Registry::default()
+    });
+    let pulled = store.pulled()?;
+    let rows = rows(&reg, &pulled);
+    let w = |f: fn(&Row) -> &str, min: usize| rows.iter().map(|r| f(r).len()).fold(min, usize::max);
+    let (wn, wv, wa, wp) = (
+        w(|r| &r.name, 4),
+        w(|r| &r.version, 7),
+        w(|r| &r.arch, 4),
+        w(|r| &r.pulled, 6),
+    );
+    println!(
+        "{:wn$}  {:wv$}  {:wa$}  {:wp$}  DESCRIPTION",
+        "NAME", "VERSION", "ARCH", "PULLED"
+    );
+    for r in &rows {
+        println!(
+            "{:wn$}  {:wv$}  {:wa$}  {:wp$}  {}",
+            r.name, r.version, r.arch, r.pulled, r.what
+        );
+    }
+    Ok(())
+}
+
+/// Registry images, then recipes the registry does not list, then other pulled images.
+fn rows(reg: &Registry, pulled: &[Manifest]) -> Vec<Row> {
+    let pulled_as = |name: &str| {
+        pulled
+            .iter()
+            .find(|m| m.name == name)
+            .map_or("no".to_string(), |m| format!("yes ({})", m.version))
+    };
+    let mut rows: Vec<Row> = reg
+        .images
+        .iter()
+        .map(|i| Row {
+            name: i.name.clone(),
+            version: i.version.clone(),
+            arch: i.arch.clone(),
+            pulled: pulled_as(&i.name),
+            what: i.description.clone(),
+        })
+        .collect();
+    for r in recipe::RECIPES {
+        if reg.find(r.name).is_none() {
+            rows.push(Row {
+                name: r.name.into(),
+                version: r.suite.into(),
+                arch: r.arch.into(),
+                pulled: pulled_as(r.name),
+                what: r.description.into(),
+            });
+        }
+    }
+    for m in pulled {
+        if !rows.iter().any(|r| r.name == m.name) {
+            rows.push(Row {
+                name: m.name.clone(),
+                version: m.version.clone(),
+                arch: m.arch.clone(),
+                pulled: format!("yes ({})", m.version),
+                what: format!(
+                    "{} (from {}; not in this registry)",
+                    m.description, m.source
+                ),
+            });
+        }
+    }
+    rows
+}
+
+/// Every name `pull` knows, for messages.
+fn known_names(reg: &Registry) -> Vec<String> {
+    let mut names: Vec<String> = reg.images.iter().map(|i| i.name.clone()).collect();
+    for r in recipe::RECIPES {
+        if !names.iter().any(|n| n == r.name) {
+            names.push(r.name.to_string());
+        }
+    }
+    names
+}
+
+fn pull(store: &Store, reg_loc: &Location, name: &str, force: bool) -> Result<()> {
+    store::check_name(name).map_err(anyhow::Error::msg)?;
+    if let Some(m) = store.manifest(name)? {
+        if !force {
+            println!(
+                "xtask: guest image {name} {} is already pulled in {} (use --force to fetch it again)",
+                m.version,
+                store.image_dir(name).display()
+            );
+            return Ok(());
+        }
+    }
+    let reg = match registry::load(reg_loc) {
+        Ok(r) => r,
+        Err(e) if recipe::find(name).is_some() => {
+            eprintln!("xtask: warning: {e:#} (using the built-in recipe {name})");
+            Registry::default()
+        }
+        Err(e) => return Err(e),
+    };
+    let dir = match reg.find(name) {
+        Some(entry) => pull_entry(store, entry)?,
+        None => match recipe::find(name) {
+            Some(r) => recipe::pull(r, store)?,
+            None => bail!(
+                "unknown guest image `{name}` (known: {}; registry {reg_loc})",
+                known_names(&reg).join(", ")
+            ),
+        },
+    };
+    report_pulled(store, name, &dir)
+}
+
+fn pull_entry(store: &Store, entry: &ImageEntry) -> Result<PathBuf> {
+    match &entry.location {
+        Location::Recipe(r) => {
+            let recipe = recipe::find(r).with_context(|| {
+                let names: Vec<&str> = recipe::RECIPES.iter().map(|r| r.name).collect();
+                format!(
+                    "registry {} names the unknown recipe `{r}` for image {} (built-in recipes: {})",
+                    entry.registry,
+                    entry.name,
+                    names.join(", ")
+                )
+            })?;
+            recipe::pull(recipe, store)
+        }
+        _ => pull_archive(store, entry),
+    }
+}
+
+/// Downloads a registry image (a `.tar.gz`), checks it and unpacks it into the store.
+pub fn pull_archive(store: &Store, entry: &ImageEntry) -> Result<PathBuf> {
+    let staging = store.staging(&entry.name)?;
+    let archive = staging.dir.join("download.tar.gz");
+    println!("xtask: guest {}: fetching {}", entry.name, entry.location);
+    let got = download(&entry.location, &archive)?;
+    check_sha256(&entry.location.to_string(), &entry.sha256, &got)?;
+    unpack::unpack_tar_gz(&archive, &staging.image)?;
+    strip_single_top_dir(&staging.image)?;
+    let has = |f: &str| staging.image.join(f).is_file().then(|| f.to_string());
+    let manifest = Manifest {
+        name: entry.name.clone(),
+        version: entry.version.clone(),
+        sha256: got,
+        source: entry.location.to_string(),
+        arch: entry.arch.clone(),
+        description: entry.description.clone(),
+        pulled_at: 0,
+        kernel: has("Image"),
+        initramfs: has("initramfs.cpio.gz"),
+        dtbs: staging.image.join("dtbs").is_dir().then(|| "dtbs".into()),
+        packages: Vec::new(),
+    };
+    staging.commit(manifest)
+}
+
+/// An archive whose entries all lie in one top-level directory is moved up a level, so
+/// that `image:<name>/<file>` names the same file either way.
+fn strip_single_top_dir(dir: &Path) -> Result<()> {
+    let entries: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let [only] = entries.as_slice() else {
+        return Ok(());
+    };
+    let is_dir = fs::symlink_metadata(only).is_ok_and(|m| m.is_dir());
+    if !is_dir {
+        return Ok(());
+    }
+    let tmp = dir.with_extension("strip");
+    fs::rename(only, &tmp).context("cannot reorganise the unpacked image")?;
+    fs::remove_dir(dir).context("cannot reorganise the unpacked image")?;
+    fs::rename(&tmp, dir).context("cannot reorganise the unpacked image")?;
+    Ok(())
+}
+
+fn report_pulled(store: &Store, name: &str, dir: &Path) -> Result<()> {
+    let m = store
+        .manifest(name)?
+        .with_context(|| format!("{} has no manifest after the pull", dir.display()))?;
+    let mut files: Vec<String> = fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    if e.path().is_dir() {
+                        n + "/"
+                    } else {
+                        n
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    println!(
+        "xtask: pulled guest image {name} {} into {}: {}",
+        m.version,
+        dir.display(),
+        files.join(", ")
+    );
+    if let Some(k) = &m.kernel {
+        println!("xtask: in a VM config: kernel_path = \"{CONFIG_PREFIX}{name}/{k}\"");
+    }
+    if let Some(i) = &m.initramfs {
+        println!("xtask: in a VM config: ramdisk_path = \"{CONFIG_PREFIX}{name}/{i}\"");
+    }
+    if let (Some(r), Some(k), Some(i)) = (recipe::find(name), &m.kernel, &m.initramfs) {
+        println!(
+            "xtask: on plain QEMU: {} -kernel {} -initrd {} -append 'console={} run=\"echo hello\"'",
+            r.qemu,
+            dir.join(k).display(),
+            dir.join(i).display(),
+            r.console
+        );
+    }
+    Ok(())
+}
+
+/// For VM configs: `image:<name>/<file>` becomes the file in the default store.
+/// `Ok(None)` when `path` does not use the prefix; `Err(message)` when the image or
+/// file is missing (the message says which file and how to pull the image).
+pub fn resolve_config_path(path: &str) -> Result<Option<PathBuf>, String> {
+    let Some(rest) = path.strip_prefix(CONFIG_PREFIX) else {
+        return Ok(None);
+    };
+    let Some((name, file)) = rest.split_once('/') else {
+        return Err(format!(
+            "{path:?}: expected \"{CONFIG_PREFIX}<image>/<file>\", e.g. \"{CONFIG_PREFIX}linux-aarch64/Image\""
+        ));
+    };
+    let store = Store::open(None).map_err(|e| format!("{e:#}"))?;
+    store.resolve(name, file).map(Some)
+}

@@ -1,0 +1,501 @@
+//! What each page lists: its rows (label, value, markers) and the help text of a row.
+//! Pure functions of the model, shared by the key handling and the views.
+use toml_edit::Value;
+
+use super::doc::compact;
+use super::model::{key_of, show_value, DocId, Model, SettingRef, REGIONS};
+use super::schema::{Group, Kind};
+use crate::config::diag::{Diagnostic, KeyPath, Severity};
+use crate::config::range::human_size;
+
+/// A screen of the menu.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Page {
+    /// The board's build settings (the root).
+    Main,
+    Hardware,
+    Qemu,
+    /// The VM configs that can be bundled.
+    VmList,
+    /// The main fields of one VM config.
+    Vm(DocId),
+    /// The memory regions of one VM config.
+    Regions(DocId),
+    /// Settings matching a search, in the context of an open VM config (if any).
+    Search {
+        query: String,
+        vm: Option<DocId>,
+    },
+}
+
+/// What a row stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RowKind {
+    Setting(SettingRef),
+    Open(Page),
+    VmFile(String),
+    Region(DocId, usize),
+    AddRegion(DocId),
+}
+
+/// One line of a page.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub kind: RowKind,
+    pub label: String,
+    pub value: String,
+    pub error: bool,
+    pub warning: bool,
+    /// Differs from the file on disk.
+    pub changed: bool,
+    /// One line of help, shown under the list.
+    pub hint: String,
+}
+
+impl Row {
+    fn plain(kind: RowKind, label: &str, value: String, hint: &str) -> Row {
+        Row {
+            kind,
+            label: label.to_string(),
+            value,
+            error: false,
+            warning: false,
+            changed: false,
+            hint: hint.to_string(),
+        }
+    }
+
+    fn marked(mut self, diags: &[&Diagnostic]) -> Row {
+        self.error = diags.iter().any(|d| d.severity == Severity::Error);
+        self.warning = !self.error && !diags.is_empty();
+        if let Some(d) = diags.first() {
+            self.hint = format!("{}: {}", d.key, d.message);
+        }
+        self
+    }
+}
+
+/// The title of a page.
+pub fn title(model: &Model, page: &Page) -> String {
+    let shown = |d: &DocId| model.doc(*d).map(|d| d.shown.clone()).unwrap_or_default();
+    match page {
+        Page::Main => "Build configuration".into(),
+        Page::Hardware => "Board hardware".into(),
+        Page::Qemu => "QEMU (cargo xtask run)".into(),
+        Page::VmList => match model.board_arch() {
+            Some(a) => format!("VM configs for {}", a.name()),
+            None => "VM configs".into(),
+        },
+        Page::Vm(d) => format!("VM config {}", file_name(&shown(d))),
+        Page::Regions(d) => format!("Memory regions of {}", file_name(&shown(d))),
+        Page::Search { query, .. } => format!("Settings matching \"{query}\""),
+    }
+}
+
+/// A page's name in the title line's path.
+pub fn short_title(model: &Model, page: &Page) -> String {
+    let stem = |d: &DocId| {
+        let name = model
+            .doc(*d)
+            .map(|d| file_name(&d.shown))
+            .unwrap_or_default();
+        name.trim_end_matches(".toml").to_string()
+    };
+    match page {
+        Page::Main => "Build".into(),
+        Page::Hardware => "Hardware".into(),
+        Page::Qemu => "QEMU".into(),
+        Page::VmList => "VMs".into(),
+        Page::Vm(d) => stem(d),
+        Page::Regions(_) => "memory".into(),
+        Page::Search { .. } => "search".into(),
+    }
+}
+
+/// The last part of a path.
+pub fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+/// The rows of a page.
+pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
+    match page {
+        Page::Main => {
+            let mut out = group_rows(model, Group::Build);
+            out.push(submenu_row(
+                model,
+                Group::Hardware,
+                "Board hardware",
+                "CPUs, RAM and load address of the board",
+            ));
+            out.push(submenu_row(
+                model,
+                Group::Qemu,
+                "QEMU",
+                "How `cargo xtask run` starts QEMU for this board",
+            ));
+            out
+        }
+        Page::Hardware => group_rows(model, Group::Hardware),
+        Page::Qemu => group_rows(model, Group::Qemu),
+        Page::VmList => vm_file_rows(model),
+        Page::Vm(d) => (0..model.vm_settings.len())
+            .map(|index| setting_row(model, SettingRef { doc: *d, index }, false))
+            .collect(),
+        Page::Regions(d) => region_rows(model, *d),
+        Page::Search { query, vm } => search(model, query, *vm)
+            .into_iter()
+            .map(|r| setting_row(model, r, true))
+            .collect(),
+    }
+}
+
+/// A row that opens the page of a group of board settings, marked with their
+/// problems.
+fn submenu_row(model: &Model, group: Group, label: &str, hint: &str) -> Row {
+    let page = match group {
+        Group::Hardware => Page::Hardware,
+        _ => Page::Qemu,
+    };
+    let diags: Vec<&Diagnostic> = model
+        .board_settings
+        .iter()
+        .filter(|s| s.group == group)
+        .flat_map(|s| model.diags_for(DocId::Board, &key_of(s.loc)))
+        .collect();
+    Row::plain(RowKind::Open(page), label, "--->".into(), hint).marked(&diags)
+}
+
+fn group_rows(model: &Model, group: Group) -> Vec<Row> {
+    model
+        .board_settings
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.group == group)
+        .map(|(index, _)| {
+            let r = SettingRef {
+                doc: DocId::Board,
+                index,
+            };
+            setting_row(model, r, false)
+        })
+        .collect()
+}
+
+fn setting_row(model: &Model, r: SettingRef, with_page: bool) -> Row {
+    let Some(s) = model.setting(r) else {
+        return Row::plain(RowKind::Setting(r), "?", String::new(), "");
+    };
+    let mut label = match s.loc.section {
+        Some("memory") => s.loc.dotted(),
+        _ => s.loc.key.to_string(),
+    };
+    if with_page {
+        let page = match (r.doc, s.group) {
+            (DocId::Vm(_), _) => "VM",
+            (_, Group::Hardware) => "Hardware",
+            (_, Group::Qemu) => "QEMU",
+            _ => "Build",
+        };
+        label = format!("{page} > {}", s.loc.dotted());
+    }
+    let value = match s.kind {
+        Kind::VmList => format!("{} selected --->", model.selected_vms().len()),
+        Kind::Regions => regions_summary(&model.regions(r.doc)),
+        _ => show_value(s, model.value(r)),
+    };
+    let hint = first_sentence(&s.help);
+    let mut row = Row::plain(RowKind::Setting(r), &label, value, &hint);
+    row.changed = model.is_changed(r);
+    row.marked(&model.setting_diags(r))
+}
+
+fn regions_summary(regions: &[Value]) -> String {
+    let total: i64 = regions
+        .iter()
+        .filter_map(|r| r.as_array()?.get(1)?.as_integer())
+        .sum();
+    let n = regions.len();
+    format!(
+        "{n} region{}, {} --->",
+        if n == 1 { "" } else { "s" },
+        human_size(total.max(0) as u64)
+    )
+}
+
+/// The text up to the first full stop that ends a sentence (not that of "e.g.").
+fn first_sentence(text: &str) -> String {
+    let end = text
+        .match_indices(". ")
+        .map(|(i, _)| i)
+        .find(|&i| !text[..i].ends_with("e.g") && !text[..i].ends_with("i.e"));
+    match end {
+        Some(i) => text[..=i].to_string(),
+        None => text.to_string(),
+    }
+}
+
+fn vm_file_rows(model: &Model) -> Vec<Row> {
+    let selected = model.selected_vms();
+    model
+        .vm_choices()
+        .into_iter()
+        .map(|f| {
+            let on = selected.contains(&f.rel);
+            let name = f.rel.rsplit('/').next().unwrap_or(&f.rel).to_string();
+            let label = format!("[{}] {name}", if on { "x" } else { " " });
+            let text = vm_text(model, &f.rel);
+            let mut value = vm_summary(&text);
+            if f.arch.is_none() {
+                value.push_str(" (arch unknown)");
+            } else if f.arch != model.board_arch() {
+                value.push_str(&format!(
+                    " (for {})",
+                    f.arch.map(|a| a.name()).unwrap_or("?")
+                ));
+            }
+            if !f.path.is_file() {
+                value = "(file not found)".into();
+            }
+            let diags: Vec<&Diagnostic> = model.diags.iter().filter(|d| d.file == f.rel).collect();
+            let row = Row::plain(
+                RowKind::VmFile(f.rel.clone()),
+                &label,
+                value,
+                "Space: bundle it or not; Enter: edit it",
+            );
+            row.marked(&diags)
+        })
+        .collect()
+}
+
+/// The text of a VM config: the edited one when it is open.
+fn vm_text(model: &Model, rel: &str) -> String {
+    let path = model.root.join(rel);
+    match model.vms.iter().find(|d| d.path == path) {
+        Some(d) => d.text(),
+        None => std::fs::read_to_string(path).unwrap_or_default(),
+    }
+}
+
+/// `vm1, 2 vCPUs, 16 MiB` from a VM config's text.
+pub fn vm_summary(text: &str) -> String {
+    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return "(not valid TOML)".into();
+    };
+    let name = doc
+        .get("base")
+        .and_then(|b| b.get("name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("?");
+    let cpus = doc
+        .get("base")
+        .and_then(|b| b.get("cpu_num"))
+        .and_then(|n| n.as_integer())
+        .unwrap_or(0);
+    let mem: i64 = doc
+        .get("kernel")
+        .and_then(|k| k.get("memory_regions"))
+        .and_then(|r| r.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_array()?.get(1)?.as_integer())
+                .sum()
+        })
+        .unwrap_or(0);
+    format!(
+        "{name}, {cpus} vCPU{}, {}",
+        if cpus == 1 { "" } else { "s" },
+        human_size(mem.max(0) as u64)
+    )
+}
+
+fn region_rows(model: &Model, vm: DocId) -> Vec<Row> {
+    let changed = model.doc(vm).is_some_and(|d| d.changed(REGIONS));
+    let mut out: Vec<Row> = model
+        .regions(vm)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let key = key_of(REGIONS).index(i);
+            let mut row = Row::plain(
+                RowKind::Region(vm, i),
+                &format!("region {i}"),
+                describe_region(v),
+                "Enter: edit as [gpa, size, flags, map_type]; d: delete",
+            );
+            row.changed = changed;
+            row.marked(&model.diags_for(vm, &key))
+        })
+        .collect();
+    let whole: Vec<&Diagnostic> = model
+        .diags_for(vm, &key_of(REGIONS))
+        .into_iter()
+        .filter(|d| d.key == key_of(REGIONS))
+        .collect();
+    out.push(
+        Row::plain(
+            RowKind::AddRegion(vm),
+            "<add a region>",
+            String::new(),
+            "Enter or a: add a memory region",
+        )
+        .marked(&whole),
+    );
+    out
+}
+
+/// `0x40000000..0x41000000  16 MiB  RWX  allocate` for `[gpa, size, flags, map_type]`.
+pub fn describe_region(v: &Value) -> String {
+    let ints: Vec<i64> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_integer).collect())
+        .unwrap_or_default();
+    let [gpa, size, flags, map] = ints[..] else {
+        return compact(v);
+    };
+    let bits = [(1, 'R'), (2, 'W'), (4, 'X'), (8, 'D')];
+    let f: String = bits
+        .iter()
+        .map(|(b, c)| if flags & b != 0 { *c } else { '-' })
+        .collect();
+    let map = match map {
+        0 => "allocate",
+        1 => "identity",
+        2 => "reserved",
+        _ => "map_type?",
+    };
+    format!(
+        "{:#x}..{:#x}  {}  {f}  {map}",
+        gpa,
+        gpa.saturating_add(size),
+        human_size(size.max(0) as u64)
+    )
+}
+
+/// Settings whose name or help contains `query` (any case): the board's, and those
+/// of the open VM config `vm`.
+pub fn search(model: &Model, query: &str, vm: Option<DocId>) -> Vec<SettingRef> {
+    let q = query.to_lowercase();
+    let hit = |s: &super::schema::Setting| {
+        s.name().to_lowercase().contains(&q) || s.help.to_lowercase().contains(&q)
+    };
+    let mut docs = vec![DocId::Board];
+    docs.extend(vm);
+    docs.into_iter()
+        .flat_map(|doc| {
+            model
+                .settings(doc)
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| hit(s))
+                .map(move |(index, _)| SettingRef { doc, index })
+        })
+        .collect()
+}
+
+/// The full help of a row, for the `?` window.
+pub fn help(model: &Model, row: &Row) -> (String, Vec<String>) {
+    match &row.kind {
+        RowKind::Setting(r) => setting_help(model, *r),
+        RowKind::Open(p) => (title(model, p), vec![row.hint.clone()]),
+        RowKind::VmFile(rel) => vm_file_help(model, rel),
+        RowKind::Region(vm, i) => region_help(model, *vm, Some(*i)),
+        RowKind::AddRegion(vm) => region_help(model, *vm, None),
+    }
+}
+
+fn setting_help(model: &Model, r: SettingRef) -> (String, Vec<String>) {
+    let (Some(s), Some(doc)) = (model.setting(r), model.doc(r.doc)) else {
+        return (String::new(), Vec::new());
+    };
+    let mut lines = vec![
+        format!("File:  {}", doc.shown),
+        format!(
+            "Type:  {}{}",
+            s.kind.describe(),
+            if s.optional { " (optional)" } else { "" }
+        ),
+    ];
+    if let Some(d) = s.default {
+        lines.push(format!("Default when left out: {d}"));
+    }
+    lines.push(format!("Value: {}", show_value(s, model.value(r))));
+    lines.push(String::new());
+    lines.push(s.help.clone());
+    if let Kind::Choice(opts) | Kind::Multi(opts) = &s.kind {
+        lines.push(String::new());
+        lines.push("Allowed values:".into());
+        for o in opts {
+            lines.push(format!("  {}  {}", o.label(), o.help));
+        }
+    }
+    push_problems(&mut lines, &model.setting_diags(r));
+    (s.name(), lines)
+}
+
+fn vm_file_help(model: &Model, rel: &str) -> (String, Vec<String>) {
+    let on = model.selected_vms().iter().any(|r| r == rel);
+    let mut lines = vec![
+        format!("{} ({})", vm_summary(&vm_text(model, rel)), rel),
+        format!(
+            "{} in vm_configs: Space changes that, Enter opens the file.",
+            if on { "Listed" } else { "Not listed" }
+        ),
+    ];
+    let diags: Vec<&Diagnostic> = model.diags.iter().filter(|d| d.file == rel).collect();
+    push_problems(&mut lines, &diags);
+    (rel.to_string(), lines)
+}
+
+fn region_help(model: &Model, vm: DocId, i: Option<usize>) -> (String, Vec<String>) {
+    let mut lines = vec![
+        "A region is [gpa, size, flags, map_type]:".to_string(),
+        "  gpa, size  guest-physical base and size, 4 KiB aligned".into(),
+        "  flags      0x1 read, 0x2 write, 0x4 execute, 0x8 device".into(),
+        "  map_type   0 allocate anywhere, 1 identity (GPA = HPA), 2 reserved host range".into(),
+        "Regions must not overlap; the VM needs at least one normal (non-device) one.".into(),
+    ];
+    let key = match i {
+        Some(i) => key_of(REGIONS).index(i),
+        None => key_of(REGIONS),
+    };
+    if let (Some(i), Some(v)) = (i, i.and_then(|i| model.regions(vm).get(i).cloned())) {
+        lines.insert(0, format!("region {i}: {}", describe_region(&v)));
+    }
+    push_problems(&mut lines, &model.diags_for(vm, &key));
+    (key.to_string(), lines)
+}
+
+fn push_problems(lines: &mut Vec<String>, diags: &[&Diagnostic]) {
+    if diags.is_empty() {
+        return;
+    }
+    lines.push(String::new());
+    lines.push("Problems:".into());
+    for d in diags {
+        lines.push(format!("  {}", short_diag(d)));
+    }
+}
+
+/// A diagnostic, short, for the status line: `file name: key: message`.
+pub fn one_line(d: &Diagnostic) -> String {
+    if d.key == KeyPath::default() {
+        format!("{}: {}", file_name(&d.file), d.message)
+    } else {
+        format!("{}: {}: {}", file_name(&d.file), d.key, d.message)
+    }
+}
+
+/// A diagnostic on one line: `error: file: key: message`.
+pub fn short_diag(d: &Diagnostic) -> String {
+    let kind = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    if d.key == KeyPath::default() {
+        format!("{kind}: {}: {}", d.file, d.message)
+    } else {
+        format!("{kind}: {}: {}: {}", d.file, d.key, d.message)
+    }
+}

@@ -1,0 +1,598 @@
+//! Tests of the model (edit, check, save keeping comments) and of the views, drawn
+//! with ratatui's `TestBackend`, driven by the same key events the terminal sends.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use toml_edit::Value;
+
+use super::app::{App, Popup};
+use super::doc::{EditDoc, Loc};
+use super::model::{DocId, Model, SettingRef};
+use super::rows::{Page, RowKind};
+use super::truth::{kernel_features, kernel_targets, vm_files, Truth};
+use super::{board_file, view};
+use crate::cmd::build::DEFAULT_BOARD;
+
+const VM_A: &str = "configs/vms/testguest-aarch64-qemu-smp2-a.toml";
+const VM_B: &str = "configs/vms/testguest-aarch64-qemu-smp2-b.toml";
+const VM_FAULT: &str = "configs/vms/testguest-aarch64-qemu-smp2-fault.toml";
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the repository")
+}
+
+/// A scratch copy of the repository's configs, with `.build.toml` from the
+/// default board.
+struct Fixture {
+    root: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let root =
+            std::env::temp_dir().join(format!("xtask-menuconfig-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for dir in ["configs/board", "configs/vms"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
+                std::fs::copy(e.path(), root.join(dir).join(e.file_name())).unwrap();
+            }
+        }
+        board_file(&root, None).unwrap();
+        Fixture { root }
+    }
+
+    fn build_toml(&self) -> PathBuf {
+        self.root.join(".build.toml")
+    }
+
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.join(rel)).unwrap()
+    }
+
+    fn truth(&self) -> Truth {
+        static REPO: OnceLock<(Vec<String>, Vec<String>, Vec<super::truth::Feature>)> =
+            OnceLock::new();
+        let (targets, unported, features) = REPO.get_or_init(|| {
+            let (t, u) = kernel_targets(repo()).unwrap();
+            (t, u, kernel_features(repo()).unwrap())
+        });
+        Truth {
+            targets: targets.clone(),
+            unported_targets: unported.clone(),
+            features: features.clone(),
+            vm_files: vm_files(&self.root),
+            guest_crates: vec!["testguest".into()],
+        }
+    }
+
+    fn model(&self) -> Model {
+        let path = self.build_toml();
+        let doc = EditDoc::open(&path, ".build.toml".into()).unwrap();
+        Model::new(&self.root, self.truth(), doc)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn board_ref(m: &Model, loc: Loc) -> SettingRef {
+    m.find(DocId::Board, loc).unwrap()
+}
+
+/// The lines that differ between two texts of the same number of lines.
+fn changed_lines(before: &str, after: &str) -> Vec<(String, String)> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
+    assert_eq!(a.len(), b.len(), "line count changed:\n{after}");
+    a.iter()
+        .zip(&b)
+        .filter(|(x, y)| x != y)
+        .map(|(x, y)| (x.to_string(), y.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_config_of_the_repo_round_trips_byte_for_byte() {
+    for dir in ["configs/board", "configs/vms"] {
+        for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let doc = EditDoc::from_text(&e.path(), "x".into(), text.clone()).unwrap();
+            assert_eq!(doc.text(), text, "{}", e.path().display());
+            assert!(!doc.is_modified());
+        }
+    }
+}
+
+#[test]
+fn editing_log_and_a_feature_changes_exactly_those_lines() {
+    let f = Fixture::new();
+    let before = f.read(".build.toml");
+    let mut m = f.model();
+    assert!(m.errors().next().is_none(), "{:?}", m.diags);
+    m.apply_text(board_ref(&m, Loc::top("log")), "Debug")
+        .unwrap();
+    m.set_list(board_ref(&m, Loc::top("features")), &[]);
+    assert!(m.is_modified());
+    assert_eq!(m.save().unwrap(), vec![".build.toml".to_string()]);
+    let after = f.read(".build.toml");
+    assert_eq!(
+        changed_lines(&before, &after),
+        vec![
+            (
+                "features = [\"semihosting-exit\"]".into(),
+                "features = []".into()
+            ),
+            ("log = \"Info\"".into(), "log = \"Debug\"".into()),
+        ]
+    );
+    assert!(
+        after.contains("# Exit QEMU with a status code"),
+        "comments kept"
+    );
+    assert!(!m.is_modified());
+}
+
+#[test]
+fn undoing_an_edit_restores_the_original_text() {
+    let f = Fixture::new();
+    let before = f.read(".build.toml");
+    let mut m = f.model();
+    let log = board_ref(&m, Loc::top("log"));
+    m.apply_text(log, "Warn").unwrap();
+    assert!(m.is_changed(log));
+    m.apply_text(log, "Info").unwrap();
+    assert!(!m.is_modified());
+    // A multi-line list: remove an entry, then add it back.
+    m.toggle_vm(VM_A);
+    assert_eq!(m.selected_vms(), vec![VM_B.to_string()]);
+    let text = m.board.text();
+    assert!(
+        text.contains(&format!("vm_configs = [\n    \"{VM_B}\",\n]")),
+        "{text}"
+    );
+    m.toggle_vm(VM_A);
+    assert_eq!(m.selected_vms(), vec![VM_B.to_string(), VM_A.to_string()]);
+    m.toggle_vm(VM_A);
+    m.toggle_vm(VM_B);
+    m.toggle_vm(VM_A);
+    m.toggle_vm(VM_B);
+    assert_eq!(m.board.text(), before);
+    assert!(!m.is_modified());
+}
+
+#[test]
+fn added_entries_follow_the_list_style() {
+    let f = Fixture::new();
+    let mut m = f.model();
+    m.toggle_vm(VM_FAULT);
+    let text = m.board.text();
+    assert!(
+        text.contains(&format!("\"{VM_B}\",\n    \"{VM_FAULT}\",\n]")),
+        "{text}"
+    );
+}
+
+#[test]
+fn comments_order_and_unknown_keys_survive_a_save() {
+    let dir = std::env::temp_dir().join(format!("xtask-menuconfig-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("x.toml");
+    let text = "# head\nzeta = 1 # why\nlog = \"Info\"  # level\nalpha = [1, 2]\n\n[custom]\nkeep = \"me\"\n";
+    std::fs::write(&path, text).unwrap();
+    let mut doc = EditDoc::open(&path, "x.toml".into()).unwrap();
+    doc.set(Loc::top("log"), Some(Value::from("Trace")));
+    doc.set(Loc::at("new", "key"), Some(Value::from(3)));
+    doc.save().unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        saved,
+        "# head\nzeta = 1 # why\nlog = \"Trace\"  # level\nalpha = [1, 2]\n\n[custom]\nkeep = \"me\"\n\n[new]\nkey = 3\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn type_and_range_are_checked_as_typed() {
+    let f = Fixture::new();
+    let mut m = f.model();
+    let smp = board_ref(&m, Loc::top("smp"));
+    assert!(m.apply_text(smp, "0").unwrap_err().contains("out of range"));
+    assert!(m
+        .apply_text(smp, "four")
+        .unwrap_err()
+        .contains("not an integer"));
+    let log = board_ref(&m, Loc::top("log"));
+    let err = m.apply_text(log, "Loud").unwrap_err();
+    assert!(err.contains("Trace, Debug, Info, Warn, Error"), "{err}");
+    assert!(!m.is_modified(), "refused input changes nothing");
+}
+
+#[test]
+fn invalid_configs_are_not_saved_and_say_why() {
+    let f = Fixture::new();
+    let before = f.read(".build.toml");
+    let mut m = f.model();
+    m.apply_text(board_ref(&m, Loc::top("hv_load_addr")), "0x4020_1000")
+        .unwrap();
+    let r = board_ref(&m, Loc::top("hv_load_addr"));
+    let diags = m.setting_diags(r);
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.message.contains("not aligned to 2 MiB")),
+        "{diags:?}"
+    );
+    let why = m.save().unwrap_err();
+    assert!(
+        why.contains("not saved") && why.contains("hv_load_addr"),
+        "{why}"
+    );
+    assert_eq!(f.read(".build.toml"), before, "nothing written");
+    // Fewer CPUs than the VMs need: the same cross-check as build.
+    m.apply_text(r, "0x4020_0000").unwrap();
+    m.apply_text(board_ref(&m, Loc::top("smp")), "3").unwrap();
+    let why = m.save().unwrap_err();
+    assert!(
+        why.contains("cpu_mpidrs: lists 4 CPUs but smp = 3"),
+        "{why}"
+    );
+    m.apply_text(board_ref(&m, Loc::top("cpu_mpidrs")), "[0, 1, 2]")
+        .unwrap();
+    let why = m.save().unwrap_err();
+    assert!(why.contains("the VMs need 4 vCPUs"), "{why}");
+}
+
+#[test]
+fn vm_configs_are_edited_with_the_checks_of_build() {
+    let f = Fixture::new();
+    let mut m = f.model();
+    let vm = m.open_vm(VM_A).unwrap();
+    let name = m.find(vm, Loc::at("base", "name")).unwrap();
+    m.apply_text(name, "vm2").unwrap();
+    // Reported, as by build, on the later of the two files.
+    assert!(
+        m.errors()
+            .any(|d| d.message.contains("duplicate VM name \"vm2\"")),
+        "{:?}",
+        m.diags
+    );
+    m.apply_text(name, "").unwrap();
+    assert!(m
+        .setting_diags(name)
+        .iter()
+        .any(|d| d.message.contains("must be non-empty")));
+    m.apply_text(name, "vm1").unwrap();
+    assert!(!m.is_modified());
+    let mode = m.find(vm, Loc::at("devices", "interrupt_mode")).unwrap();
+    m.apply_text(mode, "no_irq").unwrap();
+    // An overlapping region, then a good one.
+    m.set_region(vm, 1, "[0x4080_0000, 0x100_0000, 0x7, 0]")
+        .unwrap();
+    let regions = super::model::key_of(super::model::REGIONS);
+    assert!(m
+        .diags_for(vm, &regions)
+        .iter()
+        .any(|d| d.message.contains("overlaps")));
+    assert!(m
+        .set_region(vm, 1, "[1, 2]")
+        .unwrap_err()
+        .contains("4 non-negative"));
+    m.remove_region(vm, 1);
+    let saved = m.save().unwrap();
+    assert_eq!(saved, vec![VM_A.to_string()]);
+    let text = f.read(VM_A);
+    assert!(text.contains("interrupt_mode = \"no_irq\""));
+    assert!(text.contains("# Guest VM name: prefixes every line"));
+}
+
+#[test]
+fn a_vm_only_looked_at_does_not_block_saving() {
+    let f = Fixture::new();
+    let mut m = f.model();
+    // An RK3588 VM names MPIDRs the QEMU board does not have: an error, but the
+    // file is neither bundled nor modified.
+    let vm = m
+        .open_vm("configs/vms/testguest-aarch64-rk3588-smp2-a.toml")
+        .unwrap();
+    assert!(m.errors().any(|d| d.file.ends_with("rk3588-smp2-a.toml")));
+    assert!(m.blocking_errors().is_empty());
+    m.apply_text(board_ref(&m, Loc::top("log")), "Warn")
+        .unwrap();
+    assert!(m.save().is_ok());
+    // Once modified, its errors count.
+    let id = m.find(vm, Loc::at("base", "id")).unwrap();
+    m.apply_text(id, "7").unwrap();
+    assert!(m.save().unwrap_err().contains("phys_cpu_ids"));
+}
+
+#[test]
+fn vm_choices_follow_the_board_arch() {
+    let f = Fixture::new();
+    std::fs::write(
+        f.root.join("configs/vms/linux-riscv64-qemu-smp1.toml"),
+        "[base]\nname = \"r\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        f.root.join("configs/vms/mystery.toml"),
+        "[base]\nname = \"m\"\n",
+    )
+    .unwrap();
+    let m = f.model();
+    let rels: Vec<String> = m.vm_choices().into_iter().map(|v| v.rel).collect();
+    assert!(rels.contains(&VM_FAULT.to_string()));
+    assert!(rels.contains(&"configs/vms/mystery.toml".to_string()));
+    assert!(!rels.iter().any(|r| r.contains("riscv64")), "{rels:?}");
+}
+
+#[test]
+fn build_toml_is_created_from_the_default_board_once() {
+    let f = Fixture::new();
+    std::fs::remove_file(f.build_toml()).unwrap();
+    let (path, created) = board_file(&f.root, None).unwrap();
+    assert_eq!(path, f.build_toml());
+    assert_eq!(created.as_deref(), Some(DEFAULT_BOARD));
+    assert_eq!(f.read(".build.toml"), f.read(DEFAULT_BOARD));
+    assert_eq!(board_file(&f.root, None).unwrap().1, None);
+    assert!(board_file(&f.root, Some(&f.root.join("nope.toml"))).is_err());
+}
+
+// ---- views and keys ----
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+fn press(app: &mut App, keys: &str) {
+    for c in keys.chars() {
+        let code = match c {
+            '\n' => KeyCode::Enter,
+            '\x1b' => KeyCode::Esc,
+            '^' => KeyCode::Up,
+            'v' => KeyCode::Down,
+            c => KeyCode::Char(c),
+        };
+        app.on_key(key(code));
+    }
+}
+
+fn screen(app: &App, w: u16, h: u16) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view::draw(f, app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect())
+        .collect()
+}
+
+fn has(lines: &[String], text: &str) -> bool {
+    lines.iter().any(|l| l.contains(text))
+}
+
+#[test]
+fn main_page_fits_80x24() {
+    let f = Fixture::new();
+    let app = App::new(f.model());
+    let s = screen(&app, 80, 24);
+    assert!(s[0].contains("menuconfig: .build.toml > Build"), "{}", s[0]);
+    assert!(has(&s, "target") && has(&s, "aarch64-unknown-none-softfloat"));
+    assert!(has(&s, "features") && has(&s, "semihosting-exit"));
+    assert!(has(&s, "vm_configs") && has(&s, "2 selected --->"));
+    assert!(has(&s, "Board hardware") && has(&s, "QEMU"));
+    assert!(s[22].contains(".build.toml [saved]  valid"), "{}", s[22]);
+    assert!(s[23].contains("q quit"), "{}", s[23]);
+    assert!(s.iter().all(|l| l.chars().count() == 80));
+}
+
+#[test]
+fn search_jump_and_choose_a_log_level() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "/log");
+    assert!(has(&screen(&app, 80, 24), "1 setting matches"));
+    press(&mut app, "\n");
+    assert!(matches!(app.page().page, Page::Search { .. }));
+    press(&mut app, "\n");
+    assert_eq!(app.page().page, Page::Main);
+    assert_eq!(app.page().cursor, 2);
+    press(&mut app, "\n");
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "(*) Info") && has(&s, "( ) Trace"), "{s:#?}");
+    press(&mut app, "^\n");
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "*  log             Debug"), "{s:#?}");
+    assert!(s[22].contains("[modified]"), "{}", s[22]);
+}
+
+#[test]
+fn features_are_a_checklist() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "j\n");
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "[x] semihosting-exit"), "{s:#?}");
+    assert!(
+        has(&s, "Exit QEMU through Arm semihosting"),
+        "help of the option"
+    );
+    press(&mut app, " ");
+    assert!(has(&screen(&app, 80, 24), "[ ] semihosting-exit"));
+    press(&mut app, "\n");
+    assert!(has(&screen(&app, 80, 24), "features        (none)"));
+    // Esc in the checklist keeps the value.
+    press(&mut app, "\n \x1b");
+    assert!(has(&screen(&app, 80, 24), "features        (none)"));
+}
+
+#[test]
+fn quitting_with_changes_asks_first() {
+    let f = Fixture::new();
+    let before = f.read(".build.toml");
+    let mut app = App::new(f.model());
+    press(&mut app, "jjj\n");
+    assert_eq!(
+        app.model
+            .board
+            .get(Loc::top("to_bin"))
+            .and_then(Value::as_bool),
+        Some(false)
+    );
+    press(&mut app, "q");
+    assert!(matches!(app.popup, Some(Popup::ConfirmQuit)));
+    assert!(has(&screen(&app, 80, 24), "unsaved changes"));
+    press(&mut app, "\x1b");
+    assert!(!app.quit && app.popup.is_none());
+    press(&mut app, "qn");
+    assert!(app.quit);
+    assert_eq!(f.read(".build.toml"), before);
+
+    let mut app = App::new(f.model());
+    press(&mut app, "jjj\nqy");
+    assert!(app.quit);
+    assert!(f.read(".build.toml").contains("to_bin = false"));
+}
+
+#[test]
+fn quit_without_changes_does_not_ask() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "q");
+    assert!(app.quit);
+}
+
+#[test]
+fn help_shows_type_default_and_allowed_values() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "jj?");
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "Help: log"), "{s:#?}");
+    assert!(has(&s, "one of: Trace, Debug, Info, Warn, Error"));
+    assert!(has(&s, "Allowed values:"));
+    assert!(has(&s, "Default when left out: \"Info\""));
+    press(&mut app, "x");
+    assert!(app.popup.is_none());
+}
+
+#[test]
+fn bad_input_keeps_the_editor_open_with_the_reason() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "G\n");
+    assert_eq!(app.page().page, Page::Qemu);
+    press(&mut app, "\x1b");
+    press(&mut app, "k\n");
+    assert_eq!(app.page().page, Page::Hardware);
+    press(&mut app, "jj\n");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "0\n");
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "0 is out of range"), "{s:#?}");
+    app.on_key(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+    press(&mut app, "2\n");
+    assert!(app.popup.is_none());
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "*  smp              2"), "{s:#?}");
+    assert!(has(&s, " ! cpu_mpidrs"), "{s:#?}");
+    assert!(s[22].contains("1 error: .build.toml: cpu_mpidrs: lists 4 CPUs but smp"));
+}
+
+#[test]
+fn vm_editor_and_regions_from_the_list() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "jjjjj\n");
+    assert_eq!(app.page().page, Page::VmList);
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "[x] testguest-aarch64-qemu-smp2-a.toml"), "{s:#?}");
+    assert!(has(&s, "vm1, 2 vCPUs, 16 MiB"));
+    // Down to the fault VM, select it: 6 vCPUs on a 4-CPU board.
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_FAULT.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = pos;
+    press(&mut app, " ");
+    assert!(has(
+        &screen(&app, 80, 24),
+        "[x] testguest-aarch64-qemu-smp2-fault.toml"
+    ));
+    assert!(app.model.errors().any(|d| d.message.contains("vCPUs")));
+    press(&mut app, " ");
+    // Open VM a, edit cpu_num, then its regions.
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_A.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = pos;
+    press(&mut app, "\n");
+    assert!(matches!(app.page().page, Page::Vm(_)));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s[1].contains("VM config testguest-aarch64-qemu-smp2-a.toml"),
+        "{}",
+        s[1]
+    );
+    press(&mut app, "jjj\n");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "1\n");
+    assert!(has(&screen(&app, 80, 24), "[modified (+1 VM file)]"));
+    press(&mut app, "jjjjj\n");
+    assert!(matches!(app.page().page, Page::Regions(_)));
+    press(&mut app, "a");
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "[0x41000000, 0x100_0000, 0x7, 0]"), "{s:#?}");
+    press(&mut app, "\n");
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "region 1") && has(&s, "0x41000000..0x42000000  16 MiB  RWX-  allocate"));
+    press(&mut app, "d");
+    let s = screen(&app, 80, 24);
+    assert!(has(&s, "region 1 removed"));
+    assert!(!has(&s, "0x41000000..0x42000000"), "{s:#?}");
+    press(&mut app, "\x1b\x1b\x1b");
+    assert_eq!(app.page().page, Page::Main);
+}
+
+#[test]
+fn any_size_from_80x24_up_and_resize() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "jjjjj\n");
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    for (w, h) in [(80, 24), (132, 43), (200, 60), (80, 24)] {
+        t.backend_mut().resize(w, h);
+        t.autoresize().unwrap();
+        t.draw(|f| view::draw(f, &app)).unwrap();
+        let buf = t.backend().buffer();
+        assert_eq!((buf.area.width, buf.area.height), (w, h));
+        let last: String = (0..w)
+            .map(|x| buf[(x, h - 1)].symbol().to_string())
+            .collect();
+        assert!(last.contains("Space select"), "{last}");
+        let full: String = (0..w).map(|x| buf[(x, 3)].symbol().to_string()).collect();
+        assert!(full.contains("testguest-aarch64"), "{full}");
+    }
+    let tiny = screen(&app, 30, 8);
+    assert!(tiny.join("").contains("needs at least"), "{tiny:#?}");
+}
+
+#[test]
+fn word_wrap_estimate_is_not_short() {
+    assert_eq!(view::wrapped_lines("", 10), 1);
+    assert_eq!(view::wrapped_lines("abc def", 7), 1);
+    assert_eq!(view::wrapped_lines("abc defg", 7), 2);
+    assert_eq!(view::wrapped_lines("abcdefghijklmno", 5), 3);
+}
