@@ -494,7 +494,7 @@ fn bad_config(ws: &Workspace) -> Result<()> {
     let calls = dir.join("cargo-calls.log");
     let _ = std::fs::remove_file(&calls);
     write_shim(&shim)?;
-    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    let exe = live_exe(std::env::current_exe().context("cannot find the xtask executable")?);
     let output = Command::new(&exe)
         .current_dir(&ws.root)
         .args(["build", "--config", DEFAULT_BOARD, "--vm", BAD_VM])
@@ -515,6 +515,16 @@ fn bad_config(ws: &Workspace) -> Result<()> {
         Ok(())
     } else {
         Err(failure(&problems, &text))
+    }
+}
+
+/// The unit tests (`cargo test --workspace`, with the workspace's unified features)
+/// may have rebuilt this very binary in place, and Linux then names the running one
+/// `<path> (deleted)`: the xtask now at `<path>` is the one to run.
+fn live_exe(exe: PathBuf) -> PathBuf {
+    match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(path) if !exe.exists() => PathBuf::from(path),
+        _ => exe,
     }
 }
 
@@ -603,6 +613,14 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
                 },
             ]
         );
+    }
+
+    #[test]
+    fn a_binary_rebuilt_in_place_is_run_from_its_path() {
+        let gone = PathBuf::from("/nonexistent-dir/xtask (deleted)");
+        assert_eq!(live_exe(gone), PathBuf::from("/nonexistent-dir/xtask"));
+        let here = std::env::current_exe().unwrap();
+        assert_eq!(live_exe(here.clone()), here);
     }
 
     #[test]
