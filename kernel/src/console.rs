@@ -2,7 +2,8 @@
 //! VM output is collected per VM into lines and each complete line is written as
 //! `[<vm name>] <line>` under one lock, so lines of different VMs never interleave.
 //! The VM that has the keyboard is shown as it types (prompts, echo); any other
-//! output first ends its unfinished line.
+//! output first ends its unfinished line, which is drawn again in full (after its
+//! prefix) when that VM continues it, so its last appearance is always whole.
 
 use core::fmt;
 
@@ -43,6 +44,11 @@ impl LineBuffer {
         }
     }
 
+    /// What is buffered so far, without emptying the buffer.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     /// What is buffered so far (a line without its end), emptying the buffer.
     pub fn take(&mut self) -> &[u8] {
         let n = core::mem::replace(&mut self.len, 0);
@@ -61,6 +67,10 @@ mod output {
         /// The VM whose output line is on screen unfinished (streamed output of the
         /// VM with the keyboard).
         open_line: Option<&'static str>,
+        /// The streamed line so far of `partial_owner`, drawn again when other output
+        /// cut it and it continues.
+        partial: super::LineBuffer,
+        partial_owner: Option<&'static str>,
     }
 
     impl Console {
@@ -81,6 +91,8 @@ mod output {
         *CONSOLE.lock() = Some(Console {
             uart,
             open_line: None,
+            partial: super::LineBuffer::new(),
+            partial_owner: None,
         });
     }
 
@@ -135,12 +147,22 @@ mod output {
                     c.close_line();
                     let _ = write!(c.uart, "[{name}] ");
                     c.open_line = Some(name);
+                    if c.partial_owner == Some(name) {
+                        for &p in c.partial.as_bytes() {
+                            c.uart.putc(p);
+                        }
+                    } else {
+                        c.partial.take();
+                        c.partial_owner = Some(name);
+                    }
                 }
                 if b == b'\n' {
                     c.close_line();
                 } else {
                     c.uart.putc(b);
                 }
+                // A full buffer starts over: only the line's tail is drawn again.
+                let _ = c.partial.push(b);
             }
         }
     }

@@ -116,7 +116,7 @@ enum Cmd {
         bootloader: Option<PathBuf>,
     },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (two-vms, fault-isolation, bad-config, linux-smp1/2/4,
+    /// scenarios (two-vms, two-vms-gicv2, fault-isolation, bad-config, linux-smp1/2/4,
     /// linux-and-testguest, uboot-two-vms, riscv64-two-vms, riscv64-fault-isolation,
     /// riscv64-linux); the last line is `N passed, N failed`.
     Test {

@@ -22,7 +22,9 @@ pub fn create_vm(
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(spec, platform)?;
     let devices = VmDevices::new(spec)?;
-    let (s2, ram) = build_memory(spec, frames)?;
+    let direct = current::direct_windows(spec, platform)?;
+    let (mut s2, ram) = build_memory(spec, frames)?;
+    map_direct_windows(&direct, &mut s2, frames)?;
     for m in &ram.regions {
         // SAFETY: freshly allocated/claimed RAM owned by this VM, not yet running.
         unsafe { phys::slice_mut(m.hpa, m.size) }.fill(0);
@@ -160,6 +162,33 @@ fn build_memory(spec: &VmSpec, frames: &mut FrameAllocator) -> Result<(Stage2, G
         })?;
     }
     Ok((s2, ram))
+}
+
+/// Maps the device windows the arch gives this VM straight to hardware (the GICv2
+/// virtual CPU interface; `current::direct_windows` also refuses a VM whose interrupt
+/// controller the host lacks).
+fn map_direct_windows(
+    windows: &[current::DirectWindow],
+    s2: &mut Stage2,
+    frames: &mut FrameAllocator,
+) -> Result<(), String> {
+    let rw = Perms {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    for w in windows {
+        s2.map(
+            &mut FrameTables(frames),
+            w.gpa,
+            w.hpa,
+            w.size,
+            rw,
+            MemType::Device,
+        )
+        .map_err(|e| format!("{}: stage-2 mapping failed: {e:?}", w.what))?;
+    }
+    Ok(())
 }
 
 fn pa_bits() -> u32 {

@@ -4,6 +4,7 @@
 //! PL011 on aarch64, a 16550 on riscv64 (wired to the VM's PLIC when it has one).
 
 use super::config::{EmuDevice, VmSpec};
+use super::guest_gic::{self, GuestGicVersion};
 use crate::console::{self, LineBuffer};
 use crate::devices::pl011::Pl011;
 use crate::devices::uart16550::Uart16550;
@@ -18,6 +19,8 @@ use alloc::vec::Vec;
 /// AxVisor `emu_type` codes this hypervisor emulates.
 pub mod emu_type {
     pub const DUMMY: u32 = 0x0;
+    /// GICv2 CPU interface: the host's GICV frame, mapped (not trapped).
+    pub const GIC_CPU_IF: u32 = 0x1;
     pub const CONSOLE: u32 = 0x2;
     pub const GIC_REDIST: u32 = 0x20;
     pub const GIC_DIST: u32 = 0x21;
@@ -29,6 +32,7 @@ enum Model {
     Console(Pl011),
     Console16550(Uart16550),
     Dummy,
+    GicCpuIf,
     GicDist,
     GicRedist,
     Plic,
@@ -47,7 +51,8 @@ pub struct VmDevices {
     name: &'static str,
     windows: Vec<Window>,
     line: Box<LineBuffer>,
-    /// The virtual GICv3 behind the distributor / redistributor windows.
+    /// The virtual GIC behind the distributor / redistributor windows (GICv3, or a
+    /// GICv2 distributor over the same state).
     vgic: Option<Vgic>,
     /// The virtual PLIC (and hart software lines) behind the PLIC window.
     vplic: Option<Vplic>,
@@ -90,13 +95,10 @@ impl VmDevices {
             .iter()
             .map(model_for)
             .collect::<Result<_, _>>()?;
-        let has_gic = windows
-            .iter()
-            .any(|w| matches!(w.model, Model::GicDist | Model::GicRedist));
-        let vgic = if has_gic {
-            Some(new_vgic(spec.cpu_num, spi_count(spec))?)
-        } else {
-            None
+        let vgic = match guest_gic::version(spec.emu_devices, spec.cpu_num)? {
+            GuestGicVersion::None => None,
+            GuestGicVersion::V3 => Some(new_vgic(spec.cpu_num, spi_count(spec), false)?),
+            GuestGicVersion::V2 => Some(new_vgic(spec.cpu_num, spi_count(spec), true)?),
         };
         let vplic = if windows.iter().any(|w| matches!(w.model, Model::Plic)) {
             Some(Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?)
@@ -157,17 +159,19 @@ impl VmDevices {
             return MmioResult::Unmapped;
         };
         let off = gpa - w.base;
-        let _ = vcpu;
         let r = match (&mut w.model, self.vgic.as_mut()) {
             (Model::Console(uart), _) => access(uart, off, width, write),
             (Model::Console16550(uart), _) => access(uart, off, width, write),
+            (Model::GicDist, Some(gic)) if gic.is_v2() => {
+                access(&mut gic.dist_v2(vcpu), off, width, write)
+            }
             (Model::GicDist, Some(gic)) => access(&mut gic.dist(), off, width, write),
             (Model::GicRedist, Some(gic)) => access(&mut gic.redist_region(), off, width, write),
             (Model::Plic, _) => match self.vplic.as_mut() {
                 Some(plic) => access(plic, off, width, write),
                 None => Ok(0),
             },
-            (Model::Dummy | Model::GicDist | Model::GicRedist, _) => Ok(0),
+            (Model::Dummy | Model::GicCpuIf | Model::GicDist | Model::GicRedist, _) => Ok(0),
         };
         let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
         let mut out = |b| output(name, line, streaming, b);
@@ -253,7 +257,7 @@ impl VmDevices {
             }
         }
         if let Some(gic) = self.vgic.as_mut() {
-            if let Ok(fresh) = new_vgic(gic.nr_vcpus() as u32, gic.nr_spis()) {
+            if let Ok(fresh) = new_vgic(gic.nr_vcpus() as u32, gic.nr_spis(), gic.is_v2()) {
                 *gic = fresh;
             }
         }
@@ -295,15 +299,20 @@ fn access(
     }
 }
 
-/// A power-on-state virtual GIC for `vcpus` vCPUs (MPIDR = index) and `spis` SPIs.
-/// The timer PPIs are backed by the physical interrupts of the same number, forwarded
-/// with the list-register HW bit.
-fn new_vgic(vcpus: u32, spis: u32) -> Result<Vgic, String> {
+/// A power-on-state virtual GIC (GICv2 if `v2`) for `vcpus` vCPUs (MPIDR = index)
+/// and `spis` SPIs. The timer PPIs are backed by the physical interrupts of the same
+/// number, forwarded with the list-register HW bit.
+fn new_vgic(vcpus: u32, spis: u32, v2: bool) -> Result<Vgic, String> {
     let mpidrs: Vec<u64> = (0..vcpus as u64)
         .map(|i| ((i >> 8) << 8) | (i & 0xff))
         .collect();
     let err = |e| format!("virtual GIC: {e:?}");
-    let mut gic = Vgic::new(&mpidrs, spis).map_err(err)?;
+    let mut gic = if v2 {
+        Vgic::new_v2(&mpidrs, spis)
+    } else {
+        Vgic::new(&mpidrs, spis)
+    }
+    .map_err(err)?;
     for v in 0..mpidrs.len() {
         for &ppi in forwarded_ppis() {
             gic.set_hw(v, ppi, true).map_err(err)?;
@@ -333,6 +342,7 @@ fn model_for(d: &EmuDevice) -> Result<Window, String> {
     let model = match d.emu_type {
         emu_type::CONSOLE => console_model(),
         emu_type::DUMMY => Model::Dummy,
+        emu_type::GIC_CPU_IF => Model::GicCpuIf,
         emu_type::GIC_DIST => Model::GicDist,
         emu_type::GIC_REDIST => Model::GicRedist,
         emu_type::PLIC => Model::Plic,

@@ -5,6 +5,7 @@ pub mod create;
 pub mod devices;
 pub mod exit;
 pub mod fs;
+pub mod guest_gic;
 #[cfg(target_os = "none")]
 pub mod input;
 #[cfg(target_os = "none")]

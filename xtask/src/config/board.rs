@@ -196,7 +196,6 @@ struct DevicesToml {
     uart_kind: Option<String>,
     #[allow(dead_code)]
     uart_irq: Option<u32>,
-    #[allow(dead_code)]
     gic_version: Option<u32>,
     gicd: Option<Pair>,
     gicr: Option<Pair>,
@@ -249,6 +248,10 @@ pub struct Board {
     pub ram: Vec<Range>,
     pub reserved: Vec<Range>,
     pub qemu: Option<QemuToml>,
+    /// `[devices] gic_version` (2 or 3) and `gicv` (GICv2 virtual CPU interface), if
+    /// the board says: VM GICs are checked against them.
+    pub gic_version: Option<u32>,
+    pub gicv: Option<Range>,
     /// `[image]`: how `cargo xtask image` writes a card image for the board.
     pub image: Option<ImageConfig>,
     /// VM config paths as written and resolved against the repository root.
@@ -326,9 +329,16 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         check_qemu(src, q, &ram, report);
         check_qemu_boot(src, q, image_toml.is_some(), report);
     }
-    if let Some(d) = devices.and_then(|d| d.devices) {
-        check_device_windows(src, &d, &ram, report);
+    let devices = devices.and_then(|d| d.devices);
+    if let Some(d) = &devices {
+        check_device_windows(src, d, &ram, report);
+        check_gic_version(src, d, report);
     }
+    let gic_version = devices.as_ref().and_then(|d| d.gic_version);
+    let gicv = devices
+        .as_ref()
+        .and_then(|d| d.gicv)
+        .map(|Pair(b, s)| Range::new(b, s));
     let vm_configs = top
         .vm_configs
         .iter()
@@ -352,6 +362,8 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         ram,
         reserved,
         qemu,
+        gic_version,
+        gicv,
         image,
         vm_configs,
         smp_at: src.locate(&KeyPath::new("smp")),
@@ -573,6 +585,16 @@ fn check_qemu(src: &Source, q: &QemuToml, ram: &[Range], report: &mut Report) {
                 ));
             }
         }
+    }
+}
+
+fn check_gic_version(src: &Source, d: &DevicesToml, report: &mut Report) {
+    let versions = super::gic::BOARD_GIC_VERSIONS;
+    if let Some(v) = d.gic_version.filter(|v| !versions.contains(v)) {
+        report.push(src.error(
+            &KeyPath::new("devices").key("gic_version"),
+            format!("unknown gic_version {v} (known: {versions:?})"),
+        ));
     }
 }
 

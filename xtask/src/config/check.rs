@@ -18,6 +18,7 @@ pub fn cross_checks(board: &Board, vms: &mut [Vm], ctx: &Context, report: &mut R
     check_host_regions(board, vms, report);
     check_passthrough(board, vms, report);
     check_ram_total(board, vms, report);
+    super::gic::check_gics(board, vms, report);
     check_fs_vms(board, vms, report);
     super::cpus::place_vcpus(board, vms, report);
 }

@@ -5,6 +5,7 @@ pub mod board;
 pub mod check;
 pub mod cpus;
 pub mod diag;
+pub mod gic;
 pub mod image;
 pub mod range;
 pub mod source;

@@ -915,3 +915,119 @@ fn passthrough_must_not_expose_ram_or_be_shared() {
         "{errs:?}"
     );
 }
+
+/// A VM config with `emu` as its GIC emu_devices (the UART added) and `cpus` vCPUs.
+fn gic_vm(id: u32, name: &str, cpus: u32, emu: &str) -> String {
+    vm_text(id, name, "")
+        .replace("cpu_num = 2", &format!("cpu_num = {cpus}"))
+        .replace(r#"    ["gicd", 0x0800_0000, 0x1_0000, 0, 0x21, []],"#, emu)
+}
+
+const GICV2_EMU: &str = r#"    ["gicd", 0x0800_0000, 0x1_0000, 0, 0x21, []],
+    ["gicc", 0x0801_0000, 0x2000, 0, 0x1, []],"#;
+const GICV3_EMU: &str = r#"    ["gicd", 0x0800_0000, 0x1_0000, 0, 0x21, []],
+    ["gicr", 0x080a_0000, 0x4_0000, 0, 0x20, []],"#;
+
+fn board_with_gic(version: u32) -> String {
+    format!("{BOARD}[devices]\ngic_version = {version}\ngicv = [0x0804_0000, 0x1_0000]\n")
+}
+
+#[test]
+fn gic_versions_must_match_the_board() {
+    let f = Fixture::new();
+    let v2 = vec![("a.toml", gic_vm(1, "vm1", 2, GICV2_EMU))];
+    let v3 = vec![("b.toml", gic_vm(2, "vm2", 2, GICV3_EMU))];
+    let errs = errors(run(&f, &board_with_gic(3), &v2));
+    expect(
+        &errs,
+        "a.toml",
+        "devices.emu_devices[1][4]",
+        "this VM has a GICv2 (CPU interface, emu_type 0x1) but board testboard has a GICv3",
+    );
+    let errs = errors(run(&f, &board_with_gic(2), &v3));
+    expect(
+        &errs,
+        "b.toml",
+        "devices.emu_devices[1][4]",
+        "this VM has a GICv3 (emu_type 0x21/0x20) but board testboard has a GICv2",
+    );
+    assert!(run(&f, &board_with_gic(2), &v2).is_ok());
+    assert!(run(&f, &board_with_gic(3), &v3).is_ok());
+    // A board that does not say: the hypervisor checks at boot.
+    assert!(run(&f, BOARD, &v2).is_ok());
+    let errs = errors(run(&f, &board_with_gic(4), &v3));
+    expect(
+        &errs,
+        "board.toml",
+        "devices.gic_version",
+        "unknown gic_version 4",
+    );
+}
+
+#[test]
+fn gicv2_vm_problems() {
+    let f = Fixture::new();
+    let mixed = format!("{GICV2_EMU}\n    [\"gicr\", 0x080a_0000, 0x4_0000, 0, 0x20, []],");
+    let no_dist = r#"    ["gicc", 0x0801_0000, 0x2000, 0, 0x1, []],"#;
+    let small = GICV2_EMU.replace("0x2000", "0x1000");
+    let big = GICV2_EMU.replace("0x2000", "0x2_0000");
+    let board = board_with_gic(2).replace("smp = 4", "smp = 9");
+    let vms = vec![
+        ("a.toml", gic_vm(1, "vm1", 1, &mixed)),
+        ("b.toml", gic_vm(2, "vm2", 1, no_dist)),
+        ("c.toml", gic_vm(3, "vm3", 1, &small)),
+        ("d.toml", gic_vm(4, "vm4", 1, &big)),
+    ];
+    let errs = errors(run(&f, &board, &vms));
+    expect(
+        &errs,
+        "a.toml",
+        "devices.emu_devices[1][4]",
+        "choose one GIC version",
+    );
+    expect(
+        &errs,
+        "b.toml",
+        "devices.emu_devices[0][4]",
+        "needs a GIC distributor (emu_type 0x21)",
+    );
+    expect(
+        &errs,
+        "c.toml",
+        "devices.emu_devices[1][2]",
+        "must be 4 KiB aligned and at least 8 KiB",
+    );
+    expect(
+        &errs,
+        "d.toml",
+        "devices.emu_devices[1][2]",
+        "is larger than board testboard's GICV frame",
+    );
+    let nine = vec![("e.toml", gic_vm(5, "vm5", 9, GICV2_EMU))];
+    let errs = errors(run(&f, &board, &nine));
+    expect(
+        &errs,
+        "e.toml",
+        "base.cpu_num",
+        "has at most 8 vCPUs, not 9",
+    );
+}
+
+#[test]
+fn repository_gicv2_vms_only_on_the_gicv2_board() {
+    let g = guests();
+    let vms = [
+        repo().join("configs/vms/testguest-aarch64-qemu-gicv2-smp2-a.toml"),
+        repo().join("configs/vms/testguest-aarch64-qemu-gicv2-smp2-b.toml"),
+    ];
+    let ctx = Context { guest_crates: &g };
+    let on = |board: &str| load(repo(), &repo().join(board), VmList::Override(&vms), &ctx);
+    let plan = on("configs/board/qemu-aarch64-gicv2.toml").unwrap();
+    assert_eq!(plan.board.gic_version, Some(2));
+    let errs = errors(on("configs/board/qemu-aarch64.toml"));
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert!(
+        errs.iter().all(|e| e.contains("needs a GICv2 board")),
+        "{errs:?}"
+    );
+}

@@ -21,7 +21,7 @@ pub const SGI_KICK: u32 = 8;
 /// Maintenance interrupt PPI (GIC INTID) on every board we know.
 pub const MAINTENANCE_IRQ: u32 = 25;
 /// Priority the hypervisor gives its own SGIs/PPIs.
-const HV_PRIORITY: u8 = 0xa0;
+pub(super) const HV_PRIORITY: u8 = 0xa0;
 
 fn rd32(addr: u64) -> u32 {
     // SAFETY: `addr` is a GIC register inside the distributor/redistributor region

@@ -608,14 +608,20 @@ pub fn for_vm(
     let mpidrs: Vec<u64> = (0..spec.cpu_num as u64)
         .map(|i| ((i >> 8) << 8) | (i & 0xff))
         .collect();
-    let gic = match (find(emu_type::GIC_DIST), find(emu_type::GIC_REDIST)) {
-        (Some(d), Some(r)) => GuestGic::V3 {
+    let cpu_if = find(emu_type::GIC_CPU_IF);
+    let gic = match (find(emu_type::GIC_DIST), find(emu_type::GIC_REDIST), cpu_if) {
+        (Some(d), Some(r), None) => GuestGic::V3 {
             gicd: (d.base_gpa, d.length),
             gicr: (r.base_gpa, r.length),
         },
+        (Some(d), None, Some(c)) => GuestGic::V2 {
+            gicd: (d.base_gpa, d.length),
+            gicc: (c.base_gpa, c.length),
+        },
         _ => {
             return Err(
-                "not supported yet: a VM without an emulated GICv3 (emu_type 0x21 and 0x20)".into(),
+                "a VM needs an emulated GICv3 (emu_type 0x21 and 0x20) or GICv2 (0x21 and 0x1)"
+                    .into(),
             )
         }
     };

@@ -1,4 +1,5 @@
-//! The GICv3 list registers of one vCPU, kept in step with the virtual GIC model.
+//! The list registers of one vCPU, kept in step with the virtual GIC model (GICv3;
+//! a GICv2 host's are read and written in the same layout through [`super::hostgic`]).
 //!
 //! After each exit `sync` reports what every occupied list register
 //! says to the model (the guest may have taken, finished or the model withdrawn an
@@ -7,16 +8,12 @@
 //! waiting than there are list registers, the underflow maintenance interrupt brings
 //! the CPU back to refill them.
 
-use super::gicv3::{self, lr};
-use super::regs::write_sysreg;
+use super::hostgic::{self as gic, lr};
 use crate::devices::vgic::{Injection, LrAction, LrState, Vgic};
 
 const MAX_LRS: usize = 16;
 /// ICH_LR.EOI: maintenance interrupt when the guest deactivates (non-HW only).
 const LR_EOI: u64 = 1 << 41;
-/// ICH_HCR_EL2: En, UIE.
-const ICH_HCR_EN: u64 = 1 << 0;
-const ICH_HCR_UIE: u64 = 1 << 1;
 
 /// Which INTID each list register carries.
 #[derive(Default)]
@@ -58,7 +55,7 @@ impl ListRegs {
     /// anything else touches the model, so a new edge of an interrupt the guest just
     /// finished is not mistaken for one still waiting in a list register.
     pub fn sync(&mut self, vgic: &mut Vgic, vcpu: usize) {
-        for i in 0..gicv3::num_lrs().min(MAX_LRS) {
+        for i in 0..gic::num_lrs().min(MAX_LRS) {
             if let Some(intid) = self.owner[i] {
                 self.sync_one(vgic, vcpu, i, intid);
             }
@@ -68,31 +65,26 @@ impl ListRegs {
     /// Fills free list registers with deliverable interrupts. Before every entry.
     pub fn fill(&mut self, vgic: &mut Vgic, vcpu: usize) {
         self.sync(vgic, vcpu);
-        for i in 0..gicv3::num_lrs().min(MAX_LRS) {
+        for i in 0..gic::num_lrs().min(MAX_LRS) {
             if self.owner[i].is_some() {
                 continue;
             }
             let Some(inj) = vgic.next_to_inject(vcpu) else {
                 break;
             };
-            gicv3::write_lr(i, encode(&inj));
+            gic::write_lr(i, encode(&inj));
             self.owner[i] = Some(inj.intid);
         }
-        let uie = if vgic.has_deliverable(vcpu) {
-            ICH_HCR_UIE
-        } else {
-            0
-        };
-        write_sysreg!(ich_hcr_el2, ICH_HCR_EN | uie);
+        gic::set_underflow_irq(vgic.has_deliverable(vcpu));
     }
 
     fn sync_one(&mut self, vgic: &mut Vgic, vcpu: usize, i: usize, intid: u32) {
-        let v = gicv3::read_lr(i);
+        let v = gic::read_lr(i);
         let state = state_of(v);
         let keep = match vgic.lr_update(vcpu, intid, state) {
             Ok(LrAction::Keep) => state != LrState::Invalid,
             Ok(LrAction::Replace(s)) if s != LrState::Invalid => {
-                gicv3::write_lr(i, (v & !lr::STATE_MASK) | state_bits(s));
+                gic::write_lr(i, (v & !lr::STATE_MASK) | state_bits(s));
                 true
             }
             Ok(_) | Err(_) => false,
@@ -101,9 +93,9 @@ impl ListRegs {
             if v & lr::HW != 0 && state != LrState::Invalid {
                 // Withdrawn before the guest finished it: the physical interrupt
                 // would otherwise stay active for good.
-                gicv3::deactivate(intid);
+                gic::deactivate(intid);
             }
-            gicv3::write_lr(i, 0);
+            gic::write_lr(i, 0);
             self.owner[i] = None;
         }
     }

@@ -3,6 +3,7 @@
 //! `esr` and `stage2` are pure and build everywhere (host unit tests); the rest runs
 //! only on the bare-metal target.
 pub mod esr;
+pub mod gicv2_lr;
 pub mod guest_dtb;
 pub mod image;
 pub mod stage2;
@@ -14,7 +15,11 @@ pub mod cache;
 #[cfg(target_os = "none")]
 mod firmware;
 #[cfg(target_os = "none")]
+mod gicv2;
+#[cfg(target_os = "none")]
 pub mod gicv3;
+#[cfg(target_os = "none")]
+mod hostgic;
 #[cfg(target_os = "none")]
 mod lrs;
 #[cfg(target_os = "none")]
@@ -25,6 +30,8 @@ mod regs;
 mod trap;
 #[cfg(target_os = "none")]
 mod vcpu;
+#[cfg(target_os = "none")]
+mod vm_gic;
 
 #[cfg(target_os = "none")]
 pub use target::*;
@@ -38,8 +45,9 @@ mod target {
     pub use super::guest_dtb::for_vm as guest_dtb;
     pub use super::stage2::{MemType, Perms, Stage2, TableMemory, MAX_IPA_BITS};
     pub use super::vcpu::{activate, counter, Stage2Regs, Vcpu};
-    use super::{firmware, gicv3, mmu, regs, trap};
-    use crate::platform::{Gic, Platform, PsciMethod, Range};
+    pub use super::vm_gic::{direct_windows, DirectWindow};
+    use super::{firmware, hostgic, mmu, regs, trap};
+    use crate::platform::{Platform, PsciMethod, Range};
 
     extern "C" {
         static __image_start: u8;
@@ -67,16 +75,8 @@ mod target {
             .map_err(|_| "RAM map too fragmented for the EL2 page tables")?;
         mmu::enable();
         trap::install_vectors();
-        match p.gic {
-            Gic::V3 { gicd, .. } => {
-                gicv3::init_distributor(gicd);
-                if let Some(irq) = p.uart.and_then(|u| u.irq) {
-                    // Console input interrupts go to the boot CPU.
-                    gicv3::enable_spi(gicd, irq, regs::mpidr());
-                }
-            }
-            Gic::V2 { .. } => return Err("not supported yet: GICv2 host interrupt controller"),
-        }
+        // Console input interrupts go to the boot CPU.
+        hostgic::init_primary(p)?;
         init_cpu(p)
     }
 
@@ -88,14 +88,7 @@ mod target {
     }
 
     fn init_cpu(p: &Platform) -> Result<(), &'static str> {
-        let Gic::V3 {
-            gicr, gicr_stride, ..
-        } = p.gic
-        else {
-            return Err("not supported yet: GICv2 host interrupt controller");
-        };
-        gicv3::init_cpu(gicr, gicr_stride, regs::mpidr(), &super::FORWARDED_PPIS)
-            .map_err(|_| "no GICv3 redistributor for this CPU")
+        hostgic::init_cpu(p, &super::FORWARDED_PPIS)
     }
 
     /// Where a guest kernel with an arm64 `Image` header will live, bss included, if
@@ -150,7 +143,7 @@ mod target {
 
     /// Interrupts CPU `mpidr` so it leaves its guest and looks at its VM's state.
     pub fn kick(mpidr: u64) {
-        gicv3::send_sgi(mpidr, gicv3::SGI_KICK);
+        hostgic::send_sgi(mpidr, hostgic::SGI_KICK);
     }
 
     /// Waits for an interrupt on a CPU not running a guest (all interrupts stay
@@ -160,13 +153,13 @@ mod target {
     pub fn idle(host: &mut dyn FnMut(u32)) {
         regs::wfi();
         loop {
-            let intid = gicv3::ack();
+            let intid = hostgic::ack();
             if intid >= 1020 {
                 break;
             }
-            gicv3::eoi(intid);
-            gicv3::deactivate(intid);
-            let internal = intid == gicv3::SGI_KICK || intid == gicv3::MAINTENANCE_IRQ;
+            hostgic::eoi(intid);
+            hostgic::deactivate(intid);
+            let internal = intid == hostgic::SGI_KICK || intid == hostgic::MAINTENANCE_IRQ;
             if !internal && !super::FORWARDED_PPIS.contains(&intid) {
                 host(intid);
             }

@@ -2,9 +2,9 @@
 //! to, entering the guest, and decoding each exception into a [`VmExit`].
 
 use super::esr::{self, ec, DataAbort};
-use super::gicv3;
+use super::hostgic as gic;
 use super::lrs::ListRegs;
-use super::regs::{isb, read_sysreg, write_sysreg};
+use super::regs::{read_sysreg, write_sysreg};
 use super::trap::{guest_enter, ExitKind, Frame};
 use crate::devices::vgic::Vgic;
 use crate::vmm::exit::{Fault, Reply, VcpuOnError, VmExit};
@@ -83,10 +83,7 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     // A vCPU starts with its timers off and no virtual interrupt in flight.
     write_sysreg!(cntv_ctl_el0, 0);
     write_sysreg!(cntp_ctl_el0, 0);
-    for i in 0..gicv3::num_lrs() {
-        gicv3::write_lr(i, 0);
-    }
-    isb();
+    gic::reset_virtual_interface();
     // SAFETY: invalidates this VMID's stage-1/2 TLB entries on this CPU; no operands.
     unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
 }
@@ -341,16 +338,16 @@ fn extend(v: u64, width: u8, sign: bool, reg64: bool) -> u64 {
 
 /// Is any list register holding a pending interrupt?
 fn gicv3_has_pending() -> bool {
-    (0..gicv3::num_lrs()).any(|i| gicv3::read_lr(i) & gicv3::lr::STATE_PENDING != 0)
+    (0..gic::num_lrs()).any(|i| gic::read_lr(i) & gic::lr::STATE_PENDING != 0)
 }
 
 /// Handles a physical interrupt taken while a guest ran.
 fn irq_exit() -> VmExit {
-    let intid = gicv3::ack();
+    let intid = gic::ack();
     if intid >= 1020 {
         return VmExit::Interrupt { forward: None };
     }
-    gicv3::eoi(intid);
+    gic::eoi(intid);
     if super::FORWARDED_PPIS.contains(&intid) {
         // Stays active until the guest deactivates the virtual interrupt, which the
         // list register's HW bit passes on to the physical one.
@@ -358,8 +355,8 @@ fn irq_exit() -> VmExit {
             forward: Some(intid),
         };
     }
-    gicv3::deactivate(intid);
-    if intid == gicv3::SGI_KICK || intid == gicv3::MAINTENANCE_IRQ {
+    gic::deactivate(intid);
+    if intid == gic::SGI_KICK || intid == gic::MAINTENANCE_IRQ {
         VmExit::Interrupt { forward: None }
     } else {
         VmExit::HostInterrupt { intid }

@@ -146,6 +146,24 @@ mod target {
         Ok(())
     }
 
+    /// A device window of a VM mapped straight to hardware (aarch64: the GICv2 CPU
+    /// interface). riscv64 VMs have none: every device they see is emulated or a
+    /// configured passthrough device.
+    pub struct DirectWindow {
+        pub gpa: u64,
+        pub hpa: u64,
+        pub size: u64,
+        pub what: &'static str,
+    }
+
+    /// The windows of `spec` that go straight to hardware: none on riscv64.
+    pub fn direct_windows(
+        _spec: &crate::vmm::config::VmSpec,
+        _p: &crate::platform::HostPlatform,
+    ) -> Result<alloc::vec::Vec<DirectWindow>, alloc::string::String> {
+        Ok(alloc::vec::Vec::new())
+    }
+
     /// No physical address size register: G-stage tables are Sv39x4 (41 bits).
     pub fn pa_bits() -> u32 {
         56

@@ -46,7 +46,7 @@ impl Vgic {
         TYPER_NO1N | TYPER_A3V | TYPER_IDBITS | (cpus << 5) | lines
     }
 
-    fn write_ctlr(&mut self, v: u32) {
+    pub(super) fn write_ctlr(&mut self, v: u32) {
         let (was0, was1) = (self.grp0, self.grp1);
         self.grp0 = v & CTLR_GRP0 != 0;
         self.grp1 = v & CTLR_GRP1 != 0;

@@ -1,6 +1,7 @@
 //! Virtual GICv3 of one VM, as pure state: the distributor, one redistributor per
 //! vCPU, and the bookkeeping between the model and the list registers the arch code
-//! owns.
+//! owns. The same state can instead be seen as a GICv2 distributor ([`Vgic::new_v2`],
+//! [`Vgic::dist_v2`], see `v2.rs`).
 //!
 //! The guest sees a GICv3 with a single security state (GICD_CTLR.DS = 1), affinity
 //! routing always on (ARE = 1), no LPIs/ITS, `nr_spis` SPIs and 1-of-N routing not
@@ -26,8 +27,10 @@ mod inject;
 mod irq;
 mod redist;
 mod regs;
+mod v2;
 
 pub use irq::{Injection, LrAction, LrState};
+pub use v2::{DistV2View, GICD_V2_SIZE};
 
 use super::{MmioDevice, MmioError};
 use alloc::vec;
@@ -82,6 +85,8 @@ pub struct Vgic {
     grp0: bool,
     grp1: bool,
     kicks: u64,
+    /// Seen as a GICv2 (`routes` then holds GICD_ITARGETSR CPU masks).
+    v2: bool,
 }
 
 impl Vgic {
@@ -114,6 +119,7 @@ impl Vgic {
             grp0: false,
             grp1: false,
             kicks: 0,
+            v2: false,
         };
         for i in 0..nr_spis as usize {
             gic.targets[i] = gic.vcpu_of_mpidr(0);

@@ -1,12 +1,14 @@
-//! The aarch64 part of the device tree: the GICv3, the generic timer, PSCI, and how
-//! CPUs are started.
+//! The aarch64 part of the device tree: the GIC (v3, or v2), the generic timer, PSCI,
+//! and how CPUs are started.
 
 use super::gic::GicRegions;
+use super::gicv2;
 use crate::fdt::Fdt;
 use crate::platform::{is_cpu_node, Platform};
 use crate::why::{why, CheckResult};
 
 const GIC_V3: &str = "arm,gic-v3";
+const GIC_V2: [&str; 2] = ["arm,cortex-a15-gic", "arm,gic-400"];
 const TIMERS: [&str; 2] = ["arm,armv8-timer", "arm,armv7-timer"];
 const PSCI: [&str; 3] = ["arm,psci-1.0", "arm,psci-0.2", "arm,psci"];
 /// The timer node's interrupts, in order: secure, non-secure, virtual, hypervisor.
@@ -29,6 +31,28 @@ pub fn gic_regions(fdt: &Fdt) -> Option<GicRegions> {
     })
 }
 
+/// The interrupt controller the device tree describes.
+#[derive(Clone, Copy, Debug)]
+pub enum Gic {
+    V3(GicRegions),
+    V2(gicv2::Regions),
+}
+
+/// The GICv3 if there is one, else a GICv2 with distributor and CPU interface.
+pub fn gic(fdt: &Fdt) -> Option<Gic> {
+    if let Some(v3) = gic_regions(fdt) {
+        return Some(Gic::V3(v3));
+    }
+    let node = fdt.find_compatible(&GIC_V2)?;
+    let mut regs = node.reg();
+    let (gicd, _) = regs.next()?;
+    let (gicc, _) = regs.next()?;
+    Some(Gic::V2(gicv2::Regions {
+        gicd: gicd as usize,
+        gicc: gicc as usize,
+    }))
+}
+
 /// The INTID of the virtual timer's PPI.
 pub fn virtual_timer_intid(fdt: &Fdt) -> Option<u32> {
     let node = fdt.find_compatible(&TIMERS)?;
@@ -45,11 +69,13 @@ pub fn virtual_timer_intid(fdt: &Fdt) -> Option<u32> {
 }
 
 /// The aarch64 part of the device-tree check: a GICv3 with distributor and
-/// redistributors, a generic timer with a virtual timer PPI, PSCI with the `hvc`
+/// redistributors (or a GICv2 with distributor and CPU interface), a generic timer with a virtual timer PPI, PSCI with the `hvc`
 /// conduit, and every secondary CPU started through PSCI.
 pub fn check_dtb(platform: &Platform) -> CheckResult {
     let fdt = &platform.fdt;
-    gic_regions(fdt).ok_or_else(|| why!("no {GIC_V3} node with GICD and GICR regions"))?;
+    gic(fdt).ok_or_else(|| {
+        why!("no {GIC_V3} node with GICD and GICR regions, nor a GICv2 {GIC_V2:?} with GICD and GICC")
+    })?;
     virtual_timer_intid(fdt)
         .ok_or_else(|| why!("no generic timer node with a virtual timer PPI"))?;
     let psci = fdt

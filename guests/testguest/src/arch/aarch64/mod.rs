@@ -1,6 +1,6 @@
 //! aarch64: the guest runs at EL1 with the MMU and caches off (so all data accesses
 //! are Device memory), calls PSCI and the project hypercalls with `hvc #0`, takes the
-//! virtual timer's interrupt through a GICv3, and prints on a PL011.
+//! virtual timer's interrupt through a GICv3 (or a GICv2), and prints on a PL011.
 
 use core::arch::asm;
 
@@ -11,6 +11,7 @@ mod dtb;
 mod exception;
 pub mod firmware;
 mod gic;
+mod gicv2;
 pub mod irq;
 pub mod timer;
 

@@ -4,6 +4,7 @@
 mod dist;
 mod inject;
 mod redist;
+mod v2;
 
 use super::*;
 
