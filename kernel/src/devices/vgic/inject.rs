@@ -32,7 +32,9 @@ impl Vgic {
     /// An edge on `intid`: SGIs and PPIs of `target_vcpu`, or an SPI (delivered where
     /// its GICD_IROUTER points; `target_vcpu` is then ignored). Returns the vCPU that
     /// now has it deliverable, if any. An edge while the interrupt still waits in a
-    /// list register, not yet taken, merges with it (as in a real GIC).
+    /// list register, not yet taken, merges with it (as in a real GIC); whether it
+    /// was still waiting is known at the next [`Vgic::lr_update`], until which the
+    /// edge is held.
     pub fn set_pending(
         &mut self,
         intid: u32,
@@ -44,8 +46,8 @@ impl Vgic {
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return Err(VgicError::BadIntid(intid));
         };
-        if irq.lr != LrState::Pending {
-            irq.latch = true;
+        if irq.edge() {
+            self.kicks |= 1 << irq.lr_vcpu;
         }
         Ok(self.note(vcpu, intid))
     }
@@ -85,8 +87,8 @@ impl Vgic {
         let rising = level && !irq.line;
         irq.line = level;
         // An edge-configured interrupt latches on the rising edge of its line.
-        if rising && irq.edge && irq.lr != LrState::Pending {
-            irq.latch = true;
+        if rising && irq.edge && irq.edge() {
+            self.kicks |= 1 << irq.lr_vcpu;
         }
         Ok(if level { self.note(vcpu, intid) } else { None })
     }

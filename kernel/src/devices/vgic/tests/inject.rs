@@ -146,7 +146,10 @@ fn edges_merge_while_pending_but_not_while_active() {
     enable_spi(&mut g, 33, 0);
     g.set_pending(33, 0).unwrap();
     g.next_to_inject(0).unwrap();
+    g.take_kicks();
     g.set_pending(33, 0).unwrap();
+    assert_eq!(g.take_kicks(), 1, "the vCPU holding it must report its LR");
+    assert_eq!(g.lr_update(0, 33, LrState::Pending), Ok(LrAction::Keep));
     g.lr_update(0, 33, LrState::Active).unwrap();
     g.lr_update(0, 33, LrState::Invalid).unwrap();
     assert_eq!(g.next_to_inject(0), None, "merged with the one in the LR");
@@ -368,4 +371,54 @@ fn injection_api_errors() {
     assert_eq!(g.unqueue(0, 1), Err(VgicError::NotInFlight(1)));
     assert_eq!(g.next_to_inject(99), None);
     assert!(!g.has_deliverable(99));
+}
+
+#[test]
+fn an_edge_after_the_guest_took_the_last_one_is_not_lost() {
+    // The model last saw the LR Pending, but the guest had acknowledged it already
+    // when the second edge (an IPI, say) came: the next report says Active.
+    let mut g = gic4();
+    enable_private(&mut g, 1, 3, 0x80);
+    g.set_pending(3, 1).unwrap();
+    g.next_to_inject(1).unwrap();
+    g.take_kicks();
+    g.set_pending(3, 1).unwrap();
+    assert_eq!(g.take_kicks(), 0b10, "vCPU 1 is made to exit and report");
+    let (off, b) = bit(ISPENDR, 3);
+    assert_eq!(
+        rr(&mut g, 1, SGI + off) & b,
+        b,
+        "pending as the guest sees it"
+    );
+    assert_eq!(
+        g.lr_update(1, 3, LrState::Active),
+        Ok(LrAction::Replace(LrState::PendingActive)),
+        "taken again as soon as the guest finishes the first"
+    );
+    assert_eq!(g.lr_update(1, 3, LrState::Pending), Ok(LrAction::Keep));
+    assert_eq!(g.lr_update(1, 3, LrState::Invalid), Ok(LrAction::Keep));
+    assert_eq!(g.next_to_inject(1), None, "delivered twice, no more");
+    // Reported finished (Invalid) with the late edge: injected again.
+    g.set_pending(3, 1).unwrap();
+    g.next_to_inject(1).unwrap();
+    g.set_pending(3, 1).unwrap();
+    g.lr_update(1, 3, LrState::Invalid).unwrap();
+    assert_eq!(g.next_to_inject(1).map(|i| i.intid), Some(3));
+}
+
+#[test]
+fn a_late_edge_of_an_interrupt_taken_back_stays_pending() {
+    let mut g = gic4();
+    enable_spi(&mut g, 40, 0);
+    g.set_pending(40, 0).unwrap();
+    g.next_to_inject(0).unwrap();
+    g.set_pending(40, 0).unwrap();
+    g.unqueue(0, 40).unwrap();
+    assert_eq!(g.next_to_inject(0).map(|i| i.intid), Some(40));
+    g.lr_update(0, 40, LrState::Invalid).unwrap();
+    assert_eq!(
+        g.next_to_inject(0),
+        None,
+        "one interrupt: the two edges merged"
+    );
 }
