@@ -49,7 +49,7 @@ pub fn check_placement(
     others: &[(&'static str, u64, u64)],
 ) -> Result<(u64, u64), alloc::string::String> {
     use alloc::format;
-    if load.wrapping_sub(h.text_offset) % BLOCK_2M != 0 {
+    if !load.wrapping_sub(h.text_offset).is_multiple_of(BLOCK_2M) {
         return Err(format!(
             "kernel_load_addr {load:#x} breaks the arm64 boot protocol: it must be a 2 MiB-aligned address plus the Image's text_offset {:#x}",
             h.text_offset
