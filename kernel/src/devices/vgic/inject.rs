@@ -46,7 +46,7 @@ impl Vgic {
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return Err(VgicError::BadIntid(intid));
         };
-        if irq.edge() {
+        if irq.raise_edge() {
             self.kicks |= 1 << irq.lr_vcpu;
         }
         Ok(self.note(vcpu, intid))
@@ -87,7 +87,7 @@ impl Vgic {
         let rising = level && !irq.line;
         irq.line = level;
         // An edge-configured interrupt latches on the rising edge of its line.
-        if rising && irq.edge && irq.edge() {
+        if rising && irq.edge && irq.raise_edge() {
             self.kicks |= 1 << irq.lr_vcpu;
         }
         Ok(if level { self.note(vcpu, intid) } else { None })

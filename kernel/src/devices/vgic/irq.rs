@@ -100,7 +100,7 @@ impl Irq {
     /// a list register, held until the next report of that list register
     /// ([`Irq::update_from_lr`]). Returns true in that case: the vCPU holding it
     /// should exit to report it.
-    pub fn edge(&mut self) -> bool {
+    pub fn raise_edge(&mut self) -> bool {
         if self.lr == LrState::Pending {
             self.late_edge = true;
             true
