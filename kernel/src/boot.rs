@@ -6,8 +6,9 @@ use crate::arch::current;
 use crate::mm::frames::FrameAllocator;
 use crate::platform::{self, Range};
 use crate::println;
-use crate::vmm::config::{BUILD, VMS};
+use crate::vmm::config::{VmSpec, BUILD, VMS};
 use crate::vmm::create::create_vm;
+use crate::vmm::fs;
 use crate::vmm::run::{self, Machine};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -38,7 +39,7 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
 pub fn primary_main(dtb: usize) -> ! {
     let Some(blob) = dtb_slice(dtb) else { halt() };
     // Without a console there is no one to tell: stop quietly.
-    let Ok(p) = platform::discover(blob) else {
+    let Ok(p) = platform::discover_host(blob) else {
         halt()
     };
     if current::init_primary(&p).is_err() {
@@ -57,15 +58,23 @@ pub fn primary_main(dtb: usize) -> ! {
         println!("hv: RAM {:#x}..{:#x}", r.base, r.end());
     }
 
+    let hv_and_dtb = [
+        current::image_range(),
+        Range {
+            base: dtb as u64,
+            size: blob.len() as u64,
+        },
+    ];
     let mut excl = platform::RangeList::new();
-    let _ = excl.push(current::image_range());
-    let _ = excl.push(Range {
-        base: dtb as u64,
-        size: blob.len() as u64,
-    });
+    for r in hv_and_dtb {
+        let _ = excl.push(r);
+    }
     for r in p.reserved.as_slice() {
         let _ = excl.push(*r);
     }
+    // Files the bootloader loaded for fs VMs: never handed out.
+    let modules = platform::modules::boot_modules(blob);
+    let modules_safe = fs::start::protect_modules(&modules, &mut excl);
     let Ok(mut frames) = FrameAllocator::new(p.ram.as_slice(), excl.as_slice()) else {
         fatal(&p, "too many RAM/reserved ranges");
     };
@@ -74,9 +83,12 @@ pub fn primary_main(dtb: usize) -> ! {
     };
     crate::mm::heap::init(heap, HEAP_SIZE);
 
+    let fs = fs::start::load(&p, &modules, modules_safe, &hv_and_dtb, VMS);
+    let specs: Vec<&'static VmSpec> = VMS.iter().chain(fs.specs.iter().copied()).collect();
+    let configured = specs.len() + fs.refused;
     let mut vms = Vec::new();
-    let mut failed = 0;
-    for (i, spec) in VMS.iter().enumerate() {
+    let mut failed = fs.refused;
+    for (i, spec) in specs.into_iter().enumerate() {
         match create_vm(spec, i, &p, &mut frames) {
             Ok(vm) => {
                 println!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
@@ -84,16 +96,20 @@ pub fn primary_main(dtb: usize) -> ! {
             }
             Err(why) => {
                 failed += 1;
-                println!("hv: VM {} ({}) not started: {}", spec.id, spec.name, why);
+                let file = fs.file_of(spec).unwrap_or("");
+                println!(
+                    "hv: VM {} ({}) not started: {file}{why}",
+                    spec.id, spec.name
+                );
             }
         }
     }
     println!("hv: {} MiB of RAM left free", frames.free_bytes() >> 20);
-    let m = run::publish(p, vms, VMS.len(), failed);
-    if VMS.is_empty() {
+    let m = run::publish(p, vms, configured, failed);
+    if configured == 0 {
         println!("hv: no VMs configured");
     }
-    if failed == VMS.len() {
+    if failed == configured {
         // Nothing will ever run: end now with the right status.
         m.finish();
     }
@@ -126,13 +142,13 @@ fn start_secondaries(m: &'static Machine) {
         }
         SLOT_CPU[slot].store(i, Ordering::Release);
         if let Err(e) = current::start_cpu(&m.platform, mpidr, slot) {
-            println!("hv: CPU {mpidr:#x} did not start (PSCI error {e})");
+            println!("hv: CPU {mpidr:#x} did not start (firmware error {e})");
         }
         slot += 1;
     }
 }
 
-fn fatal(p: &platform::Platform, why: &str) -> ! {
+fn fatal(p: &platform::HostPlatform, why: &str) -> ! {
     println!("hv: cannot continue: {why}");
     current::power_off(p, false)
 }

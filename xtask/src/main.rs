@@ -116,15 +116,14 @@ enum Cmd {
         bootloader: Option<PathBuf>,
     },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (two-vms, two-vms-gicv2, fault-isolation, bad-config, uboot-two-vms);
-    /// the last line is
-    /// `N passed, N failed`.
+    /// scenarios (two-vms, two-vms-gicv2, fault-isolation, bad-config, linux-smp1/2/4,
+    /// linux-and-testguest, uboot-two-vms, riscv64-two-vms, riscv64-fault-isolation,
+    /// riscv64-linux); the last line is `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
-        /// Only this scenario (two-vms, two-vms-gicv2, fault-isolation, bad-config or
-        /// uboot-two-vms).
+        /// Only this scenario (see the list above).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },

@@ -155,6 +155,29 @@ mod tests {
     }
 
     #[test]
+    fn riscv64_board_command_line() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let g = vec!["testguest".to_string()];
+        let plan = load(
+            root,
+            &root.join("configs/board/qemu-riscv64.toml"),
+            VmList::FromBoard,
+            &Context { guest_crates: &g },
+        )
+        .unwrap();
+        let q = plan.board.qemu.clone().unwrap();
+        assert_eq!(qemu_binary(&plan.board), "qemu-system-riscv64");
+        let args = qemu_args(&plan.board, &q, Path::new("/t/hypervisor.bin")).join(" ");
+        assert_eq!(
+            args,
+            "-machine virt -cpu rv64 -smp 4 -m 1G -nographic -no-reboot -nic none -bios default \
+             -kernel /t/hypervisor.bin"
+        );
+        assert_eq!(plan.vms.len(), 2);
+        assert!(plan.vms.iter().all(|v| v.cpu_num == 2));
+    }
+
+    #[test]
     fn captured_run_and_timeout() {
         let dir = std::env::temp_dir().join(format!("xtask-qemu-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

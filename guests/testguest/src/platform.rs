@@ -43,6 +43,10 @@ pub struct Platform {
     pub bootargs: &'static str,
     memory: [Region; MAX_REGIONS],
     memory_count: usize,
+    /// `/reserved-memory` children with a `reg` (firmware's own memory, such as
+    /// OpenSBI's on plain QEMU riscv64): RAM the guest must not touch.
+    reserved: [Region; MAX_REGIONS],
+    reserved_count: usize,
     cpus: [u64; MAX_CPUS],
     cpu_count: usize,
     /// CPU nodes in the device tree, including any beyond [`MAX_CPUS`].
@@ -55,6 +59,11 @@ impl Platform {
     /// RAM regions from the memory nodes, in device-tree order.
     pub fn memory(&self) -> &[Region] {
         &self.memory[..self.memory_count]
+    }
+
+    /// Reserved RAM regions, in device-tree order.
+    pub fn reserved(&self) -> &[Region] {
+        &self.reserved[..self.reserved_count]
     }
 
     /// Hardware ids (`reg`) of the CPU nodes, in device-tree order.
@@ -83,6 +92,8 @@ pub fn parse(addr: usize) -> Result<Platform, Why> {
         bootargs: "",
         memory: [Region::default(); MAX_REGIONS],
         memory_count: 0,
+        reserved: [Region::default(); MAX_REGIONS],
+        reserved_count: 0,
         cpus: [0; MAX_CPUS],
         cpu_count: 0,
         cpus_in_dtb: 0,
@@ -90,6 +101,7 @@ pub fn parse(addr: usize) -> Result<Platform, Why> {
     };
     read_chosen(&mut platform);
     read_memory(&mut platform);
+    read_reserved(&mut platform);
     read_cpus(&mut platform);
     Ok(platform)
 }
@@ -132,6 +144,22 @@ fn uart_of(node: &Node) -> Option<Uart> {
         });
     }
     None
+}
+
+fn read_reserved(platform: &mut Platform) {
+    let Some(node) = platform.fdt.find("/reserved-memory") else {
+        return;
+    };
+    let mut count = 0;
+    for child in node.children() {
+        for (base, size) in child.reg() {
+            if count < MAX_REGIONS && size > 0 {
+                platform.reserved[count] = Region { base, size };
+                count += 1;
+            }
+        }
+    }
+    platform.reserved_count = count;
 }
 
 fn read_memory(platform: &mut Platform) {

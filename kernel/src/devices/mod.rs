@@ -3,7 +3,9 @@
 //! Every register is unit-tested on the host.
 
 pub mod pl011;
+pub mod uart16550;
 pub mod vgic;
+pub mod vplic;
 
 /// Why an MMIO access could not be served; the VM that made it is stopped with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

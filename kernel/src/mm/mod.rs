@@ -6,3 +6,4 @@ pub mod guest;
 pub mod heap;
 #[cfg(target_os = "none")]
 pub mod phys;
+pub mod tables;

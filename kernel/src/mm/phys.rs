@@ -2,8 +2,8 @@
 //! RAM, so a host-physical address is also a pointer; this is the one place that
 //! turns one into the other.
 
-use crate::arch::current::TableMemory;
 use crate::mm::frames::FrameAllocator;
+use crate::mm::tables::TableMemory;
 
 /// The bytes at host-physical `[pa, pa + len)`.
 ///
@@ -32,5 +32,16 @@ impl TableMemory for FrameTables<'_> {
         // owned by the stage-2 tables being built, which are not yet in use by a CPU
         // while the VM is being created.
         unsafe { &mut *(pa as *mut [u64; 512]) }
+    }
+
+    fn alloc_tables(&mut self, count: usize) -> Option<u64> {
+        if !count.is_power_of_two() {
+            return None;
+        }
+        let size = 4096 * count as u64;
+        let pa = self.0.alloc(size, size).ok()?;
+        // SAFETY: frames just taken from the allocator, owned by nobody else.
+        unsafe { slice_mut(pa, size) }.fill(0);
+        Some(pa)
     }
 }

@@ -348,12 +348,12 @@ impl UartSeen<'_> {
 }
 
 /// `/chosen` facts read before the walk.
-struct Chosen<'a> {
-    stdout: Option<NodePath<'a>>,
-    initrd: Option<Range>,
+pub(super) struct Chosen<'a> {
+    pub(super) stdout: Option<NodePath<'a>>,
+    pub(super) initrd: Option<Range>,
 }
 
-fn chosen<'a>(fdt: &Fdt<'a>) -> Chosen<'a> {
+pub(super) fn chosen<'a>(fdt: &Fdt<'a>) -> Chosen<'a> {
     let root = dt::root(fdt);
     let chosen = root.and_then(|r| dt::child(r, "chosen"));
     let aliases = root.and_then(|r| dt::child(r, "aliases"));

@@ -8,10 +8,21 @@
 pub mod check;
 mod discover;
 pub mod dt;
+pub mod modules;
+pub mod riscv;
 #[cfg(test)]
 mod tests;
 
 pub use discover::{discover_with_ram, gic_intid, GICR_STRIDE};
+
+// The description of the machine the kernel itself runs on, and how it is found:
+// `Platform` (GIC, PSCI) on aarch64, `riscv::RiscvPlatform` (harts, PLIC) on riscv64.
+// The core uses only what both have: `ram`, `reserved`, `cpus()`, `cpu_count`,
+// `uart`, `initrd`.
+#[cfg(target_arch = "riscv64")]
+pub use riscv::{discover as discover_host, RiscvPlatform as HostPlatform};
+#[cfg(not(target_arch = "riscv64"))]
+pub use {discover as discover_host, Platform as HostPlatform};
 
 /// Most memory / reserved ranges kept; extra ones are reported as an error.
 pub const MAX_RANGES: usize = 32;
@@ -78,7 +89,8 @@ pub struct Uart {
     pub base: u64,
     pub size: u64,
     pub kind: UartKind,
-    /// GIC INTID of the UART interrupt (SPI number + 32), if the DTB gives one.
+    /// The UART interrupt as its controller numbers it, if the DTB gives one: the GIC
+    /// INTID (SPI number + 32) on aarch64, the PLIC source on riscv64.
     pub irq: Option<u32>,
 }
 

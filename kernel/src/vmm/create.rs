@@ -9,7 +9,7 @@ use crate::arch::current::{self, MemType, Perms, Stage2, Stage2Regs, MAX_IPA_BIT
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
 use crate::mm::phys::{self, FrameTables};
-use crate::platform::Platform;
+use crate::platform::HostPlatform as Platform;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;

@@ -1,12 +1,15 @@
 //! A VM's emulated devices and the dispatch of its MMIO accesses to them, from the
 //! `emu_devices` of its config. The console UART's output is collected into lines
-//! for the hypervisor console.
+//! for the hypervisor console. The console is the platform's own kind of UART: a
+//! PL011 on aarch64, a 16550 on riscv64 (wired to the VM's PLIC when it has one).
 
 use super::config::{EmuDevice, VmSpec};
 use super::guest_gic::{self, GuestGicVersion};
 use crate::console::{self, LineBuffer};
 use crate::devices::pl011::Pl011;
+use crate::devices::uart16550::Uart16550;
 use crate::devices::vgic::Vgic;
+use crate::devices::vplic::Vplic;
 use crate::devices::{MmioDevice, MmioError};
 use alloc::boxed::Box;
 use alloc::format;
@@ -21,20 +24,25 @@ pub mod emu_type {
     pub const CONSOLE: u32 = 0x2;
     pub const GIC_REDIST: u32 = 0x20;
     pub const GIC_DIST: u32 = 0x21;
+    /// RISC-V PLIC.
+    pub const PLIC: u32 = 0x30;
 }
 
 enum Model {
     Console(Pl011),
+    Console16550(Uart16550),
     Dummy,
     GicCpuIf,
     GicDist,
     GicRedist,
+    Plic,
 }
 
 struct Window {
     base: u64,
     len: u64,
-    /// Interrupt the device raises in the guest (GIC INTID), 0 = none.
+    /// Interrupt the device raises in the guest (GIC INTID on aarch64, PLIC source on
+    /// riscv64), 0 = none.
     irq: u32,
     model: Model,
 }
@@ -46,8 +54,14 @@ pub struct VmDevices {
     /// The virtual GIC behind the distributor / redistributor windows (GICv3, or a
     /// GICv2 distributor over the same state).
     vgic: Option<Vgic>,
-    /// This VM has the keyboard: its console output is streamed, not line-buffered.
+    /// The virtual PLIC (and hart software lines) behind the PLIC window.
+    vplic: Option<Vplic>,
+    /// This VM has the keyboard.
     focused: bool,
+    /// It has the keyboard and was typed to: its console output is streamed (prompts,
+    /// echo), not line-buffered. Until someone types, output stays in whole lines, so
+    /// a run without input (a test) never sees the lines of two VMs cut into each other.
+    streaming: bool,
 }
 
 /// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
@@ -86,12 +100,19 @@ impl VmDevices {
             GuestGicVersion::V3 => Some(new_vgic(spec.cpu_num, spi_count(spec), false)?),
             GuestGicVersion::V2 => Some(new_vgic(spec.cpu_num, spi_count(spec), true)?),
         };
+        let vplic = if windows.iter().any(|w| matches!(w.model, Model::Plic)) {
+            Some(Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?)
+        } else {
+            None
+        };
         Ok(Self {
             name: spec.name,
             windows,
             line: Box::new(LineBuffer::new()),
             vgic,
+            vplic,
             focused: false,
+            streaming: false,
         })
     }
 
@@ -99,9 +120,33 @@ impl VmDevices {
         self.vgic.as_mut()
     }
 
+    pub fn vplic(&mut self) -> Option<&mut Vplic> {
+        self.vplic.as_mut()
+    }
+
     /// vCPUs that may have new interrupts to take since the last call (bit i = vCPU i).
     pub fn take_kicks(&mut self) -> u64 {
         self.vgic.as_mut().map_or(0, Vgic::take_kicks)
+            | self.vplic.as_mut().map_or(0, Vplic::take_kicks)
+    }
+
+    /// An inter-processor interrupt from vCPU `vcpu`, `value` in the arch's encoding
+    /// (aarch64: ICC_SGI1R_EL1; riscv64: a hart mask, see `vplic::IPI_FENCE`).
+    /// Requests that name no existing vCPU are dropped, as the hardware does.
+    pub fn ipi(&mut self, vcpu: usize, value: u64) {
+        if let Some(gic) = self.vgic.as_mut() {
+            let _ = gic.sgi(vcpu, value);
+        } else if let Some(plic) = self.vplic.as_mut() {
+            plic.post(value);
+        }
+    }
+
+    /// Console output the guest sent through its firmware (SBI debug console), not
+    /// through its UART: the same lines, the same prefix.
+    pub fn console_write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            output(self.name, &mut self.line, self.streaming, b);
+        }
     }
 
     /// Emulates one access by vCPU `vcpu`. `write` is None for loads.
@@ -116,23 +161,33 @@ impl VmDevices {
         let off = gpa - w.base;
         let r = match (&mut w.model, self.vgic.as_mut()) {
             (Model::Console(uart), _) => access(uart, off, width, write),
+            (Model::Console16550(uart), _) => access(uart, off, width, write),
             (Model::GicDist, Some(gic)) if gic.is_v2() => {
                 access(&mut gic.dist_v2(vcpu), off, width, write)
             }
             (Model::GicDist, Some(gic)) => access(&mut gic.dist(), off, width, write),
             (Model::GicRedist, Some(gic)) => access(&mut gic.redist_region(), off, width, write),
+            (Model::Plic, _) => match self.vplic.as_mut() {
+                Some(plic) => access(plic, off, width, write),
+                None => Ok(0),
+            },
             (Model::Dummy | Model::GicCpuIf | Model::GicDist | Model::GicRedist, _) => Ok(0),
         };
-        if let Model::Console(uart) = &mut w.model {
-            let (name, line, focused) = (self.name, &mut self.line, self.focused);
-            uart.drain_tx(|b| {
-                if focused {
-                    console::vm_stream(name, &[b]);
-                } else if let Some(l) = line.push(b) {
-                    console::vm_line(name, l);
-                }
-            });
-            let (irq, level) = (w.irq, uart.irq_level());
+        let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
+        let mut out = |b| output(name, line, streaming, b);
+        let level = match &mut w.model {
+            Model::Console(uart) => {
+                uart.drain_tx(&mut out);
+                Some(uart.irq_level())
+            }
+            Model::Console16550(uart) => {
+                uart.drain_tx(&mut out);
+                Some(uart.irq_level())
+            }
+            _ => None,
+        };
+        if let Some(level) = level {
+            let irq = w.irq;
             self.set_line(irq, level);
         }
         match r {
@@ -141,41 +196,52 @@ impl VmDevices {
         }
     }
 
-    /// Drives the guest interrupt line `irq` (an SPI) to `level`.
+    /// Drives the guest interrupt line `irq` (a GIC SPI, or a PLIC source) to `level`.
     fn set_line(&mut self, irq: u32, level: bool) {
         if let (Some(gic), true) = (self.vgic.as_mut(), irq >= 32) {
             // An INTID the GIC does not have was refused at VM creation time.
             let _ = gic.set_level(irq, level);
         }
+        if let Some(plic) = self.vplic.as_mut() {
+            // Sources the PLIC does not have are ignored.
+            plic.set_level(irq, level);
+        }
     }
 
-    /// Gives this VM the keyboard (its output streamed) or takes it away.
+    /// Gives this VM the keyboard (its output streamed once typed to) or takes it away.
     pub fn set_focus(&mut self, focused: bool) {
-        if focused {
-            // What was buffered so far becomes the start of the streamed line.
-            let pending = self.line.take();
-            if !pending.is_empty() {
-                console::vm_stream(self.name, pending);
-            }
-        }
         self.focused = focused;
+        if !focused {
+            self.streaming = false;
+        }
+    }
+
+    /// From now on the VM's output is shown as it comes.
+    fn start_streaming(&mut self) {
+        if self.streaming || !self.focused {
+            return;
+        }
+        // What was buffered so far becomes the start of the streamed line.
+        let pending = self.line.take();
+        if !pending.is_empty() {
+            console::vm_stream(self.name, pending);
+        }
+        self.streaming = true;
     }
 
     /// Keyboard input for the VM's console UART; false if its FIFO is full (the byte
     /// is dropped, as a real UART overruns).
     pub fn console_input(&mut self, byte: u8) -> bool {
-        let Some(w) = self
-            .windows
-            .iter_mut()
-            .find(|w| matches!(w.model, Model::Console(_)))
+        self.start_streaming();
+        let Some((irq, accepted, level)) =
+            self.windows.iter_mut().find_map(|w| match &mut w.model {
+                Model::Console(uart) => Some((w.irq, uart.push_rx(byte), uart.irq_level())),
+                Model::Console16550(uart) => Some((w.irq, uart.push_rx(byte), uart.irq_level())),
+                _ => None,
+            })
         else {
             return false;
         };
-        let Model::Console(uart) = &mut w.model else {
-            return false;
-        };
-        let accepted = uart.push_rx(byte);
-        let (irq, level) = (w.irq, uart.irq_level());
         self.set_line(irq, level);
         accepted
     }
@@ -184,13 +250,20 @@ impl VmDevices {
     pub fn reset(&mut self) {
         self.flush_console();
         for w in &mut self.windows {
-            if let Model::Console(u) = &mut w.model {
-                *u = Pl011::new();
+            match &mut w.model {
+                Model::Console(u) => *u = Pl011::new(),
+                Model::Console16550(u) => *u = Uart16550::new(),
+                _ => {}
             }
         }
         if let Some(gic) = self.vgic.as_mut() {
             if let Ok(fresh) = new_vgic(gic.nr_vcpus() as u32, gic.nr_spis(), gic.is_v2()) {
                 *gic = fresh;
+            }
+        }
+        if let Some(plic) = self.vplic.as_mut() {
+            if let Ok(fresh) = Vplic::new(plic.harts()) {
+                *plic = fresh;
             }
         }
     }
@@ -201,6 +274,16 @@ impl VmDevices {
         if !l.is_empty() {
             console::vm_line(self.name, l);
         }
+    }
+}
+
+/// One byte of the VM's console output: streamed when the VM has the keyboard and was
+/// typed to, else collected into lines.
+fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
+    if streaming {
+        console::vm_stream(name, &[b]);
+    } else if let Some(l) = line.push(b) {
+        console::vm_line(name, l);
     }
 }
 
@@ -231,20 +314,38 @@ fn new_vgic(vcpus: u32, spis: u32, v2: bool) -> Result<Vgic, String> {
     }
     .map_err(err)?;
     for v in 0..mpidrs.len() {
-        for ppi in crate::arch::aarch64::FORWARDED_PPIS {
+        for &ppi in forwarded_ppis() {
             gic.set_hw(v, ppi, true).map_err(err)?;
         }
     }
     Ok(gic)
 }
 
+/// Timer PPIs backed by physical interrupts (aarch64 only).
+fn forwarded_ppis() -> &'static [u32] {
+    #[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
+    return &crate::arch::aarch64::FORWARDED_PPIS;
+    #[cfg(all(not(target_arch = "aarch64"), target_os = "none"))]
+    return &[];
+}
+
+/// The console UART model: the one the platform's guests expect.
+fn console_model() -> Model {
+    if cfg!(target_arch = "riscv64") {
+        Model::Console16550(Uart16550::new())
+    } else {
+        Model::Console(Pl011::new())
+    }
+}
+
 fn model_for(d: &EmuDevice) -> Result<Window, String> {
     let model = match d.emu_type {
-        emu_type::CONSOLE => Model::Console(Pl011::new()),
+        emu_type::CONSOLE => console_model(),
         emu_type::DUMMY => Model::Dummy,
         emu_type::GIC_CPU_IF => Model::GicCpuIf,
         emu_type::GIC_DIST => Model::GicDist,
         emu_type::GIC_REDIST => Model::GicRedist,
+        emu_type::PLIC => Model::Plic,
         t => {
             return Err(format!(
                 "not supported yet: emulated device \"{}\" with emu_type {t:#x}",

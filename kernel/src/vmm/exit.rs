@@ -4,6 +4,9 @@
 
 use core::fmt;
 
+/// Most console bytes one [`VmExit::Console`] carries.
+pub const CONSOLE_CHUNK: usize = 16;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VmExit {
     /// A load or store to an unmapped (or write-protected) guest-physical address.
@@ -35,6 +38,9 @@ pub enum VmExit {
     HostInterrupt { intid: u32 },
     /// The guest waited for an interrupt and was woken.
     Idle,
+    /// Console output the guest handed to its firmware interface (riscv64: SBI
+    /// debug console and legacy putchar) instead of its UART: `data[..len]`.
+    Console { data: [u8; CONSOLE_CHUNK], len: u8 },
     /// The guest did something the hypervisor refuses: its VM is stopped.
     Fault(Fault),
 }

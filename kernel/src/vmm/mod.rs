@@ -4,6 +4,7 @@ pub mod config;
 pub mod create;
 pub mod devices;
 pub mod exit;
+pub mod fs;
 pub mod guest_gic;
 #[cfg(target_os = "none")]
 pub mod input;

@@ -5,7 +5,7 @@
 use super::exit::{Reply, VcpuOnError, VmExit};
 use super::vm::{Power, Vm, VmState};
 use crate::arch::current::{self, Vcpu};
-use crate::platform::Platform;
+use crate::platform::HostPlatform as Platform;
 use crate::println;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -153,12 +153,12 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
         if vm.state() != VmState::Running {
             break;
         }
-        if let Some(gic) = vm.devices.lock().vgic() {
-            vcpu.fill_irqs(gic, index);
+        if let Some(chip) = crate::arch::irq_chip(&mut vm.devices.lock()) {
+            vcpu.fill_irqs(chip, index);
         }
         let exit = vcpu.run();
-        if let Some(gic) = vm.devices.lock().vgic() {
-            vcpu.sync_irqs(gic, index);
+        if let Some(chip) = crate::arch::irq_chip(&mut vm.devices.lock()) {
+            vcpu.sync_irqs(chip, index);
         }
         match handle_exit(m, vm, index, &mut vcpu, exit) {
             Next::Continue => {}
@@ -277,10 +277,12 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -
             Next::Continue
         }
         VmExit::Ipi { value } => {
-            if let Some(gic) = vm.devices.lock().vgic() {
-                // Malformed requests name no existing vCPU and are dropped, as a GIC does.
-                let _ = gic.sgi(index, value);
-            }
+            vm.devices.lock().ipi(index, value);
+            Next::Continue
+        }
+        VmExit::Console { data, len } => {
+            let len = (len as usize).min(data.len());
+            vm.devices.lock().console_write(&data[..len]);
             Next::Continue
         }
         VmExit::Interrupt {

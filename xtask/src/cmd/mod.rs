@@ -4,3 +4,4 @@ pub mod build;
 pub mod defconfig;
 pub mod run;
 pub mod test;
+pub mod test_fs;

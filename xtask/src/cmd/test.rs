@@ -16,7 +16,7 @@ use crate::qemu::{qemu_args, qemu_binary, run_captured, Outcome};
 use crate::workspace::{cargo, Workspace};
 
 /// Time limit for one QEMU run.
-const QEMU_TIMEOUT: Duration = Duration::from_secs(180);
+pub(super) const QEMU_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The scenarios, in the order they run.
 pub const SCENARIOS: &[(&str, &str)] = &[
@@ -37,8 +37,48 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "a bad VM config is rejected with file, key and reason before any build",
     ),
     (
+        "linux-smp1",
+        "Debian's arm64 Linux with 1 vCPU boots to its initramfs, reports 1 CPU, runs a command and powers off; exit 0",
+    ),
+    (
+        "linux-smp2",
+        "the same with 2 vCPUs (configs/vms/linux-aarch64-qemu-smp2.toml)",
+    ),
+    (
+        "linux-smp4",
+        "the same with 4 vCPUs, one per physical CPU",
+    ),
+    (
+        "linux-and-testguest",
+        "Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
+    ),
+    (
         "uboot-two-vms",
         "board qemu-aarch64-uboot: U-Boot (-bios) finds boot.scr on the card image of `cargo xtask image` (a virtio disk), boots the hypervisor; the two test VMs pass, exit 0",
+    ),
+    (
+        "riscv64-two-vms",
+        "board qemu-riscv64: two test-guest VMs pass their checks, exit 0",
+    ),
+    (
+        "riscv64-fault-isolation",
+        "qemu-riscv64: a VM that reads outside its memory is stopped; the other finishes",
+    ),
+    (
+        "riscv64-linux",
+        "qemu-riscv64: Debian's riscv64 Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
+    ),
+    (
+        "uboot-fs-vm",
+        "board qemu-aarch64-uboot with vm1 built in and vm3 (image_location = \"fs\") as files on the card: the hypervisor reads vm3's config and image from the boot modules; both pass, exit 0",
+    ),
+    (
+        "uboot-edit-config",
+        "vms/vm3.toml edited inside that card image (cmdline = \"fault\"), booted with no rebuild: vm3 is stopped outside its memory, vm1 passes",
+    ),
+    (
+        "uboot-bad-fs-config",
+        "an unknown key in vms/vm3.toml on the card stops only vm3 (message names file and key); vm1 passes",
     ),
 ];
 
@@ -47,6 +87,21 @@ const FAULT_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-smp2-fault.toml",
 ];
 const BAD_VM: &str = "xtask/tests/data/bad-vm.toml";
+const TESTGUEST_B: &str = "configs/vms/testguest-aarch64-qemu-smp2-b.toml";
+const LINUX_VMS: [&str; 3] = [
+    "configs/vms/linux-aarch64-qemu-smp1.toml",
+    "configs/vms/linux-aarch64-qemu-smp2.toml",
+    "configs/vms/linux-aarch64-qemu-smp4.toml",
+];
+const RISCV64_BOARD: &str = "configs/board/qemu-riscv64.toml";
+const RISCV64_FAULT_VMS: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
+    "configs/vms/testguest-riscv64-qemu-smp2-fault.toml",
+];
+const RISCV64_LINUX_VMS: [&str; 2] = [
+    "configs/vms/linux-riscv64-qemu-smp2.toml",
+    "configs/vms/testguest-riscv64-qemu-smp2-b.toml",
+];
 /// QEMU virt with a GICv2 (gic-version=2) and two GICv2 test-guest VMs.
 const GICV2_BOARD: &str = "configs/board/qemu-aarch64-gicv2.toml";
 
@@ -182,9 +237,19 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
     let result = match name {
         "two-vms" => two_vms(ws, name, DEFAULT_BOARD),
         "two-vms-gicv2" => two_vms(ws, name, GICV2_BOARD),
-        "fault-isolation" => fault_isolation(ws),
+        "fault-isolation" => fault_isolation(ws, name, DEFAULT_BOARD, &FAULT_VMS),
         "bad-config" => bad_config(ws),
         "uboot-two-vms" => uboot_two_vms(ws),
+        "linux-smp1" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[0]], 1),
+        "linux-smp2" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1]], 2),
+        "linux-smp4" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[2]], 4),
+        "linux-and-testguest" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1], TESTGUEST_B], 2),
+        "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
+        "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
+        "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
+        "uboot-fs-vm" => super::test_fs::fs_vm(ws),
+        "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
+        "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();
@@ -200,28 +265,28 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
     }
 }
 
-fn log_path(ws: &Workspace, name: &str) -> Result<PathBuf> {
+pub(super) fn log_path(ws: &Workspace, name: &str) -> Result<PathBuf> {
     let dir = ws.target_dir.join("hv").join("test-logs");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(dir.join(format!("{name}.log")))
 }
 
-/// Builds with `board` and `vms` (empty: the board's), boots it, returns the plan,
+/// Builds with `board` and `vms` (none: the board's own), boots it, returns the plan,
 /// how QEMU ended and its cleaned output.
 fn boot(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<(Plan, Outcome, String)> {
-    ensure_qemu(Arch::Aarch64)?;
     let opts = BuildOptions {
         config: Some(ws.root.join(board)),
         vms: vms.iter().map(|v| ws.root.join(v)).collect(),
         force_bin: true,
     };
     let out = build(ws, &opts)?;
+    ensure_qemu(out.plan.board.arch)?;
     let q = out
         .plan
         .board
         .qemu
         .clone()
-        .with_context(|| format!("board {board} has no [qemu] section"))?;
+        .with_context(|| format!("{board} has no [qemu] section"))?;
     let bin = out.bin.clone().context("no raw binary")?;
     let log = log_path(ws, name)?;
     let program = qemu_binary(&out.plan.board);
@@ -236,7 +301,7 @@ fn boot(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<(Plan, 
 }
 
 /// Failure message with the end of the output.
-fn failure(problems: &[String], output: &str) -> anyhow::Error {
+pub(super) fn failure(problems: &[String], output: &str) -> anyhow::Error {
     let lines: Vec<&str> = output.lines().collect();
     let tail = lines[lines.len().saturating_sub(40)..].join("\n");
     anyhow::anyhow!(
@@ -255,9 +320,17 @@ fn vm_lines<'a>(output: &'a str, name: &str) -> Vec<&'a str> {
 }
 
 /// Checks the VM's `<N> passed, <M> failed` line: N > 0 and M == 0.
-fn check_summary(output: &str, name: &str, problems: &mut Vec<String>) {
+pub(super) fn check_summary(output: &str, name: &str, problems: &mut Vec<String>) {
     let lines = vm_lines(output, name);
-    let summary = lines.iter().rev().find_map(|l| parse_summary(l));
+    // The VM with the keyboard streams its output; another VM's line can split one
+    // of its lines in two, so a piece joined with the next is tried too.
+    let joined = |i: usize| -> Option<(u64, u64)> {
+        parse_summary(lines[i]).or_else(|| {
+            let next = lines.get(i + 1)?;
+            parse_summary(&format!("{}{next}", lines[i]))
+        })
+    };
+    let summary = (0..lines.len()).rev().find_map(joined);
     match summary {
         Some((n, 0)) if n > 0 => {}
         Some((n, m)) => {
@@ -316,7 +389,7 @@ pub fn parse_memory(text: &str) -> Option<Range> {
     (end > base).then(|| Range::new(base, end - base))
 }
 
-fn has_line(output: &str, text: &str) -> bool {
+pub(super) fn has_line(output: &str, text: &str) -> bool {
     output.lines().any(|l| l.contains(text))
 }
 
@@ -346,8 +419,50 @@ fn two_vms(ws: &Workspace, name: &str, board: &str) -> Result<()> {
     }
 }
 
-fn fault_isolation(ws: &Workspace) -> Result<()> {
-    let (plan, outcome, out) = boot(ws, "fault-isolation", DEFAULT_BOARD, &FAULT_VMS)?;
+/// Boots the Linux VM (named `linux`, `cpus` vCPUs) on `board` with any other VMs in
+/// `vms`: Linux must report its CPUs, run its command (`uname -m` printing the board's
+/// architecture) and power off; test guests must pass; QEMU must exit 0. The guest
+/// image `linux-<arch>` is pulled when missing.
+fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Result<()> {
+    let (loaded, report) = crate::config::board::load_board(&ws.root.join(board), &ws.root);
+    let arch = loaded
+        .map(|b| b.arch)
+        .ok_or(crate::config::ConfigError(report))?;
+    crate::guest::ensure_pulled(&ws.root, &format!("linux-{}", arch.name()))?;
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::Exited(s) if s.success() => {}
+        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+    let wanted = [
+        "[linux] guest-init: ready".to_string(),
+        format!("[linux] guest-init: cpus {cpus}"),
+        "[linux] linux-up".to_string(),
+        format!("[linux] {}", plan.board.arch.name()),
+        "[linux] guest-init: done 0".to_string(),
+        "hv: VM 1 (linux) powered off".to_string(),
+    ];
+    for w in &wanted {
+        if !out.lines().any(|l| l.trim_end() == w) {
+            problems.push(format!("no line `{w}`"));
+        }
+    }
+    for vm in plan.vms.iter().filter(|v| v.name != "linux") {
+        check_summary(&out, &vm.name, &mut problems);
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &out))
+    }
+}
+
+fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
     match outcome {
         Outcome::Exited(s) if !s.success() => {}
@@ -363,7 +478,7 @@ fn fault_isolation(ws: &Workspace) -> Result<()> {
         .iter()
         .find(|v| v.cmdline.split_whitespace().any(|w| w == "fault"));
     let Some(faulty) = faulty else {
-        bail!("no VM with cmdline `fault` in {FAULT_VMS:?}")
+        bail!("no VM with cmdline `fault` in {vms:?}")
     };
     let stopped = format!("hv: VM {} ({}) stopped:", faulty.id, faulty.name);
     match out.lines().find(|l| l.contains(&stopped)) {
@@ -494,7 +609,7 @@ fn bad_config(ws: &Workspace) -> Result<()> {
     let calls = dir.join("cargo-calls.log");
     let _ = std::fs::remove_file(&calls);
     write_shim(&shim)?;
-    let exe = live_exe(std::env::current_exe().context("cannot find the xtask executable")?);
+    let exe = xtask_exe()?;
     let output = Command::new(&exe)
         .current_dir(&ws.root)
         .args(["build", "--config", DEFAULT_BOARD, "--vm", BAD_VM])
@@ -518,13 +633,18 @@ fn bad_config(ws: &Workspace) -> Result<()> {
     }
 }
 
-/// The unit tests (`cargo test --workspace`, with the workspace's unified features)
-/// may have rebuilt this very binary in place, and Linux then names the running one
-/// `<path> (deleted)`: the xtask now at `<path>` is the one to run.
-fn live_exe(exe: PathBuf) -> PathBuf {
-    match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
-        Some(path) if !exe.exists() => PathBuf::from(path),
-        _ => exe,
+/// This program's executable. `cargo test --workspace` (the unit-test step) may have
+/// rebuilt it under the same path meanwhile: Linux then names the running one
+/// `<path> (deleted)`, and the fresh file at `<path>` is the one to run.
+fn xtask_exe() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let shown = exe.to_string_lossy();
+    match shown.strip_suffix(" (deleted)") {
+        Some(p) if Path::new(p).exists() => Ok(PathBuf::from(p)),
+        _ => Ok(exe),
     }
 }
 
@@ -616,14 +736,6 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
     }
 
     #[test]
-    fn a_binary_rebuilt_in_place_is_run_from_its_path() {
-        let gone = PathBuf::from("/nonexistent-dir/xtask (deleted)");
-        assert_eq!(live_exe(gone), PathBuf::from("/nonexistent-dir/xtask"));
-        let here = std::env::current_exe().unwrap();
-        assert_eq!(live_exe(here.clone()), here);
-    }
-
-    #[test]
     fn summary_and_memory_lines() {
         assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0)));
         assert_eq!(parse_summary("ok: timer"), None);
@@ -654,6 +766,13 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
         problems.clear();
         check_summary("[vm1] 0 passed, 0 failed\n", "vm1", &mut problems);
         assert_eq!(problems.len(), 1, "zero checks is a failure");
+        problems.clear();
+        let split = "[vm1] 8 passed, 0 fa\n[vm3] ok: x\n[vm1] iled\n";
+        check_summary(split, "vm1", &mut problems);
+        assert!(
+            problems.is_empty(),
+            "a line split by another VM's: {problems:?}"
+        );
     }
 
     #[test]

@@ -203,6 +203,8 @@ struct DevicesToml {
     gich: Option<Pair>,
     gicv: Option<Pair>,
     gits: Option<Vec<Pair>>,
+    /// RISC-V PLIC.
+    plic: Option<Pair>,
 }
 
 impl DevicesToml {
@@ -214,6 +216,7 @@ impl DevicesToml {
             ("gicc", self.gicc),
             ("gich", self.gich),
             ("gicv", self.gicv),
+            ("plic", self.plic),
         ];
         let mut out: Vec<(&'static str, Range)> = singles
             .into_iter()

@@ -73,45 +73,17 @@ fn place_pinned(board: &Board, vm: &mut Vm, owner: &mut [Owner], report: &mut Re
     vm.pcpus = pcpus;
 }
 
-/// The CPU index a pinned vCPU asks for, and the key it was given by.
+/// The CPU index a pinned vCPU asks for, and the key it was given by (the rule is
+/// the shared crate's, as in the hypervisor).
 fn pinned_cpu(board: &Board, vm: &Vm, vcpu: usize) -> (&'static str, Result<u32, String>) {
-    if let Some(sets) = &vm.phys_cpu_sets {
-        let Some(&mask) = sets.get(vcpu) else {
-            return ("phys_cpu_sets", Err("no entry for this vCPU".into()));
-        };
-        if mask == 0 {
-            return ("phys_cpu_sets", Err("CPU mask is 0".into()));
-        }
-        let bit = mask.trailing_zeros();
-        if bit >= board.smp {
-            return (
-                "phys_cpu_sets",
-                Err(format!(
-                    "mask {mask:#x} names CPU {bit} but the board has CPUs 0..{}",
-                    board.smp
-                )),
-            );
-        }
-        return ("phys_cpu_sets", Ok(bit));
-    }
-    let ids = vm.phys_cpu_ids.as_deref().unwrap_or(&[]);
-    let Some(&mpidr) = ids.get(vcpu) else {
-        return ("phys_cpu_ids", Err("no entry for this vCPU".into()));
-    };
-    match board.cpu_mpidrs.iter().position(|&m| m == mpidr) {
-        Some(i) => ("phys_cpu_ids", Ok(i as u32)),
-        None => {
-            let known: Vec<String> = board.cpu_mpidrs.iter().map(|m| format!("{m:#x}")).collect();
-            (
-                "phys_cpu_ids",
-                Err(format!(
-                    "board {} has no CPU with MPIDR {mpidr:#x} (it has {})",
-                    board.name,
-                    known.join(", ")
-                )),
-            )
-        }
-    }
+    vmconfig::cpus::pinned_cpu(
+        vm.phys_cpu_sets.as_deref(),
+        vm.phys_cpu_ids.as_deref(),
+        vcpu,
+        &board.cpu_mpidrs,
+        &format!("board {}", board.name),
+    )
+    .unwrap_or(("phys_cpu_ids", Err("no entry for this vCPU".into())))
 }
 
 fn place_free(vm: &mut Vm, owner: &mut [Owner]) {

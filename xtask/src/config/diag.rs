@@ -4,68 +4,7 @@
 //! and the caller shows all of them at once.
 use std::fmt;
 
-/// A path to a value inside a TOML file, shown as `kernel.memory_regions[1]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyPath(Vec<Seg>);
-
-/// One step of a [`KeyPath`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-impl KeyPath {
-    /// The path of a top-level key or table.
-    pub fn new(key: &str) -> Self {
-        KeyPath(vec![Seg::Key(key.to_string())])
-    }
-
-    /// This path extended by a key.
-    pub fn key(&self, key: &str) -> Self {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Key(key.to_string()));
-        KeyPath(segs)
-    }
-
-    /// This path extended by an array index.
-    pub fn index(&self, index: usize) -> Self {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Index(index));
-        KeyPath(segs)
-    }
-
-    pub fn segs(&self) -> &[Seg] {
-        &self.0
-    }
-
-    pub fn from_segs(segs: Vec<Seg>) -> Self {
-        KeyPath(segs)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Display for KeyPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.0.iter().enumerate() {
-            match seg {
-                Seg::Key(k) if i == 0 => write!(f, "{k}")?,
-                Seg::Key(k) => write!(f, ".{k}")?,
-                Seg::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
-    Error,
-    Warning,
-}
+pub use vmconfig::{KeyPath, Seg, Severity};
 
 /// One problem in one file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,12 +1,11 @@
 //! A TOML config file as read from disk: its text, its parsed document (with spans),
 //! and the helpers that turn a byte offset or a key path into `file:line:col` for
 //! diagnostics.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use toml_edit::{Document, Item, Table, Value};
 
 use super::diag::{Diagnostic, KeyPath, Seg, Severity};
@@ -23,33 +22,6 @@ pub struct Source {
     pub shown: String,
     pub text: String,
     doc: Document<String>,
-}
-
-/// Any TOML value, for arrays that mix types (`[name, base, len, ...]`) and that we
-/// check element by element to give precise messages.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum Raw {
-    Int(i64),
-    Bool(bool),
-    Float(f64),
-    Str(String),
-    List(Vec<Raw>),
-    Table(BTreeMap<String, Raw>),
-}
-
-impl Raw {
-    /// A short name of the value's type, for messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Raw::Int(_) => "an integer",
-            Raw::Bool(_) => "a boolean",
-            Raw::Float(_) => "a float",
-            Raw::Str(_) => "a string",
-            Raw::List(_) => "an array",
-            Raw::Table(_) => "a table",
-        }
-    }
 }
 
 /// Shows `path` relative to `root` when it is inside it.
@@ -151,16 +123,7 @@ impl Source {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = match before.rfind('\n') {
-        Some(nl) => before[nl + 1..].chars().count() + 1,
-        None => before.chars().count() + 1,
-    };
-    (line, col)
-}
+pub use vmconfig::parse::line_col;
 
 fn contains(span: Option<Range<usize>>, offset: usize) -> bool {
     match span {
@@ -269,6 +232,8 @@ fn locate_in(item: &Item, segs: &[Seg]) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
+    use vmconfig::schema::Raw;
 
     fn src(text: &str) -> Source {
         Source::parse(Path::new("/x/f.toml"), "f.toml".into(), text.into()).unwrap()

@@ -381,7 +381,7 @@ fn phys_cpu_list_length_and_unknown_mpidr_and_bad_mask() {
         &errs,
         "b.toml",
         "base.phys_cpu_sets[1]",
-        "names CPU 8 but the board has CPUs 0..4",
+        "names CPU 8 but board testboard has CPUs 0..4",
     );
 }
 

@@ -88,6 +88,18 @@ pub fn run(root: &Path, args: &GuestArgs) -> Result<()> {
     }
 }
 
+/// Pulls guest image `name` into the default store (`$HV_GUEST_STORE` or the user's
+/// cache) unless it is there already.
+pub fn ensure_pulled(root: &Path, name: &str) -> Result<()> {
+    let store = Store::open(None)?;
+    if store.manifest(name)?.is_some() {
+        return Ok(());
+    }
+    println!("xtask: guest image {name} is not pulled yet: pulling it");
+    let reg_loc = registry_location(root, None)?;
+    pull(&store, &reg_loc, name, false)
+}
+
 /// The registry to use.
 pub fn registry_location(root: &Path, explicit: Option<&str>) -> Result<Location> {
     let env = std::env::var(REGISTRY_ENV).ok().filter(|v| !v.is_empty());

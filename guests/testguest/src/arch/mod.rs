@@ -5,7 +5,7 @@
 //! - boot: the image entry (device tree address in, stacks, .bss, exception vectors)
 //!   calling [`crate::guest::primary_main`], and a secondary-CPU entry that takes its
 //!   stack slot from the start argument and calls [`crate::guest::secondary_main`];
-//! - `FALLBACK_UART`, `barrier`, `halt`, `cpu_hw_id`, `secondary_entry`;
+//! - `FALLBACK_UART`, `barrier`, `halt`, `wait_for_interrupt`, `cpu_hw_id`, `secondary_entry`;
 //! - `timer`: `frequency`, `now`, `arm`, `disarm`;
 //! - `irq`: `init` (interrupt controller set up for the timer), `enable`, `disable`,
 //!   and an interrupt handler that reports to [`crate::checks::timer`];
@@ -21,7 +21,12 @@ mod aarch64;
 #[cfg(target_arch = "aarch64")]
 pub use aarch64::*;
 
-#[cfg(not(target_arch = "aarch64"))]
+#[cfg(target_arch = "riscv64")]
+mod riscv64;
+#[cfg(target_arch = "riscv64")]
+pub use riscv64::*;
+
+#[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
 compile_error!("testguest: no architecture module for this target yet (see src/arch/mod.rs)");
 
 /// What the firmware says about a CPU.
@@ -46,5 +51,9 @@ pub type HvInfo = [u64; 4];
 pub const HV_INFO_OK: u64 = 0;
 /// `HV_INFO` ABI magic: "HV" and version 1.
 pub const HV_INFO_MAGIC: u64 = 0x4856_0001;
-/// The answer to an unknown call: NOT_SUPPORTED (-1).
+/// The answer to an unknown call: NOT_SUPPORTED (-1 in the SMC calling convention,
+/// SBI_ERR_NOT_SUPPORTED = -2 in the SBI's).
+#[cfg(not(target_arch = "riscv64"))]
 pub const NOT_SUPPORTED: u64 = u64::MAX;
+#[cfg(target_arch = "riscv64")]
+pub const NOT_SUPPORTED: u64 = -2i64 as u64;

@@ -1,6 +1,6 @@
 //! memory: every 4 KiB page of the RAM the device tree reports can be written and read
-//! back, except the pages holding the guest's own image (with its stacks) and the
-//! device tree.
+//! back, except the pages holding the guest's own image (with its stacks), the
+//! device tree and `/reserved-memory` (firmware's own, as OpenSBI's on plain QEMU).
 //!
 //! All pages are written first and verified afterwards, so two guest addresses backed
 //! by the same host memory show up (the later write wins over the earlier). The pattern
@@ -30,6 +30,12 @@ fn seed() -> u64 {
     arch::timer::now().rotate_left(17) ^ vm.wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
 
+/// Whether `page` is one not to touch: the image, the device tree or reserved memory.
+fn skipped(platform: &Platform, page: &Region) -> bool {
+    reserved(platform).iter().any(|r| r.overlaps(page))
+        || platform.reserved().iter().any(|r| r.overlaps(page))
+}
+
 /// Pages not to touch: the image and the device tree, widened to whole pages.
 fn reserved(platform: &Platform) -> [Region; 2] {
     [image::region(), platform.dtb].map(|r| {
@@ -44,7 +50,6 @@ fn reserved(platform: &Platform) -> [Region; 2] {
 
 /// Calls `visit` with the address of every testable page.
 fn for_each_page(platform: &Platform, mut visit: impl FnMut(u64) -> CheckResult) -> CheckResult {
-    let skip = reserved(platform);
     for region in platform.memory() {
         let mut page = region.base.saturating_add(PAGE - 1) & !(PAGE - 1);
         while page.saturating_add(PAGE) <= region.end() {
@@ -52,7 +57,7 @@ fn for_each_page(platform: &Platform, mut visit: impl FnMut(u64) -> CheckResult)
                 base: page,
                 size: PAGE,
             };
-            if !skip.iter().any(|r| r.overlaps(&this)) {
+            if !skipped(platform, &this) {
                 visit(page)?;
             }
             page += PAGE;

@@ -42,7 +42,10 @@ pub fn unknown_call() -> CheckResult {
     let answer = arch::firmware::unknown_call()
         .map_err(|_| why!("the call raised an exception in the guest (no hypervisor?)"))?;
     if answer != arch::NOT_SUPPORTED {
-        return Err(why!("returned {answer:#x}, expected -1 (NOT_SUPPORTED)"));
+        return Err(why!(
+            "returned {answer:#x}, expected {} (NOT_SUPPORTED)",
+            arch::NOT_SUPPORTED as i64
+        ));
     }
     arch::firmware::probe()
         .map(|_| ())

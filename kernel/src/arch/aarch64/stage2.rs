@@ -8,7 +8,6 @@
 
 pub const PAGE: u64 = 4096;
 pub const BLOCK_2M: u64 = 2 << 20;
-const ENTRIES: usize = 512;
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 const VALID: u64 = 1 << 0;
@@ -24,13 +23,7 @@ const XN: u64 = 1 << 54;
 /// Largest IPA width a level-1 start supports with 4 KiB pages.
 pub const MAX_IPA_BITS: u32 = 39;
 
-/// Where table frames come from.
-pub trait TableMemory {
-    /// A zeroed, 4 KiB-aligned frame for a table; its physical address.
-    fn alloc_table(&mut self) -> Option<u64>;
-    /// The table at physical address `pa` (one previously returned by `alloc_table`).
-    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES];
-}
+pub use crate::mm::tables::TableMemory;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Perms {
@@ -214,6 +207,7 @@ pub fn describe(desc: u64) -> (Perms, MemType) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mm::tables::ENTRIES;
     use alloc::vec::Vec;
 
     /// Table frames kept in a vector; "physical" addresses start at 0x8000_0000.

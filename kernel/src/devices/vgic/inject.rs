@@ -31,10 +31,14 @@ impl Vgic {
 
     /// An edge on `intid`: SGIs and PPIs of `target_vcpu`, or an SPI (delivered where
     /// its GICD_IROUTER points; `target_vcpu` is then ignored). Returns the vCPU that
-    /// now has it deliverable, if any. An edge while the interrupt still waits in a
-    /// list register, not yet taken, merges with it (as in a real GIC); whether it
-    /// was still waiting is known at the next [`Vgic::lr_update`], until which the
-    /// edge is held.
+    /// now has it deliverable, if any.
+    ///
+    /// An edge is never lost: while the interrupt is in a list register the model
+    /// only learns at the vCPU's next exit whether the guest has taken it already, so
+    /// the edge is latched (and the vCPU kicked, see `note`). If the list register
+    /// turns out to have still held it pending, the guest sees it once more: a
+    /// spurious repeat, which guests tolerate, where a lost edge (an IPI) would leave
+    /// a vCPU asleep.
     pub fn set_pending(
         &mut self,
         intid: u32,
@@ -46,9 +50,7 @@ impl Vgic {
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return Err(VgicError::BadIntid(intid));
         };
-        if irq.raise_edge() {
-            self.kicks |= 1 << irq.lr_vcpu;
-        }
+        irq.latch = true;
         Ok(self.note(vcpu, intid))
     }
 
@@ -87,8 +89,8 @@ impl Vgic {
         let rising = level && !irq.line;
         irq.line = level;
         // An edge-configured interrupt latches on the rising edge of its line.
-        if rising && irq.edge && irq.raise_edge() {
-            self.kicks |= 1 << irq.lr_vcpu;
+        if rising && irq.edge && irq.lr != LrState::Pending {
+            irq.latch = true;
         }
         Ok(if level { self.note(vcpu, intid) } else { None })
     }

@@ -80,10 +80,6 @@ pub struct Irq {
     pub lr_vcpu: usize,
     pub cancel_pending: bool,
     pub cancel_active: bool,
-    /// An edge came while the model last saw the list register Pending. The guest may
-    /// have taken that one since (the list register changes without the model
-    /// knowing): the next report decides whether the edge merged with it.
-    pub late_edge: bool,
 }
 
 impl Irq {
@@ -93,21 +89,7 @@ impl Irq {
 
     /// Pending as the guest reads GICD_ISPENDR.
     pub fn visible_pending(&self) -> bool {
-        self.pending() || self.late_edge || (self.lr.has_pending() && !self.cancel_pending)
-    }
-
-    /// An edge on this interrupt: latched, or, while the model last saw it Pending in
-    /// a list register, held until the next report of that list register
-    /// ([`Irq::update_from_lr`]). Returns true in that case: the vCPU holding it
-    /// should exit to report it.
-    pub fn raise_edge(&mut self) -> bool {
-        if self.lr == LrState::Pending {
-            self.late_edge = true;
-            true
-        } else {
-            self.latch = true;
-            false
-        }
+        self.pending() || (self.lr.has_pending() && !self.cancel_pending)
     }
 
     pub fn visible_active(&self) -> bool {
@@ -127,7 +109,6 @@ impl Irq {
         self.lr_vcpu = vcpu;
         self.cancel_pending = false;
         self.cancel_active = false;
-        self.late_edge = false;
     }
 
     /// Whether a pending state held in a list register is still wanted.
@@ -137,11 +118,6 @@ impl Irq {
 
     /// Folds what the list register says back into the model.
     pub fn update_from_lr(&mut self, state: LrState) -> LrAction {
-        // A late edge merges with a pending state the guest has not taken yet; if the
-        // guest took it, the edge is a new interrupt.
-        if core::mem::take(&mut self.late_edge) && !state.has_pending() {
-            self.latch = true;
-        }
         let mut pending = state.has_pending() && self.lr_pending_wanted();
         let active = state.has_active() && !self.cancel_active;
         if state.has_pending() && !pending && !self.enabled && !self.cancel_pending {
@@ -149,8 +125,9 @@ impl Irq {
             self.latch |= self.lr_latch;
         }
         if active && !pending && self.latch && self.enabled && !self.hw {
-            // A new edge while the guest handles the last one: pending and active, so
-            // the guest takes it as soon as it finishes (no exit needed then).
+            // A new edge while the guest handles the last one: pending and active in
+            // the list register, so the guest takes it as soon as it finishes the
+            // first (an edge interrupt's end causes no exit that would refill).
             pending = true;
             self.latch = false;
             self.lr_latch = true;
@@ -172,7 +149,6 @@ impl Irq {
         if !self.cancel_pending {
             self.latch |= self.lr_latch;
         }
-        self.latch |= core::mem::take(&mut self.late_edge);
         self.lr = LrState::Invalid;
         self.cancel_pending = false;
         self.cancel_active = false;

@@ -188,11 +188,17 @@ impl Vgic {
             .is_some_and(|irq| irq.ready() && spi_gate(irq))
     }
 
-    /// Records a kick for the target of `intid` if it became deliverable; returns it.
+    /// Records a kick for the target of `intid` if it became deliverable, or if it is
+    /// pending again while a list register of the target may still hold it (the
+    /// target must exit so the list register is read back and the interrupt
+    /// re-delivered); returns the target when deliverable.
     fn note(&mut self, vcpu: usize, intid: u32) -> Option<usize> {
         let target = self.target(vcpu, intid)?;
         let ready = self.deliverable(vcpu, intid);
-        if ready {
+        let waiting_on_lr = self
+            .irq(vcpu, intid)
+            .is_some_and(|i| i.enabled && i.pending() && i.lr != LrState::Invalid);
+        if ready || waiting_on_lr {
             self.kicks |= 1 << target;
         }
         ready.then_some(target)

@@ -31,6 +31,13 @@ pub fn barrier() {
     unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
 }
 
+/// Idles until an interrupt is pending (the caller has interrupts unmasked, so the
+/// handler runs before this returns).
+pub fn wait_for_interrupt() {
+    // SAFETY: waiting only affects this CPU's execution.
+    unsafe { asm!("dsb sy", "wfi", options(nomem, nostack)) };
+}
+
 /// Stops this CPU for good (interrupts masked, waiting forever).
 pub fn halt() -> ! {
     loop {

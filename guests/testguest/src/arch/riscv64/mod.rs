@@ -1,0 +1,69 @@
+//! riscv64: the guest runs in S-mode (VS-mode under the hypervisor) with satp off,
+//! calls the SBI (the firmware interface the hypervisor emulates, OpenSBI on plain
+//! QEMU) and the project hypercalls with `ecall`, takes its timer interrupt (SBI
+//! set_timer) as a supervisor timer interrupt, and prints on a 16550.
+
+use core::arch::asm;
+
+use crate::console::{Uart, UartKind};
+
+mod boot;
+mod dtb;
+mod exception;
+pub mod firmware;
+pub mod irq;
+mod plic;
+pub mod timer;
+
+pub use dtb::check_dtb;
+
+/// The UART the riscv64 test VMs (and QEMU virt) have, used when the device tree
+/// names none.
+pub const FALLBACK_UART: Uart = Uart {
+    kind: UartKind::Ns16550,
+    base: 0x1000_0000,
+    reg_shift: 0,
+};
+
+/// Full memory barrier: earlier accesses complete before later ones start.
+pub fn barrier() {
+    // SAFETY: a fence has no effect besides ordering memory accesses.
+    unsafe { asm!("fence rw, rw", options(nostack, preserves_flags)) };
+}
+
+/// Idles until an interrupt is pending (the caller has interrupts unmasked, so the
+/// handler runs before this returns). Interrupts are masked around the test and the
+/// WFI: if the timer interrupt was already taken, there is nothing to wait for; if it
+/// comes after the test, WFI returns at once and it is taken on unmasking.
+pub fn wait_for_interrupt() {
+    // SAFETY: masking interrupts and waiting only affect this hart's execution.
+    unsafe { asm!("csrci sstatus, 2", options(nomem, nostack)) };
+    if timer::armed() {
+        // SAFETY: as above; WFI wakes for a pending interrupt even while masked.
+        unsafe { asm!("wfi", options(nomem, nostack)) };
+    }
+    // SAFETY: unmasking again; the trap vector is installed.
+    unsafe { asm!("csrsi sstatus, 2", options(nomem, nostack)) };
+}
+
+/// Stops this hart for good (interrupts masked, waiting forever).
+pub fn halt() -> ! {
+    loop {
+        // SAFETY: masking interrupts and waiting only affect this hart's execution.
+        unsafe { asm!("csrci sstatus, 2", "wfi", options(nomem, nostack)) };
+    }
+}
+
+/// This hart's id as the device tree's `reg` of a CPU node gives it (kept in `tp`
+/// since entry: S-mode cannot read mhartid).
+pub fn cpu_hw_id() -> u64 {
+    let id: u64;
+    // SAFETY: reading tp has no side effects.
+    unsafe { asm!("mv {}, tp", out(reg) id, options(nomem, nostack)) };
+    id
+}
+
+/// Address where secondary harts start (for `firmware::cpu_start`).
+pub fn secondary_entry() -> u64 {
+    boot::secondary_entry_address()
+}

@@ -1,0 +1,176 @@
+//! Boot entry. The image starts with a RISC-V Linux `Image` header, so OpenSBI's
+//! next stage (QEMU `-kernel`) and U-Boot `booti` start it like Linux: in S-mode
+//! (HS-mode with the H extension), satp = 0, a0 = hart id, a1 = DTB address. The
+//! boot hart zeroes .bss and takes stack slot 0; the others are started by the boot
+//! hart through SBI HSM at `secondary_entry` with a0 = hart id, a1 = their stack slot.
+//!
+//! Each hart keeps its [`HartLocal`] in `tp` (the hypervisor uses no thread-local
+//! storage; the world switch saves and restores `tp` around the guest).
+
+use core::cell::UnsafeCell;
+
+const STACK_SHIFT: usize = 16;
+pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
+pub const MAX_CPUS: usize = crate::platform::MAX_CPUS;
+
+#[repr(C, align(4096))]
+pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
+
+#[no_mangle]
+pub static mut BOOT_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+
+/// What one hart needs to know about itself.
+#[derive(Default)]
+pub struct HartLocal {
+    pub hartid: u64,
+    /// The vCPU index and virtual time offset of the vCPU being started here
+    /// (set by `activate`, read by `Vcpu::new`).
+    pub vcpu_index: u64,
+    pub cntvoff: u64,
+}
+
+/// One [`HartLocal`] per stack slot; each is used only by the hart in that slot.
+pub struct Harts(pub [UnsafeCell<HartLocal>; MAX_CPUS]);
+
+// SAFETY: slot `n` is only ever accessed by the hart that booted with stack slot `n`
+// (through `tp`), so no two harts share a cell.
+unsafe impl Sync for Harts {}
+
+pub static HARTS: Harts = Harts(
+    [const {
+        UnsafeCell::new(HartLocal {
+            hartid: 0,
+            vcpu_index: 0,
+            cntvoff: 0,
+        })
+    }; MAX_CPUS],
+);
+
+fn local() -> *mut HartLocal {
+    let tp: u64;
+    // SAFETY: reading tp has no side effect.
+    unsafe { core::arch::asm!("mv {}, tp", out(reg) tp, options(nomem, nostack)) };
+    tp as *mut HartLocal
+}
+
+/// The id of the hart running this code.
+pub fn hartid() -> u64 {
+    // SAFETY: tp was set at entry to this hart's own slot of HARTS, which no other
+    // hart touches.
+    unsafe { (*local()).hartid }
+}
+
+/// Notes the vCPU about to run on this hart.
+pub fn set_vcpu(index: u64, cntvoff: u64) {
+    // SAFETY: as for `hartid`; no reference into the slot is held anywhere.
+    unsafe {
+        (*local()).vcpu_index = index;
+        (*local()).cntvoff = cntvoff;
+    }
+}
+
+/// The vCPU index and virtual time offset noted by [`set_vcpu`].
+pub fn vcpu() -> (u64, u64) {
+    // SAFETY: as for `hartid`.
+    unsafe { ((*local()).vcpu_index, (*local()).cntvoff) }
+}
+
+fn set_local(slot: usize, hartid: u64) {
+    let cell = &HARTS.0[slot.min(MAX_CPUS - 1)];
+    // SAFETY: this hart owns slot `slot` from now on (see `Harts`).
+    unsafe { (*cell.get()).hartid = hartid };
+    let p = cell.get() as u64;
+    // SAFETY: tp is reserved for this pointer; the compiler does not use it.
+    unsafe { core::arch::asm!("mv tp, {}", in(reg) p, options(nomem, nostack)) };
+}
+
+core::arch::global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .option push
+    .option norvc
+    .global _start
+_start:
+    // RISC-V Image header (Documentation/arch/riscv/boot-image-header.rst).
+    j       1f                      // code0
+    .word   0                       // code1
+    .dword  __text_offset           // text_offset from the 2 MiB-aligned RAM base
+    .dword  __image_size            // image_size, .bss included
+    .dword  0                       // flags: little endian
+    .word   2                       // header version 0.2
+    .word   0                       // res1
+    .dword  0                       // res2
+    .ascii  "RISCV\0\0\0"           // magic (deprecated)
+    .ascii  "RSC\x05"               // magic2
+    .word   0                       // res3: no PE/COFF header
+    .option pop
+1:
+    csrw    sie, zero
+    csrw    sscratch, zero
+    la      t0, hv_trap_vector
+    csrw    stvec, t0
+    mv      s0, a0                  // hart id
+    mv      s1, a1                  // DTB
+    // zero .bss (the stacks live there, so before any call)
+    la      t0, __bss_start
+    la      t1, __bss_end
+2:  bgeu    t0, t1, 3f
+    sd      zero, 0(t0)
+    addi    t0, t0, 8
+    j       2b
+3:  li      a0, 0
+    call    .Lset_stack
+    mv      a0, s0
+    mv      a1, s1
+    call    {primary}
+    j       .Lhang
+
+    .global secondary_entry
+secondary_entry:
+    csrw    sie, zero
+    csrw    sscratch, zero
+    la      t0, hv_trap_vector
+    csrw    stvec, t0
+    mv      s0, a0                  // hart id
+    mv      s1, a1                  // stack slot
+    li      t0, {max_cpus}
+    bgeu    a1, t0, .Lhang
+    mv      a0, s1
+    call    .Lset_stack
+    mv      a0, s0
+    mv      a1, s1
+    call    {secondary}
+    j       .Lhang
+
+// sp = BOOT_STACKS + (a0 + 1) * STACK_SIZE; clobbers t0, t1
+.Lset_stack:
+    la      t0, BOOT_STACKS
+    addi    t1, a0, 1
+    slli    t1, t1, {stack_shift}
+    add     sp, t0, t1
+    ret
+
+.Lhang:
+    wfi
+    j       .Lhang
+"#,
+    primary = sym primary_entry,
+    secondary = sym secondary_entry_rust,
+    stack_shift = const STACK_SHIFT,
+    max_cpus = const MAX_CPUS,
+);
+
+extern "C" {
+    /// Entry point for secondary harts (address handed to SBI HSM hart_start).
+    pub fn secondary_entry();
+}
+
+extern "C" fn primary_entry(hartid: u64, dtb: u64) -> ! {
+    set_local(0, hartid);
+    crate::boot::primary_main(dtb as usize)
+}
+
+extern "C" fn secondary_entry_rust(hartid: u64, slot: u64) -> ! {
+    set_local(slot as usize, hartid);
+    crate::boot::secondary_main(slot as usize)
+}

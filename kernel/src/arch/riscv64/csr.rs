@@ -1,0 +1,141 @@
+//! Control and status registers of HS-mode and of the virtual supervisor, by number
+//! (so no assembler extension flags are needed), with read/write/set/clear macros.
+
+pub const SSTATUS: u16 = 0x100;
+pub const SIE: u16 = 0x104;
+pub const STVEC: u16 = 0x105;
+pub const SSCRATCH: u16 = 0x140;
+pub const SCAUSE: u16 = 0x142;
+pub const STVAL: u16 = 0x143;
+pub const SIP: u16 = 0x144;
+pub const TIME: u16 = 0xc01;
+
+pub const VSSTATUS: u16 = 0x200;
+pub const VSIE: u16 = 0x204;
+pub const VSTVEC: u16 = 0x205;
+pub const VSSCRATCH: u16 = 0x240;
+pub const VSEPC: u16 = 0x241;
+pub const VSCAUSE: u16 = 0x242;
+pub const VSTVAL: u16 = 0x243;
+pub const VSATP: u16 = 0x280;
+pub const VSTIMECMP: u16 = 0x24d;
+
+pub const HSTATUS: u16 = 0x600;
+pub const HEDELEG: u16 = 0x602;
+pub const HIDELEG: u16 = 0x603;
+pub const HIE: u16 = 0x604;
+pub const HTIMEDELTA: u16 = 0x605;
+pub const HCOUNTEREN: u16 = 0x606;
+pub const HTVAL: u16 = 0x643;
+pub const HVIP: u16 = 0x645;
+pub const HTINST: u16 = 0x64a;
+pub const HGATP: u16 = 0x680;
+
+/// sstatus fields.
+pub mod sstatus {
+    pub const SIE: u64 = 1 << 1;
+    pub const SPIE: u64 = 1 << 5;
+    pub const SPP: u64 = 1 << 8;
+    pub const FS_DIRTY: u64 = 3 << 13;
+}
+
+/// hstatus fields.
+pub mod hstatus {
+    pub const SPV: u64 = 1 << 7;
+    pub const SPVP: u64 = 1 << 8;
+    pub const HU: u64 = 1 << 9;
+    pub const VTVM: u64 = 1 << 20;
+    pub const VTW: u64 = 1 << 21;
+    pub const VTSR: u64 = 1 << 22;
+}
+
+/// Interrupt bits (sip/sie, hvip, hideleg).
+pub mod irq {
+    pub const SSI: u64 = 1 << 1;
+    pub const VSSI: u64 = 1 << 2;
+    pub const STI: u64 = 1 << 5;
+    pub const VSTI: u64 = 1 << 6;
+    pub const SEI: u64 = 1 << 9;
+    pub const VSEI: u64 = 1 << 10;
+}
+
+/// henvcfg.STCE: VS-mode `stimecmp` is `vstimecmp` (Sstc).
+pub const HENVCFG_STCE: u64 = 1 << 63;
+
+macro_rules! read_csr {
+    ($csr:expr) => {{
+        let v: u64;
+        // SAFETY: reading a CSR of the current privilege level has no side effect
+        // beyond returning its value.
+        unsafe { core::arch::asm!("csrr {0}, {csr}", out(reg) v, csr = const $csr, options(nomem, nostack)) };
+        v
+    }};
+}
+
+macro_rules! write_csr {
+    ($csr:expr, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: the hypervisor owns every HS-mode and VS CSR of its hart; callers
+        // write values that keep the hypervisor itself running.
+        unsafe { core::arch::asm!("csrw {csr}, {0}", in(reg) v, csr = const $csr, options(nomem, nostack)) };
+    }};
+}
+
+macro_rules! set_csr {
+    ($csr:expr, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: as for `write_csr!`.
+        unsafe { core::arch::asm!("csrs {csr}, {0}", in(reg) v, csr = const $csr, options(nomem, nostack)) };
+    }};
+}
+
+macro_rules! clear_csr {
+    ($csr:expr, $v:expr) => {{
+        let v: u64 = $v;
+        // SAFETY: as for `write_csr!`.
+        unsafe { core::arch::asm!("csrc {csr}, {0}", in(reg) v, csr = const $csr, options(nomem, nostack)) };
+    }};
+}
+
+pub(crate) use {clear_csr, read_csr, set_csr, write_csr};
+
+/// Invalidates every G-stage and guest (VS-stage) translation of this hart.
+pub fn hfence_all() {
+    // SAFETY: TLB maintenance only; HFENCE.GVMA and HFENCE.VVMA with x0, x0.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +h",
+            "hfence.gvma zero, zero",
+            "hfence.vvma zero, zero",
+            ".option pop",
+            options(nostack)
+        )
+    };
+}
+
+/// Invalidates the guest's (VS-stage) translations on this hart, for the current VMID.
+pub fn hfence_vvma() {
+    // SAFETY: TLB maintenance only.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +h",
+            "hfence.vvma zero, zero",
+            ".option pop",
+            options(nostack)
+        )
+    };
+}
+
+/// Makes instruction fetches on this hart see earlier stores.
+pub fn fence_i() {
+    // SAFETY: a fence has no effect besides ordering.
+    unsafe { core::arch::asm!("fence rw, rw", "fence.i", options(nostack)) };
+}
+
+pub fn wfi() {
+    // SAFETY: waits for an interrupt to become pending; with sstatus.SIE clear none is
+    // taken here.
+    unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+}

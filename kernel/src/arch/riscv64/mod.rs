@@ -1,0 +1,280 @@
+//! riscv64 support: the hypervisor runs in HS-mode (RISC-V H extension), started by
+//! OpenSBI; guests run in VS-mode behind a G-stage translation.
+//!
+//! `gstage`, `image`, `insn`, `sbi` and `guest_dtb` are pure and build everywhere (host unit
+//! tests); the rest runs only on the bare-metal target.
+pub mod gstage;
+pub mod guest_dtb;
+pub mod image;
+pub mod insn;
+pub mod sbi;
+
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod csr;
+#[cfg(target_os = "none")]
+mod firmware;
+#[cfg(target_os = "none")]
+mod hostplic;
+#[cfg(target_os = "none")]
+mod trap;
+#[cfg(target_os = "none")]
+mod vcpu;
+
+#[cfg(target_os = "none")]
+pub use target::*;
+
+#[cfg(target_os = "none")]
+mod target {
+    use super::csr::{self, irq, set_csr, write_csr};
+    pub use super::gstage::{MemType, Perms, Stage2, TableMemory, MAX_IPA_BITS};
+    use super::guest_dtb::{self, GuestCpus};
+    pub use super::vcpu::{activate, counter, Stage2Regs, Vcpu};
+    use super::{boot, firmware, trap, vcpu};
+    use crate::devices::vplic;
+    use crate::platform::riscv::{Isa, RiscvPlatform as Platform};
+    use crate::platform::Range;
+    use crate::println;
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use spin::Once;
+
+    /// What the boot hart found out about the machine, for vCPUs and guest DTBs.
+    pub struct HostInfo {
+        /// Guests get the Sstc timer (vstimecmp); else SBI set_timer is emulated.
+        pub sstc: bool,
+        pub isa: Isa,
+        pub timebase_hz: u64,
+    }
+
+    static HOST: Once<HostInfo> = Once::new();
+
+    pub fn host() -> Option<&'static HostInfo> {
+        HOST.get()
+    }
+
+    /// Multi-letter extensions a guest may see (they need no hypervisor support).
+    const GUEST_EXTENSIONS: &[&str] = &[
+        "zicsr",
+        "zifencei",
+        "zihintpause",
+        "zba",
+        "zbb",
+        "zbc",
+        "zbs",
+    ];
+
+    extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+
+    /// Physical range of the hypervisor image, .bss and boot stacks included.
+    pub fn image_range() -> Range {
+        // SAFETY: only the addresses of linker symbols are taken.
+        let (s, e) = unsafe {
+            (
+                &__image_start as *const u8 as u64,
+                &__image_end as *const u8 as u64,
+            )
+        };
+        Range {
+            base: s,
+            size: e - s,
+        }
+    }
+
+    /// Boot hart: console (needed to say why we stop), the H extension, Sstc, then
+    /// the hart's own set-up.
+    pub fn init_primary(p: &Platform) -> Result<(), &'static str> {
+        if let Some(u) = p.uart {
+            crate::console::init(u);
+        }
+        if trap::probe_hstatus().is_none() {
+            println!(
+                "hv: cannot start: this hart has no RISC-V H extension (hypervisor \
+                 extension), so it cannot run virtual machines (QEMU: -cpu rv64,h=true)"
+            );
+            power_off(p, false);
+        }
+        let isa = p.common_isa();
+        let stce = isa.sstc()
+            && trap::try_henvcfg(csr::HENVCFG_STCE).is_some_and(|v| v & csr::HENVCFG_STCE != 0);
+        HOST.call_once(|| HostInfo {
+            sstc: stce,
+            isa,
+            timebase_hz: p.timebase_hz,
+        });
+        let timer = if stce {
+            "Sstc (vstimecmp)"
+        } else {
+            "SBI set_timer emulated with the host timer"
+        };
+        println!("hv: RISC-V H extension present; guest timer: {timer}");
+        init_cpu()?;
+        if super::hostplic::init(p, boot::hartid()) {
+            // Console input interrupts come to the boot hart.
+            set_csr!(csr::SIE, irq::SEI);
+        }
+        Ok(())
+    }
+
+    /// Every hart: trap vector, delegation of what guests handle themselves.
+    pub fn init_secondary(_p: &Platform) -> Result<(), &'static str> {
+        if trap::probe_hstatus().is_none() {
+            return Err("no H extension on this hart");
+        }
+        init_cpu()
+    }
+
+    fn init_cpu() -> Result<(), &'static str> {
+        write_csr!(csr::STVEC, trap::vector());
+        write_csr!(csr::SSCRATCH, 0);
+        write_csr!(csr::HEDELEG, vcpu::HEDELEG);
+        write_csr!(csr::HIDELEG, vcpu::HIDELEG);
+        write_csr!(csr::HIE, 0);
+        write_csr!(csr::HVIP, 0);
+        // cycle, time, instret readable in the guest.
+        write_csr!(csr::HCOUNTEREN, 0b111);
+        let stce = if vcpu::sstc() { csr::HENVCFG_STCE } else { 0 };
+        let _ = trap::try_henvcfg(stce);
+        // The guest's FP state lives in the hart; HS-level FS must not be Off.
+        set_csr!(csr::SSTATUS, csr::sstatus::FS_DIRTY);
+        // Host interrupts: kicks (software) and the emulated guest timer.
+        write_csr!(csr::SIE, irq::SSI | irq::STI);
+        Ok(())
+    }
+
+    /// A device window of a VM mapped straight to hardware (aarch64: the GICv2 CPU
+    /// interface). riscv64 VMs have none: every device they see is emulated or a
+    /// configured passthrough device.
+    pub struct DirectWindow {
+        pub gpa: u64,
+        pub hpa: u64,
+        pub size: u64,
+        pub what: &'static str,
+    }
+
+    /// The windows of `spec` that go straight to hardware: none on riscv64.
+    pub fn direct_windows(
+        _spec: &crate::vmm::config::VmSpec,
+        _p: &crate::platform::HostPlatform,
+    ) -> Result<alloc::vec::Vec<DirectWindow>, alloc::string::String> {
+        Ok(alloc::vec::Vec::new())
+    }
+
+    /// No physical address size register: G-stage tables are Sv39x4 (41 bits).
+    pub fn pa_bits() -> u32 {
+        56
+    }
+
+    /// The vCPU a guest means by a hart id (the guest DTB gives vCPU i hart id i).
+    pub fn vcpu_index(hartid: u64) -> Option<usize> {
+        usize::try_from(hartid).ok()
+    }
+
+    /// Hart id of the hart running this code.
+    pub fn this_cpu() -> u64 {
+        boot::hartid()
+    }
+
+    /// Starts hart `hartid` at the secondary entry with its stack slot.
+    pub fn start_cpu(p: &Platform, hartid: u64, slot: usize) -> Result<(), i64> {
+        let i = p.cpus().iter().position(|&h| h == hartid);
+        if i.is_some_and(|i| !p.isa[i].h()) {
+            // Not started: it could not run a vCPU.
+            return Err(super::sbi::ERR_NOT_SUPPORTED);
+        }
+        let entry = boot::secondary_entry as *const () as u64;
+        match firmware::hart_start(hartid, entry, slot as u64) {
+            0 => Ok(()),
+            e => Err(e),
+        }
+    }
+
+    /// Interrupts hart `hartid` so it leaves its guest and looks at its VM's state.
+    pub fn kick(hartid: u64) {
+        firmware::send_ipi(1, hartid);
+    }
+
+    /// Waits for an interrupt on a hart not running a guest (interrupts stay masked in
+    /// HS-mode) and handles what arrived: kicks end the wait, interrupts of the
+    /// hypervisor's own devices (the console UART, through the host PLIC) go to
+    /// `host`, a stale timer of a vCPU that is not running is dropped.
+    pub fn idle(host: &mut dyn FnMut(u32)) {
+        csr::wfi();
+        super::csr::clear_csr!(csr::SIP, irq::SSI);
+        while let Some(source) = super::hostplic::claim() {
+            host(source);
+            super::hostplic::complete(source);
+        }
+        if super::csr::read_csr!(csr::SIP) & irq::STI != 0 {
+            firmware::set_timer(u64::MAX);
+        }
+    }
+
+    /// Where a guest kernel with a RISC-V `Image` header will live, bss included, if
+    /// its placement follows the boot protocol and avoids `others` (name, start,
+    /// end); None for kernels without the header (bare-metal images).
+    pub fn kernel_footprint(
+        image: &[u8],
+        load: u64,
+        others: &[(&'static str, u64, u64)],
+    ) -> Result<Option<(u64, u64)>, String> {
+        match super::image::parse(image) {
+            Some(h) => {
+                super::image::check_placement(&h, image.len() as u64, load, others).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the machine: the SiFive test device when enabled and present (exit status
+    /// 0 or 1), else SBI system reset.
+    pub fn power_off(p: &Platform, success: bool) -> ! {
+        if cfg!(feature = "sifive-test-exit") {
+            if let Some(t) = p.test_device {
+                firmware::sifive_test_exit(t.base, if success { 0 } else { 1 });
+            }
+        }
+        firmware::shutdown(success);
+        loop {
+            csr::wfi();
+        }
+    }
+
+    /// Makes what the hypervisor wrote to guest memory visible to instruction fetch
+    /// (data caches are coherent on RISC-V); each vCPU's hart also fences at start.
+    pub fn clean_for_guest(_hpa: u64, _len: u64) {
+        csr::fence_i();
+    }
+
+    /// The DTB a VM gets when its config names none (see `guest_dtb::for_vm`).
+    pub fn guest_dtb(
+        spec: &crate::vmm::config::VmSpec,
+        memory: &[(u64, u64)],
+    ) -> Result<Vec<u8>, String> {
+        use crate::vmm::devices::emu_type;
+        let host = host().ok_or_else(|| String::from("host not initialised"))?;
+        if !spec
+            .emu_devices
+            .iter()
+            .any(|d| d.emu_type == emu_type::PLIC)
+        {
+            return Err(
+                "not supported yet: a riscv64 VM without an emulated PLIC (emu_type 0x30)".into(),
+            );
+        }
+        let mut isa = guest_dtb::guest_isa(host.isa, GUEST_EXTENSIONS);
+        if host.sstc {
+            isa.push_str("_sstc");
+        }
+        let cpus = GuestCpus {
+            count: spec.cpu_num as usize,
+            isa: &isa,
+            timebase_hz: host.timebase_hz,
+        };
+        guest_dtb::for_vm(spec, memory, cpus, vplic::NDEV)
+    }
+}

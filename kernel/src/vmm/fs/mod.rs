@@ -1,0 +1,328 @@
+//! VMs with `image_location = "fs"`: their configs and images are not built into the
+//! hypervisor but are files on the boot card that the bootloader loaded into RAM and
+//! listed as boot modules in the DTB (see [`crate::platform::modules`]).
+//!
+//! Each config is parsed and checked with the rules xtask uses (the shared
+//! `vmconfig` crate); its image paths are resolved among the modules; its vCPUs are
+//! placed on CPUs no other VM uses; and it becomes a [`VmSpec`] like those of the
+//! built-in table. Anything wrong stops only that VM, with a line naming the VM (when
+//! its id and name can be read), the file, the key and the reason.
+
+pub mod files;
+pub mod place;
+pub mod spec;
+#[cfg(target_os = "none")]
+pub mod start;
+#[cfg(test)]
+mod tests;
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use vmconfig::{ArchLimits, ImageRef, Problem, Severity, VmConfig};
+
+use crate::platform::modules::{BootModule, ModuleKind, Modules};
+use crate::platform::Range;
+use crate::vmm::config::VmSpec;
+use files::{image_bytes, inside, module_bytes, overlaps};
+use place::CpuOwners;
+use spec::{leak_spec, Images};
+
+/// The rules of the architecture the hypervisor runs on.
+const ARCH: ArchLimits = if cfg!(target_arch = "riscv64") {
+    vmconfig::RISCV64
+} else {
+    vmconfig::AARCH64
+};
+
+/// What the fs VMs need to know about the machine.
+pub struct Host<'a> {
+    /// MPIDRs of the physical CPUs, in DTB order.
+    pub cpus: &'a [u64],
+    pub ram: &'a [Range],
+    /// `/memreserve/` and `/reserved-memory` ranges.
+    pub reserved: &'a [Range],
+    /// What no VM may map: the hypervisor image, its DTB, the boot modules' slots.
+    pub protected: &'a [Range],
+    /// The bytes of a loaded module (a range already checked to be RAM).
+    pub read: &'a dyn Fn(Range) -> Option<&'static [u8]>,
+}
+
+/// The fs VMs ready to be built, and what to tell about the others.
+#[derive(Default)]
+pub struct FsVms {
+    pub specs: Vec<&'static VmSpec>,
+    /// The config file of each spec.
+    files: Vec<String>,
+    /// Configs that did not become a VM.
+    pub refused: usize,
+    /// Lines for the console (without the `hv: ` prefix).
+    pub lines: Vec<String>,
+}
+
+impl FsVms {
+    /// `"<config file>: "` when `spec` is one of these VMs (for messages).
+    pub fn file_of(&self, spec: &VmSpec) -> Option<&str> {
+        let i = self.specs.iter().position(|s| core::ptr::eq(*s, spec))?;
+        self.files.get(i).map(String::as_str)
+    }
+}
+
+/// A config that will not become a VM.
+struct Refusal {
+    /// (id, name) when the config has them.
+    vm: Option<(u64, String)>,
+    file: String,
+    /// `key: reason` (or just the reason), first the one that is shown first.
+    problems: Vec<String>,
+}
+
+impl Refusal {
+    fn new(vm: Option<(u64, String)>, file: &str, problems: Vec<String>) -> Self {
+        Self {
+            vm,
+            file: file.to_string(),
+            problems,
+        }
+    }
+
+    fn lines(&self, out: &mut Vec<String>) {
+        let who = match &self.vm {
+            Some((id, name)) => format!("VM {id} ({name}) not started: "),
+            None => String::new(),
+        };
+        let mut problems = self.problems.iter();
+        let first = problems.next().map_or("refused", String::as_str);
+        out.push(format!("{who}{}: {first}", self.file));
+        for p in problems {
+            out.push(format!("    and {}: {p}", self.file));
+        }
+    }
+}
+
+/// A config that passed every check but the CPU placement.
+struct Candidate {
+    file: String,
+    cfg: VmConfig,
+    images: Images,
+}
+
+/// Reads, checks and places the fs VMs of `modules`; `builtin` are the VMs built
+/// into the hypervisor (their CPUs, ids and names are taken).
+pub fn fs_vms(modules: &Modules<'_>, host: &Host<'_>, builtin: &[VmSpec]) -> FsVms {
+    let mut out = FsVms::default();
+    if modules.overflow {
+        out.lines.push(format!(
+            "more than {} boot modules: the others are ignored",
+            crate::platform::modules::MAX_MODULES
+        ));
+    }
+    let mut found: Vec<Result<Candidate, Refusal>> = Vec::new();
+    for m in modules.iter().filter(|m| m.kind == ModuleKind::VmConfig) {
+        let earlier: Vec<&VmConfig> = found.iter().flatten().map(|c| &c.cfg).collect();
+        let c = candidate(m, modules, host, builtin, &earlier, &mut out.lines);
+        found.push(c);
+    }
+    let placed = place_all(found, host, builtin);
+    for r in placed {
+        match r {
+            Ok((c, pcpus)) => {
+                out.specs.push(leak_spec(c.cfg, c.images, pcpus));
+                out.files.push(format!("{}: ", c.file));
+            }
+            Err(refusal) => {
+                out.refused += 1;
+                refusal.lines(&mut out.lines);
+            }
+        }
+    }
+    out
+}
+
+/// A config with its vCPUs placed, or why it will not become a VM.
+type Placed = Result<(Candidate, Vec<u32>), Refusal>;
+
+/// Places pinned VMs first, then the others on the CPUs left, as xtask does.
+fn place_all(
+    found: Vec<Result<Candidate, Refusal>>,
+    host: &Host<'_>,
+    builtin: &[VmSpec],
+) -> Vec<Placed> {
+    let mut owners = CpuOwners::new(host.cpus.len(), builtin);
+    let mut placed: Vec<Option<Placed>> = Vec::new();
+    placed.resize_with(found.len(), || None);
+    let pinned = |c: &Candidate| c.cfg.phys_cpu_ids.is_some() || c.cfg.phys_cpu_sets.is_some();
+    let mut later = Vec::new();
+    for (i, r) in found.into_iter().enumerate() {
+        match r {
+            Ok(c) if !pinned(&c) => later.push((i, c)),
+            Ok(c) => placed[i] = Some(place_one(&mut owners, c, host)),
+            Err(e) => placed[i] = Some(Err(e)),
+        }
+    }
+    for (i, c) in later {
+        placed[i] = Some(place_one(&mut owners, c, host));
+    }
+    placed.into_iter().flatten().collect()
+}
+
+fn place_one(owners: &mut CpuOwners, c: Candidate, host: &Host<'_>) -> Placed {
+    match owners.place(&c.cfg, host.cpus) {
+        Ok(pcpus) => Ok((c, pcpus)),
+        Err((key, why)) => Err(Refusal::new(
+            Some((u64::from(c.cfg.id), c.cfg.name.clone())),
+            &c.file,
+            alloc::vec![format!("{key}: {why}")],
+        )),
+    }
+}
+
+/// Reads and checks one config module and the images it names.
+fn candidate(
+    m: &BootModule<'_>,
+    modules: &Modules<'_>,
+    host: &Host<'_>,
+    builtin: &[VmSpec],
+    earlier: &[&VmConfig],
+    lines: &mut Vec<String>,
+) -> Result<Candidate, Refusal> {
+    let bytes =
+        module_bytes(m, host).map_err(|why| Refusal::new(None, m.file, alloc::vec![why]))?;
+    let text = core::str::from_utf8(bytes).map_err(|e| {
+        let why = format!("not UTF-8 text (byte {})", e.valid_up_to());
+        Refusal::new(None, m.file, alloc::vec![why])
+    })?;
+    let parsed = vmconfig::parse_vm(text, ARCH);
+    let who = parsed.id.zip(parsed.name.clone());
+    let shown = |p: &Problem| located(text, p);
+    for w in parsed
+        .problems
+        .items
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+    {
+        lines.push(format!("{}: warning: {}", m.file, shown(w)));
+    }
+    let Some(cfg) = parsed.vm else {
+        let problems = parsed.problems.errors().map(shown).collect();
+        return Err(Refusal::new(who, m.file, problems));
+    };
+    let mut problems = taken_ids(&cfg, builtin, earlier);
+    let images = vm_images(&cfg, m.file, modules, host, &mut problems);
+    problems.extend(host_memory(&cfg, host));
+    match images {
+        Some(images) if problems.is_empty() => Ok(Candidate {
+            file: m.file.to_string(),
+            cfg,
+            images,
+        }),
+        _ => Err(Refusal::new(who, m.file, problems)),
+    }
+}
+
+/// `key: reason`, with the line when the parser located it.
+fn located(text: &str, p: &Problem) -> String {
+    match p.offset {
+        Some(o) => format!("{p} (line {})", vmconfig::parse::line_col(text, o).0),
+        None => p.to_string(),
+    }
+}
+
+/// A VM id or name used by a built-in VM or by an fs VM read before.
+fn taken_ids(cfg: &VmConfig, builtin: &[VmSpec], earlier: &[&VmConfig]) -> Vec<String> {
+    let others = builtin
+        .iter()
+        .map(|s| (s.id, s.name))
+        .chain(earlier.iter().map(|c| (c.id, c.name.as_str())));
+    let mut problems = Vec::new();
+    for (id, name) in others {
+        if id == cfg.id {
+            problems.push(format!(
+                "base.id: VM id {id} is already used by VM {id} ({name})"
+            ));
+        }
+        if name == cfg.name {
+            problems.push(format!(
+                "base.name: VM name {name:?} is already used by VM {id} ({name})"
+            ));
+        }
+    }
+    problems
+}
+
+/// The kernel, DTB and ramdisk bytes, checked to fit the VM's memory; `None` after
+/// adding a problem.
+fn vm_images(
+    cfg: &VmConfig,
+    file: &str,
+    modules: &Modules<'_>,
+    host: &Host<'_>,
+    problems: &mut Vec<String>,
+) -> Option<Images> {
+    let mut get = |r: &ImageRef| match image_bytes(modules, file, &r.path, host) {
+        Ok(b) => Some(b),
+        Err(why) => {
+            problems.push(format!("{}: {why}", r.key));
+            None
+        }
+    };
+    let kernel = get(&cfg.kernel);
+    let dtb = cfg.dtb.as_ref().map(&mut get);
+    let ramdisk = cfg.ramdisk.as_ref().map(&mut get);
+    let images = Images {
+        kernel: kernel?,
+        dtb: dtb.map_or(Some(None), |d| d.map(Some))?,
+        ramdisk: ramdisk.map_or(Some(None), |d| d.map(Some))?,
+    };
+    let sized: Vec<(&ImageRef, u64)> = cfg
+        .images()
+        .zip(
+            [Some(images.kernel), images.dtb, images.ramdisk]
+                .into_iter()
+                .flatten(),
+        )
+        .map(|(r, b)| (r, b.len() as u64))
+        .collect();
+    let mut checked = vmconfig::Problems::default();
+    vmconfig::check_image_sizes(&sized, &cfg.memory, &mut checked);
+    problems.extend(checked.errors().map(|p| p.to_string()));
+    Some(images)
+}
+
+/// Host memory an fs VM maps as it is (reserved regions, passthrough devices) must
+/// not be the hypervisor's, a boot module's, or RAM the frame allocator hands out.
+fn host_memory(cfg: &VmConfig, host: &Host<'_>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, m) in cfg.memory.iter().enumerate() {
+        let r = Range {
+            base: m.range.base,
+            size: m.range.size,
+        };
+        let key = format!("kernel.memory_regions[{i}]");
+        if m.map_type != 0 && overlaps(r, host.protected) {
+            problems.push(format!(
+                "{key}: host range {} overlaps the hypervisor, its DTB or a boot module",
+                m.range
+            ));
+        } else if m.map_type == 2 && overlaps(r, host.ram) && !inside(r, host.reserved) {
+            problems.push(format!(
+                "{key}: reserved region {} is host RAM that is not reserved (/memreserve/ or /reserved-memory)",
+                m.range
+            ));
+        }
+    }
+    for d in &cfg.passthrough {
+        let r = Range {
+            base: d.hpa,
+            size: d.len,
+        };
+        if overlaps(r, host.ram) {
+            problems.push(format!(
+                "{}: passthrough device {} at host {:#x}+{:#x} overlaps host RAM",
+                d.key, d.name, d.hpa, d.len
+            ));
+        }
+    }
+    problems
+}

@@ -1,0 +1,69 @@
+//! The boot-time side of fs VMs: keeping the boot modules out of the frame
+//! allocator, and reading the fs VMs from them once the heap exists.
+
+use alloc::vec::Vec;
+
+use super::{fs_vms, FsVms, Host};
+use crate::platform::modules::Modules;
+use crate::platform::{HostPlatform, Range, RangeList};
+use crate::println;
+use crate::vmm::config::VmSpec;
+
+/// Adds every module's slot to `excl` (unless a range there already covers it) so
+/// the frame allocator never hands it out. `false` when `excl` is full: the modules
+/// cannot be kept safe and must not be used.
+pub fn protect_modules(modules: &Modules<'_>, excl: &mut RangeList) -> bool {
+    for m in modules.iter() {
+        let Some(r) = m.slot.or(m.loaded) else {
+            continue;
+        };
+        if !super::files::inside(r, excl.as_slice()) && excl.push(r).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// The bytes of a loaded boot module.
+fn read_module(r: Range) -> Option<&'static [u8]> {
+    let len = usize::try_from(r.size).ok()?;
+    if r.base == 0 {
+        return None;
+    }
+    // SAFETY: `r` is a boot module the caller checked lies in RAM, which the
+    // hypervisor maps 1:1; its slot is excluded from the frame allocator, so nothing
+    // writes it after the bootloader did, and it stays for the hypervisor's lifetime.
+    Some(unsafe { core::slice::from_raw_parts(r.base as *const u8, len) })
+}
+
+/// Reads the fs VMs (`safe`: [`protect_modules`] succeeded) and prints what became of
+/// those that will not start. `protected` are the hypervisor image and its DTB.
+pub fn load(
+    p: &HostPlatform,
+    modules: &Modules<'static>,
+    safe: bool,
+    protected: &[Range],
+    builtin: &[VmSpec],
+) -> FsVms {
+    if modules.is_empty() {
+        return FsVms::default();
+    }
+    if !safe {
+        println!("hv: too many reserved memory ranges to keep the boot modules safe: no fs VM is started");
+        return FsVms::default();
+    }
+    let mut guarded: Vec<Range> = protected.to_vec();
+    guarded.extend(modules.iter().filter_map(|m| m.slot.or(m.loaded)));
+    let host = Host {
+        cpus: p.cpus(),
+        ram: p.ram.as_slice(),
+        reserved: p.reserved.as_slice(),
+        protected: &guarded,
+        read: &read_module,
+    };
+    let out = fs_vms(modules, &host, builtin);
+    for line in &out.lines {
+        println!("hv: {line}");
+    }
+    out
+}

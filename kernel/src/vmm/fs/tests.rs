@@ -1,0 +1,323 @@
+//! fs VMs from boot modules held in host memory: the happy path and every way a
+//! config or file can stop its VM (and only its VM).
+
+use super::*;
+use crate::platform::modules::BootModule;
+use alloc::boxed::Box;
+use alloc::vec;
+
+const VM3: &str = r#"
+[base]
+id = 3
+name = "vm3"
+cpu_num = 2
+phys_cpu_ids = [0x2, 0x3]
+
+[kernel]
+entry_point = 0x4008_0000
+image_location = "fs"
+kernel_path = "/vms/vm3/testguest.bin"
+kernel_load_addr = 0x4008_0000
+cmdline = ""
+memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]
+
+[devices]
+emu_devices = [["uart", 0x0900_0000, 0x1000, 33, 0x2, []]]
+"#;
+
+const RAM: [Range; 1] = [Range {
+    base: 0x4000_0000,
+    size: 0x4000_0000,
+}];
+
+/// Files in fake RAM: each gets a slot of `slot` bytes, loaded unless `None`.
+struct Card {
+    files: Vec<(&'static str, ModuleKind, Option<&'static [u8]>, u64)>,
+}
+
+impl Card {
+    fn new() -> Self {
+        Self { files: Vec::new() }
+    }
+
+    fn config(mut self, file: &'static str, text: &str) -> Self {
+        let data: &'static [u8] = Box::leak(text.as_bytes().to_vec().into_boxed_slice());
+        self.files
+            .push((file, ModuleKind::VmConfig, Some(data), 0x1_0000));
+        self
+    }
+
+    fn image(mut self, file: &'static str, data: Option<&'static [u8]>) -> Self {
+        self.files
+            .push((file, ModuleKind::VmImage, data, 0x100_0000));
+        self
+    }
+
+    /// Modules at made-up addresses (0x4800_0000 on, one slot after the other) and
+    /// the bytes each address holds.
+    fn modules(&self) -> (Modules<'static>, Vec<(u64, &'static [u8])>) {
+        let mut m = Modules::new();
+        let mut mem = Vec::new();
+        let mut addr = 0x4800_0000;
+        for &(file, kind, data, slot) in &self.files {
+            m.push_for_tests(BootModule {
+                kind,
+                file,
+                slot: Some(Range {
+                    base: addr,
+                    size: slot,
+                }),
+                loaded: data.map(|d| Range {
+                    base: addr,
+                    size: d.len() as u64,
+                }),
+            });
+            if let Some(d) = data {
+                mem.push((addr, d));
+            }
+            addr += slot;
+        }
+        (m, mem)
+    }
+
+    fn run(&self, builtin: &[VmSpec]) -> FsVms {
+        let (modules, mem) = self.modules();
+        let read = move |r: Range| {
+            mem.iter()
+                .find(|(a, _)| *a == r.base)
+                .and_then(|(_, d)| d.get(..r.size as usize))
+        };
+        let protected = [Range {
+            base: 0x4800_0000,
+            size: 0x800_0000,
+        }];
+        let host = Host {
+            cpus: &[0, 1, 2, 3],
+            ram: &RAM,
+            reserved: &[],
+            protected: &protected,
+            read: &read,
+        };
+        fs_vms(&modules, &host, builtin)
+    }
+}
+
+const GUEST: &[u8] = &[0x5a; 0x2000];
+
+/// VM 1 (vm1) built into the hypervisor on CPUs 0 and 1.
+fn builtin() -> Vec<VmSpec> {
+    let text = VM3
+        .replace("id = 3", "id = 1")
+        .replace("\"vm3\"", "\"vm1\"")
+        .replace("[0x2, 0x3]", "[0x0, 0x1]");
+    let cfg = vmconfig::parse_vm(&text, ARCH).vm.unwrap();
+    let images = Images {
+        kernel: GUEST,
+        dtb: None,
+        ramdisk: None,
+    };
+    vec![*leak_spec(cfg, images, vec![0, 1])]
+}
+
+fn one_line(out: &FsVms) -> &str {
+    assert_eq!(out.lines.len(), 1, "{:#?}", out.lines);
+    &out.lines[0]
+}
+
+#[test]
+fn an_fs_vm_becomes_a_spec_like_the_builtin_ones() {
+    let card = Card::new()
+        .config("vms/vm3.toml", VM3)
+        .image("vms/vm3/testguest.bin", Some(GUEST));
+    let out = card.run(&builtin());
+    assert!(out.lines.is_empty(), "{:#?}", out.lines);
+    assert_eq!((out.specs.len(), out.refused), (1, 0));
+    let s = out.specs[0];
+    assert_eq!((s.id, s.name, s.cpu_num), (3, "vm3", 2));
+    assert_eq!(s.pcpu_of_vcpu, &[2, 3]);
+    assert_eq!(s.kernel.load_gpa, 0x4008_0000);
+    assert_eq!(s.kernel.data, GUEST);
+    assert_eq!(s.dtb_load_gpa, Some(0x4000_0000));
+    assert_eq!(
+        s.memory_regions[0].map_type,
+        crate::vmm::config::MapType::Allocate
+    );
+    assert_eq!(s.emu_devices[0].name, "uart");
+    assert_eq!(
+        s.interrupt_mode,
+        crate::vmm::config::InterruptMode::Emulated
+    );
+    assert_eq!(out.file_of(s), Some("vms/vm3.toml: "));
+    assert_eq!(out.file_of(&builtin()[0]), None);
+}
+
+#[test]
+fn a_bad_config_stops_only_its_vm() {
+    let bad = VM3
+        .replace("id = 3", "id = 4")
+        .replace("\"vm3\"", "\"vm4\"")
+        .replace("cpu_num = 2", "cpu_num = 2\nbogus = 1");
+    let card = Card::new()
+        .config("vms/vm4.toml", &bad)
+        .config("vms/vm3.toml", VM3)
+        .image("vms/vm3/testguest.bin", Some(GUEST));
+    let out = card.run(&builtin());
+    assert_eq!((out.specs.len(), out.refused), (1, 1));
+    let line = one_line(&out);
+    assert!(
+        line.starts_with("VM 4 (vm4) not started: vms/vm4.toml: base.bogus: unknown field `bogus`"),
+        "{line}"
+    );
+    assert!(line.ends_with("(line 6)"), "{line}");
+}
+
+#[test]
+fn config_errors_are_all_listed_and_unreadable_ids_leave_the_file_alone() {
+    let bad = VM3
+        .replace(
+            "0x100_0000, 0x7, 0]]",
+            "0x100_0000, 0x7, 0], [0x4080_0000, 0x1000, 0x7, 0]]",
+        )
+        .replace("0x2, []]", "0x99, []]");
+    let out = Card::new().config("vms/vm3.toml", &bad).run(&[]);
+    assert_eq!(out.lines.len(), 2, "{:#?}", out.lines);
+    assert!(out.lines[0].starts_with(
+        "VM 3 (vm3) not started: vms/vm3.toml: kernel.memory_regions[1]: region 0x40800000..0x40801000 overlaps"
+    ));
+    assert!(out.lines[1]
+        .starts_with("    and vms/vm3.toml: devices.emu_devices[0][4]: unknown emu_type 0x99"));
+    let out = Card::new().config("vms/x.toml", "[base\n").run(&[]);
+    assert!(
+        one_line(&out).starts_with("vms/x.toml: TOML syntax error"),
+        "{:?}",
+        out.lines
+    );
+}
+
+#[test]
+fn missing_and_truncated_files() {
+    let out = Card::new()
+        .config("vms/vm3.toml", VM3)
+        .image("vms/vm3/testguest.bin", None)
+        .run(&[]);
+    assert_eq!(
+        one_line(&out),
+        "VM 3 (vm3) not started: vms/vm3.toml: kernel.kernel_path: vms/vm3/testguest.bin: not loaded (missing on the boot partition, or unreadable)"
+    );
+    let out = Card::new().config("vms/vm3.toml", VM3).run(&[]);
+    assert!(
+        one_line(&out).contains("kernel.kernel_path: no boot module holds vms/vm3/testguest.bin")
+    );
+    let mut card = Card::new().image("vms/vm3/testguest.bin", Some(GUEST));
+    card.files
+        .push(("vms/vm3.toml", ModuleKind::VmConfig, None, 0x1_0000));
+    assert!(one_line(&card.run(&[])).starts_with("vms/vm3.toml: not loaded (missing"));
+    // A file as large as its slot may have been cut short.
+    let full: &'static [u8] = Box::leak(vec![b'#'; 0x1_0000].into_boxed_slice());
+    let mut card = Card::new();
+    card.files
+        .push(("vms/vm3.toml", ModuleKind::VmConfig, Some(full), 0x1_0000));
+    assert!(
+        one_line(&card.run(&[])).starts_with("vms/vm3.toml: fills its whole slot (65536 bytes)")
+    );
+}
+
+#[test]
+fn images_must_fit_the_vm() {
+    let big: &'static [u8] = Box::leak(vec![0; 0x100_0000 - 0x1000].into_boxed_slice());
+    let out = Card::new()
+        .config("vms/vm3.toml", VM3)
+        .image("vms/vm3/testguest.bin", Some(big))
+        .run(&[]);
+    assert!(
+        one_line(&out).contains("kernel.kernel_path: the image (")
+            && out.lines[0].contains("does not fit in the VM's memory"),
+        "{:?}",
+        out.lines
+    );
+}
+
+#[test]
+fn relative_paths_and_dtb_and_ramdisk() {
+    let text = VM3
+        .replace("\"/vms/vm3/testguest.bin\"", "\"vm3/./testguest.bin\"")
+        .replace(
+            "cmdline = \"\"",
+            "cmdline = \"\"\ndtb_path = \"../vms/vm3/g.dtb\"\ndtb_load_addr = 0x4000_0000\nramdisk_path = \"/rd\"\nramdisk_load_addr = 0x4080_0000",
+        );
+    let out = Card::new()
+        .config("vms/vm3.toml", &text)
+        .image("vms/vm3/testguest.bin", Some(GUEST))
+        .image("vms/vm3/g.dtb", Some(&[1; 64]))
+        .image("rd", Some(&[2; 128]))
+        .run(&[]);
+    assert!(out.lines.is_empty(), "{:#?}", out.lines);
+    let s = out.specs[0];
+    assert_eq!(
+        s.dtb.map(|d| (d.load_gpa, d.data.len())),
+        Some((0x4000_0000, 64))
+    );
+    assert_eq!(
+        s.ramdisk.map(|d| (d.load_gpa, d.data.len())),
+        Some((0x4080_0000, 128))
+    );
+    assert_eq!(files::resolve("vms/a.toml", "../../x"), None);
+    assert_eq!(files::resolve("a.toml", "b/c").as_deref(), Some("b/c"));
+}
+
+#[test]
+fn cpus_of_other_vms_are_not_given_twice() {
+    let pinned_to_1 = VM3.replace("[0x2, 0x3]", "[0x1, 0x2]");
+    let out = Card::new()
+        .config("vms/vm3.toml", &pinned_to_1)
+        .image("vms/vm3/testguest.bin", Some(GUEST))
+        .run(&builtin());
+    assert_eq!(
+        one_line(&out),
+        "VM 3 (vm3) not started: vms/vm3.toml: base.phys_cpu_ids[0]: physical CPU 1 (MPIDR 0x1) already runs a vCPU of VM 1 (vm1)"
+    );
+    // Unpinned VMs take what pinned ones leave, whatever their order on the card.
+    let free = VM3
+        .replace("id = 3", "id = 5")
+        .replace("\"vm3\"", "\"vm5\"")
+        .replace("phys_cpu_ids = [0x2, 0x3]\n", "");
+    let card = Card::new()
+        .config("vms/vm5.toml", &free)
+        .config("vms/vm3.toml", VM3)
+        .image("vms/vm3/testguest.bin", Some(GUEST));
+    let out = card.run(&builtin());
+    assert_eq!(out.specs.len(), 1);
+    assert_eq!(out.specs[0].name, "vm3");
+    assert!(one_line(&out).contains("base.cpu_num: 2 vCPUs need 2 physical CPUs of their own, but only 0 of this machine's 4 are free"));
+    let out = card.run(&[]);
+    assert_eq!(out.specs.len(), 2);
+    assert_eq!(
+        (out.specs[0].name, out.specs[0].pcpu_of_vcpu),
+        ("vm5", &[0, 1][..])
+    );
+    assert_eq!(out.specs[1].pcpu_of_vcpu, &[2, 3]);
+}
+
+#[test]
+fn ids_and_names_are_unique_and_host_memory_is_guarded() {
+    let dup = VM3.replace("id = 3", "id = 1");
+    let out = Card::new()
+        .config("vms/vm3.toml", &dup)
+        .image("vms/vm3/testguest.bin", Some(GUEST))
+        .run(&builtin());
+    assert!(one_line(&out).contains("base.id: VM id 1 is already used by VM 1 (vm1)"));
+    let reserved = VM3.replace("0x7, 0]]", "0x7, 0], [0x4800_0000, 0x1000, 0x3, 2]]");
+    let out = Card::new()
+        .config("vms/vm3.toml", &reserved)
+        .image("vms/vm3/testguest.bin", Some(GUEST))
+        .run(&[]);
+    assert!(one_line(&out).contains(
+        "kernel.memory_regions[1]: host range 0x48000000..0x48001000 overlaps the hypervisor"
+    ));
+    let reserved = VM3.replace("0x7, 0]]", "0x7, 0], [0x6000_0000, 0x1000, 0x3, 2]]");
+    let out = Card::new()
+        .config("vms/vm3.toml", &reserved)
+        .image("vms/vm3/testguest.bin", Some(GUEST))
+        .run(&[]);
+    assert!(one_line(&out).contains("is host RAM that is not reserved"));
+}

@@ -1,0 +1,27 @@
+//! VM configs in AxVisor's format (`[base]`, `[kernel]`, `[devices]`): the TOML
+//! shape, the checked model, and the checks that need nothing but the config.
+//!
+//! Shared by xtask (which adds file names, line numbers and the checks that need the
+//! host: files on disk, guest crates, the board) and the hypervisor (which reads the
+//! configs of `image_location = "fs"` VMs from the boot card at run time). The rules
+//! exist once, here. `no_std` with `alloc`.
+#![no_std]
+
+extern crate alloc;
+
+pub mod check;
+pub mod cpus;
+pub mod key;
+pub mod model;
+pub mod parse;
+pub mod range;
+pub mod schema;
+
+#[cfg(test)]
+mod tests;
+
+pub use check::{check_image_sizes, check_vm, image_fits, valid_name};
+pub use key::{KeyPath, Problem, Problems, Seg, Severity};
+pub use model::*;
+pub use parse::{parse_vm, Parsed};
+pub use range::Range;

@@ -1,0 +1,301 @@
+//! The shared rules on whole configs, through the no_std parser.
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use crate::cpus::pinned_cpu;
+use crate::parse::{key_at, line_col, parse_vm};
+use crate::*;
+
+const GOOD: &str = r#"
+[base]
+id = 3
+name = "vm3"
+cpu_num = 2
+phys_cpu_ids = [0x2, 0x3]
+
+[kernel]
+entry_point = 0x4008_0000
+image_location = "fs"
+kernel_path = "/vms/vm3/testguest.bin"
+kernel_load_addr = 0x4008_0000
+cmdline = "fault"
+memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]
+
+[devices]
+emu_devices = [
+    ["gicd", 0x0800_0000, 0x1_0000, 0, 0x21, []],
+    ["uart", 0x0900_0000, 0x1000, 33, 0x2, []],
+]
+"#;
+
+/// `key: message` of every error.
+fn errors(text: &str) -> Vec<String> {
+    let p = parse_vm(text, AARCH64);
+    assert!(p.vm.is_none(), "accepted:\n{text}");
+    p.problems.errors().map(|e| e.to_string()).collect()
+}
+
+fn expect(errs: &[String], key: &str, reason: &str) {
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("{key}: ")) && e.contains(reason)),
+        "no error {key}: ...{reason}... in {errs:#?}"
+    );
+}
+
+#[test]
+fn good_config_becomes_a_vm() {
+    let p = parse_vm(GOOD, AARCH64);
+    assert!(p.problems.items.is_empty(), "{:?}", p.problems);
+    let vm = p.vm.unwrap();
+    assert_eq!((vm.id, vm.name.as_str(), vm.cpu_num), (3, "vm3", 2));
+    assert_eq!(vm.location, ImageLocation::Fs);
+    assert_eq!(vm.kernel.path, "/vms/vm3/testguest.bin");
+    assert_eq!(vm.kernel.load, 0x4008_0000);
+    assert_eq!(vm.dtb_load_gpa, 0x4000_0000);
+    assert_eq!(vm.cmdline, "fault");
+    assert_eq!(vm.phys_cpu_ids.as_deref(), Some(&[2, 3][..]));
+    assert_eq!(vm.emu_devices[1].irq, 33);
+    assert_eq!(vm.interrupt_mode, IrqMode::Emulated);
+    assert_eq!((p.id, p.name.as_deref()), (Some(3), Some("vm3")));
+}
+
+#[test]
+fn unknown_keys_are_located() {
+    let text = GOOD.replace("cpu_num = 2", "cpu_num = 2\nbogus = 1");
+    let p = parse_vm(&text, AARCH64);
+    let e = p.problems.errors().next().unwrap();
+    assert_eq!(e.key.to_string(), "base.bogus");
+    assert!(e.message.contains("unknown field `bogus`"), "{e}");
+    let (line, _) = line_col(&text, e.offset.unwrap());
+    assert_eq!(line, 6);
+    // id and name are still known for the message.
+    assert_eq!((p.id, p.name.as_deref()), (Some(3), Some("vm3")));
+    // Every section is checked: an error in [kernel] too.
+    let text = text.replace("cmdline = \"fault\"", "cmdline = 5");
+    let errs = errors(&text);
+    expect(&errs, "base.bogus", "unknown field");
+    expect(&errs, "kernel.cmdline", "");
+}
+
+#[test]
+fn syntax_errors_are_reported_once() {
+    let p = parse_vm("[base]\nid = \n", AARCH64);
+    let errs: Vec<_> = p.problems.errors().collect();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].message.starts_with("TOML syntax error"));
+    assert_eq!(line_col("[base]\nid = \n", errs[0].offset.unwrap()).0, 2);
+    assert_eq!((p.id, p.name), (None, None));
+}
+
+#[test]
+fn key_at_finds_nested_values() {
+    let segs = key_at(GOOD, GOOD.find("0x1000, 33").unwrap()).unwrap();
+    assert_eq!(
+        KeyPath::from_segs(segs).to_string(),
+        "devices.emu_devices[1][2]"
+    );
+}
+
+#[test]
+fn regions_overlapping_unaligned_and_empty() {
+    let text = GOOD.replace(
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0], [0x4080_0000, 0x100_0000, 0x7, 0], [0x5000_0800, 0x1000, 0x7, 0], [0x6000_0000, 0, 0x7, 0], [0x7000_0000, 0x1000, 0x10, 5]]",
+    );
+    let errs = errors(&text);
+    expect(
+        &errs,
+        "kernel.memory_regions[1]",
+        "overlaps kernel.memory_regions[0]",
+    );
+    expect(&errs, "kernel.memory_regions[2]", "not 4 KiB aligned");
+    expect(&errs, "kernel.memory_regions[3]", "region size is 0");
+    expect(&errs, "kernel.memory_regions[4][2]", "flags 0x10");
+    expect(&errs, "kernel.memory_regions[4][3]", "unknown map_type 5");
+}
+
+#[test]
+fn cpu_lists_must_match_cpu_num() {
+    let text = GOOD.replace(
+        "phys_cpu_ids = [0x2, 0x3]",
+        "phys_cpu_ids = [0x2]\nphys_cpu_sets = [1, 2, 4]",
+    );
+    let errs = errors(&text);
+    expect(&errs, "base.phys_cpu_ids", "has 1 entries but cpu_num = 2");
+    expect(&errs, "base.phys_cpu_sets", "has 3 entries but cpu_num = 2");
+    let errs = errors(&GOOD.replace("cpu_num = 2", "cpu_num = 0"));
+    expect(&errs, "base.cpu_num", "between 1 and 512");
+    let errs = errors(&GOOD.replace("name = \"vm3\"", "name = \"vm 3\""));
+    expect(&errs, "base.name", "must be non-empty");
+}
+
+#[test]
+fn addresses_outside_ram() {
+    let text = GOOD
+        .replace("entry_point = 0x4008_0000", "entry_point = 0x5000_0000")
+        .replace(
+            "kernel_load_addr = 0x4008_0000",
+            "kernel_load_addr = 0x3000_0000\ndtb_load_addr = 0x10",
+        );
+    let errs = errors(&text);
+    expect(
+        &errs,
+        "kernel.entry_point",
+        "0x50000000 is outside the VM's memory",
+    );
+    expect(&errs, "kernel.kernel_load_addr", "outside the VM's memory");
+    expect(
+        &errs,
+        "kernel.dtb_load_addr",
+        "generated DTB would go to 0x10",
+    );
+}
+
+#[test]
+fn images_must_fit_and_not_overlap() {
+    let p = parse_vm(
+        &GOOD.replace(
+            "cmdline",
+            "ramdisk_path = \"rd\"\nramdisk_load_addr = 0x4010_0000\ncmdline",
+        ),
+        AARCH64,
+    );
+    let vm = p.vm.unwrap();
+    let rd = vm.ramdisk.as_ref().unwrap();
+    let mut out = Problems::default();
+    check_image_sizes(&[(&vm.kernel, 0x1000), (rd, 0x1000)], &vm.memory, &mut out);
+    assert!(!out.has_errors(), "{out:?}");
+    check_image_sizes(
+        &[(&vm.kernel, 0x10_0000), (rd, 0x1000)],
+        &vm.memory,
+        &mut out,
+    );
+    let errs: Vec<String> = out.errors().map(|e| e.to_string()).collect();
+    expect(&errs, "kernel.ramdisk_path", "overlaps kernel.kernel_path");
+    let mut out = Problems::default();
+    check_image_sizes(&[(&vm.kernel, 0x200_0000)], &vm.memory, &mut out);
+    let errs: Vec<String> = out.errors().map(|e| e.to_string()).collect();
+    expect(
+        &errs,
+        "kernel.kernel_path",
+        "does not fit in the VM's memory (0x40000000..0x41000000)",
+    );
+    let errs = errors(&GOOD.replace("cmdline", "ramdisk_path = \"rd\"\ncmdline"));
+    expect(&errs, "kernel.ramdisk_path", "needs ramdisk_load_addr");
+}
+
+#[test]
+fn devices_unknown_type_overlaps_and_shapes() {
+    let text = GOOD.replace(
+        "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",
+        "[\"uart\", 0x0800_8000, 0x1000, 33, 0x99, []], [\"x\", 0x4000_0000, 0x1000, 2000, 0x2], [\"y\"], [\"\", \"a\", 1, 1, 1]",
+    );
+    let errs = errors(&text);
+    expect(&errs, "devices.emu_devices[1][4]", "unknown emu_type 0x99");
+    expect(
+        &errs,
+        "devices.emu_devices[2][3]",
+        "irq_id 2000 is above 1019, the largest on aarch64",
+    );
+    expect(&errs, "devices.emu_devices[3]", "expected [name, base_gpa, length, irq_id, emu_type, [cfg...]], found an array of 1 elements");
+    expect(
+        &errs,
+        "devices.emu_devices[4][0]",
+        "name must be a non-empty string",
+    );
+    expect(
+        &errs,
+        "devices.emu_devices[4][1]",
+        "base_gpa must be a non-negative integer, not the string \"a\"",
+    );
+    let text = GOOD.replace(
+        "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",
+        "[\"uart\", 0x0800_8000, 0x1000, 33, 0x2, []], [\"ram\", 0x40ff_f000, 0x2000, 0, 0x0, []],",
+    );
+    let errs = errors(&text);
+    expect(
+        &errs,
+        "devices.emu_devices[1]",
+        "overlaps devices.emu_devices[0]",
+    );
+    expect(
+        &errs,
+        "devices.emu_devices[2]",
+        "overlaps memory region kernel.memory_regions[0]",
+    );
+}
+
+#[test]
+fn passthrough_and_modes() {
+    let text = GOOD.replace(
+        "[devices]",
+        "[devices]\ninterrupt_mode = \"magic\"\npassthrough_devices = [[\"/soc/x\"], [\"p\", 0x1000, 0x1001, 0x1000, 1]]\npassthrough_addresses = [[0x2000, 0]]",
+    );
+    let errs = errors(&text);
+    expect(
+        &errs,
+        "devices.interrupt_mode",
+        "unknown interrupt_mode \"magic\"",
+    );
+    expect(
+        &errs,
+        "devices.passthrough_devices[0]",
+        "device-tree path passthrough",
+    );
+    expect(&errs, "devices.passthrough_devices[1]", "not 4 KiB aligned");
+    expect(
+        &errs,
+        "devices.passthrough_addresses[0]",
+        "bad passthrough window",
+    );
+}
+
+#[test]
+fn unsupported_and_ignored_options() {
+    let text = GOOD.replace("cmdline", "bios_path = \"b\"\ndisk_path = \"d\"\ncmdline");
+    let p = parse_vm(&text.replace("\"fs\"", "\"tape\""), AARCH64);
+    let all: Vec<String> = p.problems.items.iter().map(|e| e.to_string()).collect();
+    expect(&all, "kernel.bios_path", "not supported yet");
+    expect(
+        &all,
+        "kernel.image_location",
+        "unknown image_location \"tape\"",
+    );
+    let warning = p
+        .problems
+        .items
+        .iter()
+        .find(|e| e.key.to_string() == "kernel.disk_path");
+    assert_eq!(warning.map(|w| w.severity), Some(Severity::Warning));
+}
+
+#[test]
+fn pinned_cpus() {
+    let mpidrs = [0x0, 0x100, 0x200, 0x300];
+    let m = "this machine";
+    assert_eq!(pinned_cpu(None, None, 0, &mpidrs, m), None);
+    assert_eq!(
+        pinned_cpu(Some(&[0b1100]), None, 0, &mpidrs, m),
+        Some(("phys_cpu_sets", Ok(2)))
+    );
+    assert_eq!(
+        pinned_cpu(None, Some(&[0x300]), 0, &mpidrs, m),
+        Some(("phys_cpu_ids", Ok(3)))
+    );
+    let (_, r) = pinned_cpu(None, Some(&[0x700]), 0, &mpidrs, m).unwrap();
+    assert_eq!(
+        r.unwrap_err(),
+        "this machine has no CPU with MPIDR 0x700 (it has 0x0, 0x100, 0x200, 0x300)"
+    );
+    let (_, r) = pinned_cpu(Some(&[0x100]), None, 0, &mpidrs, m).unwrap();
+    assert_eq!(
+        r.unwrap_err(),
+        "mask 0x100 names CPU 8 but this machine has CPUs 0..4"
+    );
+    let (_, r) = pinned_cpu(Some(&[0]), None, 0, &mpidrs, m).unwrap();
+    assert_eq!(r.unwrap_err(), "CPU mask is 0");
+    let (_, r) = pinned_cpu(Some(&[1]), None, 1, &mpidrs, m).unwrap();
+    assert_eq!(r.unwrap_err(), "no entry for this vCPU");
+}
