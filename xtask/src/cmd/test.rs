@@ -648,13 +648,17 @@ fn bad_config(ws: &Workspace) -> Result<()> {
 /// `<path> (deleted)`, and the fresh file at `<path>` is the one to run.
 fn xtask_exe() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    Ok(live_exe(exe))
+}
+
+/// `exe`, or the path it was rebuilt at when the running file was replaced.
+fn live_exe(exe: PathBuf) -> PathBuf {
     if exe.exists() {
-        return Ok(exe);
+        return exe;
     }
-    let shown = exe.to_string_lossy();
-    match shown.strip_suffix(" (deleted)") {
-        Some(p) if Path::new(p).exists() => Ok(PathBuf::from(p)),
-        _ => Ok(exe),
+    match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(p) => PathBuf::from(p),
+        None => exe,
     }
 }
 
