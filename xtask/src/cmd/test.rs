@@ -750,6 +750,14 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
     }
 
     #[test]
+    fn a_binary_rebuilt_in_place_is_run_from_its_path() {
+        let gone = PathBuf::from("/nonexistent-dir/xtask (deleted)");
+        assert_eq!(live_exe(gone), PathBuf::from("/nonexistent-dir/xtask"));
+        let here = std::env::current_exe().unwrap();
+        assert_eq!(live_exe(here.clone()), here);
+    }
+
+    #[test]
     fn summary_and_memory_lines() {
         assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0)));
         assert_eq!(parse_summary("ok: timer"), None);
