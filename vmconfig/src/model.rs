@@ -10,7 +10,7 @@ use crate::range::Range;
 /// AxVisor `emu_type` codes and what they are.
 pub const EMU_TYPES: &[(u32, &str)] = &[
     (0x0, "dummy"),
-    (0x1, "interrupt controller"),
+    (0x1, "interrupt controller (aarch64: GICv2 CPU interface)"),
     (0x2, "console"),
     (0xA, "inter-VM channel"),
     (0x20, "GIC redistributor (partial passthrough)"),

@@ -53,6 +53,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
     ),
     (
+        "linux-gicv2",
+        "board qemu-aarch64-gicv2 (GICv2 host): Linux (2 vCPUs, GICv2) and a GICv2 test-guest VM at the same time, each finishing; exit 0",
+    ),
+    (
         "uboot-two-vms",
         "board qemu-aarch64-uboot: U-Boot (-bios) finds boot.scr on the card image of `cargo xtask image` (a virtio disk), boots the hypervisor; the two test VMs pass, exit 0",
     ),
@@ -104,6 +108,11 @@ const RISCV64_LINUX_VMS: [&str; 2] = [
 ];
 /// QEMU virt with a GICv2 (gic-version=2) and two GICv2 test-guest VMs.
 const GICV2_BOARD: &str = "configs/board/qemu-aarch64-gicv2.toml";
+/// Linux with a GICv2 and a GICv2 test guest, for that board.
+const GICV2_LINUX_VMS: [&str; 2] = [
+    "configs/vms/linux-aarch64-qemu-gicv2-smp2.toml",
+    "configs/vms/testguest-aarch64-qemu-gicv2-smp2-b.toml",
+];
 
 /// Which tests to run.
 pub struct TestOptions {
@@ -247,6 +256,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
+        "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),

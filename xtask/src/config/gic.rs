@@ -21,6 +21,8 @@ pub const EMU_GIC_DIST: u32 = 0x21;
 pub const GICV2_MAX_VCPUS: u32 = 8;
 /// Smallest GICv2 CPU interface window.
 pub const GICV2_CPU_IF_MIN: u64 = 0x2000;
+/// One GICv3 redistributor (RD_base + SGI_base frames).
+pub const GICR_STRIDE: u64 = 0x2_0000;
 
 /// GIC versions a board's `[devices] gic_version` may give.
 pub const BOARD_GIC_VERSIONS: [u32; 2] = [2, 3];
@@ -42,6 +44,9 @@ pub fn vm_gic<'a>(vm: &'a Vm, report: &mut Report) -> VmGic<'a> {
     let dist = find(vm, EMU_GIC_DIST);
     let redist = find(vm, EMU_GIC_REDIST);
     let Some(cpu_if) = find(vm, EMU_GIC_CPU_IF) else {
+        if let Some(r) = redist {
+            check_redistributors(vm, r, report);
+        }
         return if dist.is_some() || redist.is_some() {
             VmGic::V3 { redist }
         } else {
@@ -82,6 +87,23 @@ pub fn vm_gic<'a>(vm: &'a Vm, report: &mut Report) -> VmGic<'a> {
         ));
     }
     VmGic::V2 { cpu_if }
+}
+
+/// A GICv3 redistributor region must hold one redistributor per vCPU (a guest finds
+/// its own by scanning the region).
+fn check_redistributors(vm: &Vm, redist: &EmuDevice, report: &mut Report) {
+    let need = u64::from(vm.cpu_num) * GICR_STRIDE;
+    if redist.range.size < need {
+        report.push(vm.src.error(
+            &redist.key.index(2),
+            format!(
+                "the GICv3 redistributor region {} holds {} redistributors (0x20000 each) but the VM has {} vCPUs: it needs {need:#x} bytes",
+                redist.range,
+                redist.range.size / GICR_STRIDE,
+                vm.cpu_num
+            ),
+        ));
+    }
 }
 
 /// Every aarch64 VM's GIC on its own and against the board's `gic_version`.

@@ -1014,6 +1014,22 @@ fn gicv2_vm_problems() {
 }
 
 #[test]
+fn gicv3_redistributors_for_every_vcpu() {
+    let f = Fixture::new();
+    let board = BOARD.replace("smp = 4", "smp = 3");
+    let vms = vec![("a.toml", gic_vm(1, "vm1", 3, GICV3_EMU))];
+    let errs = errors(run(&f, &board, &vms));
+    expect(
+        &errs,
+        "a.toml",
+        "devices.emu_devices[1][2]",
+        "holds 2 redistributors (0x20000 each) but the VM has 3 vCPUs: it needs 0x60000 bytes",
+    );
+    let vms = vec![("a.toml", gic_vm(1, "vm1", 2, GICV3_EMU))];
+    assert!(run(&f, &board, &vms).is_ok());
+}
+
+#[test]
 fn repository_gicv2_vms_only_on_the_gicv2_board() {
     let g = guests();
     let vms = [

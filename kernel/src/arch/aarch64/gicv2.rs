@@ -7,6 +7,10 @@
 //!
 //! A GICv2 routes SPIs and SGIs by CPU interface number, not by MPIDR: each CPU reads
 //! its own from the banked GICD_ITARGETSR0 when it initialises and records it here.
+//!
+//! List registers with the HW bit are written as software ones with EOI maintenance
+//! and the physical interrupt is deactivated here once the guest finished it (see
+//! [`gicv2_lr::software_hw`] for the QEMU behaviour this avoids).
 
 use super::gicv2_lr;
 use super::gicv3::{HV_PRIORITY, MAINTENANCE_IRQ, SGI_KICK};
@@ -75,6 +79,12 @@ static CPU_MASK: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS]
 /// The last SGI each CPU acknowledged, as GICC_IAR gave it (with the source CPU
 /// field, which its EOI and deactivation must repeat).
 static LAST_SGI: [AtomicU32; MAX_CPUS] = [const { AtomicU32::new(0) }; MAX_CPUS];
+/// Most list registers a GICv2 has (GICH_VTR.ListRegs is 6 bits).
+const MAX_LRS: usize = 64;
+/// Per CPU and list register: the physical INTID + 1 a software list register stands
+/// in a HW one for (0 = none); deactivated when the list register is found empty.
+static HW_PHYS: [[AtomicU32; MAX_LRS]; MAX_CPUS] =
+    [const { [const { AtomicU32::new(0) }; MAX_LRS] }; MAX_CPUS];
 
 fn slot_of(mpidr: u64) -> Option<usize> {
     CPU_MPIDR
@@ -159,6 +169,9 @@ pub fn init_cpu(r: &Regs, ppis: &[u32]) -> Result<(), CpuInitError> {
 /// active priorities) for a vCPU that starts afresh.
 pub fn reset_virtual_interface(r: &Regs) {
     for i in 0..num_lrs(r) {
+        if let Some(phys) = take_hw_phys(i) {
+            wr32(r.gicc + GICC_DIR, phys);
+        }
         wr32(r.gich + GICH_LR + 4 * i as u64, 0);
     }
     wr32(r.gich + GICH_VMCR, 0);
@@ -216,14 +229,41 @@ pub fn num_lrs(r: &Regs) -> usize {
     ((rd32(r.gich + GICH_VTR) & 0x3f) + 1) as usize
 }
 
-/// List register `i`, converted to the ICH_LR<n>_EL2 layout.
-pub fn read_lr(r: &Regs, i: usize) -> u64 {
-    gicv2_lr::to_v3(rd32(r.gich + GICH_LR + 4 * i as u64))
+/// This CPU's record of the physical INTID list register `i` stands for.
+fn hw_phys_slot(i: usize) -> Option<&'static AtomicU32> {
+    HW_PHYS.get(slot_of(mpidr())?)?.get(i)
 }
 
-/// Writes list register `i` from a value in the ICH_LR<n>_EL2 layout.
+/// Takes the physical INTID list register `i` stands for, if any.
+fn take_hw_phys(i: usize) -> Option<u32> {
+    let p = hw_phys_slot(i)?.swap(0, Ordering::Relaxed);
+    p.checked_sub(1)
+}
+
+/// List register `i`, converted to the ICH_LR<n>_EL2 layout. A list register standing
+/// for a HW one reads as that; once the guest finished it, its physical interrupt is
+/// deactivated (as the HW bit would have done) and it reads as an empty HW one.
+pub fn read_lr(r: &Regs, i: usize) -> u64 {
+    let lr = rd32(r.gich + GICH_LR + 4 * i as u64);
+    let phys = hw_phys_slot(i).map_or(0, |p| p.load(Ordering::Relaxed));
+    let Some(phys) = phys.checked_sub(1) else {
+        return gicv2_lr::to_v3(lr);
+    };
+    if gicv2_lr::is_empty(lr) {
+        let _ = take_hw_phys(i);
+        wr32(r.gicc + GICC_DIR, phys);
+    }
+    gicv2_lr::with_hw(lr, phys)
+}
+
+/// Writes list register `i` from a value in the ICH_LR<n>_EL2 layout (a HW one as a
+/// software one with EOI maintenance, its physical INTID recorded).
 pub fn write_lr(r: &Regs, i: usize, v: u64) {
-    wr32(r.gich + GICH_LR + 4 * i as u64, gicv2_lr::from_v3(v));
+    let (lr, phys) = gicv2_lr::software_hw(v);
+    if let Some(slot) = hw_phys_slot(i) {
+        slot.store(phys.map_or(0, |p| p + 1), Ordering::Relaxed);
+    }
+    wr32(r.gich + GICH_LR + 4 * i as u64, lr);
 }
 
 /// GICH_HCR: enabled, with the underflow maintenance interrupt if `uie`.

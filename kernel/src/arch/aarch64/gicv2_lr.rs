@@ -1,6 +1,7 @@
 //! Conversion between the GICv2 list register format (GICH_LR<n>, 32 bits) and the
-//! GICv3 one (ICH_LR<n>_EL2, 64 bits) that the list-register code uses for both. Pure,
-//! so it is unit-tested on the host.
+//! GICv3 one (ICH_LR<n>_EL2, 64 bits) that the list-register code uses for both, and
+//! the software stand-in for the HW bit ([`software_hw`], [`with_hw`]). Pure, so it is
+//! unit-tested on the host.
 
 /// GICH_LR fields.
 mod lr2 {
@@ -60,6 +61,39 @@ pub fn to_v3(v: u32) -> u64 {
     out
 }
 
+/// A forwarded interrupt (HW bit: the guest's deactivation deactivates the physical
+/// INTID) as a software list register instead: HW cleared, EOI maintenance requested.
+/// Returns the GICH_LR value and the physical INTID the hypervisor must deactivate
+/// once the list register is empty again (None when `v` has no HW bit).
+///
+/// Why: QEMU's GICv2 (7.2) deactivates the physical interrupt when the guest finishes
+/// a HW list register, but does not re-evaluate the physical CPU interface then; a
+/// level interrupt still asserted (a timer that expired again) is then never signalled,
+/// and a CPU waiting in WFI sleeps for good. The maintenance interrupt brings the CPU
+/// back, and the hypervisor's own GICC_DIR write makes the GIC look again.
+pub fn software_hw(v: u64) -> (u32, Option<u32>) {
+    if v & lr3::HW == 0 {
+        return (from_v3(v), None);
+    }
+    let phys = (v >> lr3::PHYS_SHIFT) as u32 & lr2::ID_MASK;
+    (
+        from_v3((v & !lr3::HW & !(0x1fff << lr3::PHYS_SHIFT)) | lr3::EOI),
+        Some(phys),
+    )
+}
+
+/// The ICH_LR layout of a list register written by [`software_hw`] for physical INTID
+/// `phys`: as if it had the HW bit.
+pub fn with_hw(lr: u32, phys: u32) -> u64 {
+    let v = to_v3(lr) & !lr3::EOI;
+    v | lr3::HW | (u64::from(phys & lr2::ID_MASK) << lr3::PHYS_SHIFT)
+}
+
+/// Whether a GICH_LR value holds nothing (the guest finished the interrupt).
+pub fn is_empty(lr: u32) -> bool {
+    (lr >> lr2::STATE_SHIFT) & 3 == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +136,25 @@ mod tests {
         }
         assert_eq!(from_v3(0), 0);
         assert_eq!(to_v3(0), 0);
+    }
+
+    #[test]
+    fn hw_bit_stood_in_for_by_eoi_maintenance() {
+        let v = v3(1, true, true, 0xa0, 27 << 32, 27);
+        let (lr, phys) = software_hw(v);
+        assert_eq!(phys, Some(27));
+        assert_eq!(lr, (1 << 30) | (1 << 28) | (0x14 << 23) | (1 << 19) | 27);
+        assert_eq!(
+            with_hw(lr, 27),
+            v,
+            "reads back as the HW list register it stands for"
+        );
+        let active = (lr & !(3 << 28)) | (2 << 28);
+        assert_eq!(with_hw(active, 27), v3(2, true, true, 0xa0, 27 << 32, 27));
+        assert!(!is_empty(lr));
+        assert!(is_empty(lr & !(3 << 28)));
+        let soft = v3(1, false, true, 0x80, 1 << 41, 33);
+        assert_eq!(software_hw(soft), (from_v3(soft), None));
     }
 
     #[test]

@@ -118,11 +118,19 @@ impl Irq {
 
     /// Folds what the list register says back into the model.
     pub fn update_from_lr(&mut self, state: LrState) -> LrAction {
-        let pending = state.has_pending() && self.lr_pending_wanted();
+        let mut pending = state.has_pending() && self.lr_pending_wanted();
         let active = state.has_active() && !self.cancel_active;
         if state.has_pending() && !pending && !self.enabled && !self.cancel_pending {
             // Disabled while pending: the pending state waits in the model.
             self.latch |= self.lr_latch;
+        }
+        if active && !pending && self.latch && self.enabled && !self.hw {
+            // A new edge while the guest handles the last one: pending and active in
+            // the list register, so the guest takes it as soon as it finishes the
+            // first (an edge interrupt's end causes no exit that would refill).
+            pending = true;
+            self.latch = false;
+            self.lr_latch = true;
         }
         let wanted = LrState::from_parts(pending, active);
         self.lr = wanted;

@@ -155,8 +155,19 @@ fn edges_while_in_a_list_register_are_never_lost() {
         1,
         "vCPU 0 must exit to sync its list registers"
     );
-    g.lr_update(0, 33, LrState::Active).unwrap();
-    assert_eq!(g.next_to_inject(0), None, "in flight (active)");
+    assert_eq!(
+        g.lr_update(0, 33, LrState::Active),
+        Ok(LrAction::Replace(LrState::PendingActive)),
+        "the second edge goes into the list register"
+    );
+    assert_eq!(g.next_to_inject(0), None, "in flight (pending and active)");
+    g.lr_update(0, 33, LrState::Pending).unwrap();
+    g.lr_update(0, 33, LrState::Invalid).unwrap();
+    assert_eq!(g.next_to_inject(0), None, "both delivered");
+    // Reported finished with the edge still in the model: injected again.
+    g.set_pending(33, 0).unwrap();
+    g.next_to_inject(0).unwrap();
+    g.set_pending(33, 0).unwrap();
     g.lr_update(0, 33, LrState::Invalid).unwrap();
     assert_eq!(
         g.next_to_inject(0).map(|i| i.intid),
@@ -392,4 +403,30 @@ fn injection_api_errors() {
     assert_eq!(g.unqueue(0, 1), Err(VgicError::NotInFlight(1)));
     assert_eq!(g.next_to_inject(99), None);
     assert!(!g.has_deliverable(99));
+}
+
+/// vCPU 1 is still handling SGI 3 when it is sent again: the list register becomes
+/// pending and active, so the guest takes the second as soon as it ends the first
+/// (ending an edge interrupt causes no exit that would refill the list registers).
+#[test]
+fn an_edge_while_active_goes_into_the_list_register_as_pending_and_active() {
+    let mut g = gic4();
+    enable_private(&mut g, 1, 3, 0x80);
+    g.set_pending(3, 1).unwrap();
+    g.next_to_inject(1).unwrap();
+    g.set_pending(3, 1).unwrap();
+    assert_eq!(
+        g.lr_update(1, 3, LrState::Active),
+        Ok(LrAction::Replace(LrState::PendingActive))
+    );
+    assert_eq!(g.lr_update(1, 3, LrState::Pending), Ok(LrAction::Keep));
+    assert_eq!(g.lr_update(1, 3, LrState::Invalid), Ok(LrAction::Keep));
+    assert_eq!(g.next_to_inject(1), None, "delivered twice, no more");
+    // A forwarded (HW) interrupt cannot be pending and active in a list register.
+    g.set_hw(1, 27, true).unwrap();
+    enable_private(&mut g, 1, 27, 0x80);
+    g.set_pending(27, 1).unwrap();
+    g.next_to_inject(1).unwrap();
+    g.set_pending(27, 1).unwrap();
+    assert_eq!(g.lr_update(1, 27, LrState::Active), Ok(LrAction::Keep));
 }
