@@ -183,6 +183,21 @@ pub fn print(args: fmt::Arguments) {
     output::print(args)
 }
 
+/// Does this build show messages of `level` (the board config's `log`)?
+pub fn enabled(level: crate::vmm::config::LogLevel) -> bool {
+    level <= crate::vmm::config::BUILD.log
+}
+
+/// Prints to the hypervisor console if the build's log level is `Debug` or finer.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => {
+        if $crate::console::enabled($crate::vmm::config::LogLevel::Debug) {
+            $crate::println!($($arg)*)
+        }
+    };
+}
+
 /// Prints to the hypervisor console.
 #[macro_export]
 macro_rules! println {

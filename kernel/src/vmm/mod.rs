@@ -10,4 +10,5 @@ pub mod guest_gic;
 pub mod input;
 #[cfg(target_os = "none")]
 pub mod run;
+pub mod stats;
 pub mod vm;

@@ -64,6 +64,7 @@ impl Machine {
             return;
         }
         vm.devices.lock().flush_console();
+        crate::debug!("hv: VM {} ({}) exits: {}", vm.id(), vm.name(), vm.exits);
         match outcome {
             Outcome::PoweredOff => println!("hv: VM {} ({}) powered off", vm.id(), vm.name()),
             Outcome::Faulted(why) => {
@@ -225,6 +226,7 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
 }
 
 fn handle_exit(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -> Next {
+    vm.exits.count(&exit);
     let next = dispatch(m, vm, index, vcpu, exit);
     kick_pending(vm);
     next

@@ -106,6 +106,8 @@ pub struct Vm {
     pub devices: Mutex<VmDevices>,
     /// Virtual counter offset, the same on every vCPU of the VM.
     pub cntvoff: u64,
+    /// Exits of all its vCPUs, by kind.
+    pub exits: super::stats::ExitStats,
     #[cfg(target_os = "none")]
     pub stage2: crate::arch::current::Stage2Regs,
     state: AtomicU8,
@@ -126,6 +128,7 @@ impl Vm {
             vcpus,
             devices: Mutex::new(devices),
             cntvoff,
+            exits: Default::default(),
             #[cfg(target_os = "none")]
             stage2,
             state: AtomicU8::new(VmState::Running as u8),
