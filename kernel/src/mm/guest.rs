@@ -8,6 +8,8 @@ pub struct RamMapping {
     pub gpa: u64,
     pub hpa: u64,
     pub size: u64,
+    /// `mem_flags` of the region (read, write, execute).
+    pub flags: u64,
 }
 
 #[derive(Default)]
@@ -40,11 +42,13 @@ mod tests {
             gpa: 0x4000_0000,
             hpa: 0x8000_0000,
             size: 0x1000,
+            flags: 0,
         });
         ram.regions.push(RamMapping {
             gpa: 0x4000_1000,
             hpa: 0x9000_0000,
             size: 0x1000,
+            flags: 0,
         });
         assert_eq!(ram.translate(0x4000_0010, 0x10), Some(0x8000_0010));
         assert_eq!(ram.translate(0x4000_1ff0, 0x10), Some(0x9000_0ff0));

@@ -16,6 +16,16 @@ pub unsafe fn slice_mut<'a>(pa: u64, len: u64) -> &'a mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len as usize) }
 }
 
+/// Stores one 64-bit translation-table entry at host-physical `pa`, in one access
+/// (a table walker may read it at any time).
+///
+/// # Safety
+/// `pa` must be an 8-byte-aligned entry of translation tables the caller owns.
+pub unsafe fn write_table_entry(pa: u64, value: u64) {
+    // SAFETY: guaranteed by the caller; identity map makes `pa` a valid pointer.
+    unsafe { core::ptr::write_volatile(pa as *mut u64, value) }
+}
+
 /// Page-table frames taken from the frame allocator, zeroed.
 pub struct FrameTables<'a>(pub &'a mut FrameAllocator);
 

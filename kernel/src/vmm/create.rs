@@ -4,12 +4,14 @@
 
 use super::config::{mem_flags, MapType, VmSpec};
 use super::devices::VmDevices;
+use super::lazy_ram::{self, Block, LazyRam};
 use super::vm::{VcpuSlot, Vm};
 use crate::arch::current::{self, MemType, Perms, Stage2, Stage2Regs, MAX_IPA_BITS};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
 use crate::mm::phys::{self, FrameTables};
 use crate::platform::HostPlatform as Platform;
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -25,40 +27,80 @@ pub fn create_vm(
     let direct = current::direct_windows(spec, platform)?;
     let (mut s2, ram) = build_memory(spec, frames)?;
     map_direct_windows(&direct, &mut s2, frames)?;
-    for m in &ram.regions {
-        // SAFETY: freshly allocated/claimed RAM owned by this VM, not yet running.
-        unsafe { phys::slice_mut(m.hpa, m.size) }.fill(0);
-    }
-    load_images(spec, &ram)?;
-    for m in &ram.regions {
-        current::clean_for_guest(m.hpa, m.size);
-    }
+    let images = prepare_images(spec, &ram)?;
+    let lazy = park_untouched(spec, &ram, &images, &mut s2, frames);
+    lazy.park_all();
+    fill_eager(&ram, &lazy, &images)?;
     let vmid = u16::try_from(index + 1).map_err(|_| String::from("too many VMs"))?;
     let stage2 = Stage2Regs {
         root: s2.root(),
         vmid,
         ipa_bits: s2.ipa_bits(),
     };
-    let vm = Vm::new(spec, ram, vcpus, devices, current::counter(), stage2);
+    let mut vm = Vm::new(spec, ram, vcpus, devices, current::counter(), stage2);
+    vm.lazy = lazy;
     vm.vcpus[0]
         .request_start(spec.entry_point, guest_dtb_address(spec))
         .map_err(|_| String::from("vCPU 0 already on"))?;
     Ok(vm)
 }
 
-/// Puts a VM back to its boot state for a guest-requested reset: RAM zeroed, images
-/// and DTB loaded again. Every vCPU of the VM must be off. Returns vCPU 0's
-/// (entry, argument).
+/// Puts a VM back to its boot state for a guest-requested reset: RAM zeroed (the
+/// lazily filled blocks parked again), images and DTB loaded again. Every vCPU of
+/// the VM but the caller's must be off. Returns vCPU 0's (entry, argument).
 pub fn reload(vm: &Vm) -> Result<(u64, u64), String> {
-    for m in &vm.ram.regions {
-        // SAFETY: the VM's own RAM; all its vCPUs are off, so no CPU uses it.
-        unsafe { phys::slice_mut(m.hpa, m.size) }.fill(0);
-    }
-    load_images(vm.spec, &vm.ram)?;
-    for m in &vm.ram.regions {
-        current::clean_for_guest(m.hpa, m.size);
-    }
+    let images = prepare_images(vm.spec, &vm.ram)?;
+    vm.lazy.park_all();
+    fill_eager(&vm.ram, &vm.lazy, &images)?;
     Ok((vm.spec.entry_point, guest_dtb_address(vm.spec)))
+}
+
+/// Zeroes the RAM that is not zeroed on first touch, loads the images into it and
+/// cleans it for a guest starting with its MMU off.
+fn fill_eager(ram: &GuestRam, lazy: &LazyRam, images: &Images) -> Result<(), String> {
+    let eager = lazy_ram::eager_ranges(&ram.regions, &lazy.blocks());
+    for &(hpa, len) in &eager {
+        // SAFETY: RAM of this VM that no vCPU runs on: being created, or resetting
+        // with every vCPU off (parked blocks are excluded from `eager`).
+        unsafe { phys::slice_mut(hpa, len) }.fill(0);
+    }
+    for (what, gpa, data) in &images.parts {
+        copy_in(ram, what, *gpa, data)?;
+    }
+    for &(hpa, len) in &eager {
+        current::clean_for_guest(hpa, len);
+    }
+    Ok(())
+}
+
+/// The blocks of a VM's RAM left to fill on first touch (none for a VM with
+/// passthrough devices: see `lazy_ram`).
+fn park_untouched(
+    spec: &VmSpec,
+    ram: &GuestRam,
+    images: &Images,
+    s2: &mut Stage2,
+    frames: &mut FrameAllocator,
+) -> LazyRam {
+    if !spec.passthrough_devices.is_empty() {
+        return LazyRam::default();
+    }
+    let mut tables = FrameTables(frames);
+    let blocks = lazy_ram::plan(&ram.regions, &images.footprints)
+        .into_iter()
+        .filter_map(|(gpa, hpa, flags)| {
+            let (slot, desc) = s2.block_slot(&mut tables, gpa)?;
+            Some(Block {
+                gpa,
+                hpa,
+                slot,
+                desc,
+                flags,
+                parked: false,
+            })
+        })
+        .collect();
+    LazyRam::new(blocks)
 }
 
 fn place_vcpus(spec: &VmSpec, p: &Platform) -> Result<Vec<VcpuSlot>, String> {
@@ -137,6 +179,7 @@ fn build_memory(spec: &VmSpec, frames: &mut FrameAllocator) -> Result<(Stage2, G
                 gpa: r.gpa,
                 hpa,
                 size: r.size,
+                flags: r.flags,
             });
         }
     }
@@ -209,34 +252,47 @@ fn copy_in(ram: &GuestRam, what: &str, gpa: u64, data: &[u8]) -> Result<(), Stri
     Ok(())
 }
 
-fn load_images(spec: &VmSpec, ram: &GuestRam) -> Result<(), String> {
-    let generated = match spec.dtb {
-        Some(_) => None,
-        None => Some(generate_dtb(spec, ram)?),
+/// What is loaded into a VM's RAM before it starts.
+struct Images {
+    /// (what, GPA, bytes): kernel, initramfs, DTB.
+    parts: Vec<(&'static str, u64, Cow<'static, [u8]>)>,
+    /// GPA ranges [start, end) they occupy, the kernel's with its bss.
+    footprints: Vec<(u64, u64)>,
+}
+
+/// The VM's images (the DTB generated when the config names none), checked to fit
+/// in its RAM where they go.
+fn prepare_images(spec: &VmSpec, ram: &GuestRam) -> Result<Images, String> {
+    let dtb: Cow<'static, [u8]> = match spec.dtb {
+        Some(d) => Cow::Borrowed(d.data),
+        None => Cow::Owned(generate_dtb(spec, ram)?),
     };
-    let dtb: &[u8] = spec
-        .dtb
-        .map_or(generated.as_deref().unwrap_or(&[]), |d| d.data);
-    let dtb_gpa = guest_dtb_address(spec);
-    let mut others = Vec::new();
-    others.push(("DTB", dtb_gpa, dtb_gpa + dtb.len() as u64));
+    let mut parts = Vec::new();
+    parts.push(("DTB", guest_dtb_address(spec), dtb));
     if let Some(rd) = spec.ramdisk {
-        others.push(("initramfs", rd.load_gpa, rd.load_gpa + rd.data.len() as u64));
+        parts.push(("initramfs", rd.load_gpa, Cow::Borrowed(rd.data)));
     }
+    let others: Vec<(&'static str, u64, u64)> = parts
+        .iter()
+        .map(|(what, gpa, data)| (*what, *gpa, gpa + data.len() as u64))
+        .collect();
+    let kernel = spec.kernel;
+    let end = kernel.load_gpa + kernel.data.len() as u64;
+    let mut footprints: Vec<(u64, u64)> = others.iter().map(|o| (o.1, o.2)).collect();
+    footprints.push((kernel.load_gpa, end));
     // A kernel with a boot-protocol header (Linux) uses more than its file: check
     // where it will really live before loading anything.
-    if let Some((start, end)) =
-        current::kernel_footprint(spec.kernel.data, spec.kernel.load_gpa, &others)?
-    {
+    if let Some((start, end)) = current::kernel_footprint(kernel.data, kernel.load_gpa, &others)? {
         ram.translate(start, end - start).ok_or_else(|| {
             format!("the kernel needs {start:#x}..{end:#x} (bss included), which is not all in the VM's RAM")
         })?;
+        footprints.push((start, end));
     }
-    copy_in(ram, "kernel image", spec.kernel.load_gpa, spec.kernel.data)?;
-    if let Some(rd) = spec.ramdisk {
-        copy_in(ram, "ramdisk", rd.load_gpa, rd.data)?;
-    }
-    copy_in(ram, "DTB", dtb_gpa, dtb)
+    parts.insert(
+        0,
+        ("kernel image", kernel.load_gpa, Cow::Borrowed(kernel.data)),
+    );
+    Ok(Images { parts, footprints })
 }
 
 fn guest_dtb_address(spec: &VmSpec) -> u64 {

@@ -65,6 +65,19 @@ impl fmt::Display for Fault {
     }
 }
 
+/// What a guest access that found no valid stage-2 entry meant to do; the VMM may
+/// map the memory then (guest RAM filled on first touch) and have it retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    Exec,
+}
+
+/// Asked by the arch code on a stage-2 translation fault, before anything else:
+/// true when the memory is now mapped and the access is to be retried as it is.
+pub type FirstTouch<'a> = &'a dyn Fn(u64, Access) -> bool;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VcpuOnError {
     /// No such vCPU in this VM.

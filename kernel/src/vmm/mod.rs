@@ -8,6 +8,7 @@ pub mod fs;
 pub mod guest_gic;
 #[cfg(target_os = "none")]
 pub mod input;
+pub mod lazy_ram;
 #[cfg(target_os = "none")]
 pub mod run;
 pub mod stats;

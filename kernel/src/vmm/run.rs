@@ -64,7 +64,13 @@ impl Machine {
             return;
         }
         vm.devices.lock().flush_console();
-        crate::debug!("hv: VM {} ({}) exits: {}", vm.id(), vm.name(), vm.exits);
+        let (blocks, filled) = vm.lazy.counts();
+        crate::debug!(
+            "hv: VM {} ({}) exits: {}; RAM blocks zeroed on first touch: {filled} of {blocks}",
+            vm.id(),
+            vm.name(),
+            vm.exits
+        );
         match outcome {
             Outcome::PoweredOff => println!("hv: VM {} ({}) powered off", vm.id(), vm.name()),
             Outcome::Faulted(why) => {
@@ -157,7 +163,7 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
         if let Some(chip) = crate::arch::irq_chip(&mut vm.devices.lock()) {
             vcpu.fill_irqs(chip, index);
         }
-        let exit = vcpu.run();
+        let exit = vcpu.run(&|gpa, access| vm.lazy.touch(gpa, access));
         if let Some(chip) = crate::arch::irq_chip(&mut vm.devices.lock()) {
             vcpu.sync_irqs(chip, index);
         }

@@ -8,8 +8,18 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Exit kinds counted, in the order they are printed.
 const KINDS: [&str; 12] = [
-    "mmio", "vcpu-on", "vcpu-status", "vcpu-off", "system", "hypercall", "ipi", "console",
-    "irq-guest", "irq-host", "idle", "fault",
+    "mmio",
+    "vcpu-on",
+    "vcpu-status",
+    "vcpu-off",
+    "system",
+    "hypercall",
+    "ipi",
+    "console",
+    "irq-guest",
+    "irq-host",
+    "idle",
+    "fault",
 ];
 
 #[derive(Default)]
@@ -43,7 +53,8 @@ fn kind(exit: &VmExit) -> usize {
 /// `total N: mmio N, ipi N, ...`, kinds that never happened left out.
 impl fmt::Display for ExitStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n: [u64; KINDS.len()] = core::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed));
+        let n: [u64; KINDS.len()] =
+            core::array::from_fn(|i| self.counts[i].load(Ordering::Relaxed));
         write!(f, "total {}", n.iter().sum::<u64>())?;
         for (name, c) in KINDS.iter().zip(n).filter(|(_, c)| *c != 0) {
             write!(f, ", {name} {c}")?;

@@ -102,6 +102,8 @@ impl VcpuSlot {
 pub struct Vm {
     pub spec: &'static VmSpec,
     pub ram: GuestRam,
+    /// The RAM blocks zeroed on first touch.
+    pub lazy: super::lazy_ram::LazyRam,
     pub vcpus: Vec<VcpuSlot>,
     pub devices: Mutex<VmDevices>,
     /// Virtual counter offset, the same on every vCPU of the VM.
@@ -125,6 +127,7 @@ impl Vm {
         Self {
             spec,
             ram,
+            lazy: Default::default(),
             vcpus,
             devices: Mutex::new(devices),
             cntvoff,

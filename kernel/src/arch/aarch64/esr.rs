@@ -78,6 +78,17 @@ pub fn fault_status(esr: u64) -> &'static str {
     }
 }
 
+/// Is this abort a translation fault (an invalid stage-2 entry)?
+pub fn is_translation_fault(esr: u64) -> bool {
+    matches!(esr & 0x3f, 0x04..=0x07)
+}
+
+/// Did the aborted data access write? A stage-1 table walk (S1PTW) counts as a read:
+/// the walker only needs to read the guest's tables.
+pub fn is_data_write(esr: u64) -> bool {
+    esr & (1 << 7) == 0 && esr & (1 << 6) != 0
+}
+
 /// Level of the stage-2 walk at which a translation/permission fault happened.
 pub fn fault_level(esr: u64) -> u8 {
     (esr & 3) as u8
@@ -199,6 +210,18 @@ mod tests {
         // IPA 0x4100_0123: HPFAR.FIPA = IPA >> 12 placed at bit 4.
         let hpfar = (0x4100_0123u64 >> 12) << 4;
         assert_eq!(fault_ipa(hpfar, 0xffff_0000_0000_0123), 0x4100_0123);
+    }
+
+    #[test]
+    fn translation_faults_and_walk_reads() {
+        // DABT, translation fault level 2, WnR.
+        let esr = (0x24 << 26) | (1 << 6) | 0x06;
+        assert!(is_translation_fault(esr));
+        assert!(is_data_write(esr));
+        // The same from a stage-1 table walk: a read.
+        assert!(!is_data_write(esr | (1 << 7)));
+        // Permission fault level 3.
+        assert!(!is_translation_fault((0x24 << 26) | 0x0f));
     }
 
     #[test]

@@ -177,6 +177,28 @@ mod target {
         }
     }
 
+    /// A stage-2 descriptor went from invalid to valid: make the store visible to
+    /// the table walkers. Invalid entries are never cached in TLBs, so no TLBI.
+    pub fn stage2_mapped(_gpa: u64) {
+        // SAFETY: barriers only.
+        unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack, preserves_flags)) };
+    }
+
+    /// Stage-2 descriptors of the VM whose vCPU runs on this CPU (its VMID is in
+    /// VTTBR_EL2) became invalid: drop its cached translations on every CPU.
+    pub fn stage2_unmapped() {
+        // SAFETY: TLB maintenance for the current VMID and barriers; no operands.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi vmalls12e1is",
+                "dsb ish",
+                "isb",
+                options(nostack, preserves_flags)
+            )
+        };
+    }
+
     /// Makes what the hypervisor wrote to `[hpa, hpa + len)` visible to a guest
     /// running with its MMU (and so its caches) off.
     pub fn clean_for_guest(hpa: u64, len: u64) {

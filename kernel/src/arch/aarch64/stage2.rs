@@ -164,6 +164,24 @@ impl Stage2 {
         Ok(())
     }
 
+    /// Where the 2 MiB block descriptor mapping `gpa` lives: (physical address of the
+    /// descriptor, the descriptor). None if `gpa` is not mapped by a valid block.
+    /// Guest RAM filled on first touch parks such descriptors (writes 0 there) and
+    /// writes them back when the guest first touches the block.
+    pub fn block_slot(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
+        if gpa >= (1u64 << self.ipa_bits) {
+            return None;
+        }
+        let l1 = mem.table(self.root)[index(gpa, 1)];
+        if l1 & (VALID | TABLE_OR_PAGE) != VALID | TABLE_OR_PAGE {
+            return None;
+        }
+        let table = l1 & ADDR_MASK;
+        let i = index(gpa, 2);
+        let desc = mem.table(table)[i];
+        (desc & (VALID | TABLE_OR_PAGE) == VALID).then_some((table + 8 * i as u64, desc))
+    }
+
     /// Walks the tables: the host-physical address and leaf descriptor for `gpa`.
     pub fn translate(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
         if gpa >= (1u64 << self.ipa_bits) {

@@ -7,7 +7,7 @@ use super::lrs::ListRegs;
 use super::regs::{read_sysreg, write_sysreg};
 use super::trap::{guest_enter, ExitKind, Frame};
 use crate::devices::vgic::Vgic;
-use crate::vmm::exit::{Fault, Reply, VcpuOnError, VmExit};
+use crate::vmm::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit};
 
 /// HCR_EL2: VM | SWIO | FMO | IMO | AMO | FB | BSU=inner | TWI | TSC | RW.
 const HCR: u64 =
@@ -108,11 +108,12 @@ impl Vcpu {
         }
     }
 
-    /// Runs the guest until an exit the VMM must see.
-    pub fn run(&mut self) -> VmExit {
+    /// Runs the guest until an exit the VMM must see. `first_touch` is asked first
+    /// about every stage-2 translation fault.
+    pub fn run(&mut self, first_touch: FirstTouch) -> VmExit {
         loop {
             let exit = match guest_enter(&mut self.frame) {
-                ExitKind::Sync => self.sync_exit(),
+                ExitKind::Sync => self.sync_exit(first_touch),
                 ExitKind::Irq | ExitKind::Fiq => Some(irq_exit()),
                 ExitKind::SError => Some(self.fault("SError (asynchronous external abort)", None)),
                 ExitKind::Aarch32 => {
@@ -190,9 +191,21 @@ impl Vcpu {
     }
 
     /// Decodes a synchronous exception; None when it was handled here entirely.
-    fn sync_exit(&mut self) -> Option<VmExit> {
+    fn sync_exit(&mut self, first_touch: FirstTouch) -> Option<VmExit> {
         let esr = read_sysreg!(esr_el2);
-        match esr::class(esr) {
+        let class = esr::class(esr);
+        if matches!(class, ec::DABT_LOWER | ec::IABT_LOWER) && esr::is_translation_fault(esr) {
+            let ipa = esr::fault_ipa(read_sysreg!(hpfar_el2), read_sysreg!(far_el2));
+            let access = match class {
+                ec::IABT_LOWER => Access::Exec,
+                _ if esr::is_data_write(esr) => Access::Write,
+                _ => Access::Read,
+            };
+            if first_touch(ipa, access) {
+                return None;
+            }
+        }
+        match class {
             ec::DABT_LOWER => Some(self.data_abort(esr)),
             ec::HVC64 => {
                 if esr & 0xffff != 0 {

@@ -114,6 +114,23 @@ pub fn hfence_all() {
     };
 }
 
+/// Invalidates this hart's G-stage translations of guest-physical `gpa` (every VMID),
+/// after its G-stage PTE changed.
+pub fn hfence_gvma_addr(gpa: u64) {
+    // SAFETY: TLB maintenance only; the fence orders the PTE store before it.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +h",
+            "fence rw, rw",
+            "hfence.gvma {0}, zero",
+            ".option pop",
+            in(reg) gpa >> 2,
+            options(nostack)
+        )
+    };
+}
+
 /// Invalidates the guest's (VS-stage) translations on this hart, for the current VMID.
 pub fn hfence_vvma() {
     // SAFETY: TLB maintenance only.

@@ -183,6 +183,24 @@ impl Stage2 {
         Ok(())
     }
 
+    /// Where the 2 MiB megapage PTE mapping `gpa` lives: (physical address of the
+    /// PTE, the PTE). None if `gpa` is not mapped by a valid megapage. Guest RAM
+    /// filled on first touch parks such PTEs (writes 0 there) and writes them back
+    /// when the guest first touches the megapage.
+    pub fn block_slot(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
+        if gpa >= (1u64 << self.ipa_bits) {
+            return None;
+        }
+        let root = *Self::entry(mem, self.root, 2, gpa);
+        if root & V == 0 || is_leaf(root) {
+            return None;
+        }
+        let table = pte_addr(root);
+        let i = index(gpa, 1);
+        let leaf = *Self::entry(mem, table, 1, gpa);
+        (leaf & V != 0 && is_leaf(leaf)).then_some((table + 8 * i as u64, leaf))
+    }
+
     /// Walks the tables: the host-physical address and leaf PTE for `gpa`.
     pub fn translate(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
         if gpa >= (1u64 << self.ipa_bits) {

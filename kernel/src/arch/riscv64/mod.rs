@@ -250,6 +250,19 @@ mod target {
         csr::fence_i();
     }
 
+    /// A G-stage PTE of `gpa` went from invalid to valid: this hart may hold the old
+    /// (invalid) translation, so it drops it. Other harts that do fault again and
+    /// come here too.
+    pub fn stage2_mapped(gpa: u64) {
+        csr::hfence_gvma_addr(gpa);
+    }
+
+    /// G-stage PTEs of the VM whose vCPU runs on this hart became invalid, while its
+    /// other vCPUs are off (they fence when they start).
+    pub fn stage2_unmapped() {
+        csr::hfence_all();
+    }
+
     /// The DTB a VM gets when its config names none (see `guest_dtb::for_vm`).
     pub fn guest_dtb(
         spec: &crate::vmm::config::VmSpec,

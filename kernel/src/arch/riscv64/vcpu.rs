@@ -12,7 +12,7 @@ use super::insn::{self, Htinst};
 use super::sbi::{self, Call, Ret};
 use super::trap::{self, Frame};
 use crate::devices::vplic::{Vplic, IPI_FENCE};
-use crate::vmm::exit::{Fault, Reply, VcpuOnError, VmExit, CONSOLE_CHUNK};
+use crate::vmm::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit, CONSOLE_CHUNK};
 
 /// scause values (interrupt bit clear).
 mod cause {
@@ -122,15 +122,16 @@ impl Vcpu {
         }
     }
 
-    /// Runs the guest until an exit the VMM must see.
-    pub fn run(&mut self) -> VmExit {
+    /// Runs the guest until an exit the VMM must see. `first_touch` is asked first
+    /// about every guest-page fault.
+    pub fn run(&mut self, first_touch: FirstTouch) -> VmExit {
         loop {
             trap::guest_enter(&mut self.frame);
             let scause = read_csr!(csr::SCAUSE);
             let exit = if scause & INTERRUPT != 0 {
                 self.interrupt(scause & !INTERRUPT)
             } else {
-                self.exception(scause)
+                self.exception(scause, first_touch)
             };
             if let Some(e) = exit {
                 self.pending = Some(e);
@@ -243,8 +244,21 @@ impl Vcpu {
         }
     }
 
-    fn exception(&mut self, scause: u64) -> Option<VmExit> {
+    fn exception(&mut self, scause: u64, first_touch: FirstTouch) -> Option<VmExit> {
         let gpa = || (read_csr!(csr::HTVAL) << 2) | (read_csr!(csr::STVAL) & 3);
+        // A guest-page fault does not say whether the entry was invalid or lacked a
+        // permission: `first_touch` only says yes where the access is permitted.
+        let access = match scause {
+            cause::INSN_GUEST_PAGE_FAULT => Some(Access::Exec),
+            cause::LOAD_GUEST_PAGE_FAULT => Some(Access::Read),
+            cause::STORE_GUEST_PAGE_FAULT => Some(Access::Write),
+            _ => None,
+        };
+        if let Some(access) = access {
+            if first_touch(gpa(), access) {
+                return None;
+            }
+        }
         match scause {
             cause::ECALL_VS => {
                 self.frame.sepc += 4;
