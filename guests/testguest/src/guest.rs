@@ -1,6 +1,6 @@
 //! The guest's flow: the boot vCPU reads the device tree, sets up the console, runs
 //! every check in order, prints the summary, optionally provokes the fault the `fault`
-//! boot argument asks for, and powers the VM off. Secondary vCPUs only report in (see
+//! boot argument asks for or resets the VM once (`reset`), and powers the VM off. Secondary vCPUs only report in (see
 //! `checks::smp`). A panic becomes a `FAIL` line of the running check.
 
 use crate::arch;
@@ -24,12 +24,20 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
             println!("memory: {:#x}..{:#x}", region.base, region.end());
         }
     }
+    let boots = arch::firmware::vm_boots().unwrap_or(0);
+    if boots > 1 {
+        println!("testguest: boot {boots} of this VM");
+    }
     run_checks(&platform);
     report::summary();
     if let Ok(platform) = &platform {
-        if wants_fault(bootargs) {
+        if wants(bootargs, "fault") {
             read_past_ram(platform);
         }
+    }
+    if wants(bootargs, "reset") && boots == 1 {
+        println!("testguest: resetting the VM");
+        arch::firmware::system_reset()
     }
     arch::firmware::system_off()
 }
@@ -52,11 +60,11 @@ fn run_checks(platform: &Result<Platform, Why>) {
     report::run("unknown-call", checks::unknown_call);
 }
 
-/// Whether the boot arguments ask for the fault scenario (a `fault` word).
-fn wants_fault(bootargs: &str) -> bool {
-    bootargs
-        .split_ascii_whitespace()
-        .any(|word| word == "fault")
+/// Whether the boot arguments hold `word`: `fault` (read past the end of RAM after
+/// the checks) or `reset` (reset the VM after the checks of its first boot, so they
+/// run again on the second).
+fn wants(bootargs: &str, word: &str) -> bool {
+    bootargs.split_ascii_whitespace().any(|w| w == word)
 }
 
 /// Reads the word just past the end of RAM: the hypervisor must stop the VM there.

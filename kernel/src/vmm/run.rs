@@ -15,6 +15,8 @@ use super::devices::MmioResult;
 
 /// Project hypercall: identify the hypervisor, the VM and the vCPU.
 pub const HC_HV_INFO: u64 = 0xC600_0000;
+/// Project hypercall: how many times this VM has started (1, then +1 per reset).
+pub const HC_VM_BOOTS: u64 = 0xC600_0001;
 /// "HV" + ABI version 1.
 pub const HV_ABI_MAGIC: u64 = 0x4856_0001;
 const NOT_SUPPORTED: u64 = u64::MAX; // -1
@@ -224,6 +226,7 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
         Ok(b) => b,
         Err(why) => return stop(m, vm, &alloc::format!("reset failed: {why}")),
     };
+    vm.count_boot();
     if vm.vcpus[0].request_start(boot.0, boot.1).is_err() || !vm.end_reset() {
         return Next::Stop;
     }
@@ -340,6 +343,7 @@ fn vcpu_on(vm: &Vm, target: u64, entry: u64, arg: u64) -> Result<(), VcpuOnError
 fn hypercall(vm: &Vm, index: usize, code: u64, _args: [u64; 4]) -> [u64; 4] {
     match code {
         HC_HV_INFO => [0, HV_ABI_MAGIC, vm.id() as u64, index as u64],
+        HC_VM_BOOTS => [0, u64::from(vm.boots()), 0, 0],
         // AxVisor's numbers (inter-VM channels, hypervisor disable): not supported yet.
         _ => [NOT_SUPPORTED, 0, 0, 0],
     }

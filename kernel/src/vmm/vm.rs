@@ -8,7 +8,7 @@ use super::exit::VcpuOnError;
 use crate::mm::guest::GuestRam;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use spin::Mutex;
 
 /// Power state of a vCPU slot.
@@ -110,6 +110,8 @@ pub struct Vm {
     pub cntvoff: u64,
     /// Exits of all its vCPUs, by kind.
     pub exits: super::stats::ExitStats,
+    /// How many times the VM has started: 1, then one more after each reset.
+    boots: AtomicU32,
     #[cfg(target_os = "none")]
     pub stage2: crate::arch::current::Stage2Regs,
     state: AtomicU8,
@@ -132,6 +134,7 @@ impl Vm {
             devices: Mutex::new(devices),
             cntvoff,
             exits: Default::default(),
+            boots: AtomicU32::new(1),
             #[cfg(target_os = "none")]
             stage2,
             state: AtomicU8::new(VmState::Running as u8),
@@ -170,6 +173,16 @@ impl Vm {
     pub fn mark_stopped(&self) -> bool {
         self.transition(VmState::Running, VmState::Stopped)
             || self.transition(VmState::Resetting, VmState::Stopped)
+    }
+
+    /// How many times the VM has started (1 until its first reset).
+    pub fn boots(&self) -> u32 {
+        self.boots.load(Ordering::Acquire)
+    }
+
+    /// Counts one more start, after a reset.
+    pub fn count_boot(&self) {
+        self.boots.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Running -> Resetting; false if the VM is stopping or already resetting.

@@ -73,6 +73,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "qemu-riscv64: Debian's riscv64 Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
     ),
     (
+        "vm-reset",
+        "a test-guest VM resets itself after its checks; it boots again with its RAM zeroed (checked by the guest) and passes again, next to a VM that just passes; exit 0",
+    ),
+    (
+        "riscv64-vm-reset",
+        "the same on qemu-riscv64",
+    ),
+    (
         "uboot-fs-vm",
         "board qemu-aarch64-uboot with vm1 built in and vm3 (image_location = \"fs\") as files on the card: the hypervisor reads vm3's config and image from the boot modules; both pass, exit 0",
     ),
@@ -105,6 +113,14 @@ const RISCV64_FAULT_VMS: [&str; 2] = [
 const RISCV64_LINUX_VMS: [&str; 2] = [
     "configs/vms/linux-riscv64-qemu-smp2.toml",
     "configs/vms/testguest-riscv64-qemu-smp2-b.toml",
+];
+const RESET_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
+    "configs/vms/testguest-aarch64-qemu-smp2-reset.toml",
+];
+const RISCV64_RESET_VMS: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
+    "configs/vms/testguest-riscv64-qemu-smp2-reset.toml",
 ];
 /// QEMU virt with a GICv2 (gic-version=2) and two GICv2 test-guest VMs.
 const GICV2_BOARD: &str = "configs/board/qemu-aarch64-gicv2.toml";
@@ -257,6 +273,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
+        "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
+        "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -514,6 +532,75 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
         "hv: all VMs stopped: {} clean, 1 faulted",
         plan.vms.len() - 1
     );
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(&problems, &out))
+    }
+}
+
+/// Boots `vms` on `board`, one of them with cmdline `reset`: that VM must be reset
+/// by the hypervisor, say it booted a second time, and pass its checks both times
+/// (the memory check of the second boot reads its RAM as zero before writing it);
+/// every VM finishes cleanly.
+fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let mut problems = Vec::new();
+    match outcome {
+        Outcome::Exited(s) if s.success() => {}
+        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+    let resetting = plan
+        .vms
+        .iter()
+        .find(|v| v.cmdline.split_whitespace().any(|w| w == "reset"));
+    let Some(resetting) = resetting else {
+        bail!("no VM with cmdline `reset` in {vms:?}")
+    };
+    let requested = format!(
+        "hv: VM {} ({}) reset requested",
+        resetting.id, resetting.name
+    );
+    if !has_line(&out, &requested) {
+        problems.push(format!("no `{requested}` line"));
+    }
+    let lines = vm_lines(&out, &resetting.name);
+    if !lines
+        .iter()
+        .any(|l| l.contains("testguest: boot 2 of this VM"))
+    {
+        problems.push(format!(
+            "[{}] never said `testguest: boot 2 of this VM`",
+            resetting.name
+        ));
+    }
+    let summaries: Vec<_> = lines.iter().filter_map(|l| parse_summary(l)).collect();
+    if summaries.len() != 2 {
+        problems.push(format!(
+            "[{}] printed {} summary lines, expected 2 (one per boot)",
+            resetting.name,
+            summaries.len()
+        ));
+    }
+    for vm in &plan.vms {
+        check_summary(&out, &vm.name, &mut problems);
+    }
+    for (n, m) in summaries.iter().filter(|s| s.1 != 0 || s.0 == 0) {
+        problems.push(format!(
+            "[{}] a boot reported {n} passed, {m} failed",
+            resetting.name
+        ));
+    }
+    for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
+        problems.push(format!("[{}] {l}", resetting.name));
+    }
+    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }

@@ -2,6 +2,9 @@
 //! back, except the pages holding the guest's own image (with its stacks), the
 //! device tree and `/reserved-memory` (firmware's own, as OpenSBI's on plain QEMU).
 //!
+//! Under this project's hypervisor every such page must first read as zero: a VM's
+//! RAM holds nothing of whoever used that host memory before (also after a reset).
+//!
 //! All pages are written first and verified afterwards, so two guest addresses backed
 //! by the same host memory show up (the later write wins over the earlier). The pattern
 //! depends on the address and on a per-run seed (the counter and, when the hypervisor
@@ -86,8 +89,30 @@ fn verify_page(page: u64, seed: u64) -> CheckResult {
     Ok(())
 }
 
+/// Every word of `page` reads as zero.
+fn verify_zero(page: u64) -> CheckResult {
+    for addr in (page..page + PAGE).step_by(WORD as usize) {
+        // SAFETY: as in `write_page` (a read only).
+        let got = unsafe { crate::mmio::read64(addr as usize) };
+        if got != 0 {
+            return Err(why!(
+                "word at {addr:#x} reads {got:#x} at boot: RAM not zeroed for this VM"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Does this project's hypervisor run the guest (it promises zeroed RAM)?
+fn under_our_hypervisor() -> bool {
+    arch::firmware::hv_info().is_ok_and(|info| info[1] == arch::HV_INFO_MAGIC)
+}
+
 /// Runs the check.
 pub fn run(platform: &Platform) -> CheckResult {
+    if under_our_hypervisor() {
+        for_each_page(platform, verify_zero)?;
+    }
     let seed = seed();
     let mut pages = 0u64;
     for_each_page(platform, |page| {

@@ -18,12 +18,15 @@ const PSCI_CPU_OFF: u64 = 0x8400_0002;
 const PSCI_CPU_ON: u64 = 0xC400_0003;
 const PSCI_AFFINITY_INFO: u64 = 0xC400_0004;
 const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
 const PSCI_FEATURES: u64 = 0x8400_000A;
 /// PSCI error code ALREADY_ON.
 const PSCI_ALREADY_ON: i64 = -4;
 
 /// Project hypercall HV_INFO (SMCCC standard hypervisor service range).
 const HV_INFO: u64 = 0xC600_0000;
+/// Project hypercall VM_BOOTS: how many times this VM has started.
+const VM_BOOTS: u64 = 0xC600_0001;
 /// A function id in the same range that nothing implements.
 const UNKNOWN_FUNCTION: u64 = 0xC600_00FF;
 
@@ -132,6 +135,17 @@ pub fn cpu_stop() -> ! {
 pub fn system_off() -> ! {
     psci(PSCI_SYSTEM_OFF, 0, 0, 0);
     super::halt()
+}
+
+/// Resets the VM (PSCI SYSTEM_RESET); if that returns, halts this CPU.
+pub fn system_reset() -> ! {
+    psci(PSCI_SYSTEM_RESET, 0, 0, 0);
+    super::halt()
+}
+
+/// The project hypercall VM_BOOTS: how many times this VM has started.
+pub fn vm_boots() -> Result<u64, CallUndefined> {
+    Ok(call([VM_BOOTS, 0, 0, 0])?[1])
 }
 
 /// The project hypercall HV_INFO.

@@ -20,6 +20,8 @@ const EID_DBCN: u64 = 0x4442_434E;
 /// The project's hypercall extension (firmware-specific range); FID 0 is HV_INFO.
 const HV_EID: u64 = 0x0A48_5600;
 const HV_INFO: u64 = 0;
+/// How many times this VM has started.
+const VM_BOOTS: u64 = 1;
 /// A function of that extension nothing implements.
 const UNKNOWN_FUNCTION: u64 = 0xff;
 
@@ -149,6 +151,17 @@ pub fn system_off() -> ! {
     sbi(EID_SRST, 0, 0, 0, 0);
     sbi(EID_LEGACY_SHUTDOWN, 0, 0, 0, 0);
     super::halt()
+}
+
+/// Resets the VM (SBI system_reset, cold reboot); if that returns, halts this hart.
+pub fn system_reset() -> ! {
+    sbi(EID_SRST, 0, 1, 0, 0);
+    super::halt()
+}
+
+/// The project hypercall VM_BOOTS: how many times this VM has started.
+pub fn vm_boots() -> Result<u64, CallUndefined> {
+    Ok(call(HV_EID, VM_BOOTS, [0; 4])[1])
 }
 
 /// Programs the supervisor timer for `time` (u64::MAX: never); clears its interrupt.
