@@ -99,12 +99,7 @@ mod target {
         load: u64,
         others: &[(&'static str, u64, u64)],
     ) -> Result<Option<(u64, u64)>, alloc::string::String> {
-        match super::image::parse(image) {
-            Some(h) => {
-                super::image::check_placement(&h, image.len() as u64, load, others).map(Some)
-            }
-            None => Ok(None),
-        }
+        super::image::FORMAT.kernel_footprint(image, load, others)
     }
 
     /// Physical address width from ID_AA64MMFR0_EL1.PARange.
