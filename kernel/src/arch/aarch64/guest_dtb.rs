@@ -279,9 +279,7 @@ pub fn for_vm(
 ) -> Result<Vec<u8>, alloc::string::String> {
     use crate::vmm::devices::emu_type;
     let find = |t| spec.emu_devices.iter().find(|d| d.emu_type == t);
-    let mpidrs: Vec<u64> = (0..spec.cpu_num as u64)
-        .map(|i| ((i >> 8) << 8) | (i & 0xff))
-        .collect();
+    let mpidrs: Vec<u64> = (0..spec.cpu_num as usize).map(super::vcpu_mpidr).collect();
     let cpu_if = find(emu_type::GIC_CPU_IF);
     let gic = match (find(emu_type::GIC_DIST), find(emu_type::GIC_REDIST), cpu_if) {
         (Some(d), Some(r), None) => GuestGic::V3 {
