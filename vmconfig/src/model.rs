@@ -93,9 +93,11 @@ pub enum IrqMode {
     Passthrough,
 }
 
-/// A checked VM config.
+/// A checked VM config. `I` is how its images are known: [`ImageRef`] (the paths as
+/// written) here and in the hypervisor; xtask swaps in the images it resolved on the
+/// host with [`VmConfig::with_images`], so the fields exist once.
 #[derive(Clone, Debug)]
-pub struct VmConfig {
+pub struct VmConfig<I = ImageRef> {
     pub id: u32,
     pub name: String,
     pub vm_type: u32,
@@ -104,9 +106,9 @@ pub struct VmConfig {
     pub phys_cpu_sets: Option<Vec<u64>>,
     pub entry_point: u64,
     pub location: ImageLocation,
-    pub kernel: ImageRef,
-    pub dtb: Option<ImageRef>,
-    pub ramdisk: Option<ImageRef>,
+    pub kernel: I,
+    pub dtb: Option<I>,
+    pub ramdisk: Option<I>,
     /// Where the hypervisor puts the guest DTB it generates (when there is no dtb).
     pub dtb_load_gpa: u64,
     pub cmdline: String,
@@ -116,7 +118,7 @@ pub struct VmConfig {
     pub interrupt_mode: IrqMode,
 }
 
-impl VmConfig {
+impl<I> VmConfig<I> {
     /// Regions of normal memory (not device memory).
     pub fn ram(&self) -> impl Iterator<Item = &MemRegion> {
         self.memory.iter().filter(|m| m.is_ram())
@@ -127,10 +129,34 @@ impl VmConfig {
     }
 
     /// Every image: the kernel, then the DTB and the ramdisk when given.
-    pub fn images(&self) -> impl Iterator<Item = &ImageRef> {
+    pub fn images(&self) -> impl Iterator<Item = &I> {
         core::iter::once(&self.kernel)
             .chain(self.dtb.iter())
             .chain(self.ramdisk.iter())
+    }
+
+    /// The same VM with its images replaced (the caller resolved them; the DTB and
+    /// ramdisk are expected to be given exactly when they are given here).
+    pub fn with_images<J>(self, kernel: J, dtb: Option<J>, ramdisk: Option<J>) -> VmConfig<J> {
+        VmConfig {
+            id: self.id,
+            name: self.name,
+            vm_type: self.vm_type,
+            cpu_num: self.cpu_num,
+            phys_cpu_ids: self.phys_cpu_ids,
+            phys_cpu_sets: self.phys_cpu_sets,
+            entry_point: self.entry_point,
+            location: self.location,
+            kernel,
+            dtb,
+            ramdisk,
+            dtb_load_gpa: self.dtb_load_gpa,
+            cmdline: self.cmdline,
+            memory: self.memory,
+            emu_devices: self.emu_devices,
+            passthrough: self.passthrough,
+            interrupt_mode: self.interrupt_mode,
+        }
     }
 }
 

@@ -14,6 +14,7 @@
 //! Not modelled: baud timing, modem lines, DMA, IrDA; UARTEN/TXE/RXE are stored but do
 //! not gate data (as in QEMU), loopback (CR.LBE) is honoured.
 
+use super::ring::Ring;
 use super::{MmioDevice, MmioError};
 
 const DR: u64 = 0x000;
@@ -57,43 +58,6 @@ const IFLS_RESET: u32 = 0x12;
 pub const RX_FIFO: usize = 32;
 /// Transmit bytes held until the VMM drains them.
 pub const TX_BUFFER: usize = 64;
-
-/// A fixed-size byte ring.
-#[derive(Clone, Debug)]
-struct Ring<const N: usize> {
-    buf: [u8; N],
-    head: usize,
-    len: usize,
-}
-
-impl<const N: usize> Ring<N> {
-    const fn new() -> Self {
-        Self {
-            buf: [0; N],
-            head: 0,
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, b: u8) -> bool {
-        if self.len == N {
-            return false;
-        }
-        self.buf[(self.head + self.len) % N] = b;
-        self.len += 1;
-        true
-    }
-
-    fn pop(&mut self) -> Option<u8> {
-        if self.len == 0 {
-            return None;
-        }
-        let b = self.buf[self.head];
-        self.head = (self.head + 1) % N;
-        self.len -= 1;
-        Some(b)
-    }
-}
 
 /// The emulated UART; see the module documentation.
 #[derive(Clone, Debug)]
@@ -161,7 +125,7 @@ impl Pl011 {
 
     /// How many more bytes [`Pl011::push_rx`] accepts now.
     pub fn rx_space(&self) -> usize {
-        self.rx_capacity().saturating_sub(self.rx.len)
+        self.rx_capacity().saturating_sub(self.rx.len())
     }
 
     /// Queues one received byte; `false` (byte not taken) when the FIFO is full.
@@ -193,7 +157,7 @@ impl Pl011 {
     }
 
     fn ris(&self) -> u32 {
-        let level = self.rx.len;
+        let level = self.rx.len();
         let rx = match level {
             0 => 0,
             l if l >= self.rx_trigger() => INT_RX,
@@ -208,18 +172,18 @@ impl Pl011 {
 
     fn flags(&self) -> u32 {
         let mut fr = 0;
-        if self.tx.len == 0 {
+        if self.tx.is_empty() {
             fr |= FR_TXFE;
         } else {
             fr |= FR_BUSY;
         }
-        if self.tx.len == TX_BUFFER {
+        if self.tx.len() == TX_BUFFER {
             fr |= FR_TXFF;
         }
-        if self.rx.len == 0 {
+        if self.rx.is_empty() {
             fr |= FR_RXFE;
         }
-        if self.rx.len >= self.rx_capacity() {
+        if self.rx.len() >= self.rx_capacity() {
             fr |= FR_RXFF;
         }
         fr

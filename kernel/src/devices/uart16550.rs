@@ -14,6 +14,7 @@
 //! is the line the VMM forwards to the guest's interrupt controller.
 //! Not modelled: baud timing, line status errors, modem status changes, OUT2 gating.
 
+use super::ring::Ring;
 use super::{MmioDevice, MmioError};
 
 const RBR_THR_DLL: u64 = 0;
@@ -52,43 +53,6 @@ const MSR_CONNECTED: u8 = 0xb0;
 pub const RX_FIFO: usize = 16;
 /// Transmit bytes held until the VMM drains them.
 pub const TX_BUFFER: usize = 64;
-
-#[derive(Clone, Debug)]
-struct Ring<const N: usize> {
-    buf: [u8; N],
-    head: usize,
-    len: usize,
-}
-
-impl<const N: usize> Ring<N> {
-    const fn new() -> Self {
-        Self {
-            buf: [0; N],
-            head: 0,
-            len: 0,
-        }
-    }
-    fn push(&mut self, b: u8) -> bool {
-        if self.len == N {
-            return false;
-        }
-        self.buf[(self.head + self.len) % N] = b;
-        self.len += 1;
-        true
-    }
-    fn pop(&mut self) -> Option<u8> {
-        if self.len == 0 {
-            return None;
-        }
-        let b = self.buf[self.head];
-        self.head = (self.head + 1) % N;
-        self.len -= 1;
-        Some(b)
-    }
-    fn clear(&mut self) {
-        self.len = 0;
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Uart16550 {
@@ -142,7 +106,7 @@ impl Uart16550 {
 
     /// The interrupt being signalled, as IIR encodes it.
     fn pending(&self) -> u8 {
-        if self.ier & IER_RDI != 0 && self.rx.len > 0 {
+        if self.ier & IER_RDI != 0 && !self.rx.is_empty() {
             IIR_RDI
         } else if self.ier & IER_THRI != 0 && self.thre {
             IIR_THRI
@@ -175,7 +139,7 @@ impl Uart16550 {
             }
             LCR => self.lcr,
             MCR => self.mcr,
-            LSR => LSR_THRE | LSR_TEMT | if self.rx.len > 0 { LSR_DR } else { 0 },
+            LSR => LSR_THRE | LSR_TEMT | if !self.rx.is_empty() { LSR_DR } else { 0 },
             MSR if self.mcr & MCR_LOOP != 0 => {
                 // Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD.
                 let m = self.mcr;

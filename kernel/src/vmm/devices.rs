@@ -299,13 +299,11 @@ fn access(
     }
 }
 
-/// A power-on-state virtual GIC (GICv2 if `v2`) for `vcpus` vCPUs (MPIDR = index)
+/// A power-on-state virtual GIC (GICv2 if `v2`) for `vcpus` vCPUs (by their MPIDRs)
 /// and `spis` SPIs. The timer PPIs are backed by the physical interrupts of the same
 /// number, forwarded with the list-register HW bit.
 fn new_vgic(vcpus: u32, spis: u32, v2: bool) -> Result<Vgic, String> {
-    let mpidrs: Vec<u64> = (0..vcpus as u64)
-        .map(|i| ((i >> 8) << 8) | (i & 0xff))
-        .collect();
+    let mpidrs = vcpu_mpidrs(vcpus);
     let err = |e| format!("virtual GIC: {e:?}");
     let mut gic = if v2 {
         Vgic::new_v2(&mpidrs, spis)
@@ -319,6 +317,17 @@ fn new_vgic(vcpus: u32, spis: u32, v2: bool) -> Result<Vgic, String> {
         }
     }
     Ok(gic)
+}
+
+/// The MPIDR of each of `vcpus` vCPUs, which the virtual GIC routes by.
+fn vcpu_mpidrs(vcpus: u32) -> Vec<u64> {
+    #[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
+    let mpidr = crate::arch::aarch64::vcpu_mpidr;
+    // Elsewhere a GIC (only if a config asks for one) has no MPIDRs to follow:
+    // the vCPUs are numbered, as aarch64 numbers them.
+    #[cfg(all(not(target_arch = "aarch64"), target_os = "none"))]
+    let mpidr = |i: usize| i as u64;
+    (0..vcpus as usize).map(mpidr).collect()
 }
 
 /// Timer PPIs backed by physical interrupts (aarch64 only).

@@ -153,7 +153,7 @@ fn list(ranges: &[Range]) -> String {
 }
 
 fn check_ram_total(board: &Board, vms: &[Vm], report: &mut Report) {
-    let need: u64 = vms.iter().map(Vm::ram_size).sum();
+    let need: u64 = vms.iter().map(|v| v.ram_size()).sum();
     let have = board
         .total_ram()
         .saturating_sub(board.reserved.iter().map(|r| r.size).sum());

@@ -19,7 +19,7 @@ use super::board::Arch;
 use super::diag::{KeyPath, Report};
 use super::source::{Overrides, Source};
 
-pub use vmconfig::{EmuDevice, ImageLocation, IrqMode, MemRegion, PassDevice};
+pub use vmconfig::{EmuDevice, ImageLocation, IrqMode, MemRegion};
 
 /// Where a VM image comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,46 +41,21 @@ pub struct ImageSpec {
     pub load_key: KeyPath,
 }
 
-/// A VM config that passed its own checks.
+/// A VM config that passed its own checks: the shared crate's model with the images
+/// resolved on the host, plus what only xtask knows. The model's fields are reached
+/// through `Deref` (`vm.name`, `vm.memory`), so they are declared once, in `vmconfig`.
 pub struct Vm {
     pub src: Source,
-    pub id: u32,
-    pub name: String,
-    pub vm_type: u32,
-    pub cpu_num: u32,
-    pub phys_cpu_ids: Option<Vec<u64>>,
-    pub phys_cpu_sets: Option<Vec<u64>>,
+    pub cfg: VmConfig<ImageSpec>,
     /// Physical CPU index of each vCPU (filled in by the CPU placement).
     pub pcpus: Vec<u32>,
-    pub entry_point: u64,
-    pub location: ImageLocation,
-    pub kernel: ImageSpec,
-    pub dtb: Option<ImageSpec>,
-    pub ramdisk: Option<ImageSpec>,
-    /// Where the hypervisor puts the guest DTB it generates.
-    pub dtb_load_gpa: u64,
-    pub cmdline: String,
-    pub memory: Vec<MemRegion>,
-    pub emu_devices: Vec<EmuDevice>,
-    pub passthrough: Vec<PassDevice>,
-    pub interrupt_mode: IrqMode,
 }
 
-impl Vm {
-    /// Regions of normal memory (not device memory).
-    pub fn ram(&self) -> impl Iterator<Item = &MemRegion> {
-        self.memory.iter().filter(|m| m.is_ram())
-    }
+impl std::ops::Deref for Vm {
+    type Target = VmConfig<ImageSpec>;
 
-    pub fn ram_size(&self) -> u64 {
-        self.ram().map(|m| m.range.size).sum()
-    }
-
-    /// Every image with its source, for building and bundling.
-    pub fn images(&self) -> impl Iterator<Item = &ImageSpec> {
-        std::iter::once(&self.kernel)
-            .chain(self.dtb.iter())
-            .chain(self.ramdisk.iter())
+    fn deref(&self) -> &Self::Target {
+        &self.cfg
     }
 }
 
@@ -163,24 +138,8 @@ fn from_config(src: Source, c: VmConfig, images: HostImages) -> Vm {
     let (kernel, dtb, ramdisk) = images;
     Vm {
         src,
-        id: c.id,
-        name: c.name,
-        vm_type: c.vm_type,
-        cpu_num: c.cpu_num,
-        phys_cpu_ids: c.phys_cpu_ids,
-        phys_cpu_sets: c.phys_cpu_sets,
+        cfg: c.with_images(kernel, dtb, ramdisk),
         pcpus: Vec::new(),
-        entry_point: c.entry_point,
-        location: c.location,
-        kernel,
-        dtb,
-        ramdisk,
-        dtb_load_gpa: c.dtb_load_gpa,
-        cmdline: c.cmdline,
-        memory: c.memory,
-        emu_devices: c.emu_devices,
-        passthrough: c.passthrough,
-        interrupt_mode: c.interrupt_mode,
     }
 }
 

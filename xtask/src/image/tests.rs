@@ -314,8 +314,8 @@ fn identity_mapped_vm_memory_is_kept_free() {
     let plan = load_plan_of("qemu-aarch64-uboot", &[]);
     let mut vm_plan = load_plan_of("qemu-aarch64-uboot", &[]);
     let vm = &mut vm_plan.vms[0];
-    vm.memory[0].map_type = 1;
-    vm.memory[0].range = Range::new(0x4060_0000, 0x100_0000);
+    vm.cfg.memory[0].map_type = 1;
+    vm.cfg.memory[0].range = Range::new(0x4060_0000, 0x100_0000);
     let space = Space::for_board(&plan.board, 0x20_0000, 0x20_0000, &[&*vm]);
     let p = place(
         &space,

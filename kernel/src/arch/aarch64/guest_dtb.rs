@@ -270,6 +270,48 @@ fn pl011(
     Ok(())
 }
 
+/// The DTB a VM gets when its config names none: its RAM, its vCPUs (MPIDR = index),
+/// the emulated GICv3 and console UART from its `emu_devices`, and its command line
+/// and ramdisk.
+pub fn for_vm(
+    spec: &crate::vmm::config::VmSpec,
+    memory: &[(u64, u64)],
+) -> Result<Vec<u8>, alloc::string::String> {
+    use crate::vmm::devices::emu_type;
+    let find = |t| spec.emu_devices.iter().find(|d| d.emu_type == t);
+    let mpidrs: Vec<u64> = (0..spec.cpu_num as usize).map(super::vcpu_mpidr).collect();
+    let cpu_if = find(emu_type::GIC_CPU_IF);
+    let gic = match (find(emu_type::GIC_DIST), find(emu_type::GIC_REDIST), cpu_if) {
+        (Some(d), Some(r), None) => GuestGic::V3 {
+            gicd: (d.base_gpa, d.length),
+            gicr: (r.base_gpa, r.length),
+        },
+        (Some(d), None, Some(c)) => GuestGic::V2 {
+            gicd: (d.base_gpa, d.length),
+            gicc: (c.base_gpa, c.length),
+        },
+        _ => {
+            return Err(
+                "a VM needs an emulated GICv3 (emu_type 0x21 and 0x20) or GICv2 (0x21 and 0x1)"
+                    .into(),
+            )
+        }
+    };
+    let uart = find(emu_type::CONSOLE).map(|u| (u.base_gpa, u.length, u.irq));
+    let initrd = spec
+        .ramdisk
+        .map(|r| (r.load_gpa, r.load_gpa + r.data.len() as u64));
+    let dspec = GuestDtbSpec {
+        memory,
+        vcpu_mpidrs: &mpidrs,
+        gic,
+        uart,
+        bootargs: spec.cmdline,
+        initrd,
+    };
+    build(&dspec).map_err(|e| alloc::format!("generating the guest DTB: {e:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,48 +636,4 @@ mod tests {
         );
         assert!(src.contains("stdout-path = \"/pl011@9000000\";"), "{src}");
     }
-}
-
-/// The DTB a VM gets when its config names none: its RAM, its vCPUs (MPIDR = index),
-/// the emulated GICv3 and console UART from its `emu_devices`, and its command line
-/// and ramdisk.
-pub fn for_vm(
-    spec: &crate::vmm::config::VmSpec,
-    memory: &[(u64, u64)],
-) -> Result<Vec<u8>, alloc::string::String> {
-    use crate::vmm::devices::emu_type;
-    let find = |t| spec.emu_devices.iter().find(|d| d.emu_type == t);
-    let mpidrs: Vec<u64> = (0..spec.cpu_num as u64)
-        .map(|i| ((i >> 8) << 8) | (i & 0xff))
-        .collect();
-    let cpu_if = find(emu_type::GIC_CPU_IF);
-    let gic = match (find(emu_type::GIC_DIST), find(emu_type::GIC_REDIST), cpu_if) {
-        (Some(d), Some(r), None) => GuestGic::V3 {
-            gicd: (d.base_gpa, d.length),
-            gicr: (r.base_gpa, r.length),
-        },
-        (Some(d), None, Some(c)) => GuestGic::V2 {
-            gicd: (d.base_gpa, d.length),
-            gicc: (c.base_gpa, c.length),
-        },
-        _ => {
-            return Err(
-                "a VM needs an emulated GICv3 (emu_type 0x21 and 0x20) or GICv2 (0x21 and 0x1)"
-                    .into(),
-            )
-        }
-    };
-    let uart = find(emu_type::CONSOLE).map(|u| (u.base_gpa, u.length, u.irq));
-    let initrd = spec
-        .ramdisk
-        .map(|r| (r.load_gpa, r.load_gpa + r.data.len() as u64));
-    let dspec = GuestDtbSpec {
-        memory,
-        vcpu_mpidrs: &mpidrs,
-        gic,
-        uart,
-        bootargs: spec.cmdline,
-        initrd,
-    };
-    build(&dspec).map_err(|e| alloc::format!("generating the guest DTB: {e:?}"))
 }

@@ -40,6 +40,20 @@ pub use target::*;
 /// They are forwarded to the vCPU on the CPU they fire on.
 pub const FORWARDED_PPIS: [u32; 2] = [27, 30];
 
+/// The MPIDR affinity (Aff1:Aff0) of vCPU `index`, which is `index` itself: what
+/// VMPIDR_EL2 gives the vCPU, what the guest DTB and the virtual GIC name it by. A
+/// vCPU needs a physical CPU of its own, so indices stay far below the 65536 that
+/// Aff1:Aff0 can number. [`vcpu_index`] is the inverse.
+pub fn vcpu_mpidr(index: usize) -> u64 {
+    let i = index as u64;
+    (((i >> 8) & 0xff) << 8) | (i & 0xff)
+}
+
+/// The vCPU index a guest means by an MPIDR (Aff1:Aff0; see [`vcpu_mpidr`]).
+pub fn vcpu_index(mpidr: u64) -> Option<usize> {
+    (mpidr & !0xffff == 0).then_some((((mpidr >> 8) & 0xff) * 256 + (mpidr & 0xff)) as usize)
+}
+
 #[cfg(target_os = "none")]
 mod target {
     pub use super::guest_dtb::for_vm as guest_dtb;
@@ -99,12 +113,7 @@ mod target {
         load: u64,
         others: &[(&'static str, u64, u64)],
     ) -> Result<Option<(u64, u64)>, alloc::string::String> {
-        match super::image::parse(image) {
-            Some(h) => {
-                super::image::check_placement(&h, image.len() as u64, load, others).map(Some)
-            }
-            None => Ok(None),
-        }
+        super::image::FORMAT.kernel_footprint(image, load, others)
     }
 
     /// Physical address width from ID_AA64MMFR0_EL1.PARange.
@@ -118,12 +127,6 @@ mod target {
             5 => 48,
             _ => 52,
         }
-    }
-
-    /// The vCPU index a guest means by an MPIDR (Aff1:Aff0, as the guest DTB gives
-    /// vCPU i the MPIDR i).
-    pub fn vcpu_index(mpidr: u64) -> Option<usize> {
-        (mpidr & !0xffff == 0).then_some((((mpidr >> 8) & 0xff) * 256 + (mpidr & 0xff)) as usize)
     }
 
     /// MPIDR of the CPU running this code.
@@ -203,5 +206,20 @@ mod target {
     /// running with its MMU (and so its caches) off.
     pub fn clean_for_guest(hpa: u64, len: u64) {
         super::cache::clean_invalidate_range(hpa, len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vcpu_mpidr_is_the_index_and_vcpu_index_inverts_it() {
+        for i in [0, 1, 7, 255, 256, 257, 0xffff] {
+            assert_eq!(vcpu_mpidr(i), i as u64);
+            assert_eq!(vcpu_index(vcpu_mpidr(i)), Some(i));
+        }
+        assert_eq!(vcpu_index(0x1_0000), None, "Aff2 is never a vCPU's");
+        assert_eq!(vcpu_index(1 << 32), None, "nor Aff3");
     }
 }

@@ -68,10 +68,7 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     write_sysreg!(vttbr_el2, s2.root | ((s2.vmid as u64) << 48));
     write_sysreg!(hcr_el2, HCR);
     write_sysreg!(vpidr_el2, read_sysreg!(midr_el1));
-    write_sysreg!(
-        vmpidr_el2,
-        (1 << 31) | (index as u64 & 0xff) | (((index as u64) >> 8) & 0xff) << 8
-    );
+    write_sysreg!(vmpidr_el2, (1 << 31) | super::vcpu_mpidr(index));
     // EL1 may use the physical counter and timer; the virtual timer is the guest's.
     write_sysreg!(cnthctl_el2, 0b11);
     write_sysreg!(cntvoff_el2, cntvoff);

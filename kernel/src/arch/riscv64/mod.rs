@@ -222,12 +222,7 @@ mod target {
         load: u64,
         others: &[(&'static str, u64, u64)],
     ) -> Result<Option<(u64, u64)>, String> {
-        match super::image::parse(image) {
-            Some(h) => {
-                super::image::check_placement(&h, image.len() as u64, load, others).map(Some)
-            }
-            None => Ok(None),
-        }
+        super::image::FORMAT.kernel_footprint(image, load, others)
     }
 
     /// Ends the machine: the SiFive test device when enabled and present (exit status
