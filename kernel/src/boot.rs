@@ -89,9 +89,12 @@ pub fn primary_main(dtb: usize) -> ! {
     let mut vms = Vec::new();
     let mut failed = fs.refused;
     for (i, spec) in specs.into_iter().enumerate() {
+        let start = current::counter();
         match create_vm(spec, i, &p, &mut frames) {
             Ok(vm) => {
                 println!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
+                let ms = (current::counter() - start) * 1000 / current::counter_hz().max(1);
+                crate::debug!("hv: VM {} ({}) built in {ms} ms", vm.id(), vm.name());
                 vms.push(vm);
             }
             Err(why) => {

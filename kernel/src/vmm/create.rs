@@ -59,16 +59,25 @@ pub fn reload(vm: &Vm) -> Result<(u64, u64), String> {
 /// cleans it for a guest starting with its MMU off.
 fn fill_eager(ram: &GuestRam, lazy: &LazyRam, images: &Images) -> Result<(), String> {
     let eager = lazy_ram::eager_ranges(&ram.regions, &lazy.blocks());
-    for &(hpa, len) in &eager {
-        // SAFETY: RAM of this VM that no vCPU runs on: being created, or resetting
-        // with every vCPU off (parked blocks are excluded from `eager`).
-        unsafe { phys::slice_mut(hpa, len) }.fill(0);
+    let loaded: Vec<(u64, u64)> = images
+        .parts
+        .iter()
+        .map(|(_, gpa, data)| (*gpa, gpa + data.len() as u64))
+        .collect();
+    for (gpa, len) in lazy_ram::subtract(&eager, &loaded) {
+        if let Some(hpa) = ram.translate(gpa, len) {
+            // SAFETY: RAM of this VM that no vCPU runs on: being created, or
+            // resetting with every vCPU off (parked blocks are not in `eager`).
+            unsafe { current::zero_guest_ram(hpa, len) };
+        }
     }
     for (what, gpa, data) in &images.parts {
         copy_in(ram, what, *gpa, data)?;
     }
-    for &(hpa, len) in &eager {
-        current::clean_for_guest(hpa, len);
+    for &(gpa, len) in &eager {
+        if let Some(hpa) = ram.translate(gpa, len) {
+            current::clean_for_guest(hpa, len);
+        }
     }
     Ok(())
 }

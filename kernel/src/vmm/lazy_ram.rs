@@ -68,7 +68,7 @@ pub fn plan(regions: &[RamMapping], keep: &[(u64, u64)]) -> Vec<(u64, u64, u64)>
     out
 }
 
-/// The parts of `regions` not covered by `blocks`, as host-physical (start, length):
+/// The parts of `regions` not covered by `blocks`, as guest-physical (start, length):
 /// what is zeroed and cleaned before boot.
 pub fn eager_ranges(regions: &[RamMapping], blocks: &[Block]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
@@ -78,13 +78,36 @@ pub fn eager_ranges(regions: &[RamMapping], blocks: &[Block]) -> Vec<(u64, u64)>
         let inside = blocks.iter().filter(|b| b.gpa >= r.gpa && b.gpa < end);
         for b in inside {
             if b.gpa > at {
-                out.push((r.hpa + (at - r.gpa), b.gpa - at));
+                out.push((at, b.gpa - at));
             }
             at = b.gpa + BLOCK;
         }
         if at < end {
-            out.push((r.hpa + (at - r.gpa), end - at));
+            out.push((at, end - at));
         }
+    }
+    out
+}
+
+/// `ranges` (start, length) without the `[start, end)` ranges in `holes`: what of the
+/// eager RAM the images do not overwrite anyway.
+pub fn subtract(ranges: &[(u64, u64)], holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for &(start, len) in ranges {
+        let mut pieces = alloc::vec![(start, start + len)];
+        for &(hs, he) in holes {
+            pieces = pieces
+                .into_iter()
+                .flat_map(|(s, e)| {
+                    if he <= s || hs >= e {
+                        return [Some((s, e)), None];
+                    }
+                    [(s < hs).then_some((s, hs)), (he < e).then_some((he, e))]
+                })
+                .flatten()
+                .collect();
+        }
+        out.extend(pieces.into_iter().map(|(s, e)| (s, e - s)));
     }
     out
 }
@@ -119,6 +142,8 @@ pub struct LazyRam {
     blocks: Mutex<Vec<Block>>,
     /// Blocks filled since the VM (last) started.
     filled: AtomicU64,
+    /// Counter ticks spent filling them.
+    fill_ticks: AtomicU64,
 }
 
 impl LazyRam {
@@ -126,14 +151,17 @@ impl LazyRam {
         Self {
             blocks: Mutex::new(blocks),
             filled: AtomicU64::new(0),
+            fill_ticks: AtomicU64::new(0),
         }
     }
 
-    /// How many blocks there are, and how many the guest has touched.
-    pub fn counts(&self) -> (usize, u64) {
+    /// How many blocks there are, how many the guest has touched, and the counter
+    /// ticks spent filling those.
+    pub fn counts(&self) -> (usize, u64, u64) {
         (
             self.blocks.lock().len(),
             self.filled.load(Ordering::Relaxed),
+            self.fill_ticks.load(Ordering::Relaxed),
         )
     }
 
@@ -160,10 +188,11 @@ mod target {
                     true
                 }
                 Touch::Fill(i) => {
+                    let start = current::counter();
                     let b = &mut blocks[i];
                     // SAFETY: a parked block of this VM's RAM: unmapped from the
                     // guest, and only touched under the lock held here.
-                    unsafe { phys::slice_mut(b.hpa, BLOCK) }.fill(0);
+                    unsafe { current::zero_guest_ram(b.hpa, BLOCK) };
                     current::clean_for_guest(b.hpa, BLOCK);
                     // SAFETY: `slot` is this VM's stage-2 descriptor for the block,
                     // invalid now; one aligned 64-bit store makes it valid.
@@ -171,6 +200,8 @@ mod target {
                     b.parked = false;
                     current::stage2_mapped(gpa);
                     self.filled.fetch_add(1, Ordering::Relaxed);
+                    let ticks = current::counter().wrapping_sub(start);
+                    self.fill_ticks.fetch_add(ticks, Ordering::Relaxed);
                     true
                 }
             }
@@ -188,6 +219,7 @@ mod target {
                 b.parked = true;
             }
             self.filled.store(0, Ordering::Relaxed);
+            self.fill_ticks.store(0, Ordering::Relaxed);
             current::stage2_unmapped();
         }
     }
@@ -237,11 +269,16 @@ mod tests {
             (3..8).map(|i| 0x4000_0000 + i * 2 * M).collect::<Vec<_>>()
         );
         let e = eager_ranges(&[r], &blocks(&p));
-        assert_eq!(e, vec![(0x8000_0000, 6 * M)], "blocks 0-2 zeroed up front");
+        assert_eq!(e, vec![(0x4000_0000, 6 * M)], "blocks 0-2 zeroed up front");
+        assert_eq!(
+            subtract(&e, &keep),
+            vec![(0x4000_1000, 2 * M - 0x1000), (0x4050_0000, M)],
+            "less what the images overwrite"
+        );
 
         let odd = region(0x4000_0000, 0x8010_0000, 4 * M);
         assert!(plan(&[odd], &[]).is_empty(), "HPA not 2 MiB aligned");
-        assert_eq!(eager_ranges(&[odd], &[]), vec![(0x8010_0000, 4 * M)]);
+        assert_eq!(eager_ranges(&[odd], &[]), vec![(0x4000_0000, 4 * M)]);
     }
 
     #[test]
@@ -254,11 +291,7 @@ mod tests {
         ]);
         assert_eq!(
             eager_ranges(&[r], &b),
-            vec![
-                (0x1000_0000, 2 * M),
-                (0x1000_0000 + 4 * M, 2 * M),
-                (0x1000_0000 + 8 * M, 2 * M)
-            ]
+            vec![(0, 2 * M), (4 * M, 2 * M), (8 * M, 2 * M)]
         );
     }
 

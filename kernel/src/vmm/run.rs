@@ -66,9 +66,10 @@ impl Machine {
             return;
         }
         vm.devices.lock().flush_console();
-        let (blocks, filled) = vm.lazy.counts();
+        let (blocks, filled, ticks) = vm.lazy.counts();
+        let ms = ticks * 1000 / current::counter_hz().max(1);
         crate::debug!(
-            "hv: VM {} ({}) exits: {}; RAM blocks zeroed on first touch: {filled} of {blocks}",
+            "hv: VM {} ({}) exits: {}; RAM blocks zeroed on first touch: {filled} of {blocks} ({ms} ms)",
             vm.id(),
             vm.name(),
             vm.exits

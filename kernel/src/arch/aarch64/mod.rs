@@ -58,7 +58,7 @@ pub fn vcpu_index(mpidr: u64) -> Option<usize> {
 mod target {
     pub use super::guest_dtb::for_vm as guest_dtb;
     pub use super::stage2::{MemType, Perms, Stage2, TableMemory, MAX_IPA_BITS};
-    pub use super::vcpu::{activate, counter, Stage2Regs, Vcpu};
+    pub use super::vcpu::{activate, counter, counter_hz, Stage2Regs, Vcpu};
     pub use super::vm_gic::{direct_windows, DirectWindow};
     use super::{firmware, hostgic, mmu, regs, trap};
     use crate::platform::{Platform, PsciMethod, Range};
@@ -200,6 +200,16 @@ mod target {
                 options(nostack, preserves_flags)
             )
         };
+    }
+
+    /// Zeroes guest RAM at `[hpa, hpa + len)`; `clean_for_guest` must follow before
+    /// a guest with its MMU off may read it.
+    ///
+    /// # Safety
+    /// The range must be RAM the caller owns (a VM's, with no vCPU using it).
+    pub unsafe fn zero_guest_ram(hpa: u64, len: u64) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { super::cache::zero_range(hpa, len) }
     }
 
     /// Makes what the hypervisor wrote to `[hpa, hpa + len)` visible to a guest

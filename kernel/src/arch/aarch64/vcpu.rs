@@ -9,9 +9,11 @@ use super::trap::{guest_enter, ExitKind, Frame};
 use crate::devices::vgic::Vgic;
 use crate::vmm::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit};
 
-/// HCR_EL2: VM | SWIO | FMO | IMO | AMO | FB | BSU=inner | TWI | TSC | RW.
-const HCR: u64 =
-    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 13) | (1 << 19) | (1 << 31);
+/// HCR_EL2: VM | SWIO | FMO | IMO | AMO | TSC | RW. WFI and WFE are not trapped: a
+/// vCPU has its physical CPU to itself, so a guest waiting in WFI lets that CPU sleep
+/// in hardware until a virtual interrupt (list register) or a physical one (taken to
+/// EL2, a kick or the timer) arrives; trapping would add an exit per idle period.
+const HCR: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31);
 /// EL1h with D, A, I, F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.
@@ -88,6 +90,11 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
 /// The hypervisor's current counter value (for per-VM virtual counter offsets).
 pub fn counter() -> u64 {
     read_sysreg!(cntpct_el0)
+}
+
+/// Ticks of [`counter`] per second.
+pub fn counter_hz() -> u64 {
+    read_sysreg!(cntfrq_el0)
 }
 
 impl Vcpu {

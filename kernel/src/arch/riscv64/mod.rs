@@ -30,7 +30,7 @@ mod target {
     use super::csr::{self, irq, set_csr, write_csr};
     pub use super::gstage::{MemType, Perms, Stage2, TableMemory, MAX_IPA_BITS};
     use super::guest_dtb::{self, GuestCpus};
-    pub use super::vcpu::{activate, counter, Stage2Regs, Vcpu};
+    pub use super::vcpu::{activate, counter, counter_hz, Stage2Regs, Vcpu};
     use super::{boot, firmware, trap, vcpu};
     use crate::devices::vplic;
     use crate::platform::riscv::{Isa, RiscvPlatform as Platform};
@@ -237,6 +237,15 @@ mod target {
         loop {
             csr::wfi();
         }
+    }
+
+    /// Zeroes guest RAM at `[hpa, hpa + len)`.
+    ///
+    /// # Safety
+    /// The range must be RAM the caller owns (a VM's, with no vCPU using it).
+    pub unsafe fn zero_guest_ram(hpa: u64, len: u64) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { core::ptr::write_bytes(hpa as *mut u8, 0, len as usize) };
     }
 
     /// Makes what the hypervisor wrote to guest memory visible to instruction fetch

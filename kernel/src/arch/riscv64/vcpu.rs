@@ -92,6 +92,11 @@ pub fn counter() -> u64 {
     read_csr!(csr::TIME)
 }
 
+/// Ticks of [`counter`] per second (the DTB's timebase-frequency).
+pub fn counter_hz() -> u64 {
+    super::host().map_or(0, |h| h.timebase_hz)
+}
+
 pub struct Vcpu {
     frame: Frame,
     cntvoff: u64,
