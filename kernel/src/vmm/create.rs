@@ -6,7 +6,7 @@ use super::config::{mem_flags, MapType, VmSpec};
 use super::devices::VmDevices;
 use super::lazy_ram::{self, Block, LazyRam};
 use super::vm::{VcpuSlot, Vm};
-use crate::arch::current::{self, MemType, Perms, Stage2, Stage2Regs, MAX_IPA_BITS};
+use crate::arch::current::{self, MemType, Perms, Stage2, MAX_IPA_BITS};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
 use crate::mm::phys::{self, FrameTables};
@@ -25,18 +25,14 @@ pub fn create_vm(
     let vcpus = place_vcpus(spec, platform)?;
     let devices = VmDevices::new(spec)?;
     let direct = current::direct_windows(spec, platform)?;
-    let (mut s2, ram) = build_memory(spec, frames)?;
+    let (mut s2, ram) = build_memory(spec, ipa_bits(spec, &direct), frames)?;
     map_direct_windows(&direct, &mut s2, frames)?;
     let images = prepare_images(spec, &ram)?;
     let lazy = park_untouched(spec, &ram, &images, &mut s2, frames);
     lazy.park_all();
     fill_eager(&ram, &lazy, &images)?;
     let vmid = u16::try_from(index + 1).map_err(|_| String::from("too many VMs"))?;
-    let stage2 = Stage2Regs {
-        root: s2.root(),
-        vmid,
-        ipa_bits: s2.ipa_bits(),
-    };
+    let stage2 = s2.regs(vmid);
     let mut vm = Vm::new(spec, ram, vcpus, devices, current::counter(), stage2);
     vm.lazy = lazy;
     vm.vcpus[0]
@@ -143,10 +139,42 @@ fn perms(flags: u64) -> Perms {
     }
 }
 
+/// The guest-physical address width the VM's layout needs: everything it maps or
+/// emulates lies below it (at least 32 bits; the CPU's width at most, so a layout
+/// beyond it fails to map). A small space lets the arch walk fewer table levels.
+fn ipa_bits(spec: &VmSpec, direct: &[current::DirectWindow]) -> u32 {
+    let ends = spec
+        .memory_regions
+        .iter()
+        .map(|r| r.gpa.saturating_add(r.size))
+        .chain(
+            spec.emu_devices
+                .iter()
+                .map(|d| d.base_gpa.saturating_add(d.length)),
+        )
+        .chain(
+            spec.passthrough_devices
+                .iter()
+                .map(|d| d.base_gpa.saturating_add(d.length)),
+        )
+        .chain(direct.iter().map(|w| w.gpa.saturating_add(w.size)));
+    let top = ends.max().unwrap_or(0).saturating_sub(1);
+    let needed = 64 - top.leading_zeros();
+    needed.max(32).min(pa_bits()).min(MAX_IPA_BITS)
+}
+
 /// Allocates and maps the VM's memory regions and passthrough devices.
-fn build_memory(spec: &VmSpec, frames: &mut FrameAllocator) -> Result<(Stage2, GuestRam), String> {
-    let ipa_bits = pa_bits().min(MAX_IPA_BITS);
-    let mut s2 = Stage2::new(&mut FrameTables(frames), ipa_bits)
+fn build_memory(
+    spec: &VmSpec,
+    ipa_bits: u32,
+    frames: &mut FrameAllocator,
+) -> Result<(Stage2, GuestRam), String> {
+    // Feature `s2-page-mappings` (QEMU boards): 4 KiB stage-2 pages only. QEMU's TCG
+    // treats every TLB entry under a 2 MiB stage-2 block as a large page and then
+    // turns each single-page TLB invalidation of the guest into a full flush, which
+    // made parts of a Linux boot (ftrace patching its call sites) 3x slower.
+    let blocks = !cfg!(feature = "s2-page-mappings");
+    let mut s2 = Stage2::new(&mut FrameTables(frames), ipa_bits, blocks)
         .map_err(|e| format!("stage-2 tables: {e:?}"))?;
     let mut ram = GuestRam::default();
     for (i, r) in spec.memory_regions.iter().enumerate() {

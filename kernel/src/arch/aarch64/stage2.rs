@@ -1,7 +1,11 @@
 //! Stage-2 translation tables (VMSAv8-64, 4 KiB granule) for one VM: guest-physical
-//! (IPA) to host-physical. 2 MiB blocks where GPA, HPA and size allow, 4 KiB pages
-//! elsewhere. The walk starts at level 1 (VTCR_EL2.SL0 = 1), so the IPA space is at
-//! most 39 bits; `ipa_bits` below that shrinks it for CPUs with a smaller PARange.
+//! (IPA) to host-physical. 2 MiB blocks where GPA, HPA and size allow (unless the
+//! tables are built for 4 KiB pages only, see [`Stage2::new`]), 4 KiB pages elsewhere.
+//!
+//! An IPA space of at most 34 bits (16 GiB, every QEMU virt and Rockchip layout)
+//! starts the walk at level 2 (VTCR_EL2.SL0 = 0) with up to 16 concatenated level-2
+//! tables as the root, one level less to walk on every TLB miss. Larger spaces (up to
+//! 39 bits) start at level 1 (SL0 = 1).
 //!
 //! Table memory comes from a [`TableMemory`]: identity-mapped frames on the target,
 //! a vector of frames in host unit tests.
@@ -56,7 +60,14 @@ pub enum MapError {
 pub struct Stage2 {
     root: u64,
     ipa_bits: u32,
+    /// Level of the root table: 2 (concatenated) or 1.
+    start: u32,
+    /// Map aligned 2 MiB ranges with block descriptors.
+    blocks: bool,
 }
+
+/// Widest IPA space whose walk can start at level 2 (16 concatenated tables).
+const MAX_LEVEL2_IPA_BITS: u32 = 34;
 
 fn leaf_attrs(perms: Perms, ty: MemType) -> u64 {
     let mut a = AF;
@@ -78,20 +89,73 @@ fn leaf_attrs(perms: Perms, ty: MemType) -> u64 {
 
 /// Index of `gpa` in a table at `level` (1..=3).
 fn index(gpa: u64, level: u32) -> usize {
-    ((gpa >> (12 + 9 * (3 - level))) & 0x1ff) as usize
+    ((gpa >> shift(level)) & 0x1ff) as usize
+}
+
+/// Address bits below what one entry at `level` maps.
+fn shift(level: u32) -> u32 {
+    12 + 9 * (3 - level)
 }
 
 impl Stage2 {
-    /// An empty address space of `ipa_bits` (capped at [`MAX_IPA_BITS`]).
-    pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32) -> Result<Self, MapError> {
-        let root = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
+    /// An empty address space of `ipa_bits` (capped at [`MAX_IPA_BITS`]; at least
+    /// 30 bits when the walk starts at level 2). `blocks`: map aligned 2 MiB ranges
+    /// with block descriptors; false maps everything with 4 KiB pages.
+    pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32, blocks: bool) -> Result<Self, MapError> {
+        let ipa_bits = ipa_bits.min(MAX_IPA_BITS);
+        let (start, ipa_bits, tables) = if ipa_bits <= MAX_LEVEL2_IPA_BITS {
+            let bits = ipa_bits.max(shift(1));
+            (2, bits, 1usize << (bits - shift(1)))
+        } else {
+            (1, ipa_bits, 1)
+        };
+        let root = mem.alloc_tables(tables).ok_or(MapError::OutOfMemory)?;
         Ok(Self {
             root,
-            ipa_bits: ipa_bits.min(MAX_IPA_BITS),
+            ipa_bits,
+            start,
+            blocks,
         })
     }
 
-    /// Physical address of the level-1 table (VTTBR_EL2.BADDR).
+    /// Index of `gpa` in a table at `level`; the root may be concatenated tables.
+    fn slot_index(&self, level: u32, gpa: u64) -> u64 {
+        if level == self.start {
+            (gpa >> shift(level)) & ((1u64 << (self.ipa_bits - shift(level))) - 1)
+        } else {
+            index(gpa, level) as u64
+        }
+    }
+
+    /// The entry for `gpa` in `table` at `level`.
+    fn entry<'m>(
+        &self,
+        mem: &'m mut dyn TableMemory,
+        table: u64,
+        level: u32,
+        gpa: u64,
+    ) -> &'m mut u64 {
+        let i = self.slot_index(level, gpa);
+        &mut mem.table(table + (i / 512) * PAGE)[(i % 512) as usize]
+    }
+
+    /// Level of the root table (VTCR_EL2.SL0 = 2 - level).
+    pub fn start_level(&self) -> u32 {
+        self.start
+    }
+
+    /// What a CPU needs to run on these tables as VM `vmid`.
+    #[cfg(target_os = "none")]
+    pub fn regs(&self, vmid: u16) -> super::vcpu::Stage2Regs {
+        super::vcpu::Stage2Regs {
+            root: self.root,
+            vmid,
+            ipa_bits: self.ipa_bits,
+            start_level: self.start,
+        }
+    }
+
+    /// Physical address of the root table (VTTBR_EL2.BADDR).
     pub fn root(&self) -> u64 {
         self.root
     }
@@ -121,7 +185,7 @@ impl Stage2 {
         let mut off = 0;
         while off < size {
             let (g, h) = (gpa + off, hpa + off);
-            let block = (g | h) & (BLOCK_2M - 1) == 0 && size - off >= BLOCK_2M;
+            let block = self.blocks && (g | h) & (BLOCK_2M - 1) == 0 && size - off >= BLOCK_2M;
             if block {
                 self.set_leaf(mem, g, 2, h | attrs | VALID)?;
                 off += BLOCK_2M;
@@ -142,12 +206,11 @@ impl Stage2 {
         desc: u64,
     ) -> Result<(), MapError> {
         let mut table = self.root;
-        for l in 1..level {
-            let i = index(gpa, l);
-            let entry = mem.table(table)[i];
+        for l in self.start..level {
+            let entry = *self.entry(mem, table, l, gpa);
             table = if entry & VALID == 0 {
                 let next = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-                mem.table(table)[i] = next | VALID | TABLE_OR_PAGE;
+                *self.entry(mem, table, l, gpa) = next | VALID | TABLE_OR_PAGE;
                 next
             } else if entry & TABLE_OR_PAGE != 0 {
                 entry & ADDR_MASK
@@ -155,8 +218,7 @@ impl Stage2 {
                 return Err(MapError::Overlap { gpa });
             };
         }
-        let i = index(gpa, level);
-        let slot = &mut mem.table(table)[i];
+        let slot = self.entry(mem, table, level, gpa);
         if *slot & VALID != 0 {
             return Err(MapError::Overlap { gpa });
         }
@@ -164,22 +226,27 @@ impl Stage2 {
         Ok(())
     }
 
-    /// Where the 2 MiB block descriptor mapping `gpa` lives: (physical address of the
-    /// descriptor, the descriptor). None if `gpa` is not mapped by a valid block.
+    /// The level-2 descriptor covering the 2 MiB range of `gpa`: (its physical
+    /// address, its value). A block, or a table of 4 KiB pages, which the caller
+    /// knows to map one contiguous 2 MiB range of its own (a range `map` was given
+    /// whole, aligned in both address spaces). None if there is no valid one.
     /// Guest RAM filled on first touch parks such descriptors (writes 0 there) and
-    /// writes them back when the guest first touches the block.
+    /// writes them back when the guest first touches the range.
     pub fn block_slot(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
         if gpa >= (1u64 << self.ipa_bits) {
             return None;
         }
-        let l1 = mem.table(self.root)[index(gpa, 1)];
-        if l1 & (VALID | TABLE_OR_PAGE) != VALID | TABLE_OR_PAGE {
-            return None;
+        let mut table = self.root;
+        if self.start == 1 {
+            let l1 = *self.entry(mem, table, 1, gpa);
+            if l1 & (VALID | TABLE_OR_PAGE) != VALID | TABLE_OR_PAGE {
+                return None;
+            }
+            table = l1 & ADDR_MASK;
         }
-        let table = l1 & ADDR_MASK;
-        let i = index(gpa, 2);
-        let desc = mem.table(table)[i];
-        (desc & (VALID | TABLE_OR_PAGE) == VALID).then_some((table + 8 * i as u64, desc))
+        let desc = *self.entry(mem, table, 2, gpa);
+        let slot = table + 8 * self.slot_index(2, gpa);
+        (desc & VALID != 0).then_some((slot, desc))
     }
 
     /// Walks the tables: the host-physical address and leaf descriptor for `gpa`.
@@ -188,14 +255,14 @@ impl Stage2 {
             return None;
         }
         let mut table = self.root;
-        for level in 1..=3 {
-            let entry = mem.table(table)[index(gpa, level)];
+        for level in self.start..=3 {
+            let entry = *self.entry(mem, table, level, gpa);
             if entry & VALID == 0 {
                 return None;
             }
             let is_table = entry & TABLE_OR_PAGE != 0 && level < 3;
             if !is_table {
-                let span = 1u64 << (12 + 9 * (3 - level));
+                let span = 1u64 << shift(level);
                 return Some((
                     (entry & ADDR_MASK & !(span - 1)) | (gpa & (span - 1)),
                     entry,
@@ -245,6 +312,13 @@ mod tests {
         fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
             &mut self.frames[((pa - BASE) / PAGE) as usize]
         }
+        fn alloc_tables(&mut self, count: usize) -> Option<u64> {
+            let first = self.alloc_table()?;
+            for _ in 1..count {
+                self.alloc_table()?;
+            }
+            Some(first)
+        }
     }
     fn mem() -> FakeMem {
         FakeMem {
@@ -266,7 +340,7 @@ mod tests {
     #[test]
     fn aligned_ram_uses_2m_blocks() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 39).unwrap();
+        let mut s2 = Stage2::new(&mut m, 39, true).unwrap();
         s2.map(
             &mut m,
             0x4000_0000,
@@ -290,9 +364,99 @@ mod tests {
     }
 
     #[test]
+    fn small_ipa_spaces_start_at_level_2_with_concatenated_roots() {
+        let mut m = mem();
+        let mut s2 = Stage2::new(&mut m, 34, true).unwrap();
+        assert_eq!(s2.start_level(), 2);
+        assert_eq!(m.frames.len(), 16, "16 concatenated level-2 tables");
+        // RAM in the last root page (GPA 15.5 GiB), a device low down.
+        s2.map(
+            &mut m,
+            0x3_e000_0000,
+            0x4000_0000,
+            4 << 20,
+            RWX,
+            MemType::Normal,
+        )
+        .unwrap();
+        s2.map(
+            &mut m,
+            0x0900_0000,
+            0xfeb5_0000,
+            0x1000,
+            RW,
+            MemType::Device,
+        )
+        .unwrap();
+        assert_eq!(m.frames.len(), 17, "one level-3 table for the device page");
+        assert_eq!(
+            s2.translate(&mut m, 0x3_e021_2345).map(|t| t.0),
+            Some(0x4021_2345)
+        );
+        assert_eq!(
+            s2.translate(&mut m, 0x0900_0010).map(|t| t.0),
+            Some(0xfeb5_0010)
+        );
+        let (slot, desc) = s2.block_slot(&mut m, 0x3_e020_0000).unwrap();
+        // Root page 15, entry 0x101 (GPA bits 29..21 of 0x3_e020_0000).
+        assert_eq!(slot, BASE + 15 * PAGE + 8 * 0x101);
+        assert_eq!(desc & ADDR_MASK, 0x4020_0000);
+        assert_eq!(
+            s2.map(&mut m, 0x4_0000_0000, 0, 0x1000, RW, MemType::Normal),
+            Err(MapError::OutOfRange),
+            "34-bit IPA space ends at 16 GiB"
+        );
+        let s = Stage2::new(&mut mem(), 35, true).unwrap();
+        assert_eq!(s.start_level(), 1, "35 bits need a level-1 root");
+        let s = Stage2::new(&mut mem(), 20, true).unwrap();
+        assert_eq!(
+            (s.start_level(), s.ipa_bits()),
+            (2, 30),
+            "at least one full table"
+        );
+    }
+
+    #[test]
+    fn pages_only_tables_park_by_their_level_2_table_descriptor() {
+        let mut m = mem();
+        let mut s2 = Stage2::new(&mut m, 32, false).unwrap();
+        s2.map(
+            &mut m,
+            0x4000_0000,
+            0x4800_0000,
+            4 << 20,
+            RWX,
+            MemType::Normal,
+        )
+        .unwrap();
+        assert_eq!(m.frames.len(), 4 + 2, "root + two level-3 tables");
+        let (_, desc) = s2.translate(&mut m, 0x4020_0000).unwrap();
+        assert_eq!(desc & 0b11, 0b11, "a page, no block");
+        let (slot, table) = s2.block_slot(&mut m, 0x4020_0000).unwrap();
+        assert_eq!(
+            table & 0b11,
+            0b11,
+            "the level-2 entry is a table descriptor"
+        );
+        // Parking it unmaps the whole 2 MiB; writing it back maps it again.
+        let (page, i) = (slot & !(PAGE - 1), ((slot % PAGE) / 8) as usize);
+        m.table(page)[i] = 0;
+        assert!(s2.translate(&mut m, 0x403f_f000).is_none());
+        assert!(
+            s2.translate(&mut m, 0x401f_f000).is_some(),
+            "the other 2 MiB stays"
+        );
+        m.table(page)[i] = table;
+        assert_eq!(
+            s2.translate(&mut m, 0x403f_f008).map(|t| t.0),
+            Some(0x483f_f008)
+        );
+    }
+
+    #[test]
     fn unaligned_part_falls_back_to_pages() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 39).unwrap();
+        let mut s2 = Stage2::new(&mut m, 39, true).unwrap();
         // HPA offset by 4 KiB: no block can be used.
         s2.map(
             &mut m,
@@ -312,7 +476,7 @@ mod tests {
     #[test]
     fn device_mappings_are_never_executable() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 39).unwrap();
+        let mut s2 = Stage2::new(&mut m, 39, true).unwrap();
         s2.map(
             &mut m,
             0x0900_0000,
@@ -329,7 +493,7 @@ mod tests {
     #[test]
     fn overlap_and_range_errors() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 32).unwrap();
+        let mut s2 = Stage2::new(&mut m, 32, true).unwrap();
         s2.map(
             &mut m,
             0x4000_0000,
@@ -367,7 +531,7 @@ mod tests {
             frames: Vec::new(),
             limit: 2,
         };
-        let mut s2 = Stage2::new(&mut m, 39).unwrap();
+        let mut s2 = Stage2::new(&mut m, 39, true).unwrap();
         assert_eq!(
             s2.map(
                 &mut m,

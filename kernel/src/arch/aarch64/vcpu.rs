@@ -48,6 +48,8 @@ pub struct Stage2Regs {
     pub root: u64,
     pub vmid: u16,
     pub ipa_bits: u32,
+    /// Level of the root table: 1, or 2 (concatenated tables).
+    pub start_level: u32,
 }
 
 pub struct Vcpu {
@@ -63,9 +65,15 @@ pub struct Vcpu {
 pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     let parange = read_sysreg!(id_aa64mmfr0_el1) & 0xf;
     let t0sz = 64 - s2.ipa_bits as u64;
-    // SL0 = 1 (start at level 1), inner/outer WB walks, inner shareable, 4 KiB.
-    let vtcr =
-        t0sz | (1 << 6) | (1 << 8) | (1 << 10) | (3 << 12) | (parange.min(0b101) << 16) | (1 << 31);
+    // SL0 = 2 - start level (4 KiB granule), inner/outer WB walks, inner shareable.
+    let sl0 = 2 - u64::from(s2.start_level.clamp(1, 2));
+    let vtcr = t0sz
+        | (sl0 << 6)
+        | (1 << 8)
+        | (1 << 10)
+        | (3 << 12)
+        | (parange.min(0b101) << 16)
+        | (1 << 31);
     write_sysreg!(vtcr_el2, vtcr);
     write_sysreg!(vttbr_el2, s2.root | ((s2.vmid as u64) << 48));
     write_sysreg!(hcr_el2, HCR);

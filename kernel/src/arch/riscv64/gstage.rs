@@ -64,6 +64,8 @@ pub enum MapError {
 pub struct Stage2 {
     root: u64,
     ipa_bits: u32,
+    /// Map aligned 2 MiB ranges with megapages.
+    blocks: bool,
 }
 
 fn pte(pa: u64, flags: u64) -> u64 {
@@ -101,11 +103,13 @@ fn index(gpa: u64, level: u32) -> usize {
 
 impl Stage2 {
     /// An empty address space of `ipa_bits` (capped at [`MAX_IPA_BITS`]).
-    pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32) -> Result<Self, MapError> {
+    /// `blocks`: map aligned 2 MiB ranges with megapages; false maps 4 KiB pages only.
+    pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32, blocks: bool) -> Result<Self, MapError> {
         let root = mem.alloc_tables(ROOT_TABLES).ok_or(MapError::OutOfMemory)?;
         Ok(Self {
             root,
             ipa_bits: ipa_bits.min(MAX_IPA_BITS),
+            blocks,
         })
     }
 
@@ -116,6 +120,16 @@ impl Stage2 {
 
     pub fn ipa_bits(&self) -> u32 {
         self.ipa_bits
+    }
+
+    /// What a hart needs to run on these tables as VM `vmid`.
+    #[cfg(target_os = "none")]
+    pub fn regs(&self, vmid: u16) -> super::vcpu::Stage2Regs {
+        super::vcpu::Stage2Regs {
+            root: self.root,
+            vmid,
+            ipa_bits: self.ipa_bits,
+        }
     }
 
     /// The entry for `gpa` in the table at `table` (`level` 2 is the 4-page root).
@@ -146,7 +160,7 @@ impl Stage2 {
         let mut off = 0;
         while off < size {
             let (g, h) = (gpa + off, hpa + off);
-            let mega = (g | h) & (MEGAPAGE - 1) == 0 && size - off >= MEGAPAGE;
+            let mega = self.blocks && (g | h) & (MEGAPAGE - 1) == 0 && size - off >= MEGAPAGE;
             let (level, step) = if mega { (1, MEGAPAGE) } else { (0, PAGE) };
             self.set_leaf(mem, g, level, pte(h, flags))?;
             off += step;
@@ -183,10 +197,11 @@ impl Stage2 {
         Ok(())
     }
 
-    /// Where the 2 MiB megapage PTE mapping `gpa` lives: (physical address of the
-    /// PTE, the PTE). None if `gpa` is not mapped by a valid megapage. Guest RAM
-    /// filled on first touch parks such PTEs (writes 0 there) and writes them back
-    /// when the guest first touches the megapage.
+    /// The level-1 PTE covering the 2 MiB range of `gpa`: (its physical address, its
+    /// value). A megapage, or a table of 4 KiB pages, which the caller knows to map
+    /// one contiguous 2 MiB range of its own. None if there is no valid one. Guest
+    /// RAM filled on first touch parks such PTEs (writes 0 there) and writes them
+    /// back when the guest first touches the range.
     pub fn block_slot(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
         if gpa >= (1u64 << self.ipa_bits) {
             return None;
@@ -198,7 +213,7 @@ impl Stage2 {
         let table = pte_addr(root);
         let i = index(gpa, 1);
         let leaf = *Self::entry(mem, table, 1, gpa);
-        (leaf & V != 0 && is_leaf(leaf)).then_some((table + 8 * i as u64, leaf))
+        (leaf & V != 0).then_some((table + 8 * i as u64, leaf))
     }
 
     /// Walks the tables: the host-physical address and leaf PTE for `gpa`.
@@ -297,7 +312,7 @@ mod tests {
     #[test]
     fn root_is_16k_aligned_and_hgatp_encodes_it() {
         let mut m = mem();
-        let s2 = Stage2::new(&mut m, 41).unwrap();
+        let s2 = Stage2::new(&mut m, 41, true).unwrap();
         assert_eq!(s2.root() % (4 * PAGE), 0);
         assert_eq!(s2.root(), BASE + 4 * PAGE);
         let h = hgatp(s2.root(), 3);
@@ -318,7 +333,7 @@ mod tests {
             }
         }
         assert_eq!(
-            Stage2::new(&mut OnlyPages(&mut plain), 41).err(),
+            Stage2::new(&mut OnlyPages(&mut plain), 41, true).err(),
             Some(MapError::OutOfMemory),
             "a source without multi-page allocations cannot hold a root"
         );
@@ -327,7 +342,7 @@ mod tests {
     #[test]
     fn aligned_ram_uses_megapages() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 41).unwrap();
+        let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
         let before = m.used();
         s2.map(
             &mut m,
@@ -350,7 +365,7 @@ mod tests {
     #[test]
     fn high_guest_addresses_use_the_upper_root_pages() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 41).unwrap();
+        let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
         // Root index 768: the second page of the root.
         let gpa = 0xc0_0000_0000u64;
         s2.map(&mut m, gpa, 0x8800_0000, PAGE, RW, MemType::Normal)
@@ -374,7 +389,7 @@ mod tests {
     #[test]
     fn unaligned_part_falls_back_to_pages() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 41).unwrap();
+        let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
         s2.map(
             &mut m,
             0x8000_0000,
@@ -392,7 +407,7 @@ mod tests {
     #[test]
     fn device_mappings_are_never_executable() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 41).unwrap();
+        let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
         s2.map(&mut m, 0x1000_0000, 0x1000_0000, PAGE, RWX, MemType::Device)
             .unwrap();
         let (_, pte) = s2.translate(&mut m, 0x1000_0000).unwrap();
@@ -402,7 +417,7 @@ mod tests {
     #[test]
     fn errors() {
         let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 32).unwrap();
+        let mut s2 = Stage2::new(&mut m, 32, true).unwrap();
         s2.map(
             &mut m,
             0x8000_0000,
@@ -437,7 +452,7 @@ mod tests {
             frames: Vec::new(),
             limit: 5,
         };
-        let mut s2 = Stage2::new(&mut small, 41).unwrap();
+        let mut s2 = Stage2::new(&mut small, 41, true).unwrap();
         assert_eq!(
             s2.map(
                 &mut small,
