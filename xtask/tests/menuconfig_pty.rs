@@ -174,10 +174,11 @@ fn change_log_level_and_feature_save_and_quit() {
     s.wait_for("Settings matching \"features\"", STEP_TIMEOUT);
     s.keys("\r\r");
     s.wait_for("[x] semihosting-exit", STEP_TIMEOUT);
+    s.wait_for("[x] s2-page-mappings", STEP_TIMEOUT);
     s.keys(" ");
-    s.wait_for("[ ] semihosting-exit", STEP_TIMEOUT);
+    s.wait_for("[ ] s2-page-mappings", STEP_TIMEOUT);
     s.keys("\r");
-    s.wait_for("features        (none)", STEP_TIMEOUT);
+    s.wait_for("features        semihosting-exit", STEP_TIMEOUT);
 
     s.keys("s");
     s.wait_for("saved .build.toml", STEP_TIMEOUT);
@@ -200,7 +201,10 @@ fn change_log_level_and_feature_save_and_quit() {
     assert_eq!(
         changed,
         vec![
-            ("features = [\"semihosting-exit\"]", "features = []"),
+            (
+                "features = [\"semihosting-exit\", \"s2-page-mappings\"]",
+                "features = [\"semihosting-exit\"]"
+            ),
             ("log = \"Info\"", "log = \"Debug\""),
         ],
         "exactly log and features changed; the file is now:\n{after}"

@@ -835,7 +835,10 @@ fn default_board_matches_the_contract() {
     .unwrap();
     assert_eq!(plan.board.smp, 4);
     assert_eq!(plan.board.hv_load_addr, 0x4020_0000);
-    assert_eq!(plan.board.features, vec!["semihosting-exit".to_string()]);
+    assert_eq!(
+        plan.board.features,
+        ["semihosting-exit", "s2-page-mappings"]
+    );
     let names: Vec<&str> = plan.vms.iter().map(|v| v.name.as_str()).collect();
     assert_eq!(names, ["vm1", "vm2"]);
     assert_eq!(plan.vms[0].pcpus, [0, 1]);

@@ -130,7 +130,7 @@ fn editing_log_and_a_feature_changes_exactly_those_lines() {
         changed_lines(&before, &after),
         vec![
             (
-                "features = [\"semihosting-exit\"]".into(),
+                "features = [\"semihosting-exit\", \"s2-page-mappings\"]".into(),
                 "features = []".into()
             ),
             ("log = \"Info\"".into(), "log = \"Debug\"".into()),
@@ -421,10 +421,18 @@ fn features_are_a_checklist() {
     let mut app = App::new(f.model());
     press(&mut app, "j\n");
     let s = screen(&app, 80, 24);
+    assert!(has(&s, "[x] s2-page-mappings"), "{s:#?}");
     assert!(has(&s, "[x] semihosting-exit"), "{s:#?}");
     assert!(
-        has(&s, "Exit QEMU through Arm semihosting"),
-        "help of the option"
+        has(&s, "Map guest RAM with 4 KiB stage-2 pages"),
+        "help of the option under the cursor: {s:#?}"
+    );
+    press(&mut app, " ");
+    assert!(has(&screen(&app, 80, 24), "[ ] s2-page-mappings"));
+    press(&mut app, "j");
+    assert!(
+        has(&screen(&app, 80, 24), "Exit QEMU through Arm semihosting"),
+        "help follows the cursor"
     );
     press(&mut app, " ");
     assert!(has(&screen(&app, 80, 24), "[ ] semihosting-exit"));
