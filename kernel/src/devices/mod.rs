@@ -3,7 +3,7 @@
 //! Every register is unit-tested on the host.
 
 pub mod pl011;
-mod ring;
+pub mod ring;
 pub mod uart16550;
 pub mod vgic;
 pub mod vplic;

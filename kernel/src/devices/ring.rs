@@ -9,6 +9,12 @@ pub struct Ring<const N: usize> {
     len: usize,
 }
 
+impl<const N: usize> Default for Ring<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl<const N: usize> Ring<N> {
     /// An empty ring (`const` so the UARTs' `new` stay `const`).
     pub const fn new() -> Self {
@@ -36,6 +42,11 @@ impl<const N: usize> Ring<N> {
         self.buf[(self.head + self.len) % N] = b;
         self.len += 1;
         true
+    }
+
+    /// The oldest byte, left in place.
+    pub fn peek(&self) -> Option<u8> {
+        (self.len != 0).then(|| self.buf[self.head])
     }
 
     /// The oldest byte, removed.

@@ -7,6 +7,7 @@ use super::config::{EmuDevice, VmSpec};
 use super::guest_gic::{self, GuestGicVersion};
 use crate::console::{self, LineBuffer};
 use crate::devices::pl011::Pl011;
+use crate::devices::ring::Ring;
 use crate::devices::uart16550::Uart16550;
 use crate::devices::vgic::Vgic;
 use crate::devices::vplic::Vplic;
@@ -62,6 +63,22 @@ pub struct VmDevices {
     /// echo), not line-buffered. Until someone types, output stays in whole lines, so
     /// a run without input (a test) never sees the lines of two VMs cut into each other.
     streaming: bool,
+    /// Typed bytes the console UART's receive FIFO had no room for yet: they move in
+    /// as the guest reads the FIFO, so pasted text is not cut at the FIFO's depth.
+    input: Box<Ring<INPUT_QUEUE>>,
+}
+
+/// Typed bytes held for a VM beyond its UART's FIFO (a pasted screenful).
+pub const INPUT_QUEUE: usize = 4096;
+
+/// Moves bytes from `input` to a UART FIFO (`push`) while it takes them.
+fn refill(input: &mut Ring<INPUT_QUEUE>, mut push: impl FnMut(u8) -> bool) {
+    while let Some(b) = input.peek() {
+        if !push(b) {
+            break;
+        }
+        input.pop();
+    }
 }
 
 /// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
@@ -113,6 +130,7 @@ impl VmDevices {
             vplic,
             focused: false,
             streaming: false,
+            input: Box::new(Ring::new()),
         })
     }
 
@@ -189,6 +207,10 @@ impl VmDevices {
         if let Some(level) = level {
             let irq = w.irq;
             self.set_line(irq, level);
+            // A read may have made room in the receive FIFO for queued input.
+            if !self.input.is_empty() {
+                self.feed_input();
+            }
         }
         match r {
             Ok(v) => MmioResult::Done(v),
@@ -229,26 +251,40 @@ impl VmDevices {
         self.streaming = true;
     }
 
-    /// Keyboard input for the VM's console UART; false if its FIFO is full (the byte
-    /// is dropped, as a real UART overruns).
+    /// Keyboard input for the VM's console UART. Queued behind what the UART's
+    /// receive FIFO does not take yet; false if even the queue is full (the byte is
+    /// dropped, as a real UART overruns).
     pub fn console_input(&mut self, byte: u8) -> bool {
         self.start_streaming();
-        let Some((irq, accepted, level)) =
-            self.windows.iter_mut().find_map(|w| match &mut w.model {
-                Model::Console(uart) => Some((w.irq, uart.push_rx(byte), uart.irq_level())),
-                Model::Console16550(uart) => Some((w.irq, uart.push_rx(byte), uart.irq_level())),
-                _ => None,
-            })
-        else {
-            return false;
-        };
-        self.set_line(irq, level);
-        accepted
+        let queued = self.input.push(byte);
+        self.feed_input();
+        queued
+    }
+
+    /// Moves queued input into the console UART's receive FIFO while it has room,
+    /// and updates its interrupt line.
+    fn feed_input(&mut self) {
+        let input = &mut self.input;
+        let found = self.windows.iter_mut().find_map(|w| match &mut w.model {
+            Model::Console(uart) => {
+                refill(input, |b| uart.push_rx(b));
+                Some((w.irq, uart.irq_level()))
+            }
+            Model::Console16550(uart) => {
+                refill(input, |b| uart.push_rx(b));
+                Some((w.irq, uart.irq_level()))
+            }
+            _ => None,
+        });
+        if let Some((irq, level)) = found {
+            self.set_line(irq, level);
+        }
     }
 
     /// Back to power-on state (VM reset): fresh device models, console line flushed.
     pub fn reset(&mut self) {
         self.flush_console();
+        self.input.clear();
         for w in &mut self.windows {
             match &mut w.model {
                 Model::Console(u) => *u = Pl011::new(),
@@ -368,4 +404,69 @@ fn model_for(d: &EmuDevice) -> Result<Window, String> {
         irq: d.irq,
         model,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vmm::config::{Image, InterruptMode};
+
+    static UART_ONLY: VmSpec = VmSpec {
+        id: 1,
+        name: "vm1",
+        vm_type: 1,
+        cpu_num: 1,
+        pcpu_of_vcpu: &[0],
+        entry_point: 0x4008_0000,
+        kernel: Image {
+            load_gpa: 0x4008_0000,
+            data: &[],
+        },
+        dtb: None,
+        ramdisk: None,
+        dtb_load_gpa: None,
+        cmdline: "",
+        memory_regions: &[],
+        emu_devices: &[EmuDevice {
+            name: "uart",
+            base_gpa: 0x0900_0000,
+            length: 0x1000,
+            irq: 0,
+            emu_type: 0x2,
+            cfg: &[],
+        }],
+        passthrough_devices: &[],
+        interrupt_mode: InterruptMode::NoIrq,
+    };
+
+    /// Reads the PL011 data register until the receive FIFO is empty (FR.RXFE).
+    fn read_all(d: &mut VmDevices) -> alloc::vec::Vec<u8> {
+        let mut got = alloc::vec::Vec::new();
+        loop {
+            let MmioResult::Done(fr) = d.mmio(0, 0x0900_0018, 4, None) else {
+                panic!("FR read failed")
+            };
+            if fr & (1 << 4) != 0 {
+                return got;
+            }
+            let MmioResult::Done(dr) = d.mmio(0, 0x0900_0000, 4, None) else {
+                panic!("DR read failed")
+            };
+            got.push(dr as u8);
+        }
+    }
+
+    #[test]
+    fn pasted_input_longer_than_the_fifo_arrives_whole() {
+        let mut d = VmDevices::new(&UART_ONLY).unwrap();
+        let text: alloc::vec::Vec<u8> = (0..200u32).map(|i| b'a' + (i % 26) as u8).collect();
+        for &b in &text {
+            assert!(d.console_input(b), "queued");
+        }
+        assert_eq!(read_all(&mut d), text);
+        for _ in 0..INPUT_QUEUE + crate::devices::pl011::RX_FIFO {
+            d.console_input(b'x');
+        }
+        assert!(!d.console_input(b'y'), "beyond FIFO and queue: dropped");
+    }
 }
