@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::build::{build, BuildOptions, DEFAULT_BOARD};
 use crate::config::range::Range;
-use crate::config::{Arch, Plan};
+use crate::config::{Arch, Plan, Vm};
 use crate::host_tools::ensure_qemu;
 use crate::output::clean;
 use crate::qemu::{qemu_args, qemu_binary, run_captured, Outcome};
@@ -417,6 +417,42 @@ pub fn parse_memory(text: &str) -> Option<Range> {
     (end > base).then(|| Range::new(base, end - base))
 }
 
+/// How QEMU ended against what the scenario wants: exit 0, or a failure status.
+pub(super) fn exit_status(outcome: &Outcome, want_success: bool, problems: &mut Vec<String>) {
+    match outcome {
+        Outcome::Exited(s) if s.success() == want_success => {}
+        Outcome::Exited(s) => problems.push(format!(
+            "QEMU exited with {s}, expected {}",
+            if want_success {
+                "0"
+            } else {
+                "a failure status (a VM did not finish cleanly)"
+            }
+        )),
+        Outcome::TimedOut(t) => {
+            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
+        }
+    }
+}
+
+/// The scenario's result: passed, or failed with its problems and QEMU's output.
+pub(super) fn verdict(problems: &[String], out: &str) -> Result<()> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(failure(problems, out))
+    }
+}
+
+/// The VM of `plan` whose command line holds `word` (the test guest's `fault`,
+/// `reset`).
+fn vm_with_word<'p>(plan: &'p Plan, word: &str, vms: &[&str]) -> Result<&'p Vm> {
+    plan.vms
+        .iter()
+        .find(|v| v.cmdline.split_whitespace().any(|w| w == word))
+        .with_context(|| format!("no VM with cmdline `{word}` in {vms:?}"))
+}
+
 pub(super) fn has_line(output: &str, text: &str) -> bool {
     output.lines().any(|l| l.contains(text))
 }
@@ -425,13 +461,7 @@ pub(super) fn has_line(output: &str, text: &str) -> bool {
 fn two_vms(ws: &Workspace, name: &str, board: &str) -> Result<()> {
     let (plan, outcome, out) = boot(ws, name, board, &[])?;
     let mut problems = Vec::new();
-    match outcome {
-        Outcome::Exited(s) if s.success() => {}
-        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
-        Outcome::TimedOut(t) => {
-            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
-        }
-    }
+    exit_status(&outcome, true, &mut problems);
     for vm in &plan.vms {
         check_summary(&out, &vm.name, &mut problems);
         check_memory_line(&out, &plan, &vm.name, &mut problems);
@@ -440,11 +470,7 @@ fn two_vms(ws: &Workspace, name: &str, board: &str) -> Result<()> {
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(failure(&problems, &out))
-    }
+    verdict(&problems, &out)
 }
 
 /// Boots the Linux VM (named `linux`, `cpus` vCPUs) on `board` with any other VMs in
@@ -459,13 +485,7 @@ fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Re
     crate::guest::ensure_pulled(&ws.root, &format!("linux-{}", arch.name()))?;
     let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
-    match outcome {
-        Outcome::Exited(s) if s.success() => {}
-        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
-        Outcome::TimedOut(t) => {
-            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
-        }
-    }
+    exit_status(&outcome, true, &mut problems);
     let wanted = [
         "[linux] guest-init: ready".to_string(),
         format!("[linux] guest-init: cpus {cpus}"),
@@ -482,32 +502,14 @@ fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Re
     for vm in plan.vms.iter().filter(|v| v.name != "linux") {
         check_summary(&out, &vm.name, &mut problems);
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(failure(&problems, &out))
-    }
+    verdict(&problems, &out)
 }
 
 fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
     let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
-    match outcome {
-        Outcome::Exited(s) if !s.success() => {}
-        Outcome::Exited(s) => problems.push(format!(
-            "QEMU exited with {s}, expected a failure status (a VM faulted)"
-        )),
-        Outcome::TimedOut(t) => {
-            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
-        }
-    }
-    let faulty = plan
-        .vms
-        .iter()
-        .find(|v| v.cmdline.split_whitespace().any(|w| w == "fault"));
-    let Some(faulty) = faulty else {
-        bail!("no VM with cmdline `fault` in {vms:?}")
-    };
+    exit_status(&outcome, false, &mut problems);
+    let faulty = vm_with_word(&plan, "fault", vms)?;
     let stopped = format!("hv: VM {} ({}) stopped:", faulty.id, faulty.name);
     match out.lines().find(|l| l.contains(&stopped)) {
         Some(l) if l.contains("outside guest memory") => {}
@@ -535,11 +537,7 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(failure(&problems, &out))
-    }
+    verdict(&problems, &out)
 }
 
 /// Boots `vms` on `board`, one of them with cmdline `reset`: that VM must be reset
@@ -549,20 +547,8 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
 fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
     let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
-    match outcome {
-        Outcome::Exited(s) if s.success() => {}
-        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
-        Outcome::TimedOut(t) => {
-            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
-        }
-    }
-    let resetting = plan
-        .vms
-        .iter()
-        .find(|v| v.cmdline.split_whitespace().any(|w| w == "reset"));
-    let Some(resetting) = resetting else {
-        bail!("no VM with cmdline `reset` in {vms:?}")
-    };
+    exit_status(&outcome, true, &mut problems);
+    let resetting = vm_with_word(&plan, "reset", vms)?;
     let requested = format!(
         "hv: VM {} ({}) reset requested",
         resetting.id, resetting.name
@@ -604,11 +590,7 @@ fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()>
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(failure(&problems, &out))
-    }
+    verdict(&problems, &out)
 }
 
 /// The board whose QEMU boots the card image through U-Boot.
@@ -655,13 +637,7 @@ fn boot_card_image(ws: &Workspace, name: &str) -> Result<(Plan, Outcome, String)
 fn uboot_two_vms(ws: &Workspace) -> Result<()> {
     let (plan, outcome, out) = boot_card_image(ws, "uboot-two-vms")?;
     let mut problems = Vec::new();
-    match outcome {
-        Outcome::Exited(s) if s.success() => {}
-        Outcome::Exited(s) => problems.push(format!("QEMU exited with {s}, expected 0")),
-        Outcome::TimedOut(t) => {
-            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
-        }
-    }
+    exit_status(&outcome, true, &mut problems);
     let booti = format!("boot.scr: booti {:#x} - ", plan.board.hv_load_addr);
     for line in [
         "Found U-Boot script /boot.scr",
@@ -680,11 +656,7 @@ fn uboot_two_vms(ws: &Workspace) -> Result<()> {
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(failure(&problems, &out))
-    }
+    verdict(&problems, &out)
 }
 
 /// What `cargo xtask build --vm bad-vm.toml` must say: key and reason per problem.

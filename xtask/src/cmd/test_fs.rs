@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 
 use super::build::BuildOptions;
-use super::test::{check_summary, failure, has_line, log_path, QEMU_TIMEOUT};
+use super::test::{check_summary, exit_status, has_line, log_path, verdict, QEMU_TIMEOUT};
 use crate::config::board::QemuToml;
 use crate::config::{Arch, Board, Plan, VmList};
 use crate::host_tools::ensure_qemu;
@@ -96,36 +96,11 @@ fn boot(
     Ok((outcome, clean(&text)))
 }
 
-fn exit_status(outcome: &Outcome, want_success: bool, problems: &mut Vec<String>) {
-    match outcome {
-        Outcome::Exited(s) if s.success() == want_success => {}
-        Outcome::Exited(s) => problems.push(format!(
-            "QEMU exited with {s}, expected {}",
-            if want_success {
-                "0"
-            } else {
-                "a failure status (a VM did not finish cleanly)"
-            }
-        )),
-        Outcome::TimedOut(t) => {
-            problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
-        }
-    }
-}
-
 fn lines_present(out: &str, wanted: &[&str], problems: &mut Vec<String>) {
     for w in wanted {
         if !has_line(out, w) {
             problems.push(format!("no `{w}` line"));
         }
-    }
-}
-
-fn verdict(problems: Vec<String>, out: &str) -> Result<()> {
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(failure(&problems, out))
     }
 }
 
@@ -147,7 +122,7 @@ pub fn fs_vm(ws: &Workspace) -> Result<()> {
     for vm in &c.plan.vms {
         check_summary(&out, &vm.name, &mut problems);
     }
-    verdict(problems, &out)
+    verdict(&problems, &out)
 }
 
 /// The card image copied for one scenario, so the others keep theirs.
@@ -230,7 +205,7 @@ pub fn edit_config_scenario(ws: &Workspace) -> Result<()> {
     for vm in plan.vms.iter().filter(|v| v.name != "vm3") {
         check_summary(&out, &vm.name, &mut problems);
     }
-    verdict(problems, &out)
+    verdict(&problems, &out)
 }
 
 /// `uboot-bad-fs-config`.
@@ -255,5 +230,5 @@ pub fn bad_config(ws: &Workspace) -> Result<()> {
     for vm in plan.vms.iter().filter(|v| v.name != "vm3") {
         check_summary(&out, &vm.name, &mut problems);
     }
-    verdict(problems, &out)
+    verdict(&problems, &out)
 }
