@@ -48,14 +48,14 @@ pub fn primary_main(dtb: usize) -> ! {
     if let Some(u) = p.uart {
         crate::console::init(u);
     }
-    println!(
+    crate::info!(
         "hv: hypervisor {} on board {} ({} CPUs)",
         env!("CARGO_PKG_VERSION"),
         BUILD.board,
         p.cpu_count
     );
     for r in p.ram.as_slice() {
-        println!("hv: RAM {:#x}..{:#x}", r.base, r.end());
+        crate::info!("hv: RAM {:#x}..{:#x}", r.base, r.end());
     }
 
     let hv_and_dtb = [
@@ -92,7 +92,7 @@ pub fn primary_main(dtb: usize) -> ! {
         let start = current::counter();
         match create_vm(spec, i, &p, &mut frames) {
             Ok(vm) => {
-                println!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
+                crate::info!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
                 let ms = (current::counter() - start) * 1000 / current::counter_hz().max(1);
                 crate::debug!("hv: VM {} ({}) built in {ms} ms", vm.id(), vm.name());
                 vms.push(vm);
@@ -107,7 +107,7 @@ pub fn primary_main(dtb: usize) -> ! {
             }
         }
     }
-    println!("hv: {} MiB of RAM left free", frames.free_bytes() >> 20);
+    crate::info!("hv: {} MiB of RAM left free", frames.free_bytes() >> 20);
     let m = run::publish(p, vms, configured, failed);
     if configured == 0 {
         println!("hv: no VMs configured");

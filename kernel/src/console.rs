@@ -188,6 +188,27 @@ pub fn enabled(level: crate::vmm::config::LogLevel) -> bool {
     level <= crate::vmm::config::BUILD.log
 }
 
+/// Prints to the hypervisor console if the build's log level is `Info` (the default)
+/// or finer: the lifecycle lines (banner, VMs built, powered off, reset, console focus).
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => {
+        if $crate::console::enabled($crate::vmm::config::LogLevel::Info) {
+            $crate::println!($($arg)*)
+        }
+    };
+}
+
+/// Prints to the hypervisor console if the build's log level is `Warn` or finer.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => {
+        if $crate::console::enabled($crate::vmm::config::LogLevel::Warn) {
+            $crate::println!($($arg)*)
+        }
+    };
+}
+
 /// Prints to the hypervisor console if the build's log level is `Debug` or finer.
 #[macro_export]
 macro_rules! debug {
@@ -198,7 +219,8 @@ macro_rules! debug {
     };
 }
 
-/// Prints to the hypervisor console.
+/// Prints to the hypervisor console whatever the log level: errors (a VM stopped by a
+/// fault or not started, hypervisor bugs) and the final tally of how the VMs ended.
 #[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => { $crate::console::print(format_args!("{}\n", format_args!($($arg)*))) };

@@ -4,7 +4,6 @@
 
 use super::run::{kick_pending, Machine};
 use crate::console;
-use crate::println;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Ctrl-\ (ASCII FS).
@@ -20,7 +19,7 @@ pub fn announce(m: &Machine) {
     }
     if m.vms.len() > 1 {
         if let Some(vm) = m.vms.get(FOCUS.load(Ordering::Acquire)) {
-            println!(
+            crate::info!(
                 "hv: console input goes to VM {} ({}); Ctrl-\\ switches",
                 vm.id(),
                 vm.name()
@@ -71,8 +70,8 @@ fn switch(m: &Machine) {
             FOCUS.store(i, Ordering::Release);
             let vm = &m.vms[i];
             vm.devices.lock().set_focus(true);
-            println!("hv: console input goes to VM {} ({})", vm.id(), vm.name());
+            crate::info!("hv: console input goes to VM {} ({})", vm.id(), vm.name());
         }
-        None => println!("hv: no VM is running to take console input"),
+        None => crate::warn!("hv: no VM is running to take console input"),
     }
 }

@@ -75,7 +75,7 @@ impl Machine {
             vm.exits
         );
         match outcome {
-            Outcome::PoweredOff => println!("hv: VM {} ({}) powered off", vm.id(), vm.name()),
+            Outcome::PoweredOff => crate::info!("hv: VM {} ({}) powered off", vm.id(), vm.name()),
             Outcome::Faulted(why) => {
                 self.faulted.fetch_add(1, Ordering::AcqRel);
                 println!("hv: VM {} ({}) stopped: {}", vm.id(), vm.name(), why);
@@ -203,7 +203,7 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
     if !vm.begin_reset() {
         return Next::Stop;
     }
-    println!(
+    crate::info!(
         "hv: VM {} ({}) reset requested: restarting it",
         vm.id(),
         vm.name()

@@ -303,7 +303,15 @@ fn build_settings(truth: &Truth) -> Vec<Setting> {
             Some("[]"),
         ),
         optional(
-            setting(Loc::top("log"), Kind::Choice(log), Group::Build, "How much the hypervisor logs."),
+            setting(
+                Loc::top("log"),
+                Kind::Choice(log),
+                Group::Build,
+                "How much the hypervisor prints. Error: VM faults, VMs not started and the \
+                 final tally. Warn: also warnings. Info: also the lifecycle (banner, VMs \
+                 built, powered off, reset, console focus). Debug, Trace: also VM build \
+                 times and each VM's exits by kind when it stops.",
+            ),
             Some("\"Info\""),
         ),
         optional(

@@ -111,7 +111,7 @@ mod target {
         } else {
             "SBI set_timer emulated with the host timer"
         };
-        println!("hv: RISC-V H extension present; guest timer: {timer}");
+        crate::info!("hv: RISC-V H extension present; guest timer: {timer}");
         init_cpu()?;
         if super::hostplic::init(p, boot::hartid()) {
             // Console input interrupts come to the boot hart.

@@ -49,7 +49,7 @@ pub fn load(
         return FsVms::default();
     }
     if !safe {
-        println!("hv: too many reserved memory ranges to keep the boot modules safe: no fs VM is started");
+        crate::warn!("hv: too many reserved memory ranges to keep the boot modules safe: no fs VM is started");
         return FsVms::default();
     }
     let mut guarded: Vec<Range> = protected.to_vec();
