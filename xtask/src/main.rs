@@ -130,8 +130,9 @@ enum Cmd {
     },
     /// Measure speed as ratios taken side by side in one run. `linux-boot`: boot the
     /// VM's Linux kernel and initramfs to a marker line under the hypervisor and
-    /// straight on QEMU (same CPU model, memory and vCPUs), alternating, and print
-    /// the medians and the ratio hypervisor / bare.
+    /// straight on QEMU (same CPU model, memory and vCPUs; the hypervisor run gets
+    /// the emulated CPUs up to the last one the VM uses, no idle extras), alternating,
+    /// and print the medians and the ratio hypervisor / bare.
     Bench {
         /// What to measure: linux-boot.
         what: String,

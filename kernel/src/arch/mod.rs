@@ -12,6 +12,14 @@ pub use aarch64 as current;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub use riscv64 as current;
 
+/// Facts about the guests of the architecture the kernel is built for, which the
+/// arch-neutral VMM needs (vCPU MPIDRs, forwarded PPIs, console model, config rules).
+/// Host unit tests use aarch64's.
+#[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
+pub use aarch64::guest;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+pub use riscv64::guest;
+
 /// The per-VM interrupt state a vCPU of this architecture exchanges with before it
 /// enters the guest (`Vcpu::fill_irqs`) and after it leaves (`Vcpu::sync_irqs`): the
 /// virtual GIC on aarch64, the virtual PLIC (with the harts' software lines) on

@@ -2,6 +2,13 @@
 //! knowledge of how accesses arrive (trap decoding is arch code) and no arch code.
 //! Every register is unit-tested on the host.
 
+/// Which UART model a guest's console is: the one its architecture's guests expect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConsoleKind {
+    Pl011,
+    Uart16550,
+}
+
 pub mod pl011;
 pub mod ring;
 pub mod uart16550;

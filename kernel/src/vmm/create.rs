@@ -160,7 +160,7 @@ fn ipa_bits(spec: &VmSpec, direct: &[current::DirectWindow]) -> u32 {
         .chain(direct.iter().map(|w| w.gpa.saturating_add(w.size)));
     let top = ends.max().unwrap_or(0).saturating_sub(1);
     let needed = 64 - top.leading_zeros();
-    needed.max(32).min(pa_bits()).min(MAX_IPA_BITS)
+    needed.max(32).min(current::pa_bits()).min(MAX_IPA_BITS)
 }
 
 /// Allocates and maps the VM's memory regions and passthrough devices.
@@ -269,10 +269,6 @@ fn map_direct_windows(
         .map_err(|e| format!("{}: stage-2 mapping failed: {e:?}", w.what))?;
     }
     Ok(())
-}
-
-fn pa_bits() -> u32 {
-    current::pa_bits()
 }
 
 /// Copies `data` to guest-physical `gpa`.

@@ -5,13 +5,14 @@
 
 use super::config::{EmuDevice, VmSpec};
 use super::guest_gic::{self, GuestGicVersion};
+use crate::arch::guest;
 use crate::console::{self, LineBuffer};
 use crate::devices::pl011::Pl011;
 use crate::devices::ring::Ring;
 use crate::devices::uart16550::Uart16550;
 use crate::devices::vgic::Vgic;
 use crate::devices::vplic::Vplic;
-use crate::devices::{MmioDevice, MmioError};
+use crate::devices::{ConsoleKind, MmioDevice, MmioError};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
@@ -348,7 +349,7 @@ fn new_vgic(vcpus: u32, spis: u32, v2: bool) -> Result<Vgic, String> {
     }
     .map_err(err)?;
     for v in 0..mpidrs.len() {
-        for &ppi in forwarded_ppis() {
+        for &ppi in guest::FORWARDED_PPIS {
             gic.set_hw(v, ppi, true).map_err(err)?;
         }
     }
@@ -357,29 +358,14 @@ fn new_vgic(vcpus: u32, spis: u32, v2: bool) -> Result<Vgic, String> {
 
 /// The MPIDR of each of `vcpus` vCPUs, which the virtual GIC routes by.
 fn vcpu_mpidrs(vcpus: u32) -> Vec<u64> {
-    #[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
-    let mpidr = crate::arch::aarch64::vcpu_mpidr;
-    // Elsewhere a GIC (only if a config asks for one) has no MPIDRs to follow:
-    // the vCPUs are numbered, as aarch64 numbers them.
-    #[cfg(all(not(target_arch = "aarch64"), target_os = "none"))]
-    let mpidr = |i: usize| i as u64;
-    (0..vcpus as usize).map(mpidr).collect()
-}
-
-/// Timer PPIs backed by physical interrupts (aarch64 only).
-fn forwarded_ppis() -> &'static [u32] {
-    #[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
-    return &crate::arch::aarch64::FORWARDED_PPIS;
-    #[cfg(all(not(target_arch = "aarch64"), target_os = "none"))]
-    return &[];
+    (0..vcpus as usize).map(guest::vcpu_mpidr).collect()
 }
 
 /// The console UART model: the one the platform's guests expect.
 fn console_model() -> Model {
-    if cfg!(target_arch = "riscv64") {
-        Model::Console16550(Uart16550::new())
-    } else {
-        Model::Console(Pl011::new())
+    match guest::CONSOLE {
+        ConsoleKind::Pl011 => Model::Console(Pl011::new()),
+        ConsoleKind::Uart16550 => Model::Console16550(Uart16550::new()),
     }
 }
 

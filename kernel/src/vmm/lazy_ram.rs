@@ -4,8 +4,9 @@
 //! the bootloader's copies of other VMs' images. Zeroing and cache-cleaning all of a
 //! VM's RAM before it starts costs time in proportion to its size (about a second
 //! for 512 MiB under QEMU) although a booting guest touches little of it. So every
-//! 2 MiB block that no image occupies starts *parked*: its stage-2 block descriptor
-//! is invalid and the first access to it traps. The block is then zeroed, cleaned to
+//! 2 MiB block that no image occupies starts *parked*: the stage-2 descriptor that
+//! covers it (a block, or the table of its 4 KiB pages) is invalid and the first
+//! access to it traps. The block is then zeroed, cleaned to
 //! the point of coherency (the guest may still run with its MMU off) and mapped, and
 //! the access is retried. A reset parks the blocks again.
 //!
@@ -19,7 +20,8 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
-/// The unit parked and filled: one stage-2 block (aarch64 level 2, RISC-V megapage).
+/// The unit parked and filled: what one level-2 (aarch64) / level-1 (RISC-V) stage-2
+/// descriptor covers.
 pub const BLOCK: u64 = 2 << 20;
 
 /// One 2 MiB block of guest RAM zeroed on first touch.
@@ -27,8 +29,9 @@ pub const BLOCK: u64 = 2 << 20;
 pub struct Block {
     pub gpa: u64,
     pub hpa: u64,
-    /// Host-physical address of its stage-2 descriptor, and the descriptor that maps
-    /// it (written there when it is filled; 0 is written to park it).
+    /// Host-physical address of the stage-2 descriptor covering it (a block, or a
+    /// table of pages) and that descriptor's value (written back when the block is
+    /// filled; 0 is written to park it).
     pub slot: u64,
     pub desc: u64,
     /// `mem_flags` of its region: which accesses may fill it.

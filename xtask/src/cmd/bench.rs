@@ -50,15 +50,16 @@ pub fn bench(ws: &Workspace, o: &BenchOptions) -> Result<()> {
     let vm = out.plan.vms.first().context("no VM to benchmark")?;
     let kernel = file_of(&vm.kernel)?;
     let program = qemu_binary(board);
-    let mut hv_args = qemu_args(board, q, &bin);
     // Both sides get the same number of emulated CPUs: the hypervisor run only the
     // CPUs up to the last one the VM is placed on. Idle emulated CPUs are not free
     // under QEMU (every broadcast TLB invalidation of the guest waits for them),
     // unlike idle cores on hardware, so the board's full `smp` would measure QEMU.
     let hv_cpus = vm.pcpus.iter().max().map_or(board.smp, |&c| c + 1);
-    if let Some(i) = hv_args.iter().position(|a| a == "-smp") {
-        hv_args[i + 1] = hv_cpus.to_string();
-    }
+    let hv_board = crate::config::Board {
+        smp: hv_cpus,
+        ..board.clone()
+    };
+    let hv_args = qemu_args(&hv_board, q, &bin);
 
     // The same guest straight on QEMU: the board's machine without virtualization,
     // the VM's vCPUs and RAM, the VM's command line.

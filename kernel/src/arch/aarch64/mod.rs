@@ -54,6 +54,16 @@ pub fn vcpu_index(mpidr: u64) -> Option<usize> {
     (mpidr & !0xffff == 0).then_some((((mpidr >> 8) & 0xff) * 256 + (mpidr & 0xff)) as usize)
 }
 
+/// What the arch-neutral VMM needs to know about aarch64 guests (`arch::guest`).
+pub mod guest {
+    pub use super::vcpu_mpidr;
+    /// Timer PPIs backed by physical interrupts.
+    pub const FORWARDED_PPIS: &[u32] = &super::FORWARDED_PPIS;
+    pub const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Pl011;
+    /// The VM config rules of this architecture.
+    pub const LIMITS: vmconfig::ArchLimits = vmconfig::AARCH64;
+}
+
 #[cfg(target_os = "none")]
 mod target {
     pub use super::guest_dtb::for_vm as guest_dtb;

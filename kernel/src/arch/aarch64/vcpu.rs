@@ -233,11 +233,10 @@ impl Vcpu {
                 self.frame.elr += 4;
                 self.smccc_call()
             }
+            // Not trapped (HCR_EL2.TWI/TWE clear): the guest sleeps in hardware. Should
+            // one arrive anyway, stepping over it is correct (WFx may wake at will).
             ec::WFX => {
                 self.frame.elr += esr::instr_len(esr);
-                if !esr::is_wfe(esr) && !gicv3_has_pending() {
-                    super::regs::wfi();
-                }
                 Some(VmExit::Idle)
             }
             ec::SYSREG => Some(self.sysreg(esr)),
@@ -359,11 +358,6 @@ fn extend(v: u64, width: u8, sign: bool, reg64: bool) -> u64 {
     } else {
         v & 0xffff_ffff
     }
-}
-
-/// Is any list register holding a pending interrupt?
-fn gicv3_has_pending() -> bool {
-    (0..gic::num_lrs()).any(|i| gic::read_lr(i) & gic::lr::STATE_PENDING != 0)
 }
 
 /// Handles a physical interrupt taken while a guest ran.

@@ -25,6 +25,20 @@ mod vcpu;
 #[cfg(target_os = "none")]
 pub use target::*;
 
+/// What the arch-neutral VMM needs to know about riscv64 guests (`arch::guest`).
+pub mod guest {
+    /// A virtual GIC (only if a config asks for one) has no MPIDRs to follow here:
+    /// its vCPUs are numbered, as aarch64 numbers them.
+    pub fn vcpu_mpidr(index: usize) -> u64 {
+        index as u64
+    }
+    /// No interrupt is forwarded from a physical one through a GIC.
+    pub const FORWARDED_PPIS: &[u32] = &[];
+    pub const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Uart16550;
+    /// The VM config rules of this architecture.
+    pub const LIMITS: vmconfig::ArchLimits = vmconfig::RISCV64;
+}
+
 #[cfg(target_os = "none")]
 mod target {
     use super::csr::{self, irq, set_csr, write_csr};

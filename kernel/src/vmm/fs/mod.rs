@@ -30,11 +30,7 @@ use place::CpuOwners;
 use spec::{leak_spec, Images};
 
 /// The rules of the architecture the hypervisor runs on.
-const ARCH: ArchLimits = if cfg!(target_arch = "riscv64") {
-    vmconfig::RISCV64
-} else {
-    vmconfig::AARCH64
-};
+const ARCH: ArchLimits = crate::arch::guest::LIMITS;
 
 /// What the fs VMs need to know about the machine.
 pub struct Host<'a> {
