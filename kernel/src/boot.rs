@@ -59,7 +59,7 @@ pub fn primary_main(dtb: usize) -> ! {
     }
 
     let hv_and_dtb = [
-        current::image_range(),
+        crate::mm::phys::image_range(),
         Range {
             base: dtb as u64,
             size: blob.len() as u64,

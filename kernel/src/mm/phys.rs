@@ -4,6 +4,28 @@
 
 use crate::mm::frames::FrameAllocator;
 use crate::mm::tables::TableMemory;
+use crate::platform::Range;
+
+extern "C" {
+    // Defined by every architecture's linker.ld around the whole image.
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+/// Physical range of the hypervisor image, .bss and boot stacks included.
+pub fn image_range() -> Range {
+    // SAFETY: only the addresses of linker symbols are taken.
+    let (s, e) = unsafe {
+        (
+            &__image_start as *const u8 as u64,
+            &__image_end as *const u8 as u64,
+        )
+    };
+    Range {
+        base: s,
+        size: e - s,
+    }
+}
 
 /// The bytes at host-physical `[pa, pa + len)`.
 ///

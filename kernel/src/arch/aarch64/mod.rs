@@ -71,27 +71,7 @@ mod target {
     pub use super::vcpu::{activate, counter, counter_hz, Stage2Regs, Vcpu};
     pub use super::vm_gic::{direct_windows, DirectWindow};
     use super::{firmware, hostgic, mmu, regs, trap};
-    use crate::platform::{Platform, PsciMethod, Range};
-
-    extern "C" {
-        static __image_start: u8;
-        static __image_end: u8;
-    }
-
-    /// Physical range of the hypervisor image, .bss and boot stacks included.
-    pub fn image_range() -> Range {
-        // SAFETY: only the addresses of linker symbols are taken.
-        let (s, e) = unsafe {
-            (
-                &__image_start as *const u8 as u64,
-                &__image_end as *const u8 as u64,
-            )
-        };
-        Range {
-            base: s,
-            size: e - s,
-        }
-    }
+    use crate::platform::{Platform, PsciMethod};
 
     /// Boot CPU: EL2 identity map over the DTB's RAM, vectors, interrupt controller.
     pub fn init_primary(p: &Platform) -> Result<(), &'static str> {

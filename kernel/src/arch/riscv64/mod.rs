@@ -48,7 +48,6 @@ mod target {
     use super::{boot, firmware, trap, vcpu};
     use crate::devices::vplic;
     use crate::platform::riscv::{Isa, RiscvPlatform as Platform};
-    use crate::platform::Range;
     use crate::println;
     use alloc::string::String;
     use alloc::vec::Vec;
@@ -78,26 +77,6 @@ mod target {
         "zbc",
         "zbs",
     ];
-
-    extern "C" {
-        static __image_start: u8;
-        static __image_end: u8;
-    }
-
-    /// Physical range of the hypervisor image, .bss and boot stacks included.
-    pub fn image_range() -> Range {
-        // SAFETY: only the addresses of linker symbols are taken.
-        let (s, e) = unsafe {
-            (
-                &__image_start as *const u8 as u64,
-                &__image_end as *const u8 as u64,
-            )
-        };
-        Range {
-            base: s,
-            size: e - s,
-        }
-    }
 
     /// Boot hart: console (needed to say why we stop), the H extension, Sstc, then
     /// the hart's own set-up.
