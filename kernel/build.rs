@@ -1,5 +1,5 @@
 //! Wires the build to what `cargo xtask build` generated:
-//! - `HV_GEN_RS`: the VM table (see `src/vmm/config.rs`); an empty table without it,
+//! - `HV_GEN_RS`: the VM table (see `src/spec.rs`); an empty table without it,
 //!   so `cargo build`/`cargo clippy` of the bare crate still work.
 //! - `HV_LOAD_ADDR`: the physical address the image is linked at (board file
 //!   `hv_load_addr`), and `HV_TEXT_OFFSET`: its offset above the 2 MiB-aligned RAM

@@ -2,11 +2,11 @@
 //! MMU, console, memory and interrupt controller, build every VM from the table
 //! `cargo xtask build` generated, start the other CPUs, and run.
 
-use crate::arch::current;
+use crate::hal::{Board, Cpu, Current, HostBoard, HostIrq, HostTimer};
 use crate::mm::frames::FrameAllocator;
 use crate::platform::{self, Range};
 use crate::println;
-use crate::vmm::config::{VmSpec, BUILD, VMS};
+use crate::spec::{VmSpec, BUILD, VMS};
 use crate::vmm::create::create_vm;
 use crate::vmm::fs;
 use crate::vmm::run::{self, Machine};
@@ -39,22 +39,22 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
 pub fn primary_main(dtb: usize) -> ! {
     let Some(blob) = dtb_slice(dtb) else { halt() };
     // Without a console there is no one to tell: stop quietly.
-    let Ok(p) = platform::discover_host(blob) else {
+    let Some(p) = Current::discover(blob) else {
         halt()
     };
-    if current::init_primary(&p).is_err() {
+    if Current::init_primary(&p).is_err() {
         halt();
     }
-    if let Some(u) = p.uart {
+    if let Some(u) = p.console() {
         crate::console::init(u);
     }
     crate::info!(
         "hv: hypervisor {} on board {} ({} CPUs)",
         env!("CARGO_PKG_VERSION"),
         BUILD.board,
-        p.cpu_count
+        p.cpus().len()
     );
-    for r in p.ram.as_slice() {
+    for r in p.ram() {
         crate::info!("hv: RAM {:#x}..{:#x}", r.base, r.end());
     }
 
@@ -69,13 +69,13 @@ pub fn primary_main(dtb: usize) -> ! {
     for r in hv_and_dtb {
         let _ = excl.push(r);
     }
-    for r in p.reserved.as_slice() {
+    for r in p.reserved() {
         let _ = excl.push(*r);
     }
     // Files the bootloader loaded for fs VMs: never handed out.
     let modules = platform::modules::boot_modules(blob);
     let modules_safe = fs::start::protect_modules(&modules, &mut excl);
-    let Ok(mut frames) = FrameAllocator::new(p.ram.as_slice(), excl.as_slice()) else {
+    let Ok(mut frames) = FrameAllocator::new(p.ram(), excl.as_slice()) else {
         fatal(&p, "too many RAM/reserved ranges");
     };
     let Ok(heap) = frames.alloc(HEAP_SIZE, 4096) else {
@@ -89,11 +89,11 @@ pub fn primary_main(dtb: usize) -> ! {
     let mut vms = Vec::new();
     let mut failed = fs.refused;
     for (i, spec) in specs.into_iter().enumerate() {
-        let start = current::counter();
+        let start = Current::counter();
         match create_vm(spec, i, &p, &mut frames) {
             Ok(vm) => {
                 crate::info!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
-                let ms = (current::counter() - start) * 1000 / current::counter_hz().max(1);
+                let ms = (Current::counter() - start) * 1000 / Current::counter_hz().max(1);
                 crate::debug!("hv: VM {} ({}) built in {ms} ms", vm.id(), vm.name());
                 vms.push(vm);
             }
@@ -123,8 +123,8 @@ pub fn primary_main(dtb: usize) -> ! {
 
 pub fn secondary_main(slot: usize) -> ! {
     let Some(m) = run::machine() else { halt() };
-    if let Err(e) = current::init_secondary(&m.platform) {
-        println!("hv: CPU {:#x}: {e}", current::this_cpu());
+    if let Err(e) = Current::init_secondary(&m.platform) {
+        println!("hv: CPU {:#x}: {e}", Current::this_cpu());
         halt();
     }
     let cpu = SLOT_CPU[slot].load(Ordering::Acquire);
@@ -132,33 +132,33 @@ pub fn secondary_main(slot: usize) -> ! {
 }
 
 fn cpu_index(m: &Machine) -> usize {
-    let me = current::this_cpu();
+    let me = Current::this_cpu();
     m.platform.cpus().iter().position(|&c| c == me).unwrap_or(0)
 }
 
 fn start_secondaries(m: &'static Machine) {
-    let me = current::this_cpu();
+    let me = Current::this_cpu();
     let mut slot = 1;
     for (i, &mpidr) in m.platform.cpus().iter().enumerate() {
         if mpidr == me || slot >= platform::MAX_CPUS {
             continue;
         }
         SLOT_CPU[slot].store(i, Ordering::Release);
-        if let Err(e) = current::start_cpu(&m.platform, mpidr, slot) {
+        if let Err(e) = Current::start_cpu(&m.platform, mpidr, slot) {
             println!("hv: CPU {mpidr:#x} did not start (firmware error {e})");
         }
         slot += 1;
     }
 }
 
-fn fatal(p: &platform::HostPlatform, why: &str) -> ! {
+fn fatal(p: &HostBoard, why: &str) -> ! {
     println!("hv: cannot continue: {why}");
-    current::power_off(p, false)
+    Current::power_off(p, false)
 }
 
 fn halt() -> ! {
     loop {
-        current::idle(&mut |_| {});
+        Current::idle(&mut |_| {});
     }
 }
 

@@ -173,19 +173,23 @@ mod output {
     pub fn print(_args: core::fmt::Arguments) {}
     pub fn vm_line(_name: &str, _line: &[u8]) {}
     pub fn vm_stream(_name: &'static str, _bytes: &[u8]) {}
+    /// No console input on the host.
+    pub fn read_input(_buf: &mut [u8]) -> usize {
+        0
+    }
 }
 
 #[cfg(target_os = "none")]
-pub use output::{init, read_input};
-pub use output::{vm_line, vm_stream};
+pub use output::init;
+pub use output::{read_input, vm_line, vm_stream};
 
 pub fn print(args: fmt::Arguments) {
     output::print(args)
 }
 
 /// Does this build show messages of `level` (the board config's `log`)?
-pub fn enabled(level: crate::vmm::config::LogLevel) -> bool {
-    level <= crate::vmm::config::BUILD.log
+pub fn enabled(level: crate::spec::LogLevel) -> bool {
+    level <= crate::spec::BUILD.log
 }
 
 /// Prints to the hypervisor console if the build's log level is `Info` (the default)
@@ -193,7 +197,7 @@ pub fn enabled(level: crate::vmm::config::LogLevel) -> bool {
 #[macro_export]
 macro_rules! info {
     ($($arg:tt)*) => {
-        if $crate::console::enabled($crate::vmm::config::LogLevel::Info) {
+        if $crate::console::enabled($crate::spec::LogLevel::Info) {
             $crate::println!($($arg)*)
         }
     };
@@ -203,7 +207,7 @@ macro_rules! info {
 #[macro_export]
 macro_rules! warn {
     ($($arg:tt)*) => {
-        if $crate::console::enabled($crate::vmm::config::LogLevel::Warn) {
+        if $crate::console::enabled($crate::spec::LogLevel::Warn) {
             $crate::println!($($arg)*)
         }
     };
@@ -213,7 +217,7 @@ macro_rules! warn {
 #[macro_export]
 macro_rules! debug {
     ($($arg:tt)*) => {
-        if $crate::console::enabled($crate::vmm::config::LogLevel::Debug) {
+        if $crate::console::enabled($crate::spec::LogLevel::Debug) {
             $crate::println!($($arg)*)
         }
     };

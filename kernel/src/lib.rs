@@ -23,8 +23,10 @@ pub mod console;
 pub mod devices;
 pub mod drivers;
 pub mod fdt;
+pub mod hal;
 pub mod mm;
 pub mod platform;
+pub mod spec;
 pub mod vmm;
 
 #[cfg(target_os = "none")]

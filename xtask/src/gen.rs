@@ -1,5 +1,5 @@
 //! Generates the kernel's VM table (`BUILD` and `VMS`, types in
-//! `kernel/src/vmm/config.rs`) as Rust source. Images are bundled with
+//! `kernel/src/spec.rs`) as Rust source. Images are bundled with
 //! `include_bytes!` of absolute paths.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -9,6 +9,19 @@ pub enum ConsoleKind {
     Uart16550,
 }
 
+/// AxVisor `emu_type` codes of the devices this hypervisor emulates.
+pub mod emu_type {
+    pub const DUMMY: u32 = 0x0;
+    /// GICv2 CPU interface: the host's GICV frame, mapped (not trapped).
+    pub const GIC_CPU_IF: u32 = 0x1;
+    pub const CONSOLE: u32 = 0x2;
+    pub const GIC_REDIST: u32 = 0x20;
+    pub const GIC_DIST: u32 = 0x21;
+    /// RISC-V PLIC.
+    pub const PLIC: u32 = 0x30;
+}
+
+pub mod irqchip;
 pub mod pl011;
 pub mod ring;
 pub mod uart16550;

@@ -4,6 +4,5 @@ pub mod frames;
 pub mod guest;
 #[cfg(target_os = "none")]
 pub mod heap;
-#[cfg(target_os = "none")]
 pub mod phys;
 pub mod tables;

@@ -1,11 +1,14 @@
 //! Access to host-physical memory. The hypervisor runs with an identity map of all
 //! RAM, so a host-physical address is also a pointer; this is the one place that
-//! turns one into the other.
+//! turns one into the other. (On the host, the fake architecture's board RAM is a
+//! host buffer whose addresses are its physical addresses: the same holds there.)
 
 use crate::mm::frames::FrameAllocator;
 use crate::mm::tables::TableMemory;
+#[cfg(target_os = "none")]
 use crate::platform::Range;
 
+#[cfg(target_os = "none")]
 extern "C" {
     // Defined by every architecture's linker.ld around the whole image.
     static __image_start: u8;
@@ -13,6 +16,7 @@ extern "C" {
 }
 
 /// Physical range of the hypervisor image, .bss and boot stacks included.
+#[cfg(target_os = "none")]
 pub fn image_range() -> Range {
     // SAFETY: only the addresses of linker symbols are taken.
     let (s, e) = unsafe {

@@ -15,14 +15,39 @@ mod tests;
 
 pub use discover::{discover_with_ram, gic_intid, GICR_STRIDE};
 
-// The description of the machine the kernel itself runs on, and how it is found:
-// `Platform` (GIC, PSCI) on aarch64, `riscv::RiscvPlatform` (harts, PLIC) on riscv64.
-// The core uses only what both have: `ram`, `reserved`, `cpus()`, `cpu_count`,
-// `uart`, `initrd`.
-#[cfg(target_arch = "riscv64")]
-pub use riscv::{discover as discover_host, RiscvPlatform as HostPlatform};
-#[cfg(not(target_arch = "riscv64"))]
-pub use {discover as discover_host, Platform as HostPlatform};
+// The description of the machine the kernel itself runs on: `Platform` (GIC, PSCI)
+// for Arm boards, `riscv::RiscvPlatform` (harts, PLIC) for RISC-V ones. The core sees
+// either through `hal::Board`; the architecture says which it reads (`hal::Cpu`).
+
+impl crate::hal::Board for Platform {
+    fn ram(&self) -> &[Range] {
+        self.ram.as_slice()
+    }
+    fn reserved(&self) -> &[Range] {
+        self.reserved.as_slice()
+    }
+    fn cpus(&self) -> &[u64] {
+        Platform::cpus(self)
+    }
+    fn console(&self) -> Option<Uart> {
+        self.uart
+    }
+}
+
+impl crate::hal::Board for riscv::RiscvPlatform {
+    fn ram(&self) -> &[Range] {
+        self.ram.as_slice()
+    }
+    fn reserved(&self) -> &[Range] {
+        self.reserved.as_slice()
+    }
+    fn cpus(&self) -> &[u64] {
+        riscv::RiscvPlatform::cpus(self)
+    }
+    fn console(&self) -> Option<Uart> {
+        self.uart
+    }
+}
 
 /// Most memory / reserved ranges kept; extra ones are reported as an error.
 pub const MAX_RANGES: usize = 32;

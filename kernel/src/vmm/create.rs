@@ -2,15 +2,15 @@
 //! devices and vCPU placement. Any problem is returned as a message; the VM is then
 //! not started and the others are unaffected.
 
-use super::config::{mem_flags, MapType, VmSpec};
 use super::devices::VmDevices;
 use super::lazy_ram::{self, Block, LazyRam};
 use super::vm::{VcpuSlot, Vm};
-use crate::arch::current::{self, MemType, Perms, Stage2, MAX_IPA_BITS};
+use crate::hal::{Arch, Board, Current, DirectWindow, GuestBoot, HostBoard, HostTimer};
+use crate::hal::{MemType, MemoryOps, Perms, Stage2};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
 use crate::mm::phys::{self, FrameTables};
-use crate::platform::HostPlatform as Platform;
+use crate::spec::{mem_flags, MapType, VmSpec};
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
@@ -19,12 +19,12 @@ use alloc::vec::Vec;
 pub fn create_vm(
     spec: &'static VmSpec,
     index: usize,
-    platform: &Platform,
+    platform: &HostBoard,
     frames: &mut FrameAllocator,
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(spec, platform)?;
     let devices = VmDevices::new(spec)?;
-    let direct = current::direct_windows(spec, platform)?;
+    let direct = Current::direct_windows(spec, platform)?;
     let (mut s2, ram) = build_memory(spec, ipa_bits(spec, &direct), frames)?;
     map_direct_windows(&direct, &mut s2, frames)?;
     let images = prepare_images(spec, &ram)?;
@@ -32,8 +32,8 @@ pub fn create_vm(
     lazy.park_all();
     fill_eager(&ram, &lazy, &images)?;
     let vmid = u16::try_from(index + 1).map_err(|_| String::from("too many VMs"))?;
-    let stage2 = s2.regs(vmid);
-    let mut vm = Vm::new(spec, ram, vcpus, devices, current::counter(), stage2);
+    let stage2 = Current::stage2_regs(&s2, vmid);
+    let mut vm = Vm::new(spec, ram, vcpus, devices, Current::counter(), stage2);
     vm.lazy = lazy;
     vm.vcpus[0]
         .request_start(spec.entry_point, guest_dtb_address(spec))
@@ -64,7 +64,7 @@ fn fill_eager(ram: &GuestRam, lazy: &LazyRam, images: &Images) -> Result<(), Str
         if let Some(hpa) = ram.translate(gpa, len) {
             // SAFETY: RAM of this VM that no vCPU runs on: being created, or
             // resetting with every vCPU off (parked blocks are not in `eager`).
-            unsafe { current::zero_guest_ram(hpa, len) };
+            unsafe { Current::zero_guest_ram(hpa, len) };
         }
     }
     for (what, gpa, data) in &images.parts {
@@ -72,7 +72,7 @@ fn fill_eager(ram: &GuestRam, lazy: &LazyRam, images: &Images) -> Result<(), Str
     }
     for &(gpa, len) in &eager {
         if let Some(hpa) = ram.translate(gpa, len) {
-            current::clean_for_guest(hpa, len);
+            Current::clean_for_guest(hpa, len);
         }
     }
     Ok(())
@@ -108,7 +108,7 @@ fn park_untouched(
     LazyRam::new(blocks)
 }
 
-fn place_vcpus(spec: &VmSpec, p: &Platform) -> Result<Vec<VcpuSlot>, String> {
+fn place_vcpus(spec: &VmSpec, p: &HostBoard) -> Result<Vec<VcpuSlot>, String> {
     if spec.pcpu_of_vcpu.len() != spec.cpu_num as usize || spec.cpu_num == 0 {
         return Err(format!(
             "cpu_num is {} but {} vCPU placements were given",
@@ -120,10 +120,10 @@ fn place_vcpus(spec: &VmSpec, p: &Platform) -> Result<Vec<VcpuSlot>, String> {
         .iter()
         .enumerate()
         .map(|(v, &c)| {
-            let mpidr = p.cpus().get(c as usize).ok_or_else(|| {
+            let mpidr = Board::cpus(p).get(c as usize).ok_or_else(|| {
                 format!(
                     "vCPU {v} is placed on physical CPU {c}, but this machine has {} CPUs",
-                    p.cpu_count
+                    Board::cpus(p).len()
                 )
             })?;
             Ok(VcpuSlot::new(c as usize, *mpidr))
@@ -142,7 +142,7 @@ fn perms(flags: u64) -> Perms {
 /// The guest-physical address width the VM's layout needs: everything it maps or
 /// emulates lies below it (at least 32 bits; the CPU's width at most, so a layout
 /// beyond it fails to map). A small space lets the arch walk fewer table levels.
-fn ipa_bits(spec: &VmSpec, direct: &[current::DirectWindow]) -> u32 {
+fn ipa_bits(spec: &VmSpec, direct: &[DirectWindow]) -> u32 {
     let ends = spec
         .memory_regions
         .iter()
@@ -160,7 +160,10 @@ fn ipa_bits(spec: &VmSpec, direct: &[current::DirectWindow]) -> u32 {
         .chain(direct.iter().map(|w| w.gpa.saturating_add(w.size)));
     let top = ends.max().unwrap_or(0).saturating_sub(1);
     let needed = 64 - top.leading_zeros();
-    needed.max(32).min(current::pa_bits()).min(MAX_IPA_BITS)
+    needed
+        .max(32)
+        .min(Current::pa_bits())
+        .min(Current::MAX_IPA_BITS)
 }
 
 /// Allocates and maps the VM's memory regions and passthrough devices.
@@ -248,7 +251,7 @@ fn build_memory(
 /// virtual CPU interface; `current::direct_windows` also refuses a VM whose interrupt
 /// controller the host lacks).
 fn map_direct_windows(
-    windows: &[current::DirectWindow],
+    windows: &[DirectWindow],
     s2: &mut Stage2,
     frames: &mut FrameAllocator,
 ) -> Result<(), String> {
@@ -315,7 +318,7 @@ fn prepare_images(spec: &VmSpec, ram: &GuestRam) -> Result<Images, String> {
     footprints.push((kernel.load_gpa, end));
     // A kernel with a boot-protocol header (Linux) uses more than its file: check
     // where it will really live before loading anything.
-    if let Some((start, end)) = current::kernel_footprint(kernel.data, kernel.load_gpa, &others)? {
+    if let Some((start, end)) = Current::kernel_footprint(kernel.data, kernel.load_gpa, &others)? {
         ram.translate(start, end - start).ok_or_else(|| {
             format!("the kernel needs {start:#x}..{end:#x} (bss included), which is not all in the VM's RAM")
         })?;
@@ -338,5 +341,5 @@ fn guest_dtb_address(spec: &VmSpec) -> u64 {
 
 fn generate_dtb(spec: &VmSpec, ram: &GuestRam) -> Result<Vec<u8>, String> {
     let memory: Vec<(u64, u64)> = ram.regions.iter().map(|m| (m.gpa, m.size)).collect();
-    current::guest_dtb(spec, &memory)
+    Current::guest_description(spec, &memory)
 }

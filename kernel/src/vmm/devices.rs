@@ -3,32 +3,20 @@
 //! for the hypervisor console. The console is the platform's own kind of UART: a
 //! PL011 on aarch64, a 16550 on riscv64 (wired to the VM's PLIC when it has one).
 
-use super::config::{EmuDevice, VmSpec};
-use super::guest_gic::{self, GuestGicVersion};
-use crate::arch::guest;
 use crate::console::{self, LineBuffer};
+use crate::devices::irqchip::{GicChip, IrqChip};
 use crate::devices::pl011::Pl011;
 use crate::devices::ring::Ring;
 use crate::devices::uart16550::Uart16550;
-use crate::devices::vgic::Vgic;
+use crate::devices::vgic::guest_version::{self, GuestGicVersion};
 use crate::devices::vplic::Vplic;
-use crate::devices::{ConsoleKind, MmioDevice, MmioError};
+use crate::devices::{emu_type, ConsoleKind, MmioDevice, MmioError};
+use crate::hal::{Arch, Current};
+use crate::spec::{EmuDevice, VmSpec};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-
-/// AxVisor `emu_type` codes this hypervisor emulates.
-pub mod emu_type {
-    pub const DUMMY: u32 = 0x0;
-    /// GICv2 CPU interface: the host's GICV frame, mapped (not trapped).
-    pub const GIC_CPU_IF: u32 = 0x1;
-    pub const CONSOLE: u32 = 0x2;
-    pub const GIC_REDIST: u32 = 0x20;
-    pub const GIC_DIST: u32 = 0x21;
-    /// RISC-V PLIC.
-    pub const PLIC: u32 = 0x30;
-}
 
 enum Model {
     Console(Pl011),
@@ -53,11 +41,8 @@ pub struct VmDevices {
     name: &'static str,
     windows: Vec<Window>,
     line: Box<LineBuffer>,
-    /// The virtual GIC behind the distributor / redistributor windows (GICv3, or a
-    /// GICv2 distributor over the same state).
-    vgic: Option<Vgic>,
-    /// The virtual PLIC (and hart software lines) behind the PLIC window.
-    vplic: Option<Vplic>,
+    /// The VM's interrupt controller (virtual GIC or PLIC) behind its windows.
+    chip: Option<alloc::boxed::Box<dyn IrqChip>>,
     /// This VM has the keyboard.
     focused: bool,
     /// It has the keyboard and was typed to: its console output is streamed (prompts,
@@ -113,50 +98,43 @@ impl VmDevices {
             .iter()
             .map(model_for)
             .collect::<Result<_, _>>()?;
-        let vgic = match guest_gic::version(spec.emu_devices, spec.cpu_num)? {
-            GuestGicVersion::None => None,
-            GuestGicVersion::V3 => Some(new_vgic(spec.cpu_num, spi_count(spec), false)?),
-            GuestGicVersion::V2 => Some(new_vgic(spec.cpu_num, spi_count(spec), true)?),
-        };
-        let vplic = if windows.iter().any(|w| matches!(w.model, Model::Plic)) {
-            Some(Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?)
-        } else {
-            None
-        };
+        let chip = irq_chip(spec, &windows)?;
         Ok(Self {
             name: spec.name,
             windows,
             line: Box::new(LineBuffer::new()),
-            vgic,
-            vplic,
+            chip,
             focused: false,
             streaming: false,
             input: Box::new(Ring::new()),
         })
     }
 
-    pub fn vgic(&mut self) -> Option<&mut Vgic> {
-        self.vgic.as_mut()
-    }
-
-    pub fn vplic(&mut self) -> Option<&mut Vplic> {
-        self.vplic.as_mut()
+    /// The VM's interrupt controller, if it has one.
+    pub fn irq_chip(&mut self) -> Option<&mut dyn IrqChip> {
+        match self.chip.as_mut() {
+            Some(c) => Some(c.as_mut()),
+            None => None,
+        }
     }
 
     /// vCPUs that may have new interrupts to take since the last call (bit i = vCPU i).
     pub fn take_kicks(&mut self) -> u64 {
-        self.vgic.as_mut().map_or(0, Vgic::take_kicks)
-            | self.vplic.as_mut().map_or(0, Vplic::take_kicks)
+        self.chip.as_mut().map_or(0, |c| c.take_kicks())
     }
 
-    /// An inter-processor interrupt from vCPU `vcpu`, `value` in the arch's encoding
-    /// (aarch64: ICC_SGI1R_EL1; riscv64: a hart mask, see `vplic::IPI_FENCE`).
-    /// Requests that name no existing vCPU are dropped, as the hardware does.
+    /// An inter-processor interrupt from vCPU `vcpu`, `value` in the interrupt
+    /// chip's encoding (see [`IrqChip::ipi`]).
     pub fn ipi(&mut self, vcpu: usize, value: u64) {
-        if let Some(gic) = self.vgic.as_mut() {
-            let _ = gic.sgi(vcpu, value);
-        } else if let Some(plic) = self.vplic.as_mut() {
-            plic.post(value);
+        if let Some(chip) = self.chip.as_mut() {
+            chip.ipi(vcpu, value);
+        }
+    }
+
+    /// A physical per-CPU interrupt for vCPU `vcpu` (a guest timer).
+    pub fn inject(&mut self, vcpu: usize, line: u32) {
+        if let Some(chip) = self.chip.as_mut() {
+            chip.inject(vcpu, line);
         }
     }
 
@@ -178,19 +156,18 @@ impl VmDevices {
             return MmioResult::Unmapped;
         };
         let off = gpa - w.base;
-        let r = match (&mut w.model, self.vgic.as_mut()) {
+        let r = match (&mut w.model, self.chip.as_mut()) {
             (Model::Console(uart), _) => access(uart, off, width, write),
             (Model::Console16550(uart), _) => access(uart, off, width, write),
-            (Model::GicDist, Some(gic)) if gic.is_v2() => {
-                access(&mut gic.dist_v2(vcpu), off, width, write)
+            (Model::GicDist, Some(chip)) => chip.mmio(vcpu, emu_type::GIC_DIST, off, width, write),
+            (Model::GicRedist, Some(chip)) => {
+                chip.mmio(vcpu, emu_type::GIC_REDIST, off, width, write)
             }
-            (Model::GicDist, Some(gic)) => access(&mut gic.dist(), off, width, write),
-            (Model::GicRedist, Some(gic)) => access(&mut gic.redist_region(), off, width, write),
-            (Model::Plic, _) => match self.vplic.as_mut() {
-                Some(plic) => access(plic, off, width, write),
-                None => Ok(0),
-            },
-            (Model::Dummy | Model::GicCpuIf | Model::GicDist | Model::GicRedist, _) => Ok(0),
+            (Model::Plic, Some(chip)) => chip.mmio(vcpu, emu_type::PLIC, off, width, write),
+            (
+                Model::Dummy | Model::GicCpuIf | Model::GicDist | Model::GicRedist | Model::Plic,
+                _,
+            ) => Ok(0),
         };
         let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
         let mut out = |b| output(name, line, streaming, b);
@@ -221,13 +198,8 @@ impl VmDevices {
 
     /// Drives the guest interrupt line `irq` (a GIC SPI, or a PLIC source) to `level`.
     fn set_line(&mut self, irq: u32, level: bool) {
-        if let (Some(gic), true) = (self.vgic.as_mut(), irq >= 32) {
-            // An INTID the GIC does not have was refused at VM creation time.
-            let _ = gic.set_level(irq, level);
-        }
-        if let Some(plic) = self.vplic.as_mut() {
-            // Sources the PLIC does not have are ignored.
-            plic.set_level(irq, level);
+        if let Some(chip) = self.chip.as_mut() {
+            chip.set_level(irq, level);
         }
     }
 
@@ -293,15 +265,8 @@ impl VmDevices {
                 _ => {}
             }
         }
-        if let Some(gic) = self.vgic.as_mut() {
-            if let Ok(fresh) = new_vgic(gic.nr_vcpus() as u32, gic.nr_spis(), gic.is_v2()) {
-                *gic = fresh;
-            }
-        }
-        if let Some(plic) = self.vplic.as_mut() {
-            if let Ok(fresh) = Vplic::new(plic.harts()) {
-                *plic = fresh;
-            }
+        if let Some(chip) = self.chip.as_mut() {
+            chip.reset();
         }
     }
 
@@ -336,34 +301,33 @@ fn access(
     }
 }
 
-/// A power-on-state virtual GIC (GICv2 if `v2`) for `vcpus` vCPUs (by their MPIDRs)
-/// and `spis` SPIs. The timer PPIs are backed by the physical interrupts of the same
-/// number, forwarded with the list-register HW bit.
-fn new_vgic(vcpus: u32, spis: u32, v2: bool) -> Result<Vgic, String> {
-    let mpidrs = vcpu_mpidrs(vcpus);
-    let err = |e| format!("virtual GIC: {e:?}");
-    let mut gic = if v2 {
-        Vgic::new_v2(&mpidrs, spis)
-    } else {
-        Vgic::new(&mpidrs, spis)
-    }
-    .map_err(err)?;
-    for v in 0..mpidrs.len() {
-        for &ppi in guest::FORWARDED_PPIS {
-            gic.set_hw(v, ppi, true).map_err(err)?;
+/// The VM's interrupt controller: a virtual GIC when its devices describe one, a
+/// virtual PLIC when it has a PLIC window, else none. Both at once is refused.
+fn irq_chip(spec: &VmSpec, windows: &[Window]) -> Result<Option<Box<dyn IrqChip>>, String> {
+    let plic = windows.iter().any(|w| matches!(w.model, Model::Plic));
+    let v2 = match guest_version::version(spec.emu_devices, spec.cpu_num)? {
+        GuestGicVersion::None if plic => {
+            let plic =
+                Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?;
+            return Ok(Some(Box::new(plic)));
         }
-    }
-    Ok(gic)
-}
-
-/// The MPIDR of each of `vcpus` vCPUs, which the virtual GIC routes by.
-fn vcpu_mpidrs(vcpus: u32) -> Vec<u64> {
-    (0..vcpus as usize).map(guest::vcpu_mpidr).collect()
+        GuestGicVersion::None => return Ok(None),
+        _ if plic => {
+            return Err(String::from(
+                "emu_devices describe both a GIC and a PLIC: a VM has one interrupt controller",
+            ))
+        }
+        GuestGicVersion::V3 => false,
+        GuestGicVersion::V2 => true,
+    };
+    let ids = (0..spec.cpu_num as usize).map(Current::vcpu_id).collect();
+    let gic = GicChip::new(ids, spi_count(spec), v2, Current::PERCPU_HW_IRQS)?;
+    Ok(Some(Box::new(gic)))
 }
 
 /// The console UART model: the one the platform's guests expect.
 fn console_model() -> Model {
-    match guest::CONSOLE {
+    match Current::CONSOLE {
         ConsoleKind::Pl011 => Model::Console(Pl011::new()),
         ConsoleKind::Uart16550 => Model::Console16550(Uart16550::new()),
     }
@@ -395,7 +359,7 @@ fn model_for(d: &EmuDevice) -> Result<Window, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vmm::config::{Image, InterruptMode};
+    use crate::spec::{Image, InterruptMode};
 
     static UART_ONLY: VmSpec = VmSpec {
         id: 1,

@@ -4,6 +4,7 @@
 
 use super::run::{kick_pending, Machine};
 use crate::console;
+use crate::hal::Board;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Ctrl-\ (ASCII FS).
@@ -30,7 +31,7 @@ pub fn announce(m: &Machine) {
 
 /// A physical interrupt of one of the hypervisor's own devices.
 pub fn host_interrupt(m: &Machine, intid: u32) {
-    if m.platform.uart.and_then(|u| u.irq) == Some(intid) {
+    if m.platform.console().and_then(|u| u.irq) == Some(intid) {
         let mut buf = [0u8; 64];
         loop {
             let n = console::read_input(&mut buf);

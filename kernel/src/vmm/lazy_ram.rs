@@ -13,9 +13,9 @@
 //! Not for VMs with passthrough devices: a device's DMA into a parked block would be
 //! wiped when the CPU first touches it. Their RAM is zeroed before boot.
 
-use super::config::mem_flags;
-use super::exit::Access;
+use crate::hal::exit::Access;
 use crate::mm::guest::RamMapping;
+use crate::spec::mem_flags;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
@@ -173,10 +173,9 @@ impl LazyRam {
     }
 }
 
-#[cfg(target_os = "none")]
-mod target {
+mod fill {
     use super::*;
-    use crate::arch::current;
+    use crate::hal::{Current, HostTimer, MemoryOps};
     use crate::mm::phys;
 
     impl LazyRam {
@@ -187,23 +186,23 @@ mod target {
             match decide(&blocks, gpa, access) {
                 Touch::No => false,
                 Touch::Retry => {
-                    current::stage2_mapped(gpa);
+                    Current::stage2_mapped(gpa);
                     true
                 }
                 Touch::Fill(i) => {
-                    let start = current::counter();
+                    let start = Current::counter();
                     let b = &mut blocks[i];
                     // SAFETY: a parked block of this VM's RAM: unmapped from the
                     // guest, and only touched under the lock held here.
-                    unsafe { current::zero_guest_ram(b.hpa, BLOCK) };
-                    current::clean_for_guest(b.hpa, BLOCK);
+                    unsafe { Current::zero_guest_ram(b.hpa, BLOCK) };
+                    Current::clean_for_guest(b.hpa, BLOCK);
                     // SAFETY: `slot` is this VM's stage-2 descriptor for the block,
                     // invalid now; one aligned 64-bit store makes it valid.
                     unsafe { phys::write_table_entry(b.slot, b.desc) };
                     b.parked = false;
-                    current::stage2_mapped(gpa);
+                    Current::stage2_mapped(gpa);
                     self.filled.fetch_add(1, Ordering::Relaxed);
-                    let ticks = current::counter().wrapping_sub(start);
+                    let ticks = Current::counter().wrapping_sub(start);
                     self.fill_ticks.fetch_add(ticks, Ordering::Relaxed);
                     true
                 }
@@ -223,7 +222,7 @@ mod target {
             }
             self.filled.store(0, Ordering::Relaxed);
             self.fill_ticks.store(0, Ordering::Relaxed);
-            current::stage2_unmapped();
+            Current::stage2_unmapped();
         }
     }
 }

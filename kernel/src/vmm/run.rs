@@ -2,10 +2,9 @@
 //! to it (static partitioning, no scheduler), answer its exits, and take part in the
 //! VM lifecycle. Also the global bookkeeping of stopped VMs and the final power-off.
 
-use super::exit::{Reply, VcpuOnError, VmExit};
 use super::vm::{Power, Vm, VmState};
-use crate::arch::current::{self, Vcpu};
-use crate::platform::HostPlatform as Platform;
+use crate::hal::exit::{Reply, VcpuOnError, VmExit};
+use crate::hal::{Cpu, Current, CurrentVcpu, HostBoard, HostIrq, HostTimer, Vcpu, VcpuStart};
 use crate::println;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +21,7 @@ pub const HV_ABI_MAGIC: u64 = 0x4856_0001;
 const NOT_SUPPORTED: u64 = u64::MAX; // -1
 
 pub struct Machine {
-    pub platform: Platform,
+    pub platform: HostBoard,
     pub vms: Vec<Vm>,
     /// VMs configured, including those that failed to start.
     pub configured: usize,
@@ -34,7 +33,7 @@ static MACHINE: Once<Machine> = Once::new();
 
 /// Publishes the machine; `failed` VMs never started and count as faulted.
 pub fn publish(
-    platform: Platform,
+    platform: HostBoard,
     vms: Vec<Vm>,
     configured: usize,
     failed: usize,
@@ -67,7 +66,7 @@ impl Machine {
         }
         vm.devices.lock().flush_console();
         let (blocks, filled, ticks) = vm.lazy.counts();
-        let ms = ticks * 1000 / current::counter_hz().max(1);
+        let ms = ticks * 1000 / Current::counter_hz().max(1);
         crate::debug!(
             "hv: VM {} ({}) exits: {}; RAM blocks zeroed on first touch: {filled} of {blocks} ({ms} ms)",
             vm.id(),
@@ -82,9 +81,9 @@ impl Machine {
             }
         }
         // Running vCPUs leave the guest, waiting ones wake up and see the VM stopped.
-        let me = current::this_cpu();
+        let me = Current::this_cpu();
         for v in vm.vcpus.iter().filter(|v| v.pcpu_mpidr != me) {
-            current::kick(v.pcpu_mpidr);
+            Current::kick(v.pcpu_mpidr);
         }
         self.vm_finished();
     }
@@ -105,7 +104,7 @@ impl Machine {
             self.configured - faulted,
             faulted
         );
-        current::power_off(&self.platform, faulted == 0 && self.configured > 0);
+        Current::power_off(&self.platform, faulted == 0 && self.configured > 0);
     }
 }
 
@@ -128,7 +127,7 @@ pub fn cpu_loop(m: &'static Machine, cpu: usize) -> ! {
 /// Waits for an interrupt on a CPU with no guest to run, serving the hypervisor's own
 /// device interrupts (console input) meanwhile.
 fn idle(m: &Machine) {
-    current::idle(&mut |intid| super::input::host_interrupt(m, intid));
+    Current::idle(&mut |intid| super::input::host_interrupt(m, intid));
 }
 
 /// Waits until vCPU `index` is asked to start; None once the VM has stopped.
@@ -155,19 +154,24 @@ enum Next {
 }
 
 fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
-    current::activate(vm.stage2, index, vm.cntvoff);
-    let mut vcpu = Vcpu::new(entry, arg);
+    let mut vcpu = CurrentVcpu::start(VcpuStart {
+        stage2: vm.stage2,
+        index,
+        cntvoff: vm.cntvoff,
+        entry,
+        arg,
+    });
     let slot = &vm.vcpus[index];
     slot.set_power(Power::On);
     loop {
         if vm.state() != VmState::Running {
             break;
         }
-        if let Some(chip) = crate::arch::irq_chip(&mut vm.devices.lock()) {
+        if let Some(chip) = vm.devices.lock().irq_chip() {
             vcpu.fill_irqs(chip, index);
         }
         let exit = vcpu.run(&|gpa, access| vm.lazy.touch(gpa, access));
-        if let Some(chip) = crate::arch::irq_chip(&mut vm.devices.lock()) {
+        if let Some(chip) = vm.devices.lock().irq_chip() {
             vcpu.sync_irqs(chip, index);
         }
         match handle_exit(m, vm, index, &mut vcpu, exit) {
@@ -182,8 +186,8 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
 /// Wakes the physical CPU of vCPU `slot` (from the guest or from idle), unless that
 /// is this CPU.
 fn wake(slot: &super::vm::VcpuSlot) {
-    if slot.pcpu_mpidr != current::this_cpu() {
-        current::kick(slot.pcpu_mpidr);
+    if slot.pcpu_mpidr != Current::this_cpu() {
+        Current::kick(slot.pcpu_mpidr);
     }
 }
 
@@ -210,7 +214,7 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
     );
     vm.vcpus[index].set_power(Power::Off);
     for v in vm.vcpus.iter().filter(|v| v.power() == Power::On) {
-        current::kick(v.pcpu_mpidr);
+        Current::kick(v.pcpu_mpidr);
     }
     // Pending CPU_ONs are cancelled; running vCPUs leave at their next exit.
     for v in &vm.vcpus {
@@ -235,14 +239,14 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
     Next::PowerOff
 }
 
-fn handle_exit(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -> Next {
+fn handle_exit(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: VmExit) -> Next {
     vm.exits.count(&exit);
     let next = dispatch(m, vm, index, vcpu, exit);
     kick_pending(vm);
     next
 }
 
-fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -> Next {
+fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: VmExit) -> Next {
     match exit {
         VmExit::Mmio {
             gpa,
@@ -300,9 +304,7 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut Vcpu, exit: VmExit) -
         VmExit::Interrupt {
             forward: Some(intid),
         } => {
-            if let Some(gic) = vm.devices.lock().vgic() {
-                let _ = gic.set_pending(intid, index);
-            }
+            vm.devices.lock().inject(index, intid);
             Next::Continue
         }
         VmExit::HostInterrupt { intid } => {

@@ -2,7 +2,7 @@
 //! vCPUs. Printed when the VM stops if the build's log level is `Debug` or `Trace`,
 //! to see where a guest's time under the hypervisor goes.
 
-use super::exit::VmExit;
+use crate::hal::exit::VmExit;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 

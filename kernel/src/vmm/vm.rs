@@ -1,11 +1,12 @@
 //! One virtual machine: its guest memory, stage-2 address space, emulated devices,
-//! vCPU slots and lifecycle. Arch-neutral except for the stage-2 register bundle,
-//! which it only stores and hands back to the arch code.
+//! vCPU slots and lifecycle. The second-stage register bundle it only stores and
+//! hands back to the architecture.
 
-use super::config::{MapType, VmSpec};
 use super::devices::VmDevices;
-use super::exit::VcpuOnError;
+use crate::hal::exit::VcpuOnError;
+use crate::hal::{Arch, Current};
 use crate::mm::guest::GuestRam;
+use crate::spec::{MapType, VmSpec};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
@@ -112,8 +113,7 @@ pub struct Vm {
     pub exits: super::stats::ExitStats,
     /// How many times the VM has started: 1, then one more after each reset.
     boots: AtomicU32,
-    #[cfg(target_os = "none")]
-    pub stage2: crate::arch::current::Stage2Regs,
+    pub stage2: <Current as Arch>::Stage2Regs,
     state: AtomicU8,
 }
 
@@ -124,7 +124,7 @@ impl Vm {
         vcpus: Vec<VcpuSlot>,
         devices: VmDevices,
         cntvoff: u64,
-        #[cfg(target_os = "none")] stage2: crate::arch::current::Stage2Regs,
+        stage2: <Current as Arch>::Stage2Regs,
     ) -> Self {
         Self {
             spec,
@@ -135,7 +135,6 @@ impl Vm {
             cntvoff,
             exits: Default::default(),
             boots: AtomicU32::new(1),
-            #[cfg(target_os = "none")]
             stage2,
             state: AtomicU8::new(VmState::Running as u8),
         }
@@ -196,9 +195,8 @@ impl Vm {
     }
 
     /// The vCPU a guest names by its arch id (aarch64: MPIDR, riscv64: hart id).
-    #[cfg(target_os = "none")]
     pub fn vcpu_by_target(&self, target: u64) -> Option<usize> {
-        crate::arch::current::vcpu_index(target).filter(|&i| i < self.vcpus.len())
+        Current::vcpu_index(target).filter(|&i| i < self.vcpus.len())
     }
 
     /// Is `gpa` inside one of the VM's memory regions (RAM or reserved ranges)?

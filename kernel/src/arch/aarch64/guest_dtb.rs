@@ -274,10 +274,10 @@ fn pl011(
 /// the emulated GICv3 and console UART from its `emu_devices`, and its command line
 /// and ramdisk.
 pub fn for_vm(
-    spec: &crate::vmm::config::VmSpec,
+    spec: &crate::spec::VmSpec,
     memory: &[(u64, u64)],
 ) -> Result<Vec<u8>, alloc::string::String> {
-    use crate::vmm::devices::emu_type;
+    use crate::devices::emu_type;
     let find = |t| spec.emu_devices.iter().find(|d| d.emu_type == t);
     let mpidrs: Vec<u64> = (0..spec.cpu_num as usize).map(super::vcpu_mpidr).collect();
     let cpu_if = find(emu_type::GIC_CPU_IF);

@@ -19,6 +19,8 @@ mod gicv2;
 #[cfg(target_os = "none")]
 pub mod gicv3;
 #[cfg(target_os = "none")]
+mod hal_impl;
+#[cfg(target_os = "none")]
 mod hostgic;
 #[cfg(target_os = "none")]
 mod lrs;
@@ -34,7 +36,7 @@ mod vcpu;
 mod vm_gic;
 
 #[cfg(target_os = "none")]
-pub use target::*;
+pub use hal_impl::Aarch64;
 
 /// Timer PPIs (GIC INTIDs) a guest owns: the virtual and the EL1 physical timer.
 /// They are forwarded to the vCPU on the CPU they fire on.
@@ -54,22 +56,8 @@ pub fn vcpu_index(mpidr: u64) -> Option<usize> {
     (mpidr & !0xffff == 0).then_some((((mpidr >> 8) & 0xff) * 256 + (mpidr & 0xff)) as usize)
 }
 
-/// What the arch-neutral VMM needs to know about aarch64 guests (`arch::guest`).
-pub mod guest {
-    pub use super::vcpu_mpidr;
-    /// Timer PPIs backed by physical interrupts.
-    pub const FORWARDED_PPIS: &[u32] = &super::FORWARDED_PPIS;
-    pub const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Pl011;
-    /// The VM config rules of this architecture.
-    pub const LIMITS: vmconfig::ArchLimits = vmconfig::AARCH64;
-}
-
 #[cfg(target_os = "none")]
 mod target {
-    pub use super::guest_dtb::for_vm as guest_dtb;
-    pub use super::stage2::{MemType, Perms, Stage2, TableMemory, MAX_IPA_BITS};
-    pub use super::vcpu::{activate, counter, counter_hz, Stage2Regs, Vcpu};
-    pub use super::vm_gic::{direct_windows, DirectWindow};
     use super::{firmware, hostgic, mmu, regs, trap};
     use crate::platform::{Platform, PsciMethod};
 
@@ -93,17 +81,6 @@ mod target {
 
     fn init_cpu(p: &Platform) -> Result<(), &'static str> {
         hostgic::init_cpu(p, &super::FORWARDED_PPIS)
-    }
-
-    /// Where a guest kernel with an arm64 `Image` header will live, bss included, if
-    /// its placement follows the boot protocol and avoids `others` (name, start,
-    /// end); None for kernels without the header (bare-metal images).
-    pub fn kernel_footprint(
-        image: &[u8],
-        load: u64,
-        others: &[(&'static str, u64, u64)],
-    ) -> Result<Option<(u64, u64)>, alloc::string::String> {
-        super::image::FORMAT.kernel_footprint(image, load, others)
     }
 
     /// Physical address width from ID_AA64MMFR0_EL1.PARange.

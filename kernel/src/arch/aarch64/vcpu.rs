@@ -7,7 +7,7 @@ use super::lrs::ListRegs;
 use super::regs::{read_sysreg, write_sysreg};
 use super::trap::{guest_enter, ExitKind, Frame};
 use crate::devices::vgic::Vgic;
-use crate::vmm::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit};
+use crate::hal::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit};
 
 /// HCR_EL2: VM | SWIO | FMO | IMO | AMO | TSC | RW. WFI and WFE are not trapped: a
 /// vCPU has its physical CPU to itself, so a guest waiting in WFI lets that CPU sleep
@@ -141,13 +141,13 @@ impl Vcpu {
 
     /// Hands the virtual GIC's deliverable interrupts to the list registers. Before
     /// every entry.
-    pub fn fill_irqs(&mut self, vgic: &mut Vgic, index: usize) {
+    pub fn fill_list_regs(&mut self, vgic: &mut Vgic, index: usize) {
         self.lrs.fill(vgic, index);
     }
 
     /// Reports to the virtual GIC what the guest did with its list registers. After
     /// every exit.
-    pub fn sync_irqs(&mut self, vgic: &mut Vgic, index: usize) {
+    pub fn sync_list_regs(&mut self, vgic: &mut Vgic, index: usize) {
         self.lrs.sync(vgic, index);
     }
 

@@ -4,28 +4,19 @@
 //! the guest-physical address of the VM's CPU interface window.
 
 use super::hostgic;
+use crate::devices::emu_type;
+use crate::devices::vgic::guest_version::{self, GuestGicVersion};
+use crate::hal::DirectWindow;
 use crate::platform::Platform;
-use crate::vmm::config::VmSpec;
-use crate::vmm::devices::emu_type;
-use crate::vmm::guest_gic::{self, GuestGicVersion};
+use crate::spec::VmSpec;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-/// A guest-physical window backed directly by host device registers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DirectWindow {
-    pub gpa: u64,
-    pub hpa: u64,
-    pub size: u64,
-    /// What it is, for messages.
-    pub what: &'static str,
-}
-
 /// The windows of `spec` that go straight to hardware; Err if the VM's GIC version is
 /// not the host's, or the CPU interface window does not fit the host's GICV frame.
 pub fn direct_windows(spec: &VmSpec, _p: &Platform) -> Result<Vec<DirectWindow>, String> {
-    let version = guest_gic::version(spec.emu_devices, spec.cpu_num)?;
+    let version = guest_version::version(spec.emu_devices, spec.cpu_num)?;
     let host_v2 = hostgic::is_gicv2();
     match version {
         GuestGicVersion::None => Ok(Vec::new()),

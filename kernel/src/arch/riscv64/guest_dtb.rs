@@ -233,12 +233,12 @@ pub fn guest_isa(host: crate::platform::riscv::Isa, extensions: &[&str]) -> Stri
 /// The DTB a VM gets when its config names none: its RAM, `cpus` harts, and the PLIC
 /// (emu_type 0x30) and console (emu_type 0x2) of its `emu_devices`.
 pub fn for_vm(
-    spec: &crate::vmm::config::VmSpec,
+    spec: &crate::spec::VmSpec,
     memory: &[(u64, u64)],
     cpus: GuestCpus<'_>,
     plic_ndev: u32,
 ) -> Result<Vec<u8>, String> {
-    use crate::vmm::devices::emu_type;
+    use crate::devices::emu_type;
     let find = |t| spec.emu_devices.iter().find(|d| d.emu_type == t);
     let plic = find(emu_type::PLIC).map(|p| (p.base_gpa, p.length, plic_ndev));
     let uart = find(emu_type::CONSOLE).map(|u| (u.base_gpa, u.length, u.irq));

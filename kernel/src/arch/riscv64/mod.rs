@@ -16,6 +16,8 @@ mod csr;
 #[cfg(target_os = "none")]
 mod firmware;
 #[cfg(target_os = "none")]
+mod hal_impl;
+#[cfg(target_os = "none")]
 mod hostplic;
 #[cfg(target_os = "none")]
 mod trap;
@@ -23,28 +25,14 @@ mod trap;
 mod vcpu;
 
 #[cfg(target_os = "none")]
-pub use target::*;
-
-/// What the arch-neutral VMM needs to know about riscv64 guests (`arch::guest`).
-pub mod guest {
-    /// A virtual GIC (only if a config asks for one) has no MPIDRs to follow here:
-    /// its vCPUs are numbered, as aarch64 numbers them.
-    pub fn vcpu_mpidr(index: usize) -> u64 {
-        index as u64
-    }
-    /// No interrupt is forwarded from a physical one through a GIC.
-    pub const FORWARDED_PPIS: &[u32] = &[];
-    pub const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Uart16550;
-    /// The VM config rules of this architecture.
-    pub const LIMITS: vmconfig::ArchLimits = vmconfig::RISCV64;
-}
+pub use hal_impl::Riscv64;
+#[cfg(target_os = "none")]
+pub(crate) use target::host;
 
 #[cfg(target_os = "none")]
 mod target {
     use super::csr::{self, irq, set_csr, write_csr};
-    pub use super::gstage::{MemType, Perms, Stage2, TableMemory, MAX_IPA_BITS};
     use super::guest_dtb::{self, GuestCpus};
-    pub use super::vcpu::{activate, counter, counter_hz, Stage2Regs, Vcpu};
     use super::{boot, firmware, trap, vcpu};
     use crate::devices::vplic;
     use crate::platform::riscv::{Isa, RiscvPlatform as Platform};
@@ -139,24 +127,6 @@ mod target {
         Ok(())
     }
 
-    /// A device window of a VM mapped straight to hardware (aarch64: the GICv2 CPU
-    /// interface). riscv64 VMs have none: every device they see is emulated or a
-    /// configured passthrough device.
-    pub struct DirectWindow {
-        pub gpa: u64,
-        pub hpa: u64,
-        pub size: u64,
-        pub what: &'static str,
-    }
-
-    /// The windows of `spec` that go straight to hardware: none on riscv64.
-    pub fn direct_windows(
-        _spec: &crate::vmm::config::VmSpec,
-        _p: &crate::platform::HostPlatform,
-    ) -> Result<alloc::vec::Vec<DirectWindow>, alloc::string::String> {
-        Ok(alloc::vec::Vec::new())
-    }
-
     /// No physical address size register: G-stage tables are Sv39x4 (41 bits).
     pub fn pa_bits() -> u32 {
         56
@@ -207,17 +177,6 @@ mod target {
         }
     }
 
-    /// Where a guest kernel with a RISC-V `Image` header will live, bss included, if
-    /// its placement follows the boot protocol and avoids `others` (name, start,
-    /// end); None for kernels without the header (bare-metal images).
-    pub fn kernel_footprint(
-        image: &[u8],
-        load: u64,
-        others: &[(&'static str, u64, u64)],
-    ) -> Result<Option<(u64, u64)>, String> {
-        super::image::FORMAT.kernel_footprint(image, load, others)
-    }
-
     /// Ends the machine: the SiFive test device when enabled and present (exit status
     /// 0 or 1), else SBI system reset.
     pub fn power_off(p: &Platform, success: bool) -> ! {
@@ -261,11 +220,8 @@ mod target {
     }
 
     /// The DTB a VM gets when its config names none (see `guest_dtb::for_vm`).
-    pub fn guest_dtb(
-        spec: &crate::vmm::config::VmSpec,
-        memory: &[(u64, u64)],
-    ) -> Result<Vec<u8>, String> {
-        use crate::vmm::devices::emu_type;
+    pub fn guest_dtb(spec: &crate::spec::VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
+        use crate::devices::emu_type;
         let host = host().ok_or_else(|| String::from("host not initialised"))?;
         if !spec
             .emu_devices

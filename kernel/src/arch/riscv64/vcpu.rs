@@ -12,7 +12,7 @@ use super::insn::{self, Htinst};
 use super::sbi::{self, Call, Ret};
 use super::trap::{self, Frame};
 use crate::devices::vplic::{Vplic, IPI_FENCE};
-use crate::vmm::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit, CONSOLE_CHUNK};
+use crate::hal::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit, CONSOLE_CHUNK};
 
 /// scause values (interrupt bit clear).
 mod cause {
@@ -146,7 +146,7 @@ impl Vcpu {
     }
 
     /// Hands the VM's interrupt state for this hart to the guest. Before every entry.
-    pub fn fill_irqs(&mut self, plic: &mut Vplic, index: usize) {
+    pub fn fill_plic(&mut self, plic: &mut Vplic, index: usize) {
         if plic.take_fence(index) {
             csr::hfence_vvma();
             csr::fence_i();
@@ -160,9 +160,6 @@ impl Vcpu {
             clear_csr!(csr::HVIP, irq::VSEI);
         }
     }
-
-    /// Nothing to hand back: the guest clears VSSIP itself, VSEIP follows the PLIC.
-    pub fn sync_irqs(&mut self, _plic: &mut Vplic, _index: usize) {}
 
     /// Applies the VMM's answer to the last exit.
     pub fn reply(&mut self, reply: Reply) {

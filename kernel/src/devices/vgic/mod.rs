@@ -23,6 +23,7 @@
 //!    (to make room for a higher priority interrupt).
 
 mod dist;
+pub mod guest_version;
 mod inject;
 mod irq;
 mod redist;

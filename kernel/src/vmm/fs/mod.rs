@@ -24,13 +24,13 @@ use vmconfig::{ArchLimits, ImageRef, Problem, Severity, VmConfig};
 
 use crate::platform::modules::{BootModule, ModuleKind, Modules};
 use crate::platform::Range;
-use crate::vmm::config::VmSpec;
+use crate::spec::VmSpec;
 use files::{image_bytes, inside, module_bytes, overlaps};
 use place::CpuOwners;
 use spec::{leak_spec, Images};
 
 /// The rules of the architecture the hypervisor runs on.
-const ARCH: ArchLimits = crate::arch::guest::LIMITS;
+const ARCH: ArchLimits = <crate::hal::Current as crate::hal::Arch>::LIMITS;
 
 /// What the fs VMs need to know about the machine.
 pub struct Host<'a> {

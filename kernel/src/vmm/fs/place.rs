@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use vmconfig::cpus::pinned_cpu;
 use vmconfig::{KeyPath, VmConfig};
 
-use crate::vmm::config::VmSpec;
+use crate::spec::VmSpec;
 
 /// Who runs on each physical CPU: (VM id, VM name).
 pub struct CpuOwners {

@@ -9,9 +9,7 @@ use alloc::vec::Vec;
 
 use vmconfig::{IrqMode, VmConfig};
 
-use crate::vmm::config::{
-    EmuDevice, Image, InterruptMode, MapType, MemRegion, PassthroughDevice, VmSpec,
-};
+use crate::spec::{EmuDevice, Image, InterruptMode, MapType, MemRegion, PassthroughDevice, VmSpec};
 
 /// The bytes of a config's kernel, DTB and ramdisk.
 pub struct Images {

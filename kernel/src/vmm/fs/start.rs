@@ -4,10 +4,11 @@
 use alloc::vec::Vec;
 
 use super::{fs_vms, FsVms, Host};
+use crate::hal::{Board, HostBoard};
 use crate::platform::modules::Modules;
-use crate::platform::{HostPlatform, Range, RangeList};
+use crate::platform::{Range, RangeList};
 use crate::println;
-use crate::vmm::config::VmSpec;
+use crate::spec::VmSpec;
 
 /// Adds every module's slot to `excl` (unless a range there already covers it) so
 /// the frame allocator never hands it out. `false` when `excl` is full: the modules
@@ -39,7 +40,7 @@ fn read_module(r: Range) -> Option<&'static [u8]> {
 /// Reads the fs VMs (`safe`: [`protect_modules`] succeeded) and prints what became of
 /// those that will not start. `protected` are the hypervisor image and its DTB.
 pub fn load(
-    p: &HostPlatform,
+    p: &HostBoard,
     modules: &Modules<'static>,
     safe: bool,
     protected: &[Range],
@@ -56,8 +57,8 @@ pub fn load(
     guarded.extend(modules.iter().filter_map(|m| m.slot.or(m.loaded)));
     let host = Host {
         cpus: p.cpus(),
-        ram: p.ram.as_slice(),
-        reserved: p.reserved.as_slice(),
+        ram: p.ram(),
+        reserved: p.reserved(),
         protected: &guarded,
         read: &read_module,
     };

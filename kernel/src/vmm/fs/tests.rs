@@ -138,15 +138,9 @@ fn an_fs_vm_becomes_a_spec_like_the_builtin_ones() {
     assert_eq!(s.kernel.load_gpa, 0x4008_0000);
     assert_eq!(s.kernel.data, GUEST);
     assert_eq!(s.dtb_load_gpa, Some(0x4000_0000));
-    assert_eq!(
-        s.memory_regions[0].map_type,
-        crate::vmm::config::MapType::Allocate
-    );
+    assert_eq!(s.memory_regions[0].map_type, crate::spec::MapType::Allocate);
     assert_eq!(s.emu_devices[0].name, "uart");
-    assert_eq!(
-        s.interrupt_mode,
-        crate::vmm::config::InterruptMode::Emulated
-    );
+    assert_eq!(s.interrupt_mode, crate::spec::InterruptMode::Emulated);
     assert_eq!(out.file_of(s), Some("vms/vm3.toml: "));
     assert_eq!(out.file_of(&builtin()[0]), None);
 }

@@ -8,8 +8,8 @@
 //! A config that mixes the two, or has a CPU interface without a distributor, is an
 //! error that keeps the VM from starting.
 
-use super::config::EmuDevice;
-use super::devices::emu_type;
+use crate::devices::emu_type;
+use crate::spec::EmuDevice;
 use alloc::string::String;
 
 /// Most vCPUs a GICv2 serves (8-bit CPU target masks).

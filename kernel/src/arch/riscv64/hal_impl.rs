@@ -1,0 +1,135 @@
+//! riscv64's implementation of the hardware interface (`crate::hal`): thin
+//! forwarding to the modules that do the work.
+
+use super::target;
+use crate::devices::irqchip::IrqChip;
+use crate::hal::exit::{FirstTouch, Reply, VmExit};
+use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps, Stage2};
+use crate::hal::{Vcpu as VcpuOps, VcpuStart};
+use crate::platform::riscv::RiscvPlatform as Platform;
+use crate::spec::VmSpec;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// The riscv64 architecture (HS-mode with the H extension).
+pub struct Riscv64;
+
+impl Cpu for Riscv64 {
+    type Board = Platform;
+    fn discover(blob: &'static [u8]) -> Option<Platform> {
+        crate::platform::riscv::discover(blob).ok()
+    }
+    fn init_primary(p: &Platform) -> Result<(), &'static str> {
+        target::init_primary(p)
+    }
+    fn init_secondary(p: &Platform) -> Result<(), &'static str> {
+        target::init_secondary(p)
+    }
+    fn this_cpu() -> u64 {
+        target::this_cpu()
+    }
+    fn start_cpu(p: &Platform, id: u64, slot: usize) -> Result<(), i64> {
+        target::start_cpu(p, id, slot)
+    }
+    fn power_off(p: &Platform, success: bool) -> ! {
+        target::power_off(p, success)
+    }
+}
+
+impl HostIrq for Riscv64 {
+    fn kick(id: u64) {
+        target::kick(id)
+    }
+    fn idle(host: &mut dyn FnMut(u32)) {
+        target::idle(host)
+    }
+}
+
+impl HostTimer for Riscv64 {
+    fn counter() -> u64 {
+        super::vcpu::counter()
+    }
+    fn counter_hz() -> u64 {
+        super::vcpu::counter_hz()
+    }
+}
+
+impl MemoryOps for Riscv64 {
+    fn stage2_mapped(gpa: u64) {
+        target::stage2_mapped(gpa)
+    }
+    fn stage2_unmapped() {
+        target::stage2_unmapped()
+    }
+    unsafe fn zero_guest_ram(hpa: u64, len: u64) {
+        // SAFETY: guaranteed by the caller (see the trait).
+        unsafe { target::zero_guest_ram(hpa, len) }
+    }
+    fn clean_for_guest(hpa: u64, len: u64) {
+        target::clean_for_guest(hpa, len)
+    }
+}
+
+impl GuestBoot for Riscv64 {
+    type Board = Platform;
+    fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
+        target::guest_dtb(spec, memory)
+    }
+    fn kernel_footprint(
+        image: &[u8],
+        load: u64,
+        others: &[(&'static str, u64, u64)],
+    ) -> Result<Option<(u64, u64)>, String> {
+        super::image::FORMAT.kernel_footprint(image, load, others)
+    }
+    /// riscv64 VMs have none: every device they see is emulated or passed through.
+    fn direct_windows(_spec: &VmSpec, _p: &Platform) -> Result<Vec<DirectWindow>, String> {
+        Ok(Vec::new())
+    }
+}
+
+impl VcpuOps for super::vcpu::Vcpu {
+    type Stage2Regs = super::vcpu::Stage2Regs;
+    fn start(s: VcpuStart<Self::Stage2Regs>) -> Self {
+        super::vcpu::activate(s.stage2, s.index, s.cntvoff);
+        Self::new(s.entry, s.arg)
+    }
+    fn run(&mut self, first_touch: FirstTouch) -> VmExit {
+        super::vcpu::Vcpu::run(self, first_touch)
+    }
+    fn reply(&mut self, reply: Reply) {
+        super::vcpu::Vcpu::reply(self, reply)
+    }
+    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        if let Some(plic) = chip.model().downcast_mut() {
+            self.fill_plic(plic, index)
+        }
+    }
+    fn sync_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
+    fn pc(&self) -> u64 {
+        super::vcpu::Vcpu::pc(self)
+    }
+}
+
+impl Arch for Riscv64 {
+    type Vcpu = super::vcpu::Vcpu;
+    type Stage2Regs = super::vcpu::Stage2Regs;
+    const MAX_IPA_BITS: u32 = super::gstage::MAX_IPA_BITS;
+    const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Uart16550;
+    const LIMITS: vmconfig::ArchLimits = vmconfig::RISCV64;
+    /// No interrupt is forwarded from a physical one through the PLIC.
+    const PERCPU_HW_IRQS: &'static [u32] = &[];
+    fn pa_bits() -> u32 {
+        target::pa_bits()
+    }
+    fn stage2_regs(s2: &Stage2, vmid: u16) -> Self::Stage2Regs {
+        s2.regs(vmid)
+    }
+    /// The guest DTB gives vCPU i hart id i.
+    fn vcpu_id(index: usize) -> u64 {
+        index as u64
+    }
+    fn vcpu_index(id: u64) -> Option<usize> {
+        target::vcpu_index(id)
+    }
+}

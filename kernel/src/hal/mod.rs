@@ -1,0 +1,202 @@
+//! The hardware interface: everything the architecture-neutral core (`vmm`,
+//! `devices`, `mm`, `console`, `boot`) asks of an architecture, written down as
+//! traits. `arch/aarch64` and `arch/riscv64` implement them on the bare-metal
+//! targets; [`fake`] implements them on the host so the core is unit-tested there.
+//!
+//! The core never names an architecture: it calls through [`Current`], the one
+//! architecture this build is for, chosen below (the only `cfg(target_arch)` outside
+//! `arch/`).
+//!
+//! - [`Cpu`]: a physical CPU: bring-up, ids, starting others, powering off.
+//! - [`HostIrq`]: the host interrupt controller as the core sees it: kick another
+//!   CPU, wait for and dispatch interrupts while idle.
+//! - [`HostTimer`]: the free-running counter.
+//! - [`MemoryOps`]: cache and second-stage TLB maintenance around guest memory.
+//! - [`GuestBoot`]: how a guest of this architecture is described and placed (its
+//!   boot description, today a device tree; its kernel's footprint).
+//! - [`Vcpu`]: enter the guest, return a [`exit::VmExit`], apply a
+//!   [`exit::Reply`], exchange interrupt state with the VM's interrupt chip.
+//! - [`Arch`]: the bundle, with the associated types and guest facts.
+//! - `paging` (the second-stage descriptor format) lives with the walker it drives.
+
+pub mod exit;
+#[cfg(not(target_os = "none"))]
+pub mod fake;
+
+use crate::devices::irqchip::IrqChip;
+use crate::devices::ConsoleKind;
+use crate::platform::{Range, Uart};
+use crate::spec::VmSpec;
+use alloc::string::String;
+use alloc::vec::Vec;
+use exit::{FirstTouch, Reply, VmExit};
+
+#[cfg(all(target_arch = "aarch64", target_os = "none"))]
+pub use crate::arch::aarch64::Aarch64 as Current;
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+pub use crate::arch::riscv64::Riscv64 as Current;
+#[cfg(not(target_os = "none"))]
+pub use fake::FakeArch as Current;
+
+// The second-stage table of this build's architecture and its mapping attributes.
+// The host (and the fake architecture) uses aarch64's format, which is pure code.
+#[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
+pub use crate::arch::aarch64::stage2::{MapError, MemType, Perms, Stage2};
+#[cfg(all(target_arch = "riscv64", target_os = "none"))]
+pub use crate::arch::riscv64::gstage::{MapError, MemType, Perms, Stage2};
+
+/// The board as found by the firmware reader: what the core needs of it.
+pub trait Board: Send + Sync + 'static {
+    /// RAM ranges, in firmware order.
+    fn ram(&self) -> &[Range];
+    /// Ranges of RAM the firmware keeps for itself.
+    fn reserved(&self) -> &[Range];
+    /// Firmware ids of the usable CPUs (MPIDR, hart id, APIC id), in firmware order;
+    /// a CPU's index in this list is what VM configs place vCPUs on.
+    fn cpus(&self) -> &[u64];
+    /// The hypervisor's console UART.
+    fn console(&self) -> Option<Uart>;
+}
+
+/// A physical CPU.
+pub trait Cpu {
+    type Board: Board;
+    /// Reads the board description the firmware handed over (a device tree today).
+    fn discover(blob: &'static [u8]) -> Option<Self::Board>;
+    /// Boot CPU: its MMU, vectors, interrupt controller and console.
+    fn init_primary(board: &Self::Board) -> Result<(), &'static str>;
+    /// Every other CPU, once started.
+    fn init_secondary(board: &Self::Board) -> Result<(), &'static str>;
+    /// The firmware id of the CPU running this code.
+    fn this_cpu() -> u64;
+    /// Starts CPU `id` at the secondary entry with stack slot `slot`; the firmware's
+    /// error code when it refuses.
+    fn start_cpu(board: &Self::Board, id: u64, slot: usize) -> Result<(), i64>;
+    /// Ends the machine; `success` becomes the exit status where the board has one.
+    fn power_off(board: &Self::Board, success: bool) -> !;
+}
+
+/// The host interrupt controller, as the core uses it.
+pub trait HostIrq {
+    /// Interrupts CPU `id` so it leaves its guest (or its idle wait) and looks at
+    /// its VM's state.
+    fn kick(id: u64);
+    /// Waits for an interrupt on a CPU not running a guest and handles what arrived:
+    /// kicks end the wait, interrupts of the hypervisor's own devices go to `host`.
+    fn idle(host: &mut dyn FnMut(u32));
+}
+
+/// The free-running counter every CPU shares.
+pub trait HostTimer {
+    fn counter() -> u64;
+    /// Ticks of [`HostTimer::counter`] per second.
+    fn counter_hz() -> u64;
+}
+
+/// Cache and TLB maintenance around guest memory.
+pub trait MemoryOps {
+    /// A second-stage entry for `gpa` went from invalid to valid.
+    fn stage2_mapped(gpa: u64);
+    /// Second-stage entries of the VM running on this CPU became invalid.
+    fn stage2_unmapped();
+    /// Zeroes guest RAM at host-physical `[hpa, hpa + len)`.
+    ///
+    /// # Safety
+    /// The range must be RAM the caller owns (a VM's, with no vCPU using it).
+    unsafe fn zero_guest_ram(hpa: u64, len: u64);
+    /// Makes what the hypervisor wrote to `[hpa, hpa + len)` visible to a guest
+    /// that runs with its caches off.
+    fn clean_for_guest(hpa: u64, len: u64);
+}
+
+/// A guest-physical window backed directly by host device registers (aarch64: the
+/// GICv2 virtual CPU interface).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirectWindow {
+    pub gpa: u64,
+    pub hpa: u64,
+    pub size: u64,
+    /// What it is, for messages.
+    pub what: &'static str,
+}
+
+/// How a guest of this architecture is described and placed.
+pub trait GuestBoot {
+    type Board: Board;
+    /// The boot description a VM gets when its config names none (a device tree
+    /// today; a zero page and ACPI tables on x86 later). `memory`: (GPA, size) of
+    /// its RAM.
+    fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String>;
+    /// Where a kernel with this architecture's boot-protocol header lives, bss
+    /// included, avoiding `others` (name, start, end); None for bare images.
+    fn kernel_footprint(
+        image: &[u8],
+        load: u64,
+        others: &[(&'static str, u64, u64)],
+    ) -> Result<Option<(u64, u64)>, String>;
+    /// Device windows of `spec` that go straight to hardware; Err when the host
+    /// cannot give the VM what its config asks (say, its interrupt controller).
+    fn direct_windows(spec: &VmSpec, board: &Self::Board) -> Result<Vec<DirectWindow>, String>;
+}
+
+/// Where a vCPU starts, and the VM state its CPU is programmed with.
+pub struct VcpuStart<R> {
+    /// The VM's second-stage translation, as the CPU needs it.
+    pub stage2: R,
+    /// The vCPU's index in its VM.
+    pub index: usize,
+    /// The VM's counter offset (guest time starts near zero).
+    pub cntvoff: u64,
+    pub entry: u64,
+    pub arg: u64,
+}
+
+/// A virtual CPU, pinned to the physical CPU that creates it.
+pub trait Vcpu: Sized {
+    type Stage2Regs: Copy;
+    /// Programs this CPU for the vCPU and resets it to its power-on state at
+    /// `start.entry`: this is both "create" and "reset".
+    fn start(start: VcpuStart<Self::Stage2Regs>) -> Self;
+    /// Runs the guest until an exit the core must see. `first_touch` is asked
+    /// first about every second-stage translation fault.
+    fn run(&mut self, first_touch: FirstTouch) -> VmExit;
+    /// Applies the core's answer to the last exit.
+    fn reply(&mut self, reply: Reply);
+    /// Hands the interrupt chip's deliverable interrupts to the guest; before entry.
+    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize);
+    /// Reports to the interrupt chip what the guest did with them; after an exit.
+    fn sync_irqs(&mut self, chip: &mut dyn IrqChip, index: usize);
+    /// Where the guest is.
+    fn pc(&self) -> u64;
+}
+
+/// One architecture: the traits above plus its types and guest facts.
+pub trait Arch:
+    Cpu + HostIrq + HostTimer + MemoryOps + GuestBoot<Board = <Self as Cpu>::Board>
+{
+    type Vcpu: Vcpu<Stage2Regs = Self::Stage2Regs>;
+    /// What a CPU needs to run a VM's second-stage translation.
+    type Stage2Regs: Copy + Send + Sync;
+    /// Widest guest-physical space the second-stage format supports.
+    const MAX_IPA_BITS: u32;
+    /// The console UART model this architecture's guests expect.
+    const CONSOLE: ConsoleKind;
+    /// The VM config rules of this architecture (shared with xtask).
+    const LIMITS: vmconfig::ArchLimits;
+    /// Per-CPU interrupt lines of the VM's interrupt chip that are backed by the
+    /// physical CPU's own (the guest timers), forwarded to the vCPU on that CPU.
+    const PERCPU_HW_IRQS: &'static [u32];
+    /// The host's physical address width.
+    fn pa_bits() -> u32;
+    /// What a CPU needs to run on the tables `s2` as VM `vmid`.
+    fn stage2_regs(s2: &Stage2, vmid: u16) -> Self::Stage2Regs;
+    /// The id a guest names vCPU `index` by (MPIDR, hart id, APIC id).
+    fn vcpu_id(index: usize) -> u64;
+    /// The vCPU index a guest means by `id`; inverse of [`Arch::vcpu_id`].
+    fn vcpu_index(id: u64) -> Option<usize>;
+}
+
+/// The board type of this build.
+pub type HostBoard = <Current as Cpu>::Board;
+/// The vCPU type of this build.
+pub type CurrentVcpu = <Current as Arch>::Vcpu;
