@@ -1,8 +1,10 @@
 //! `cargo xtask`: the host toolchain of the hypervisor. It configures (board and VM
 //! configs), validates, builds (guests, VM table, kernel, raw image), runs (QEMU) and
 //! tests (unit tests and QEMU scenarios). `cargo xtask --help` is the manual.
+mod apt;
 mod cmd;
 mod config;
+mod download;
 mod elf;
 mod gen;
 mod guest;

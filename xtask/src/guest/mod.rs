@@ -9,8 +9,8 @@
 //! - VM configs name image files as `image:<name>/<file>` (see [`resolve_config_path`]).
 pub mod cpio;
 pub mod debian;
-pub mod fetch;
 pub mod initramfs;
+pub mod location;
 pub mod recipe;
 pub mod registry;
 pub mod store;
@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use fetch::{check_sha256, download, Location};
+use crate::download::download;
+use location::Location;
 use registry::{ImageEntry, Registry};
 use store::{Manifest, Store};
 
@@ -105,7 +106,7 @@ pub fn registry_location(root: &Path, explicit: Option<&str>) -> Result<Location
     let env = std::env::var(REGISTRY_ENV).ok().filter(|v| !v.is_empty());
     match explicit.map(str::to_string).or(env) {
         Some(url) => Location::parse(&url, None),
-        None => Ok(Location::File(root.join(DEFAULT_REGISTRY))),
+        None => Ok(Location::file(root.join(DEFAULT_REGISTRY))),
     }
 }
 
@@ -260,9 +261,7 @@ fn pull_entry(store: &Store, entry: &ImageEntry) -> Result<PathBuf> {
 pub fn pull_archive(store: &Store, entry: &ImageEntry) -> Result<PathBuf> {
     let staging = store.staging(&entry.name)?;
     let archive = staging.dir.join("download.tar.gz");
-    println!("xtask: guest {}: fetching {}", entry.name, entry.location);
-    let got = download(&entry.location, &archive)?;
-    check_sha256(&entry.location.to_string(), &entry.sha256, &got)?;
+    let got = download(entry.location.source()?, &archive, Some(&entry.sha256))?;
     unpack::unpack_tar_gz(&archive, &staging.image)?;
     strip_single_top_dir(&staging.image)?;
     let has = |f: &str| staging.image.join(f).is_file().then(|| f.to_string());

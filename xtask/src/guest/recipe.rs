@@ -9,13 +9,15 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::debian::{self, PrivateApt};
-use super::fetch::sha256_file;
+use super::debian;
 use super::initramfs;
 use super::store::{Manifest, Store};
+use crate::apt::{downloaded_deb, extract_deb, PrivateApt};
+use crate::download::sha256_file;
 
 /// A built-in recipe.
 #[derive(Debug)]
@@ -84,28 +86,20 @@ struct Packages {
 pub fn pull(recipe: &Recipe, store: &Store) -> Result<PathBuf> {
     let say = |m: &str| println!("xtask: guest {}: {m}", recipe.name);
     let staging = store.staging(recipe.name)?;
-    let sources = debian::host_sources();
-    let host = debian::host_codename();
-    let list =
-        debian::private_source_list(&sources, host.as_deref(), recipe.suite, recipe.debian_arch)?;
     let apt_dir = store.apt_dir(&format!("{}-{}", recipe.suite, recipe.debian_arch));
-    say(&format!(
-        "updating the private apt state in {} (Debian {} {})",
-        apt_dir.display(),
-        recipe.suite,
-        recipe.debian_arch
-    ));
-    let apt = PrivateApt::new(&apt_dir, recipe.debian_arch, &list)?;
-    apt.update()?;
+    let apt = PrivateApt::open(&apt_dir, recipe.debian_arch, Some(recipe.suite))?;
+    apt.update(Duration::ZERO)?;
     let pk = choose_packages(&apt, recipe)?;
     say(&format!(
         "downloading {} {} and {} {}",
         pk.kernel, pk.kernel_version, pk.busybox, pk.busybox_version
     ));
     let debs = staging.dir.join("debs");
-    apt.download(&[&pk.kernel, &pk.busybox], &debs)?;
-    let kernel_deb = debian::downloaded_deb(&debs, &pk.kernel)?;
-    let busybox_deb = debian::downloaded_deb(&debs, &pk.busybox)?;
+    let kernel = format!("{}={}", pk.kernel, pk.kernel_version);
+    let busybox = format!("{}={}", pk.busybox, pk.busybox_version);
+    apt.download(&[&kernel, &busybox], &debs)?;
+    let kernel_deb = downloaded_deb(&debs, &pk.kernel, &pk.kernel_version)?;
+    let busybox_deb = downloaded_deb(&debs, &pk.busybox, &pk.busybox_version)?;
     say("unpacking the kernel package");
     install_kernel(
         recipe,
@@ -158,7 +152,7 @@ fn choose_packages(apt: &PrivateApt, recipe: &Recipe) -> Result<Packages> {
 /// Takes the Image, config and device trees out of the kernel package.
 fn install_kernel(recipe: &Recipe, deb: &Path, work: &Path, image: &Path) -> Result<()> {
     let prefix = recipe.kernel_prefix;
-    let written = debian::extract_deb(deb, work, |p| {
+    let written = extract_deb(deb, work, |p| {
         let s = p.to_string_lossy();
         s.starts_with(prefix)
             || s.starts_with("boot/config-")
@@ -226,7 +220,7 @@ fn first_dir(parent: &Path, prefix: &str) -> Option<PathBuf> {
 
 /// Builds `initramfs.cpio.gz` from the busybox of the `busybox-static` package.
 fn install_initramfs(deb: &Path, work: &Path, image: &Path) -> Result<()> {
-    let written = debian::extract_deb(deb, work, |p| {
+    let written = extract_deb(deb, work, |p| {
         p == Path::new("bin/busybox") || p == Path::new("usr/bin/busybox")
     })?;
     let bin = written

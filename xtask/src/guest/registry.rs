@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use super::fetch::{read_text, Location};
+use super::location::{read_text, Location};
 use super::store::check_name;
 
 /// How deep includes may nest.

@@ -76,7 +76,7 @@ pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    super::fetch::hex(&Sha256::digest(data))
+    crate::download::hex(&Sha256::digest(data))
 }
 
 /// A tiny image archive: `<top>/Image` and `<top>/initramfs.cpio.gz`.

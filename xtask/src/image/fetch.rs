@@ -1,15 +1,20 @@
 //! Getting the files a board's `[image]` names (bootloader, DTB) onto this machine:
 //! a local path, a download checked against its SHA-256 (cached by hash under
-//! `target/hv/downloads/`), or a file inside a Debian package (see `apt`).
-use std::io::{Read, Write};
+//! `target/hv/downloads/`, see [`crate::download`]), or a file inside a Debian arm64
+//! package (a private apt state under `target/hv/apt/`, see [`crate::apt`]).
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
 
-use super::apt::{find_in_tree, first_dependency, AptState};
+use crate::apt::{downloaded_deb, extract_deb, field, first_dependency, PrivateApt};
 use crate::config::image::FileSource;
+use crate::download::{self, sha256_file, Source};
+
+/// Package lists older than this are refreshed.
+const LISTS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// The Debian architecture of the boards' files.
+const DEB_ARCH: &str = "arm64";
 
 /// Where fetched files are kept between runs.
 pub struct Cache {
@@ -45,26 +50,6 @@ pub fn fetch(src: &FileSource, cache: &Cache) -> Result<PathBuf> {
     }
 }
 
-/// Lower-case hex SHA-256 of a file.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The file name a URL ends in (for the cache).
 fn url_file_name(url: &str) -> String {
     let path = url.split(['?', '#']).next().unwrap_or(url);
@@ -83,7 +68,6 @@ fn url_file_name(url: &str) -> String {
 /// Downloads `url` (http, https or file) into the cache unless a file with the
 /// same SHA-256 is already there; fails when the hash differs.
 pub fn download(url: &str, sha256: &str, dir: &Path) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dest = dir.join(format!(
         "{}-{}",
         &sha256[..16.min(sha256.len())],
@@ -92,78 +76,87 @@ pub fn download(url: &str, sha256: &str, dir: &Path) -> Result<PathBuf> {
     if dest.is_file() && sha256_file(&dest)? == sha256 {
         return Ok(dest);
     }
-    let part = dest.with_extension("part");
-    println!("xtask: downloading {url}");
-    if let Some(local) = url.strip_prefix("file://") {
-        std::fs::copy(local, &part).with_context(|| format!("cannot copy {local}"))?;
-    } else {
-        http_get(url, &part)?;
-    }
-    let got = sha256_file(&part)?;
-    if got != sha256 {
-        let _ = std::fs::remove_file(&part);
-        bail!("{url}: SHA-256 is {got}, but the board file says {sha256}");
-    }
-    std::fs::rename(&part, &dest)?;
+    download::download(&Source::parse(url)?, &dest, Some(sha256))?;
     Ok(dest)
-}
-
-fn http_get(url: &str, to: &Path) -> Result<()> {
-    let mut resp = reqwest::blocking::Client::builder()
-        .timeout(None)
-        .build()?
-        .get(url)
-        .send()
-        .with_context(|| format!("cannot download {url}"))?
-        .error_for_status()
-        .with_context(|| format!("cannot download {url}"))?;
-    let bar = match resp.content_length() {
-        Some(n) => ProgressBar::new(n),
-        None => ProgressBar::no_length(),
-    };
-    if let Ok(style) = ProgressStyle::with_template(
-        "  download [{bar:30}] {bytes:>10}/{total_bytes:<10} {bytes_per_sec}",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    let mut out = std::fs::File::create(to)?;
-    let mut buf = vec![0u8; 256 << 10];
-    loop {
-        let n = resp.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n])?;
-        bar.inc(n as u64);
-    }
-    bar.finish_and_clear();
-    Ok(())
 }
 
 /// The file ending in `file` inside Debian package `package` (arm64); a metapackage
 /// without it is followed to the package it depends on (twice at most).
 pub fn from_deb(package: &str, file: &str, suite: Option<&str>, apt_dir: &Path) -> Result<PathBuf> {
-    let apt = AptState::new(apt_dir, "arm64", suite)?;
-    apt.update()?;
+    let state = match suite {
+        Some(s) => apt_dir.join(format!("{DEB_ARCH}-{s}")),
+        None => apt_dir.join(DEB_ARCH),
+    };
+    let apt = PrivateApt::open(&state, DEB_ARCH, suite)?;
+    apt.update(LISTS_MAX_AGE)?;
     let mut name = package.to_string();
     for _ in 0..3 {
-        let tree = apt.unpack(&name)?;
-        let hits = find_in_tree(&tree, file);
-        if let Some(last) = hits.last() {
-            if hits.len() > 1 {
-                println!(
-                    "xtask: {} files in {name} end in {file}; using {}",
-                    hits.len(),
-                    last.display()
-                );
-            }
-            return Ok(last.clone());
+        let record = apt.show(&name)?.with_context(|| {
+            format!(
+                "Debian package {name} is not available for {DEB_ARCH} from the configured mirrors (suite wrong or name changed?)"
+            )
+        })?;
+        let version = field(&record, "Version")
+            .with_context(|| format!("apt-cache shows no version of {name}"))?;
+        if let Some(hit) = file_in_package(&apt, &name, &version, file)? {
+            return Ok(hit);
         }
-        let depends = std::fs::read_to_string(tree.join(".depends")).unwrap_or_default();
-        match first_dependency(&depends) {
+        match field(&record, "Depends")
+            .as_deref()
+            .and_then(first_dependency)
+        {
             Some(dep) => name = dep,
             None => break,
         }
     }
     bail!("Debian package {package} has no file ending in {file}")
+}
+
+/// The file ending in `file` in `pkg` at `version` (downloaded once, kept in the
+/// state's `debs/`), unpacked under the state's `unpacked/`.
+fn file_in_package(
+    apt: &PrivateApt,
+    pkg: &str,
+    version: &str,
+    file: &str,
+) -> Result<Option<PathBuf>> {
+    let debs = apt.dir().join("debs");
+    let deb = match downloaded_deb(&debs, pkg, version) {
+        Ok(deb) => deb,
+        Err(_) => {
+            println!("xtask: downloading Debian package {pkg} {version} ({DEB_ARCH})");
+            apt.download(&[&format!("{pkg}={version}")], &debs)?;
+            downloaded_deb(&debs, pkg, version)?
+        }
+    };
+    let tree = apt
+        .dir()
+        .join("unpacked")
+        .join(format!("{pkg}_{}", version.replace(':', "%3a")))
+        .join(file.replace('/', "_"));
+    let _ = std::fs::remove_dir_all(&tree);
+    let mut hits: Vec<PathBuf> = extract_deb(&deb, &tree, |p| ends_with(p, file))?
+        .into_iter()
+        .map(|p| tree.join(p))
+        .filter(|p| p.is_file())
+        .collect();
+    hits.sort();
+    if hits.len() > 1 {
+        println!(
+            "xtask: {} files in {pkg} end in {file}; using {}",
+            hits.len(),
+            hits[hits.len() - 1].display()
+        );
+    }
+    Ok(hits.pop())
+}
+
+/// Whether `path` ends with the (whole) components of `suffix`.
+pub fn ends_with(path: &Path, suffix: &str) -> bool {
+    let want: Vec<&str> = suffix.split('/').filter(|s| !s.is_empty()).collect();
+    let comps: Vec<String> = path
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    !want.is_empty() && comps.len() >= want.len() && comps[comps.len() - want.len()..] == want[..]
 }

@@ -2,7 +2,6 @@
 //! (GPT, the board's bootloader raw before the first partition, a FAT32 boot
 //! partition with the hypervisor, the board DTB, the files of `image_location = "fs"`
 //! VMs and a generated U-Boot `boot.scr`) that U-Boot's distro boot starts by itself.
-pub mod apt;
 pub mod disk;
 pub mod fetch;
 pub mod fsvm;

@@ -4,7 +4,8 @@ use std::fs;
 use std::path::Path;
 
 use super::{image_archive, serve_dir, sha256_hex, write_registry};
-use crate::guest::fetch::{check_sha256, download, read_text, Location};
+use crate::download::{check_sha256, download};
+use crate::guest::location::{read_text, Location};
 use crate::guest::registry::{self, parse};
 use crate::guest::store::{Store, MANIFEST};
 use crate::guest::{pull_archive, registry_location};
@@ -24,7 +25,7 @@ fn include(url: &str) -> String {
 
 #[test]
 fn parses_axvisor_format() {
-    let loc = Location::File("/srv/reg/registry.toml".into());
+    let loc = Location::file("/srv/reg/registry.toml");
     let text = image("a", "a.tar.gz")
         + &image("b", "https://example.invalid/b.tar.gz")
         + "[[images]]\nname = \"r\"\nversion = \"bookworm\"\nreleased_at = \"2026-11-21\"\n\
@@ -35,22 +36,19 @@ fn parses_axvisor_format() {
     assert_eq!(images[0].name, "a");
     assert_eq!(images[0].released_at, "2026-01-02");
     assert_eq!(images[0].sha256, SHA);
-    assert_eq!(
-        images[0].location,
-        Location::File("/srv/reg/a.tar.gz".into())
-    );
+    assert_eq!(images[0].location, Location::file("/srv/reg/a.tar.gz"));
     assert_eq!(
         images[1].location,
-        Location::Http("https://example.invalid/b.tar.gz".into())
+        Location::http("https://example.invalid/b.tar.gz")
     );
     assert_eq!(images[2].location, Location::Recipe("linux-aarch64".into()));
     assert_eq!(images[2].released_at, "2026-11-21");
-    assert_eq!(includes, [Location::File("/srv/reg/more.toml".into())]);
+    assert_eq!(includes, [Location::file("/srv/reg/more.toml")]);
 }
 
 #[test]
 fn rejects_bad_entries() {
-    let loc = Location::File("/r.toml".into());
+    let loc = Location::file("/r.toml");
     let no_sha = "[[images]]\nname = \"a\"\nurl = \"a.tar.gz\"\n";
     let e = format!("{:#}", parse(no_sha, &loc).unwrap_err());
     assert!(e.contains("sha256 must be 64 hex digits"), "{e}");
@@ -81,16 +79,16 @@ fn merges_includes_first_definition_wins() {
     )
     .unwrap();
     fs::write(d.join("c.toml"), image("c", "c.tar.gz")).unwrap();
-    let reg = registry::load(&Location::File(d.join("main.toml"))).unwrap();
+    let reg = registry::load(&Location::file(d.join("main.toml"))).unwrap();
     let names: Vec<&str> = reg.images.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["a", "b", "c"]);
     assert_eq!(
         reg.find("a").unwrap().location,
-        Location::File(d.join("a.tar.gz"))
+        Location::file(d.join("a.tar.gz"))
     );
     assert_eq!(
         reg.find("b").unwrap().location,
-        Location::File(d.join("sub/b.tar.gz"))
+        Location::file(d.join("sub/b.tar.gz"))
     );
 }
 
@@ -110,14 +108,14 @@ fn detects_include_cycles() {
     .unwrap();
     let e = format!(
         "{:#}",
-        registry::load(&Location::File(d.join("a.toml"))).unwrap_err()
+        registry::load(&Location::file(d.join("a.toml"))).unwrap_err()
     );
     assert!(e.contains("registry include cycle"), "{e}");
     assert!(e.contains("a.toml -> ") && e.contains("b.toml -> "), "{e}");
     fs::write(d.join("self.toml"), include("self.toml")).unwrap();
     let e = format!(
         "{:#}",
-        registry::load(&Location::File(d.join("self.toml"))).unwrap_err()
+        registry::load(&Location::file(d.join("self.toml"))).unwrap_err()
     );
     assert!(e.contains("cycle"), "{e}");
 }
@@ -128,7 +126,7 @@ fn missing_include_names_the_url() {
     fs::write(t.path().join("a.toml"), include("nope.toml")).unwrap();
     let e = format!(
         "{:#}",
-        registry::load(&Location::File(t.path().join("a.toml"))).unwrap_err()
+        registry::load(&Location::file(t.path().join("a.toml"))).unwrap_err()
     );
     assert!(e.contains("nope.toml"), "{e}");
 }
@@ -137,22 +135,22 @@ fn missing_include_names_the_url() {
 fn locations() {
     assert_eq!(
         Location::parse("file:///a/b%20c.toml", None).unwrap(),
-        Location::File("/a/b c.toml".into())
+        Location::file("/a/b c.toml")
     );
-    let base = Location::Http("http://h:1/x/reg.toml".into());
+    let base = Location::http("http://h:1/x/reg.toml");
     assert_eq!(
         Location::parse("./img.tar.gz", Some(&base)).unwrap(),
-        Location::Http("http://h:1/x/img.tar.gz".into())
+        Location::http("http://h:1/x/img.tar.gz")
     );
     assert_eq!(
         Location::parse("HTTPS://h/a", None).unwrap(),
-        Location::Http("HTTPS://h/a".into())
+        Location::http("HTTPS://h/a")
     );
     assert!(Location::parse("file://relative/x", None).is_err());
     assert!(Location::parse("", None).is_err());
     assert_eq!(
         registry_location(Path::new("/repo"), Some("/tmp/r.toml")).unwrap(),
-        Location::File("/tmp/r.toml".into())
+        Location::file("/tmp/r.toml")
     );
 }
 
@@ -176,7 +174,7 @@ fn pull_with_a_wrong_checksum_leaves_nothing() {
     let store = Store {
         root: t.path().join("store"),
     };
-    let r = registry::load(&Location::File(reg)).unwrap();
+    let r = registry::load(&Location::file(reg)).unwrap();
     let e = format!(
         "{:#}",
         pull_archive(&store, r.find("linux-test").unwrap()).unwrap_err()
@@ -235,7 +233,7 @@ fn pulls_from_a_loopback_http_registry() {
     let entry = r.find("linux-test").unwrap();
     assert_eq!(
         entry.location,
-        Location::Http(format!("{base}/linux-test.tar.gz"))
+        Location::http(format!("{base}/linux-test.tar.gz"))
     );
     let store = Store {
         root: t.path().join("store"),
@@ -243,8 +241,11 @@ fn pulls_from_a_loopback_http_registry() {
     pull_archive(&store, entry).unwrap();
     check_pulled(&store, &sha, &format!("{base}/linux-test.tar.gz"));
     // A missing file: the error names the URL and the HTTP status.
-    let missing = Location::Http(format!("{base}/nope.tar.gz"));
-    let e = format!("{:#}", download(&missing, &t.path().join("x")).unwrap_err());
+    let missing = Location::http(format!("{base}/nope.tar.gz"));
+    let e = format!(
+        "{:#}",
+        download(missing.source().unwrap(), &t.path().join("x"), None).unwrap_err()
+    );
     assert!(
         e.contains(&format!("{base}/nope.tar.gz")) && e.contains("404"),
         "{e}"
@@ -260,11 +261,11 @@ fn network_errors_name_the_url() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}/registry.toml");
-    let e = format!("{:#}", read_text(&Location::Http(url.clone())).unwrap_err());
+    let e = format!("{:#}", read_text(&Location::http(url.clone())).unwrap_err());
     assert!(e.contains(&url), "{e}");
     let e = format!(
         "{:#}",
-        read_text(&Location::File("/no/such/registry.toml".into())).unwrap_err()
+        read_text(&Location::file("/no/such/registry.toml")).unwrap_err()
     );
     assert!(e.contains("/no/such/registry.toml"), "{e}");
 }
@@ -272,7 +273,7 @@ fn network_errors_name_the_url() {
 #[test]
 fn the_default_registry_lists_the_built_in_recipes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let loc = Location::File(root.join(crate::guest::DEFAULT_REGISTRY));
+    let loc = Location::file(root.join(crate::guest::DEFAULT_REGISTRY));
     let reg = registry::load(&loc).unwrap();
     for r in crate::guest::recipe::RECIPES {
         let e = reg
