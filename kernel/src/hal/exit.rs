@@ -1,6 +1,8 @@
-//! Arch-neutral description of why a vCPU stopped running guest code, and of the
-//! answer the VMM gives back. Arch code decodes its traps into [`VmExit`] and turns a
-//! [`Reply`] into register values.
+//! The exit vocabulary: why a vCPU stopped running guest code, in words every
+//! architecture shares, and the answer the core gives back. Arch code decodes its
+//! traps (ESR_EL2 / scause / the SVM exit code) and its firmware calls (PSCI, SBI,
+//! x86 INIT-SIPI and ACPI ports) into [`VmExit`] and turns a [`Reply`] into register
+//! values.
 
 use core::fmt;
 
@@ -16,9 +18,24 @@ pub enum VmExit {
         write: Option<u64>,
         pc: u64,
     },
-    /// Start vCPU `target` (arch-specific id: MPIDR / hart id) at `entry` with `arg`.
+    /// An `in`/`out` to an I/O port (x86): `width` 1, 2 or 4 bytes; `write` is
+    /// None for `in`.
+    PortIo {
+        port: u16,
+        width: u8,
+        write: Option<u32>,
+        pc: u64,
+    },
+    /// A read of model-specific register `msr` the CPU did not let through (x86).
+    MsrRead { msr: u32, pc: u64 },
+    /// A write of model-specific register `msr` (x86).
+    MsrWrite { msr: u32, value: u64, pc: u64 },
+    /// CPUID leaf `leaf`, sub-leaf `subleaf` (x86).
+    Cpuid { leaf: u32, subleaf: u32 },
+    /// Start vCPU `target` (the id the guest names it by: MPIDR, hart id, APIC id) at
+    /// `entry` with `arg` (PSCI CPU_ON, SBI HART_START, INIT-SIPI).
     VcpuOn { target: u64, entry: u64, arg: u64 },
-    /// Is vCPU `target` running?
+    /// Is vCPU `target` running? (PSCI AFFINITY_INFO, SBI HART_GET_STATUS)
     VcpuStatus { target: u64 },
     /// The calling vCPU powers itself off.
     VcpuOff,
@@ -92,7 +109,15 @@ pub enum VcpuOnError {
 pub enum Reply {
     None,
     MmioRead(u64),
+    /// The value of an `in`.
+    PortRead(u32),
+    /// The value of a model-specific register.
+    MsrRead(u64),
+    /// EAX, EBX, ECX, EDX of a CPUID.
+    Cpuid([u32; 4]),
     VcpuOn(Result<(), VcpuOnError>),
-    VcpuStatus { on: bool },
+    VcpuStatus {
+        on: bool,
+    },
     Hypercall([u64; 4]),
 }

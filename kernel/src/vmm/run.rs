@@ -268,6 +268,24 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
                 }
             }
         }
+        // No device answers port I/O yet, and no architecture that has MSRs and
+        // CPUID runs guests yet: the VM is stopped with the reason.
+        VmExit::PortIo {
+            port, write, pc, ..
+        } => {
+            let dir = if write.is_some() { "out" } else { "in" };
+            let why =
+                alloc::format!("not supported yet: port I/O ({dir}) to port {port:#x}, PC {pc:#x}");
+            stop(m, vm, &why)
+        }
+        VmExit::MsrRead { msr, pc } | VmExit::MsrWrite { msr, pc, .. } => {
+            let why = alloc::format!("not supported yet: MSR {msr:#x} access, PC {pc:#x}");
+            stop(m, vm, &why)
+        }
+        VmExit::Cpuid { leaf, subleaf } => {
+            let why = alloc::format!("not supported yet: CPUID leaf {leaf:#x}.{subleaf:#x}");
+            stop(m, vm, &why)
+        }
         VmExit::VcpuOn { target, entry, arg } => {
             let r = vcpu_on(vm, target, entry, arg);
             vcpu.reply(Reply::VcpuOn(r));

@@ -7,8 +7,11 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Exit kinds counted, in the order they are printed.
-const KINDS: [&str; 12] = [
+const KINDS: [&str; 15] = [
     "mmio",
+    "pio",
+    "msr",
+    "cpuid",
     "vcpu-on",
     "vcpu-status",
     "vcpu-off",
@@ -36,17 +39,20 @@ impl ExitStats {
 fn kind(exit: &VmExit) -> usize {
     match exit {
         VmExit::Mmio { .. } => 0,
-        VmExit::VcpuOn { .. } => 1,
-        VmExit::VcpuStatus { .. } => 2,
-        VmExit::VcpuOff => 3,
-        VmExit::SystemOff | VmExit::SystemReset => 4,
-        VmExit::Hypercall { .. } => 5,
-        VmExit::Ipi { .. } => 6,
-        VmExit::Console { .. } => 7,
-        VmExit::Interrupt { forward: Some(_) } => 8,
-        VmExit::Interrupt { forward: None } | VmExit::HostInterrupt { .. } => 9,
-        VmExit::Idle => 10,
-        VmExit::Fault(_) => 11,
+        VmExit::PortIo { .. } => 1,
+        VmExit::MsrRead { .. } | VmExit::MsrWrite { .. } => 2,
+        VmExit::Cpuid { .. } => 3,
+        VmExit::VcpuOn { .. } => 4,
+        VmExit::VcpuStatus { .. } => 5,
+        VmExit::VcpuOff => 6,
+        VmExit::SystemOff | VmExit::SystemReset => 7,
+        VmExit::Hypercall { .. } => 8,
+        VmExit::Ipi { .. } => 9,
+        VmExit::Console { .. } => 10,
+        VmExit::Interrupt { forward: Some(_) } => 11,
+        VmExit::Interrupt { forward: None } | VmExit::HostInterrupt { .. } => 12,
+        VmExit::Idle => 13,
+        VmExit::Fault(_) => 14,
     }
 }
 
