@@ -17,11 +17,13 @@
 //! - [`Vcpu`]: enter the guest, return a [`exit::VmExit`], apply a
 //!   [`exit::Reply`], exchange interrupt state with the VM's interrupt chip.
 //! - [`Arch`]: the bundle, with the associated types and guest facts.
-//! - `paging` (the second-stage descriptor format) lives with the walker it drives.
+//! - [`paging::PageTableFormat`]: the second-stage descriptor format (encoding only;
+//!   the one walker over it is `mm::stage2`), and [`paging::TableMemory`].
 
 pub mod exit;
 #[cfg(not(target_os = "none"))]
 pub mod fake;
+pub mod paging;
 
 use crate::devices::irqchip::IrqChip;
 use crate::devices::ConsoleKind;
@@ -41,9 +43,10 @@ pub use fake::FakeArch as Current;
 // The second-stage table of this build's architecture and its mapping attributes.
 // The host (and the fake architecture) uses aarch64's format, which is pure code.
 #[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
-pub use crate::arch::aarch64::stage2::{MapError, MemType, Perms, Stage2};
+pub use crate::arch::aarch64::stage2::Stage2;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
-pub use crate::arch::riscv64::gstage::{MapError, MemType, Perms, Stage2};
+pub use crate::arch::riscv64::gstage::Stage2;
+pub use paging::{MapError, MemType, Perms};
 
 /// The board as found by the firmware reader: what the core needs of it.
 pub trait Board: Send + Sync + 'static {

@@ -5,4 +5,5 @@ pub mod guest;
 #[cfg(target_os = "none")]
 pub mod heap;
 pub mod phys;
+pub mod stage2;
 pub mod tables;

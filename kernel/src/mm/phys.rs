@@ -80,4 +80,12 @@ impl TableMemory for FrameTables<'_> {
         unsafe { slice_mut(pa, size) }.fill(0);
         Some(pa)
     }
+
+    fn free_tables(&mut self, pa: u64, count: usize) {
+        // A refusal means the frames were not ours to give (a walker bug) or the
+        // free list is full: either way they stay out of use, which is safe.
+        if let Err(e) = self.0.free(pa, 4096 * count as u64) {
+            crate::debug!("hv: table frames at {pa:#x} not freed: {e:?}");
+        }
+    }
 }

@@ -1,16 +1,22 @@
-//! G-stage translation tables (RISC-V H extension, Sv39x4) for one VM: guest-physical
-//! to host-physical. The root table covers 41 bits of guest-physical space with 2048
-//! entries (16 KiB, 16 KiB aligned); below it two levels of 512-entry tables. 2 MiB
-//! superpages where GPA, HPA and size allow, 4 KiB pages elsewhere.
+//! The RISC-V G-stage descriptor formats (H extension) Sv39x4 and Sv48x4, and the
+//! hgatp value that selects such tables. The walking itself is the generic
+//! [`crate::mm::stage2::PageTable`]; this file only encodes PTEs.
+//!
+//! Both roots are 2048 entries (16 KiB, 16 KiB aligned) covering 41 (Sv39x4) or 50
+//! (Sv48x4) bits of guest-physical space; below them 512-entry tables. Superpages:
+//! 2 MiB and 1 GiB (and 512 GiB in Sv48x4).
 //!
 //! Every leaf has U set (the G-stage treats all guest accesses as user accesses) and
 //! A/D set (no hardware or software A/D updating needed). Memory types come from the
-//! platform's PMAs, so [`MemType::Device`] only makes a mapping non-executable.
+//! platform's PMAs, so [`MemType::Device`] only makes a mapping non-executable; it is
+//! recorded in a bit reserved for software (RSW) so that it reads back.
+//!
+//! The kernel uses Sv39x4 ([`InUse`]): every supported layout fits 41 bits.
 
-pub use crate::mm::tables::TableMemory;
-use crate::mm::tables::ENTRIES;
+use crate::hal::paging::{Geometry, Leaf, PageTableFormat};
+pub use crate::hal::paging::{MapError, MemType, Perms, TableMemory, PAGE};
+use crate::mm::stage2::PageTable;
 
-pub const PAGE: u64 = 4096;
 pub const MEGAPAGE: u64 = 2 << 20;
 
 const V: u64 = 1 << 0;
@@ -20,52 +26,39 @@ const X: u64 = 1 << 3;
 const U: u64 = 1 << 4;
 const A: u64 = 1 << 6;
 const D: u64 = 1 << 7;
+/// RSW bit 8: ignored by hardware; marks a [`MemType::Device`] leaf.
+const SW_DEVICE: u64 = 1 << 8;
 const PPN_SHIFT: u32 = 10;
 /// PPN field of a PTE (bits 53:10).
 const PPN_MASK: u64 = ((1 << 44) - 1) << PPN_SHIFT;
 
-/// Guest-physical address width of Sv39x4.
-pub const MAX_IPA_BITS: u32 = 41;
-/// Tables making up the root (2048 entries).
+/// Tables making up a root (2048 entries).
 pub const ROOT_TABLES: usize = 4;
-/// hgatp.MODE value of Sv39x4.
-pub const HGATP_MODE_SV39X4: u64 = 8;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Perms {
-    pub read: bool,
-    pub write: bool,
-    pub exec: bool,
+/// Sv39x4: three levels, 41-bit guest-physical addresses.
+pub struct Sv39x4;
+/// Sv48x4: four levels, 50-bit guest-physical addresses.
+pub struct Sv48x4;
+
+/// The format the kernel builds G-stage tables in.
+pub type InUse = Sv39x4;
+/// One VM's G-stage tables.
+pub type Stage2 = PageTable<InUse>;
+/// Guest-physical address width of the format in use.
+pub const MAX_IPA_BITS: u32 = <InUse as PageTableFormat>::MAX_IPA_BITS;
+
+/// What distinguishes the G-stage formats beyond their PTEs.
+pub trait GStageMode: PageTableFormat {
+    /// hgatp.MODE selecting the format.
+    const HGATP_MODE: u64;
 }
 
-/// Memory type of a mapping.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MemType {
-    /// RAM.
-    Normal,
-    /// Passthrough MMIO: never executable.
-    Device,
+impl GStageMode for Sv39x4 {
+    const HGATP_MODE: u64 = 8;
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapError {
-    Unaligned,
-    /// Beyond the guest-physical space of this table.
-    OutOfRange,
-    /// Part of the range is mapped already.
-    Overlap {
-        gpa: u64,
-    },
-    OutOfMemory,
-    /// No read permission (write-only and no-access leaves do not exist in RISC-V).
-    BadPerms,
-}
-
-pub struct Stage2 {
-    root: u64,
-    ipa_bits: u32,
-    /// Map aligned 2 MiB ranges with megapages.
-    blocks: bool,
+impl GStageMode for Sv48x4 {
+    const HGATP_MODE: u64 = 9;
 }
 
 fn pte(pa: u64, flags: u64) -> u64 {
@@ -76,7 +69,13 @@ fn pte_addr(pte: u64) -> u64 {
     ((pte & PPN_MASK) >> PPN_SHIFT) << 12
 }
 
+fn is_leaf(pte: u64) -> bool {
+    pte & (R | W | X) != 0
+}
+
 fn leaf_flags(perms: Perms, ty: MemType) -> Result<u64, MapError> {
+    // Write-only and no-access leaves do not exist (R=0 W=1 is reserved; R=W=X=0
+    // means "table").
     if !perms.read {
         return Err(MapError::BadPerms);
     }
@@ -84,220 +83,121 @@ fn leaf_flags(perms: Perms, ty: MemType) -> Result<u64, MapError> {
     if perms.write {
         f |= W;
     }
-    if perms.exec && ty == MemType::Normal {
-        f |= X;
+    match ty {
+        MemType::Normal if perms.exec => f |= X,
+        MemType::Normal => {}
+        MemType::Device => f |= SW_DEVICE,
     }
     Ok(f)
 }
 
-fn is_leaf(pte: u64) -> bool {
-    pte & (R | W | X) != 0
+fn decode(pte: u64) -> Option<Leaf> {
+    if pte & V == 0 || !is_leaf(pte) {
+        return None;
+    }
+    let ty = if pte & SW_DEVICE != 0 {
+        MemType::Device
+    } else {
+        MemType::Normal
+    };
+    let perms = Perms {
+        read: pte & R != 0,
+        write: pte & W != 0,
+        exec: pte & X != 0,
+    };
+    Some(Leaf {
+        pa: pte_addr(pte),
+        perms,
+        ty,
+    })
 }
 
-/// Index of `gpa` in its table at `level` (2 = root, 11 bits; 1 and 0, 9 bits).
-fn index(gpa: u64, level: u32) -> usize {
-    let shift = 12 + 9 * level;
-    let bits = if level == 2 { 0x7ff } else { 0x1ff };
-    ((gpa >> shift) & bits) as usize
+/// The PTE encoding both formats share; they differ in depth only.
+macro_rules! gstage_format {
+    ($name:ty, levels: $levels:expr, bits: $bits:expr) => {
+        impl PageTableFormat for $name {
+            const MAX_IPA_BITS: u32 = $bits;
+
+            fn geometry(ipa_bits: u32) -> Geometry {
+                // The root is always the full 16 KiB: hgatp requires it.
+                Geometry {
+                    start_level: $levels - 1,
+                    root_tables: ROOT_TABLES,
+                    ipa_bits,
+                }
+            }
+
+            fn block_allowed(level: u32) -> bool {
+                (1..$levels).contains(&level)
+            }
+
+            fn is_valid(pte: u64) -> bool {
+                pte & V != 0
+            }
+
+            fn is_table(pte: u64, level: u32) -> bool {
+                level > 0 && pte & V != 0 && !is_leaf(pte)
+            }
+
+            fn table(pa: u64) -> u64 {
+                pte(pa, V)
+            }
+
+            fn table_addr(pte: u64) -> u64 {
+                pte_addr(pte)
+            }
+
+            fn leaf(pa: u64, _level: u32, perms: Perms, ty: MemType) -> Result<u64, MapError> {
+                Ok(pte(pa, leaf_flags(perms, ty)?))
+            }
+
+            fn decode_leaf(pte: u64, _level: u32) -> Option<Leaf> {
+                decode(pte)
+            }
+        }
+    };
 }
 
-impl Stage2 {
-    /// An empty address space of `ipa_bits` (capped at [`MAX_IPA_BITS`]).
-    /// `blocks`: map aligned 2 MiB ranges with megapages; false maps 4 KiB pages only.
-    pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32, blocks: bool) -> Result<Self, MapError> {
-        let root = mem.alloc_tables(ROOT_TABLES).ok_or(MapError::OutOfMemory)?;
-        Ok(Self {
-            root,
-            ipa_bits: ipa_bits.min(MAX_IPA_BITS),
-            blocks,
-        })
-    }
+gstage_format!(Sv39x4, levels: 3, bits: 41);
+gstage_format!(Sv48x4, levels: 4, bits: 50);
 
-    /// Physical address of the 16 KiB root table (hgatp.PPN << 12).
-    pub fn root(&self) -> u64 {
-        self.root
-    }
+/// The hgatp value that selects tables of format `F` at `root` for VMID `vmid`.
+pub fn hgatp_for<F: GStageMode>(root: u64, vmid: u16) -> u64 {
+    (F::HGATP_MODE << 60) | ((vmid as u64 & 0x3fff) << 44) | (root >> 12)
+}
 
-    pub fn ipa_bits(&self) -> u32 {
-        self.ipa_bits
-    }
+/// The hgatp value that selects tables of the format in use.
+pub fn hgatp(root: u64, vmid: u16) -> u64 {
+    hgatp_for::<InUse>(root, vmid)
+}
 
+impl PageTable<InUse> {
     /// What a hart needs to run on these tables as VM `vmid`.
     #[cfg(target_os = "none")]
     pub fn regs(&self, vmid: u16) -> super::vcpu::Stage2Regs {
         super::vcpu::Stage2Regs {
-            root: self.root,
+            root: self.root(),
             vmid,
-            ipa_bits: self.ipa_bits,
+            ipa_bits: self.ipa_bits(),
         }
     }
-
-    /// The entry for `gpa` in the table at `table` (`level` 2 is the 4-page root).
-    fn entry(mem: &mut dyn TableMemory, table: u64, level: u32, gpa: u64) -> &mut u64 {
-        let i = index(gpa, level);
-        let page = table + (i / ENTRIES) as u64 * PAGE;
-        &mut mem.table(page)[i % ENTRIES]
-    }
-
-    /// Maps `[gpa, gpa + size)` to `[hpa, hpa + size)`.
-    pub fn map(
-        &mut self,
-        mem: &mut dyn TableMemory,
-        gpa: u64,
-        hpa: u64,
-        size: u64,
-        perms: Perms,
-        ty: MemType,
-    ) -> Result<(), MapError> {
-        if (gpa | hpa | size) & (PAGE - 1) != 0 {
-            return Err(MapError::Unaligned);
-        }
-        let end = gpa.checked_add(size).ok_or(MapError::OutOfRange)?;
-        if end > (1u64 << self.ipa_bits) {
-            return Err(MapError::OutOfRange);
-        }
-        let flags = leaf_flags(perms, ty)?;
-        let mut off = 0;
-        while off < size {
-            let (g, h) = (gpa + off, hpa + off);
-            let mega = self.blocks && (g | h) & (MEGAPAGE - 1) == 0 && size - off >= MEGAPAGE;
-            let (level, step) = if mega { (1, MEGAPAGE) } else { (0, PAGE) };
-            self.set_leaf(mem, g, level, pte(h, flags))?;
-            off += step;
-        }
-        Ok(())
-    }
-
-    /// Writes a leaf PTE at `level` (1 = 2 MiB, 0 = 4 KiB), creating tables.
-    fn set_leaf(
-        &mut self,
-        mem: &mut dyn TableMemory,
-        gpa: u64,
-        level: u32,
-        leaf: u64,
-    ) -> Result<(), MapError> {
-        let mut table = self.root;
-        for l in (level + 1..=2).rev() {
-            let entry = *Self::entry(mem, table, l, gpa);
-            table = if entry & V == 0 {
-                let next = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
-                *Self::entry(mem, table, l, gpa) = pte(next, V);
-                next
-            } else if is_leaf(entry) {
-                return Err(MapError::Overlap { gpa });
-            } else {
-                pte_addr(entry)
-            };
-        }
-        let slot = Self::entry(mem, table, level, gpa);
-        if *slot & V != 0 {
-            return Err(MapError::Overlap { gpa });
-        }
-        *slot = leaf;
-        Ok(())
-    }
-
-    /// The level-1 PTE covering the 2 MiB range of `gpa`: (its physical address, its
-    /// value). A megapage, or a table of 4 KiB pages, which the caller knows to map
-    /// one contiguous 2 MiB range of its own. None if there is no valid one. Guest
-    /// RAM filled on first touch parks such PTEs (writes 0 there) and writes them
-    /// back when the guest first touches the range.
-    pub fn block_slot(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
-        if gpa >= (1u64 << self.ipa_bits) {
-            return None;
-        }
-        let root = *Self::entry(mem, self.root, 2, gpa);
-        if root & V == 0 || is_leaf(root) {
-            return None;
-        }
-        let table = pte_addr(root);
-        let i = index(gpa, 1);
-        let leaf = *Self::entry(mem, table, 1, gpa);
-        (leaf & V != 0).then_some((table + 8 * i as u64, leaf))
-    }
-
-    /// Walks the tables: the host-physical address and leaf PTE for `gpa`.
-    pub fn translate(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
-        if gpa >= (1u64 << self.ipa_bits) {
-            return None;
-        }
-        let mut table = self.root;
-        for level in (0..=2).rev() {
-            let entry = *Self::entry(mem, table, level, gpa);
-            if entry & V == 0 {
-                return None;
-            }
-            if is_leaf(entry) {
-                let span = 1u64 << (12 + 9 * level);
-                return Some(((pte_addr(entry) & !(span - 1)) | (gpa & (span - 1)), entry));
-            }
-            table = pte_addr(entry);
-        }
-        None
-    }
-}
-
-/// The permissions and type of a leaf PTE, for tests and diagnostics.
-pub fn describe(pte: u64) -> Perms {
-    Perms {
-        read: pte & R != 0,
-        write: pte & W != 0,
-        exec: pte & X != 0,
-    }
-}
-
-/// The hgatp value that selects these tables for VMID `vmid`.
-pub fn hgatp(root: u64, vmid: u16) -> u64 {
-    (HGATP_MODE_SV39X4 << 60) | ((vmid as u64 & 0x3fff) << 44) | (root >> 12)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::vec::Vec;
+    use crate::mm::stage2::testing::{FakeMem, BASE};
 
-    /// Frames kept in a vector; "physical" addresses start at 0x8000_0000. The
-    /// first frame is left unused so that a root must be realigned to 16 KiB.
-    struct FakeMem {
-        frames: Vec<[u64; ENTRIES]>,
-        limit: usize,
+    mod sv39x4 {
+        use super::super::Sv39x4;
+        crate::mm::stage2::testing::format_tests!(Sv39x4);
     }
-    const BASE: u64 = 0x8000_0000;
-    impl TableMemory for FakeMem {
-        fn alloc_table(&mut self) -> Option<u64> {
-            self.alloc_tables_aligned(1)
-        }
-        fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
-            &mut self.frames[((pa - BASE) / PAGE) as usize]
-        }
-        fn alloc_tables(&mut self, count: usize) -> Option<u64> {
-            self.alloc_tables_aligned(count)
-        }
+
+    mod sv48x4 {
+        use super::super::Sv48x4;
+        crate::mm::stage2::testing::format_tests!(Sv48x4);
     }
-    impl FakeMem {
-        fn alloc_tables_aligned(&mut self, count: usize) -> Option<u64> {
-            while !self.frames.len().is_multiple_of(count) {
-                self.frames.push([0; ENTRIES]);
-            }
-            if self.frames.len() + count > self.limit {
-                return None;
-            }
-            let pa = BASE + self.frames.len() as u64 * PAGE;
-            for _ in 0..count {
-                self.frames.push([0; ENTRIES]);
-            }
-            Some(pa)
-        }
-        fn used(&self) -> usize {
-            self.frames.len()
-        }
-    }
-    fn mem() -> FakeMem {
-        FakeMem {
-            frames: alloc::vec![[0; ENTRIES]],
-            limit: 64,
-        }
-    }
+
     const RWX: Perms = Perms {
         read: true,
         write: true,
@@ -311,39 +211,39 @@ mod tests {
 
     #[test]
     fn root_is_16k_aligned_and_hgatp_encodes_it() {
-        let mut m = mem();
-        let s2 = Stage2::new(&mut m, 41, true).unwrap();
-        assert_eq!(s2.root() % (4 * PAGE), 0);
-        assert_eq!(s2.root(), BASE + 4 * PAGE);
+        let mut m = FakeMem::new(64);
+        m.alloc_table().unwrap();
+        let s2 = PageTable::<Sv39x4>::new(&mut m, 41, true).unwrap();
+        assert_eq!(s2.root(), BASE + 4 * PAGE, "realigned past the used frame");
         let h = hgatp(s2.root(), 3);
         assert_eq!(h >> 60, 8, "Sv39x4");
         assert_eq!((h >> 44) & 0x3fff, 3);
         assert_eq!(h & ((1 << 44) - 1), s2.root() >> 12);
-        let mut plain = FakeMem {
-            frames: Vec::new(),
-            limit: 8,
-        };
+        assert_eq!(hgatp_for::<Sv48x4>(s2.root(), 3) >> 60, 9, "Sv48x4");
+
         struct OnlyPages<'a>(&'a mut FakeMem);
         impl TableMemory for OnlyPages<'_> {
             fn alloc_table(&mut self) -> Option<u64> {
                 self.0.alloc_table()
             }
-            fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
+            fn table(&mut self, pa: u64) -> &mut [u64; crate::hal::paging::ENTRIES] {
                 self.0.table(pa)
+            }
+            fn free_tables(&mut self, pa: u64, count: usize) {
+                self.0.free_tables(pa, count)
             }
         }
         assert_eq!(
-            Stage2::new(&mut OnlyPages(&mut plain), 41, true).err(),
+            Stage2::new(&mut OnlyPages(&mut m), 41, true).err(),
             Some(MapError::OutOfMemory),
             "a source without multi-page allocations cannot hold a root"
         );
     }
 
     #[test]
-    fn aligned_ram_uses_megapages() {
-        let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
-        let before = m.used();
+    fn pte_bits() {
+        let mut m = FakeMem::new(64);
+        let mut s2 = PageTable::<Sv39x4>::new(&mut m, 41, true).unwrap();
         s2.map(
             &mut m,
             0x8000_0000,
@@ -353,92 +253,15 @@ mod tests {
             MemType::Normal,
         )
         .unwrap();
-        assert_eq!(m.used() - before, 1, "one level-1 table, no level-0 tables");
-        let (hpa, pte) = s2.translate(&mut m, 0x80ab_cdef).unwrap();
-        assert_eq!(hpa, 0x90ab_cdef);
-        assert_eq!(pte & 0xff, V | R | W | X | U | A | D);
-        assert_eq!(describe(pte), RWX);
-        assert!(s2.translate(&mut m, 0x8100_0000).is_none());
-        assert!(s2.translate(&mut m, 0x7fff_ffff).is_none());
-    }
-
-    #[test]
-    fn high_guest_addresses_use_the_upper_root_pages() {
-        let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
-        // Root index 768: the second page of the root.
-        let gpa = 0xc0_0000_0000u64;
-        s2.map(&mut m, gpa, 0x8800_0000, PAGE, RW, MemType::Normal)
-            .unwrap();
-        assert_eq!(index(gpa, 2) / ENTRIES, 1);
-        assert_eq!(
-            s2.translate(&mut m, gpa + 8).map(|t| t.0),
-            Some(0x8800_0008)
-        );
-        let top = (1u64 << 41) - PAGE;
-        s2.map(&mut m, top, 0x8800_1000, PAGE, RW, MemType::Normal)
-            .unwrap();
-        assert_eq!(index(top, 2), 2047);
-        assert_eq!(s2.translate(&mut m, top).map(|t| t.0), Some(0x8800_1000));
-        assert_eq!(
-            s2.map(&mut m, top, 0x8800_1000, 2 * PAGE, RW, MemType::Normal),
-            Err(MapError::OutOfRange)
-        );
-    }
-
-    #[test]
-    fn unaligned_part_falls_back_to_pages() {
-        let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
-        s2.map(
-            &mut m,
-            0x8000_0000,
-            0x9000_1000,
-            0x40_0000,
-            RW,
-            MemType::Normal,
-        )
-        .unwrap();
-        let (hpa, pte) = s2.translate(&mut m, 0x8020_0010).unwrap();
-        assert_eq!(hpa, 0x9020_1010);
-        assert_eq!(describe(pte), RW);
-    }
-
-    #[test]
-    fn device_mappings_are_never_executable() {
-        let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
+        assert_eq!(m.live(), 4 + 1, "one level-1 table, no level-0 tables");
+        let t = s2.translate(&mut m, 0x80ab_cdef).unwrap();
+        assert_eq!(t.hpa, 0x90ab_cdef);
+        assert_eq!(t.desc & 0x3ff, V | R | W | X | U | A | D);
         s2.map(&mut m, 0x1000_0000, 0x1000_0000, PAGE, RWX, MemType::Device)
             .unwrap();
-        let (_, pte) = s2.translate(&mut m, 0x1000_0000).unwrap();
-        assert_eq!(describe(pte), RW);
-    }
-
-    #[test]
-    fn errors() {
-        let mut m = mem();
-        let mut s2 = Stage2::new(&mut m, 32, true).unwrap();
-        s2.map(
-            &mut m,
-            0x8000_0000,
-            0x8000_0000,
-            0x20_0000,
-            RW,
-            MemType::Normal,
-        )
-        .unwrap();
-        assert_eq!(
-            s2.map(&mut m, 0x801f_f000, 0x5000_0000, PAGE, RW, MemType::Normal),
-            Err(MapError::Overlap { gpa: 0x801f_f000 })
-        );
-        assert_eq!(
-            s2.map(&mut m, 0x1000, 0x1000, 0x800, RW, MemType::Normal),
-            Err(MapError::Unaligned)
-        );
-        assert_eq!(
-            s2.map(&mut m, 0xffff_f000, 0x1000, 0x2000, RW, MemType::Normal),
-            Err(MapError::OutOfRange)
-        );
+        let t = s2.translate(&mut m, 0x1000_0000).unwrap();
+        assert_eq!(t.desc & 0x3ff, V | R | W | U | A | D | SW_DEVICE, "no X");
+        assert_eq!((t.perms, t.ty), (RW, MemType::Device));
         let wo = Perms {
             read: false,
             write: true,
@@ -448,21 +271,59 @@ mod tests {
             s2.map(&mut m, 0x9000_0000, 0x1000, PAGE, wo, MemType::Normal),
             Err(MapError::BadPerms)
         );
-        let mut small = FakeMem {
-            frames: Vec::new(),
-            limit: 5,
-        };
-        let mut s2 = Stage2::new(&mut small, 41, true).unwrap();
+    }
+
+    #[test]
+    fn high_guest_addresses_use_the_upper_root_pages() {
+        let mut m = FakeMem::new(64);
+        let mut s2 = PageTable::<Sv39x4>::new(&mut m, 41, true).unwrap();
+        // Root index 768: the second page of the root.
+        let gpa = 0xc0_0000_0000u64;
+        s2.map(&mut m, gpa, 0x8800_0000, PAGE, RW, MemType::Normal)
+            .unwrap();
         assert_eq!(
-            s2.map(
-                &mut small,
-                0x8000_0000,
-                0x8000_1000,
-                0x2000,
-                RW,
-                MemType::Normal
-            ),
-            Err(MapError::OutOfMemory)
+            s2.translate(&mut m, gpa + 8).map(|t| t.hpa),
+            Some(0x8800_0008)
         );
+        let root_page_1 = m.table(s2.root() + PAGE)[768 - 512];
+        assert!(Sv39x4::is_table(root_page_1, 2));
+        let top = (1u64 << 41) - PAGE;
+        s2.map(&mut m, top, 0x8800_1000, PAGE, RW, MemType::Normal)
+            .unwrap();
+        assert_ne!(m.table(s2.root() + 3 * PAGE)[511], 0, "root index 2047");
+        assert_eq!(s2.translate(&mut m, top).map(|t| t.hpa), Some(0x8800_1000));
+        assert_eq!(
+            s2.map(&mut m, top, 0x8800_1000, 2 * PAGE, RW, MemType::Normal),
+            Err(MapError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn sv48x4_reaches_50_bits_with_four_levels() {
+        let mut m = FakeMem::new(64);
+        let mut s2 = PageTable::<Sv48x4>::new(&mut m, 50, true).unwrap();
+        assert_eq!((s2.start_level(), s2.ipa_bits()), (3, 50));
+        let top = (1u64 << 50) - PAGE;
+        s2.map(&mut m, top, 0x8800_0000, PAGE, RW, MemType::Normal)
+            .unwrap();
+        assert_eq!(m.live(), 4 + 3, "one table per level below the root");
+        assert_ne!(m.table(s2.root() + 3 * PAGE)[511], 0, "root index 2047");
+        assert_eq!(
+            s2.translate(&mut m, top + 8).map(|t| t.hpa),
+            Some(0x8800_0008)
+        );
+        let mut huge = PageTable::<Sv48x4>::new(&mut m, 50, true)
+            .unwrap()
+            .with_huge_blocks();
+        let tera = 1u64 << 39;
+        huge.map(&mut m, tera, tera, tera, RW, MemType::Normal)
+            .unwrap();
+        assert_eq!(
+            huge.translate(&mut m, 2 * tera - 1).map(|t| t.level),
+            Some(3)
+        );
+        huge.destroy(&mut m);
+        s2.destroy(&mut m);
+        assert_eq!(m.live(), 0);
     }
 }
