@@ -11,11 +11,12 @@
 //! platform's PMAs, so [`MemType::Device`] only makes a mapping non-executable; it is
 //! recorded in a bit reserved for software (RSW) so that it reads back.
 //!
-//! The kernel uses Sv39x4 ([`InUse`]): every supported layout fits 41 bits.
+//! A VM gets Sv39x4 tables when its layout fits 41 bits (one level less to walk on
+//! every TLB miss) and Sv48x4 otherwise, if the hart has it ([`Stage2`]).
 
 use crate::hal::paging::{Geometry, Leaf, PageTableFormat};
 pub use crate::hal::paging::{MapError, MemType, Perms, TableMemory, PAGE};
-use crate::mm::stage2::PageTable;
+use crate::mm::stage2::{PageTable, Translation};
 
 pub const MEGAPAGE: u64 = 2 << 20;
 
@@ -40,12 +41,8 @@ pub struct Sv39x4;
 /// Sv48x4: four levels, 50-bit guest-physical addresses.
 pub struct Sv48x4;
 
-/// The format the kernel builds G-stage tables in.
-pub type InUse = Sv39x4;
-/// One VM's G-stage tables.
-pub type Stage2 = PageTable<InUse>;
-/// Guest-physical address width of the format in use.
-pub const MAX_IPA_BITS: u32 = <InUse as PageTableFormat>::MAX_IPA_BITS;
+/// Widest guest-physical space a VM can have (Sv48x4).
+pub const MAX_IPA_BITS: u32 = <Sv48x4 as PageTableFormat>::MAX_IPA_BITS;
 
 /// What distinguishes the G-stage formats beyond their PTEs.
 pub trait GStageMode: PageTableFormat {
@@ -166,12 +163,95 @@ pub fn hgatp_for<F: GStageMode>(root: u64, vmid: u16) -> u64 {
     (F::HGATP_MODE << 60) | ((vmid as u64 & 0x3fff) << 44) | (root >> 12)
 }
 
-/// The hgatp value that selects tables of the format in use.
-pub fn hgatp(root: u64, vmid: u16) -> u64 {
-    hgatp_for::<InUse>(root, vmid)
+/// Whether an IPA space of `ipa_bits` needs Sv48x4.
+fn wide(ipa_bits: u32) -> bool {
+    ipa_bits > <Sv39x4 as PageTableFormat>::MAX_IPA_BITS
 }
 
-impl PageTable<InUse> {
+/// The hgatp value that selects the tables [`Stage2::new`] built for an IPA space
+/// of `ipa_bits` at `root`, for VMID `vmid`.
+pub fn hgatp(root: u64, vmid: u16, ipa_bits: u32) -> u64 {
+    if wide(ipa_bits) {
+        hgatp_for::<Sv48x4>(root, vmid)
+    } else {
+        hgatp_for::<Sv39x4>(root, vmid)
+    }
+}
+
+/// One VM's G-stage tables, in the narrowest format its IPA space fits.
+pub enum Stage2 {
+    Sv39x4(PageTable<Sv39x4>),
+    Sv48x4(PageTable<Sv48x4>),
+}
+
+/// `$body` with `$t` bound to the walker inside `$s`, whichever format it is.
+macro_rules! each {
+    ($s:expr, $t:ident => $body:expr) => {
+        match $s {
+            Stage2::Sv39x4($t) => $body,
+            Stage2::Sv48x4($t) => $body,
+        }
+    };
+}
+
+impl Stage2 {
+    /// Empty tables for an IPA space of `ipa_bits` (see [`PageTable::new`]). Wider
+    /// than 41 bits needs Sv48x4, refused as out of range where the hart lacks it.
+    pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32, blocks: bool) -> Result<Self, MapError> {
+        if !wide(ipa_bits) {
+            return Ok(Self::Sv39x4(PageTable::new(mem, ipa_bits, blocks)?));
+        }
+        if !sv48x4_supported() {
+            return Err(MapError::OutOfRange);
+        }
+        Ok(Self::Sv48x4(PageTable::new(mem, ipa_bits, blocks)?))
+    }
+
+    pub fn map(
+        &mut self,
+        mem: &mut dyn TableMemory,
+        gpa: u64,
+        hpa: u64,
+        size: u64,
+        perms: Perms,
+        ty: MemType,
+    ) -> Result<(), MapError> {
+        each!(self, t => t.map(mem, gpa, hpa, size, perms, ty))
+    }
+
+    pub fn unmap(
+        &mut self,
+        mem: &mut dyn TableMemory,
+        gpa: u64,
+        size: u64,
+    ) -> Result<(), MapError> {
+        each!(self, t => t.unmap(mem, gpa, size))
+    }
+
+    pub fn translate(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<Translation> {
+        each!(self, t => t.translate(mem, gpa))
+    }
+
+    pub fn block_slot(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u64)> {
+        each!(self, t => t.block_slot(mem, gpa))
+    }
+
+    pub fn root(&self) -> u64 {
+        each!(self, t => t.root())
+    }
+
+    pub fn ipa_bits(&self) -> u32 {
+        each!(self, t => t.ipa_bits())
+    }
+
+    pub fn start_level(&self) -> u32 {
+        each!(self, t => t.start_level())
+    }
+
+    pub fn destroy(self, mem: &mut dyn TableMemory) {
+        each!(self, t => t.destroy(mem))
+    }
+
     /// What a hart needs to run on these tables as VM `vmid`.
     #[cfg(target_os = "none")]
     pub fn regs(&self, vmid: u16) -> super::vcpu::Stage2Regs {
@@ -181,6 +261,24 @@ impl PageTable<InUse> {
             ipa_bits: self.ipa_bits(),
         }
     }
+}
+
+/// Whether this hart translates with Sv48x4: hgatp.MODE is WARL, so a mode the hart
+/// lacks does not stick. Probed on the hart building VMs while no guest runs on it.
+#[cfg(target_os = "none")]
+fn sv48x4_supported() -> bool {
+    use super::csr::{self, read_csr, write_csr};
+    let old = read_csr!(csr::HGATP);
+    write_csr!(csr::HGATP, <Sv48x4 as GStageMode>::HGATP_MODE << 60);
+    let mode = read_csr!(csr::HGATP) >> 60;
+    write_csr!(csr::HGATP, old);
+    mode == <Sv48x4 as GStageMode>::HGATP_MODE
+}
+
+/// Host tests: the fake memory has every mode.
+#[cfg(not(target_os = "none"))]
+fn sv48x4_supported() -> bool {
+    true
 }
 
 #[cfg(test)]
@@ -215,11 +313,11 @@ mod tests {
         m.alloc_table().unwrap();
         let s2 = PageTable::<Sv39x4>::new(&mut m, 41, true).unwrap();
         assert_eq!(s2.root(), BASE + 4 * PAGE, "realigned past the used frame");
-        let h = hgatp(s2.root(), 3);
+        let h = hgatp(s2.root(), 3, 41);
         assert_eq!(h >> 60, 8, "Sv39x4");
         assert_eq!((h >> 44) & 0x3fff, 3);
         assert_eq!(h & ((1 << 44) - 1), s2.root() >> 12);
-        assert_eq!(hgatp_for::<Sv48x4>(s2.root(), 3) >> 60, 9, "Sv48x4");
+        assert_eq!(hgatp(s2.root(), 3, 42) >> 60, 9, "Sv48x4");
 
         struct OnlyPages<'a>(&'a mut FakeMem);
         impl TableMemory for OnlyPages<'_> {
@@ -324,6 +422,30 @@ mod tests {
         );
         huge.destroy(&mut m);
         s2.destroy(&mut m);
+        assert_eq!(m.live(), 0);
+    }
+
+    #[test]
+    fn the_narrowest_format_that_fits_is_chosen() {
+        let mut m = FakeMem::new(64);
+        let narrow = Stage2::new(&mut m, 41, true).unwrap();
+        assert!(matches!(narrow, Stage2::Sv39x4(_)));
+        assert_eq!(hgatp(narrow.root(), 1, narrow.ipa_bits()) >> 60, 8);
+        let mut wide = Stage2::new(&mut m, 42, true).unwrap();
+        assert!(matches!(wide, Stage2::Sv48x4(_)));
+        assert_eq!((wide.start_level(), wide.ipa_bits()), (3, 42));
+        assert_eq!(hgatp(wide.root(), 1, wide.ipa_bits()) >> 60, 9);
+        let gpa = 1u64 << 41;
+        wide.map(&mut m, gpa, 0x8000_0000, 2 << 20, RW, MemType::Normal)
+            .unwrap();
+        assert_eq!(
+            wide.translate(&mut m, gpa + 4).map(|t| t.hpa),
+            Some(0x8000_0004)
+        );
+        assert!(wide.block_slot(&mut m, gpa).is_some());
+        wide.unmap(&mut m, gpa, 2 << 20).unwrap();
+        wide.destroy(&mut m);
+        narrow.destroy(&mut m);
         assert_eq!(m.live(), 0);
     }
 }

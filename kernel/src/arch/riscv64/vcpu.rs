@@ -64,7 +64,10 @@ pub fn sstc() -> bool {
 
 /// Programs this hart for running vCPU `index` of a VM.
 pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
-    write_csr!(csr::HGATP, super::gstage::hgatp(s2.root, s2.vmid));
+    write_csr!(
+        csr::HGATP,
+        super::gstage::hgatp(s2.root, s2.vmid, s2.ipa_bits)
+    );
     csr::hfence_all();
     // Guest time = host time - cntvoff: every VM's clock starts near zero.
     write_csr!(csr::HTIMEDELTA, 0u64.wrapping_sub(cntvoff));
