@@ -64,9 +64,9 @@ impl TableMemory for FrameTables<'_> {
     }
 
     fn table(&mut self, pa: u64) -> &mut [u64; 512] {
-        // SAFETY: `pa` is a table frame returned by `alloc_table`: 4 KiB aligned,
-        // owned by the stage-2 tables being built, which are not yet in use by a CPU
-        // while the VM is being created.
+        // SAFETY: `pa` is a table frame returned by `alloc_table(s)`: 4 KiB aligned,
+        // owned by the stage-2 tables being built or torn down, which no CPU runs
+        // on while that happens (the VM is being created or is stopped).
         unsafe { &mut *(pa as *mut [u64; 512]) }
     }
 
