@@ -7,9 +7,9 @@ use crate::mm::frames::FrameAllocator;
 use crate::platform::{self, Range};
 use crate::println;
 use crate::spec::{VmSpec, BUILD, VMS};
-use crate::vmm::create::create_vm;
 use crate::vmm::fs;
-use crate::vmm::run::{self, Machine};
+use crate::vmm::machine::{self, Machine};
+use crate::vmm::run;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -85,44 +85,53 @@ pub fn primary_main(dtb: usize) -> ! {
 
     let fs = fs::start::load(&p, &modules, modules_safe, &hv_and_dtb, VMS);
     let specs: Vec<&'static VmSpec> = VMS.iter().chain(fs.specs.iter().copied()).collect();
-    let configured = specs.len() + fs.refused;
-    let mut vms = Vec::new();
-    let mut failed = fs.refused;
-    for (i, spec) in specs.into_iter().enumerate() {
-        let start = Current::counter();
-        match create_vm(spec, i, &p, &mut frames) {
-            Ok(vm) => {
-                crate::info!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
-                let ms = (Current::counter() - start) * 1000 / Current::counter_hz().max(1);
-                crate::debug!("hv: VM {} ({}) built in {ms} ms", vm.id(), vm.name());
-                vms.push(vm);
-            }
-            Err(why) => {
-                failed += 1;
-                let file = fs.file_of(spec).unwrap_or("");
-                println!(
-                    "hv: VM {} ({}) not started: {file}{why}",
-                    spec.id, spec.name
-                );
-            }
+    let machine = Machine::new(p, frames);
+    for _ in 0..fs.refused {
+        machine.note_failed();
+    }
+    for spec in specs {
+        build_vm(&machine, spec, fs.file_of(spec).unwrap_or(""));
+    }
+    crate::info!("hv: {} MiB of RAM left free", machine.free_bytes() >> 20);
+    let m = machine::publish(machine);
+    let vms = m.vms();
+    if vms.is_empty() {
+        if fs.refused == 0 && VMS.is_empty() {
+            println!("hv: no VMs configured");
         }
-    }
-    crate::info!("hv: {} MiB of RAM left free", frames.free_bytes() >> 20);
-    let m = run::publish(p, vms, configured, failed);
-    if configured == 0 {
-        println!("hv: no VMs configured");
-    }
-    if failed == configured {
         // Nothing will ever run: end now with the right status.
         m.finish();
+        halt();
+    }
+    for vm in &vms {
+        m.start(vm);
     }
     crate::vmm::input::announce(m);
     start_secondaries(m);
     run::cpu_loop(m, cpu_index(m))
 }
 
+/// Builds the VM of `spec` (`file`: its config file on the card, for messages).
+fn build_vm(m: &Machine, spec: &'static VmSpec, file: &str) {
+    let start = Current::counter();
+    match m.create(spec) {
+        Ok(vm) => {
+            crate::info!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
+            let ms = (Current::counter() - start) * 1000 / Current::counter_hz().max(1);
+            crate::debug!("hv: VM {} ({}) built in {ms} ms", vm.id(), vm.name());
+        }
+        Err(why) => {
+            m.note_failed();
+            println!(
+                "hv: VM {} ({}) not started: {file}{why}",
+                spec.id, spec.name
+            );
+        }
+    }
+}
+
 pub fn secondary_main(slot: usize) -> ! {
-    let Some(m) = run::machine() else { halt() };
+    let Some(m) = machine::machine() else { halt() };
     if let Err(e) = Current::init_secondary(&m.platform) {
         println!("hv: CPU {:#x}: {e}", Current::this_cpu());
         halt();

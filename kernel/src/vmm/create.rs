@@ -4,7 +4,7 @@
 
 use super::devices::VmDevices;
 use super::lazy_ram::{self, Block, LazyRam};
-use super::vm::{VcpuSlot, Vm};
+use super::vm::{VcpuSlot, Vm, VmParts};
 use crate::hal::{Arch, Board, Current, DirectWindow, GuestBoot, HostBoard, HostTimer};
 use crate::hal::{MemType, MemoryOps, Perms, Stage2};
 use crate::mm::frames::FrameAllocator;
@@ -16,29 +16,98 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+/// Builds the VM of `spec`, tagged `vmid` in second-stage TLBs. Its vCPU 0 is
+/// queued to start at the spec's entry; nothing runs until the VM is started. On
+/// failure, whatever was taken (RAM, tables) goes back to `frames`.
 pub fn create_vm(
     spec: &'static VmSpec,
-    index: usize,
+    vmid: u16,
     platform: &HostBoard,
     frames: &mut FrameAllocator,
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(spec, platform)?;
     let devices = VmDevices::new(spec)?;
     let direct = Current::direct_windows(spec, platform)?;
-    let (mut s2, ram) = build_memory(spec, ipa_bits(spec, &direct), frames)?;
-    map_direct_windows(&direct, &mut s2, frames)?;
+    let mut held = Holdings::default();
+    match build(spec, &direct, frames, &mut held) {
+        Ok((ram, lazy)) => {
+            let Some(tables) = held.tables.take() else {
+                return Err(String::from("no stage-2 tables"));
+            };
+            let parts = VmParts {
+                ram,
+                vcpus,
+                devices,
+                cntvoff: Current::counter(),
+                tables,
+                owned: core::mem::take(&mut held.owned),
+                vmid,
+            };
+            let mut vm = Vm::new(spec, parts);
+            vm.lazy = lazy;
+            vm.vcpus[0]
+                .request_start(spec.entry_point, guest_dtb_address(spec))
+                .map_err(|_| String::from("vCPU 0 already on"))?;
+            Ok(vm)
+        }
+        Err(e) => {
+            held.release(frames);
+            Err(e)
+        }
+    }
+}
+
+/// What a VM holds of the host's memory: its second-stage tables and the host
+/// ranges it allocated or claimed. Given back when the VM is destroyed, or when
+/// building it fails half-way.
+#[derive(Default)]
+struct Holdings {
+    tables: Option<Stage2>,
+    owned: Vec<(u64, u64)>,
+}
+
+impl Holdings {
+    fn release(self, frames: &mut FrameAllocator) {
+        if let Some(t) = self.tables {
+            t.destroy(&mut FrameTables(frames));
+        }
+        for (base, size) in self.owned {
+            if frames.free(base, size).is_err() {
+                crate::warn!("hv: RAM {base:#x}+{size:#x} was not allocated");
+            }
+        }
+    }
+}
+
+/// Memory, images and first-touch blocks of a VM being built, into `held`.
+fn build(
+    spec: &'static VmSpec,
+    direct: &[DirectWindow],
+    frames: &mut FrameAllocator,
+    held: &mut Holdings,
+) -> Result<(GuestRam, LazyRam), String> {
+    let ram = build_memory(spec, ipa_bits(spec, direct), frames, held)?;
+    let s2 = held
+        .tables
+        .as_mut()
+        .ok_or_else(|| String::from("no stage-2 tables"))?;
+    map_direct_windows(direct, s2, frames)?;
     let images = prepare_images(spec, &ram)?;
-    let lazy = park_untouched(spec, &ram, &images, &mut s2, frames);
+    let lazy = park_untouched(spec, &ram, &images, s2, frames);
     lazy.park_all();
     fill_eager(&ram, &lazy, &images)?;
-    let vmid = u16::try_from(index + 1).map_err(|_| String::from("too many VMs"))?;
-    let stage2 = Current::stage2_regs(&s2, vmid);
-    let mut vm = Vm::new(spec, ram, vcpus, devices, Current::counter(), stage2);
-    vm.lazy = lazy;
-    vm.vcpus[0]
-        .request_start(spec.entry_point, guest_dtb_address(spec))
-        .map_err(|_| String::from("vCPU 0 already on"))?;
-    Ok(vm)
+    Ok((ram, lazy))
+}
+
+/// Gives back what a destroyed VM held: its RAM (allocated or claimed identity
+/// ranges) and its second-stage tables. Every vCPU of the VM must be off.
+pub fn release(vm: &Vm, frames: &mut FrameAllocator) {
+    vm.lazy.unpark_for_teardown();
+    let held = Holdings {
+        tables: vm.tables.lock().take(),
+        owned: core::mem::take(&mut *vm.owned.lock()),
+    };
+    held.release(frames);
 }
 
 /// Puts a VM back to its boot state for a guest-requested reset: RAM zeroed (the
@@ -171,14 +240,16 @@ fn build_memory(
     spec: &VmSpec,
     ipa_bits: u32,
     frames: &mut FrameAllocator,
-) -> Result<(Stage2, GuestRam), String> {
+    held: &mut Holdings,
+) -> Result<GuestRam, String> {
     // Feature `s2-page-mappings` (QEMU boards): 4 KiB stage-2 pages only. QEMU's TCG
     // treats every TLB entry under a 2 MiB stage-2 block as a large page and then
     // turns each single-page TLB invalidation of the guest into a full flush, which
     // made parts of a Linux boot (ftrace patching its call sites) 3x slower.
     let blocks = !cfg!(feature = "s2-page-mappings");
-    let mut s2 = Stage2::new(&mut FrameTables(frames), ipa_bits, blocks)
+    let s2 = Stage2::new(&mut FrameTables(frames), ipa_bits, blocks)
         .map_err(|e| format!("stage-2 tables: {e:?}"))?;
+    let s2 = held.tables.insert(s2);
     let mut ram = GuestRam::default();
     for (i, r) in spec.memory_regions.iter().enumerate() {
         let device = r.flags & mem_flags::DEVICE != 0;
@@ -200,6 +271,9 @@ fn build_memory(
             }
             MapType::Reserved => r.gpa,
         };
+        if r.map_type != MapType::Reserved {
+            held.owned.push((hpa, r.size));
+        }
         let ty = if device {
             MemType::Device
         } else {
@@ -244,7 +318,7 @@ fn build_memory(
             )
         })?;
     }
-    Ok((s2, ram))
+    Ok(ram)
 }
 
 /// Maps the device windows the arch gives this VM straight to hardware (the GICv2

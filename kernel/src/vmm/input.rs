@@ -1,31 +1,37 @@
 //! Console input: bytes typed on the board's console go to one VM at a time, the VM
 //! "with the keyboard". Ctrl-\ passes the keyboard to the next running VM, and the
-//! console says which VM has it. (Ctrl-A would be taken by QEMU's own console.)
+//! console says which VM has it. (Ctrl-A would be taken by QEMU's own console.) The
+//! keyboard follows VM ids, not positions in the VM table, so VMs created or
+//! destroyed meanwhile do not move it.
 
-use super::run::{kick_pending, Machine};
+use super::machine::Machine;
+use super::run::kick_pending;
+use super::vm::Vm;
 use crate::console;
 use crate::hal::Board;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Ctrl-\ (ASCII FS).
 pub const SWITCH_KEY: u8 = 0x1c;
 
-/// Index (into the machine's VMs) of the VM that has the keyboard.
-static FOCUS: AtomicUsize = AtomicUsize::new(0);
+/// No VM has the keyboard.
+const NOBODY: u32 = u32::MAX;
+
+/// Id of the VM that has the keyboard.
+static FOCUS: AtomicU32 = AtomicU32::new(NOBODY);
 
 /// Gives the first VM the keyboard and tells the user, at boot.
 pub fn announce(m: &Machine) {
-    if let Some(vm) = m.vms.first() {
-        vm.devices.lock().set_focus(true);
-    }
-    if m.vms.len() > 1 {
-        if let Some(vm) = m.vms.get(FOCUS.load(Ordering::Acquire)) {
-            crate::info!(
-                "hv: console input goes to VM {} ({}); Ctrl-\\ switches",
-                vm.id(),
-                vm.name()
-            );
-        }
+    let vms = m.vms();
+    let Some(first) = vms.first() else { return };
+    focus(first);
+    if vms.len() > 1 {
+        crate::info!(
+            "hv: console input goes to VM {} ({}); Ctrl-\\ switches",
+            first.id(),
+            first.name()
+        );
     }
 }
 
@@ -48,29 +54,37 @@ fn route(m: &Machine, byte: u8) {
         switch(m);
         return;
     }
-    let Some(vm) = m.vms.get(FOCUS.load(Ordering::Acquire)) else {
+    let Some(vm) = m.vm(FOCUS.load(Ordering::Acquire)) else {
         return;
     };
     if vm.is_stopped() {
         return;
     }
     vm.devices.lock().console_input(byte);
-    kick_pending(vm);
+    kick_pending(&vm);
 }
 
-/// Moves the keyboard to the next VM that is still running.
+/// Gives `vm` the keyboard.
+fn focus(vm: &Vm) {
+    FOCUS.store(vm.id(), Ordering::Release);
+    vm.devices.lock().set_focus(true);
+}
+
+/// Moves the keyboard to the next VM (in VM table order) that is still running.
 fn switch(m: &Machine) {
-    let n = m.vms.len();
+    let vms = m.vms();
     let from = FOCUS.load(Ordering::Acquire);
-    let next = (1..=n)
-        .map(|k| (from + k) % n)
-        .find(|&i| !m.vms[i].is_stopped());
+    let at = vms.iter().position(|v| v.id() == from).unwrap_or(vms.len());
+    let n = vms.len();
+    let next: Option<&Arc<Vm>> = (1..=n)
+        .map(|k| &vms[(at + k) % n])
+        .find(|v| !v.is_stopped());
     match next {
-        Some(i) => {
-            m.vms[from].devices.lock().set_focus(false);
-            FOCUS.store(i, Ordering::Release);
-            let vm = &m.vms[i];
-            vm.devices.lock().set_focus(true);
+        Some(vm) => {
+            if let Some(old) = vms.get(at) {
+                old.devices.lock().set_focus(false);
+            }
+            focus(vm);
             crate::info!("hv: console input goes to VM {} ({})", vm.id(), vm.name());
         }
         None => crate::warn!("hv: no VM is running to take console input"),

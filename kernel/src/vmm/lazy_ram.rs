@@ -209,6 +209,19 @@ mod fill {
             }
         }
 
+        /// Puts every parked block's descriptor back (without filling the block):
+        /// before the VM's tables are torn down, so the page table behind a parked
+        /// block is reachable from the root and freed with the others.
+        pub fn unpark_for_teardown(&self) {
+            let mut blocks = self.blocks.lock();
+            for b in blocks.iter_mut().filter(|b| b.parked) {
+                // SAFETY: this VM's stage-2 descriptor for the block; the VM is
+                // being destroyed and none of its vCPUs runs.
+                unsafe { phys::write_table_entry(b.slot, b.desc) };
+                b.parked = false;
+            }
+        }
+
         /// Parks every block: its descriptor invalid, filled again on next touch.
         /// Before the VM first runs, or with every vCPU but the calling one off and
         /// the caller running on this VM's stage 2 (a reset).

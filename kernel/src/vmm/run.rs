@@ -1,14 +1,11 @@
 //! What every physical CPU does once the hypervisor is up: run the one vCPU pinned
 //! to it (static partitioning, no scheduler), answer its exits, and take part in the
-//! VM lifecycle. Also the global bookkeeping of stopped VMs and the final power-off.
+//! VM lifecycle. The machine and its VM table are in `machine.rs`.
 
+use super::machine::{wake, Machine, Outcome};
 use super::vm::{Power, Vm, VmState};
 use crate::hal::exit::{Reply, VcpuOnError, VmExit};
-use crate::hal::{Cpu, Current, CurrentVcpu, HostBoard, HostIrq, HostTimer, Vcpu, VcpuStart};
-use crate::println;
-use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
-use spin::Once;
+use crate::hal::{Current, CurrentVcpu, HostIrq, Vcpu, VcpuStart};
 
 use super::devices::MmioResult;
 
@@ -20,107 +17,18 @@ pub const HC_VM_BOOTS: u64 = 0xC600_0001;
 pub const HV_ABI_MAGIC: u64 = 0x4856_0001;
 const NOT_SUPPORTED: u64 = u64::MAX; // -1
 
-pub struct Machine {
-    pub platform: HostBoard,
-    pub vms: Vec<Vm>,
-    /// VMs configured, including those that failed to start.
-    pub configured: usize,
-    stopped: AtomicUsize,
-    faulted: AtomicUsize,
-}
-
-static MACHINE: Once<Machine> = Once::new();
-
-/// Publishes the machine; `failed` VMs never started and count as faulted.
-pub fn publish(
-    platform: HostBoard,
-    vms: Vec<Vm>,
-    configured: usize,
-    failed: usize,
-) -> &'static Machine {
-    MACHINE.call_once(|| Machine {
-        platform,
-        vms,
-        configured,
-        stopped: AtomicUsize::new(failed),
-        faulted: AtomicUsize::new(failed),
-    })
-}
-
-pub fn machine() -> Option<&'static Machine> {
-    MACHINE.get()
-}
-
-/// How a VM ended.
-pub enum Outcome<'a> {
-    PoweredOff,
-    Faulted(&'a dyn core::fmt::Display),
-}
-
-impl Machine {
-    /// Stops `vm` (once), kicks its other vCPUs, and powers the machine off when it
-    /// was the last VM running.
-    pub fn stop_vm(&self, vm: &Vm, outcome: Outcome) {
-        if !vm.mark_stopped() {
-            return;
-        }
-        vm.devices.lock().flush_console();
-        let (blocks, filled, ticks) = vm.lazy.counts();
-        let ms = ticks * 1000 / Current::counter_hz().max(1);
-        crate::debug!(
-            "hv: VM {} ({}) exits: {}; RAM blocks zeroed on first touch: {filled} of {blocks} ({ms} ms)",
-            vm.id(),
-            vm.name(),
-            vm.exits
-        );
-        match outcome {
-            Outcome::PoweredOff => crate::info!("hv: VM {} ({}) powered off", vm.id(), vm.name()),
-            Outcome::Faulted(why) => {
-                self.faulted.fetch_add(1, Ordering::AcqRel);
-                println!("hv: VM {} ({}) stopped: {}", vm.id(), vm.name(), why);
-            }
-        }
-        // Running vCPUs leave the guest, waiting ones wake up and see the VM stopped.
-        let me = Current::this_cpu();
-        for v in vm.vcpus.iter().filter(|v| v.pcpu_mpidr != me) {
-            Current::kick(v.pcpu_mpidr);
-        }
-        self.vm_finished();
-    }
-
-    /// Counts one more VM as finished and ends the machine after the last one.
-    pub fn vm_finished(&self) {
-        let stopped = self.stopped.fetch_add(1, Ordering::AcqRel) + 1;
-        if stopped >= self.configured {
-            self.finish();
-        }
-    }
-
-    /// Reports how the VMs ended and powers the machine off.
-    pub fn finish(&self) -> ! {
-        let faulted = self.faulted.load(Ordering::Acquire);
-        println!(
-            "hv: all VMs stopped: {} clean, {} faulted",
-            self.configured - faulted,
-            faulted
-        );
-        Current::power_off(&self.platform, faulted == 0 && self.configured > 0);
-    }
-}
-
-/// The loop of physical CPU `cpu` (index in DTB order). Never returns.
+/// The loop of physical CPU `cpu` (index in the board's order). Never returns: it
+/// runs the vCPU of whichever VM has one on this CPU, and idles otherwise.
 pub fn cpu_loop(m: &'static Machine, cpu: usize) -> ! {
-    let assigned = m
-        .vms
-        .iter()
-        .find_map(|vm| vm.vcpus.iter().position(|v| v.pcpu == cpu).map(|i| (vm, i)));
-    if let Some((vm, index)) = assigned {
-        while let Some((entry, arg)) = wait_for_start(m, vm, index) {
-            run_vcpu(m, vm, index, entry, arg);
-        }
-    }
     loop {
-        idle(m);
+        match m.assigned(cpu) {
+            Some((vm, index)) => {
+                if let Some((entry, arg)) = wait_for_start(m, &vm, index) {
+                    run_vcpu(m, &vm, index, entry, arg);
+                }
+            }
+            None => idle(m),
+        }
     }
 }
 
@@ -130,22 +38,22 @@ fn idle(m: &Machine) {
     Current::idle(&mut |intid| super::input::host_interrupt(m, intid));
 }
 
-/// Waits until vCPU `index` is asked to start; None once the VM has stopped.
+/// Waits until vCPU `index` is asked to start; None once the VM is destroyed (its
+/// CPU is then free for another VM). A stopped VM may be restarted: its CPUs wait.
 fn wait_for_start(m: &Machine, vm: &Vm, index: usize) -> Option<(u64, u64)> {
     let slot = &vm.vcpus[index];
     loop {
-        if vm.is_stopped() {
-            return None;
+        match vm.state() {
+            VmState::Destroyed => return None,
+            VmState::Running if slot.power() == Power::Starting => return Some(slot.boot_params()),
+            _ => idle(m),
         }
-        if slot.power() == Power::Starting && vm.state() == VmState::Running {
-            return Some(slot.boot_params());
-        }
-        idle(m);
     }
 }
 
 /// What to do after an exit.
-enum Next {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Next {
     Continue,
     /// The vCPU turned itself off; wait for the next CPU_ON.
     PowerOff,
@@ -183,14 +91,6 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
     slot.power_off_if_on();
 }
 
-/// Wakes the physical CPU of vCPU `slot` (from the guest or from idle), unless that
-/// is this CPU.
-fn wake(slot: &super::vm::VcpuSlot) {
-    if slot.pcpu_mpidr != Current::this_cpu() {
-        Current::kick(slot.pcpu_mpidr);
-    }
-}
-
 /// Wakes the vCPUs of `vm` that its interrupt controller gave new interrupts.
 pub fn kick_pending(vm: &Vm) {
     let kicks = vm.devices.lock().take_kicks();
@@ -214,7 +114,7 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
     );
     vm.vcpus[index].set_power(Power::Off);
     for v in vm.vcpus.iter().filter(|v| v.power() == Power::On) {
-        Current::kick(v.pcpu_mpidr);
+        wake(v);
     }
     // Pending CPU_ONs are cancelled; running vCPUs leave at their next exit.
     for v in &vm.vcpus {
@@ -239,7 +139,13 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
     Next::PowerOff
 }
 
-fn handle_exit(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: VmExit) -> Next {
+pub(super) fn handle_exit(
+    m: &Machine,
+    vm: &Vm,
+    index: usize,
+    vcpu: &mut CurrentVcpu,
+    exit: VmExit,
+) -> Next {
     vm.exits.count(&exit);
     let next = dispatch(m, vm, index, vcpu, exit);
     kick_pending(vm);

@@ -4,12 +4,12 @@
 
 use super::devices::VmDevices;
 use crate::hal::exit::VcpuOnError;
-use crate::hal::{Arch, Current};
+use crate::hal::{Arch, Current, Stage2};
 use crate::mm::guest::GuestRam;
 use crate::spec::{MapType, VmSpec};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use spin::Mutex;
 
 /// Power state of a vCPU slot.
@@ -22,15 +22,67 @@ pub enum Power {
     On = 2,
 }
 
-/// Lifecycle of a VM.
+/// Lifecycle of a VM:
+///
+/// ```text
+///  Created --start--> Running --reset--> Resetting --reset done--> Running
+///     |                  |                   |
+///     |                  +------stop---------+--> Stopped --restart--> Running
+///     +-----------------destroy-------------------------+--> Destroyed
+/// ```
+///
+/// `Stopped` is not final: a stopped VM can be restarted (RAM scrubbed, images
+/// loaded again, vCPU 0 at its entry) or destroyed (its frames and second-stage
+/// tables go back to the allocator). Only `Destroyed` is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum VmState {
-    Running = 0,
+    /// Built, no vCPU started yet.
+    Created = 0,
+    Running = 1,
     /// A vCPU asked for a reset: the others leave the guest and power off, then the
     /// VM's images are loaded afresh and vCPU 0 starts again.
-    Resetting = 1,
-    Stopped = 2,
+    Resetting = 2,
+    Stopped = 3,
+    Destroyed = 4,
+}
+
+/// What moves a VM from one [`VmState`] to another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    Start,
+    Reset,
+    ResetDone,
+    Stop,
+    Restart,
+    Destroy,
+}
+
+impl VmState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Created,
+            1 => Self::Running,
+            2 => Self::Resetting,
+            3 => Self::Stopped,
+            _ => Self::Destroyed,
+        }
+    }
+
+    /// The state `event` leads to from `self`; None when it does not apply.
+    pub fn after(self, event: Lifecycle) -> Option<VmState> {
+        use Lifecycle as L;
+        use VmState as S;
+        match (self, event) {
+            (S::Created, L::Start) => Some(S::Running),
+            (S::Running, L::Reset) => Some(S::Resetting),
+            (S::Resetting, L::ResetDone) => Some(S::Running),
+            (S::Running | S::Resetting, L::Stop) => Some(S::Stopped),
+            (S::Stopped, L::Restart) => Some(S::Running),
+            (S::Created | S::Stopped, L::Destroy) => Some(S::Destroyed),
+            _ => None,
+        }
+    }
 }
 
 pub struct VcpuSlot {
@@ -114,30 +166,56 @@ pub struct Vm {
     /// How many times the VM has started: 1, then one more after each reset.
     boots: AtomicU32,
     pub stage2: <Current as Arch>::Stage2Regs,
+    /// The second-stage tables themselves, taken when the VM is destroyed.
+    pub tables: Mutex<Option<Stage2>>,
+    /// Host RAM ranges (base, size) it allocated or claimed, freed when destroyed.
+    pub owned: Mutex<Vec<(u64, u64)>>,
+    /// Its hardware VM tag (second-stage TLB entries are tagged with it).
+    pub vmid: u16,
     state: AtomicU8,
+    /// It last stopped because of a fault (or a refused access).
+    faulted: AtomicBool,
+}
+
+/// What a VM is built from, besides its spec.
+pub struct VmParts {
+    pub ram: GuestRam,
+    pub vcpus: Vec<VcpuSlot>,
+    pub devices: VmDevices,
+    pub cntvoff: u64,
+    pub tables: Stage2,
+    /// Host ranges (base, size) the VM allocated or claimed.
+    pub owned: Vec<(u64, u64)>,
+    pub vmid: u16,
 }
 
 impl Vm {
-    pub fn new(
-        spec: &'static VmSpec,
-        ram: GuestRam,
-        vcpus: Vec<VcpuSlot>,
-        devices: VmDevices,
-        cntvoff: u64,
-        stage2: <Current as Arch>::Stage2Regs,
-    ) -> Self {
+    pub fn new(spec: &'static VmSpec, parts: VmParts) -> Self {
         Self {
             spec,
-            ram,
+            ram: parts.ram,
             lazy: Default::default(),
-            vcpus,
-            devices: Mutex::new(devices),
-            cntvoff,
+            vcpus: parts.vcpus,
+            devices: Mutex::new(parts.devices),
+            cntvoff: parts.cntvoff,
             exits: Default::default(),
             boots: AtomicU32::new(1),
-            stage2,
-            state: AtomicU8::new(VmState::Running as u8),
+            stage2: Current::stage2_regs(&parts.tables, parts.vmid),
+            tables: Mutex::new(Some(parts.tables)),
+            owned: Mutex::new(parts.owned),
+            vmid: parts.vmid,
+            state: AtomicU8::new(VmState::Created as u8),
+            faulted: AtomicBool::new(false),
         }
+    }
+
+    /// Did it last stop because of a fault?
+    pub fn faulted(&self) -> bool {
+        self.faulted.load(Ordering::Acquire)
+    }
+
+    pub fn set_faulted(&self, f: bool) {
+        self.faulted.store(f, Ordering::Release);
     }
 
     pub fn name(&self) -> &'static str {
@@ -149,29 +227,42 @@ impl Vm {
     }
 
     pub fn state(&self) -> VmState {
-        match self.state.load(Ordering::Acquire) {
-            0 => VmState::Running,
-            1 => VmState::Resetting,
-            _ => VmState::Stopped,
-        }
+        VmState::from_u8(self.state.load(Ordering::Acquire))
     }
 
+    /// Not running guest code, and not about to (stopped, destroyed, or never
+    /// started).
     pub fn is_stopped(&self) -> bool {
-        self.state() == VmState::Stopped
+        !matches!(self.state(), VmState::Running | VmState::Resetting)
     }
 
-    /// Running -> `to`; true for the one caller that made the change.
-    fn transition(&self, from: VmState, to: VmState) -> bool {
-        self.state
-            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    /// Applies `event`; Ok(new state) for the one caller that made the change,
+    /// Err(current state) when the event does not apply (or another CPU won).
+    pub fn apply(&self, event: Lifecycle) -> Result<VmState, VmState> {
+        let mut cur = self.state();
+        loop {
+            let next = cur.after(event).ok_or(cur)?;
+            match self.state.compare_exchange(
+                cur as u8,
+                next as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(next),
+                Err(now) => cur = VmState::from_u8(now),
+            }
+        }
     }
 
     /// Marks the VM stopped (from running or resetting); true for the one caller
     /// that actually stopped it.
     pub fn mark_stopped(&self) -> bool {
-        self.transition(VmState::Running, VmState::Stopped)
-            || self.transition(VmState::Resetting, VmState::Stopped)
+        self.apply(Lifecycle::Stop).is_ok()
+    }
+
+    /// Created -> Running, before its first vCPU is let in.
+    pub fn mark_started(&self) -> bool {
+        self.apply(Lifecycle::Start).is_ok()
     }
 
     /// How many times the VM has started (1 until its first reset).
@@ -186,12 +277,12 @@ impl Vm {
 
     /// Running -> Resetting; false if the VM is stopping or already resetting.
     pub fn begin_reset(&self) -> bool {
-        self.transition(VmState::Running, VmState::Resetting)
+        self.apply(Lifecycle::Reset).is_ok()
     }
 
     /// Resetting -> Running.
     pub fn end_reset(&self) -> bool {
-        self.transition(VmState::Resetting, VmState::Running)
+        self.apply(Lifecycle::ResetDone).is_ok()
     }
 
     /// The vCPU a guest names by its arch id (aarch64: MPIDR, riscv64: hart id).
@@ -229,6 +320,47 @@ impl Vm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifecycle_transitions() {
+        use Lifecycle as L;
+        use VmState as S;
+        let all = [
+            S::Created,
+            S::Running,
+            S::Resetting,
+            S::Stopped,
+            S::Destroyed,
+        ];
+        let events = [
+            L::Start,
+            L::Reset,
+            L::ResetDone,
+            L::Stop,
+            L::Restart,
+            L::Destroy,
+        ];
+        let allowed = [
+            (S::Created, L::Start, S::Running),
+            (S::Running, L::Reset, S::Resetting),
+            (S::Resetting, L::ResetDone, S::Running),
+            (S::Running, L::Stop, S::Stopped),
+            (S::Resetting, L::Stop, S::Stopped),
+            (S::Stopped, L::Restart, S::Running),
+            (S::Created, L::Destroy, S::Destroyed),
+            (S::Stopped, L::Destroy, S::Destroyed),
+        ];
+        for from in all {
+            for ev in events {
+                let want = allowed
+                    .iter()
+                    .find(|(f, e, _)| *f == from && *e == ev)
+                    .map(|t| t.2);
+                assert_eq!(from.after(ev), want, "{from:?} + {ev:?}");
+            }
+        }
+        assert!(all.iter().all(|s| S::from_u8(*s as u8) == *s));
+    }
 
     #[test]
     fn cpu_on_only_from_off() {

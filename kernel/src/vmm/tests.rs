@@ -1,0 +1,288 @@
+//! The core on the host, through the fake architecture (`hal::fake`): VMs built in
+//! host memory, exits dispatched as a vCPU would deliver them, the lifecycle, and
+//! the frames a VM holds given back when it is destroyed.
+
+use super::machine::Machine;
+use super::run::{handle_exit, Next, HC_HV_INFO, HV_ABI_MAGIC};
+use super::vm::VmState;
+use crate::hal::exit::{Reply, VcpuOnError, VmExit};
+use crate::hal::fake::{FakeBoard, FakeVcpu};
+use crate::mm::frames::FrameAllocator;
+use crate::platform::Range;
+use crate::spec::{EmuDevice, Image, InterruptMode, MapType, MemRegion, VmSpec};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+const RAM_GPA: u64 = 0x4000_0000;
+const UART: u64 = 0x0900_0000;
+const KERNEL: &[u8] = b"\x01\x02\x03\x04 a guest kernel";
+
+/// `size` bytes of host memory, 2 MiB aligned, that stand for physical RAM.
+fn host_ram(size: u64) -> Range {
+    let layout = std::alloc::Layout::from_size_align(size as usize, 2 << 20).unwrap();
+    // SAFETY: a non-zero size; the memory is leaked: the test's "physical RAM".
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    assert!(!p.is_null());
+    Range {
+        base: p as u64,
+        size,
+    }
+}
+
+fn machine(cpus: u64) -> Machine {
+    let ram = host_ram(64 << 20);
+    let board = FakeBoard {
+        ram: alloc::vec![ram],
+        cpus: (0..cpus).collect(),
+    };
+    let frames = FrameAllocator::new(&[ram], &[]).unwrap();
+    Machine::new(board, frames)
+}
+
+/// A VM `id` with one vCPU per entry of `pcpus`, 8 MiB of RAM and a console UART.
+fn spec(id: u32, pcpus: &[u32], regions: Vec<MemRegion>) -> &'static VmSpec {
+    let emu = Box::leak(Box::new([EmuDevice {
+        name: "uart",
+        base_gpa: UART,
+        length: 0x1000,
+        irq: 0,
+        emu_type: 0x2,
+        cfg: &[],
+    }]));
+    Box::leak(Box::new(VmSpec {
+        id,
+        name: Box::leak(alloc::format!("vm{id}").into_boxed_str()),
+        vm_type: 1,
+        cpu_num: pcpus.len() as u32,
+        pcpu_of_vcpu: pcpus.to_vec().leak(),
+        entry_point: RAM_GPA,
+        kernel: Image {
+            load_gpa: RAM_GPA,
+            data: KERNEL,
+        },
+        dtb: None,
+        ramdisk: None,
+        dtb_load_gpa: Some(RAM_GPA + (4 << 20)),
+        cmdline: "",
+        memory_regions: regions.leak(),
+        emu_devices: emu,
+        passthrough_devices: &[],
+        interrupt_mode: InterruptMode::NoIrq,
+    }))
+}
+
+fn ram(gpa: u64, size: u64) -> MemRegion {
+    MemRegion {
+        gpa,
+        size,
+        flags: 0x7,
+        map_type: MapType::Allocate,
+    }
+}
+
+fn simple(id: u32, pcpu: u32) -> &'static VmSpec {
+    spec(id, &[pcpu], alloc::vec![ram(RAM_GPA, 8 << 20)])
+}
+
+#[test]
+fn a_vm_is_built_with_its_images_in_its_ram() {
+    let m = machine(2);
+    let vm = m.create(simple(1, 0)).unwrap();
+    assert_eq!(vm.state(), VmState::Created);
+    let hpa = vm.ram.translate(RAM_GPA, KERNEL.len() as u64).unwrap();
+    // SAFETY: the VM's RAM, host memory here; nothing runs.
+    let bytes = unsafe { crate::mm::phys::slice_mut(hpa, KERNEL.len() as u64) };
+    assert_eq!(bytes, KERNEL);
+    let dtb = vm.ram.translate(RAM_GPA + (4 << 20), 8).unwrap();
+    // SAFETY: as above.
+    assert_eq!(unsafe { crate::mm::phys::slice_mut(dtb, 8) }, b"FAKEDESC");
+    assert_eq!(vm.vcpus[0].boot_params(), (RAM_GPA, RAM_GPA + (4 << 20)));
+    assert!(m.start(&vm));
+    assert_eq!(vm.state(), VmState::Running);
+}
+
+#[test]
+fn create_and_destroy_in_a_loop_gives_every_frame_back() {
+    let m = machine(2);
+    let baseline = m.free_bytes();
+    for round in 0..50 {
+        let a = m.create(simple(1, 0)).unwrap();
+        let b = m
+            .create(spec(
+                2,
+                &[1],
+                alloc::vec![ram(RAM_GPA, 6 << 20), ram(0x8000_0000, 2 << 20)],
+            ))
+            .unwrap();
+        assert!(
+            m.free_bytes() <= baseline - (16 << 20),
+            "round {round}: RAM taken"
+        );
+        assert_eq!((a.vmid, b.vmid), (1, 2), "VMIDs are reused");
+        m.destroy(1).unwrap();
+        m.destroy(2).unwrap();
+        assert_eq!(a.state(), VmState::Destroyed);
+        assert!(m.vms().is_empty());
+        assert_eq!(m.free_bytes(), baseline, "round {round}: every frame back");
+    }
+}
+
+#[test]
+fn a_vm_that_fails_to_build_takes_nothing() {
+    let m = machine(2);
+    let baseline = m.free_bytes();
+    // The second region overlaps the first: mapping it fails after RAM and
+    // tables were taken for the first.
+    let bad = spec(
+        3,
+        &[0],
+        alloc::vec![ram(RAM_GPA, 8 << 20), ram(RAM_GPA + (4 << 20), 8 << 20)],
+    );
+    let e = m.create(bad).err().unwrap();
+    assert!(e.contains("memory_regions[1]"), "{e}");
+    assert_eq!(m.free_bytes(), baseline);
+    let too_big = spec(4, &[0], alloc::vec![ram(RAM_GPA, 128 << 20)]);
+    assert!(m.create(too_big).err().unwrap().contains("no 128 MiB"));
+    assert_eq!(m.free_bytes(), baseline);
+    let bad_cpu = simple(5, 7);
+    assert!(m.create(bad_cpu).err().unwrap().contains("physical CPU 7"));
+    assert_eq!(m.free_bytes(), baseline);
+}
+
+#[test]
+fn destroying_a_running_vm_is_refused() {
+    let m = machine(2);
+    let vm = m.create(simple(1, 0)).unwrap();
+    m.start(&vm);
+    assert!(m.destroy(1).unwrap_err().contains("stop it first"));
+    assert!(m.destroy(9).unwrap_err().contains("no VM with id 9"));
+}
+
+/// Two running VMs, so stopping one never ends the (fake) machine.
+fn two_running() -> (Machine, [alloc::sync::Arc<super::vm::Vm>; 2]) {
+    let m = machine(2);
+    let a = m
+        .create(spec(1, &[0], alloc::vec![ram(RAM_GPA, 8 << 20)]))
+        .unwrap();
+    let b = m.create(simple(2, 1)).unwrap();
+    m.start(&a);
+    m.start(&b);
+    (m, [a, b])
+}
+
+#[test]
+fn an_mmio_write_reaches_the_uart_and_is_answered() {
+    let (m, [a, _]) = two_running();
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let exit = VmExit::Mmio {
+        gpa: UART,
+        width: 4,
+        write: Some(u64::from(b'h')),
+        pc: RAM_GPA,
+    };
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, exit), Next::Continue);
+    let read_fr = VmExit::Mmio {
+        gpa: UART + 0x18,
+        width: 4,
+        write: None,
+        pc: RAM_GPA,
+    };
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, read_fr), Next::Continue);
+    assert!(matches!(
+        vcpu.replies[..],
+        [Reply::MmioRead(0), Reply::MmioRead(_)]
+    ));
+    assert_eq!(a.state(), VmState::Running);
+}
+
+#[test]
+fn a_bad_access_stops_only_its_own_vm() {
+    let (m, [a, b]) = two_running();
+    // A third VM keeps the machine up when both others stop.
+    let c = m.create(simple(3, 1)).unwrap();
+    m.start(&c);
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let exit = VmExit::Mmio {
+        gpa: 0x1234_0000,
+        width: 4,
+        write: None,
+        pc: RAM_GPA,
+    };
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, exit), Next::Stop);
+    assert_eq!(a.state(), VmState::Stopped);
+    assert!(a.faulted());
+    assert_eq!(b.state(), VmState::Running);
+    assert_eq!(m.tally(), (2, 1));
+    let pio = VmExit::PortIo {
+        port: 0x3f8,
+        width: 1,
+        write: Some(0x41),
+        pc: RAM_GPA,
+    };
+    assert_eq!(handle_exit(&m, &b, 0, &mut vcpu, pio), Next::Stop);
+    assert!(b.faulted(), "port I/O with no device: not supported yet");
+    assert_eq!(c.state(), VmState::Running);
+}
+
+#[test]
+fn firmware_requests_and_hypercalls_get_answers() {
+    let (m, [a, _]) = two_running();
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let calls = [
+        VmExit::Hypercall {
+            code: HC_HV_INFO,
+            args: [0; 4],
+        },
+        VmExit::VcpuOn {
+            target: 5,
+            entry: RAM_GPA,
+            arg: 0,
+        },
+        VmExit::VcpuStatus { target: 0 },
+        VmExit::Hypercall {
+            code: 0x99,
+            args: [0; 4],
+        },
+    ];
+    for c in calls {
+        assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, c), Next::Continue);
+    }
+    assert_eq!(
+        vcpu.replies,
+        [
+            Reply::Hypercall([0, HV_ABI_MAGIC, 1, 0]),
+            Reply::VcpuOn(Err(VcpuOnError::InvalidTarget)),
+            Reply::VcpuStatus { on: true },
+            Reply::Hypercall([u64::MAX, 0, 0, 0]),
+        ]
+    );
+    assert_eq!(
+        handle_exit(&m, &a, 0, &mut vcpu, VmExit::VcpuOff),
+        Next::PowerOff
+    );
+}
+
+#[test]
+fn a_stopped_vm_restarts_with_fresh_ram_and_vcpu_zero_at_its_entry() {
+    let (m, [a, _]) = two_running();
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let hpa = a.ram.translate(RAM_GPA, 4).unwrap();
+    // SAFETY: the VM's RAM, host memory here; its vCPU is not running.
+    unsafe { crate::mm::phys::slice_mut(hpa, 4) }.copy_from_slice(b"junk");
+    let exit = VmExit::Mmio {
+        gpa: 0x10,
+        width: 4,
+        write: None,
+        pc: RAM_GPA,
+    };
+    handle_exit(&m, &a, 0, &mut vcpu, exit);
+    a.vcpus[0].set_power(super::vm::Power::Off);
+    m.restart(&a).unwrap();
+    assert_eq!(a.state(), VmState::Running);
+    assert_eq!(a.boots(), 2);
+    assert!(!a.faulted());
+    assert_eq!(a.vcpus[0].power(), super::vm::Power::Starting);
+    // SAFETY: as above.
+    assert_eq!(unsafe { crate::mm::phys::slice_mut(hpa, 4) }, &KERNEL[..4]);
+    assert!(m.restart(&a).unwrap_err().contains("not stopped"));
+}
