@@ -4,6 +4,10 @@ pub mod config;
 pub mod create;
 pub mod devices;
 pub mod exit;
+#[cfg(any(feature = "fs-vms", test))]
+pub mod fs;
+#[cfg(not(any(feature = "fs-vms", test)))]
+#[path = "fs/off.rs"]
 pub mod fs;
 pub mod guest_gic;
 #[cfg(target_os = "none")]
