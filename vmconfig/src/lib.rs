@@ -4,7 +4,9 @@
 //! Shared by xtask (which adds file names, line numbers and the checks that need the
 //! host: files on disk, guest crates, the board) and the hypervisor (which reads the
 //! configs of `image_location = "fs"` VMs from the boot card at run time). The rules
-//! exist once, here. `no_std` with `alloc`.
+//! exist once, here. `no_std` with `alloc`. Reading configs from TOML text
+//! (`parse_vm`, the `toml` crate) is feature `parse` (default); without it the crate
+//! is the model and the checks only.
 #![no_std]
 
 extern crate alloc;
@@ -13,15 +15,17 @@ pub mod check;
 pub mod cpus;
 pub mod key;
 pub mod model;
+#[cfg(feature = "parse")]
 pub mod parse;
 pub mod range;
 pub mod schema;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "parse"))]
 mod tests;
 
 pub use check::{check_image_sizes, check_vm, image_fits, valid_name};
 pub use key::{KeyPath, Problem, Problems, Seg, Severity};
 pub use model::*;
+#[cfg(feature = "parse")]
 pub use parse::{parse_vm, Parsed};
 pub use range::Range;

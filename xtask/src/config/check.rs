@@ -4,7 +4,7 @@
 use super::board::Board;
 use super::diag::{KeyPath, Report};
 use super::range::{covered_by, human_size, Range};
-use super::vm::{ImageLocation, ImageSource, Vm};
+use super::vm::{ImageLocation, ImageSource, Vm, FS_VMS_FEATURE};
 
 /// What the checks need to know about the workspace.
 pub struct Context<'a> {
@@ -182,7 +182,7 @@ fn check_fs_vms(board: &Board, vms: &[Vm], report: &mut Report) {
         report.push(vm.src.error(
             &KeyPath::new("kernel").key("image_location"),
             format!(
-                "image_location = \"fs\" needs a board with an [image] section (the VM's files go on the boot partition written by `cargo xtask image`; board {} has none)",
+                "image_location = \"fs\" needs a board with an [image] section (the VM's files go on the boot partition written by `cargo xtask image`, whose hypervisor gets feature {FS_VMS_FEATURE} to read them; board {} has none, so its hypervisor cannot start this VM)",
                 board.name
             ),
         ));

@@ -21,6 +21,11 @@ use super::source::{Overrides, Source};
 
 pub use vmconfig::{EmuDevice, ImageLocation, IrqMode, MemRegion};
 
+/// The hypervisor's cargo feature that reads `image_location = "fs"` VMs from the
+/// card at boot (and brings in the TOML parser); `cargo xtask image` turns it on when
+/// the card carries such VMs, no other build has it unless the board lists it.
+pub const FS_VMS_FEATURE: &str = "fs-vms";
+
 /// Where a VM image comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ImageSource {

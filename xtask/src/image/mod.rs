@@ -23,7 +23,7 @@ use anyhow::{bail, ensure, Context, Result};
 use crate::cmd::build::{absolute, build_plan, load_plan, BuildOptions};
 use crate::config::image::{FileSource, ImageConfig};
 use crate::config::range::{human_size, Range};
-use crate::config::vm::{image_fits, ImageLocation, ImageSource, ImageSpec, Vm};
+use crate::config::vm::{image_fits, ImageLocation, ImageSource, ImageSpec, Vm, FS_VMS_FEATURE};
 use crate::config::{Arch, Board, Plan};
 use crate::elf::{arm64_image_header, elf_to_raw};
 use crate::workspace::{cargo_build, Workspace};
@@ -105,16 +105,24 @@ pub fn image_plan(ws: &Workspace, plan: Plan, opts: &ImageOptions) -> Result<Ima
 }
 
 /// Builds the hypervisor with the VMs bundled into it (`image_location = "memory"`);
-/// returns its raw image, those VMs and the fs VMs.
+/// returns its raw image, those VMs and the fs VMs. With fs VMs the hypervisor gets
+/// kernel feature [`FS_VMS_FEATURE`] (the TOML parser that reads them at boot).
 fn build_hypervisor(ws: &Workspace, plan: Plan) -> Result<(Vec<u8>, Vec<Vm>, Vec<Vm>)> {
     let Plan {
-        board,
+        mut board,
         vms,
         warnings,
     } = plan;
     let (memory, fs): (Vec<Vm>, Vec<Vm>) = vms
         .into_iter()
         .partition(|v| v.location == ImageLocation::Memory);
+    if !fs.is_empty() && !board.features.iter().any(|f| f == FS_VMS_FEATURE) {
+        println!(
+            "xtask: {} VM(s) with image_location = \"fs\": building the hypervisor with feature {FS_VMS_FEATURE}",
+            fs.len()
+        );
+        board.features.push(FS_VMS_FEATURE.to_string());
+    }
     let vms = memory;
     let built = build_plan(
         ws,

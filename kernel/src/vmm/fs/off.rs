@@ -1,0 +1,57 @@
+//! [`crate::vmm::fs`] in a hypervisor built without feature `fs-vms`: no TOML parser,
+//! no VMs from the boot card. Config files the bootloader loaded anyway (a card whose
+//! `hypervisor.bin` was replaced by one built without the feature) are not ignored in
+//! silence: each is named and counts as a VM that did not start.
+
+use alloc::vec::Vec;
+
+use crate::spec::VmSpec;
+
+/// The fs VMs ready to be built (never any here), and how many were refused.
+#[derive(Default)]
+pub struct FsVms {
+    pub specs: Vec<&'static VmSpec>,
+    pub refused: usize,
+}
+
+impl FsVms {
+    /// The config file of an fs VM (none here).
+    pub fn file_of(&self, _spec: &VmSpec) -> Option<&str> {
+        None
+    }
+}
+
+#[cfg(target_os = "none")]
+pub mod start {
+    //! The boot-time entry points of the fs VMs, refusing them.
+
+    use super::FsVms;
+    use crate::hal::HostBoard;
+    use crate::platform::modules::{ModuleKind, Modules};
+    use crate::platform::{Range, RangeList};
+    use crate::spec::VmSpec;
+
+    /// Nothing to keep: the modules are never read.
+    pub fn protect_modules(_modules: &Modules<'_>, _excl: &mut RangeList) -> bool {
+        true
+    }
+
+    /// Names every VM config module as not started.
+    pub fn load(
+        _p: &HostBoard,
+        modules: &Modules<'static>,
+        _safe: bool,
+        _protected: &[Range],
+        _builtin: &[VmSpec],
+    ) -> FsVms {
+        let mut out = FsVms::default();
+        for m in modules.iter().filter(|m| m.kind == ModuleKind::VmConfig) {
+            crate::println!(
+                "hv: {}: not started: this hypervisor was built without feature fs-vms (VMs with image_location = \"fs\"); make the card with `cargo xtask image`",
+                m.file
+            );
+            out.refused += 1;
+        }
+        out
+    }
+}
