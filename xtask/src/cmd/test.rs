@@ -74,7 +74,11 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "vm-reset",
-        "a test-guest VM resets itself after its checks; it boots again with its RAM zeroed (checked by the guest) and passes again, next to a VM that just passes; exit 0",
+        "a test-guest VM resets itself after its checks, from inside its timer interrupt handler; it boots again with its RAM zeroed (checked by the guest) and passes again, next to a VM that just passes; exit 0",
+    ),
+    (
+        "vm-reset-gicv2",
+        "the same on board qemu-aarch64-gicv2 (GICv2 host and VMs)",
     ),
     (
         "riscv64-vm-reset",
@@ -117,6 +121,10 @@ const RISCV64_LINUX_VMS: [&str; 2] = [
 const RESET_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
     "configs/vms/testguest-aarch64-qemu-smp2-reset.toml",
+];
+const GICV2_RESET_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-gicv2-smp2-a.toml",
+    "configs/vms/testguest-aarch64-qemu-gicv2-smp2-reset.toml",
 ];
 const RISCV64_RESET_VMS: [&str; 2] = [
     "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
@@ -274,6 +282,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
+        "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
@@ -541,7 +550,8 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
 }
 
 /// Boots `vms` on `board`, one of them with cmdline `reset`: that VM must be reset
-/// by the hypervisor, say it booted a second time, and pass its checks both times
+/// by the hypervisor (asked from inside its timer interrupt handler, with the
+/// interrupt active), say it booted a second time, and pass its checks both times
 /// (the memory check of the second boot reads its RAM as zero before writing it);
 /// every VM finishes cleanly.
 fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
@@ -557,6 +567,15 @@ fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()>
         problems.push(format!("no `{requested}` line"));
     }
     let lines = vm_lines(&out, &resetting.name);
+    if !lines
+        .iter()
+        .any(|l| l.contains("testguest: resetting the VM from its timer interrupt handler"))
+    {
+        problems.push(format!(
+            "[{}] did not reset from inside its timer interrupt handler",
+            resetting.name
+        ));
+    }
     if !lines
         .iter()
         .any(|l| l.contains("testguest: boot 2 of this VM"))
