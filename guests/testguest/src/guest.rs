@@ -49,6 +49,9 @@ pub extern "C" fn secondary_main(slot: usize) -> ! {
 fn run_checks(platform: &Result<Platform, Why>) {
     report::run("console", || checks::console(platform));
     report::run("dtb", || checks::dtb(platform));
+    for &(name, check) in arch::firmware::EARLY_CHECKS {
+        report::run(name, || check(usable(platform)?));
+    }
     report::run("memory", || checks::memory::run(usable(platform)?));
     report::run("timer", || checks::timer::run(usable(platform)?));
     report::run(arch::firmware::CHECK_NAME, arch::firmware::check);

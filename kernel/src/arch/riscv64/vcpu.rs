@@ -267,7 +267,7 @@ impl Vcpu {
         match scause {
             cause::ECALL_VS => {
                 self.frame.sepc += 4;
-                self.sbi_call()
+                self.sbi_call(first_touch)
             }
             cause::LOAD_GUEST_PAGE_FAULT => Some(self.mmio(gpa(), false)),
             cause::STORE_GUEST_PAGE_FAULT => Some(self.mmio(gpa(), true)),
@@ -337,7 +337,8 @@ impl Vcpu {
     }
 
     /// An SBI call from the guest (sepc already past the ecall). None = answered here.
-    fn sbi_call(&mut self) -> Option<VmExit> {
+    /// `first_touch` fills guest RAM a call reads that the guest never touched.
+    fn sbi_call(&mut self, first_touch: FirstTouch) -> Option<VmExit> {
         let mut a = [0u64; 8];
         a.copy_from_slice(&self.frame.x[10..18]);
         match sbi::decode(a) {
@@ -361,7 +362,7 @@ impl Vcpu {
                 data[0] = byte;
                 Some(VmExit::Console { data, len: 1 })
             }
-            Call::ConsoleWrite { addr, len } => self.console_write(addr, len),
+            Call::ConsoleWrite { addr, len } => self.console_write(addr, len, first_touch),
             Call::Ipi { mask } => {
                 self.ret(Ret::ok(0));
                 Some(VmExit::Ipi {
@@ -410,19 +411,28 @@ impl Vcpu {
     }
 
     /// DBCN console_write: up to one chunk of the guest-physical bytes at `addr`.
-    fn console_write(&mut self, addr: u64, len: u64) -> Option<VmExit> {
+    /// Guest RAM still parked for first-touch zeroing is filled in (zeroed) as a
+    /// guest load would, then read.
+    fn console_write(&mut self, addr: u64, len: u64, first_touch: FirstTouch) -> Option<VmExit> {
         let mut data = [0u8; CONSOLE_CHUNK];
         let want = len.min(CONSOLE_CHUNK as u64) as usize;
         // Guest-physical: read with the guest's own translation switched off.
         let vsatp = read_csr!(csr::VSATP);
         write_csr!(csr::VSATP, 0);
         let mut got = 0;
+        let mut filled = false;
         while got < want {
-            match trap::guest_read8(addr.wrapping_add(got as u64)) {
-                Some(b) => data[got] = b,
+            let at = addr.wrapping_add(got as u64);
+            match trap::guest_read8(at) {
+                Some(b) => {
+                    data[got] = b;
+                    got += 1;
+                    filled = false;
+                }
+                // One first touch per byte: if the read still faults, stop there.
+                None if !filled && first_touch(at, Access::Read) => filled = true,
                 None => break,
             }
-            got += 1;
         }
         write_csr!(csr::VSATP, vsatp);
         csr::hfence_vvma();

@@ -13,6 +13,9 @@ use crate::why::{why, CheckResult};
 /// Name of the firmware check on this architecture.
 pub const CHECK_NAME: &str = "psci";
 
+/// Checks that must run before the memory check touches all of RAM: none here.
+pub const EARLY_CHECKS: &[(&str, fn(&crate::platform::Platform) -> CheckResult)] = &[];
+
 const PSCI_VERSION: u64 = 0x8400_0000;
 const PSCI_CPU_OFF: u64 = 0x8400_0002;
 const PSCI_CPU_ON: u64 = 0xC400_0003;
