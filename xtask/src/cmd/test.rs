@@ -69,6 +69,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "qemu-riscv64: a VM that reads outside its memory is stopped; the other finishes",
     ),
     (
+        "riscv64-reenter-start",
+        "qemu-riscv64 with its first secondary hart started at the image entry `_start` (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
+    ),
+    (
         "riscv64-linux",
         "qemu-riscv64: Debian's riscv64 Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
     ),
@@ -281,6 +285,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
+        "riscv64-reenter-start" => reenter_start(ws, name),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
         "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
@@ -543,6 +548,35 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
         "hv: all VMs stopped: {} clean, 1 faulted",
         plan.vms.len() - 1
     );
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// Board qemu-riscv64 with feature test-reenter-start (xtask/tests/data).
+const REENTER_BOARD: &str = "xtask/tests/data/qemu-riscv64-reenter-start.toml";
+
+/// The re-entered `_start` must not take the boot path again: the banner comes once,
+/// no CPU fails to start, and the test VMs pass as in `two-vms`.
+fn reenter_start(ws: &Workspace, name: &str) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, REENTER_BOARD, &[])?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, true, &mut problems);
+    let banners = out
+        .lines()
+        .filter(|l| l.starts_with("hv: hypervisor "))
+        .count();
+    if banners != 1 {
+        problems.push(format!("the banner came {banners} times, expected once"));
+    }
+    for l in out.lines().filter(|l| l.contains("did not start")) {
+        problems.push(l.to_string());
+    }
+    for vm in &plan.vms {
+        check_summary(&out, &vm.name, &mut problems);
+    }
+    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }

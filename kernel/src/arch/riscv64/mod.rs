@@ -180,9 +180,21 @@ mod target {
             return Err(super::sbi::ERR_NOT_SUPPORTED);
         }
         let entry = boot::secondary_entry as *const () as u64;
+        // Test only: start the first secondary at `_start`, as OpenSBI 1.1 sometimes
+        // does (see `boot`); it must find its way to the secondary path.
+        #[cfg(feature = "test-reenter-start")]
+        let entry = if slot == 1 {
+            boot::image_entry()
+        } else {
+            entry
+        };
+        boot::expect_hart(slot, hartid);
         match firmware::hart_start(hartid, entry, slot as u64) {
             0 => Ok(()),
-            e => Err(e),
+            e => {
+                boot::forget_hart(slot);
+                Err(e)
+            }
         }
     }
 
