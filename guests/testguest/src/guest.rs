@@ -49,7 +49,7 @@ pub extern "C" fn secondary_main(slot: usize) -> ! {
 fn run_checks(platform: &Result<Platform, Why>) {
     report::run("console", || checks::console(platform));
     report::run("dtb", || checks::dtb(platform));
-    for &(name, check) in arch::firmware::EARLY_CHECKS {
+    for &(name, check) in arch::firmware::ARCH_CHECKS {
         report::run(name, || check(usable(platform)?));
     }
     report::run("memory", || checks::memory::run(usable(platform)?));

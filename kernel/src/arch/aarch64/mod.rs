@@ -6,6 +6,7 @@ pub mod esr;
 pub mod gicv2_lr;
 pub mod guest_dtb;
 pub mod image;
+pub mod pmu_debug;
 pub mod smccc;
 pub mod stage2;
 

@@ -4,6 +4,7 @@
 use super::esr::{self, ec, DataAbort};
 use super::hostgic as gic;
 use super::lrs::ListRegs;
+use super::pmu_debug;
 use super::regs::{read_sysreg, write_sysreg};
 use super::smccc::{
     self, Smccc, PSCI_ALREADY_ON, PSCI_INVALID_ADDRESS, PSCI_INVALID_PARAMS, PSCI_SUCCESS,
@@ -66,6 +67,16 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     // the guest's registers stay in the CPU across exits.
     write_sysreg!(cptr_el2, 0x33ff);
     write_sysreg!(hstr_el2, 0);
+    // PMU and debug registers trapped and emulated as inert (see `pmu_debug`): the
+    // guest cannot count at EL2, and no such state survives into its next boot.
+    let dfr0 = read_sysreg!(id_aa64dfr0_el1);
+    let pmu = pmu_debug::has_pmu(dfr0);
+    let pmcr = if pmu { read_sysreg!(pmcr_el0) } else { 0 };
+    write_sysreg!(mdcr_el2, pmu_debug::mdcr_el2(dfr0, pmcr));
+    write_sysreg!(mdscr_el1, 0);
+    if pmu {
+        write_sysreg!(pmuserenr_el0, 0);
+    }
     write_sysreg!(sctlr_el1, SCTLR_EL1_RESET);
     // A vCPU starts with its timers off and no virtual interrupt in flight.
     write_sysreg!(cntv_ctl_el0, 0);
@@ -219,7 +230,7 @@ impl Vcpu {
                 self.frame.elr += esr::instr_len(esr);
                 Some(VmExit::Idle)
             }
-            ec::SYSREG => Some(self.sysreg(esr)),
+            ec::SYSREG => self.sysreg(esr),
             ec::IABT_LOWER => {
                 let ipa = esr::fault_ipa(read_sysreg!(hpfar_el2), read_sysreg!(far_el2));
                 Some(self.fault(
@@ -248,15 +259,24 @@ impl Vcpu {
         }
     }
 
-    fn sysreg(&mut self, esr: u64) -> VmExit {
+    /// A trapped MSR/MRS. None = emulated here.
+    fn sysreg(&mut self, esr: u64) -> Option<VmExit> {
         let acc = esr::sysreg(esr);
         if acc.encoding() == esr::ICC_SGI1R_EL1 && !acc.read {
             self.frame.elr += esr::instr_len(esr);
-            return VmExit::Ipi {
+            return Some(VmExit::Ipi {
                 value: self.reg(acc.reg),
-            };
+            });
         }
-        self.fault("unhandled system register access", None)
+        if pmu_debug::is_pmu_or_debug(acc.encoding()) {
+            // Read as zero, writes ignored.
+            self.frame.elr += esr::instr_len(esr);
+            if acc.read {
+                self.set_reg(acc.reg, 0);
+            }
+            return None;
+        }
+        Some(self.fault("unhandled system register access", None))
     }
 
     /// PSCI and hypercalls (SMC calling convention). None = answered here.

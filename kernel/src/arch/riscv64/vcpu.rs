@@ -77,6 +77,8 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     write_csr!(csr::VSCAUSE, 0);
     write_csr!(csr::VSTVAL, 0);
     write_csr!(csr::VSATP, 0);
+    // What the guest's U-mode may read: the guest's own setting, not the last boot's.
+    write_csr!(csr::SCOUNTEREN, 0);
     if sstc() {
         write_csr!(csr::VSTIMECMP, u64::MAX);
     } else {
@@ -275,10 +277,7 @@ impl Vcpu {
                 "instruction guest-page fault (executing outside guest memory)",
                 Some(gpa()),
             )),
-            cause::VIRTUAL_INSN => Some(self.fault(
-                "virtual instruction (a privileged instruction the hypervisor does not emulate)",
-                None,
-            )),
+            cause::VIRTUAL_INSN => self.virtual_insn(),
             cause::INSN_ACCESS | cause::LOAD_ACCESS | cause::STORE_ACCESS => Some(self.fault(
                 "access fault (physical memory protection)",
                 Some(read_csr!(csr::STVAL)),
@@ -288,6 +287,25 @@ impl Vcpu {
             }
             _ => Some(self.fault("unexpected exception from VS-mode", None)),
         }
+    }
+
+    /// A virtual instruction exception: reads of cycle, instret and the hpmcounters
+    /// (not readable in the guest, hcounteren) are emulated; anything else stops the VM.
+    fn virtual_insn(&mut self) -> Option<VmExit> {
+        let pc = self.frame.sepc;
+        let read = self
+            .fetch(pc)
+            .and_then(|(low, high)| insn::counter_read(u32::from(low) | (u32::from(high) << 16)));
+        let Some((rd, csr)) = read else {
+            return Some(self.fault(
+                "virtual instruction (a privileged instruction the hypervisor does not emulate)",
+                None,
+            ));
+        };
+        let guest_time = counter().wrapping_sub(self.cntvoff);
+        self.set_reg(rd, insn::counter_value(csr, guest_time));
+        self.frame.sepc += 4;
+        None
     }
 
     /// A load or store to an unmapped guest-physical address: decoded for the VMM.

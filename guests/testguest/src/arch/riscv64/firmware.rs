@@ -121,9 +121,12 @@ fn debug_console_line(text: &str) -> bool {
     true
 }
 
-/// Checks that must run before the memory check touches all of RAM.
-pub const EARLY_CHECKS: &[(&str, fn(&Platform) -> CheckResult)] =
-    &[("dbcn-fresh-ram", dbcn_fresh_ram)];
+/// This architecture's own checks, run after `dtb` and before `memory` (which
+/// touches all of RAM).
+pub const ARCH_CHECKS: &[(&str, fn(&Platform) -> CheckResult)] = &[
+    ("dbcn-fresh-ram", dbcn_fresh_ram),
+    ("counters", super::counters::check),
+];
 
 /// Bytes the `dbcn-fresh-ram` check hands the debug console.
 const FRESH_LEN: u64 = 1;
