@@ -30,6 +30,12 @@ pub use riscv64::*;
 #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
 compile_error!("testguest: no architecture module for this target yet (see src/arch/mod.rs)");
 
+/// One of an architecture's own checks (`firmware::ARCH_CHECKS`): name and check.
+pub type ArchCheck = (
+    &'static str,
+    fn(&crate::platform::Platform) -> crate::why::CheckResult,
+);
+
 /// What the firmware says about a CPU.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum CpuState {

@@ -14,8 +14,7 @@ use crate::why::{why, CheckResult};
 pub const CHECK_NAME: &str = "psci";
 
 /// This architecture's own checks, run after `dtb` and before `memory`.
-pub const ARCH_CHECKS: &[(&str, fn(&crate::platform::Platform) -> CheckResult)] =
-    &[("pmu-debug", pmu_debug)];
+pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[("pmu-debug", pmu_debug)];
 
 /// PMCCFILTR_EL0.NSH: count cycles at EL2.
 const PMCCFILTR_NSH: u64 = 1 << 27;

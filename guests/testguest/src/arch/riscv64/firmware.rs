@@ -123,7 +123,7 @@ fn debug_console_line(text: &str) -> bool {
 
 /// This architecture's own checks, run after `dtb` and before `memory` (which
 /// touches all of RAM).
-pub const ARCH_CHECKS: &[(&str, fn(&Platform) -> CheckResult)] = &[
+pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[
     ("dbcn-fresh-ram", dbcn_fresh_ram),
     ("counters", super::counters::check),
 ];
