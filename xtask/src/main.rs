@@ -120,8 +120,8 @@ enum Cmd {
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
     /// scenarios (two-vms, two-vms-gicv2, fault-isolation, bad-config, linux-smp1/2/4,
     /// linux-and-testguest, linux-gicv2, uboot-two-vms, riscv64-two-vms,
-    /// riscv64-fault-isolation, riscv64-linux, vm-reset, riscv64-vm-reset, uboot-fs-vm,
-    /// uboot-edit-config, uboot-bad-fs-config); the last line is `N passed, N failed`.
+    /// riscv64-fault-isolation, riscv64-reenter-start, riscv64-linux, vm-reset, vm-reset-gicv2, riscv64-vm-reset,
+    /// uboot-fs-vm, uboot-edit-config, uboot-bad-fs-config); the last line is `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]

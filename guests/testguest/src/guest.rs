@@ -36,8 +36,7 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         }
     }
     if wants(bootargs, "reset") && boots == 1 {
-        println!("testguest: resetting the VM");
-        arch::firmware::system_reset()
+        checks::timer::reset_from_handler()
     }
     arch::firmware::system_off()
 }
@@ -50,6 +49,9 @@ pub extern "C" fn secondary_main(slot: usize) -> ! {
 fn run_checks(platform: &Result<Platform, Why>) {
     report::run("console", || checks::console(platform));
     report::run("dtb", || checks::dtb(platform));
+    for &(name, check) in arch::firmware::ARCH_CHECKS {
+        report::run(name, || check(usable(platform)?));
+    }
     report::run("memory", || checks::memory::run(usable(platform)?));
     report::run("timer", || checks::timer::run(usable(platform)?));
     report::run(arch::firmware::CHECK_NAME, arch::firmware::check);
@@ -61,8 +63,8 @@ fn run_checks(platform: &Result<Platform, Why>) {
 }
 
 /// Whether the boot arguments hold `word`: `fault` (read past the end of RAM after
-/// the checks) or `reset` (reset the VM after the checks of its first boot, so they
-/// run again on the second).
+/// the checks) or `reset` (reset the VM after the checks of its first boot, from
+/// inside a timer interrupt handler, so they run again on the second).
 fn wants(bootargs: &str, word: &str) -> bool {
     bootargs.split_ascii_whitespace().any(|w| w == word)
 }

@@ -69,12 +69,20 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "qemu-riscv64: a VM that reads outside its memory is stopped; the other finishes",
     ),
     (
+        "riscv64-reenter-start",
+        "qemu-riscv64 with its first secondary hart started at the image entry `_start` (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
+    ),
+    (
         "riscv64-linux",
         "qemu-riscv64: Debian's riscv64 Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
     ),
     (
         "vm-reset",
-        "a test-guest VM resets itself after its checks; it boots again with its RAM zeroed (checked by the guest) and passes again, next to a VM that just passes; exit 0",
+        "a test-guest VM resets itself after its checks, from inside its timer interrupt handler; it boots again with its RAM zeroed (checked by the guest) and passes again, next to a VM that just passes; exit 0",
+    ),
+    (
+        "vm-reset-gicv2",
+        "the same on board qemu-aarch64-gicv2 (GICv2 host and VMs)",
     ),
     (
         "riscv64-vm-reset",
@@ -117,6 +125,10 @@ const RISCV64_LINUX_VMS: [&str; 2] = [
 const RESET_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
     "configs/vms/testguest-aarch64-qemu-smp2-reset.toml",
+];
+const GICV2_RESET_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-gicv2-smp2-a.toml",
+    "configs/vms/testguest-aarch64-qemu-gicv2-smp2-reset.toml",
 ];
 const RISCV64_RESET_VMS: [&str; 2] = [
     "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
@@ -273,7 +285,9 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
+        "riscv64-reenter-start" => reenter_start(ws, name),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
+        "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
@@ -540,8 +554,38 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
     verdict(&problems, &out)
 }
 
+/// Board qemu-riscv64 with feature test-reenter-start (xtask/tests/data).
+const REENTER_BOARD: &str = "xtask/tests/data/qemu-riscv64-reenter-start.toml";
+
+/// The re-entered `_start` must not take the boot path again: the banner comes once,
+/// no CPU fails to start, and the test VMs pass as in `two-vms`.
+fn reenter_start(ws: &Workspace, name: &str) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, REENTER_BOARD, &[])?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, true, &mut problems);
+    let banners = out
+        .lines()
+        .filter(|l| l.starts_with("hv: hypervisor "))
+        .count();
+    if banners != 1 {
+        problems.push(format!("the banner came {banners} times, expected once"));
+    }
+    for l in out.lines().filter(|l| l.contains("did not start")) {
+        problems.push(l.to_string());
+    }
+    for vm in &plan.vms {
+        check_summary(&out, &vm.name, &mut problems);
+    }
+    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
 /// Boots `vms` on `board`, one of them with cmdline `reset`: that VM must be reset
-/// by the hypervisor, say it booted a second time, and pass its checks both times
+/// by the hypervisor (asked from inside its timer interrupt handler, with the
+/// interrupt active), say it booted a second time, and pass its checks both times
 /// (the memory check of the second boot reads its RAM as zero before writing it);
 /// every VM finishes cleanly.
 fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
@@ -557,6 +601,15 @@ fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()>
         problems.push(format!("no `{requested}` line"));
     }
     let lines = vm_lines(&out, &resetting.name);
+    if !lines
+        .iter()
+        .any(|l| l.contains("testguest: resetting the VM from its timer interrupt handler"))
+    {
+        problems.push(format!(
+            "[{}] did not reset from inside its timer interrupt handler",
+            resetting.name
+        ));
+    }
     if !lines
         .iter()
         .any(|l| l.contains("testguest: boot 2 of this VM"))

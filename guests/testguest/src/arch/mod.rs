@@ -9,7 +9,8 @@
 //! - `timer`: `frequency`, `now`, `arm`, `disarm`;
 //! - `irq`: `init` (interrupt controller set up for the timer), `enable`, `disable`,
 //!   and an interrupt handler that reports to [`crate::checks::timer`];
-//! - `firmware`: the firmware check (`CHECK_NAME`, `check`), `cpu_start`, `cpu_state`,
+//! - `firmware`: the firmware check (`CHECK_NAME`, `check`), `ARCH_CHECKS` (the
+//!   architecture's own, run before the memory check touches all of RAM), `cpu_start`, `cpu_state`,
 //!   `cpu_stop`, `system_off`, `hv_info`, `unknown_call`, `probe` (a call that must
 //!   always be answered);
 //! - `check_dtb`: the architecture's part of the device-tree check;
@@ -28,6 +29,12 @@ pub use riscv64::*;
 
 #[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
 compile_error!("testguest: no architecture module for this target yet (see src/arch/mod.rs)");
+
+/// One of an architecture's own checks (`firmware::ARCH_CHECKS`): name and check.
+pub type ArchCheck = (
+    &'static str,
+    fn(&crate::platform::Platform) -> crate::why::CheckResult,
+);
 
 /// What the firmware says about a CPU.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -4,6 +4,10 @@
 //! time it asked for, with the timer condition really met, and no stray interrupts.
 //! The first round busy-waits; the others idle in WFI as an operating system does, so
 //! the timer must also wake an idle vCPU. The worst lateness is reported.
+//!
+//! [`reset_from_handler`] (boot argument `reset`) resets the VM from inside the timer
+//! interrupt handler, with the interrupt still active: the hypervisor must end the
+//! physical interrupt behind it, or the next boot's timer check gets no interrupt.
 
 use crate::arch;
 use crate::console::println;
@@ -30,10 +34,16 @@ static OTHER: Shared = Shared::new(0);
 static LAST_OTHER: Shared = Shared::new(0);
 /// Spurious acknowledges.
 static SPURIOUS: Shared = Shared::new(0);
+/// Set: the next timer interrupt resets the VM from inside its handler.
+static RESET_IN_HANDLER: Shared = Shared::new(0);
 
 /// From the interrupt handler: the timer interrupt came at counter value `now`;
 /// `fired` says whether the timer condition was met.
 pub fn on_timer_interrupt(now: u64, fired: bool) {
+    if RESET_IN_HANDLER.get() != 0 {
+        println!("testguest: resetting the VM from its timer interrupt handler");
+        arch::firmware::system_reset();
+    }
     if !fired {
         NOT_FIRED.increment();
     }
@@ -114,4 +124,20 @@ pub fn run(platform: &Platform) -> CheckResult {
         late * 1_000_000 / freq
     );
     Ok(())
+}
+
+/// Arms the timer and resets the VM from inside the interrupt handler, before the
+/// interrupt is ended (after the timer check set the interrupt controller up). If
+/// the interrupt does not come, says so and resets from here.
+pub fn reset_from_handler() -> ! {
+    RESET_IN_HANDLER.set(1);
+    arch::timer::arm(time::ms_to_ticks(INTERVAL_MS).max(1));
+    arch::irq::enable();
+    let _ = time::wait_until(DEADLINE_MS, || {
+        arch::wait_for_interrupt();
+        false
+    });
+    arch::irq::disable();
+    println!("FAIL: timer: no interrupt to reset the VM from; resetting without one");
+    arch::firmware::system_reset()
 }

@@ -237,4 +237,11 @@ pub mod lr {
     pub fn intid(v: u64) -> u32 {
         v as u32
     }
+
+    /// The physical INTID a HW list register links to while it still holds the
+    /// interrupt (pending or active): that physical interrupt is active until the
+    /// guest deactivates the virtual one.
+    pub fn hw_in_flight(v: u64) -> Option<u32> {
+        (v & HW != 0 && v & STATE_MASK != 0).then_some(((v >> 32) & 0x1fff) as u32)
+    }
 }

@@ -183,11 +183,18 @@ pub fn set_underflow_irq(uie: bool) {
 }
 
 /// Empties the list registers and resets the guest's virtual CPU interface state
-/// (control, priority mask, active priorities) for a vCPU that starts afresh.
+/// (control, priority mask, active priorities) for a vCPU that starts afresh. A
+/// forwarded interrupt still in a list register (a guest reset from inside its timer
+/// handler) keeps its physical interrupt active until the guest would have finished
+/// it: it is deactivated here, or that PPI never fires on this CPU again. (The
+/// GICv2 driver keeps HW list registers as software ones and does the same.)
 pub fn reset_virtual_interface() {
     match host() {
         Some(HostGic::V3) => {
             for i in 0..gicv3::num_lrs() {
+                if let Some(phys) = lr::hw_in_flight(gicv3::read_lr(i)) {
+                    gicv3::deactivate(phys);
+                }
                 gicv3::write_lr(i, 0);
             }
             write_sysreg!(ich_vmcr_el2, 0);

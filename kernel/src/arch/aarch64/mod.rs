@@ -6,6 +6,8 @@ pub mod esr;
 pub mod gicv2_lr;
 pub mod guest_dtb;
 pub mod image;
+pub mod pmu_debug;
+pub mod smccc;
 pub mod stage2;
 
 #[cfg(target_os = "none")]

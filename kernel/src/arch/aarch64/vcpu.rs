@@ -4,7 +4,11 @@
 use super::esr::{self, ec, DataAbort};
 use super::hostgic as gic;
 use super::lrs::ListRegs;
+use super::pmu_debug;
 use super::regs::{read_sysreg, write_sysreg};
+use super::smccc::{
+    self, Smccc, PSCI_ALREADY_ON, PSCI_INVALID_ADDRESS, PSCI_INVALID_PARAMS, PSCI_SUCCESS,
+};
 use super::trap::{guest_enter, ExitKind, Frame};
 use crate::devices::vgic::Vgic;
 use crate::hal::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit};
@@ -18,29 +22,6 @@ const HCR: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.
 const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
-
-const PSCI_VERSION: u64 = 0x8400_0000;
-const PSCI_CPU_SUSPEND_32: u64 = 0x8400_0001;
-const PSCI_CPU_OFF: u64 = 0x8400_0002;
-const PSCI_CPU_ON_32: u64 = 0x8400_0003;
-const PSCI_CPU_ON: u64 = 0xC400_0003;
-const PSCI_AFFINITY_INFO_32: u64 = 0x8400_0004;
-const PSCI_AFFINITY_INFO: u64 = 0xC400_0004;
-const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
-const PSCI_SYSTEM_RESET: u64 = 0x8400_0009;
-const PSCI_FEATURES: u64 = 0x8400_000A;
-const SMCCC_VERSION: u64 = 0x8000_0000;
-const PSCI_SUCCESS: i64 = 0;
-const PSCI_NOT_SUPPORTED: i64 = -1;
-const PSCI_INVALID_PARAMS: i64 = -2;
-const PSCI_ALREADY_ON: i64 = -4;
-const PSCI_INVALID_ADDRESS: i64 = -9;
-/// PSCI 1.1.
-const PSCI_VERSION_1_1: u64 = 0x0001_0001;
-
-/// Project hypercalls live in the SMCCC "standard hypervisor service" range;
-/// AxVisor's small hypercall numbers (x0 < 0x100) are passed through as they are.
-const HV_SERVICE_BASE: u64 = 0xC600_0000;
 
 /// The state of one VM's stage-2 translation, as the CPU needs it.
 #[derive(Clone, Copy, Debug)]
@@ -86,6 +67,16 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     // the guest's registers stay in the CPU across exits.
     write_sysreg!(cptr_el2, 0x33ff);
     write_sysreg!(hstr_el2, 0);
+    // PMU and debug registers trapped and emulated as inert (see `pmu_debug`): the
+    // guest cannot count at EL2, and no such state survives into its next boot.
+    let dfr0 = read_sysreg!(id_aa64dfr0_el1);
+    let pmu = pmu_debug::has_pmu(dfr0);
+    let pmcr = if pmu { read_sysreg!(pmcr_el0) } else { 0 };
+    write_sysreg!(mdcr_el2, pmu_debug::mdcr_el2(dfr0, pmcr));
+    write_sysreg!(mdscr_el1, 0);
+    if pmu {
+        write_sysreg!(pmuserenr_el0, 0);
+    }
     write_sysreg!(sctlr_el1, SCTLR_EL1_RESET);
     // A vCPU starts with its timers off and no virtual interrupt in flight.
     write_sysreg!(cntv_ctl_el0, 0);
@@ -239,7 +230,7 @@ impl Vcpu {
                 self.frame.elr += esr::instr_len(esr);
                 Some(VmExit::Idle)
             }
-            ec::SYSREG => Some(self.sysreg(esr)),
+            ec::SYSREG => self.sysreg(esr),
             ec::IABT_LOWER => {
                 let ipa = esr::fault_ipa(read_sysreg!(hpfar_el2), read_sysreg!(far_el2));
                 Some(self.fault(
@@ -268,70 +259,36 @@ impl Vcpu {
         }
     }
 
-    fn sysreg(&mut self, esr: u64) -> VmExit {
+    /// A trapped MSR/MRS. None = emulated here.
+    fn sysreg(&mut self, esr: u64) -> Option<VmExit> {
         let acc = esr::sysreg(esr);
         if acc.encoding() == esr::ICC_SGI1R_EL1 && !acc.read {
             self.frame.elr += esr::instr_len(esr);
-            return VmExit::Ipi {
+            return Some(VmExit::Ipi {
                 value: self.reg(acc.reg),
-            };
+            });
         }
-        self.fault("unhandled system register access", None)
+        if pmu_debug::is_pmu_or_debug(acc.encoding()) {
+            // Read as zero, writes ignored.
+            self.frame.elr += esr::instr_len(esr);
+            if acc.read {
+                self.set_reg(acc.reg, 0);
+            }
+            return None;
+        }
+        Some(self.fault("unhandled system register access", None))
     }
 
     /// PSCI and hypercalls (SMC calling convention). None = answered here.
     fn smccc_call(&mut self) -> Option<VmExit> {
-        let f = self.frame.x[0];
-        let (a1, a2, a3) = (self.frame.x[1], self.frame.x[2], self.frame.x[3]);
-        let ret = |v: &mut Self, x0: i64| {
-            v.frame.x[0] = x0 as u64;
-            None
-        };
-        match f {
-            PSCI_VERSION => ret(self, PSCI_VERSION_1_1 as i64),
-            SMCCC_VERSION => ret(self, 0x1_0001),
-            PSCI_FEATURES => {
-                let supported = matches!(
-                    a1,
-                    PSCI_VERSION
-                        | PSCI_CPU_OFF
-                        | PSCI_CPU_ON
-                        | PSCI_CPU_ON_32
-                        | PSCI_AFFINITY_INFO
-                        | PSCI_AFFINITY_INFO_32
-                        | PSCI_SYSTEM_OFF
-                        | PSCI_SYSTEM_RESET
-                        | PSCI_FEATURES
-                );
-                ret(
-                    self,
-                    if supported {
-                        PSCI_SUCCESS
-                    } else {
-                        PSCI_NOT_SUPPORTED
-                    },
-                )
+        let mut x = [0; 5];
+        x.copy_from_slice(&self.frame.x[..5]);
+        match smccc::decode(x) {
+            Smccc::Return(x0) => {
+                self.frame.x[0] = x0 as u64;
+                None
             }
-            PSCI_CPU_ON | PSCI_CPU_ON_32 => Some(VmExit::VcpuOn {
-                target: a1,
-                entry: a2,
-                arg: a3,
-            }),
-            PSCI_AFFINITY_INFO | PSCI_AFFINITY_INFO_32 => {
-                if a2 != 0 {
-                    return ret(self, PSCI_INVALID_PARAMS);
-                }
-                Some(VmExit::VcpuStatus { target: a1 })
-            }
-            PSCI_CPU_OFF => Some(VmExit::VcpuOff),
-            PSCI_SYSTEM_OFF => Some(VmExit::SystemOff),
-            PSCI_SYSTEM_RESET => Some(VmExit::SystemReset),
-            PSCI_CPU_SUSPEND_32 => ret(self, PSCI_NOT_SUPPORTED),
-            _ if f < 0x100 || (f & 0xffff_0000) == HV_SERVICE_BASE => Some(VmExit::Hypercall {
-                code: f,
-                args: [a1, a2, a3, self.frame.x[4]],
-            }),
-            _ => ret(self, PSCI_NOT_SUPPORTED),
+            Smccc::Exit(e) => Some(e),
         }
     }
 }

@@ -6,8 +6,17 @@
 //!
 //! Each hart keeps its [`HartLocal`] in `tp` (the hypervisor uses no thread-local
 //! storage; the world switch saves and restores `tp` around the guest).
+//!
+//! `_start` is safe against re-entry: firmware may send a started hart there instead
+//! of to `secondary_entry` (OpenSBI 1.1 can mark a hart started before it stores the
+//! hart's start address, which then still is the boot hart's). The first hart to
+//! arrive claims the boot path with an atomic swap of a word in .data, before .bss is
+//! touched; any later one looks up the slot the boot hart is starting it in
+//! ([`HART_STARTING`]) and takes the secondary path, or parks if it has none. A hart
+//! takes its slot once: a second arrival for the same slot parks too.
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 const STACK_SHIFT: usize = 16;
 pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
@@ -18,6 +27,27 @@ pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
 
 #[no_mangle]
 pub static mut BOOT_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+
+/// Per stack slot: the hart id + 1 of the hart the boot hart is starting in it (0 =
+/// none). Written before the hart is started ([`expect_hart`]); the hart clears it
+/// when it takes the slot at `secondary_entry`.
+#[no_mangle]
+pub static HART_STARTING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Notes that hart `hartid` is about to be started in stack slot `slot` (before the
+/// firmware call that starts it).
+pub fn expect_hart(slot: usize, hartid: u64) {
+    if let Some(s) = HART_STARTING.get(slot) {
+        s.store(hartid.wrapping_add(1), Ordering::SeqCst);
+    }
+}
+
+/// The hart in `slot` did not start: should it turn up later all the same, it parks.
+pub fn forget_hart(slot: usize) {
+    if let Some(s) = HART_STARTING.get(slot) {
+        s.store(0, Ordering::SeqCst);
+    }
+}
 
 /// What one hart needs to know about itself.
 #[derive(Default)]
@@ -111,6 +141,14 @@ _start:
     csrw    stvec, t0
     mv      s0, a0                  // hart id
     mv      s1, a1                  // DTB
+    // Only the first hart here takes the boot path (claimed before .bss is touched).
+    la      t0, hv_boot_claimed
+    li      t1, 1
+    .option push
+    .option arch, +a
+    amoswap.w.aqrl t2, t1, (t0)
+    .option pop
+    bnez    t2, .Lnot_boot
     // zero .bss (the stacks live there, so before any call)
     la      t0, __bss_start
     la      t1, __bss_end
@@ -125,6 +163,24 @@ _start:
     call    {primary}
     j       .Lhang
 
+    // A hart other than the boot hart in _start (a0 = hart id): the secondary path
+    // with the slot the boot hart is starting it in, or park.
+.Lnot_boot:
+    fence   rw, rw
+    addi    t2, a0, 1
+    la      t0, HART_STARTING
+    li      t1, 1
+    li      t3, {max_cpus}
+4:  bgeu    t1, t3, .Lhang
+    slli    t4, t1, 3
+    add     t4, t0, t4
+    ld      t5, 0(t4)
+    beq     t5, t2, 5f
+    addi    t1, t1, 1
+    j       4b
+5:  mv      a1, t1
+    j       secondary_entry
+
     .global secondary_entry
 secondary_entry:
     csrw    sie, zero
@@ -135,6 +191,18 @@ secondary_entry:
     mv      s1, a1                  // stack slot
     li      t0, {max_cpus}
     bgeu    a1, t0, .Lhang
+    // Take the slot: it must be waiting for this hart, and only once.
+    la      t0, HART_STARTING
+    slli    t1, a1, 3
+    add     t0, t0, t1
+    addi    t2, a0, 1
+    .option push
+    .option arch, +a
+6:  lr.d.aqrl t3, (t0)
+    bne     t3, t2, .Lhang
+    sc.d.aqrl t4, zero, (t0)
+    bnez    t4, 6b
+    .option pop
     mv      a0, s1
     call    .Lset_stack
     mv      a0, s0
@@ -153,6 +221,13 @@ secondary_entry:
 .Lhang:
     wfi
     j       .Lhang
+
+    // Set by the boot hart in _start. In .data: zeroing .bss must not clear it.
+    .pushsection .data
+    .balign 8
+hv_boot_claimed:
+    .dword  0
+    .popsection
 "#,
     primary = sym primary_entry,
     secondary = sym secondary_entry_rust,
@@ -163,6 +238,15 @@ secondary_entry:
 extern "C" {
     /// Entry point for secondary harts (address handed to SBI HSM hart_start).
     pub fn secondary_entry();
+    /// The image entry (the boot hart's).
+    #[cfg(feature = "test-reenter-start")]
+    fn _start();
+}
+
+/// The address of `_start` (feature `test-reenter-start`).
+#[cfg(feature = "test-reenter-start")]
+pub fn image_entry() -> u64 {
+    _start as *const () as u64
 }
 
 extern "C" fn primary_entry(hartid: u64, dtb: u64) -> ! {

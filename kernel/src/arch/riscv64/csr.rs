@@ -4,6 +4,7 @@
 pub const SSTATUS: u16 = 0x100;
 pub const SIE: u16 = 0x104;
 pub const STVEC: u16 = 0x105;
+pub const SCOUNTEREN: u16 = 0x106;
 pub const SSCRATCH: u16 = 0x140;
 pub const SCAUSE: u16 = 0x142;
 pub const STVAL: u16 = 0x143;

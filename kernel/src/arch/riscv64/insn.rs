@@ -162,6 +162,36 @@ pub fn store_value(reg: u64, width: u8) -> u64 {
     }
 }
 
+/// Counter CSRs: cycle, instret, hpmcounter3..31 (time is not trapped).
+const CSR_CYCLE: u16 = 0xc00;
+const CSR_INSTRET: u16 = 0xc02;
+const CSR_HPMCOUNTER31: u16 = 0xc1f;
+
+/// A read-only access to a counter CSR other than `time` (`csrr rd, cycle`: CSRRS or
+/// CSRRC with rs1 = x0, or their immediate forms with 0), which trapped as a virtual
+/// instruction: (rd, CSR number).
+pub fn counter_read(insn: u32) -> Option<(u8, u16)> {
+    if insn & 0x7f != 0x73 {
+        return None;
+    }
+    let funct3 = (insn >> 12) & 7;
+    let rs1 = (insn >> 15) & 0x1f;
+    let csr = (insn >> 20) as u16;
+    let rd = ((insn >> 7) & 0x1f) as u8;
+    let read_only = matches!(funct3, 2 | 3 | 6 | 7) && rs1 == 0;
+    let counter = csr == CSR_CYCLE || (CSR_INSTRET..=CSR_HPMCOUNTER31).contains(&csr);
+    (read_only && counter).then_some((rd, csr))
+}
+
+/// The value a guest reads from counter `csr`: cycle and instret follow the guest's
+/// time (`guest_time`), the hpmcounters read as zero.
+pub fn counter_value(csr: u16, guest_time: u64) -> u64 {
+    match csr {
+        CSR_CYCLE | CSR_INSTRET => guest_time,
+        _ => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +284,36 @@ mod tests {
         assert_eq!(load_value(0x1234, 8, true), 0x1234);
         assert_eq!(store_value(0x1122_3344_5566_7788, 2), 0x7788);
         assert_eq!(store_value(u64::MAX, 8), u64::MAX);
+    }
+
+    #[test]
+    fn counter_reads_are_recognised() {
+        // csrr a0, cycle = csrrs x10, 0xc00, x0
+        let rdcycle = (0xc00 << 20) | (2 << 12) | (10 << 7) | 0x73;
+        assert_eq!(counter_read(rdcycle), Some((10, 0xc00)));
+        // csrr t0, instret
+        let rdinstret = (0xc02 << 20) | (2 << 12) | (5 << 7) | 0x73;
+        assert_eq!(counter_read(rdinstret), Some((5, 0xc02)));
+        // csrrci a1, hpmcounter3, 0
+        let hpm3 = (0xc03 << 20) | (7 << 12) | (11 << 7) | 0x73;
+        assert_eq!(counter_read(hpm3), Some((11, 0xc03)));
+        // csrrs a0, cycle, a1 (a write attempt), csrrw, and other CSRs are not.
+        assert_eq!(counter_read(rdcycle | (11 << 15)), None);
+        assert_eq!(
+            counter_read((0xc00 << 20) | (1 << 12) | (10 << 7) | 0x73),
+            None
+        );
+        assert_eq!(
+            counter_read((0x106 << 20) | (2 << 12) | (10 << 7) | 0x73),
+            None
+        );
+        assert_eq!(
+            counter_read((0xc20 << 20) | (2 << 12) | (10 << 7) | 0x73),
+            None
+        );
+        assert_eq!(counter_read(rdcycle & !0x7f | 0x33), None);
+        assert_eq!(counter_value(0xc00, 77), 77);
+        assert_eq!(counter_value(0xc02, 77), 77);
+        assert_eq!(counter_value(0xc03, 77), 0);
     }
 }

@@ -80,6 +80,8 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     write_csr!(csr::VSCAUSE, 0);
     write_csr!(csr::VSTVAL, 0);
     write_csr!(csr::VSATP, 0);
+    // What the guest's U-mode may read: the guest's own setting, not the last boot's.
+    write_csr!(csr::SCOUNTEREN, 0);
     if sstc() {
         write_csr!(csr::VSTIMECMP, u64::MAX);
     } else {
@@ -267,7 +269,7 @@ impl Vcpu {
         match scause {
             cause::ECALL_VS => {
                 self.frame.sepc += 4;
-                self.sbi_call()
+                self.sbi_call(first_touch)
             }
             cause::LOAD_GUEST_PAGE_FAULT => Some(self.mmio(gpa(), false)),
             cause::STORE_GUEST_PAGE_FAULT => Some(self.mmio(gpa(), true)),
@@ -275,10 +277,7 @@ impl Vcpu {
                 "instruction guest-page fault (executing outside guest memory)",
                 Some(gpa()),
             )),
-            cause::VIRTUAL_INSN => Some(self.fault(
-                "virtual instruction (a privileged instruction the hypervisor does not emulate)",
-                None,
-            )),
+            cause::VIRTUAL_INSN => self.virtual_insn(),
             cause::INSN_ACCESS | cause::LOAD_ACCESS | cause::STORE_ACCESS => Some(self.fault(
                 "access fault (physical memory protection)",
                 Some(read_csr!(csr::STVAL)),
@@ -288,6 +287,25 @@ impl Vcpu {
             }
             _ => Some(self.fault("unexpected exception from VS-mode", None)),
         }
+    }
+
+    /// A virtual instruction exception: reads of cycle, instret and the hpmcounters
+    /// (not readable in the guest, hcounteren) are emulated; anything else stops the VM.
+    fn virtual_insn(&mut self) -> Option<VmExit> {
+        let pc = self.frame.sepc;
+        let read = self
+            .fetch(pc)
+            .and_then(|(low, high)| insn::counter_read(u32::from(low) | (u32::from(high) << 16)));
+        let Some((rd, csr)) = read else {
+            return Some(self.fault(
+                "virtual instruction (a privileged instruction the hypervisor does not emulate)",
+                None,
+            ));
+        };
+        let guest_time = counter().wrapping_sub(self.cntvoff);
+        self.set_reg(rd, insn::counter_value(csr, guest_time));
+        self.frame.sepc += 4;
+        None
     }
 
     /// A load or store to an unmapped guest-physical address: decoded for the VMM.
@@ -337,7 +355,8 @@ impl Vcpu {
     }
 
     /// An SBI call from the guest (sepc already past the ecall). None = answered here.
-    fn sbi_call(&mut self) -> Option<VmExit> {
+    /// `first_touch` fills guest RAM a call reads that the guest never touched.
+    fn sbi_call(&mut self, first_touch: FirstTouch) -> Option<VmExit> {
         let mut a = [0u64; 8];
         a.copy_from_slice(&self.frame.x[10..18]);
         match sbi::decode(a) {
@@ -361,7 +380,7 @@ impl Vcpu {
                 data[0] = byte;
                 Some(VmExit::Console { data, len: 1 })
             }
-            Call::ConsoleWrite { addr, len } => self.console_write(addr, len),
+            Call::ConsoleWrite { addr, len } => self.console_write(addr, len, first_touch),
             Call::Ipi { mask } => {
                 self.ret(Ret::ok(0));
                 Some(VmExit::Ipi {
@@ -410,19 +429,28 @@ impl Vcpu {
     }
 
     /// DBCN console_write: up to one chunk of the guest-physical bytes at `addr`.
-    fn console_write(&mut self, addr: u64, len: u64) -> Option<VmExit> {
+    /// Guest RAM still parked for first-touch zeroing is filled in (zeroed) as a
+    /// guest load would, then read.
+    fn console_write(&mut self, addr: u64, len: u64, first_touch: FirstTouch) -> Option<VmExit> {
         let mut data = [0u8; CONSOLE_CHUNK];
         let want = len.min(CONSOLE_CHUNK as u64) as usize;
         // Guest-physical: read with the guest's own translation switched off.
         let vsatp = read_csr!(csr::VSATP);
         write_csr!(csr::VSATP, 0);
         let mut got = 0;
+        let mut filled = false;
         while got < want {
-            match trap::guest_read8(addr.wrapping_add(got as u64)) {
-                Some(b) => data[got] = b,
+            let at = addr.wrapping_add(got as u64);
+            match trap::guest_read8(at) {
+                Some(b) => {
+                    data[got] = b;
+                    got += 1;
+                    filled = false;
+                }
+                // One first touch per byte: if the read still faults, stop there.
+                None if !filled && first_touch(at, Access::Read) => filled = true,
                 None => break,
             }
-            got += 1;
         }
         write_csr!(csr::VSATP, vsatp);
         csr::hfence_vvma();

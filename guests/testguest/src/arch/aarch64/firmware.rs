@@ -13,6 +13,49 @@ use crate::why::{why, CheckResult};
 /// Name of the firmware check on this architecture.
 pub const CHECK_NAME: &str = "psci";
 
+/// This architecture's own checks, run after `dtb` and before `memory`.
+pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[("pmu-debug", pmu_debug)];
+
+/// PMCCFILTR_EL0.NSH: count cycles at EL2.
+const PMCCFILTR_NSH: u64 = 1 << 27;
+/// MDSCR_EL1.TDCC: a harmless bit the first boot leaves set for the second to see.
+const MDSCR_TDCC: u64 = 1 << 12;
+
+/// pmu-debug: the guest cannot make the cycle counter count at EL2 (PMCCFILTR_EL0.NSH
+/// does not stick), and on a VM's second boot its debug state (MDSCR_EL1, which the
+/// first boot leaves non-zero) starts clean. Skipped parts: no PMU (ID_AA64DFR0_EL1).
+fn pmu_debug(_: &crate::platform::Platform) -> CheckResult {
+    let dfr0: u64;
+    // SAFETY: reading an ID register has no side effects.
+    unsafe { core::arch::asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack)) };
+    if !matches!((dfr0 >> 8) & 0xf, 0 | 0xf) {
+        let filter: u64;
+        // SAFETY: PMCCFILTR_EL0 only filters what the cycle counter counts.
+        unsafe {
+            core::arch::asm!("msr pmccfiltr_el0, {}", "isb", "mrs {}, pmccfiltr_el0",
+                in(reg) PMCCFILTR_NSH, lateout(reg) filter, options(nomem, nostack))
+        };
+        if filter & PMCCFILTR_NSH != 0 {
+            return Err(why!(
+                "PMCCFILTR_EL0.NSH stays set: the guest can count cycles spent at EL2"
+            ));
+        }
+    }
+    let mdscr: u64;
+    // SAFETY: reading MDSCR_EL1 has no side effects.
+    unsafe { core::arch::asm!("mrs {}, mdscr_el1", out(reg) mdscr, options(nomem, nostack)) };
+    // SAFETY: TDCC only traps EL0 debug communication channel accesses (none here).
+    unsafe {
+        core::arch::asm!("msr mdscr_el1, {}", "isb", in(reg) mdscr | MDSCR_TDCC, options(nomem, nostack))
+    };
+    if vm_boots().unwrap_or(0) > 1 && mdscr != 0 {
+        return Err(why!(
+            "MDSCR_EL1 reads {mdscr:#x} on this boot: debug state of the previous boot"
+        ));
+    }
+    Ok(())
+}
+
 const PSCI_VERSION: u64 = 0x8400_0000;
 const PSCI_CPU_OFF: u64 = 0x8400_0002;
 const PSCI_CPU_ON: u64 = 0xC400_0003;

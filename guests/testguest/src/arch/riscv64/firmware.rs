@@ -5,6 +5,7 @@
 
 use crate::arch::{CallUndefined, CpuState, HvInfo};
 use crate::console::println;
+use crate::platform::{Platform, Region};
 use crate::why::{why, CheckResult};
 
 /// Name of the firmware check on this architecture.
@@ -118,6 +119,64 @@ fn debug_console_line(text: &str) -> bool {
         }
     }
     true
+}
+
+/// This architecture's own checks, run after `dtb` and before `memory` (which
+/// touches all of RAM).
+pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[
+    ("dbcn-fresh-ram", dbcn_fresh_ram),
+    ("counters", super::counters::check),
+];
+
+/// Bytes the `dbcn-fresh-ram` check hands the debug console.
+const FRESH_LEN: u64 = 1;
+
+/// dbcn-fresh-ram: a DBCN console_write from RAM the guest never touched (the end of
+/// its highest RAM region, which a hypervisor zeroing RAM on first touch has not
+/// filled yet) is accepted whole, and that RAM reads as zero. The byte printed is a
+/// NUL, at the start of the line that reports the check. Skipped without a debug
+/// console.
+fn dbcn_fresh_ram(platform: &Platform) -> CheckResult {
+    let (err, present) = sbi(EID_BASE, 3, EID_DBCN, 0, 0);
+    if err != 0 || present == 0 {
+        return Ok(());
+    }
+    let end = platform
+        .ram_end()
+        .ok_or_else(|| why!("no RAM in the device tree"))?;
+    let buffer = Region {
+        base: end - FRESH_LEN,
+        size: FRESH_LEN,
+    };
+    let taken = [platform.dtb, crate::image::region()];
+    if taken
+        .iter()
+        .chain(platform.reserved())
+        .any(|r| r.overlaps(&buffer))
+    {
+        return Ok(());
+    }
+    let (err, n) = sbi(EID_DBCN, 0, FRESH_LEN, buffer.base, 0);
+    if err != 0 || n != FRESH_LEN {
+        return Err(why!(
+            "console_write of {FRESH_LEN} byte(s) of untouched RAM at {:#x} returned {err}, {n}",
+            buffer.base
+        ));
+    }
+    // SAFETY: guest RAM (the device tree's memory node), clear of the image, the
+    // device tree and reserved memory; nothing else uses it yet.
+    let byte = unsafe { crate::mmio::read8(buffer.base as usize) };
+    println!(
+        "testguest: DBCN wrote {n} byte(s) from untouched RAM at {:#x}",
+        buffer.base
+    );
+    if byte != 0 {
+        return Err(why!(
+            "untouched RAM at {:#x} reads {byte:#x}, not zero",
+            buffer.base
+        ));
+    }
+    Ok(())
 }
 
 /// Starts the hart `hw_id` at the secondary entry with `slot` as its argument.

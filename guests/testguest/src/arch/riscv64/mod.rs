@@ -8,6 +8,7 @@ use core::arch::asm;
 use crate::console::{Uart, UartKind};
 
 mod boot;
+mod counters;
 mod dtb;
 mod exception;
 pub mod firmware;
