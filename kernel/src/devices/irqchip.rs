@@ -5,6 +5,7 @@
 //! interrupt state with the concrete model before entry and after exit (it reaches
 //! the model through [`IrqChip::model`] and a downcast, so the core never names it).
 
+use super::device::{Device, DeviceCtx};
 use super::vgic::Vgic;
 use super::vplic::Vplic;
 use super::{emu_type, MmioDevice, MmioError};
@@ -39,6 +40,52 @@ pub trait IrqChip: Send {
     fn reset(&mut self);
     /// The concrete model, for the architecture's vCPU to downcast.
     fn model(&mut self) -> &mut dyn Any;
+}
+
+/// One MMIO window of the VM's interrupt chip on its bus (a GIC distributor or
+/// redistributor region, a GICv2 CPU interface, a PLIC): accesses go to the chip
+/// with the window's `emu_type`. Without a chip the window reads as zero.
+pub struct ChipWindow {
+    window: u32,
+}
+
+impl ChipWindow {
+    pub fn new(window: u32) -> Self {
+        Self { window }
+    }
+
+    fn access(
+        &self,
+        ctx: &mut DeviceCtx,
+        off: u64,
+        width: u8,
+        write: Option<u64>,
+    ) -> Result<u64, MmioError> {
+        let vcpu = ctx.vcpu;
+        match ctx.chip() {
+            Some(chip) => chip.mmio(vcpu, self.window, off, width, write),
+            None => Ok(0),
+        }
+    }
+}
+
+impl Device for ChipWindow {
+    fn mmio_read(&mut self, ctx: &mut DeviceCtx, off: u64, width: u8) -> Result<u64, MmioError> {
+        self.access(ctx, off, width, None)
+    }
+
+    fn mmio_write(
+        &mut self,
+        ctx: &mut DeviceCtx,
+        off: u64,
+        width: u8,
+        value: u64,
+    ) -> Result<(), MmioError> {
+        self.access(ctx, off, width, Some(value)).map(|_| ())
+    }
+
+    /// The chip itself is reset by its VM.
+    fn reset(&mut self) {}
 }
 
 /// A VM's virtual GIC and what it was built from (to rebuild it on reset).

@@ -1,6 +1,8 @@
-//! Emulated device models: pure state machines behind one MMIO interface, with no
-//! knowledge of how accesses arrive (trap decoding is arch code) and no arch code.
-//! Every register is unit-tested on the host.
+//! Emulated devices. The models are pure state machines behind one MMIO interface
+//! ([`MmioDevice`]), with no knowledge of how accesses arrive (trap decoding is arch
+//! code) and no arch code; every register is unit-tested on the host. Small adapters
+//! put them on a VM's [`bus`] as [`device::Device`]s, created from the VM config
+//! through the [`registry`].
 
 /// Which UART model a guest's console is: the one its architecture's guests expect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,9 +23,16 @@ pub mod emu_type {
     pub const PLIC: u32 = 0x30;
 }
 
+pub mod bus;
+pub mod device;
+pub mod dummy;
 pub mod irqchip;
 pub mod pl011;
+pub mod registry;
 pub mod ring;
+pub mod serial;
+#[cfg(test)]
+pub mod testdev;
 pub mod uart16550;
 pub mod vgic;
 pub mod vplic;
@@ -35,6 +44,8 @@ pub enum MmioError {
     BadWidth { offset: u64, width: u8 },
     /// Offset not aligned to the access width.
     Unaligned { offset: u64, width: u8 },
+    /// A kind of access the device does not take (port I/O to an MMIO device).
+    Refused { offset: u64, width: u8 },
 }
 
 /// An emulated device occupying a window of guest-physical space. `offset` is relative

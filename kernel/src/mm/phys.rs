@@ -42,6 +42,30 @@ pub unsafe fn slice_mut<'a>(pa: u64, len: u64) -> &'a mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(pa as *mut u8, len as usize) }
 }
 
+/// Copies host-physical `[pa, pa + out.len())` into `out`, without forming a
+/// reference to the source (a running guest may be writing it).
+///
+/// # Safety
+/// The range must be RAM (guest memory of a VM, say) that stays allocated for the
+/// duration of the copy.
+pub unsafe fn read_bytes(pa: u64, out: &mut [u8]) {
+    // SAFETY: guaranteed by the caller; identity map makes `pa` a valid pointer, and
+    // `out` is a distinct hypervisor buffer.
+    unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, out.as_mut_ptr(), out.len()) }
+}
+
+/// Copies `data` to host-physical `[pa, pa + data.len())`, without forming a
+/// reference to the destination (a running guest may be reading it).
+///
+/// # Safety
+/// The range must be RAM (guest memory of a VM, say) that stays allocated for the
+/// duration of the copy and holds nothing the hypervisor relies on.
+pub unsafe fn write_bytes(pa: u64, data: &[u8]) {
+    // SAFETY: guaranteed by the caller; identity map makes `pa` a valid pointer, and
+    // `data` is a distinct hypervisor buffer.
+    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) }
+}
+
 /// Stores one 64-bit translation-table entry at host-physical `pa`, in one access
 /// (a table walker may read it at any time).
 ///

@@ -1,48 +1,34 @@
-//! A VM's emulated devices and the dispatch of its MMIO accesses to them, from the
-//! `emu_devices` of its config. The console UART's output is collected into lines
-//! for the hypervisor console. The console is the platform's own kind of UART: a
-//! PL011 on aarch64, a 16550 on riscv64 (wired to the VM's PLIC when it has one).
+//! A VM's devices as the VMM holds them: its bus (built from the `emu_devices` of
+//! its config through the device registry), its interrupt chip, and the plumbing
+//! between its console UART and the hypervisor console: output collected into lines
+//! (or streamed once the VM has the keyboard and was typed to), typed input queued
+//! beyond the UART's FIFO.
 
 use crate::console::{self, LineBuffer};
+use crate::devices::bus::{Bus, DeviceId, Dispatch, Space};
+use crate::devices::device::{DeviceCtx, VmEvent};
 use crate::devices::irqchip::{GicChip, IrqChip};
-use crate::devices::pl011::Pl011;
+use crate::devices::registry::{self, Created, VmFacts};
 use crate::devices::ring::Ring;
-use crate::devices::uart16550::Uart16550;
 use crate::devices::vgic::guest_version::{self, GuestGicVersion};
 use crate::devices::vplic::Vplic;
-use crate::devices::{emu_type, ConsoleKind, MmioDevice, MmioError};
+use crate::devices::{emu_type, MmioError};
 use crate::hal::{Arch, Current};
-use crate::spec::{EmuDevice, VmSpec};
+use crate::mm::guest::GuestMemory;
+use crate::spec::VmSpec;
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-enum Model {
-    Console(Pl011),
-    Console16550(Uart16550),
-    Dummy,
-    GicCpuIf,
-    GicDist,
-    GicRedist,
-    Plic,
-}
-
-struct Window {
-    base: u64,
-    len: u64,
-    /// Interrupt the device raises in the guest (GIC INTID on aarch64, PLIC source on
-    /// riscv64), 0 = none.
-    irq: u32,
-    model: Model,
-}
-
 pub struct VmDevices {
     name: &'static str,
-    windows: Vec<Window>,
+    bus: Bus,
+    /// The console UART: the first device that is a serial port.
+    console: Option<DeviceId>,
     line: Box<LineBuffer>,
     /// The VM's interrupt controller (virtual GIC or PLIC) behind its windows.
-    chip: Option<alloc::boxed::Box<dyn IrqChip>>,
+    chip: Option<Box<dyn IrqChip>>,
     /// This VM has the keyboard.
     focused: bool,
     /// It has the keyboard and was typed to: its console output is streamed (prompts,
@@ -80,7 +66,7 @@ fn spi_count(spec: &VmSpec) -> u32 {
     needed.div_ceil(32).max(2) * 32
 }
 
-/// What an MMIO access hit.
+/// What an MMIO or port-I/O access hit.
 #[derive(Debug, PartialEq, Eq)]
 pub enum MmioResult {
     Done(u64),
@@ -89,25 +75,45 @@ pub enum MmioResult {
     Error(MmioError),
 }
 
+/// Where one access comes from and what it may touch.
+pub struct Access<'a> {
+    /// The vCPU making it (its index in the VM).
+    pub vcpu: usize,
+    /// The VM's RAM, for devices that reach it.
+    pub memory: GuestMemory<'a>,
+    /// Where devices post VM events; the caller acts on them.
+    pub events: &'a mut Vec<VmEvent>,
+}
+
 impl VmDevices {
-    /// Devices of `spec`; an emu_type this hypervisor cannot emulate is an error that
-    /// keeps the VM from starting.
+    /// Devices of `spec`; an emu_type this hypervisor cannot emulate, or windows
+    /// that overlap, are an error that keeps the VM from starting.
     pub fn new(spec: &'static VmSpec) -> Result<Self, String> {
-        let windows: Vec<Window> = spec
-            .emu_devices
-            .iter()
-            .map(model_for)
-            .collect::<Result<_, _>>()?;
-        let chip = irq_chip(spec, &windows)?;
+        let facts = VmFacts {
+            console: Current::CONSOLE,
+            cpus: spec.cpu_num as usize,
+        };
+        let mut bus = registry::build(spec.emu_devices, &facts)?;
+        let console = bus_console(&mut bus);
         Ok(Self {
             name: spec.name,
-            windows,
+            bus,
+            console,
             line: Box::new(LineBuffer::new()),
-            chip,
+            chip: irq_chip(spec)?,
             focused: false,
             streaming: false,
             input: Box::new(Ring::new()),
         })
+    }
+
+    /// Puts one more device on the bus (named `name` in messages).
+    pub fn attach(&mut self, name: &'static str, created: Created) -> Result<DeviceId, String> {
+        let id = self.bus.add(name, created.device, &created.windows)?;
+        if self.console.is_none() {
+            self.console = bus_console(&mut self.bus);
+        }
+        Ok(id)
     }
 
     /// The VM's interrupt controller, if it has one.
@@ -146,53 +152,50 @@ impl VmDevices {
         }
     }
 
-    /// Emulates one access by vCPU `vcpu`. `write` is None for loads.
-    pub fn mmio(&mut self, vcpu: usize, gpa: u64, width: u8, write: Option<u64>) -> MmioResult {
-        let Some(w) = self
-            .windows
-            .iter_mut()
-            .find(|w| w.base <= gpa && gpa - w.base < w.len)
-        else {
-            return MmioResult::Unmapped;
-        };
-        let off = gpa - w.base;
-        let r = match (&mut w.model, self.chip.as_mut()) {
-            (Model::Console(uart), _) => access(uart, off, width, write),
-            (Model::Console16550(uart), _) => access(uart, off, width, write),
-            (Model::GicDist, Some(chip)) => chip.mmio(vcpu, emu_type::GIC_DIST, off, width, write),
-            (Model::GicRedist, Some(chip)) => {
-                chip.mmio(vcpu, emu_type::GIC_REDIST, off, width, write)
-            }
-            (Model::Plic, Some(chip)) => chip.mmio(vcpu, emu_type::PLIC, off, width, write),
-            (
-                Model::Dummy | Model::GicCpuIf | Model::GicDist | Model::GicRedist | Model::Plic,
-                _,
-            ) => Ok(0),
-        };
-        let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
-        let mut out = |b| output(name, line, streaming, b);
-        let level = match &mut w.model {
-            Model::Console(uart) => {
-                uart.drain_tx(&mut out);
-                Some(uart.irq_level())
-            }
-            Model::Console16550(uart) => {
-                uart.drain_tx(&mut out);
-                Some(uart.irq_level())
-            }
-            _ => None,
-        };
-        if let Some(level) = level {
-            let irq = w.irq;
-            self.set_line(irq, level);
-            // A read may have made room in the receive FIFO for queued input.
-            if !self.input.is_empty() {
-                self.feed_input();
+    /// Emulates one MMIO access at `gpa`. `write` is None for loads.
+    pub fn mmio(&mut self, a: Access, gpa: u64, width: u8, write: Option<u64>) -> MmioResult {
+        self.access(a, Space::Mmio, gpa, width, write)
+    }
+
+    /// Emulates one `in` (`write` None) or `out` at `port`.
+    pub fn pio(&mut self, a: Access, port: u16, width: u8, write: Option<u32>) -> MmioResult {
+        self.access(a, Space::Port, port.into(), width, write.map(u64::from))
+    }
+
+    fn access(
+        &mut self,
+        a: Access,
+        space: Space,
+        addr: u64,
+        width: u8,
+        write: Option<u64>,
+    ) -> MmioResult {
+        let chip = self.chip.as_mut().map(|c| c.as_mut() as &mut dyn IrqChip);
+        let mut ctx = DeviceCtx::new(a.vcpu, chip, a.memory, a.events);
+        match self.bus.dispatch(&mut ctx, space, addr, width, write) {
+            Dispatch::Unmapped => MmioResult::Unmapped,
+            Dispatch::Done { device, result } => {
+                self.serial_after_access(device);
+                match result {
+                    Ok(v) => MmioResult::Done(v),
+                    Err(e) => MmioResult::Error(e),
+                }
             }
         }
-        match r {
-            Ok(v) => MmioResult::Done(v),
-            Err(e) => MmioResult::Error(e),
+    }
+
+    /// After an access to a serial port: its output to the console, its interrupt
+    /// line updated, queued input moved into the room a read may have made.
+    fn serial_after_access(&mut self, device: DeviceId) {
+        let Some(serial) = self.bus.device(device).and_then(|d| d.serial()) else {
+            return;
+        };
+        let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
+        serial.drain_tx(&mut |b| output(name, line, streaming, b));
+        let (irq, level) = (serial.irq_line(), serial.irq_level());
+        self.set_line(irq, level);
+        if !self.input.is_empty() {
+            self.feed_input();
         }
     }
 
@@ -238,33 +241,22 @@ impl VmDevices {
     /// and updates its interrupt line.
     fn feed_input(&mut self) {
         let input = &mut self.input;
-        let found = self.windows.iter_mut().find_map(|w| match &mut w.model {
-            Model::Console(uart) => {
-                refill(input, |b| uart.push_rx(b));
-                Some((w.irq, uart.irq_level()))
-            }
-            Model::Console16550(uart) => {
-                refill(input, |b| uart.push_rx(b));
-                Some((w.irq, uart.irq_level()))
-            }
-            _ => None,
-        });
-        if let Some((irq, level)) = found {
-            self.set_line(irq, level);
-        }
+        let Some(id) = self.console else {
+            return;
+        };
+        let Some(serial) = self.bus.device(id).and_then(|d| d.serial()) else {
+            return;
+        };
+        refill(input, |b| serial.push_rx(b));
+        let (irq, level) = (serial.irq_line(), serial.irq_level());
+        self.set_line(irq, level);
     }
 
     /// Back to power-on state (VM reset): fresh device models, console line flushed.
     pub fn reset(&mut self) {
         self.flush_console();
         self.input.clear();
-        for w in &mut self.windows {
-            match &mut w.model {
-                Model::Console(u) => *u = Pl011::new(),
-                Model::Console16550(u) => *u = Uart16550::new(),
-                _ => {}
-            }
-        }
+        self.bus.reset();
         if let Some(chip) = self.chip.as_mut() {
             chip.reset();
         }
@@ -279,6 +271,11 @@ impl VmDevices {
     }
 }
 
+/// The first device on `bus` that is a serial port.
+fn bus_console(bus: &mut Bus) -> Option<DeviceId> {
+    bus.devices().position(|d| d.serial().is_some())
+}
+
 /// One byte of the VM's console output: streamed when the VM has the keyboard and was
 /// typed to, else collected into lines.
 fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
@@ -289,22 +286,13 @@ fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
     }
 }
 
-fn access(
-    dev: &mut dyn MmioDevice,
-    off: u64,
-    width: u8,
-    write: Option<u64>,
-) -> Result<u64, MmioError> {
-    match write {
-        Some(v) => dev.write(off, width, v).map(|_| 0),
-        None => dev.read(off, width),
-    }
-}
-
 /// The VM's interrupt controller: a virtual GIC when its devices describe one, a
 /// virtual PLIC when it has a PLIC window, else none. Both at once is refused.
-fn irq_chip(spec: &VmSpec, windows: &[Window]) -> Result<Option<Box<dyn IrqChip>>, String> {
-    let plic = windows.iter().any(|w| matches!(w.model, Model::Plic));
+fn irq_chip(spec: &VmSpec) -> Result<Option<Box<dyn IrqChip>>, String> {
+    let plic = spec
+        .emu_devices
+        .iter()
+        .any(|d| d.emu_type == emu_type::PLIC);
     let v2 = match guest_version::version(spec.emu_devices, spec.cpu_num)? {
         GuestGicVersion::None if plic => {
             let plic =
@@ -325,41 +313,10 @@ fn irq_chip(spec: &VmSpec, windows: &[Window]) -> Result<Option<Box<dyn IrqChip>
     Ok(Some(Box::new(gic)))
 }
 
-/// The console UART model: the one the platform's guests expect.
-fn console_model() -> Model {
-    match Current::CONSOLE {
-        ConsoleKind::Pl011 => Model::Console(Pl011::new()),
-        ConsoleKind::Uart16550 => Model::Console16550(Uart16550::new()),
-    }
-}
-
-fn model_for(d: &EmuDevice) -> Result<Window, String> {
-    let model = match d.emu_type {
-        emu_type::CONSOLE => console_model(),
-        emu_type::DUMMY => Model::Dummy,
-        emu_type::GIC_CPU_IF => Model::GicCpuIf,
-        emu_type::GIC_DIST => Model::GicDist,
-        emu_type::GIC_REDIST => Model::GicRedist,
-        emu_type::PLIC => Model::Plic,
-        t => {
-            return Err(format!(
-                "not supported yet: emulated device \"{}\" with emu_type {t:#x}",
-                d.name
-            ))
-        }
-    };
-    Ok(Window {
-        base: d.base_gpa,
-        len: d.length,
-        irq: d.irq,
-        model,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Image, InterruptMode};
+    use crate::spec::{EmuDevice, Image, InterruptMode};
 
     static UART_ONLY: VmSpec = VmSpec {
         id: 1,
@@ -389,17 +346,31 @@ mod tests {
         interrupt_mode: InterruptMode::NoIrq,
     };
 
+    /// One 32-bit access by vCPU 0 of a VM without RAM.
+    fn access(d: &mut VmDevices, gpa: u64, write: Option<u64>) -> MmioResult {
+        let ram = crate::mm::guest::GuestRam::default();
+        let mut events = Vec::new();
+        let a = Access {
+            vcpu: 0,
+            memory: GuestMemory::new(&ram, None),
+            events: &mut events,
+        };
+        let r = d.mmio(a, gpa, 4, write);
+        assert!(events.is_empty(), "a UART posts no VM events");
+        r
+    }
+
     /// Reads the PL011 data register until the receive FIFO is empty (FR.RXFE).
     fn read_all(d: &mut VmDevices) -> alloc::vec::Vec<u8> {
         let mut got = alloc::vec::Vec::new();
         loop {
-            let MmioResult::Done(fr) = d.mmio(0, 0x0900_0018, 4, None) else {
+            let MmioResult::Done(fr) = access(d, 0x0900_0018, None) else {
                 panic!("FR read failed")
             };
             if fr & (1 << 4) != 0 {
                 return got;
             }
-            let MmioResult::Done(dr) = d.mmio(0, 0x0900_0000, 4, None) else {
+            let MmioResult::Done(dr) = access(d, 0x0900_0000, None) else {
                 panic!("DR read failed")
             };
             got.push(dr as u8);
@@ -418,5 +389,92 @@ mod tests {
             d.console_input(b'x');
         }
         assert!(!d.console_input(b'y'), "beyond FIFO and queue: dropped");
+    }
+
+    #[test]
+    fn output_is_line_buffered_until_the_focused_vm_is_typed_to() {
+        let mut d = VmDevices::new(&UART_ONLY).unwrap();
+        for &b in b"ab\ncd" {
+            assert_eq!(
+                access(&mut d, 0x0900_0000, Some(b.into())),
+                MmioResult::Done(0)
+            );
+        }
+        assert_eq!(
+            d.line.as_bytes(),
+            b"cd",
+            "a whole line went out, the rest waits"
+        );
+        d.console_input(b'x');
+        assert!(!d.streaming, "typed to without the keyboard: still lines");
+        d.set_focus(true);
+        d.console_input(b'y');
+        assert!(d.streaming);
+        assert!(
+            d.line.as_bytes().is_empty(),
+            "the pending part was streamed"
+        );
+        access(&mut d, 0x0900_0000, Some(b'e'.into()));
+        assert!(d.line.as_bytes().is_empty(), "streamed as it comes");
+        d.set_focus(false);
+        assert!(!d.streaming);
+        access(&mut d, 0x0900_0000, Some(b'f'.into()));
+        assert_eq!(d.line.as_bytes(), b"f");
+    }
+
+    #[test]
+    fn reset_empties_the_input_queue_and_the_uart() {
+        let mut d = VmDevices::new(&UART_ONLY).unwrap();
+        for &b in b"queued" {
+            d.console_input(b);
+        }
+        d.reset();
+        assert!(read_all(&mut d).is_empty());
+    }
+
+    #[test]
+    fn unknown_devices_and_overlaps_keep_the_vm_from_starting() {
+        static DEVS: [EmuDevice; 2] = [
+            EmuDevice {
+                name: "uart",
+                base_gpa: 0x0900_0000,
+                length: 0x1000,
+                irq: 0,
+                emu_type: 0x2,
+                cfg: &[],
+            },
+            EmuDevice {
+                name: "mystery",
+                base_gpa: 0x0900_0800,
+                length: 0x1000,
+                irq: 0,
+                emu_type: 0x77,
+                cfg: &[],
+            },
+        ];
+        static UNKNOWN: VmSpec = VmSpec {
+            emu_devices: &DEVS,
+            ..UART_ONLY
+        };
+        static OVERLAP: VmSpec = VmSpec {
+            emu_devices: &[
+                DEVS[0],
+                EmuDevice {
+                    emu_type: 0x0,
+                    ..DEVS[1]
+                },
+            ],
+            ..UART_ONLY
+        };
+        let err = |s| VmDevices::new(s).err().unwrap();
+        assert_eq!(
+            err(&UNKNOWN),
+            "not supported yet: emulated device \"mystery\" with emu_type 0x77"
+        );
+        assert_eq!(
+            err(&OVERLAP),
+            "emulated device \"mystery\": MMIO window 0x9000800..0x9001800 overlaps \
+             MMIO window 0x9000000..0x9001000 of \"uart\""
+        );
     }
 }

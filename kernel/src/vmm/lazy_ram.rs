@@ -14,7 +14,7 @@
 //! wiped when the CPU first touches it. Their RAM is zeroed before boot.
 
 use crate::hal::exit::Access;
-use crate::mm::guest::RamMapping;
+use crate::mm::guest::{RamFill, RamMapping};
 use crate::spec::mem_flags;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -190,20 +190,7 @@ mod fill {
                     true
                 }
                 Touch::Fill(i) => {
-                    let start = Current::counter();
-                    let b = &mut blocks[i];
-                    // SAFETY: a parked block of this VM's RAM: unmapped from the
-                    // guest, and only touched under the lock held here.
-                    unsafe { Current::zero_guest_ram(b.hpa, BLOCK) };
-                    Current::clean_for_guest(b.hpa, BLOCK);
-                    // SAFETY: `slot` is this VM's stage-2 descriptor for the block,
-                    // invalid now; one aligned 64-bit store makes it valid.
-                    unsafe { phys::write_table_entry(b.slot, b.desc) };
-                    b.parked = false;
-                    Current::stage2_mapped(gpa);
-                    self.filled.fetch_add(1, Ordering::Relaxed);
-                    let ticks = Current::counter().wrapping_sub(start);
-                    self.fill_ticks.fetch_add(ticks, Ordering::Relaxed);
+                    self.fill_block(&mut blocks[i], gpa);
                     true
                 }
             }
@@ -222,6 +209,24 @@ mod fill {
             }
         }
 
+        /// Zeroes, cleans and maps parked block `b` (its lock held by the caller);
+        /// `gpa` is the address in it that was touched.
+        pub(super) fn fill_block(&self, b: &mut Block, gpa: u64) {
+            let start = Current::counter();
+            // SAFETY: a parked block of this VM's RAM: unmapped from the guest, and
+            // only touched under the lock the caller holds.
+            unsafe { Current::zero_guest_ram(b.hpa, BLOCK) };
+            Current::clean_for_guest(b.hpa, BLOCK);
+            // SAFETY: `slot` is this VM's stage-2 descriptor for the block, invalid
+            // now; one aligned 64-bit store makes it valid.
+            unsafe { phys::write_table_entry(b.slot, b.desc) };
+            b.parked = false;
+            Current::stage2_mapped(gpa);
+            self.filled.fetch_add(1, Ordering::Relaxed);
+            let ticks = Current::counter().wrapping_sub(start);
+            self.fill_ticks.fetch_add(ticks, Ordering::Relaxed);
+        }
+
         /// Parks every block: its descriptor invalid, filled again on next touch.
         /// Before the VM first runs, or with every vCPU but the calling one off and
         /// the caller running on this VM's stage 2 (a reset).
@@ -236,6 +241,22 @@ mod fill {
             self.filled.store(0, Ordering::Relaxed);
             self.fill_ticks.store(0, Ordering::Relaxed);
             Current::stage2_unmapped();
+        }
+    }
+}
+
+/// A device reaching guest RAM (DMA) fills the parked blocks it touches first, so
+/// the guest's first touch does not wipe what the device wrote.
+impl RamFill for LazyRam {
+    fn fill(&self, gpa: u64, len: u64) {
+        let end = gpa.saturating_add(len);
+        let mut blocks = self.blocks.lock();
+        let first = blocks.partition_point(|b| b.gpa + BLOCK <= gpa);
+        for b in blocks[first..].iter_mut().take_while(|b| b.gpa < end) {
+            if b.parked {
+                let at = b.gpa.max(gpa);
+                self.fill_block(b, at);
+            }
         }
     }
 }

@@ -7,7 +7,10 @@ use super::vm::{Power, Vm, VmState};
 use crate::hal::exit::{Reply, VcpuOnError, VmExit};
 use crate::hal::{Current, CurrentVcpu, HostIrq, Vcpu, VcpuStart};
 
-use super::devices::MmioResult;
+use super::devices::{Access, MmioResult};
+use crate::devices::device::VmEvent;
+use crate::mm::guest::GuestMemory;
+use alloc::vec::Vec;
 
 /// Project hypercall: identify the hypervisor, the VM and the vCPU.
 pub const HC_HV_INFO: u64 = 0xC600_0000;
@@ -160,11 +163,15 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
             write,
             pc,
         } => {
-            let r = vm.devices.lock().mmio(index, gpa, width, write);
+            let mut events = Vec::new();
+            let r = vm
+                .devices
+                .lock()
+                .mmio(access(vm, index, &mut events), gpa, width, write);
             match r {
                 MmioResult::Done(v) => {
                     vcpu.reply(Reply::MmioRead(v));
-                    Next::Continue
+                    act_on(m, vm, index, events)
                 }
                 MmioResult::Unmapped => stop(m, vm, &mmio_fault(vm, gpa, write.is_some(), pc)),
                 MmioResult::Error(e) => {
@@ -174,16 +181,14 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
                 }
             }
         }
-        // No device answers port I/O yet, and no architecture that has MSRs and
-        // CPUID runs guests yet: the VM is stopped with the reason.
         VmExit::PortIo {
-            port, write, pc, ..
-        } => {
-            let dir = if write.is_some() { "out" } else { "in" };
-            let why =
-                alloc::format!("not supported yet: port I/O ({dir}) to port {port:#x}, PC {pc:#x}");
-            stop(m, vm, &why)
-        }
+            port,
+            width,
+            write,
+            pc,
+        } => port_io(m, vm, index, vcpu, (port, width, write, pc)),
+        // No architecture that has MSRs and CPUID runs guests yet: the VM is stopped
+        // with the reason.
         VmExit::MsrRead { msr, pc } | VmExit::MsrWrite { msr, pc, .. } => {
             let why = alloc::format!("not supported yet: MSR {msr:#x} access, PC {pc:#x}");
             stop(m, vm, &why)
@@ -240,6 +245,82 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
     }
 }
 
+/// What a device access by vCPU `index` of `vm` is handed: the VM's RAM (filled
+/// first where it is zeroed on first touch) and a place for VM events.
+fn access<'a>(vm: &'a Vm, index: usize, events: &'a mut Vec<VmEvent>) -> Access<'a> {
+    Access {
+        vcpu: index,
+        memory: GuestMemory::new(&vm.ram, Some(&vm.lazy)),
+        events,
+    }
+}
+
+/// An `in` or `out`: answered by the device at the port, else the VM is stopped.
+fn port_io(
+    m: &Machine,
+    vm: &Vm,
+    index: usize,
+    vcpu: &mut CurrentVcpu,
+    (port, width, write, pc): (u16, u8, Option<u32>, u64),
+) -> Next {
+    let mut events = Vec::new();
+    let r = vm
+        .devices
+        .lock()
+        .pio(access(vm, index, &mut events), port, width, write);
+    let dir = if write.is_some() { "out" } else { "in" };
+    match r {
+        MmioResult::Done(v) => {
+            vcpu.reply(Reply::PortRead(v as u32));
+            act_on(m, vm, index, events)
+        }
+        MmioResult::Unmapped => {
+            let why = alloc::format!(
+                "fault: port I/O ({dir}) to port {port:#x}, where no device is, PC {pc:#x}"
+            );
+            stop(m, vm, &why)
+        }
+        MmioResult::Error(e) => {
+            let why =
+                alloc::format!("fault: device access {e:?} ({dir}) at port {port:#x}, PC {pc:#x}");
+            stop(m, vm, &why)
+        }
+    }
+}
+
+/// Acts on the VM events devices posted during an access by vCPU `index`, in
+/// order, on the paths the guest's own firmware calls take; stops at the first that
+/// ends this vCPU's run.
+fn act_on(m: &Machine, vm: &Vm, index: usize, events: Vec<VmEvent>) -> Next {
+    for event in events {
+        let next = match event {
+            VmEvent::PowerOff => {
+                m.stop_vm(vm, Outcome::PoweredOff);
+                Next::Stop
+            }
+            VmEvent::Reset => reset_vm(m, vm, index),
+            VmEvent::StartVcpu {
+                index: i,
+                entry,
+                arg,
+            } => {
+                if let Err(e) = start_vcpu(vm, i, entry, arg) {
+                    crate::warn!(
+                        "hv: VM {} ({}): a device's start of vCPU {i} refused: {e:?}",
+                        vm.id(),
+                        vm.name()
+                    );
+                }
+                Next::Continue
+            }
+        };
+        if !matches!(next, Next::Continue) {
+            return next;
+        }
+    }
+    Next::Continue
+}
+
 fn stop(m: &Machine, vm: &Vm, why: &dyn core::fmt::Display) -> Next {
     m.stop_vm(vm, Outcome::Faulted(why));
     Next::Stop
@@ -259,6 +340,14 @@ fn vcpu_on(vm: &Vm, target: u64, entry: u64, arg: u64) -> Result<(), VcpuOnError
     let i = vm
         .vcpu_by_target(target)
         .ok_or(VcpuOnError::InvalidTarget)?;
+    start_vcpu(vm, i, entry, arg)
+}
+
+/// Off -> Starting for vCPU `i` of `vm` at `entry` (in its RAM), and wakes its CPU.
+fn start_vcpu(vm: &Vm, i: usize, entry: u64, arg: u64) -> Result<(), VcpuOnError> {
+    if i >= vm.vcpus.len() {
+        return Err(VcpuOnError::InvalidTarget);
+    }
     if !vm.ram.contains(entry) {
         return Err(VcpuOnError::InvalidAddress);
     }

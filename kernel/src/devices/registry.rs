@@ -1,0 +1,124 @@
+//! The devices a VM config can name, keyed by `emu_type`, and the building of a
+//! VM's bus from its `emu_devices`.
+//!
+//! Adding a device is one file plus one registry line: write `devices/<name>.rs`
+//! with the model (a pure state machine, unit-tested there), its [`Device`] impl
+//! (MMIO and/or port-I/O accesses; it gets the VM's interrupt chip, a bounds-checked
+//! handle on guest memory and a VM event sink through [`DeviceCtx`]) and a
+//! constructor `fn(&EmuDevice, &VmFacts) -> Result<Created, String>` that says where
+//! the device sits ([`Created::at_window`] for the window the config gives). Then
+//! declare the module in `devices/mod.rs`, give its code a name in
+//! [`super::emu_type`], and add its line to [`REGISTRY`]. Nothing in `vmm` changes.
+//!
+//! [`DeviceCtx`]: super::device::DeviceCtx
+
+use super::bus::{Bus, Window};
+use super::device::Device;
+use super::dummy::Dummy;
+use super::irqchip::ChipWindow;
+use super::pl011::Pl011;
+use super::serial::ConsoleUart;
+use super::uart16550::Uart16550;
+use super::{emu_type, ConsoleKind};
+use crate::spec::EmuDevice;
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// What a device constructor may need to know about its VM.
+#[derive(Clone, Copy, Debug)]
+pub struct VmFacts {
+    /// The UART model this architecture's guests expect as their console.
+    pub console: ConsoleKind,
+    /// vCPUs of the VM.
+    pub cpus: usize,
+}
+
+/// A device made from its config, and where it sits on the bus.
+pub struct Created {
+    pub device: Box<dyn Device>,
+    pub windows: Vec<Window>,
+}
+
+impl Created {
+    /// `device` at the MMIO window its config gives.
+    pub fn at_window(d: &EmuDevice, device: impl Device + 'static) -> Self {
+        Self {
+            device: Box::new(device),
+            windows: vec![Window::mmio(d.base_gpa, d.length)],
+        }
+    }
+}
+
+pub type Constructor = fn(&EmuDevice, &VmFacts) -> Result<Created, String>;
+
+/// One kind of device a config can name.
+pub struct Entry {
+    pub emu_type: u32,
+    /// What it is, for messages.
+    pub name: &'static str,
+    pub create: Constructor,
+}
+
+/// Every device this hypervisor emulates.
+pub static REGISTRY: &[Entry] = &[
+    entry(emu_type::DUMMY, "dummy", dummy),
+    entry(emu_type::GIC_CPU_IF, "GICv2 CPU interface", chip_window),
+    entry(emu_type::CONSOLE, "console UART", console),
+    entry(emu_type::GIC_REDIST, "GIC redistributors", chip_window),
+    entry(emu_type::GIC_DIST, "GIC distributor", chip_window),
+    entry(emu_type::PLIC, "PLIC", chip_window),
+];
+
+const fn entry(emu_type: u32, name: &'static str, create: Constructor) -> Entry {
+    Entry {
+        emu_type,
+        name,
+        create,
+    }
+}
+
+/// The registry entry for `emu_type`.
+pub fn lookup(emu_type: u32) -> Option<&'static Entry> {
+    REGISTRY.iter().find(|e| e.emu_type == emu_type)
+}
+
+/// Creates one device from its config.
+pub fn create(d: &EmuDevice, vm: &VmFacts) -> Result<Created, String> {
+    let e = lookup(d.emu_type).ok_or_else(|| {
+        format!(
+            "not supported yet: emulated device \"{}\" with emu_type {:#x}",
+            d.name, d.emu_type
+        )
+    })?;
+    (e.create)(d, vm).map_err(|why| format!("emulated device \"{}\" ({}): {why}", d.name, e.name))
+}
+
+/// A VM's bus with every device of `devices` on it.
+pub fn build(devices: &'static [EmuDevice], vm: &VmFacts) -> Result<Bus, String> {
+    let mut bus = Bus::default();
+    for d in devices {
+        let c = create(d, vm)?;
+        bus.add(d.name, c.device, &c.windows)?;
+    }
+    Ok(bus)
+}
+
+fn dummy(d: &EmuDevice, _: &VmFacts) -> Result<Created, String> {
+    Ok(Created::at_window(d, Dummy))
+}
+
+/// The console UART: the model the platform's guests expect.
+fn console(d: &EmuDevice, vm: &VmFacts) -> Result<Created, String> {
+    Ok(match vm.console {
+        ConsoleKind::Pl011 => Created::at_window(d, ConsoleUart::<Pl011>::new(d.irq)),
+        ConsoleKind::Uart16550 => Created::at_window(d, ConsoleUart::<Uart16550>::new(d.irq)),
+    })
+}
+
+/// A window of the VM's interrupt chip.
+fn chip_window(d: &EmuDevice, _: &VmFacts) -> Result<Created, String> {
+    Ok(Created::at_window(d, ChipWindow::new(d.emu_type)))
+}
