@@ -212,3 +212,225 @@ fn port(
         None => dev.pio_read(ctx, off, width).map(u64::from),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devices::device::VmEvent;
+    use crate::devices::irqchip::ChipWindow;
+    use crate::devices::testdev::{RecordingChip, TestDevice, DMA_BYTES};
+    use crate::devices::{dummy::Dummy, emu_type};
+    use crate::mm::guest::{GuestMemError, GuestMemory, GuestRam, RamMapping};
+    use crate::spec::mem_flags;
+
+    const RAM: u64 = 0x4000_0000;
+    const DEV: u64 = 0x1000_0000;
+
+    /// A bus with the test device at MMIO 0x1000_0000 (4 KiB) and ports
+    /// 0x3f8..0x400, line 42, and a dummy after it.
+    fn bus() -> Bus {
+        let mut bus = Bus::default();
+        let w = [Window::mmio(DEV, 0x1000), Window::ports(0x3f8, 8)];
+        assert_eq!(bus.add("probe", Box::new(TestDevice::new(42)), &w), Ok(0));
+        let d = [Window::mmio(DEV + 0x1000, 0x1000)];
+        assert_eq!(bus.add("dummy", Box::new(Dummy), &d), Ok(1));
+        bus
+    }
+
+    /// Runs `f` with a context over a 4 KiB RAM at 0x4000_0000 (a host buffer),
+    /// a recording chip, and an event list, and returns them.
+    fn with_ctx(f: impl FnOnce(&mut DeviceCtx)) -> (Vec<u8>, RecordingChip, Vec<VmEvent>) {
+        let mut buf = alloc::vec![0u8; 0x1000];
+        let mut ram = GuestRam::default();
+        ram.regions.push(RamMapping {
+            gpa: RAM,
+            hpa: buf.as_mut_ptr() as u64,
+            size: 0x1000,
+            flags: mem_flags::READ | mem_flags::WRITE,
+        });
+        let (mut chip, mut events) = (RecordingChip::default(), Vec::new());
+        let memory = GuestMemory::new(&ram, None);
+        f(&mut DeviceCtx::new(0, Some(&mut chip), memory, &mut events));
+        (buf, chip, events)
+    }
+
+    fn done(result: Result<u64, MmioError>) -> Dispatch {
+        Dispatch::Done { device: 0, result }
+    }
+
+    #[test]
+    fn looks_up_windows_by_space() {
+        let b = bus();
+        assert_eq!(b.lookup(Space::Mmio, DEV), Some((0, 0)));
+        assert_eq!(b.lookup(Space::Mmio, DEV + 0xfff), Some((0, 0xfff)));
+        assert_eq!(b.lookup(Space::Mmio, DEV + 0x1008), Some((1, 8)));
+        assert_eq!(b.lookup(Space::Mmio, DEV + 0x2000), None);
+        assert_eq!(b.lookup(Space::Mmio, 0x3f8), None, "ports are not MMIO");
+        assert_eq!(b.lookup(Space::Port, 0x3fc), Some((0, 4)));
+        assert_eq!(b.lookup(Space::Port, 0x400), None);
+        assert_eq!(b.name(1), Some("dummy"));
+    }
+
+    #[test]
+    fn refuses_overlapping_and_empty_windows() {
+        let mut b = bus();
+        let add = |b: &mut Bus, w: &[Window]| b.add("new", Box::new(Dummy), w);
+        assert_eq!(
+            add(&mut b, &[Window::mmio(DEV + 0x1800, 0x1000)]),
+            Err(String::from(
+                "emulated device \"new\": MMIO window 0x10001800..0x10002800 overlaps \
+                 MMIO window 0x10001000..0x10002000 of \"dummy\""
+            ))
+        );
+        assert_eq!(
+            add(&mut b, &[Window::ports(0x3ff, 2)]),
+            Err(String::from(
+                "emulated device \"new\": port range 0x3ff..0x401 overlaps \
+                 port range 0x3f8..0x400 of \"probe\""
+            ))
+        );
+        let own = [Window::mmio(0, 0x100), Window::mmio(0x80, 0x100)];
+        assert!(add(&mut b, &own)
+            .unwrap_err()
+            .contains("overlaps its MMIO window 0x0..0x100"));
+        assert!(add(&mut b, &[Window::mmio(0, 0)])
+            .unwrap_err()
+            .contains("is empty"));
+        assert!(add(&mut b, &[Window::mmio(u64::MAX, 2)]).is_err(), "wraps");
+        let high = Window {
+            space: Space::Port,
+            base: 0xfff0,
+            len: 0x20,
+        };
+        assert!(add(&mut b, &[high])
+            .unwrap_err()
+            .contains("beyond port 0xffff"));
+        assert_eq!(
+            b.lookup(Space::Mmio, 0),
+            None,
+            "a refused device is not added"
+        );
+        assert_eq!(
+            add(&mut b, &[Window::ports(0x400, 1)]),
+            Ok(2),
+            "adjacent is fine"
+        );
+    }
+
+    #[test]
+    fn dispatches_port_io_and_refuses_what_a_device_does_not_take() {
+        let mut b = bus();
+        with_ctx(|ctx| {
+            assert_eq!(
+                b.dispatch(ctx, Space::Port, 0x3f8, 4, Some(0xabcd)),
+                done(Ok(0))
+            );
+            assert_eq!(
+                b.dispatch(ctx, Space::Port, 0x3f8, 2, None),
+                done(Ok(0xabcd))
+            );
+            let bad = MmioError::BadWidth {
+                offset: 1,
+                width: 1,
+            };
+            assert_eq!(b.dispatch(ctx, Space::Port, 0x3f9, 1, None), done(Err(bad)));
+            assert_eq!(
+                b.dispatch(ctx, Space::Port, 0x60, 1, None),
+                Dispatch::Unmapped
+            );
+            let mut ports = Bus::default();
+            ports
+                .add("d", Box::new(Dummy), &[Window::ports(0x80, 1)])
+                .unwrap();
+            let refused = MmioError::Refused {
+                offset: 0,
+                width: 8,
+            };
+            let r = ports.dispatch(ctx, Space::Port, 0x80, 8, None);
+            assert_eq!(r, done(Err(refused)), "the dummy takes MMIO only");
+        });
+    }
+
+    #[test]
+    fn a_device_raises_its_line_through_the_chip() {
+        let mut b = bus();
+        let (_, chip, _) = with_ctx(|ctx| {
+            b.dispatch(ctx, Space::Mmio, DEV, 4, Some(1));
+            b.dispatch(ctx, Space::Mmio, DEV, 4, Some(0));
+        });
+        assert_eq!(chip.levels, [(42, true), (42, false)]);
+    }
+
+    #[test]
+    fn a_device_reaches_guest_memory_within_bounds_only() {
+        let mut b = bus();
+        let (ram, _, _) = with_ctx(|ctx| {
+            assert_eq!(
+                b.dispatch(ctx, Space::Mmio, DEV + 8, 8, Some(RAM + 0x10)),
+                done(Ok(0))
+            );
+            assert_eq!(b.dispatch(ctx, Space::Mmio, DEV + 8, 8, None), done(Ok(0)));
+            b.dispatch(ctx, Space::Mmio, DEV + 0x10, 8, Some(RAM + 0x10));
+            let got = u32::from_le_bytes(*DMA_BYTES).into();
+            assert_eq!(
+                b.dispatch(ctx, Space::Mmio, DEV + 0x18, 8, None),
+                done(Ok(got))
+            );
+            // Past the end of RAM, and straddling it: refused, nothing moves.
+            b.dispatch(ctx, Space::Mmio, DEV + 8, 8, Some(RAM + 0xffe));
+            assert_eq!(b.dispatch(ctx, Space::Mmio, DEV + 8, 8, None), done(Ok(1)));
+            b.dispatch(ctx, Space::Mmio, DEV + 0x10, 8, Some(0));
+            assert_eq!(b.dispatch(ctx, Space::Mmio, DEV + 8, 8, None), done(Ok(1)));
+            let e = ctx.memory.write(RAM + 0x1000, b"x");
+            assert_eq!(
+                e,
+                Err(GuestMemError::OutOfBounds {
+                    gpa: RAM + 0x1000,
+                    len: 1
+                })
+            );
+        });
+        assert_eq!(&ram[0x10..0x14], DMA_BYTES);
+        assert_eq!(&ram[0xffe..], &[0, 0]);
+    }
+
+    #[test]
+    fn a_device_posts_vm_events() {
+        let mut b = bus();
+        let (_, _, events) = with_ctx(|ctx| {
+            b.dispatch(ctx, Space::Mmio, DEV + 0x28, 8, Some(RAM));
+            for e in [1, 2, 3] {
+                b.dispatch(ctx, Space::Mmio, DEV + 0x20, 8, Some(e));
+            }
+        });
+        let start = VmEvent::StartVcpu {
+            index: 1,
+            entry: RAM,
+            arg: 7,
+        };
+        assert_eq!(events, [VmEvent::PowerOff, VmEvent::Reset, start]);
+    }
+
+    #[test]
+    fn chip_windows_go_to_the_chip_with_their_emu_type() {
+        let mut b = Bus::default();
+        let w = ChipWindow::new(emu_type::GIC_DIST);
+        b.add("gicd", Box::new(w), &[Window::mmio(0x0800_0000, 0x1_0000)])
+            .unwrap();
+        with_ctx(|ctx| {
+            let r = b.dispatch(ctx, Space::Mmio, 0x0800_0104, 4, None);
+            assert_eq!(r, done(Ok(0x21_0000_0104)));
+            assert_eq!(ctx.chip().map(|c| c.take_kicks()), Some(0));
+        });
+    }
+
+    #[test]
+    fn reset_reaches_every_device() {
+        let mut b = bus();
+        with_ctx(|ctx| {
+            b.dispatch(ctx, Space::Port, 0x3f8, 4, Some(5));
+            b.reset();
+            assert_eq!(b.dispatch(ctx, Space::Port, 0x3f8, 4, None), done(Ok(0)));
+        });
+    }
+}

@@ -122,3 +122,55 @@ fn console(d: &EmuDevice, vm: &VmFacts) -> Result<Created, String> {
 fn chip_window(d: &EmuDevice, _: &VmFacts) -> Result<Created, String> {
     Ok(Created::at_window(d, ChipWindow::new(d.emu_type)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(emu_type: u32) -> EmuDevice {
+        EmuDevice {
+            name: "d",
+            base_gpa: 0x1000,
+            length: 0x100,
+            irq: 33,
+            emu_type,
+            cfg: &[],
+        }
+    }
+
+    const FACTS: VmFacts = VmFacts {
+        console: ConsoleKind::Uart16550,
+        cpus: 1,
+    };
+
+    #[test]
+    fn one_entry_per_emu_type() {
+        for (i, e) in REGISTRY.iter().enumerate() {
+            assert!(
+                REGISTRY[i + 1..].iter().all(|o| o.emu_type != e.emu_type),
+                "{}",
+                e.name
+            );
+            let c = create(&dev(e.emu_type), &FACTS).unwrap();
+            assert_eq!(c.windows, [Window::mmio(0x1000, 0x100)], "{}", e.name);
+        }
+    }
+
+    #[test]
+    fn the_console_is_the_architecture_s_uart_and_a_serial_port() {
+        let mut c = create(&dev(emu_type::CONSOLE), &FACTS).unwrap();
+        let serial = c.device.serial().expect("a serial port");
+        assert_eq!(serial.irq_line(), 33);
+        let mut ctx_less = create(&dev(emu_type::DUMMY), &FACTS).unwrap();
+        assert!(ctx_less.device.serial().is_none());
+    }
+
+    #[test]
+    fn unknown_emu_types_are_not_supported_yet() {
+        let e = create(&dev(0x99), &FACTS).err().unwrap();
+        assert_eq!(
+            e,
+            "not supported yet: emulated device \"d\" with emu_type 0x99"
+        );
+    }
+}

@@ -99,3 +99,36 @@ impl Device for TestDevice {
         };
     }
 }
+
+/// An interrupt chip that records the lines driven through it.
+#[derive(Default)]
+pub struct RecordingChip {
+    pub levels: alloc::vec::Vec<(u32, bool)>,
+}
+
+impl super::irqchip::IrqChip for RecordingChip {
+    fn mmio(
+        &mut self,
+        _: usize,
+        w: u32,
+        off: u64,
+        _: u8,
+        _: Option<u64>,
+    ) -> Result<u64, MmioError> {
+        Ok(u64::from(w) << 32 | off)
+    }
+    fn set_level(&mut self, line: u32, level: bool) {
+        self.levels.push((line, level));
+    }
+    fn ipi(&mut self, _: usize, _: u64) {}
+    fn inject(&mut self, _: usize, _: u32) {}
+    fn take_kicks(&mut self) -> u64 {
+        0
+    }
+    fn reset(&mut self) {
+        self.levels.clear();
+    }
+    fn model(&mut self) -> &mut dyn core::any::Any {
+        self
+    }
+}
