@@ -286,3 +286,125 @@ fn a_stopped_vm_restarts_with_fresh_ram_and_vcpu_zero_at_its_entry() {
     assert_eq!(unsafe { crate::mm::phys::slice_mut(hpa, 4) }, &KERNEL[..4]);
     assert!(m.restart(&a).unwrap_err().contains("not stopped"));
 }
+
+/// Where the test device (`devices/testdev.rs`) sits on a VM's bus.
+const PROBE: u64 = 0x0a00_0000;
+const PROBE_PORTS: u16 = 0x3f8;
+
+/// Puts the test device (interrupt line 40) at `PROBE` and ports 0x3f8..0x400.
+fn attach_probe(vm: &super::vm::Vm) {
+    use crate::devices::bus::Window;
+    use crate::devices::registry::Created;
+    let probe = Created {
+        device: Box::new(crate::devices::testdev::TestDevice::new(40)),
+        windows: alloc::vec![Window::mmio(PROBE, 0x1000), Window::ports(PROBE_PORTS, 8)],
+    };
+    vm.devices.lock().attach("probe", probe).unwrap();
+}
+
+fn probe_write(offset: u64, value: u64) -> VmExit {
+    VmExit::Mmio {
+        gpa: PROBE + offset,
+        width: 8,
+        write: Some(value),
+        pc: RAM_GPA,
+    }
+}
+
+fn port(port: u16, write: Option<u32>) -> VmExit {
+    VmExit::PortIo {
+        port,
+        width: 1,
+        write,
+        pc: RAM_GPA,
+    }
+}
+
+#[test]
+fn port_io_goes_to_the_device_on_the_bus() {
+    let (m, [a, b]) = two_running();
+    // A third VM keeps the machine up when both others stop.
+    let c = m.create(simple(3, 1)).unwrap();
+    m.start(&c);
+    attach_probe(&a);
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let out = port(PROBE_PORTS, Some(0x41));
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, out), Next::Continue);
+    let inb = port(PROBE_PORTS, None);
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, inb), Next::Continue);
+    assert_eq!(vcpu.replies, [Reply::PortRead(0), Reply::PortRead(0x41)]);
+    // A port the device refuses, and a port with no device: the VM stops.
+    let refused = port(PROBE_PORTS + 1, None);
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, refused), Next::Stop);
+    assert!(a.faulted());
+    assert_eq!(
+        handle_exit(&m, &b, 0, &mut vcpu, port(0x60, None)),
+        Next::Stop
+    );
+    assert!(b.faulted(), "port I/O to no device");
+}
+
+#[test]
+fn a_device_writes_guest_ram_even_where_it_is_filled_on_first_touch() {
+    let (m, [a, _]) = two_running();
+    attach_probe(&a);
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    // The last 2 MiB block of the 8 MiB RAM holds no image: it is parked.
+    let parked = RAM_GPA + (6 << 20) + 0x10;
+    let (_, filled, _) = a.lazy.counts();
+    for exit in [
+        probe_write(8, parked),
+        probe_write(8, RAM_GPA + (8 << 20) - 2),
+    ] {
+        assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, exit), Next::Continue);
+    }
+    assert_eq!(a.lazy.counts().1, filled + 1, "the block was filled first");
+    let hpa = a.ram.translate(parked, 4).unwrap();
+    // SAFETY: the VM's RAM, host memory here; its vCPU is not running.
+    assert_eq!(unsafe { crate::mm::phys::slice_mut(hpa, 4) }, b"dma!");
+    let read_status = VmExit::Mmio {
+        gpa: PROBE + 8,
+        width: 8,
+        write: None,
+        pc: RAM_GPA,
+    };
+    handle_exit(&m, &a, 0, &mut vcpu, read_status);
+    assert_eq!(vcpu.replies[2], Reply::MmioRead(1), "past the end: refused");
+    assert_eq!(a.state(), VmState::Running);
+}
+
+#[test]
+fn vm_events_a_device_posts_are_acted_on() {
+    let m = machine(2);
+    let a = m
+        .create(spec(1, &[0, 1], alloc::vec![ram(RAM_GPA, 8 << 20)]))
+        .unwrap();
+    let b = m.create(simple(2, 1)).unwrap();
+    m.start(&a);
+    m.start(&b);
+    attach_probe(&a);
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let entry = RAM_GPA + 0x100;
+    for exit in [probe_write(0x28, entry), probe_write(0x20, 3)] {
+        assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, exit), Next::Continue);
+    }
+    assert_eq!(a.vcpus[1].power(), super::vm::Power::Starting);
+    assert_eq!(a.vcpus[1].boot_params(), (entry, 7));
+
+    // Reset: devices back at power-on, vCPU 0 queued at the entry again.
+    let out = port(PROBE_PORTS, Some(5));
+    handle_exit(&m, &a, 0, &mut vcpu, out);
+    a.vcpus[1].set_power(super::vm::Power::Off);
+    let reset = probe_write(0x20, 2);
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, reset), Next::PowerOff);
+    assert_eq!((a.state(), a.boots()), (VmState::Running, 2));
+    assert_eq!(a.vcpus[0].power(), super::vm::Power::Starting);
+    handle_exit(&m, &a, 0, &mut vcpu, port(PROBE_PORTS, None));
+    assert_eq!(vcpu.replies.last(), Some(&Reply::PortRead(0)));
+
+    let off = probe_write(0x20, 1);
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, off), Next::Stop);
+    assert_eq!(a.state(), VmState::Stopped);
+    assert!(!a.faulted(), "a clean power-off");
+    assert_eq!(b.state(), VmState::Running);
+}
