@@ -3,7 +3,7 @@
 //! hypervisor image, the DTB and the reserved ranges. Guests get their RAM here.
 //! Pure logic over [`RangeList`]s: unit-tested on the host.
 
-use crate::platform::{Range, RangeList};
+use crate::firmware::{Range, RangeList};
 
 pub struct FrameAllocator {
     free: RangeList,

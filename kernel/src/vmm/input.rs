@@ -4,7 +4,6 @@
 
 use super::run::{kick_pending, Machine};
 use crate::console;
-use crate::hal::Board;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Ctrl-\ (ASCII FS).
