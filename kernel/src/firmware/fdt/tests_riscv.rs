@@ -159,3 +159,93 @@ fn corrupted_blobs_never_panic() {
         let _ = read(&VIRT[..len]);
     }
 }
+
+/// A small RISC-V tree as newer QEMU and firmware write it: `riscv,isa-base` and
+/// `riscv,isa-extensions` instead of `riscv,isa`, the timebase on the hart, the UART
+/// on `interrupts-extended`; plus an rv32 hart and one without the H extension.
+fn synthetic_riscv() -> alloc::vec::Vec<u8> {
+    let mut w = FdtWriter::new();
+    w.begin_node("").unwrap();
+    w.property_u32("#address-cells", 2).unwrap();
+    w.property_u32("#size-cells", 2).unwrap();
+    w.begin_node("memory@80000000").unwrap();
+    w.property_string("device_type", "memory").unwrap();
+    w.property_cells("reg", &[0, 0x8000_0000, 0, 0x1000_0000])
+        .unwrap();
+    w.end_node().unwrap();
+    w.begin_node("cpus").unwrap();
+    w.property_u32("#address-cells", 1).unwrap();
+    w.property_u32("#size-cells", 0).unwrap();
+    let harts: [(u32, &str, &[&str]); 3] = [
+        (0, "rv64i", &["i", "m", "a", "h", "sstc"]),
+        (1, "rv32i", &["i", "m", "a", "h"]),
+        (2, "RV64I", &["i", "m", "a"]),
+    ];
+    for (id, base, exts) in harts {
+        w.begin_node(&alloc::format!("cpu@{id}")).unwrap();
+        w.property_string("device_type", "cpu").unwrap();
+        w.property_string("compatible", "riscv").unwrap();
+        w.property_u32("reg", id).unwrap();
+        w.property_u32("timebase-frequency", 25_000_000).unwrap();
+        w.property_string("riscv,isa-base", base).unwrap();
+        w.property_string_list("riscv,isa-extensions", exts)
+            .unwrap();
+        w.begin_node("interrupt-controller").unwrap();
+        w.property_string("compatible", "riscv,cpu-intc").unwrap();
+        w.property_u32("phandle", 10 + id).unwrap();
+        w.end_node().unwrap();
+        w.end_node().unwrap();
+    }
+    w.end_node().unwrap();
+    w.begin_node("plic@c000000").unwrap();
+    w.property_string("compatible", "sifive,plic-1.0.0")
+        .unwrap();
+    w.property_cells("reg", &[0, 0x0c00_0000, 0, 0x60_0000])
+        .unwrap();
+    w.property_u32("riscv,ndev", 31).unwrap();
+    w.property_u32("phandle", 3).unwrap();
+    w.property_cells("interrupts-extended", &[10, 11, 10, 9, 12, 11, 12, 9])
+        .unwrap();
+    w.end_node().unwrap();
+    w.begin_node("serial@10000000").unwrap();
+    w.property_string("compatible", "ns16550a").unwrap();
+    w.property_cells("reg", &[0, 0x1000_0000, 0, 0x100])
+        .unwrap();
+    w.property_cells("interrupts-extended", &[3, 7]).unwrap();
+    w.end_node().unwrap();
+    w.end_node().unwrap();
+    w.finish().unwrap()
+}
+
+#[test]
+fn isa_extension_lists_rv32_harts_and_extended_uart_interrupts() {
+    let p = read(&synthetic_riscv()).unwrap();
+    assert_eq!(p.cpus(), &[0, 2], "the rv32 hart is left out");
+    assert!(p.isa_of(0).unwrap().h() && p.isa_of(0).unwrap().sstc());
+    assert!(!p.isa_of(2).unwrap().h());
+    assert!(!p.common_isa().unwrap().h());
+    assert_eq!(p.timebase_hz(), Some(25_000_000));
+    assert_eq!(
+        &p.plic().unwrap().s_context[..2],
+        &[Some(1), Some(3)],
+        "hart 2 is the second CPU; hart 1's contexts are not its"
+    );
+    assert_eq!(p.console.and_then(|u| u.irq), Some(7));
+}
+
+#[test]
+fn riscv64_requirements() {
+    use crate::arch::riscv64::board;
+    let p = read(&synthetic_riscv()).unwrap();
+    assert!(board::check(&p).is_ok());
+    assert!(board::can_run_vcpus(&p, 0));
+    assert!(!board::can_run_vcpus(&p, 2), "no H extension: not started");
+    assert!(
+        board::can_run_vcpus(&p, 9),
+        "unknown to the firmware: tried"
+    );
+    let mut no_timebase = p;
+    no_timebase.timer = None;
+    let e = board::check(&no_timebase).unwrap_err();
+    assert!(e.contains("timebase-frequency"), "{e}");
+}
