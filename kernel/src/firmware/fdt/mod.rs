@@ -247,25 +247,33 @@ impl<'a> Collector<'a> {
         if self.board.cpus().is_empty() {
             return Err(DiscoveryError::NoCpus);
         }
-        let gic = self.gic.and_then(|seen| Some((seen, seen.to_gic()?)));
+        let gic = self.gic.filter(|g| g.to_gic().is_some());
+        self.board.irq_controller = self.irq_controller(gic);
+        self.board.timer = self.timer(gic);
+        let uart = self.stdout_uart.or(self.first_uart);
+        self.board.console = uart.map(|u| u.to_uart(gic, self.plic));
+        self.board.initrd = initrd;
+        Ok(self.board)
+    }
+
+    /// `gic`: the GIC seen, if it has its registers.
+    fn irq_controller(&self, gic: Option<GicSeen<'_>>) -> Option<IrqController> {
+        if let Some(g) = gic.and_then(GicSeen::to_gic) {
+            return Some(IrqController::Gic(g));
+        }
         let harts = self.board.cpus().len();
-        let plic = self.plic.map(|p| p.to_plic(&self.hart_intc[..harts]));
-        self.board.irq_controller = match (gic, plic) {
-            (Some((_, g)), _) => Some(IrqController::Gic(g)),
-            (None, Some(p)) => Some(IrqController::Plic(p)),
-            (None, None) => None,
-        };
-        let generic = gic.zip(self.arm_timer).and_then(|((g, _), t)| g.timer(t));
-        let timebase = self.timebase.filter(|&hz| hz != 0);
-        self.board.timer = match (generic, timebase) {
+        let plic = self.plic?.to_plic(&self.hart_intc[..harts]);
+        Some(IrqController::Plic(plic))
+    }
+
+    /// The generic timer if its interrupts decode on the GIC, else the timebase.
+    fn timer(&self, gic: Option<GicSeen<'_>>) -> Option<Timer> {
+        let generic = gic.zip(self.arm_timer).and_then(|(g, t)| g.timer(t));
+        match (generic, self.timebase.filter(|&hz| hz != 0)) {
             (Some(t), _) => Some(Timer::Generic(t)),
             (None, Some(hz)) => Some(Timer::Timebase { hz }),
             (None, None) => None,
-        };
-        let uart = self.stdout_uart.or(self.first_uart);
-        self.board.console = uart.map(|u| u.to_uart(gic.map(|(g, _)| g), self.plic));
-        self.board.initrd = initrd;
-        Ok(self.board)
+        }
     }
 }
 
