@@ -1,10 +1,11 @@
-//! The boot sequence, arch-neutral: discover the board from its DTB, bring up the
-//! MMU, console, memory and interrupt controller, build every VM from the table
-//! `cargo xtask build` generated, start the other CPUs, and run.
+//! The boot sequence, arch-neutral: read the board from what the firmware handed over
+//! (the architecture picks the reader: a DTB today), bring up the MMU, console,
+//! memory and interrupt controller, build every VM from the table `cargo xtask build`
+//! generated, start the other CPUs, and run.
 
-use crate::hal::{Board, Cpu, Current, HostBoard, HostIrq, HostTimer};
+use crate::firmware::{self, Range};
+use crate::hal::{Cpu, Current, HostBoard, HostIrq, HostTimer};
 use crate::mm::frames::FrameAllocator;
-use crate::platform::{self, Range};
 use crate::println;
 use crate::spec::{VmSpec, BUILD, VMS};
 use crate::vmm::fs;
@@ -17,8 +18,8 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 const HEAP_SIZE: u64 = 8 << 20;
 
 /// Secondary stack slot -> CPU index (DTB order); written before the CPU is started.
-static SLOT_CPU: [AtomicUsize; platform::MAX_CPUS] =
-    [const { AtomicUsize::new(0) }; platform::MAX_CPUS];
+static SLOT_CPU: [AtomicUsize; firmware::MAX_CPUS] =
+    [const { AtomicUsize::new(0) }; firmware::MAX_CPUS];
 
 /// Reads the DTB's total size from its header (big-endian word at offset 4).
 fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
@@ -39,11 +40,11 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
 pub fn primary_main(dtb: usize) -> ! {
     let Some(blob) = dtb_slice(dtb) else { halt() };
     // Without a console there is no one to tell: stop quietly.
-    let Some(p) = Current::discover(blob) else {
+    let Ok(p) = Current::discover(blob) else {
         halt()
     };
-    if Current::init_primary(&p).is_err() {
-        halt();
+    if let Err(why) = Current::init_primary(&p) {
+        refuse(&p, why);
     }
     if let Some(u) = p.console() {
         crate::console::init(u);
@@ -65,7 +66,7 @@ pub fn primary_main(dtb: usize) -> ! {
             size: blob.len() as u64,
         },
     ];
-    let mut excl = platform::RangeList::new();
+    let mut excl = firmware::RangeList::new();
     for r in hv_and_dtb {
         let _ = excl.push(r);
     }
@@ -73,7 +74,7 @@ pub fn primary_main(dtb: usize) -> ! {
         let _ = excl.push(*r);
     }
     // Files the bootloader loaded for fs VMs: never handed out.
-    let modules = platform::modules::boot_modules(blob);
+    let modules = firmware::fdt::boot_modules(blob);
     let modules_safe = fs::start::protect_modules(&modules, &mut excl);
     let Ok(mut frames) = FrameAllocator::new(p.ram(), excl.as_slice()) else {
         fatal(&p, "too many RAM/reserved ranges");
@@ -149,7 +150,7 @@ fn start_secondaries(m: &'static Machine) {
     let me = Current::this_cpu();
     let mut slot = 1;
     for (i, &mpidr) in m.platform.cpus().iter().enumerate() {
-        if mpidr == me || slot >= platform::MAX_CPUS {
+        if mpidr == me || slot >= firmware::MAX_CPUS {
             continue;
         }
         SLOT_CPU[slot].store(i, Ordering::Release);
@@ -158,6 +159,15 @@ fn start_secondaries(m: &'static Machine) {
         }
         slot += 1;
     }
+}
+
+/// The architecture cannot run on this board: say why on its console, if it has one.
+fn refuse(p: &HostBoard, why: &str) -> ! {
+    if let Some(u) = p.console() {
+        crate::console::init(u);
+    }
+    println!("hv: cannot start: {why}");
+    Current::power_off(p, false)
 }
 
 fn fatal(p: &HostBoard, why: &str) -> ! {

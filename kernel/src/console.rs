@@ -85,7 +85,7 @@ mod output {
     static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
 
     /// Takes over the console UART, with its receive interrupt on.
-    pub fn init(uart: crate::platform::Uart) {
+    pub fn init(uart: crate::firmware::Uart) {
         let uart = HostUart::new(uart);
         uart.enable_rx_interrupt();
         *CONSOLE.lock() = Some(Console {

@@ -3,7 +3,8 @@
 //! Layers, each using only those below it (see DESIGN.md):
 //! - `arch`: boot, exception vectors, world switch, 2nd-stage tables, trap decoding;
 //!   the only place with inline assembly and system registers.
-//! - `platform`: what the board is (RAM, CPUs, UART, interrupt controller), from its DTB.
+//! - `firmware`: what the board is (RAM, CPUs, UART, interrupt controller, timer), one
+//!   neutral description filled by a reader of what the firmware handed over (a DTB).
 //! - `mm`: physical frames, heap, guest address spaces.
 //! - `devices`: emulated device models, pure state machines tested on the host.
 //! - `vmm`: VMs, vCPU placement, image loading, exit dispatch, VM lifecycle.
@@ -23,9 +24,9 @@ pub mod console;
 pub mod devices;
 pub mod drivers;
 pub mod fdt;
+pub mod firmware;
 pub mod hal;
 pub mod mm;
-pub mod platform;
 pub mod spec;
 pub mod vmm;
 

@@ -1,6 +1,6 @@
 //! Polled output on the board's console UART (PL011 or 16550-style), found in the DTB.
 
-use crate::platform::{Uart, UartKind};
+use crate::firmware::{Uart, UartKind};
 use core::ptr::{read_volatile, write_volatile};
 
 pub struct HostUart {

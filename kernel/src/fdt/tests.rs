@@ -43,7 +43,7 @@ fn header_and_layout() {
     assert_eq!(word(4) % 8, 0);
     assert_eq!(word(2) % 4, 0);
     assert_eq!(word(2) + word(9), word(3), "strings right after structure");
-    assert_eq!(crate::platform::check::check(&b), Ok(()));
+    assert_eq!(crate::firmware::fdt::check::check(&b), Ok(()));
 }
 
 #[test]

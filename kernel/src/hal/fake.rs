@@ -5,11 +5,11 @@
 //! pure format, kicks are counted, and a vCPU plays a script of exits.
 
 use super::exit::{FirstTouch, Reply, VmExit};
-use super::{Arch, Board, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
+use super::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
 use super::{Stage2, Vcpu, VcpuStart};
 use crate::devices::irqchip::IrqChip;
 use crate::devices::ConsoleKind;
-use crate::platform::{Range, Uart};
+use crate::firmware::{BoardInfo, DiscoveryError, Range};
 use crate::spec::VmSpec;
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -18,26 +18,17 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 pub struct FakeArch;
 
-/// A board of `cpus` CPUs (ids 0..cpus) over the RAM ranges given.
-#[derive(Clone, Debug)]
-pub struct FakeBoard {
-    pub ram: Vec<Range>,
-    pub cpus: Vec<u64>,
-}
-
-impl Board for FakeBoard {
-    fn ram(&self) -> &[Range] {
-        &self.ram
+/// A board of `cpus` CPUs (ids 0..cpus) over the RAM ranges given (at most
+/// [`crate::firmware::MAX_RANGES`] and [`crate::firmware::MAX_CPUS`]).
+pub fn board(ram: &[Range], cpus: usize) -> BoardInfo {
+    let mut b = BoardInfo::new();
+    for r in ram {
+        b.ram.push(*r).expect("fake board: too many RAM ranges");
     }
-    fn reserved(&self) -> &[Range] {
-        &[]
+    for id in 0..cpus as u64 {
+        b.cpus.push(id, None).expect("fake board: too many CPUs");
     }
-    fn cpus(&self) -> &[u64] {
-        &self.cpus
-    }
-    fn console(&self) -> Option<Uart> {
-        None
-    }
+    b
 }
 
 /// Kicks sent, over all tests (they only ever look at increases).
@@ -45,23 +36,23 @@ pub static KICKS: AtomicU64 = AtomicU64::new(0);
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Cpu for FakeArch {
-    type Board = FakeBoard;
-    fn discover(_blob: &'static [u8]) -> Option<FakeBoard> {
-        None
+    /// The fake has no firmware to read: tests build their board with [`board`].
+    fn discover(_blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError> {
+        Err(DiscoveryError::BadDtb)
     }
-    fn init_primary(_: &FakeBoard) -> Result<(), &'static str> {
+    fn init_primary(_: &BoardInfo) -> Result<(), &'static str> {
         Ok(())
     }
-    fn init_secondary(_: &FakeBoard) -> Result<(), &'static str> {
+    fn init_secondary(_: &BoardInfo) -> Result<(), &'static str> {
         Ok(())
     }
     fn this_cpu() -> u64 {
         0
     }
-    fn start_cpu(_: &FakeBoard, _id: u64, _slot: usize) -> Result<(), i64> {
+    fn start_cpu(_: &BoardInfo, _id: u64, _slot: usize) -> Result<(), i64> {
         Err(-1)
     }
-    fn power_off(_: &FakeBoard, success: bool) -> ! {
+    fn power_off(_: &BoardInfo, success: bool) -> ! {
         panic!("fake machine powered off (success: {success})")
     }
 }
@@ -93,7 +84,6 @@ impl MemoryOps for FakeArch {
 }
 
 impl GuestBoot for FakeArch {
-    type Board = FakeBoard;
     /// A stand-in description: the VM's name and RAM, so tests can find it in RAM.
     fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
         let mut d = Vec::from(&b"FAKEDESC"[..]);
@@ -111,7 +101,7 @@ impl GuestBoot for FakeArch {
     ) -> Result<Option<(u64, u64)>, String> {
         Ok(None)
     }
-    fn direct_windows(_spec: &VmSpec, _board: &FakeBoard) -> Result<Vec<DirectWindow>, String> {
+    fn direct_windows(_spec: &VmSpec, _board: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
         Ok(Vec::new())
     }
 }

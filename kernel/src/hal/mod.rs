@@ -27,7 +27,7 @@ pub mod paging;
 
 use crate::devices::irqchip::IrqChip;
 use crate::devices::ConsoleKind;
-use crate::platform::{Range, Uart};
+use crate::firmware::{BoardInfo, DiscoveryError};
 use crate::spec::VmSpec;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -48,35 +48,26 @@ pub use crate::arch::aarch64::stage2::Stage2;
 pub use crate::arch::riscv64::gstage::Stage2;
 pub use paging::{MapError, MemType, Perms};
 
-/// The board as found by the firmware reader: what the core needs of it.
-pub trait Board: Send + Sync + 'static {
-    /// RAM ranges, in firmware order.
-    fn ram(&self) -> &[Range];
-    /// Ranges of RAM the firmware keeps for itself.
-    fn reserved(&self) -> &[Range];
-    /// Firmware ids of the usable CPUs (MPIDR, hart id, APIC id), in firmware order;
-    /// a CPU's index in this list is what VM configs place vCPUs on.
-    fn cpus(&self) -> &[u64];
-    /// The hypervisor's console UART.
-    fn console(&self) -> Option<Uart>;
-}
-
-/// A physical CPU.
+/// A physical CPU. The board it runs on is the neutral [`BoardInfo`] a firmware
+/// reader filled; the architecture reads what it needs from it and refuses a board
+/// that lacks it.
 pub trait Cpu {
-    type Board: Board;
-    /// Reads the board description the firmware handed over (a device tree today).
-    fn discover(blob: &'static [u8]) -> Option<Self::Board>;
-    /// Boot CPU: its MMU, vectors, interrupt controller and console.
-    fn init_primary(board: &Self::Board) -> Result<(), &'static str>;
+    /// Reads the board description the firmware handed over at boot. Which reader is
+    /// the architecture's choice, as its boot protocol says what it is handed (a
+    /// device tree on aarch64 and riscv64; Multiboot information and ACPI on x86).
+    fn discover(blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError>;
+    /// Boot CPU: its MMU, vectors, interrupt controller and console. Err says why
+    /// this board cannot run the hypervisor (no GIC, no H extension ...).
+    fn init_primary(board: &BoardInfo) -> Result<(), &'static str>;
     /// Every other CPU, once started.
-    fn init_secondary(board: &Self::Board) -> Result<(), &'static str>;
+    fn init_secondary(board: &BoardInfo) -> Result<(), &'static str>;
     /// The firmware id of the CPU running this code.
     fn this_cpu() -> u64;
     /// Starts CPU `id` at the secondary entry with stack slot `slot`; the firmware's
     /// error code when it refuses.
-    fn start_cpu(board: &Self::Board, id: u64, slot: usize) -> Result<(), i64>;
+    fn start_cpu(board: &BoardInfo, id: u64, slot: usize) -> Result<(), i64>;
     /// Ends the machine; `success` becomes the exit status where the board has one.
-    fn power_off(board: &Self::Board, success: bool) -> !;
+    fn power_off(board: &BoardInfo, success: bool) -> !;
 }
 
 /// The host interrupt controller, as the core uses it.
@@ -125,7 +116,6 @@ pub struct DirectWindow {
 
 /// How a guest of this architecture is described and placed.
 pub trait GuestBoot {
-    type Board: Board;
     /// The boot description a VM gets when its config names none (a device tree
     /// today; a zero page and ACPI tables on x86 later). `memory`: (GPA, size) of
     /// its RAM.
@@ -139,7 +129,7 @@ pub trait GuestBoot {
     ) -> Result<Option<(u64, u64)>, String>;
     /// Device windows of `spec` that go straight to hardware; Err when the host
     /// cannot give the VM what its config asks (say, its interrupt controller).
-    fn direct_windows(spec: &VmSpec, board: &Self::Board) -> Result<Vec<DirectWindow>, String>;
+    fn direct_windows(spec: &VmSpec, board: &BoardInfo) -> Result<Vec<DirectWindow>, String>;
 }
 
 /// Where a vCPU starts, and the VM state its CPU is programmed with.
@@ -174,9 +164,7 @@ pub trait Vcpu: Sized {
 }
 
 /// One architecture: the traits above plus its types and guest facts.
-pub trait Arch:
-    Cpu + HostIrq + HostTimer + MemoryOps + GuestBoot<Board = <Self as Cpu>::Board>
-{
+pub trait Arch: Cpu + HostIrq + HostTimer + MemoryOps + GuestBoot {
     type Vcpu: Vcpu<Stage2Regs = Self::Stage2Regs>;
     /// What a CPU needs to run a VM's second-stage translation.
     type Stage2Regs: Copy + Send + Sync;
@@ -199,7 +187,7 @@ pub trait Arch:
     fn vcpu_index(id: u64) -> Option<usize>;
 }
 
-/// The board type of this build.
-pub type HostBoard = <Current as Cpu>::Board;
+/// The board the hypervisor runs on, as the core names it.
+pub type HostBoard = BoardInfo;
 /// The vCPU type of this build.
 pub type CurrentVcpu = <Current as Arch>::Vcpu;

@@ -5,7 +5,7 @@
 //! their frames. Pure logic over a fixed array: built before the heap exists, and
 //! unit-tested on the host.
 
-use crate::platform::{Range, RangeList};
+use crate::firmware::{Range, RangeList};
 
 /// Free ranges the allocator can keep apart. Freed frames join their neighbours,
 /// so this bounds fragmentation, not memory: 256 ranges (4 KiB) is far more than

@@ -3,10 +3,10 @@
 //! turns one into the other. (On the host, the fake architecture's board RAM is a
 //! host buffer whose addresses are its physical addresses: the same holds there.)
 
+#[cfg(target_os = "none")]
+use crate::firmware::Range;
 use crate::mm::frames::FrameAllocator;
 use crate::mm::tables::TableMemory;
-#[cfg(target_os = "none")]
-use crate::platform::Range;
 
 #[cfg(target_os = "none")]
 extern "C" {

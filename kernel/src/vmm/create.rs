@@ -5,7 +5,7 @@
 use super::devices::VmDevices;
 use super::lazy_ram::{self, Block, LazyRam};
 use super::vm::{VcpuSlot, Vm, VmParts};
-use crate::hal::{Arch, Board, Current, DirectWindow, GuestBoot, HostBoard, HostTimer};
+use crate::hal::{Arch, Current, DirectWindow, GuestBoot, HostBoard, HostTimer};
 use crate::hal::{MemType, MemoryOps, Perms, Stage2};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
@@ -189,10 +189,10 @@ fn place_vcpus(spec: &VmSpec, p: &HostBoard) -> Result<Vec<VcpuSlot>, String> {
         .iter()
         .enumerate()
         .map(|(v, &c)| {
-            let mpidr = Board::cpus(p).get(c as usize).ok_or_else(|| {
+            let mpidr = p.cpus().get(c as usize).ok_or_else(|| {
                 format!(
                     "vCPU {v} is placed on physical CPU {c}, but this machine has {} CPUs",
-                    Board::cpus(p).len()
+                    p.cpus().len()
                 )
             })?;
             Ok(VcpuSlot::new(c as usize, *mpidr))

@@ -8,7 +8,6 @@ use super::machine::Machine;
 use super::run::kick_pending;
 use super::vm::Vm;
 use crate::console;
-use crate::hal::Board;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, Ordering};
 

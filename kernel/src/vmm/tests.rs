@@ -5,10 +5,10 @@
 use super::machine::Machine;
 use super::run::{handle_exit, Next, HC_HV_INFO, HV_ABI_MAGIC};
 use super::vm::VmState;
+use crate::firmware::Range;
 use crate::hal::exit::{Reply, VcpuOnError, VmExit};
-use crate::hal::fake::{FakeBoard, FakeVcpu};
+use crate::hal::fake::{self, FakeVcpu};
 use crate::mm::frames::FrameAllocator;
-use crate::platform::Range;
 use crate::spec::{EmuDevice, Image, InterruptMode, MapType, MemRegion, VmSpec};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -31,10 +31,7 @@ fn host_ram(size: u64) -> Range {
 
 fn machine(cpus: u64) -> Machine {
     let ram = host_ram(64 << 20);
-    let board = FakeBoard {
-        ram: alloc::vec![ram],
-        cpus: (0..cpus).collect(),
-    };
+    let board = fake::board(&[ram], cpus as usize);
     let frames = FrameAllocator::new(&[ram], &[]).unwrap();
     Machine::new(board, frames)
 }

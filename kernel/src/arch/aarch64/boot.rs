@@ -4,7 +4,7 @@
 //! boot CPU through PSCI CPU_ON at `secondary_entry` with x0 = their stack slot.
 
 pub const STACK_SIZE: usize = 64 * 1024;
-pub const MAX_CPUS: usize = crate::platform::MAX_CPUS;
+pub const MAX_CPUS: usize = crate::firmware::MAX_CPUS;
 
 #[repr(C, align(4096))]
 pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);

@@ -1,7 +1,7 @@
 //! Calls from the hypervisor to the firmware below it (PSCI over SMC or HVC) and the
 //! QEMU semihosting exit.
 
-use crate::platform::PsciMethod;
+use crate::firmware::PsciMethod;
 
 pub const PSCI_CPU_ON: u64 = 0xC400_0003;
 pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;

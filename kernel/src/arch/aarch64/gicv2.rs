@@ -15,7 +15,7 @@
 use super::gicv2_lr;
 use super::gicv3::{HV_PRIORITY, MAINTENANCE_IRQ, SGI_KICK};
 use super::regs::{dsb_sy, mpidr};
-use crate::platform::MAX_CPUS;
+use crate::firmware::MAX_CPUS;
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 

@@ -2,7 +2,7 @@
 //! virtual CPU interface control (ICH_*_EL2) and its list registers.
 
 use super::regs::{dsb_sy, isb, read_sysreg, write_sysreg};
-use crate::platform::Range;
+use crate::firmware::Range;
 use core::ptr::{read_volatile, write_volatile};
 
 const GICD_CTLR: u64 = 0x0;

@@ -315,7 +315,7 @@ pub fn for_vm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::{self, Gic, PsciMethod, Range, Timer, Uart, UartKind};
+    use crate::firmware::{fdt::read, GenericTimer, Gic, PsciMethod, Range, Uart, UartKind};
 
     const RAM: &[(u64, u64)] = &[(0x4000_0000, 0x100_0000)];
 
@@ -429,30 +429,30 @@ mod tests {
     }
 
     #[test]
-    fn platform_discovery_reads_it_back() {
+    fn the_firmware_reader_reads_it_back() {
         let spec = GuestDtbSpec {
             initrd: Some((0x4080_0000, 0x40a0_0000)),
             ..contract_spec()
         };
-        let p = platform::discover(&build(&spec).unwrap()).unwrap();
+        let p = read(&build(&spec).unwrap()).unwrap();
         assert_eq!(
-            p.ram.as_slice(),
+            p.ram(),
             &[Range {
                 base: 0x4000_0000,
                 size: 0x100_0000
             }]
         );
         assert_eq!(p.cpus(), &[0, 1]);
-        assert_eq!(p.psci, Some(PsciMethod::Hvc));
+        assert_eq!(p.firmware.psci, Some(PsciMethod::Hvc));
         let uart = Uart {
             base: 0x0900_0000,
             size: 0x1000,
             kind: UartKind::Pl011,
             irq: Some(33),
         };
-        assert_eq!(p.uart, Some(uart));
+        assert_eq!(p.console, Some(uart));
         assert_eq!(
-            p.gic,
+            *p.gic().unwrap(),
             Gic::V3 {
                 gicd: Range {
                     base: 0x0800_0000,
@@ -467,8 +467,8 @@ mod tests {
             }
         );
         assert_eq!(
-            p.timer,
-            Timer {
+            p.generic_timer().unwrap(),
+            GenericTimer {
                 sec_phys: 29,
                 phys: 30,
                 virt: 27,
@@ -503,9 +503,9 @@ mod tests {
         );
         let timer = fdt.find_node("/timer").unwrap();
         assert_eq!(cells(timer.property("interrupts").unwrap().value)[2], 0x704);
-        let p = platform::discover(&blob).unwrap();
+        let p = read(&blob).unwrap();
         assert!(matches!(
-            p.gic,
+            *p.gic().unwrap(),
             Gic::V2 {
                 gicc: Range {
                     base: 0x0801_0000,
@@ -532,10 +532,7 @@ mod tests {
             .property("stdout-path")
             .is_none());
         assert!(fdt.find_node("/apb-pclk").is_none());
-        assert_eq!(
-            platform::discover(&blob).unwrap().cpus(),
-            &[0x1_0000_0000, 0x100]
-        );
+        assert_eq!(read(&blob).unwrap().cpus(), &[0x1_0000_0000, 0x100]);
     }
 
     #[test]

@@ -3,10 +3,10 @@
 
 use super::target;
 use crate::devices::irqchip::IrqChip;
+use crate::firmware::{BoardInfo, DiscoveryError};
 use crate::hal::exit::{FirstTouch, Reply, VmExit};
 use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps, Stage2};
 use crate::hal::{Vcpu as VcpuOps, VcpuStart};
-use crate::platform::Platform;
 use crate::spec::VmSpec;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,23 +15,23 @@ use alloc::vec::Vec;
 pub struct Aarch64;
 
 impl Cpu for Aarch64 {
-    type Board = Platform;
-    fn discover(blob: &'static [u8]) -> Option<Platform> {
-        crate::platform::discover(blob).ok()
+    /// The device tree the boot loader passed.
+    fn discover(blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError> {
+        crate::firmware::fdt::read(blob)
     }
-    fn init_primary(p: &Platform) -> Result<(), &'static str> {
+    fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
         target::init_primary(p)
     }
-    fn init_secondary(p: &Platform) -> Result<(), &'static str> {
+    fn init_secondary(p: &BoardInfo) -> Result<(), &'static str> {
         target::init_secondary(p)
     }
     fn this_cpu() -> u64 {
         target::this_cpu()
     }
-    fn start_cpu(p: &Platform, id: u64, slot: usize) -> Result<(), i64> {
+    fn start_cpu(p: &BoardInfo, id: u64, slot: usize) -> Result<(), i64> {
         target::start_cpu(p, id, slot)
     }
-    fn power_off(p: &Platform, success: bool) -> ! {
+    fn power_off(p: &BoardInfo, success: bool) -> ! {
         target::power_off(p, success)
     }
 }
@@ -71,7 +71,6 @@ impl MemoryOps for Aarch64 {
 }
 
 impl GuestBoot for Aarch64 {
-    type Board = Platform;
     fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
         super::guest_dtb::for_vm(spec, memory)
     }
@@ -82,7 +81,7 @@ impl GuestBoot for Aarch64 {
     ) -> Result<Option<(u64, u64)>, String> {
         super::image::FORMAT.kernel_footprint(image, load, others)
     }
-    fn direct_windows(spec: &VmSpec, p: &Platform) -> Result<Vec<DirectWindow>, String> {
+    fn direct_windows(spec: &VmSpec, p: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
         super::vm_gic::direct_windows(spec, p)
     }
 }

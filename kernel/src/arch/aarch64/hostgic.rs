@@ -1,11 +1,12 @@
 //! The host interrupt controller, GICv2 or GICv3, picked once at boot from the
-//! platform. The rest of the aarch64 code uses only this module: acknowledge, priority
+//! board description. The rest of the aarch64 code uses only this module: acknowledge, priority
 //! drop, deactivation, SGIs between CPUs, and the list registers of the virtual CPU
 //! interface (always in the ICH_LR<n>_EL2 layout, [`lr`]; the GICv2 driver converts).
 
+use super::board;
 use super::regs::{isb, mpidr, write_sysreg};
 use super::{gicv2, gicv3};
-use crate::platform::{Gic, Platform, Range};
+use crate::firmware::{BoardInfo, Gic, Range};
 use spin::Once;
 
 pub use gicv3::{lr, MAINTENANCE_IRQ, SGI_KICK};
@@ -29,11 +30,11 @@ fn host() -> Option<&'static HostGic> {
     HOST.get()
 }
 
-/// Boot CPU: picks the driver from the platform's GIC, enables the distributor and
+/// Boot CPU: picks the driver from the board's GIC, enables the distributor and
 /// routes the console UART's interrupt to this CPU.
-pub fn init_primary(p: &Platform) -> Result<(), &'static str> {
-    let uart_irq = p.uart.and_then(|u| u.irq);
-    match p.gic {
+pub fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
+    let uart_irq = p.console.and_then(|u| u.irq);
+    match *board::gic(p)? {
         Gic::V3 { gicd, .. } => {
             HOST.call_once(|| HostGic::V3);
             gicv3::init_distributor(gicd);
@@ -72,8 +73,8 @@ pub fn init_primary(p: &Platform) -> Result<(), &'static str> {
 /// Every CPU: its redistributor (GICv3) or banked distributor registers (GICv2), the
 /// physical CPU interface and the virtual interface control. `ppis` are the PPIs
 /// forwarded to guests.
-pub fn init_cpu(p: &Platform, ppis: &[u32]) -> Result<(), &'static str> {
-    match (host(), p.gic) {
+pub fn init_cpu(p: &BoardInfo, ppis: &[u32]) -> Result<(), &'static str> {
+    match (host(), *board::gic(p)?) {
         (
             Some(HostGic::V3),
             Gic::V3 {

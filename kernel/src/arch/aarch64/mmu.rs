@@ -4,7 +4,7 @@
 //! The boot CPU builds the tables with the MMU off; every CPU then loads the same ones.
 
 use super::regs::{isb, read_sysreg, write_sysreg};
-use crate::platform::Range;
+use crate::firmware::Range;
 use core::cell::UnsafeCell;
 
 const GIB: u64 = 1 << 30;

@@ -1,7 +1,8 @@
 //! aarch64 (ARMv8-A, EL2 without VHE) support.
 //!
-//! `esr` and `stage2` are pure and build everywhere (host unit tests); the rest runs
-//! only on the bare-metal target.
+//! `board`, `esr` and `stage2` are pure and build everywhere (host unit tests); the
+//! rest runs only on the bare-metal target.
+pub mod board;
 pub mod esr;
 pub mod gicv2_lr;
 pub mod guest_dtb;
@@ -60,28 +61,30 @@ pub fn vcpu_index(mpidr: u64) -> Option<usize> {
 
 #[cfg(target_os = "none")]
 mod target {
-    use super::{firmware, hostgic, mmu, regs, trap};
-    use crate::platform::{Platform, PsciMethod};
+    use super::{board, firmware, hostgic, mmu, regs, trap};
+    use crate::firmware::BoardInfo;
 
-    /// Boot CPU: EL2 identity map over the DTB's RAM, vectors, interrupt controller.
-    pub fn init_primary(p: &Platform) -> Result<(), &'static str> {
-        mmu::build(p.ram.as_slice())
-            .map_err(|_| "RAM map too fragmented for the EL2 page tables")?;
+    /// Boot CPU: EL2 identity map over the board's RAM, vectors, then (with the MMU
+    /// on, so the caller can print why) what the board must have, and the interrupt
+    /// controller.
+    pub fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
+        mmu::build(p.ram()).map_err(|_| "RAM map too fragmented for the EL2 page tables")?;
         mmu::enable();
         trap::install_vectors();
+        board::check(p)?;
         // Console input interrupts go to the boot CPU.
         hostgic::init_primary(p)?;
         init_cpu(p)
     }
 
     /// Every CPU: MMU on, vectors, its GIC redistributor and CPU interface.
-    pub fn init_secondary(p: &Platform) -> Result<(), &'static str> {
+    pub fn init_secondary(p: &BoardInfo) -> Result<(), &'static str> {
         mmu::enable();
         trap::install_vectors();
         init_cpu(p)
     }
 
-    fn init_cpu(p: &Platform) -> Result<(), &'static str> {
+    fn init_cpu(p: &BoardInfo) -> Result<(), &'static str> {
         hostgic::init_cpu(p, &super::FORWARDED_PPIS)
     }
 
@@ -104,8 +107,8 @@ mod target {
     }
 
     /// Starts CPU `mpidr` at the secondary entry with its stack slot.
-    pub fn start_cpu(p: &Platform, mpidr: u64, slot: usize) -> Result<(), i64> {
-        let method = p.psci.unwrap_or(PsciMethod::Smc);
+    pub fn start_cpu(p: &BoardInfo, mpidr: u64, slot: usize) -> Result<(), i64> {
+        let method = board::psci(p);
         let entry = super::boot::secondary_entry as *const () as u64;
         match firmware::cpu_on(method, mpidr, entry, slot as u64) {
             0 => Ok(()),
@@ -139,11 +142,11 @@ mod target {
     }
 
     /// Ends the machine: semihosting exit status when enabled, else PSCI SYSTEM_OFF.
-    pub fn power_off(p: &Platform, success: bool) -> ! {
+    pub fn power_off(p: &BoardInfo, success: bool) -> ! {
         if cfg!(feature = "semihosting-exit") {
             firmware::semihosting_exit(if success { 0 } else { 1 });
         }
-        firmware::system_off(p.psci.unwrap_or(PsciMethod::Smc));
+        firmware::system_off(board::psci(p));
         loop {
             regs::wfe();
         }

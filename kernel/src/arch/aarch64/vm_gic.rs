@@ -6,8 +6,8 @@
 use super::hostgic;
 use crate::devices::emu_type;
 use crate::devices::vgic::guest_version::{self, GuestGicVersion};
+use crate::firmware::BoardInfo;
 use crate::hal::DirectWindow;
-use crate::platform::Platform;
 use crate::spec::VmSpec;
 use alloc::format;
 use alloc::string::String;
@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 
 /// The windows of `spec` that go straight to hardware; Err if the VM's GIC version is
 /// not the host's, or the CPU interface window does not fit the host's GICV frame.
-pub fn direct_windows(spec: &VmSpec, _p: &Platform) -> Result<Vec<DirectWindow>, String> {
+pub fn direct_windows(spec: &VmSpec, _p: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
     let version = guest_version::version(spec.emu_devices, spec.cpu_num)?;
     let host_v2 = hostgic::is_gicv2();
     match version {

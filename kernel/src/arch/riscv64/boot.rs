@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 const STACK_SHIFT: usize = 16;
 pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
-pub const MAX_CPUS: usize = crate::platform::MAX_CPUS;
+pub const MAX_CPUS: usize = crate::firmware::MAX_CPUS;
 
 #[repr(C, align(4096))]
 pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);

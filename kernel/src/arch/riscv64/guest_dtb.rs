@@ -216,7 +216,7 @@ fn uart_node(
 /// The `riscv,isa` string of the guest's harts: the host's single-letter extensions a
 /// guest may use (no `h`: no nested virtualization; no vector state handling), plus
 /// the multi-letter ones in `extensions` the host has.
-pub fn guest_isa(host: crate::platform::riscv::Isa, extensions: &[&str]) -> String {
+pub fn guest_isa(host: crate::firmware::Isa, extensions: &[&str]) -> String {
     let mut s = String::from("rv64");
     for c in *b"imafdc" {
         if host.has_letter(c) {
@@ -259,7 +259,7 @@ pub fn for_vm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::riscv::{self, Isa};
+    use crate::firmware::{fdt::read, Isa};
 
     fn spec() -> GuestDtbSpec<'static> {
         GuestDtbSpec {
@@ -279,16 +279,16 @@ mod tests {
     #[test]
     fn host_discovery_reads_it_back() {
         let blob = build(&spec()).unwrap();
-        let p = riscv::discover(&blob).unwrap();
-        assert_eq!(p.ram.as_slice().len(), 1);
-        assert_eq!(p.ram.as_slice()[0].base, 0x8000_0000);
+        let p = read(&blob).unwrap();
+        assert_eq!(p.ram().len(), 1);
+        assert_eq!(p.ram()[0].base, 0x8000_0000);
         assert_eq!(p.cpus(), &[0, 1]);
-        assert_eq!(p.timebase_hz, 10_000_000);
-        let isa = p.common_isa();
+        assert_eq!(p.timebase_hz(), Some(10_000_000));
+        let isa = p.common_isa().unwrap();
         assert!(!isa.h() && isa.sstc() && isa.has_letter(b'c'));
-        let uart = p.uart.unwrap();
+        let uart = p.console.unwrap();
         assert_eq!((uart.base, uart.irq), (0x1000_0000, Some(10)));
-        let plic = p.plic.unwrap();
+        let plic = *p.plic().unwrap();
         assert_eq!((plic.base, plic.ndev), (0x0c00_0000, 95));
         assert_eq!(&plic.s_context[..2], &[Some(1), Some(3)]);
     }

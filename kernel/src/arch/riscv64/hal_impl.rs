@@ -3,10 +3,10 @@
 
 use super::target;
 use crate::devices::irqchip::IrqChip;
+use crate::firmware::{BoardInfo, DiscoveryError};
 use crate::hal::exit::{FirstTouch, Reply, VmExit};
 use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps, Stage2};
 use crate::hal::{Vcpu as VcpuOps, VcpuStart};
-use crate::platform::riscv::RiscvPlatform as Platform;
 use crate::spec::VmSpec;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -15,23 +15,23 @@ use alloc::vec::Vec;
 pub struct Riscv64;
 
 impl Cpu for Riscv64 {
-    type Board = Platform;
-    fn discover(blob: &'static [u8]) -> Option<Platform> {
-        crate::platform::riscv::discover(blob).ok()
+    /// The device tree the boot loader passed.
+    fn discover(blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError> {
+        crate::firmware::fdt::read(blob)
     }
-    fn init_primary(p: &Platform) -> Result<(), &'static str> {
+    fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
         target::init_primary(p)
     }
-    fn init_secondary(p: &Platform) -> Result<(), &'static str> {
+    fn init_secondary(p: &BoardInfo) -> Result<(), &'static str> {
         target::init_secondary(p)
     }
     fn this_cpu() -> u64 {
         target::this_cpu()
     }
-    fn start_cpu(p: &Platform, id: u64, slot: usize) -> Result<(), i64> {
+    fn start_cpu(p: &BoardInfo, id: u64, slot: usize) -> Result<(), i64> {
         target::start_cpu(p, id, slot)
     }
-    fn power_off(p: &Platform, success: bool) -> ! {
+    fn power_off(p: &BoardInfo, success: bool) -> ! {
         target::power_off(p, success)
     }
 }
@@ -71,7 +71,6 @@ impl MemoryOps for Riscv64 {
 }
 
 impl GuestBoot for Riscv64 {
-    type Board = Platform;
     fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
         target::guest_dtb(spec, memory)
     }
@@ -83,7 +82,7 @@ impl GuestBoot for Riscv64 {
         super::image::FORMAT.kernel_footprint(image, load, others)
     }
     /// riscv64 VMs have none: every device they see is emulated or passed through.
-    fn direct_windows(_spec: &VmSpec, _p: &Platform) -> Result<Vec<DirectWindow>, String> {
+    fn direct_windows(_spec: &VmSpec, _p: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
         Ok(Vec::new())
     }
 }

@@ -5,7 +5,7 @@
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::platform::riscv::RiscvPlatform;
+use crate::firmware::BoardInfo;
 
 const ENABLE_BASE: u64 = 0x2000;
 const ENABLE_STRIDE: u64 = 0x80;
@@ -29,8 +29,8 @@ fn read32(addr: u64) -> u32 {
 
 /// Routes the console UART's interrupt to `hartid`'s supervisor context; true if
 /// there is one to route.
-pub fn init(p: &RiscvPlatform, hartid: u64) -> bool {
-    let (Some(plic), Some(source)) = (p.plic, p.uart.and_then(|u| u.irq)) else {
+pub fn init(p: &BoardInfo, hartid: u64) -> bool {
+    let (Some(plic), Some(source)) = (super::board::plic(p), p.console.and_then(|u| u.irq)) else {
         return false;
     };
     let Some(i) = p.cpus().iter().position(|&h| h == hartid) else {

@@ -1,8 +1,9 @@
 //! riscv64 support: the hypervisor runs in HS-mode (RISC-V H extension), started by
 //! OpenSBI; guests run in VS-mode behind a G-stage translation.
 //!
-//! `gstage`, `image`, `insn`, `sbi` and `guest_dtb` are pure and build everywhere (host unit
-//! tests); the rest runs only on the bare-metal target.
+//! `board`, `gstage`, `image`, `insn`, `sbi` and `guest_dtb` are pure and build
+//! everywhere (host unit tests); the rest runs only on the bare-metal target.
+pub mod board;
 pub mod gstage;
 pub mod guest_dtb;
 pub mod image;
@@ -33,10 +34,9 @@ pub(crate) use target::host;
 mod target {
     use super::csr::{self, irq, set_csr, write_csr};
     use super::guest_dtb::{self, GuestCpus};
-    use super::{boot, firmware, trap, vcpu};
+    use super::{board, boot, firmware, trap, vcpu};
     use crate::devices::vplic;
-    use crate::platform::riscv::{Isa, RiscvPlatform as Platform};
-    use crate::println;
+    use crate::firmware::{BoardInfo, Isa};
     use alloc::string::String;
     use alloc::vec::Vec;
     use spin::Once;
@@ -66,26 +66,27 @@ mod target {
         "zbs",
     ];
 
-    /// Boot hart: console (needed to say why we stop), the H extension, Sstc, then
-    /// the hart's own set-up.
-    pub fn init_primary(p: &Platform) -> Result<(), &'static str> {
-        if let Some(u) = p.uart {
+    /// Boot hart: console (needed to say why we stop), what the board must have,
+    /// the H extension, Sstc, then the hart's own set-up.
+    pub fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
+        if let Some(u) = p.console {
             crate::console::init(u);
         }
+        board::check(p)?;
         if trap::probe_hstatus().is_none() {
-            println!(
-                "hv: cannot start: this hart has no RISC-V H extension (hypervisor \
-                 extension), so it cannot run virtual machines (QEMU: -cpu rv64,h=true)"
+            return Err(
+                "this hart has no RISC-V H extension (hypervisor extension), so it \
+                 cannot run virtual machines (QEMU: -cpu rv64,h=true)",
             );
-            power_off(p, false);
         }
-        let isa = p.common_isa();
+        let isa = board::common_isa(p)?;
         let stce = isa.sstc()
             && trap::try_henvcfg(csr::HENVCFG_STCE).is_some_and(|v| v & csr::HENVCFG_STCE != 0);
+        let timebase_hz = board::timebase_hz(p)?;
         HOST.call_once(|| HostInfo {
             sstc: stce,
             isa,
-            timebase_hz: p.timebase_hz,
+            timebase_hz,
         });
         let timer = if stce {
             "Sstc (vstimecmp)"
@@ -102,7 +103,7 @@ mod target {
     }
 
     /// Every hart: trap vector, delegation of what guests handle themselves.
-    pub fn init_secondary(_p: &Platform) -> Result<(), &'static str> {
+    pub fn init_secondary(_p: &BoardInfo) -> Result<(), &'static str> {
         if trap::probe_hstatus().is_none() {
             return Err("no H extension on this hart");
         }
@@ -144,9 +145,8 @@ mod target {
     }
 
     /// Starts hart `hartid` at the secondary entry with its stack slot.
-    pub fn start_cpu(p: &Platform, hartid: u64, slot: usize) -> Result<(), i64> {
-        let i = p.cpus().iter().position(|&h| h == hartid);
-        if i.is_some_and(|i| !p.isa[i].h()) {
+    pub fn start_cpu(p: &BoardInfo, hartid: u64, slot: usize) -> Result<(), i64> {
+        if !board::can_run_vcpus(p, hartid) {
             // Not started: it could not run a vCPU.
             return Err(super::sbi::ERR_NOT_SUPPORTED);
         }
@@ -192,9 +192,9 @@ mod target {
 
     /// Ends the machine: the SiFive test device when enabled and present (exit status
     /// 0 or 1), else SBI system reset.
-    pub fn power_off(p: &Platform, success: bool) -> ! {
+    pub fn power_off(p: &BoardInfo, success: bool) -> ! {
         if cfg!(feature = "sifive-test-exit") {
-            if let Some(t) = p.test_device {
+            if let Some(t) = p.firmware.sifive_test {
                 firmware::sifive_test_exit(t.base, if success { 0 } else { 1 });
             }
         }

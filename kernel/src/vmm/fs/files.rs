@@ -6,8 +6,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::platform::modules::{BootModule, Modules};
-use crate::platform::Range;
+use crate::firmware::modules::{BootModule, Modules};
+use crate::firmware::Range;
 
 use super::Host;
 

@@ -1,6 +1,6 @@
 //! VMs with `image_location = "fs"`: their configs and images are not built into the
 //! hypervisor but are files on the boot card that the bootloader loaded into RAM and
-//! listed as boot modules in the DTB (see [`crate::platform::modules`]).
+//! listed as boot modules in the DTB (see [`crate::firmware::modules`]).
 //!
 //! Each config is parsed and checked with the rules xtask uses (the shared
 //! `vmconfig` crate); its image paths are resolved among the modules; its vCPUs are
@@ -22,8 +22,8 @@ use alloc::vec::Vec;
 
 use vmconfig::{ArchLimits, ImageRef, Problem, Severity, VmConfig};
 
-use crate::platform::modules::{BootModule, ModuleKind, Modules};
-use crate::platform::Range;
+use crate::firmware::modules::{BootModule, ModuleKind, Modules};
+use crate::firmware::Range;
 use crate::spec::VmSpec;
 use files::{image_bytes, inside, module_bytes, overlaps};
 use place::CpuOwners;
@@ -111,7 +111,7 @@ pub fn fs_vms(modules: &Modules<'_>, host: &Host<'_>, builtin: &[VmSpec]) -> FsV
     if modules.overflow {
         out.lines.push(format!(
             "more than {} boot modules: the others are ignored",
-            crate::platform::modules::MAX_MODULES
+            crate::firmware::modules::MAX_MODULES
         ));
     }
     let mut found: Vec<Result<Candidate, Refusal>> = Vec::new();

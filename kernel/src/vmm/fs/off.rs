@@ -26,9 +26,9 @@ pub mod start {
     //! The boot-time entry points of the fs VMs, refusing them.
 
     use super::FsVms;
+    use crate::firmware::modules::{ModuleKind, Modules};
+    use crate::firmware::{Range, RangeList};
     use crate::hal::HostBoard;
-    use crate::platform::modules::{ModuleKind, Modules};
-    use crate::platform::{Range, RangeList};
     use crate::spec::VmSpec;
 
     /// Nothing to keep: the modules are never read.

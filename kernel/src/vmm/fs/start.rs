@@ -4,9 +4,9 @@
 use alloc::vec::Vec;
 
 use super::{fs_vms, FsVms, Host};
-use crate::hal::{Board, HostBoard};
-use crate::platform::modules::Modules;
-use crate::platform::{Range, RangeList};
+use crate::firmware::modules::Modules;
+use crate::firmware::{Range, RangeList};
+use crate::hal::HostBoard;
 use crate::println;
 use crate::spec::VmSpec;
 

@@ -2,7 +2,7 @@
 //! config or file can stop its VM (and only its VM).
 
 use super::*;
-use crate::platform::modules::BootModule;
+use crate::firmware::modules::BootModule;
 use alloc::boxed::Box;
 use alloc::vec;
 

@@ -1,5 +1,5 @@
-//! Boot modules: files the bootloader loaded into RAM for us and described in the DTB
-//! (`boot.scr` of a card made by `cargo xtask image`):
+//! Boot modules in the device tree: files the bootloader loaded into RAM for us and
+//! described in the DTB (`boot.scr` of a card made by `cargo xtask image`):
 //!
 //! ```text
 //! /chosen/hv-modules {
@@ -13,94 +13,13 @@
 //! };
 //! ```
 //!
-//! Read before the heap exists (the slots must be kept out of the frame allocator),
-//! so fixed-capacity and allocation-free. Only call on blobs accepted by
-//! [`super::check::check`].
+//! Read before the heap exists, so allocation-free (see [`crate::firmware::modules`]).
 
 use fdt::Fdt;
 
 use super::dt;
-use super::Range;
-
-/// Most modules kept; more are reported by [`Modules::overflow`].
-pub const MAX_MODULES: usize = 32;
-
-/// What a module holds, from its `compatible`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModuleKind {
-    /// A VM config (TOML) of an `image_location = "fs"` VM.
-    VmConfig,
-    /// An image (kernel, DTB, ramdisk) a VM config names.
-    VmImage,
-    /// Something else marked `hv,module`.
-    Other,
-}
-
-/// One boot module. `file` borrows from the DTB.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BootModule<'a> {
-    pub kind: ModuleKind,
-    /// Path on the boot partition, without a leading '/'.
-    pub file: &'a str,
-    /// The RAM reserved for the file (`hv,slot`).
-    pub slot: Option<Range>,
-    /// Where the file was loaded and its size (`reg`); `None` when it was not.
-    pub loaded: Option<Range>,
-}
-
-/// Every module found, in DTB order.
-#[derive(Clone, Copy, Debug)]
-pub struct Modules<'a> {
-    items: [Option<BootModule<'a>>; MAX_MODULES],
-    len: usize,
-    /// More modules than [`MAX_MODULES`] were listed.
-    pub overflow: bool,
-}
-
-impl<'a> Modules<'a> {
-    pub const fn new() -> Self {
-        Self {
-            items: [None; MAX_MODULES],
-            len: 0,
-            overflow: false,
-        }
-    }
-
-    fn push(&mut self, m: BootModule<'a>) {
-        match self.items.get_mut(self.len) {
-            Some(slot) => {
-                *slot = Some(m);
-                self.len += 1;
-            }
-            None => self.overflow = true,
-        }
-    }
-
-    /// Adds a module (tests build lists without a DTB).
-    #[cfg(test)]
-    pub fn push_for_tests(&mut self, m: BootModule<'a>) {
-        self.push(m);
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = &BootModule<'a>> {
-        self.items[..self.len].iter().flatten()
-    }
-
-    /// The module holding `file` (a path on the boot partition, no leading '/').
-    pub fn find(&self, file: &str) -> Option<&BootModule<'a>> {
-        self.iter().find(|m| m.file == file)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-impl Default for Modules<'_> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+use crate::firmware::modules::{BootModule, ModuleKind, Modules};
+use crate::firmware::Range;
 
 /// The boot modules of `/chosen/hv-modules`; none when the node is absent.
 pub fn boot_modules(dtb: &[u8]) -> Modules<'_> {
@@ -152,6 +71,7 @@ fn kind_of(node: dt::Node<'_, '_>) -> Option<ModuleKind> {
 mod tests {
     use super::*;
     use crate::fdt::FdtWriter;
+    use crate::firmware::modules::MAX_MODULES;
     use alloc::vec::Vec;
 
     /// (compatible, file, slot, reg) of a module node.

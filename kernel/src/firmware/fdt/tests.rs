@@ -1,15 +1,19 @@
-//! Discovery against real DTBs (kernel/tests/dtbs, see the README there) and against
+//! The reader against real Arm DTBs (kernel/tests/dtbs, see the README there) and against
 //! blobs derived from them, plus robustness against truncated and corrupted blobs.
 
-use super::*;
+use super::{read, read_with_ram};
 use crate::fdt::FdtWriter;
+use crate::firmware::{
+    BoardInfo, DiscoveryError, GenericTimer, Gic, PsciMethod, Range, Uart, UartKind, MAX_CPUS,
+    MAX_RANGES,
+};
 use alloc::vec::Vec;
 
-const QEMU_V3: &[u8] = include_bytes!("../../tests/dtbs/qemu-virt-gicv3.dtb");
-const QEMU_V2: &[u8] = include_bytes!("../../tests/dtbs/qemu-virt-gicv2.dtb");
-const OPI5P: &[u8] = include_bytes!("../../tests/dtbs/rk3588-orangepi-5-plus.dtb");
-const EVB1: &[u8] = include_bytes!("../../tests/dtbs/rk3588-evb1-v10.dtb");
-const ROC_PC: &[u8] = include_bytes!("../../tests/dtbs/rk3568-roc-pc.dtb");
+const QEMU_V3: &[u8] = include_bytes!("../../../tests/dtbs/qemu-virt-gicv3.dtb");
+const QEMU_V2: &[u8] = include_bytes!("../../../tests/dtbs/qemu-virt-gicv2.dtb");
+const OPI5P: &[u8] = include_bytes!("../../../tests/dtbs/rk3588-orangepi-5-plus.dtb");
+const EVB1: &[u8] = include_bytes!("../../../tests/dtbs/rk3588-evb1-v10.dtb");
+const ROC_PC: &[u8] = include_bytes!("../../../tests/dtbs/rk3568-roc-pc.dtb");
 
 fn r(base: u64, size: u64) -> Range {
     Range { base, size }
@@ -87,12 +91,12 @@ const OPI5P_RAM: &[(u64, u64)] = &[
 
 #[test]
 fn qemu_virt_gicv3() {
-    let p = discover(QEMU_V3).unwrap();
-    assert_eq!(p.ram.as_slice(), &[r(0x4000_0000, 0x4000_0000)]);
-    assert_eq!(p.reserved.as_slice(), &[]);
+    let p = read(QEMU_V3).unwrap();
+    assert_eq!(p.ram(), &[r(0x4000_0000, 0x4000_0000)]);
+    assert_eq!(p.reserved(), &[]);
     assert_eq!(p.cpus(), &[0, 1, 2, 3]);
     assert_eq!(
-        p.uart,
+        p.console,
         Some(Uart {
             base: 0x0900_0000,
             size: 0x1000,
@@ -101,7 +105,7 @@ fn qemu_virt_gicv3() {
         })
     );
     assert_eq!(
-        p.gic,
+        *p.gic().unwrap(),
         Gic::V3 {
             gicd: r(0x0800_0000, 0x1_0000),
             gicr: r(0x080a_0000, 0xf6_0000),
@@ -110,23 +114,23 @@ fn qemu_virt_gicv3() {
         }
     );
     assert_eq!(
-        p.timer,
-        Timer {
+        p.generic_timer().unwrap(),
+        GenericTimer {
             sec_phys: 29,
             phys: 30,
             virt: 27,
             hyp_phys: 26
         }
     );
-    assert_eq!(p.psci, Some(PsciMethod::Smc));
+    assert_eq!(p.firmware.psci, Some(PsciMethod::Smc));
     assert_eq!(p.initrd, None);
 }
 
 #[test]
 fn qemu_virt_gicv2() {
-    let p = discover(QEMU_V2).unwrap();
+    let p = read(QEMU_V2).unwrap();
     assert_eq!(
-        p.gic,
+        *p.gic().unwrap(),
         Gic::V2 {
             gicd: r(0x0800_0000, 0x1_0000),
             gicc: r(0x0801_0000, 0x1_0000),
@@ -137,8 +141,8 @@ fn qemu_virt_gicv2() {
     );
     // GICv2 timer flags carry a CPU mask (0xf04): the INTIDs are unaffected.
     assert_eq!(
-        p.timer,
-        Timer {
+        p.generic_timer().unwrap(),
+        GenericTimer {
             sec_phys: 29,
             phys: 30,
             virt: 27,
@@ -151,11 +155,11 @@ fn qemu_virt_gicv2() {
 #[test]
 fn kernel_tree_board_dtbs_have_no_memory() {
     for dtb in [OPI5P, EVB1, ROC_PC] {
-        assert_eq!(discover(dtb).unwrap_err(), DiscoveryError::NoMemory);
+        assert_eq!(read(dtb).unwrap_err(), DiscoveryError::NoMemory);
     }
 }
 
-fn check_rk3588(p: &Platform) {
+fn check_rk3588(p: &BoardInfo) {
     assert_eq!(p.cpus(), &rk3588_cpus());
     let uart2 = Uart {
         base: 0xfeb5_0000,
@@ -166,9 +170,9 @@ fn check_rk3588(p: &Platform) {
         },
         irq: Some(333 + 32),
     };
-    assert_eq!(p.uart, Some(uart2));
+    assert_eq!(p.console, Some(uart2));
     assert_eq!(
-        p.gic,
+        *p.gic().unwrap(),
         Gic::V3 {
             gicd: r(0xfe60_0000, 0x1_0000),
             gicr: r(0xfe68_0000, 0x10_0000),
@@ -178,62 +182,58 @@ fn check_rk3588(p: &Platform) {
     );
     // Five timer interrupts (hyp-virt too), GIC with 4 interrupt cells.
     assert_eq!(
-        p.timer,
-        Timer {
+        p.generic_timer().unwrap(),
+        GenericTimer {
             sec_phys: 29,
             phys: 30,
             virt: 27,
             hyp_phys: 26
         }
     );
-    assert_eq!(p.psci, Some(PsciMethod::Smc));
-    assert_eq!(
-        p.reserved.as_slice(),
-        &[r(0x10_f000, 0x100)],
-        "SCMI shared memory"
-    );
+    assert_eq!(p.firmware.psci, Some(PsciMethod::Smc));
+    assert_eq!(p.reserved(), &[r(0x10_f000, 0x100)], "SCMI shared memory");
 }
 
 #[test]
 fn orangepi_5_plus_after_firmware_fixup() {
-    let p = discover(&rewrite(OPI5P, OPI5P_RAM, &[])).unwrap();
+    let p = read(&rewrite(OPI5P, OPI5P_RAM, &[])).unwrap();
     let ram: Vec<_> = OPI5P_RAM.iter().map(|&(b, s)| r(b, s)).collect();
-    assert_eq!(p.ram.as_slice(), ram.as_slice());
+    assert_eq!(p.ram(), ram.as_slice());
     check_rk3588(&p);
 }
 
 #[test]
 fn board_ram_hints_are_sanitised() {
     let hints = [r(0, 0), r(u64::MAX, 2), r(0x20_0000, 0x1000)];
-    let p = discover_with_ram(OPI5P, &hints).unwrap();
-    assert_eq!(p.ram.as_slice(), &[r(0x20_0000, 0x1000)]);
+    let p = read_with_ram(OPI5P, &hints).unwrap();
+    assert_eq!(p.ram(), &[r(0x20_0000, 0x1000)]);
     assert_eq!(
-        discover_with_ram(OPI5P, &hints[..2]).unwrap_err(),
+        read_with_ram(OPI5P, &hints[..2]).unwrap_err(),
         DiscoveryError::NoMemory
     );
 }
 
 #[test]
 fn orangepi_5_plus_with_board_ram_hint() {
-    let p = discover_with_ram(OPI5P, &[r(0x20_0000, 0xefe0_0000)]).unwrap();
-    assert_eq!(p.ram.as_slice(), &[r(0x20_0000, 0xefe0_0000)]);
+    let p = read_with_ram(OPI5P, &[r(0x20_0000, 0xefe0_0000)]).unwrap();
+    assert_eq!(p.ram(), &[r(0x20_0000, 0xefe0_0000)]);
     check_rk3588(&p);
 }
 
 #[test]
 fn rk3588_evb1() {
-    let p = discover_with_ram(EVB1, &[r(0x20_0000, 0xefe0_0000)]).unwrap();
+    let p = read_with_ram(EVB1, &[r(0x20_0000, 0xefe0_0000)]).unwrap();
     check_rk3588(&p);
 }
 
 #[test]
 fn rk3568_roc_pc() {
-    let p = discover(&rewrite(ROC_PC, &[(0x20_0000, 0x7fe0_0000)], &[])).unwrap();
-    assert_eq!(p.ram.as_slice(), &[r(0x20_0000, 0x7fe0_0000)]);
+    let p = read(&rewrite(ROC_PC, &[(0x20_0000, 0x7fe0_0000)], &[])).unwrap();
+    assert_eq!(p.ram(), &[r(0x20_0000, 0x7fe0_0000)]);
     // `/cpus` has #address-cells = 2 here.
     assert_eq!(p.cpus(), &[0x0, 0x100, 0x200, 0x300]);
     assert_eq!(
-        p.uart,
+        p.console,
         Some(Uart {
             base: 0xfe66_0000,
             size: 0x100,
@@ -245,7 +245,7 @@ fn rk3568_roc_pc() {
         })
     );
     assert_eq!(
-        p.gic,
+        *p.gic().unwrap(),
         Gic::V3 {
             gicd: r(0xfd40_0000, 0x1_0000),
             gicr: r(0xfd46_0000, 0x8_0000),
@@ -254,37 +254,37 @@ fn rk3568_roc_pc() {
         }
     );
     assert_eq!(
-        p.timer,
-        Timer {
+        p.generic_timer().unwrap(),
+        GenericTimer {
             sec_phys: 29,
             phys: 30,
             virt: 27,
             hyp_phys: 26
         }
     );
-    assert_eq!(p.reserved.as_slice(), &[]);
+    assert_eq!(p.reserved(), &[]);
 }
 
 #[test]
 fn placeholder_memory_node_is_no_memory() {
     // Some board DTBs carry `memory { reg = <0 0 0 0>; }` for the firmware to fill.
     let dtb = rewrite(OPI5P, &[(0, 0)], &[]);
-    assert_eq!(discover(&dtb).unwrap_err(), DiscoveryError::NoMemory);
+    assert_eq!(read(&dtb).unwrap_err(), DiscoveryError::NoMemory);
 }
 
 #[test]
 fn without_stdout_path_the_first_enabled_serial_is_used() {
     let dtb = rewrite(OPI5P, OPI5P_RAM, &["chosen"]);
-    let p = discover(&dtb).unwrap();
+    let p = read(&dtb).unwrap();
     // uart0 (fd890000) and uart1 are disabled on this board; uart2 is the first okay one.
-    assert_eq!(p.uart.map(|u| u.base), Some(0xfeb5_0000));
+    assert_eq!(p.console.map(|u| u.base), Some(0xfeb5_0000));
 }
 
 #[test]
 fn memreserve_entries_are_reserved() {
     let dtb = rewrite_with(QEMU_V3, &[], &[], &[(0x4800_0000, 0x10_0000)]);
-    let p = discover(&dtb).unwrap();
-    assert_eq!(p.reserved.as_slice(), &[r(0x4800_0000, 0x10_0000)]);
+    let p = read(&dtb).unwrap();
+    assert_eq!(p.reserved(), &[r(0x4800_0000, 0x10_0000)]);
 }
 
 /// A small synthetic tree for the cases real DTBs do not cover.
@@ -358,23 +358,23 @@ fn synthetic_multi_range_memory_cpus_status_initrd_hvc() {
         w.property_u32("linux,initrd-end", 0x4810_0000).unwrap();
         w.end_node().unwrap();
     });
-    let p = discover(&dtb).unwrap();
+    let p = read(&dtb).unwrap();
     assert_eq!(
-        p.ram.as_slice(),
+        p.ram(),
         &[r(0x4000_0000, 0x1000_0000), r(0x1_0000_0000, 0x2000_0000)]
     );
     assert_eq!(p.cpus(), &[0, 0x101]);
-    assert_eq!(p.psci, Some(PsciMethod::Hvc));
+    assert_eq!(p.firmware.psci, Some(PsciMethod::Hvc));
     assert_eq!(p.initrd, Some(r(0x4800_0000, 0x10_0000)));
     assert!(matches!(
-        p.gic,
+        *p.gic().unwrap(),
         Gic::V3 {
             gicr_stride: 0x4_0000,
             maint_irq: None,
             ..
         }
     ));
-    assert_eq!(p.uart, None);
+    assert_eq!(p.console, None);
 }
 
 #[test]
@@ -406,7 +406,7 @@ fn stdout_alias_with_options_and_bus_translation() {
         }
         w.end_node().unwrap();
     });
-    let p = discover(&dtb).unwrap();
+    let p = read(&dtb).unwrap();
     let expected = Uart {
         base: 0x2800_1000,
         size: 0x1000,
@@ -416,7 +416,7 @@ fn stdout_alias_with_options_and_bus_translation() {
         },
         irq: Some(37),
     };
-    assert_eq!(p.uart, Some(expected));
+    assert_eq!(p.console, Some(expected));
 }
 
 #[test]
@@ -425,17 +425,21 @@ fn missing_pieces_are_errors() {
         memory(w, &[0, 0x4000_0000, 0, 0x1000_0000]);
         gic_and_timer(w);
     });
-    assert_eq!(discover(&no_cpus).unwrap_err(), DiscoveryError::NoCpus);
+    assert_eq!(read(&no_cpus).unwrap_err(), DiscoveryError::NoCpus);
+    // The reader reports what is there; aarch64 refuses a board without a GIC or
+    // without the generic timer, with a message.
     let no_gic = synthetic(|w| {
         memory(w, &[0, 0x4000_0000, 0, 0x1000_0000]);
         cpus(w, &[(0, "okay")]);
     });
-    assert_eq!(
-        discover(&no_gic).unwrap_err(),
-        DiscoveryError::NoInterruptController
-    );
-    let no_timer = rewrite(QEMU_V3, &[], &["timer"]);
-    assert_eq!(discover(&no_timer).unwrap_err(), DiscoveryError::NoTimer);
+    let p = read(&no_gic).unwrap();
+    assert_eq!((p.irq_controller, p.timer), (None, None));
+    let e = crate::arch::aarch64::board::check(&p).unwrap_err();
+    assert!(e.contains("no GIC"), "{e}");
+    let p = read(&rewrite(QEMU_V3, &[], &["timer"])).unwrap();
+    assert!(p.gic().is_some() && p.timer.is_none());
+    let e = crate::arch::aarch64::board::check(&p).unwrap_err();
+    assert!(e.contains("generic timer"), "{e}");
 }
 
 #[test]
@@ -446,7 +450,7 @@ fn too_many_cpus_and_ranges() {
         cpus(w, &many);
         gic_and_timer(w);
     });
-    assert_eq!(discover(&dtb).unwrap_err(), DiscoveryError::TooMany("CPUs"));
+    assert_eq!(read(&dtb).unwrap_err(), DiscoveryError::TooMany("CPUs"));
     let cells: Vec<u32> = (0..MAX_RANGES as u32 + 1)
         .flat_map(|i| [0, i << 20, 0, 0x1000])
         .collect();
@@ -456,32 +460,29 @@ fn too_many_cpus_and_ranges() {
         gic_and_timer(w);
     });
     assert_eq!(
-        discover(&dtb).unwrap_err(),
+        read(&dtb).unwrap_err(),
         DiscoveryError::TooMany("memory ranges")
     );
 }
 
 #[test]
 fn garbage_is_bad_dtb() {
-    assert_eq!(discover(&[]).unwrap_err(), DiscoveryError::BadDtb);
-    assert_eq!(discover(&[0u8; 64]).unwrap_err(), DiscoveryError::BadDtb);
+    assert_eq!(read(&[]).unwrap_err(), DiscoveryError::BadDtb);
+    assert_eq!(read(&[0u8; 64]).unwrap_err(), DiscoveryError::BadDtb);
     let mut wrong_version = QEMU_V3.to_vec();
     wrong_version[20..24].copy_from_slice(&16u32.to_be_bytes());
-    assert_eq!(
-        discover(&wrong_version).unwrap_err(),
-        DiscoveryError::BadDtb
-    );
+    assert_eq!(read(&wrong_version).unwrap_err(), DiscoveryError::BadDtb);
 }
 
 #[test]
 fn every_truncation_is_an_error_not_a_panic() {
     for len in 0..QEMU_V3.len() {
         let mut b = QEMU_V3[..len].to_vec();
-        assert!(discover(&b).is_err(), "len {len}");
+        assert!(read(&b).is_err(), "len {len}");
         // Also with the header claiming the shorter size.
         if b.len() >= 8 {
             b[4..8].copy_from_slice(&(len as u32).to_be_bytes());
-            let _ = discover(&b);
+            let _ = read(&b);
         }
     }
 }
@@ -513,7 +514,7 @@ fn random_corruption_never_panics() {
                     _ => rng.next() as u8,
                 };
             }
-            let _ = discover(&b);
+            let _ = read(&b);
         }
     }
 }
@@ -540,7 +541,7 @@ fn nop_tokens_before_end_node_are_accepted() {
     grow(&mut b, 1); // totalsize
     grow(&mut b, 3); // strings offset
     grow(&mut b, 9); // structure size
-    assert!(discover(&b).is_ok());
+    assert!(read(&b).is_ok());
 }
 
 #[test]
@@ -570,10 +571,10 @@ fn interrupts_extended_and_armv7_timer_compatible() {
         w.property_cells("interrupts-extended", &[7, 3, 4]).unwrap();
         w.end_node().unwrap();
     });
-    let p = discover(&dtb).unwrap();
+    let p = read(&dtb).unwrap();
     assert_eq!(
-        p.timer,
-        Timer {
+        p.generic_timer().unwrap(),
+        GenericTimer {
             sec_phys: 29,
             phys: 30,
             virt: 27,
@@ -581,7 +582,7 @@ fn interrupts_extended_and_armv7_timer_compatible() {
         }
     );
     assert!(matches!(
-        p.gic,
+        *p.gic().unwrap(),
         Gic::V2 {
             gich: None,
             gicv: None,
@@ -589,5 +590,8 @@ fn interrupts_extended_and_armv7_timer_compatible() {
             ..
         }
     ));
-    assert_eq!(p.uart.map(|u| (u.base, u.irq)), Some((0x0900_0000, None)));
+    assert_eq!(
+        p.console.map(|u| (u.base, u.irq)),
+        Some((0x0900_0000, None))
+    );
 }
