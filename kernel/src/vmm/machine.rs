@@ -136,6 +136,7 @@ impl Machine {
         let (entry, arg) = create::reload(vm)?;
         vm.count_boot();
         vm.set_faulted(false);
+        vm.set_stop_reported(false);
         vm.vcpus[0]
             .request_start(entry, arg)
             .map_err(|_| String::from("vCPU 0 is already starting"))?;
@@ -215,12 +216,15 @@ impl Machine {
         for v in &vm.vcpus {
             wake(v);
         }
+        vm.set_stop_reported(true);
         self.after_stop();
     }
 
-    /// Ends the machine once no VM runs any more.
+    /// Ends the machine once no VM runs any more and every stop has been reported
+    /// (a VM marked stopped on another CPU may still be printing why).
     fn after_stop(&self) {
-        if self.vms().iter().all(|v| v.is_stopped()) {
+        let done = |v: &Arc<Vm>| v.state() == VmState::Created || v.stop_reported();
+        if self.vms().iter().all(done) {
             self.finish();
         }
     }

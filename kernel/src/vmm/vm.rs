@@ -175,6 +175,9 @@ pub struct Vm {
     state: AtomicU8,
     /// It last stopped because of a fault (or a refused access).
     faulted: AtomicBool,
+    /// Its last stop has been reported on the console (the machine may end only
+    /// after every stop is reported).
+    stop_reported: AtomicBool,
 }
 
 /// What a VM is built from, besides its spec.
@@ -206,7 +209,17 @@ impl Vm {
             vmid: parts.vmid,
             state: AtomicU8::new(VmState::Created as u8),
             faulted: AtomicBool::new(false),
+            stop_reported: AtomicBool::new(false),
         }
+    }
+
+    /// Has its last stop been reported (and so may the machine end)?
+    pub fn stop_reported(&self) -> bool {
+        self.stop_reported.load(Ordering::Acquire)
+    }
+
+    pub fn set_stop_reported(&self, r: bool) {
+        self.stop_reported.store(r, Ordering::Release);
     }
 
     /// Did it last stop because of a fault?
