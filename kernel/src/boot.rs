@@ -3,8 +3,9 @@
 //! memory and interrupt controller, build every VM from the table `cargo xtask build`
 //! generated, start the other CPUs, and run.
 
+use crate::firmware::BoardInfo;
 use crate::firmware::{self, Range};
-use crate::hal::{Cpu, Current, HostBoard, HostIrq, HostTimer};
+use crate::hal::{Cpu, Current, HostIrq, HostTimer};
 use crate::mm::frames::FrameAllocator;
 use crate::println;
 use crate::spec::{VmSpec, BUILD, VMS};
@@ -162,7 +163,7 @@ fn start_secondaries(m: &'static Machine) {
 }
 
 /// The architecture cannot run on this board: say why on its console, if it has one.
-fn refuse(p: &HostBoard, why: &str) -> ! {
+fn refuse(p: &BoardInfo, why: &str) -> ! {
     if let Some(u) = p.console() {
         crate::console::init(u);
     }
@@ -170,7 +171,7 @@ fn refuse(p: &HostBoard, why: &str) -> ! {
     Current::power_off(p, false)
 }
 
-fn fatal(p: &HostBoard, why: &str) -> ! {
+fn fatal(p: &BoardInfo, why: &str) -> ! {
     println!("hv: cannot continue: {why}");
     Current::power_off(p, false)
 }

@@ -6,7 +6,7 @@
 
 use super::exit::{FirstTouch, Reply, VmExit};
 use super::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
-use super::{Stage2, Vcpu, VcpuStart};
+use super::{Vcpu, VcpuStart};
 use crate::devices::irqchip::IrqChip;
 use crate::devices::ConsoleKind;
 use crate::firmware::{BoardInfo, DiscoveryError, Range};
@@ -165,14 +165,17 @@ impl Vcpu for FakeVcpu {
 impl Arch for FakeArch {
     type Vcpu = FakeVcpu;
     type Stage2Regs = FakeStage2Regs;
+    /// aarch64's format: pure code that runs on the host.
+    type Stage2 = crate::arch::aarch64::stage2::Stage2;
     const MAX_IPA_BITS: u32 = 39;
+    const MAX_VMID: u16 = 255;
     const CONSOLE: ConsoleKind = ConsoleKind::Pl011;
     const LIMITS: vmconfig::ArchLimits = vmconfig::AARCH64;
     const PERCPU_HW_IRQS: &'static [u32] = &[27, 30];
     fn pa_bits() -> u32 {
         48
     }
-    fn stage2_regs(s2: &Stage2, vmid: u16) -> FakeStage2Regs {
+    fn stage2_regs(s2: &Self::Stage2, vmid: u16) -> FakeStage2Regs {
         FakeStage2Regs {
             root: s2.root(),
             vmid,

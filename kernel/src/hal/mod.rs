@@ -40,12 +40,6 @@ pub use crate::arch::riscv64::Riscv64 as Current;
 #[cfg(not(target_os = "none"))]
 pub use fake::FakeArch as Current;
 
-// The second-stage table of this build's architecture and its mapping attributes.
-// The host (and the fake architecture) uses aarch64's format, which is pure code.
-#[cfg(any(target_arch = "aarch64", not(target_os = "none")))]
-pub use crate::arch::aarch64::stage2::Stage2;
-#[cfg(all(target_arch = "riscv64", target_os = "none"))]
-pub use crate::arch::riscv64::gstage::Stage2;
 pub use paging::{MapError, MemType, Perms};
 
 /// A physical CPU. The board it runs on is the neutral [`BoardInfo`] a firmware
@@ -166,10 +160,15 @@ pub trait Vcpu: Sized {
 /// One architecture: the traits above plus its types and guest facts.
 pub trait Arch: Cpu + HostIrq + HostTimer + MemoryOps + GuestBoot {
     type Vcpu: Vcpu<Stage2Regs = Self::Stage2Regs>;
+    /// A VM's second-stage tables (`mm::stage2::PageTable` over this
+    /// architecture's descriptor format).
+    type Stage2: Send;
     /// What a CPU needs to run a VM's second-stage translation.
     type Stage2Regs: Copy + Send + Sync;
     /// Widest guest-physical space the second-stage format supports.
     const MAX_IPA_BITS: u32;
+    /// Largest VM tag (VMID) second-stage TLB entries carry.
+    const MAX_VMID: u16;
     /// The console UART model this architecture's guests expect.
     const CONSOLE: ConsoleKind;
     /// The VM config rules of this architecture (shared with xtask).
@@ -180,14 +179,15 @@ pub trait Arch: Cpu + HostIrq + HostTimer + MemoryOps + GuestBoot {
     /// The host's physical address width.
     fn pa_bits() -> u32;
     /// What a CPU needs to run on the tables `s2` as VM `vmid`.
-    fn stage2_regs(s2: &Stage2, vmid: u16) -> Self::Stage2Regs;
+    fn stage2_regs(s2: &Self::Stage2, vmid: u16) -> Self::Stage2Regs;
     /// The id a guest names vCPU `index` by (MPIDR, hart id, APIC id).
     fn vcpu_id(index: usize) -> u64;
     /// The vCPU index a guest means by `id`; inverse of [`Arch::vcpu_id`].
     fn vcpu_index(id: u64) -> Option<usize>;
 }
 
-/// The board the hypervisor runs on, as the core names it.
-pub type HostBoard = BoardInfo;
+/// The second-stage tables of this build's architecture (`mm::stage2::PageTable`
+/// over its format).
+pub type Stage2 = <Current as Arch>::Stage2;
 /// The vCPU type of this build.
 pub type CurrentVcpu = <Current as Arch>::Vcpu;

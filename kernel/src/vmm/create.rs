@@ -5,7 +5,8 @@
 use super::devices::VmDevices;
 use super::lazy_ram::{self, Block, LazyRam};
 use super::vm::{VcpuSlot, Vm, VmParts};
-use crate::hal::{Arch, Current, DirectWindow, GuestBoot, HostBoard, HostTimer};
+use crate::firmware::BoardInfo;
+use crate::hal::{Arch, Current, DirectWindow, GuestBoot, HostTimer};
 use crate::hal::{MemType, MemoryOps, Perms, Stage2};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
@@ -22,7 +23,7 @@ use alloc::vec::Vec;
 pub fn create_vm(
     spec: &'static VmSpec,
     vmid: u16,
-    platform: &HostBoard,
+    platform: &BoardInfo,
     frames: &mut FrameAllocator,
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(spec, platform)?;
@@ -110,14 +111,20 @@ pub fn release(vm: &Vm, frames: &mut FrameAllocator) {
     held.release(frames);
 }
 
-/// Puts a VM back to its boot state for a guest-requested reset: RAM zeroed (the
-/// lazily filled blocks parked again), images and DTB loaded again. Every vCPU of
-/// the VM but the caller's must be off. Returns vCPU 0's (entry, argument).
-pub fn reload(vm: &Vm) -> Result<(u64, u64), String> {
+/// Puts a VM back to its power-on state, for a guest's reset and for a restart of
+/// a stopped VM: devices reset, RAM scrubbed (the lazily filled blocks parked
+/// again), images and boot description loaded again, one more boot counted and
+/// vCPU 0 queued at its entry. Every vCPU of the VM but the caller's must be off;
+/// the caller changes the VM's state and wakes vCPU 0.
+pub fn boot_afresh(vm: &Vm) -> Result<(), String> {
+    vm.devices.lock().reset();
     let images = prepare_images(vm.spec, &vm.ram)?;
     vm.lazy.park_all();
     fill_eager(&vm.ram, &vm.lazy, &images)?;
-    Ok((vm.spec.entry_point, guest_dtb_address(vm.spec)))
+    vm.count_boot();
+    vm.vcpus[0]
+        .request_start(vm.spec.entry_point, guest_dtb_address(vm.spec))
+        .map_err(|_| String::from("vCPU 0 is already starting"))
 }
 
 /// Zeroes the RAM that is not zeroed on first touch, loads the images into it and
@@ -177,7 +184,7 @@ fn park_untouched(
     LazyRam::new(blocks)
 }
 
-fn place_vcpus(spec: &VmSpec, p: &HostBoard) -> Result<Vec<VcpuSlot>, String> {
+fn place_vcpus(spec: &VmSpec, p: &BoardInfo) -> Result<Vec<VcpuSlot>, String> {
     if spec.pcpu_of_vcpu.len() != spec.cpu_num as usize || spec.cpu_num == 0 {
         return Err(format!(
             "cpu_num is {} but {} vCPU placements were given",

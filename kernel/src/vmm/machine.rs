@@ -7,7 +7,8 @@
 
 use super::create::{self, create_vm};
 use super::vm::{Lifecycle, Power, Vm, VmState};
-use crate::hal::{Cpu, Current, HostBoard, HostIrq, HostTimer};
+use crate::firmware::BoardInfo;
+use crate::hal::{Arch, Cpu, Current, HostIrq, HostTimer};
 use crate::mm::frames::FrameAllocator;
 use crate::println;
 use crate::spec::VmSpec;
@@ -18,7 +19,9 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use spin::{Mutex, Once};
 
 /// Hardware VM tags (VMID) handed to VMs: 1..=MAX_VMID (0 is never a guest's).
-pub const MAX_VMID: u16 = 255;
+pub const MAX_VMID: u16 = <Current as Arch>::MAX_VMID;
+// The pool's bitmap holds 256 tags.
+const _: () = assert!(MAX_VMID <= 255);
 
 /// A pool of VMIDs: the lowest free one is taken, a destroyed VM's comes back.
 #[derive(Default)]
@@ -45,7 +48,7 @@ impl VmidPool {
 }
 
 pub struct Machine {
-    pub platform: HostBoard,
+    pub platform: BoardInfo,
     vms: Mutex<Vec<Arc<Vm>>>,
     frames: Mutex<FrameAllocator>,
     vmids: Mutex<VmidPool>,
@@ -74,7 +77,7 @@ pub fn machine() -> Option<&'static Machine> {
 
 impl Machine {
     /// A machine with no VMs yet.
-    pub fn new(platform: HostBoard, frames: FrameAllocator) -> Self {
+    pub fn new(platform: BoardInfo, frames: FrameAllocator) -> Self {
         Self {
             platform,
             vms: Mutex::new(Vec::new()),
@@ -132,14 +135,9 @@ impl Machine {
             return Err(String::from("its vCPUs are still leaving the guest"));
         }
         vm.vcpus.iter().for_each(|v| v.cancel_start());
-        vm.devices.lock().reset();
-        let (entry, arg) = create::reload(vm)?;
-        vm.count_boot();
+        create::boot_afresh(vm)?;
         vm.set_faulted(false);
         vm.set_stop_reported(false);
-        vm.vcpus[0]
-            .request_start(entry, arg)
-            .map_err(|_| String::from("vCPU 0 is already starting"))?;
         vm.apply(Lifecycle::Restart)
             .map_err(|s| alloc::format!("VM {} became {s:?}", vm.id()))?;
         wake(&vm.vcpus[0]);

@@ -129,13 +129,10 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
         }
         core::hint::spin_loop();
     }
-    vm.devices.lock().reset();
-    let boot = match super::create::reload(vm) {
-        Ok(b) => b,
-        Err(why) => return stop(m, vm, &alloc::format!("reset failed: {why}")),
-    };
-    vm.count_boot();
-    if vm.vcpus[0].request_start(boot.0, boot.1).is_err() || !vm.end_reset() {
+    if let Err(why) = super::create::boot_afresh(vm) {
+        return stop(m, vm, &alloc::format!("reset failed: {why}"));
+    }
+    if !vm.end_reset() {
         return Next::Stop;
     }
     wake(&vm.vcpus[0]);
@@ -168,18 +165,17 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
                 .devices
                 .lock()
                 .mmio(access(vm, index, &mut events), gpa, width, write);
-            match r {
-                MmioResult::Done(v) => {
-                    vcpu.reply(Reply::MmioRead(v));
-                    act_on(m, vm, index, events)
-                }
-                MmioResult::Unmapped => stop(m, vm, &mmio_fault(vm, gpa, write.is_some(), pc)),
-                MmioResult::Error(e) => {
-                    let why =
-                        alloc::format!("fault: device access {e:?} at GPA {gpa:#x}, PC {pc:#x}");
-                    stop(m, vm, &why)
-                }
-            }
+            let at = alloc::format!("at GPA {gpa:#x}, PC {pc:#x}");
+            let unmapped = || mmio_fault(vm, gpa, write.is_some(), pc);
+            answer(
+                m,
+                (vm, index, vcpu),
+                r,
+                events,
+                Reply::MmioRead,
+                unmapped,
+                &at,
+            )
         }
         VmExit::PortIo {
             port,
@@ -269,22 +265,33 @@ fn port_io(
         .lock()
         .pio(access(vm, index, &mut events), port, width, write);
     let dir = if write.is_some() { "out" } else { "in" };
+    let at = alloc::format!("({dir}) at port {port:#x}, PC {pc:#x}");
+    let unmapped = || {
+        alloc::format!("fault: port I/O ({dir}) to port {port:#x}, where no device is, PC {pc:#x}")
+    };
+    let reply = |v: u64| Reply::PortRead(v as u32);
+    answer(m, (vm, index, vcpu), r, events, reply, unmapped, &at)
+}
+
+/// Finishes a device access by vCPU `index`: its value to the vCPU and the events
+/// the devices posted acted on; or the VM stopped, with `unmapped()` when no device
+/// was there, with the device's refusal `at` the access otherwise.
+fn answer(
+    m: &Machine,
+    (vm, index, vcpu): (&Vm, usize, &mut CurrentVcpu),
+    r: MmioResult,
+    events: Vec<VmEvent>,
+    reply: impl FnOnce(u64) -> Reply,
+    unmapped: impl FnOnce() -> alloc::string::String,
+    at: &str,
+) -> Next {
     match r {
         MmioResult::Done(v) => {
-            vcpu.reply(Reply::PortRead(v as u32));
+            vcpu.reply(reply(v));
             act_on(m, vm, index, events)
         }
-        MmioResult::Unmapped => {
-            let why = alloc::format!(
-                "fault: port I/O ({dir}) to port {port:#x}, where no device is, PC {pc:#x}"
-            );
-            stop(m, vm, &why)
-        }
-        MmioResult::Error(e) => {
-            let why =
-                alloc::format!("fault: device access {e:?} ({dir}) at port {port:#x}, PC {pc:#x}");
-            stop(m, vm, &why)
-        }
+        MmioResult::Unmapped => stop(m, vm, &unmapped()),
+        MmioResult::Error(e) => stop(m, vm, &alloc::format!("fault: device access {e:?} {at}")),
     }
 }
 

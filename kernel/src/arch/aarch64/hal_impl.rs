@@ -1,11 +1,12 @@
-//! aarch64's implementation of the hardware interface (`crate::hal`): thin
-//! forwarding to the modules that do the work.
+//! aarch64's implementation of the hardware interface (`crate::hal`): CPU
+//! bring-up, the host GIC as the core sees it, TLB and cache maintenance, and the
+//! vCPU (whose work is in `vcpu.rs`).
 
-use super::target;
+use super::{board, firmware, hostgic, mmu, regs, trap};
 use crate::devices::irqchip::IrqChip;
 use crate::firmware::{BoardInfo, DiscoveryError};
 use crate::hal::exit::{FirstTouch, Reply, VmExit};
-use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps, Stage2};
+use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
 use crate::hal::{Vcpu as VcpuOps, VcpuStart};
 use crate::spec::VmSpec;
 use alloc::string::String;
@@ -19,29 +20,75 @@ impl Cpu for Aarch64 {
     fn discover(blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError> {
         crate::firmware::fdt::read(blob)
     }
+    /// Boot CPU: EL2 identity map over the board's RAM, vectors, then (with the MMU
+    /// on, so the caller can print why) what the board must have, and the interrupt
+    /// controller.
     fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
-        target::init_primary(p)
+        mmu::build(p.ram()).map_err(|_| "RAM map too fragmented for the EL2 page tables")?;
+        mmu::enable();
+        trap::install_vectors();
+        board::check(p)?;
+        // Console input interrupts go to the boot CPU.
+        hostgic::init_primary(p)?;
+        hostgic::init_cpu(p, &super::FORWARDED_PPIS)
     }
+
+    /// Every CPU: MMU on, vectors, its GIC redistributor and CPU interface.
     fn init_secondary(p: &BoardInfo) -> Result<(), &'static str> {
-        target::init_secondary(p)
+        mmu::enable();
+        trap::install_vectors();
+        hostgic::init_cpu(p, &super::FORWARDED_PPIS)
     }
+
+    /// The MPIDR of the CPU running this code.
     fn this_cpu() -> u64 {
-        target::this_cpu()
+        regs::mpidr()
     }
-    fn start_cpu(p: &BoardInfo, id: u64, slot: usize) -> Result<(), i64> {
-        target::start_cpu(p, id, slot)
+
+    /// Starts CPU `mpidr` at the secondary entry with its stack slot (PSCI CPU_ON).
+    fn start_cpu(p: &BoardInfo, mpidr: u64, slot: usize) -> Result<(), i64> {
+        let entry = super::boot::secondary_entry as *const () as u64;
+        match firmware::cpu_on(board::psci(p), mpidr, entry, slot as u64) {
+            0 => Ok(()),
+            e => Err(e),
+        }
     }
+
+    /// Ends the machine: semihosting exit status when enabled, else PSCI SYSTEM_OFF.
     fn power_off(p: &BoardInfo, success: bool) -> ! {
-        target::power_off(p, success)
+        if cfg!(feature = "semihosting-exit") {
+            firmware::semihosting_exit(if success { 0 } else { 1 });
+        }
+        firmware::system_off(board::psci(p));
+        loop {
+            regs::wfe();
+        }
     }
 }
 
 impl HostIrq for Aarch64 {
-    fn kick(id: u64) {
-        target::kick(id)
+    /// A kick is an SGI: the CPU leaves its guest and looks at its VM's state.
+    fn kick(mpidr: u64) {
+        hostgic::send_sgi(mpidr, hostgic::SGI_KICK);
     }
+
+    /// Waits with all interrupts masked at EL2 and handles what arrived: kicks end
+    /// the wait, interrupts of the hypervisor's own devices go to `host`, timer
+    /// interrupts of a vCPU that is not running are dropped.
     fn idle(host: &mut dyn FnMut(u32)) {
-        target::idle(host)
+        regs::wfi();
+        loop {
+            let intid = hostgic::ack();
+            if intid >= 1020 {
+                break;
+            }
+            hostgic::eoi(intid);
+            hostgic::deactivate(intid);
+            let internal = intid == hostgic::SGI_KICK || intid == hostgic::MAINTENANCE_IRQ;
+            if !internal && !super::FORWARDED_PPIS.contains(&intid) {
+                host(intid);
+            }
+        }
     }
 }
 
@@ -55,18 +102,36 @@ impl HostTimer for Aarch64 {
 }
 
 impl MemoryOps for Aarch64 {
-    fn stage2_mapped(gpa: u64) {
-        target::stage2_mapped(gpa)
+    /// Makes the store visible to the table walkers. Invalid entries are never
+    /// cached in TLBs, so no TLBI.
+    fn stage2_mapped(_gpa: u64) {
+        // SAFETY: barriers only.
+        unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack, preserves_flags)) };
     }
+
+    /// Drops the current VMID's cached translations on every CPU.
     fn stage2_unmapped() {
-        target::stage2_unmapped()
+        // SAFETY: TLB maintenance for the current VMID and barriers; no operands.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi vmalls12e1is",
+                "dsb ish",
+                "isb",
+                options(nostack, preserves_flags)
+            )
+        };
     }
+
+    /// `dc zva` over the range; `clean_for_guest` must follow before a guest with
+    /// its MMU off may read it.
     unsafe fn zero_guest_ram(hpa: u64, len: u64) {
         // SAFETY: guaranteed by the caller (see the trait).
-        unsafe { target::zero_guest_ram(hpa, len) }
+        unsafe { super::cache::zero_range(hpa, len) }
     }
+
     fn clean_for_guest(hpa: u64, len: u64) {
-        target::clean_for_guest(hpa, len)
+        super::cache::clean_invalidate_range(hpa, len);
     }
 }
 
@@ -116,14 +181,26 @@ impl VcpuOps for super::vcpu::Vcpu {
 impl Arch for Aarch64 {
     type Vcpu = super::vcpu::Vcpu;
     type Stage2Regs = super::vcpu::Stage2Regs;
+    type Stage2 = super::stage2::Stage2;
     const MAX_IPA_BITS: u32 = super::stage2::MAX_IPA_BITS;
+    /// 8-bit VMIDs (VTCR_EL2.VS = 0).
+    const MAX_VMID: u16 = 255;
     const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Pl011;
     const LIMITS: vmconfig::ArchLimits = vmconfig::AARCH64;
     const PERCPU_HW_IRQS: &'static [u32] = &super::FORWARDED_PPIS;
+    /// From ID_AA64MMFR0_EL1.PARange.
     fn pa_bits() -> u32 {
-        target::pa_bits()
+        match regs::read_sysreg!(id_aa64mmfr0_el1) & 0xf {
+            0 => 32,
+            1 => 36,
+            2 => 40,
+            3 => 42,
+            4 => 44,
+            5 => 48,
+            _ => 52,
+        }
     }
-    fn stage2_regs(s2: &Stage2, vmid: u16) -> Self::Stage2Regs {
+    fn stage2_regs(s2: &Self::Stage2, vmid: u16) -> Self::Stage2Regs {
         s2.regs(vmid)
     }
     fn vcpu_id(index: usize) -> u64 {

@@ -1,11 +1,13 @@
-//! riscv64's implementation of the hardware interface (`crate::hal`): thin
-//! forwarding to the modules that do the work.
+//! riscv64's implementation of the hardware interface (`crate::hal`): hart
+//! bring-up (set-up in `host.rs`), kicks and idling through SBI and the host PLIC,
+//! fences, and the vCPU (whose work is in `vcpu.rs`).
 
-use super::target;
+use super::csr::{self, irq};
+use super::{board, boot, firmware, host, hostplic};
 use crate::devices::irqchip::IrqChip;
 use crate::firmware::{BoardInfo, DiscoveryError};
 use crate::hal::exit::{FirstTouch, Reply, VmExit};
-use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps, Stage2};
+use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
 use crate::hal::{Vcpu as VcpuOps, VcpuStart};
 use crate::spec::VmSpec;
 use alloc::string::String;
@@ -20,28 +22,77 @@ impl Cpu for Riscv64 {
         crate::firmware::fdt::read(blob)
     }
     fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
-        target::init_primary(p)
+        host::init_primary(p)
     }
     fn init_secondary(p: &BoardInfo) -> Result<(), &'static str> {
-        target::init_secondary(p)
+        host::init_secondary(p)
     }
+
+    /// The hart id of the hart running this code.
     fn this_cpu() -> u64 {
-        target::this_cpu()
+        boot::hartid()
     }
-    fn start_cpu(p: &BoardInfo, id: u64, slot: usize) -> Result<(), i64> {
-        target::start_cpu(p, id, slot)
+
+    /// Starts hart `hartid` at the secondary entry with its stack slot (SBI HSM).
+    fn start_cpu(p: &BoardInfo, hartid: u64, slot: usize) -> Result<(), i64> {
+        if !board::can_run_vcpus(p, hartid) {
+            // Not started: it could not run a vCPU.
+            return Err(super::sbi::ERR_NOT_SUPPORTED);
+        }
+        let entry = boot::secondary_entry as *const () as u64;
+        // Test only: start the first secondary at `_start`, as OpenSBI 1.1 sometimes
+        // does (see `boot`); it must find its way to the secondary path.
+        #[cfg(feature = "test-reenter-start")]
+        let entry = if slot == 1 {
+            boot::image_entry()
+        } else {
+            entry
+        };
+        boot::expect_hart(slot, hartid);
+        match firmware::hart_start(hartid, entry, slot as u64) {
+            0 => Ok(()),
+            e => {
+                boot::forget_hart(slot);
+                Err(e)
+            }
+        }
     }
+
+    /// Ends the machine: the SiFive test device when enabled and present (exit
+    /// status 0 or 1), else SBI system reset.
     fn power_off(p: &BoardInfo, success: bool) -> ! {
-        target::power_off(p, success)
+        if cfg!(feature = "sifive-test-exit") {
+            if let Some(t) = p.firmware.sifive_test {
+                firmware::sifive_test_exit(t.base, if success { 0 } else { 1 });
+            }
+        }
+        firmware::shutdown(success);
+        loop {
+            csr::wfi();
+        }
     }
 }
 
 impl HostIrq for Riscv64 {
-    fn kick(id: u64) {
-        target::kick(id)
+    /// A kick is an SBI IPI: the hart leaves its guest and looks at its VM's state.
+    fn kick(hartid: u64) {
+        firmware::send_ipi(1, hartid);
     }
+
+    /// Waits with interrupts masked in HS-mode and handles what arrived: kicks end
+    /// the wait, interrupts of the hypervisor's own devices (the console UART,
+    /// through the host PLIC) go to `host`, a stale timer of a vCPU that is not
+    /// running is dropped.
     fn idle(host: &mut dyn FnMut(u32)) {
-        target::idle(host)
+        csr::wfi();
+        csr::clear_csr!(csr::SIP, irq::SSI);
+        while let Some(source) = hostplic::claim() {
+            host(source);
+            hostplic::complete(source);
+        }
+        if csr::read_csr!(csr::SIP) & irq::STI != 0 {
+            firmware::set_timer(u64::MAX);
+        }
     }
 }
 
@@ -55,24 +106,33 @@ impl HostTimer for Riscv64 {
 }
 
 impl MemoryOps for Riscv64 {
+    /// This hart may hold the old (invalid) translation of `gpa`, so it drops it.
+    /// Other harts that do fault again and come here too.
     fn stage2_mapped(gpa: u64) {
-        target::stage2_mapped(gpa)
+        csr::hfence_gvma_addr(gpa);
     }
+
+    /// The VM's other vCPUs are off when this happens (they fence when they start).
     fn stage2_unmapped() {
-        target::stage2_unmapped()
+        csr::hfence_all();
     }
+
     unsafe fn zero_guest_ram(hpa: u64, len: u64) {
-        // SAFETY: guaranteed by the caller (see the trait).
-        unsafe { target::zero_guest_ram(hpa, len) }
+        // SAFETY: guaranteed by the caller (see the trait); the identity map makes
+        // `hpa` a pointer.
+        unsafe { core::ptr::write_bytes(hpa as *mut u8, 0, len as usize) };
     }
-    fn clean_for_guest(hpa: u64, len: u64) {
-        target::clean_for_guest(hpa, len)
+
+    /// Data caches are coherent on RISC-V: only instruction fetch needs a fence
+    /// (each vCPU's hart also fences at start).
+    fn clean_for_guest(_hpa: u64, _len: u64) {
+        csr::fence_i();
     }
 }
 
 impl GuestBoot for Riscv64 {
     fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
-        target::guest_dtb(spec, memory)
+        host::guest_dtb(spec, memory)
     }
     fn kernel_footprint(
         image: &[u8],
@@ -113,15 +173,21 @@ impl VcpuOps for super::vcpu::Vcpu {
 impl Arch for Riscv64 {
     type Vcpu = super::vcpu::Vcpu;
     type Stage2Regs = super::vcpu::Stage2Regs;
+    type Stage2 = super::gstage::Stage2;
     const MAX_IPA_BITS: u32 = super::gstage::MAX_IPA_BITS;
+    /// hgatp.VMID holds up to 14 bits; a hart may implement fewer, which is
+    /// harmless here: a hart only ever runs one VM and fences its whole G-stage TLB
+    /// when a vCPU starts (`vcpu::activate`).
+    const MAX_VMID: u16 = 255;
     const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Uart16550;
     const LIMITS: vmconfig::ArchLimits = vmconfig::RISCV64;
     /// No interrupt is forwarded from a physical one through the PLIC.
     const PERCPU_HW_IRQS: &'static [u32] = &[];
+    /// No physical-address-size register: the Sv39/Sv48 PTE's 56-bit addresses.
     fn pa_bits() -> u32 {
-        target::pa_bits()
+        56
     }
-    fn stage2_regs(s2: &Stage2, vmid: u16) -> Self::Stage2Regs {
+    fn stage2_regs(s2: &Self::Stage2, vmid: u16) -> Self::Stage2Regs {
         s2.regs(vmid)
     }
     /// The guest DTB gives vCPU i hart id i.
@@ -129,6 +195,6 @@ impl Arch for Riscv64 {
         index as u64
     }
     fn vcpu_index(id: u64) -> Option<usize> {
-        target::vcpu_index(id)
+        usize::try_from(id).ok()
     }
 }

@@ -27,8 +27,7 @@ pub mod start {
 
     use super::FsVms;
     use crate::firmware::modules::{ModuleKind, Modules};
-    use crate::firmware::{Range, RangeList};
-    use crate::hal::HostBoard;
+    use crate::firmware::{BoardInfo, Range, RangeList};
     use crate::spec::VmSpec;
 
     /// Nothing to keep: the modules are never read.
@@ -38,7 +37,7 @@ pub mod start {
 
     /// Names every VM config module as not started.
     pub fn load(
-        _p: &HostBoard,
+        _p: &BoardInfo,
         modules: &Modules<'static>,
         _safe: bool,
         _protected: &[Range],

@@ -5,8 +5,7 @@ use alloc::vec::Vec;
 
 use super::{fs_vms, FsVms, Host};
 use crate::firmware::modules::Modules;
-use crate::firmware::{Range, RangeList};
-use crate::hal::HostBoard;
+use crate::firmware::{BoardInfo, Range, RangeList};
 use crate::println;
 use crate::spec::VmSpec;
 
@@ -40,7 +39,7 @@ fn read_module(r: Range) -> Option<&'static [u8]> {
 /// Reads the fs VMs (`safe`: [`protect_modules`] succeeded) and prints what became of
 /// those that will not start. `protected` are the hypervisor image and its DTB.
 pub fn load(
-    p: &HostBoard,
+    p: &BoardInfo,
     modules: &Modules<'static>,
     safe: bool,
     protected: &[Range],
