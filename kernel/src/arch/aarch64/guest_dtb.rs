@@ -315,7 +315,8 @@ pub fn for_vm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firmware::{fdt::read, GenericTimer, Gic, PsciMethod, Range, Uart, UartKind};
+    use crate::firmware::fdt::{read, tests::SBSA_TIMER};
+    use crate::firmware::{Gic, PsciMethod, Range, Uart, UartKind};
 
     const RAM: &[(u64, u64)] = &[(0x4000_0000, 0x100_0000)];
 
@@ -466,15 +467,7 @@ mod tests {
                 maint_irq: None,
             }
         );
-        assert_eq!(
-            p.generic_timer().unwrap(),
-            GenericTimer {
-                sec_phys: 29,
-                phys: 30,
-                virt: 27,
-                hyp_phys: 26
-            }
-        );
+        assert_eq!(p.generic_timer().unwrap(), SBSA_TIMER);
         assert_eq!(
             p.initrd,
             Some(Range {

@@ -12,7 +12,7 @@ pub mod dt;
 mod intc;
 pub mod modules;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_riscv;
 
