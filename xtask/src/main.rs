@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cmd::build::BuildOptions;
 use config::ConfigError;
@@ -118,15 +118,12 @@ enum Cmd {
         bootloader: Option<PathBuf>,
     },
     /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (two-vms, two-vms-gicv2, fault-isolation, bad-config, linux-smp1/2/4,
-    /// linux-and-testguest, linux-gicv2, uboot-two-vms, riscv64-two-vms,
-    /// riscv64-fault-isolation, riscv64-reenter-start, riscv64-linux, vm-reset, vm-reset-gicv2, riscv64-vm-reset,
-    /// uboot-fs-vm, uboot-edit-config, uboot-bad-fs-config); the last line is `N passed, N failed`.
+    /// scenarios (listed below); the last line is `N passed, N failed`.
     Test {
         /// Only the host unit tests.
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
-        /// Only this scenario (see the list above).
+        /// Only this scenario (see the list below).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
     },
@@ -233,8 +230,20 @@ fn run(cli: Cli) -> Result<bool> {
     Ok(true)
 }
 
+/// The command line; `test --help` lists the scenarios of [`cmd::test::SCENARIOS`].
+fn parse_args() -> Cli {
+    let scenarios: String = cmd::test::SCENARIOS
+        .iter()
+        .map(|(name, what)| format!("  {name:<24} {what}\n"))
+        .collect();
+    let matches = Cli::command()
+        .mut_subcommand("test", |c| c.after_help(format!("Scenarios:\n{scenarios}")))
+        .get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    match run(parse_args()) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

@@ -89,10 +89,7 @@ impl Isa {
     /// Parses a `riscv,isa` string such as `rv64imafdch_zicsr_zifencei_sstc`.
     /// `None` unless it names a 64-bit base ISA.
     pub fn parse(s: &str) -> Option<Isa> {
-        let lower = s.trim();
-        let rest = lower
-            .strip_prefix("rv64")
-            .or_else(|| lower.strip_prefix("RV64"))?;
+        let rest = strip_rv64(s)?;
         let mut isa = Isa::default();
         let mut parts = rest.split('_');
         let first = parts.next().unwrap_or("");
@@ -119,13 +116,7 @@ impl Isa {
         base: Option<&str>,
         names: impl Iterator<Item = &'a str>,
     ) -> Option<Isa> {
-        // No `to_ascii_lowercase`: that allocates, and readers run before the heap.
-        let rv64 = |b: &str| {
-            b.trim()
-                .get(..4)
-                .is_some_and(|p| p.eq_ignore_ascii_case("rv64"))
-        };
-        if base.is_some_and(|b| !rv64(b)) {
+        if base.is_some_and(|b| strip_rv64(b).is_none()) {
             return None;
         }
         let mut isa = Isa::default();
@@ -134,6 +125,15 @@ impl Isa {
         }
         Some(isa)
     }
+}
+
+/// What follows the `rv64` of a base ISA name, in any case. (No
+/// `to_ascii_lowercase`: that allocates, and readers run before the heap.)
+fn strip_rv64(s: &str) -> Option<&str> {
+    let s = s.trim();
+    s.get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("rv64"))
+        .then(|| &s[4..])
 }
 
 #[cfg(test)]

@@ -475,16 +475,22 @@ pub(super) fn has_line(output: &str, text: &str) -> bool {
 fn two_vms(ws: &Workspace, name: &str, board: &str) -> Result<()> {
     let (plan, outcome, out) = boot(ws, name, board, &[])?;
     let mut problems = Vec::new();
-    exit_status(&outcome, true, &mut problems);
+    check_all_pass(&plan, &outcome, &out, &mut problems);
+    verdict(&problems, &out)
+}
+
+/// The machine exits 0, every VM passes its checks and reports its memory, and all
+/// stop cleanly.
+fn check_all_pass(plan: &Plan, outcome: &Outcome, out: &str, problems: &mut Vec<String>) {
+    exit_status(outcome, true, problems);
     for vm in &plan.vms {
-        check_summary(&out, &vm.name, &mut problems);
-        check_memory_line(&out, &plan, &vm.name, &mut problems);
+        check_summary(out, &vm.name, problems);
+        check_memory_line(out, plan, &vm.name, problems);
     }
     let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
-    if !has_line(&out, &all) {
+    if !has_line(out, &all) {
         problems.push(format!("no `{all}` line"));
     }
-    verdict(&problems, &out)
 }
 
 /// Boots the Linux VM (named `linux`, `cpus` vCPUs) on `board` with any other VMs in
@@ -562,7 +568,7 @@ const REENTER_BOARD: &str = "xtask/tests/data/qemu-riscv64-reenter-start.toml";
 fn reenter_start(ws: &Workspace, name: &str) -> Result<()> {
     let (plan, outcome, out) = boot(ws, name, REENTER_BOARD, &[])?;
     let mut problems = Vec::new();
-    exit_status(&outcome, true, &mut problems);
+    check_all_pass(&plan, &outcome, &out, &mut problems);
     let banners = out
         .lines()
         .filter(|l| l.starts_with("hv: hypervisor "))
@@ -572,13 +578,6 @@ fn reenter_start(ws: &Workspace, name: &str) -> Result<()> {
     }
     for l in out.lines().filter(|l| l.contains("did not start")) {
         problems.push(l.to_string());
-    }
-    for vm in &plan.vms {
-        check_summary(&out, &vm.name, &mut problems);
-    }
-    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
-    if !has_line(&out, &all) {
-        problems.push(format!("no `{all}` line"));
     }
     verdict(&problems, &out)
 }
@@ -601,23 +600,15 @@ fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()>
         problems.push(format!("no `{requested}` line"));
     }
     let lines = vm_lines(&out, &resetting.name);
-    if !lines
+    let said = [
+        "testguest: resetting the VM from its timer interrupt handler",
+        "testguest: boot 2 of this VM",
+    ];
+    for text in said
         .iter()
-        .any(|l| l.contains("testguest: resetting the VM from its timer interrupt handler"))
+        .filter(|t| !lines.iter().any(|l| l.contains(*t)))
     {
-        problems.push(format!(
-            "[{}] did not reset from inside its timer interrupt handler",
-            resetting.name
-        ));
-    }
-    if !lines
-        .iter()
-        .any(|l| l.contains("testguest: boot 2 of this VM"))
-    {
-        problems.push(format!(
-            "[{}] never said `testguest: boot 2 of this VM`",
-            resetting.name
-        ));
+        problems.push(format!("[{}] never said `{text}`", resetting.name));
     }
     let summaries: Vec<_> = lines.iter().filter_map(|l| parse_summary(l)).collect();
     if summaries.len() != 2 {

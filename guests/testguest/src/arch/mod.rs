@@ -10,9 +10,9 @@
 //! - `irq`: `init` (interrupt controller set up for the timer), `enable`, `disable`,
 //!   and an interrupt handler that reports to [`crate::checks::timer`];
 //! - `firmware`: the firmware check (`CHECK_NAME`, `check`), `ARCH_CHECKS` (the
-//!   architecture's own, run before the memory check touches all of RAM), `cpu_start`, `cpu_state`,
-//!   `cpu_stop`, `system_off`, `hv_info`, `unknown_call`, `probe` (a call that must
-//!   always be answered);
+//!   architecture's own, run before the memory check touches all of RAM),
+//!   `cpu_start`, `cpu_state`, `cpu_stop`, `system_off`, `system_reset`, `vm_boots`,
+//!   `hv_info`, `unknown_call`, `probe` (a call that must always be answered);
 //! - `check_dtb`: the architecture's part of the device-tree check;
 //! - `link.ld` next to the module: the linker script (`build.rs` passes it), defining
 //!   `__image_start` and `__image_end` around everything the image occupies.

@@ -3,6 +3,7 @@
 //! the VM's RAM, its vCPUs (started through PSCI over HVC), its GIC, the generic timer,
 //! an optional PL011 console and `/chosen` (bootargs, stdout-path, initrd).
 
+use super::smccc;
 use crate::fdt::{FdtError, FdtWriter};
 use alloc::format;
 use alloc::string::String;
@@ -57,10 +58,11 @@ impl From<FdtError> for GuestDtbError {
     }
 }
 
-/// PSCI function IDs the `/psci` node lists for pre-0.2 parsers.
+/// PSCI function IDs the `/psci` node lists for pre-0.2 parsers (CPU_OFF and CPU_ON
+/// as the SMCCC decoder answers them; the other two are refused there).
 const PSCI_CPU_SUSPEND: u32 = 0xc400_0001;
-const PSCI_CPU_OFF: u32 = 0x8400_0002;
-const PSCI_CPU_ON: u32 = 0xc400_0003;
+const PSCI_CPU_OFF: u32 = smccc::PSCI_CPU_OFF as u32;
+const PSCI_CPU_ON: u32 = smccc::PSCI_CPU_ON as u32;
 const PSCI_MIGRATE: u32 = 0xc400_0005;
 /// Generic timer PPIs: secure physical, non-secure physical, virtual, hypervisor.
 const TIMER_PPIS: [u32; 4] = [13, 14, 11, 10];
@@ -315,7 +317,8 @@ pub fn for_vm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::firmware::{fdt::read, GenericTimer, Gic, PsciMethod, Range, Uart, UartKind};
+    use crate::firmware::fdt::{read, tests::SBSA_TIMER};
+    use crate::firmware::{Gic, PsciMethod, Range, Uart, UartKind};
 
     const RAM: &[(u64, u64)] = &[(0x4000_0000, 0x100_0000)];
 
@@ -466,15 +469,7 @@ mod tests {
                 maint_irq: None,
             }
         );
-        assert_eq!(
-            p.generic_timer().unwrap(),
-            GenericTimer {
-                sec_phys: 29,
-                phys: 30,
-                virt: 27,
-                hyp_phys: 26
-            }
-        );
+        assert_eq!(p.generic_timer().unwrap(), SBSA_TIMER);
         assert_eq!(
             p.initrd,
             Some(Range {

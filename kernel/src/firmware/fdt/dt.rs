@@ -168,8 +168,13 @@ pub fn root<'b, 'a>(fdt: &'b Fdt<'a>) -> Option<Node<'b, 'a>> {
 /// A child of `node` whose name is `name`, or whose base name is `name` when `name`
 /// carries no unit address.
 pub fn child<'b, 'a>(node: Node<'b, 'a>, name: &str) -> Option<Node<'b, 'a>> {
-    node.children()
-        .find(|c| c.name == name || (!name.contains('@') && c.name.split('@').next() == Some(name)))
+    node.children().find(|c| is_named(c.name, name))
+}
+
+/// Whether a node called `node_name` is `name`: the same, or `name` carries no unit
+/// address and is the node's base name.
+fn is_named(node_name: &str, name: &str) -> bool {
+    node_name == name || (!name.contains('@') && node_name.split('@').next() == Some(name))
 }
 
 /// Depth-first walk over every node up to [`WALK_DEPTH`]; `visit` gets the path from
@@ -216,9 +221,7 @@ impl<'a> NodePath<'a> {
         let mut want = self.components();
         for node in path.iter().skip(1) {
             let Some(c) = want.next() else { return false };
-            let same =
-                node.name == c || (!c.contains('@') && node.name.split('@').next() == Some(c));
-            if !same {
+            if !is_named(node.name, c) {
                 return false;
             }
         }

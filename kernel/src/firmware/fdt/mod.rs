@@ -12,7 +12,7 @@ pub mod dt;
 mod intc;
 pub mod modules;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
 mod tests_riscv;
 
@@ -33,6 +33,7 @@ const NS16550: &[&str] = &["snps,dw-apb-uart", "ns16550a", "ns16550"];
 const TIMER: &[&str] = &["arm,armv8-timer", "arm,armv7-timer"];
 const SIFIVE_TEST: &[&str] = &["sifive,test0", "sifive,test1"];
 const CPU_INTC: &[&str] = &["riscv,cpu-intc"];
+const RISCV_HART: &[&str] = &["riscv"];
 /// MPIDR affinity fields Aff3 (39:32) and Aff2..Aff0 (23:0).
 const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
 
@@ -94,7 +95,7 @@ fn push(list: &mut RangeList, what: &'static str, overflow: &mut Option<&'static
 fn is_riscv_hart(node: Node<'_, '_>) -> bool {
     dt::prop(node, "riscv,isa").is_some()
         || dt::prop(node, "riscv,isa-extensions").is_some()
-        || dt::prop(node, "compatible").is_some_and(|c| dt::strings(c).any(|s| s == "riscv"))
+        || dt::compatible_with(node, RISCV_HART)
 }
 
 /// A hart's ISA: `riscv,isa-extensions` (with `riscv,isa-base`), else `riscv,isa`.

@@ -3,15 +3,12 @@
 //! robustness against corrupted blobs.
 
 use super::read;
+use super::tests::{copy_node, r, QEMU_V2, QEMU_V3};
 use crate::fdt::FdtWriter;
-use crate::firmware::{Range, Uart, UartKind};
+use crate::firmware::{Uart, UartKind};
 
 const VIRT: &[u8] = include_bytes!("../../../tests/dtbs/qemu-riscv64-virt.dtb");
 const VIRT_NO_H: &[u8] = include_bytes!("../../../tests/dtbs/qemu-riscv64-virt-noh.dtb");
-
-fn r(base: u64, size: u64) -> Range {
-    Range { base, size }
-}
 
 #[test]
 fn qemu_virt() {
@@ -79,10 +76,10 @@ fn firmware_reserved_memory_and_odd_harts() {
     w.end_node().unwrap();
     w.end_node().unwrap();
     for c in root.children().filter(|c| c.name != "cpus") {
-        copy(&mut w, c, &|_| true);
+        copy_node(&mut w, c, &|_| true);
     }
     let cpus = root.children().find(|c| c.name == "cpus").unwrap();
-    copy(&mut w, cpus, &|n| n.name != "cpu@2");
+    copy_node(&mut w, cpus, &|n| n.name != "cpu@2");
     w.end_node().unwrap();
     let blob = w.finish().unwrap();
     let p = read(&blob).unwrap();
@@ -94,34 +91,19 @@ fn firmware_reserved_memory_and_odd_harts() {
     );
 }
 
-fn copy(
-    w: &mut FdtWriter,
-    n: fdt::node::FdtNode<'_, '_>,
-    keep: &dyn Fn(&fdt::node::FdtNode) -> bool,
-) {
-    w.begin_node(n.name).unwrap();
-    for p in n.properties() {
-        w.property_bytes(p.name, p.value).unwrap();
-    }
-    for c in n.children().filter(|c| keep(c)) {
-        copy(w, c, keep);
-    }
-    w.end_node().unwrap();
-}
-
 /// One reader for both trees: each gives its own interrupt controller and timer,
 /// and each architecture's requirements refuse the other's board with a message.
 #[test]
 fn arm_and_riscv_trees_give_their_own_interrupt_controller() {
     use crate::firmware::{Gic, IrqController, Timer};
-    let arm = read(include_bytes!("../../../tests/dtbs/qemu-virt-gicv3.dtb")).unwrap();
+    let arm = read(QEMU_V3).unwrap();
     assert!(matches!(
         arm.irq_controller,
         Some(IrqController::Gic(Gic::V3 { .. }))
     ));
     assert!(matches!(arm.timer, Some(Timer::Generic(_))));
     assert_eq!(arm.common_isa(), None, "Arm CPUs carry no ISA in the tree");
-    let gicv2 = read(include_bytes!("../../../tests/dtbs/qemu-virt-gicv2.dtb")).unwrap();
+    let gicv2 = read(QEMU_V2).unwrap();
     assert_eq!(gicv2.irq_controller.map(|c| c.name()), Some("GICv2"));
     let riscv = read(VIRT).unwrap();
     assert!(matches!(riscv.irq_controller, Some(IrqController::Plic(_))));
