@@ -7,17 +7,14 @@
 use crate::console::{self, LineBuffer};
 use crate::devices::bus::{Bus, DeviceId, Dispatch, Space};
 use crate::devices::device::{DeviceCtx, VmEvent};
-use crate::devices::irqchip::{GicChip, IrqChip};
+use crate::devices::irqchip::{self, IrqChip};
 use crate::devices::registry::{self, Created, VmFacts};
 use crate::devices::ring::Ring;
-use crate::devices::vgic::guest_version::{self, GuestGicVersion};
-use crate::devices::vplic::Vplic;
-use crate::devices::{emu_type, MmioError};
+use crate::devices::MmioError;
 use crate::hal::{Arch, Current};
 use crate::mm::guest::GuestMemory;
 use crate::spec::VmSpec;
 use alloc::boxed::Box;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -51,19 +48,6 @@ fn refill(input: &mut Ring<INPUT_QUEUE>, mut push: impl FnMut(u8) -> bool) {
         }
         input.pop();
     }
-}
-
-/// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
-/// groups of 32 (GICD_TYPER.ITLinesNumber granularity), at least 64.
-fn spi_count(spec: &VmSpec) -> u32 {
-    let max = spec
-        .emu_devices
-        .iter()
-        .map(|d| d.irq)
-        .chain(spec.passthrough_devices.iter().map(|d| d.irq))
-        .max();
-    let needed = max.unwrap_or(0).saturating_sub(31);
-    needed.div_ceil(32).max(2) * 32
 }
 
 /// What an MMIO or port-I/O access hit.
@@ -100,7 +84,7 @@ impl VmDevices {
             bus,
             console,
             line: Box::new(LineBuffer::new()),
-            chip: irq_chip(spec)?,
+            chip: irqchip::for_vm(spec, vcpu_ids(spec), Current::PERCPU_HW_IRQS)?,
             focused: false,
             streaming: false,
             input: Box::new(Ring::new()),
@@ -271,6 +255,11 @@ impl VmDevices {
     }
 }
 
+/// The architecture's names of the vCPUs of `spec` (MPIDRs on aarch64).
+fn vcpu_ids(spec: &VmSpec) -> Vec<u64> {
+    (0..spec.cpu_num as usize).map(Current::vcpu_id).collect()
+}
+
 /// The first device on `bus` that is a serial port.
 fn bus_console(bus: &mut Bus) -> Option<DeviceId> {
     bus.devices().position(|d| d.serial().is_some())
@@ -284,33 +273,6 @@ fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
     } else if let Some(l) = line.push(b) {
         console::vm_line(name, l);
     }
-}
-
-/// The VM's interrupt controller: a virtual GIC when its devices describe one, a
-/// virtual PLIC when it has a PLIC window, else none. Both at once is refused.
-fn irq_chip(spec: &VmSpec) -> Result<Option<Box<dyn IrqChip>>, String> {
-    let plic = spec
-        .emu_devices
-        .iter()
-        .any(|d| d.emu_type == emu_type::PLIC);
-    let v2 = match guest_version::version(spec.emu_devices, spec.cpu_num)? {
-        GuestGicVersion::None if plic => {
-            let plic =
-                Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?;
-            return Ok(Some(Box::new(plic)));
-        }
-        GuestGicVersion::None => return Ok(None),
-        _ if plic => {
-            return Err(String::from(
-                "emu_devices describe both a GIC and a PLIC: a VM has one interrupt controller",
-            ))
-        }
-        GuestGicVersion::V3 => false,
-        GuestGicVersion::V2 => true,
-    };
-    let ids = (0..spec.cpu_num as usize).map(Current::vcpu_id).collect();
-    let gic = GicChip::new(ids, spi_count(spec), v2, Current::PERCPU_HW_IRQS)?;
-    Ok(Some(Box::new(gic)))
 }
 
 #[cfg(test)]
