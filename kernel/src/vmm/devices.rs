@@ -102,10 +102,7 @@ impl VmDevices {
 
     /// The VM's interrupt controller, if it has one.
     pub fn irq_chip(&mut self) -> Option<&mut dyn IrqChip> {
-        match self.chip.as_mut() {
-            Some(c) => Some(c.as_mut()),
-            None => None,
-        }
+        self.chip.as_mut().map(|c| c.as_mut() as _)
     }
 
     /// vCPUs that may have new interrupts to take since the last call (bit i = vCPU i).
@@ -159,7 +156,7 @@ impl VmDevices {
         match self.bus.dispatch(&mut ctx, space, addr, width, write) {
             Dispatch::Unmapped => MmioResult::Unmapped,
             Dispatch::Done { device, result } => {
-                self.serial_after_access(device);
+                self.serve_serial(device);
                 match result {
                     Ok(v) => MmioResult::Done(v),
                     Err(e) => MmioResult::Error(e),
@@ -168,19 +165,20 @@ impl VmDevices {
         }
     }
 
-    /// After an access to a serial port: its output to the console, its interrupt
-    /// line updated, queued input moved into the room a read may have made.
-    fn serial_after_access(&mut self, device: DeviceId) {
-        let Some(serial) = self.bus.device(device).and_then(|d| d.serial()) else {
+    /// Serial port `id` after an access or typed input: what it transmitted goes to
+    /// the console; if it is the console UART, queued input moves into the room its
+    /// receive FIFO has; then its interrupt line follows its level.
+    fn serve_serial(&mut self, id: DeviceId) {
+        let Some(serial) = self.bus.device(id).and_then(|d| d.serial()) else {
             return;
         };
         let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
         serial.drain_tx(&mut |b| output(name, line, streaming, b));
+        if Some(id) == self.console {
+            refill(&mut self.input, |b| serial.push_rx(b));
+        }
         let (irq, level) = (serial.irq_line(), serial.irq_level());
         self.set_line(irq, level);
-        if !self.input.is_empty() {
-            self.feed_input();
-        }
     }
 
     /// Drives the guest interrupt line `irq` (a GIC SPI, or a PLIC source) to `level`.
@@ -217,23 +215,10 @@ impl VmDevices {
     pub fn console_input(&mut self, byte: u8) -> bool {
         self.start_streaming();
         let queued = self.input.push(byte);
-        self.feed_input();
+        if let Some(id) = self.console {
+            self.serve_serial(id);
+        }
         queued
-    }
-
-    /// Moves queued input into the console UART's receive FIFO while it has room,
-    /// and updates its interrupt line.
-    fn feed_input(&mut self) {
-        let input = &mut self.input;
-        let Some(id) = self.console else {
-            return;
-        };
-        let Some(serial) = self.bus.device(id).and_then(|d| d.serial()) else {
-            return;
-        };
-        refill(input, |b| serial.push_rx(b));
-        let (irq, level) = (serial.irq_line(), serial.irq_level());
-        self.set_line(irq, level);
     }
 
     /// Back to power-on state (VM reset): fresh device models, console line flushed.
@@ -280,6 +265,15 @@ mod tests {
     use super::*;
     use crate::spec::{EmuDevice, Image, InterruptMode};
 
+    const UART: EmuDevice = EmuDevice {
+        name: "uart",
+        base_gpa: 0x0900_0000,
+        length: 0x1000,
+        irq: 0,
+        emu_type: 0x2,
+        cfg: &[],
+    };
+
     static UART_ONLY: VmSpec = VmSpec {
         id: 1,
         name: "vm1",
@@ -296,14 +290,7 @@ mod tests {
         dtb_load_gpa: None,
         cmdline: "",
         memory_regions: &[],
-        emu_devices: &[EmuDevice {
-            name: "uart",
-            base_gpa: 0x0900_0000,
-            length: 0x1000,
-            irq: 0,
-            emu_type: 0x2,
-            cfg: &[],
-        }],
+        emu_devices: &[UART],
         passthrough_devices: &[],
         interrupt_mode: InterruptMode::NoIrq,
     };
@@ -397,14 +384,7 @@ mod tests {
     #[test]
     fn unknown_devices_and_overlaps_keep_the_vm_from_starting() {
         static DEVS: [EmuDevice; 2] = [
-            EmuDevice {
-                name: "uart",
-                base_gpa: 0x0900_0000,
-                length: 0x1000,
-                irq: 0,
-                emu_type: 0x2,
-                cfg: &[],
-            },
+            UART,
             EmuDevice {
                 name: "mystery",
                 base_gpa: 0x0900_0800,
@@ -420,7 +400,7 @@ mod tests {
         };
         static OVERLAP: VmSpec = VmSpec {
             emu_devices: &[
-                DEVS[0],
+                UART,
                 EmuDevice {
                     emu_type: 0x0,
                     ..DEVS[1]
