@@ -181,7 +181,7 @@ impl VmDevices {
         self.set_line(irq, level);
     }
 
-    /// Drives the guest interrupt line `irq` (a GIC SPI, or a PLIC source) to `level`.
+    /// Drives the guest interrupt line `irq` (as the VM config numbers it) to `level`.
     fn set_line(&mut self, irq: u32, level: bool) {
         if let Some(chip) = self.chip.as_mut() {
             chip.set_level(irq, level);
