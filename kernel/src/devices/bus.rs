@@ -172,9 +172,12 @@ impl Bus {
             return Dispatch::Unmapped;
         };
         let dev = self.devices[id].device.as_mut();
-        let result = match space {
-            Space::Mmio => mmio(dev, ctx, off, width, write),
-            Space::Port => port(dev, ctx, off, width, write),
+        // Port windows end at 0xffff (checked when added), so a port offset fits.
+        let result = match (space, write) {
+            (Space::Mmio, None) => dev.mmio_read(ctx, off, width),
+            (Space::Mmio, Some(v)) => dev.mmio_write(ctx, off, width, v).map(|_| 0),
+            (Space::Port, None) => dev.pio_read(ctx, off as u16, width).map(u64::from),
+            (Space::Port, Some(v)) => dev.pio_write(ctx, off as u16, width, v as u32).map(|_| 0),
         };
         Dispatch::Done { device: id, result }
     }
@@ -182,34 +185,6 @@ impl Bus {
     /// Every device back to its power-on state.
     pub fn reset(&mut self) {
         self.devices().for_each(|d| d.reset());
-    }
-}
-
-fn mmio(
-    dev: &mut dyn Device,
-    ctx: &mut DeviceCtx,
-    off: u64,
-    width: u8,
-    write: Option<u64>,
-) -> Result<u64, MmioError> {
-    match write {
-        Some(v) => dev.mmio_write(ctx, off, width, v).map(|_| 0),
-        None => dev.mmio_read(ctx, off, width),
-    }
-}
-
-fn port(
-    dev: &mut dyn Device,
-    ctx: &mut DeviceCtx,
-    off: u64,
-    width: u8,
-    write: Option<u64>,
-) -> Result<u64, MmioError> {
-    // Port windows are at most 16 bits long, so the offset fits.
-    let off = off as u16;
-    match write {
-        Some(v) => dev.pio_write(ctx, off, width, v as u32).map(|_| 0),
-        None => dev.pio_read(ctx, off, width).map(u64::from),
     }
 }
 

@@ -4,11 +4,15 @@
 //! physical per-CPU interrupts to it, and the architecture's vCPU exchanges
 //! interrupt state with the concrete model before entry and after exit (it reaches
 //! the model through [`IrqChip::model`] and a downcast, so the core never names it).
+//! [`for_vm`] chooses and sizes the chip a VM config describes.
 
 use super::device::{Device, DeviceCtx};
+use super::vgic::guest_version::{self, GuestGicVersion};
 use super::vgic::Vgic;
 use super::vplic::Vplic;
 use super::{emu_type, MmioDevice, MmioError};
+use crate::spec::VmSpec;
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -40,6 +44,51 @@ pub trait IrqChip: Send {
     fn reset(&mut self);
     /// The concrete model, for the architecture's vCPU to downcast.
     fn model(&mut self) -> &mut dyn Any;
+}
+
+/// The interrupt controller `spec` describes: a virtual GIC when its devices
+/// describe one, a virtual PLIC when it has a PLIC window, else none; both at once
+/// is refused. A GIC is built for the vCPUs named `vcpu_ids` (their MPIDRs), with
+/// `hw_lines` its per-CPU interrupts backed by physical ones (see [`GicChip::new`]).
+pub fn for_vm(
+    spec: &VmSpec,
+    vcpu_ids: Vec<u64>,
+    hw_lines: &'static [u32],
+) -> Result<Option<Box<dyn IrqChip>>, String> {
+    let plic = spec
+        .emu_devices
+        .iter()
+        .any(|d| d.emu_type == emu_type::PLIC);
+    let v2 = match guest_version::version(spec.emu_devices, spec.cpu_num)? {
+        GuestGicVersion::None if plic => {
+            let plic =
+                Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?;
+            return Ok(Some(Box::new(plic)));
+        }
+        GuestGicVersion::None => return Ok(None),
+        _ if plic => {
+            return Err(String::from(
+                "emu_devices describe both a GIC and a PLIC: a VM has one interrupt controller",
+            ))
+        }
+        GuestGicVersion::V3 => false,
+        GuestGicVersion::V2 => true,
+    };
+    let gic = GicChip::new(vcpu_ids, spi_count(spec), v2, hw_lines)?;
+    Ok(Some(Box::new(gic)))
+}
+
+/// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
+/// groups of 32 (GICD_TYPER.ITLinesNumber granularity), at least 64.
+fn spi_count(spec: &VmSpec) -> u32 {
+    let max = spec
+        .emu_devices
+        .iter()
+        .map(|d| d.irq)
+        .chain(spec.passthrough_devices.iter().map(|d| d.irq))
+        .max();
+    let needed = max.unwrap_or(0).saturating_sub(31);
+    needed.div_ceil(32).max(2) * 32
 }
 
 /// One MMIO window of the VM's interrupt chip on its bus (a GIC distributor or
@@ -225,5 +274,107 @@ impl IrqChip for Vplic {
 
     fn model(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{EmuDevice, Image, InterruptMode, PassthroughDevice};
+
+    fn dev(emu_type: u32, irq: u32) -> EmuDevice {
+        EmuDevice {
+            name: "d",
+            base_gpa: 0x0800_0000,
+            length: 0x1000,
+            irq,
+            emu_type,
+            cfg: &[],
+        }
+    }
+
+    /// A two-vCPU VM with `devices` (leaked: a spec lives for the whole run).
+    fn spec(devices: &[EmuDevice], passthrough: &[PassthroughDevice]) -> VmSpec {
+        VmSpec {
+            id: 1,
+            name: "vm1",
+            vm_type: 1,
+            cpu_num: 2,
+            pcpu_of_vcpu: &[0, 1],
+            entry_point: 0x4008_0000,
+            kernel: Image {
+                load_gpa: 0x4008_0000,
+                data: &[],
+            },
+            dtb: None,
+            ramdisk: None,
+            dtb_load_gpa: None,
+            cmdline: "",
+            memory_regions: &[],
+            emu_devices: Vec::leak(devices.to_vec()),
+            passthrough_devices: Vec::leak(passthrough.to_vec()),
+            interrupt_mode: InterruptMode::Emulated,
+        }
+    }
+
+    fn chip(devices: &[EmuDevice]) -> Result<Option<Box<dyn IrqChip>>, String> {
+        for_vm(&spec(devices, &[]), alloc::vec![0, 1], &[27])
+    }
+
+    /// The virtual GIC behind `chip`: (SPIs, v2).
+    fn gic(chip: &mut Option<Box<dyn IrqChip>>) -> (u32, bool) {
+        let gic = chip.as_mut().unwrap().model().downcast_mut::<Vgic>();
+        let gic = gic.expect("a virtual GIC");
+        (gic.nr_spis(), gic.is_v2())
+    }
+
+    #[test]
+    fn the_chip_the_config_describes() {
+        let (dist, redist, cpu_if) = (
+            emu_type::GIC_DIST,
+            emu_type::GIC_REDIST,
+            emu_type::GIC_CPU_IF,
+        );
+        assert_eq!(
+            gic(&mut chip(&[dev(dist, 0), dev(redist, 0)]).unwrap()),
+            (64, false)
+        );
+        assert_eq!(
+            gic(&mut chip(&[dev(dist, 0), dev(cpu_if, 0)]).unwrap()),
+            (64, true)
+        );
+        let mut plic = chip(&[dev(emu_type::PLIC, 0)]).unwrap();
+        let plic = plic.as_mut().unwrap().model().downcast_mut::<Vplic>();
+        assert_eq!(plic.map(|p| p.harts()), Some(2));
+        assert!(chip(&[dev(emu_type::CONSOLE, 33)]).unwrap().is_none());
+        assert_eq!(
+            chip(&[dev(dist, 0), dev(emu_type::PLIC, 0)]).err(),
+            Some(String::from(
+                "emu_devices describe both a GIC and a PLIC: a VM has one interrupt controller"
+            ))
+        );
+        assert!(
+            chip(&[dev(cpu_if, 0)]).is_err(),
+            "the GIC version's own checks"
+        );
+    }
+
+    #[test]
+    fn a_gic_has_spis_for_every_configured_line_in_groups_of_32() {
+        let dist = dev(emu_type::GIC_DIST, 0);
+        let spis = |irq| gic(&mut chip(&[dist, dev(emu_type::CONSOLE, irq)]).unwrap()).0;
+        assert_eq!(spis(33), 64, "at least 64");
+        assert_eq!(spis(95), 64);
+        assert_eq!(spis(96), 96);
+        assert_eq!(spis(200), 192);
+        let pt = PassthroughDevice {
+            name: "p",
+            base_gpa: 0x0a00_0000,
+            base_hpa: 0x0a00_0000,
+            length: 0x1000,
+            irq: 130,
+        };
+        let mut c = for_vm(&spec(&[dist], &[pt]), alloc::vec![0, 1], &[]).unwrap();
+        assert_eq!(gic(&mut c).0, 128, "passthrough lines count too");
     }
 }

@@ -7,44 +7,32 @@ use super::pl011::Pl011;
 use super::uart16550::Uart16550;
 use super::{MmioDevice, MmioError};
 
-/// What the adapter needs of a UART model.
-pub trait UartModel: MmioDevice + Send + 'static {
-    /// The model in its reset state.
-    fn power_on() -> Self;
+/// What the adapter needs of a UART model: its power-on state (`Default`) and the
+/// console side of it.
+pub trait UartModel: MmioDevice + Default + Send + 'static {
     fn push_rx(&mut self, byte: u8) -> bool;
     fn drain_tx(&mut self, out: &mut dyn FnMut(u8));
     fn irq_level(&self) -> bool;
 }
 
-impl UartModel for Pl011 {
-    fn power_on() -> Self {
-        Pl011::new()
-    }
-    fn push_rx(&mut self, byte: u8) -> bool {
-        Pl011::push_rx(self, byte)
-    }
-    fn drain_tx(&mut self, out: &mut dyn FnMut(u8)) {
-        Pl011::drain_tx(self, out)
-    }
-    fn irq_level(&self) -> bool {
-        Pl011::irq_level(self)
-    }
+/// Both models have the console side as inherent methods of the same names.
+macro_rules! uart_model {
+    ($($model:ty),*) => {$(
+        impl UartModel for $model {
+            fn push_rx(&mut self, byte: u8) -> bool {
+                <$model>::push_rx(self, byte)
+            }
+            fn drain_tx(&mut self, out: &mut dyn FnMut(u8)) {
+                <$model>::drain_tx(self, out)
+            }
+            fn irq_level(&self) -> bool {
+                <$model>::irq_level(self)
+            }
+        }
+    )*};
 }
 
-impl UartModel for Uart16550 {
-    fn power_on() -> Self {
-        Uart16550::new()
-    }
-    fn push_rx(&mut self, byte: u8) -> bool {
-        Uart16550::push_rx(self, byte)
-    }
-    fn drain_tx(&mut self, out: &mut dyn FnMut(u8)) {
-        Uart16550::drain_tx(self, out)
-    }
-    fn irq_level(&self) -> bool {
-        Uart16550::irq_level(self)
-    }
-}
+uart_model!(Pl011, Uart16550);
 
 /// A UART model wired to interrupt line `irq` (0 = none).
 pub struct ConsoleUart<M> {
@@ -55,7 +43,7 @@ pub struct ConsoleUart<M> {
 impl<M: UartModel> ConsoleUart<M> {
     pub fn new(irq: u32) -> Self {
         Self {
-            uart: M::power_on(),
+            uart: M::default(),
             irq,
         }
     }
@@ -77,7 +65,7 @@ impl<M: UartModel> Device for ConsoleUart<M> {
     }
 
     fn reset(&mut self) {
-        self.uart = M::power_on();
+        self.uart = M::default();
     }
 
     fn serial(&mut self) -> Option<&mut dyn Serial> {

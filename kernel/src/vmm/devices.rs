@@ -7,17 +7,14 @@
 use crate::console::{self, LineBuffer};
 use crate::devices::bus::{Bus, DeviceId, Dispatch, Space};
 use crate::devices::device::{DeviceCtx, VmEvent};
-use crate::devices::irqchip::{GicChip, IrqChip};
+use crate::devices::irqchip::{self, IrqChip};
 use crate::devices::registry::{self, Created, VmFacts};
 use crate::devices::ring::Ring;
-use crate::devices::vgic::guest_version::{self, GuestGicVersion};
-use crate::devices::vplic::Vplic;
-use crate::devices::{emu_type, MmioError};
+use crate::devices::MmioError;
 use crate::hal::{Arch, Current};
 use crate::mm::guest::GuestMemory;
 use crate::spec::VmSpec;
 use alloc::boxed::Box;
-use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -51,19 +48,6 @@ fn refill(input: &mut Ring<INPUT_QUEUE>, mut push: impl FnMut(u8) -> bool) {
         }
         input.pop();
     }
-}
-
-/// SPIs of a virtual GIC: enough for every configured device interrupt, in whole
-/// groups of 32 (GICD_TYPER.ITLinesNumber granularity), at least 64.
-fn spi_count(spec: &VmSpec) -> u32 {
-    let max = spec
-        .emu_devices
-        .iter()
-        .map(|d| d.irq)
-        .chain(spec.passthrough_devices.iter().map(|d| d.irq))
-        .max();
-    let needed = max.unwrap_or(0).saturating_sub(31);
-    needed.div_ceil(32).max(2) * 32
 }
 
 /// What an MMIO or port-I/O access hit.
@@ -100,7 +84,7 @@ impl VmDevices {
             bus,
             console,
             line: Box::new(LineBuffer::new()),
-            chip: irq_chip(spec)?,
+            chip: irqchip::for_vm(spec, vcpu_ids(spec), Current::PERCPU_HW_IRQS)?,
             focused: false,
             streaming: false,
             input: Box::new(Ring::new()),
@@ -118,10 +102,7 @@ impl VmDevices {
 
     /// The VM's interrupt controller, if it has one.
     pub fn irq_chip(&mut self) -> Option<&mut dyn IrqChip> {
-        match self.chip.as_mut() {
-            Some(c) => Some(c.as_mut()),
-            None => None,
-        }
+        self.chip.as_mut().map(|c| c.as_mut() as _)
     }
 
     /// vCPUs that may have new interrupts to take since the last call (bit i = vCPU i).
@@ -175,7 +156,7 @@ impl VmDevices {
         match self.bus.dispatch(&mut ctx, space, addr, width, write) {
             Dispatch::Unmapped => MmioResult::Unmapped,
             Dispatch::Done { device, result } => {
-                self.serial_after_access(device);
+                self.serve_serial(device);
                 match result {
                     Ok(v) => MmioResult::Done(v),
                     Err(e) => MmioResult::Error(e),
@@ -184,22 +165,23 @@ impl VmDevices {
         }
     }
 
-    /// After an access to a serial port: its output to the console, its interrupt
-    /// line updated, queued input moved into the room a read may have made.
-    fn serial_after_access(&mut self, device: DeviceId) {
-        let Some(serial) = self.bus.device(device).and_then(|d| d.serial()) else {
+    /// Serial port `id` after an access or typed input: what it transmitted goes to
+    /// the console; if it is the console UART, queued input moves into the room its
+    /// receive FIFO has; then its interrupt line follows its level.
+    fn serve_serial(&mut self, id: DeviceId) {
+        let Some(serial) = self.bus.device(id).and_then(|d| d.serial()) else {
             return;
         };
         let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
         serial.drain_tx(&mut |b| output(name, line, streaming, b));
+        if Some(id) == self.console {
+            refill(&mut self.input, |b| serial.push_rx(b));
+        }
         let (irq, level) = (serial.irq_line(), serial.irq_level());
         self.set_line(irq, level);
-        if !self.input.is_empty() {
-            self.feed_input();
-        }
     }
 
-    /// Drives the guest interrupt line `irq` (a GIC SPI, or a PLIC source) to `level`.
+    /// Drives the guest interrupt line `irq` (as the VM config numbers it) to `level`.
     fn set_line(&mut self, irq: u32, level: bool) {
         if let Some(chip) = self.chip.as_mut() {
             chip.set_level(irq, level);
@@ -233,23 +215,10 @@ impl VmDevices {
     pub fn console_input(&mut self, byte: u8) -> bool {
         self.start_streaming();
         let queued = self.input.push(byte);
-        self.feed_input();
+        if let Some(id) = self.console {
+            self.serve_serial(id);
+        }
         queued
-    }
-
-    /// Moves queued input into the console UART's receive FIFO while it has room,
-    /// and updates its interrupt line.
-    fn feed_input(&mut self) {
-        let input = &mut self.input;
-        let Some(id) = self.console else {
-            return;
-        };
-        let Some(serial) = self.bus.device(id).and_then(|d| d.serial()) else {
-            return;
-        };
-        refill(input, |b| serial.push_rx(b));
-        let (irq, level) = (serial.irq_line(), serial.irq_level());
-        self.set_line(irq, level);
     }
 
     /// Back to power-on state (VM reset): fresh device models, console line flushed.
@@ -271,6 +240,11 @@ impl VmDevices {
     }
 }
 
+/// The architecture's names of the vCPUs of `spec` (MPIDRs on aarch64).
+fn vcpu_ids(spec: &VmSpec) -> Vec<u64> {
+    (0..spec.cpu_num as usize).map(Current::vcpu_id).collect()
+}
+
 /// The first device on `bus` that is a serial port.
 fn bus_console(bus: &mut Bus) -> Option<DeviceId> {
     bus.devices().position(|d| d.serial().is_some())
@@ -286,37 +260,19 @@ fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
     }
 }
 
-/// The VM's interrupt controller: a virtual GIC when its devices describe one, a
-/// virtual PLIC when it has a PLIC window, else none. Both at once is refused.
-fn irq_chip(spec: &VmSpec) -> Result<Option<Box<dyn IrqChip>>, String> {
-    let plic = spec
-        .emu_devices
-        .iter()
-        .any(|d| d.emu_type == emu_type::PLIC);
-    let v2 = match guest_version::version(spec.emu_devices, spec.cpu_num)? {
-        GuestGicVersion::None if plic => {
-            let plic =
-                Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?;
-            return Ok(Some(Box::new(plic)));
-        }
-        GuestGicVersion::None => return Ok(None),
-        _ if plic => {
-            return Err(String::from(
-                "emu_devices describe both a GIC and a PLIC: a VM has one interrupt controller",
-            ))
-        }
-        GuestGicVersion::V3 => false,
-        GuestGicVersion::V2 => true,
-    };
-    let ids = (0..spec.cpu_num as usize).map(Current::vcpu_id).collect();
-    let gic = GicChip::new(ids, spi_count(spec), v2, Current::PERCPU_HW_IRQS)?;
-    Ok(Some(Box::new(gic)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spec::{EmuDevice, Image, InterruptMode};
+
+    const UART: EmuDevice = EmuDevice {
+        name: "uart",
+        base_gpa: 0x0900_0000,
+        length: 0x1000,
+        irq: 0,
+        emu_type: 0x2,
+        cfg: &[],
+    };
 
     static UART_ONLY: VmSpec = VmSpec {
         id: 1,
@@ -334,14 +290,7 @@ mod tests {
         dtb_load_gpa: None,
         cmdline: "",
         memory_regions: &[],
-        emu_devices: &[EmuDevice {
-            name: "uart",
-            base_gpa: 0x0900_0000,
-            length: 0x1000,
-            irq: 0,
-            emu_type: 0x2,
-            cfg: &[],
-        }],
+        emu_devices: &[UART],
         passthrough_devices: &[],
         interrupt_mode: InterruptMode::NoIrq,
     };
@@ -435,14 +384,7 @@ mod tests {
     #[test]
     fn unknown_devices_and_overlaps_keep_the_vm_from_starting() {
         static DEVS: [EmuDevice; 2] = [
-            EmuDevice {
-                name: "uart",
-                base_gpa: 0x0900_0000,
-                length: 0x1000,
-                irq: 0,
-                emu_type: 0x2,
-                cfg: &[],
-            },
+            UART,
             EmuDevice {
                 name: "mystery",
                 base_gpa: 0x0900_0800,
@@ -458,7 +400,7 @@ mod tests {
         };
         static OVERLAP: VmSpec = VmSpec {
             emu_devices: &[
-                DEVS[0],
+                UART,
                 EmuDevice {
                     emu_type: 0x0,
                     ..DEVS[1]
