@@ -1,10 +1,8 @@
 //! Calls from the hypervisor to the firmware below it (PSCI over SMC or HVC) and the
 //! QEMU semihosting exit.
 
+use super::smccc::{PSCI_CPU_ON, PSCI_SYSTEM_OFF};
 use crate::firmware::PsciMethod;
-
-pub const PSCI_CPU_ON: u64 = 0xC400_0003;
-pub const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
 
 fn call(method: PsciMethod, f: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     let mut x0 = f;

@@ -4,7 +4,7 @@
 //! itself is also probed on each hart at boot. Pure, so the refusals are
 //! unit-tested on the host.
 
-use crate::firmware::{BoardInfo, Isa, Plic};
+use crate::firmware::{BoardInfo, Isa};
 
 /// What every hart has, or why it is not known.
 pub fn common_isa(b: &BoardInfo) -> Result<Isa, &'static str> {
@@ -18,11 +18,6 @@ pub fn common_isa(b: &BoardInfo) -> Result<Isa, &'static str> {
 pub fn timebase_hz(b: &BoardInfo) -> Result<u64, &'static str> {
     b.timebase_hz()
         .ok_or("no timebase-frequency in the board description's /cpus")
-}
-
-/// The host PLIC, if the board has one.
-pub fn plic(b: &BoardInfo) -> Option<&Plic> {
-    b.plic()
 }
 
 /// Whether the hart with id `hartid` may run vCPUs: false when the firmware says it

@@ -27,6 +27,8 @@ pub const HIDELEG: u16 = 0x603;
 pub const HIE: u16 = 0x604;
 pub const HTIMEDELTA: u16 = 0x605;
 pub const HCOUNTEREN: u16 = 0x606;
+/// hcounteren.TM: the guest may read `time`.
+pub const HCOUNTEREN_TM: u64 = 1 << 1;
 pub const HTVAL: u16 = 0x643;
 pub const HVIP: u16 = 0x645;
 pub const HTINST: u16 = 0x64a;

@@ -88,7 +88,7 @@ fn init_cpu() -> Result<(), &'static str> {
     write_csr!(csr::HVIP, 0);
     // Only time readable in the guest: cycle and instret count the hypervisor's
     // own work too, so reading them traps and is emulated (`Vcpu`).
-    write_csr!(csr::HCOUNTEREN, 0b010);
+    write_csr!(csr::HCOUNTEREN, csr::HCOUNTEREN_TM);
     let stce = if vcpu::sstc() { csr::HENVCFG_STCE } else { 0 };
     let _ = trap::try_henvcfg(stce);
     // The guest's FP state lives in the hart; HS-level FS must not be Off.

@@ -30,7 +30,7 @@ fn read32(addr: u64) -> u32 {
 /// Routes the console UART's interrupt to `hartid`'s supervisor context; true if
 /// there is one to route.
 pub fn init(p: &BoardInfo, hartid: u64) -> bool {
-    let (Some(plic), Some(source)) = (super::board::plic(p), p.console.and_then(|u| u.irq)) else {
+    let (Some(plic), Some(source)) = (p.plic(), p.console.and_then(|u| u.irq)) else {
         return false;
     };
     let Some(i) = p.cpus().iter().position(|&h| h == hartid) else {
