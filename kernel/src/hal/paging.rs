@@ -58,7 +58,8 @@ pub struct Geometry {
     /// Physically contiguous 4 KiB tables making up the root (a power of two; the
     /// root is aligned to its size).
     pub root_tables: usize,
-    /// The IPA width the table really covers (the format may widen a request).
+    /// The IPA width the table really covers (the format may widen a request, or
+    /// narrow one the hardware cannot walk).
     pub ipa_bits: u32,
 }
 

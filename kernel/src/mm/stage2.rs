@@ -40,7 +40,8 @@ pub struct Translation {
 
 impl<F: PageTableFormat> PageTable<F> {
     /// An empty address space of `ipa_bits` (capped at the format's maximum; the
-    /// format may widen a small one, see [`Self::ipa_bits`]). `blocks`: map aligned
+    /// format may widen a small one or narrow one the CPU cannot walk, see
+    /// [`Self::ipa_bits`]). `blocks`: map aligned
     /// 2 MiB ranges with block descriptors; false maps everything with 4 KiB pages.
     pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32, blocks: bool) -> Result<Self, MapError> {
         let geo = F::geometry(ipa_bits.min(F::MAX_IPA_BITS));

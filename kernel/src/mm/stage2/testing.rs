@@ -99,15 +99,16 @@ const RWX: Perms = Perms {
     exec: true,
 };
 
-fn table<F: PageTableFormat>(m: &mut FakeMem, blocks: bool) -> PageTable<F> {
-    let t = PageTable::<F>::new(m, 39, blocks).unwrap();
+/// Empty tables for an IPA space of `bits`: the root is all there is.
+fn table<F: PageTableFormat>(m: &mut FakeMem, bits: u32, blocks: bool) -> PageTable<F> {
+    let t = PageTable::<F>::new(m, bits, blocks).unwrap();
     assert_eq!(m.live(), t.root_tables());
     t
 }
 
-pub fn map_pages<F: PageTableFormat>() {
+pub fn map_pages<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, false);
+    let mut t = table::<F>(&mut m, bits, false);
     t.map(&mut m, G, H + 0x5000, 3 * PAGE, RW, MemType::Normal)
         .unwrap();
     let tr = t.translate(&mut m, G + 0x1234).unwrap();
@@ -124,9 +125,9 @@ pub fn map_pages<F: PageTableFormat>() {
     assert_eq!(m.live(), t.root_tables() + levels, "one table per level");
 }
 
-pub fn blocks_2m<F: PageTableFormat>() {
+pub fn blocks_2m<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true);
+    let mut t = table::<F>(&mut m, bits, true);
     t.map(&mut m, G, H, 4 * MIB + 2 * PAGE, RWX, MemType::Normal)
         .unwrap();
     let tr = t.translate(&mut m, G + 2 * MIB - 1).unwrap();
@@ -149,9 +150,9 @@ pub fn blocks_2m<F: PageTableFormat>() {
     assert_eq!(t.translate(&mut m, 2 * G + 5).map(|t| t.level), Some(1));
 }
 
-pub fn blocks_1g<F: PageTableFormat>() {
+pub fn blocks_1g<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true).with_huge_blocks();
+    let mut t = table::<F>(&mut m, bits, true).with_huge_blocks();
     if !F::block_allowed(2) || t.start_level() < 2 {
         return;
     }
@@ -168,9 +169,9 @@ pub fn blocks_1g<F: PageTableFormat>() {
     );
 }
 
-pub fn unmap<F: PageTableFormat>() {
+pub fn unmap<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, false);
+    let mut t = table::<F>(&mut m, bits, false);
     t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
     t.unmap(&mut m, G + MIB, MIB).unwrap();
     assert!(t.translate(&mut m, G + MIB).is_none());
@@ -184,7 +185,7 @@ pub fn unmap<F: PageTableFormat>() {
     assert_eq!(t.unmap(&mut m, G + 8, PAGE), Err(MapError::Unaligned));
     t.destroy(&mut m);
 
-    let mut t = table::<F>(&mut m, true);
+    let mut t = table::<F>(&mut m, bits, true);
     t.map(&mut m, G, H, 2 * MIB, RW, MemType::Normal).unwrap();
     let split = Err(MapError::SplitsBlock { gpa: G + PAGE });
     assert_eq!(t.unmap(&mut m, G + PAGE, PAGE), split);
@@ -198,9 +199,9 @@ pub fn unmap<F: PageTableFormat>() {
     assert!(t.translate(&mut m, G).is_none());
 }
 
-pub fn perms_and_types<F: PageTableFormat>() {
+pub fn perms_and_types<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true);
+    let mut t = table::<F>(&mut m, bits, true);
     let mut mapped = 0;
     for i in 0..16u64 {
         let perms = Perms {
@@ -238,9 +239,9 @@ pub fn perms_and_types<F: PageTableFormat>() {
     assert!(mapped >= 16, "every readable combination maps");
 }
 
-pub fn overlap<F: PageTableFormat>() {
+pub fn overlap<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true);
+    let mut t = table::<F>(&mut m, bits, true);
     t.map(&mut m, G, H, 2 * MIB, RW, MemType::Normal).unwrap();
     t.map(&mut m, G + 4 * MIB, H, PAGE, RW, MemType::Normal)
         .unwrap();
@@ -265,7 +266,7 @@ pub fn overlap<F: PageTableFormat>() {
     assert_eq!(m.live(), before, "no table leaked");
 }
 
-pub fn out_of_range<F: PageTableFormat>() {
+pub fn out_of_range<F: PageTableFormat>(_bits: u32) {
     let mut m = FakeMem::new(64);
     let mut t = PageTable::<F>::new(&mut m, 32, true).unwrap();
     assert_eq!(t.ipa_bits(), 32);
@@ -301,21 +302,21 @@ pub fn out_of_range<F: PageTableFormat>() {
     assert_eq!(m.live(), 0);
 }
 
-pub fn out_of_memory<F: PageTableFormat>() {
-    let geo = F::geometry(39);
+pub fn out_of_memory<F: PageTableFormat>(bits: u32) {
+    let geo = F::geometry(bits);
     let mut m = FakeMem::new(geo.root_tables + geo.start_level as usize - 1);
-    let mut t = table::<F>(&mut m, false);
+    let mut t = table::<F>(&mut m, bits, false);
     assert_eq!(
         t.map(&mut m, G, H, 2 * PAGE, RW, MemType::Normal),
         Err(MapError::OutOfMemory)
     );
     assert_eq!(m.live(), t.root_tables(), "partial tables freed again");
-    assert!(PageTable::<F>::new(&mut FakeMem::new(0), 39, true).is_err());
+    assert!(PageTable::<F>::new(&mut FakeMem::new(0), bits, true).is_err());
 }
 
 /// Builds a varied table (blocks, pages, devices, the top of the space) in `m`.
-fn build_varied<F: PageTableFormat>(m: &mut FakeMem, huge: bool) -> PageTable<F> {
-    let mut t = PageTable::<F>::new(m, 39, true).unwrap();
+fn build_varied<F: PageTableFormat>(m: &mut FakeMem, bits: u32, huge: bool) -> PageTable<F> {
+    let mut t = PageTable::<F>::new(m, bits, true).unwrap();
     if huge {
         t = t.with_huge_blocks();
     }
@@ -329,15 +330,15 @@ fn build_varied<F: PageTableFormat>(m: &mut FakeMem, huge: bool) -> PageTable<F>
     t
 }
 
-pub fn teardown<F: PageTableFormat>() {
+pub fn teardown<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(256);
     for i in 0..100 {
-        let t = build_varied::<F>(&mut m, i % 2 == 1);
+        let t = build_varied::<F>(&mut m, bits, i % 2 == 1);
         assert!(m.live() > t.root_tables());
         t.destroy(&mut m);
         assert_eq!(m.live(), 0, "every table frame back, round {i}");
     }
-    let mut t = build_varied::<F>(&mut m, false);
+    let mut t = build_varied::<F>(&mut m, bits, false);
     t.unmap(&mut m, 0, 1 << t.ipa_bits()).unwrap();
     assert_eq!(
         m.live(),
@@ -348,9 +349,9 @@ pub fn teardown<F: PageTableFormat>() {
     assert_eq!(m.live(), 0);
 }
 
-pub fn block_slot<F: PageTableFormat>() {
+pub fn block_slot<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true);
+    let mut t = table::<F>(&mut m, bits, true);
     t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
     let (_, desc) = t.block_slot(&mut m, G + MIB).unwrap();
     assert_eq!(
@@ -361,7 +362,7 @@ pub fn block_slot<F: PageTableFormat>() {
     assert!(t.block_slot(&mut m, G + 4 * MIB).is_none());
     t.destroy(&mut m);
 
-    let mut t = table::<F>(&mut m, false);
+    let mut t = table::<F>(&mut m, bits, false);
     t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
     let (slot, desc) = t.block_slot(&mut m, G + 2 * MIB).unwrap();
     assert!(F::is_table(desc, 1), "a table of pages");
@@ -379,52 +380,56 @@ pub fn block_slot<F: PageTableFormat>() {
     );
 }
 
-/// The walker tests, instantiated for format `$f` in a module `walker`.
+/// The walker tests, instantiated for format `$f` in a module `walker`, over an IPA
+/// space of `$bits` (39 unless given: the format picks its depth from it).
 macro_rules! format_tests {
     ($f:ty) => {
+        crate::mm::stage2::testing::format_tests!($f, 39);
+    };
+    ($f:ty, $bits:expr) => {
         mod walker {
             #[allow(unused_imports)]
             use super::*;
             use crate::mm::stage2::testing as t;
             #[test]
             fn map_pages() {
-                t::map_pages::<$f>();
+                t::map_pages::<$f>($bits);
             }
             #[test]
             fn blocks_2m() {
-                t::blocks_2m::<$f>();
+                t::blocks_2m::<$f>($bits);
             }
             #[test]
             fn blocks_1g() {
-                t::blocks_1g::<$f>();
+                t::blocks_1g::<$f>($bits);
             }
             #[test]
             fn unmap() {
-                t::unmap::<$f>();
+                t::unmap::<$f>($bits);
             }
             #[test]
             fn perms_and_types() {
-                t::perms_and_types::<$f>();
+                t::perms_and_types::<$f>($bits);
             }
             #[test]
             fn overlap() {
-                t::overlap::<$f>();
+                t::overlap::<$f>($bits);
             }
             #[test]
             fn out_of_range() {
-                t::out_of_range::<$f>();
+                t::out_of_range::<$f>($bits);
             }
             #[test]
             fn out_of_memory() {
-                t::out_of_memory::<$f>();
+                t::out_of_memory::<$f>($bits);
             }
             #[test]
             fn teardown() {
-                t::teardown::<$f>();
+                t::teardown::<$f>($bits);
             }
             #[test]
             fn block_slot() {
-                t::block_slot::<$f>();
+                t::block_slot::<$f>($bits);
             }
         }
     };
