@@ -21,6 +21,21 @@ pub struct Perms {
     pub exec: bool,
 }
 
+impl Perms {
+    /// Read and write (data, device registers).
+    pub const RW: Self = Self {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    /// Read, write and execute (guest RAM).
+    pub const RWX: Self = Self {
+        read: true,
+        write: true,
+        exec: true,
+    };
+}
+
 /// Memory type of a mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemType {

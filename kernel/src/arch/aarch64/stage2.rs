@@ -152,17 +152,6 @@ mod tests {
 
     format_tests!(Vmsa4k);
 
-    const RWX: Perms = Perms {
-        read: true,
-        write: true,
-        exec: true,
-    };
-    const RW: Perms = Perms {
-        read: true,
-        write: true,
-        exec: false,
-    };
-
     #[test]
     fn descriptor_bits() {
         let mut m = FakeMem::new(64);
@@ -173,7 +162,7 @@ mod tests {
             0x4000_0000,
             0x4800_0000,
             16 << 20,
-            RWX,
+            Perms::RWX,
             MemType::Normal,
         )
         .unwrap();
@@ -189,12 +178,19 @@ mod tests {
             t.desc & (AF | SH_INNER | MEMATTR_MASK | XN),
             AF | SH_INNER | MEMATTR_NORMAL_WB
         );
-        s2.map(&mut m, 0x0900_0000, 0xfeb5_0000, PAGE, RWX, MemType::Device)
-            .unwrap();
+        s2.map(
+            &mut m,
+            0x0900_0000,
+            0xfeb5_0000,
+            PAGE,
+            Perms::RWX,
+            MemType::Device,
+        )
+        .unwrap();
         let t = s2.translate(&mut m, 0x0900_0000).unwrap();
         assert_eq!(t.desc & 0b11, 0b11, "page descriptor");
         assert_eq!(t.desc & (MEMATTR_MASK | XN), MEMATTR_DEVICE_NGNRE | XN);
-        assert_eq!((t.perms, t.ty), (RW, MemType::Device));
+        assert_eq!((t.perms, t.ty), (Perms::RW, MemType::Device));
         s2.destroy(&mut m);
         assert_eq!(m.live(), 0);
     }
@@ -211,7 +207,7 @@ mod tests {
             0x3_e000_0000,
             0x4000_0000,
             4 << 20,
-            RWX,
+            Perms::RWX,
             MemType::Normal,
         )
         .unwrap();
@@ -220,7 +216,7 @@ mod tests {
             0x0900_0000,
             0xfeb5_0000,
             0x1000,
-            RW,
+            Perms::RW,
             MemType::Device,
         )
         .unwrap();
@@ -233,7 +229,7 @@ mod tests {
         assert_eq!(slot, BASE + 15 * PAGE + 8 * 0x101);
         assert_eq!(desc & ADDR_MASK, 0x4020_0000);
         assert_eq!(
-            s2.map(&mut m, 0x4_0000_0000, 0, 0x1000, RW, MemType::Normal),
+            s2.map(&mut m, 0x4_0000_0000, 0, 0x1000, Perms::RW, MemType::Normal),
             Err(MapError::OutOfRange),
             "34-bit IPA space ends at 16 GiB"
         );
@@ -263,7 +259,7 @@ mod tests {
             0x4000_0000,
             0x4800_0000,
             4 << 20,
-            RWX,
+            Perms::RWX,
             MemType::Normal,
         )
         .unwrap();

@@ -202,17 +202,6 @@ mod tests {
         crate::mm::stage2::testing::format_tests!(GStage, 48);
     }
 
-    const RWX: Perms = Perms {
-        read: true,
-        write: true,
-        exec: true,
-    };
-    const RW: Perms = Perms {
-        read: true,
-        write: true,
-        exec: false,
-    };
-
     #[test]
     fn root_is_16k_aligned_and_hgatp_encodes_it() {
         let mut m = FakeMem::new(64);
@@ -253,7 +242,7 @@ mod tests {
             0x8000_0000,
             0x9000_0000,
             16 << 20,
-            RWX,
+            Perms::RWX,
             MemType::Normal,
         )
         .unwrap();
@@ -261,11 +250,18 @@ mod tests {
         let t = s2.translate(&mut m, 0x80ab_cdef).unwrap();
         assert_eq!(t.hpa, 0x90ab_cdef);
         assert_eq!(t.desc & 0x3ff, V | R | W | X | U | A | D);
-        s2.map(&mut m, 0x1000_0000, 0x1000_0000, PAGE, RWX, MemType::Device)
-            .unwrap();
+        s2.map(
+            &mut m,
+            0x1000_0000,
+            0x1000_0000,
+            PAGE,
+            Perms::RWX,
+            MemType::Device,
+        )
+        .unwrap();
         let t = s2.translate(&mut m, 0x1000_0000).unwrap();
         assert_eq!(t.desc & 0x3ff, V | R | W | U | A | D | SW_DEVICE, "no X");
-        assert_eq!((t.perms, t.ty), (RW, MemType::Device));
+        assert_eq!((t.perms, t.ty), (Perms::RW, MemType::Device));
         let wo = Perms {
             read: false,
             write: true,
@@ -283,7 +279,7 @@ mod tests {
         let mut s2 = Stage2::new(&mut m, 41, true).unwrap();
         // Root index 768: the second page of the root.
         let gpa = 0xc0_0000_0000u64;
-        s2.map(&mut m, gpa, 0x8800_0000, PAGE, RW, MemType::Normal)
+        s2.map(&mut m, gpa, 0x8800_0000, PAGE, Perms::RW, MemType::Normal)
             .unwrap();
         assert_eq!(
             s2.translate(&mut m, gpa + 8).map(|t| t.hpa),
@@ -292,12 +288,19 @@ mod tests {
         let root_page_1 = m.table(s2.root() + PAGE)[768 - 512];
         assert!(GStage::is_table(root_page_1, 2));
         let top = (1u64 << 41) - PAGE;
-        s2.map(&mut m, top, 0x8800_1000, PAGE, RW, MemType::Normal)
+        s2.map(&mut m, top, 0x8800_1000, PAGE, Perms::RW, MemType::Normal)
             .unwrap();
         assert_ne!(m.table(s2.root() + 3 * PAGE)[511], 0, "root index 2047");
         assert_eq!(s2.translate(&mut m, top).map(|t| t.hpa), Some(0x8800_1000));
         assert_eq!(
-            s2.map(&mut m, top, 0x8800_1000, 2 * PAGE, RW, MemType::Normal),
+            s2.map(
+                &mut m,
+                top,
+                0x8800_1000,
+                2 * PAGE,
+                Perms::RW,
+                MemType::Normal
+            ),
             Err(MapError::OutOfRange)
         );
     }
@@ -308,7 +311,7 @@ mod tests {
         let mut s2 = Stage2::new(&mut m, 50, true).unwrap();
         assert_eq!((s2.start_level(), s2.ipa_bits()), (3, 50));
         let top = (1u64 << 50) - PAGE;
-        s2.map(&mut m, top, 0x8800_0000, PAGE, RW, MemType::Normal)
+        s2.map(&mut m, top, 0x8800_0000, PAGE, Perms::RW, MemType::Normal)
             .unwrap();
         assert_eq!(m.live(), 4 + 3, "one table per level below the root");
         assert_ne!(m.table(s2.root() + 3 * PAGE)[511], 0, "root index 2047");
@@ -318,7 +321,7 @@ mod tests {
         );
         let mut huge = Stage2::new(&mut m, 50, true).unwrap().with_huge_blocks();
         let tera = 1u64 << 39;
-        huge.map(&mut m, tera, tera, tera, RW, MemType::Normal)
+        huge.map(&mut m, tera, tera, tera, Perms::RW, MemType::Normal)
             .unwrap();
         assert_eq!(
             huge.translate(&mut m, 2 * tera - 1).map(|t| t.level),
@@ -339,8 +342,15 @@ mod tests {
         assert_eq!((wide.start_level(), wide.ipa_bits()), (3, 42), "Sv48x4");
         assert_eq!(hgatp(wide.root(), 1, wide.ipa_bits()) >> 60, 9);
         let gpa = 1u64 << 41;
-        wide.map(&mut m, gpa, 0x8000_0000, 2 << 20, RW, MemType::Normal)
-            .unwrap();
+        wide.map(
+            &mut m,
+            gpa,
+            0x8000_0000,
+            2 << 20,
+            Perms::RW,
+            MemType::Normal,
+        )
+        .unwrap();
         assert_eq!(
             wide.translate(&mut m, gpa + 4).map(|t| t.hpa),
             Some(0x8000_0004)

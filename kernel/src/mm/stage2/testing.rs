@@ -88,16 +88,6 @@ impl TableMemory for FakeMem {
 const G: u64 = 0x4000_0000;
 const H: u64 = 0x1_0000_0000;
 const MIB: u64 = 1 << 20;
-const RW: Perms = Perms {
-    read: true,
-    write: true,
-    exec: false,
-};
-const RWX: Perms = Perms {
-    read: true,
-    write: true,
-    exec: true,
-};
 
 /// Empty tables for an IPA space of `bits`: the root is all there is.
 fn table<F: PageTableFormat>(m: &mut FakeMem, bits: u32, blocks: bool) -> PageTable<F> {
@@ -109,12 +99,12 @@ fn table<F: PageTableFormat>(m: &mut FakeMem, bits: u32, blocks: bool) -> PageTa
 pub fn map_pages<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
     let mut t = table::<F>(&mut m, bits, false);
-    t.map(&mut m, G, H + 0x5000, 3 * PAGE, RW, MemType::Normal)
+    t.map(&mut m, G, H + 0x5000, 3 * PAGE, Perms::RW, MemType::Normal)
         .unwrap();
     let tr = t.translate(&mut m, G + 0x1234).unwrap();
     assert_eq!(
         (tr.hpa, tr.level, tr.perms, tr.ty),
-        (H + 0x6234, 0, RW, MemType::Normal)
+        (H + 0x6234, 0, Perms::RW, MemType::Normal)
     );
     assert!(
         t.translate(&mut m, G + 3 * PAGE).is_none(),
@@ -128,8 +118,15 @@ pub fn map_pages<F: PageTableFormat>(bits: u32) {
 pub fn blocks_2m<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
     let mut t = table::<F>(&mut m, bits, true);
-    t.map(&mut m, G, H, 4 * MIB + 2 * PAGE, RWX, MemType::Normal)
-        .unwrap();
+    t.map(
+        &mut m,
+        G,
+        H,
+        4 * MIB + 2 * PAGE,
+        Perms::RWX,
+        MemType::Normal,
+    )
+    .unwrap();
     let tr = t.translate(&mut m, G + 2 * MIB - 1).unwrap();
     assert_eq!((tr.hpa, tr.level), (H + 2 * MIB - 1, 1), "a 2 MiB block");
     let tr = t.translate(&mut m, G + 4 * MIB + PAGE + 8).unwrap();
@@ -145,7 +142,7 @@ pub fn blocks_2m<F: PageTableFormat>(bits: u32) {
         "+ one page table"
     );
     // Without huge blocks a 1 GiB range is still 2 MiB blocks.
-    t.map(&mut m, 2 * G, 2 * H, 1 << 30, RW, MemType::Normal)
+    t.map(&mut m, 2 * G, 2 * H, 1 << 30, Perms::RW, MemType::Normal)
         .unwrap();
     assert_eq!(t.translate(&mut m, 2 * G + 5).map(|t| t.level), Some(1));
 }
@@ -156,8 +153,15 @@ pub fn blocks_1g<F: PageTableFormat>(bits: u32) {
     if !F::block_allowed(2) || t.start_level() < 2 {
         return;
     }
-    t.map(&mut m, G, H, (1 << 30) + 2 * MIB, RW, MemType::Normal)
-        .unwrap();
+    t.map(
+        &mut m,
+        G,
+        H,
+        (1 << 30) + 2 * MIB,
+        Perms::RW,
+        MemType::Normal,
+    )
+    .unwrap();
     let tr = t.translate(&mut m, G + (1 << 30) - 8).unwrap();
     assert_eq!((tr.hpa, tr.level), (H + (1 << 30) - 8, 2), "a 1 GiB block");
     let tr = t.translate(&mut m, G + (1 << 30) + 8).unwrap();
@@ -172,7 +176,8 @@ pub fn blocks_1g<F: PageTableFormat>(bits: u32) {
 pub fn unmap<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
     let mut t = table::<F>(&mut m, bits, false);
-    t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
+    t.map(&mut m, G, H, 4 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
     t.unmap(&mut m, G + MIB, MIB).unwrap();
     assert!(t.translate(&mut m, G + MIB).is_none());
     assert!(t.translate(&mut m, G + 2 * MIB - PAGE).is_none());
@@ -186,7 +191,8 @@ pub fn unmap<F: PageTableFormat>(bits: u32) {
     t.destroy(&mut m);
 
     let mut t = table::<F>(&mut m, bits, true);
-    t.map(&mut m, G, H, 2 * MIB, RW, MemType::Normal).unwrap();
+    t.map(&mut m, G, H, 2 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
     let split = Err(MapError::SplitsBlock { gpa: G + PAGE });
     assert_eq!(t.unmap(&mut m, G + PAGE, PAGE), split);
     assert_eq!(
@@ -242,23 +248,31 @@ pub fn perms_and_types<F: PageTableFormat>(bits: u32) {
 pub fn overlap<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
     let mut t = table::<F>(&mut m, bits, true);
-    t.map(&mut m, G, H, 2 * MIB, RW, MemType::Normal).unwrap();
-    t.map(&mut m, G + 4 * MIB, H, PAGE, RW, MemType::Normal)
+    t.map(&mut m, G, H, 2 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
+    t.map(&mut m, G + 4 * MIB, H, PAGE, Perms::RW, MemType::Normal)
         .unwrap();
     let before = m.live();
     assert_eq!(
-        t.map(&mut m, G + PAGE, H, PAGE, RW, MemType::Normal),
+        t.map(&mut m, G + PAGE, H, PAGE, Perms::RW, MemType::Normal),
         Err(MapError::Overlap { gpa: G + PAGE }),
         "a page inside a block"
     );
     assert_eq!(
-        t.map(&mut m, G + 4 * MIB, H, 2 * MIB, RW, MemType::Normal),
+        t.map(&mut m, G + 4 * MIB, H, 2 * MIB, Perms::RW, MemType::Normal),
         Err(MapError::Overlap { gpa: G + 4 * MIB }),
         "a block over a table"
     );
     // The first 2 MiB maps, then the page at 4 MiB collides: all of it rolls back.
     assert_eq!(
-        t.map(&mut m, G + 2 * MIB, H, 2 * MIB + PAGE, RW, MemType::Normal),
+        t.map(
+            &mut m,
+            G + 2 * MIB,
+            H,
+            2 * MIB + PAGE,
+            Perms::RW,
+            MemType::Normal
+        ),
         Err(MapError::Overlap { gpa: G + 4 * MIB })
     );
     assert!(t.translate(&mut m, G + 2 * MIB).is_none(), "rolled back");
@@ -272,12 +286,13 @@ pub fn out_of_range<F: PageTableFormat>(_bits: u32) {
     assert_eq!(t.ipa_bits(), 32);
     let top = 1u64 << t.ipa_bits();
     assert_eq!(
-        t.map(&mut m, top - PAGE, H, 2 * PAGE, RW, MemType::Normal),
+        t.map(&mut m, top - PAGE, H, 2 * PAGE, Perms::RW, MemType::Normal),
         Err(MapError::OutOfRange)
     );
-    t.map(&mut m, top - PAGE, H, PAGE, RW, MemType::Normal)
+    t.map(&mut m, top - PAGE, H, PAGE, Perms::RW, MemType::Normal)
         .unwrap();
-    t.map(&mut m, 0, H, PAGE, RW, MemType::Normal).unwrap();
+    t.map(&mut m, 0, H, PAGE, Perms::RW, MemType::Normal)
+        .unwrap();
     assert_eq!(
         t.translate(&mut m, top - 1).map(|t| t.hpa),
         Some(H + PAGE - 1)
@@ -287,12 +302,12 @@ pub fn out_of_range<F: PageTableFormat>(_bits: u32) {
     assert!(t.block_slot(&mut m, top).is_none());
     let far = !(PAGE - 1);
     assert_eq!(
-        t.map(&mut m, far, H, PAGE, RW, MemType::Normal),
+        t.map(&mut m, far, H, PAGE, Perms::RW, MemType::Normal),
         Err(MapError::OutOfRange)
     );
     assert_eq!(t.unmap(&mut m, top, PAGE), Err(MapError::OutOfRange));
     assert_eq!(
-        t.map(&mut m, PAGE, H, 0x800, RW, MemType::Normal),
+        t.map(&mut m, PAGE, H, 0x800, Perms::RW, MemType::Normal),
         Err(MapError::Unaligned)
     );
     t.destroy(&mut m);
@@ -307,7 +322,7 @@ pub fn out_of_memory<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(geo.root_tables + geo.start_level as usize - 1);
     let mut t = table::<F>(&mut m, bits, false);
     assert_eq!(
-        t.map(&mut m, G, H, 2 * PAGE, RW, MemType::Normal),
+        t.map(&mut m, G, H, 2 * PAGE, Perms::RW, MemType::Normal),
         Err(MapError::OutOfMemory)
     );
     assert_eq!(m.live(), t.root_tables(), "partial tables freed again");
@@ -321,12 +336,27 @@ fn build_varied<F: PageTableFormat>(m: &mut FakeMem, bits: u32, huge: bool) -> P
         t = t.with_huge_blocks();
     }
     let top = (1u64 << t.ipa_bits()) - PAGE;
-    t.map(m, G, H, (1 << 30) + 6 * MIB + PAGE, RWX, MemType::Normal)
+    t.map(
+        m,
+        G,
+        H,
+        (1 << 30) + 6 * MIB + PAGE,
+        Perms::RWX,
+        MemType::Normal,
+    )
+    .unwrap();
+    t.map(
+        m,
+        0x0900_0000,
+        0x0900_0000,
+        3 * PAGE,
+        Perms::RW,
+        MemType::Device,
+    )
+    .unwrap();
+    t.map(m, top, H, PAGE, Perms::RW, MemType::Normal).unwrap();
+    t.map(m, 4 * G, H + PAGE, MIB, Perms::RW, MemType::Normal)
         .unwrap();
-    t.map(m, 0x0900_0000, 0x0900_0000, 3 * PAGE, RW, MemType::Device)
-        .unwrap();
-    t.map(m, top, H, PAGE, RW, MemType::Normal).unwrap();
-    t.map(m, 4 * G, H + PAGE, MIB, RW, MemType::Normal).unwrap();
     t
 }
 
@@ -352,7 +382,8 @@ pub fn teardown<F: PageTableFormat>(bits: u32) {
 pub fn block_slot<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
     let mut t = table::<F>(&mut m, bits, true);
-    t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
+    t.map(&mut m, G, H, 4 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
     let (_, desc) = t.block_slot(&mut m, G + MIB).unwrap();
     assert_eq!(
         F::decode_leaf(desc, 1).map(|l| l.pa),
@@ -363,7 +394,8 @@ pub fn block_slot<F: PageTableFormat>(bits: u32) {
     t.destroy(&mut m);
 
     let mut t = table::<F>(&mut m, bits, false);
-    t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
+    t.map(&mut m, G, H, 4 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
     let (slot, desc) = t.block_slot(&mut m, G + 2 * MIB).unwrap();
     assert!(F::is_table(desc, 1), "a table of pages");
     // Parking it unmaps that 2 MiB; writing it back maps it again.
@@ -381,56 +413,27 @@ pub fn block_slot<F: PageTableFormat>(bits: u32) {
 }
 
 /// The walker tests, instantiated for format `$f` in a module `walker`, over an IPA
-/// space of `$bits` (39 unless given: the format picks its depth from it).
+/// space of `$bits` (39 unless given: the format picks its depth from it). One
+/// `#[test]` per function above, named after it.
 macro_rules! format_tests {
     ($f:ty) => {
         crate::mm::stage2::testing::format_tests!($f, 39);
     };
     ($f:ty, $bits:expr) => {
+        crate::mm::stage2::testing::format_tests!(@each $f, $bits;
+            map_pages blocks_2m blocks_1g unmap perms_and_types overlap out_of_range
+            out_of_memory teardown block_slot);
+    };
+    (@each $f:ty, $bits:expr; $($name:ident)*) => {
         mod walker {
             #[allow(unused_imports)]
             use super::*;
-            use crate::mm::stage2::testing as t;
-            #[test]
-            fn map_pages() {
-                t::map_pages::<$f>($bits);
-            }
-            #[test]
-            fn blocks_2m() {
-                t::blocks_2m::<$f>($bits);
-            }
-            #[test]
-            fn blocks_1g() {
-                t::blocks_1g::<$f>($bits);
-            }
-            #[test]
-            fn unmap() {
-                t::unmap::<$f>($bits);
-            }
-            #[test]
-            fn perms_and_types() {
-                t::perms_and_types::<$f>($bits);
-            }
-            #[test]
-            fn overlap() {
-                t::overlap::<$f>($bits);
-            }
-            #[test]
-            fn out_of_range() {
-                t::out_of_range::<$f>($bits);
-            }
-            #[test]
-            fn out_of_memory() {
-                t::out_of_memory::<$f>($bits);
-            }
-            #[test]
-            fn teardown() {
-                t::teardown::<$f>($bits);
-            }
-            #[test]
-            fn block_slot() {
-                t::block_slot::<$f>($bits);
-            }
+            $(
+                #[test]
+                fn $name() {
+                    crate::mm::stage2::testing::$name::<$f>($bits);
+                }
+            )*
         }
     };
 }
