@@ -8,11 +8,9 @@
 //! spaces (up to 39 bits) start at ARM level 1 (SL0 = 1). The walker counts levels
 //! from the leaf, so ARM level `n` is walker level `3 - n`.
 
-use crate::hal::paging::{Geometry, Leaf, PageTableFormat};
-pub use crate::hal::paging::{MapError, MemType, Perms, TableMemory, PAGE};
+use crate::hal::paging::{Geometry, Leaf, MapError, MemType, PageTableFormat, Perms};
 use crate::mm::stage2::PageTable;
 
-pub const BLOCK_2M: u64 = 2 << 20;
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 const VALID: u64 = 1 << 0;
@@ -148,6 +146,7 @@ impl PageTable<Vmsa4k> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hal::paging::PAGE;
     use crate::mm::stage2::testing::{format_tests, FakeMem, BASE};
 
     format_tests!(Vmsa4k);
