@@ -21,6 +21,21 @@ pub struct Perms {
     pub exec: bool,
 }
 
+impl Perms {
+    /// Read and write (data, device registers).
+    pub const RW: Self = Self {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    /// Read, write and execute (guest RAM).
+    pub const RWX: Self = Self {
+        read: true,
+        write: true,
+        exec: true,
+    };
+}
+
 /// Memory type of a mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MemType {
@@ -58,7 +73,8 @@ pub struct Geometry {
     /// Physically contiguous 4 KiB tables making up the root (a power of two; the
     /// root is aligned to its size).
     pub root_tables: usize,
-    /// The IPA width the table really covers (the format may widen a request).
+    /// The IPA width the table really covers (the format may widen a request, or
+    /// narrow one the hardware cannot walk).
     pub ipa_bits: u32,
 }
 

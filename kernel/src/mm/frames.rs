@@ -414,11 +414,6 @@ mod tests {
         let ram = [r(0x4000_0000, 0x400_0000)];
         let mut a = FrameAllocator::new(&ram, &[r(0x4000_3000, 0x1000)]).unwrap();
         let (base, ranges) = (a.free_bytes(), a.ranges().to_vec());
-        let rw = Perms {
-            read: true,
-            write: true,
-            exec: false,
-        };
         for round in 0..100u64 {
             // Guest RAM and tables interleave in the allocator, as at VM creation.
             let ram_hpa = a.alloc(0x20_0000, 0x1000).unwrap();
@@ -432,12 +427,12 @@ mod tests {
                 0x8000_0000,
                 ram_hpa,
                 0x20_0000,
-                rw,
+                Perms::RW,
                 MemType::Normal,
             )
             .unwrap();
             let far = 0x80_0000_0000 + round * 0x4000_0000;
-            t.map(&mut mem, far, ram_hpa, 0x1000, rw, MemType::Device)
+            t.map(&mut mem, far, ram_hpa, 0x1000, Perms::RW, MemType::Device)
                 .unwrap();
             t.destroy(&mut mem);
             assert!(mem.contents.is_empty());

@@ -5,8 +5,8 @@
 
 #[cfg(target_os = "none")]
 use crate::firmware::Range;
+use crate::hal::paging::{TableMemory, ENTRIES, PAGE};
 use crate::mm::frames::FrameAllocator;
-use crate::mm::tables::TableMemory;
 
 #[cfg(target_os = "none")]
 extern "C" {
@@ -81,24 +81,21 @@ pub struct FrameTables<'a>(pub &'a mut FrameAllocator);
 
 impl TableMemory for FrameTables<'_> {
     fn alloc_table(&mut self) -> Option<u64> {
-        let pa = self.0.alloc(4096, 4096).ok()?;
-        // SAFETY: a frame just taken from the allocator, owned by nobody else.
-        unsafe { slice_mut(pa, 4096) }.fill(0);
-        Some(pa)
+        self.alloc_tables(1)
     }
 
-    fn table(&mut self, pa: u64) -> &mut [u64; 512] {
+    fn table(&mut self, pa: u64) -> &mut [u64; ENTRIES] {
         // SAFETY: `pa` is a table frame returned by `alloc_table(s)`: 4 KiB aligned,
         // owned by the stage-2 tables being built or torn down, which no CPU runs
         // on while that happens (the VM is being created or is stopped).
-        unsafe { &mut *(pa as *mut [u64; 512]) }
+        unsafe { &mut *(pa as *mut [u64; ENTRIES]) }
     }
 
     fn alloc_tables(&mut self, count: usize) -> Option<u64> {
         if !count.is_power_of_two() {
             return None;
         }
-        let size = 4096 * count as u64;
+        let size = PAGE * count as u64;
         let pa = self.0.alloc(size, size).ok()?;
         // SAFETY: frames just taken from the allocator, owned by nobody else.
         unsafe { slice_mut(pa, size) }.fill(0);
@@ -108,7 +105,7 @@ impl TableMemory for FrameTables<'_> {
     fn free_tables(&mut self, pa: u64, count: usize) {
         // A refusal means the frames were not ours to give (a walker bug) or the
         // free list is full: either way they stay out of use, which is safe.
-        if let Err(e) = self.0.free(pa, 4096 * count as u64) {
+        if let Err(e) = self.0.free(pa, PAGE * count as u64) {
             crate::debug!("hv: table frames at {pa:#x} not freed: {e:?}");
         }
     }

@@ -40,7 +40,8 @@ pub struct Translation {
 
 impl<F: PageTableFormat> PageTable<F> {
     /// An empty address space of `ipa_bits` (capped at the format's maximum; the
-    /// format may widen a small one, see [`Self::ipa_bits`]). `blocks`: map aligned
+    /// format may widen a small one or narrow one the CPU cannot walk, see
+    /// [`Self::ipa_bits`]). `blocks`: map aligned
     /// 2 MiB ranges with block descriptors; false maps everything with 4 KiB pages.
     pub fn new(mem: &mut dyn TableMemory, ipa_bits: u32, blocks: bool) -> Result<Self, MapError> {
         let geo = F::geometry(ipa_bits.min(F::MAX_IPA_BITS));
@@ -106,14 +107,24 @@ impl<F: PageTableFormat> PageTable<F> {
         table + 8 * self.index(level, gpa)
     }
 
-    fn read(&self, mem: &mut dyn TableMemory, table: u64, level: u32, gpa: u64) -> u64 {
+    /// The entry for `gpa` in `table` at `level`.
+    fn entry<'m>(
+        &self,
+        mem: &'m mut dyn TableMemory,
+        table: u64,
+        level: u32,
+        gpa: u64,
+    ) -> &'m mut u64 {
         let slot = self.slot(table, level, gpa);
-        mem.table(slot & !(PAGE - 1))[((slot % PAGE) / 8) as usize]
+        &mut mem.table(slot & !(PAGE - 1))[((slot % PAGE) / 8) as usize]
+    }
+
+    fn read(&self, mem: &mut dyn TableMemory, table: u64, level: u32, gpa: u64) -> u64 {
+        *self.entry(mem, table, level, gpa)
     }
 
     fn write(&self, mem: &mut dyn TableMemory, table: u64, level: u32, gpa: u64, desc: u64) {
-        let slot = self.slot(table, level, gpa);
-        mem.table(slot & !(PAGE - 1))[((slot % PAGE) / 8) as usize] = desc;
+        *self.entry(mem, table, level, gpa) = desc;
     }
 
     /// Checks a (gpa, size) request: page-aligned and inside the IPA space.
@@ -198,23 +209,28 @@ impl<F: PageTableFormat> PageTable<F> {
         Ok(())
     }
 
+    /// Follows table descriptors from the root towards `gpa`, down to level `stop`
+    /// at most: (the table reached, its level, the entry for `gpa` in it). The
+    /// entry is what ended the walk: invalid, a leaf, or anything at `stop`.
+    fn descend(&self, mem: &mut dyn TableMemory, gpa: u64, stop: u32) -> (u64, u32, u64) {
+        let (mut table, mut level) = (self.root, self.geo.start_level);
+        loop {
+            let entry = self.read(mem, table, level, gpa);
+            if level <= stop || !F::is_valid(entry) || !F::is_table(entry, level) {
+                return (table, level, entry);
+            }
+            table = F::table_addr(entry);
+            level -= 1;
+        }
+    }
+
     /// The valid leaf mapping `gpa`: (its descriptor, its level).
     fn leaf_of(&self, mem: &mut dyn TableMemory, gpa: u64) -> Option<(u64, u32)> {
         if !self.in_range(gpa) {
             return None;
         }
-        let mut table = self.root;
-        for level in (0..=self.geo.start_level).rev() {
-            let entry = self.read(mem, table, level, gpa);
-            if !F::is_valid(entry) {
-                return None;
-            }
-            if level == 0 || !F::is_table(entry, level) {
-                return Some((entry, level));
-            }
-            table = F::table_addr(entry);
-        }
-        None
+        let (_, level, entry) = self.descend(mem, gpa, 0);
+        F::is_valid(entry).then_some((entry, level))
     }
 
     /// Walks the tables: where `gpa` leads, with the leaf's rights and type.
@@ -241,16 +257,8 @@ impl<F: PageTableFormat> PageTable<F> {
         if !self.in_range(gpa) || self.geo.start_level < 1 {
             return None;
         }
-        let mut table = self.root;
-        for level in (2..=self.geo.start_level).rev() {
-            let entry = self.read(mem, table, level, gpa);
-            if !F::is_valid(entry) || !F::is_table(entry, level) {
-                return None;
-            }
-            table = F::table_addr(entry);
-        }
-        let desc = self.read(mem, table, 1, gpa);
-        F::is_valid(desc).then(|| (self.slot(table, 1, gpa), desc))
+        let (table, level, desc) = self.descend(mem, gpa, 1);
+        (level == 1 && F::is_valid(desc)).then(|| (self.slot(table, 1, gpa), desc))
     }
 
     /// Unmaps `[gpa, gpa + size)`: every leaf in it is cleared and every table left

@@ -8,11 +8,9 @@
 //! spaces (up to 39 bits) start at ARM level 1 (SL0 = 1). The walker counts levels
 //! from the leaf, so ARM level `n` is walker level `3 - n`.
 
-use crate::hal::paging::{Geometry, Leaf, PageTableFormat};
-pub use crate::hal::paging::{MapError, MemType, Perms, TableMemory, PAGE};
+use crate::hal::paging::{Geometry, Leaf, MapError, MemType, PageTableFormat, Perms};
 use crate::mm::stage2::PageTable;
 
-pub const BLOCK_2M: u64 = 2 << 20;
 const ADDR_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 const VALID: u64 = 1 << 0;
@@ -148,20 +146,10 @@ impl PageTable<Vmsa4k> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hal::paging::PAGE;
     use crate::mm::stage2::testing::{format_tests, FakeMem, BASE};
 
     format_tests!(Vmsa4k);
-
-    const RWX: Perms = Perms {
-        read: true,
-        write: true,
-        exec: true,
-    };
-    const RW: Perms = Perms {
-        read: true,
-        write: true,
-        exec: false,
-    };
 
     #[test]
     fn descriptor_bits() {
@@ -173,7 +161,7 @@ mod tests {
             0x4000_0000,
             0x4800_0000,
             16 << 20,
-            RWX,
+            Perms::RWX,
             MemType::Normal,
         )
         .unwrap();
@@ -189,12 +177,19 @@ mod tests {
             t.desc & (AF | SH_INNER | MEMATTR_MASK | XN),
             AF | SH_INNER | MEMATTR_NORMAL_WB
         );
-        s2.map(&mut m, 0x0900_0000, 0xfeb5_0000, PAGE, RWX, MemType::Device)
-            .unwrap();
+        s2.map(
+            &mut m,
+            0x0900_0000,
+            0xfeb5_0000,
+            PAGE,
+            Perms::RWX,
+            MemType::Device,
+        )
+        .unwrap();
         let t = s2.translate(&mut m, 0x0900_0000).unwrap();
         assert_eq!(t.desc & 0b11, 0b11, "page descriptor");
         assert_eq!(t.desc & (MEMATTR_MASK | XN), MEMATTR_DEVICE_NGNRE | XN);
-        assert_eq!((t.perms, t.ty), (RW, MemType::Device));
+        assert_eq!((t.perms, t.ty), (Perms::RW, MemType::Device));
         s2.destroy(&mut m);
         assert_eq!(m.live(), 0);
     }
@@ -211,7 +206,7 @@ mod tests {
             0x3_e000_0000,
             0x4000_0000,
             4 << 20,
-            RWX,
+            Perms::RWX,
             MemType::Normal,
         )
         .unwrap();
@@ -220,7 +215,7 @@ mod tests {
             0x0900_0000,
             0xfeb5_0000,
             0x1000,
-            RW,
+            Perms::RW,
             MemType::Device,
         )
         .unwrap();
@@ -233,7 +228,7 @@ mod tests {
         assert_eq!(slot, BASE + 15 * PAGE + 8 * 0x101);
         assert_eq!(desc & ADDR_MASK, 0x4020_0000);
         assert_eq!(
-            s2.map(&mut m, 0x4_0000_0000, 0, 0x1000, RW, MemType::Normal),
+            s2.map(&mut m, 0x4_0000_0000, 0, 0x1000, Perms::RW, MemType::Normal),
             Err(MapError::OutOfRange),
             "34-bit IPA space ends at 16 GiB"
         );
@@ -263,7 +258,7 @@ mod tests {
             0x4000_0000,
             0x4800_0000,
             4 << 20,
-            RWX,
+            Perms::RWX,
             MemType::Normal,
         )
         .unwrap();

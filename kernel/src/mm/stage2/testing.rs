@@ -88,32 +88,23 @@ impl TableMemory for FakeMem {
 const G: u64 = 0x4000_0000;
 const H: u64 = 0x1_0000_0000;
 const MIB: u64 = 1 << 20;
-const RW: Perms = Perms {
-    read: true,
-    write: true,
-    exec: false,
-};
-const RWX: Perms = Perms {
-    read: true,
-    write: true,
-    exec: true,
-};
 
-fn table<F: PageTableFormat>(m: &mut FakeMem, blocks: bool) -> PageTable<F> {
-    let t = PageTable::<F>::new(m, 39, blocks).unwrap();
+/// Empty tables for an IPA space of `bits`: the root is all there is.
+fn table<F: PageTableFormat>(m: &mut FakeMem, bits: u32, blocks: bool) -> PageTable<F> {
+    let t = PageTable::<F>::new(m, bits, blocks).unwrap();
     assert_eq!(m.live(), t.root_tables());
     t
 }
 
-pub fn map_pages<F: PageTableFormat>() {
+pub fn map_pages<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, false);
-    t.map(&mut m, G, H + 0x5000, 3 * PAGE, RW, MemType::Normal)
+    let mut t = table::<F>(&mut m, bits, false);
+    t.map(&mut m, G, H + 0x5000, 3 * PAGE, Perms::RW, MemType::Normal)
         .unwrap();
     let tr = t.translate(&mut m, G + 0x1234).unwrap();
     assert_eq!(
         (tr.hpa, tr.level, tr.perms, tr.ty),
-        (H + 0x6234, 0, RW, MemType::Normal)
+        (H + 0x6234, 0, Perms::RW, MemType::Normal)
     );
     assert!(
         t.translate(&mut m, G + 3 * PAGE).is_none(),
@@ -124,11 +115,18 @@ pub fn map_pages<F: PageTableFormat>() {
     assert_eq!(m.live(), t.root_tables() + levels, "one table per level");
 }
 
-pub fn blocks_2m<F: PageTableFormat>() {
+pub fn blocks_2m<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true);
-    t.map(&mut m, G, H, 4 * MIB + 2 * PAGE, RWX, MemType::Normal)
-        .unwrap();
+    let mut t = table::<F>(&mut m, bits, true);
+    t.map(
+        &mut m,
+        G,
+        H,
+        4 * MIB + 2 * PAGE,
+        Perms::RWX,
+        MemType::Normal,
+    )
+    .unwrap();
     let tr = t.translate(&mut m, G + 2 * MIB - 1).unwrap();
     assert_eq!((tr.hpa, tr.level), (H + 2 * MIB - 1, 1), "a 2 MiB block");
     let tr = t.translate(&mut m, G + 4 * MIB + PAGE + 8).unwrap();
@@ -144,19 +142,26 @@ pub fn blocks_2m<F: PageTableFormat>() {
         "+ one page table"
     );
     // Without huge blocks a 1 GiB range is still 2 MiB blocks.
-    t.map(&mut m, 2 * G, 2 * H, 1 << 30, RW, MemType::Normal)
+    t.map(&mut m, 2 * G, 2 * H, 1 << 30, Perms::RW, MemType::Normal)
         .unwrap();
     assert_eq!(t.translate(&mut m, 2 * G + 5).map(|t| t.level), Some(1));
 }
 
-pub fn blocks_1g<F: PageTableFormat>() {
+pub fn blocks_1g<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true).with_huge_blocks();
+    let mut t = table::<F>(&mut m, bits, true).with_huge_blocks();
     if !F::block_allowed(2) || t.start_level() < 2 {
         return;
     }
-    t.map(&mut m, G, H, (1 << 30) + 2 * MIB, RW, MemType::Normal)
-        .unwrap();
+    t.map(
+        &mut m,
+        G,
+        H,
+        (1 << 30) + 2 * MIB,
+        Perms::RW,
+        MemType::Normal,
+    )
+    .unwrap();
     let tr = t.translate(&mut m, G + (1 << 30) - 8).unwrap();
     assert_eq!((tr.hpa, tr.level), (H + (1 << 30) - 8, 2), "a 1 GiB block");
     let tr = t.translate(&mut m, G + (1 << 30) + 8).unwrap();
@@ -168,10 +173,11 @@ pub fn blocks_1g<F: PageTableFormat>() {
     );
 }
 
-pub fn unmap<F: PageTableFormat>() {
+pub fn unmap<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, false);
-    t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
+    let mut t = table::<F>(&mut m, bits, false);
+    t.map(&mut m, G, H, 4 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
     t.unmap(&mut m, G + MIB, MIB).unwrap();
     assert!(t.translate(&mut m, G + MIB).is_none());
     assert!(t.translate(&mut m, G + 2 * MIB - PAGE).is_none());
@@ -184,8 +190,9 @@ pub fn unmap<F: PageTableFormat>() {
     assert_eq!(t.unmap(&mut m, G + 8, PAGE), Err(MapError::Unaligned));
     t.destroy(&mut m);
 
-    let mut t = table::<F>(&mut m, true);
-    t.map(&mut m, G, H, 2 * MIB, RW, MemType::Normal).unwrap();
+    let mut t = table::<F>(&mut m, bits, true);
+    t.map(&mut m, G, H, 2 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
     let split = Err(MapError::SplitsBlock { gpa: G + PAGE });
     assert_eq!(t.unmap(&mut m, G + PAGE, PAGE), split);
     assert_eq!(
@@ -198,9 +205,9 @@ pub fn unmap<F: PageTableFormat>() {
     assert!(t.translate(&mut m, G).is_none());
 }
 
-pub fn perms_and_types<F: PageTableFormat>() {
+pub fn perms_and_types<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true);
+    let mut t = table::<F>(&mut m, bits, true);
     let mut mapped = 0;
     for i in 0..16u64 {
         let perms = Perms {
@@ -238,26 +245,34 @@ pub fn perms_and_types<F: PageTableFormat>() {
     assert!(mapped >= 16, "every readable combination maps");
 }
 
-pub fn overlap<F: PageTableFormat>() {
+pub fn overlap<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true);
-    t.map(&mut m, G, H, 2 * MIB, RW, MemType::Normal).unwrap();
-    t.map(&mut m, G + 4 * MIB, H, PAGE, RW, MemType::Normal)
+    let mut t = table::<F>(&mut m, bits, true);
+    t.map(&mut m, G, H, 2 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
+    t.map(&mut m, G + 4 * MIB, H, PAGE, Perms::RW, MemType::Normal)
         .unwrap();
     let before = m.live();
     assert_eq!(
-        t.map(&mut m, G + PAGE, H, PAGE, RW, MemType::Normal),
+        t.map(&mut m, G + PAGE, H, PAGE, Perms::RW, MemType::Normal),
         Err(MapError::Overlap { gpa: G + PAGE }),
         "a page inside a block"
     );
     assert_eq!(
-        t.map(&mut m, G + 4 * MIB, H, 2 * MIB, RW, MemType::Normal),
+        t.map(&mut m, G + 4 * MIB, H, 2 * MIB, Perms::RW, MemType::Normal),
         Err(MapError::Overlap { gpa: G + 4 * MIB }),
         "a block over a table"
     );
     // The first 2 MiB maps, then the page at 4 MiB collides: all of it rolls back.
     assert_eq!(
-        t.map(&mut m, G + 2 * MIB, H, 2 * MIB + PAGE, RW, MemType::Normal),
+        t.map(
+            &mut m,
+            G + 2 * MIB,
+            H,
+            2 * MIB + PAGE,
+            Perms::RW,
+            MemType::Normal
+        ),
         Err(MapError::Overlap { gpa: G + 4 * MIB })
     );
     assert!(t.translate(&mut m, G + 2 * MIB).is_none(), "rolled back");
@@ -265,18 +280,19 @@ pub fn overlap<F: PageTableFormat>() {
     assert_eq!(m.live(), before, "no table leaked");
 }
 
-pub fn out_of_range<F: PageTableFormat>() {
+pub fn out_of_range<F: PageTableFormat>(_bits: u32) {
     let mut m = FakeMem::new(64);
     let mut t = PageTable::<F>::new(&mut m, 32, true).unwrap();
     assert_eq!(t.ipa_bits(), 32);
     let top = 1u64 << t.ipa_bits();
     assert_eq!(
-        t.map(&mut m, top - PAGE, H, 2 * PAGE, RW, MemType::Normal),
+        t.map(&mut m, top - PAGE, H, 2 * PAGE, Perms::RW, MemType::Normal),
         Err(MapError::OutOfRange)
     );
-    t.map(&mut m, top - PAGE, H, PAGE, RW, MemType::Normal)
+    t.map(&mut m, top - PAGE, H, PAGE, Perms::RW, MemType::Normal)
         .unwrap();
-    t.map(&mut m, 0, H, PAGE, RW, MemType::Normal).unwrap();
+    t.map(&mut m, 0, H, PAGE, Perms::RW, MemType::Normal)
+        .unwrap();
     assert_eq!(
         t.translate(&mut m, top - 1).map(|t| t.hpa),
         Some(H + PAGE - 1)
@@ -286,12 +302,12 @@ pub fn out_of_range<F: PageTableFormat>() {
     assert!(t.block_slot(&mut m, top).is_none());
     let far = !(PAGE - 1);
     assert_eq!(
-        t.map(&mut m, far, H, PAGE, RW, MemType::Normal),
+        t.map(&mut m, far, H, PAGE, Perms::RW, MemType::Normal),
         Err(MapError::OutOfRange)
     );
     assert_eq!(t.unmap(&mut m, top, PAGE), Err(MapError::OutOfRange));
     assert_eq!(
-        t.map(&mut m, PAGE, H, 0x800, RW, MemType::Normal),
+        t.map(&mut m, PAGE, H, 0x800, Perms::RW, MemType::Normal),
         Err(MapError::Unaligned)
     );
     t.destroy(&mut m);
@@ -301,43 +317,58 @@ pub fn out_of_range<F: PageTableFormat>() {
     assert_eq!(m.live(), 0);
 }
 
-pub fn out_of_memory<F: PageTableFormat>() {
-    let geo = F::geometry(39);
+pub fn out_of_memory<F: PageTableFormat>(bits: u32) {
+    let geo = F::geometry(bits);
     let mut m = FakeMem::new(geo.root_tables + geo.start_level as usize - 1);
-    let mut t = table::<F>(&mut m, false);
+    let mut t = table::<F>(&mut m, bits, false);
     assert_eq!(
-        t.map(&mut m, G, H, 2 * PAGE, RW, MemType::Normal),
+        t.map(&mut m, G, H, 2 * PAGE, Perms::RW, MemType::Normal),
         Err(MapError::OutOfMemory)
     );
     assert_eq!(m.live(), t.root_tables(), "partial tables freed again");
-    assert!(PageTable::<F>::new(&mut FakeMem::new(0), 39, true).is_err());
+    assert!(PageTable::<F>::new(&mut FakeMem::new(0), bits, true).is_err());
 }
 
 /// Builds a varied table (blocks, pages, devices, the top of the space) in `m`.
-fn build_varied<F: PageTableFormat>(m: &mut FakeMem, huge: bool) -> PageTable<F> {
-    let mut t = PageTable::<F>::new(m, 39, true).unwrap();
+fn build_varied<F: PageTableFormat>(m: &mut FakeMem, bits: u32, huge: bool) -> PageTable<F> {
+    let mut t = PageTable::<F>::new(m, bits, true).unwrap();
     if huge {
         t = t.with_huge_blocks();
     }
     let top = (1u64 << t.ipa_bits()) - PAGE;
-    t.map(m, G, H, (1 << 30) + 6 * MIB + PAGE, RWX, MemType::Normal)
+    t.map(
+        m,
+        G,
+        H,
+        (1 << 30) + 6 * MIB + PAGE,
+        Perms::RWX,
+        MemType::Normal,
+    )
+    .unwrap();
+    t.map(
+        m,
+        0x0900_0000,
+        0x0900_0000,
+        3 * PAGE,
+        Perms::RW,
+        MemType::Device,
+    )
+    .unwrap();
+    t.map(m, top, H, PAGE, Perms::RW, MemType::Normal).unwrap();
+    t.map(m, 4 * G, H + PAGE, MIB, Perms::RW, MemType::Normal)
         .unwrap();
-    t.map(m, 0x0900_0000, 0x0900_0000, 3 * PAGE, RW, MemType::Device)
-        .unwrap();
-    t.map(m, top, H, PAGE, RW, MemType::Normal).unwrap();
-    t.map(m, 4 * G, H + PAGE, MIB, RW, MemType::Normal).unwrap();
     t
 }
 
-pub fn teardown<F: PageTableFormat>() {
+pub fn teardown<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(256);
     for i in 0..100 {
-        let t = build_varied::<F>(&mut m, i % 2 == 1);
+        let t = build_varied::<F>(&mut m, bits, i % 2 == 1);
         assert!(m.live() > t.root_tables());
         t.destroy(&mut m);
         assert_eq!(m.live(), 0, "every table frame back, round {i}");
     }
-    let mut t = build_varied::<F>(&mut m, false);
+    let mut t = build_varied::<F>(&mut m, bits, false);
     t.unmap(&mut m, 0, 1 << t.ipa_bits()).unwrap();
     assert_eq!(
         m.live(),
@@ -348,10 +379,11 @@ pub fn teardown<F: PageTableFormat>() {
     assert_eq!(m.live(), 0);
 }
 
-pub fn block_slot<F: PageTableFormat>() {
+pub fn block_slot<F: PageTableFormat>(bits: u32) {
     let mut m = FakeMem::new(64);
-    let mut t = table::<F>(&mut m, true);
-    t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
+    let mut t = table::<F>(&mut m, bits, true);
+    t.map(&mut m, G, H, 4 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
     let (_, desc) = t.block_slot(&mut m, G + MIB).unwrap();
     assert_eq!(
         F::decode_leaf(desc, 1).map(|l| l.pa),
@@ -361,8 +393,9 @@ pub fn block_slot<F: PageTableFormat>() {
     assert!(t.block_slot(&mut m, G + 4 * MIB).is_none());
     t.destroy(&mut m);
 
-    let mut t = table::<F>(&mut m, false);
-    t.map(&mut m, G, H, 4 * MIB, RW, MemType::Normal).unwrap();
+    let mut t = table::<F>(&mut m, bits, false);
+    t.map(&mut m, G, H, 4 * MIB, Perms::RW, MemType::Normal)
+        .unwrap();
     let (slot, desc) = t.block_slot(&mut m, G + 2 * MIB).unwrap();
     assert!(F::is_table(desc, 1), "a table of pages");
     // Parking it unmaps that 2 MiB; writing it back maps it again.
@@ -379,53 +412,28 @@ pub fn block_slot<F: PageTableFormat>() {
     );
 }
 
-/// The walker tests, instantiated for format `$f` in a module `walker`.
+/// The walker tests, instantiated for format `$f` in a module `walker`, over an IPA
+/// space of `$bits` (39 unless given: the format picks its depth from it). One
+/// `#[test]` per function above, named after it.
 macro_rules! format_tests {
     ($f:ty) => {
+        crate::mm::stage2::testing::format_tests!($f, 39);
+    };
+    ($f:ty, $bits:expr) => {
+        crate::mm::stage2::testing::format_tests!(@each $f, $bits;
+            map_pages blocks_2m blocks_1g unmap perms_and_types overlap out_of_range
+            out_of_memory teardown block_slot);
+    };
+    (@each $f:ty, $bits:expr; $($name:ident)*) => {
         mod walker {
             #[allow(unused_imports)]
             use super::*;
-            use crate::mm::stage2::testing as t;
-            #[test]
-            fn map_pages() {
-                t::map_pages::<$f>();
-            }
-            #[test]
-            fn blocks_2m() {
-                t::blocks_2m::<$f>();
-            }
-            #[test]
-            fn blocks_1g() {
-                t::blocks_1g::<$f>();
-            }
-            #[test]
-            fn unmap() {
-                t::unmap::<$f>();
-            }
-            #[test]
-            fn perms_and_types() {
-                t::perms_and_types::<$f>();
-            }
-            #[test]
-            fn overlap() {
-                t::overlap::<$f>();
-            }
-            #[test]
-            fn out_of_range() {
-                t::out_of_range::<$f>();
-            }
-            #[test]
-            fn out_of_memory() {
-                t::out_of_memory::<$f>();
-            }
-            #[test]
-            fn teardown() {
-                t::teardown::<$f>();
-            }
-            #[test]
-            fn block_slot() {
-                t::block_slot::<$f>();
-            }
+            $(
+                #[test]
+                fn $name() {
+                    crate::mm::stage2::testing::$name::<$f>($bits);
+                }
+            )*
         }
     };
 }
