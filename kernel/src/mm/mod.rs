@@ -6,4 +6,3 @@ pub mod guest;
 pub mod heap;
 pub mod phys;
 pub mod stage2;
-pub mod tables;

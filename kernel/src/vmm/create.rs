@@ -305,11 +305,7 @@ fn build_memory(
         }
     }
     for d in spec.passthrough_devices {
-        let rw = Perms {
-            read: true,
-            write: true,
-            exec: false,
-        };
+        let rw = Perms::RW;
         s2.map(
             &mut FrameTables(frames),
             d.base_gpa,
@@ -336,11 +332,7 @@ fn map_direct_windows(
     s2: &mut Stage2,
     frames: &mut FrameAllocator,
 ) -> Result<(), String> {
-    let rw = Perms {
-        read: true,
-        write: true,
-        exec: false,
-    };
+    let rw = Perms::RW;
     for w in windows {
         s2.map(
             &mut FrameTables(frames),
