@@ -113,3 +113,27 @@ mod generated {
 }
 
 pub use generated::{BUILD, VMS};
+
+/// For tests: a one-vCPU VM "vm1" with nothing in it; tests fill in what they need
+/// with struct update syntax (`VmSpec { emu_devices: ..., ..TEST_SPEC }`).
+#[cfg(test)]
+pub const TEST_SPEC: VmSpec = VmSpec {
+    id: 1,
+    name: "vm1",
+    vm_type: 1,
+    cpu_num: 1,
+    pcpu_of_vcpu: &[0],
+    entry_point: 0x4008_0000,
+    kernel: Image {
+        load_gpa: 0x4008_0000,
+        data: &[],
+    },
+    dtb: None,
+    ramdisk: None,
+    dtb_load_gpa: None,
+    cmdline: "",
+    memory_regions: &[],
+    emu_devices: &[],
+    passthrough_devices: &[],
+    interrupt_mode: InterruptMode::NoIrq,
+};

@@ -280,7 +280,7 @@ impl IrqChip for Vplic {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{EmuDevice, Image, InterruptMode, PassthroughDevice};
+    use crate::spec::{EmuDevice, InterruptMode, PassthroughDevice, TEST_SPEC};
 
     fn dev(emu_type: u32, irq: u32) -> EmuDevice {
         EmuDevice {
@@ -296,24 +296,12 @@ mod tests {
     /// A two-vCPU VM with `devices` (leaked: a spec lives for the whole run).
     fn spec(devices: &[EmuDevice], passthrough: &[PassthroughDevice]) -> VmSpec {
         VmSpec {
-            id: 1,
-            name: "vm1",
-            vm_type: 1,
             cpu_num: 2,
             pcpu_of_vcpu: &[0, 1],
-            entry_point: 0x4008_0000,
-            kernel: Image {
-                load_gpa: 0x4008_0000,
-                data: &[],
-            },
-            dtb: None,
-            ramdisk: None,
-            dtb_load_gpa: None,
-            cmdline: "",
-            memory_regions: &[],
             emu_devices: Vec::leak(devices.to_vec()),
             passthrough_devices: Vec::leak(passthrough.to_vec()),
             interrupt_mode: InterruptMode::Emulated,
+            ..TEST_SPEC
         }
     }
 

@@ -263,7 +263,7 @@ fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{EmuDevice, Image, InterruptMode};
+    use crate::spec::{EmuDevice, TEST_SPEC};
 
     const UART: EmuDevice = EmuDevice {
         name: "uart",
@@ -275,24 +275,8 @@ mod tests {
     };
 
     static UART_ONLY: VmSpec = VmSpec {
-        id: 1,
-        name: "vm1",
-        vm_type: 1,
-        cpu_num: 1,
-        pcpu_of_vcpu: &[0],
-        entry_point: 0x4008_0000,
-        kernel: Image {
-            load_gpa: 0x4008_0000,
-            data: &[],
-        },
-        dtb: None,
-        ramdisk: None,
-        dtb_load_gpa: None,
-        cmdline: "",
-        memory_regions: &[],
         emu_devices: &[UART],
-        passthrough_devices: &[],
-        interrupt_mode: InterruptMode::NoIrq,
+        ..TEST_SPEC
     };
 
     /// One 32-bit access by vCPU 0 of a VM without RAM.

@@ -9,7 +9,7 @@ use crate::firmware::Range;
 use crate::hal::exit::{Reply, VcpuOnError, VmExit};
 use crate::hal::fake::{self, FakeVcpu};
 use crate::mm::frames::FrameAllocator;
-use crate::spec::{EmuDevice, Image, InterruptMode, MapType, MemRegion, VmSpec};
+use crate::spec::{EmuDevice, Image, MapType, MemRegion, VmSpec, TEST_SPEC};
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -49,7 +49,6 @@ fn spec(id: u32, pcpus: &[u32], regions: Vec<MemRegion>) -> &'static VmSpec {
     Box::leak(Box::new(VmSpec {
         id,
         name: Box::leak(alloc::format!("vm{id}").into_boxed_str()),
-        vm_type: 1,
         cpu_num: pcpus.len() as u32,
         pcpu_of_vcpu: pcpus.to_vec().leak(),
         entry_point: RAM_GPA,
@@ -57,14 +56,10 @@ fn spec(id: u32, pcpus: &[u32], regions: Vec<MemRegion>) -> &'static VmSpec {
             load_gpa: RAM_GPA,
             data: KERNEL,
         },
-        dtb: None,
-        ramdisk: None,
         dtb_load_gpa: Some(RAM_GPA + (4 << 20)),
-        cmdline: "",
         memory_regions: regions.leak(),
         emu_devices: emu,
-        passthrough_devices: &[],
-        interrupt_mode: InterruptMode::NoIrq,
+        ..TEST_SPEC
     }))
 }
 

@@ -3,11 +3,8 @@
 //! vCPU (whose work is in `vcpu.rs`).
 
 use super::{board, firmware, hostgic, mmu, regs, trap};
-use crate::devices::irqchip::IrqChip;
 use crate::firmware::{BoardInfo, DiscoveryError};
-use crate::hal::exit::{FirstTouch, Reply, VmExit};
 use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
-use crate::hal::{Vcpu as VcpuOps, VcpuStart};
 use crate::spec::VmSpec;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -148,33 +145,6 @@ impl GuestBoot for Aarch64 {
     }
     fn direct_windows(spec: &VmSpec, p: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
         super::vm_gic::direct_windows(spec, p)
-    }
-}
-
-impl VcpuOps for super::vcpu::Vcpu {
-    type Stage2Regs = super::vcpu::Stage2Regs;
-    fn start(s: VcpuStart<Self::Stage2Regs>) -> Self {
-        super::vcpu::activate(s.stage2, s.index, s.cntvoff);
-        Self::new(s.entry, s.arg)
-    }
-    fn run(&mut self, first_touch: FirstTouch) -> VmExit {
-        super::vcpu::Vcpu::run(self, first_touch)
-    }
-    fn reply(&mut self, reply: Reply) {
-        super::vcpu::Vcpu::reply(self, reply)
-    }
-    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
-        if let Some(gic) = chip.model().downcast_mut() {
-            self.fill_list_regs(gic, index)
-        }
-    }
-    fn sync_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
-        if let Some(gic) = chip.model().downcast_mut() {
-            self.sync_list_regs(gic, index)
-        }
-    }
-    fn pc(&self) -> u64 {
-        super::vcpu::Vcpu::pc(self)
     }
 }
 

@@ -10,8 +10,10 @@ use super::smccc::{
     self, Smccc, PSCI_ALREADY_ON, PSCI_INVALID_ADDRESS, PSCI_INVALID_PARAMS, PSCI_SUCCESS,
 };
 use super::trap::{guest_enter, ExitKind, Frame};
+use crate::devices::irqchip::IrqChip;
 use crate::devices::vgic::Vgic;
 use crate::hal::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit};
+use crate::hal::VcpuStart;
 
 /// HCR_EL2: VM | SWIO | FMO | IMO | AMO | TSC | RW. WFI and WFE are not trapped: a
 /// vCPU has its physical CPU to itself, so a guest waiting in WFI lets that CPU sleep
@@ -96,24 +98,18 @@ pub fn counter_hz() -> u64 {
     read_sysreg!(cntfrq_el0)
 }
 
-impl Vcpu {
-    /// A vCPU that starts at `entry` in EL1h, MMU off, with x0 = `arg`.
-    pub fn new(entry: u64, arg: u64) -> Self {
-        let mut frame = Frame::default();
-        frame.x[0] = arg;
-        frame.elr = entry;
-        frame.spsr = SPSR_EL1H_MASKED;
-        Self {
-            frame,
-            lrs: ListRegs::default(),
-            pending: None,
-            mmio_load: None,
-        }
+impl crate::hal::Vcpu for Vcpu {
+    type Stage2Regs = Stage2Regs;
+
+    /// Programs this CPU for the vCPU ([`activate`]) and resets it to `start.entry`.
+    fn start(s: VcpuStart<Stage2Regs>) -> Self {
+        activate(s.stage2, s.index, s.cntvoff);
+        Self::new(s.entry, s.arg)
     }
 
     /// Runs the guest until an exit the VMM must see. `first_touch` is asked first
     /// about every stage-2 translation fault.
-    pub fn run(&mut self, first_touch: FirstTouch) -> VmExit {
+    fn run(&mut self, first_touch: FirstTouch) -> VmExit {
         loop {
             let exit = match guest_enter(&mut self.frame) {
                 ExitKind::Sync => self.sync_exit(first_touch),
@@ -132,18 +128,22 @@ impl Vcpu {
 
     /// Hands the virtual GIC's deliverable interrupts to the list registers. Before
     /// every entry.
-    pub fn fill_list_regs(&mut self, vgic: &mut Vgic, index: usize) {
-        self.lrs.fill(vgic, index);
+    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        if let Some(vgic) = chip.model().downcast_mut::<Vgic>() {
+            self.lrs.fill(vgic, index);
+        }
     }
 
     /// Reports to the virtual GIC what the guest did with its list registers. After
     /// every exit.
-    pub fn sync_list_regs(&mut self, vgic: &mut Vgic, index: usize) {
-        self.lrs.sync(vgic, index);
+    fn sync_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        if let Some(vgic) = chip.model().downcast_mut::<Vgic>() {
+            self.lrs.sync(vgic, index);
+        }
     }
 
     /// Applies the VMM's answer to the last exit.
-    pub fn reply(&mut self, reply: Reply) {
+    fn reply(&mut self, reply: Reply) {
         match (self.pending.take(), reply) {
             (Some(VmExit::Mmio { .. }), Reply::MmioRead(v)) => {
                 if let Some((reg, width, sign, reg64)) = self.mmio_load.take() {
@@ -166,8 +166,24 @@ impl Vcpu {
         }
     }
 
-    pub fn pc(&self) -> u64 {
+    fn pc(&self) -> u64 {
         self.frame.elr
+    }
+}
+
+impl Vcpu {
+    /// A vCPU that starts at `entry` in EL1h, MMU off, with x0 = `arg`.
+    pub fn new(entry: u64, arg: u64) -> Self {
+        let mut frame = Frame::default();
+        frame.x[0] = arg;
+        frame.elr = entry;
+        frame.spsr = SPSR_EL1H_MASKED;
+        Self {
+            frame,
+            lrs: ListRegs::default(),
+            pending: None,
+            mmio_load: None,
+        }
     }
 
     fn reg(&self, r: u8) -> u64 {

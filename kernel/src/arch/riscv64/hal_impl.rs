@@ -4,11 +4,8 @@
 
 use super::csr::{self, irq};
 use super::{board, boot, firmware, host, hostplic};
-use crate::devices::irqchip::IrqChip;
 use crate::firmware::{BoardInfo, DiscoveryError};
-use crate::hal::exit::{FirstTouch, Reply, VmExit};
 use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
-use crate::hal::{Vcpu as VcpuOps, VcpuStart};
 use crate::spec::VmSpec;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -144,29 +141,6 @@ impl GuestBoot for Riscv64 {
     /// riscv64 VMs have none: every device they see is emulated or passed through.
     fn direct_windows(_spec: &VmSpec, _p: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
         Ok(Vec::new())
-    }
-}
-
-impl VcpuOps for super::vcpu::Vcpu {
-    type Stage2Regs = super::vcpu::Stage2Regs;
-    fn start(s: VcpuStart<Self::Stage2Regs>) -> Self {
-        super::vcpu::activate(s.stage2, s.index, s.cntvoff);
-        Self::new(s.entry, s.arg)
-    }
-    fn run(&mut self, first_touch: FirstTouch) -> VmExit {
-        super::vcpu::Vcpu::run(self, first_touch)
-    }
-    fn reply(&mut self, reply: Reply) {
-        super::vcpu::Vcpu::reply(self, reply)
-    }
-    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
-        if let Some(plic) = chip.model().downcast_mut() {
-            self.fill_plic(plic, index)
-        }
-    }
-    fn sync_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
-    fn pc(&self) -> u64 {
-        super::vcpu::Vcpu::pc(self)
     }
 }
 

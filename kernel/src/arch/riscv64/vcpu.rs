@@ -11,8 +11,10 @@ use super::firmware;
 use super::insn::{self, Htinst};
 use super::sbi::{self, Call, Ret};
 use super::trap::{self, Frame};
+use crate::devices::irqchip::IrqChip;
 use crate::devices::vplic::{Vplic, IPI_FENCE};
 use crate::hal::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit, CONSOLE_CHUNK};
+use crate::hal::VcpuStart;
 
 /// scause values (interrupt bit clear).
 mod cause {
@@ -111,30 +113,18 @@ pub struct Vcpu {
     mmio_load: Option<(u8, u8, bool)>,
 }
 
-impl Vcpu {
-    /// A vCPU that starts at `entry` in VS-mode, satp off, with a0 = its hart id and
-    /// a1 = `arg` (the DTB for the boot vCPU, the HSM opaque value for the others).
-    pub fn new(entry: u64, arg: u64) -> Self {
-        let (index, cntvoff) = boot::vcpu();
-        let mut frame = Frame::default();
-        frame.x[10] = index;
-        frame.x[11] = arg;
-        frame.sepc = entry;
-        frame.sstatus = (read_csr!(csr::SSTATUS) | sstatus::SPP | sstatus::FS_DIRTY)
-            & !(sstatus::SIE | sstatus::SPIE);
-        frame.hstatus = (read_csr!(csr::HSTATUS) | hstatus::SPV | hstatus::SPVP)
-            & !(hstatus::VTW | hstatus::VTSR | hstatus::VTVM | hstatus::HU);
-        Self {
-            frame,
-            cntvoff,
-            pending: None,
-            mmio_load: None,
-        }
+impl crate::hal::Vcpu for Vcpu {
+    type Stage2Regs = Stage2Regs;
+
+    /// Programs this CPU for the vCPU ([`activate`]) and resets it to `start.entry`.
+    fn start(s: VcpuStart<Stage2Regs>) -> Self {
+        activate(s.stage2, s.index, s.cntvoff);
+        Self::new(s.entry, s.arg)
     }
 
     /// Runs the guest until an exit the VMM must see. `first_touch` is asked first
     /// about every guest-page fault.
-    pub fn run(&mut self, first_touch: FirstTouch) -> VmExit {
+    fn run(&mut self, first_touch: FirstTouch) -> VmExit {
         loop {
             trap::guest_enter(&mut self.frame);
             let scause = read_csr!(csr::SCAUSE);
@@ -151,23 +141,28 @@ impl Vcpu {
     }
 
     /// Hands the VM's interrupt state for this hart to the guest. Before every entry.
-    pub fn fill_plic(&mut self, plic: &mut Vplic, index: usize) {
-        if plic.take_fence(index) {
-            csr::hfence_vvma();
-            csr::fence_i();
-        }
-        if plic.take_ipi(index) {
-            set_csr!(csr::HVIP, irq::VSSI);
-        }
-        if plic.seip(index) {
-            set_csr!(csr::HVIP, irq::VSEI);
-        } else {
-            clear_csr!(csr::HVIP, irq::VSEI);
+    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        if let Some(plic) = chip.model().downcast_mut::<Vplic>() {
+            if plic.take_fence(index) {
+                csr::hfence_vvma();
+                csr::fence_i();
+            }
+            if plic.take_ipi(index) {
+                set_csr!(csr::HVIP, irq::VSSI);
+            }
+            if plic.seip(index) {
+                set_csr!(csr::HVIP, irq::VSEI);
+            } else {
+                clear_csr!(csr::HVIP, irq::VSEI);
+            }
         }
     }
 
+    /// Nothing to hand back: the guest clears VSSIP itself, VSEIP follows the PLIC.
+    fn sync_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
+
     /// Applies the VMM's answer to the last exit.
-    pub fn reply(&mut self, reply: Reply) {
+    fn reply(&mut self, reply: Reply) {
         let pending = self.pending.take();
         match (pending, reply) {
             (Some(VmExit::Mmio { .. }), Reply::MmioRead(v)) => {
@@ -196,8 +191,30 @@ impl Vcpu {
         }
     }
 
-    pub fn pc(&self) -> u64 {
+    fn pc(&self) -> u64 {
         self.frame.sepc
+    }
+}
+
+impl Vcpu {
+    /// A vCPU that starts at `entry` in VS-mode, satp off, with a0 = its hart id and
+    /// a1 = `arg` (the DTB for the boot vCPU, the HSM opaque value for the others).
+    pub fn new(entry: u64, arg: u64) -> Self {
+        let (index, cntvoff) = boot::vcpu();
+        let mut frame = Frame::default();
+        frame.x[10] = index;
+        frame.x[11] = arg;
+        frame.sepc = entry;
+        frame.sstatus = (read_csr!(csr::SSTATUS) | sstatus::SPP | sstatus::FS_DIRTY)
+            & !(sstatus::SIE | sstatus::SPIE);
+        frame.hstatus = (read_csr!(csr::HSTATUS) | hstatus::SPV | hstatus::SPVP)
+            & !(hstatus::VTW | hstatus::VTSR | hstatus::VTVM | hstatus::HU);
+        Self {
+            frame,
+            cntvoff,
+            pending: None,
+            mmio_load: None,
+        }
     }
 
     fn set_reg(&mut self, r: u8, v: u64) {
