@@ -12,7 +12,7 @@ use crate::spec::{VmSpec, BUILD, VMS};
 use crate::vmm::fs;
 use crate::vmm::machine::{self, Machine};
 use crate::vmm::run;
-use alloc::vec::Vec;
+use alloc::borrow::Cow;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Heap for the hypervisor's own data structures.
@@ -86,13 +86,15 @@ pub fn primary_main(dtb: usize) -> ! {
     crate::mm::heap::init(heap, HEAP_SIZE);
 
     let fs = fs::start::load(&p, &modules, modules_safe, &hv_and_dtb, VMS);
-    let specs: Vec<&'static VmSpec> = VMS.iter().chain(fs.specs.iter().copied()).collect();
     let machine = Machine::new(p, frames);
     for _ in 0..fs.refused {
         machine.note_failed();
     }
-    for spec in specs {
-        build_vm(&machine, spec, fs.file_of(spec).unwrap_or(""));
+    for spec in VMS {
+        build_vm(&machine, Cow::Borrowed(spec), "");
+    }
+    for vm in fs.vms {
+        build_vm(&machine, Cow::Owned(vm.spec), &vm.file);
     }
     crate::info!("hv: {} MiB of RAM left free", machine.free_bytes() >> 20);
     let m = machine::publish(machine);
@@ -114,8 +116,9 @@ pub fn primary_main(dtb: usize) -> ! {
 }
 
 /// Builds the VM of `spec` (`file`: its config file on the card, for messages).
-fn build_vm(m: &Machine, spec: &'static VmSpec, file: &str) {
+fn build_vm(m: &Machine, spec: Cow<'static, VmSpec>, file: &str) {
     let start = Current::counter();
+    let (id, name) = (spec.id, spec.name.clone());
     match m.create(spec) {
         Ok(vm) => {
             crate::info!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
@@ -124,10 +127,7 @@ fn build_vm(m: &Machine, spec: &'static VmSpec, file: &str) {
         }
         Err(why) => {
             m.note_failed();
-            println!(
-                "hv: VM {} ({}) not started: {file}{why}",
-                spec.id, spec.name
-            );
+            println!("hv: VM {id} ({name}) not started: {file}{why}");
         }
     }
 }

@@ -66,11 +66,11 @@ mod output {
         uart: HostUart,
         /// The VM whose output line is on screen unfinished (streamed output of the
         /// VM with the keyboard).
-        open_line: Option<&'static str>,
+        open_line: Option<u32>,
         /// The streamed line so far of `partial_owner`, drawn again when other output
         /// cut it and it continues.
         partial: super::LineBuffer,
-        partial_owner: Option<&'static str>,
+        partial_owner: Option<u32>,
     }
 
     impl Console {
@@ -137,23 +137,24 @@ mod output {
 
     /// Output of the VM that has the keyboard, shown as it comes (prompts and echo
     /// included, escape sequences passed through) with its name at each line start.
-    pub fn vm_stream(name: &'static str, bytes: &[u8]) {
+    /// `id` (the VM's id) tells whose line is open.
+    pub fn vm_stream(id: u32, name: &str, bytes: &[u8]) {
         if let Some(c) = CONSOLE.lock().as_mut() {
             for &b in bytes {
                 if b == b'\r' {
                     continue;
                 }
-                if c.open_line != Some(name) {
+                if c.open_line != Some(id) {
                     c.close_line();
                     let _ = write!(c.uart, "[{name}] ");
-                    c.open_line = Some(name);
-                    if c.partial_owner == Some(name) {
+                    c.open_line = Some(id);
+                    if c.partial_owner == Some(id) {
                         for &p in c.partial.as_bytes() {
                             c.uart.putc(p);
                         }
                     } else {
                         c.partial.take();
-                        c.partial_owner = Some(name);
+                        c.partial_owner = Some(id);
                     }
                 }
                 if b == b'\n' {
@@ -172,7 +173,7 @@ mod output {
 mod output {
     pub fn print(_args: core::fmt::Arguments) {}
     pub fn vm_line(_name: &str, _line: &[u8]) {}
-    pub fn vm_stream(_name: &'static str, _bytes: &[u8]) {}
+    pub fn vm_stream(_id: u32, _name: &str, _bytes: &[u8]) {}
     /// No console input on the host.
     pub fn read_input(_buf: &mut [u8]) -> usize {
         0

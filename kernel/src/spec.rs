@@ -6,6 +6,14 @@
 //! `include_bytes!`. The kernel trusts the host's validation for consistency but still
 //! refuses, per VM, anything it cannot honour on the machine it finds itself on.
 
+use alloc::borrow::Cow;
+
+/// A string of a spec: borrowed from the built-in table, owned for a VM loaded from
+/// the card (freed with its VM).
+pub type Str = Cow<'static, str>;
+/// A list of a spec, borrowed or owned like [`Str`].
+pub type List<T> = Cow<'static, [T]>;
+
 /// Flags of a memory region (AxVisor `memory_regions` flags field).
 pub mod mem_flags {
     pub const READ: u64 = 1 << 0;
@@ -40,21 +48,21 @@ pub struct Image {
     pub data: &'static [u8],
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct EmuDevice {
-    pub name: &'static str,
+    pub name: Str,
     pub base_gpa: u64,
     pub length: u64,
     /// Interrupt ID as the guest sees it (GIC INTID on aarch64), 0 = none.
     pub irq: u32,
     /// AxVisor `emu_type` code (0x1 interrupt controller, 0x2 console, ...).
     pub emu_type: u32,
-    pub cfg: &'static [u64],
+    pub cfg: List<u64>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PassthroughDevice {
-    pub name: &'static str,
+    pub name: Str,
     pub base_gpa: u64,
     pub base_hpa: u64,
     pub length: u64,
@@ -68,26 +76,29 @@ pub enum InterruptMode {
     Passthrough,
 }
 
-#[derive(Clone, Copy, Debug)]
+/// Everything a VM is built from. Built-in VMs borrow theirs from the generated
+/// table; a VM loaded from the card owns its spec, which is freed when the VM is
+/// destroyed.
+#[derive(Clone, Debug)]
 pub struct VmSpec {
     pub id: u32,
-    pub name: &'static str,
+    pub name: Str,
     /// 0 host VM, 1 RTOS, 2 Linux.
     pub vm_type: u32,
     pub cpu_num: u32,
     /// Physical CPU of each vCPU, as an index into the CPUs the DTB lists
     /// (xtask resolves `phys_cpu_ids` / `phys_cpu_sets` / defaults to this).
-    pub pcpu_of_vcpu: &'static [u32],
+    pub pcpu_of_vcpu: List<u32>,
     pub entry_point: u64,
     pub kernel: Image,
     pub dtb: Option<Image>,
     pub ramdisk: Option<Image>,
     /// Where a generated guest DTB goes when the config names none.
     pub dtb_load_gpa: Option<u64>,
-    pub cmdline: &'static str,
-    pub memory_regions: &'static [MemRegion],
-    pub emu_devices: &'static [EmuDevice],
-    pub passthrough_devices: &'static [PassthroughDevice],
+    pub cmdline: Str,
+    pub memory_regions: List<MemRegion>,
+    pub emu_devices: List<EmuDevice>,
+    pub passthrough_devices: List<PassthroughDevice>,
     pub interrupt_mode: InterruptMode,
 }
 
@@ -119,10 +130,10 @@ pub use generated::{BUILD, VMS};
 #[cfg(test)]
 pub const TEST_SPEC: VmSpec = VmSpec {
     id: 1,
-    name: "vm1",
+    name: Cow::Borrowed("vm1"),
     vm_type: 1,
     cpu_num: 1,
-    pcpu_of_vcpu: &[0],
+    pcpu_of_vcpu: Cow::Borrowed(&[0]),
     entry_point: 0x4008_0000,
     kernel: Image {
         load_gpa: 0x4008_0000,
@@ -131,9 +142,9 @@ pub const TEST_SPEC: VmSpec = VmSpec {
     dtb: None,
     ramdisk: None,
     dtb_load_gpa: None,
-    cmdline: "",
-    memory_regions: &[],
-    emu_devices: &[],
-    passthrough_devices: &[],
+    cmdline: Cow::Borrowed(""),
+    memory_regions: Cow::Borrowed(&[]),
+    emu_devices: Cow::Borrowed(&[]),
+    passthrough_devices: Cow::Borrowed(&[]),
     interrupt_mode: InterruptMode::NoIrq,
 };

@@ -67,10 +67,14 @@ fn vm_spec(s: &mut String, vm: &Vm, guests: &GuestImages) -> Result<()> {
     let pcpus: Vec<String> = vm.pcpus.iter().map(u32::to_string).collect();
     let _ = writeln!(s, "    VmSpec {{");
     let _ = writeln!(s, "        id: {},", vm.id);
-    let _ = writeln!(s, "        name: {:?},", vm.name);
+    let _ = writeln!(s, "        name: Cow::Borrowed({:?}),", vm.name);
     let _ = writeln!(s, "        vm_type: {},", vm.vm_type);
     let _ = writeln!(s, "        cpu_num: {},", vm.cpu_num);
-    let _ = writeln!(s, "        pcpu_of_vcpu: &[{}],", pcpus.join(", "));
+    let _ = writeln!(
+        s,
+        "        pcpu_of_vcpu: Cow::Borrowed(&[{}]),",
+        pcpus.join(", ")
+    );
     let _ = writeln!(s, "        entry_point: {:#x},", vm.entry_point);
     let _ = writeln!(s, "        kernel: {},", image(&vm.kernel, guests)?);
     let _ = writeln!(s, "        dtb: {},", opt_image(vm.dtb.as_ref(), guests)?);
@@ -80,10 +84,22 @@ fn vm_spec(s: &mut String, vm: &Vm, guests: &GuestImages) -> Result<()> {
         opt_image(vm.ramdisk.as_ref(), guests)?
     );
     let _ = writeln!(s, "        dtb_load_gpa: Some({:#x}),", vm.dtb_load_gpa);
-    let _ = writeln!(s, "        cmdline: {:?},", vm.cmdline);
-    let _ = writeln!(s, "        memory_regions: &[{}],", regions(vm));
-    let _ = writeln!(s, "        emu_devices: &[{}],", emu_devices(vm));
-    let _ = writeln!(s, "        passthrough_devices: &[{}],", pass_devices(vm));
+    let _ = writeln!(s, "        cmdline: Cow::Borrowed({:?}),", vm.cmdline);
+    let _ = writeln!(
+        s,
+        "        memory_regions: Cow::Borrowed(&[{}]),",
+        regions(vm)
+    );
+    let _ = writeln!(
+        s,
+        "        emu_devices: Cow::Borrowed(&[{}]),",
+        emu_devices(vm)
+    );
+    let _ = writeln!(
+        s,
+        "        passthrough_devices: Cow::Borrowed(&[{}]),",
+        pass_devices(vm)
+    );
     let mode = match vm.interrupt_mode {
         IrqMode::NoIrq => "NoIrq",
         IrqMode::Emulated => "Emulated",
@@ -120,7 +136,7 @@ fn emu_devices(vm: &Vm) -> String {
         .map(|d| {
             let cfg: Vec<String> = d.cfg.iter().map(|c| format!("{c:#x}")).collect();
             format!(
-                "EmuDevice {{ name: {:?}, base_gpa: {:#x}, length: {:#x}, irq: {}, emu_type: {:#x}, cfg: &[{}] }}",
+                "EmuDevice {{ name: Cow::Borrowed({:?}), base_gpa: {:#x}, length: {:#x}, irq: {}, emu_type: {:#x}, cfg: Cow::Borrowed(&[{}]) }}",
                 d.name,
                 d.range.base,
                 d.range.size,
@@ -139,7 +155,7 @@ fn pass_devices(vm: &Vm) -> String {
         .iter()
         .map(|d| {
             format!(
-                "PassthroughDevice {{ name: {:?}, base_gpa: {:#x}, base_hpa: {:#x}, length: {:#x}, irq: {} }}",
+                "PassthroughDevice {{ name: Cow::Borrowed({:?}), base_gpa: {:#x}, base_hpa: {:#x}, length: {:#x}, irq: {} }}",
                 d.name, d.gpa, d.hpa, d.len, d.irq
             )
         })
@@ -173,8 +189,8 @@ mod tests {
             "pub static BUILD: BuildInfo = BuildInfo { board: \"qemu-aarch64\", log: LogLevel::Info };"
         ));
         assert!(src.contains("pub static VMS: &[VmSpec] = &["));
-        assert!(src.contains("name: \"vm1\","));
-        assert!(src.contains("pcpu_of_vcpu: &[2, 3],"));
+        assert!(src.contains("name: Cow::Borrowed(\"vm1\"),"));
+        assert!(src.contains("pcpu_of_vcpu: Cow::Borrowed(&[2, 3]),"));
         assert!(src.contains(
             "kernel: Image { load_gpa: 0x40080000, data: include_bytes!(\"/abs/testguest.bin\") },"
         ));
@@ -183,7 +199,7 @@ mod tests {
         assert!(src.contains(
             "MemRegion { gpa: 0x40000000, size: 0x1000000, flags: 0x7, map_type: MapType::Allocate }"
         ));
-        assert!(src.contains("EmuDevice { name: \"uart\", base_gpa: 0x9000000, length: 0x1000, irq: 33, emu_type: 0x2, cfg: &[] }"));
+        assert!(src.contains("EmuDevice { name: Cow::Borrowed(\"uart\"), base_gpa: 0x9000000, length: 0x1000, irq: 33, emu_type: 0x2, cfg: Cow::Borrowed(&[]) }"));
         assert!(src.contains("interrupt_mode: InterruptMode::Emulated,"));
         // Missing guest binaries are an error, not a broken file.
         assert!(generate(&plan, &GuestImages::new()).is_err());

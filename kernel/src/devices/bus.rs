@@ -10,6 +10,8 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::spec::Str;
+
 /// The two address spaces a device can occupy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Space {
@@ -75,7 +77,7 @@ impl core::fmt::Display for Window {
 pub type DeviceId = usize;
 
 struct Slot {
-    name: &'static str,
+    name: Str,
     device: Box<dyn Device>,
 }
 
@@ -102,12 +104,13 @@ impl Bus {
     /// window is empty, wraps around, or overlaps one already on the bus.
     pub fn add(
         &mut self,
-        name: &'static str,
+        name: impl Into<Str>,
         device: Box<dyn Device>,
         windows: &[Window],
     ) -> Result<DeviceId, String> {
+        let name = name.into();
         for (i, w) in windows.iter().enumerate() {
-            self.check(name, w, &windows[..i])?;
+            self.check(&name, w, &windows[..i])?;
         }
         let id = self.devices.len();
         self.devices.push(Slot { name, device });
@@ -148,8 +151,8 @@ impl Bus {
         Some(self.devices.get_mut(id)?.device.as_mut())
     }
 
-    pub fn name(&self, id: DeviceId) -> Option<&'static str> {
-        Some(self.devices.get(id)?.name)
+    pub fn name(&self, id: DeviceId) -> Option<&str> {
+        Some(&self.devices.get(id)?.name)
     }
 
     /// The devices, in the order they were added.

@@ -59,7 +59,7 @@ pub fn for_vm(
         .emu_devices
         .iter()
         .any(|d| d.emu_type == emu_type::PLIC);
-    let v2 = match guest_version::version(spec.emu_devices, spec.cpu_num)? {
+    let v2 = match guest_version::version(&spec.emu_devices, spec.cpu_num)? {
         GuestGicVersion::None if plic => {
             let plic =
                 Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?;
@@ -281,25 +281,26 @@ impl IrqChip for Vplic {
 mod tests {
     use super::*;
     use crate::spec::{EmuDevice, InterruptMode, PassthroughDevice, TEST_SPEC};
+    use alloc::borrow::Cow;
 
     fn dev(emu_type: u32, irq: u32) -> EmuDevice {
         EmuDevice {
-            name: "d",
+            name: Cow::Borrowed("d"),
             base_gpa: 0x0800_0000,
             length: 0x1000,
             irq,
             emu_type,
-            cfg: &[],
+            cfg: Cow::Borrowed(&[]),
         }
     }
 
-    /// A two-vCPU VM with `devices` (leaked: a spec lives for the whole run).
+    /// A two-vCPU VM with `devices`.
     fn spec(devices: &[EmuDevice], passthrough: &[PassthroughDevice]) -> VmSpec {
         VmSpec {
             cpu_num: 2,
-            pcpu_of_vcpu: &[0, 1],
-            emu_devices: Vec::leak(devices.to_vec()),
-            passthrough_devices: Vec::leak(passthrough.to_vec()),
+            pcpu_of_vcpu: Cow::Borrowed(&[0, 1]),
+            emu_devices: Cow::Owned(devices.to_vec()),
+            passthrough_devices: Cow::Owned(passthrough.to_vec()),
             interrupt_mode: InterruptMode::Emulated,
             ..TEST_SPEC
         }
@@ -350,13 +351,13 @@ mod tests {
     #[test]
     fn a_gic_has_spis_for_every_configured_line_in_groups_of_32() {
         let dist = dev(emu_type::GIC_DIST, 0);
-        let spis = |irq| gic(&mut chip(&[dist, dev(emu_type::CONSOLE, irq)]).unwrap()).0;
+        let spis = |irq| gic(&mut chip(&[dist.clone(), dev(emu_type::CONSOLE, irq)]).unwrap()).0;
         assert_eq!(spis(33), 64, "at least 64");
         assert_eq!(spis(95), 64);
         assert_eq!(spis(96), 96);
         assert_eq!(spis(200), 192);
         let pt = PassthroughDevice {
-            name: "p",
+            name: Cow::Borrowed("p"),
             base_gpa: 0x0a00_0000,
             base_hpa: 0x0a00_0000,
             length: 0x1000,

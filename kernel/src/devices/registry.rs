@@ -97,11 +97,11 @@ pub fn create(d: &EmuDevice, vm: &VmFacts) -> Result<Created, String> {
 }
 
 /// A VM's bus with every device of `devices` on it.
-pub fn build(devices: &'static [EmuDevice], vm: &VmFacts) -> Result<Bus, String> {
+pub fn build(devices: &[EmuDevice], vm: &VmFacts) -> Result<Bus, String> {
     let mut bus = Bus::default();
     for d in devices {
         let c = create(d, vm)?;
-        bus.add(d.name, c.device, &c.windows)?;
+        bus.add(d.name.clone(), c.device, &c.windows)?;
     }
     Ok(bus)
 }
@@ -126,15 +126,16 @@ fn chip_window(d: &EmuDevice, _: &VmFacts) -> Result<Created, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::borrow::Cow;
 
     fn dev(emu_type: u32) -> EmuDevice {
         EmuDevice {
-            name: "d",
+            name: Cow::Borrowed("d"),
             base_gpa: 0x1000,
             length: 0x100,
             irq: 33,
             emu_type,
-            cfg: &[],
+            cfg: Cow::Borrowed(&[]),
         }
     }
 

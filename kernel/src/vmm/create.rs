@@ -21,16 +21,16 @@ use alloc::vec::Vec;
 /// queued to start at the spec's entry; nothing runs until the VM is started. On
 /// failure, whatever was taken (RAM, tables) goes back to `frames`.
 pub fn create_vm(
-    spec: &'static VmSpec,
+    spec: Cow<'static, VmSpec>,
     vmid: u16,
     platform: &BoardInfo,
     frames: &mut FrameAllocator,
 ) -> Result<Vm, String> {
-    let vcpus = place_vcpus(spec, platform)?;
-    let devices = VmDevices::new(spec)?;
-    let direct = Current::direct_windows(spec, platform)?;
+    let vcpus = place_vcpus(&spec, platform)?;
+    let devices = VmDevices::new(&spec)?;
+    let direct = Current::direct_windows(&spec, platform)?;
     let mut held = Holdings::default();
-    match build(spec, &direct, frames, &mut held) {
+    match build(&spec, &direct, frames, &mut held) {
         Ok((ram, lazy)) => {
             let Some(tables) = held.tables.take() else {
                 return Err(String::from("no stage-2 tables"));
@@ -44,10 +44,11 @@ pub fn create_vm(
                 owned: core::mem::take(&mut held.owned),
                 vmid,
             };
+            let (entry, dtb) = (spec.entry_point, guest_dtb_address(&spec));
             let mut vm = Vm::new(spec, parts);
             vm.lazy = lazy;
             vm.vcpus[0]
-                .request_start(spec.entry_point, guest_dtb_address(spec))
+                .request_start(entry, dtb)
                 .map_err(|_| String::from("vCPU 0 already on"))?;
             Ok(vm)
         }
@@ -82,7 +83,7 @@ impl Holdings {
 
 /// Memory, images and first-touch blocks of a VM being built, into `held`.
 fn build(
-    spec: &'static VmSpec,
+    spec: &VmSpec,
     direct: &[DirectWindow],
     frames: &mut FrameAllocator,
     held: &mut Holdings,
@@ -118,12 +119,12 @@ pub fn release(vm: &Vm, frames: &mut FrameAllocator) {
 /// the caller changes the VM's state and wakes vCPU 0.
 pub fn boot_afresh(vm: &Vm) -> Result<(), String> {
     vm.devices.lock().reset();
-    let images = prepare_images(vm.spec, &vm.ram)?;
+    let images = prepare_images(&vm.spec, &vm.ram)?;
     vm.lazy.park_all();
     fill_eager(&vm.ram, &vm.lazy, &images)?;
     vm.count_boot();
     vm.vcpus[0]
-        .request_start(vm.spec.entry_point, guest_dtb_address(vm.spec))
+        .request_start(vm.spec.entry_point, guest_dtb_address(&vm.spec))
         .map_err(|_| String::from("vCPU 0 is already starting"))
 }
 
@@ -304,7 +305,7 @@ fn build_memory(
             });
         }
     }
-    for d in spec.passthrough_devices {
+    for d in spec.passthrough_devices.iter() {
         let rw = Perms::RW;
         s2.map(
             &mut FrameTables(frames),

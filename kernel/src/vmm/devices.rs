@@ -13,13 +13,15 @@ use crate::devices::ring::Ring;
 use crate::devices::MmioError;
 use crate::hal::{Arch, Current};
 use crate::mm::guest::GuestMemory;
-use crate::spec::VmSpec;
+use crate::spec::{Str, VmSpec};
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 pub struct VmDevices {
-    name: &'static str,
+    /// The VM's id and name, for its console lines.
+    id: u32,
+    name: Str,
     bus: Bus,
     /// The console UART: the first device that is a serial port.
     console: Option<DeviceId>,
@@ -72,15 +74,16 @@ pub struct Access<'a> {
 impl VmDevices {
     /// Devices of `spec`; an emu_type this hypervisor cannot emulate, or windows
     /// that overlap, are an error that keeps the VM from starting.
-    pub fn new(spec: &'static VmSpec) -> Result<Self, String> {
+    pub fn new(spec: &VmSpec) -> Result<Self, String> {
         let facts = VmFacts {
             console: Current::CONSOLE,
             cpus: spec.cpu_num as usize,
         };
-        let mut bus = registry::build(spec.emu_devices, &facts)?;
+        let mut bus = registry::build(&spec.emu_devices, &facts)?;
         let console = bus_console(&mut bus);
         Ok(Self {
-            name: spec.name,
+            id: spec.id,
+            name: spec.name.clone(),
             bus,
             console,
             line: Box::new(LineBuffer::new()),
@@ -129,7 +132,7 @@ impl VmDevices {
     /// through its UART: the same lines, the same prefix.
     pub fn console_write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            output(self.name, &mut self.line, self.streaming, b);
+            output((self.id, &self.name), &mut self.line, self.streaming, b);
         }
     }
 
@@ -172,8 +175,8 @@ impl VmDevices {
         let Some(serial) = self.bus.device(id).and_then(|d| d.serial()) else {
             return;
         };
-        let (name, line, streaming) = (self.name, &mut self.line, self.streaming);
-        serial.drain_tx(&mut |b| output(name, line, streaming, b));
+        let (who, line, streaming) = ((self.id, &*self.name), &mut self.line, self.streaming);
+        serial.drain_tx(&mut |b| output(who, line, streaming, b));
         if Some(id) == self.console {
             refill(&mut self.input, |b| serial.push_rx(b));
         }
@@ -204,7 +207,7 @@ impl VmDevices {
         // What was buffered so far becomes the start of the streamed line.
         let pending = self.line.take();
         if !pending.is_empty() {
-            console::vm_stream(self.name, pending);
+            console::vm_stream(self.id, &self.name, pending);
         }
         self.streaming = true;
     }
@@ -235,7 +238,7 @@ impl VmDevices {
     pub fn flush_console(&mut self) {
         let l = self.line.take();
         if !l.is_empty() {
-            console::vm_line(self.name, l);
+            console::vm_line(&self.name, l);
         }
     }
 }
@@ -252,9 +255,9 @@ fn bus_console(bus: &mut Bus) -> Option<DeviceId> {
 
 /// One byte of the VM's console output: streamed when the VM has the keyboard and was
 /// typed to, else collected into lines.
-fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
+fn output((id, name): (u32, &str), line: &mut LineBuffer, streaming: bool, b: u8) {
     if streaming {
-        console::vm_stream(name, &[b]);
+        console::vm_stream(id, name, &[b]);
     } else if let Some(l) = line.push(b) {
         console::vm_line(name, l);
     }
@@ -264,18 +267,19 @@ fn output(name: &'static str, line: &mut LineBuffer, streaming: bool, b: u8) {
 mod tests {
     use super::*;
     use crate::spec::{EmuDevice, TEST_SPEC};
+    use alloc::borrow::Cow;
 
     const UART: EmuDevice = EmuDevice {
-        name: "uart",
+        name: Cow::Borrowed("uart"),
         base_gpa: 0x0900_0000,
         length: 0x1000,
         irq: 0,
         emu_type: 0x2,
-        cfg: &[],
+        cfg: Cow::Borrowed(&[]),
     };
 
-    static UART_ONLY: VmSpec = VmSpec {
-        emu_devices: &[UART],
+    const UART_ONLY: VmSpec = VmSpec {
+        emu_devices: Cow::Borrowed(&[UART]),
         ..TEST_SPEC
     };
 
@@ -367,29 +371,26 @@ mod tests {
 
     #[test]
     fn unknown_devices_and_overlaps_keep_the_vm_from_starting() {
-        static DEVS: [EmuDevice; 2] = [
-            UART,
-            EmuDevice {
-                name: "mystery",
-                base_gpa: 0x0900_0800,
-                length: 0x1000,
-                irq: 0,
-                emu_type: 0x77,
-                cfg: &[],
-            },
-        ];
-        static UNKNOWN: VmSpec = VmSpec {
-            emu_devices: &DEVS,
+        const MYSTERY: EmuDevice = EmuDevice {
+            name: Cow::Borrowed("mystery"),
+            base_gpa: 0x0900_0800,
+            length: 0x1000,
+            irq: 0,
+            emu_type: 0x77,
+            cfg: Cow::Borrowed(&[]),
+        };
+        const UNKNOWN: VmSpec = VmSpec {
+            emu_devices: Cow::Borrowed(&[UART, MYSTERY]),
             ..UART_ONLY
         };
-        static OVERLAP: VmSpec = VmSpec {
-            emu_devices: &[
+        const OVERLAP: VmSpec = VmSpec {
+            emu_devices: Cow::Borrowed(&[
                 UART,
                 EmuDevice {
                     emu_type: 0x0,
-                    ..DEVS[1]
+                    ..MYSTERY
                 },
-            ],
+            ]),
             ..UART_ONLY
         };
         let err = |s| VmDevices::new(s).err().unwrap();

@@ -12,6 +12,7 @@ use crate::hal::{Arch, Cpu, Current, HostIrq, HostTimer};
 use crate::mm::frames::FrameAllocator;
 use crate::println;
 use crate::spec::VmSpec;
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -89,7 +90,7 @@ impl Machine {
     }
 
     /// Builds the VM of `spec` (state Created; `start` lets it run).
-    pub fn create(&self, spec: &'static VmSpec) -> Result<Arc<Vm>, String> {
+    pub fn create(&self, spec: Cow<'static, VmSpec>) -> Result<Arc<Vm>, String> {
         let vmid = self
             .vmids
             .lock()

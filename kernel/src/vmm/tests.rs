@@ -10,6 +10,7 @@ use crate::hal::exit::{Reply, VcpuOnError, VmExit};
 use crate::hal::fake::{self, FakeVcpu};
 use crate::mm::frames::FrameAllocator;
 use crate::spec::{EmuDevice, Image, MapType, MemRegion, VmSpec, TEST_SPEC};
+use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
@@ -37,30 +38,31 @@ fn machine(cpus: u64) -> Machine {
 }
 
 /// A VM `id` with one vCPU per entry of `pcpus`, 8 MiB of RAM and a console UART.
-fn spec(id: u32, pcpus: &[u32], regions: Vec<MemRegion>) -> &'static VmSpec {
-    let emu = Box::leak(Box::new([EmuDevice {
-        name: "uart",
+/// The spec is owned, as a VM loaded from the card has it: freed with its VM.
+fn spec(id: u32, pcpus: &[u32], regions: Vec<MemRegion>) -> Cow<'static, VmSpec> {
+    let emu = alloc::vec![EmuDevice {
+        name: Cow::Borrowed("uart"),
         base_gpa: UART,
         length: 0x1000,
         irq: 0,
         emu_type: 0x2,
-        cfg: &[],
-    }]));
-    Box::leak(Box::new(VmSpec {
+        cfg: Cow::Borrowed(&[]),
+    }];
+    Cow::Owned(VmSpec {
         id,
-        name: Box::leak(alloc::format!("vm{id}").into_boxed_str()),
+        name: Cow::Owned(alloc::format!("vm{id}")),
         cpu_num: pcpus.len() as u32,
-        pcpu_of_vcpu: pcpus.to_vec().leak(),
+        pcpu_of_vcpu: Cow::Owned(pcpus.to_vec()),
         entry_point: RAM_GPA,
         kernel: Image {
             load_gpa: RAM_GPA,
             data: KERNEL,
         },
         dtb_load_gpa: Some(RAM_GPA + (4 << 20)),
-        memory_regions: regions.leak(),
-        emu_devices: emu,
+        memory_regions: Cow::Owned(regions),
+        emu_devices: Cow::Owned(emu),
         ..TEST_SPEC
-    }))
+    })
 }
 
 fn ram(gpa: u64, size: u64) -> MemRegion {
@@ -72,7 +74,7 @@ fn ram(gpa: u64, size: u64) -> MemRegion {
     }
 }
 
-fn simple(id: u32, pcpu: u32) -> &'static VmSpec {
+fn simple(id: u32, pcpu: u32) -> Cow<'static, VmSpec> {
     spec(id, &[pcpu], alloc::vec![ram(RAM_GPA, 8 << 20)])
 }
 

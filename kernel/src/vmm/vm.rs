@@ -7,6 +7,7 @@ use crate::hal::exit::VcpuOnError;
 use crate::hal::{Arch, Current, Stage2};
 use crate::mm::guest::GuestRam;
 use crate::spec::{MapType, VmSpec};
+use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
@@ -153,7 +154,9 @@ impl VcpuSlot {
 }
 
 pub struct Vm {
-    pub spec: &'static VmSpec,
+    /// What it is built from: borrowed from the built-in table, or owned (a VM
+    /// loaded from the card) and freed with the VM.
+    pub spec: Cow<'static, VmSpec>,
     pub ram: GuestRam,
     /// The RAM blocks zeroed on first touch.
     pub lazy: super::lazy_ram::LazyRam,
@@ -193,7 +196,7 @@ pub struct VmParts {
 }
 
 impl Vm {
-    pub fn new(spec: &'static VmSpec, parts: VmParts) -> Self {
+    pub fn new(spec: Cow<'static, VmSpec>, parts: VmParts) -> Self {
         Self {
             spec,
             ram: parts.ram,
@@ -231,8 +234,8 @@ impl Vm {
         self.faulted.store(f, Ordering::Release);
     }
 
-    pub fn name(&self) -> &'static str {
-        self.spec.name
+    pub fn name(&self) -> &str {
+        &self.spec.name
     }
 
     pub fn id(&self) -> u32 {

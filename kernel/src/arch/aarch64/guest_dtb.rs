@@ -308,7 +308,7 @@ pub fn for_vm(
         vcpu_mpidrs: &mpidrs,
         gic,
         uart,
-        bootargs: spec.cmdline,
+        bootargs: &spec.cmdline,
         initrd,
     };
     build(&dspec).map_err(|e| alloc::format!("generating the guest DTB: {e:?}"))

@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 /// The windows of `spec` that go straight to hardware; Err if the VM's GIC version is
 /// not the host's, or the CPU interface window does not fit the host's GICV frame.
 pub fn direct_windows(spec: &VmSpec, _p: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
-    let version = guest_version::version(spec.emu_devices, spec.cpu_num)?;
+    let version = guest_version::version(&spec.emu_devices, spec.cpu_num)?;
     let host_v2 = hostgic::is_gicv2();
     match version {
         GuestGicVersion::None => Ok(Vec::new()),

@@ -250,7 +250,7 @@ pub fn for_vm(
         cpus,
         plic,
         uart,
-        bootargs: spec.cmdline,
+        bootargs: &spec.cmdline,
         initrd,
     };
     build(&dspec).map_err(|e| format!("generating the guest DTB: {e:?}"))

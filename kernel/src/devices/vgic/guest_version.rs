@@ -50,15 +50,16 @@ pub fn version(devices: &[EmuDevice], cpu_num: u32) -> Result<GuestGicVersion, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::borrow::Cow;
 
     fn dev(emu_type: u32) -> EmuDevice {
         EmuDevice {
-            name: "x",
+            name: Cow::Borrowed("x"),
             base_gpa: 0x0800_0000,
             length: 0x1000,
             irq: 0,
             emu_type,
-            cfg: &[],
+            cfg: Cow::Borrowed(&[]),
         }
     }
 

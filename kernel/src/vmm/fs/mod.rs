@@ -27,7 +27,7 @@ use crate::firmware::Range;
 use crate::spec::VmSpec;
 use files::{image_bytes, inside, module_bytes, overlaps};
 use place::CpuOwners;
-use spec::{leak_spec, Images};
+use spec::{owned_spec, Images};
 
 /// The rules of the architecture the hypervisor runs on.
 const ARCH: ArchLimits = <crate::hal::Current as crate::hal::Arch>::LIMITS;
@@ -48,21 +48,18 @@ pub struct Host<'a> {
 /// The fs VMs ready to be built, and what to tell about the others.
 #[derive(Default)]
 pub struct FsVms {
-    pub specs: Vec<&'static VmSpec>,
-    /// The config file of each spec.
-    files: Vec<String>,
+    pub vms: Vec<FsVm>,
     /// Configs that did not become a VM.
     pub refused: usize,
     /// Lines for the console (without the `hv: ` prefix).
     pub lines: Vec<String>,
 }
 
-impl FsVms {
-    /// `"<config file>: "` when `spec` is one of these VMs (for messages).
-    pub fn file_of(&self, spec: &VmSpec) -> Option<&str> {
-        let i = self.specs.iter().position(|s| core::ptr::eq(*s, spec))?;
-        self.files.get(i).map(String::as_str)
-    }
+/// One fs VM ready to be built.
+pub struct FsVm {
+    pub spec: VmSpec,
+    /// `"<config file>: "`, for messages about this VM.
+    pub file: String,
 }
 
 /// A config that will not become a VM.
@@ -124,8 +121,10 @@ pub fn fs_vms(modules: &Modules<'_>, host: &Host<'_>, builtin: &[VmSpec]) -> FsV
     for r in placed {
         match r {
             Ok((c, pcpus)) => {
-                out.specs.push(leak_spec(c.cfg, c.images, pcpus));
-                out.files.push(format!("{}: ", c.file));
+                out.vms.push(FsVm {
+                    file: format!("{}: ", c.file),
+                    spec: owned_spec(c.cfg, c.images, pcpus),
+                });
             }
             Err(refusal) => {
                 out.refused += 1;
@@ -229,7 +228,7 @@ fn located(text: &str, p: &Problem) -> String {
 fn taken_ids(cfg: &VmConfig, builtin: &[VmSpec], earlier: &[&VmConfig]) -> Vec<String> {
     let others = builtin
         .iter()
-        .map(|s| (s.id, s.name))
+        .map(|s| (s.id, &*s.name))
         .chain(earlier.iter().map(|c| (c.id, c.name.as_str())));
     let mut problems = Vec::new();
     for (id, name) in others {

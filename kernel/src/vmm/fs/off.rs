@@ -3,6 +3,7 @@
 //! `hypervisor.bin` was replaced by one built without the feature) are not ignored in
 //! silence: each is named and counts as a VM that did not start.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::spec::VmSpec;
@@ -10,15 +11,14 @@ use crate::spec::VmSpec;
 /// The fs VMs ready to be built (never any here), and how many were refused.
 #[derive(Default)]
 pub struct FsVms {
-    pub specs: Vec<&'static VmSpec>,
+    pub vms: Vec<FsVm>,
     pub refused: usize,
 }
 
-impl FsVms {
-    /// The config file of an fs VM (none here).
-    pub fn file_of(&self, _spec: &VmSpec) -> Option<&str> {
-        None
-    }
+/// One fs VM ready to be built (the same shape as with the feature).
+pub struct FsVm {
+    pub spec: VmSpec,
+    pub file: String,
 }
 
 #[cfg(target_os = "none")]

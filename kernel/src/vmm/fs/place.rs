@@ -27,9 +27,9 @@ impl CpuOwners {
     pub fn new(cpus: usize, builtin: &[VmSpec]) -> Self {
         let mut owner = vec![None; cpus];
         for spec in builtin {
-            for &c in spec.pcpu_of_vcpu {
+            for &c in spec.pcpu_of_vcpu.iter() {
                 if let Some(o) = owner.get_mut(c as usize) {
-                    *o = Some((spec.id, String::from(spec.name)));
+                    *o = Some((spec.id, String::from(&*spec.name)));
                 }
             }
         }

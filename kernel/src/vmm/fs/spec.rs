@@ -1,10 +1,9 @@
 //! A checked fs VM config turned into the same [`VmSpec`] the built-in table holds,
-//! so `create.rs` builds it like any other VM. VMs live until power-off, so the
-//! spec's strings and lists are leaked into `'static`; the images are the boot
-//! modules themselves (RAM the frame allocator never hands out).
+//! so `create.rs` builds it like any other VM. The spec owns its strings and lists
+//! (freed with the VM); the images are the boot modules themselves (RAM the frame
+//! allocator never hands out, so they stay valid for as long as the machine runs).
 
-use alloc::boxed::Box;
-use alloc::string::String;
+use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use vmconfig::{IrqMode, VmConfig};
@@ -18,19 +17,15 @@ pub struct Images {
     pub ramdisk: Option<&'static [u8]>,
 }
 
-fn leak_str(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
-
 /// The spec of `cfg`, its vCPUs on `pcpus`.
-pub fn leak_spec(cfg: VmConfig, images: Images, pcpus: Vec<u32>) -> &'static VmSpec {
+pub fn owned_spec(cfg: VmConfig, images: Images, pcpus: Vec<u32>) -> VmSpec {
     let image = |load_gpa, data| Image { load_gpa, data };
-    let spec = VmSpec {
+    VmSpec {
         id: cfg.id,
-        name: leak_str(cfg.name),
+        name: Cow::Owned(cfg.name),
         vm_type: cfg.vm_type,
         cpu_num: cfg.cpu_num,
-        pcpu_of_vcpu: pcpus.leak(),
+        pcpu_of_vcpu: Cow::Owned(pcpus),
         entry_point: cfg.entry_point,
         kernel: image(cfg.kernel.load, images.kernel),
         dtb: cfg
@@ -44,27 +39,16 @@ pub fn leak_spec(cfg: VmConfig, images: Images, pcpus: Vec<u32>) -> &'static VmS
             .zip(images.ramdisk)
             .map(|(r, d)| image(r.load, d)),
         dtb_load_gpa: Some(cfg.dtb_load_gpa),
-        cmdline: leak_str(cfg.cmdline),
-        memory_regions: cfg.memory.iter().map(region).collect::<Vec<_>>().leak(),
-        emu_devices: cfg
-            .emu_devices
-            .into_iter()
-            .map(emu_device)
-            .collect::<Vec<_>>()
-            .leak(),
-        passthrough_devices: cfg
-            .passthrough
-            .into_iter()
-            .map(pass_device)
-            .collect::<Vec<_>>()
-            .leak(),
+        cmdline: Cow::Owned(cfg.cmdline),
+        memory_regions: cfg.memory.iter().map(region).collect(),
+        emu_devices: cfg.emu_devices.into_iter().map(emu_device).collect(),
+        passthrough_devices: cfg.passthrough.into_iter().map(pass_device).collect(),
         interrupt_mode: match cfg.interrupt_mode {
             IrqMode::NoIrq => InterruptMode::NoIrq,
             IrqMode::Emulated => InterruptMode::Emulated,
             IrqMode::Passthrough => InterruptMode::Passthrough,
         },
-    };
-    Box::leak(Box::new(spec))
+    }
 }
 
 fn region(m: &vmconfig::MemRegion) -> MemRegion {
@@ -82,18 +66,18 @@ fn region(m: &vmconfig::MemRegion) -> MemRegion {
 
 fn emu_device(d: vmconfig::EmuDevice) -> EmuDevice {
     EmuDevice {
-        name: leak_str(d.name),
+        name: Cow::Owned(d.name),
         base_gpa: d.range.base,
         length: d.range.size,
         irq: d.irq,
         emu_type: d.emu_type,
-        cfg: d.cfg.leak(),
+        cfg: Cow::Owned(d.cfg),
     }
 }
 
 fn pass_device(d: vmconfig::PassDevice) -> PassthroughDevice {
     PassthroughDevice {
-        name: leak_str(d.name),
+        name: Cow::Owned(d.name),
         base_gpa: d.gpa,
         base_hpa: d.hpa,
         length: d.len,

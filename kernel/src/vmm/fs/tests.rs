@@ -116,7 +116,7 @@ fn builtin() -> Vec<VmSpec> {
         dtb: None,
         ramdisk: None,
     };
-    vec![*leak_spec(cfg, images, vec![0, 1])]
+    vec![owned_spec(cfg, images, vec![0, 1])]
 }
 
 fn one_line(out: &FsVms) -> &str {
@@ -131,18 +131,17 @@ fn an_fs_vm_becomes_a_spec_like_the_builtin_ones() {
         .image("vms/vm3/testguest.bin", Some(GUEST));
     let out = card.run(&builtin());
     assert!(out.lines.is_empty(), "{:#?}", out.lines);
-    assert_eq!((out.specs.len(), out.refused), (1, 0));
-    let s = out.specs[0];
-    assert_eq!((s.id, s.name, s.cpu_num), (3, "vm3", 2));
-    assert_eq!(s.pcpu_of_vcpu, &[2, 3]);
+    assert_eq!((out.vms.len(), out.refused), (1, 0));
+    let s = &out.vms[0].spec;
+    assert_eq!((s.id, &*s.name, s.cpu_num), (3, "vm3", 2));
+    assert_eq!(&*s.pcpu_of_vcpu, &[2, 3]);
     assert_eq!(s.kernel.load_gpa, 0x4008_0000);
     assert_eq!(s.kernel.data, GUEST);
     assert_eq!(s.dtb_load_gpa, Some(0x4000_0000));
     assert_eq!(s.memory_regions[0].map_type, crate::spec::MapType::Allocate);
     assert_eq!(s.emu_devices[0].name, "uart");
     assert_eq!(s.interrupt_mode, crate::spec::InterruptMode::Emulated);
-    assert_eq!(out.file_of(s), Some("vms/vm3.toml: "));
-    assert_eq!(out.file_of(&builtin()[0]), None);
+    assert_eq!(out.vms[0].file, "vms/vm3.toml: ");
 }
 
 #[test]
@@ -156,7 +155,7 @@ fn a_bad_config_stops_only_its_vm() {
         .config("vms/vm3.toml", VM3)
         .image("vms/vm3/testguest.bin", Some(GUEST));
     let out = card.run(&builtin());
-    assert_eq!((out.specs.len(), out.refused), (1, 1));
+    assert_eq!((out.vms.len(), out.refused), (1, 1));
     let line = one_line(&out);
     assert!(
         line.starts_with("VM 4 (vm4) not started: vms/vm4.toml: base.bogus: unknown field `bogus`"),
@@ -246,7 +245,7 @@ fn relative_paths_and_dtb_and_ramdisk() {
         .image("rd", Some(&[2; 128]))
         .run(&[]);
     assert!(out.lines.is_empty(), "{:#?}", out.lines);
-    let s = out.specs[0];
+    let s = &out.vms[0].spec;
     assert_eq!(
         s.dtb.map(|d| (d.load_gpa, d.data.len())),
         Some((0x4000_0000, 64))
@@ -280,16 +279,16 @@ fn cpus_of_other_vms_are_not_given_twice() {
         .config("vms/vm3.toml", VM3)
         .image("vms/vm3/testguest.bin", Some(GUEST));
     let out = card.run(&builtin());
-    assert_eq!(out.specs.len(), 1);
-    assert_eq!(out.specs[0].name, "vm3");
+    assert_eq!(out.vms.len(), 1);
+    assert_eq!(out.vms[0].spec.name, "vm3");
     assert!(one_line(&out).contains("base.cpu_num: 2 vCPUs need 2 physical CPUs of their own, but only 0 of this machine's 4 are free"));
     let out = card.run(&[]);
-    assert_eq!(out.specs.len(), 2);
+    assert_eq!(out.vms.len(), 2);
     assert_eq!(
-        (out.specs[0].name, out.specs[0].pcpu_of_vcpu),
+        (&*out.vms[0].spec.name, &*out.vms[0].spec.pcpu_of_vcpu),
         ("vm5", &[0, 1][..])
     );
-    assert_eq!(out.specs[1].pcpu_of_vcpu, &[2, 3]);
+    assert_eq!(&*out.vms[1].spec.pcpu_of_vcpu, &[2, 3]);
 }
 
 #[test]
