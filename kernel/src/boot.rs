@@ -3,8 +3,8 @@
 //! memory and interrupt controller, build every VM from the table `cargo xtask build`
 //! generated, start the other CPUs, and run.
 
+use crate::firmware;
 use crate::firmware::BoardInfo;
-use crate::firmware::{self, Range};
 use crate::hal::{Cpu, Current, HostIrq, HostTimer};
 use crate::mm::frames::FrameAllocator;
 use crate::println;
@@ -22,26 +22,16 @@ const HEAP_SIZE: u64 = 8 << 20;
 static SLOT_CPU: [AtomicUsize; firmware::MAX_CPUS] =
     [const { AtomicUsize::new(0) }; firmware::MAX_CPUS];
 
-/// Reads the DTB's total size from its header (big-endian word at offset 4).
-fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
-    if dtb == 0 || !dtb.is_multiple_of(8) {
-        return None;
-    }
-    // SAFETY: the boot loader passes the DTB address in x0; the header is 40 bytes.
-    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, 40) };
-    if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
-        return None;
-    }
-    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-    // SAFETY: the header says the blob is `size` bytes; it stays in place (the frame
-    // allocator excludes it).
-    Some(unsafe { core::slice::from_raw_parts(dtb as *const u8, size) })
-}
-
-pub fn primary_main(dtb: usize) -> ! {
-    let Some(blob) = dtb_slice(dtb) else { halt() };
-    // Without a console there is no one to tell: stop quietly.
-    let Ok(p) = Current::discover(blob) else {
+/// The boot CPU's way from the architecture's entry (`handover`: the address the
+/// boot protocol passed, read by [`Cpu::discover`]) to running VMs.
+pub fn primary_main(handover: u64) -> ! {
+    // Without a board description there is no console to tell: stop quietly.
+    let Ok(firmware::Handover {
+        board: p,
+        modules,
+        occupies,
+    }) = Current::discover(handover)
+    else {
         halt()
     };
     if let Err(why) = Current::init_primary(&p) {
@@ -60,13 +50,7 @@ pub fn primary_main(dtb: usize) -> ! {
         crate::info!("hv: RAM {:#x}..{:#x}", r.base, r.end());
     }
 
-    let hv_and_dtb = [
-        crate::mm::phys::image_range(),
-        Range {
-            base: dtb as u64,
-            size: blob.len() as u64,
-        },
-    ];
+    let hv_and_dtb = [crate::mm::phys::image_range(), occupies];
     let mut excl = firmware::RangeList::new();
     for r in hv_and_dtb {
         let _ = excl.push(r);
@@ -75,7 +59,6 @@ pub fn primary_main(dtb: usize) -> ! {
         let _ = excl.push(*r);
     }
     // Files the bootloader loaded for fs VMs: never handed out.
-    let modules = firmware::fdt::boot_modules(blob);
     let modules_safe = fs::start::protect_modules(&modules, &mut excl);
     let Ok(mut frames) = FrameAllocator::new(p.ram(), excl.as_slice()) else {
         fatal(&p, "too many RAM/reserved ranges");

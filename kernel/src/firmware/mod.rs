@@ -233,6 +233,20 @@ pub struct BoardInfo {
     pub firmware: FirmwareInterfaces,
     /// An initial ramdisk the boot loader placed, if it says so.
     pub initrd: Option<Range>,
+    /// The firmware's device tree, when it handed one over: devices can be named by
+    /// their path in it (passthrough of a node).
+    pub device_tree: Option<&'static [u8]>,
+}
+
+/// Everything the firmware handed over at boot, read by the reader the architecture
+/// chose ([`crate::hal::Cpu::discover`]).
+pub struct Handover {
+    pub board: BoardInfo,
+    /// Files the bootloader loaded for VMs read from the card.
+    pub modules: modules::Modules<'static>,
+    /// Memory the handed-over data itself occupies (the DTB): never handed out, as
+    /// the board description and the modules point into it.
+    pub occupies: Range,
 }
 
 impl BoardInfo {
@@ -250,6 +264,7 @@ impl BoardInfo {
                 sifive_test: None,
             },
             initrd: None,
+            device_tree: None,
         }
     }
 
@@ -320,6 +335,9 @@ impl BoardInfo {
 /// Why a reader could not describe the board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiscoveryError {
+    /// Nothing usable at the address the firmware handed over (for the FDT reader:
+    /// no DTB header there).
+    NoHandover,
     /// The blob is not valid (for the FDT reader: refused by `fdt::check`).
     BadDtb,
     NoMemory,

@@ -9,7 +9,7 @@ use super::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
 use super::{Vcpu, VcpuStart};
 use crate::devices::irqchip::IrqChip;
 use crate::devices::ConsoleKind;
-use crate::firmware::{BoardInfo, DiscoveryError, Range};
+use crate::firmware::{BoardInfo, DiscoveryError, Handover, Range};
 use crate::spec::VmSpec;
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -37,8 +37,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Cpu for FakeArch {
     /// The fake has no firmware to read: tests build their board with [`board`].
-    fn discover(_blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError> {
-        Err(DiscoveryError::BadDtb)
+    fn discover(_handover: u64) -> Result<Handover, DiscoveryError> {
+        Err(DiscoveryError::NoHandover)
     }
     fn init_primary(_: &BoardInfo) -> Result<(), &'static str> {
         Ok(())

@@ -27,7 +27,7 @@ pub mod paging;
 
 use crate::devices::irqchip::IrqChip;
 use crate::devices::ConsoleKind;
-use crate::firmware::{BoardInfo, DiscoveryError};
+use crate::firmware::{BoardInfo, DiscoveryError, Handover};
 use crate::spec::VmSpec;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -49,7 +49,8 @@ pub trait Cpu {
     /// Reads the board description the firmware handed over at boot. Which reader is
     /// the architecture's choice, as its boot protocol says what it is handed (a
     /// device tree on aarch64 and riscv64; Multiboot information and ACPI on x86).
-    fn discover(blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError>;
+    /// `handover` is the address the boot protocol passed in a register.
+    fn discover(handover: u64) -> Result<Handover, DiscoveryError>;
     /// Boot CPU: its MMU, vectors, interrupt controller and console. Err says why
     /// this board cannot run the hypervisor (no GIC, no H extension ...).
     fn init_primary(board: &BoardInfo) -> Result<(), &'static str>;

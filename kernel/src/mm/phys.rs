@@ -31,6 +31,16 @@ pub fn image_range() -> Range {
     }
 }
 
+/// The bytes at host-physical `[pa, pa + len)`, read-only.
+///
+/// # Safety
+/// The range must be memory that nothing writes for the lifetime of the slice
+/// (firmware data or boot modules the frame allocator never hands out, say).
+pub unsafe fn slice<'a>(pa: u64, len: u64) -> &'a [u8] {
+    // SAFETY: guaranteed by the caller; identity map makes `pa` a valid pointer.
+    unsafe { core::slice::from_raw_parts(pa as *const u8, len as usize) }
+}
+
 /// The bytes at host-physical `[pa, pa + len)`.
 ///
 /// # Safety

@@ -81,7 +81,7 @@ extern "C" {
 }
 
 extern "C" fn primary_entry(dtb: u64) -> ! {
-    crate::boot::primary_main(dtb as usize)
+    crate::boot::primary_main(dtb)
 }
 
 extern "C" fn secondary_entry_rust(slot: u64) -> ! {

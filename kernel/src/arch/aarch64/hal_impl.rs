@@ -3,7 +3,7 @@
 //! vCPU (whose work is in `vcpu.rs`).
 
 use super::{board, firmware, hostgic, mmu, regs, trap};
-use crate::firmware::{BoardInfo, DiscoveryError};
+use crate::firmware::{BoardInfo, DiscoveryError, Handover};
 use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
 use crate::spec::VmSpec;
 use alloc::string::String;
@@ -14,8 +14,9 @@ pub struct Aarch64;
 
 impl Cpu for Aarch64 {
     /// The device tree the boot loader passed.
-    fn discover(blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError> {
-        crate::firmware::fdt::read(blob)
+    /// The device tree the boot loader passed in x0.
+    fn discover(handover: u64) -> Result<Handover, DiscoveryError> {
+        crate::firmware::fdt::handover(handover)
     }
     /// Boot CPU: EL2 identity map over the board's RAM, vectors, then (with the MMU
     /// on, so the caller can print why) what the board must have, and the interrupt

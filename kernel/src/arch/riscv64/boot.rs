@@ -251,7 +251,7 @@ pub fn image_entry() -> u64 {
 
 extern "C" fn primary_entry(hartid: u64, dtb: u64) -> ! {
     set_local(0, hartid);
-    crate::boot::primary_main(dtb as usize)
+    crate::boot::primary_main(dtb)
 }
 
 extern "C" fn secondary_entry_rust(hartid: u64, slot: u64) -> ! {

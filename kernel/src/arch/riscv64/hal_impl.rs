@@ -4,7 +4,7 @@
 
 use super::csr::{self, irq};
 use super::{board, boot, firmware, host, hostplic};
-use crate::firmware::{BoardInfo, DiscoveryError};
+use crate::firmware::{BoardInfo, DiscoveryError, Handover};
 use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
 use crate::spec::VmSpec;
 use alloc::string::String;
@@ -14,9 +14,9 @@ use alloc::vec::Vec;
 pub struct Riscv64;
 
 impl Cpu for Riscv64 {
-    /// The device tree the boot loader passed.
-    fn discover(blob: &'static [u8]) -> Result<BoardInfo, DiscoveryError> {
-        crate::firmware::fdt::read(blob)
+    /// The device tree the boot loader passed in a1.
+    fn discover(handover: u64) -> Result<Handover, DiscoveryError> {
+        crate::firmware::fdt::handover(handover)
     }
     fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
         host::init_primary(p)

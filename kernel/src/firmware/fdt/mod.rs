@@ -22,8 +22,8 @@ pub use modules::boot_modules;
 use fdt::Fdt;
 
 use super::{
-    BoardInfo, DiscoveryError, IrqController, Isa, PsciMethod, Range, RangeList, Timer, Uart,
-    UartKind, MAX_CPUS,
+    BoardInfo, DiscoveryError, Handover, IrqController, Isa, PsciMethod, Range, RangeList, Timer,
+    Uart, UartKind, MAX_CPUS,
 };
 use dt::{Node, NodePath};
 use intc::{GicSeen, Irqs, PlicSeen, NO_IRQS};
@@ -36,6 +36,39 @@ const CPU_INTC: &[&str] = &["riscv,cpu-intc"];
 const RISCV_HART: &[&str] = &["riscv"];
 /// MPIDR affinity fields Aff3 (39:32) and Aff2..Aff0 (23:0).
 const MPIDR_AFF_MASK: u64 = 0xff_00ff_ffff;
+
+/// Reads what a device-tree boot protocol hands over (aarch64 `x0`, riscv64 `a1`):
+/// the DTB at physical address `addr`, the board it describes and its boot modules.
+pub fn handover(addr: u64) -> Result<Handover, DiscoveryError> {
+    let blob = blob_at(addr).ok_or(DiscoveryError::NoHandover)?;
+    let mut board = read(blob)?;
+    board.device_tree = Some(blob);
+    Ok(Handover {
+        board,
+        modules: boot_modules(blob),
+        occupies: Range {
+            base: addr,
+            size: blob.len() as u64,
+        },
+    })
+}
+
+/// The DTB at `addr`, as long as its header says, or `None` without a DTB header.
+fn blob_at(addr: u64) -> Option<&'static [u8]> {
+    if addr == 0 || !addr.is_multiple_of(8) {
+        return None;
+    }
+    // SAFETY: the boot protocol hands over a DTB at `addr`: its 40-byte header is
+    // readable and nothing writes it.
+    let header = unsafe { crate::mm::phys::slice(addr, 40) };
+    if header[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return None;
+    }
+    let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+    // SAFETY: the header says the blob is `size` bytes; the boot sequence keeps it
+    // out of the frame allocator (`Handover::occupies`), so it stays as it is.
+    Some(unsafe { crate::mm::phys::slice(addr, u64::from(size)) })
+}
 
 /// Reads the board from the DTB `dtb`.
 pub fn read(dtb: &[u8]) -> Result<BoardInfo, DiscoveryError> {

@@ -133,6 +133,34 @@ fn qemu_virt_gicv3() {
 }
 
 #[test]
+fn the_handover_is_the_dtb_at_the_address_passed() {
+    // An 8-byte aligned copy, as a boot loader would leave it in RAM.
+    let mut words = vec![0u64; QEMU_V3.len().div_ceil(8)];
+    // SAFETY: `words` has room for every byte of the blob.
+    let bytes =
+        unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), QEMU_V3.len()) };
+    bytes.copy_from_slice(QEMU_V3);
+    let addr = words.as_ptr() as u64;
+    let h = super::handover(addr).unwrap();
+    assert_eq!(h.board.cpus(), &[0, 1, 2, 3]);
+    assert_eq!(h.occupies, r(addr, QEMU_V3.len() as u64));
+    assert_eq!(h.board.device_tree, Some(QEMU_V3));
+    assert!(h.modules.is_empty());
+    // Nothing there, a misaligned address, or no DTB header: no handover.
+    for bad in [0, addr + 4] {
+        assert!(matches!(
+            super::handover(bad),
+            Err(DiscoveryError::NoHandover)
+        ));
+    }
+    words[0] = 0;
+    assert!(matches!(
+        super::handover(addr),
+        Err(DiscoveryError::NoHandover)
+    ));
+}
+
+#[test]
 fn qemu_virt_gicv2() {
     let p = read(QEMU_V2).unwrap();
     assert_eq!(

@@ -30,10 +30,10 @@ fn read_module(r: Range) -> Option<&'static [u8]> {
     if r.base == 0 {
         return None;
     }
-    // SAFETY: `r` is a boot module the caller checked lies in RAM, which the
-    // hypervisor maps 1:1; its slot is excluded from the frame allocator, so nothing
-    // writes it after the bootloader did, and it stays for the hypervisor's lifetime.
-    Some(unsafe { core::slice::from_raw_parts(r.base as *const u8, len) })
+    // SAFETY: `r` is a boot module the caller checked lies in RAM; its slot is
+    // excluded from the frame allocator, so nothing writes it after the bootloader
+    // did, and it stays for the hypervisor's lifetime.
+    Some(unsafe { crate::mm::phys::slice(r.base, len as u64) })
 }
 
 /// Reads the fs VMs (`safe`: [`protect_modules`] succeeded) and prints what became of
