@@ -8,7 +8,10 @@ use super::MmioError;
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+
+use super::signal::{Signal, SignalBoard};
 
 use crate::spec::Str;
 
@@ -97,6 +100,8 @@ pub enum Dispatch {
 pub struct Bus {
     devices: Vec<Slot>,
     windows: Vec<(Window, DeviceId)>,
+    /// The signals of its devices (see [`super::signal`]).
+    signals: Arc<SignalBoard>,
 }
 
 impl Bus {
@@ -113,6 +118,10 @@ impl Bus {
             self.check(&name, w, &windows[..i])?;
         }
         let id = self.devices.len();
+        let mut device = device;
+        if let Some(s) = Signal::new(&self.signals, id) {
+            device.connect(s);
+        }
         self.devices.push(Slot { name, device });
         self.windows.extend(windows.iter().map(|&w| (w, id)));
         Ok(id)
@@ -149,6 +158,17 @@ impl Bus {
 
     pub fn device(&mut self, id: DeviceId) -> Option<&mut dyn Device> {
         Some(self.devices.get_mut(id)?.device.as_mut())
+    }
+
+    /// The board its devices' signals are raised on.
+    pub fn signals(&self) -> &Arc<SignalBoard> {
+        &self.signals
+    }
+
+    /// The signal of device `id` (to hand to whoever finishes its work).
+    pub fn signal(&self, id: DeviceId) -> Option<Signal> {
+        self.devices.get(id)?;
+        Signal::new(&self.signals, id)
     }
 
     pub fn name(&self, id: DeviceId) -> Option<&str> {

@@ -1,9 +1,12 @@
 //! What a device on a VM's bus is ([`Device`]) and what it is handed on every access
 //! ([`DeviceCtx`]): the VM's interrupt chip to drive its lines, a bounds-checked
 //! handle on the VM's RAM, and a sink for VM events (power off, reset, start a
-//! vCPU) that the VMM acts on once the access is done.
+//! vCPU) that the VMM acts on once the access is done. Work that finishes outside an
+//! access raises the device's [`Signal`]; the device then gets the same context in
+//! [`Device::service`].
 
 use super::irqchip::IrqChip;
+use super::signal::Signal;
 use super::MmioError;
 use crate::mm::guest::GuestMemory;
 use alloc::vec::Vec;
@@ -110,6 +113,15 @@ pub trait Device: Send {
 
     /// Back to the power-on state (VM reset).
     fn reset(&mut self);
+
+    /// Handed once, when the device is put on a bus: its way to ask for
+    /// [`Device::service`] outside an access, kept across resets. Devices whose work
+    /// all happens during accesses ignore it.
+    fn connect(&mut self, _signal: Signal) {}
+
+    /// Called on a vCPU of the VM, before it next enters the guest, after the
+    /// device's signal was raised: with the same context an access gets.
+    fn service(&mut self, _ctx: &mut DeviceCtx) {}
 
     /// The device as a serial console, if it is one: the hypervisor console feeds
     /// it typed input and collects its output.

@@ -31,6 +31,7 @@ pub mod pl011;
 pub mod registry;
 pub mod ring;
 pub mod serial;
+pub mod signal;
 #[cfg(test)]
 pub mod testdev;
 pub mod uart16550;

@@ -7,14 +7,18 @@
 //! - 0x20: write: posts a VM event: 1 power off, 2 reset, 3 start vCPU 1 at the
 //!   entry in 0x28 with argument 7.
 //! - 0x28: the entry for event 3.
+//! - 0x30: the GPA [`Device::service`] writes "served" to (after its signal was
+//!   raised, see [`crate::devices::signal`]); service also raises its line.
 //!
 //! Port I/O: one scratch register at offset 0, any width; a read of offset 1 is
 //! refused.
 
 use super::device::{Device, DeviceCtx, VmEvent};
+use super::signal::Signal;
 use super::MmioError;
 
 pub const DMA_BYTES: &[u8; 4] = b"dma!";
+pub const SERVED: &[u8; 6] = b"served";
 
 #[derive(Default)]
 pub struct TestDevice {
@@ -23,7 +27,9 @@ pub struct TestDevice {
     fetched: u64,
     entry: u64,
     scratch: u32,
+    service_gpa: u64,
     pub resets: usize,
+    pub signal: Option<Signal>,
 }
 
 impl TestDevice {
@@ -71,6 +77,7 @@ impl Device for TestDevice {
                 _ => {}
             },
             0x28 => self.entry = value,
+            0x30 => self.service_gpa = value,
             _ => {}
         }
         Ok(())
@@ -95,8 +102,18 @@ impl Device for TestDevice {
         *self = Self {
             irq: self.irq,
             resets: self.resets + 1,
+            signal: self.signal.take(),
             ..Self::default()
         };
+    }
+
+    fn connect(&mut self, signal: Signal) {
+        self.signal = Some(signal);
+    }
+
+    fn service(&mut self, ctx: &mut DeviceCtx) {
+        self.dma_failed = ctx.memory.write(self.service_gpa, SERVED).is_err();
+        ctx.set_irq(self.irq, true);
     }
 }
 

@@ -47,6 +47,11 @@ pub fn create_vm(
             let (entry, dtb) = (spec.entry_point, guest_dtb_address(&spec));
             let mut vm = Vm::new(spec, parts);
             vm.lazy = lazy;
+            // A device's signal wakes the CPU of vCPU 0 (any vCPU serves it).
+            let cpu0 = vm.vcpus[0].pcpu_mpidr;
+            vm.devices
+                .get_mut()
+                .set_waker(super::machine::wake_cpu, cpu0);
             vm.vcpus[0]
                 .request_start(entry, dtb)
                 .map_err(|_| String::from("vCPU 0 already on"))?;

@@ -10,6 +10,7 @@ use crate::devices::device::{DeviceCtx, VmEvent};
 use crate::devices::irqchip::{self, IrqChip};
 use crate::devices::registry::{self, Created, VmFacts};
 use crate::devices::ring::Ring;
+use crate::devices::signal::{Signal, MAX_SIGNALLED};
 use crate::devices::MmioError;
 use crate::hal::{Arch, Current};
 use crate::mm::guest::GuestMemory;
@@ -133,6 +134,35 @@ impl VmDevices {
     pub fn console_write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             output((self.id, &self.name), &mut self.line, self.streaming, b);
+        }
+    }
+
+    /// Has a device raised its signal since the last [`Self::serve_signals`]?
+    pub fn signalled(&self) -> bool {
+        self.bus.signals().any()
+    }
+
+    /// The signal of device `id` (to hand to whoever finishes its work elsewhere).
+    pub fn signal(&self, id: DeviceId) -> Option<Signal> {
+        self.bus.signal(id)
+    }
+
+    /// Sets how a raised signal wakes the VM: `wake(target)`.
+    pub fn set_waker(&self, wake: fn(u64), target: u64) {
+        self.bus.signals().set_waker(wake, target);
+    }
+
+    /// Serves every device whose signal was raised, on the vCPU of `a`, with the
+    /// context an access gets; serial ports are then served as after an access.
+    pub fn serve_signals(&mut self, a: Access) {
+        let pending = self.bus.signals().take();
+        for id in (0..MAX_SIGNALLED).filter(|i| pending & (1 << i) != 0) {
+            let chip = self.chip.as_mut().map(|c| c.as_mut() as &mut dyn IrqChip);
+            let mut ctx = DeviceCtx::new(a.vcpu, chip, a.memory, &mut *a.events);
+            if let Some(d) = self.bus.device(id) {
+                d.service(&mut ctx);
+            }
+            self.serve_serial(id);
         }
     }
 

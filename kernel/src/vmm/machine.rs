@@ -251,8 +251,13 @@ impl Machine {
 /// Wakes the physical CPU of vCPU `slot` (from the guest or from idle), unless that
 /// is this CPU.
 pub fn wake(slot: &super::vm::VcpuSlot) {
-    if slot.pcpu_mpidr != Current::this_cpu() {
-        Current::kick(slot.pcpu_mpidr);
+    wake_cpu(slot.pcpu_mpidr);
+}
+
+/// Makes physical CPU `id` look at its vCPU (a kick, unless it is this CPU).
+pub fn wake_cpu(id: u64) {
+    if id != Current::this_cpu() {
+        Current::kick(id);
     }
 }
 

@@ -75,7 +75,7 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
     let slot = &vm.vcpus[index];
     slot.set_power(Power::On);
     loop {
-        if vm.state() != VmState::Running {
+        if vm.state() != VmState::Running || serve_signals(m, vm, index) != Next::Continue {
             break;
         }
         if let Some(chip) = vm.devices.lock().irq_chip() {
@@ -92,6 +92,22 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
     }
     // On -> Off only: a reset may already have queued this vCPU to start again.
     slot.power_off_if_on();
+}
+
+/// Serves the devices of `vm` that raised their signal (work finished outside an
+/// access, see `devices::signal`) on its vCPU `index`, and acts on the events they
+/// posted.
+pub(super) fn serve_signals(m: &Machine, vm: &Vm, index: usize) -> Next {
+    let mut events = Vec::new();
+    {
+        let mut devices = vm.devices.lock();
+        if !devices.signalled() {
+            return Next::Continue;
+        }
+        devices.serve_signals(access(vm, index, &mut events));
+    }
+    kick_pending(vm);
+    act_on(m, vm, index, events)
 }
 
 /// Wakes the vCPUs of `vm` that its interrupt controller gave new interrupts.

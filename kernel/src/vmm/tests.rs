@@ -285,15 +285,16 @@ fn a_stopped_vm_restarts_with_fresh_ram_and_vcpu_zero_at_its_entry() {
 const PROBE: u64 = 0x0a00_0000;
 const PROBE_PORTS: u16 = 0x3f8;
 
-/// Puts the test device (interrupt line 40) at `PROBE` and ports 0x3f8..0x400.
-fn attach_probe(vm: &super::vm::Vm) {
+/// Puts the test device (interrupt line 40) at `PROBE` and ports 0x3f8..0x400; its
+/// id on the bus.
+fn attach_probe(vm: &super::vm::Vm) -> crate::devices::bus::DeviceId {
     use crate::devices::bus::Window;
     use crate::devices::registry::Created;
     let probe = Created {
         device: Box::new(crate::devices::testdev::TestDevice::new(40)),
         windows: alloc::vec![Window::mmio(PROBE, 0x1000), Window::ports(PROBE_PORTS, 8)],
     };
-    vm.devices.lock().attach("probe", probe).unwrap();
+    vm.devices.lock().attach("probe", probe).unwrap()
 }
 
 fn probe_write(offset: u64, value: u64) -> VmExit {
@@ -312,6 +313,41 @@ fn port(port: u16, write: Option<u32>) -> VmExit {
         write,
         pc: RAM_GPA,
     }
+}
+
+#[test]
+fn a_device_signalled_from_elsewhere_is_served_before_its_vcpu_enters_the_guest() {
+    use super::run::serve_signals;
+    use crate::devices::testdev::SERVED;
+    // VM 2's vCPU 0 is on CPU 1, not the CPU the test runs as (CPU 0).
+    let (m, [_, a]) = two_running();
+    let probe = attach_probe(&a);
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let target = RAM_GPA + 0x1000;
+    handle_exit(&m, &a, 0, &mut vcpu, probe_write(0x30, target));
+    // Nothing raised: nothing served.
+    assert_eq!(serve_signals(&m, &a, 0), Next::Continue);
+    let hpa = a.ram.translate(target, 6).unwrap();
+    // SAFETY: the VM's RAM, host memory here; nothing runs.
+    let bytes = || unsafe { crate::mm::phys::slice_mut(hpa, 6) }.to_vec();
+    assert_ne!(bytes(), SERVED);
+    // Raised by someone else (a peer VM, the host), on another thread even: the VM
+    // is woken (its vCPU 0's CPU kicked) and the device served on its next turn.
+    let signal = a.devices.lock().signal(probe).unwrap();
+    let kicks = fake::KICKS.load(core::sync::atomic::Ordering::Relaxed);
+    std::thread::spawn(move || signal.raise()).join().unwrap();
+    assert!(fake::KICKS.load(core::sync::atomic::Ordering::Relaxed) > kicks);
+    assert!(a.devices.lock().signalled());
+    assert_eq!(serve_signals(&m, &a, 0), Next::Continue);
+    assert_eq!(bytes(), SERVED);
+    assert!(!a.devices.lock().signalled());
+    // The signal outlives a reset of the device.
+    a.devices.lock().reset();
+    assert!(a.devices.lock().signal(probe).is_some());
+    assert!(
+        a.devices.lock().signal(probe + 1).is_none(),
+        "no such device"
+    );
 }
 
 #[test]
