@@ -102,6 +102,8 @@ pub enum VcpuOnError {
     AlreadyOn,
     /// The entry address is not in guest memory.
     InvalidAddress,
+    /// Not now: the VM is resetting (or stopping).
+    Denied,
 }
 
 /// The VMM's answer to an exit.

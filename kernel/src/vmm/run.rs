@@ -73,7 +73,10 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
         arg,
     });
     let slot = &vm.vcpus[index];
-    slot.set_power(Power::On);
+    if !slot.begin_run() {
+        // A reset cancelled this start after the CPU saw it.
+        return;
+    }
     loop {
         if vm.state() != VmState::Running || serve_signals(m, vm, index) != Next::Continue {
             break;
@@ -135,11 +138,16 @@ fn reset_vm(m: &Machine, vm: &Vm, index: usize) -> Next {
     for v in vm.vcpus.iter().filter(|v| v.power() == Power::On) {
         wake(v);
     }
-    // Pending CPU_ONs are cancelled; running vCPUs leave at their next exit.
-    for v in &vm.vcpus {
-        v.cancel_start();
-    }
-    while vm.vcpus.iter().any(|v| v.power() != Power::Off) {
+    // Pending CPU_ONs are cancelled; running vCPUs leave at their next exit. New
+    // CPU_ONs are refused while the VM resets, but one that passed that check just
+    // before the reset began may still land: cancelled on every turn.
+    loop {
+        for v in &vm.vcpus {
+            v.cancel_start();
+        }
+        if vm.vcpus.iter().all(|v| v.power() == Power::Off) {
+            break;
+        }
         if vm.is_stopped() {
             return Next::Stop;
         }
@@ -223,7 +231,7 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
             }
             Next::Continue
         }
-        VmExit::VcpuOff => Next::PowerOff,
+        VmExit::VcpuOff => vcpu_off(m, vm, index),
         VmExit::SystemOff => {
             m.stop_vm(vm, Outcome::PoweredOff);
             Next::Stop
@@ -366,10 +374,30 @@ fn vcpu_on(vm: &Vm, target: u64, entry: u64, arg: u64) -> Result<(), VcpuOnError
     start_vcpu(vm, i, entry, arg)
 }
 
+/// vCPU `index` turned itself off. When no vCPU of the VM is on or starting any
+/// more, nothing can ever run in it again: it is powered off (a clean stop).
+fn vcpu_off(m: &Machine, vm: &Vm, index: usize) -> Next {
+    vm.vcpus[index].power_off_if_on();
+    if vm.state() == VmState::Running && vm.vcpus.iter().all(|v| v.power() == Power::Off) {
+        crate::info!(
+            "hv: VM {} ({}): its last running vCPU turned itself off (vCPU {index}): powering the VM off",
+            vm.id(),
+            vm.name()
+        );
+        m.stop_vm(vm, Outcome::PoweredOff);
+        return Next::Stop;
+    }
+    Next::PowerOff
+}
+
 /// Off -> Starting for vCPU `i` of `vm` at `entry` (in its RAM), and wakes its CPU.
+/// Refused while the VM is not running (a reset in progress).
 fn start_vcpu(vm: &Vm, i: usize, entry: u64, arg: u64) -> Result<(), VcpuOnError> {
     if i >= vm.vcpus.len() {
         return Err(VcpuOnError::InvalidTarget);
+    }
+    if vm.state() != VmState::Running {
+        return Err(VcpuOnError::Denied);
     }
     if !vm.ram.contains(entry) {
         return Err(VcpuOnError::InvalidAddress);

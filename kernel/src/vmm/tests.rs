@@ -8,6 +8,7 @@ use super::vm::VmState;
 use crate::firmware::Range;
 use crate::hal::exit::{Reply, VcpuOnError, VmExit};
 use crate::hal::fake::{self, FakeVcpu};
+use crate::hal::{Arch, Current};
 use crate::mm::frames::FrameAllocator;
 use crate::spec::{EmuDevice, Image, MapType, MemRegion, VmSpec, TEST_SPEC};
 use alloc::borrow::Cow;
@@ -437,4 +438,140 @@ fn vm_events_a_device_posts_are_acted_on() {
     assert_eq!(a.state(), VmState::Stopped);
     assert!(!a.faulted(), "a clean power-off");
     assert_eq!(b.state(), VmState::Running);
+}
+
+/// A VM with vCPUs on CPUs 0..n, each of them on (as `run_vcpu` leaves them).
+fn running_with_vcpus_on(m: &Machine, n: u32) -> alloc::sync::Arc<super::vm::Vm> {
+    let pcpus: Vec<u32> = (0..n).collect();
+    let vm = m
+        .create(spec(1, &pcpus, alloc::vec![ram(RAM_GPA, 8 << 20)]))
+        .unwrap();
+    m.start(&vm);
+    assert!(vm.vcpus[0].begin_run());
+    for v in &vm.vcpus[1..] {
+        v.request_start(RAM_GPA, 0).unwrap();
+        assert!(v.begin_run());
+    }
+    vm
+}
+
+#[test]
+fn cpu_off_of_the_last_running_vcpu_powers_the_vm_off() {
+    let m = machine(4);
+    let other = m.create(simple(2, 3)).unwrap();
+    m.start(&other);
+    let vm = running_with_vcpus_on(&m, 2);
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    assert_eq!(
+        handle_exit(&m, &vm, 1, &mut vcpu, VmExit::VcpuOff),
+        Next::PowerOff
+    );
+    assert_eq!(vm.state(), VmState::Running, "vCPU 0 still runs");
+    // A CPU_ON of vCPU 1 pending: the VM is not over when vCPU 0 turns off.
+    vm.vcpus[1].request_start(RAM_GPA, 0).unwrap();
+    assert_eq!(
+        handle_exit(&m, &vm, 0, &mut vcpu, VmExit::VcpuOff),
+        Next::PowerOff
+    );
+    assert_eq!(vm.state(), VmState::Running);
+    assert!(vm.vcpus[1].begin_run());
+    // The last one: nothing can ever run in the VM again.
+    assert_eq!(
+        handle_exit(&m, &vm, 1, &mut vcpu, VmExit::VcpuOff),
+        Next::Stop
+    );
+    assert_eq!(vm.state(), VmState::Stopped);
+    assert!(!vm.faulted(), "a clean power-off");
+    assert_eq!(other.state(), VmState::Running);
+}
+
+#[test]
+fn cpu_on_is_denied_while_the_vm_resets_and_a_cancelled_start_does_not_run() {
+    let m = machine(4);
+    let vm = running_with_vcpus_on(&m, 3);
+    vm.vcpus[2].power_off_if_on();
+    // vCPU 2's start was seen by its CPU, then a reset began and cancelled it.
+    vm.vcpus[2].request_start(RAM_GPA, 0).unwrap();
+    assert!(vm.begin_reset());
+    vm.vcpus[2].cancel_start();
+    assert!(
+        !vm.vcpus[2].begin_run(),
+        "a cancelled start must not enter the guest"
+    );
+    // A CPU_ON while the VM resets is refused.
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let on = VmExit::VcpuOn {
+        target: Current::vcpu_id(2),
+        entry: RAM_GPA,
+        arg: 0,
+    };
+    assert_eq!(handle_exit(&m, &vm, 1, &mut vcpu, on), Next::Continue);
+    assert_eq!(vcpu.replies, [Reply::VcpuOn(Err(VcpuOnError::Denied))]);
+    assert_eq!(vm.vcpus[2].power(), super::vm::Power::Off);
+}
+
+#[test]
+fn a_reset_completes_while_another_vcpu_keeps_calling_cpu_on() {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let m = machine(4);
+    // Another VM keeps the machine up if this one has to be stopped.
+    let keep = m.create(simple(2, 3)).unwrap();
+    m.start(&keep);
+    let vm = running_with_vcpus_on(&m, 3);
+    vm.vcpus[2].power_off_if_on();
+    for round in 0..200 {
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // vCPU 1, as `run_vcpu` runs it: an exit taken in the guest is handled
+            // even when the reset began meanwhile (the kick comes after); it leaves
+            // once it sees the VM not running. Its exits are CPU_ONs of vCPU 2,
+            // whose CPU starts it only while the VM runs (`wait_for_start`) and
+            // turns it off again at once, to keep the slot moving.
+            s.spawn(|| {
+                let mut vcpu = FakeVcpu::scripted(&[]);
+                let on = VmExit::VcpuOn {
+                    target: Current::vcpu_id(2),
+                    entry: RAM_GPA,
+                    arg: 0,
+                };
+                loop {
+                    handle_exit(&m, &vm, 1, &mut vcpu, on);
+                    if vm.state() != VmState::Running {
+                        break;
+                    }
+                    if vm.vcpus[2].begin_run() {
+                        vm.vcpus[2].power_off_if_on();
+                    }
+                }
+                vm.vcpus[1].power_off_if_on();
+            });
+            // vCPU 0 resets the VM; it must come back.
+            let (tx, rx) = mpsc::channel();
+            let (m, vm, done) = (&m, &vm, &done);
+            s.spawn(move || {
+                let mut vcpu = FakeVcpu::scripted(&[]);
+                let next = handle_exit(m, vm, 0, &mut vcpu, VmExit::SystemReset);
+                done.store(true, Ordering::Release);
+                tx.send(next).unwrap();
+            });
+            let next = rx.recv_timeout(Duration::from_secs(20));
+            if next.is_err() {
+                // Unblock both threads (a stopped VM ends the reset's wait) so the
+                // failure is reported instead of hanging the test run.
+                m.stop_vm(vm, super::machine::Outcome::Faulted(&"the reset hung"));
+            }
+            assert_eq!(next, Ok(Next::PowerOff), "round {round}: the reset hung");
+        });
+        assert!(done.load(Ordering::Acquire));
+        assert_eq!(vm.state(), VmState::Running);
+        assert_eq!(vm.vcpus[2].power(), super::vm::Power::Off);
+        // Back to the running state for the next round: vCPU 0 (queued by the
+        // reset) and vCPU 1 on.
+        assert!(vm.vcpus[0].begin_run());
+        vm.vcpus[1].request_start(RAM_GPA, 0).unwrap();
+        assert!(vm.vcpus[1].begin_run());
+    }
+    assert_eq!(vm.boots(), 201);
 }

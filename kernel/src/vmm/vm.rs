@@ -137,6 +137,19 @@ impl VcpuSlot {
                 .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire);
     }
 
+    /// Starting -> On, as its CPU enters the guest; false when a reset cancelled
+    /// the start meanwhile (the vCPU must not run).
+    pub fn begin_run(&self) -> bool {
+        self.power
+            .compare_exchange(
+                Power::Starting as u8,
+                Power::On as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
     /// Starting -> Off (a reset cancels a CPU_ON not yet picked up).
     pub fn cancel_start(&self) {
         self.change(Power::Starting, Power::Off);

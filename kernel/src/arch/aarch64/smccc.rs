@@ -22,6 +22,7 @@ pub const SMCCC_VERSION: u64 = 0x8000_0000;
 pub const PSCI_SUCCESS: i64 = 0;
 pub const PSCI_NOT_SUPPORTED: i64 = -1;
 pub const PSCI_INVALID_PARAMS: i64 = -2;
+pub const PSCI_DENIED: i64 = -3;
 pub const PSCI_ALREADY_ON: i64 = -4;
 pub const PSCI_INVALID_ADDRESS: i64 = -9;
 /// PSCI 1.1.

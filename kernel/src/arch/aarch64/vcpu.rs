@@ -7,7 +7,8 @@ use super::lrs::ListRegs;
 use super::pmu_debug;
 use super::regs::{read_sysreg, write_sysreg};
 use super::smccc::{
-    self, Smccc, PSCI_ALREADY_ON, PSCI_INVALID_ADDRESS, PSCI_INVALID_PARAMS, PSCI_SUCCESS,
+    self, Smccc, PSCI_ALREADY_ON, PSCI_DENIED, PSCI_INVALID_ADDRESS, PSCI_INVALID_PARAMS,
+    PSCI_SUCCESS,
 };
 use super::trap::{guest_enter, ExitKind, Frame};
 use crate::devices::irqchip::IrqChip;
@@ -156,6 +157,7 @@ impl crate::hal::Vcpu for Vcpu {
                     Err(VcpuOnError::InvalidTarget) => PSCI_INVALID_PARAMS,
                     Err(VcpuOnError::AlreadyOn) => PSCI_ALREADY_ON,
                     Err(VcpuOnError::InvalidAddress) => PSCI_INVALID_ADDRESS,
+                    Err(VcpuOnError::Denied) => PSCI_DENIED,
                 };
                 self.frame.x[0] = code as u64;
             }

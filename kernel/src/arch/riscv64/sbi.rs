@@ -11,6 +11,7 @@ pub const SUCCESS: i64 = 0;
 pub const ERR_FAILED: i64 = -1;
 pub const ERR_NOT_SUPPORTED: i64 = -2;
 pub const ERR_INVALID_PARAM: i64 = -3;
+pub const ERR_DENIED: i64 = -4;
 pub const ERR_INVALID_ADDRESS: i64 = -5;
 pub const ERR_ALREADY_AVAILABLE: i64 = -6;
 

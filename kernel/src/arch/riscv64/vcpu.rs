@@ -176,6 +176,7 @@ impl crate::hal::Vcpu for Vcpu {
                     Err(VcpuOnError::InvalidTarget) => sbi::ERR_INVALID_PARAM,
                     Err(VcpuOnError::AlreadyOn) => sbi::ERR_ALREADY_AVAILABLE,
                     Err(VcpuOnError::InvalidAddress) => sbi::ERR_INVALID_ADDRESS,
+                    Err(VcpuOnError::Denied) => sbi::ERR_DENIED,
                 };
                 self.ret(Ret::err(code));
             }
