@@ -26,8 +26,21 @@ pub struct Parsed {
     pub name: Option<String>,
 }
 
+/// Most arrays and inline tables a config may nest (real configs nest 2 or 3). The
+/// parser and the checks recurse once per level, and the hypervisor parses card
+/// configs on a fixed stack: deeper text is refused before any parsing.
+pub const MAX_NESTING: usize = 16;
+
 /// Parses and checks a VM config.
 pub fn parse_vm(text: &str, arch: ArchLimits) -> Parsed {
+    if let Some(p) = nesting_problem(text) {
+        let mut problems = Problems::default();
+        problems.items.push(p);
+        return Parsed {
+            problems,
+            ..Parsed::default()
+        };
+    }
     let (id, name) = identify(text);
     let mut problems = Problems::default();
     let base = typed::<BasePass>(text, &mut problems).map(|p| p.base);
@@ -46,6 +59,75 @@ pub fn parse_vm(text: &str, arch: ArchLimits) -> Parsed {
         id,
         name,
     }
+}
+
+/// The error for text nested deeper than [`MAX_NESTING`] (xtask refuses every config
+/// file with it, before its own parser runs).
+pub fn nesting_problem(text: &str) -> Option<Problem> {
+    too_deep(text).map(|offset| Problem {
+        severity: Severity::Error,
+        key: KeyPath::default(),
+        message: alloc::format!("arrays or inline tables nested more than {MAX_NESTING} deep"),
+        offset: Some(offset),
+    })
+}
+
+/// The byte offset where `[` / `{` nesting first goes past [`MAX_NESTING`], if it
+/// does. A small lexer: brackets inside strings and comments do not count.
+pub fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'#' => i = skip_until(b, i, b"\n", false),
+            b'"' if b[i..].starts_with(b"\"\"\"") => i = skip_until(b, i + 3, b"\"\"\"", true),
+            b'\'' if b[i..].starts_with(b"'''") => i = skip_until(b, i + 3, b"'''", false),
+            b'"' => i = skip_string(b, i + 1, b'"', true),
+            b'\'' => i = skip_string(b, i + 1, b'\'', false),
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+                i += 1;
+            }
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The index after the first `end` at or after `i` (`escapes`: a backslash hides the
+/// next byte); the text's end if there is none.
+fn skip_until(b: &[u8], mut i: usize, end: &[u8], escapes: bool) -> usize {
+    while i < b.len() {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+        } else if b[i..].starts_with(end) {
+            return i + end.len();
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// The index after a one-line string's closing `quote` (or its line's end).
+fn skip_string(b: &[u8], mut i: usize, quote: u8, escapes: bool) -> usize {
+    while i < b.len() && b[i] != b'\n' {
+        if escapes && b[i] == b'\\' {
+            i += 2;
+        } else if b[i] == quote {
+            return i + 1;
+        } else {
+            i += 1;
+        }
+    }
+    i
 }
 
 /// One deserialization pass; an error becomes a located problem.

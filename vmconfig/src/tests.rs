@@ -299,3 +299,38 @@ fn pinned_cpus() {
     let (_, r) = pinned_cpu(Some(&[1]), None, 1, &mpidrs, m).unwrap();
     assert_eq!(r.unwrap_err(), "no entry for this vCPU");
 }
+
+#[test]
+fn deep_nesting_is_refused_before_parsing() {
+    use crate::parse::{too_deep, MAX_NESTING};
+    // The card config that overflowed the hypervisor's boot stack: 80 nested arrays.
+    let deep = GOOD.replace(
+        "cmdline = \"fault\"",
+        &format!("cmdline = {}{}", "[".repeat(80), "]".repeat(80)),
+    );
+    let p = parse_vm(&deep, AARCH64);
+    assert!(p.vm.is_none());
+    let errs: Vec<String> = p.problems.errors().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].contains("nested more than 16 deep"), "{errs:#?}");
+    let at = p.problems.items[0].offset.unwrap();
+    assert_eq!(at, deep.find("cmdline = [").unwrap() + 10 + MAX_NESTING);
+    // Inline tables count too; as deep as allowed is not this error.
+    let tables = format!("x = {}{}", "{a=".repeat(17), "}".repeat(17));
+    assert!(too_deep(&tables).is_some());
+    let ok = format!("x = {}{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+    assert_eq!(too_deep(&ok), None);
+    // Brackets in strings and comments do not count.
+    let quoted = [
+        format!("a = \"{}\"", "[".repeat(40)),
+        format!("a = '{}'", "{".repeat(40)),
+        format!("a = \"\"\"\n{}\\\"\"\"\n\"\"\"", "[".repeat(40)),
+        format!("a = '''{}'''", "[".repeat(40)),
+        format!("# {}\na = 1", "[".repeat(40)),
+        format!("a = \"\\\"{}\"", "[".repeat(40)),
+    ];
+    for q in &quoted {
+        assert_eq!(too_deep(q), None, "{q}");
+    }
+    assert!(parse_vm(GOOD, AARCH64).vm.is_some());
+}

@@ -60,6 +60,16 @@ impl Source {
 
     /// Parses text that claims to come from `path`.
     pub fn parse(path: &Path, shown: String, text: String) -> Result<Source, Diagnostic> {
+        // The hypervisor refuses such text before parsing (fixed stack): so do we.
+        if let Some(p) = vmconfig::parse::nesting_problem(&text) {
+            return Err(Diagnostic {
+                severity: Severity::Error,
+                line_col: p.offset.map(|o| line_col(&text, o)),
+                file: shown,
+                key: KeyPath::default(),
+                message: p.message,
+            });
+        }
         match Document::parse(text.clone()) {
             Ok(doc) => Ok(Source {
                 path: path.to_path_buf(),
@@ -254,6 +264,16 @@ mod tests {
         let (line, _) = e.line_col.unwrap();
         assert!(line >= 2, "{e}");
         assert!(e.message.starts_with("TOML syntax error"), "{e}");
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_hypervisor_takes_is_refused() {
+        let text = format!("a = 1\nb = {}{}\n", "[".repeat(80), "]".repeat(80));
+        let e = Source::parse(Path::new("/x"), "x.toml".into(), text)
+            .err()
+            .unwrap();
+        assert_eq!(e.line_col, Some((2, 21)), "{e}");
+        assert!(e.message.contains("nested more than 16 deep"), "{e}");
     }
 
     #[test]

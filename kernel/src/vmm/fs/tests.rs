@@ -165,6 +165,25 @@ fn a_bad_config_stops_only_its_vm() {
 }
 
 #[test]
+fn a_config_nested_too_deep_is_refused_before_it_is_parsed() {
+    // 80 nested arrays overflowed the boot stack while being parsed.
+    let deep = VM3.replace(
+        "cpu_num = 2",
+        &alloc::format!("cpu_num = 2\nx = {}{}", "[".repeat(80), "]".repeat(80)),
+    );
+    let out = Card::new()
+        .config("vms/vm3.toml", &deep)
+        .image("vms/vm3/testguest.bin", Some(GUEST))
+        .run(&builtin());
+    assert_eq!((out.vms.len(), out.refused), (0, 1));
+    let line = one_line(&out);
+    assert!(
+        line.starts_with("vms/vm3.toml: arrays or inline tables nested more than 16 deep"),
+        "{line}"
+    );
+}
+
+#[test]
 fn config_errors_are_all_listed_and_unreadable_ids_leave_the_file_alone() {
     let bad = VM3
         .replace(
