@@ -6,12 +6,12 @@
 //! `include_bytes!`. The kernel trusts the host's validation for consistency but still
 //! refuses, per VM, anything it cannot honour on the machine it finds itself on.
 
-/// Flags of a memory region (AxVisor `memory_regions` flags field).
+/// Flags of a memory region (AxVisor `memory_regions` flags field); what they mean
+/// is `vmconfig::Mapping::of`.
 pub mod mem_flags {
-    pub const READ: u64 = 1 << 0;
-    pub const WRITE: u64 = 1 << 1;
-    pub const EXECUTE: u64 = 1 << 2;
-    pub const DEVICE: u64 = 1 << 3;
+    pub use vmconfig::{
+        FLAG_DEVICE as DEVICE, FLAG_EXECUTE as EXECUTE, FLAG_READ as READ, FLAG_WRITE as WRITE,
+    };
 }
 
 /// How a guest-physical region is backed (AxVisor `map_type`).

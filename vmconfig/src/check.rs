@@ -188,12 +188,21 @@ fn memory_region(raw: &Raw, k: &KeyPath, out: &mut Problems) -> Option<MemRegion
     let map_type = int_at(l, 3, k, "map_type", out);
     let (gpa, size, flags, map_type) = (gpa?, size?, flags?, map_type?);
     let mut ok = true;
-    if flags & !0xF != 0 || flags & (FLAG_READ | FLAG_WRITE | FLAG_EXECUTE) == 0 {
+    let rights = flags & (FLAG_READ | FLAG_WRITE | FLAG_EXECUTE);
+    if flags & !FLAGS_KNOWN != 0 || (rights == 0 && flags & FLAG_DEVICE == 0) {
         out.error(
             &k.index(2),
-            format!("flags {flags:#x}: use bits 0x1 read, 0x2 write, 0x4 execute, 0x8 device (at least one of R/W/X)"),
+            format!("flags {flags:#x}: use AxVisor's bits 0x1 read, 0x2 write, 0x4 execute, 0x8 user, 0x10 device, 0x20 uncached (memory needs at least one of read/write/execute)"),
         );
         ok = false;
+    } else if Mapping::of(flags).kind == MemKind::UncachedRam {
+        out.error(&k.index(2), format!("flags {flags:#x}: {UNCACHED_RAM}"));
+        ok = false;
+    } else if flags & FLAG_DEVICE != 0 && flags & FLAG_EXECUTE != 0 {
+        out.warning(
+            &k.index(2),
+            format!("flags {flags:#x}: execute (0x4) is ignored on device memory (0x10): it is never executable"),
+        );
     }
     if map_type > 2 {
         out.error(

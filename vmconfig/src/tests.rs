@@ -102,7 +102,7 @@ fn key_at_finds_nested_values() {
 fn regions_overlapping_unaligned_and_empty() {
     let text = GOOD.replace(
         "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
-        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0], [0x4080_0000, 0x100_0000, 0x7, 0], [0x5000_0800, 0x1000, 0x7, 0], [0x6000_0000, 0, 0x7, 0], [0x7000_0000, 0x1000, 0x10, 5]]",
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0], [0x4080_0000, 0x100_0000, 0x7, 0], [0x5000_0800, 0x1000, 0x7, 0], [0x6000_0000, 0, 0x7, 0], [0x7000_0000, 0x1000, 0x47, 5], [0x7100_0000, 0x1000, 0x8, 0]]",
     );
     let errs = errors(&text);
     expect(
@@ -112,7 +112,9 @@ fn regions_overlapping_unaligned_and_empty() {
     );
     expect(&errs, "kernel.memory_regions[2]", "not 4 KiB aligned");
     expect(&errs, "kernel.memory_regions[3]", "region size is 0");
-    expect(&errs, "kernel.memory_regions[4][2]", "flags 0x10");
+    expect(&errs, "kernel.memory_regions[4][2]", "flags 0x47");
+    // User only: memory the guest may not read, write or execute.
+    expect(&errs, "kernel.memory_regions[5][2]", "flags 0x8");
     expect(&errs, "kernel.memory_regions[4][3]", "unknown map_type 5");
 }
 
@@ -298,4 +300,86 @@ fn pinned_cpus() {
     assert_eq!(r.unwrap_err(), "CPU mask is 0");
     let (_, r) = pinned_cpu(Some(&[1]), None, 1, &mpidrs, m).unwrap();
     assert_eq!(r.unwrap_err(), "no entry for this vCPU");
+}
+
+/// AxVisor's `memory_regions` flags in, the hypervisor's mapping out.
+#[test]
+fn axvisor_flags_mapping() {
+    let m = |read, write, exec, kind| Mapping {
+        read,
+        write,
+        exec,
+        kind,
+    };
+    let cases = [
+        // Its stock RAM values: R|W|X and R|W|X|U.
+        (0x7, m(true, true, true, MemKind::Ram)),
+        (0xf, m(true, true, true, MemKind::Ram)),
+        (0x3, m(true, true, false, MemKind::Ram)),
+        (0xb, m(true, true, false, MemKind::Ram)),
+        (0x1, m(true, false, false, MemKind::Ram)),
+        // Device: never executable; no rights named = read+write.
+        (0x10, m(true, true, false, MemKind::Device)),
+        (0x13, m(true, true, false, MemKind::Device)),
+        (0x17, m(true, true, false, MemKind::Device)),
+        (0x11, m(true, false, false, MemKind::Device)),
+        (0x30, m(true, true, false, MemKind::Device)),
+        (0x3b, m(true, true, false, MemKind::Device)),
+        // Uncached RAM.
+        (0x27, m(true, true, true, MemKind::UncachedRam)),
+        (0x2f, m(true, true, true, MemKind::UncachedRam)),
+    ];
+    for (flags, want) in cases {
+        assert_eq!(Mapping::of(flags), want, "flags {flags:#x}");
+        assert_eq!(
+            MemRegion {
+                range: Range::new(0, 0x1000),
+                flags,
+                map_type: 0
+            }
+            .is_ram(),
+            want.kind != MemKind::Device,
+            "flags {flags:#x}"
+        );
+    }
+}
+
+/// A config as AxVisor users write it: 0xf RAM is RAM, 0x10 / 0x30 windows are
+/// devices, and the VM is accepted.
+#[test]
+fn axvisor_flag_values_are_accepted() {
+    for (ram, dev) in [(0x7, 0x10), (0xf, 0x30), (0xf, 0x13), (0xb, 0x1b)] {
+        let text = GOOD.replace(
+            "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+            &format!("memory_regions = [[0x4000_0000, 0x100_0000, {ram:#x}, 0], [0x4100_0000, 0x1000, {dev:#x}, 2]]"),
+        );
+        let p = parse_vm(&text, AARCH64);
+        assert!(
+            !p.problems.has_errors(),
+            "{ram:#x}/{dev:#x}: {:?}",
+            p.problems
+        );
+        let vm = p.vm.unwrap();
+        assert_eq!(vm.ram_size(), 0x100_0000, "{ram:#x}/{dev:#x}");
+        assert_eq!(vm.ram().count(), 1);
+    }
+    // Before, 0xf made the only region device memory: no RAM at all.
+    let only_dev = GOOD.replace(
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x13, 0]]",
+    );
+    expect(
+        &errors(&only_dev),
+        "kernel.memory_regions",
+        "no normal (non-device) memory region",
+    );
+    let uncached = GOOD.replace(
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0], [0x4100_0000, 0x1000, 0x23, 0]]",
+    );
+    expect(
+        &errors(&uncached),
+        "kernel.memory_regions[1][2]",
+        "not supported yet: uncached normal memory",
+    );
 }

@@ -230,7 +230,7 @@ fn region_elements_are_checked_one_by_one() {
     let f = Fixture::new();
     let bad = vm_text(1, "vm1", "").replace(
         "[[0x4000_0000, 0x100_0000, 0x7, 0]]",
-        "[[0x4000_0000, \"big\", 0x7, 0], [0x5000_0000, 0x1000, 0x7], [0x6000_0000, 0x1000, 0x30, 5]]",
+        "[[0x4000_0000, \"big\", 0x7, 0], [0x5000_0000, 0x1000, 0x7], [0x6000_0000, 0x1000, 0x40, 5]]",
     );
     let errs = errors(run(&f, BOARD, &[("a.toml", bad)]));
     expect(
@@ -245,7 +245,7 @@ fn region_elements_are_checked_one_by_one() {
         "kernel.memory_regions[1]",
         "expected [gpa, size, flags, map_type]",
     );
-    expect(&errs, "a.toml", "kernel.memory_regions[2][2]", "flags 0x30");
+    expect(&errs, "a.toml", "kernel.memory_regions[2][2]", "flags 0x40");
     expect(
         &errs,
         "a.toml",
