@@ -26,6 +26,7 @@ pub fn check_vm(
     let memory = memory_regions(&kernel.memory_regions, out);
     let images = kernel_images(kernel, &memory, out);
     let emu_devices = emu_devices(&devices.emu_devices, arch, out);
+    check_plic_sources(&emu_devices, arch, out);
     let passthrough = passthrough(devices, out);
     let interrupt_mode = irq_mode(devices.interrupt_mode.as_deref(), out);
     check_device_overlaps(&emu_devices, &passthrough, &memory, out);
@@ -457,6 +458,35 @@ fn emu_device(raw: &Raw, k: &KeyPath, arch: ArchLimits, out: &mut Problems) -> O
         emu_type: emu_type as u32,
         cfg,
     })
+}
+
+/// riscv64: the console's interrupt is a source of the VM's emulated PLIC, so a
+/// console needs one and a source number it has. A VM with neither a console nor a
+/// PLIC is fine (its guest uses the SBI console and timer only).
+fn check_plic_sources(devs: &[EmuDevice], arch: ArchLimits, out: &mut Problems) {
+    let Some(sources) = arch.plic_sources else {
+        return;
+    };
+    let plic = devs.iter().any(|d| d.emu_type == EMU_PLIC);
+    for d in devs.iter().filter(|d| d.emu_type == EMU_CONSOLE) {
+        if !plic {
+            out.error(
+                &d.key,
+                format!(
+                    "console {:?} needs an emulated PLIC (emu_type 0x30) on {}: its irq_id is a PLIC source (a guest using only the SBI console needs neither the console nor a PLIC)",
+                    d.name, arch.name
+                ),
+            );
+        } else if d.irq == 0 || d.irq > sources {
+            out.error(
+                &d.key.index(3),
+                format!(
+                    "irq_id {} of console {:?} is not a source of the emulated PLIC (1..={sources})",
+                    d.irq, d.name
+                ),
+            );
+        }
+    }
 }
 
 fn device_name(raw: &Raw, k: &KeyPath, out: &mut Problems) -> Option<String> {

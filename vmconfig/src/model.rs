@@ -22,6 +22,11 @@ pub const EMU_TYPES: &[(u32, &str)] = &[
     (0xE3, "virtio-console"),
 ];
 
+/// `emu_type` of a console UART.
+pub const EMU_CONSOLE: u32 = 0x2;
+/// `emu_type` of a RISC-V PLIC.
+pub const EMU_PLIC: u32 = 0x30;
+
 /// Memory region flag bits (`memory_regions` third field): AxVisor's mapping flags.
 /// Its stock configs use 0x7 and 0xf (read, write, execute, user) for RAM and 0x13 /
 /// 0x33 style values for device windows.
@@ -242,17 +247,26 @@ pub struct ArchLimits {
     pub name: &'static str,
     /// The largest interrupt number a device may have.
     pub max_irq: u64,
+    /// Device interrupts are sources of an emulated PLIC (emu_type 0x30) numbered
+    /// 1..=this (riscv64): a console with an interrupt needs that PLIC in the same
+    /// VM. `None`: the architecture's interrupt controller needs no such pairing
+    /// here (aarch64's GIC rules are board checks).
+    pub plic_sources: Option<u32>,
 }
 
 pub const AARCH64: ArchLimits = ArchLimits {
     name: "aarch64",
     max_irq: 1019,
+    plic_sources: None,
 };
 pub const RISCV64: ArchLimits = ArchLimits {
     name: "riscv64",
     max_irq: 1023,
+    // The hypervisor's virtual PLIC (QEMU virt's source count).
+    plic_sources: Some(95),
 };
 pub const X86_64: ArchLimits = ArchLimits {
     name: "x86_64",
     max_irq: 255,
+    plic_sources: None,
 };

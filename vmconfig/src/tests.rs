@@ -383,3 +383,61 @@ fn axvisor_flag_values_are_accepted() {
         "not supported yet: uncached normal memory",
     );
 }
+
+const RISCV: &str = r#"
+[base]
+id = 1
+name = "rv"
+cpu_num = 1
+
+[kernel]
+entry_point = 0x8020_0000
+kernel_path = "k.bin"
+kernel_load_addr = 0x8020_0000
+memory_regions = [[0x8000_0000, 0x100_0000, 0xf, 0]]
+
+[devices]
+emu_devices = [
+    ["plic", 0x0c00_0000, 0x60_0000, 0, 0x30, []],
+    ["uart", 0x1000_0000, 0x100, 10, 0x2, []],
+]
+"#;
+
+/// riscv64: a console's interrupt is a PLIC source; no console and no PLIC (a guest
+/// of the SBI console and timer) is a valid VM.
+#[test]
+fn riscv_console_needs_the_plic() {
+    assert!(parse_vm(RISCV, RISCV64).vm.is_some());
+    let no_plic = RISCV.replace("    [\"plic\", 0x0c00_0000, 0x60_0000, 0, 0x30, []],\n", "");
+    let p = parse_vm(&no_plic, RISCV64);
+    assert!(p.vm.is_none());
+    expect(
+        &errors_of(&no_plic, RISCV64),
+        "devices.emu_devices[0]",
+        "needs an emulated PLIC (emu_type 0x30) on riscv64",
+    );
+    // The same VM on aarch64 has no such rule (its GIC is checked against the board).
+    assert!(!parse_vm(&no_plic, AARCH64).problems.has_errors());
+    for irq in [0, 96] {
+        let bad = RISCV.replace("0x100, 10, 0x2", &format!("0x100, {irq}, 0x2"));
+        expect(
+            &errors_of(&bad, RISCV64),
+            "devices.emu_devices[1][3]",
+            "is not a source of the emulated PLIC (1..=95)",
+        );
+    }
+    let bare = RISCV.replace(
+        "emu_devices = [\n    [\"plic\", 0x0c00_0000, 0x60_0000, 0, 0x30, []],\n    [\"uart\", 0x1000_0000, 0x100, 10, 0x2, []],\n]",
+        "emu_devices = []",
+    );
+    assert!(bare.contains("emu_devices = []"));
+    let p = parse_vm(&bare, RISCV64);
+    assert!(p.problems.items.is_empty(), "{:?}", p.problems);
+    assert!(p.vm.unwrap().emu_devices.is_empty());
+}
+
+fn errors_of(text: &str, arch: ArchLimits) -> Vec<String> {
+    let p = parse_vm(text, arch);
+    assert!(p.vm.is_none(), "accepted:\n{text}");
+    p.problems.errors().map(|e| e.to_string()).collect()
+}

@@ -73,6 +73,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "qemu-riscv64 with its first secondary hart started at the image entry `_start` (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
     ),
     (
+        "riscv64-sbi-only",
+        "qemu-riscv64: a VM with no emulated devices (configs/vms/testguest-riscv64-qemu-smp2-sbi.toml, the test guest with `sbi-only`: SBI console and timer, no UART, no PLIC) next to a normal test VM; its device tree has no PLIC and no interrupt wiring; both pass, exit 0",
+    ),
+    (
         "riscv64-linux",
         "qemu-riscv64: Debian's riscv64 Linux (2 vCPUs) and a test-guest VM (2 vCPUs) at the same time, each finishing; exit 0",
     ),
@@ -120,6 +124,10 @@ const RISCV64_FAULT_VMS: [&str; 2] = [
 ];
 const RISCV64_LINUX_VMS: [&str; 2] = [
     "configs/vms/linux-riscv64-qemu-smp2.toml",
+    "configs/vms/testguest-riscv64-qemu-smp2-b.toml",
+];
+const RISCV64_SBI_VMS: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-smp2-sbi.toml",
     "configs/vms/testguest-riscv64-qemu-smp2-b.toml",
 ];
 const RESET_VMS: [&str; 2] = [
@@ -284,6 +292,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
+        "riscv64-sbi-only" => sbi_only(ws, name),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
         "riscv64-reenter-start" => reenter_start(ws, name),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
@@ -521,6 +530,28 @@ fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Re
     }
     for vm in plan.vms.iter().filter(|v| v.name != "linux") {
         check_summary(&out, &vm.name, &mut problems);
+    }
+    verdict(&problems, &out)
+}
+
+/// A riscv64 VM with no emulated devices whose guest uses only the SBI console and
+/// timer, next to a normal test VM: both pass, and the guest saw no PLIC and no
+/// interrupt wiring in its device tree.
+fn sbi_only(ws: &Workspace, name: &str) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, RISCV64_BOARD, &RISCV64_SBI_VMS)?;
+    let mut problems = Vec::new();
+    check_all_pass(&plan, &outcome, &out, &mut problems);
+    let sbi = vm_with_word(&plan, "sbi-only", &RISCV64_SBI_VMS)?;
+    let lines = vm_lines(&out, &sbi.name);
+    for want in [
+        "testguest: sbi-only: console and timer through the SBI",
+        "testguest: sbi-only: device tree: PLIC absent, 0 nodes with interrupts or an interrupt-parent",
+        "ok: timer",
+        "ok: smp",
+    ] {
+        if !lines.iter().any(|l| l.starts_with(want)) {
+            problems.push(format!("no line `[{}] {want}...`", sbi.name));
+        }
     }
     verdict(&problems, &out)
 }
