@@ -1050,3 +1050,45 @@ fn repository_gicv2_vms_only_on_the_gicv2_board() {
         "{errs:?}"
     );
 }
+
+/// AxVisor's stock aarch64 QEMU configs map 1 GiB of RAM identically at 0x8000_0000
+/// with flags 0xf: that fits the qemu-aarch64 board (4 GiB at 0x4000_0000), and a
+/// region past its RAM still gets a clear message.
+#[test]
+fn stock_identity_gib_fits_the_qemu_board() {
+    let f = Fixture::new();
+    let board = std::fs::read_to_string(repo().join("configs/board/qemu-aarch64.toml")).unwrap();
+    let stock = |base: &str| {
+        vm_text(1, "vm1", "").replace(
+            "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+            &format!("memory_regions = [[{base}, 0x4000_0000, 0xf, 1]]"),
+        )
+        .replace("0x4008_0000", &base.replace("0000_0000", "0008_0000"))
+    };
+    let g = guests();
+    let b = f.write("board.toml", &board);
+    let vm = f.write("a.toml", &stock("0x8000_0000"));
+    let plan = load(
+        repo(),
+        &b,
+        VmList::Override(&[vm.clone()]),
+        &Context { guest_crates: &g },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.vms[0].ram_size(), 0x4000_0000);
+    assert_eq!(plan.vms[0].memory[0].map_type, 1);
+    // 0x1_2000_0000 + 1 GiB ends past 0x1_4000_0000, the end of the board's RAM.
+    let vm = f.write("a.toml", &stock("0x1_2000_0000"));
+    let errs = errors(load(
+        repo(),
+        &b,
+        VmList::Override(&[vm]),
+        &Context { guest_crates: &g },
+    ));
+    expect(
+        &errs,
+        "a.toml",
+        "kernel.memory_regions[0]",
+        "identity region 0x120000000..0x160000000 is outside board qemu-aarch64's RAM (0x40000000..0x140000000)",
+    );
+}
