@@ -41,9 +41,10 @@ fn dtb_slice(dtb: usize) -> Option<&'static [u8]> {
 pub fn primary_main(dtb: usize) -> ! {
     let Some(blob) = dtb_slice(dtb) else { halt() };
     // Without a console there is no one to tell: stop quietly.
-    let Ok(p) = Current::discover(blob) else {
+    let Ok(mut p) = Current::discover(blob) else {
         halt()
     };
+    p.dtb = Some(blob);
     if let Err(why) = Current::init_primary(&p) {
         refuse(&p, why);
     }

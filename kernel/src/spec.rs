@@ -61,6 +61,15 @@ pub struct PassthroughDevice {
     pub irq: u32,
 }
 
+/// Passthrough by device-tree path (AxVisor's `passthrough_devices = [["/path"]]`):
+/// resolved against the DTB the hypervisor booted with when it builds the VM,
+/// leaving out what `excluded` names (`vmconfig::devtree`, `vmm::dtpass`).
+#[derive(Clone, Copy, Debug)]
+pub struct DtPassthrough {
+    pub paths: &'static [&'static str],
+    pub excluded: &'static [&'static str],
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InterruptMode {
     NoIrq,
@@ -88,6 +97,8 @@ pub struct VmSpec {
     pub memory_regions: &'static [MemRegion],
     pub emu_devices: &'static [EmuDevice],
     pub passthrough_devices: &'static [PassthroughDevice],
+    /// Device-tree path passthrough, if the config has any.
+    pub dt_passthrough: Option<DtPassthrough>,
     pub interrupt_mode: InterruptMode,
 }
 
@@ -135,5 +146,6 @@ pub const TEST_SPEC: VmSpec = VmSpec {
     memory_regions: &[],
     emu_devices: &[],
     passthrough_devices: &[],
+    dt_passthrough: None,
     interrupt_mode: InterruptMode::NoIrq,
 };

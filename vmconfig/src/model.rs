@@ -167,6 +167,16 @@ pub struct PassDevice {
     pub irq: u32,
 }
 
+/// A device-tree path in `passthrough_devices` (AxVisor's `["/pl011@9000000"]`) or in
+/// `excluded_devices`. Passthrough paths are resolved against the host's device tree
+/// (`devtree::Tree::passthrough`): by xtask from the board's DTB, by the hypervisor
+/// from the DTB it booted with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DtPath {
+    pub key: KeyPath,
+    pub path: String,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IrqMode {
     NoIrq,
@@ -196,6 +206,11 @@ pub struct VmConfig<I = ImageRef> {
     pub memory: Vec<MemRegion>,
     pub emu_devices: Vec<EmuDevice>,
     pub passthrough: Vec<PassDevice>,
+    /// `passthrough_devices` given as device-tree paths.
+    pub dt_passthrough: Vec<DtPath>,
+    /// `excluded_devices`: device-tree nodes (and their subtrees) the paths above
+    /// do not pass through.
+    pub excluded: Vec<DtPath>,
     pub interrupt_mode: IrqMode,
 }
 
@@ -236,6 +251,8 @@ impl<I> VmConfig<I> {
             memory: self.memory,
             emu_devices: self.emu_devices,
             passthrough: self.passthrough,
+            dt_passthrough: self.dt_passthrough,
+            excluded: self.excluded,
             interrupt_mode: self.interrupt_mode,
         }
     }

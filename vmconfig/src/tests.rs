@@ -233,7 +233,7 @@ fn devices_unknown_type_overlaps_and_shapes() {
 fn passthrough_and_modes() {
     let text = GOOD.replace(
         "[devices]",
-        "[devices]\ninterrupt_mode = \"magic\"\npassthrough_devices = [[\"/soc/x\"], [\"p\", 0x1000, 0x1001, 0x1000, 1]]\npassthrough_addresses = [[0x2000, 0]]",
+        "[devices]\ninterrupt_mode = \"magic\"\npassthrough_devices = [[\"soc x\"], [\"p\", 0x1000, 0x1001, 0x1000, 1]]\nexcluded_devices = [[\"/a\"], 5]\npassthrough_addresses = [[0x2000, 0]]",
     );
     let errs = errors(&text);
     expect(
@@ -244,7 +244,12 @@ fn passthrough_and_modes() {
     expect(
         &errs,
         "devices.passthrough_devices[0]",
-        "device-tree path passthrough",
+        "\"soc x\" is not a device-tree path",
+    );
+    expect(
+        &errs,
+        "devices.excluded_devices[1]",
+        "expected a device-tree path [\"/path\"], found 5",
     );
     expect(&errs, "devices.passthrough_devices[1]", "not 4 KiB aligned");
     expect(
@@ -440,4 +445,41 @@ fn errors_of(text: &str, arch: ArchLimits) -> Vec<String> {
     let p = parse_vm(text, arch);
     assert!(p.vm.is_none(), "accepted:\n{text}");
     p.problems.errors().map(|e| e.to_string()).collect()
+}
+
+/// AxVisor's device-tree passthrough entries: `["/path"]` (or a bare string) next to
+/// the five-element form; `excluded_devices` the same way.
+#[test]
+fn device_tree_paths() {
+    let text = GOOD.replace(
+        "[devices]",
+        "[devices]\npassthrough_devices = [[\"/pl031@9010000\"], \"/soc\", [\"p\", 0x1000, 0x1000, 0x1000, 1]]\nexcluded_devices = [[\"/soc/gpio@1000\"]]",
+    );
+    let p = parse_vm(&text, AARCH64);
+    assert!(p.problems.items.is_empty(), "{:?}", p.problems);
+    let vm = p.vm.unwrap();
+    let paths: Vec<(&str, String)> = vm
+        .dt_passthrough
+        .iter()
+        .map(|d| (d.path.as_str(), d.key.to_string()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            (
+                "/pl031@9010000",
+                "devices.passthrough_devices[0]".to_string()
+            ),
+            ("/soc", "devices.passthrough_devices[1]".to_string())
+        ]
+    );
+    assert_eq!(vm.passthrough.len(), 1);
+    assert_eq!(vm.excluded.len(), 1);
+    assert_eq!(vm.excluded[0].path, "/soc/gpio@1000");
+    // Exclusions without paths to narrow: a warning.
+    let text = GOOD.replace("[devices]", "[devices]\nexcluded_devices = [[\"/gic\"]]");
+    let p = parse_vm(&text, AARCH64);
+    assert!(!p.problems.has_errors());
+    let w: Vec<String> = p.problems.items.iter().map(|e| e.to_string()).collect();
+    expect(&w, "devices.excluded_devices", "ignored: excluded_devices");
 }

@@ -84,6 +84,7 @@ fn vm_spec(s: &mut String, vm: &Vm, guests: &GuestImages) -> Result<()> {
     let _ = writeln!(s, "        memory_regions: &[{}],", regions(vm));
     let _ = writeln!(s, "        emu_devices: &[{}],", emu_devices(vm));
     let _ = writeln!(s, "        passthrough_devices: &[{}],", pass_devices(vm));
+    let _ = writeln!(s, "        dt_passthrough: {},", dt_passthrough(vm));
     let mode = match vm.interrupt_mode {
         IrqMode::NoIrq => "NoIrq",
         IrqMode::Emulated => "Emulated",
@@ -147,6 +148,23 @@ fn pass_devices(vm: &Vm) -> String {
     items.join(", ")
 }
 
+/// Device-tree paths stay paths: the hypervisor resolves them at boot against the
+/// DTB it is given (xtask checked them against the board's).
+fn dt_passthrough(vm: &Vm) -> String {
+    if vm.dt_passthrough.is_empty() {
+        return "None".into();
+    }
+    let list = |l: &[vmconfig::DtPath]| {
+        let items: Vec<String> = l.iter().map(|p| format!("{:?}", p.path)).collect();
+        items.join(", ")
+    };
+    format!(
+        "Some(DtPassthrough {{ paths: &[{}], excluded: &[{}] }})",
+        list(&vm.dt_passthrough),
+        list(&vm.excluded)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +203,7 @@ mod tests {
         ));
         assert!(src.contains("EmuDevice { name: \"uart\", base_gpa: 0x9000000, length: 0x1000, irq: 33, emu_type: 0x2, cfg: &[] }"));
         assert!(src.contains("interrupt_mode: InterruptMode::Emulated,"));
+        assert!(src.contains("dt_passthrough: None,"));
         // Missing guest binaries are an error, not a broken file.
         assert!(generate(&plan, &GuestImages::new()).is_err());
     }

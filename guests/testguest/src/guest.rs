@@ -78,6 +78,10 @@ fn run_checks(platform: &Result<Platform, Why>) {
         checks::hypercall::run(platform.as_ref().ok())
     });
     report::run("unknown-call", checks::unknown_call);
+    let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
+    if let Some(base) = checks::passthrough::requested(bootargs) {
+        report::run("passthrough", || checks::passthrough::run(base));
+    }
 }
 
 /// Whether the boot arguments hold `word`: `fault` (read past the end of RAM after

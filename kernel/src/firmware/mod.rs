@@ -233,6 +233,9 @@ pub struct BoardInfo {
     pub firmware: FirmwareInterfaces,
     /// An initial ramdisk the boot loader placed, if it says so.
     pub initrd: Option<Range>,
+    /// The device tree the hypervisor booted with (it stays in place for good), for
+    /// VMs that pass devices through by device-tree path.
+    pub dtb: Option<&'static [u8]>,
 }
 
 impl BoardInfo {
@@ -250,6 +253,7 @@ impl BoardInfo {
                 sifive_test: None,
             },
             initrd: None,
+            dtb: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod hypercall;
 pub mod memory;
+pub mod passthrough;
 pub mod smp;
 pub mod timer;
 

@@ -9,7 +9,9 @@ use alloc::vec::Vec;
 
 use vmconfig::{IrqMode, VmConfig};
 
-use crate::spec::{EmuDevice, Image, InterruptMode, MapType, MemRegion, PassthroughDevice, VmSpec};
+use crate::spec::{
+    DtPassthrough, EmuDevice, Image, InterruptMode, MapType, MemRegion, PassthroughDevice, VmSpec,
+};
 
 /// The bytes of a config's kernel, DTB and ramdisk.
 pub struct Images {
@@ -58,6 +60,7 @@ pub fn leak_spec(cfg: VmConfig, images: Images, pcpus: Vec<u32>) -> &'static VmS
             .map(pass_device)
             .collect::<Vec<_>>()
             .leak(),
+        dt_passthrough: dt_passthrough(&cfg.dt_passthrough, &cfg.excluded),
         interrupt_mode: match cfg.interrupt_mode {
             IrqMode::NoIrq => InterruptMode::NoIrq,
             IrqMode::Emulated => InterruptMode::Emulated,
@@ -65,6 +68,22 @@ pub fn leak_spec(cfg: VmConfig, images: Images, pcpus: Vec<u32>) -> &'static VmS
         },
     };
     Box::leak(Box::new(spec))
+}
+
+fn dt_passthrough(
+    paths: &[vmconfig::DtPath],
+    excluded: &[vmconfig::DtPath],
+) -> Option<DtPassthrough> {
+    let leak = |l: &[vmconfig::DtPath]| -> &'static [&'static str] {
+        l.iter()
+            .map(|p| leak_str(p.path.clone()))
+            .collect::<Vec<_>>()
+            .leak()
+    };
+    (!paths.is_empty()).then(|| DtPassthrough {
+        paths: leak(paths),
+        excluded: leak(excluded),
+    })
 }
 
 fn region(m: &vmconfig::MemRegion) -> MemRegion {
