@@ -14,12 +14,12 @@ pub type Str = Cow<'static, str>;
 /// A list of a spec, borrowed or owned like [`Str`].
 pub type List<T> = Cow<'static, [T]>;
 
-/// Flags of a memory region (AxVisor `memory_regions` flags field).
+/// Flags of a memory region (AxVisor `memory_regions` flags field); what they mean
+/// is `vmconfig::Mapping::of`.
 pub mod mem_flags {
-    pub const READ: u64 = 1 << 0;
-    pub const WRITE: u64 = 1 << 1;
-    pub const EXECUTE: u64 = 1 << 2;
-    pub const DEVICE: u64 = 1 << 3;
+    pub use vmconfig::{
+        FLAG_DEVICE as DEVICE, FLAG_EXECUTE as EXECUTE, FLAG_READ as READ, FLAG_WRITE as WRITE,
+    };
 }
 
 /// How a guest-physical region is backed (AxVisor `map_type`).
@@ -69,6 +69,15 @@ pub struct PassthroughDevice {
     pub irq: u32,
 }
 
+/// Passthrough by device-tree path (AxVisor's `passthrough_devices = [["/path"]]`):
+/// resolved against the DTB the hypervisor booted with when it builds the VM,
+/// leaving out what `excluded` names (`vmconfig::devtree`, `vmm::dtpass`).
+#[derive(Clone, Debug)]
+pub struct DtPassthrough {
+    pub paths: List<Str>,
+    pub excluded: List<Str>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InterruptMode {
     NoIrq,
@@ -99,6 +108,8 @@ pub struct VmSpec {
     pub memory_regions: List<MemRegion>,
     pub emu_devices: List<EmuDevice>,
     pub passthrough_devices: List<PassthroughDevice>,
+    /// Device-tree path passthrough, if the config has any.
+    pub dt_passthrough: Option<DtPassthrough>,
     pub interrupt_mode: InterruptMode,
 }
 
@@ -146,5 +157,6 @@ pub const TEST_SPEC: VmSpec = VmSpec {
     memory_regions: Cow::Borrowed(&[]),
     emu_devices: Cow::Borrowed(&[]),
     passthrough_devices: Cow::Borrowed(&[]),
+    dt_passthrough: None,
     interrupt_mode: InterruptMode::NoIrq,
 };

@@ -26,7 +26,8 @@ pub fn check_vm(
     let memory = memory_regions(&kernel.memory_regions, out);
     let images = kernel_images(kernel, &memory, out);
     let emu_devices = emu_devices(&devices.emu_devices, arch, out);
-    let passthrough = passthrough(devices, out);
+    check_plic_sources(&emu_devices, arch, out);
+    let (passthrough, dt_passthrough, excluded) = passthrough(devices, out);
     let interrupt_mode = irq_mode(devices.interrupt_mode.as_deref(), out);
     check_device_overlaps(&emu_devices, &passthrough, &memory, out);
     let (kernel_img, dtb, ramdisk, dtb_load_gpa) = images?;
@@ -47,6 +48,8 @@ pub fn check_vm(
         memory,
         emu_devices,
         passthrough,
+        dt_passthrough,
+        excluded,
         interrupt_mode: interrupt_mode?,
     })
 }
@@ -188,12 +191,21 @@ fn memory_region(raw: &Raw, k: &KeyPath, out: &mut Problems) -> Option<MemRegion
     let map_type = int_at(l, 3, k, "map_type", out);
     let (gpa, size, flags, map_type) = (gpa?, size?, flags?, map_type?);
     let mut ok = true;
-    if flags & !0xF != 0 || flags & (FLAG_READ | FLAG_WRITE | FLAG_EXECUTE) == 0 {
+    let rights = flags & (FLAG_READ | FLAG_WRITE | FLAG_EXECUTE);
+    if flags & !FLAGS_KNOWN != 0 || (rights == 0 && flags & FLAG_DEVICE == 0) {
         out.error(
             &k.index(2),
-            format!("flags {flags:#x}: use bits 0x1 read, 0x2 write, 0x4 execute, 0x8 device (at least one of R/W/X)"),
+            format!("flags {flags:#x}: use AxVisor's bits 0x1 read, 0x2 write, 0x4 execute, 0x8 user, 0x10 device, 0x20 uncached (memory needs at least one of read/write/execute)"),
         );
         ok = false;
+    } else if Mapping::of(flags).kind == MemKind::UncachedRam {
+        out.error(&k.index(2), format!("flags {flags:#x}: {UNCACHED_RAM}"));
+        ok = false;
+    } else if flags & FLAG_DEVICE != 0 && flags & FLAG_EXECUTE != 0 {
+        out.warning(
+            &k.index(2),
+            format!("flags {flags:#x}: execute (0x4) is ignored on device memory (0x10): it is never executable"),
+        );
     }
     if map_type > 2 {
         out.error(
@@ -450,6 +462,35 @@ fn emu_device(raw: &Raw, k: &KeyPath, arch: ArchLimits, out: &mut Problems) -> O
     })
 }
 
+/// riscv64: the console's interrupt is a source of the VM's emulated PLIC, so a
+/// console needs one and a source number it has. A VM with neither a console nor a
+/// PLIC is fine (its guest uses the SBI console and timer only).
+fn check_plic_sources(devs: &[EmuDevice], arch: ArchLimits, out: &mut Problems) {
+    let Some(sources) = arch.plic_sources else {
+        return;
+    };
+    let plic = devs.iter().any(|d| d.emu_type == EMU_PLIC);
+    for d in devs.iter().filter(|d| d.emu_type == EMU_CONSOLE) {
+        if !plic {
+            out.error(
+                &d.key,
+                format!(
+                    "console {:?} needs an emulated PLIC (emu_type 0x30) on {}: its irq_id is a PLIC source (a guest using only the SBI console needs neither the console nor a PLIC)",
+                    d.name, arch.name
+                ),
+            );
+        } else if d.irq == 0 || d.irq > sources {
+            out.error(
+                &d.key.index(3),
+                format!(
+                    "irq_id {} of console {:?} is not a source of the emulated PLIC (1..={sources})",
+                    d.irq, d.name
+                ),
+            );
+        }
+    }
+}
+
 fn device_name(raw: &Raw, k: &KeyPath, out: &mut Problems) -> Option<String> {
     match raw {
         Raw::Str(s) if !s.is_empty() => Some(s.clone()),
@@ -480,12 +521,17 @@ fn emu_cfg(raw: Option<&Raw>, k: &KeyPath, out: &mut Problems) -> Option<Vec<u64
     vals.into_iter().collect()
 }
 
-fn passthrough(d: &DevicesToml, out: &mut Problems) -> Vec<PassDevice> {
+type Passthrough = (Vec<PassDevice>, Vec<DtPath>, Vec<DtPath>);
+
+fn passthrough(d: &DevicesToml, out: &mut Problems) -> Passthrough {
     let key = KeyPath::new("devices");
     let mut devs = Vec::new();
+    let mut paths = Vec::new();
     for (i, raw) in d.passthrough_devices.iter().enumerate() {
         let k = key.key("passthrough_devices").index(i);
-        if let Some(p) = pass_device(raw, &k, out) {
+        if let Some(path) = dt_path(raw, &k, out) {
+            paths.extend(path);
+        } else if let Some(p) = pass_device(raw, &k, out) {
             devs.push(p);
         }
     }
@@ -495,13 +541,51 @@ fn passthrough(d: &DevicesToml, out: &mut Problems) -> Vec<PassDevice> {
             devs.push(p);
         }
     }
-    if !d.excluded_devices.is_empty() {
+    let mut excluded = Vec::new();
+    for (i, raw) in d.excluded_devices.iter().enumerate() {
+        let k = key.key("excluded_devices").index(i);
+        match dt_path(raw, &k, out) {
+            Some(p) => excluded.extend(p),
+            None => out.error(
+                &k,
+                format!(
+                    "expected a device-tree path [\"/path\"], found {}",
+                    describe(raw)
+                ),
+            ),
+        }
+    }
+    if !excluded.is_empty() && paths.is_empty() {
         out.warning(
             &key.key("excluded_devices"),
-            "ignored: excluded_devices only applies to device-tree passthrough, which is not supported yet",
+            "ignored: excluded_devices only narrows device-tree path entries of passthrough_devices, and there are none",
         );
     }
-    devs
+    (devs, paths, excluded)
+}
+
+/// `["/dt/path"]` (AxVisor's form) or `"/dt/path"`: `Some(Some(path))`; `Some(None)`
+/// after reporting a string that is not a path; `None` when `raw` is not of that form.
+fn dt_path(raw: &Raw, k: &KeyPath, out: &mut Problems) -> Option<Option<DtPath>> {
+    let s = match raw {
+        Raw::Str(s) => s,
+        Raw::List(l) if l.len() == 1 => match &l[0] {
+            Raw::Str(s) => s,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    if !s.starts_with('/') || s.contains("//") || s.chars().any(char::is_whitespace) {
+        out.error(
+            k,
+            format!("{s:?} is not a device-tree path (\"/node@unit/child\")"),
+        );
+        return Some(None);
+    }
+    Some(Some(DtPath {
+        key: k.clone(),
+        path: s.clone(),
+    }))
 }
 
 fn pass_address(raw: &Raw, k: &KeyPath, out: &mut Problems) -> Option<PassDevice> {
@@ -520,15 +604,6 @@ fn pass_address(raw: &Raw, k: &KeyPath, out: &mut Problems) -> Option<PassDevice
 }
 
 fn pass_device(raw: &Raw, k: &KeyPath, out: &mut Problems) -> Option<PassDevice> {
-    if let Raw::List(l) = raw {
-        if l.len() == 1 && matches!(l[0], Raw::Str(_)) {
-            out.error(
-                k,
-                "not supported yet: device-tree path passthrough ([\"/dt/path\"]); give [name, gpa, hpa, length, irq]",
-            );
-            return None;
-        }
-    }
     let shape = "[name, base_gpa, base_hpa, length, irq_id]";
     let l = list_of(raw, k, shape, 5..=5, out)?;
     let name = device_name(&l[0], k, out);

@@ -13,6 +13,8 @@ extern crate alloc;
 
 pub mod check;
 pub mod cpus;
+#[cfg(feature = "devtree")]
+pub mod devtree;
 pub mod key;
 pub mod model;
 #[cfg(feature = "parse")]

@@ -22,11 +22,87 @@ pub const EMU_TYPES: &[(u32, &str)] = &[
     (0xE3, "virtio-console"),
 ];
 
-/// Memory region flag bits (`memory_regions` third field).
-pub const FLAG_READ: u64 = 1;
-pub const FLAG_WRITE: u64 = 2;
-pub const FLAG_EXECUTE: u64 = 4;
-pub const FLAG_DEVICE: u64 = 8;
+/// `emu_type` of a console UART.
+pub const EMU_CONSOLE: u32 = 0x2;
+/// `emu_type` of a RISC-V PLIC.
+pub const EMU_PLIC: u32 = 0x30;
+
+/// Memory region flag bits (`memory_regions` third field): AxVisor's mapping flags.
+/// Its stock configs use 0x7 and 0xf (read, write, execute, user) for RAM and 0x13 /
+/// 0x33 style values for device windows.
+pub const FLAG_READ: u64 = 1 << 0;
+pub const FLAG_WRITE: u64 = 1 << 1;
+pub const FLAG_EXECUTE: u64 = 1 << 2;
+/// "User" in AxVisor's flags. A second-stage mapping has no user/kernel split (the
+/// guest's own page tables decide that), so it is accepted and has no effect.
+pub const FLAG_USER: u64 = 1 << 3;
+/// Device memory: mapped as device (uncached, no speculation, never executable),
+/// not RAM (no memory node in the guest's device tree, never zeroed or loaded).
+pub const FLAG_DEVICE: u64 = 1 << 4;
+/// Uncached normal memory: RAM the guest sees uncached (a shared buffer with a
+/// non-coherent device).
+pub const FLAG_UNCACHED: u64 = 1 << 5;
+/// Every flag bit that has a meaning.
+pub const FLAGS_KNOWN: u64 = 0x3f;
+
+/// Why a region of [`MemKind::UncachedRam`] is refused (by the checks and by the
+/// hypervisor): its second-stage mappings know normal cacheable and device memory.
+pub const UNCACHED_RAM: &str = "not supported yet: uncached normal memory (0x20 without 0x10 device); a window shared with a non-coherent device can be device memory (0x10 or 0x30)";
+
+/// What a region is to the hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemKind {
+    /// Normal, cacheable RAM.
+    Ram,
+    /// RAM mapped uncached (normal non-cacheable where the architecture says so).
+    UncachedRam,
+    /// Device memory.
+    Device,
+}
+
+/// The hypervisor's reading of a region's AxVisor flags: access rights and kind.
+/// The one place the flag bits are interpreted (xtask, the hypervisor's fs VMs and
+/// its built-in table all go through it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+    pub kind: MemKind,
+}
+
+impl Mapping {
+    /// `flags` as the hypervisor maps them. Bits without a meaning are ignored here
+    /// (the checks reject them). Device memory is never executable; a device region
+    /// that names none of read/write/execute (AxVisor's `0x10`, `0x30`) is read+write.
+    pub const fn of(flags: u64) -> Self {
+        let device = flags & FLAG_DEVICE != 0;
+        let rights = flags & (FLAG_READ | FLAG_WRITE | FLAG_EXECUTE);
+        let flags = if device && rights == 0 {
+            flags | FLAG_READ | FLAG_WRITE
+        } else {
+            flags
+        };
+        let kind = if device {
+            MemKind::Device
+        } else if flags & FLAG_UNCACHED != 0 {
+            MemKind::UncachedRam
+        } else {
+            MemKind::Ram
+        };
+        Self {
+            read: flags & FLAG_READ != 0,
+            write: flags & FLAG_WRITE != 0,
+            exec: flags & FLAG_EXECUTE != 0 && !device,
+            kind,
+        }
+    }
+
+    /// Whether the region is the guest's RAM (in its memory map, zeroed, loaded).
+    pub const fn is_ram(&self) -> bool {
+        !matches!(self.kind, MemKind::Device)
+    }
+}
 
 /// Where a VM's images and config live at run time (`kernel.image_location`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,7 +138,12 @@ pub struct MemRegion {
 
 impl MemRegion {
     pub fn is_ram(&self) -> bool {
-        self.flags & FLAG_DEVICE == 0
+        self.mapping().is_ram()
+    }
+
+    /// How the hypervisor maps the region ([`Mapping::of`] its flags).
+    pub fn mapping(&self) -> Mapping {
+        Mapping::of(self.flags)
     }
 }
 
@@ -84,6 +165,16 @@ pub struct PassDevice {
     pub hpa: u64,
     pub len: u64,
     pub irq: u32,
+}
+
+/// A device-tree path in `passthrough_devices` (AxVisor's `["/pl011@9000000"]`) or in
+/// `excluded_devices`. Passthrough paths are resolved against the host's device tree
+/// (`devtree::Tree::passthrough`): by xtask from the board's DTB, by the hypervisor
+/// from the DTB it booted with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DtPath {
+    pub key: KeyPath,
+    pub path: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +206,11 @@ pub struct VmConfig<I = ImageRef> {
     pub memory: Vec<MemRegion>,
     pub emu_devices: Vec<EmuDevice>,
     pub passthrough: Vec<PassDevice>,
+    /// `passthrough_devices` given as device-tree paths.
+    pub dt_passthrough: Vec<DtPath>,
+    /// `excluded_devices`: device-tree nodes (and their subtrees) the paths above
+    /// do not pass through.
+    pub excluded: Vec<DtPath>,
     pub interrupt_mode: IrqMode,
 }
 
@@ -155,6 +251,8 @@ impl<I> VmConfig<I> {
             memory: self.memory,
             emu_devices: self.emu_devices,
             passthrough: self.passthrough,
+            dt_passthrough: self.dt_passthrough,
+            excluded: self.excluded,
             interrupt_mode: self.interrupt_mode,
         }
     }
@@ -166,17 +264,26 @@ pub struct ArchLimits {
     pub name: &'static str,
     /// The largest interrupt number a device may have.
     pub max_irq: u64,
+    /// Device interrupts are sources of an emulated PLIC (emu_type 0x30) numbered
+    /// 1..=this (riscv64): a console with an interrupt needs that PLIC in the same
+    /// VM. `None`: the architecture's interrupt controller needs no such pairing
+    /// here (aarch64's GIC rules are board checks).
+    pub plic_sources: Option<u32>,
 }
 
 pub const AARCH64: ArchLimits = ArchLimits {
     name: "aarch64",
     max_irq: 1019,
+    plic_sources: None,
 };
 pub const RISCV64: ArchLimits = ArchLimits {
     name: "riscv64",
     max_irq: 1023,
+    // The hypervisor's virtual PLIC (QEMU virt's source count).
+    plic_sources: Some(95),
 };
 pub const X86_64: ArchLimits = ArchLimits {
     name: "x86_64",
     max_irq: 255,
+    plic_sources: None,
 };

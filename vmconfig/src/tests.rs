@@ -102,7 +102,7 @@ fn key_at_finds_nested_values() {
 fn regions_overlapping_unaligned_and_empty() {
     let text = GOOD.replace(
         "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
-        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0], [0x4080_0000, 0x100_0000, 0x7, 0], [0x5000_0800, 0x1000, 0x7, 0], [0x6000_0000, 0, 0x7, 0], [0x7000_0000, 0x1000, 0x10, 5]]",
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0], [0x4080_0000, 0x100_0000, 0x7, 0], [0x5000_0800, 0x1000, 0x7, 0], [0x6000_0000, 0, 0x7, 0], [0x7000_0000, 0x1000, 0x47, 5], [0x7100_0000, 0x1000, 0x8, 0]]",
     );
     let errs = errors(&text);
     expect(
@@ -112,7 +112,9 @@ fn regions_overlapping_unaligned_and_empty() {
     );
     expect(&errs, "kernel.memory_regions[2]", "not 4 KiB aligned");
     expect(&errs, "kernel.memory_regions[3]", "region size is 0");
-    expect(&errs, "kernel.memory_regions[4][2]", "flags 0x10");
+    expect(&errs, "kernel.memory_regions[4][2]", "flags 0x47");
+    // User only: memory the guest may not read, write or execute.
+    expect(&errs, "kernel.memory_regions[5][2]", "flags 0x8");
     expect(&errs, "kernel.memory_regions[4][3]", "unknown map_type 5");
 }
 
@@ -231,7 +233,7 @@ fn devices_unknown_type_overlaps_and_shapes() {
 fn passthrough_and_modes() {
     let text = GOOD.replace(
         "[devices]",
-        "[devices]\ninterrupt_mode = \"magic\"\npassthrough_devices = [[\"/soc/x\"], [\"p\", 0x1000, 0x1001, 0x1000, 1]]\npassthrough_addresses = [[0x2000, 0]]",
+        "[devices]\ninterrupt_mode = \"magic\"\npassthrough_devices = [[\"soc x\"], [\"p\", 0x1000, 0x1001, 0x1000, 1]]\nexcluded_devices = [[\"/a\"], 5]\npassthrough_addresses = [[0x2000, 0]]",
     );
     let errs = errors(&text);
     expect(
@@ -242,7 +244,12 @@ fn passthrough_and_modes() {
     expect(
         &errs,
         "devices.passthrough_devices[0]",
-        "device-tree path passthrough",
+        "\"soc x\" is not a device-tree path",
+    );
+    expect(
+        &errs,
+        "devices.excluded_devices[1]",
+        "expected a device-tree path [\"/path\"], found 5",
     );
     expect(&errs, "devices.passthrough_devices[1]", "not 4 KiB aligned");
     expect(
@@ -333,4 +340,181 @@ fn deep_nesting_is_refused_before_parsing() {
         assert_eq!(too_deep(q), None, "{q}");
     }
     assert!(parse_vm(GOOD, AARCH64).vm.is_some());
+}
+
+/// AxVisor's `memory_regions` flags in, the hypervisor's mapping out.
+#[test]
+fn axvisor_flags_mapping() {
+    let m = |read, write, exec, kind| Mapping {
+        read,
+        write,
+        exec,
+        kind,
+    };
+    let cases = [
+        // Its stock RAM values: R|W|X and R|W|X|U.
+        (0x7, m(true, true, true, MemKind::Ram)),
+        (0xf, m(true, true, true, MemKind::Ram)),
+        (0x3, m(true, true, false, MemKind::Ram)),
+        (0xb, m(true, true, false, MemKind::Ram)),
+        (0x1, m(true, false, false, MemKind::Ram)),
+        // Device: never executable; no rights named = read+write.
+        (0x10, m(true, true, false, MemKind::Device)),
+        (0x13, m(true, true, false, MemKind::Device)),
+        (0x17, m(true, true, false, MemKind::Device)),
+        (0x11, m(true, false, false, MemKind::Device)),
+        (0x30, m(true, true, false, MemKind::Device)),
+        (0x3b, m(true, true, false, MemKind::Device)),
+        // Uncached RAM.
+        (0x27, m(true, true, true, MemKind::UncachedRam)),
+        (0x2f, m(true, true, true, MemKind::UncachedRam)),
+    ];
+    for (flags, want) in cases {
+        assert_eq!(Mapping::of(flags), want, "flags {flags:#x}");
+        assert_eq!(
+            MemRegion {
+                range: Range::new(0, 0x1000),
+                flags,
+                map_type: 0
+            }
+            .is_ram(),
+            want.kind != MemKind::Device,
+            "flags {flags:#x}"
+        );
+    }
+}
+
+/// A config as AxVisor users write it: 0xf RAM is RAM, 0x10 / 0x30 windows are
+/// devices, and the VM is accepted.
+#[test]
+fn axvisor_flag_values_are_accepted() {
+    for (ram, dev) in [(0x7, 0x10), (0xf, 0x30), (0xf, 0x13), (0xb, 0x1b)] {
+        let text = GOOD.replace(
+            "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+            &format!("memory_regions = [[0x4000_0000, 0x100_0000, {ram:#x}, 0], [0x4100_0000, 0x1000, {dev:#x}, 2]]"),
+        );
+        let p = parse_vm(&text, AARCH64);
+        assert!(
+            !p.problems.has_errors(),
+            "{ram:#x}/{dev:#x}: {:?}",
+            p.problems
+        );
+        let vm = p.vm.unwrap();
+        assert_eq!(vm.ram_size(), 0x100_0000, "{ram:#x}/{dev:#x}");
+        assert_eq!(vm.ram().count(), 1);
+    }
+    // Before, 0xf made the only region device memory: no RAM at all.
+    let only_dev = GOOD.replace(
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x13, 0]]",
+    );
+    expect(
+        &errors(&only_dev),
+        "kernel.memory_regions",
+        "no normal (non-device) memory region",
+    );
+    let uncached = GOOD.replace(
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+        "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0], [0x4100_0000, 0x1000, 0x23, 0]]",
+    );
+    expect(
+        &errors(&uncached),
+        "kernel.memory_regions[1][2]",
+        "not supported yet: uncached normal memory",
+    );
+}
+
+const RISCV: &str = r#"
+[base]
+id = 1
+name = "rv"
+cpu_num = 1
+
+[kernel]
+entry_point = 0x8020_0000
+kernel_path = "k.bin"
+kernel_load_addr = 0x8020_0000
+memory_regions = [[0x8000_0000, 0x100_0000, 0xf, 0]]
+
+[devices]
+emu_devices = [
+    ["plic", 0x0c00_0000, 0x60_0000, 0, 0x30, []],
+    ["uart", 0x1000_0000, 0x100, 10, 0x2, []],
+]
+"#;
+
+/// riscv64: a console's interrupt is a PLIC source; no console and no PLIC (a guest
+/// of the SBI console and timer) is a valid VM.
+#[test]
+fn riscv_console_needs_the_plic() {
+    assert!(parse_vm(RISCV, RISCV64).vm.is_some());
+    let no_plic = RISCV.replace("    [\"plic\", 0x0c00_0000, 0x60_0000, 0, 0x30, []],\n", "");
+    let p = parse_vm(&no_plic, RISCV64);
+    assert!(p.vm.is_none());
+    expect(
+        &errors_of(&no_plic, RISCV64),
+        "devices.emu_devices[0]",
+        "needs an emulated PLIC (emu_type 0x30) on riscv64",
+    );
+    // The same VM on aarch64 has no such rule (its GIC is checked against the board).
+    assert!(!parse_vm(&no_plic, AARCH64).problems.has_errors());
+    for irq in [0, 96] {
+        let bad = RISCV.replace("0x100, 10, 0x2", &format!("0x100, {irq}, 0x2"));
+        expect(
+            &errors_of(&bad, RISCV64),
+            "devices.emu_devices[1][3]",
+            "is not a source of the emulated PLIC (1..=95)",
+        );
+    }
+    let bare = RISCV.replace(
+        "emu_devices = [\n    [\"plic\", 0x0c00_0000, 0x60_0000, 0, 0x30, []],\n    [\"uart\", 0x1000_0000, 0x100, 10, 0x2, []],\n]",
+        "emu_devices = []",
+    );
+    assert!(bare.contains("emu_devices = []"));
+    let p = parse_vm(&bare, RISCV64);
+    assert!(p.problems.items.is_empty(), "{:?}", p.problems);
+    assert!(p.vm.unwrap().emu_devices.is_empty());
+}
+
+fn errors_of(text: &str, arch: ArchLimits) -> Vec<String> {
+    let p = parse_vm(text, arch);
+    assert!(p.vm.is_none(), "accepted:\n{text}");
+    p.problems.errors().map(|e| e.to_string()).collect()
+}
+
+/// AxVisor's device-tree passthrough entries: `["/path"]` (or a bare string) next to
+/// the five-element form; `excluded_devices` the same way.
+#[test]
+fn device_tree_paths() {
+    let text = GOOD.replace(
+        "[devices]",
+        "[devices]\npassthrough_devices = [[\"/pl031@9010000\"], \"/soc\", [\"p\", 0x1000, 0x1000, 0x1000, 1]]\nexcluded_devices = [[\"/soc/gpio@1000\"]]",
+    );
+    let p = parse_vm(&text, AARCH64);
+    assert!(p.problems.items.is_empty(), "{:?}", p.problems);
+    let vm = p.vm.unwrap();
+    let paths: Vec<(&str, String)> = vm
+        .dt_passthrough
+        .iter()
+        .map(|d| (d.path.as_str(), d.key.to_string()))
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            (
+                "/pl031@9010000",
+                "devices.passthrough_devices[0]".to_string()
+            ),
+            ("/soc", "devices.passthrough_devices[1]".to_string())
+        ]
+    );
+    assert_eq!(vm.passthrough.len(), 1);
+    assert_eq!(vm.excluded.len(), 1);
+    assert_eq!(vm.excluded[0].path, "/soc/gpio@1000");
+    // Exclusions without paths to narrow: a warning.
+    let text = GOOD.replace("[devices]", "[devices]\nexcluded_devices = [[\"/gic\"]]");
+    let p = parse_vm(&text, AARCH64);
+    assert!(!p.problems.has_errors());
+    let w: Vec<String> = p.problems.items.iter().map(|e| e.to_string()).collect();
+    expect(&w, "devices.excluded_devices", "ignored: excluded_devices");
 }

@@ -100,6 +100,7 @@ fn vm_spec(s: &mut String, vm: &Vm, guests: &GuestImages) -> Result<()> {
         "        passthrough_devices: Cow::Borrowed(&[{}]),",
         pass_devices(vm)
     );
+    let _ = writeln!(s, "        dt_passthrough: {},", dt_passthrough(vm));
     let mode = match vm.interrupt_mode {
         IrqMode::NoIrq => "NoIrq",
         IrqMode::Emulated => "Emulated",
@@ -163,6 +164,26 @@ fn pass_devices(vm: &Vm) -> String {
     items.join(", ")
 }
 
+/// Device-tree paths stay paths: the hypervisor resolves them at boot against the
+/// DTB it is given (xtask checked them against the board's).
+fn dt_passthrough(vm: &Vm) -> String {
+    if vm.dt_passthrough.is_empty() {
+        return "None".into();
+    }
+    let list = |l: &[vmconfig::DtPath]| {
+        let items: Vec<String> = l
+            .iter()
+            .map(|p| format!("Cow::Borrowed({:?})", p.path))
+            .collect();
+        items.join(", ")
+    };
+    format!(
+        "Some(DtPassthrough {{ paths: Cow::Borrowed(&[{}]), excluded: Cow::Borrowed(&[{}]) }})",
+        list(&vm.dt_passthrough),
+        list(&vm.excluded)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +222,7 @@ mod tests {
         ));
         assert!(src.contains("EmuDevice { name: Cow::Borrowed(\"uart\"), base_gpa: 0x9000000, length: 0x1000, irq: 33, emu_type: 0x2, cfg: Cow::Borrowed(&[]) }"));
         assert!(src.contains("interrupt_mode: InterruptMode::Emulated,"));
+        assert!(src.contains("dt_passthrough: None,"));
         // Missing guest binaries are an error, not a broken file.
         assert!(generate(&plan, &GuestImages::new()).is_err());
     }

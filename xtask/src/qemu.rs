@@ -149,7 +149,7 @@ mod tests {
         let args = qemu_args(&plan.board, &q, Path::new("/t/hypervisor.bin")).join(" ");
         assert_eq!(
             args,
-            "-machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1G \
+            "-machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 4G \
              -nographic -no-reboot -nic none -semihosting-config enable=on,target=native -kernel /t/hypervisor.bin"
         );
     }
@@ -170,7 +170,7 @@ mod tests {
         let args = qemu_args(&plan.board, &q, Path::new("/t/hypervisor.bin")).join(" ");
         assert_eq!(
             args,
-            "-machine virt -cpu rv64 -smp 4 -m 1G -nographic -no-reboot -nic none -bios default \
+            "-machine virt -cpu rv64 -smp 4 -m 4G -nographic -no-reboot -nic none -bios default \
              -kernel /t/hypervisor.bin"
         );
         assert_eq!(plan.vms.len(), 2);

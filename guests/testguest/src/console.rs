@@ -35,6 +35,8 @@ const MAX_POLLS: u32 = 100_000;
 const KIND_NONE: u64 = 0;
 const KIND_PL011: u64 = 1;
 const KIND_NS16550: u64 = 2;
+/// The firmware's console (`arch::FIRMWARE_CONSOLE`): no UART at all.
+const KIND_FIRMWARE: u64 = 3;
 
 static KIND: Shared = Shared::new(KIND_NONE);
 static BASE: Shared = Shared::new(0);
@@ -48,6 +50,16 @@ pub fn init(uart: Uart) {
         UartKind::Pl011 => KIND_PL011,
         UartKind::Ns16550 => KIND_NS16550,
     });
+}
+
+/// Sends console output to the firmware's console from now on (all vCPUs), if the
+/// architecture has one (riscv64: the SBI's legacy console_putchar). False if not.
+pub fn init_firmware() -> bool {
+    if arch::FIRMWARE_CONSOLE.is_none() {
+        return false;
+    }
+    KIND.set(KIND_FIRMWARE);
+    true
 }
 
 /// The UART in use: the one given to [`init`], else the fallback.
@@ -94,6 +106,12 @@ fn put_ns16550(base: usize, shift: u32, byte: u8) {
 }
 
 fn put_byte(uart: &Uart, byte: u8) {
+    if KIND.get() == KIND_FIRMWARE {
+        if let Some(put) = arch::FIRMWARE_CONSOLE {
+            put(byte);
+            return;
+        }
+    }
     let base = uart.base as usize;
     match uart.kind {
         UartKind::Pl011 => put_pl011(base, byte),

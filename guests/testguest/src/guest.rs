@@ -8,17 +8,35 @@ use crate::checks::{self, usable};
 use crate::console::{self, println};
 use crate::platform::{self, Platform};
 use crate::report;
+use crate::shared::Shared;
 use crate::why::{why, Why};
+
+/// Set by the boot argument `sbi-only` (riscv64): console and timer through the
+/// SBI only; no UART or PLIC is touched.
+static SBI_ONLY: Shared = Shared::new(0);
+
+/// Whether the guest runs on the firmware's console and timer only (`sbi-only`).
+pub fn sbi_only() -> bool {
+    SBI_ONLY.get() != 0
+}
 
 /// Rust entry of the boot vCPU (from the architecture's boot code), with the address
 /// of the device tree.
 pub extern "C" fn primary_main(dtb: usize) -> ! {
     let platform = platform::parse(dtb);
-    if let Some(uart) = platform.as_ref().ok().and_then(|p| p.uart) {
+    let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
+    let firmware_console = wants(bootargs, "sbi-only") && console::init_firmware();
+    if firmware_console {
+        SBI_ONLY.set(1);
+    } else if let Some(uart) = platform.as_ref().ok().and_then(|p| p.uart) {
         console::init(uart);
     }
-    let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
     println!("testguest: vCPU 0 up, bootargs \"{bootargs}\"");
+    if firmware_console {
+        println!("testguest: sbi-only: console and timer through the SBI; no UART or PLIC is used (their checks are skipped)");
+    } else if wants(bootargs, "sbi-only") {
+        println!("testguest: sbi-only: this architecture has no firmware console; ignored");
+    }
     if let Ok(platform) = &platform {
         for region in platform.memory() {
             println!("memory: {:#x}..{:#x}", region.base, region.end());
@@ -60,11 +78,16 @@ fn run_checks(platform: &Result<Platform, Why>) {
         checks::hypercall::run(platform.as_ref().ok())
     });
     report::run("unknown-call", checks::unknown_call);
+    let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
+    if let Some(base) = checks::passthrough::requested(bootargs) {
+        report::run("passthrough", || checks::passthrough::run(base));
+    }
 }
 
 /// Whether the boot arguments hold `word`: `fault` (read past the end of RAM after
-/// the checks) or `reset` (reset the VM after the checks of its first boot, from
-/// inside a timer interrupt handler, so they run again on the second).
+/// the checks), `reset` (reset the VM after the checks of its first boot, from
+/// inside a timer interrupt handler, so they run again on the second) or
+/// `sbi-only` (riscv64: the SBI console and timer only, see [`sbi_only`]).
 fn wants(bootargs: &str, word: &str) -> bool {
     bootargs.split_ascii_whitespace().any(|w| w == word)
 }

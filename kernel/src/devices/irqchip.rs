@@ -50,17 +50,23 @@ pub trait IrqChip: Send {
 /// describe one, a virtual PLIC when it has a PLIC window, else none; both at once
 /// is refused. A GIC is built for the vCPUs named `vcpu_ids` (their MPIDRs), with
 /// `hw_lines` its per-CPU interrupts backed by physical ones (see [`GicChip::new`]).
+///
+/// `plic_arch`: the architecture's interrupt controller is a PLIC (riscv64). Its
+/// VMs always get the virtual PLIC, which also carries the harts' software lines
+/// (SBI IPIs and remote fences): a VM without a PLIC window (a guest of the SBI
+/// console and timer only) has no way to its registers but still its IPIs.
 pub fn for_vm(
     spec: &VmSpec,
     vcpu_ids: Vec<u64>,
     hw_lines: &'static [u32],
+    plic_arch: bool,
 ) -> Result<Option<Box<dyn IrqChip>>, String> {
     let plic = spec
         .emu_devices
         .iter()
         .any(|d| d.emu_type == emu_type::PLIC);
     let v2 = match guest_version::version(&spec.emu_devices, spec.cpu_num)? {
-        GuestGicVersion::None if plic => {
+        GuestGicVersion::None if plic || plic_arch => {
             let plic =
                 Vplic::new(spec.cpu_num as usize).map_err(|e| format!("virtual PLIC: {e:?}"))?;
             return Ok(Some(Box::new(plic)));
@@ -307,7 +313,7 @@ mod tests {
     }
 
     fn chip(devices: &[EmuDevice]) -> Result<Option<Box<dyn IrqChip>>, String> {
-        for_vm(&spec(devices, &[]), alloc::vec![0, 1], &[27])
+        for_vm(&spec(devices, &[]), alloc::vec![0, 1], &[27], false)
     }
 
     /// The virtual GIC behind `chip`: (SPIs, v2).
@@ -336,6 +342,10 @@ mod tests {
         let plic = plic.as_mut().unwrap().model().downcast_mut::<Vplic>();
         assert_eq!(plic.map(|p| p.harts()), Some(2));
         assert!(chip(&[dev(emu_type::CONSOLE, 33)]).unwrap().is_none());
+        // A PLIC architecture: the vPLIC even without a window (SBI IPIs, fences).
+        let mut bare = for_vm(&spec(&[], &[]), alloc::vec![0, 1], &[], true).unwrap();
+        let bare = bare.as_mut().unwrap().model().downcast_mut::<Vplic>();
+        assert_eq!(bare.map(|p| p.harts()), Some(2));
         assert_eq!(
             chip(&[dev(dist, 0), dev(emu_type::PLIC, 0)]).err(),
             Some(String::from(
@@ -363,7 +373,7 @@ mod tests {
             length: 0x1000,
             irq: 130,
         };
-        let mut c = for_vm(&spec(&[dist], &[pt]), alloc::vec![0, 1], &[]).unwrap();
+        let mut c = for_vm(&spec(&[dist], &[pt]), alloc::vec![0, 1], &[], false).unwrap();
         assert_eq!(gic(&mut c).0, 128, "passthrough lines count too");
     }
 }

@@ -17,8 +17,12 @@
 use super::{MmioDevice, MmioError};
 use alloc::vec::Vec;
 
-/// Interrupt sources 1..=NDEV (0 means "none").
-pub const NDEV: u32 = 95;
+/// Interrupt sources 1..=NDEV (0 means "none"): the number vmconfig's riscv64 rules
+/// check console interrupts against (xtask and fs VMs alike).
+pub const NDEV: u32 = match vmconfig::RISCV64.plic_sources {
+    Some(n) => n,
+    None => 95,
+};
 const SOURCES: usize = NDEV as usize + 1;
 const WORDS: usize = SOURCES.div_ceil(32);
 /// Priorities are 3 bits (1..=7; 0 never interrupts).

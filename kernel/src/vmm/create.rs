@@ -11,11 +11,12 @@ use crate::hal::{MemType, MemoryOps, Perms, Stage2};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
 use crate::mm::phys::{self, FrameTables};
-use crate::spec::{mem_flags, MapType, VmSpec};
+use crate::spec::{MapType, VmSpec};
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use vmconfig::{Mapping, MemKind};
 
 /// Builds the VM of `spec`, tagged `vmid` in second-stage TLBs. Its vCPU 0 is
 /// queued to start at the spec's entry; nothing runs until the VM is started. On
@@ -213,12 +214,20 @@ fn place_vcpus(spec: &VmSpec, p: &BoardInfo) -> Result<Vec<VcpuSlot>, String> {
         .collect()
 }
 
-fn perms(flags: u64) -> Perms {
-    Perms {
-        read: flags & mem_flags::READ != 0,
-        write: flags & mem_flags::WRITE != 0,
-        exec: flags & mem_flags::EXECUTE != 0,
-    }
+/// How a region of `flags` is mapped (vmconfig's reading of AxVisor's flags).
+fn mapping(flags: u64) -> Result<(Perms, MemType), &'static str> {
+    let m = Mapping::of(flags);
+    let ty = match m.kind {
+        MemKind::Ram => MemType::Normal,
+        MemKind::Device => MemType::Device,
+        MemKind::UncachedRam => return Err(vmconfig::UNCACHED_RAM),
+    };
+    let perms = Perms {
+        read: m.read,
+        write: m.write,
+        exec: m.exec,
+    };
+    Ok((perms, ty))
 }
 
 /// The guest-physical address width the VM's layout needs: everything it maps or
@@ -265,7 +274,8 @@ fn build_memory(
     let s2 = held.tables.insert(s2);
     let mut ram = GuestRam::default();
     for (i, r) in spec.memory_regions.iter().enumerate() {
-        let device = r.flags & mem_flags::DEVICE != 0;
+        let (perms, ty) = mapping(r.flags).map_err(|e| format!("memory_regions[{i}]: {e}"))?;
+        let device = ty == MemType::Device;
         let hpa = match r.map_type {
             MapType::Allocate => frames.alloc_prefer_blocks(r.size).map_err(|_| {
                 format!(
@@ -287,20 +297,8 @@ fn build_memory(
         if r.map_type != MapType::Reserved {
             held.owned.push((hpa, r.size));
         }
-        let ty = if device {
-            MemType::Device
-        } else {
-            MemType::Normal
-        };
-        s2.map(
-            &mut FrameTables(frames),
-            r.gpa,
-            hpa,
-            r.size,
-            perms(r.flags),
-            ty,
-        )
-        .map_err(|e| format!("memory_regions[{i}]: stage-2 mapping failed: {e:?}"))?;
+        s2.map(&mut FrameTables(frames), r.gpa, hpa, r.size, perms, ty)
+            .map_err(|e| format!("memory_regions[{i}]: stage-2 mapping failed: {e:?}"))?;
         if r.map_type != MapType::Reserved && !device {
             ram.regions.push(RamMapping {
                 gpa: r.gpa,

@@ -88,7 +88,12 @@ impl VmDevices {
             bus,
             console,
             line: Box::new(LineBuffer::new()),
-            chip: irqchip::for_vm(spec, vcpu_ids(spec), Current::PERCPU_HW_IRQS)?,
+            chip: irqchip::for_vm(
+                spec,
+                vcpu_ids(spec),
+                Current::PERCPU_HW_IRQS,
+                Current::LIMITS.plic_sources.is_some(),
+            )?,
             focused: false,
             streaming: false,
             input: Box::new(Ring::new()),

@@ -96,7 +96,8 @@ impl Machine {
             .lock()
             .take()
             .ok_or_else(|| String::from("no free VMID: too many VMs"))?;
-        let built = create_vm(spec, vmid, &self.platform, &mut self.frames.lock());
+        let built = super::dtpass::resolve(spec, &self.platform)
+            .and_then(|spec| create_vm(spec, vmid, &self.platform, &mut self.frames.lock()));
         match built {
             Ok(vm) => {
                 let vm = Arc::new(vm);

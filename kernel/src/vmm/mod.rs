@@ -1,6 +1,7 @@
 //! The virtual machine monitor: VMs, vCPUs, exits, lifecycle. Arch-neutral.
 pub mod create;
 pub mod devices;
+pub mod dtpass;
 // VM configs read from the card at boot (`image_location = "fs"`): only in builds
 // with feature `fs-vms`, which carry the TOML parser; a stand-in refuses them else.
 #[cfg(any(feature = "fs-vms", test))]

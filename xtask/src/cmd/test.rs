@@ -37,6 +37,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "a bad VM config is rejected with file, key and reason before any build",
     ),
     (
+        "dt-passthrough",
+        "an AxVisor-style VM (configs/vms/testguest-aarch64-qemu-smp2-dtpass.toml: flags 0xf, identity RAM at 0x8000_0000, passthrough_devices = [[\"/pl031@9010000\"]]) next to a test VM: the hypervisor resolves the path in its DTB, the guest reads the RTC's PrimeCell ids through the mapping; both pass, exit 0",
+    ),
+    (
         "linux-smp1",
         "Debian's arm64 Linux with 1 vCPU boots to its initramfs, reports 1 CPU, runs a command and powers off; exit 0",
     ),
@@ -71,6 +75,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "riscv64-reenter-start",
         "qemu-riscv64 with its first secondary hart started at the image entry `_start` (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
+    ),
+    (
+        "riscv64-sbi-only",
+        "qemu-riscv64: a VM with no emulated devices (configs/vms/testguest-riscv64-qemu-smp2-sbi.toml, the test guest with `sbi-only`: SBI console and timer, no UART, no PLIC) next to a normal test VM; its device tree has no PLIC and no interrupt wiring; both pass, exit 0",
     ),
     (
         "riscv64-linux",
@@ -121,6 +129,14 @@ const RISCV64_FAULT_VMS: [&str; 2] = [
 const RISCV64_LINUX_VMS: [&str; 2] = [
     "configs/vms/linux-riscv64-qemu-smp2.toml",
     "configs/vms/testguest-riscv64-qemu-smp2-b.toml",
+];
+const RISCV64_SBI_VMS: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-smp2-sbi.toml",
+    "configs/vms/testguest-riscv64-qemu-smp2-b.toml",
+];
+const DTPASS_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-smp2-dtpass.toml",
+    "configs/vms/testguest-aarch64-qemu-smp2-b.toml",
 ];
 const RESET_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
@@ -276,6 +292,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "two-vms-gicv2" => two_vms(ws, name, GICV2_BOARD),
         "fault-isolation" => fault_isolation(ws, name, DEFAULT_BOARD, &FAULT_VMS),
         "bad-config" => bad_config(ws),
+        "dt-passthrough" => dt_passthrough(ws, name),
         "uboot-two-vms" => uboot_two_vms(ws),
         "linux-smp1" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[0]], 1),
         "linux-smp2" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1]], 2),
@@ -284,6 +301,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
+        "riscv64-sbi-only" => sbi_only(ws, name),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
         "riscv64-reenter-start" => reenter_start(ws, name),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
@@ -392,28 +410,24 @@ pub fn parse_summary(line: &str) -> Option<(u64, u64)> {
     Some((p.trim().parse().ok()?, f.trim().parse().ok()?))
 }
 
-/// Checks `[name] memory: 0x<base>..0x<end>` against the VM's first RAM region.
+/// Checks the `[name] memory: 0x<base>..0x<end>` lines against the VM's RAM regions:
+/// one for each.
 fn check_memory_line(output: &str, plan: &Plan, name: &str, problems: &mut Vec<String>) {
     let Some(vm) = plan.vms.iter().find(|v| v.name == name) else {
         return;
     };
-    let Some(want) = vm.ram().next().map(|m| m.range) else {
-        return;
-    };
-    // The last one: a line of the VM with the keyboard that other output cut is drawn
-    // again in full after the cut.
-    let seen = vm_lines(output, name)
+    let want: Vec<Range> = vm.ram().map(|m| m.range).collect();
+    // A line of the VM with the keyboard that other output cut is drawn again in
+    // full after the cut, so every region has one whole line.
+    let seen: Vec<Range> = vm_lines(output, name)
         .into_iter()
-        .rev()
-        .find_map(|l| l.strip_prefix("memory: ").map(str::to_string));
-    match seen.as_deref().and_then(parse_memory) {
-        Some(got) if got == want => {}
-        Some(got) => problems.push(format!(
-            "[{name}] memory: {got}, but the config says {want}"
-        )),
-        None => problems.push(format!(
-            "no `[{name}] memory: 0x<base>..0x<end>` line (want {want})"
-        )),
+        .filter_map(|l| l.strip_prefix("memory: "))
+        .filter_map(parse_memory)
+        .collect();
+    for w in &want {
+        if !seen.contains(w) {
+            problems.push(format!("no `[{name}] memory: {w}` line"));
+        }
     }
 }
 
@@ -521,6 +535,59 @@ fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Re
     }
     for vm in plan.vms.iter().filter(|v| v.name != "linux") {
         check_summary(&out, &vm.name, &mut problems);
+    }
+    verdict(&problems, &out)
+}
+
+/// A VM with a device passed through by device-tree path next to a normal test VM:
+/// the hypervisor resolves the path in the DTB it booted with and says so, and the
+/// guest finds the device at its host address.
+fn dt_passthrough(ws: &Workspace, name: &str) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, DEFAULT_BOARD, &DTPASS_VMS)?;
+    let mut problems = Vec::new();
+    check_all_pass(&plan, &outcome, &out, &mut problems);
+    let vm = plan
+        .vms
+        .iter()
+        .find(|v| !v.dt_passthrough.is_empty())
+        .context("no VM with device-tree passthrough")?;
+    let resolved = format!(
+        "hv: VM {} ({}): passthrough /pl031@9010000 at 0x9010000..0x9011000, interrupt 34",
+        vm.id, vm.name
+    );
+    if !has_line(&out, &resolved) {
+        problems.push(format!("no line `{resolved}`"));
+    }
+    let lines = vm_lines(&out, &vm.name);
+    for want in [
+        "testguest: passthrough: PL031 at 0x9010000: part 0x31, designer 0x41",
+        "ok: passthrough",
+    ] {
+        if !lines.iter().any(|l| l.starts_with(want)) {
+            problems.push(format!("no line `[{}] {want}...`", vm.name));
+        }
+    }
+    verdict(&problems, &out)
+}
+
+/// A riscv64 VM with no emulated devices whose guest uses only the SBI console and
+/// timer, next to a normal test VM: both pass, and the guest saw no PLIC and no
+/// interrupt wiring in its device tree.
+fn sbi_only(ws: &Workspace, name: &str) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, RISCV64_BOARD, &RISCV64_SBI_VMS)?;
+    let mut problems = Vec::new();
+    check_all_pass(&plan, &outcome, &out, &mut problems);
+    let sbi = vm_with_word(&plan, "sbi-only", &RISCV64_SBI_VMS)?;
+    let lines = vm_lines(&out, &sbi.name);
+    for want in [
+        "testguest: sbi-only: console and timer through the SBI",
+        "testguest: sbi-only: device tree: PLIC absent, 0 nodes with interrupts or an interrupt-parent",
+        "ok: timer",
+        "ok: smp",
+    ] {
+        if !lines.iter().any(|l| l.starts_with(want)) {
+            problems.push(format!("no line `[{}] {want}...`", sbi.name));
+        }
     }
     verdict(&problems, &out)
 }

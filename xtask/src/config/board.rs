@@ -125,6 +125,7 @@ struct TopToml {
     board: Option<String>,
     hv_load_addr: Option<u64>,
     cpu_mpidrs: Option<Vec<u64>>,
+    host_dtb: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
     memory: IgnoredAny,
@@ -254,6 +255,9 @@ pub struct Board {
     pub gicv: Option<Range>,
     /// `[image]`: how `cargo xtask image` writes a card image for the board.
     pub image: Option<ImageConfig>,
+    /// `host_dtb`: the board's device tree, for the host checks of device-tree
+    /// passthrough (QEMU boards without it: dumped from QEMU).
+    pub host_dtb: Option<PathBuf>,
     /// VM config paths as written and resolved against the repository root.
     pub vm_configs: Vec<(String, PathBuf)>,
     /// Where keys that later checks point at are in the file (line, column).
@@ -344,6 +348,18 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         .iter()
         .map(|p| (p.clone(), root.join(p)))
         .collect();
+    let host_dtb = top.host_dtb.as_ref().and_then(|p| {
+        let abs = root.join(p);
+        if abs.is_file() {
+            Some(abs)
+        } else {
+            report.push(src.error(
+                &KeyPath::new("host_dtb"),
+                format!("device tree not found: {p} (paths are relative to the repository root)"),
+            ));
+            None
+        }
+    });
     let vm_configs_at = (0..top.vm_configs.len())
         .map(|i| src.locate(&KeyPath::new("vm_configs").index(i)))
         .collect();
@@ -365,6 +381,7 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         gic_version,
         gicv,
         image,
+        host_dtb,
         vm_configs,
         smp_at: src.locate(&KeyPath::new("smp")),
         vm_configs_at,

@@ -16,6 +16,7 @@ pub fn cross_checks(board: &Board, vms: &mut [Vm], ctx: &Context, report: &mut R
     check_unique(vms, report);
     check_guest_crates(vms, ctx, report);
     check_host_regions(board, vms, report);
+    super::devtree::check(board, vms, report);
     check_passthrough(board, vms, report);
     check_ram_total(board, vms, report);
     super::gic::check_gics(board, vms, report);
@@ -125,7 +126,7 @@ fn check_host_regions(board: &Board, vms: &[Vm], report: &mut Report) {
 fn check_passthrough(board: &Board, vms: &[Vm], report: &mut Report) {
     let mut taken: Vec<(String, Range)> = Vec::new();
     for vm in vms {
-        for d in &vm.passthrough {
+        for d in vm.passthrough.iter().chain(&vm.dt_windows) {
             let host = Range::new(d.hpa, d.len);
             if let Some(r) = board.ram.iter().find(|r| r.overlaps(&host)) {
                 report.push(vm.src.error(

@@ -4,6 +4,7 @@
 pub mod board;
 pub mod check;
 pub mod cpus;
+pub mod devtree;
 pub mod diag;
 pub mod gic;
 pub mod image;

@@ -230,7 +230,7 @@ fn region_elements_are_checked_one_by_one() {
     let f = Fixture::new();
     let bad = vm_text(1, "vm1", "").replace(
         "[[0x4000_0000, 0x100_0000, 0x7, 0]]",
-        "[[0x4000_0000, \"big\", 0x7, 0], [0x5000_0000, 0x1000, 0x7], [0x6000_0000, 0x1000, 0x30, 5]]",
+        "[[0x4000_0000, \"big\", 0x7, 0], [0x5000_0000, 0x1000, 0x7], [0x6000_0000, 0x1000, 0x40, 5]]",
     );
     let errs = errors(run(&f, BOARD, &[("a.toml", bad)]));
     expect(
@@ -245,7 +245,7 @@ fn region_elements_are_checked_one_by_one() {
         "kernel.memory_regions[1]",
         "expected [gpa, size, flags, map_type]",
     );
-    expect(&errs, "a.toml", "kernel.memory_regions[2][2]", "flags 0x30");
+    expect(&errs, "a.toml", "kernel.memory_regions[2][2]", "flags 0x40");
     expect(
         &errs,
         "a.toml",
@@ -555,14 +555,14 @@ fn passthrough_forms() {
     let f = Fixture::new();
     let a = vm_text(1, "vm1", "").replace(
         "[devices]",
-        "[devices]\npassthrough_devices = [[\"serial\", 0x1000_0000, 0xfeb5_0000, 0x1000, 365], [\"/soc/serial\"], [\"odd\", 0x2000_0100, 0x2000_0100, 0x100, 0]]\npassthrough_addresses = [[0x3000_0000, 0x1000]]",
+        "[devices]\npassthrough_devices = [[\"serial\", 0x1000_0000, 0xfeb5_0000, 0x1000, 365], [\"soc/serial\"], [\"odd\", 0x2000_0100, 0x2000_0100, 0x100, 0]]\npassthrough_addresses = [[0x3000_0000, 0x1000]]",
     );
     let errs = errors(run(&f, BOARD, &[("a.toml", a.clone())]));
     expect(
         &errs,
         "a.toml",
         "devices.passthrough_devices[1]",
-        "not supported yet: device-tree path passthrough",
+        "\"soc/serial\" is not a device-tree path",
     );
     expect(
         &errs,
@@ -571,7 +571,7 @@ fn passthrough_forms() {
         "not 4 KiB aligned",
     );
     let ok = a.replace(
-        ", [\"/soc/serial\"], [\"odd\", 0x2000_0100, 0x2000_0100, 0x100, 0]",
+        ", [\"soc/serial\"], [\"odd\", 0x2000_0100, 0x2000_0100, 0x100, 0]",
         "",
     );
     let plan = run(&f, BOARD, &[("a.toml", ok)]).unwrap();
@@ -1048,5 +1048,201 @@ fn repository_gicv2_vms_only_on_the_gicv2_board() {
     assert!(
         errs.iter().all(|e| e.contains("needs a GICv2 board")),
         "{errs:?}"
+    );
+}
+
+/// AxVisor's stock aarch64 QEMU configs map 1 GiB of RAM identically at 0x8000_0000
+/// with flags 0xf: that fits the qemu-aarch64 board (4 GiB at 0x4000_0000), and a
+/// region past its RAM still gets a clear message.
+#[test]
+fn stock_identity_gib_fits_the_qemu_board() {
+    let f = Fixture::new();
+    let board = std::fs::read_to_string(repo().join("configs/board/qemu-aarch64.toml")).unwrap();
+    let stock = |base: &str| {
+        vm_text(1, "vm1", "")
+            .replace(
+                "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
+                &format!("memory_regions = [[{base}, 0x4000_0000, 0xf, 1]]"),
+            )
+            .replace("0x4008_0000", &base.replace("0000_0000", "0008_0000"))
+    };
+    let g = guests();
+    let b = f.write("board.toml", &board);
+    let vm = f.write("a.toml", &stock("0x8000_0000"));
+    let plan = load(
+        repo(),
+        &b,
+        VmList::Override(std::slice::from_ref(&vm)),
+        &Context { guest_crates: &g },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(plan.vms[0].ram_size(), 0x4000_0000);
+    assert_eq!(plan.vms[0].memory[0].map_type, 1);
+    // 0x1_2000_0000 + 1 GiB ends past 0x1_4000_0000, the end of the board's RAM.
+    let vm = f.write("a.toml", &stock("0x1_2000_0000"));
+    let errs = errors(load(
+        repo(),
+        &b,
+        VmList::Override(&[vm]),
+        &Context { guest_crates: &g },
+    ));
+    expect(
+        &errs,
+        "a.toml",
+        "kernel.memory_regions[0]",
+        "identity region 0x120000000..0x160000000 is outside board qemu-aarch64's RAM (0x40000000..0x140000000)",
+    );
+}
+
+/// Device-tree passthrough checked against the board's device tree (`host_dtb`, here
+/// the QEMU virt and RK3588 fixtures): windows resolved as the hypervisor resolves
+/// them, then checked like the five-element form.
+#[test]
+fn device_tree_passthrough_against_the_board_dtb() {
+    let f = Fixture::new();
+    let board = BOARD.replace(
+        "smp = 4",
+        &format!(
+            "smp = 4\nhost_dtb = {:?}",
+            repo().join("kernel/tests/dtbs/qemu-virt-gicv3.dtb")
+        ),
+    );
+    let pass = |paths: &str| {
+        vm_text(1, "vm1", "").replace(
+            "[devices]",
+            &format!("[devices]\npassthrough_devices = [{paths}]"),
+        )
+    };
+    let plan = run(
+        &f,
+        &board,
+        &[("a.toml", pass("[\"/pl031@9010000\"], [\"/pl061\"]"))],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let w: Vec<(&str, u64, u64, u32)> = plan.vms[0]
+        .dt_windows
+        .iter()
+        .map(|d| (d.name.as_str(), d.hpa, d.len, d.irq))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            ("/pl031@9010000", 0x0901_0000, 0x1000, 34),
+            ("/pl061@9030000", 0x0903_0000, 0x1000, 39)
+        ]
+    );
+    // The console, a missing node, a window over the VM's emulated UART.
+    let errs = errors(run(
+        &f,
+        &board,
+        &[(
+            "a.toml",
+            pass("[\"/pl011@9000000\"], [\"/rtc@1\"], [\"/\"]"),
+        )],
+    ));
+    expect(
+        &errs,
+        "a.toml",
+        "devices.passthrough_devices[0]",
+        "/pl011@9000000 is the hypervisor's console",
+    );
+    expect(
+        &errs,
+        "a.toml",
+        "devices.passthrough_devices[1]",
+        "no node /rtc@1 in the host device tree",
+    );
+    expect(
+        &errs,
+        "a.toml",
+        "devices.passthrough_devices[2]",
+        // The whole tree holds the console and the GIC: the first found is named.
+        "list it in excluded_devices",
+    );
+    let whole = pass("[\"/\"]").replace(
+        "passthrough_devices = [[\"/\"]]",
+        "passthrough_devices = [[\"/\"]]\nexcluded_devices = [[\"/intc\"], [\"/pl011@9000000\"], [\"/pcie@10000000\"], [\"/flash@0\"]]",
+    );
+    // Everything else (RTC, GPIO, fw-cfg, virtio-mmio, the platform bus): nothing
+    // of it collides with vm1's RAM and emulated GIC/UART windows.
+    let plan = run(&f, &board, &[("a.toml", whole)]).unwrap_or_else(|e| panic!("{e}"));
+    let nodes: Vec<&str> = plan.vms[0]
+        .dt_windows
+        .iter()
+        .map(|d| d.name.as_str())
+        .collect();
+    assert!(
+        nodes.contains(&"/pl031@9010000") && nodes.contains(&"/pl061@9030000"),
+        "{nodes:?}"
+    );
+    assert!(
+        nodes
+            .iter()
+            .all(|n| !n.starts_with("/intc") && !n.starts_with("/pl011")),
+        "{nodes:?}"
+    );
+    // Two VMs taking the same node: the second is refused.
+    let b = vm_text(2, "vm2", "")
+        .replace("0x0900_0000", "0x0a00_0000")
+        .replace(
+            "[devices]",
+            "[devices]\npassthrough_devices = [[\"/pl031@9010000\"]]",
+        );
+    let board6 = board.replace("smp = 4", "smp = 6");
+    let errs = errors(run(
+        &f,
+        &board6,
+        &[("a.toml", pass("[\"/pl031@9010000\"]")), ("b.toml", b)],
+    ));
+    expect(
+        &errs,
+        "b.toml",
+        "devices.passthrough_devices[0]",
+        "already given to vm1",
+    );
+}
+
+/// The RK3588 board's own tree (Orange Pi 5 Plus): uart9 resolves, the debug UART
+/// (the console) and a disabled UART are refused.
+#[test]
+fn device_tree_passthrough_on_rk3588() {
+    let f = Fixture::new();
+    let board = std::fs::read_to_string(repo().join("configs/board/orangepi-5-plus.toml"))
+        .unwrap()
+        .replace(
+            "\n[memory]",
+            &format!(
+                "\nhost_dtb = {:?}\n[memory]",
+                repo().join("kernel/tests/dtbs/rk3588-orangepi-5-plus.dtb")
+            ),
+        );
+    assert!(board.contains("host_dtb"));
+    let vm = |paths: &str| {
+        vm_text(1, "vm1", "")
+            .replace("0x4000_0000, 0x100_0000", "0x1000_0000, 0x100_0000")
+            .replace("0x4008_0000", "0x1008_0000")
+            .replace(
+                "[devices]",
+                &format!("[devices]\npassthrough_devices = [{paths}]"),
+            )
+    };
+    let plan = run(&f, &board, &[("a.toml", vm("[\"/serial@febc0000\"]"))])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let d = &plan.vms[0].dt_windows[0];
+    assert_eq!((d.hpa, d.len, d.irq), (0xfebc_0000, 0x1000, 372));
+    let errs = errors(run(
+        &f,
+        &board,
+        &[(
+            "a.toml",
+            vm("[\"/serial@feb50000\"], [\"/serial@feb60000\"]"),
+        )],
+    ));
+    expect(&errs, "a.toml", "devices.passthrough_devices[0]", "console");
+    expect(
+        &errs,
+        "a.toml",
+        "devices.passthrough_devices[1]",
+        "is disabled",
     );
 }

@@ -54,6 +54,10 @@ pub struct Vm {
     pub cfg: VmConfig<ImageSpec>,
     /// Physical CPU index of each vCPU (filled in by the CPU placement).
     pub pcpus: Vec<u32>,
+    /// The windows of its device-tree passthrough entries as the board's device
+    /// tree resolves them (filled in by `devtree::check`; empty when it could not
+    /// be read). Only for checks: the hypervisor resolves the paths itself at boot.
+    pub dt_windows: Vec<vmconfig::PassDevice>,
 }
 
 impl std::ops::Deref for Vm {
@@ -145,6 +149,7 @@ fn from_config(src: Source, c: VmConfig, images: HostImages) -> Vm {
         src,
         cfg: c.with_images(kernel, dtb, ramdisk),
         pcpus: Vec::new(),
+        dt_windows: Vec::new(),
     }
 }
 

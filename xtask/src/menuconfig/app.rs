@@ -388,7 +388,7 @@ impl App {
             title: format!("region {i}: [gpa, size, flags, map_type]"),
             input: LineInput::new(&text),
             error: None,
-            note: "flags 1 R, 2 W, 4 X, 8 device; map_type 0 allocate, 1 identity, 2 reserved"
+            note: "flags 0x1 R, 0x2 W, 0x4 X, 0x8 user, 0x10 device; map_type 0 allocate, 1 identity, 2 reserved"
                 .into(),
         });
     }

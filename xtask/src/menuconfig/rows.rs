@@ -345,7 +345,7 @@ fn region_rows(model: &Model, vm: DocId) -> Vec<Row> {
     out
 }
 
-/// `0x40000000..0x41000000  16 MiB  RWX  allocate` for `[gpa, size, flags, map_type]`.
+/// `0x40000000..0x41000000  16 MiB  RWX---  allocate` for `[gpa, size, flags, map_type]`.
 pub fn describe_region(v: &Value) -> String {
     let ints: Vec<i64> = v
         .as_array()
@@ -354,7 +354,14 @@ pub fn describe_region(v: &Value) -> String {
     let [gpa, size, flags, map] = ints[..] else {
         return compact(v);
     };
-    let bits = [(1, 'R'), (2, 'W'), (4, 'X'), (8, 'D')];
+    let bits = [
+        (1, 'R'),
+        (2, 'W'),
+        (4, 'X'),
+        (8, 'U'),
+        (0x10, 'D'),
+        (0x20, 'C'),
+    ];
     let f: String = bits
         .iter()
         .map(|(b, c)| if flags & b != 0 { *c } else { '-' })
@@ -452,7 +459,8 @@ fn region_help(model: &Model, vm: DocId, i: Option<usize>) -> (String, Vec<Strin
     let mut lines = vec![
         "A region is [gpa, size, flags, map_type]:".to_string(),
         "  gpa, size  guest-physical base and size, 4 KiB aligned".into(),
-        "  flags      0x1 read, 0x2 write, 0x4 execute, 0x8 device".into(),
+        "  flags      AxVisor's: 0x1 read, 0x2 write, 0x4 execute, 0x8 user (no effect),".into(),
+        "             0x10 device, 0x20 uncached (RAM: 0x7 or 0xf)".into(),
         "  map_type   0 allocate anywhere, 1 identity (GPA = HPA), 2 reserved host range".into(),
         "Regions must not overlap; the VM needs at least one normal (non-device) one.".into(),
     ];

@@ -579,8 +579,9 @@ fn vm_kernel_settings() -> Vec<Setting> {
             Loc::at("kernel", "memory_regions"),
             Kind::Regions,
             Group::Vm,
-            "The VM's memory: [gpa, size, flags, map_type] per region; flags 0x1 read, 0x2 \
-             write, 0x4 execute, 0x8 device; map_type 0 allocate anywhere, 1 identity (GPA = \
+            "The VM's memory: [gpa, size, flags, map_type] per region; flags (AxVisor's) \
+             0x1 read, 0x2 write, 0x4 execute, 0x8 user (no effect), 0x10 device, 0x20 \
+             uncached; map_type 0 allocate anywhere, 1 identity (GPA = \
              HPA), 2 reserved host range. 4 KiB aligned, not overlapping.",
         ),
         optional(

@@ -565,7 +565,7 @@ fn vm_editor_and_regions_from_the_list() {
     assert!(has(&s, "[0x41000000, 0x100_0000, 0x7, 0]"), "{s:#?}");
     press(&mut app, "\n");
     let s = screen(&app, 80, 24);
-    assert!(has(&s, "region 1") && has(&s, "0x41000000..0x42000000  16 MiB  RWX-  allocate"));
+    assert!(has(&s, "region 1") && has(&s, "0x41000000..0x42000000  16 MiB  RWX---  allocate"));
     press(&mut app, "d");
     let s = screen(&app, 80, 24);
     assert!(has(&s, "region 1 removed"));

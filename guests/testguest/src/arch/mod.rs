@@ -5,7 +5,8 @@
 //! - boot: the image entry (device tree address in, stacks, .bss, exception vectors)
 //!   calling [`crate::guest::primary_main`], and a secondary-CPU entry that takes its
 //!   stack slot from the start argument and calls [`crate::guest::secondary_main`];
-//! - `FALLBACK_UART`, `barrier`, `halt`, `wait_for_interrupt`, `cpu_hw_id`, `secondary_entry`;
+//! - `FALLBACK_UART`, `FIRMWARE_CONSOLE` (a byte writer over a firmware call, for
+//!   the `sbi-only` boot argument, if the architecture has one), `barrier`, `halt`, `wait_for_interrupt`, `cpu_hw_id`, `secondary_entry`;
 //! - `timer`: `frequency`, `now`, `arm`, `disarm`;
 //! - `irq`: `init` (interrupt controller set up for the timer), `enable`, `disable`,
 //!   and an interrupt handler that reports to [`crate::checks::timer`];

@@ -101,7 +101,7 @@ pub fn build(spec: &GuestDtbSpec<'_>) -> Result<Vec<u8>, GuestDtbError> {
     validate(spec)?;
     let mut w = FdtWriter::new();
     let intc: Vec<u32> = (0..spec.cpus.count).map(|_| w.alloc_phandle()).collect();
-    let plic_phandle = w.alloc_phandle();
+    let plic_phandle = spec.plic.map(|_| w.alloc_phandle());
     w.begin_node("")?;
     w.property_u32("#address-cells", 2)?;
     w.property_u32("#size-cells", 2)?;
@@ -120,11 +120,12 @@ pub fn build(spec: &GuestDtbSpec<'_>) -> Result<Vec<u8>, GuestDtbError> {
     w.property_u32("#size-cells", 2)?;
     w.property_string("compatible", "simple-bus")?;
     w.property_null("ranges")?;
-    if let Some(plic) = spec.plic {
-        plic_node(&mut w, plic, &intc, plic_phandle)?;
+    if let (Some(plic), Some(phandle)) = (spec.plic, plic_phandle) {
+        plic_node(&mut w, plic, &intc, phandle)?;
     }
-    if let Some(uart) = spec.uart {
-        uart_node(&mut w, uart, plic_phandle)?;
+    // `validate` refused a console without a PLIC.
+    if let (Some(uart), Some(phandle)) = (spec.uart, plic_phandle) {
+        uart_node(&mut w, uart, phandle)?;
     }
     w.end_node()?;
     w.end_node()?;
@@ -309,6 +310,37 @@ mod tests {
         if let Some((src, warnings)) = crate::fdt::tests::dtc_decompile(&blob) {
             assert!(warnings.is_empty(), "dtc warnings: {warnings}");
             assert!(src.contains("riscv,ndev = <0x5f>;"), "{src}");
+        }
+    }
+
+    /// A VM of the SBI console and timer only: no PLIC node, no console, nothing
+    /// that points at an interrupt parent; the host reader finds RAM, harts and
+    /// timebase and no interrupt controller.
+    #[test]
+    fn no_plic_no_console() {
+        let mut s = spec();
+        s.plic = None;
+        s.uart = None;
+        let blob = build(&s).unwrap();
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        for node in fdt.all_nodes() {
+            assert!(!node.name.starts_with("plic"), "{}", node.name);
+            assert!(!node.name.starts_with("serial"), "{}", node.name);
+            for p in node.properties() {
+                assert!(
+                    !matches!(p.name, "interrupt-parent" | "interrupts" | "stdout-path"),
+                    "{} in {}",
+                    p.name,
+                    node.name
+                );
+            }
+        }
+        let p = read(&blob).unwrap();
+        assert_eq!(p.cpus(), &[0, 1]);
+        assert_eq!(p.timebase_hz(), Some(10_000_000));
+        assert!(p.plic().is_none() && p.console.is_none());
+        if let Some((src, warnings)) = crate::fdt::tests::dtc_decompile(&blob) {
+            assert!(warnings.is_empty(), "dtc warnings: {warnings}\n{src}");
         }
     }
 

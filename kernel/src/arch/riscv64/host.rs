@@ -100,17 +100,7 @@ fn init_cpu() -> Result<(), &'static str> {
 
 /// The DTB a VM gets when its config names none (see `guest_dtb::for_vm`).
 pub fn guest_dtb(spec: &crate::spec::VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
-    use crate::devices::emu_type;
     let host = host().ok_or_else(|| String::from("host not initialised"))?;
-    if !spec
-        .emu_devices
-        .iter()
-        .any(|d| d.emu_type == emu_type::PLIC)
-    {
-        return Err(
-            "not supported yet: a riscv64 VM without an emulated PLIC (emu_type 0x30)".into(),
-        );
-    }
     let mut isa = guest_dtb::guest_isa(host.isa, GUEST_EXTENSIONS);
     if host.sstc {
         isa.push_str("_sstc");

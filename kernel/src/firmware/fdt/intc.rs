@@ -5,6 +5,7 @@
 //! decoded once the controller is known.
 
 use super::dt::{self, Node};
+use super::gic_intid;
 use crate::firmware::{GenericTimer, Gic, Plic, Range, MAX_CPUS};
 
 const GIC_V3: &[&str] = &["arm,gic-v3"];
@@ -98,18 +99,6 @@ pub(super) fn gic_seen<'a>(path: &[Node<'_, 'a>]) -> Option<GicSeen<'a>> {
         irq_cells: dt::prop_u32(node, "#interrupt-cells").map_or(3, |c| c as usize),
         irqs: irqs_of(path).unwrap_or(NO_IRQS),
     })
-}
-
-/// Decodes one GIC interrupt specifier (type, number, flags[, ...]) into an INTID.
-pub fn gic_intid(kind: u32, number: u32) -> Option<u32> {
-    match kind {
-        0 if number < 988 => Some(number + 32),
-        1 if number < 16 => Some(number + 16),
-        // GICv3.1 extended SPI and PPI ranges.
-        2 if number < 1024 => Some(number + 4096),
-        3 if number < 64 => Some(number + 1056),
-        _ => None,
-    }
 }
 
 impl GicSeen<'_> {

@@ -7,8 +7,6 @@
 //! The blob is checked structurally first ([`check`]), so a malformed DTB is an error
 //! value, never a panic inside the `fdt` crate.
 
-pub mod check;
-pub mod dt;
 mod intc;
 pub mod modules;
 #[cfg(test)]
@@ -16,8 +14,11 @@ pub(crate) mod tests;
 #[cfg(test)]
 mod tests_riscv;
 
-pub use intc::{gic_intid, GICR_STRIDE};
+pub use intc::GICR_STRIDE;
+// The device-tree helpers and the structural check live in vmconfig, which resolves
+// device-tree passthrough paths with them (in xtask and here alike).
 pub use modules::boot_modules;
+pub use vmconfig::devtree::{check, dt, gic_intid};
 
 use fdt::Fdt;
 

@@ -8,7 +8,10 @@ use alloc::vec::Vec;
 
 use vmconfig::{IrqMode, VmConfig};
 
-use crate::spec::{EmuDevice, Image, InterruptMode, MapType, MemRegion, PassthroughDevice, VmSpec};
+use crate::spec::{
+    DtPassthrough, EmuDevice, Image, InterruptMode, List, MapType, MemRegion, PassthroughDevice,
+    Str, VmSpec,
+};
 
 /// The bytes of a config's kernel, DTB and ramdisk.
 pub struct Images {
@@ -43,12 +46,26 @@ pub fn owned_spec(cfg: VmConfig, images: Images, pcpus: Vec<u32>) -> VmSpec {
         memory_regions: cfg.memory.iter().map(region).collect(),
         emu_devices: cfg.emu_devices.into_iter().map(emu_device).collect(),
         passthrough_devices: cfg.passthrough.into_iter().map(pass_device).collect(),
+        dt_passthrough: dt_passthrough(&cfg.dt_passthrough, &cfg.excluded),
         interrupt_mode: match cfg.interrupt_mode {
             IrqMode::NoIrq => InterruptMode::NoIrq,
             IrqMode::Emulated => InterruptMode::Emulated,
             IrqMode::Passthrough => InterruptMode::Passthrough,
         },
     }
+}
+
+fn dt_passthrough(
+    paths: &[vmconfig::DtPath],
+    excluded: &[vmconfig::DtPath],
+) -> Option<DtPassthrough> {
+    let owned = |l: &[vmconfig::DtPath]| -> List<Str> {
+        l.iter().map(|p| Cow::Owned(p.path.clone())).collect()
+    };
+    (!paths.is_empty()).then(|| DtPassthrough {
+        paths: owned(paths),
+        excluded: owned(excluded),
+    })
 }
 
 fn region(m: &vmconfig::MemRegion) -> MemRegion {

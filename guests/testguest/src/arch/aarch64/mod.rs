@@ -25,6 +25,9 @@ pub const FALLBACK_UART: Uart = Uart {
     reg_shift: 0,
 };
 
+/// No firmware console on aarch64 (PSCI has none): `sbi-only` is ignored.
+pub const FIRMWARE_CONSOLE: Option<fn(u8)> = None;
+
 /// Full memory barrier: earlier accesses complete before later ones start.
 pub fn barrier() {
     // SAFETY: a barrier has no effect besides ordering memory accesses.

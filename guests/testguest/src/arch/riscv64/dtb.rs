@@ -7,7 +7,7 @@ use crate::why::{why, CheckResult};
 
 /// The riscv64 part of the device-tree check: `/cpus/timebase-frequency`; every CPU
 /// with a 64-bit `riscv,isa` and a `riscv,cpu-intc` interrupt controller; a PLIC with
-/// a supervisor context for the boot hart.
+/// a supervisor context for the boot hart (not with `sbi-only`, which uses none).
 pub fn check_dtb(platform: &Platform) -> CheckResult {
     let fdt = &platform.fdt;
     let cpus = fdt.find("/cpus").ok_or_else(|| why!("no /cpus node"))?;
@@ -26,7 +26,29 @@ pub fn check_dtb(platform: &Platform) -> CheckResult {
             ));
         }
     }
+    if crate::guest::sbi_only() {
+        report_interrupt_wiring(platform);
+        return Ok(());
+    }
     plic::find(platform)
         .ok_or_else(|| why!("no PLIC with a supervisor context for the boot hart"))?;
     Ok(())
+}
+
+/// `sbi-only`: the PLIC is not needed, so not required; says whether the device
+/// tree has one and how many nodes name an interrupt parent (a VM without an
+/// emulated PLIC should show neither).
+fn report_interrupt_wiring(platform: &Platform) {
+    let fdt = &platform.fdt;
+    let plic = fdt
+        .find_compatible(&["riscv,plic0", "sifive,plic-1.0.0"])
+        .is_some();
+    let parents = fdt
+        .nodes()
+        .filter(|n| n.prop("interrupt-parent").is_some() || n.prop("interrupts").is_some())
+        .count();
+    crate::console::println!(
+        "testguest: sbi-only: device tree: PLIC {}, {parents} nodes with interrupts or an interrupt-parent",
+        if plic { "present" } else { "absent" }
+    );
 }

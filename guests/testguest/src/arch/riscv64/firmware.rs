@@ -11,6 +11,7 @@ use crate::why::{why, CheckResult};
 /// Name of the firmware check on this architecture.
 pub const CHECK_NAME: &str = "sbi";
 
+const EID_LEGACY_PUTCHAR: u64 = 0x01;
 const EID_LEGACY_SHUTDOWN: u64 = 0x08;
 const EID_BASE: u64 = 0x10;
 const EID_TIME: u64 = 0x5449_4D45;
@@ -44,6 +45,11 @@ fn call(eid: u64, fid: u64, args: [u64; 4]) -> [u64; 4] {
             in("a6") fid, in("a7") eid, options(nostack))
     };
     [a0, a1, a2, a3]
+}
+
+/// Legacy SBI console_putchar (extension 0x01): one byte on the firmware's console.
+pub fn console_putchar(byte: u8) {
+    call(EID_LEGACY_PUTCHAR, 0, [u64::from(byte), 0, 0, 0]);
 }
 
 /// (error, value) of an SBI call.

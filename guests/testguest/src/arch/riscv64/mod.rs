@@ -26,6 +26,9 @@ pub const FALLBACK_UART: Uart = Uart {
     reg_shift: 0,
 };
 
+/// The SBI's legacy console_putchar, for `sbi-only`.
+pub const FIRMWARE_CONSOLE: Option<fn(u8)> = Some(firmware::console_putchar);
+
 /// Full memory barrier: earlier accesses complete before later ones start.
 pub fn barrier() {
     // SAFETY: a fence has no effect besides ordering memory accesses.
