@@ -121,6 +121,10 @@ pub fn secondary_main(slot: usize) -> ! {
         println!("hv: CPU {:#x}: {e}", Current::this_cpu());
         halt();
     }
+    #[cfg(feature = "test-stack-overflow")]
+    if slot == 1 {
+        overflow_stack(0);
+    }
     let cpu = SLOT_CPU[slot].load(Ordering::Acquire);
     run::cpu_loop(m, cpu)
 }
@@ -165,8 +169,28 @@ fn halt() -> ! {
     }
 }
 
+/// Test only: recurses until this CPU's stack runs into its guard page.
+#[cfg(feature = "test-stack-overflow")]
+#[inline(never)]
+fn overflow_stack(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    if depth == u64::MAX {
+        return 0;
+    }
+    frame[0] + overflow_stack(depth + 1) + frame[63]
+}
+
+/// A hypervisor bug (a panic, a fault or stack overflow at EL2 / in HS-mode): said on
+/// the console and the machine ends with a failure, so a run never hangs on it.
+pub fn fatal_bug(what: core::fmt::Arguments) -> ! {
+    crate::console::print_emergency(format_args!("hv: BUG: {what}; the machine stops\n"));
+    match machine::machine() {
+        Some(m) => Current::power_off(&m.platform, false),
+        None => halt(),
+    }
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    println!("hv: BUG: {info}");
-    halt()
+    fatal_bug(format_args!("{info}"))
 }

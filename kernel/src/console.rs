@@ -103,6 +103,29 @@ mod output {
         }
     }
 
+    /// Prints the last words of a machine that is ending: even when the console is
+    /// held (the CPU that fails may hold it itself, mid-print), after a bounded wait.
+    pub fn print_emergency(args: core::fmt::Arguments) {
+        let mut guard = None;
+        for _ in 0..10_000_000 {
+            if let Some(g) = CONSOLE.try_lock() {
+                guard = Some(g);
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        let mut guard = guard.unwrap_or_else(|| {
+            // SAFETY: the machine ends after this print; whoever holds the console
+            // never gets to use it again in a way that matters.
+            unsafe { CONSOLE.force_unlock() };
+            CONSOLE.lock()
+        });
+        if let Some(c) = guard.as_mut() {
+            c.close_line();
+            let _ = c.uart.write_fmt(args);
+        }
+    }
+
     /// Reads every byte waiting on the console UART (up to `buf.len()`): how many.
     /// The console lock is released before the caller routes the bytes, since
     /// routing takes VM device locks, which are held while VMs print.
@@ -172,6 +195,7 @@ mod output {
 #[cfg(not(target_os = "none"))]
 mod output {
     pub fn print(_args: core::fmt::Arguments) {}
+    pub fn print_emergency(_args: core::fmt::Arguments) {}
     pub fn vm_line(_name: &str, _line: &[u8]) {}
     pub fn vm_stream(_id: u32, _name: &str, _bytes: &[u8]) {}
     /// No console input on the host.
@@ -182,7 +206,7 @@ mod output {
 
 #[cfg(target_os = "none")]
 pub use output::init;
-pub use output::{read_input, vm_line, vm_stream};
+pub use output::{print_emergency, read_input, vm_line, vm_stream};
 
 pub fn print(args: fmt::Arguments) {
     output::print(args)

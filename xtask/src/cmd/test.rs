@@ -77,6 +77,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "qemu-riscv64 with its first secondary hart started at the image entry `_start` (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
     ),
     (
+        "stack-guard",
+        "qemu-aarch64 with kernel feature test-stack-overflow: the first secondary CPU's stack runs into its unmapped guard page; the hypervisor says which CPU overflowed and ends the machine with a failure status instead of corrupting or hanging",
+    ),
+    (
         "riscv64-sbi-only",
         "qemu-riscv64: a VM with no emulated devices (configs/vms/testguest-riscv64-qemu-smp2-sbi.toml, the test guest with `sbi-only`: SBI console and timer, no UART, no PLIC) next to a normal test VM; its device tree has no PLIC and no interrupt wiring; both pass, exit 0",
     ),
@@ -304,6 +308,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-sbi-only" => sbi_only(ws, name),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
         "riscv64-reenter-start" => reenter_start(ws, name),
+        "stack-guard" => stack_guard(ws, name),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
         "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
@@ -645,6 +650,28 @@ fn reenter_start(ws: &Workspace, name: &str) -> Result<()> {
     }
     for l in out.lines().filter(|l| l.contains("did not start")) {
         problems.push(l.to_string());
+    }
+    verdict(&problems, &out)
+}
+
+/// Board qemu-aarch64 with feature test-stack-overflow (xtask/tests/data).
+const STACK_OVERFLOW_BOARD: &str = "xtask/tests/data/qemu-aarch64-stack-overflow.toml";
+
+/// The overflow is caught by the guard page and reported, naming the CPU, on the
+/// emergency stack; the machine ends with a failure status (no hang, no other bug).
+fn stack_guard(ws: &Workspace, name: &str) -> Result<()> {
+    let (_, outcome, out) = boot(ws, name, STACK_OVERFLOW_BOARD, &[])?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, false, &mut problems);
+    let want = "hv: BUG: CPU 0x1: hypervisor stack overflow (stack slot 1 ran into its guard page";
+    if !out.contains(want) {
+        problems.push(format!("no line \"{want} ...\""));
+    }
+    let bugs = out.lines().filter(|l| l.contains("hv: BUG")).count();
+    if bugs != 1 {
+        problems.push(format!(
+            "{bugs} \"hv: BUG\" lines, expected the one overflow"
+        ));
     }
     verdict(&problems, &out)
 }

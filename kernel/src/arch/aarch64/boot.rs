@@ -2,15 +2,37 @@
 //! and U-Boot `booti` start it like Linux: at EL2, MMU off, x0 = DTB address.
 //! The boot CPU zeroes .bss and takes stack slot 0; secondary CPUs are started by the
 //! boot CPU through PSCI CPU_ON at `secondary_entry` with x0 = their stack slot.
+//!
+//! Each stack slot starts with a guard page that the EL2 map leaves unmapped
+//! (`mmu::build`): a stack that overflows faults there instead of running into the
+//! next CPU's stack, and the fault is reported on an emergency stack (`trap.rs`).
 
-pub const STACK_SIZE: usize = 64 * 1024;
+const STACK_SHIFT: usize = 16;
+pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
+const GUARD_SHIFT: usize = 12;
+/// The unmapped page below each stack.
+pub const GUARD_SIZE: usize = 1 << GUARD_SHIFT;
+const SLOT_SIZE: usize = GUARD_SIZE + STACK_SIZE;
 pub const MAX_CPUS: usize = crate::firmware::MAX_CPUS;
 
 #[repr(C, align(4096))]
-pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
+pub struct Stacks(pub [[u8; SLOT_SIZE]; MAX_CPUS]);
 
 #[no_mangle]
-pub static mut BOOT_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+pub static mut BOOT_STACKS: Stacks = Stacks([[0; SLOT_SIZE]; MAX_CPUS]);
+
+/// The guard page of each stack slot (physical = virtual at EL2).
+pub fn guard_pages() -> [u64; MAX_CPUS] {
+    let base = core::ptr::addr_of!(BOOT_STACKS) as u64;
+    core::array::from_fn(|i| base + (i * SLOT_SIZE) as u64)
+}
+
+/// The stack slot whose guard page holds `addr`, if one does.
+pub fn guard_slot(addr: u64) -> Option<usize> {
+    guard_pages()
+        .iter()
+        .position(|&g| (g..g + GUARD_SIZE as u64).contains(&addr))
+}
 
 core::arch::global_asm!(
     r#"
@@ -54,13 +76,14 @@ secondary_entry:
     bl      {secondary}
     b       .Lhang
 
-// sp = BOOT_STACKS + (x0 + 1) * STACK_SIZE; clobbers x9, x10
+// sp = BOOT_STACKS + (x0 + 1) * (GUARD_SIZE + STACK_SIZE); clobbers x9..x11
 .Lset_stack:
     adrp    x9, BOOT_STACKS
     add     x9, x9, :lo12:BOOT_STACKS
     add     x10, x0, #1
-    mov     x11, #{stack_size}
-    madd    x9, x10, x11, x9
+    lsl     x11, x10, #{stack_shift}
+    add     x11, x11, x10, lsl #{guard_shift}
+    add     x9, x9, x11
     mov     sp, x9
     ret
 
@@ -72,7 +95,8 @@ secondary_entry:
 "#,
     primary = sym primary_entry,
     secondary = sym secondary_entry_rust,
-    stack_size = const STACK_SIZE,
+    stack_shift = const STACK_SHIFT,
+    guard_shift = const GUARD_SHIFT,
 );
 
 extern "C" {

@@ -95,12 +95,26 @@ hv_vectors:
     b .Lguest_exit
 
 .Lhyp_fault:
+    // The stack may be what faulted (an overflow into its guard page): the report
+    // runs on the emergency stack. There is one; the first CPU to fault takes it
+    // (a fault at EL2 ends the machine), any other stops here.
+    adrp x9, {taken}
+    add x9, x9, :lo12:{taken}
+    mov w10, #1
+1:  ldaxr w11, [x9]
+    cbnz w11, 2f
+    stxr w12, w10, [x9]
+    cbnz w12, 1b
+    adrp x9, {emergency}
+    add x9, x9, :lo12:{emergency}
+    add x9, x9, #{emergency_size}
+    mov sp, x9
     mrs x1, esr_el2
     mrs x2, elr_el2
     mrs x3, far_el2
     bl {hyp_fault}
-1:  wfe
-    b 1b
+2:  wfe
+    b 2b
 
     // x0 = exit kind, guest x0/x1 on the stack, host callee-saved below them.
 .Lguest_exit:
@@ -165,7 +179,21 @@ hv_guest_enter:
     eret
 "#,
     hyp_fault = sym hyp_fault,
+    taken = sym EMERGENCY_TAKEN,
+    emergency = sym EMERGENCY_STACK,
+    emergency_size = const EMERGENCY_SIZE,
 );
+
+/// Size of the stack a fault at EL2 is reported on.
+const EMERGENCY_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct EmergencyStack([u8; EMERGENCY_SIZE]);
+
+/// The stack a fault at EL2 is reported on (written only by the assembly above).
+static mut EMERGENCY_STACK: EmergencyStack = EmergencyStack([0; EMERGENCY_SIZE]);
+/// Non-zero once a CPU took [`EMERGENCY_STACK`].
+static mut EMERGENCY_TAKEN: u32 = 0;
 
 extern "C" {
     static hv_vectors: u8;
@@ -195,6 +223,17 @@ pub fn guest_enter(frame: &mut Frame) -> ExitKind {
     }
 }
 
-extern "C" fn hyp_fault(kind: u64, esr: u64, elr: u64, far: u64) {
-    crate::println!("hv: BUG: exception at EL2 (kind {kind}) ESR {esr:#x} ELR {elr:#x} FAR {far:#x}; CPU stopped");
+/// A synchronous exception (`kind` 0), IRQ, FIQ or SError taken at EL2: a bug or a
+/// stack overflow. Reported, naming the CPU, and the machine ends with a failure.
+extern "C" fn hyp_fault(kind: u64, esr: u64, elr: u64, far: u64) -> ! {
+    let cpu = super::regs::mpidr() & 0xff_00ff_ffff;
+    let data_abort_here = kind == 0 && (esr >> 26) == 0x25;
+    match super::boot::guard_slot(far).filter(|_| data_abort_here) {
+        Some(slot) => crate::boot::fatal_bug(format_args!(
+            "CPU {cpu:#x}: hypervisor stack overflow (stack slot {slot} ran into its guard page at {far:#x}, PC {elr:#x})"
+        )),
+        None => crate::boot::fatal_bug(format_args!(
+            "CPU {cpu:#x}: exception at EL2 (kind {kind}) ESR {esr:#x} ELR {elr:#x} FAR {far:#x}"
+        )),
+    }
 }
