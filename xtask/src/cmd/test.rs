@@ -65,6 +65,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "board qemu-riscv64: two test-guest VMs pass their checks, exit 0",
     ),
     (
+        "riscv64-no-sstc",
+        "board qemu-riscv64 on a CPU without Sstc (-cpu rv64,sstc=false): the hypervisor emulates the guest timer; the two test VMs pass (timer-legacy included), exit 0",
+    ),
+    (
         "riscv64-fault-isolation",
         "qemu-riscv64: a VM that reads outside its memory is stopped; the other finishes",
     ),
@@ -281,7 +285,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "linux-smp2" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1]], 2),
         "linux-smp4" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[2]], 4),
         "linux-and-testguest" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1], TESTGUEST_B], 2),
-        "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
+        "riscv64-two-vms" => riscv64_timer(ws, name, RISCV64_BOARD, SSTC_LINE),
+        "riscv64-no-sstc" => riscv64_timer(ws, name, NO_SSTC_BOARD, NO_SSTC_LINE),
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
@@ -556,6 +561,32 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
     );
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// Board qemu-riscv64 on a CPU without Sstc (xtask/tests/data).
+const NO_SSTC_BOARD: &str = "xtask/tests/data/qemu-riscv64-nosstc.toml";
+/// What the hypervisor says about the guest timer with Sstc and without.
+const SSTC_LINE: &str = "hv: RISC-V H extension present; guest timer: Sstc (vstimecmp)";
+const NO_SSTC_LINE: &str =
+    "hv: RISC-V H extension present; guest timer: SBI set_timer emulated with the host timer";
+
+/// `board`'s own VMs all pass (the test guest's timer-legacy check among them: 10,000
+/// short periods programmed with the legacy SBI set_timer) and the hypervisor says it
+/// uses the guest timer `timer_line` names: Sstc, or the emulated one.
+fn riscv64_timer(ws: &Workspace, name: &str, board: &str, timer_line: &str) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, &[])?;
+    let mut problems = Vec::new();
+    check_all_pass(&plan, &outcome, &out, &mut problems);
+    if !has_line(&out, timer_line) {
+        problems.push(format!("no `{timer_line}` line"));
+    }
+    for vm in &plan.vms {
+        let passed = format!("[{}] ok: timer-legacy", vm.name);
+        if !has_line(&out, &passed) {
+            problems.push(format!("no `{passed}` line"));
+        }
     }
     verdict(&problems, &out)
 }
