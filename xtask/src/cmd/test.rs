@@ -74,7 +74,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "riscv64-reenter-start",
-        "qemu-riscv64 with its first secondary hart started at the image entry `_start` (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
+        "qemu-riscv64 with its first secondary hart started at the image entry `_start` and its second with a stale start argument (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
     ),
     (
         "riscv64-linux",
