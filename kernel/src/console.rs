@@ -1,16 +1,135 @@
-//! The hypervisor console. One host UART is shared by the hypervisor and every VM:
-//! VM output is collected per VM into lines and each complete line is written as
-//! `[<vm name>] <line>` under one lock, so lines of different VMs never interleave.
-//! The VM that has the keyboard is shown as it types (prompts, echo); any other
-//! output first ends its unfinished line, which is drawn again in full (after its
-//! prefix) when that VM continues it, so its last appearance is always whole.
+//! The hypervisor console. One host UART is shared by the hypervisor and every VM.
+//!
+//! - The VM that has the keyboard is shown as a terminal would show it, as its output
+//!   comes (prompts without a line end, echo, colours and other escape sequences),
+//!   with its name at each line start. Any other output first ends its unfinished
+//!   line, which is drawn again in full (after its prefix) when that VM continues it,
+//!   so its last appearance is always whole.
+//! - Every other VM's output is collected per VM into lines, and each complete line
+//!   is written as `[<vm name>] <line>` under one lock, so lines of different VMs never
+//!   interleave. A [`Sanitizer`] keeps only text, tabs and colour/attribute sequences
+//!   (SGR, `ESC [ ... m`) of it, so such a VM cannot move the cursor, clear the screen
+//!   or start a line of its own (forge an `hv:` line); a line with colours ends with a
+//!   reset, so they do not leak into the next line.
 
 use core::fmt;
 
 /// Longest line kept before it is flushed without a newline.
 pub const LINE_MAX: usize = 240;
 
-/// Collects a VM's output bytes into lines.
+/// A piece of a VM's output the console may show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// One character (UTF-8), a tab, or one whole SGR sequence: never cut.
+    Text(&'a [u8]),
+    /// The end of a line.
+    LineEnd,
+}
+
+/// The filter of a VM's output bytes (those of a VM without the keyboard): a pure
+/// state machine around [`anstyle_parse`]'s parser (clap's fork of the one of the
+/// alacritty terminal, `vte`), which splits the bytes into characters, control
+/// characters and escape sequences as a terminal does (Paul Williams' DEC parser). What passes: printable characters (UTF-8), tab, line feed, and SGR sequences (`ESC [ <numbers separated by ; or :> m`,
+/// written again from the parsed numbers). What is dropped: every other control
+/// character (carriage return, backspace, bell, ...), C1 controls, and every other
+/// escape sequence (cursor movement, erasing, modes, OSC such as window titles, DCS).
+pub struct Sanitizer {
+    parser: anstyle_parse::Parser,
+}
+
+impl Default for Sanitizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sanitizer {
+    pub fn new() -> Self {
+        Self {
+            parser: anstyle_parse::Parser::default(),
+        }
+    }
+
+    /// Feeds one output byte; `out` gets what may be shown of it, if anything.
+    pub fn push(&mut self, byte: u8, out: &mut dyn FnMut(Piece<'_>)) {
+        self.parser.advance(&mut Emit { out }, byte);
+    }
+}
+
+/// Longest SGR sequence written again (the parser keeps at most 32 numbers of 5
+/// digits).
+const SGR_MAX: usize = 2 + 32 * 6 + 1;
+
+struct Emit<'o> {
+    out: &'o mut dyn FnMut(Piece<'_>),
+}
+
+impl anstyle_parse::Perform for Emit<'_> {
+    fn print(&mut self, c: char) {
+        if c.is_control() {
+            return;
+        }
+        let mut utf8 = [0; 4];
+        (self.out)(Piece::Text(c.encode_utf8(&mut utf8).as_bytes()));
+    }
+
+    fn execute(&mut self, byte: u8) {
+        match byte {
+            b'\n' => (self.out)(Piece::LineEnd),
+            b'\t' => (self.out)(Piece::Text(b"\t")),
+            _ => {}
+        }
+    }
+
+    fn csi_dispatch(
+        &mut self,
+        params: &anstyle_parse::Params,
+        intermediates: &[u8],
+        ignore: bool,
+        action: u8,
+    ) {
+        if action != b'm' || ignore || !intermediates.is_empty() {
+            return;
+        }
+        let mut seq = [0u8; SGR_MAX];
+        seq[..2].copy_from_slice(b"\x1b[");
+        let mut len = 2;
+        for (i, param) in params.iter().enumerate() {
+            for (j, &n) in param.iter().enumerate() {
+                let sep = match (i, j) {
+                    (0, 0) => None,
+                    (_, 0) => Some(b';'),
+                    _ => Some(b':'),
+                };
+                let mut digits = [0u8; 5];
+                let mut k = digits.len();
+                let mut v = n;
+                loop {
+                    k -= 1;
+                    digits[k] = b'0' + (v % 10) as u8;
+                    v /= 10;
+                    if v == 0 {
+                        break;
+                    }
+                }
+                let need = usize::from(sep.is_some()) + digits.len() - k + 1;
+                if len + need > SGR_MAX {
+                    return;
+                }
+                if let Some(sep) = sep {
+                    seq[len] = sep;
+                    len += 1;
+                }
+                seq[len..len + digits.len() - k].copy_from_slice(&digits[k..]);
+                len += digits.len() - k;
+            }
+        }
+        seq[len] = b'm';
+        (self.out)(Piece::Text(&seq[..len + 1]));
+    }
+}
+
+/// Collects a VM's output into lines.
 pub struct LineBuffer {
     buf: [u8; LINE_MAX],
     len: usize,
@@ -30,18 +149,31 @@ impl LineBuffer {
         }
     }
 
-    /// Adds one byte; returns a complete line (without its newline) when `byte` ends
-    /// one or the buffer is full. `\r` is dropped.
-    pub fn push(&mut self, byte: u8) -> Option<&[u8]> {
-        match byte {
-            b'\r' => None,
-            b'\n' => Some(self.take()),
-            _ => {
-                self.buf[self.len] = byte;
-                self.len += 1;
-                (self.len == LINE_MAX).then(|| self.take())
+    /// Adds a piece; `line` gets each complete line (without its end): at a line end,
+    /// and before a piece that does not fit any more, so a long line goes out in
+    /// parts without a character or a sequence cut in two.
+    pub fn push(&mut self, piece: Piece<'_>, line: &mut dyn FnMut(&[u8])) {
+        match piece {
+            Piece::LineEnd => line(self.take()),
+            Piece::Text(bytes) => {
+                if self.len + bytes.len() > LINE_MAX {
+                    line(self.take());
+                }
+                let n = bytes.len().min(LINE_MAX);
+                self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+                self.len += n;
             }
         }
+    }
+
+    /// Adds one raw byte (the streamed line of the VM with the keyboard); a full
+    /// buffer starts over, so only the line's tail is kept.
+    pub fn push_byte(&mut self, byte: u8) {
+        if self.len == LINE_MAX {
+            self.len = 0;
+        }
+        self.buf[self.len] = byte;
+        self.len += 1;
     }
 
     /// What is buffered so far, without emptying the buffer.
@@ -74,15 +206,22 @@ mod output {
     }
 
     impl Console {
-        /// Ends an unfinished streamed line so the next output starts on its own.
+        /// Ends an unfinished streamed line so the next output starts on its own
+        /// (with the colours reset if the line may have set some).
         fn close_line(&mut self) {
             if self.open_line.take().is_some() {
+                if self.partial.as_bytes().contains(&0x1b) {
+                    let _ = self.uart.write_str(SGR_RESET);
+                }
                 let _ = self.uart.write_str("\n");
             }
         }
     }
 
     static CONSOLE: Mutex<Option<Console>> = Mutex::new(None);
+
+    /// SGR reset: ends a line that set colours, so they do not leak into the next.
+    const SGR_RESET: &str = "\x1b[0m";
 
     /// Takes over the console UART, with its receive interrupt on.
     pub fn init(uart: crate::firmware::Uart) {
@@ -141,30 +280,36 @@ mod output {
         n
     }
 
-    /// One complete line of a VM, prefixed with its name. Control characters other
-    /// than tab are shown as `?`: a guest must not be able to forge hypervisor lines.
+    /// One complete line of a VM, prefixed with its name: what a [`super::Sanitizer`]
+    /// let through (no control characters but tab, no escape sequences but SGR),
+    /// with the colours reset at its end if it set some.
     pub fn vm_line(name: &str, line: &[u8]) {
         if let Some(c) = CONSOLE.lock().as_mut() {
             c.close_line();
             let _ = write!(c.uart, "[{name}] ");
             for &b in line {
-                c.uart.putc(if b == b'\t' || (0x20..0x7f).contains(&b) {
-                    b
-                } else {
-                    b'?'
-                });
+                c.uart.putc(b);
+            }
+            if line.contains(&0x1b) {
+                let _ = c.uart.write_str(SGR_RESET);
             }
             let _ = c.uart.write_str("\n");
         }
     }
 
     /// Output of the VM that has the keyboard, shown as it comes (prompts and echo
-    /// included, escape sequences passed through) with its name at each line start.
-    /// `id` (the VM's id) tells whose line is open.
+    /// included, escape sequences passed through; carriage returns dropped, so the
+    /// name stays) with its name at each line start. `id` (the VM's id) tells whose
+    /// line is open.
     pub fn vm_stream(id: u32, name: &str, bytes: &[u8]) {
         if let Some(c) = CONSOLE.lock().as_mut() {
             for &b in bytes {
                 if b == b'\r' {
+                    continue;
+                }
+                // The line end of a line other output cut: it is on screen whole.
+                if b == b'\n' && c.open_line != Some(id) && c.partial_owner == Some(id) {
+                    c.partial.take();
                     continue;
                 }
                 if c.open_line != Some(id) {
@@ -182,11 +327,12 @@ mod output {
                 }
                 if b == b'\n' {
                     c.close_line();
+                    c.partial.take();
                 } else {
                     c.uart.putc(b);
+                    // A full buffer starts over: only the line's tail is drawn again.
+                    c.partial.push_byte(b);
                 }
-                // A full buffer starts over: only the line's tail is drawn again.
-                let _ = c.partial.push(b);
             }
         }
     }
@@ -259,29 +405,158 @@ macro_rules! println {
 mod tests {
     use super::*;
 
+    use alloc::vec::Vec;
+
+    /// `input` through a Sanitizer into a LineBuffer: the complete lines and the rest.
+    fn filter(input: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let mut sanitizer = Sanitizer::new();
+        let mut lb = LineBuffer::new();
+        let mut lines = Vec::new();
+        for &b in input {
+            sanitizer.push(b, &mut |piece| {
+                lb.push(piece, &mut |l| lines.push(l.to_vec()))
+            });
+        }
+        (lines, lb.take().to_vec())
+    }
+
+    fn lines(input: &[u8]) -> Vec<Vec<u8>> {
+        filter(input).0
+    }
+
     #[test]
     fn splits_lines_and_drops_cr() {
-        let mut lb = LineBuffer::new();
-        let mut lines = alloc::vec::Vec::new();
-        for &b in b"ok: a\r\nok: b\n" {
-            if let Some(l) = lb.push(b) {
-                lines.push(l.to_vec());
-            }
-        }
-        assert_eq!(lines, [b"ok: a".to_vec(), b"ok: b".to_vec()]);
+        assert_eq!(
+            lines(b"ok: a\r\nok: b\n"),
+            [b"ok: a".to_vec(), b"ok: b".to_vec()]
+        );
+        assert_eq!(filter(b">> ").1, b">> ", "a prompt waits for its line end");
+    }
+
+    #[test]
+    fn colours_pass_as_sgr_sequences() {
+        assert_eq!(
+            lines(b"a \x1b[1;31mred\x1b[0m b\n"),
+            [b"a \x1b[1;31mred\x1b[0m b".to_vec()]
+        );
+        assert_eq!(
+            lines(b"\x1b[38;5;208mo\x1b[38:2:255:0:0mt\x1b[m\n"),
+            [b"\x1b[38;5;208mo\x1b[38:2:255:0:0mt\x1b[0m".to_vec()],
+            "256 colours, sub-parameters, and the empty reset (as 0)"
+        );
+    }
+
+    #[test]
+    fn cursor_movement_erasing_and_modes_are_dropped() {
+        assert_eq!(
+            lines(b"\x1b[2J\x1b[H\x1b[5A\x1b[10;1Hx\x1b[2K\x1b[?25l\x1b[?1049hy\x1b7\x1b8\x1bcz\n"),
+            [b"xyz".to_vec()]
+        );
+        assert_eq!(
+            lines(b"\x1b[>4;2mk\x1b[1 mj\n"),
+            [b"kj".to_vec()],
+            "an `m` with a private marker or an intermediate is not SGR"
+        );
+    }
+
+    #[test]
+    fn strings_are_dropped_whole() {
+        assert_eq!(
+            lines(b"\x1b]0;title\x07a\x1b]2;t\x1b\\b\x1bP1$r\x1b\\c\x1b_apc\x1b\\d\n"),
+            [b"abcd".to_vec()],
+            "OSC (BEL or ST), DCS and APC"
+        );
+    }
+
+    #[test]
+    fn an_endless_string_is_dropped_without_growing() {
+        let mut input = b"\x1b]0;".to_vec();
+        input.resize(input.len() + 20_000, b'a');
+        input.extend_from_slice(b"\x07ok\n");
+        assert_eq!(lines(&input), [b"ok".to_vec()]);
+        assert!(
+            core::mem::size_of::<Sanitizer>() < 2048,
+            "a fixed-size parser"
+        );
+    }
+
+    #[test]
+    fn control_characters_but_tab_and_line_feed_are_dropped() {
+        assert_eq!(lines(b"\x07\x08a\tb\x0c\x0b\x00\x7f\n"), [b"a\tb".to_vec()]);
+        // No carriage return: a VM cannot go back over its name and start a line.
+        assert_eq!(
+            lines(b"junk\rhv: VM 1 (vm1) powered off\n"),
+            [b"junkhv: VM 1 (vm1) powered off".to_vec()]
+        );
+    }
+
+    #[test]
+    fn utf8_passes_and_c1_controls_do_not() {
+        assert_eq!(lines("é ✓\n".as_bytes()), ["é ✓".as_bytes().to_vec()]);
+        assert_eq!(
+            lines(b"a\xc2\x9b2Jb\n"),
+            [b"a2Jb".to_vec()],
+            "U+009B (CSI as a C1 control) is dropped, what follows it is text"
+        );
+        assert_eq!(
+            lines(b"a\x9b2Jb\n"),
+            [b"a2Jb".to_vec()],
+            "a raw 0x9b (no UTF-8) starts no sequence either"
+        );
     }
 
     #[test]
     fn long_lines_are_flushed_in_pieces() {
-        let mut lb = LineBuffer::new();
-        let mut flushed = 0;
-        for _ in 0..LINE_MAX * 2 + 3 {
-            if let Some(l) = lb.push(b'x') {
-                assert_eq!(l.len(), LINE_MAX);
-                flushed += 1;
+        let mut input = Vec::new();
+        input.resize(LINE_MAX * 2 + 3, b'x');
+        let (lines, rest) = filter(&input);
+        assert_eq!(lines.len(), 2);
+        assert!(lines.iter().all(|l| l.len() == LINE_MAX));
+        assert_eq!(rest.len(), 3);
+    }
+
+    #[test]
+    fn a_long_line_is_not_cut_inside_a_sequence_or_character() {
+        let mut input = Vec::new();
+        input.resize(LINE_MAX - 3, b'x');
+        input.extend_from_slice(b"\x1b[31mr");
+        let (lines, rest) = filter(&input);
+        assert_eq!(lines, [input[..LINE_MAX - 3].to_vec()]);
+        assert_eq!(rest, b"\x1b[31mr");
+        let mut input = Vec::new();
+        input.resize(LINE_MAX - 1, b'x');
+        input.extend_from_slice("é".as_bytes());
+        let (lines, rest) = filter(&input);
+        assert_eq!(lines[0].len(), LINE_MAX - 1);
+        assert_eq!(rest, "é".as_bytes());
+    }
+
+    #[test]
+    fn the_longest_sgr_sequence_fits() {
+        let mut input = b"\x1b[".to_vec();
+        for i in 0..40 {
+            if i > 0 {
+                input.push(b';');
             }
+            input.extend_from_slice(b"65535");
         }
-        assert_eq!(flushed, 2);
-        assert_eq!(lb.take().len(), 3);
+        input.extend_from_slice(b"mz\n");
+        let got = lines(&input);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].ends_with(b"z"), "text after it still comes");
+        assert!(
+            got[0] == b"z" || (got[0].starts_with(b"\x1b[65535;") && got[0].len() <= SGR_MAX + 1),
+            "dropped (too many numbers) or written again whole: {:?}",
+            got[0]
+        );
+    }
+
+    #[test]
+    fn streamed_bytes_keep_the_line_tail() {
+        let mut lb = LineBuffer::new();
+        for _ in 0..LINE_MAX + 2 {
+            lb.push_byte(b'y');
+        }
+        assert_eq!(lb.as_bytes().len(), 2);
     }
 }

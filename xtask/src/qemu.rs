@@ -44,11 +44,21 @@ pub enum Outcome {
 
 /// Waits for `child`, killing it after `timeout`.
 fn wait(child: &mut Child, timeout: Option<Duration>) -> Result<Outcome> {
+    wait_polling(child, timeout, || {})
+}
+
+/// As [`wait`], calling `poll` every 50 ms meanwhile.
+fn wait_polling(
+    child: &mut Child,
+    timeout: Option<Duration>,
+    mut poll: impl FnMut(),
+) -> Result<Outcome> {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().context("waiting for QEMU")? {
             return Ok(Outcome::Exited(status));
         }
+        poll();
         if let Some(limit) = timeout {
             if start.elapsed() >= limit {
                 let _ = child.kill();
@@ -81,9 +91,33 @@ pub fn run_captured(
     timeout: Duration,
     log: &Path,
 ) -> Result<(Outcome, String)> {
+    let (outcome, text, _) = run_typing(program, args, timeout, log, None)?;
+    Ok((outcome, text))
+}
+
+/// What to type on QEMU's console: `input`, once the output holds `after`.
+pub struct Typing<'a> {
+    pub after: &'a str,
+    pub input: &'a [u8],
+}
+
+/// As [`run_captured`], typing `typing.input` on QEMU's stdin as soon as its output
+/// holds `typing.after` (each output chunk is looked at as it comes). The third
+/// value says whether the input was typed.
+pub fn run_typing(
+    program: &str,
+    args: &[String],
+    timeout: Duration,
+    log: &Path,
+    typing: Option<Typing>,
+) -> Result<(Outcome, String, bool)> {
     let mut child = Command::new(program)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if typing.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -99,12 +133,35 @@ pub fn run_captured(
     if let Some(err) = child.stderr.take() {
         readers.push(pump(err, buf.clone(), file.clone()));
     }
-    let outcome = wait(&mut child, Some(timeout))?;
+    let mut stdin = child.stdin.take();
+    let mut typed = false;
+    let outcome = wait_polling(&mut child, Some(timeout), || {
+        let Some(t) = &typing else { return };
+        if typed {
+            return;
+        }
+        let seen = buf
+            .lock()
+            .map(|b| contains(&b, t.after.as_bytes()))
+            .unwrap_or(false);
+        if let (true, Some(input)) = (seen, stdin.as_mut()) {
+            typed = input
+                .write_all(t.input)
+                .and_then(|()| input.flush())
+                .is_ok();
+        }
+    })?;
+    drop(stdin);
     for r in readers {
         let _ = r.join();
     }
     let bytes = buf.lock().map(|b| b.clone()).unwrap_or_default();
-    Ok((outcome, String::from_utf8_lossy(&bytes).into_owned()))
+    Ok((outcome, String::from_utf8_lossy(&bytes).into_owned(), typed))
+}
+
+/// Whether `hay` holds `needle`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
 }
 
 fn pump(

@@ -139,6 +139,40 @@ pub fn print_line(args: fmt::Arguments<'_>) {
     let _ = fmt::Write::write_str(&mut writer, "\r\n");
 }
 
+/// Prints `text` with no line end (a prompt).
+pub fn print_str(text: &str) {
+    let _ = fmt::Write::write_str(&mut Writer(current()), text);
+}
+
+/// The next received byte, if one is waiting.
+pub fn try_getc() -> Option<u8> {
+    let uart = current();
+    let base = uart.base as usize;
+    match uart.kind {
+        UartKind::Pl011 => {
+            const DR: usize = 0x00;
+            const FR: usize = 0x18;
+            const FR_RXFE: u32 = 1 << 4;
+            // SAFETY: the PL011 the device tree names; FR is a status register and a
+            // read of DR takes the byte the FIFO holds.
+            unsafe {
+                (mmio::read32(base + FR) & FR_RXFE == 0).then(|| mmio::read32(base + DR) as u8)
+            }
+        }
+        UartKind::Ns16550 => {
+            const RBR: usize = 0;
+            const LSR: usize = 5;
+            const LSR_DR: u8 = 1;
+            let shift = uart.reg_shift;
+            // SAFETY: as above, for the 16550's LSR and RBR.
+            unsafe {
+                (mmio::read8(base + (LSR << shift)) & LSR_DR != 0)
+                    .then(|| mmio::read8(base + (RBR << shift)))
+            }
+        }
+    }
+}
+
 /// Prints one line on the console, like `std::println!`.
 macro_rules! println {
     ($($arg:tt)*) => {

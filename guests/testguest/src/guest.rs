@@ -42,6 +42,12 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
             println!("memory: {:#x}..{:#x}", region.base, region.end());
         }
     }
+    if wants(bootargs, "escapes") {
+        print_escapes();
+    }
+    if wants(bootargs, "prompt") {
+        prompt();
+    }
     let boots = arch::firmware::vm_boots().unwrap_or(0);
     if boots > 1 {
         println!("testguest: boot {boots} of this VM");
@@ -84,10 +90,55 @@ fn run_checks(platform: &Result<Platform, Why>) {
     }
 }
 
+/// The prompt of boot argument `prompt` (no line end after it).
+const PROMPT: &str = "testguest: type a line> ";
+/// How long `prompt` waits for the line, in milliseconds.
+const PROMPT_WAIT_MS: u64 = 60_000;
+
+/// Boot argument `prompt`: prints [`PROMPT`] without a line end and reads a line
+/// from the console UART (up to CR or LF, at most 60 s), then prints
+/// `testguest: read "<line>"`, or `testguest: no line typed` when none came.
+fn prompt() {
+    console::print_str(PROMPT);
+    let mut line = [0u8; 64];
+    let mut len = 0;
+    let mut ended = false;
+    let got = crate::time::wait_until(PROMPT_WAIT_MS, || {
+        while let Some(b) = console::try_getc() {
+            match b {
+                b'\r' | b'\n' => {
+                    ended = true;
+                    return true;
+                }
+                _ if len < line.len() => {
+                    line[len] = b;
+                    len += 1;
+                }
+                _ => {}
+            }
+        }
+        false
+    });
+    console::print_str("\r\n");
+    match core::str::from_utf8(&line[..len]) {
+        Ok(text) if got && ended => println!("testguest: read \"{text}\""),
+        _ => println!("testguest: no line typed"),
+    }
+}
+
+/// Boot argument `escapes`: a line with colours and one with control sequences a
+/// VM must not get onto the console (clear screen, cursor home, a window title, a
+/// carriage return to start a forged hypervisor line).
+fn print_escapes() {
+    println!("testguest: colours: \x1b[1;32mgreen\x1b[0m and \x1b[38;5;208morange\x1b[m");
+    println!("testguest: cursor:\x1b[2J\x1b[H\x1b]0;title\x07\rhv: VM 9 (forged) powered off");
+}
+
 /// Whether the boot arguments hold `word`: `fault` (read past the end of RAM after
 /// the checks), `reset` (reset the VM after the checks of its first boot, from
-/// inside a timer interrupt handler, so they run again on the second) or
-/// `sbi-only` (riscv64: the SBI console and timer only, see [`sbi_only`]).
+/// inside a timer interrupt handler, so they run again on the second),
+/// `sbi-only` (riscv64: the SBI console and timer only, see [`sbi_only`]), `prompt`
+/// and `escapes` (console checks of the scenario `console`).
 fn wants(bootargs: &str, word: &str) -> bool {
     bootargs.split_ascii_whitespace().any(|w| w == word)
 }

@@ -1,10 +1,10 @@
 //! A VM's devices as the VMM holds them: its bus (built from the `emu_devices` of
 //! its config through the device registry), its interrupt chip, and the plumbing
-//! between its console UART and the hypervisor console: output collected into lines
-//! (or streamed once the VM has the keyboard and was typed to), typed input queued
-//! beyond the UART's FIFO.
+//! between its console UART and the hypervisor console: output streamed while the VM
+//! has the keyboard, else filtered and collected into lines (see `console`), typed
+//! input queued beyond the UART's FIFO.
 
-use crate::console::{self, LineBuffer};
+use crate::console::{self, LineBuffer, Sanitizer};
 use crate::devices::bus::{Bus, DeviceId, Dispatch, Space};
 use crate::devices::device::{DeviceCtx, VmEvent};
 use crate::devices::irqchip::{self, IrqChip};
@@ -26,15 +26,13 @@ pub struct VmDevices {
     bus: Bus,
     /// The console UART: the first device that is a serial port.
     console: Option<DeviceId>,
-    line: Box<LineBuffer>,
+    /// Output while the VM does not have the keyboard: filtered, then whole lines.
+    out: Box<LineOutput>,
     /// The VM's interrupt controller (virtual GIC or PLIC) behind its windows.
     chip: Option<Box<dyn IrqChip>>,
-    /// This VM has the keyboard.
+    /// This VM has the keyboard: its console output is streamed as it comes (prompts,
+    /// echo, colours), not line-buffered.
     focused: bool,
-    /// It has the keyboard and was typed to: its console output is streamed (prompts,
-    /// echo), not line-buffered. Until someone types, output stays in whole lines, so
-    /// a run without input (a test) never sees the lines of two VMs cut into each other.
-    streaming: bool,
     /// Typed bytes the console UART's receive FIFO had no room for yet: they move in
     /// as the guest reads the FIFO, so pasted text is not cut at the FIFO's depth.
     input: Box<Ring<INPUT_QUEUE>>,
@@ -87,7 +85,7 @@ impl VmDevices {
             name: spec.name.clone(),
             bus,
             console,
-            line: Box::new(LineBuffer::new()),
+            out: Box::default(),
             chip: irqchip::for_vm(
                 spec,
                 vcpu_ids(spec),
@@ -95,7 +93,6 @@ impl VmDevices {
                 Current::LIMITS.plic_sources.is_some(),
             )?,
             focused: false,
-            streaming: false,
             input: Box::new(Ring::new()),
         })
     }
@@ -138,7 +135,7 @@ impl VmDevices {
     /// through its UART: the same lines, the same prefix.
     pub fn console_write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            output((self.id, &self.name), &mut self.line, self.streaming, b);
+            output((self.id, &self.name), &mut self.out, self.focused, b);
         }
     }
 
@@ -210,8 +207,8 @@ impl VmDevices {
         let Some(serial) = self.bus.device(id).and_then(|d| d.serial()) else {
             return;
         };
-        let (who, line, streaming) = ((self.id, &*self.name), &mut self.line, self.streaming);
-        serial.drain_tx(&mut |b| output(who, line, streaming, b));
+        let (who, out, focused) = ((self.id, &*self.name), &mut self.out, self.focused);
+        serial.drain_tx(&mut |b| output(who, out, focused, b));
         if Some(id) == self.console {
             refill(&mut self.input, |b| serial.push_rx(b));
         }
@@ -226,32 +223,24 @@ impl VmDevices {
         }
     }
 
-    /// Gives this VM the keyboard (its output streamed once typed to) or takes it away.
+    /// Gives this VM the keyboard (its output streamed from now on; what it left of
+    /// a line so far starts the stream) or takes it away (whole filtered lines again).
     pub fn set_focus(&mut self, focused: bool) {
+        if focused && !self.focused {
+            let pending = self.out.line.take();
+            if !pending.is_empty() {
+                console::vm_stream(self.id, &self.name, pending);
+            }
+        }
+        // A sequence half-parsed in one mode is not finished in the other.
+        self.out.sanitizer = Sanitizer::new();
         self.focused = focused;
-        if !focused {
-            self.streaming = false;
-        }
-    }
-
-    /// From now on the VM's output is shown as it comes.
-    fn start_streaming(&mut self) {
-        if self.streaming || !self.focused {
-            return;
-        }
-        // What was buffered so far becomes the start of the streamed line.
-        let pending = self.line.take();
-        if !pending.is_empty() {
-            console::vm_stream(self.id, &self.name, pending);
-        }
-        self.streaming = true;
     }
 
     /// Keyboard input for the VM's console UART. Queued behind what the UART's
     /// receive FIFO does not take yet; false if even the queue is full (the byte is
     /// dropped, as a real UART overruns).
     pub fn console_input(&mut self, byte: u8) -> bool {
-        self.start_streaming();
         let queued = self.input.push(byte);
         if let Some(id) = self.console {
             self.serve_serial(id);
@@ -271,7 +260,7 @@ impl VmDevices {
 
     /// Prints what the VM left without a final newline.
     pub fn flush_console(&mut self) {
-        let l = self.line.take();
+        let l = self.out.line.take();
         if !l.is_empty() {
             console::vm_line(&self.name, l);
         }
@@ -288,14 +277,24 @@ fn bus_console(bus: &mut Bus) -> Option<DeviceId> {
     bus.devices().position(|d| d.serial().is_some())
 }
 
-/// One byte of the VM's console output: streamed when the VM has the keyboard and was
-/// typed to, else collected into lines.
-fn output((id, name): (u32, &str), line: &mut LineBuffer, streaming: bool, b: u8) {
-    if streaming {
+/// The way to whole lines of a VM without the keyboard: its filter and line buffer.
+#[derive(Default)]
+struct LineOutput {
+    sanitizer: Sanitizer,
+    line: LineBuffer,
+}
+
+/// One byte of the VM's console output: streamed when the VM has the keyboard, else
+/// filtered and collected into lines.
+fn output((id, name): (u32, &str), out: &mut LineOutput, focused: bool, b: u8) {
+    if focused {
         console::vm_stream(id, name, &[b]);
-    } else if let Some(l) = line.push(b) {
-        console::vm_line(name, l);
+        return;
     }
+    let line = &mut out.line;
+    out.sanitizer.push(b, &mut |piece| {
+        line.push(piece, &mut |l| console::vm_line(name, l))
+    });
 }
 
 #[cfg(test)]
@@ -364,34 +363,30 @@ mod tests {
     }
 
     #[test]
-    fn output_is_line_buffered_until_the_focused_vm_is_typed_to() {
+    fn output_is_streamed_while_focused_and_filtered_lines_otherwise() {
         let mut d = VmDevices::new(&UART_ONLY).unwrap();
-        for &b in b"ab\ncd" {
+        for &b in b"ab\ncd\x1b[2J\x1b[32me" {
             assert_eq!(
                 access(&mut d, 0x0900_0000, Some(b.into())),
                 MmioResult::Done(0)
             );
         }
         assert_eq!(
-            d.line.as_bytes(),
-            b"cd",
-            "a whole line went out, the rest waits"
+            d.out.line.as_bytes(),
+            b"cd\x1b[32me",
+            "a whole line went out, the rest waits, filtered (the SGR kept)"
         );
-        d.console_input(b'x');
-        assert!(!d.streaming, "typed to without the keyboard: still lines");
         d.set_focus(true);
-        d.console_input(b'y');
-        assert!(d.streaming);
         assert!(
-            d.line.as_bytes().is_empty(),
-            "the pending part was streamed"
+            d.out.line.as_bytes().is_empty(),
+            "the pending part was streamed at once, nobody typed"
         );
-        access(&mut d, 0x0900_0000, Some(b'e'.into()));
-        assert!(d.line.as_bytes().is_empty(), "streamed as it comes");
+        access(&mut d, 0x0900_0000, Some(b'>'.into()));
+        assert!(d.out.line.as_bytes().is_empty(), "streamed as it comes");
+        d.console_input(b'x');
         d.set_focus(false);
-        assert!(!d.streaming);
         access(&mut d, 0x0900_0000, Some(b'f'.into()));
-        assert_eq!(d.line.as_bytes(), b"f");
+        assert_eq!(d.out.line.as_bytes(), b"f");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::config::range::Range;
 use crate::config::{Arch, Plan, Vm};
 use crate::host_tools::ensure_qemu;
 use crate::output::clean;
-use crate::qemu::{qemu_args, qemu_binary, run_captured, Outcome};
+use crate::qemu::{qemu_args, qemu_binary, run_captured, run_typing, Outcome, Typing};
 use crate::workspace::{cargo, Workspace};
 
 /// Time limit for one QEMU run.
@@ -39,6 +39,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "dt-passthrough",
         "an AxVisor-style VM (configs/vms/testguest-aarch64-qemu-smp2-dtpass.toml: flags 0xf, identity RAM at 0x8000_0000, passthrough_devices = [[\"/pl031@9010000\"]]) next to a test VM: the hypervisor resolves the path in its DTB, the guest reads the RTC's PrimeCell ids through the mapping; both pass, exit 0",
+    ),
+    (
+        "console",
+        "the VM with the keyboard prints a prompt without a line end: it must reach the console before anything is typed (the scenario types a line only once it sees the prompt, the guest echoes it); the other VM's colours (SGR) pass, its cursor movement, window title and carriage return do not (no forged `hv:` line); both pass, exit 0",
     ),
     (
         "linux-smp1",
@@ -69,12 +73,16 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "board qemu-riscv64: two test-guest VMs pass their checks, exit 0",
     ),
     (
+        "riscv64-no-sstc",
+        "board qemu-riscv64 on a CPU without Sstc (-cpu rv64,sstc=false): the hypervisor emulates the guest timer; the two test VMs pass (timer-legacy included), exit 0",
+    ),
+    (
         "riscv64-fault-isolation",
         "qemu-riscv64: a VM that reads outside its memory is stopped; the other finishes",
     ),
     (
         "riscv64-reenter-start",
-        "qemu-riscv64 with its first secondary hart started at the image entry `_start` (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
+        "qemu-riscv64 with its first secondary hart started at the image entry `_start` and its second with a stale start argument (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
     ),
     (
         "stack-guard",
@@ -297,12 +305,14 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "fault-isolation" => fault_isolation(ws, name, DEFAULT_BOARD, &FAULT_VMS),
         "bad-config" => bad_config(ws),
         "dt-passthrough" => dt_passthrough(ws, name),
+        "console" => console(ws, name),
         "uboot-two-vms" => uboot_two_vms(ws),
         "linux-smp1" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[0]], 1),
         "linux-smp2" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1]], 2),
         "linux-smp4" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[2]], 4),
         "linux-and-testguest" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1], TESTGUEST_B], 2),
-        "riscv64-two-vms" => two_vms(ws, name, RISCV64_BOARD),
+        "riscv64-two-vms" => riscv64_timer(ws, name, RISCV64_BOARD, SSTC_LINE),
+        "riscv64-no-sstc" => riscv64_timer(ws, name, NO_SSTC_BOARD, NO_SSTC_LINE),
         "riscv64-fault-isolation" => fault_isolation(ws, name, RISCV64_BOARD, &RISCV64_FAULT_VMS),
         "riscv64-linux" => linux(ws, name, RISCV64_BOARD, &RISCV64_LINUX_VMS, 2),
         "riscv64-sbi-only" => sbi_only(ws, name),
@@ -339,6 +349,19 @@ pub(super) fn log_path(ws: &Workspace, name: &str) -> Result<PathBuf> {
 /// Builds with `board` and `vms` (none: the board's own), boots it, returns the plan,
 /// how QEMU ended and its cleaned output.
 fn boot(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<(Plan, Outcome, String)> {
+    let (plan, outcome, raw, _) = boot_typing(ws, name, board, vms, None)?;
+    Ok((plan, outcome, clean(&raw)))
+}
+
+/// As [`boot`], typing on the console as `typing` says; returns the raw output (escape
+/// sequences and carriage returns kept) and whether the input was typed.
+fn boot_typing(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    vms: &[&str],
+    typing: Option<Typing>,
+) -> Result<(Plan, Outcome, String, bool)> {
     let opts = BuildOptions {
         config: Some(ws.root.join(board)),
         vms: vms.iter().map(|v| ws.root.join(v)).collect(),
@@ -361,8 +384,67 @@ fn boot(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<(Plan, 
         args.join(" "),
         log.display()
     );
-    let (outcome, text) = run_captured(&program, &args, QEMU_TIMEOUT, &log)?;
-    Ok((out.plan, outcome, clean(&text)))
+    let (outcome, text, typed) = run_typing(&program, &args, QEMU_TIMEOUT, &log, typing)?;
+    Ok((out.plan, outcome, text, typed))
+}
+
+/// The scenario `console`: vm1 (the VM with the keyboard) with boot argument
+/// `prompt`, vm2 with `escapes` (xtask/tests/data).
+const CONSOLE_VMS: [&str; 2] = [
+    "xtask/tests/data/console-prompt-vm.toml",
+    "xtask/tests/data/console-escapes-vm.toml",
+];
+/// The prompt as the console shows it, and what is typed once it is there.
+const PROMPT: &str = "[vm1] testguest: type a line> ";
+const TYPED: &[u8] = b"hello console\r";
+/// vm2's colour line as it must come out: its SGR sequences kept.
+const COLOURS: &str =
+    "[vm2] testguest: colours: \x1b[1;32mgreen\x1b[0m and \x1b[38;5;208morange\x1b[0m";
+/// vm2's hostile line with what it may not do taken out.
+const DEFANGED: &str = "[vm2] testguest: cursor:hv: VM 9 (forged) powered off";
+
+fn console(ws: &Workspace, name: &str) -> Result<()> {
+    let typing = Typing {
+        after: PROMPT,
+        input: TYPED,
+    };
+    let (plan, outcome, raw, typed) =
+        boot_typing(ws, name, DEFAULT_BOARD, &CONSOLE_VMS, Some(typing))?;
+    let out = clean(&raw);
+    let mut problems = console_problems(&raw, &out, typed);
+    check_all_pass(&plan, &outcome, &out, &mut problems);
+    verdict(&problems, &out)
+}
+
+/// What is wrong with the `console` scenario's raw and cleaned output.
+fn console_problems(raw: &str, out: &str, typed: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !typed {
+        problems.push(format!(
+            "the prompt `{PROMPT}` never reached the console, so nothing was typed"
+        ));
+    }
+    let echo = "[vm1] testguest: read \"hello console\"";
+    if !has_line(out, echo) {
+        problems.push(format!("no `{echo}` line"));
+    }
+    if !raw.contains(COLOURS) {
+        problems.push(format!(
+            "vm2's colours did not pass: no {COLOURS:?} in the raw output"
+        ));
+    }
+    if !raw.contains(DEFANGED) {
+        problems.push(format!("no {DEFANGED:?} in the raw output"));
+    }
+    for seq in ["\x1b[2J", "\x1b[H", "\x1b]0;"] {
+        if raw.contains(seq) {
+            problems.push(format!("the sequence {seq:?} of vm2 reached the console"));
+        }
+    }
+    for l in out.lines().filter(|l| l.starts_with("hv: VM 9")) {
+        problems.push(format!("a VM forged a hypervisor line: {l}"));
+    }
+    problems
 }
 
 /// Failure message with the end of the output.
@@ -628,6 +710,32 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
     );
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// Board qemu-riscv64 on a CPU without Sstc (xtask/tests/data).
+const NO_SSTC_BOARD: &str = "xtask/tests/data/qemu-riscv64-nosstc.toml";
+/// What the hypervisor says about the guest timer with Sstc and without.
+const SSTC_LINE: &str = "hv: RISC-V H extension present; guest timer: Sstc (vstimecmp)";
+const NO_SSTC_LINE: &str =
+    "hv: RISC-V H extension present; guest timer: SBI set_timer emulated with the host timer";
+
+/// `board`'s own VMs all pass (the test guest's timer-legacy check among them: 10,000
+/// short periods programmed with the legacy SBI set_timer) and the hypervisor says it
+/// uses the guest timer `timer_line` names: Sstc, or the emulated one.
+fn riscv64_timer(ws: &Workspace, name: &str, board: &str, timer_line: &str) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, &[])?;
+    let mut problems = Vec::new();
+    check_all_pass(&plan, &outcome, &out, &mut problems);
+    if !has_line(&out, timer_line) {
+        problems.push(format!("no `{timer_line}` line"));
+    }
+    for vm in &plan.vms {
+        let passed = format!("[{}] ok: timer-legacy", vm.name);
+        if !has_line(&out, &passed) {
+            problems.push(format!("no `{passed}` line"));
+        }
     }
     verdict(&problems, &out)
 }
@@ -1013,6 +1121,27 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
             bad_config_problems(false, &text, "metadata\n").is_empty(),
             "{text}"
         );
+    }
+
+    #[test]
+    fn console_verdicts() {
+        let raw = format!(
+            "{PROMPT}hello\r\n[vm1] testguest: read \"hello console\"\r\n{COLOURS}\x1b[0m\r\n{DEFANGED}\r\n"
+        );
+        let out = clean(&raw);
+        assert!(console_problems(&raw, &out, true).is_empty());
+        assert_eq!(console_problems(&raw, &out, false).len(), 1, "not typed");
+        let forged = raw.replace(
+            "cursor:hv: VM 9",
+            "cursor:\x1b[2J\x1b]0;t\x07\r\nhv: VM 9 (forged) powered off\r\nhv: VM 9",
+        );
+        assert_eq!(
+            console_problems(&forged, &clean(&forged), true).len(),
+            5,
+            "the line not whole, clear screen, title, two forged lines"
+        );
+        let greyed = raw.replace("\x1b[1;32m", "?[1;32m");
+        assert_eq!(console_problems(&greyed, &clean(&greyed), true).len(), 1);
     }
 
     #[test]

@@ -2,18 +2,25 @@
 //! next stage (QEMU `-kernel`) and U-Boot `booti` start it like Linux: in S-mode
 //! (HS-mode with the H extension), satp = 0, a0 = hart id, a1 = DTB address. The
 //! boot hart zeroes .bss and takes stack slot 0; the others are started by the boot
-//! hart through SBI HSM at `secondary_entry` with a0 = hart id, a1 = their stack slot.
+//! hart through SBI HSM at `secondary_entry` with a0 = hart id (a1 = their stack
+//! slot, which they do not rely on: they look their slot up by hart id).
 //!
 //! Each hart keeps its [`HartLocal`] in `tp` (the hypervisor uses no thread-local
 //! storage; the world switch saves and restores `tp` around the guest).
 //!
-//! `_start` is safe against re-entry: firmware may send a started hart there instead
-//! of to `secondary_entry` (OpenSBI 1.1 can mark a hart started before it stores the
-//! hart's start address, which then still is the boot hart's). The first hart to
-//! arrive claims the boot path with an atomic swap of a word in .data, before .bss is
-//! touched; any later one looks up the slot the boot hart is starting it in
-//! ([`HART_STARTING`]) and takes the secondary path, or parks if it has none. A hart
-//! takes its slot once: a second arrival for the same slot parks too.
+//! OpenSBI 1.1 marks a hart START_PENDING before it stores the hart's start address
+//! and argument, and the hart, woken by any interrupt, may read them before they are
+//! stored: it then starts with the cold-boot values (the boot hart's `_start` and the
+//! DTB address in a1), or with the new address and the old a1. So:
+//! - `_start` is safe against re-entry. The first hart to arrive claims the boot path
+//!   with an atomic swap of a word in .data, before .bss is touched; any later one
+//!   takes the secondary path. (Before this claim a late hart ran the boot path a
+//!   second time, zeroing .bss under the running boot hart: the boot banner line came
+//!   twice, the second cut off, then nothing.)
+//! - the secondary path ignores a1 and looks up the slot the boot hart is starting
+//!   this hart in by hart id ([`HART_STARTING`]), or parks if it has none. (Trusting
+//!   a1 parked a hart handed the DTB address as its slot, silently.) A hart takes its
+//!   slot once: a second arrival for the same slot parks too.
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -163,9 +170,20 @@ _start:
     call    {primary}
     j       .Lhang
 
-    // A hart other than the boot hart in _start (a0 = hart id): the secondary path
-    // with the slot the boot hart is starting it in, or park.
+    // A hart other than the boot hart in _start (a0 = hart id): the secondary path,
+    // which finds the slot the boot hart is starting it in, or parks.
 .Lnot_boot:
+    j       secondary_entry
+
+    .global secondary_entry
+secondary_entry:
+    csrw    sie, zero
+    csrw    sscratch, zero
+    la      t0, hv_trap_vector
+    csrw    stvec, t0
+    mv      s0, a0                  // hart id
+    // The slot is looked up by hart id, not taken from a1: OpenSBI 1.1 may hand a
+    // started hart a stale a1 (see the module documentation).
     fence   rw, rw
     addi    t2, a0, 1
     la      t0, HART_STARTING
@@ -178,30 +196,14 @@ _start:
     beq     t5, t2, 5f
     addi    t1, t1, 1
     j       4b
-5:  mv      a1, t1
-    j       secondary_entry
-
-    .global secondary_entry
-secondary_entry:
-    csrw    sie, zero
-    csrw    sscratch, zero
-    la      t0, hv_trap_vector
-    csrw    stvec, t0
-    mv      s0, a0                  // hart id
-    mv      s1, a1                  // stack slot
-    li      t0, {max_cpus}
-    bgeu    a1, t0, .Lhang
-    // Take the slot: it must be waiting for this hart, and only once.
-    la      t0, HART_STARTING
-    slli    t1, a1, 3
-    add     t0, t0, t1
-    addi    t2, a0, 1
+    // Take the slot: it must still be waiting for this hart, and only once.
+5:  mv      s1, t1                  // stack slot
     .option push
     .option arch, +a
-6:  lr.d.aqrl t3, (t0)
-    bne     t3, t2, .Lhang
-    sc.d.aqrl t4, zero, (t0)
-    bnez    t4, 6b
+6:  lr.d.aqrl t5, (t4)
+    bne     t5, t2, .Lhang
+    sc.d.aqrl t6, zero, (t4)
+    bnez    t6, 6b
     .option pop
     mv      a0, s1
     call    .Lset_stack

@@ -37,16 +37,19 @@ impl Cpu for Riscv64 {
             return Err(super::sbi::ERR_NOT_SUPPORTED);
         }
         let entry = boot::secondary_entry as *const () as u64;
-        // Test only: start the first secondary at `_start`, as OpenSBI 1.1 sometimes
-        // does (see `boot`); it must find its way to the secondary path.
+        let opaque = slot as u64;
+        // Test only, what OpenSBI 1.1 sometimes does (see `boot`): the first
+        // secondary starts at `_start`, the second with a stale a1 (the DTB address
+        // the cold boot had); both must find their slot.
         #[cfg(feature = "test-reenter-start")]
-        let entry = if slot == 1 {
-            boot::image_entry()
-        } else {
-            entry
+        let (entry, opaque) = match slot {
+            1 => (boot::image_entry(), opaque),
+            // Where QEMU virt's OpenSBI puts the DTB of a 1 GiB machine.
+            2 => (entry, 0xbfe0_0000),
+            _ => (entry, opaque),
         };
         boot::expect_hart(slot, hartid);
-        match firmware::hart_start(hartid, entry, slot as u64) {
+        match firmware::hart_start(hartid, entry, opaque) {
             0 => Ok(()),
             e => {
                 boot::forget_hart(slot);

@@ -62,7 +62,8 @@ pub const HART_STARTED: u64 = 0;
 pub const HART_STOPPED: u64 = 1;
 pub const HART_START_PENDING: u64 = 2;
 
-/// What goes back to the guest: a0 = error, a1 = value. Legacy calls return only a0.
+/// What goes back to the guest: a0 = error, a1 = value. Legacy calls return only a0
+/// (see [`is_legacy`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ret {
     pub error: i64,
@@ -156,6 +157,18 @@ fn with_mask(mask: u64, base: u64, make: impl FnOnce(u64) -> Call) -> Call {
 }
 
 const NOT_SUPPORTED: Call = Call::Answer(Ret::err(ERR_NOT_SUPPORTED));
+
+/// Whether `eid` is a legacy extension (0x00..=0x0F, SBI v0.1). Their calls return
+/// in a0 alone and keep every other register, a1 included.
+pub fn is_legacy(eid: u64) -> bool {
+    eid < EID_BASE
+}
+
+/// The registers an answer writes: (a0, Some(a1)), or (a0, None) for a legacy call,
+/// which leaves a1 as the guest had it.
+pub fn answer_regs(eid: u64, r: Ret) -> (u64, Option<u64>) {
+    (r.error as u64, (!is_legacy(eid)).then_some(r.value))
+}
 
 /// Decodes the call in `a` (a0..a7: arguments in a0..a5, FID in a6, EID in a7).
 pub fn decode(a: [u64; 8]) -> Call {
@@ -364,6 +377,29 @@ mod tests {
             }
         );
         assert_eq!(call(EID_LEGACY_GETCHAR, 0, &[]), Call::Answer(Ret::err(-1)));
+    }
+
+    #[test]
+    fn legacy_calls_answer_in_a0_only() {
+        for eid in [
+            EID_LEGACY_SET_TIMER,
+            EID_LEGACY_PUTCHAR,
+            EID_LEGACY_GETCHAR,
+            EID_LEGACY_CLEAR_IPI,
+            EID_LEGACY_SHUTDOWN,
+            0x0F,
+        ] {
+            assert!(is_legacy(eid), "{eid:#x}");
+            assert_eq!(answer_regs(eid, Ret::ok(7)), (0, None), "{eid:#x}");
+        }
+        assert_eq!(
+            answer_regs(EID_LEGACY_GETCHAR, Ret::err(-1)),
+            (u64::MAX, None)
+        );
+        for eid in [EID_BASE, EID_TIME, EID_IPI, EID_HSM, EID_DBCN, HV_EID] {
+            assert!(!is_legacy(eid), "{eid:#x}");
+            assert_eq!(answer_regs(eid, Ret::ok(7)), (0, Some(7)), "{eid:#x}");
+        }
     }
 
     #[test]

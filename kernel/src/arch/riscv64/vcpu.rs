@@ -86,12 +86,43 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     write_csr!(csr::SCOUNTEREN, 0);
     if sstc() {
         write_csr!(csr::VSTIMECMP, u64::MAX);
-    } else {
-        firmware::set_timer(u64::MAX);
     }
+    firmware::set_timer(u64::MAX);
     boot::set_vcpu(index as u64, cntvoff);
     // The guest's image was written by another hart.
     csr::fence_i();
+}
+
+/// The Sstc backstop fires 1/BACKSTOP_DIVISOR s (1 ms) after the guest's timer is due.
+const BACKSTOP_DIVISOR: u64 = 1000;
+
+/// With Sstc: if the guest's timer is due (guest time at or past vstimecmp),
+/// vstimecmp is written again with the value it has. Done right before every guest
+/// entry, and when the backstop fires: the host timer, programmed with every guest
+/// set_timer for a millisecond after the guest's deadline.
+///
+/// On hardware this changes nothing (the interrupt is pending either way). It works
+/// around QEMU 7.2, whose VS timer of Sstc loses interrupts now and then, two ways:
+/// - the pending VSTIP lives in a flag beside `mip`, and each write of an
+///   interrupt-pending bit (hvip, sip) recomputes whether the hart has an interrupt
+///   to take from that flag read *before* taking the global lock. When the timer
+///   fires in between, the stale read clears the hart's interrupt request again: the
+///   guest reads VSTIP pending and enabled, idles with interrupts on, and never traps.
+///   (Newer QEMU reads the flag under the lock, `riscv_cpu_interrupt`.)
+/// - a guest idling in WFI after programming a short period (100 us) sometimes finds,
+///   a second later, vstimecmp long due and VSTIP not pending at all: the QEMU timer
+///   behind vstimecmp never fired (seen with the test guest's `timer-legacy` check).
+///
+/// Writing vstimecmp with a due value makes QEMU raise VSTIP and the request at once.
+/// Nothing of the hypervisor writes an interrupt-pending bit after this before the
+/// guest runs. `fill_irqs` writes hvip only when a bit changes, which makes the first
+/// case rarer still.
+fn repost_due_vstimer() {
+    let cmp = read_csr!(csr::VSTIMECMP);
+    let guest_now = read_csr!(csr::TIME).wrapping_add(read_csr!(csr::HTIMEDELTA));
+    if cmp != u64::MAX && guest_now >= cmp {
+        write_csr!(csr::VSTIMECMP, cmp);
+    }
 }
 
 /// The hypervisor's time counter (for per-VM time offsets).
@@ -111,6 +142,9 @@ pub struct Vcpu {
     pending: Option<VmExit>,
     /// Register of the MMIO load being emulated: (reg, width, sign_extend).
     mmio_load: Option<(u8, u8, bool)>,
+    /// With Sstc: how long after the guest's timer is due the host timer backs it up
+    /// (see `repost_due_vstimer`), in timebase ticks.
+    backstop_delay: u64,
 }
 
 impl crate::hal::Vcpu for Vcpu {
@@ -126,6 +160,9 @@ impl crate::hal::Vcpu for Vcpu {
     /// about every guest-page fault.
     fn run(&mut self, first_touch: FirstTouch) -> VmExit {
         loop {
+            if sstc() {
+                repost_due_vstimer();
+            }
             trap::guest_enter(&mut self.frame);
             let scause = read_csr!(csr::SCAUSE);
             let exit = if scause & INTERRUPT != 0 {
@@ -150,10 +187,15 @@ impl crate::hal::Vcpu for Vcpu {
             if plic.take_ipi(index) {
                 set_csr!(csr::HVIP, irq::VSSI);
             }
-            if plic.seip(index) {
-                set_csr!(csr::HVIP, irq::VSEI);
-            } else {
-                clear_csr!(csr::HVIP, irq::VSEI);
+            // Written only when it changes: see `repost_due_vstimer` for why fewer
+            // writes of interrupt-pending bits matter under QEMU.
+            let seip = plic.seip(index);
+            if (read_csr!(csr::HVIP) & irq::VSEI != 0) != seip {
+                if seip {
+                    set_csr!(csr::HVIP, irq::VSEI);
+                } else {
+                    clear_csr!(csr::HVIP, irq::VSEI);
+                }
             }
         }
     }
@@ -215,6 +257,7 @@ impl Vcpu {
             cntvoff,
             pending: None,
             mmio_load: None,
+            backstop_delay: counter_hz() / BACKSTOP_DIVISOR,
         }
     }
 
@@ -237,6 +280,15 @@ impl Vcpu {
         self.frame.x[11] = r.value;
     }
 
+    /// The answer to a call of extension `eid`: a legacy call gets a0 only.
+    fn answer(&mut self, eid: u64, r: Ret) {
+        let (a0, a1) = sbi::answer_regs(eid, r);
+        self.frame.x[10] = a0;
+        if let Some(a1) = a1 {
+            self.frame.x[11] = a1;
+        }
+    }
+
     fn fault(&self, what: &'static str, addr: Option<u64>) -> VmExit {
         VmExit::Fault(Fault {
             what,
@@ -254,10 +306,15 @@ impl Vcpu {
                 clear_csr!(csr::SIP, irq::SSI);
                 Some(VmExit::Interrupt { forward: None })
             }
-            // The host timer standing in for the guest's (no Sstc): it fired.
+            // The host timer standing in for the guest's (no Sstc): it fired. With
+            // Sstc it is the backstop of the guest's vstimecmp: made pending again.
             5 => {
                 firmware::set_timer(u64::MAX);
-                set_csr!(csr::HVIP, irq::VSTI);
+                if sstc() {
+                    repost_due_vstimer();
+                } else {
+                    set_csr!(csr::HVIP, irq::VSTI);
+                }
                 None
             }
             // A device of the hypervisor's own (console input).
@@ -377,30 +434,31 @@ impl Vcpu {
     fn sbi_call(&mut self, first_touch: FirstTouch) -> Option<VmExit> {
         let mut a = [0u64; 8];
         a.copy_from_slice(&self.frame.x[10..18]);
+        let eid = a[7];
         match sbi::decode(a) {
             Call::Answer(r) => {
-                self.ret(r);
+                self.answer(eid, r);
                 None
             }
             Call::SetTimer(t) => {
                 self.set_timer(t);
-                self.ret(Ret::ok(0));
+                self.answer(eid, Ret::ok(0));
                 None
             }
             Call::ClearIpi => {
                 clear_csr!(csr::HVIP, irq::VSSI);
-                self.ret(Ret::ok(0));
+                self.answer(eid, Ret::ok(0));
                 None
             }
             Call::ConsoleByte { byte, .. } => {
-                self.ret(Ret::ok(0));
+                self.answer(eid, Ret::ok(0));
                 let mut data = [0; CONSOLE_CHUNK];
                 data[0] = byte;
                 Some(VmExit::Console { data, len: 1 })
             }
             Call::ConsoleWrite { addr, len } => self.console_write(addr, len, first_touch),
             Call::Ipi { mask } => {
-                self.ret(Ret::ok(0));
+                self.answer(eid, Ret::ok(0));
                 Some(VmExit::Ipi {
                     value: mask & !IPI_FENCE,
                 })
@@ -409,7 +467,7 @@ impl Vcpu {
             // leave the guest, which the kick makes immediate, but the call returns
             // before they have.
             Call::RemoteFence { mask, .. } => {
-                self.ret(Ret::ok(0));
+                self.answer(eid, Ret::ok(0));
                 Some(VmExit::Ipi {
                     value: mask | IPI_FENCE,
                 })
@@ -433,16 +491,18 @@ impl Vcpu {
 
     /// SBI set_timer: the guest's timer interrupt once guest time reaches `t`.
     fn set_timer(&mut self, t: u64) {
-        if sstc() {
-            write_csr!(csr::VSTIMECMP, t);
-            return;
-        }
-        clear_csr!(csr::HVIP, irq::VSTI);
         let host = if t == u64::MAX {
             u64::MAX
         } else {
             t.saturating_add(self.cntvoff)
         };
+        if sstc() {
+            write_csr!(csr::VSTIMECMP, t);
+            // The backstop (see `repost_due_vstimer`): the host timer a little after.
+            firmware::set_timer(host.saturating_add(self.backstop_delay));
+            return;
+        }
+        clear_csr!(csr::HVIP, irq::VSTI);
         firmware::set_timer(host);
     }
 
@@ -490,8 +550,7 @@ impl Drop for Vcpu {
         write_csr!(csr::HVIP, 0);
         if sstc() {
             write_csr!(csr::VSTIMECMP, u64::MAX);
-        } else {
-            firmware::set_timer(u64::MAX);
         }
+        firmware::set_timer(u64::MAX);
     }
 }

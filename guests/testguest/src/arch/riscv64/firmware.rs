@@ -132,6 +132,8 @@ fn debug_console_line(text: &str) -> bool {
 pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[
     ("dbcn-fresh-ram", dbcn_fresh_ram),
     ("counters", super::counters::check),
+    ("sbi-legacy", super::legacy::registers),
+    ("timer-legacy", super::legacy::timer_periods),
 ];
 
 /// Bytes the `dbcn-fresh-ram` check hands the debug console.

@@ -13,6 +13,7 @@ mod dtb;
 mod exception;
 pub mod firmware;
 pub mod irq;
+mod legacy;
 mod plic;
 pub mod timer;
 

@@ -14,6 +14,22 @@ const STIE: u64 = 1 << 5;
 static FREQUENCY: Shared = Shared::new(0);
 /// When the armed timer is due.
 static DEADLINE: Shared = Shared::new(u64::MAX);
+/// Non-zero: the timer is programmed with the legacy set_timer (extension 0x00).
+static LEGACY: Shared = Shared::new(0);
+
+/// Programs the timer with the legacy SBI set_timer (`on`) or the TIME extension.
+pub fn set_legacy(on: bool) {
+    LEGACY.set(u64::from(on));
+}
+
+/// SBI set_timer through the extension chosen with [`set_legacy`].
+fn set_timer(time: u64) {
+    if LEGACY.get() != 0 {
+        super::legacy::set_timer(time);
+    } else {
+        firmware::set_timer(time);
+    }
+}
 
 /// The `time` CSR rate in Hz (0 if the device tree does not say).
 pub fn frequency() -> u64 {
@@ -48,9 +64,13 @@ pub fn now() -> u64 {
 
 /// Makes the timer interrupt come once `ticks` ticks from now.
 pub fn arm(ticks: u64) {
-    let due = now().saturating_add(ticks);
+    arm_at(now().saturating_add(ticks));
+}
+
+/// Makes the timer interrupt come once the `time` CSR reaches `due`.
+pub fn arm_at(due: u64) {
     DEADLINE.set(due);
-    firmware::set_timer(due);
+    set_timer(due);
     // SAFETY: enabling the timer interrupt only affects this hart.
     unsafe { asm!("csrs sie, {}", in(reg) STIE, options(nomem, nostack)) };
 }
@@ -59,7 +79,7 @@ pub fn arm(ticks: u64) {
 pub fn disarm() {
     // SAFETY: as in `arm`.
     unsafe { asm!("csrc sie, {}", in(reg) STIE, options(nomem, nostack)) };
-    firmware::set_timer(u64::MAX);
+    set_timer(u64::MAX);
     DEADLINE.set(u64::MAX);
 }
 
@@ -67,7 +87,7 @@ pub fn disarm() {
 /// and returns whether it was due when the interrupt came.
 pub fn mask_and_check_fired() -> bool {
     let fired = now() >= DEADLINE.get();
-    firmware::set_timer(u64::MAX);
+    set_timer(u64::MAX);
     DEADLINE.set(u64::MAX);
     fired
 }
