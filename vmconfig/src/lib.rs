@@ -13,6 +13,8 @@ extern crate alloc;
 
 pub mod check;
 pub mod cpus;
+#[cfg(feature = "schema")]
+pub mod json_schema;
 pub mod key;
 pub mod model;
 #[cfg(feature = "parse")]

@@ -89,6 +89,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on qemu-riscv64",
     ),
     (
+        "uboot-serial",
+        "board qemu-aarch64-uboot without a card: `cargo xtask uboot --qemu` stops U-Boot on a pseudo-terminal serial line, sends the hypervisor with loady (YMODEM) and runs booti; the two test VMs pass, exit 0",
+    ),
+    (
         "uboot-fs-vm",
         "board qemu-aarch64-uboot with vm1 built in and vm3 (image_location = \"fs\") as files on the card: the hypervisor reads vm3's config and image from the boot modules; both pass, exit 0",
     ),
@@ -289,6 +293,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
         "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
+        "uboot-serial" => uboot_serial(ws, name),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -697,6 +702,63 @@ fn uboot_two_vms(ws: &Workspace) -> Result<()> {
         check_memory_line(&out, &plan, &vm.name, &mut problems);
     }
     let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// `cargo xtask uboot --qemu` on the U-Boot board: U-Boot as -bios, no card, the
+/// hypervisor sent over the pseudo-terminal serial line with YMODEM.
+fn uboot_serial(ws: &Workspace, name: &str) -> Result<()> {
+    ensure_qemu(Arch::Aarch64)?;
+    let build = BuildOptions {
+        config: Some(ws.root.join(UBOOT_BOARD)),
+        vms: Vec::new(),
+        force_bin: true,
+    };
+    let plan = super::build::load_plan(ws, &build)?;
+    let log = log_path(ws, name)?;
+    let opts = crate::uboot::UbootOptions {
+        build,
+        qemu: true,
+        timeout: Some(QEMU_TIMEOUT),
+        ..Default::default()
+    };
+    let vms: Vec<String> = plan.vms.iter().map(|v| v.name.clone()).collect();
+    let hv_addr = plan.board.hv_load_addr;
+    println!("xtask: serial line transcript in {}", log.display());
+    let ended = crate::uboot::boot(ws, plan, &opts, Some(&log), false);
+    let ended = match ended {
+        Ok(e) => e,
+        Err(e) => {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(failure(&[format!("{e:#}")], &clean(&text)));
+        }
+    };
+    let out = clean(&ended.transcript);
+    let mut problems = Vec::new();
+    if ended.timed_out {
+        problems.push(format!("timed out after {} s", QEMU_TIMEOUT.as_secs()));
+    }
+    if ended.qemu_ok != Some(true) {
+        problems.push("QEMU did not exit 0".into());
+    }
+    let booti = format!("booti {hv_addr:#x} - ");
+    for line in [
+        format!("loady {hv_addr:#x}"),
+        "## Total Size".to_string(),
+        booti,
+        "hv: hypervisor".to_string(),
+    ] {
+        if !has_line(&out, &line) {
+            problems.push(format!("no `{line}` line"));
+        }
+    }
+    for vm in &vms {
+        check_summary(&out, vm, &mut problems);
+    }
+    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", vms.len());
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }

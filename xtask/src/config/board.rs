@@ -137,6 +137,9 @@ struct TopToml {
     #[serde(default)]
     #[allow(dead_code)]
     image: IgnoredAny,
+    #[serde(default)]
+    #[allow(dead_code)]
+    uboot: IgnoredAny,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +158,38 @@ struct MemoryToml {
 #[derive(Debug, Deserialize)]
 struct QemuSection {
     qemu: Option<QemuToml>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UbootSection {
+    uboot: Option<UbootToml>,
+}
+
+/// The `[uboot]` section: how `cargo xtask uboot` reaches the board's U-Boot.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UbootToml {
+    /// The host's serial device wired to the board's console (`--serial` wins).
+    pub serial: Option<String>,
+    /// Its baud rate (default 115200; `--baud` wins).
+    pub baud: Option<u32>,
+    /// U-Boot's prompt (default "=> ").
+    pub prompt: Option<String>,
+    /// Load the files over TFTP instead of YMODEM over the serial line.
+    pub tftp: Option<TftpToml>,
+}
+
+/// `[uboot.tftp]`: the host's TFTP server directory and the addresses U-Boot uses.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TftpToml {
+    /// The directory the TFTP server serves; xtask copies the files into
+    /// `<dir>/<board>/` and U-Boot asks for `<board>/<file>`.
+    pub dir: String,
+    /// The TFTP server's address as U-Boot reaches it (`serverip`).
+    pub server_ip: Option<String>,
+    /// The board's address (`ipaddr`), or "dhcp" (default) to ask a DHCP server.
+    pub ip: Option<String>,
 }
 
 /// The `[qemu]` section: how `cargo xtask run` starts QEMU for this board.
@@ -254,6 +289,8 @@ pub struct Board {
     pub gicv: Option<Range>,
     /// `[image]`: how `cargo xtask image` writes a card image for the board.
     pub image: Option<ImageConfig>,
+    /// `[uboot]`: how `cargo xtask uboot` reaches the board's U-Boot.
+    pub uboot: Option<UbootToml>,
     /// VM config paths as written and resolved against the repository root.
     pub vm_configs: Vec<(String, PathBuf)>,
     /// Where keys that later checks point at are in the file (line, column).
@@ -303,6 +340,11 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         .map_err(|d| report.push(d))
         .ok();
     let image = src.typed::<ImageSection>().map_err(|d| report.push(d)).ok();
+    let uboot = src
+        .typed::<UbootSection>()
+        .map_err(|d| report.push(d))
+        .ok()
+        .and_then(|u| u.uboot);
     let top = top?;
 
     let arch = check_arch(src, &top, report);
@@ -365,6 +407,7 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         gic_version,
         gicv,
         image,
+        uboot,
         vm_configs,
         smp_at: src.locate(&KeyPath::new("smp")),
         vm_configs_at,
