@@ -141,10 +141,11 @@ enum Cmd {
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
     },
-    /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (listed below); the last line is `N passed, N failed`.
+    /// Run the host unit tests (cargo test --workspace), clippy on every target (as
+    /// `cargo xtask clippy`, counted as one check) and the QEMU integration scenarios
+    /// (listed below); the last line is `N passed, N failed`.
     Test {
-        /// Only the host unit tests.
+        /// Only the host unit tests (no clippy, no scenarios).
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
         /// Only this scenario (see the list below).
@@ -179,6 +180,11 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
+    /// Clippy with warnings as errors for every crate on every target it is built for:
+    /// the host (workspace, all targets) and each bare-metal target of the board
+    /// files, with each set of kernel features they use. `cargo xtask test` runs it
+    /// as one check.
+    Clippy,
     /// VM config tools. --schema prints the JSON Schema (draft 2020-12) of the VM
     /// config format, generated from the model the checks use, for editors (e.g. a
     /// TOML editor's schema association for configs/vms/*.toml).
@@ -276,6 +282,7 @@ fn run(cli: Cli) -> Result<bool> {
             };
             return cmd::test::test(&ws, &opts);
         }
+        Cmd::Clippy => return cmd::clippy::clippy(&ws.root),
         Cmd::Vmconfig { schema, out } => cmd::vmconfig::vmconfig(schema, out.as_deref())?,
         Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }

@@ -1,6 +1,7 @@
 //! The `cargo xtask` subcommands.
 pub mod bench;
 pub mod build;
+pub mod clippy;
 pub mod defconfig;
 pub mod run;
 pub mod test;

@@ -174,6 +174,16 @@ pub fn test(ws: &Workspace, opts: &TestOptions) -> Result<bool> {
         passed += p;
         failed += f;
     }
+    if opts.scenario.is_none() && !opts.unit_only {
+        println!("xtask: check clippy: cargo xtask clippy");
+        if super::clippy::clippy(&ws.root)? {
+            println!("check clippy: ok");
+            passed += 1;
+        } else {
+            println!("check clippy: FAILED");
+            failed += 1;
+        }
+    }
     if !opts.unit_only {
         for (name, _) in SCENARIOS {
             if opts.scenario.as_deref().is_some_and(|s| s != *name) {
