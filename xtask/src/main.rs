@@ -76,8 +76,10 @@ enum Cmd {
     },
     /// Edit .build.toml (created from configs/board/qemu-aarch64.toml when missing)
     /// and the VM configs it bundles in a terminal UI, with the checks of `build`.
-    /// Keys: arrows or j/k move, Enter edits, Esc goes back, / searches, ? helps,
-    /// s saves, q quits.
+    /// Keys: arrows or j/k move, Enter edits, Esc goes back, / searches the settings
+    /// of the board and of all its VM configs, ? helps, s saves, q quits; on the VM
+    /// list n makes a new VM config from the one under the cursor. Numbers are
+    /// checked as they are typed.
     Menuconfig {
         /// Board file to edit instead of .build.toml.
         #[arg(long, value_name = "FILE")]

@@ -93,6 +93,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "board qemu-aarch64-uboot without a card: `cargo xtask uboot --qemu` stops U-Boot on a pseudo-terminal serial line, sends the hypervisor with loady (YMODEM) and runs booti; the two test VMs pass, exit 0",
     ),
     (
+        "uboot-tftp",
+        "the same with board xtask/tests/data/qemu-aarch64-uboot-tftp.toml ([uboot.tftp]): U-Boot gets an address by DHCP from QEMU's user network and loads the hypervisor with tftp from QEMU's TFTP server; the two test VMs pass, exit 0",
+    ),
+    (
         "uboot-fs-vm",
         "board qemu-aarch64-uboot with vm1 built in and vm3 (image_location = \"fs\") as files on the card: the hypervisor reads vm3's config and image from the boot modules; both pass, exit 0",
     ),
@@ -303,7 +307,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
         "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
-        "uboot-serial" => uboot_serial(ws, name),
+        "uboot-serial" => uboot_serial(ws, name, UBOOT_BOARD, &[]),
+        "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -718,13 +723,22 @@ fn uboot_two_vms(ws: &Workspace) -> Result<()> {
     verdict(&problems, &out)
 }
 
-/// `cargo xtask uboot --qemu` on the U-Boot board: U-Boot as -bios, no card, the
-/// hypervisor sent over the pseudo-terminal serial line with YMODEM.
-fn uboot_serial(ws: &Workspace, name: &str) -> Result<()> {
+/// The U-Boot board with `[uboot.tftp]` and QEMU's user network.
+const UBOOT_TFTP_BOARD: &str = "xtask/tests/data/qemu-aarch64-uboot-tftp.toml";
+/// vm1 built in, vm3 (`image_location = "fs"`) loaded as files by U-Boot.
+const UBOOT_TFTP_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
+    "xtask/tests/data/fs-vm.toml",
+];
+
+/// `cargo xtask uboot --qemu` on a U-Boot board: U-Boot as -bios, no card, the
+/// hypervisor sent over the pseudo-terminal serial line with YMODEM, or with TFTP
+/// when the board has `[uboot.tftp]`.
+fn uboot_serial(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
     ensure_qemu(Arch::Aarch64)?;
     let build = BuildOptions {
-        config: Some(ws.root.join(UBOOT_BOARD)),
-        vms: Vec::new(),
+        config: Some(ws.root.join(board)),
+        vms: vms.iter().map(|v| ws.root.join(v)).collect(),
         force_bin: true,
     };
     let plan = super::build::load_plan(ws, &build)?;
@@ -737,6 +751,21 @@ fn uboot_serial(ws: &Workspace, name: &str) -> Result<()> {
     };
     let vms: Vec<String> = plan.vms.iter().map(|v| v.name.clone()).collect();
     let hv_addr = plan.board.hv_load_addr;
+    let tftp = plan.board.uboot.as_ref().is_some_and(|u| u.tftp.is_some());
+    let fs_vms: Vec<String> = plan
+        .vms
+        .iter()
+        .filter(|v| v.location == crate::config::vm::ImageLocation::Fs)
+        .map(|v| v.name.clone())
+        .collect();
+    let (load, loaded) = if tftp {
+        (
+            format!("tftp {hv_addr:#x} {}/hypervisor.bin", plan.board.name),
+            "Bytes transferred",
+        )
+    } else {
+        (format!("loady {hv_addr:#x}"), "## Total Size")
+    };
     println!("xtask: serial line transcript in {}", log.display());
     let ended = crate::uboot::boot(ws, plan, &opts, Some(&log), false);
     let ended = match ended {
@@ -755,12 +784,14 @@ fn uboot_serial(ws: &Workspace, name: &str) -> Result<()> {
         problems.push("QEMU did not exit 0".into());
     }
     let booti = format!("booti {hv_addr:#x} - ");
-    for line in [
-        format!("loady {hv_addr:#x}"),
-        "## Total Size".to_string(),
-        booti,
-        "hv: hypervisor".to_string(),
-    ] {
+    let mut lines = vec![load, loaded.to_string(), booti];
+    for vm in &fs_vms {
+        // The fs VM's config, sent like the hypervisor, and described to it.
+        lines.push(format!("vms/{vm}.toml"));
+        lines.push("hv,vm-config".to_string());
+    }
+    lines.push("hv: hypervisor".to_string());
+    for line in lines {
         if !has_line(&out, &line) {
             problems.push(format!("no `{line}` line"));
         }

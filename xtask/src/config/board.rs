@@ -183,8 +183,9 @@ pub struct UbootToml {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct TftpToml {
-    /// The directory the TFTP server serves; xtask copies the files into
-    /// `<dir>/<board>/` and U-Boot asks for `<board>/<file>`.
+    /// The directory the TFTP server serves (relative to the repository root, or
+    /// absolute); xtask copies the files into `<dir>/<board>/` and U-Boot asks for
+    /// `<board>/<file>`.
     pub dir: String,
     /// The TFTP server's address as U-Boot reaches it (`serverip`).
     pub server_ip: Option<String>,

@@ -46,6 +46,10 @@ pub enum Shape {
     Ranges,
     /// `[gpa, size, flags, map_type]`
     Region,
+    /// `[name, base_gpa, length, irq_id, emu_type, [cfg...]]`
+    EmuDevice,
+    /// `[name, base_gpa, base_hpa, length, irq_id]`
+    PassDevice,
 }
 
 impl Shape {
@@ -55,6 +59,8 @@ impl Shape {
             Shape::Ints => "[0x0, 0x1]",
             Shape::Ranges => "[[0x4000_0000, 0x4000_0000]]",
             Shape::Region => "[0x4000_0000, 0x100_0000, 0x7, 0]",
+            Shape::EmuDevice => "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]",
+            Shape::PassDevice => "[\"rtc\", 0x0901_0000, 0x0901_0000, 0x1000, 34]",
         }
     }
 
@@ -62,6 +68,16 @@ impl Shape {
         let bad = || match self {
             Shape::Region => format!(
                 "expected 4 non-negative integers [gpa, size, flags, map_type], e.g. {}",
+                self.example()
+            ),
+            Shape::EmuDevice => format!(
+                "expected [name, base_gpa, length, irq_id, emu_type, [cfg...]] (a name, 4 \
+                 non-negative integers, optionally a list of them), e.g. {}",
+                self.example()
+            ),
+            Shape::PassDevice => format!(
+                "expected [name, base_gpa, base_hpa, length, irq_id] (a name, 4 non-negative \
+                 integers), e.g. {}",
                 self.example()
             ),
             _ => format!("expected a TOML value like {}", self.example()),
@@ -75,6 +91,15 @@ impl Shape {
                     .is_some_and(|p| p.len() == 2 && p.iter().all(nonneg))
             }),
             Shape::Region => arr.len() == 4 && arr.iter().all(nonneg),
+            Shape::EmuDevice => {
+                (arr.len() == 5 || arr.len() == 6)
+                    && named(arr)
+                    && arr.iter().skip(1).take(4).all(nonneg)
+                    && arr
+                        .get(5)
+                        .is_none_or(|c| c.as_array().is_some_and(|c| c.iter().all(nonneg)))
+            }
+            Shape::PassDevice => arr.len() == 5 && named(arr) && arr.iter().skip(1).all(nonneg),
         };
         if ok {
             Ok(())
@@ -86,6 +111,131 @@ impl Shape {
 
 fn nonneg(v: &Value) -> bool {
     v.as_integer().is_some_and(|i| i >= 0)
+}
+
+/// The first element is a non-empty string.
+fn named(arr: &toml_edit::Array) -> bool {
+    arr.get(0)
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+}
+
+/// The lists of a VM config edited one entry at a time, on a page of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum List {
+    /// `kernel.memory_regions`
+    Regions,
+    /// `devices.emu_devices`
+    EmuDevices,
+    /// `devices.passthrough_devices`
+    PassDevices,
+}
+
+impl List {
+    pub fn loc(self) -> Loc {
+        match self {
+            List::Regions => Loc::at("kernel", "memory_regions"),
+            List::EmuDevices => Loc::at("devices", "emu_devices"),
+            List::PassDevices => Loc::at("devices", "passthrough_devices"),
+        }
+    }
+
+    pub fn shape(self) -> Shape {
+        match self {
+            List::Regions => Shape::Region,
+            List::EmuDevices => Shape::EmuDevice,
+            List::PassDevices => Shape::PassDevice,
+        }
+    }
+
+    /// What one entry is called.
+    pub fn item(self) -> &'static str {
+        match self {
+            List::Regions => "region",
+            List::EmuDevices | List::PassDevices => "device",
+        }
+    }
+
+    pub fn fields(self) -> &'static str {
+        match self {
+            List::Regions => "[gpa, size, flags, map_type]",
+            List::EmuDevices => "[name, base_gpa, length, irq_id, emu_type, [cfg...]]",
+            List::PassDevices => "[name, base_gpa, base_hpa, length, irq_id]",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            List::Regions => "Memory regions",
+            List::EmuDevices => "Emulated devices",
+            List::PassDevices => "Passthrough devices",
+        }
+    }
+
+    /// The short name in the title path.
+    pub fn short(self) -> &'static str {
+        match self {
+            List::Regions => "memory",
+            List::EmuDevices => "emulated",
+            List::PassDevices => "passthrough",
+        }
+    }
+
+    /// What the edit window says under the field.
+    pub fn note(self) -> String {
+        match self {
+            List::Regions => {
+                "flags 1 R, 2 W, 4 X, 8 device; map_type 0 allocate, 1 identity, 2 reserved".into()
+            }
+            List::EmuDevices => {
+                let known: Vec<String> = vmconfig::EMU_TYPES
+                    .iter()
+                    .map(|(c, n)| format!("{c:#x} {n}"))
+                    .collect();
+                format!("emu_type: {}", known.join(", "))
+            }
+            List::PassDevices => {
+                "host device window mapped at base_gpa; irq_id its interrupt".into()
+            }
+        }
+    }
+
+    /// The full help of the list.
+    pub fn help(self) -> Vec<String> {
+        match self {
+            List::Regions => vec![
+                "A region is [gpa, size, flags, map_type]:".to_string(),
+                "  gpa, size  guest-physical base and size, 4 KiB aligned".into(),
+                "  flags      0x1 read, 0x2 write, 0x4 execute, 0x8 device".into(),
+                "  map_type   0 allocate anywhere, 1 identity (GPA = HPA), 2 reserved host range"
+                    .into(),
+                "Regions must not overlap; the VM needs at least one normal (non-device) one."
+                    .into(),
+            ],
+            List::EmuDevices => {
+                let mut lines = vec![
+                    "An emulated device is [name, base_gpa, length, irq_id, emu_type, [cfg...]]:"
+                        .to_string(),
+                    "  base_gpa, length  its window in guest-physical memory".into(),
+                    "  irq_id            its interrupt (0: none)".into(),
+                    "  cfg               device-specific values (optional)".into(),
+                    "emu_type:".into(),
+                ];
+                lines.extend(
+                    vmconfig::EMU_TYPES
+                        .iter()
+                        .map(|(c, n)| format!("  {c:#x}  {n}")),
+                );
+                lines
+            }
+            List::PassDevices => vec![
+                "A passthrough device is [name, base_gpa, base_hpa, length, irq_id]:".to_string(),
+                "  base_hpa, length  the host device's window, mapped at base_gpa".into(),
+                "  irq_id            its interrupt, given to the VM (interrupt_mode".into(),
+                "                    \"passthrough\" for the VM to get it directly)".into(),
+            ],
+        }
+    }
 }
 
 /// The type of a setting.
@@ -107,8 +257,9 @@ pub enum Kind {
     Toml(Shape),
     /// `vm_configs`: edited on its own page (the VM configs of the board's arch).
     VmList,
-    /// `memory_regions`: edited on its own page, one region at a time.
-    Regions,
+    /// A list of tuples (`memory_regions`, devices): edited on its own page, one
+    /// entry at a time.
+    List(List),
 }
 
 impl Kind {
@@ -134,7 +285,7 @@ impl Kind {
             }
             Kind::Toml(shape) => format!("TOML value like {}", shape.example()),
             Kind::VmList => "list of VM config files".into(),
-            Kind::Regions => "list of [gpa, size, flags, map_type]".into(),
+            Kind::List(l) => format!("list of {}", l.fields()),
         }
     }
 }
@@ -201,7 +352,7 @@ impl Setting {
                     None => Err(self.kind.describe()),
                 }
             }
-            Kind::VmList | Kind::Regions => Err("edited on its own page".into()),
+            Kind::VmList | Kind::List(_) => Err("edited on its own page".into()),
         }
     }
 }
@@ -280,7 +431,10 @@ fn build_settings(truth: &Truth) -> Vec<Setting> {
     let features = truth
         .features
         .iter()
-        .map(|f| Opt::text(&f.name, &f.help))
+        .map(|f| match f.arch {
+            Some(a) => Opt::text(&f.name, &format!("{} ({} only)", f.help, a.name())),
+            None => Opt::text(&f.name, &f.help),
+        })
         .collect();
     let levels = [
         ("Trace", "everything, including each trap: very verbose"),
@@ -464,6 +618,26 @@ pub fn vm_settings() -> Vec<Setting> {
     out.extend(vm_kernel_settings());
     out.push(optional(
         setting(
+            List::EmuDevices.loc(),
+            Kind::List(List::EmuDevices),
+            Group::Vm,
+            "The devices the hypervisor emulates for the VM: [name, base_gpa, length, irq_id, \
+             emu_type, [cfg...]] per device (interrupt controller, console, ...).",
+        ),
+        Some("[]"),
+    ));
+    out.push(optional(
+        setting(
+            List::PassDevices.loc(),
+            Kind::List(List::PassDevices),
+            Group::Vm,
+            "Host devices mapped into the VM: [name, base_gpa, base_hpa, length, irq_id] per \
+             device.",
+        ),
+        Some("[]"),
+    ));
+    out.push(optional(
+        setting(
             Loc::at("devices", "interrupt_mode"),
             Kind::Choice(vec![
                 Opt::text(
@@ -544,6 +718,16 @@ fn vm_base_settings() -> Vec<Setting> {
             ),
             Some("the next free CPUs"),
         ),
+        optional(
+            setting(
+                Loc::at("base", "phys_cpu_sets"),
+                Kind::Toml(Shape::Ints),
+                Group::Vm,
+                "A CPU bitmask per vCPU (bit n: the board's CPU n), e.g. [0x1, 0x2]; the vCPU \
+                 runs on a CPU of its mask. One entry per vCPU.",
+            ),
+            Some("the next free CPUs"),
+        ),
     ]
 }
 
@@ -555,7 +739,26 @@ fn vm_kernel_settings() -> Vec<Setting> {
         )
     };
     let addr = |key, help| optional(setting(Loc::at("kernel", key), ADDR, Group::Vm, help), None);
+    let locations = vec![
+        Opt::text(
+            "memory",
+            "bundled into the hypervisor at build time (default)",
+        ),
+        Opt::text(
+            "fs",
+            "files on the boot card, read at boot (`cargo xtask image`, `cargo xtask uboot`)",
+        ),
+    ];
     vec![
+        optional(
+            setting(
+                Loc::at("kernel", "image_location"),
+                Kind::Choice(locations),
+                Group::Vm,
+                "Where the VM's images and config are at run time.",
+            ),
+            Some("\"memory\""),
+        ),
         setting(
             Loc::at("kernel", "kernel_path"),
             Kind::Str,
@@ -577,7 +780,7 @@ fn vm_kernel_settings() -> Vec<Setting> {
         ),
         setting(
             Loc::at("kernel", "memory_regions"),
-            Kind::Regions,
+            Kind::List(List::Regions),
             Group::Vm,
             "The VM's memory: [gpa, size, flags, map_type] per region; flags 0x1 read, 0x2 \
              write, 0x4 execute, 0x8 device; map_type 0 allocate anywhere, 1 identity (GPA = \

@@ -15,7 +15,7 @@ pub mod ymodem;
 mod tests;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -92,7 +92,7 @@ pub fn boot(
     };
     let (board, contents) = contents(ws, plan, &image_opts, false)?;
     let loader = match &cfg.tftp {
-        Some(t) => Loader::Tftp(tftp_setup(&board, t, &contents)?),
+        Some(t) => Loader::Tftp(tftp_setup(&ws.root, &board, t, &contents)?),
         None => Loader::Ymodem,
     };
     let prompt = cfg.prompt.clone().unwrap_or_else(|| DEFAULT_PROMPT.into());
@@ -112,7 +112,7 @@ pub fn boot(
                 board.name
             )
         })?;
-        let (child, pty) = start_qemu(&board, &q)?;
+        let (child, pty) = start_qemu(&ws.root, &board, &q)?;
         qemu = Some(child);
         pty
     } else {
@@ -147,10 +147,16 @@ pub fn boot(
     })
 }
 
-/// Copies the files to `<dir>/<board>/`; returns the commands that set U-Boot's
-/// network up and the directory prefix U-Boot asks the server for.
-fn tftp_setup(board: &Board, t: &TftpToml, contents: &Contents) -> Result<session::Tftp> {
-    let dir = PathBuf::from(&t.dir).join(&board.name);
+/// Copies the files to `<dir>/<board>/` (`dir` relative to the repository root);
+/// returns the commands that set U-Boot's network up and the directory prefix U-Boot
+/// asks the server for.
+fn tftp_setup(
+    root: &Path,
+    board: &Board,
+    t: &TftpToml,
+    contents: &Contents,
+) -> Result<session::Tftp> {
+    let dir = root.join(&t.dir).join(&board.name);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for f in &contents.files {
         let to = dir.join(&f.path);
@@ -170,13 +176,14 @@ fn tftp_setup(board: &Board, t: &TftpToml, contents: &Contents) -> Result<sessio
 
 /// Starts the board's QEMU with U-Boot as firmware and the console on a new
 /// pseudo-terminal; returns QEMU and the terminal's path.
-fn start_qemu(board: &Board, q: &QemuToml) -> Result<(Child, String)> {
+fn start_qemu(root: &Path, board: &Board, q: &QemuToml) -> Result<(Child, String)> {
     crate::image::qemu::ensure_bios(q)?;
     crate::host_tools::ensure_qemu(board.arch)?;
     let program = qemu_binary(board);
     let args = qemu_pty_args(board, q);
     println!("xtask: {program} {}", args.join(" "));
     let mut child = Command::new(&program)
+        .current_dir(root)
         .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
