@@ -347,3 +347,87 @@ fn tftp_setup_commands() {
         ["setenv ipaddr 192.168.1.9"]
     );
 }
+
+#[test]
+fn qemu_command_line_of_the_uboot_board() {
+    use crate::config::{load, Context, VmList};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let g = vec!["testguest".to_string()];
+    let plan = load(
+        root,
+        &root.join("configs/board/qemu-aarch64-uboot.toml"),
+        VmList::FromBoard,
+        &Context { guest_crates: &g },
+    )
+    .unwrap();
+    let q = plan.board.qemu.clone().unwrap();
+    assert_eq!(
+        super::qemu_pty_args(&plan.board, &q).join(" "),
+        "-machine virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 1G \
+         -display none -monitor none -no-reboot -nic none -semihosting-config enable=on,target=native \
+         -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -serial pty"
+    );
+    // The boot typed at the prompt: the hypervisor, then booti with U-Boot's DTB.
+    assert_eq!(plan.board.uboot, None);
+    let tftp = load(
+        root,
+        &root.join("xtask/tests/data/qemu-aarch64-uboot-tftp.toml"),
+        VmList::FromBoard,
+        &Context { guest_crates: &g },
+    )
+    .unwrap();
+    let t = tftp.board.uboot.unwrap().tftp.unwrap();
+    assert_eq!(t.dir, "target/hv/tftp");
+    assert_eq!(t.server_ip.as_deref(), Some("10.0.2.2"));
+}
+
+#[test]
+fn boot_steps_typed_at_the_prompt() {
+    use crate::image::script::{BootScript, Dtb, Module, ModuleKind, Step};
+    let s = BootScript {
+        board: "b".into(),
+        hypervisor_file: "hypervisor.bin".into(),
+        hypervisor_addr: 0x4020_0000,
+        dtb: Dtb::ControlCopy {
+            addr: 0x4040_0000,
+            size: 0x20_0000,
+        },
+        modules: vec![Module {
+            file: "vms/vm3.toml".into(),
+            kind: ModuleKind::VmConfig,
+            addr: 0x4060_0000,
+            slot: 0x1_0000,
+        }],
+    };
+    let steps = s.steps();
+    let load = |file: &str, addr: u64| Step::Load {
+        file: file.into(),
+        addr,
+    };
+    let run = |c: &str| Step::Run(c.into());
+    assert_eq!(steps[0], load("hypervisor.bin", 0x4020_0000));
+    assert_eq!(steps[1], run("fdt addr ${fdtcontroladdr}"));
+    assert_eq!(
+        steps[2],
+        run("fdt move ${fdtcontroladdr} 0x40400000 0x200000")
+    );
+    assert!(steps.contains(&load("vms/vm3.toml", 0x4060_0000)));
+    let at = steps
+        .iter()
+        .position(|x| *x == load("vms/vm3.toml", 0x4060_0000))
+        .unwrap();
+    assert_eq!(
+        steps[at + 1],
+        run("fdt set /chosen/hv-modules/module@40600000 reg <0x0 0x40600000 0x0 0x${filesize}>")
+    );
+    assert_eq!(steps.last(), Some(&run("booti 0x40200000 - 0x40400000")));
+    // The card's script says the same, with `load` from the partition.
+    let text = s.render();
+    for step in &steps {
+        if let Step::Run(c) = step {
+            assert!(text.contains(c.as_str()), "{c} not in boot.scr:\n{text}");
+        }
+    }
+}
