@@ -29,7 +29,7 @@ use crate::image::script::Step;
 use crate::image::{contents, Contents, ImageOptions};
 use crate::qemu::qemu_binary;
 use crate::workspace::Workspace;
-use session::{Console, Loader};
+use session::{Console, Left, Loader};
 
 /// Default baud rate of a board's console.
 pub const DEFAULT_BAUD: u32 = 115_200;
@@ -125,21 +125,25 @@ pub fn boot(
             ),
         }
     };
-    let result = (|| -> Result<(String, bool)> {
+    let result = (|| -> Result<(String, Left)> {
         let port = session::open(&device, baud)?;
         println!("xtask: uboot: serial line {device} at {baud} baud; waiting for U-Boot's prompt {prompt:?}");
         let mut con = Console::new(port, sink, prompt, deadline);
         con.boot(&contents, &loader, &board)?;
-        let timed_out = con.stay(interactive && log.is_none())?;
-        Ok((con.transcript(), timed_out))
+        let left = con.stay(interactive && log.is_none())?;
+        Ok((con.transcript(), left))
     })();
-    let qemu_ok = match qemu.as_mut() {
-        // The boot failed: QEMU would sit at U-Boot's prompt.
-        Some(child) if result.is_err() => Some(stop_qemu(child, Some(Instant::now()))?),
-        Some(child) => Some(stop_qemu(child, deadline)?),
-        None => None,
+    let qemu_ok = match (qemu.as_mut(), &result) {
+        // The boot failed (QEMU would sit at U-Boot's prompt), or the user left the
+        // console: QEMU is stopped now.
+        (Some(child), Err(_) | Ok((_, Left::ByKey | Left::TimedOut))) => {
+            Some(stop_qemu(child, Some(Instant::now()))?)
+        }
+        (Some(child), Ok(_)) => Some(stop_qemu(child, deadline)?),
+        (None, _) => None,
     };
-    let (transcript, timed_out) = result?;
+    let (transcript, left) = result?;
+    let timed_out = left == Left::TimedOut;
     Ok(Ended {
         transcript,
         qemu_ok,
@@ -263,8 +267,8 @@ pub fn qemu_pty_args(board: &Board, q: &QemuToml) -> Vec<String> {
     args
 }
 
-/// Waits for QEMU to exit by itself (until the deadline, else a few seconds), then
-/// kills it; returns whether it exited 0.
+/// Waits for QEMU to exit by itself (until `deadline`, else a few seconds: the line
+/// closed, so it is exiting), then kills it; returns whether it exited 0.
 fn stop_qemu(child: &mut Child, deadline: Option<Instant>) -> Result<bool> {
     let until = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(5));
     loop {

@@ -341,8 +341,7 @@ impl Console {
 
     /// After `booti`: shows the console until the line closes, the deadline passes,
     /// or (with `keys`) Ctrl-] is typed; this terminal's keys go to the board.
-    /// Returns whether the deadline ended it.
-    pub fn stay(&mut self, keys: bool) -> Result<bool> {
+    pub fn stay(&mut self, keys: bool) -> Result<Left> {
         let _raw = if keys {
             println!("xtask: uboot: console of the board; Ctrl-] leaves");
             Some(RawInput::start(self.port.another()?)?)
@@ -351,18 +350,29 @@ impl Console {
         };
         loop {
             if self.out_of_time() {
-                return Ok(true);
+                return Ok(Left::TimedOut);
             }
             if _raw.as_ref().is_some_and(|r| r.left()) {
-                println!("\r\nxtask: uboot: left the console");
-                return Ok(false);
+                // Raw mode is still on: end the line with CR LF.
+                print!("\r\nxtask: uboot: left the console\r\n");
+                return Ok(Left::ByKey);
             }
             if !self.pump()? {
-                println!("\r\nxtask: uboot: the serial line closed");
-                return Ok(false);
+                print!("\r\nxtask: uboot: the serial line closed\r\n");
+                return Ok(Left::Closed);
             }
         }
     }
+}
+
+/// How the console session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Left {
+    /// The line closed (QEMU exited, the adapter was unplugged).
+    Closed,
+    /// Ctrl-] was typed.
+    ByKey,
+    TimedOut,
 }
 
 /// This terminal in raw mode, its keys sent to the board by a thread.
