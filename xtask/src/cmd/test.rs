@@ -784,7 +784,12 @@ fn uboot_serial(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
         problems.push("QEMU did not exit 0".into());
     }
     let booti = format!("booti {hv_addr:#x} - ");
-    let mut lines = vec![load, loaded.to_string(), booti];
+    let mut lines = vec![
+        load,
+        loaded.to_string(),
+        booti,
+        "Starting kernel".to_string(),
+    ];
     for vm in &fs_vms {
         // The fs VM's config, sent like the hypervisor, and described to it.
         lines.push(format!("vms/{vm}.toml"));

@@ -78,6 +78,9 @@ pub fn tftp_commands(t: &TftpToml, board: &str) -> Tftp {
     }
 }
 
+/// What U-Boot prints when `booti` hands over to the image.
+const STARTING: &str = "Starting kernel";
+
 /// What U-Boot prints when a command went wrong.
 const FAILURES: &[&str] = &[
     "Unknown command",
@@ -327,16 +330,41 @@ impl Console {
                         }
                     }
                 }
-                Step::Run(cmd) if cmd.starts_with("booti ") => {
-                    self.type_line(cmd)?;
-                    println!();
-                }
+                Step::Run(cmd) if cmd.starts_with("booti ") => self.booti(cmd)?,
                 Step::Run(cmd) => {
                     self.run(cmd)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Types `booti ...` and waits for U-Boot to hand over (`Starting kernel`); a
+    /// failure message or the prompt coming back first is an error.
+    fn booti(&mut self, cmd: &str) -> Result<()> {
+        let start = self.seen.len();
+        self.type_line(cmd)?;
+        let after_echo = self.seen.len();
+        let until = Instant::now() + COMMAND_WAIT;
+        loop {
+            let out = String::from_utf8_lossy(&self.seen[start..]).into_owned();
+            if out.contains(STARTING) {
+                println!();
+                return Ok(());
+            }
+            if let Some(line) = failure_in(&out) {
+                bail!("U-Boot: `{cmd}` failed: {line}");
+            }
+            if find(&self.seen[after_echo..], self.prompt.as_bytes()).is_some() {
+                bail!("U-Boot: `{cmd}` returned to the prompt without starting the hypervisor");
+            }
+            if Instant::now() >= until || self.out_of_time() {
+                bail!("U-Boot: timed out waiting for `{cmd}` to start the hypervisor");
+            }
+            if !self.pump()? {
+                bail!("the serial line closed while waiting for `{cmd}`");
+            }
+        }
     }
 
     /// After `booti`: shows the console until the line closes, the deadline passes,
