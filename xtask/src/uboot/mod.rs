@@ -86,6 +86,36 @@ pub fn boot(
     let start = Instant::now();
     let board = plan.board.clone();
     let cfg = board.uboot.clone().unwrap_or_default();
+    // What cannot work is said before anything is built.
+    if board.image.is_none() {
+        bail!(
+            "board {} has no [image] section: cargo xtask uboot boots what `cargo xtask image` \
+             would put on the card, and needs its uboot_dram_base (where U-Boot's booti runs the \
+             hypervisor); see configs/board/qemu-aarch64-uboot.toml",
+            board.name
+        );
+    }
+    let serial = match (opts.qemu, opts.serial.clone().or(cfg.serial.clone())) {
+        (true, _) => None,
+        (false, Some(s)) if !Path::new(&s).exists() => {
+            bail!("no serial device {s} (the board's USB serial adapter is usually /dev/ttyUSB0)")
+        }
+        (false, Some(s)) => Some(s),
+        (false, None) => bail!(
+            "no serial line: give --serial DEVICE (e.g. /dev/ttyUSB0) or `serial` in the [uboot] \
+             section of the board file {}, or --qemu to use the board's QEMU",
+            board.shown
+        ),
+    };
+    let qemu_cfg = match opts.qemu {
+        true => Some(board.qemu.clone().with_context(|| {
+            format!(
+                "board {} has no [qemu] section: --qemu needs one (with `bios` = U-Boot)",
+                board.name
+            )
+        })?),
+        false => None,
+    };
     let image_opts = ImageOptions {
         build: opts.build.clone(),
         ..ImageOptions::default()
@@ -105,25 +135,14 @@ pub fn boot(
     };
     let deadline = opts.timeout.map(|t| start + t);
     let mut qemu = None;
-    let device = if opts.qemu {
-        let q = board.qemu.clone().with_context(|| {
-            format!(
-                "board {} has no [qemu] section: --qemu needs one (with `bios` = U-Boot)",
-                board.name
-            )
-        })?;
-        let (child, pty) = start_qemu(&ws.root, &board, &q)?;
-        qemu = Some(child);
-        pty
-    } else {
-        match opts.serial.clone().or(cfg.serial.clone()) {
-            Some(s) => s,
-            None => bail!(
-                "no serial line: give --serial DEVICE (e.g. /dev/ttyUSB0) or `serial` in the [uboot] \
-                 section of the board file {}, or --qemu to use the board's QEMU",
-                board.shown
-            ),
+    let device = match (qemu_cfg, serial) {
+        (Some(q), _) => {
+            let (child, pty) = start_qemu(&ws.root, &board, &q)?;
+            qemu = Some(child);
+            pty
         }
+        (None, Some(s)) => s,
+        (None, None) => bail!("no serial line"),
     };
     let result = (|| -> Result<(String, Left)> {
         let port = session::open(&device, baud)?;
