@@ -362,6 +362,7 @@ impl App {
             (DocId::Vm(_), _) => Page::Vm(r.doc),
             (_, super::schema::Group::Hardware) => Page::Hardware,
             (_, super::schema::Group::Qemu) => Page::Qemu,
+            (_, super::schema::Group::Image) => Page::Image,
             _ => Page::Main,
         };
         match self.stack.iter().position(|p| p.page == page) {

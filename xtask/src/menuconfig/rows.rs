@@ -15,6 +15,8 @@ pub enum Page {
     Main,
     Hardware,
     Qemu,
+    /// `[image]` and `[uboot]`.
+    Image,
     /// The VM configs that can be bundled.
     VmList,
     /// The main fields of one VM config.
@@ -83,6 +85,7 @@ pub fn title(model: &Model, page: &Page) -> String {
         Page::Main => "Build configuration".into(),
         Page::Hardware => "Board hardware".into(),
         Page::Qemu => "QEMU (cargo xtask run)".into(),
+        Page::Image => "Card image and U-Boot (cargo xtask image, uboot)".into(),
         Page::VmList => match model.board_arch() {
             Some(a) => format!("VM configs for {}", a.name()),
             None => "VM configs".into(),
@@ -106,6 +109,7 @@ pub fn short_title(model: &Model, page: &Page) -> String {
         Page::Main => "Build".into(),
         Page::Hardware => "Hardware".into(),
         Page::Qemu => "QEMU".into(),
+        Page::Image => "Image".into(),
         Page::VmList => "VMs".into(),
         Page::Vm(d) => stem(d),
         Page::List(_, l) => l.short().into(),
@@ -135,10 +139,17 @@ pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
                 "QEMU",
                 "How `cargo xtask run` starts QEMU for this board",
             ));
+            out.push(submenu_row(
+                model,
+                Group::Image,
+                "Card image",
+                "How `cargo xtask image` lays out the card and `cargo xtask uboot` reaches U-Boot",
+            ));
             out
         }
         Page::Hardware => group_rows(model, Group::Hardware),
         Page::Qemu => group_rows(model, Group::Qemu),
+        Page::Image => group_rows(model, Group::Image),
         Page::VmList => vm_file_rows(model),
         Page::Vm(d) => (0..model.vm_settings.len())
             .map(|index| setting_row(model, SettingRef { doc: *d, index }, false))
@@ -156,6 +167,7 @@ pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
 fn submenu_row(model: &Model, group: Group, label: &str, hint: &str) -> Row {
     let page = match group {
         Group::Hardware => Page::Hardware,
+        Group::Image => Page::Image,
         _ => Page::Qemu,
     };
     let diags: Vec<&Diagnostic> = model
@@ -200,6 +212,7 @@ fn setting_row(model: &Model, r: SettingRef, with_page: bool) -> Row {
             (DocId::Vm(_), _) => vm_file.as_str(),
             (_, Group::Hardware) => "Hardware",
             (_, Group::Qemu) => "QEMU",
+            (_, Group::Image) => "Image",
             _ => "Build",
         };
         label = format!("{page} > {}", s.loc.dotted());

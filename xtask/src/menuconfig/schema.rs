@@ -44,6 +44,8 @@ pub enum Shape {
     Ints,
     /// `[[base, size], ...]`
     Ranges,
+    /// `[base, size]`
+    Pair,
     /// `[gpa, size, flags, map_type]`
     Region,
     /// `[name, base_gpa, length, irq_id, emu_type, [cfg...]]`
@@ -58,6 +60,7 @@ impl Shape {
             Shape::Strings => "[\"-a\", \"b\"]",
             Shape::Ints => "[0x0, 0x1]",
             Shape::Ranges => "[[0x4000_0000, 0x4000_0000]]",
+            Shape::Pair => "[0x0900_0000, 0x1000]",
             Shape::Region => "[0x4000_0000, 0x100_0000, 0x7, 0]",
             Shape::EmuDevice => "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]",
             Shape::PassDevice => "[\"rtc\", 0x0901_0000, 0x0901_0000, 0x1000, 34]",
@@ -91,6 +94,7 @@ impl Shape {
                     .is_some_and(|p| p.len() == 2 && p.iter().all(nonneg))
             }),
             Shape::Region => arr.len() == 4 && arr.iter().all(nonneg),
+            Shape::Pair => arr.len() == 2 && arr.iter().all(nonneg),
             Shape::EmuDevice => {
                 (arr.len() == 5 || arr.len() == 6)
                     && named(arr)
@@ -296,6 +300,8 @@ pub enum Group {
     Build,
     Hardware,
     Qemu,
+    /// `[image]` and `[uboot]`: the card image and `cargo xtask uboot`.
+    Image,
     Vm,
 }
 
@@ -404,8 +410,161 @@ const ADDR: Kind = Kind::Int {
 pub fn board_settings(truth: &Truth) -> Vec<Setting> {
     let mut out = build_settings(truth);
     out.extend(hardware_settings(truth));
+    out.extend(device_settings());
     out.extend(qemu_settings());
+    out.extend(image_settings());
     out
+}
+
+/// `[devices]`: the board's devices, as documentation and for the checks (the
+/// hypervisor finds them in the DTB).
+fn device_settings() -> Vec<Setting> {
+    let window = |key, help| {
+        optional(
+            setting(
+                Loc::at("devices", key),
+                Kind::Toml(Shape::Pair),
+                Group::Hardware,
+                help,
+            ),
+            None,
+        )
+    };
+    vec![
+        window("uart", "The console UART's window [base, size]."),
+        optional(
+            setting(
+                Loc::at("devices", "uart_kind"),
+                Kind::Str,
+                Group::Hardware,
+                "The UART's kind, e.g. pl011, ns16550a, dw-apb-uart.",
+            ),
+            None,
+        ),
+        optional(
+            setting(
+                Loc::at("devices", "uart_irq"),
+                Kind::Int {
+                    min: 0,
+                    max: 1023,
+                    hex: false,
+                },
+                Group::Hardware,
+                "The UART's interrupt number.",
+            ),
+            None,
+        ),
+        optional(
+            setting(
+                Loc::at("devices", "gic_version"),
+                Kind::Choice(vec![
+                    Opt {
+                        value: Value::from(2),
+                        help: "GICv2".into(),
+                    },
+                    Opt {
+                        value: Value::from(3),
+                        help: "GICv3".into(),
+                    },
+                ]),
+                Group::Hardware,
+                "The GIC version (aarch64): the VMs' GICs are checked against it.",
+            ),
+            None,
+        ),
+        window(
+            "gicd",
+            "The GIC distributor's window [base, size] (aarch64).",
+        ),
+        window(
+            "gicr",
+            "The GICv3 redistributors' window [base, size] (aarch64).",
+        ),
+        window(
+            "gicc",
+            "The GICv2 CPU interface's window [base, size] (aarch64).",
+        ),
+        window(
+            "gich",
+            "The GICv2 virtual interface control window [base, size] (aarch64).",
+        ),
+        window(
+            "gicv",
+            "The GICv2 virtual CPU interface window [base, size] (aarch64): a VM's GICv2 CPU \
+             interface must fit in it.",
+        ),
+        optional(
+            setting(
+                Loc::at("devices", "gits"),
+                Kind::Toml(Shape::Ranges),
+                Group::Hardware,
+                "The GIC ITS windows [[base, size], ...] (aarch64).",
+            ),
+            None,
+        ),
+        window("plic", "The PLIC's window [base, size] (riscv64)."),
+    ]
+}
+
+/// `[image]` (`cargo xtask image`) and `[uboot]` (`cargo xtask uboot`). The nested
+/// tables (`[image.bootloader]`, `[image.dtb]`, `[uboot.tftp]`) are edited in the file.
+fn image_settings() -> Vec<Setting> {
+    let size = |key, help, default| {
+        optional(
+            setting(Loc::at("image", key), Kind::Str, Group::Image, help),
+            Some(default),
+        )
+    };
+    vec![
+        size("size", "The card image's size, e.g. 256M or 1G.", "256M"),
+        size(
+            "partition_offset",
+            "Where the FAT32 boot partition starts, e.g. 16M (the bootloader goes before it).",
+            "16M",
+        ),
+        optional(
+            setting(
+                Loc::at("image", "uboot_dram_base"),
+                ADDR,
+                Group::Image,
+                "U-Boot's first DRAM bank: booti runs the hypervisor at it, rounded up to 2 MiB, \
+                 plus the Image header's text_offset; must give hv_load_addr.",
+            ),
+            Some("the first RAM range's base"),
+        ),
+        optional(
+            setting(
+                Loc::at("uboot", "serial"),
+                Kind::Str,
+                Group::Image,
+                "cargo xtask uboot: the host's serial device wired to the board's console, e.g. \
+                 /dev/ttyUSB0 (--serial wins).",
+            ),
+            None,
+        ),
+        optional(
+            setting(
+                Loc::at("uboot", "baud"),
+                Kind::Int {
+                    min: 1,
+                    max: i64::from(u32::MAX),
+                    hex: false,
+                },
+                Group::Image,
+                "cargo xtask uboot: the serial line's baud rate (--baud wins).",
+            ),
+            Some("115200"),
+        ),
+        optional(
+            setting(
+                Loc::at("uboot", "prompt"),
+                Kind::Str,
+                Group::Image,
+                "cargo xtask uboot: U-Boot's prompt, as it prints it.",
+            ),
+            Some("\"=> \""),
+        ),
+    ]
 }
 
 fn target_help(truth: &Truth) -> String {
@@ -609,6 +768,31 @@ fn qemu_settings() -> Vec<Setting> {
             ),
             Some("[]"),
         ),
+        optional(
+            setting(
+                Loc::at("qemu", "bios"),
+                Kind::Str,
+                Group::Qemu,
+                "QEMU -bios: firmware that boots the card image or, for `cargo xtask uboot \
+                 --qemu`, waits at its prompt, e.g. /usr/lib/u-boot/qemu_arm64/u-boot.bin.",
+            ),
+            None,
+        ),
+        optional(
+            setting(
+                Loc::at("qemu", "boot"),
+                Kind::Choice(vec![
+                    Opt::text("kernel", "-kernel hypervisor.bin (default)"),
+                    Opt::text(
+                        "image",
+                        "the card image of `cargo xtask image` as a virtio disk, booted by bios",
+                    ),
+                ]),
+                Group::Qemu,
+                "What `cargo xtask run` boots.",
+            ),
+            Some("\"kernel\""),
+        ),
     ]
 }
 
@@ -633,6 +817,15 @@ pub fn vm_settings() -> Vec<Setting> {
             Group::Vm,
             "Host devices mapped into the VM: [name, base_gpa, base_hpa, length, irq_id] per \
              device.",
+        ),
+        Some("[]"),
+    ));
+    out.push(optional(
+        setting(
+            Loc::at("devices", "passthrough_addresses"),
+            Kind::Toml(Shape::Ranges),
+            Group::Vm,
+            "Host address ranges mapped into the VM at the same address: [[gpa, length], ...].",
         ),
         Some("[]"),
     ));

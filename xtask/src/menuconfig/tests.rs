@@ -498,7 +498,7 @@ fn help_shows_type_default_and_allowed_values() {
 fn bad_input_keeps_the_editor_open_with_the_reason() {
     let f = Fixture::new();
     let mut app = App::new(f.model());
-    press(&mut app, "G\n");
+    press(&mut app, "Gk\n");
     assert_eq!(app.page().page, Page::Qemu);
     press(&mut app, "\x1b");
     press(&mut app, "k\n");
@@ -639,7 +639,12 @@ fn the_vm_editor_covers_devices_cpu_sets_and_image_location() {
     open_vm_a(&mut app);
     let s = screen(&app, 100, 40);
     assert!(has(&s, "phys_cpu_sets"), "{s:#?}");
-    assert!(has(&s, "image_location       memory"), "{s:#?}");
+    assert!(
+        s.iter()
+            .any(|l| l.contains("image_location")
+                && l.trim_end_matches([' ', '│']).ends_with("memory")),
+        "{s:#?}"
+    );
     assert!(
         has(&s, "emu_devices") && has(&s, "gicd, gicr, uart --->"),
         "{s:#?}"
@@ -710,7 +715,7 @@ fn compact_of(app: &App, doc: DocId, loc: Loc) -> String {
 fn typed_numbers_are_checked_as_they_are_typed() {
     let f = Fixture::new();
     let mut app = App::new(f.model());
-    press(&mut app, "G\n\x1bk\n");
+    press(&mut app, "Gkk\n");
     assert_eq!(app.page().page, Page::Hardware);
     goto_setting(&mut app, "smp");
     press(&mut app, "\n");
@@ -864,4 +869,97 @@ fn a_new_vm_config_from_a_template() {
         compact_of(&app, app.vm_context().unwrap(), Loc::at("base", "id")),
         "4"
     );
+}
+
+/// Every key of every board file in the repository (and the test boards) is a
+/// setting menuconfig shows (and so searches), but for the nested tables
+/// `[image.bootloader]`, `[image.dtb]` and `[uboot.tftp]`.
+#[test]
+fn every_key_of_the_board_files_is_a_setting() {
+    let settings = super::schema::board_settings(&Truth::default());
+    let names: Vec<String> = settings.iter().map(|s| s.name()).collect();
+    let nested = ["image.bootloader", "image.dtb", "uboot.tftp"];
+    for dir in ["configs/board", "xtask/tests/data"] {
+        for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let doc: toml_edit::DocumentMut = text.parse().unwrap();
+            if doc.get("target").is_none() {
+                continue; // a VM config
+            }
+            for (k, item) in doc.iter() {
+                match item.as_table() {
+                    Some(t) => {
+                        for (k2, _) in t.iter() {
+                            let name = format!("{k}.{k2}");
+                            assert!(
+                                names.contains(&name) || nested.contains(&name.as_str()),
+                                "{}: {name} is not a menuconfig setting",
+                                e.path().display()
+                            );
+                        }
+                    }
+                    None => assert!(
+                        names.contains(&k.to_string()),
+                        "{}: {k} is not a menuconfig setting",
+                        e.path().display()
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn search_and_edit_board_devices_and_image_settings() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "/gicd\n");
+    let labels: Vec<String> = app.rows().iter().map(|r| r.label.clone()).collect();
+    assert!(
+        labels.contains(&"Hardware > devices.gicd".to_string()),
+        "{labels:?}"
+    );
+    press(&mut app, "\n");
+    assert_eq!(app.page().page, Page::Hardware);
+    press(&mut app, "\n");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "[0x0800_0000]");
+    let error = match &app.popup {
+        Some(Popup::Edit { error, .. }) => error.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(error.unwrap().contains("[0x0900_0000, 0x1000]"));
+    press(&mut app, "\x1b\x1b/uboot_dram_base\n\n");
+    assert_eq!(app.page().page, Page::Image);
+    press(&mut app, "\n0x4000_0000\n");
+    assert!(app.popup.is_none());
+    let r = board_ref(&app.model, Loc::at("image", "uboot_dram_base"));
+    assert_eq!(
+        app.model.value(r).and_then(|v| v.as_integer()),
+        Some(0x4000_0000)
+    );
+}
+
+/// Every key the VM configs of the repository use is a setting of the VM editor.
+#[test]
+fn every_key_of_the_vm_configs_is_a_setting() {
+    let names: Vec<String> = super::schema::vm_settings()
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("configs/vms"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.push(repo().join("xtask/tests/data/fs-vm.toml"));
+    for f in files {
+        let doc: toml_edit::DocumentMut = std::fs::read_to_string(&f).unwrap().parse().unwrap();
+        for (section, item) in doc.iter() {
+            for (k, _) in item.as_table().unwrap().iter() {
+                let name = format!("{section}.{k}");
+                assert!(names.contains(&name), "{}: {name}", f.display());
+            }
+        }
+    }
 }
