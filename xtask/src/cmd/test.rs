@@ -94,7 +94,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "uboot-tftp",
-        "the same with board xtask/tests/data/qemu-aarch64-uboot-tftp.toml ([uboot.tftp]): U-Boot gets an address by DHCP from QEMU's user network and loads the hypervisor with tftp from QEMU's TFTP server; the two test VMs pass, exit 0",
+        "the same with board xtask/tests/data/qemu-aarch64-uboot-tftp.toml ([uboot.tftp]), vm1 built in and vm3 (image_location = \"fs\"): U-Boot gets an address by DHCP from QEMU's user network and loads the hypervisor and vm3's config and image with tftp from QEMU's TFTP server; both VMs pass, exit 0",
     ),
     (
         "uboot-fs-vm",
