@@ -15,6 +15,8 @@ pub mod check;
 pub mod cpus;
 #[cfg(feature = "devtree")]
 pub mod devtree;
+#[cfg(feature = "schema")]
+pub mod json_schema;
 pub mod key;
 pub mod model;
 #[cfg(feature = "parse")]

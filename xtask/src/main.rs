@@ -13,6 +13,7 @@ mod image;
 mod menuconfig;
 mod output;
 mod qemu;
+mod uboot;
 mod workspace;
 
 use std::path::PathBuf;
@@ -75,8 +76,10 @@ enum Cmd {
     },
     /// Edit .build.toml (created from configs/board/qemu-aarch64.toml when missing)
     /// and the VM configs it bundles in a terminal UI, with the checks of `build`.
-    /// Keys: arrows or j/k move, Enter edits, Esc goes back, / searches, ? helps,
-    /// s saves, q quits.
+    /// Keys: arrows or j/k move, Enter edits, Esc goes back, / searches the settings
+    /// of the board and of all its VM configs, ? helps, s saves, q quits; on the VM
+    /// list n makes a new VM config from the one under the cursor. Numbers are
+    /// checked as they are typed.
     Menuconfig {
         /// Board file to edit instead of .build.toml.
         #[arg(long, value_name = "FILE")]
@@ -117,10 +120,34 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         bootloader: Option<PathBuf>,
     },
-    /// Run the host unit tests (cargo test --workspace) and the QEMU integration
-    /// scenarios (listed below); the last line is `N passed, N failed`.
+    /// Boot the board through the U-Boot on its serial console, without a card: build
+    /// what `image` puts on the card, stop U-Boot's autoboot at its prompt, send the
+    /// hypervisor (and the files of image_location = "fs" VMs) with `loady` (YMODEM)
+    /// or, when the board file has [uboot.tftp], with `tftp`, run `booti`, and stay on
+    /// the console (Ctrl-] leaves). Exits 0 when the boot went through (with --qemu:
+    /// when QEMU exited 0).
+    Uboot {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Serial device wired to the board's console (default: [uboot] serial).
+        #[arg(long, value_name = "DEVICE")]
+        serial: Option<String>,
+        /// Baud rate (default: [uboot] baud, else 115200).
+        #[arg(long, value_name = "BAUD")]
+        baud: Option<u32>,
+        /// Use the board's QEMU ([qemu] with U-Boot as `bios`) on a pseudo-terminal
+        /// instead of a serial device.
+        #[arg(long)]
+        qemu: bool,
+        /// Give up after this many seconds (with --qemu: and stop QEMU).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+    },
+    /// Run the host unit tests (cargo test --workspace), clippy on every target (as
+    /// `cargo xtask clippy`, counted as one check) and the QEMU integration scenarios
+    /// (listed below); the last line is `N passed, N failed`.
     Test {
-        /// Only the host unit tests.
+        /// Only the host unit tests (no clippy, no scenarios).
         #[arg(long, conflicts_with = "scenario")]
         unit: bool,
         /// Only this scenario (see the list below).
@@ -154,6 +181,22 @@ enum Cmd {
         /// Seconds one boot may take.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
+    },
+    /// Clippy with warnings as errors for every crate on every target it is built for:
+    /// the host (workspace, all targets) and each bare-metal target of the board
+    /// files, with each set of kernel features they use. `cargo xtask test` runs it
+    /// as one check.
+    Clippy,
+    /// VM config tools. --schema prints the JSON Schema (draft 2020-12) of the VM
+    /// config format, generated from the model the checks use, for editors (e.g. a
+    /// TOML editor's schema association for configs/vms/*.toml).
+    Vmconfig {
+        /// Print the JSON Schema of VM configs.
+        #[arg(long)]
+        schema: bool,
+        /// Write it to FILE instead of standard output.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Guest images (Linux kernels, initramfs): `list`, `pull NAME`, `rm NAME`, from a
     /// registry or a built-in recipe (linux-aarch64, linux-riscv64). VM configs name
@@ -218,6 +261,22 @@ fn run(cli: Cli) -> Result<bool> {
             };
             image::image(&ws, &opts)?;
         }
+        Cmd::Uboot {
+            cfg,
+            serial,
+            baud,
+            qemu,
+            timeout,
+        } => {
+            let opts = uboot::UbootOptions {
+                build: cfg.options(),
+                serial,
+                baud,
+                qemu,
+                timeout: timeout.map(std::time::Duration::from_secs),
+            };
+            return uboot::uboot(&ws, &opts);
+        }
         Cmd::Test { unit, scenario } => {
             let opts = cmd::test::TestOptions {
                 unit_only: unit,
@@ -225,6 +284,8 @@ fn run(cli: Cli) -> Result<bool> {
             };
             return cmd::test::test(&ws, &opts);
         }
+        Cmd::Clippy => return cmd::clippy::clippy(&ws.root),
+        Cmd::Vmconfig { schema, out } => cmd::vmconfig::vmconfig(schema, out.as_deref())?,
         Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }
     Ok(true)

@@ -215,6 +215,10 @@ fn pull_from_a_loopback_http_registry_and_checksum_mismatch() {
     let i = text.find("sha256 = \"").unwrap() + 10;
     let bad = format!("{}{}{}", &text[..i], "0".repeat(64), &text[i + 64..]);
     fs::write(www.join("registry.toml"), bad).unwrap();
+    // The registry is cached in the store since the first pull: `guest sync` fetches
+    // the changed one.
+    let (ok, out) = xtask(&store, &["guest", "--registry", &url, "sync"]);
+    assert!(ok && out.contains("cached in"), "{out}");
     let (ok, out) = xtask(
         &store,
         &["guest", "--registry", &url, "pull", "--force", "linux-test"],
@@ -279,4 +283,51 @@ fn vm_configs_name_files_of_guest_images() {
             || out.contains("image:<image>/<file>"),
         "{out}"
     );
+}
+
+#[test]
+fn list_pattern_verbose_pull_version_output_dir_and_sync() {
+    let t = tempfile::tempdir().unwrap();
+    let store = t.path().join("store");
+    let reg = registry_dir(&t.path().join("reg"));
+    let url = format!("file://{}", reg.display());
+    let g = |args: &[&str]| {
+        let mut all = vec!["guest", "--registry", url.as_str()];
+        all.extend_from_slice(args);
+        xtask(&store, &all)
+    };
+    let (ok, out) = g(&["list", "TEST"]);
+    assert!(ok, "{out}");
+    assert!(out.lines().any(|l| l.starts_with("linux-test ")), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("linux-aarch64 ")),
+        "filtered: {out}"
+    );
+    let (ok, out) = g(&["list", "-v", "linux-test"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("released     2026-01-01"), "{out}");
+    assert!(out.contains("url          file://"), "{out}");
+    let (ok, out) = g(&["list", "nothing-like-this"]);
+    assert!(ok && out.contains("no guest image matches"), "{out}");
+
+    let (ok, out) = g(&["pull", "linux-test:9.9"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("has no version \"9.9\"") && out.contains("versions: 1.0"),
+        "{out}"
+    );
+    let dest = t.path().join("out");
+    let (ok, out) = g(&["pull", "linux-test:1.0", "-o", dest.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert_eq!(fs::read(dest.join("Image")).unwrap(), b"kernel");
+    assert_eq!(
+        fs::read(dest.join("initramfs.cpio.gz")).unwrap(),
+        b"initramfs"
+    );
+    assert!(!dest.join("manifest.toml").exists());
+    assert_eq!(fs::read(store.join("linux-test/Image")).unwrap(), b"kernel");
+
+    let (ok, out) = g(&["sync"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("1 image(s) (a local file"), "{out}");
 }

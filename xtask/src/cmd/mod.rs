@@ -1,7 +1,9 @@
 //! The `cargo xtask` subcommands.
 pub mod bench;
 pub mod build;
+pub mod clippy;
 pub mod defconfig;
 pub mod run;
 pub mod test;
 pub mod test_fs;
+pub mod vmconfig;

@@ -109,6 +109,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on qemu-riscv64",
     ),
     (
+        "uboot-serial",
+        "board qemu-aarch64-uboot without a card: `cargo xtask uboot --qemu` stops U-Boot on a pseudo-terminal serial line, sends the hypervisor with loady (YMODEM) and runs booti; the two test VMs pass, exit 0",
+    ),
+    (
+        "uboot-tftp",
+        "the same with board xtask/tests/data/qemu-aarch64-uboot-tftp.toml ([uboot.tftp]), vm1 built in and vm3 (image_location = \"fs\"): U-Boot gets an address by DHCP from QEMU's user network and loads the hypervisor and vm3's config and image with tftp from QEMU's TFTP server; both VMs pass, exit 0",
+    ),
+    (
         "uboot-fs-vm",
         "board qemu-aarch64-uboot with vm1 built in and vm3 (image_location = \"fs\") as files on the card: the hypervisor reads vm3's config and image from the boot modules; both pass, exit 0",
     ),
@@ -197,6 +205,16 @@ pub fn test(ws: &Workspace, opts: &TestOptions) -> Result<bool> {
         let (p, f) = unit_tests(&ws.root)?;
         passed += p;
         failed += f;
+    }
+    if opts.scenario.is_none() && !opts.unit_only {
+        println!("xtask: check clippy: cargo xtask clippy");
+        if super::clippy::clippy(&ws.root)? {
+            println!("check clippy: ok");
+            passed += 1;
+        } else {
+            println!("check clippy: FAILED");
+            failed += 1;
+        }
     }
     if !opts.unit_only {
         for (name, _) in SCENARIOS {
@@ -322,6 +340,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
         "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
+        "uboot-serial" => uboot_serial(ws, name, UBOOT_BOARD, &[]),
+        "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -899,6 +919,94 @@ fn uboot_two_vms(ws: &Workspace) -> Result<()> {
         check_memory_line(&out, &plan, &vm.name, &mut problems);
     }
     let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
+    if !has_line(&out, &all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// The U-Boot board with `[uboot.tftp]` and QEMU's user network.
+const UBOOT_TFTP_BOARD: &str = "xtask/tests/data/qemu-aarch64-uboot-tftp.toml";
+/// vm1 built in, vm3 (`image_location = "fs"`) loaded as files by U-Boot.
+const UBOOT_TFTP_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
+    "xtask/tests/data/fs-vm.toml",
+];
+
+/// `cargo xtask uboot --qemu` on a U-Boot board: U-Boot as -bios, no card, the
+/// hypervisor sent over the pseudo-terminal serial line with YMODEM, or with TFTP
+/// when the board has `[uboot.tftp]`.
+fn uboot_serial(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
+    ensure_qemu(Arch::Aarch64)?;
+    let build = BuildOptions {
+        config: Some(ws.root.join(board)),
+        vms: vms.iter().map(|v| ws.root.join(v)).collect(),
+        force_bin: true,
+    };
+    let plan = super::build::load_plan(ws, &build)?;
+    let log = log_path(ws, name)?;
+    let opts = crate::uboot::UbootOptions {
+        build,
+        qemu: true,
+        timeout: Some(QEMU_TIMEOUT),
+        ..Default::default()
+    };
+    let vms: Vec<String> = plan.vms.iter().map(|v| v.name.clone()).collect();
+    let hv_addr = plan.board.hv_load_addr;
+    let tftp = plan.board.uboot.as_ref().is_some_and(|u| u.tftp.is_some());
+    let fs_vms: Vec<String> = plan
+        .vms
+        .iter()
+        .filter(|v| v.location == crate::config::vm::ImageLocation::Fs)
+        .map(|v| v.name.clone())
+        .collect();
+    let (load, loaded) = if tftp {
+        (
+            format!("tftp {hv_addr:#x} {}/hypervisor.bin", plan.board.name),
+            "Bytes transferred",
+        )
+    } else {
+        (format!("loady {hv_addr:#x}"), "## Total Size")
+    };
+    println!("xtask: serial line transcript in {}", log.display());
+    let ended = crate::uboot::boot(ws, plan, &opts, Some(&log), false);
+    let ended = match ended {
+        Ok(e) => e,
+        Err(e) => {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            return Err(failure(&[format!("{e:#}")], &clean(&text)));
+        }
+    };
+    let out = clean(&ended.transcript);
+    let mut problems = Vec::new();
+    if ended.timed_out {
+        problems.push(format!("timed out after {} s", QEMU_TIMEOUT.as_secs()));
+    }
+    if ended.qemu_ok != Some(true) {
+        problems.push("QEMU did not exit 0".into());
+    }
+    let booti = format!("booti {hv_addr:#x} - ");
+    let mut lines = vec![
+        load,
+        loaded.to_string(),
+        booti,
+        "Starting kernel".to_string(),
+    ];
+    for vm in &fs_vms {
+        // The fs VM's config, sent like the hypervisor, and described to it.
+        lines.push(format!("vms/{vm}.toml"));
+        lines.push("hv,vm-config".to_string());
+    }
+    lines.push("hv: hypervisor".to_string());
+    for line in lines {
+        if !has_line(&out, &line) {
+            problems.push(format!("no `{line}` line"));
+        }
+    }
+    for vm in &vms {
+        check_summary(&out, vm, &mut problems);
+    }
+    let all = format!("hv: all VMs stopped: {} clean, 0 faulted", vms.len());
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));
     }

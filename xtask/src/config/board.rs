@@ -138,6 +138,9 @@ struct TopToml {
     #[serde(default)]
     #[allow(dead_code)]
     image: IgnoredAny,
+    #[serde(default)]
+    #[allow(dead_code)]
+    uboot: IgnoredAny,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +159,39 @@ struct MemoryToml {
 #[derive(Debug, Deserialize)]
 struct QemuSection {
     qemu: Option<QemuToml>,
+}
+
+#[derive(Debug, Deserialize)]
+struct UbootSection {
+    uboot: Option<UbootToml>,
+}
+
+/// The `[uboot]` section: how `cargo xtask uboot` reaches the board's U-Boot.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UbootToml {
+    /// The host's serial device wired to the board's console (`--serial` wins).
+    pub serial: Option<String>,
+    /// Its baud rate (default 115200; `--baud` wins).
+    pub baud: Option<u32>,
+    /// U-Boot's prompt (default "=> ").
+    pub prompt: Option<String>,
+    /// Load the files over TFTP instead of YMODEM over the serial line.
+    pub tftp: Option<TftpToml>,
+}
+
+/// `[uboot.tftp]`: the host's TFTP server directory and the addresses U-Boot uses.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TftpToml {
+    /// The directory the TFTP server serves (relative to the repository root, or
+    /// absolute); xtask copies the files into `<dir>/<board>/` and U-Boot asks for
+    /// `<board>/<file>`.
+    pub dir: String,
+    /// The TFTP server's address as U-Boot reaches it (`serverip`).
+    pub server_ip: Option<String>,
+    /// The board's address (`ipaddr`), or "dhcp" (default) to ask a DHCP server.
+    pub ip: Option<String>,
 }
 
 /// The `[qemu]` section: how `cargo xtask run` starts QEMU for this board.
@@ -258,6 +294,8 @@ pub struct Board {
     /// `host_dtb`: the board's device tree, for the host checks of device-tree
     /// passthrough (QEMU boards without it: dumped from QEMU).
     pub host_dtb: Option<PathBuf>,
+    /// `[uboot]`: how `cargo xtask uboot` reaches the board's U-Boot.
+    pub uboot: Option<UbootToml>,
     /// VM config paths as written and resolved against the repository root.
     pub vm_configs: Vec<(String, PathBuf)>,
     /// Where keys that later checks point at are in the file (line, column).
@@ -307,6 +345,11 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         .map_err(|d| report.push(d))
         .ok();
     let image = src.typed::<ImageSection>().map_err(|d| report.push(d)).ok();
+    let uboot = src
+        .typed::<UbootSection>()
+        .map_err(|d| report.push(d))
+        .ok()
+        .and_then(|u| u.uboot);
     let top = top?;
 
     let arch = check_arch(src, &top, report);
@@ -382,6 +425,7 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         gicv,
         image,
         host_dtb,
+        uboot,
         vm_configs,
         smp_at: src.locate(&KeyPath::new("smp")),
         vm_configs_at,

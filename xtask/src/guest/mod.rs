@@ -1,5 +1,7 @@
-//! `cargo xtask guest list|pull|rm`: guest images (kernels, initramfs, device trees)
-//! in a local store, from a registry in AxVisor's format or from a built-in recipe.
+//! `cargo xtask guest list|pull|sync|rm`: guest images (kernels, initramfs, device
+//! trees) in a local store, from a registry in AxVisor's format or from a built-in
+//! recipe. Remote registries are cached in the store (`registry-cache/`); `sync`
+//! refreshes the cache.
 //!
 //! - Store: see [`store`] (`--store DIR`, `$HV_GUEST_STORE`, else the user's cache
 //!   directory `hypervisor-guests`).
@@ -55,15 +57,30 @@ pub struct GuestArgs {
 #[derive(Subcommand, Debug)]
 pub enum GuestCmd {
     /// List the registry's images and the built-in recipes, and which are pulled.
-    List,
+    #[command(visible_alias = "ls")]
+    List {
+        /// Also show each image's release date, SHA-256, URL, registry and where it
+        /// is pulled.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Only images whose name contains this (case-insensitive).
+        pattern: Option<String>,
+    },
     /// Fetch (registry image) or build (built-in recipe) an image into the store.
+    #[command(visible_alias = "download")]
     Pull {
-        /// Image name, e.g. linux-aarch64.
+        /// Image name, e.g. linux-aarch64, or NAME:VERSION for a version the registry
+        /// lists (default: the first one it lists).
         name: String,
         /// Fetch again even if the image is already pulled.
         #[arg(long)]
         force: bool,
+        /// Also copy the image's files into this directory.
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
     },
+    /// Fetch the registry (and its includes) again into the store's registry cache.
+    Sync,
     /// Remove a pulled image from the store.
     Rm {
         /// Image name.
@@ -76,8 +93,20 @@ pub fn run(root: &Path, args: &GuestArgs) -> Result<()> {
     let store = Store::open(args.store.as_deref())?;
     let reg_loc = registry_location(root, args.registry.as_deref())?;
     match &args.cmd {
-        GuestCmd::List => list(&store, &reg_loc),
-        GuestCmd::Pull { name, force } => pull(&store, &reg_loc, name, *force),
+        GuestCmd::List { verbose, pattern } => list(&store, &reg_loc, *verbose, pattern.as_deref()),
+        GuestCmd::Pull {
+            name,
+            force,
+            output,
+        } => {
+            let (name, version) = split_version(name);
+            pull(&store, &reg_loc, name, version, *force)?;
+            if let Some(dir) = output {
+                copy_out(&store, name, dir)?;
+            }
+            Ok(())
+        }
+        GuestCmd::Sync => sync(&store, &reg_loc),
         GuestCmd::Rm { name } => {
             store.remove(name)?;
             println!(
@@ -98,7 +127,76 @@ pub fn ensure_pulled(root: &Path, name: &str) -> Result<()> {
     }
     println!("xtask: guest image {name} is not pulled yet: pulling it");
     let reg_loc = registry_location(root, None)?;
-    pull(&store, &reg_loc, name, false)
+    pull(&store, &reg_loc, name, None, false)
+}
+
+/// `NAME:VERSION` -> (NAME, Some(VERSION)); `NAME` -> (NAME, None).
+pub fn split_version(arg: &str) -> (&str, Option<&str>) {
+    match arg.split_once(':') {
+        Some((n, v)) if !v.is_empty() => (n, Some(v)),
+        Some((n, _)) => (n, None),
+        None => (arg, None),
+    }
+}
+
+/// The registry cache of `store`.
+fn cache(store: &Store, refresh: bool) -> registry::Cache {
+    registry::Cache {
+        dir: store.root.join("registry-cache"),
+        refresh,
+    }
+}
+
+fn load_registry(store: &Store, reg_loc: &Location) -> Result<Registry> {
+    registry::load_with(reg_loc, Some(&cache(store, false)))
+}
+
+/// `guest sync`: fetches the registry and its includes again.
+fn sync(store: &Store, reg_loc: &Location) -> Result<()> {
+    let c = cache(store, true);
+    let reg = registry::load_with(reg_loc, Some(&c))?;
+    let remote = matches!(reg_loc, Location::Remote(crate::download::Source::Http(_)));
+    println!(
+        "xtask: registry {reg_loc}: {} image(s){}",
+        reg.images.len(),
+        if remote {
+            format!(", cached in {}", c.dir.display())
+        } else {
+            " (a local file: read as it is each time, nothing to cache)".to_string()
+        }
+    );
+    Ok(())
+}
+
+/// Copies the pulled image `name` into `dir`.
+fn copy_out(store: &Store, name: &str, dir: &Path) -> Result<()> {
+    let from = store.image_dir(name);
+    let n = copy_tree(&from, dir)?;
+    println!(
+        "xtask: copied {n} file(s) of guest image {name} to {}",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<usize> {
+    if to.exists() && !to.is_dir() {
+        bail!("{} exists and is not a directory", to.display());
+    }
+    fs::create_dir_all(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let mut n = 0;
+    for e in fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+        let e = e.with_context(|| format!("cannot read {}", from.display()))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            n += copy_tree(&src, &dst)?;
+        } else if e.file_name() != store::MANIFEST {
+            fs::copy(&src, &dst)
+                .with_context(|| format!("cannot copy {} to {}", src.display(), dst.display()))?;
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// The registry to use.
@@ -117,17 +215,26 @@ struct Row {
     arch: String,
     pulled: String,
     what: String,
+    /// For `list -v`: (label, value).
+    details: Vec<(&'static str, String)>,
 }
 
-fn list(store: &Store, reg_loc: &Location) -> Result<()> {
+fn list(store: &Store, reg_loc: &Location, verbose: bool, pattern: Option<&str>) -> Result<()> {
     println!("xtask: store {}", store.root.display());
     println!("xtask: registry {reg_loc}");
-    let reg = registry::load(reg_loc).unwrap_or_else(|e| {
+    let reg = load_registry(store, reg_loc).unwrap_or_else(|e| {
         eprintln!("xtask: warning: {e:#} (showing built-in recipes and pulled images only)");
         Registry::default()
     });
     let pulled = store.pulled()?;
-    let rows = rows(&reg, &pulled);
+    let rows = filter_rows(rows(store, &reg, &pulled), pattern);
+    if rows.is_empty() {
+        println!(
+            "xtask: no guest image matches {:?}",
+            pattern.unwrap_or_default()
+        );
+        return Ok(());
+    }
     let w = |f: fn(&Row) -> &str, min: usize| rows.iter().map(|r| f(r).len()).fold(min, usize::max);
     let (wn, wv, wa, wp) = (
         w(|r| &r.name, 4),
@@ -144,17 +251,55 @@ fn list(store: &Store, reg_loc: &Location) -> Result<()> {
             "{:wn$}  {:wv$}  {:wa$}  {:wp$}  {}",
             r.name, r.version, r.arch, r.pulled, r.what
         );
+        if verbose {
+            for (k, v) in &r.details {
+                if !v.is_empty() {
+                    println!("    {k:<12} {v}");
+                }
+            }
+        }
     }
     Ok(())
 }
 
+/// The rows whose name contains `pattern` (case-insensitive).
+fn filter_rows(rows: Vec<Row>, pattern: Option<&str>) -> Vec<Row> {
+    let Some(p) = pattern.map(str::to_lowercase) else {
+        return rows;
+    };
+    rows.into_iter()
+        .filter(|r| r.name.to_lowercase().contains(&p))
+        .collect()
+}
+
 /// Registry images, then recipes the registry does not list, then other pulled images.
-fn rows(reg: &Registry, pulled: &[Manifest]) -> Vec<Row> {
-    let pulled_as = |name: &str| {
+fn rows(store: &Store, reg: &Registry, pulled: &[Manifest]) -> Vec<Row> {
+    let pulled_as = |name: &str, version: &str| {
         pulled
             .iter()
             .find(|m| m.name == name)
-            .map_or("no".to_string(), |m| format!("yes ({})", m.version))
+            .map_or("no".to_string(), |m| {
+                if m.version == version || version.is_empty() {
+                    format!("yes ({})", m.version)
+                } else {
+                    format!("other ({})", m.version)
+                }
+            })
+    };
+    let local = |name: &str| {
+        pulled
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| {
+                format!(
+                    "{} ({} {}, sha256 {})",
+                    store.image_dir(name).display(),
+                    m.name,
+                    m.version,
+                    m.sha256
+                )
+            })
+            .unwrap_or_default()
     };
     let mut rows: Vec<Row> = reg
         .images
@@ -163,8 +308,15 @@ fn rows(reg: &Registry, pulled: &[Manifest]) -> Vec<Row> {
             name: i.name.clone(),
             version: i.version.clone(),
             arch: i.arch.clone(),
-            pulled: pulled_as(&i.name),
+            pulled: pulled_as(&i.name, &i.version),
             what: i.description.clone(),
+            details: vec![
+                ("released", i.released_at.clone()),
+                ("sha256", i.sha256.clone()),
+                ("url", i.location.to_string()),
+                ("registry", i.registry.clone()),
+                ("pulled into", local(&i.name)),
+            ],
         })
         .collect();
     for r in recipe::RECIPES {
@@ -173,8 +325,12 @@ fn rows(reg: &Registry, pulled: &[Manifest]) -> Vec<Row> {
                 name: r.name.into(),
                 version: r.suite.into(),
                 arch: r.arch.into(),
-                pulled: pulled_as(r.name),
+                pulled: pulled_as(r.name, r.suite),
                 what: r.description.into(),
+                details: vec![
+                    ("url", format!("{}{}", location::RECIPE_SCHEME, r.name)),
+                    ("pulled into", local(r.name)),
+                ],
             });
         }
     }
@@ -189,6 +345,7 @@ fn rows(reg: &Registry, pulled: &[Manifest]) -> Vec<Row> {
                     "{} (from {}; not in this registry)",
                     m.description, m.source
                 ),
+                details: vec![("pulled into", local(&m.name))],
             });
         }
     }
@@ -197,7 +354,12 @@ fn rows(reg: &Registry, pulled: &[Manifest]) -> Vec<Row> {
 
 /// Every name `pull` knows, for messages.
 fn known_names(reg: &Registry) -> Vec<String> {
-    let mut names: Vec<String> = reg.images.iter().map(|i| i.name.clone()).collect();
+    let mut names: Vec<String> = Vec::new();
+    for i in &reg.images {
+        if !names.contains(&i.name) {
+            names.push(i.name.clone());
+        }
+    }
     for r in recipe::RECIPES {
         if !names.iter().any(|n| n == r.name) {
             names.push(r.name.to_string());
@@ -206,10 +368,17 @@ fn known_names(reg: &Registry) -> Vec<String> {
     names
 }
 
-fn pull(store: &Store, reg_loc: &Location, name: &str, force: bool) -> Result<()> {
+fn pull(
+    store: &Store,
+    reg_loc: &Location,
+    name: &str,
+    version: Option<&str>,
+    force: bool,
+) -> Result<()> {
     store::check_name(name).map_err(anyhow::Error::msg)?;
     if let Some(m) = store.manifest(name)? {
-        if !force {
+        let same = version.is_none_or(|v| v == m.version);
+        if same && !force {
             println!(
                 "xtask: guest image {name} {} is already pulled in {} (use --force to fetch it again)",
                 m.version,
@@ -218,7 +387,7 @@ fn pull(store: &Store, reg_loc: &Location, name: &str, force: bool) -> Result<()
             return Ok(());
         }
     }
-    let reg = match registry::load(reg_loc) {
+    let reg = match load_registry(store, reg_loc) {
         Ok(r) => r,
         Err(e) if recipe::find(name).is_some() => {
             eprintln!("xtask: warning: {e:#} (using the built-in recipe {name})");
@@ -226,10 +395,25 @@ fn pull(store: &Store, reg_loc: &Location, name: &str, force: bool) -> Result<()
         }
         Err(e) => return Err(e),
     };
-    let dir = match reg.find(name) {
+    let entry = match version {
+        Some(v) => reg.find_version(name, v),
+        None => reg.find(name),
+    };
+    let dir = match entry {
         Some(entry) => pull_entry(store, entry)?,
         None => match recipe::find(name) {
-            Some(r) => recipe::pull(r, store)?,
+            Some(r) if version.is_none_or(|v| v == r.suite) => recipe::pull(r, store)?,
+            Some(r) => bail!(
+                "guest image {name} has no version {:?} (the built-in recipe builds {})",
+                version.unwrap_or_default(),
+                r.suite
+            ),
+            None if !reg.versions(name).is_empty() => bail!(
+                "guest image {name} has no version {:?} in registry {reg_loc} (versions: {}; \
+                 `cargo xtask guest sync` fetches the registry again)",
+                version.unwrap_or_default(),
+                reg.versions(name).join(", ")
+            ),
             None => bail!(
                 "unknown guest image `{name}` (known: {}; registry {reg_loc})",
                 known_names(&reg).join(", ")

@@ -15,7 +15,8 @@
 //! ```
 //!
 //! Includes are merged depth-first after the including registry's own images; the first
-//! definition of a name wins; an include cycle is an error. Relative URLs (images and
+//! definition of a name and version wins, and the first version listed of a name is
+//! the one `pull NAME` takes; an include cycle is an error. Relative URLs (images and
 //! includes) are relative to the registry that names them. Project extension: `url =
 //! "recipe:<name>"` names a built-in recipe (built on this machine, so no sha256).
 use std::collections::HashSet;
@@ -89,17 +90,78 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The first entry of `name` (a registry lists its preferred version first).
     pub fn find(&self, name: &str) -> Option<&ImageEntry> {
         self.images.iter().find(|i| i.name == name)
     }
+
+    /// The entry of `name` at `version`.
+    pub fn find_version(&self, name: &str, version: &str) -> Option<&ImageEntry> {
+        self.images
+            .iter()
+            .find(|i| i.name == name && i.version == version)
+    }
+
+    /// The versions of `name` the registry lists.
+    pub fn versions(&self, name: &str) -> Vec<&str> {
+        self.images
+            .iter()
+            .filter(|i| i.name == name)
+            .map(|i| i.version.as_str())
+            .collect()
+    }
 }
 
-/// Loads the registry at `loc` and everything it includes.
+/// A cache of remote registry documents (`guest sync` refreshes it): `http(s)://`
+/// registries are read from it when they are there, so `list` and `pull` work
+/// offline and see the same registry until the next sync. Local files are always
+/// read as they are.
+pub struct Cache {
+    pub dir: std::path::PathBuf,
+    /// Fetch every remote document again (and rewrite the cache).
+    pub refresh: bool,
+}
+
+impl Cache {
+    /// The cache file of a remote document.
+    pub fn file(&self, loc: &Location) -> std::path::PathBuf {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(loc.to_string().as_bytes());
+        let hex = crate::download::hex(&digest);
+        self.dir.join(format!("{}.toml", &hex[..16]))
+    }
+
+    fn read(&self, loc: &Location) -> Result<String> {
+        let remote = matches!(loc, Location::Remote(crate::download::Source::Http(_)));
+        if !remote {
+            return read_text(loc);
+        }
+        let file = self.file(loc);
+        if !self.refresh {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                return Ok(text);
+            }
+        }
+        let text = read_text(loc)?;
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
+        Ok(text)
+    }
+}
+
+/// Loads the registry at `loc` and everything it includes (no cache).
+#[cfg(test)]
 pub fn load(loc: &Location) -> Result<Registry> {
+    load_with(loc, None)
+}
+
+/// [`load`], remote documents through `cache`.
+pub fn load_with(loc: &Location, cache: Option<&Cache>) -> Result<Registry> {
     let mut reg = Registry::default();
     let mut stack = Vec::new();
     let mut done = HashSet::new();
-    load_into(loc, &mut stack, &mut done, &mut reg)?;
+    load_into(loc, &mut stack, &mut done, &mut reg, cache)?;
     Ok(reg)
 }
 
@@ -160,6 +222,7 @@ fn load_into(
     stack: &mut Vec<(String, String)>,
     done: &mut HashSet<String>,
     reg: &mut Registry,
+    cache: Option<&Cache>,
 ) -> Result<()> {
     let key = loc.key();
     if stack.iter().any(|(k, _)| *k == key) {
@@ -177,16 +240,20 @@ fn load_into(
     if matches!(loc, Location::Recipe(_)) {
         bail!("{loc}: a recipe is not a registry");
     }
-    let text = read_text(loc).with_context(|| format!("cannot load the registry {loc}"))?;
+    let text = match cache {
+        Some(c) => c.read(loc),
+        None => read_text(loc),
+    }
+    .with_context(|| format!("cannot load the registry {loc}"))?;
     let (images, includes) = parse(&text, loc)?;
     for img in images {
-        if reg.find(&img.name).is_none() {
+        if reg.find_version(&img.name, &img.version).is_none() {
             reg.images.push(img);
         }
     }
     stack.push((key, loc.to_string()));
     for inc in &includes {
-        load_into(inc, stack, done, reg)?;
+        load_into(inc, stack, done, reg, cache)?;
     }
     stack.pop();
     Ok(())

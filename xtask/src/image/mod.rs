@@ -78,19 +78,39 @@ pub fn image(ws: &Workspace, opts: &ImageOptions) -> Result<ImageOutput> {
 
 /// Builds a validated plan and writes its card image.
 pub fn image_plan(ws: &Workspace, plan: Plan, opts: &ImageOptions) -> Result<ImageOutput> {
+    let out = opts.out.as_deref().map(absolute).unwrap_or_else(|| {
+        ws.board_dir(&plan.board.name)
+            .join(format!("{}.img", plan.board.name))
+    });
+    let (board, contents) = contents(ws, plan, opts, true)?;
+    write(&out, &contents)?;
+    print_summary(&board, &out, &contents);
+    Ok(ImageOutput { path: out, board })
+}
+
+/// Builds a validated plan and works out what its card carries: the boot-partition
+/// files, where U-Boot loads each and the boot script. With `with_bootloader` false
+/// (`cargo xtask uboot`: U-Boot is already running) the board's bootloader is not
+/// fetched.
+pub fn contents(
+    ws: &Workspace,
+    plan: Plan,
+    opts: &ImageOptions,
+    with_bootloader: bool,
+) -> Result<(Board, Contents)> {
     let board = plan.board.clone();
     let cfg = image_config(&board)?;
     let size = match &opts.size {
         Some(s) => config_size(s)?,
         None => cfg.size,
     };
-    let out = opts.out.as_deref().map(absolute).unwrap_or_else(|| {
-        ws.board_dir(&board.name)
-            .join(format!("{}.img", board.name))
-    });
     let cache = Cache::under(&ws.target_dir.join("hv"));
     // Fetch first: a missing bootloader should not cost a build.
-    let bootloader = bootloader_bytes(&board, &cfg, opts.bootloader.as_deref(), &cache)?;
+    let bootloader = if with_bootloader {
+        bootloader_bytes(&board, &cfg, opts.bootloader.as_deref(), &cache)?
+    } else {
+        None
+    };
     let dtb = match &cfg.dtb {
         Some(src) => Some(dtb_file(src, &cache)?),
         None => None,
@@ -99,9 +119,7 @@ pub fn image_plan(ws: &Workspace, plan: Plan, opts: &ImageOptions) -> Result<Ima
     let modules = fs_vm_modules(ws, &board, &fs)?;
     let fixed: Vec<&Vm> = memory.iter().chain(fs.iter()).collect();
     let contents = assemble(&board, &cfg, size, &hv, &fixed, bootloader, dtb, modules)?;
-    write(&out, &contents)?;
-    print_summary(&board, &out, &contents);
-    Ok(ImageOutput { path: out, board })
+    Ok((board, contents))
 }
 
 /// Builds the hypervisor with the VMs bundled into it (`image_location = "memory"`);

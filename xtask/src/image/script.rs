@@ -151,37 +151,21 @@ impl BootScript {
     /// Loads each module and describes it under `/chosen/hv-modules`.
     fn modules_commands(&self) -> String {
         let mut s = String::new();
-        let node = "/chosen/hv-modules";
-        s.push_str("fdt mknode /chosen hv-modules\n");
-        let _ = writeln!(s, "fdt set {node} compatible \"hv,boot-modules\"");
-        let _ = writeln!(s, "fdt set {node} \"#address-cells\" <2>");
-        let _ = writeln!(s, "fdt set {node} \"#size-cells\" <2>");
+        for line in modules_node() {
+            let _ = writeln!(s, "{line}");
+        }
         for m in &self.modules {
-            let unit = format!("module@{:x}", m.addr);
-            let path = format!("{node}/{unit}");
-            let (hi, lo) = (m.addr >> 32, m.addr & 0xffff_ffff);
-            let (shi, slo) = (m.slot >> 32, m.slot & 0xffff_ffff);
-            let _ = writeln!(s, "fdt mknode {node} {unit}");
-            let _ = writeln!(
-                s,
-                "fdt set {path} compatible \"{}\" \"hv,module\"",
-                m.kind.compatible()
-            );
-            let _ = writeln!(s, "fdt set {path} hv,file \"{}\"", m.file);
-            let _ = writeln!(
-                s,
-                "fdt set {path} hv,slot <{hi:#x} {lo:#x} {shi:#x} {slo:#x}>"
-            );
+            for line in module_node(m) {
+                let _ = writeln!(s, "{line}");
+            }
             let _ = writeln!(
                 s,
                 "if load {PART} {:#x} ${{prefix}}{} {:#x}; then",
                 m.addr, m.file, m.slot
             );
-            let _ = writeln!(
-                s,
-                "    fdt set {path} reg <{hi:#x} {lo:#x} 0x0 0x${{filesize}}>"
-            );
-            let _ = writeln!(s, "    fdt rsvmem add {:#x} {:#x}", m.addr, m.slot);
+            for line in module_loaded(m) {
+                let _ = writeln!(s, "    {line}");
+            }
             s.push_str("else\n");
             let _ = writeln!(
                 s,
@@ -192,4 +176,103 @@ impl BootScript {
         }
         s
     }
+
+    /// The same boot as commands typed at U-Boot's prompt, with each file sent by the
+    /// host (`cargo xtask uboot`: YMODEM or TFTP) where the script loads it from the
+    /// card. Every step must succeed; the last one is `booti`.
+    pub fn steps(&self) -> Vec<Step> {
+        let mut out = vec![Step::Load {
+            file: self.hypervisor_file.clone(),
+            addr: self.hypervisor_addr,
+        }];
+        let run = |s: &str| Step::Run(s.to_string());
+        match &self.dtb {
+            Dtb::Control => {}
+            Dtb::ControlCopy { addr, size } => {
+                out.push(run("fdt addr ${fdtcontroladdr}"));
+                out.push(Step::Run(format!(
+                    "fdt move ${{fdtcontroladdr}} {addr:#x} {size:#x}"
+                )));
+            }
+            Dtb::File { file, addr, .. } => {
+                out.push(Step::Load {
+                    file: file.clone(),
+                    addr: *addr,
+                });
+                out.push(Step::Run(format!("fdt addr {addr:#x}")));
+                out.push(Step::Run(format!("fdt resize {DTB_EXTRA:#x}")));
+            }
+        }
+        if !self.modules.is_empty() {
+            out.extend(modules_node().into_iter().map(Step::Run));
+        }
+        for m in &self.modules {
+            out.extend(module_node(m).into_iter().map(Step::Run));
+            out.push(Step::Load {
+                file: m.file.clone(),
+                addr: m.addr,
+            });
+            out.extend(module_loaded(m).into_iter().map(Step::Run));
+        }
+        out.push(Step::Run(format!(
+            "booti {:#x} - {}",
+            self.hypervisor_addr,
+            self.dtb_arg()
+        )));
+        out
+    }
+}
+
+/// One step of a boot typed at U-Boot's prompt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Put the boot-partition file `file` at `addr` (U-Boot sets `${filesize}`).
+    Load { file: String, addr: u64 },
+    /// A command.
+    Run(String),
+}
+
+const MODULES_NODE: &str = "/chosen/hv-modules";
+
+/// Makes `/chosen/hv-modules`.
+fn modules_node() -> Vec<String> {
+    let node = MODULES_NODE;
+    vec![
+        "fdt mknode /chosen hv-modules".into(),
+        format!("fdt set {node} compatible \"hv,boot-modules\""),
+        format!("fdt set {node} \"#address-cells\" <2>"),
+        format!("fdt set {node} \"#size-cells\" <2>"),
+    ]
+}
+
+fn module_path(m: &Module) -> (String, String) {
+    let unit = format!("module@{:x}", m.addr);
+    let path = format!("{MODULES_NODE}/{unit}");
+    (unit, path)
+}
+
+/// Makes the module's node (before the file is loaded).
+fn module_node(m: &Module) -> Vec<String> {
+    let (unit, path) = module_path(m);
+    let (hi, lo) = (m.addr >> 32, m.addr & 0xffff_ffff);
+    let (shi, slo) = (m.slot >> 32, m.slot & 0xffff_ffff);
+    vec![
+        format!("fdt mknode {MODULES_NODE} {unit}"),
+        format!(
+            "fdt set {path} compatible \"{}\" \"hv,module\"",
+            m.kind.compatible()
+        ),
+        format!("fdt set {path} hv,file \"{}\"", m.file),
+        format!("fdt set {path} hv,slot <{hi:#x} {lo:#x} {shi:#x} {slo:#x}>"),
+    ]
+}
+
+/// Records the loaded file (`${filesize}` bytes) in the module's node.
+fn module_loaded(m: &Module) -> Vec<String> {
+    let (_, path) = module_path(m);
+    let (hi, lo) = (m.addr >> 32, m.addr & 0xffff_ffff);
+    vec![
+        format!("fdt set {path} reg <{hi:#x} {lo:#x} 0x0 0x${{filesize}}>"),
+        format!("fdt rsvmem add {:#x} {:#x}", m.addr, m.slot),
+    ]
 }

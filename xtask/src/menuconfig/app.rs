@@ -6,7 +6,7 @@ use toml_edit::Value;
 use super::doc::{compact, same};
 use super::model::{DocId, Model, SettingRef};
 use super::rows::{help, rows, search, Page, Row, RowKind};
-use super::schema::{Kind, Opt};
+use super::schema::{Kind, List, Opt};
 
 /// A page and the row under the cursor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,8 +68,8 @@ impl LineInput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EditTarget {
     Setting(SettingRef),
-    /// Region `index` of a VM (`index` = count: a new one).
-    Region(DocId, usize),
+    /// Entry `index` of a VM's list (`index` = its length: a new one).
+    Item(DocId, List, usize),
 }
 
 /// A window over the page.
@@ -151,7 +151,7 @@ impl App {
     /// The VM config open on the page stack (searches include its settings).
     pub fn vm_context(&self) -> Option<DocId> {
         self.stack.iter().rev().find_map(|p| match p.page {
-            Page::Vm(d) | Page::Regions(d) => Some(d),
+            Page::Vm(d) | Page::List(d, _) => Some(d),
             _ => None,
         })
     }
@@ -223,8 +223,9 @@ impl App {
                 self.save();
             }
             KeyCode::Char('q') => self.request_quit(),
-            KeyCode::Char('a') => self.add_region(),
-            KeyCode::Char('d') | KeyCode::Delete => self.delete_region(),
+            KeyCode::Char('n') if self.page().page == Page::VmList => self.new_vm(),
+            KeyCode::Char('a') => self.add_item(),
+            KeyCode::Char('d') | KeyCode::Delete => self.delete_item(),
             _ => {}
         }
     }
@@ -248,7 +249,7 @@ impl App {
         let opens = match &row.kind {
             RowKind::Setting(r) => matches!(
                 self.model.setting(*r).map(|s| &s.kind),
-                Some(Kind::VmList | Kind::Regions)
+                Some(Kind::VmList | Kind::List(_))
             ),
             RowKind::Open(_) | RowKind::VmFile(_) => true,
             _ => false,
@@ -269,8 +270,8 @@ impl App {
                 Ok(doc) => self.push(Page::Vm(doc)),
                 Err(e) => self.say(format!("cannot open {rel}: {e:#}"), true),
             },
-            RowKind::Region(vm, i) => self.edit_region(vm, i),
-            RowKind::AddRegion(_) => self.add_region(),
+            RowKind::Item(vm, l, i) => self.edit_item(vm, l, i),
+            RowKind::AddItem(..) => self.add_item(),
         }
     }
 
@@ -291,9 +292,12 @@ impl App {
                     .set(r, Some(Value::from(!now.unwrap_or(default_on))));
             }
             Kind::Choice(opts) => self.pick(r, opts, value.as_ref(), false),
-            Kind::Multi(opts) => self.pick(r, opts, value.as_ref(), true),
+            Kind::Multi(opts) => {
+                let opts = self.model.offered(r, opts);
+                self.pick(r, &opts, value.as_ref(), true)
+            }
             Kind::VmList => self.push(Page::VmList),
-            Kind::Regions => self.push(Page::Regions(r.doc)),
+            Kind::List(l) => self.push(Page::List(r.doc, *l)),
             Kind::Int { .. } | Kind::Str | Kind::Toml(_) => {
                 let text = match &value {
                     Some(v) if matches!(s.kind, Kind::Str) => {
@@ -358,6 +362,7 @@ impl App {
             (DocId::Vm(_), _) => Page::Vm(r.doc),
             (_, super::schema::Group::Hardware) => Page::Hardware,
             (_, super::schema::Group::Qemu) => Page::Qemu,
+            (_, super::schema::Group::Image) => Page::Image,
             _ => Page::Main,
         };
         match self.stack.iter().position(|p| p.page == page) {
@@ -376,34 +381,59 @@ impl App {
         self.page_mut().cursor = pos.unwrap_or(0);
     }
 
-    fn edit_region(&mut self, vm: DocId, i: usize) {
-        let text = self
-            .model
-            .regions(vm)
-            .get(i)
-            .map(compact)
-            .unwrap_or_else(|| self.model.next_region(vm));
-        self.popup = Some(Popup::Edit {
-            target: EditTarget::Region(vm, i),
-            title: format!("region {i}: [gpa, size, flags, map_type]"),
-            input: LineInput::new(&text),
-            error: None,
-            note: "flags 0x1 R, 0x2 W, 0x4 X, 0x8 user, 0x10 device; map_type 0 allocate, 1 identity, 2 reserved"
-                .into(),
-        });
-    }
-
-    fn add_region(&mut self) {
-        if let Page::Regions(vm) = self.page().page {
-            let n = self.model.regions(vm).len();
-            self.edit_region(vm, n);
+    /// `n` on the VM list: a new VM config from the one under the cursor (or the
+    /// first offered), opened for editing.
+    fn new_vm(&mut self) {
+        let template = match self.current().map(|r| r.kind) {
+            Some(RowKind::VmFile(rel)) => Some(rel),
+            _ => self.model.vm_choices().first().map(|f| f.rel.clone()),
+        };
+        let Some(template) = template else {
+            self.say("no VM config to start from in configs/vms/", true);
+            return;
+        };
+        match self.model.new_vm_from(&template) {
+            Ok((rel, doc)) => {
+                self.push(Page::Vm(doc));
+                self.say(
+                    format!("{rel}: a new VM config from {template}, in vm_configs (s writes it)"),
+                    false,
+                );
+            }
+            Err(e) => self.say(format!("{e:#}"), true),
         }
     }
 
-    fn delete_region(&mut self) {
-        if let Some(RowKind::Region(vm, i)) = self.current().map(|r| r.kind) {
-            self.model.remove_region(vm, i);
-            self.say(format!("region {i} removed (not saved yet)"), false);
+    fn edit_item(&mut self, vm: DocId, list: List, i: usize) {
+        let text = self
+            .model
+            .items(vm, list)
+            .get(i)
+            .map(compact)
+            .unwrap_or_else(|| self.model.next_item(vm, list));
+        self.popup = Some(Popup::Edit {
+            target: EditTarget::Item(vm, list, i),
+            title: format!("{} {i}: {}", list.item(), list.fields()),
+            input: LineInput::new(&text),
+            error: None,
+            note: list.note(),
+        });
+    }
+
+    fn add_item(&mut self) {
+        if let Page::List(vm, list) = self.page().page {
+            let n = self.model.items(vm, list).len();
+            self.edit_item(vm, list, n);
+        }
+    }
+
+    fn delete_item(&mut self) {
+        if let Some(RowKind::Item(vm, list, i)) = self.current().map(|r| r.kind) {
+            self.model.remove_item(vm, list, i);
+            self.say(
+                format!("{} {i} removed (not saved yet)", list.item()),
+                false,
+            );
         }
     }
 
@@ -464,7 +494,21 @@ impl App {
 
     fn on_popup_key(&mut self, mut popup: Popup, key: KeyEvent) {
         let keep = match &mut popup {
-            Popup::Edit { input, .. } | Popup::Search { input } => match key.code {
+            Popup::Edit {
+                input,
+                target,
+                error,
+                ..
+            } => match key.code {
+                KeyCode::Esc => false,
+                KeyCode::Enter => return self.finish_input(popup),
+                _ => {
+                    input.on_key(key);
+                    *error = self.check_typed(target, &input.text());
+                    true
+                }
+            },
+            Popup::Search { input } => match key.code {
                 KeyCode::Esc => false,
                 KeyCode::Enter => return self.finish_input(popup),
                 _ => {
@@ -502,6 +546,21 @@ impl App {
         }
     }
 
+    /// What is wrong with the text typed so far in an edit window (numbers and TOML
+    /// values are checked as they are typed; strings when applied).
+    pub fn check_typed(&self, target: &EditTarget, text: &str) -> Option<String> {
+        match target {
+            EditTarget::Setting(r) => {
+                let s = self.model.setting(*r)?;
+                match s.kind {
+                    Kind::Int { .. } | Kind::Toml(_) => s.parse(text).err(),
+                    _ => None,
+                }
+            }
+            EditTarget::Item(_, list, _) => super::model::item_value(*list, text).err(),
+        }
+    }
+
     /// Enter in a text field: apply the edit (the field stays open with the reason
     /// when the value is refused) or run the search.
     fn finish_input(&mut self, mut popup: Popup) {
@@ -516,14 +575,14 @@ impl App {
                 let text = input.text();
                 let result = match target {
                     EditTarget::Setting(r) => self.model.apply_text(*r, &text),
-                    EditTarget::Region(vm, i) => self.model.set_region(*vm, *i, &text),
+                    EditTarget::Item(vm, l, i) => self.model.set_item(*vm, *l, *i, &text),
                 };
                 match (result, target) {
                     (Err(e), _) => {
                         *error = Some(e);
                         self.popup = Some(popup);
                     }
-                    (Ok(()), EditTarget::Region(_, i)) => self.page_mut().cursor = *i,
+                    (Ok(()), EditTarget::Item(_, _, i)) => self.page_mut().cursor = *i,
                     (Ok(()), _) => {}
                 }
             }
@@ -535,6 +594,11 @@ impl App {
         let query = query.trim();
         if query.is_empty() {
             return;
+        }
+        // Every VM config of the board is searched: open them (a file that cannot be
+        // read is listed among the problems already).
+        for rel in self.model.selected_vms() {
+            let _ = self.model.open_vm(&rel);
         }
         let vm = self.vm_context();
         if search(&self.model, query, vm).is_empty() {

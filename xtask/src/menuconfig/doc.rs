@@ -67,6 +67,15 @@ impl EditDoc {
         })
     }
 
+    /// A file that does not exist yet, to be written with `text` on save.
+    pub fn new_file(path: &Path, shown: String, text: &str) -> Result<EditDoc> {
+        let mut d = EditDoc::from_text(path, shown, String::new())?;
+        d.doc = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| anyhow::anyhow!("{}: {e}", d.shown))?;
+        Ok(d)
+    }
+
     /// The text as it would be saved.
     pub fn text(&self) -> String {
         self.doc.to_string()

@@ -3,11 +3,11 @@
 //! `cargo xtask build` runs ([`crate::config::load_with`]), on the unsaved texts.
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use toml_edit::Value;
 
 use super::doc::{push_like_last, remove_keeping_style, EditDoc, Loc};
-use super::schema::{board_settings, vm_settings, Kind, Setting, Shape};
+use super::schema::{board_settings, vm_settings, Kind, List, Setting};
 use super::truth::{infer_arch, Truth, VmFile};
 use crate::config::diag::{Diagnostic, KeyPath, Seg, Severity};
 use crate::config::source::shown_path;
@@ -31,8 +31,6 @@ pub struct SettingRef {
 
 /// The `vm_configs` key of the board.
 pub const VM_CONFIGS: Loc = Loc::top("vm_configs");
-/// The `memory_regions` key of a VM config.
-pub const REGIONS: Loc = Loc::at("kernel", "memory_regions");
 
 /// Everything being edited.
 pub struct Model {
@@ -241,20 +239,115 @@ impl Model {
         Ok(DocId::Vm(self.vms.len() - 1))
     }
 
-    /// The memory regions of a VM.
-    pub fn regions(&self, vm: DocId) -> Vec<Value> {
+    /// A new VM config made from the VM config `template` (a path like those in
+    /// `vm_configs`): `<template stem>-new[N].toml` next to it, with a free id, the
+    /// name `vm<id>` and no pinned CPUs (`phys_cpu_ids`/`phys_cpu_sets` removed: the
+    /// next free ones), added to `vm_configs` and opened. Written by the next save.
+    /// Returns its path (as in `vm_configs`) and document.
+    pub fn new_vm_from(&mut self, template: &str) -> Result<(String, DocId)> {
+        let from = self.root.join(template);
+        let text = std::fs::read_to_string(&from)
+            .with_context(|| format!("cannot read the template {template}"))?;
+        let (dir, stem) = match template.rsplit_once('/') {
+            Some((d, f)) => (format!("{d}/"), f.trim_end_matches(".toml").to_string()),
+            None => (
+                String::new(),
+                template.trim_end_matches(".toml").to_string(),
+            ),
+        };
+        let taken = |rel: &str| {
+            let p = self.root.join(rel);
+            p.exists() || self.vms.iter().any(|d| d.path == p)
+        };
+        let rel = (1..)
+            .map(|n| match n {
+                1 => format!("{dir}{stem}-new.toml"),
+                n => format!("{dir}{stem}-new{n}.toml"),
+            })
+            .find(|r| !taken(r))
+            .unwrap_or_default();
+        let path = self.root.join(&rel);
+        let mut doc = EditDoc::new_file(&path, shown_path(&path, &self.root), &text)?;
+        let id = self.free_vm_id();
+        doc.set(Loc::at("base", "id"), Some(Value::from(id)));
+        doc.set(
+            Loc::at("base", "name"),
+            Some(Value::from(format!("vm{id}"))),
+        );
+        // The template's CPUs are taken: the new VM gets the next free ones.
+        doc.set(Loc::at("base", "phys_cpu_ids"), None);
+        doc.set(Loc::at("base", "phys_cpu_sets"), None);
+        self.vms.push(doc);
+        self.truth.vm_files.push(VmFile {
+            arch: infer_arch(&path, &text),
+            rel: rel.clone(),
+            path,
+        });
+        self.toggle_vm(&rel);
+        self.validate();
+        Ok((rel, DocId::Vm(self.vms.len() - 1)))
+    }
+
+    /// An id no VM config of `vm_configs` nor any opened one has.
+    fn free_vm_id(&self) -> i64 {
+        let mut ids: Vec<i64> = self
+            .vms
+            .iter()
+            .filter_map(|d| d.get(Loc::at("base", "id")).and_then(Value::as_integer))
+            .collect();
+        for rel in self.selected_vms() {
+            let text = std::fs::read_to_string(self.root.join(&rel)).unwrap_or_default();
+            if let Ok(doc) = text.parse::<toml_edit::DocumentMut>() {
+                ids.extend(
+                    doc.get("base")
+                        .and_then(|b| b.get("id"))
+                        .and_then(|i| i.as_integer()),
+                );
+            }
+        }
+        ids.into_iter().max().map_or(1, |m| m + 1)
+    }
+
+    /// The options of a choice setting that fit the board: kernel features of
+    /// another architecture than the board's are left out.
+    pub fn offered(&self, r: SettingRef, opts: &[super::schema::Opt]) -> Vec<super::schema::Opt> {
+        let is_features = r.doc == DocId::Board
+            && self
+                .setting(r)
+                .is_some_and(|s| s.loc == Loc::top("features"));
+        let arch = self.board_arch();
+        opts.iter()
+            .filter(|o| {
+                !is_features
+                    || self
+                        .truth
+                        .features
+                        .iter()
+                        .find(|f| o.value.as_str() == Some(f.name.as_str()))
+                        .and_then(|f| f.arch)
+                        .is_none_or(|fa| Some(fa) == arch)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The entries of a VM's list.
+    pub fn items(&self, vm: DocId, list: List) -> Vec<Value> {
         self.doc(vm)
-            .and_then(|d| d.get(REGIONS))
+            .and_then(|d| d.get(list.loc()))
             .and_then(Value::as_array)
             .map(|a| a.iter().cloned().collect())
             .unwrap_or_default()
     }
 
-    /// Replaces region `i` with typed text `[gpa, size, flags, map_type]`.
-    pub fn set_region(&mut self, vm: DocId, i: usize, input: &str) -> Result<(), String> {
-        let v = region_value(input)?;
+    /// Replaces entry `i` of a list (`i` = its length: adds one) with typed text.
+    pub fn set_item(&mut self, vm: DocId, list: List, i: usize, input: &str) -> Result<(), String> {
+        let v = item_value(list, input)?;
         if let Some(doc) = self.doc_mut(vm) {
-            doc.edit_array(REGIONS, |arr| {
+            if doc.get(list.loc()).is_none() {
+                doc.set(list.loc(), Some(Value::Array(toml_edit::Array::new())));
+            }
+            doc.edit_array(list.loc(), |arr| {
                 if i < arr.len() {
                     arr.replace(i, v);
                 } else {
@@ -266,18 +359,22 @@ impl Model {
         Ok(())
     }
 
-    /// Removes region `i`.
-    pub fn remove_region(&mut self, vm: DocId, i: usize) {
+    /// Removes entry `i` of a list.
+    pub fn remove_item(&mut self, vm: DocId, list: List, i: usize) {
         if let Some(doc) = self.doc_mut(vm) {
-            doc.edit_array(REGIONS, |arr| remove_keeping_style(arr, i));
+            doc.edit_array(list.loc(), |arr| remove_keeping_style(arr, i));
         }
         self.validate();
     }
 
-    /// A new region to offer: right after the last one, 16 MiB of RWX RAM.
-    pub fn next_region(&self, vm: DocId) -> String {
+    /// A new entry to offer: a region right after the last one (16 MiB of RWX RAM),
+    /// or the shape's example.
+    pub fn next_item(&self, vm: DocId, list: List) -> String {
+        if list != List::Regions {
+            return list.shape().example().to_string();
+        }
         let end = self
-            .regions(vm)
+            .items(vm, list)
             .iter()
             .filter_map(|r| {
                 let a = r.as_array()?;
@@ -417,21 +514,26 @@ fn report_of(r: Result<config::Plan, config::ConfigError>) -> Vec<Diagnostic> {
     }
 }
 
-/// A region typed as `[gpa, size, flags, map_type]` (brackets optional).
-pub fn region_value(input: &str) -> Result<Value, String> {
+/// An entry of `list` as typed (outer brackets optional), checked for its shape.
+pub fn item_value(list: List, input: &str) -> Result<Value, String> {
     let t = input.trim();
+    let shape = list.shape();
+    let wrapped = format!("[{t}]");
+    for text in [t, wrapped.as_str()] {
+        if let Ok(v) = text.parse::<Value>() {
+            if shape.check(&v).is_ok() {
+                return Ok(v);
+            }
+        }
+    }
     let text = if t.starts_with('[') {
-        t.to_string()
+        t
     } else {
-        format!("[{t}]")
+        wrapped.as_str()
     };
-    let shape = Shape::Region;
-    let v: Value = text.parse().map_err(|_| {
-        format!(
-            "expected [gpa, size, flags, map_type], e.g. {}",
-            shape.example()
-        )
-    })?;
+    let v: Value = text
+        .parse()
+        .map_err(|_| format!("expected {}, e.g. {}", list.fields(), shape.example()))?;
     shape.check(&v)?;
     Ok(v)
 }

@@ -3,8 +3,8 @@
 use toml_edit::Value;
 
 use super::doc::compact;
-use super::model::{key_of, show_value, DocId, Model, SettingRef, REGIONS};
-use super::schema::{Group, Kind};
+use super::model::{key_of, show_value, DocId, Model, SettingRef};
+use super::schema::{Group, Kind, List};
 use crate::config::diag::{Diagnostic, KeyPath, Severity};
 use crate::config::range::human_size;
 
@@ -15,12 +15,14 @@ pub enum Page {
     Main,
     Hardware,
     Qemu,
+    /// `[image]` and `[uboot]`.
+    Image,
     /// The VM configs that can be bundled.
     VmList,
     /// The main fields of one VM config.
     Vm(DocId),
-    /// The memory regions of one VM config.
-    Regions(DocId),
+    /// A list of one VM config (memory regions, devices).
+    List(DocId, List),
     /// Settings matching a search, in the context of an open VM config (if any).
     Search {
         query: String,
@@ -34,8 +36,9 @@ pub enum RowKind {
     Setting(SettingRef),
     Open(Page),
     VmFile(String),
-    Region(DocId, usize),
-    AddRegion(DocId),
+    /// Entry `usize` of a VM's list.
+    Item(DocId, List, usize),
+    AddItem(DocId, List),
 }
 
 /// One line of a page.
@@ -82,12 +85,13 @@ pub fn title(model: &Model, page: &Page) -> String {
         Page::Main => "Build configuration".into(),
         Page::Hardware => "Board hardware".into(),
         Page::Qemu => "QEMU (cargo xtask run)".into(),
+        Page::Image => "Card image and U-Boot (cargo xtask image, uboot)".into(),
         Page::VmList => match model.board_arch() {
             Some(a) => format!("VM configs for {}", a.name()),
             None => "VM configs".into(),
         },
         Page::Vm(d) => format!("VM config {}", file_name(&shown(d))),
-        Page::Regions(d) => format!("Memory regions of {}", file_name(&shown(d))),
+        Page::List(d, l) => format!("{} of {}", l.title(), file_name(&shown(d))),
         Page::Search { query, .. } => format!("Settings matching \"{query}\""),
     }
 }
@@ -105,9 +109,10 @@ pub fn short_title(model: &Model, page: &Page) -> String {
         Page::Main => "Build".into(),
         Page::Hardware => "Hardware".into(),
         Page::Qemu => "QEMU".into(),
+        Page::Image => "Image".into(),
         Page::VmList => "VMs".into(),
         Page::Vm(d) => stem(d),
-        Page::Regions(_) => "memory".into(),
+        Page::List(_, l) => l.short().into(),
         Page::Search { .. } => "search".into(),
     }
 }
@@ -134,15 +139,22 @@ pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
                 "QEMU",
                 "How `cargo xtask run` starts QEMU for this board",
             ));
+            out.push(submenu_row(
+                model,
+                Group::Image,
+                "Card image",
+                "How `cargo xtask image` lays out the card and `cargo xtask uboot` reaches U-Boot",
+            ));
             out
         }
         Page::Hardware => group_rows(model, Group::Hardware),
         Page::Qemu => group_rows(model, Group::Qemu),
+        Page::Image => group_rows(model, Group::Image),
         Page::VmList => vm_file_rows(model),
         Page::Vm(d) => (0..model.vm_settings.len())
             .map(|index| setting_row(model, SettingRef { doc: *d, index }, false))
             .collect(),
-        Page::Regions(d) => region_rows(model, *d),
+        Page::List(d, l) => item_rows(model, *d, *l),
         Page::Search { query, vm } => search(model, query, *vm)
             .into_iter()
             .map(|r| setting_row(model, r, true))
@@ -155,6 +167,7 @@ pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
 fn submenu_row(model: &Model, group: Group, label: &str, hint: &str) -> Row {
     let page = match group {
         Group::Hardware => Page::Hardware,
+        Group::Image => Page::Image,
         _ => Page::Qemu,
     };
     let diags: Vec<&Diagnostic> = model
@@ -191,17 +204,23 @@ fn setting_row(model: &Model, r: SettingRef, with_page: bool) -> Row {
         _ => s.loc.key.to_string(),
     };
     if with_page {
+        let vm_file = model
+            .doc(r.doc)
+            .map(|d| file_name(&d.shown))
+            .unwrap_or_default();
         let page = match (r.doc, s.group) {
-            (DocId::Vm(_), _) => "VM",
+            (DocId::Vm(_), _) => vm_file.as_str(),
             (_, Group::Hardware) => "Hardware",
             (_, Group::Qemu) => "QEMU",
+            (_, Group::Image) => "Image",
             _ => "Build",
         };
         label = format!("{page} > {}", s.loc.dotted());
     }
     let value = match s.kind {
         Kind::VmList => format!("{} selected --->", model.selected_vms().len()),
-        Kind::Regions => regions_summary(&model.regions(r.doc)),
+        Kind::List(List::Regions) => regions_summary(&model.items(r.doc, List::Regions)),
+        Kind::List(l) => devices_summary(&model.items(r.doc, l)),
         _ => show_value(s, model.value(r)),
     };
     let hint = first_sentence(&s.help);
@@ -310,42 +329,96 @@ pub fn vm_summary(text: &str) -> String {
     )
 }
 
-fn region_rows(model: &Model, vm: DocId) -> Vec<Row> {
-    let changed = model.doc(vm).is_some_and(|d| d.changed(REGIONS));
+fn devices_summary(devices: &[Value]) -> String {
+    let names: Vec<String> = devices
+        .iter()
+        .filter_map(|d| d.as_array()?.get(0)?.as_str().map(str::to_string))
+        .collect();
+    if names.is_empty() {
+        "(none) --->".into()
+    } else {
+        format!("{} --->", names.join(", "))
+    }
+}
+
+fn item_rows(model: &Model, vm: DocId, list: List) -> Vec<Row> {
+    let changed = model.doc(vm).is_some_and(|d| d.changed(list.loc()));
+    let item = list.item();
     let mut out: Vec<Row> = model
-        .regions(vm)
+        .items(vm, list)
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let key = key_of(REGIONS).index(i);
+            let key = key_of(list.loc()).index(i);
             let mut row = Row::plain(
-                RowKind::Region(vm, i),
-                &format!("region {i}"),
-                describe_region(v),
-                "Enter: edit as [gpa, size, flags, map_type]; d: delete",
+                RowKind::Item(vm, list, i),
+                &format!("{item} {i}"),
+                describe_item(list, v),
+                &format!("Enter: edit as {}; d: delete", list.fields()),
             );
             row.changed = changed;
             row.marked(&model.diags_for(vm, &key))
         })
         .collect();
     let whole: Vec<&Diagnostic> = model
-        .diags_for(vm, &key_of(REGIONS))
+        .diags_for(vm, &key_of(list.loc()))
         .into_iter()
-        .filter(|d| d.key == key_of(REGIONS))
+        .filter(|d| d.key == key_of(list.loc()))
         .collect();
     out.push(
         Row::plain(
-            RowKind::AddRegion(vm),
-            "<add a region>",
+            RowKind::AddItem(vm, list),
+            &format!("<add a {item}>"),
             String::new(),
-            "Enter or a: add a memory region",
+            &format!("Enter or a: add a {item}"),
         )
         .marked(&whole),
     );
     out
 }
 
-/// `0x40000000..0x41000000  16 MiB  RWX---  allocate` for `[gpa, size, flags, map_type]`.
+/// How an entry of a list reads in its row.
+pub fn describe_item(list: List, v: &Value) -> String {
+    match list {
+        List::Regions => describe_region(v),
+        _ => describe_device(list, v),
+    }
+}
+
+/// `uart  0x9000000+0x1000  irq 33  console` (emulated) or
+/// `rtc  0x9010000+0x1000 <- host 0x9010000  irq 34` (passthrough).
+pub fn describe_device(list: List, v: &Value) -> String {
+    let Some(a) = v.as_array() else {
+        return compact(v);
+    };
+    let name = a.get(0).and_then(Value::as_str).unwrap_or("?");
+    let int = |i: usize| a.get(i).and_then(Value::as_integer).unwrap_or(-1);
+    match list {
+        List::EmuDevices => {
+            let t = int(4);
+            let what = vmconfig::EMU_TYPES
+                .iter()
+                .find(|(c, _)| i64::from(*c) == t)
+                .map_or("unknown emu_type", |(_, n)| n);
+            format!(
+                "{name}  {:#x}+{:#x}  irq {}  {what}",
+                int(1),
+                int(2),
+                int(3)
+            )
+        }
+        _ => format!(
+            "{name}  {:#x}+{:#x} <- host {:#x}  irq {}",
+            int(1),
+            int(3),
+            int(2),
+            int(4)
+        ),
+    }
+}
+
+/// `0x40000000..0x41000000  16 MiB  RWX---  allocate` for `[gpa, size, flags, map_type]`
+/// (flags R W X, U user, D device, C uncached).
 pub fn describe_region(v: &Value) -> String {
     let ints: Vec<i64> = v
         .as_array()
@@ -380,22 +453,34 @@ pub fn describe_region(v: &Value) -> String {
     )
 }
 
-/// Settings whose name or help contains `query` (any case): the board's, and those
-/// of the open VM config `vm`.
+/// Settings whose name, help or value contains `query` (any case): the board's and
+/// those of every opened VM config (the app opens the board's VM configs first), the
+/// VM config `vm` (the one being edited, if any) first.
 pub fn search(model: &Model, query: &str, vm: Option<DocId>) -> Vec<SettingRef> {
     let q = query.to_lowercase();
-    let hit = |s: &super::schema::Setting| {
-        s.name().to_lowercase().contains(&q) || s.help.to_lowercase().contains(&q)
+    let hit = |doc: DocId, index: usize, s: &super::schema::Setting| {
+        let value = model
+            .value(SettingRef { doc, index })
+            .map(|v| compact(v).to_lowercase())
+            .unwrap_or_default();
+        s.name().to_lowercase().contains(&q)
+            || s.help.to_lowercase().contains(&q)
+            || value.contains(&q)
     };
     let mut docs = vec![DocId::Board];
     docs.extend(vm);
+    docs.extend(
+        (0..model.vms.len())
+            .map(DocId::Vm)
+            .filter(|d| Some(*d) != vm),
+    );
     docs.into_iter()
         .flat_map(|doc| {
             model
                 .settings(doc)
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| hit(s))
+                .filter(move |(index, s)| hit(doc, *index, s))
                 .map(move |(index, _)| SettingRef { doc, index })
         })
         .collect()
@@ -407,8 +492,8 @@ pub fn help(model: &Model, row: &Row) -> (String, Vec<String>) {
         RowKind::Setting(r) => setting_help(model, *r),
         RowKind::Open(p) => (title(model, p), vec![row.hint.clone()]),
         RowKind::VmFile(rel) => vm_file_help(model, rel),
-        RowKind::Region(vm, i) => region_help(model, *vm, Some(*i)),
-        RowKind::AddRegion(vm) => region_help(model, *vm, None),
+        RowKind::Item(vm, l, i) => item_help(model, *vm, *l, Some(*i)),
+        RowKind::AddItem(vm, l) => item_help(model, *vm, *l, None),
     }
 }
 
@@ -455,21 +540,17 @@ fn vm_file_help(model: &Model, rel: &str) -> (String, Vec<String>) {
     (rel.to_string(), lines)
 }
 
-fn region_help(model: &Model, vm: DocId, i: Option<usize>) -> (String, Vec<String>) {
-    let mut lines = vec![
-        "A region is [gpa, size, flags, map_type]:".to_string(),
-        "  gpa, size  guest-physical base and size, 4 KiB aligned".into(),
-        "  flags      AxVisor's: 0x1 read, 0x2 write, 0x4 execute, 0x8 user (no effect),".into(),
-        "             0x10 device, 0x20 uncached (RAM: 0x7 or 0xf)".into(),
-        "  map_type   0 allocate anywhere, 1 identity (GPA = HPA), 2 reserved host range".into(),
-        "Regions must not overlap; the VM needs at least one normal (non-device) one.".into(),
-    ];
+fn item_help(model: &Model, vm: DocId, list: List, i: Option<usize>) -> (String, Vec<String>) {
+    let mut lines = list.help();
     let key = match i {
-        Some(i) => key_of(REGIONS).index(i),
-        None => key_of(REGIONS),
+        Some(i) => key_of(list.loc()).index(i),
+        None => key_of(list.loc()),
     };
-    if let (Some(i), Some(v)) = (i, i.and_then(|i| model.regions(vm).get(i).cloned())) {
-        lines.insert(0, format!("region {i}: {}", describe_region(&v)));
+    if let (Some(i), Some(v)) = (i, i.and_then(|i| model.items(vm, list).get(i).cloned())) {
+        lines.insert(
+            0,
+            format!("{} {i}: {}", list.item(), describe_item(list, &v)),
+        );
     }
     push_problems(&mut lines, &model.diags_for(vm, &key));
     (key.to_string(), lines)

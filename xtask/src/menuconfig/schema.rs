@@ -44,8 +44,16 @@ pub enum Shape {
     Ints,
     /// `[[base, size], ...]`
     Ranges,
+    /// `[base, size]`
+    Pair,
     /// `[gpa, size, flags, map_type]`
     Region,
+    /// `[name, base_gpa, length, irq_id, emu_type, [cfg...]]`
+    EmuDevice,
+    /// `[name, base_gpa, base_hpa, length, irq_id]`, or `["/dt/path"]`
+    PassDevice,
+    /// `[["/dt/path"], ...]`
+    PathLists,
 }
 
 impl Shape {
@@ -54,7 +62,11 @@ impl Shape {
             Shape::Strings => "[\"-a\", \"b\"]",
             Shape::Ints => "[0x0, 0x1]",
             Shape::Ranges => "[[0x4000_0000, 0x4000_0000]]",
+            Shape::Pair => "[0x0900_0000, 0x1000]",
             Shape::Region => "[0x4000_0000, 0x100_0000, 0x7, 0]",
+            Shape::EmuDevice => "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]",
+            Shape::PassDevice => "[\"rtc\", 0x0901_0000, 0x0901_0000, 0x1000, 34]",
+            Shape::PathLists => "[[\"/pcie@10000000\"]]",
         }
     }
 
@@ -62,6 +74,16 @@ impl Shape {
         let bad = || match self {
             Shape::Region => format!(
                 "expected 4 non-negative integers [gpa, size, flags, map_type], e.g. {}",
+                self.example()
+            ),
+            Shape::EmuDevice => format!(
+                "expected [name, base_gpa, length, irq_id, emu_type, [cfg...]] (a name, 4 \
+                 non-negative integers, optionally a list of them), e.g. {}",
+                self.example()
+            ),
+            Shape::PassDevice => format!(
+                "expected [name, base_gpa, base_hpa, length, irq_id] (a name, 4 non-negative \
+                 integers) or a device-tree path [\"/node\"], e.g. {}",
                 self.example()
             ),
             _ => format!("expected a TOML value like {}", self.example()),
@@ -75,6 +97,29 @@ impl Shape {
                     .is_some_and(|p| p.len() == 2 && p.iter().all(nonneg))
             }),
             Shape::Region => arr.len() == 4 && arr.iter().all(nonneg),
+            Shape::Pair => arr.len() == 2 && arr.iter().all(nonneg),
+            Shape::EmuDevice => {
+                (arr.len() == 5 || arr.len() == 6)
+                    && named(arr)
+                    && arr.iter().skip(1).take(4).all(nonneg)
+                    && arr
+                        .get(5)
+                        .is_none_or(|c| c.as_array().is_some_and(|c| c.iter().all(nonneg)))
+            }
+            Shape::PassDevice => {
+                let path = arr.len() == 1
+                    && arr
+                        .get(0)
+                        .and_then(Value::as_str)
+                        .is_some_and(|p| p.starts_with('/'));
+                path || (arr.len() == 5 && named(arr) && arr.iter().skip(1).all(nonneg))
+            }
+            Shape::PathLists => arr.iter().all(|x| {
+                x.as_array().is_some_and(|p| {
+                    p.iter()
+                        .all(|s| s.as_str().is_some_and(|s| s.starts_with('/')))
+                })
+            }),
         };
         if ok {
             Ok(())
@@ -86,6 +131,134 @@ impl Shape {
 
 fn nonneg(v: &Value) -> bool {
     v.as_integer().is_some_and(|i| i >= 0)
+}
+
+/// The first element is a non-empty string.
+fn named(arr: &toml_edit::Array) -> bool {
+    arr.get(0)
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty())
+}
+
+/// The lists of a VM config edited one entry at a time, on a page of their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum List {
+    /// `kernel.memory_regions`
+    Regions,
+    /// `devices.emu_devices`
+    EmuDevices,
+    /// `devices.passthrough_devices`
+    PassDevices,
+}
+
+impl List {
+    pub fn loc(self) -> Loc {
+        match self {
+            List::Regions => Loc::at("kernel", "memory_regions"),
+            List::EmuDevices => Loc::at("devices", "emu_devices"),
+            List::PassDevices => Loc::at("devices", "passthrough_devices"),
+        }
+    }
+
+    pub fn shape(self) -> Shape {
+        match self {
+            List::Regions => Shape::Region,
+            List::EmuDevices => Shape::EmuDevice,
+            List::PassDevices => Shape::PassDevice,
+        }
+    }
+
+    /// What one entry is called.
+    pub fn item(self) -> &'static str {
+        match self {
+            List::Regions => "region",
+            List::EmuDevices | List::PassDevices => "device",
+        }
+    }
+
+    pub fn fields(self) -> &'static str {
+        match self {
+            List::Regions => "[gpa, size, flags, map_type]",
+            List::EmuDevices => "[name, base_gpa, length, irq_id, emu_type, [cfg...]]",
+            List::PassDevices => "[name, base_gpa, base_hpa, length, irq_id]",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            List::Regions => "Memory regions",
+            List::EmuDevices => "Emulated devices",
+            List::PassDevices => "Passthrough devices",
+        }
+    }
+
+    /// The short name in the title path.
+    pub fn short(self) -> &'static str {
+        match self {
+            List::Regions => "memory",
+            List::EmuDevices => "emulated",
+            List::PassDevices => "passthrough",
+        }
+    }
+
+    /// What the edit window says under the field.
+    pub fn note(self) -> String {
+        match self {
+            List::Regions => {
+                "flags 0x1 R, 0x2 W, 0x4 X, 0x8 user, 0x10 device; map_type 0 allocate, 1 identity, 2 reserved"
+                    .into()
+            }
+            List::EmuDevices => {
+                let known: Vec<String> = vmconfig::EMU_TYPES
+                    .iter()
+                    .map(|(c, n)| format!("{c:#x} {n}"))
+                    .collect();
+                format!("emu_type: {}", known.join(", "))
+            }
+            List::PassDevices => {
+                "host device window mapped at base_gpa; irq_id its interrupt".into()
+            }
+        }
+    }
+
+    /// The full help of the list.
+    pub fn help(self) -> Vec<String> {
+        match self {
+            List::Regions => vec![
+                "A region is [gpa, size, flags, map_type]:".to_string(),
+                "  gpa, size  guest-physical base and size, 4 KiB aligned".into(),
+                "  flags      AxVisor's: 0x1 read, 0x2 write, 0x4 execute, 0x8 user (no effect),"
+                    .into(),
+                "             0x10 device, 0x20 uncached (RAM: 0x7 or 0xf)".into(),
+                "  map_type   0 allocate anywhere, 1 identity (GPA = HPA), 2 reserved host range"
+                    .into(),
+                "Regions must not overlap; the VM needs at least one normal (non-device) one."
+                    .into(),
+            ],
+            List::EmuDevices => {
+                let mut lines = vec![
+                    "An emulated device is [name, base_gpa, length, irq_id, emu_type, [cfg...]]:"
+                        .to_string(),
+                    "  base_gpa, length  its window in guest-physical memory".into(),
+                    "  irq_id            its interrupt (0: none)".into(),
+                    "  cfg               device-specific values (optional)".into(),
+                    "emu_type:".into(),
+                ];
+                lines.extend(
+                    vmconfig::EMU_TYPES
+                        .iter()
+                        .map(|(c, n)| format!("  {c:#x}  {n}")),
+                );
+                lines
+            }
+            List::PassDevices => vec![
+                "A passthrough device is [name, base_gpa, base_hpa, length, irq_id]:".to_string(),
+                "  base_hpa, length  the host device's window, mapped at base_gpa".into(),
+                "  irq_id            its interrupt, given to the VM (interrupt_mode".into(),
+                "                    \"passthrough\" for the VM to get it directly)".into(),
+            ],
+        }
+    }
 }
 
 /// The type of a setting.
@@ -107,8 +280,9 @@ pub enum Kind {
     Toml(Shape),
     /// `vm_configs`: edited on its own page (the VM configs of the board's arch).
     VmList,
-    /// `memory_regions`: edited on its own page, one region at a time.
-    Regions,
+    /// A list of tuples (`memory_regions`, devices): edited on its own page, one
+    /// entry at a time.
+    List(List),
 }
 
 impl Kind {
@@ -134,7 +308,7 @@ impl Kind {
             }
             Kind::Toml(shape) => format!("TOML value like {}", shape.example()),
             Kind::VmList => "list of VM config files".into(),
-            Kind::Regions => "list of [gpa, size, flags, map_type]".into(),
+            Kind::List(l) => format!("list of {}", l.fields()),
         }
     }
 }
@@ -145,6 +319,8 @@ pub enum Group {
     Build,
     Hardware,
     Qemu,
+    /// `[image]` and `[uboot]`: the card image and `cargo xtask uboot`.
+    Image,
     Vm,
 }
 
@@ -201,7 +377,7 @@ impl Setting {
                     None => Err(self.kind.describe()),
                 }
             }
-            Kind::VmList | Kind::Regions => Err("edited on its own page".into()),
+            Kind::VmList | Kind::List(_) => Err("edited on its own page".into()),
         }
     }
 }
@@ -253,8 +429,161 @@ const ADDR: Kind = Kind::Int {
 pub fn board_settings(truth: &Truth) -> Vec<Setting> {
     let mut out = build_settings(truth);
     out.extend(hardware_settings(truth));
+    out.extend(device_settings());
     out.extend(qemu_settings());
+    out.extend(image_settings());
     out
+}
+
+/// `[devices]`: the board's devices, as documentation and for the checks (the
+/// hypervisor finds them in the DTB).
+fn device_settings() -> Vec<Setting> {
+    let window = |key, help| {
+        optional(
+            setting(
+                Loc::at("devices", key),
+                Kind::Toml(Shape::Pair),
+                Group::Hardware,
+                help,
+            ),
+            None,
+        )
+    };
+    vec![
+        window("uart", "The console UART's window [base, size]."),
+        optional(
+            setting(
+                Loc::at("devices", "uart_kind"),
+                Kind::Str,
+                Group::Hardware,
+                "The UART's kind, e.g. pl011, ns16550a, dw-apb-uart.",
+            ),
+            None,
+        ),
+        optional(
+            setting(
+                Loc::at("devices", "uart_irq"),
+                Kind::Int {
+                    min: 0,
+                    max: 1023,
+                    hex: false,
+                },
+                Group::Hardware,
+                "The UART's interrupt number.",
+            ),
+            None,
+        ),
+        optional(
+            setting(
+                Loc::at("devices", "gic_version"),
+                Kind::Choice(vec![
+                    Opt {
+                        value: Value::from(2),
+                        help: "GICv2".into(),
+                    },
+                    Opt {
+                        value: Value::from(3),
+                        help: "GICv3".into(),
+                    },
+                ]),
+                Group::Hardware,
+                "The GIC version (aarch64): the VMs' GICs are checked against it.",
+            ),
+            None,
+        ),
+        window(
+            "gicd",
+            "The GIC distributor's window [base, size] (aarch64).",
+        ),
+        window(
+            "gicr",
+            "The GICv3 redistributors' window [base, size] (aarch64).",
+        ),
+        window(
+            "gicc",
+            "The GICv2 CPU interface's window [base, size] (aarch64).",
+        ),
+        window(
+            "gich",
+            "The GICv2 virtual interface control window [base, size] (aarch64).",
+        ),
+        window(
+            "gicv",
+            "The GICv2 virtual CPU interface window [base, size] (aarch64): a VM's GICv2 CPU \
+             interface must fit in it.",
+        ),
+        optional(
+            setting(
+                Loc::at("devices", "gits"),
+                Kind::Toml(Shape::Ranges),
+                Group::Hardware,
+                "The GIC ITS windows [[base, size], ...] (aarch64).",
+            ),
+            None,
+        ),
+        window("plic", "The PLIC's window [base, size] (riscv64)."),
+    ]
+}
+
+/// `[image]` (`cargo xtask image`) and `[uboot]` (`cargo xtask uboot`). The nested
+/// tables (`[image.bootloader]`, `[image.dtb]`, `[uboot.tftp]`) are edited in the file.
+fn image_settings() -> Vec<Setting> {
+    let size = |key, help, default| {
+        optional(
+            setting(Loc::at("image", key), Kind::Str, Group::Image, help),
+            Some(default),
+        )
+    };
+    vec![
+        size("size", "The card image's size, e.g. 256M or 1G.", "256M"),
+        size(
+            "partition_offset",
+            "Where the FAT32 boot partition starts, e.g. 16M (the bootloader goes before it).",
+            "16M",
+        ),
+        optional(
+            setting(
+                Loc::at("image", "uboot_dram_base"),
+                ADDR,
+                Group::Image,
+                "U-Boot's first DRAM bank: booti runs the hypervisor at it, rounded up to 2 MiB, \
+                 plus the Image header's text_offset; must give hv_load_addr.",
+            ),
+            Some("the first RAM range's base"),
+        ),
+        optional(
+            setting(
+                Loc::at("uboot", "serial"),
+                Kind::Str,
+                Group::Image,
+                "cargo xtask uboot: the host's serial device wired to the board's console, e.g. \
+                 /dev/ttyUSB0 (--serial wins).",
+            ),
+            None,
+        ),
+        optional(
+            setting(
+                Loc::at("uboot", "baud"),
+                Kind::Int {
+                    min: 1,
+                    max: i64::from(u32::MAX),
+                    hex: false,
+                },
+                Group::Image,
+                "cargo xtask uboot: the serial line's baud rate (--baud wins).",
+            ),
+            Some("115200"),
+        ),
+        optional(
+            setting(
+                Loc::at("uboot", "prompt"),
+                Kind::Str,
+                Group::Image,
+                "cargo xtask uboot: U-Boot's prompt, as it prints it.",
+            ),
+            Some("\"=> \""),
+        ),
+    ]
 }
 
 fn target_help(truth: &Truth) -> String {
@@ -280,7 +609,10 @@ fn build_settings(truth: &Truth) -> Vec<Setting> {
     let features = truth
         .features
         .iter()
-        .map(|f| Opt::text(&f.name, &f.help))
+        .map(|f| match f.arch {
+            Some(a) => Opt::text(&f.name, &format!("{} ({} only)", f.help, a.name())),
+            None => Opt::text(&f.name, &f.help),
+        })
         .collect();
     let levels = [
         ("Trace", "everything, including each trap: very verbose"),
@@ -455,6 +787,31 @@ fn qemu_settings() -> Vec<Setting> {
             ),
             Some("[]"),
         ),
+        optional(
+            setting(
+                Loc::at("qemu", "bios"),
+                Kind::Str,
+                Group::Qemu,
+                "QEMU -bios: firmware that boots the card image or, for `cargo xtask uboot \
+                 --qemu`, waits at its prompt, e.g. /usr/lib/u-boot/qemu_arm64/u-boot.bin.",
+            ),
+            None,
+        ),
+        optional(
+            setting(
+                Loc::at("qemu", "boot"),
+                Kind::Choice(vec![
+                    Opt::text("kernel", "-kernel hypervisor.bin (default)"),
+                    Opt::text(
+                        "image",
+                        "the card image of `cargo xtask image` as a virtio disk, booted by bios",
+                    ),
+                ]),
+                Group::Qemu,
+                "What `cargo xtask run` boots.",
+            ),
+            Some("\"kernel\""),
+        ),
     ]
 }
 
@@ -462,6 +819,45 @@ fn qemu_settings() -> Vec<Setting> {
 pub fn vm_settings() -> Vec<Setting> {
     let mut out = vm_base_settings();
     out.extend(vm_kernel_settings());
+    out.push(optional(
+        setting(
+            List::EmuDevices.loc(),
+            Kind::List(List::EmuDevices),
+            Group::Vm,
+            "The devices the hypervisor emulates for the VM: [name, base_gpa, length, irq_id, \
+             emu_type, [cfg...]] per device (interrupt controller, console, ...).",
+        ),
+        Some("[]"),
+    ));
+    out.push(optional(
+        setting(
+            List::PassDevices.loc(),
+            Kind::List(List::PassDevices),
+            Group::Vm,
+            "Host devices mapped into the VM: [name, base_gpa, base_hpa, length, irq_id] per \
+             device, or [\"/dt/path\"] (AxVisor's form: the node's registers and interrupt \
+             from the host device tree, with every enabled node under it).",
+        ),
+        Some("[]"),
+    ));
+    out.push(optional(
+        setting(
+            Loc::at("devices", "excluded_devices"),
+            Kind::Toml(Shape::PathLists),
+            Group::Vm,
+            "Device-tree nodes left out of path passthrough: [[\"/path\"], ...].",
+        ),
+        Some("[]"),
+    ));
+    out.push(optional(
+        setting(
+            Loc::at("devices", "passthrough_addresses"),
+            Kind::Toml(Shape::Ranges),
+            Group::Vm,
+            "Host address ranges mapped into the VM at the same address: [[gpa, length], ...].",
+        ),
+        Some("[]"),
+    ));
     out.push(optional(
         setting(
             Loc::at("devices", "interrupt_mode"),
@@ -544,6 +940,16 @@ fn vm_base_settings() -> Vec<Setting> {
             ),
             Some("the next free CPUs"),
         ),
+        optional(
+            setting(
+                Loc::at("base", "phys_cpu_sets"),
+                Kind::Toml(Shape::Ints),
+                Group::Vm,
+                "A CPU bitmask per vCPU (bit n: the board's CPU n), e.g. [0x1, 0x2]; the vCPU \
+                 runs on a CPU of its mask. One entry per vCPU.",
+            ),
+            Some("the next free CPUs"),
+        ),
     ]
 }
 
@@ -555,7 +961,26 @@ fn vm_kernel_settings() -> Vec<Setting> {
         )
     };
     let addr = |key, help| optional(setting(Loc::at("kernel", key), ADDR, Group::Vm, help), None);
+    let locations = vec![
+        Opt::text(
+            "memory",
+            "bundled into the hypervisor at build time (default)",
+        ),
+        Opt::text(
+            "fs",
+            "files on the boot card, read at boot (`cargo xtask image`, `cargo xtask uboot`)",
+        ),
+    ];
     vec![
+        optional(
+            setting(
+                Loc::at("kernel", "image_location"),
+                Kind::Choice(locations),
+                Group::Vm,
+                "Where the VM's images and config are at run time.",
+            ),
+            Some("\"memory\""),
+        ),
         setting(
             Loc::at("kernel", "kernel_path"),
             Kind::Str,
@@ -577,7 +1002,7 @@ fn vm_kernel_settings() -> Vec<Setting> {
         ),
         setting(
             Loc::at("kernel", "memory_regions"),
-            Kind::Regions,
+            Kind::List(List::Regions),
             Group::Vm,
             "The VM's memory: [gpa, size, flags, map_type] per region; flags (AxVisor's) \
              0x1 read, 0x2 write, 0x4 execute, 0x8 user (no effect), 0x10 device, 0x20 \

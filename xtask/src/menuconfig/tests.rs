@@ -13,6 +13,7 @@ use super::app::{App, Popup};
 use super::doc::{EditDoc, Loc};
 use super::model::{DocId, Model, SettingRef};
 use super::rows::{Page, RowKind};
+use super::schema::List;
 use super::truth::{kernel_features, kernel_targets, vm_files, Truth};
 use super::{board_file, view};
 use crate::cmd::build::DEFAULT_BOARD;
@@ -277,18 +278,18 @@ fn vm_configs_are_edited_with_the_checks_of_build() {
     let mode = m.find(vm, Loc::at("devices", "interrupt_mode")).unwrap();
     m.apply_text(mode, "no_irq").unwrap();
     // An overlapping region, then a good one.
-    m.set_region(vm, 1, "[0x4080_0000, 0x100_0000, 0x7, 0]")
+    m.set_item(vm, List::Regions, 1, "[0x4080_0000, 0x100_0000, 0x7, 0]")
         .unwrap();
-    let regions = super::model::key_of(super::model::REGIONS);
+    let regions = super::model::key_of(List::Regions.loc());
     assert!(m
         .diags_for(vm, &regions)
         .iter()
         .any(|d| d.message.contains("overlaps")));
     assert!(m
-        .set_region(vm, 1, "[1, 2]")
+        .set_item(vm, List::Regions, 1, "[1, 2]")
         .unwrap_err()
         .contains("4 non-negative"));
-    m.remove_region(vm, 1);
+    m.remove_item(vm, List::Regions, 1);
     let saved = m.save().unwrap();
     assert_eq!(saved, vec![VM_A.to_string()]);
     let text = f.read(VM_A);
@@ -497,7 +498,7 @@ fn help_shows_type_default_and_allowed_values() {
 fn bad_input_keeps_the_editor_open_with_the_reason() {
     let f = Fixture::new();
     let mut app = App::new(f.model());
-    press(&mut app, "G\n");
+    press(&mut app, "Gk\n");
     assert_eq!(app.page().page, Page::Qemu);
     press(&mut app, "\x1b");
     press(&mut app, "k\n");
@@ -558,8 +559,8 @@ fn vm_editor_and_regions_from_the_list() {
     app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
     press(&mut app, "1\n");
     assert!(has(&screen(&app, 80, 24), "[modified (+1 VM file)]"));
-    press(&mut app, "jjjjj\n");
-    assert!(matches!(app.page().page, Page::Regions(_)));
+    press(&mut app, "jjjjjjj\n");
+    assert!(matches!(app.page().page, Page::List(_, List::Regions)));
     press(&mut app, "a");
     let s = screen(&app, 80, 24);
     assert!(has(&s, "[0x41000000, 0x100_0000, 0x7, 0]"), "{s:#?}");
@@ -603,4 +604,362 @@ fn word_wrap_estimate_is_not_short() {
     assert_eq!(view::wrapped_lines("abc def", 7), 1);
     assert_eq!(view::wrapped_lines("abc defg", 7), 2);
     assert_eq!(view::wrapped_lines("abcdefghijklmno", 5), 3);
+}
+
+/// The row of setting `name` on the current page.
+fn goto_setting(app: &mut App, name: &str) {
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| match &r.kind {
+            RowKind::Setting(sr) => app.model.setting(*sr).is_some_and(|s| s.name() == name),
+            _ => false,
+        })
+        .unwrap_or_else(|| panic!("no row {name}"));
+    app.stack.last_mut().unwrap().cursor = pos;
+}
+
+fn open_vm_a(app: &mut App) {
+    press(app, "gjjjjj\n");
+    assert_eq!(app.page().page, Page::VmList);
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_A.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = pos;
+    press(app, "\n");
+    assert!(matches!(app.page().page, Page::Vm(_)));
+}
+
+#[test]
+fn the_vm_editor_covers_devices_cpu_sets_and_image_location() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    open_vm_a(&mut app);
+    let s = screen(&app, 100, 40);
+    assert!(has(&s, "phys_cpu_sets"), "{s:#?}");
+    assert!(
+        s.iter()
+            .any(|l| l.contains("image_location")
+                && l.trim_end_matches([' ', '│']).ends_with("memory")),
+        "{s:#?}"
+    );
+    assert!(
+        has(&s, "emu_devices") && has(&s, "gicd, gicr, uart --->"),
+        "{s:#?}"
+    );
+    assert!(
+        has(&s, "passthrough_devices") && has(&s, "(none) --->"),
+        "{s:#?}"
+    );
+    // image_location is a choice of memory and fs.
+    goto_setting(&mut app, "kernel.image_location");
+    press(&mut app, "\n");
+    let s = screen(&app, 100, 40);
+    assert!(
+        has(&s, "memory") && has(&s, "fs") && has(&s, "files on the boot card"),
+        "{s:#?}"
+    );
+    press(&mut app, "\x1b");
+    // phys_cpu_sets: one mask per vCPU.
+    goto_setting(&mut app, "base.phys_cpu_sets");
+    press(&mut app, "\n[0x1, 0x2]\n");
+    assert!(app.popup.is_none());
+    let doc = app.vm_context().unwrap();
+    assert_eq!(
+        compact_of(&app, doc, Loc::at("base", "phys_cpu_sets")),
+        "[0x1, 0x2]"
+    );
+    // Emulated devices: listed one per row, described, edited one at a time.
+    goto_setting(&mut app, "devices.emu_devices");
+    press(&mut app, "\n");
+    assert_eq!(app.page().page, Page::List(doc, List::EmuDevices));
+    let s = screen(&app, 100, 40);
+    assert!(has(&s, "uart  0x9000000+0x1000  irq 33  console"), "{s:#?}");
+    assert!(has(&s, "<add a device>"), "{s:#?}");
+    press(&mut app, "a");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "\"chan\", 0x0a00_0000, 0x1000, 0, 0x99, []\n");
+    // The shape is right (the editor closes); emu_type 0x99 is refused by the
+    // checks of build.
+    assert!(app.popup.is_none(), "{:?}", app.popup);
+    assert!(
+        app.model
+            .errors()
+            .any(|d| d.message.contains("unknown emu_type 0x99")),
+        "{:?}",
+        app.model.diags
+    );
+    press(&mut app, "d");
+    assert!(!app.model.errors().any(|d| d.message.contains("0x99")));
+    press(&mut app, "\x1b");
+    // Passthrough devices.
+    goto_setting(&mut app, "devices.passthrough_devices");
+    press(&mut app, "\na");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "\"rtc\", 0x0901_0000, 0x0901_0000, 0x1000, 34\n");
+    assert!(app.popup.is_none(), "{:?}", app.popup);
+    let s = screen(&app, 100, 40);
+    assert!(
+        has(&s, "rtc  0x9010000+0x1000 <- host 0x9010000  irq 34"),
+        "{s:#?}"
+    );
+}
+
+fn compact_of(app: &App, doc: DocId, loc: Loc) -> String {
+    super::doc::compact(app.model.doc(doc).unwrap().get(loc).unwrap())
+}
+
+#[test]
+fn typed_numbers_are_checked_as_they_are_typed() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "Gkk\n");
+    assert_eq!(app.page().page, Page::Hardware);
+    goto_setting(&mut app, "smp");
+    press(&mut app, "\n");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "4");
+    let error = |app: &App| match &app.popup {
+        Some(Popup::Edit { error, .. }) => error.clone(),
+        other => panic!("no edit window: {other:?}"),
+    };
+    assert_eq!(error(&app), None);
+    press(&mut app, "x");
+    let e = error(&app).expect("4x is refused while typing");
+    assert!(e.contains("not an integer"), "{e}");
+    assert!(
+        has(&screen(&app, 80, 24), "not an integer"),
+        "shown at once"
+    );
+    app.on_key(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE));
+    assert_eq!(error(&app), None, "4 is fine again");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "0");
+    assert!(error(&app).unwrap().contains("out of range"));
+    // A region typed in its list window, too.
+    press(&mut app, "\x1b\x1b");
+    open_vm_a(&mut app);
+    goto_setting(&mut app, "kernel.memory_regions");
+    press(&mut app, "\na");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "0x4100_0000, 0x100_0000");
+    assert!(error(&app)
+        .unwrap()
+        .contains("[gpa, size, flags, map_type]"));
+    press(&mut app, ", 0x7, 0");
+    assert_eq!(error(&app), None);
+}
+
+#[test]
+fn features_of_another_architecture_are_not_offered() {
+    let f = Fixture::new();
+    let truth = f.truth();
+    let arch = |n: &str| truth.features.iter().find(|x| x.name == n).unwrap().arch;
+    assert_eq!(arch("semihosting-exit"), Some(crate::config::Arch::Aarch64));
+    assert_eq!(arch("sifive-test-exit"), Some(crate::config::Arch::Riscv64));
+    assert_eq!(arch("fs-vms"), None);
+    assert_eq!(arch("s2-page-mappings"), None);
+    let mut app = App::new(f.model());
+    press(&mut app, "j\n");
+    let s = screen(&app, 100, 30);
+    assert!(has(&s, "semihosting-exit") && has(&s, "fs-vms"), "{s:#?}");
+    assert!(!has(&s, "sifive-test-exit"), "riscv64 only: {s:#?}");
+    press(&mut app, "\x1b");
+    // On a riscv64 board it is the other way round.
+    let r = board_ref(&app.model, Loc::top("target"));
+    app.model
+        .apply_text(r, "riscv64gc-unknown-none-elf")
+        .unwrap();
+    let r = board_ref(&app.model, Loc::top("arch"));
+    app.model.set(r, None);
+    press(&mut app, "gj\n");
+    let s = screen(&app, 100, 30);
+    assert!(has(&s, "sifive-test-exit"), "{s:#?}");
+    // semihosting-exit is still set: it stays listed, marked as not allowed.
+    assert!(has(&s, "not among the allowed values"), "{s:#?}");
+}
+
+#[test]
+fn search_finds_settings_of_every_vm_file() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    assert!(app.model.vms.is_empty(), "no VM file opened yet");
+    press(&mut app, "/cmdline\n");
+    let rows = app.rows();
+    let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    assert!(
+        labels.contains(&"testguest-aarch64-qemu-smp2-a.toml > kernel.cmdline")
+            && labels.contains(&"testguest-aarch64-qemu-smp2-b.toml > kernel.cmdline"),
+        "{labels:?}"
+    );
+    // By value: VM b's name.
+    press(&mut app, "\x1b/vm2\n");
+    let labels: Vec<String> = app.rows().iter().map(|r| r.label.clone()).collect();
+    assert!(
+        labels.contains(&"testguest-aarch64-qemu-smp2-b.toml > base.name".to_string()),
+        "{labels:?}"
+    );
+    press(&mut app, "\n");
+    assert!(matches!(app.page().page, Page::Vm(_)));
+}
+
+#[test]
+fn a_new_vm_config_from_a_template() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "jjjjj\n");
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_B.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = pos;
+    press(&mut app, "n");
+    assert!(matches!(app.page().page, Page::Vm(_)));
+    let new = "configs/vms/testguest-aarch64-qemu-smp2-b-new.toml";
+    assert!(
+        app.message.as_ref().unwrap().text.contains(new),
+        "{:?}",
+        app.message
+    );
+    assert!(app.model.selected_vms().contains(&new.to_string()));
+    let doc = app.vm_context().unwrap();
+    assert_eq!(compact_of(&app, doc, Loc::at("base", "id")), "3");
+    assert_eq!(compact_of(&app, doc, Loc::at("base", "name")), "\"vm3\"");
+    // Three VMs of 2 vCPUs on a 4-CPU board: the checks say so, nothing is saved.
+    assert!(
+        app.model.errors().any(|d| d.message.contains("vCPUs")),
+        "{:?}",
+        app.model.diags
+    );
+    assert!(!app.save());
+    assert!(!f.root.join(new).exists());
+    // One vCPU less for each is still too many; drop VM a from the board instead.
+    press(&mut app, "\x1b");
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_A.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = pos;
+    press(&mut app, " ");
+    assert!(app.save(), "{:?}", app.message);
+    let text = f.read(new);
+    assert!(
+        text.contains("id = 3") && text.contains("name = \"vm3\""),
+        "{text}"
+    );
+    assert!(f.read(".build.toml").contains(new));
+    // The next one from the same template gets the next free name.
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_B.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = pos;
+    press(&mut app, "n");
+    let text = &app.message.as_ref().unwrap().text;
+    assert!(
+        text.starts_with("configs/vms/testguest-aarch64-qemu-smp2-b-new2.toml"),
+        "{text}"
+    );
+    assert_eq!(
+        compact_of(&app, app.vm_context().unwrap(), Loc::at("base", "id")),
+        "4"
+    );
+}
+
+/// Every key of every board file in the repository (and the test boards) is a
+/// setting menuconfig shows (and so searches), but for the nested tables
+/// `[image.bootloader]`, `[image.dtb]` and `[uboot.tftp]`.
+#[test]
+fn every_key_of_the_board_files_is_a_setting() {
+    let settings = super::schema::board_settings(&Truth::default());
+    let names: Vec<String> = settings.iter().map(|s| s.name()).collect();
+    let nested = ["image.bootloader", "image.dtb", "uboot.tftp"];
+    for dir in ["configs/board", "xtask/tests/data"] {
+        for e in std::fs::read_dir(repo().join(dir)).unwrap().flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let doc: toml_edit::DocumentMut = text.parse().unwrap();
+            if doc.get("target").is_none() {
+                continue; // a VM config
+            }
+            for (k, item) in doc.iter() {
+                match item.as_table() {
+                    Some(t) => {
+                        for (k2, _) in t.iter() {
+                            let name = format!("{k}.{k2}");
+                            assert!(
+                                names.contains(&name) || nested.contains(&name.as_str()),
+                                "{}: {name} is not a menuconfig setting",
+                                e.path().display()
+                            );
+                        }
+                    }
+                    None => assert!(
+                        names.contains(&k.to_string()),
+                        "{}: {k} is not a menuconfig setting",
+                        e.path().display()
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn search_and_edit_board_devices_and_image_settings() {
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    press(&mut app, "/gicd\n");
+    let labels: Vec<String> = app.rows().iter().map(|r| r.label.clone()).collect();
+    assert!(
+        labels.contains(&"Hardware > devices.gicd".to_string()),
+        "{labels:?}"
+    );
+    press(&mut app, "\n");
+    assert_eq!(app.page().page, Page::Hardware);
+    press(&mut app, "\n");
+    app.on_key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL));
+    press(&mut app, "[0x0800_0000]");
+    let error = match &app.popup {
+        Some(Popup::Edit { error, .. }) => error.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(error.unwrap().contains("[0x0900_0000, 0x1000]"));
+    press(&mut app, "\x1b\x1b/uboot_dram_base\n\n");
+    assert_eq!(app.page().page, Page::Image);
+    press(&mut app, "\n0x4000_0000\n");
+    assert!(app.popup.is_none());
+    let r = board_ref(&app.model, Loc::at("image", "uboot_dram_base"));
+    assert_eq!(
+        app.model.value(r).and_then(|v| v.as_integer()),
+        Some(0x4000_0000)
+    );
+}
+
+/// Every key the VM configs of the repository use is a setting of the VM editor.
+#[test]
+fn every_key_of_the_vm_configs_is_a_setting() {
+    let names: Vec<String> = super::schema::vm_settings()
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("configs/vms"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.push(repo().join("xtask/tests/data/fs-vm.toml"));
+    for f in files {
+        let doc: toml_edit::DocumentMut = std::fs::read_to_string(&f).unwrap().parse().unwrap();
+        for (section, item) in doc.iter() {
+            for (k, _) in item.as_table().unwrap().iter() {
+                let name = format!("{section}.{k}");
+                assert!(names.contains(&name), "{}: {name}", f.display());
+            }
+        }
+    }
 }

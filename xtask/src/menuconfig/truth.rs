@@ -24,6 +24,9 @@ pub struct Feature {
     pub name: String,
     /// The comment above the feature in the kernel's Cargo.toml.
     pub help: String,
+    /// The architecture it is for: every `feature = "<name>"` in the kernel's source
+    /// is under `kernel/src/arch/<arch>/`. None: it is for every architecture.
+    pub arch: Option<Arch>,
 }
 
 /// A VM config file in `configs/vms/`.
@@ -112,6 +115,9 @@ pub fn kernel_features(repo: &Path) -> Result<Vec<Feature>> {
         .with_context(|| format!("no crate `{KERNEL_CRATE}` in the workspace"))?;
     let manifest = std::fs::read_to_string(&pkg.manifest_path).unwrap_or_default();
     let comments = feature_comments(&manifest);
+    let src = repo.join("kernel/src");
+    let mut sources = Vec::new();
+    rust_sources(&src, &mut sources);
     Ok(pkg
         .features
         .keys()
@@ -122,9 +128,47 @@ pub fn kernel_features(repo: &Path) -> Result<Vec<Feature>> {
                 .find(|(n, _)| n == name)
                 .map(|(_, h)| h.clone())
                 .unwrap_or_default(),
+            arch: feature_arch(name, &src, &sources),
             name: name.clone(),
         })
         .collect())
+}
+
+/// Every `.rs` file under `dir`, with its text.
+fn rust_sources(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            rust_sources(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            if let Ok(text) = std::fs::read_to_string(&p) {
+                out.push((p, text));
+            }
+        }
+    }
+}
+
+/// The architecture whose directory `src/arch/<arch>/` holds every use of feature
+/// `name` in `sources` (files under `src`); None when it is used elsewhere or nowhere.
+pub fn feature_arch(name: &str, src: &Path, sources: &[(PathBuf, String)]) -> Option<Arch> {
+    let needle = format!("feature = \"{name}\"");
+    let mut arch = None;
+    for (path, _) in sources.iter().filter(|(_, t)| t.contains(&needle)) {
+        let rel = path.strip_prefix(src).ok()?;
+        let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
+        let here = match (parts.next().as_deref(), parts.next()) {
+            (Some("arch"), Some(a)) => ARCHES.into_iter().find(|x| x.name() == a)?,
+            _ => return None,
+        };
+        if arch.is_some_and(|a| a != here) {
+            return None;
+        }
+        arch = Some(here);
+    }
+    arch
 }
 
 /// The comment lines above each key of `[features]` in a Cargo.toml.

@@ -171,8 +171,8 @@ fn keys_line(app: &App) -> String {
         (Some(Popup::Help { .. }), _) => " Up/Down scroll  any other key closes".into(),
         (Some(Popup::Search { .. }), _) => " type a word  Enter search  Esc cancel".into(),
         (Some(Popup::ConfirmQuit), _) => " y save and quit  n quit without saving  Esc stay".into(),
-        (None, Page::VmList) => format!(" Space select  Enter open  Esc back  {common}"),
-        (None, Page::Regions(_)) => {
+        (None, Page::VmList) => format!(" Space select  Enter open  n new  Esc back  {common}"),
+        (None, Page::List(..)) => {
             " Enter edit  a add  d delete  Esc back  ? help  s save  q quit".into()
         }
         (None, Page::Search { .. }) => format!(" Enter go to  Esc back  {common}"),

@@ -283,3 +283,88 @@ fn the_default_registry_lists_the_built_in_recipes() {
         assert_eq!(e.arch, r.arch);
     }
 }
+
+#[test]
+fn names_with_versions_and_several_versions_of_a_name() {
+    use crate::guest::split_version;
+    assert_eq!(split_version("linux-aarch64"), ("linux-aarch64", None));
+    assert_eq!(
+        split_version("linux-aarch64:1.2"),
+        ("linux-aarch64", Some("1.2"))
+    );
+    assert_eq!(split_version("linux-aarch64:"), ("linux-aarch64", None));
+    let t = tempfile::tempdir().unwrap();
+    let reg = t.path().join("r.toml");
+    let entry = |v: &str| {
+        format!(
+            "[[images]]\nname = \"os\"\nversion = \"{v}\"\nsha256 = \"{}\"\nurl = \"os-{v}.tar.gz\"\n",
+            "a".repeat(64)
+        )
+    };
+    fs::write(
+        &reg,
+        format!("{}{}{}", entry("2.0"), entry("1.0"), entry("2.0")),
+    )
+    .unwrap();
+    let r = registry::load(&Location::file(&reg)).unwrap();
+    assert_eq!(
+        r.versions("os"),
+        ["2.0", "1.0"],
+        "the first of a name+version wins"
+    );
+    assert_eq!(
+        r.find("os").unwrap().version,
+        "2.0",
+        "the first listed is the default"
+    );
+    assert!(r
+        .find_version("os", "1.0")
+        .unwrap()
+        .url
+        .ends_with("os-1.0.tar.gz"));
+    assert!(r.find_version("os", "3.0").is_none());
+}
+
+#[test]
+fn remote_registries_are_read_from_the_cache_until_a_sync() {
+    let t = tempfile::tempdir().unwrap();
+    let served = t.path().join("www");
+    fs::create_dir(&served).unwrap();
+    let archive = image_archive();
+    let sha = sha256_hex(&archive);
+    let reg = write_registry(&served, &archive, &sha, None);
+    // Two connections: the first load, then the sync. Later loads that fetched would
+    // find no server.
+    let base = serve_dir(&served, 2);
+    let loc = Location::parse(&format!("{base}/registry.toml"), None).unwrap();
+    let cache = |refresh| registry::Cache {
+        dir: t.path().join("cache"),
+        refresh,
+    };
+    let r = registry::load_with(&loc, Some(&cache(false))).unwrap();
+    assert_eq!(r.find("linux-test").unwrap().version, "1.0");
+    assert!(cache(false).file(&loc).is_file());
+    // The registry changes on the server: the cache still says 1.0 ...
+    let text = fs::read_to_string(&reg)
+        .unwrap()
+        .replace("\"1.0\"", "\"1.1\"");
+    fs::write(&reg, text).unwrap();
+    let r = registry::load_with(&loc, Some(&cache(false))).unwrap();
+    assert_eq!(r.find("linux-test").unwrap().version, "1.0");
+    // ... until a sync fetches it again.
+    let r = registry::load_with(&loc, Some(&cache(true))).unwrap();
+    assert_eq!(r.find("linux-test").unwrap().version, "1.1");
+    let r = registry::load_with(&loc, Some(&cache(false))).unwrap();
+    assert_eq!(r.find("linux-test").unwrap().version, "1.1");
+    // The server is gone (2 connections served): a sync fails and says so.
+    let err = registry::load_with(&loc, Some(&cache(true))).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("cannot load the registry"),
+        "{err:#}"
+    );
+    // A local registry is read as it is: no cache file.
+    let local = write_registry(t.path(), &archive, &sha, None);
+    let l = Location::file(&local);
+    registry::load_with(&l, Some(&cache(false))).unwrap();
+    assert!(!cache(false).file(&l).exists());
+}
