@@ -50,11 +50,23 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "linux-smp2",
-        "the same with 2 vCPUs (configs/vms/linux-aarch64-qemu-smp2.toml)",
+        "the same with 2 vCPUs (configs/vms/linux-aarch64-qemu-smp2.toml); the default board's CPU is a Cortex-A72",
     ),
     (
         "linux-smp4",
         "the same with 4 vCPUs, one per physical CPU",
+    ),
+    (
+        "linux-cpu-max",
+        "linux-smp2 on QEMU `-cpu max` (SVE, SME, pointer authentication, MTE, RAS, LOR...): the guest sees none of the features the hypervisor does not offer (sanitised ID registers), boots and powers off; exit 0",
+    ),
+    (
+        "linux-cortex-a53",
+        "linux-smp2 on a Cortex-A53 (`-cpu cortex-a53`)",
+    ),
+    (
+        "linux-cortex-a76",
+        "linux-smp2 on a Cortex-A76 (`-cpu cortex-a76`: ARMv8.2, RAS, SSBS, CSV2/CSV3)",
     ),
     (
         "linux-and-testguest",
@@ -328,6 +340,9 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "linux-smp1" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[0]], 1),
         "linux-smp2" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1]], 2),
         "linux-smp4" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[2]], 4),
+        "linux-cpu-max" => linux_on_cpu(ws, name, "max"),
+        "linux-cortex-a53" => linux_on_cpu(ws, name, "cortex-a53"),
+        "linux-cortex-a76" => linux_on_cpu(ws, name, "cortex-a76"),
         "linux-and-testguest" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1], TESTGUEST_B], 2),
         "riscv64-two-vms" => riscv64_timer(ws, name, RISCV64_BOARD, SSTC_LINE),
         "riscv64-no-sstc" => riscv64_timer(ws, name, NO_SSTC_BOARD, NO_SSTC_LINE),
@@ -369,17 +384,29 @@ pub(super) fn log_path(ws: &Workspace, name: &str) -> Result<PathBuf> {
 /// Builds with `board` and `vms` (none: the board's own), boots it, returns the plan,
 /// how QEMU ended and its cleaned output.
 fn boot(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<(Plan, Outcome, String)> {
-    let (plan, outcome, raw, _) = boot_typing(ws, name, board, vms, None)?;
+    boot_on(ws, name, board, vms, None)
+}
+
+/// [`boot`], with QEMU's `-cpu` set to `cpu` instead of the board's.
+fn boot_on(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    vms: &[&str],
+    cpu: Option<&str>,
+) -> Result<(Plan, Outcome, String)> {
+    let (plan, outcome, raw, _) = boot_typing(ws, name, board, vms, cpu, None)?;
     Ok((plan, outcome, clean(&raw)))
 }
 
-/// As [`boot`], typing on the console as `typing` says; returns the raw output (escape
-/// sequences and carriage returns kept) and whether the input was typed.
+/// As [`boot_on`], typing on the console as `typing` says; returns the raw output
+/// (escape sequences and carriage returns kept) and whether the input was typed.
 fn boot_typing(
     ws: &Workspace,
     name: &str,
     board: &str,
     vms: &[&str],
+    cpu: Option<&str>,
     typing: Option<Typing>,
 ) -> Result<(Plan, Outcome, String, bool)> {
     let opts = BuildOptions {
@@ -389,12 +416,15 @@ fn boot_typing(
     };
     let out = build(ws, &opts)?;
     ensure_qemu(out.plan.board.arch)?;
-    let q = out
+    let mut q = out
         .plan
         .board
         .qemu
         .clone()
         .with_context(|| format!("{board} has no [qemu] section"))?;
+    if let Some(cpu) = cpu {
+        q.cpu = Some(cpu.to_string());
+    }
     let bin = out.bin.clone().context("no raw binary")?;
     let log = log_path(ws, name)?;
     let program = qemu_binary(&out.plan.board);
@@ -429,7 +459,7 @@ fn console(ws: &Workspace, name: &str) -> Result<()> {
         input: TYPED,
     };
     let (plan, outcome, raw, typed) =
-        boot_typing(ws, name, DEFAULT_BOARD, &CONSOLE_VMS, Some(typing))?;
+        boot_typing(ws, name, DEFAULT_BOARD, &CONSOLE_VMS, None, Some(typing))?;
     let out = clean(&raw);
     let mut problems = console_problems(&raw, &out, typed);
     check_all_pass(&plan, &outcome, &out, &mut problems);
@@ -619,12 +649,66 @@ fn check_all_pass(plan: &Plan, outcome: &Outcome, out: &str, problems: &mut Vec<
 /// architecture) and power off; test guests must pass; QEMU must exit 0. The guest
 /// image `linux-<arch>` is pulled when missing.
 fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Result<()> {
+    linux_with(ws, name, board, vms, cpus, None)
+}
+
+/// Linux with 2 vCPUs that also prints its first `Features` line of /proc/cpuinfo.
+const LINUX_FEATURES_VM: &str = "xtask/tests/data/linux-aarch64-features.toml";
+
+/// Features (names of /proc/cpuinfo) the hypervisor does not offer to guests: SVE,
+/// SME, pointer authentication, MTE (see kernel/src/arch/aarch64/idregs.rs).
+const HIDDEN_FEATURES: &[&str] = &[
+    "sve", "sve2", "sme", "sme2", "paca", "pacg", "mte", "mte3", "fpmr", "gcs",
+];
+/// Features every arm64 CPU here has, which the guest must still see.
+const KEPT_FEATURES: &[&str] = &["fp", "asimd", "cpuid"];
+
+/// `linux-smp2` on the default board with QEMU's `-cpu` set to `cpu`; Linux's
+/// `Features` line must name none of [`HIDDEN_FEATURES`] and all of
+/// [`KEPT_FEATURES`].
+fn linux_on_cpu(ws: &Workspace, name: &str, cpu: &str) -> Result<()> {
+    linux_with(ws, name, DEFAULT_BOARD, &[LINUX_FEATURES_VM], 2, Some(cpu))
+}
+
+/// What is wrong with Linux's `Features : ...` line among `lines` (the VM's).
+pub fn feature_problems(lines: &[&str]) -> Vec<String> {
+    let Some(list) = lines.iter().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        (key.trim() == "Features").then_some(value)
+    }) else {
+        return vec!["no `[linux] Features : ...` line (from /proc/cpuinfo)".to_string()];
+    };
+    let seen: Vec<&str> = list.split_whitespace().collect();
+    let mut problems = Vec::new();
+    for f in HIDDEN_FEATURES.iter().filter(|f| seen.contains(f)) {
+        problems.push(format!(
+            "Linux found `{f}`, a feature the hypervisor does not offer (Features: {})",
+            list.trim()
+        ));
+    }
+    for f in KEPT_FEATURES.iter().filter(|f| !seen.contains(f)) {
+        problems.push(format!(
+            "Linux did not find `{f}` (Features: {})",
+            list.trim()
+        ));
+    }
+    problems
+}
+
+fn linux_with(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    vms: &[&str],
+    cpus: u32,
+    cpu: Option<&str>,
+) -> Result<()> {
     let (loaded, report) = crate::config::board::load_board(&ws.root.join(board), &ws.root);
     let arch = loaded
         .map(|b| b.arch)
         .ok_or(crate::config::ConfigError(report))?;
     crate::guest::ensure_pulled(&ws.root, &format!("linux-{}", arch.name()))?;
-    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let (plan, outcome, out) = boot_on(ws, name, board, vms, cpu)?;
     let mut problems = Vec::new();
     exit_status(&outcome, true, &mut problems);
     let wanted = [
@@ -639,6 +723,9 @@ fn linux(ws: &Workspace, name: &str, board: &str, vms: &[&str], cpus: u32) -> Re
         if !out.lines().any(|l| l.trim_end() == w) {
             problems.push(format!("no line `{w}`"));
         }
+    }
+    if cpu.is_some() {
+        problems.extend(feature_problems(&vm_lines(&out, "linux")));
     }
     for vm in plan.vms.iter().filter(|v| v.name != "linux") {
         check_summary(&out, &vm.name, &mut problems);
@@ -1208,6 +1295,46 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
             problems.is_empty(),
             "a line split by another VM's: {problems:?}"
         );
+    }
+
+    #[test]
+    fn cpu_features_of_linux_are_judged() {
+        // What Debian's Linux printed on QEMU's cortex-a76 under the hypervisor.
+        let a76 = ["linux-up", "aarch64", "Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"];
+        assert!(feature_problems(&a76).is_empty());
+        // What `-cpu max` shows without sanitised ID registers.
+        let max = ["Features : fp asimd sve paca pacg cpuid mte bti"];
+        let p = feature_problems(&max);
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(p[0].contains("`sve`"), "{p:?}");
+        let bare = ["Features\t: evtstrm"];
+        assert_eq!(feature_problems(&bare).len(), KEPT_FEATURES.len());
+        assert_eq!(
+            feature_problems(&["linux-up"]),
+            ["no `[linux] Features : ...` line (from /proc/cpuinfo)"]
+        );
+    }
+
+    #[test]
+    fn the_cpu_scenarios_linux_config_is_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let g = vec!["testguest".to_string()];
+        let vms = [root.join(LINUX_FEATURES_VM)];
+        let plan = crate::config::load(
+            root,
+            &root.join(DEFAULT_BOARD),
+            crate::config::VmList::Override(&vms),
+            &crate::config::Context { guest_crates: &g },
+        )
+        .unwrap_or_else(|e| panic!("{LINUX_FEATURES_VM}: {e}"));
+        assert_eq!(plan.vms.len(), 1);
+        assert_eq!(
+            plan.vms[0].name, "linux",
+            "the checks look for [linux] lines"
+        );
+        assert!(plan.vms[0]
+            .cmdline
+            .contains("grep -m1 Features /proc/cpuinfo"));
     }
 
     #[test]

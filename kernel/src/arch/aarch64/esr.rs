@@ -5,9 +5,15 @@
 pub mod ec {
     pub const UNKNOWN: u32 = 0x00;
     pub const WFX: u32 = 0x01;
+    /// A pointer authentication instruction with HCR_EL2.API clear.
+    pub const PAC: u32 = 0x09;
     pub const HVC64: u32 = 0x16;
     pub const SMC64: u32 = 0x17;
     pub const SYSREG: u32 = 0x18;
+    /// SVE with CPTR_EL2.TZ set.
+    pub const SVE: u32 = 0x19;
+    /// SME with CPTR_EL2.TSM set.
+    pub const SME: u32 = 0x1d;
     pub const IABT_LOWER: u32 = 0x20;
     pub const DABT_LOWER: u32 = 0x24;
 }
@@ -129,6 +135,43 @@ pub fn sysreg(esr: u64) -> SysRegAccess {
 
 /// ICC_SGI1R_EL1: op0 3, op1 0, CRn 12, CRm 11, op2 5.
 pub const ICC_SGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 5);
+/// ICC_ASGI1R_EL1 (op2 6) and ICC_SGI0R_EL1 (op2 7).
+pub const ICC_ASGI1R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 6);
+pub const ICC_SGI0R_EL1: (u8, u8, u8, u8, u8) = (3, 0, 12, 11, 7);
+
+/// The SGI generation registers (trapped while HCR_EL2.IMO/FMO are set).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SgiRegister {
+    Sgi1r,
+    Asgi1r,
+    Sgi0r,
+}
+
+impl SgiRegister {
+    /// Whether a write generates only Group 0 SGIs: ICC_SGI0R_EL1, and with one
+    /// security state (the virtual GIC's GICD_CTLR.DS = 1) ICC_ASGI1R_EL1 too.
+    pub fn group0_only(self) -> bool {
+        self != Self::Sgi1r
+    }
+}
+
+/// Which SGI register (op0, op1, CRn, CRm, op2) names, if any.
+pub fn sgi_register(enc: (u8, u8, u8, u8, u8)) -> Option<SgiRegister> {
+    match enc {
+        ICC_SGI1R_EL1 => Some(SgiRegister::Sgi1r),
+        ICC_ASGI1R_EL1 => Some(SgiRegister::Asgi1r),
+        ICC_SGI0R_EL1 => Some(SgiRegister::Sgi0r),
+        _ => None,
+    }
+}
+
+/// Whether (op0, op1, CRn, CRm, op2) is a pointer authentication key register
+/// (APIAKeyLo_EL1 .. APGAKeyHi_EL1: op0 3, op1 0, CRn 2, CRm 1..3), which traps
+/// while HCR_EL2.APK is clear.
+pub fn is_pauth_key(enc: (u8, u8, u8, u8, u8)) -> bool {
+    let (op0, op1, crn, crm, op2) = enc;
+    op0 == 3 && op1 == 0 && crn == 2 && (1..=3).contains(&crm) && (crm < 3 || op2 < 2)
+}
 
 /// WFI (false) or WFE (true) for EC 0x01.
 pub fn is_wfe(esr: u64) -> bool {
@@ -197,6 +240,39 @@ mod tests {
         assert_eq!(a.encoding(), ICC_SGI1R_EL1);
         assert_eq!(a.reg, 3);
         assert!(!a.read);
+    }
+
+    #[test]
+    fn decodes_the_other_sgi_registers() {
+        // msr ICC_SGI0R_EL1, x7 / msr ICC_ASGI1R_EL1, x7
+        let base = (0x18u64 << 26) | (1 << 25) | (3 << 20) | (12 << 10) | (7 << 5) | (11 << 1);
+        let sgi0r = sysreg(base | (7 << 17));
+        assert_eq!(sgi_register(sgi0r.encoding()), Some(SgiRegister::Sgi0r));
+        assert_eq!(sgi0r.reg, 7);
+        let asgi1r = sysreg(base | (6 << 17));
+        assert_eq!(sgi_register(asgi1r.encoding()), Some(SgiRegister::Asgi1r));
+        assert_eq!(
+            sgi_register(sysreg(base | (5 << 17)).encoding()),
+            Some(SgiRegister::Sgi1r)
+        );
+        assert!(SgiRegister::Sgi0r.group0_only());
+        assert!(SgiRegister::Asgi1r.group0_only());
+        assert!(!SgiRegister::Sgi1r.group0_only());
+        // ICC_CTLR_EL1 (CRm 12, op2 4) and ICC_EOIR1_EL1 (CRm 12, op2 1): not SGIs.
+        assert_eq!(sgi_register((3, 0, 12, 12, 4)), None);
+        assert_eq!(sgi_register((3, 0, 12, 12, 1)), None);
+    }
+
+    #[test]
+    fn pauth_key_registers() {
+        // APIAKeyLo_EL1 (the one Linux writes first), APDBKeyHi_EL1, APGAKeyHi_EL1.
+        for enc in [(3, 0, 2, 1, 0), (3, 0, 2, 2, 3), (3, 0, 2, 3, 1)] {
+            assert!(is_pauth_key(enc), "{enc:?}");
+        }
+        // TTBR0_EL1 (CRm 0), TCR_EL1 (CRm 0, op2 2), reserved CRm 3 op2 2.
+        for enc in [(3, 0, 2, 0, 0), (3, 0, 2, 0, 2), (3, 0, 2, 3, 2)] {
+            assert!(!is_pauth_key(enc), "{enc:?}");
+        }
     }
 
     #[test]

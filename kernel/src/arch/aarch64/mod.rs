@@ -1,11 +1,12 @@
 //! aarch64 (ARMv8-A, EL2 without VHE) support.
 //!
-//! `board`, `esr` and `stage2` are pure and build everywhere (host unit tests); the
+//! `board`, `esr`, `idregs`, `pmu_debug` and `stage2` are pure and build everywhere (host unit tests); the
 //! rest runs only on the bare-metal target.
 pub mod board;
 pub mod esr;
 pub mod gicv2_lr;
 pub mod guest_dtb;
+pub mod idregs;
 pub mod image;
 pub mod pmu_debug;
 pub mod smccc;

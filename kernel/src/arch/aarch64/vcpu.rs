@@ -3,6 +3,7 @@
 
 use super::esr::{self, ec, DataAbort};
 use super::hostgic as gic;
+use super::idregs::{self, IdRead, IdReg};
 use super::lrs::ListRegs;
 use super::pmu_debug;
 use super::regs::{read_sysreg, write_sysreg};
@@ -12,15 +13,19 @@ use super::smccc::{
 };
 use super::trap::{guest_enter, ExitKind, Frame};
 use crate::devices::irqchip::IrqChip;
-use crate::devices::vgic::Vgic;
+use crate::devices::vgic::{self, Vgic};
 use crate::hal::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit};
 use crate::hal::VcpuStart;
 
-/// HCR_EL2: VM | SWIO | FMO | IMO | AMO | TSC | RW. WFI and WFE are not trapped: a
-/// vCPU has its physical CPU to itself, so a guest waiting in WFI lets that CPU sleep
-/// in hardware until a virtual interrupt (list register) or a physical one (taken to
-/// EL2, a kick or the timer) arrives; trapping would add an exit per idle period.
-const HCR: u64 = (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 19) | (1 << 31);
+/// HCR_EL2: VM | SWIO | FMO | IMO | AMO | TID3 | TSC | RW. WFI and WFE are not
+/// trapped: a vCPU has its physical CPU to itself, so a guest waiting in WFI lets that
+/// CPU sleep in hardware until a virtual interrupt (list register) or a physical one
+/// (taken to EL2, a kick or the timer) arrives; trapping would add an exit per idle
+/// period. TID3 traps the ID registers, answered from `idregs`. API and APK stay
+/// clear: pointer authentication is not offered (see `idregs`), so its key registers
+/// and, with a key enabled, its instructions trap.
+const HCR: u64 =
+    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
 /// EL1h with D, A, I, F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.
@@ -43,6 +48,8 @@ pub struct Vcpu {
     pending: Option<VmExit>,
     /// Register of the MMIO load being emulated: (reg, width, sign_extend, reg64).
     mmio_load: Option<(u8, u8, bool, bool)>,
+    /// The VM's IPA size, the most ID_AA64MMFR0_EL1.PARange shows it.
+    ipa_bits: u32,
 }
 
 /// Programs this physical CPU for running vCPU `index` of a VM.
@@ -67,8 +74,9 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     write_sysreg!(cnthctl_el2, 0b11);
     write_sysreg!(cntvoff_el2, cntvoff);
     // No FP/SIMD traps: the hypervisor never touches FP state (softfloat target), so
-    // the guest's registers stay in the CPU across exits.
-    write_sysreg!(cptr_el2, 0x33ff);
+    // the guest's registers stay in the CPU across exits. SVE, SME and the activity
+    // monitors trap (not offered, see `idregs`).
+    write_sysreg!(cptr_el2, idregs::cptr_el2(read_sysreg!(id_aa64pfr0_el1)));
     write_sysreg!(hstr_el2, 0);
     // PMU and debug registers trapped and emulated as inert (see `pmu_debug`): the
     // guest cannot count at EL2, and no such state survives into its next boot.
@@ -105,7 +113,9 @@ impl crate::hal::Vcpu for Vcpu {
     /// Programs this CPU for the vCPU ([`activate`]) and resets it to `start.entry`.
     fn start(s: VcpuStart<Stage2Regs>) -> Self {
         activate(s.stage2, s.index, s.cntvoff);
-        Self::new(s.entry, s.arg)
+        let mut v = Self::new(s.entry, s.arg);
+        v.ipa_bits = s.stage2.ipa_bits;
+        v
     }
 
     /// Runs the guest until an exit the VMM must see. `first_touch` is asked first
@@ -185,6 +195,7 @@ impl Vcpu {
             lrs: ListRegs::default(),
             pending: None,
             mmio_load: None,
+            ipa_bits: 32,
         }
     }
 
@@ -257,6 +268,18 @@ impl Vcpu {
                 ))
             }
             ec::UNKNOWN => Some(self.fault("undefined instruction trapped to EL2", None)),
+            ec::PAC => Some(self.fault(
+                "pointer authentication instruction with a key enabled (pointer authentication is not offered to guests)",
+                None,
+            )),
+            ec::SVE => Some(self.fault(
+                "SVE instruction or register access (SVE is not offered to guests)",
+                None,
+            )),
+            ec::SME => Some(self.fault(
+                "SME instruction or register access (SME is not offered to guests)",
+                None,
+            )),
             _ => Some(self.fault("unknown exception class", None)),
         }
     }
@@ -280,11 +303,29 @@ impl Vcpu {
     /// A trapped MSR/MRS. None = emulated here.
     fn sysreg(&mut self, esr: u64) -> Option<VmExit> {
         let acc = esr::sysreg(esr);
-        if acc.encoding() == esr::ICC_SGI1R_EL1 && !acc.read {
+        if let Some(group) = esr::sgi_register(acc.encoding()).filter(|_| !acc.read) {
             self.frame.elr += esr::instr_len(esr);
             return Some(VmExit::Ipi {
-                value: self.reg(acc.reg),
+                value: vgic::sgi_request(self.reg(acc.reg), group.group0_only()),
             });
+        }
+        if let Some(id) = idregs::classify(acc.encoding()) {
+            if !acc.read {
+                return Some(self.fault("write to a read-only ID register", None));
+            }
+            self.frame.elr += esr::instr_len(esr);
+            let v = match id {
+                IdRead::Sanitised(reg) => idregs::guest_value(reg, host_id(reg), self.ipa_bits),
+                IdRead::Zero => 0,
+            };
+            self.set_reg(acc.reg, v);
+            return None;
+        }
+        if esr::is_pauth_key(acc.encoding()) {
+            return Some(self.fault(
+                "pointer authentication key register access (pointer authentication is not offered to guests)",
+                None,
+            ));
         }
         if pmu_debug::is_pmu_or_debug(acc.encoding()) {
             // Read as zero, writes ignored.
@@ -332,6 +373,23 @@ fn extend(v: u64, width: u8, sign: bool, reg64: bool) -> u64 {
         v
     } else {
         v & 0xffff_ffff
+    }
+}
+
+/// The host's value of an ID register the guest sees part of.
+fn host_id(reg: IdReg) -> u64 {
+    match reg {
+        IdReg::Pfr0 => read_sysreg!(id_aa64pfr0_el1),
+        IdReg::Pfr1 => read_sysreg!(id_aa64pfr1_el1),
+        IdReg::Dfr0 => read_sysreg!(id_aa64dfr0_el1),
+        IdReg::Isar0 => read_sysreg!(id_aa64isar0_el1),
+        IdReg::Isar1 => read_sysreg!(id_aa64isar1_el1),
+        // ID_AA64ISAR2_EL1 and ID_AA64MMFR2_EL1 by encoding: on CPUs older than them
+        // they are reserved ID space, which reads as zero.
+        IdReg::Isar2 => read_sysreg!(s3_0_c0_c6_2),
+        IdReg::Mmfr0 => read_sysreg!(id_aa64mmfr0_el1),
+        IdReg::Mmfr1 => read_sysreg!(id_aa64mmfr1_el1),
+        IdReg::Mmfr2 => read_sysreg!(s3_0_c0_c7_2),
     }
 }
 

@@ -12,6 +12,19 @@ const SGI1R_IRM: u64 = 1 << 40;
 const SGI1R_RS_SHIFT: u32 = 44;
 const SGI1R_AFF3_SHIFT: u32 = 48;
 
+/// In the `VmExit::Ipi` value of an aarch64 vCPU: the write was to ICC_SGI0R_EL1 or
+/// ICC_ASGI1R_EL1. With one security state (GICD_CTLR.DS = 1) those make the SGI
+/// pending only on targets where it is Group 0 (ASGI1R has no other group to name),
+/// while ICC_SGI1R_EL1 makes it pending in either group. Bit 63 is RES0 in the three
+/// registers, so it never comes from the guest (see [`sgi_request`]).
+pub const SGI_GROUP0_ONLY: u64 = 1 << 63;
+
+/// The `VmExit::Ipi` value for a trapped write of `value` to ICC_SGI1R_EL1
+/// (`group0_only` false) or to ICC_SGI0R_EL1 / ICC_ASGI1R_EL1 (true).
+pub fn sgi_request(value: u64, group0_only: bool) -> u64 {
+    (value & !SGI_GROUP0_ONLY) | if group0_only { SGI_GROUP0_ONLY } else { 0 }
+}
+
 impl Vgic {
     fn check_vcpu(&self, vcpu: usize) -> Result<(), VgicError> {
         if vcpu < self.nr_vcpus() {
@@ -183,16 +196,25 @@ impl Vgic {
         Ok(())
     }
 
-    /// A trapped write of ICC_SGI1R_EL1 by `from_vcpu`: makes the SGI pending on every
+    /// A trapped write of ICC_SGI1R_EL1 by `from_vcpu` (or of ICC_SGI0R_EL1 /
+    /// ICC_ASGI1R_EL1, marked with [`SGI_GROUP0_ONLY`]): makes the SGI pending on every
     /// targeted vCPU (TargetList with Aff3.Aff2.Aff1 and RS, or all but the sender with
-    /// IRM). Returns the vCPUs that got a deliverable SGI (bit i = vCPU i); targets
-    /// that do not exist are ignored.
+    /// IRM), for Group 0 only writes only where that SGI is in Group 0. Returns the
+    /// vCPUs that got a deliverable SGI (bit i = vCPU i); targets that do not exist
+    /// are ignored.
     pub fn sgi(&mut self, from_vcpu: usize, icc_sgi1r: u64) -> Result<u64, VgicError> {
         self.check_vcpu(from_vcpu)?;
         let intid = ((icc_sgi1r >> SGI1R_INTID_SHIFT) & 0xf) as u32;
         let targets = self.sgi_targets(from_vcpu, icc_sgi1r);
+        let group0_only = icc_sgi1r & SGI_GROUP0_ONLY != 0;
+        let in_group = |g: &Self, vcpu: usize| {
+            !group0_only || g.irq(vcpu, intid).is_some_and(|irq| !irq.group1)
+        };
         let mut woken = 0;
         for vcpu in (0..self.nr_vcpus()).filter(|v| targets & (1 << v) != 0) {
+            if !in_group(self, vcpu) {
+                continue;
+            }
             if self.set_pending(intid, vcpu)?.is_some() {
                 woken |= 1 << vcpu;
             }

@@ -12,7 +12,7 @@
 //! Injection flow for the arch code, per vCPU:
 //! 1. Devices and the VMM raise interrupts: [`Vgic::set_pending`] (edge),
 //!    [`Vgic::set_level`] / [`Vgic::set_private_level`] (level), [`Vgic::sgi`]
-//!    (trapped ICC_SGI1R_EL1). They return which vCPUs got work; [`Vgic::take_kicks`]
+//!    (trapped ICC_SGI1R_EL1, ICC_SGI0R_EL1, ICC_ASGI1R_EL1). They return which vCPUs got work; [`Vgic::take_kicks`]
 //!    also collects vCPUs that guest register writes gave work (enables, pends).
 //! 2. Before entering the guest, fill free list registers with [`Vgic::next_to_inject`]
 //!    (highest priority first; each result is in flight until reported back). With
@@ -30,6 +30,7 @@ mod redist;
 mod regs;
 mod v2;
 
+pub use inject::{sgi_request, SGI_GROUP0_ONLY};
 pub use irq::{Injection, LrAction, LrState};
 pub use v2::{DistV2View, GICD_V2_SIZE};
 

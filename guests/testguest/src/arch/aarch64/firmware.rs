@@ -14,7 +14,11 @@ use crate::why::{why, CheckResult};
 pub const CHECK_NAME: &str = "psci";
 
 /// This architecture's own checks, run after `dtb` and before `memory`.
-pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[("pmu-debug", pmu_debug)];
+pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[
+    ("pmu-debug", pmu_debug),
+    ("cpu-features", cpu_features),
+    ("sgi-groups", sgi_groups),
+];
 
 /// PMCCFILTR_EL0.NSH: count cycles at EL2.
 const PMCCFILTR_NSH: u64 = 1 << 27;
@@ -23,12 +27,16 @@ const MDSCR_TDCC: u64 = 1 << 12;
 
 /// pmu-debug: the guest cannot make the cycle counter count at EL2 (PMCCFILTR_EL0.NSH
 /// does not stick), and on a VM's second boot its debug state (MDSCR_EL1, which the
-/// first boot leaves non-zero) starts clean. Skipped parts: no PMU (ID_AA64DFR0_EL1).
+/// first boot leaves non-zero) starts clean. The PMU part runs where ID_AA64DFR0_EL1
+/// shows a PMU or this project's hypervisor answers HV_INFO (it hides its inert PMU
+/// but still traps every PMU register); skipped otherwise.
 fn pmu_debug(_: &crate::platform::Platform) -> CheckResult {
     let dfr0: u64;
     // SAFETY: reading an ID register has no side effects.
     unsafe { core::arch::asm!("mrs {}, id_aa64dfr0_el1", out(reg) dfr0, options(nomem, nostack)) };
-    if !matches!((dfr0 >> 8) & 0xf, 0 | 0xf) {
+    if !matches!((dfr0 >> 8) & 0xf, 0 | 0xf)
+        || hv_info().is_ok_and(|x| x[1] == crate::arch::HV_INFO_MAGIC)
+    {
         let filter: u64;
         // SAFETY: PMCCFILTR_EL0 only filters what the cycle counter counts.
         unsafe {
@@ -54,6 +62,92 @@ fn pmu_debug(_: &crate::platform::Platform) -> CheckResult {
         ));
     }
     Ok(())
+}
+
+/// Reads an ID register by its generic name (`S3_0_C0_C<m>_<n>`).
+macro_rules! id_reg {
+    ($name:literal) => {{
+        let v: u64;
+        // SAFETY: reading an ID register has no side effects.
+        unsafe { core::arch::asm!(concat!("mrs {}, ", $name), out(reg) v, options(nomem, nostack)) };
+        v
+    }};
+}
+
+/// cpu-features: the ID registers show none of the features this project's
+/// hypervisor does not offer (kernel/src/arch/aarch64/idregs.rs): SVE, SME, pointer
+/// authentication, MTE, RAS, AMU, the PMU, AArch32, VHE, nested virtualisation; the
+/// registers of hidden features (ID_AA64ZFR0_EL1, ID_AA64SMFR0_EL1,
+/// ID_AA64MMFR3_EL1) and the AArch32 ones (ID_PFR0_EL1) read as zero; EL1 still
+/// shows AArch64 and FP/AdvSIMD are there.
+fn cpu_features(_: &crate::platform::Platform) -> CheckResult {
+    let pfr0 = id_reg!("S3_0_C0_C4_0");
+    let pfr1 = id_reg!("S3_0_C0_C4_1");
+    let dfr0 = id_reg!("S3_0_C0_C5_0");
+    let isar1 = id_reg!("S3_0_C0_C6_1");
+    let isar2 = id_reg!("S3_0_C0_C6_2");
+    let mmfr1 = id_reg!("S3_0_C0_C7_1");
+    let mmfr2 = id_reg!("S3_0_C0_C7_2");
+    let field = |v: u64, lsb: u32| (v >> lsb) & 0xf;
+    let hidden = [
+        ("ID_AA64PFR0_EL1.RAS", pfr0, 28),
+        ("ID_AA64PFR0_EL1.SVE", pfr0, 32),
+        ("ID_AA64PFR0_EL1.AMU", pfr0, 44),
+        ("ID_AA64PFR1_EL1.MTE", pfr1, 8),
+        ("ID_AA64PFR1_EL1.SME", pfr1, 24),
+        ("ID_AA64DFR0_EL1.PMUVer", dfr0, 8),
+        ("ID_AA64ISAR1_EL1.APA", isar1, 4),
+        ("ID_AA64ISAR1_EL1.API", isar1, 8),
+        ("ID_AA64ISAR1_EL1.GPA", isar1, 24),
+        ("ID_AA64ISAR1_EL1.GPI", isar1, 28),
+        ("ID_AA64ISAR2_EL1.GPA3", isar2, 8),
+        ("ID_AA64ISAR2_EL1.APA3", isar2, 12),
+        ("ID_AA64MMFR1_EL1.VH", mmfr1, 8),
+        ("ID_AA64MMFR2_EL1.NV", mmfr2, 24),
+    ];
+    for (name, reg, lsb) in hidden {
+        if field(reg, lsb) != 0 {
+            return Err(why!("{name} = {} (a feature not offered)", field(reg, lsb)));
+        }
+    }
+    for (el, lsb) in [(0, 0), (1, 4), (2, 8), (3, 12)] {
+        if field(pfr0, lsb) > 1 {
+            return Err(why!(
+                "ID_AA64PFR0_EL1.EL{el} = {}: AArch32 shown",
+                field(pfr0, lsb)
+            ));
+        }
+    }
+    if field(pfr0, 4) != 1 || field(pfr0, 16) == 0xf || field(pfr0, 20) == 0xf {
+        return Err(why!(
+            "ID_AA64PFR0_EL1 = {pfr0:#x}: no AArch64 EL1 or no FP/AdvSIMD"
+        ));
+    }
+    let zero = [
+        ("ID_AA64ZFR0_EL1", id_reg!("S3_0_C0_C4_4")),
+        ("ID_AA64SMFR0_EL1", id_reg!("S3_0_C0_C4_5")),
+        ("ID_AA64MMFR3_EL1", id_reg!("S3_0_C0_C7_3")),
+        ("ID_PFR0_EL1", id_reg!("S3_0_C0_C1_0")),
+    ];
+    for (name, v) in zero {
+        if v != 0 {
+            return Err(why!("{name} = {v:#x}, expected 0"));
+        }
+    }
+    Ok(())
+}
+
+/// sgi-groups: with a GICv3, ICC_SGI0R_EL1 and ICC_ASGI1R_EL1 are emulated (Group 0
+/// SGIs only) and ICC_SGI1R_EL1 reaches either group (see `gic::check_sgi_groups`).
+/// Skipped with a GICv2.
+fn sgi_groups(p: &crate::platform::Platform) -> CheckResult {
+    match super::dtb::gic(&p.fdt) {
+        Some(super::dtb::Gic::V3(regions)) => super::gic::check_sgi_groups(&regions),
+        _ => {
+            crate::console::println!("testguest: sgi-groups: skipped (no GICv3)");
+            Ok(())
+        }
+    }
 }
 
 const PSCI_VERSION: u64 = 0x8400_0000;

@@ -27,6 +27,9 @@ const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
 const GICR_SGI_BASE: usize = 0x1_0000;
 const GICR_IGROUPR0: usize = GICR_SGI_BASE + 0x0080;
 const GICR_ISENABLER0: usize = GICR_SGI_BASE + 0x0100;
+const GICR_ICENABLER0: usize = GICR_SGI_BASE + 0x0180;
+const GICR_ISPENDR0: usize = GICR_SGI_BASE + 0x0200;
+const GICR_ICPENDR0: usize = GICR_SGI_BASE + 0x0280;
 const GICR_IPRIORITYR: usize = GICR_SGI_BASE + 0x0400;
 const GICR_FRAME: u64 = 0x2_0000;
 const GICR_FRAME_VLPI: u64 = 0x4_0000;
@@ -151,7 +154,86 @@ fn enable_private(rd: usize, intid: u32) {
     }
 }
 
-fn enable_cpu_interface() -> CheckResult {
+/// One write of the `sgi-groups` check: register name, how to write it, SGI, whether
+/// it must become pending.
+type SgiCase = (&'static str, fn(u64), u32, bool);
+
+/// SGIs the `sgi-groups` check makes pending: disabled, so never taken.
+const SGI_GROUP0: u32 = 14;
+const SGI_GROUP1: u32 = 13;
+
+/// The `sgi-groups` check: SGI 14 in Group 0 and SGI 13 in Group 1 on this CPU's
+/// redistributor, both disabled; each SGI register is written to target this CPU and
+/// the redistributor's pending bits must show what the GIC architecture says for one
+/// security state: ICC_SGI0R_EL1 and ICC_ASGI1R_EL1 generate only a Group 0 SGI,
+/// ICC_SGI1R_EL1 one of either group. (A hypervisor that does not emulate the first
+/// two stops the VM at the write.)
+pub fn check_sgi_groups(regions: &GicRegions) -> CheckResult {
+    check_version(regions.gicd)?;
+    enable_distributor(regions.gicd)?;
+    let rd = find_redistributor(regions)?;
+    wake(rd)?;
+    enable_system_registers()?;
+    let (g0, g1) = (1u32 << SGI_GROUP0, 1u32 << SGI_GROUP1);
+    // SAFETY: SGI configuration registers of this CPU's redistributor; only the bits of
+    // the two SGIs this check owns change, and they stay disabled.
+    unsafe {
+        mmio::write32(rd + GICR_ICENABLER0, g0 | g1);
+        let group = mmio::read32(rd + GICR_IGROUPR0);
+        mmio::write32(rd + GICR_IGROUPR0, (group & !g0) | g1);
+        mmio::write32(rd + GICR_ICPENDR0, g0 | g1);
+    }
+    let id = super::cpu_hw_id();
+    // Aff3, Aff2, Aff1, RS (Aff0 / 16) and the TargetList bit of Aff0 % 16: this CPU.
+    let me = (((id >> 32) & 0xff) << 48)
+        | (((id >> 16) & 0xff) << 32)
+        | (((id >> 8) & 0xff) << 16)
+        | (((id & 0xff) >> 4) << 44)
+        | (1 << (id & 0xf));
+    let cases: [SgiCase; 5] = [
+        ("ICC_SGI0R_EL1", write_sgi0r, SGI_GROUP1, false),
+        ("ICC_SGI0R_EL1", write_sgi0r, SGI_GROUP0, true),
+        ("ICC_ASGI1R_EL1", write_asgi1r, SGI_GROUP1, false),
+        ("ICC_ASGI1R_EL1", write_asgi1r, SGI_GROUP0, true),
+        ("ICC_SGI1R_EL1", write_sgi1r, SGI_GROUP1, true),
+    ];
+    for (name, write, intid, want) in cases {
+        write(me | (u64::from(intid) << 24));
+        // SAFETY: pending bits of this CPU's SGIs: read, then the check's SGI cleared.
+        let pending = unsafe {
+            let p = mmio::read32(rd + GICR_ISPENDR0) & (1 << intid) != 0;
+            mmio::write32(rd + GICR_ICPENDR0, 1 << intid);
+            p
+        };
+        if pending != want {
+            let group = if intid == SGI_GROUP0 { 0 } else { 1 };
+            return Err(why!(
+                "{name} of SGI {intid} (Group {group}) to this CPU: pending {pending}, expected {want}"
+            ));
+        }
+    }
+    // SAFETY: as above; SGI 14 back to Group 1 like every other interrupt here.
+    unsafe { mmio::write32(rd + GICR_IGROUPR0, mmio::read32(rd + GICR_IGROUPR0) | g0) };
+    Ok(())
+}
+
+fn write_sgi0r(v: u64) {
+    // SAFETY: generates an SGI (a disabled one, see `check_sgi_groups`).
+    unsafe { asm!("msr S3_0_C12_C11_7, {}", "isb", in(reg) v, options(nomem, nostack)) };
+}
+
+fn write_asgi1r(v: u64) {
+    // SAFETY: as above.
+    unsafe { asm!("msr S3_0_C12_C11_6, {}", "isb", in(reg) v, options(nomem, nostack)) };
+}
+
+fn write_sgi1r(v: u64) {
+    // SAFETY: as above.
+    unsafe { asm!("msr S3_0_C12_C11_5, {}", "isb", in(reg) v, options(nomem, nostack)) };
+}
+
+/// ICC_SRE_EL1.SRE set: the CPU interface is used through system registers.
+fn enable_system_registers() -> CheckResult {
     let sre: u64;
     // SAFETY: enabling the system-register interface (ICC_SRE_EL1.SRE) and reading it
     // back only affects how this CPU talks to its GIC CPU interface.
@@ -170,6 +252,11 @@ fn enable_cpu_interface() -> CheckResult {
     if sre & 1 == 0 {
         return Err(why!("ICC_SRE_EL1.SRE does not stick ({sre:#x})"));
     }
+    Ok(())
+}
+
+fn enable_cpu_interface() -> CheckResult {
+    enable_system_registers()?;
     // SAFETY: priority mask 0xff (let everything through), binary point 0, EOI mode 0
     // (EOI drops priority and deactivates), then group 1 enabled: the CPU interface of
     // this CPU only.

@@ -343,6 +343,46 @@ fn sgis_from_icc_sgi1r() {
 }
 
 #[test]
+fn group0_sgis_from_icc_sgi0r_and_asgi1r_reach_only_group0_targets() {
+    let mut g = gic4();
+    for v in 0..4 {
+        enable_private(&mut g, v, 3, 0);
+    }
+    // SGI 3 is Group 0 on vCPUs 1 and 3 (IGROUPR0 resets to all Group 1).
+    rw(&mut g, 1, SGI + IGROUPR, !(1 << 3));
+    rw(&mut g, 3, SGI + IGROUPR, !(1 << 3));
+    let to_1_2 = (3 << 24) | 0b110;
+    // ICC_SGI0R_EL1 (and ICC_ASGI1R_EL1, the same request) to vCPUs 1 and 2.
+    assert_eq!(g.sgi(0, sgi_request(to_1_2, true)), Ok(0b0010));
+    assert_eq!(
+        g.next_to_inject(2),
+        None,
+        "Group 1 on vCPU 2: not generated"
+    );
+    assert_eq!(
+        g.next_to_inject(1).map(|i| (i.intid, i.group1)),
+        Some((3, false))
+    );
+    let pend = rr(&mut g, 2, SGI + ISPENDR);
+    assert_eq!(pend & (1 << 3), 0, "not even pending on vCPU 2");
+    // IRM from vCPU 0: Group 0 targets only (vCPU 1 has it in flight already).
+    assert_eq!(g.sgi(0, sgi_request(1 << 40 | 3 << 24, true)), Ok(0b1000));
+    // ICC_SGI1R_EL1 generates it in either group.
+    assert_eq!(g.sgi(3, sgi_request(to_1_2, false)), Ok(0b0100));
+}
+
+#[test]
+fn the_group0_mark_never_comes_from_the_guest() {
+    // A guest writing bit 63 (RES0) to ICC_SGI1R_EL1 still reaches Group 1 targets.
+    let v = (1u64 << 63) | (2 << 24) | 0b10;
+    assert_eq!(sgi_request(v, false) & SGI_GROUP0_ONLY, 0);
+    assert_eq!(sgi_request(v, true), v);
+    let mut g = gic4();
+    enable_private(&mut g, 1, 2, 0);
+    assert_eq!(g.sgi(0, sgi_request(v, false)), Ok(0b10));
+}
+
+#[test]
 fn sgi_affinity_levels_and_range_selector() {
     let mpidrs = [0x0, 0x100, 0x1_0002_0311, 0x110];
     let mut g = Vgic::new(&mpidrs, 32).unwrap();
