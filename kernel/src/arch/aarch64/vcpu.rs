@@ -89,12 +89,83 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
         write_sysreg!(pmuserenr_el0, 0);
     }
     write_sysreg!(sctlr_el1, SCTLR_EL1_RESET);
+    clear_el1_state();
     // A vCPU starts with its timers off and no virtual interrupt in flight.
     write_sysreg!(cntv_ctl_el0, 0);
     write_sysreg!(cntp_ctl_el0, 0);
     gic::reset_virtual_interface();
     // SAFETY: invalidates this VMID's stage-1/2 TLB entries on this CPU; no operands.
     unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+}
+
+/// Nothing of whoever ran on this CPU before (another VM, or this VM before its
+/// reset) is left in the state the guest owns: FP/SIMD registers and the EL1 system
+/// registers the world switch does not save (they stay in the CPU across exits).
+fn clear_el1_state() {
+    // SAFETY: writes zero to guest-owned FP/SIMD registers; the hypervisor itself
+    // never uses them (softfloat target) and FP is not trapped at EL2 (CPTR_EL2.TFP 0).
+    unsafe {
+        core::arch::asm!(
+            ".arch_extension fp",
+            ".arch_extension simd",
+            "movi v0.2d, #0",
+            "movi v1.2d, #0",
+            "movi v2.2d, #0",
+            "movi v3.2d, #0",
+            "movi v4.2d, #0",
+            "movi v5.2d, #0",
+            "movi v6.2d, #0",
+            "movi v7.2d, #0",
+            "movi v8.2d, #0",
+            "movi v9.2d, #0",
+            "movi v10.2d, #0",
+            "movi v11.2d, #0",
+            "movi v12.2d, #0",
+            "movi v13.2d, #0",
+            "movi v14.2d, #0",
+            "movi v15.2d, #0",
+            "movi v16.2d, #0",
+            "movi v17.2d, #0",
+            "movi v18.2d, #0",
+            "movi v19.2d, #0",
+            "movi v20.2d, #0",
+            "movi v21.2d, #0",
+            "movi v22.2d, #0",
+            "movi v23.2d, #0",
+            "movi v24.2d, #0",
+            "movi v25.2d, #0",
+            "movi v26.2d, #0",
+            "movi v27.2d, #0",
+            "movi v28.2d, #0",
+            "movi v29.2d, #0",
+            "movi v30.2d, #0",
+            "movi v31.2d, #0",
+            "msr fpcr, xzr",
+            "msr fpsr, xzr",
+            options(nostack)
+        )
+    };
+    write_sysreg!(tpidr_el1, 0);
+    write_sysreg!(tpidr_el0, 0);
+    write_sysreg!(tpidrro_el0, 0);
+    write_sysreg!(contextidr_el1, 0);
+    write_sysreg!(vbar_el1, 0);
+    write_sysreg!(ttbr0_el1, 0);
+    write_sysreg!(ttbr1_el1, 0);
+    write_sysreg!(tcr_el1, 0);
+    write_sysreg!(mair_el1, 0);
+    write_sysreg!(amair_el1, 0);
+    write_sysreg!(cpacr_el1, 0);
+    write_sysreg!(cntkctl_el1, 0);
+    write_sysreg!(sp_el0, 0);
+    write_sysreg!(sp_el1, 0);
+    write_sysreg!(elr_el1, 0);
+    write_sysreg!(spsr_el1, 0);
+    write_sysreg!(esr_el1, 0);
+    write_sysreg!(far_el1, 0);
+    write_sysreg!(par_el1, 0);
+    write_sysreg!(afsr0_el1, 0);
+    write_sysreg!(afsr1_el1, 0);
 }
 
 /// The hypervisor's current counter value (for per-VM virtual counter offsets).
