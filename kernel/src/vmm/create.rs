@@ -28,6 +28,7 @@ pub fn create_vm(
     frames: &mut FrameAllocator,
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(&spec, platform)?;
+    check_passthrough(&spec, platform)?;
     let devices = VmDevices::new(&spec)?;
     let direct = Current::direct_windows(&spec, platform)?;
     let mut held = Holdings::default();
@@ -85,6 +86,25 @@ impl Holdings {
             }
         }
     }
+}
+
+/// Every passthrough window against what the host keeps (`vmconfig::host`, the rule
+/// xtask checks against the board file): never the hypervisor's interrupt
+/// controller, console or power device, never host RAM.
+fn check_passthrough(spec: &VmSpec, platform: &BoardInfo) -> Result<(), String> {
+    let kept = platform.kept_windows();
+    let ram: Vec<vmconfig::Range> = platform
+        .ram()
+        .iter()
+        .map(|r| vmconfig::Range::new(r.base, r.size))
+        .collect();
+    for d in spec.passthrough_devices.iter() {
+        let host = vmconfig::Range::new(d.base_hpa, d.length);
+        if let Some(why) = vmconfig::host::passthrough_problem(host, &kept, &ram) {
+            return Err(format!("passthrough device {}: {why}", d.name));
+        }
+    }
+    Ok(())
 }
 
 /// Memory, images and first-touch blocks of a VM being built, into `held`.

@@ -44,7 +44,7 @@ hv_load_addr = 0x4020_0000
 [memory]
 ram = [[0x4000_0000, 0x4000_0000]]
 [qemu]
-machine = "virt"
+machine = "virt,virtualization=on,gic-version=3"
 memory = "1G"
 "#;
 
@@ -189,7 +189,7 @@ fn unknown_board_key_and_section_key() {
     let f = Fixture::new();
     let board = BOARD
         .replace("smp = 4", "smp = 4\nspeed = 9")
-        .replace("machine = \"virt\"", "machine = \"virt\"\ncolor = 1");
+        .replace("gic-version=3\"", "gic-version=3\"\ncolor = 1");
     let errs = errors(run(&f, &board, &two_vms()));
     expect(&errs, "board.toml", "speed", "unknown field `speed`");
     expect(&errs, "board.toml", "qemu.color", "unknown field `color`");
@@ -481,7 +481,7 @@ fn overlapping_images() {
         &errs,
         "a.toml",
         "kernel.dtb_path",
-        "overlaps kernel.kernel_path",
+        "the DTB at 0x40081000..0x40081100 overlaps the kernel at 0x40080000..0x40082000 (kernel.kernel_path)",
     );
 }
 
@@ -905,7 +905,7 @@ fn passthrough_must_not_expose_ram_or_be_shared() {
         &errs,
         "a.toml",
         "devices.passthrough_devices[0]",
-        "overlaps board RAM 0x40000000..0x80000000",
+        "overlaps host RAM 0x40000000..0x80000000",
     );
     expect(
         &errs,
@@ -956,8 +956,35 @@ fn gic_versions_must_match_the_board() {
     );
     assert!(run(&f, &board_with_gic(2), &v2).is_ok());
     assert!(run(&f, &board_with_gic(3), &v3).is_ok());
-    // A board that does not say: the hypervisor checks at boot.
-    assert!(run(&f, BOARD, &v2).is_ok());
+    // A QEMU board without [devices]: its machine option says.
+    let errs = errors(run(&f, BOARD, &v2));
+    expect(
+        &errs,
+        "a.toml",
+        "devices.emu_devices[1][4]",
+        "but board testboard has a GICv3 ([qemu] machine gic-version=3)",
+    );
+    let default_v2 = BOARD.replace(",gic-version=3", "");
+    let errs = errors(run(&f, &default_v2, &v3));
+    expect(
+        &errs,
+        "b.toml",
+        "devices.emu_devices[1][4]",
+        "has a GICv2 (QEMU virt's default GIC, version 2",
+    );
+    // A board that says nothing: a warning that the check was not made (the
+    // hypervisor checks at boot).
+    let unknown = BOARD.replace(
+        "machine = \"virt,virtualization=on,gic-version=3\"",
+        "machine = \"sbsa-ref\"",
+    );
+    let plan = run(&f, &unknown, &v2).expect("accepted with a warning");
+    let w = plan.warnings.to_string();
+    assert!(
+        w.contains("a.toml")
+            && w.contains("not checked: whether this VM's GIC version is the host's"),
+        "{w}"
+    );
     let errs = errors(run(&f, &board_with_gic(4), &v3));
     expect(
         &errs,
@@ -1042,7 +1069,7 @@ fn repository_gicv2_vms_only_on_the_gicv2_board() {
     let ctx = Context { guest_crates: &g };
     let on = |board: &str| load(repo(), &repo().join(board), VmList::Override(&vms), &ctx);
     let plan = on("configs/board/qemu-aarch64-gicv2.toml").unwrap();
-    assert_eq!(plan.board.gic_version, Some(2));
+    assert_eq!(plan.board.gic.as_ref().map(|g| g.0), Some(2));
     let errs = errors(on("configs/board/qemu-aarch64.toml"));
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(

@@ -104,7 +104,7 @@ pub fn load_vm_with(
     );
     let images = checked.as_ref().map(|c| host_images(&src, c, report));
     if let (Some(c), Some(Some(images))) = (&checked, &images) {
-        check_file_images(c, images, &mut problems);
+        check_file_images(c, images, arch, &mut problems);
     }
     for p in &problems.items {
         report.push(match p.severity {
@@ -210,22 +210,50 @@ pub fn image_fits(img: &ImageSpec, size: u64, mem: &[MemRegion]) -> Result<(), S
     vmconfig::image_fits(img.load, size, mem)
 }
 
-/// The shared size checks for the images that are files (guest crates are checked
-/// once built).
-fn check_file_images(c: &VmConfig, images: &HostImages, out: &mut Problems) {
+impl vmconfig::image::Placed for ImageSpec {
+    fn key(&self) -> &KeyPath {
+        &self.key
+    }
+    fn load_key(&self) -> &KeyPath {
+        &self.load_key
+    }
+    fn load(&self) -> u64 {
+        self.load
+    }
+}
+
+/// The first bytes and the length of an image file (`None` when it cannot be read).
+pub fn file_facts(path: &Path) -> Option<(Vec<u8>, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut head = Vec::with_capacity(vmconfig::image::HEAD_LEN);
+    f.by_ref()
+        .take(vmconfig::image::HEAD_LEN as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some((head, len))
+}
+
+/// [`file_facts`] as the shared checks take them.
+pub fn loaded(f: &Option<(Vec<u8>, u64)>) -> Option<vmconfig::Loaded<'_>> {
+    f.as_ref()
+        .map(|(head, len)| vmconfig::Loaded { head, len: *len })
+}
+
+/// The shared image checks (architecture, boot protocol, placement and overlaps,
+/// the generated DTB's estimate) for the images that are files; a guest crate's
+/// kernel is checked with them again once built.
+fn check_file_images(c: &VmConfig, images: &HostImages, arch: Arch, out: &mut Problems) {
     let (kernel, dtb, ramdisk) = images;
-    let refs = std::iter::once(&c.kernel)
-        .chain(c.dtb.iter())
-        .chain(c.ramdisk.iter());
-    let specs = std::iter::once(kernel)
-        .chain(dtb.iter())
-        .chain(ramdisk.iter());
-    let sized: Vec<(&ImageRef, u64)> = refs
-        .zip(specs)
-        .filter_map(|(r, spec)| match &spec.source {
-            ImageSource::File(p) => std::fs::metadata(p).ok().map(|m| (r, m.len())),
-            ImageSource::Guest(_) => None,
-        })
-        .collect();
-    vmconfig::check_image_sizes(&sized, &c.memory, out);
+    let facts = |spec: &ImageSpec| match &spec.source {
+        ImageSource::File(p) => file_facts(p),
+        ImageSource::Guest(_) => None,
+    };
+    let (k, d, r) = (
+        facts(kernel),
+        dtb.as_ref().and_then(facts),
+        ramdisk.as_ref().and_then(facts),
+    );
+    vmconfig::check_images(c, loaded(&k), loaded(&d), loaded(&r), limits(arch), out);
 }

@@ -91,7 +91,9 @@ impl Card {
             base: 0x4800_0000,
             size: 0x800_0000,
         }];
+        let kept = vmconfig::host::qemu_virt_aarch64();
         let host = Host {
+            kept: &kept,
             cpus: &[0, 1, 2, 3],
             ram: &RAM,
             reserved: &[],
@@ -242,7 +244,7 @@ fn images_must_fit_the_vm() {
         .image("vms/vm3/testguest.bin", Some(big))
         .run(&[]);
     assert!(
-        one_line(&out).contains("kernel.kernel_path: the image (")
+        one_line(&out).contains("kernel.kernel_path: the kernel (")
             && out.lines[0].contains("does not fit in the VM's memory"),
         "{:?}",
         out.lines
