@@ -292,6 +292,10 @@ pub fn check_images<I: Placed>(
         }
         let at = Range::new(cfg.kernel.load(), size);
         placed.push((cfg.kernel.key().clone(), what, at));
+    } else {
+        // Not built yet: its first byte is at its load address all the same.
+        let at = Range::new(cfg.kernel.load(), 1);
+        placed.push((cfg.kernel.key().clone(), "the kernel's start", at));
     }
     if let (Some(img), Some(d)) = (&cfg.dtb, dtb) {
         placed.push((img.key().clone(), "the DTB", Range::new(img.load(), d.len)));
