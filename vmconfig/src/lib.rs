@@ -22,6 +22,7 @@ pub mod key;
 pub mod model;
 #[cfg(feature = "parse")]
 pub mod parse;
+pub mod paths;
 pub mod range;
 pub mod schema;
 

@@ -1386,3 +1386,41 @@ fn qemu_boards_without_devices_keep_their_gic_and_console() {
         );
     }
 }
+
+/// Files a config names must be files a user would mean: `/etc/shadow` as a
+/// bootloader or `/etc/passwd` as a kernel is refused (outside the repository and
+/// the config's directory, and not named as one); a file in the config's directory
+/// or one named by its kind is taken.
+#[test]
+fn host_files_must_be_what_the_config_means() {
+    let f = Fixture::new();
+    let board =
+        format!("{BOARD}[image]\nbootloader = {{ path = \"/etc/passwd\", offset = 0x8000 }}\n");
+    let errs = errors(run(&f, &board, &two_vms()));
+    expect(
+        &errs,
+        "board.toml",
+        "image.bootloader.path",
+        "\"/etc/passwd\" is outside the repository, the config's directory and the guest image store",
+    );
+    let vm = vm_text(1, "vm1", "").replace("guest:testguest", "/etc/passwd");
+    let errs = errors(run(&f, BOARD, &[("a.toml", vm)]));
+    expect(
+        &errs,
+        "a.toml",
+        "kernel.kernel_path",
+        "a kernel image from elsewhere must be named as one",
+    );
+    let vm = vm_text(1, "vm1", "").replace("guest:testguest", "/etc");
+    let errs = errors(run(&f, BOARD, &[("a.toml", vm)]));
+    expect(
+        &errs,
+        "a.toml",
+        "kernel.kernel_path",
+        "\"/etc\" is not a regular file",
+    );
+    // In the config's directory: taken whatever its name.
+    f.write("kernel", "x");
+    let vm = vm_text(1, "vm1", "").replace("guest:testguest", "kernel");
+    assert!(run(&f, BOARD, &[("a.toml", vm)]).is_ok());
+}
