@@ -345,7 +345,7 @@ fn check_arch(key: &KeyPath, head: &[u8], arch: ArchLimits, out: &mut Problems) 
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "parse"))]
 mod tests {
     use super::*;
     use crate::model::{AARCH64, RISCV64};
