@@ -9,8 +9,8 @@
 //! - `devices`: emulated device models, pure state machines tested on the host.
 //! - `vmm`: VMs, vCPU placement, image loading, exit dispatch, VM lifecycle.
 //! - `console`: per-VM line buffering so VM output never interleaves mid-line.
-//! - `boot_image`: the Linux `Image` header arm64 and RISC-V share; a leaf that
-//!   `arch` describes its variant with.
+//! - `boot_image`: the Linux `Image` header arm64 and RISC-V share (`vmconfig::image`,
+//!   so xtask checks placements with the same reader); `arch` names its variant.
 //!
 //! On the host (`cargo test -p hypervisor`) everything but the bare-metal entry and
 //! the assembly builds and is unit-tested.
@@ -19,7 +19,7 @@
 extern crate alloc;
 
 pub mod arch;
-pub mod boot_image;
+pub use vmconfig::image as boot_image;
 pub mod console;
 pub mod devices;
 pub mod drivers;

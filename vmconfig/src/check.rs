@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use crate::key::{KeyPath, Problems};
 use crate::model::*;
-use crate::range::{human_size, Range, PAGE};
+use crate::range::{Range, PAGE};
 use crate::schema::{BaseToml, DevicesToml, KernelToml, Raw};
 
 /// Checks a config's three sections and builds the VM from them. `None` when the
@@ -27,7 +27,15 @@ pub fn check_vm(
     let images = kernel_images(kernel, &memory, out);
     let emu_devices = emu_devices(&devices.emu_devices, arch, out);
     check_plic_sources(&emu_devices, arch, out);
+    if arch.irq_chip == IrqChip::Gic {
+        crate::irq::check_gic(
+            &emu_devices,
+            base.cpu_num.min(u64::from(u32::MAX)) as u32,
+            out,
+        );
+    }
     let (passthrough, dt_passthrough, excluded) = passthrough(devices, out);
+    crate::irq::check_irqs(&emu_devices, &passthrough, arch, out);
     let interrupt_mode = irq_mode(devices.interrupt_mode.as_deref(), out);
     check_device_overlaps(&emu_devices, &passthrough, &memory, out);
     let (kernel_img, dtb, ramdisk, dtb_load_gpa) = images?;
@@ -364,43 +372,6 @@ fn check_addresses(k: &KernelToml, mem: &[MemRegion], dtb: Option<u64>, out: &mu
     }
 }
 
-/// Checks that an image of `size` bytes loaded at `load` lies inside one RAM region.
-pub fn image_fits(load: u64, size: u64, mem: &[MemRegion]) -> Result<(), String> {
-    let r = Range::new(load, size.max(1));
-    if mem.iter().any(|m| m.is_ram() && m.range.contains_range(&r)) {
-        return Ok(());
-    }
-    let regions: Vec<String> = mem
-        .iter()
-        .filter(|m| m.is_ram())
-        .map(|m| m.range.to_string())
-        .collect();
-    Err(format!(
-        "the image ({}, {r}) does not fit in the VM's memory ({})",
-        human_size(size),
-        regions.join(", ")
-    ))
-}
-
-/// Checks images of known sizes: each inside the VM's RAM, none overlapping another.
-pub fn check_image_sizes(images: &[(&ImageRef, u64)], mem: &[MemRegion], out: &mut Problems) {
-    let mut placed: Vec<(&ImageRef, Range)> = Vec::new();
-    for &(img, size) in images {
-        if let Err(why) = image_fits(img.load, size, mem) {
-            out.error(&img.key, why);
-            continue;
-        }
-        let r = Range::new(img.load, size.max(1));
-        if let Some((other, or)) = placed.iter().find(|(_, or)| or.overlaps(&r)) {
-            out.error(
-                &img.key,
-                format!("the image at {r} overlaps {} ({or})", other.key),
-            );
-        }
-        placed.push((img, r));
-    }
-}
-
 fn emu_devices(raw: &[Raw], arch: ArchLimits, out: &mut Problems) -> Vec<EmuDevice> {
     let key = KeyPath::new("devices").key("emu_devices");
     raw.iter()
@@ -440,6 +411,9 @@ fn emu_device(raw: &Raw, k: &KeyPath, arch: ArchLimits, out: &mut Problems) -> O
                 known.join(", ")
             ),
         );
+        ok = false;
+    } else if let Some(why) = crate::irq::emu_type_arch_problem(emu_type as u32, arch) {
+        out.error(&k.index(4), why);
         ok = false;
     }
     if irq > arch.max_irq {

@@ -15,19 +15,24 @@ pub mod check;
 pub mod cpus;
 #[cfg(feature = "devtree")]
 pub mod devtree;
+pub mod host;
+pub mod image;
+pub mod irq;
 #[cfg(feature = "schema")]
 pub mod json_schema;
 pub mod key;
 pub mod model;
 #[cfg(feature = "parse")]
 pub mod parse;
+pub mod paths;
 pub mod range;
 pub mod schema;
 
 #[cfg(all(test, feature = "parse"))]
 mod tests;
 
-pub use check::{check_image_sizes, check_vm, image_fits, valid_name};
+pub use check::{check_vm, valid_name};
+pub use image::{check_images, image_fits, Loaded};
 pub use key::{KeyPath, Problem, Problems, Seg, Severity};
 pub use model::*;
 #[cfg(feature = "parse")]

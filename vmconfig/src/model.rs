@@ -26,6 +26,16 @@ pub const EMU_TYPES: &[(u32, &str)] = &[
 pub const EMU_CONSOLE: u32 = 0x2;
 /// `emu_type` of a RISC-V PLIC.
 pub const EMU_PLIC: u32 = 0x30;
+/// `emu_type` of a GICv2 CPU interface window (AxVisor's "interrupt controller").
+pub const EMU_GIC_CPU_IF: u32 = 0x1;
+/// `emu_type` of a GICv3 redistributor region.
+pub const EMU_GIC_REDIST: u32 = 0x20;
+/// `emu_type` of a GIC distributor.
+pub const EMU_GIC_DIST: u32 = 0x21;
+/// `emu_type` of a GIC ITS.
+pub const EMU_GIC_ITS: u32 = 0x22;
+/// The `emu_type`s that are a GIC's parts (aarch64 only).
+pub const EMU_GIC_PARTS: [u32; 4] = [EMU_GIC_CPU_IF, EMU_GIC_REDIST, EMU_GIC_DIST, EMU_GIC_ITS];
 
 /// Memory region flag bits (`memory_regions` third field): AxVisor's mapping flags.
 /// Its stock configs use 0x7 and 0xf (read, write, execute, user) for RAM and 0x13 /
@@ -258,10 +268,24 @@ impl<I> VmConfig<I> {
     }
 }
 
+/// The interrupt controller of an architecture, as the checks know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqChip {
+    /// Arm GIC: INTIDs 0-15 are SGIs, 16-31 PPIs, 32 and up SPIs.
+    Gic,
+    /// RISC-V PLIC: sources 1..=N (0 is "no interrupt").
+    Plic,
+    /// x86 local/IO APIC (no VM rules yet).
+    Apic,
+}
+
 /// What the checks need to know about the architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ArchLimits {
     pub name: &'static str,
+    pub irq_chip: IrqChip,
+    /// The Linux `Image` header variant of the architecture, if it has one.
+    pub linux_image: Option<crate::image::Format>,
     /// The largest interrupt number a device may have.
     pub max_irq: u64,
     /// Device interrupts are sources of an emulated PLIC (emu_type 0x30) numbered
@@ -273,17 +297,23 @@ pub struct ArchLimits {
 
 pub const AARCH64: ArchLimits = ArchLimits {
     name: "aarch64",
+    irq_chip: IrqChip::Gic,
+    linux_image: Some(crate::image::ARM64),
     max_irq: 1019,
     plic_sources: None,
 };
 pub const RISCV64: ArchLimits = ArchLimits {
     name: "riscv64",
+    irq_chip: IrqChip::Plic,
+    linux_image: Some(crate::image::RISCV),
     max_irq: 1023,
     // The hypervisor's virtual PLIC (QEMU virt's source count).
     plic_sources: Some(95),
 };
 pub const X86_64: ArchLimits = ArchLimits {
     name: "x86_64",
+    irq_chip: IrqChip::Apic,
+    linux_image: None,
     max_irq: 255,
     plic_sources: None,
 };

@@ -165,24 +165,31 @@ fn images_must_fit_and_not_overlap() {
         AARCH64,
     );
     let vm = p.vm.unwrap();
-    let rd = vm.ramdisk.as_ref().unwrap();
+    let sized = |len| Some(Loaded { head: &[], len });
     let mut out = Problems::default();
-    check_image_sizes(&[(&vm.kernel, 0x1000), (rd, 0x1000)], &vm.memory, &mut out);
+    check_images(&vm, sized(0x1000), None, sized(0x1000), AARCH64, &mut out);
     assert!(!out.has_errors(), "{out:?}");
-    check_image_sizes(
-        &[(&vm.kernel, 0x10_0000), (rd, 0x1000)],
-        &vm.memory,
+    check_images(
+        &vm,
+        sized(0x10_0000),
+        None,
+        sized(0x1000),
+        AARCH64,
         &mut out,
     );
     let errs: Vec<String> = out.errors().map(|e| e.to_string()).collect();
-    expect(&errs, "kernel.ramdisk_path", "overlaps kernel.kernel_path");
+    expect(
+        &errs,
+        "kernel.ramdisk_path",
+        "overlaps the kernel at 0x40080000..0x40180000 (kernel.kernel_path)",
+    );
     let mut out = Problems::default();
-    check_image_sizes(&[(&vm.kernel, 0x200_0000)], &vm.memory, &mut out);
+    check_images(&vm, sized(0x200_0000), None, None, AARCH64, &mut out);
     let errs: Vec<String> = out.errors().map(|e| e.to_string()).collect();
     expect(
         &errs,
         "kernel.kernel_path",
-        "does not fit in the VM's memory (0x40000000..0x41000000)",
+        "the kernel (32 MiB, 0x40080000..0x42080000) does not fit in the VM's memory (0x40000000..0x41000000)",
     );
     let errs = errors(&GOOD.replace("cmdline", "ramdisk_path = \"rd\"\ncmdline"));
     expect(&errs, "kernel.ramdisk_path", "needs ramdisk_load_addr");
@@ -456,8 +463,14 @@ fn riscv_console_needs_the_plic() {
         "devices.emu_devices[0]",
         "needs an emulated PLIC (emu_type 0x30) on riscv64",
     );
-    // The same VM on aarch64 has no such rule (its GIC is checked against the board).
-    assert!(!parse_vm(&no_plic, AARCH64).problems.has_errors());
+    // On aarch64 there is no PLIC to pair with, but interrupt 10 is an SGI there.
+    expect(
+        &errors_of(&no_plic, AARCH64),
+        "devices.emu_devices[0][3]",
+        "irq_id 10 is an SGI",
+    );
+    let no_plic_spi = no_plic.replace("0x100, 10, 0x2", "0x100, 42, 0x2");
+    assert!(!parse_vm(&no_plic_spi, AARCH64).problems.has_errors());
     for irq in [0, 96] {
         let bad = RISCV.replace("0x100, 10, 0x2", &format!("0x100, {irq}, 0x2"));
         expect(
@@ -488,7 +501,7 @@ fn errors_of(text: &str, arch: ArchLimits) -> Vec<String> {
 fn device_tree_paths() {
     let text = GOOD.replace(
         "[devices]",
-        "[devices]\npassthrough_devices = [[\"/pl031@9010000\"], \"/soc\", [\"p\", 0x1000, 0x1000, 0x1000, 1]]\nexcluded_devices = [[\"/soc/gpio@1000\"]]",
+        "[devices]\npassthrough_devices = [[\"/pl031@9010000\"], \"/soc\", [\"p\", 0x1000, 0x1000, 0x1000, 48]]\nexcluded_devices = [[\"/soc/gpio@1000\"]]",
     );
     let p = parse_vm(&text, AARCH64);
     assert!(p.problems.items.is_empty(), "{:?}", p.problems);

@@ -302,6 +302,40 @@ impl BoardInfo {
             .map(Isa)
     }
 
+    /// The host windows the hypervisor keeps (its interrupt controller's frames, its
+    /// console, the power device it ends the machine with): never passed through to
+    /// a VM (`vmconfig::host`, the rule xtask checks against the board file).
+    pub fn kept_windows(&self) -> alloc::vec::Vec<vmconfig::host::HostWindow> {
+        use vmconfig::host::{self as h, HostWindow};
+        let w = |what, r: Range| HostWindow::new(what, r.base, r.size);
+        let mut out = alloc::vec::Vec::new();
+        match self.irq_controller {
+            Some(IrqController::Gic(Gic::V2 {
+                gicd,
+                gicc,
+                gich,
+                gicv,
+                ..
+            })) => {
+                out.push(w(h::GICD, gicd));
+                out.push(w(h::GICC, gicc));
+                out.extend(gich.map(|r| w(h::GICH, r)));
+                out.extend(gicv.map(|r| w(h::GICV, r)));
+            }
+            Some(IrqController::Gic(Gic::V3 { gicd, gicr, .. })) => {
+                out.push(w(h::GICD, gicd));
+                out.push(w(h::GICR, gicr));
+            }
+            Some(IrqController::Plic(p)) => out.push(HostWindow::new(h::PLIC, p.base, p.size)),
+            None => {}
+        }
+        if let Some(u) = self.console {
+            out.push(HostWindow::new(h::CONSOLE, u.base, u.size));
+        }
+        out.extend(self.firmware.sifive_test.map(|r| w(h::POWER, r)));
+        out
+    }
+
     pub fn gic(&self) -> Option<&Gic> {
         match &self.irq_controller {
             Some(IrqController::Gic(g)) => Some(g),

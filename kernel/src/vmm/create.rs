@@ -28,6 +28,7 @@ pub fn create_vm(
     frames: &mut FrameAllocator,
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(&spec, platform)?;
+    check_passthrough(&spec, platform)?;
     let devices = VmDevices::new(&spec)?;
     let direct = Current::direct_windows(&spec, platform)?;
     let mut held = Holdings::default();
@@ -85,6 +86,25 @@ impl Holdings {
             }
         }
     }
+}
+
+/// Every passthrough window against what the host keeps (`vmconfig::host`, the rule
+/// xtask checks against the board file): never the hypervisor's interrupt
+/// controller, console or power device, never host RAM.
+fn check_passthrough(spec: &VmSpec, platform: &BoardInfo) -> Result<(), String> {
+    let kept = platform.kept_windows();
+    let ram: Vec<vmconfig::Range> = platform
+        .ram()
+        .iter()
+        .map(|r| vmconfig::Range::new(r.base, r.size))
+        .collect();
+    for d in spec.passthrough_devices.iter() {
+        let host = vmconfig::Range::new(d.base_hpa, d.length);
+        if let Some(why) = vmconfig::host::passthrough_problem(host, &kept, &ram) {
+            return Err(format!("passthrough device {}: {why}", d.name));
+        }
+    }
+    Ok(())
 }
 
 /// Memory, images and first-touch blocks of a VM being built, into `held`.
@@ -391,6 +411,13 @@ fn prepare_images(spec: &VmSpec, ram: &GuestRam) -> Result<Images, String> {
         .collect();
     let kernel = spec.kernel;
     let end = kernel.load_gpa + kernel.data.len() as u64;
+    // Nothing placed may overlap anything else (the checks placed the generated DTB
+    // by an estimate; this is its real size).
+    let mut placed = others.clone();
+    placed.push(("kernel image", kernel.load_gpa, end));
+    if let Some(why) = overlap(&placed) {
+        return Err(why);
+    }
     let mut footprints: Vec<(u64, u64)> = others.iter().map(|o| (o.1, o.2)).collect();
     footprints.push((kernel.load_gpa, end));
     // A kernel with a boot-protocol header (Linux) uses more than its file: check
@@ -408,6 +435,23 @@ fn prepare_images(spec: &VmSpec, ram: &GuestRam) -> Result<Images, String> {
     Ok(Images { parts, footprints })
 }
 
+/// The first two of `parts` (what, start, end) that overlap, said.
+fn overlap(parts: &[(&'static str, u64, u64)]) -> Option<String> {
+    parts
+        .iter()
+        .enumerate()
+        .find_map(|(i, &(what, start, end))| {
+            parts[..i]
+                .iter()
+                .find(|&&(_, s, e)| start < e && s < end && start < end && s < e)
+                .map(|&(other, s, e)| {
+                    format!(
+                        "the {what} at {start:#x}..{end:#x} overlaps the {other} at {s:#x}..{e:#x}"
+                    )
+                })
+        })
+}
+
 fn guest_dtb_address(spec: &VmSpec) -> u64 {
     match (spec.dtb, spec.dtb_load_gpa) {
         (Some(d), _) => d.load_gpa,
@@ -419,4 +463,21 @@ fn guest_dtb_address(spec: &VmSpec) -> u64 {
 fn generate_dtb(spec: &VmSpec, ram: &GuestRam) -> Result<Vec<u8>, String> {
     let memory: Vec<(u64, u64)> = ram.regions.iter().map(|m| (m.gpa, m.size)).collect();
     Current::guest_description(spec, &memory)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placed_parts_must_not_overlap() {
+        let parts = [
+            ("DTB", 0x4000_0000, 0x4010_2000),
+            ("initramfs", 0x4800_0000, 0x4800_1000),
+        ];
+        assert_eq!(super::overlap(&parts), None);
+        let kernel = ("kernel image", 0x4008_0000, 0x4009_0000);
+        assert_eq!(
+            super::overlap(&[parts[0], parts[1], kernel]).as_deref(),
+            Some("the kernel image at 0x40080000..0x40090000 overlaps the DTB at 0x40000000..0x40102000")
+        );
+    }
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::config::diag::{KeyPath, Report};
 use crate::config::range::human_size;
-use crate::config::vm::{image_fits, ImageLocation, ImageSource};
+use crate::config::vm::{file_facts, loaded, ImageLocation, ImageSource, ImageSpec};
 use crate::config::{self, ConfigError, Plan, VmList};
 use crate::elf::{arm64_image_header, elf_to_raw, RawImage};
 use crate::gen::{generate, GuestImages};
@@ -217,8 +217,31 @@ fn check_guest_images(plan: &Plan, raws: &[(String, RawImage)]) -> Result<()> {
                 ),
             ));
         }
-        if let Err(why) = image_fits(img, raw.data.len() as u64, &vm.memory) {
-            report.push(vm.src.error(&img.key, format!("guest {krate}: {why}")));
+        // The shared image checks, now that the kernel's size is known.
+        let facts = |i: &Option<ImageSpec>| match i.as_ref().map(|i| &i.source) {
+            Some(ImageSource::File(p)) => file_facts(p),
+            _ => None,
+        };
+        let (dtb, ramdisk) = (facts(&vm.dtb), facts(&vm.ramdisk));
+        let kernel = vmconfig::Loaded {
+            head: &raw.data[..raw.data.len().min(vmconfig::image::HEAD_LEN)],
+            len: raw.data.len() as u64,
+        };
+        let mut problems = vmconfig::Problems::default();
+        let arch = config::vm::limits(plan.board.arch);
+        vmconfig::check_images(
+            &vm.cfg,
+            Some(kernel),
+            loaded(&dtb),
+            loaded(&ramdisk),
+            arch,
+            &mut problems,
+        );
+        for p in problems.errors() {
+            report.push(
+                vm.src
+                    .error(&p.key, format!("guest {krate}: {}", p.message)),
+            );
         }
     }
     if report.has_errors() {

@@ -34,7 +34,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "bad-config",
-        "a bad VM config is rejected with file, key and reason before any build",
+        "a bad VM config (xtask/tests/data/bad-vm.toml: vCPU list, overlapping regions, unknown emu_type, an SGI as a UART interrupt, a PLIC on aarch64) is rejected with file, key and reason for each before any build",
     ),
     (
         "dt-passthrough",
@@ -1108,6 +1108,8 @@ const BAD_VM_ERRORS: &[(&str, &str)] = &[
         "overlaps kernel.memory_regions[0]",
     ),
     ("devices.emu_devices[0][4]", "unknown emu_type 0x99"),
+    ("devices.emu_devices[1][3]", "irq_id 5 is an SGI"),
+    ("devices.emu_devices[2][4]", "is a riscv64 device"),
 ];
 
 /// Runs `xtask build` on the bad config with `$CARGO` pointing at a shim that logs
@@ -1383,7 +1385,9 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
     fn bad_config_verdicts() {
         let good_text = "error: xtask/tests/data/bad-vm.toml:9:1: base.phys_cpu_ids: has 1 entries but cpu_num = 2\n\
                          error: xtask/tests/data/bad-vm.toml:18:5: kernel.memory_regions[1]: region x overlaps kernel.memory_regions[0] (y)\n\
-                         error: xtask/tests/data/bad-vm.toml:24:38: devices.emu_devices[0][4]: unknown emu_type 0x99 (known: ...)\n";
+                         error: xtask/tests/data/bad-vm.toml:24:38: devices.emu_devices[0][4]: unknown emu_type 0x99 (known: ...)\n\
+                         error: xtask/tests/data/bad-vm.toml:26:38: devices.emu_devices[1][3]: irq_id 5 is an SGI (...)\n\
+                         error: xtask/tests/data/bad-vm.toml:27:38: devices.emu_devices[2][4]: emu_type 0x30 (...) is a riscv64 device: ...\n";
         let calls = "metadata --format-version 1 --manifest-path x --no-deps\n";
         assert!(bad_config_problems(false, good_text, calls).is_empty());
         assert_eq!(bad_config_problems(true, good_text, calls).len(), 1);
@@ -1395,6 +1399,6 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
             "no shim log: cannot judge"
         );
         let missing = good_text.lines().take(2).collect::<Vec<_>>().join("\n");
-        assert_eq!(bad_config_problems(false, &missing, calls).len(), 1);
+        assert_eq!(bad_config_problems(false, &missing, calls).len(), 3);
     }
 }

@@ -285,10 +285,17 @@ pub struct Board {
     pub ram: Vec<Range>,
     pub reserved: Vec<Range>,
     pub qemu: Option<QemuToml>,
-    /// `[devices] gic_version` (2 or 3) and `gicv` (GICv2 virtual CPU interface), if
-    /// the board says: VM GICs are checked against them.
-    pub gic_version: Option<u32>,
+    /// The host's GIC version (2 or 3) and where that comes from (`[devices]
+    /// gic_version`, or a QEMU virt board's `gic-version=` machine option): VM GICs
+    /// are checked against it. `None`: unknown (the check is skipped with a warning).
+    pub gic: Option<(u32, String)>,
+    /// `[devices] gicv` (GICv2 virtual CPU interface), if the board says.
     pub gicv: Option<Range>,
+    /// Host windows the hypervisor keeps (interrupt controller, console, ...) and
+    /// where they come from (`[devices]`, or QEMU virt's memory map): never passed
+    /// through. `None`: unknown (passthrough is checked against RAM only, with a
+    /// warning).
+    pub kept: Option<(Vec<vmconfig::host::HostWindow>, String)>,
     /// `[image]`: how `cargo xtask image` writes a card image for the board.
     pub image: Option<ImageConfig>,
     /// `host_dtb`: the board's device tree, for the host checks of device-tree
@@ -381,7 +388,8 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         check_device_windows(src, d, &ram, report);
         check_gic_version(src, d, report);
     }
-    let gic_version = devices.as_ref().and_then(|d| d.gic_version);
+    let gic = board_gic(devices.as_ref(), qemu.as_ref(), arch);
+    let kept = kept_windows(devices.as_ref(), qemu.as_ref(), arch);
     let gicv = devices
         .as_ref()
         .and_then(|d| d.gicv)
@@ -421,8 +429,9 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         ram,
         reserved,
         qemu,
-        gic_version,
+        gic,
         gicv,
+        kept,
         image,
         host_dtb,
         uboot,
@@ -692,5 +701,75 @@ fn check_device_windows(src: &Source, d: &DevicesToml, ram: &[Range], report: &m
                 format!("device window {w} overlaps RAM region {r}"),
             ));
         }
+    }
+}
+
+/// Whether the board is QEMU's `virt` machine (its memory map is known).
+fn qemu_virt(qemu: Option<&QemuToml>) -> bool {
+    qemu.is_some_and(|q| q.machine.split(',').next() == Some("virt"))
+}
+
+/// The host's GIC version: `[devices] gic_version`, else a QEMU virt board's
+/// `gic-version=` machine option (QEMU's default is 2).
+fn board_gic(
+    devices: Option<&DevicesToml>,
+    qemu: Option<&QemuToml>,
+    arch: Option<Arch>,
+) -> Option<(u32, String)> {
+    if arch != Some(Arch::Aarch64) {
+        return None;
+    }
+    if let Some(v) = devices.and_then(|d| d.gic_version) {
+        return Some((v, format!("[devices] gic_version = {v}")));
+    }
+    let q = qemu.filter(|q| qemu_virt(Some(q)))?;
+    let option = q
+        .machine
+        .split(',')
+        .find_map(|o| o.strip_prefix("gic-version="));
+    match option {
+        None => Some((
+            2,
+            "QEMU virt's default GIC, version 2: [qemu] machine has no gic-version=".into(),
+        )),
+        Some("2") => Some((2, "[qemu] machine gic-version=2".into())),
+        Some("3") => Some((3, "[qemu] machine gic-version=3".into())),
+        // "max", "host", 4: QEMU picks; unknown here.
+        Some(_) => None,
+    }
+}
+
+/// What the hypervisor keeps of the host: `[devices]`, else QEMU virt's memory map.
+fn kept_windows(
+    devices: Option<&DevicesToml>,
+    qemu: Option<&QemuToml>,
+    arch: Option<Arch>,
+) -> Option<(Vec<vmconfig::host::HostWindow>, String)> {
+    use vmconfig::host::{self as h, HostWindow};
+    if let Some(d) = devices {
+        let what = |k: &str| match k {
+            "uart" => h::CONSOLE,
+            "gicd" => h::GICD,
+            "gicr" => h::GICR,
+            "gicc" => h::GICC,
+            "gich" => h::GICH,
+            "gicv" => h::GICV,
+            "gits" => h::GITS,
+            _ => h::PLIC,
+        };
+        let windows = d
+            .windows()
+            .into_iter()
+            .map(|(k, r)| HostWindow::new(what(k), r.base, r.size))
+            .collect();
+        return Some((windows, "the board's [devices]".into()));
+    }
+    if !qemu_virt(qemu) {
+        return None;
+    }
+    match arch? {
+        Arch::Aarch64 => Some((h::qemu_virt_aarch64(), "QEMU virt's memory map".into())),
+        Arch::Riscv64 => Some((h::qemu_virt_riscv64(), "QEMU virt's memory map".into())),
+        Arch::X86_64 => None,
     }
 }

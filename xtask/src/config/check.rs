@@ -122,21 +122,36 @@ fn check_host_regions(board: &Board, vms: &[Vm], report: &mut Report) {
 }
 
 /// Passthrough windows give a VM host physical addresses: never RAM (that is what
-/// identity/reserved memory regions are for) and never a device another VM has.
+/// identity/reserved memory regions are for), never what the hypervisor keeps (the
+/// shared rule `vmconfig::host`, which the hypervisor applies at boot against what
+/// its firmware describes) and never a device another VM has.
 fn check_passthrough(board: &Board, vms: &[Vm], report: &mut Report) {
     let mut taken: Vec<(String, Range)> = Vec::new();
+    let (kept, from) = match &board.kept {
+        Some((k, from)) => (k.as_slice(), from.as_str()),
+        None => (&[][..], ""),
+    };
     for vm in vms {
+        for (windows, ram, said) in [(kept, &[][..], from), (&[][..], &board.ram[..], "")] {
+            let mut problems = vmconfig::Problems::default();
+            vmconfig::host::check_passthrough(&vm.passthrough, windows, ram, &mut problems);
+            vmconfig::host::check_passthrough(&vm.dt_windows, windows, ram, &mut problems);
+            for p in problems.errors() {
+                let why = match said {
+                    "" => p.message.clone(),
+                    from => format!("{} (as {from} says)", p.message),
+                };
+                report.push(vm.src.error(&p.key, why));
+            }
+        }
+        if board.kept.is_none() && !(vm.passthrough.is_empty() && vm.dt_windows.is_empty()) {
+            report.push(vm.src.warning(
+                &KeyPath::new("devices").key("passthrough_devices"),
+                format!("checked against board {}'s RAM only: the board file has no [devices] (uart, gicd, gicr, ...) and is not a QEMU virt board, so the hypervisor's own devices are not known here (the hypervisor still refuses them at boot)", board.name),
+            ));
+        }
         for d in vm.passthrough.iter().chain(&vm.dt_windows) {
             let host = Range::new(d.hpa, d.len);
-            if let Some(r) = board.ram.iter().find(|r| r.overlaps(&host)) {
-                report.push(vm.src.error(
-                    &d.key,
-                    format!(
-                        "passthrough device {} at host {host} overlaps board RAM {r}",
-                        d.name
-                    ),
-                ));
-            }
             if let Some((owner, or)) = taken.iter().find(|(_, or)| or.overlaps(&host)) {
                 report.push(vm.src.error(
                     &d.key,

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use vmconfig::paths::FileKind;
 
 use super::board::parse_qemu_size;
 use super::diag::{KeyPath, Report};
@@ -160,7 +161,7 @@ pub(super) fn check_image(
         if d.offset.is_some() {
             report.push(src.error(&k.key("offset"), "only the bootloader has an offset"));
         }
-        file_source(src, root, &k, d, report)
+        file_source(src, root, &k, FileKind::Dtb, d, report)
     });
     if report.error_count() != before {
         return None;
@@ -206,7 +207,7 @@ fn check_bootloader(
     partition_offset: u64,
     report: &mut Report,
 ) -> Option<Bootloader> {
-    let source = file_source(src, root, key, b, report);
+    let source = file_source(src, root, key, FileKind::Bootloader, b, report);
     let Some(offset) = b.offset else {
         report.push(src.error(
             &key.key("offset"),
@@ -234,6 +235,7 @@ fn file_source(
     src: &Source,
     root: &Path,
     key: &KeyPath,
+    kind: FileKind,
     f: &FileToml,
     report: &mut Report,
 ) -> Option<FileSource> {
@@ -256,8 +258,17 @@ fn file_source(
         }
     }
     if let Some(p) = &f.path {
+        let path = root.join(p);
+        // A file that is not there yet (built later) is reported where it is read.
+        if path.exists() {
+            let board_dir = src.path.parent().unwrap_or(root);
+            if let Some(why) = super::vm::host_file_problem(p, &path, kind, &[root, board_dir]) {
+                report.push(src.error(&key.key("path"), why));
+                return None;
+            }
+        }
         return Some(FileSource::Path {
-            path: root.join(p),
+            path,
             shown: p.clone(),
         });
     }

@@ -44,7 +44,7 @@ hv_load_addr = 0x4020_0000
 [memory]
 ram = [[0x4000_0000, 0x4000_0000]]
 [qemu]
-machine = "virt"
+machine = "virt,virtualization=on,gic-version=3"
 memory = "1G"
 "#;
 
@@ -189,7 +189,7 @@ fn unknown_board_key_and_section_key() {
     let f = Fixture::new();
     let board = BOARD
         .replace("smp = 4", "smp = 4\nspeed = 9")
-        .replace("machine = \"virt\"", "machine = \"virt\"\ncolor = 1");
+        .replace("gic-version=3\"", "gic-version=3\"\ncolor = 1");
     let errs = errors(run(&f, &board, &two_vms()));
     expect(&errs, "board.toml", "speed", "unknown field `speed`");
     expect(&errs, "board.toml", "qemu.color", "unknown field `color`");
@@ -481,7 +481,7 @@ fn overlapping_images() {
         &errs,
         "a.toml",
         "kernel.dtb_path",
-        "overlaps kernel.kernel_path",
+        "the DTB at 0x40081000..0x40081100 overlaps the kernel at 0x40080000..0x40082000 (kernel.kernel_path)",
     );
 }
 
@@ -905,7 +905,7 @@ fn passthrough_must_not_expose_ram_or_be_shared() {
         &errs,
         "a.toml",
         "devices.passthrough_devices[0]",
-        "overlaps board RAM 0x40000000..0x80000000",
+        "overlaps host RAM 0x40000000..0x80000000",
     );
     expect(
         &errs,
@@ -956,8 +956,35 @@ fn gic_versions_must_match_the_board() {
     );
     assert!(run(&f, &board_with_gic(2), &v2).is_ok());
     assert!(run(&f, &board_with_gic(3), &v3).is_ok());
-    // A board that does not say: the hypervisor checks at boot.
-    assert!(run(&f, BOARD, &v2).is_ok());
+    // A QEMU board without [devices]: its machine option says.
+    let errs = errors(run(&f, BOARD, &v2));
+    expect(
+        &errs,
+        "a.toml",
+        "devices.emu_devices[1][4]",
+        "but board testboard has a GICv3 ([qemu] machine gic-version=3)",
+    );
+    let default_v2 = BOARD.replace(",gic-version=3", "");
+    let errs = errors(run(&f, &default_v2, &v3));
+    expect(
+        &errs,
+        "b.toml",
+        "devices.emu_devices[1][4]",
+        "has a GICv2 (QEMU virt's default GIC, version 2",
+    );
+    // A board that says nothing: a warning that the check was not made (the
+    // hypervisor checks at boot).
+    let unknown = BOARD.replace(
+        "machine = \"virt,virtualization=on,gic-version=3\"",
+        "machine = \"sbsa-ref\"",
+    );
+    let plan = run(&f, &unknown, &v2).expect("accepted with a warning");
+    let w = plan.warnings.to_string();
+    assert!(
+        w.contains("a.toml")
+            && w.contains("not checked: whether this VM's GIC version is the host's"),
+        "{w}"
+    );
     let errs = errors(run(&f, &board_with_gic(4), &v3));
     expect(
         &errs,
@@ -1042,7 +1069,7 @@ fn repository_gicv2_vms_only_on_the_gicv2_board() {
     let ctx = Context { guest_crates: &g };
     let on = |board: &str| load(repo(), &repo().join(board), VmList::Override(&vms), &ctx);
     let plan = on("configs/board/qemu-aarch64-gicv2.toml").unwrap();
-    assert_eq!(plan.board.gic_version, Some(2));
+    assert_eq!(plan.board.gic.as_ref().map(|g| g.0), Some(2));
     let errs = errors(on("configs/board/qemu-aarch64.toml"));
     assert_eq!(errs.len(), 2, "{errs:?}");
     assert!(
@@ -1064,7 +1091,7 @@ fn stock_identity_gib_fits_the_qemu_board() {
                 "memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]",
                 &format!("memory_regions = [[{base}, 0x4000_0000, 0xf, 1]]"),
             )
-            .replace("0x4008_0000", &base.replace("0000_0000", "0008_0000"))
+            .replace("0x4008_0000", &base.replace("000_0000", "008_0000"))
     };
     let g = guests();
     let b = f.write("board.toml", &board);
@@ -1245,4 +1272,155 @@ fn device_tree_passthrough_on_rk3588() {
         "devices.passthrough_devices[1]",
         "is disabled",
     );
+}
+
+/// The isolation rules of issue 14 as `cargo xtask check` applies them: the same
+/// cases and messages as the hypervisor's for card configs
+/// (`vmm::fs::tests::isolation_rules_as_xtask_checks_them`), all from `vmconfig`.
+#[test]
+fn isolation_rules_as_on_the_card() {
+    const VM3: &str = r#"
+[base]
+id = 3
+name = "vm3"
+cpu_num = 2
+
+[kernel]
+entry_point = 0x4008_0000
+kernel_path = "testguest.bin"
+kernel_load_addr = 0x4008_0000
+cmdline = ""
+memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]
+
+[devices]
+emu_devices = [["uart", 0x0900_0000, 0x1000, 33, 0x2, []]]
+"#;
+    const UART: &str = "[[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]]";
+    let board = format!(
+        "{BOARD}[devices]\nuart = [0x0900_0000, 0x1000]\ngic_version = 3\ngicd = [0x0800_0000, 0x1_0000]\ngicr = [0x080a_0000, 0xf6_0000]\n"
+    );
+    let with_devices = |devs: &str| VM3.replace(UART, devs);
+    let cases: [(String, &str); 9] = [
+        (
+            with_devices("[[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []], [\"plic\", 0x0c00_0000, 0x60_0000, 0, 0x30, []]]"),
+            "devices.emu_devices[1][4]: emu_type 0x30 (RISC-V PLIC (partial passthrough)) is a riscv64 device: aarch64 VMs have a GIC",
+        ),
+        (
+            with_devices("[[\"uart\", 0x0900_0000, 0x1000, 5, 0x2, []]]"),
+            "devices.emu_devices[0][3]: irq_id 5 is an SGI (INTID 0-15",
+        ),
+        (
+            with_devices("[[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []], [\"uart1\", 0x0901_0000, 0x1000, 33, 0x2, []]]"),
+            "devices.emu_devices[1][3]: irq_id 33 of \"uart1\" is also the interrupt of devices.emu_devices[0] (\"uart\")",
+        ),
+        (
+            with_devices("[[\"gicr\", 0x080a_0000, 0x4_0000, 0, 0x20, []], [\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]]"),
+            "devices.emu_devices[0][4]: a GICv3 redistributor region (emu_type 0x20) needs a GIC distributor (emu_type 0x21)",
+        ),
+        (
+            VM3.replace("[devices]", "[devices]\npassthrough_devices = [[\"gicd\", 0x0800_0000, 0x0800_0000, 0x1_0000, 0]]"),
+            "devices.passthrough_devices[0]: passthrough device gicd: host 0x8000000..0x8010000 overlaps the hypervisor's GIC distributor (GICD) at 0x8000000..0x8010000",
+        ),
+        (
+            VM3.replace("[devices]", "[devices]\npassthrough_devices = [[\"con\", 0x0a00_0000, 0x0900_0000, 0x1000, 0]]"),
+            "devices.passthrough_devices[0]: passthrough device con: host 0x9000000..0x9001000 overlaps the hypervisor's console UART at 0x9000000..0x9001000",
+        ),
+        (
+            VM3.replace("cmdline = \"\"", &format!("cmdline = \"{}\"", "x".repeat(1 << 20))),
+            "kernel.dtb_load_addr: the generated DTB (estimated from cmdline, vCPUs and devices) at 0x40000000..0x40102000 overlaps the kernel at 0x40080000..0x40082000",
+        ),
+        (
+            VM3.replace("cmdline = \"\"", "cmdline = \"\"\nramdisk_path = \"rd.img\"\nramdisk_load_addr = 0x4008_1000"),
+            "kernel.ramdisk_path: the ramdisk at 0x40081000..0x40082000 overlaps the kernel at 0x40080000..0x40082000 (kernel.kernel_path)",
+        ),
+        (
+            VM3.replace("testguest.bin", "riscv.bin"),
+            "kernel.kernel_path: the image is a RISC-V Linux Image (magic \"RSC\\x05\" at 0x38), but this VM runs on aarch64",
+        ),
+    ];
+    let f = Fixture::new();
+    f.write("testguest.bin", &"Z".repeat(0x2000));
+    let mut riscv = vec![0u8; 0x2000];
+    riscv[56..60].copy_from_slice(b"RSC\x05");
+    std::fs::write(f.dir.join("riscv.bin"), riscv).unwrap();
+    std::fs::write(f.dir.join("rd.img"), vec![0u8; 0x1000]).unwrap();
+    for (text, wanted) in cases {
+        let errs = errors(run(&f, &board, &[("vm3.toml", text)]));
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("vm3.toml:") && e.contains(&format!(": {wanted}"))),
+            "wanted {wanted:?} in:\n{}",
+            errs.join("\n")
+        );
+        // The only problem (as on the card, where it is the one line).
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+    }
+}
+
+/// Boards without `[devices]` do not skip the checks of the hypervisor's own
+/// devices: a QEMU virt board has the machine's known layout.
+#[test]
+fn qemu_boards_without_devices_keep_their_gic_and_console() {
+    let f = Fixture::new();
+    for (hpa, what) in [
+        (0x0800_0000u64, "GIC distributor (GICD)"),
+        (0x0900_0000, "console UART"),
+    ] {
+        let vm = vm_text(1, "vm1", "").replace(
+            "[devices]",
+            &format!(
+                "[devices]\npassthrough_devices = [[\"x\", 0x0a00_0000, {hpa:#x}, 0x1000, 0]]"
+            ),
+        );
+        let errs = errors(run(&f, BOARD, &[("a.toml", vm)]));
+        expect(
+            &errs,
+            "a.toml",
+            "devices.passthrough_devices[0]",
+            &format!("overlaps the hypervisor's {what} at {:#x}", hpa),
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("(as QEMU virt's memory map says)")),
+            "{errs:?}"
+        );
+    }
+}
+
+/// Files a config names must be files a user would mean: `/etc/shadow` as a
+/// bootloader or `/etc/passwd` as a kernel is refused (outside the repository and
+/// the config's directory, and not named as one); a file in the config's directory
+/// or one named by its kind is taken.
+#[test]
+fn host_files_must_be_what_the_config_means() {
+    let f = Fixture::new();
+    let board =
+        format!("{BOARD}[image]\nbootloader = {{ path = \"/etc/passwd\", offset = 0x8000 }}\n");
+    let errs = errors(run(&f, &board, &two_vms()));
+    expect(
+        &errs,
+        "board.toml",
+        "image.bootloader.path",
+        "\"/etc/passwd\" is outside the repository, the config's directory and the guest image store",
+    );
+    let vm = vm_text(1, "vm1", "").replace("guest:testguest", "/etc/passwd");
+    let errs = errors(run(&f, BOARD, &[("a.toml", vm)]));
+    expect(
+        &errs,
+        "a.toml",
+        "kernel.kernel_path",
+        "a kernel image from elsewhere must be named as one",
+    );
+    let vm = vm_text(1, "vm1", "").replace("guest:testguest", "/etc");
+    let errs = errors(run(&f, BOARD, &[("a.toml", vm)]));
+    expect(
+        &errs,
+        "a.toml",
+        "kernel.kernel_path",
+        "\"/etc\" is not a regular file",
+    );
+    // In the config's directory: taken whatever its name.
+    f.write("kernel", "x");
+    let vm = vm_text(1, "vm1", "").replace("guest:testguest", "kernel");
+    assert!(run(&f, BOARD, &[("a.toml", vm)]).is_ok());
 }

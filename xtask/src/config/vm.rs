@@ -12,6 +12,7 @@
 //! a file of a guest image pulled with `cargo xtask guest pull <name>`.
 use std::path::{Path, PathBuf};
 
+use vmconfig::paths::FileKind;
 use vmconfig::schema::{BasePass, DevicesPass, KernelPass};
 use vmconfig::{ImageRef, Problems, Severity, VmConfig};
 
@@ -102,9 +103,9 @@ pub fn load_vm_with(
         limits(arch),
         &mut problems,
     );
-    let images = checked.as_ref().map(|c| host_images(&src, c, report));
+    let images = checked.as_ref().map(|c| host_images(&src, root, c, report));
     if let (Some(c), Some(Some(images))) = (&checked, &images) {
-        check_file_images(c, images, &mut problems);
+        check_file_images(c, images, arch, &mut problems);
     }
     for p in &problems.items {
         report.push(match p.severity {
@@ -129,13 +130,16 @@ pub fn limits(arch: Arch) -> vmconfig::ArchLimits {
 type HostImages = (ImageSpec, Option<ImageSpec>, Option<ImageSpec>);
 
 /// Resolves every image the config names; `None` after reporting one that cannot be.
-fn host_images(src: &Source, c: &VmConfig, report: &mut Report) -> Option<HostImages> {
-    let kernel = image_spec(src, &c.kernel, true, report);
-    let dtb = c.dtb.as_ref().map(|i| image_spec(src, i, false, report));
+fn host_images(src: &Source, root: &Path, c: &VmConfig, report: &mut Report) -> Option<HostImages> {
+    let kernel = image_spec(src, root, &c.kernel, true, report);
+    let dtb = c
+        .dtb
+        .as_ref()
+        .map(|i| image_spec(src, root, i, false, report));
     let ramdisk = c
         .ramdisk
         .as_ref()
-        .map(|i| image_spec(src, i, false, report));
+        .map(|i| image_spec(src, root, i, false, report));
     Some((
         kernel?,
         dtb.map_or(Some(None), |d| d.map(Some))?,
@@ -157,6 +161,7 @@ fn from_config(src: Source, c: VmConfig, images: HostImages) -> Vm {
 /// in the guest store, else a file relative to the config.
 fn image_spec(
     src: &Source,
+    root: &Path,
     img: &ImageRef,
     allow_guest: bool,
     report: &mut Report,
@@ -190,8 +195,17 @@ fn image_spec(
     } else {
         let dir = src.path.parent().unwrap_or(Path::new("."));
         let file = dir.join(path);
-        if !file.is_file() {
+        if !file.exists() {
             report.push(src.error(k, format!("image file not found: {}", file.display())));
+            return None;
+        }
+        let kind = match k.segs().last() {
+            Some(vmconfig::Seg::Key(f)) if f == "dtb_path" => FileKind::Dtb,
+            Some(vmconfig::Seg::Key(f)) if f == "ramdisk_path" => FileKind::Ramdisk,
+            _ => FileKind::Kernel,
+        };
+        if let Some(why) = host_file_problem(path, &file, kind, &[root, dir]) {
+            report.push(src.error(k, why));
             return None;
         }
         ImageSource::File(file)
@@ -210,22 +224,75 @@ pub fn image_fits(img: &ImageSpec, size: u64, mem: &[MemRegion]) -> Result<(), S
     vmconfig::image_fits(img.load, size, mem)
 }
 
-/// The shared size checks for the images that are files (guest crates are checked
-/// once built).
-fn check_file_images(c: &VmConfig, images: &HostImages, out: &mut Problems) {
+impl vmconfig::image::Placed for ImageSpec {
+    fn key(&self) -> &KeyPath {
+        &self.key
+    }
+    fn load_key(&self) -> &KeyPath {
+        &self.load_key
+    }
+    fn load(&self) -> u64 {
+        self.load
+    }
+}
+
+/// Why the file at `file` (written `shown`) may not be the `kind` file a config
+/// names: the shared rule `vmconfig::paths`, with where the path really leads
+/// (links and `..` resolved) found out here. `known` are the directories whose
+/// files are taken as they are (the repository, the config's directory).
+pub fn host_file_problem(
+    shown: &str,
+    file: &Path,
+    kind: vmconfig::paths::FileKind,
+    known: &[&Path],
+) -> Option<String> {
+    let regular = std::fs::metadata(file).is_ok_and(|m| m.is_file());
+    let real = std::fs::canonicalize(file).ok();
+    let inside_known = real.as_ref().is_some_and(|r| {
+        known
+            .iter()
+            .filter_map(|d| std::fs::canonicalize(d).ok())
+            .any(|d| r.starts_with(d))
+    });
+    let found = vmconfig::paths::Found {
+        regular,
+        inside_known,
+    };
+    vmconfig::paths::file_problem(shown, kind, found)
+}
+
+/// The first bytes and the length of an image file (`None` when it cannot be read).
+pub fn file_facts(path: &Path) -> Option<(Vec<u8>, u64)> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut head = Vec::with_capacity(vmconfig::image::HEAD_LEN);
+    f.by_ref()
+        .take(vmconfig::image::HEAD_LEN as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some((head, len))
+}
+
+/// [`file_facts`] as the shared checks take them.
+pub fn loaded(f: &Option<(Vec<u8>, u64)>) -> Option<vmconfig::Loaded<'_>> {
+    f.as_ref()
+        .map(|(head, len)| vmconfig::Loaded { head, len: *len })
+}
+
+/// The shared image checks (architecture, boot protocol, placement and overlaps,
+/// the generated DTB's estimate) for the images that are files; a guest crate's
+/// kernel is checked with them again once built.
+fn check_file_images(c: &VmConfig, images: &HostImages, arch: Arch, out: &mut Problems) {
     let (kernel, dtb, ramdisk) = images;
-    let refs = std::iter::once(&c.kernel)
-        .chain(c.dtb.iter())
-        .chain(c.ramdisk.iter());
-    let specs = std::iter::once(kernel)
-        .chain(dtb.iter())
-        .chain(ramdisk.iter());
-    let sized: Vec<(&ImageRef, u64)> = refs
-        .zip(specs)
-        .filter_map(|(r, spec)| match &spec.source {
-            ImageSource::File(p) => std::fs::metadata(p).ok().map(|m| (r, m.len())),
-            ImageSource::Guest(_) => None,
-        })
-        .collect();
-    vmconfig::check_image_sizes(&sized, &c.memory, out);
+    let facts = |spec: &ImageSpec| match &spec.source {
+        ImageSource::File(p) => file_facts(p),
+        ImageSource::Guest(_) => None,
+    };
+    let (k, d, r) = (
+        facts(kernel),
+        dtb.as_ref().and_then(facts),
+        ramdisk.as_ref().and_then(facts),
+    );
+    vmconfig::check_images(c, loaded(&k), loaded(&d), loaded(&r), limits(arch), out);
 }

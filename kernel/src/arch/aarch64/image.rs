@@ -1,16 +1,9 @@
 //! The arm64 Linux `Image` header: the "ARM\x64" magic, and a kernel that sits
-//! text_offset above a 2 MiB boundary. The reading and the checks are shared with
-//! RISC-V in [`crate::boot_image`].
-use crate::boot_image::{Format, LoadRule};
+//! text_offset above a 2 MiB boundary. The format, its reading and its checks live in
+//! [`crate::boot_image`] (`vmconfig::image`), shared with xtask.
+use crate::boot_image::Format;
 
-pub const FORMAT: Format = Format {
-    arch: "arm64",
-    magic_at: 56,
-    magic: *b"ARM\x64",
-    // Kernels before 3.17 leave image_size 0 and load at 0x80000 by convention.
-    unsized_text_offset: Some(0x8_0000),
-    load_rule: LoadRule::TextOffsetAbove2M,
-};
+pub const FORMAT: Format = crate::boot_image::ARM64;
 
 #[cfg(test)]
 mod tests {

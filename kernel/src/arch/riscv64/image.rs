@@ -1,15 +1,9 @@
 //! The RISC-V Linux `Image` header: the "RSC\x05" magic (magic2), and a 64-bit
-//! kernel that sits at a 2 MiB-aligned address. The reading and the checks are shared
-//! with arm64 in [`crate::boot_image`].
-use crate::boot_image::{Format, LoadRule};
+//! kernel that sits at a 2 MiB-aligned address. The format, its reading and its checks live
+//! in [`crate::boot_image`] (`vmconfig::image`), shared with xtask.
+use crate::boot_image::Format;
 
-pub const FORMAT: Format = Format {
-    arch: "RISC-V",
-    magic_at: 56,
-    magic: *b"RSC\x05",
-    unsized_text_offset: None,
-    load_rule: LoadRule::Aligned2M,
-};
+pub const FORMAT: Format = crate::boot_image::RISCV;
 
 #[cfg(test)]
 mod tests {

@@ -5,15 +5,16 @@
 //!   "interrupt controller"); the CPU interface is the host's GICv2 virtual CPU
 //!   interface (GICV) mapped at that guest-physical address, so it needs a GICv2 host.
 //!
-//! A config that mixes the two, or has a CPU interface without a distributor, is an
-//! error that keeps the VM from starting.
+//! A config that mixes the two, or has a CPU interface or redistributors without a
+//! distributor, is an error that keeps the VM from starting (the rule is
+//! `vmconfig::irq::gic_kind`, which the config checks apply first).
 
-use crate::devices::emu_type;
 use crate::spec::EmuDevice;
 use alloc::string::String;
+use vmconfig::irq::GicKind;
 
 /// Most vCPUs a GICv2 serves (8-bit CPU target masks).
-pub const GICV2_MAX_VCPUS: u32 = 8;
+pub const GICV2_MAX_VCPUS: u32 = vmconfig::irq::GICV2_MAX_VCPUS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuestGicVersion {
@@ -24,26 +25,14 @@ pub enum GuestGicVersion {
 }
 
 /// The GIC version `devices` describe; `cpu_num` is checked against the GICv2 limit.
+/// The rule is `vmconfig::irq::gic_kind`, the one the config checks report with.
 pub fn version(devices: &[EmuDevice], cpu_num: u32) -> Result<GuestGicVersion, String> {
-    let has = |t| devices.iter().any(|d| d.emu_type == t);
-    let (dist, redist, cpu_if) = (
-        has(emu_type::GIC_DIST),
-        has(emu_type::GIC_REDIST),
-        has(emu_type::GIC_CPU_IF),
-    );
-    match (dist, redist, cpu_if) {
-        (_, true, true) => Err(String::from(
-            "emu_devices mix a GICv3 redistributor (emu_type 0x20) and a GICv2 CPU interface (emu_type 0x1)",
-        )),
-        (false, _, true) => Err(String::from(
-            "a GICv2 CPU interface (emu_type 0x1) needs a GIC distributor (emu_type 0x21)",
-        )),
-        (true, false, true) if cpu_num > GICV2_MAX_VCPUS => Err(alloc::format!(
-            "a GICv2 serves at most {GICV2_MAX_VCPUS} vCPUs, this VM has {cpu_num}"
-        )),
-        (true, false, true) => Ok(GuestGicVersion::V2),
-        (false, false, false) => Ok(GuestGicVersion::None),
-        _ => Ok(GuestGicVersion::V3),
+    let types: alloc::vec::Vec<u32> = devices.iter().map(|d| d.emu_type).collect();
+    match vmconfig::irq::gic_kind(&types, cpu_num) {
+        Ok(GicKind::None) => Ok(GuestGicVersion::None),
+        Ok(GicKind::V2) => Ok(GuestGicVersion::V2),
+        Ok(GicKind::V3) => Ok(GuestGicVersion::V3),
+        Err((_, why)) => Err(why),
     }
 }
 
@@ -75,7 +64,10 @@ mod tests {
         assert_eq!(v(&[0x2], 2), Ok(GuestGicVersion::None));
         assert_eq!(v(&[0x21], 2), Ok(GuestGicVersion::V3));
         assert!(v(&[0x21, 0x1], 9).unwrap_err().contains("at most 8 vCPUs"));
-        assert!(v(&[0x21, 0x20, 0x1], 2).unwrap_err().contains("mix"));
+        assert!(v(&[0x21, 0x20, 0x1], 2).unwrap_err().contains("choose one"));
+        assert!(v(&[0x20, 0x2], 2)
+            .unwrap_err()
+            .contains("redistributor region (emu_type 0x20) needs a GIC distributor"));
         assert!(v(&[0x1], 2)
             .unwrap_err()
             .contains("needs a GIC distributor"));

@@ -41,6 +41,10 @@ pub struct Host<'a> {
     pub reserved: &'a [Range],
     /// What no VM may map: the hypervisor image, its DTB, the boot modules' slots.
     pub protected: &'a [Range],
+    /// Host windows the hypervisor keeps ([`BoardInfo::kept_windows`]).
+    ///
+    /// [`BoardInfo::kept_windows`]: crate::firmware::BoardInfo::kept_windows
+    pub kept: &'a [vmconfig::host::HostWindow],
     /// The bytes of a loaded module (a range already checked to be RAM).
     pub read: &'a dyn Fn(Range) -> Option<&'static [u8]>,
 }
@@ -270,17 +274,22 @@ fn vm_images(
         dtb: dtb.map_or(Some(None), |d| d.map(Some))?,
         ramdisk: ramdisk.map_or(Some(None), |d| d.map(Some))?,
     };
-    let sized: Vec<(&ImageRef, u64)> = cfg
-        .images()
-        .zip(
-            [Some(images.kernel), images.dtb, images.ramdisk]
-                .into_iter()
-                .flatten(),
-        )
-        .map(|(r, b)| (r, b.len() as u64))
-        .collect();
+    fn loaded(b: &[u8]) -> vmconfig::Loaded<'_> {
+        let head = &b[..b.len().min(vmconfig::image::HEAD_LEN)];
+        vmconfig::Loaded {
+            head,
+            len: b.len() as u64,
+        }
+    }
     let mut checked = vmconfig::Problems::default();
-    vmconfig::check_image_sizes(&sized, &cfg.memory, &mut checked);
+    vmconfig::check_images(
+        cfg,
+        Some(loaded(images.kernel)),
+        images.dtb.map(loaded),
+        images.ramdisk.map(loaded),
+        ARCH,
+        &mut checked,
+    );
     problems.extend(checked.errors().map(|p| p.to_string()));
     Some(images)
 }
@@ -307,17 +316,13 @@ fn host_memory(cfg: &VmConfig, host: &Host<'_>) -> Vec<String> {
             ));
         }
     }
-    for d in &cfg.passthrough {
-        let r = Range {
-            base: d.hpa,
-            size: d.len,
-        };
-        if overlaps(r, host.ram) {
-            problems.push(format!(
-                "{}: passthrough device {} at host {:#x}+{:#x} overlaps host RAM",
-                d.key, d.name, d.hpa, d.len
-            ));
-        }
-    }
+    let ram: Vec<vmconfig::Range> = host
+        .ram
+        .iter()
+        .map(|r| vmconfig::Range::new(r.base, r.size))
+        .collect();
+    let mut checked = vmconfig::Problems::default();
+    vmconfig::host::check_passthrough(&cfg.passthrough, host.kept, &ram, &mut checked);
+    problems.extend(checked.errors().map(|p| p.to_string()));
     problems
 }

@@ -54,7 +54,9 @@ pub fn load(
     }
     let mut guarded: Vec<Range> = protected.to_vec();
     guarded.extend(modules.iter().filter_map(|m| m.slot.or(m.loaded)));
+    let kept = p.kept_windows();
     let host = Host {
+        kept: &kept,
         cpus: p.cpus(),
         ram: p.ram(),
         reserved: p.reserved(),

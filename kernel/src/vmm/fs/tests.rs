@@ -42,8 +42,9 @@ impl Card {
 
     fn config(mut self, file: &'static str, text: &str) -> Self {
         let data: &'static [u8] = Box::leak(text.as_bytes().to_vec().into_boxed_slice());
+        let slot = (data.len() as u64 + 0x1_0000) & !0xffff;
         self.files
-            .push((file, ModuleKind::VmConfig, Some(data), 0x1_0000));
+            .push((file, ModuleKind::VmConfig, Some(data), slot));
         self
     }
 
@@ -91,7 +92,9 @@ impl Card {
             base: 0x4800_0000,
             size: 0x800_0000,
         }];
+        let kept = vmconfig::host::qemu_virt_aarch64();
         let host = Host {
+            kept: &kept,
             cpus: &[0, 1, 2, 3],
             ram: &RAM,
             reserved: &[],
@@ -242,7 +245,7 @@ fn images_must_fit_the_vm() {
         .image("vms/vm3/testguest.bin", Some(big))
         .run(&[]);
     assert!(
-        one_line(&out).contains("kernel.kernel_path: the image (")
+        one_line(&out).contains("kernel.kernel_path: the kernel (")
             && out.lines[0].contains("does not fit in the VM's memory"),
         "{:?}",
         out.lines
@@ -332,4 +335,140 @@ fn ids_and_names_are_unique_and_host_memory_is_guarded() {
         .image("vms/vm3/testguest.bin", Some(GUEST))
         .run(&[]);
     assert!(one_line(&out).contains("is host RAM that is not reserved"));
+}
+
+/// `vmconfig::image::generated_dtb_estimate`, which the checks place the generated
+/// DTB with, is an upper bound of the DTBs the hypervisor really writes: both
+/// architectures, from 1 to 8 vCPUs, a long command line and a ramdisk.
+#[test]
+fn generated_dtbs_stay_within_the_estimate() {
+    use crate::arch::{aarch64, riscv64};
+    let rv = VM3
+        .replace("0x4008_0000", "0x8020_0000")
+        .replace("[[0x4000_0000, 0x100_0000, 0x7, 0]]", "[[0x8000_0000, 0x100_0000, 0x7, 0], [0x9000_0000, 0x10_0000, 0x7, 0]]")
+        .replace(
+            "[[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]]",
+            "[[\"plic\", 0x0c00_0000, 0x60_0000, 0, 0x30, []], [\"uart\", 0x1000_0000, 0x100, 10, 0x2, []]]",
+        );
+    let arm = VM3.replace(
+        "[[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]]",
+        "[[\"gicd\", 0x0800_0000, 0x1_0000, 0, 0x21, []], [\"gicr\", 0x080a_0000, 0x10_0000, 0, 0x20, []], [\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]]",
+    );
+    for cpus in [1usize, 2, 8] {
+        for cmdline in [
+            "",
+            "console=ttyAMA0 earlycon root=/dev/ram rdinit=/init run=\"echo x\"",
+        ] {
+            let edit = |t: &str| {
+                t.replace(
+                    "cpu_num = 2\nphys_cpu_ids = [0x2, 0x3]",
+                    &alloc::format!("cpu_num = {cpus}"),
+                )
+                .replace(
+                    "cmdline = \"\"",
+                    &alloc::format!("cmdline = '{}'", cmdline.repeat(20)),
+                )
+            };
+            for (text, riscv) in [(edit(&arm), false), (edit(&rv), true)] {
+                let arch = if riscv {
+                    vmconfig::RISCV64
+                } else {
+                    vmconfig::AARCH64
+                };
+                let cfg = vmconfig::parse_vm(&text, arch).vm.expect("valid config");
+                let estimate = vmconfig::image::generated_dtb_estimate(&cfg);
+                let memory: Vec<(u64, u64)> =
+                    cfg.ram().map(|m| (m.range.base, m.range.size)).collect();
+                let images = Images {
+                    kernel: GUEST,
+                    dtb: None,
+                    ramdisk: Some(&[0u8; 0x1000]),
+                };
+                let mut spec = owned_spec(cfg, images, (0..cpus as u32).collect());
+                spec.ramdisk = Some(crate::spec::Image {
+                    load_gpa: memory[0].0 + 0x80_0000,
+                    data: &[0u8; 0x1000],
+                });
+                let dtb = if riscv {
+                    let harts = riscv64::guest_dtb::GuestCpus {
+                        count: cpus,
+                        isa: "rv64imafdch_zicsr_zifencei_zba_zbb_zbc_zbs",
+                        timebase_hz: 10_000_000,
+                    };
+                    riscv64::guest_dtb::for_vm(&spec, &memory, harts, 95)
+                } else {
+                    aarch64::guest_dtb::for_vm(&spec, &memory)
+                }
+                .unwrap();
+                assert!(
+                    dtb.len() as u64 <= estimate,
+                    "riscv {riscv}, {cpus} vCPUs, cmdline {}: DTB {} bytes, estimate {estimate}",
+                    spec.cmdline.len(),
+                    dtb.len()
+                );
+            }
+        }
+    }
+}
+
+/// The isolation rules of issue 14 refuse a card config as `cargo xtask check` does
+/// (xtask's `config::tests::isolation_rules_as_on_the_card` has the same cases and
+/// messages: both come from `vmconfig`).
+#[test]
+fn isolation_rules_as_xtask_checks_them() {
+    const UART: &str = "[[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]]";
+    let with_devices = |devs: &str| VM3.replace(UART, devs);
+    let cases: [(String, &str); 9] = [
+        (
+            with_devices("[[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []], [\"plic\", 0x0c00_0000, 0x60_0000, 0, 0x30, []]]"),
+            "devices.emu_devices[1][4]: emu_type 0x30 (RISC-V PLIC (partial passthrough)) is a riscv64 device: aarch64 VMs have a GIC",
+        ),
+        (
+            with_devices("[[\"uart\", 0x0900_0000, 0x1000, 5, 0x2, []]]"),
+            "devices.emu_devices[0][3]: irq_id 5 is an SGI (INTID 0-15",
+        ),
+        (
+            with_devices("[[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []], [\"uart1\", 0x0901_0000, 0x1000, 33, 0x2, []]]"),
+            "devices.emu_devices[1][3]: irq_id 33 of \"uart1\" is also the interrupt of devices.emu_devices[0] (\"uart\")",
+        ),
+        (
+            with_devices("[[\"gicr\", 0x080a_0000, 0x4_0000, 0, 0x20, []], [\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []]]"),
+            "devices.emu_devices[0][4]: a GICv3 redistributor region (emu_type 0x20) needs a GIC distributor (emu_type 0x21)",
+        ),
+        (
+            VM3.replace("[devices]", "[devices]\npassthrough_devices = [[\"gicd\", 0x0800_0000, 0x0800_0000, 0x1_0000, 0]]"),
+            "devices.passthrough_devices[0]: passthrough device gicd: host 0x8000000..0x8010000 overlaps the hypervisor's GIC distributor (GICD) at 0x8000000..0x8010000",
+        ),
+        (
+            VM3.replace("[devices]", "[devices]\npassthrough_devices = [[\"con\", 0x0a00_0000, 0x0900_0000, 0x1000, 0]]"),
+            "devices.passthrough_devices[0]: passthrough device con: host 0x9000000..0x9001000 overlaps the hypervisor's console UART at 0x9000000..0x9001000",
+        ),
+        (
+            VM3.replace("cmdline = \"\"", &alloc::format!("cmdline = \"{}\"", "x".repeat(1 << 20))),
+            "kernel.dtb_load_addr: the generated DTB (estimated from cmdline, vCPUs and devices) at 0x40000000..0x40102000 overlaps the kernel at 0x40080000..0x40082000",
+        ),
+        (
+            VM3.replace("cmdline = \"\"", "cmdline = \"\"\nramdisk_path = \"vm3/rd.img\"\nramdisk_load_addr = 0x4008_1000"),
+            "kernel.ramdisk_path: the ramdisk at 0x40081000..0x40082000 overlaps the kernel at 0x40080000..0x40082000 (kernel.kernel_path)",
+        ),
+        (
+            VM3.replace("testguest.bin", "riscv.bin"),
+            "kernel.kernel_path: the image is a RISC-V Linux Image (magic \"RSC\\x05\" at 0x38), but this VM runs on aarch64",
+        ),
+    ];
+    let mut riscv = vec![0u8; 0x2000];
+    riscv[56..60].copy_from_slice(b"RSC\x05");
+    let riscv: &'static [u8] = Box::leak(riscv.into_boxed_slice());
+    for (text, wanted) in cases {
+        let out = Card::new()
+            .config("vms/vm3.toml", &text)
+            .image("vms/vm3/testguest.bin", Some(GUEST))
+            .image("vms/vm3/riscv.bin", Some(riscv))
+            .image("vms/vm3/rd.img", Some(&[0u8; 0x1000]))
+            .run(&builtin());
+        assert_eq!((out.vms.len(), out.refused), (0, 1), "{wanted}");
+        let line = one_line(&out);
+        let wanted = alloc::format!("VM 3 (vm3) not started: vms/vm3.toml: {wanted}");
+        assert!(line.starts_with(&wanted), "{line}\nwanted: {wanted}");
+    }
 }
