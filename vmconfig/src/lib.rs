@@ -23,7 +23,7 @@ pub mod schema;
 #[cfg(all(test, feature = "parse"))]
 mod tests;
 
-pub use check::{check_image_sizes, check_vm, image_fits, valid_name};
+pub use check::{check_image_sizes, check_vm, image_fits, valid_name, MAX_NAME_LEN};
 pub use key::{KeyPath, Problem, Problems, Seg, Severity};
 pub use model::*;
 #[cfg(feature = "parse")]
