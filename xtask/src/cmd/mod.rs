@@ -5,3 +5,4 @@ pub mod defconfig;
 pub mod run;
 pub mod test;
 pub mod test_fs;
+pub mod test_signals;

@@ -37,6 +37,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "a bad VM config is rejected with file, key and reason before any build",
     ),
     (
+        "run-signals",
+        "`cargo xtask run` with a VM that never stops, ended by SIGTERM or SIGKILL to xtask: no QEMU is left; ended by Ctrl-A x (QEMU's monitor): xtask exits non-zero",
+    ),
+    (
         "linux-smp1",
         "Debian's arm64 Linux with 1 vCPU boots to its initramfs, reports 1 CPU, runs a command and powers off; exit 0",
     ),
@@ -188,6 +192,7 @@ pub fn test(ws: &Workspace, opts: &TestOptions) -> Result<bool> {
 
 /// `cargo test --workspace`, echoed, then counted per test binary.
 fn unit_tests(root: &Path) -> Result<(u64, u64)> {
+    crate::toolchain::ensure(root, None)?;
     println!("xtask: unit tests: cargo test --workspace --no-fail-fast");
     let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let mut child = {
@@ -276,6 +281,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "two-vms-gicv2" => two_vms(ws, name, GICV2_BOARD),
         "fault-isolation" => fault_isolation(ws, name, DEFAULT_BOARD, &FAULT_VMS),
         "bad-config" => bad_config(ws),
+        "run-signals" => super::test_signals::run_signals(ws, name),
         "uboot-two-vms" => uboot_two_vms(ws),
         "linux-smp1" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[0]], 1),
         "linux-smp2" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1]], 2),
@@ -446,6 +452,9 @@ pub(super) fn exit_status(outcome: &Outcome, want_success: bool, problems: &mut 
         Outcome::TimedOut(t) => {
             problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
         }
+        Outcome::Interrupted(sig) => problems.push(format!(
+            "xtask got signal {sig} and ended QEMU before it finished"
+        )),
     }
 }
 
@@ -749,7 +758,7 @@ fn bad_config(ws: &Workspace) -> Result<()> {
 /// This program's executable. `cargo test --workspace` (the unit-test step) may have
 /// rebuilt it under the same path meanwhile: Linux then names the running one
 /// `<path> (deleted)`, and the fresh file at `<path>` is the one to run.
-fn xtask_exe() -> Result<PathBuf> {
+pub(super) fn xtask_exe() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the xtask executable")?;
     Ok(live_exe(exe))
 }
