@@ -118,7 +118,7 @@ enum Cmd {
     Image {
         #[command(flatten)]
         cfg: ConfigArgs,
-        /// Output file (default target/hv/<board>/<board>.img).
+        /// Output file, not a directory (default target/hv/<board>/<board>.img).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         out: Option<PathBuf>,
         /// Total image size, e.g. 256M or 1G (default: the board's [image] size).

@@ -182,8 +182,9 @@ fn bootloader_help(board: &Board) -> String {
          \x20 - [image.bootloader] path = \"FILE\" in the board file (relative to the repository root)\n\
          \x20 - [image.bootloader] url = \"https://...\" and sha256 = \"<64 hex digits>\"\n\
          \x20 - [image.bootloader] deb = \"<Debian package>\" and file = \"<path inside it>\" \
-         (u-boot-rockchip ships usr/lib/u-boot/<board>/u-boot-rockchip.bin for the RK3328/RK3399 \
-         boards it supports; RK3568/RK3588 need Rockchip's DDR init blob, which Debian does not ship)",
+         (trixie's u-boot-rockchip, suite = \"trixie\", ships usr/lib/u-boot/<board>/u-boot-rockchip.bin \
+         for the RK3328/RK3399 boards it supports; RK3568/RK3588 need Rockchip's DDR init blob, \
+         which Debian does not ship)",
         board.name
     )
 }
