@@ -114,7 +114,7 @@ impl Drop for SignalGuard {
 
 /// A QEMU command whose process gets SIGTERM when xtask dies in any way (even
 /// SIGKILL), so that no QEMU outlives the xtask that started it.
-fn qemu_command(program: &str, args: &[String]) -> Command {
+pub fn qemu_command(program: &str, args: &[String]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args);
     #[cfg(target_os = "linux")]

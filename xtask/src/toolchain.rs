@@ -85,7 +85,7 @@ impl Missing {
 fn has_component(sysroot: &Path, host: &str, name: &str) -> bool {
     let rustlib = sysroot.join("lib/rustlib");
     match name.trim_end_matches("-preview") {
-        "rust-src" => rustlib.join("src/rust/library/core").is_dir(),
+        "rust-src" => rustlib.join("src/rust/library/core/src/lib.rs").is_file(),
         "llvm-tools" => rustlib.join(host).join("bin/llvm-objcopy").is_file(),
         "rustfmt" => sysroot.join("bin/rustfmt").is_file(),
         "clippy" => sysroot.join("bin/cargo-clippy").is_file(),
@@ -260,8 +260,9 @@ fn add_missing(root: &Path, sysroot: &Path, miss: &Missing) -> Result<()> {
             .context("cannot run rustup")?;
         if !status.success() {
             bail!(
-                "`{}` failed ({status}); run it yourself when rustup can reach its \
-                 download server:\n    {}",
+                "`{}` failed ({status}; rustup said why above). The build needs what \
+                 rust-toolchain.toml lists; once rustup can add it (e.g. with its \
+                 download server reachable), run:\n    {}",
                 c.join(" "),
                 shown_commands(miss, name.as_deref())
             );
@@ -368,7 +369,11 @@ targets = ["aarch64-unknown-none-softfloat", "riscv64gc-unknown-none-elf"]
         add_target(&s, "aarch64-unknown-none-softfloat");
         // A target directory without its standard library does not count.
         std::fs::create_dir_all(s.join("lib/rustlib/riscv64gc-unknown-none-elf/lib")).unwrap();
-        std::fs::create_dir_all(s.join("lib/rustlib/src/rust/library/core")).unwrap();
+        // Directories left behind without the files do not count.
+        std::fs::create_dir_all(s.join("lib/rustlib/src/rust/library/core/src")).unwrap();
+        let m = missing(&s, HOST, &req(), &[]);
+        assert!(m.components.iter().any(|c| c == "rust-src"), "{m:?}");
+        std::fs::write(s.join("lib/rustlib/src/rust/library/core/src/lib.rs"), "").unwrap();
         std::fs::write(s.join("bin/rustfmt"), "").unwrap();
         let m = missing(&s, HOST, &req(), &["aarch64-unknown-none-softfloat", HOST]);
         assert_eq!(m.targets, ["riscv64gc-unknown-none-elf"]);
