@@ -62,9 +62,17 @@ pub fn check_vm(
     })
 }
 
-/// Whether a VM name is usable (it prefixes console lines and names files).
+/// The longest VM name (it names files on the card: `vms/<name>.toml`, `vms/<name>/`).
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Whether a VM name is usable. It prefixes console lines and names files and a
+/// directory on the boot partition, so it is one plain file name: 1 to
+/// [`MAX_NAME_LEN`] letters, digits, '-', '_' and '.', not starting with '.' (no `.`,
+/// `..` or hidden names, and no '/' or '\\').
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && !name.starts_with('.')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -76,7 +84,9 @@ fn check_base(base: &BaseToml, out: &mut Problems) -> Option<u32> {
         out.error(
             &key.key("name"),
             format!(
-                "VM name {:?} must be non-empty and use only letters, digits, '-', '_' and '.'",
+                "VM name {:?} must be non-empty and use only letters, digits, '-', '_' and '.', \
+                 not start with '.' and be at most {MAX_NAME_LEN} characters (it names files on \
+                 the card)",
                 base.name
             ),
         );

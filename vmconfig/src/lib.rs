@@ -31,7 +31,7 @@ pub mod schema;
 #[cfg(all(test, feature = "parse"))]
 mod tests;
 
-pub use check::{check_vm, valid_name};
+pub use check::{check_vm, valid_name, MAX_NAME_LEN};
 pub use image::{check_images, image_fits, Loaded};
 pub use key::{KeyPath, Problem, Problems, Seg, Severity};
 pub use model::*;

@@ -134,6 +134,31 @@ fn cpu_lists_must_match_cpu_num() {
 }
 
 #[test]
+fn vm_names_are_plain_file_names() {
+    let long = "v".repeat(MAX_NAME_LEN + 1);
+    for bad in [
+        "..",
+        ".",
+        ".hidden",
+        "a/b",
+        "../x",
+        "a\\b",
+        "",
+        long.as_str(),
+    ] {
+        assert!(!valid_name(bad), "{bad:?} accepted");
+        let errs = errors(&GOOD.replace("name = \"vm3\"", &format!("name = {bad:?}")));
+        expect(&errs, "base.name", "not start with '.'");
+    }
+    let longest = "v".repeat(MAX_NAME_LEN);
+    for good in ["vm3", "linux-6.12", "a.b_c", "x..y", longest.as_str()] {
+        assert!(valid_name(good), "{good:?} refused");
+        let text = GOOD.replace("name = \"vm3\"", &format!("name = {good:?}"));
+        assert!(parse_vm(&text, AARCH64).vm.is_some(), "{good:?} refused");
+    }
+}
+
+#[test]
 fn addresses_outside_ram() {
     let text = GOOD
         .replace("entry_point = 0x4008_0000", "entry_point = 0x5000_0000")

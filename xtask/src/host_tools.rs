@@ -1,5 +1,6 @@
 //! Host tools xtask needs (QEMU): found on PATH, or installed from Debian packages
-//! when running as root with apt-get, or else the exact command to run is printed.
+//! with apt-get when running as root or with password-less sudo (CI runners), or else
+//! the exact command to run is printed.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -57,10 +58,50 @@ fn apt_lists_present() -> bool {
         .unwrap_or(false)
 }
 
-fn apt(args: &[&str]) -> Result<()> {
-    println!("xtask: running apt-get {}", args.join(" "));
-    let status = Command::new("apt-get")
-        .args(args)
+/// How apt-get can be run as root: directly (we are root), through `sudo -n`
+/// (password-less sudo), or not at all. Also None without apt-get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AsRoot {
+    Direct,
+    Sudo,
+}
+
+fn as_root() -> Option<AsRoot> {
+    find_on_path("apt-get")?;
+    if is_root() {
+        return Some(AsRoot::Direct);
+    }
+    let sudo_ok = find_on_path("sudo").is_some()
+        && Command::new("sudo")
+            .args(["-n", "true"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    sudo_ok.then_some(AsRoot::Sudo)
+}
+
+/// The command line that runs `apt-get ARGS` as root.
+fn apt_command(how: AsRoot, args: &[&str]) -> Vec<String> {
+    let mut c: Vec<String> = match how {
+        AsRoot::Direct => vec![],
+        AsRoot::Sudo => vec![
+            "sudo".into(),
+            "-n".into(),
+            "DEBIAN_FRONTEND=noninteractive".into(),
+        ],
+    };
+    c.push("apt-get".into());
+    c.extend(args.iter().map(|a| a.to_string()));
+    c
+}
+
+fn apt(how: AsRoot, args: &[&str]) -> Result<()> {
+    let cmd = apt_command(how, args);
+    println!("xtask: running {}", cmd.join(" "));
+    let status = Command::new(&cmd[0])
+        .args(&cmd[1..])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .context("cannot run apt-get")?;
@@ -80,50 +121,55 @@ pub fn ensure_qemu(arch: Arch) -> Result<PathBuf> {
     eprintln!(
         "xtask: {binary} is not installed. Install it with:\n    sudo apt-get update && sudo {cmd}"
     );
-    if !is_root() || find_on_path("apt-get").is_none() {
+    let Some(how) = as_root() else {
         bail!("{binary} not found on PATH (install it with `{cmd}`)");
-    }
+    };
     println!(
-        "xtask: running as root with apt-get: installing {} now",
+        "xtask: apt-get {}: installing {} now",
+        match how {
+            AsRoot::Direct => "as root",
+            AsRoot::Sudo => "with password-less sudo",
+        },
         qemu_packages(arch).join(" ")
     );
     let mut install: Vec<&str> = vec!["install", "-y", "--no-install-recommends"];
     install.extend(qemu_packages(arch));
-    if !apt_lists_present() {
-        apt(&["update"])?;
-    }
-    if apt(&install).is_err() {
-        apt(&["update"])?;
-        apt(&install)?;
-    }
+    install_packages(how, &install)?;
     find_on_path(&binary).with_context(|| format!("{binary} still not found after installing"))
 }
 
+/// `apt-get install ...` (`install` holds the arguments), with an `apt-get update`
+/// first when there are no package lists, and once more when the install fails.
+fn install_packages(how: AsRoot, install: &[&str]) -> Result<()> {
+    if !apt_lists_present() {
+        apt(how, &["update"])?;
+    }
+    if apt(how, install).is_err() {
+        apt(how, &["update"])?;
+        apt(how, install)?;
+    }
+    Ok(())
+}
+
 /// Makes sure `file` exists, installing Debian package `package` (which ships it)
-/// when we are root with apt-get; otherwise says how to install it.
+/// when we are root (or have password-less sudo) with apt-get; otherwise says how to
+/// install it.
 pub fn ensure_package_file(file: &Path, package: &str) -> Result<()> {
     if file.is_file() {
         return Ok(());
     }
     let cmd = format!("apt-get install -y --no-install-recommends {package}");
-    if !is_root() || find_on_path("apt-get").is_none() {
+    let Some(how) = as_root() else {
         bail!(
             "{} not found: install it with `sudo apt-get update && sudo {cmd}`",
             file.display()
         );
-    }
+    };
     println!(
         "xtask: {} is missing: installing {package} now",
         file.display()
     );
-    let install = ["install", "-y", "--no-install-recommends", package];
-    if !apt_lists_present() {
-        apt(&["update"])?;
-    }
-    if apt(&install).is_err() {
-        apt(&["update"])?;
-        apt(&install)?;
-    }
+    install_packages(how, &["install", "-y", "--no-install-recommends", package])?;
     if !file.is_file() {
         bail!(
             "{} still missing after installing {package}",
@@ -145,6 +191,18 @@ mod tests {
         );
         assert!(install_command(Arch::Riscv64).contains("qemu-system-misc"));
         assert!(install_command(Arch::X86_64).contains("qemu-system-x86"));
+    }
+
+    #[test]
+    fn apt_runs_as_root_directly_or_through_sudo() {
+        assert_eq!(
+            apt_command(AsRoot::Direct, &["install", "-y", "x"]).join(" "),
+            "apt-get install -y x"
+        );
+        assert_eq!(
+            apt_command(AsRoot::Sudo, &["update"]).join(" "),
+            "sudo -n DEBIAN_FRONTEND=noninteractive apt-get update"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod image;
 mod menuconfig;
 mod output;
 mod qemu;
+mod toolchain;
 mod uboot;
 mod workspace;
 
@@ -48,11 +49,12 @@ struct Cli {
 #[derive(Args, Clone, Debug)]
 struct ConfigArgs {
     /// Board file to use instead of .build.toml (or, without it, the default board
-    /// configs/board/qemu-aarch64.toml).
-    #[arg(long, value_name = "FILE")]
+    /// configs/board/qemu-aarch64.toml). AxVisor's name --build-config works too.
+    #[arg(long, visible_alias = "build-config", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// A VM config to bundle; repeat for several. Replaces the board's vm_configs.
-    #[arg(long = "vm", value_name = "FILE")]
+    /// A VM config to bundle; repeat for several (or name several after one --vm).
+    /// Replaces the board's vm_configs. AxVisor's name --vmconfigs works too.
+    #[arg(long = "vm", visible_alias = "vmconfigs", value_name = "FILE", num_args = 1..)]
     vms: Vec<PathBuf>,
 }
 
@@ -68,8 +70,9 @@ impl ConfigArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Make configs/board/<BOARD>.toml the build configuration .build.toml (an existing
-    /// .build.toml is kept as .build.toml.backup_<unix time>).
+    /// Make configs/board/<BOARD>.toml the build configuration .build.toml (an existing,
+    /// different .build.toml is kept as .build.toml.backup_<unix time>; a symlink there
+    /// is replaced, never written through).
     Defconfig {
         /// Board name: a file name in configs/board/ without .toml, e.g. orangepi-5-plus.
         board: String,
@@ -95,13 +98,21 @@ enum Cmd {
     /// hypervisor and write target/hv/<board>/hypervisor.elf and hypervisor.bin.
     Build(ConfigArgs),
     /// Build, then boot the board in QEMU (from its [qemu] section) with the console
-    /// on this terminal. Exits 0 only if QEMU exits 0, i.e. every VM stopped cleanly.
+    /// on this terminal. Exits 0 only if QEMU exits 0 after the hypervisor said every
+    /// VM stopped, i.e. every VM stopped cleanly (quitting QEMU from its monitor,
+    /// Ctrl-A x, is a failure). Ctrl-C or SIGTERM to xtask ends QEMU too. `qemu` is
+    /// the same command under AxVisor's name.
+    #[command(visible_alias = "qemu")]
     Run {
         #[command(flatten)]
         cfg: ConfigArgs,
         /// Kill QEMU and fail after this many seconds.
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+        /// AxVisor's QEMU config file: not supported yet (the QEMU command line comes
+        /// from the board file's [qemu] section).
+        #[arg(long, value_name = "FILE")]
+        qemu_config: Option<PathBuf>,
     },
     /// Build, then write a bootable card image for the board (from its [image]
     /// section): GPT, the board's bootloader, a FAT32 boot partition with the
@@ -110,7 +121,7 @@ enum Cmd {
     Image {
         #[command(flatten)]
         cfg: ConfigArgs,
-        /// Output file (default target/hv/<board>/<board>.img).
+        /// Output file, not a directory (default target/hv/<board>/<board>.img).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         out: Option<PathBuf>,
         /// Total image size, e.g. 256M or 1G (default: the board's [image] size).
@@ -228,7 +239,20 @@ fn run(cli: Cli) -> Result<bool> {
         Cmd::Build(cfg) => {
             cmd::build::build(&ws, &cfg.options())?;
         }
-        Cmd::Run { cfg, timeout } => cmd::run::run(&ws, &cfg.options(), timeout)?,
+        Cmd::Run {
+            cfg,
+            timeout,
+            qemu_config,
+        } => {
+            if let Some(f) = qemu_config {
+                anyhow::bail!(
+                    "not supported yet: --qemu-config {}: the QEMU command line comes from \
+                     the board file's [qemu] section (machine, cpu, memory, args)",
+                    f.display()
+                );
+            }
+            cmd::run::run(&ws, &cfg.options(), timeout)?
+        }
         Cmd::Bench {
             what,
             config,
@@ -314,5 +338,50 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut all = vec!["cargo xtask"];
+        all.extend(args);
+        Cli::try_parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn qemu_is_run_with_axvisors_flag_names() {
+        let Cmd::Run { cfg, timeout, .. } = parse(&[
+            "qemu",
+            "--build-config",
+            "b.toml",
+            "--vmconfigs",
+            "a.toml",
+            "c.toml",
+            "--timeout",
+            "9",
+        ])
+        .cmd
+        else {
+            panic!("not run");
+        };
+        assert_eq!(cfg.config, Some(PathBuf::from("b.toml")));
+        assert_eq!(cfg.vms, [PathBuf::from("a.toml"), PathBuf::from("c.toml")]);
+        assert_eq!(timeout, Some(9));
+        let Cmd::Run { cfg, .. } = parse(&["run", "--vm", "a.toml", "--vm", "c.toml"]).cmd else {
+            panic!("not run");
+        };
+        assert_eq!(cfg.vms, [PathBuf::from("a.toml"), PathBuf::from("c.toml")]);
+        let Cmd::Run { qemu_config, .. } = parse(&["qemu", "--qemu-config", "q.toml"]).cmd else {
+            panic!("not run");
+        };
+        assert_eq!(qemu_config, Some(PathBuf::from("q.toml")));
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

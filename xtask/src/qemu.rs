@@ -4,7 +4,8 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -40,29 +41,148 @@ pub enum Outcome {
     Exited(ExitStatus),
     /// Killed after this many seconds.
     TimedOut(u64),
+    /// xtask got this signal (SIGINT, SIGTERM, SIGHUP) and ended QEMU.
+    Interrupted(i32),
 }
 
-/// Waits for `child`, killing it after `timeout`.
-fn wait(child: &mut Child, timeout: Option<Duration>) -> Result<Outcome> {
-    wait_polling(child, timeout, || {})
+/// The signals that make xtask end QEMU and stop (Ctrl-C outside QEMU's raw terminal,
+/// `kill`, a closed terminal).
+const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+/// How many QEMU runs are being waited for, and the stop signal xtask got meanwhile.
+static QEMU_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+static HANDLERS: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+
+/// Installs (once) the stop-signal handlers: while a QEMU run is waited for, a stop
+/// signal is remembered for [`wait`], which ends QEMU; otherwise it does what it
+/// would do without a handler (end xtask).
+fn install_handlers() -> Result<()> {
+    HANDLERS
+        .get_or_init(|| {
+            for sig in STOP_SIGNALS {
+                // SAFETY: the handler only reads and writes atomics and calls
+                // emulate_default_handler, all async-signal-safe.
+                unsafe {
+                    signal_hook::low_level::register(sig, move || {
+                        if QEMU_RUNNING.load(Ordering::SeqCst) > 0 {
+                            RECEIVED.store(sig, Ordering::SeqCst);
+                        } else {
+                            let _ = signal_hook::low_level::emulate_default_handler(sig);
+                        }
+                    })
+                }
+                .map_err(|e| format!("cannot install a handler for signal {sig}: {e}"))?;
+            }
+            Ok(())
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// While alive, a QEMU run is being waited for: stop signals are caught (instead of
+/// ending xtask and leaving QEMU behind as an orphan) and remembered for [`wait`].
+struct SignalGuard;
+
+impl SignalGuard {
+    fn install() -> Result<SignalGuard> {
+        install_handlers()?;
+        if QEMU_RUNNING.fetch_add(1, Ordering::SeqCst) == 0 {
+            RECEIVED.store(0, Ordering::SeqCst);
+        }
+        Ok(SignalGuard)
+    }
+
+    /// The signal received, if any.
+    fn received(&self) -> Option<i32> {
+        match RECEIVED.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some(s),
+        }
+    }
+}
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        QEMU_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A QEMU command whose process gets SIGTERM when xtask dies in any way (even
+/// SIGKILL), so that no QEMU outlives the xtask that started it.
+pub fn qemu_command(program: &str, args: &[String]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let parent = std::process::id();
+        // SAFETY: the closure runs between fork and exec and only makes two system
+        // calls (prctl, getppid), both async-signal-safe; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // xtask died before prctl took effect: do not start an orphan.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd
+}
+
+/// Ends `child`: SIGTERM (QEMU then restores the terminal), SIGKILL after `grace`.
+fn stop(child: &mut Child, grace: Duration) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: plain kill(2) on the pid of our own child, which we have not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < grace {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for `child`, killing it after `timeout` or when xtask gets a stop signal.
+fn wait(child: &mut Child, timeout: Option<Duration>, signals: &SignalGuard) -> Result<Outcome> {
+    wait_polling(child, timeout, signals, || {})
 }
 
 /// As [`wait`], calling `poll` every 50 ms meanwhile.
 fn wait_polling(
     child: &mut Child,
     timeout: Option<Duration>,
+    signals: &SignalGuard,
     mut poll: impl FnMut(),
 ) -> Result<Outcome> {
     let start = Instant::now();
     loop {
+        // The signal first: QEMU may have got it too (Ctrl-C to the process group
+        // when the console is not a terminal) and exited on its own.
+        if let Some(sig) = signals.received() {
+            stop(child, Duration::from_secs(5));
+            return Ok(Outcome::Interrupted(sig));
+        }
         if let Some(status) = child.try_wait().context("waiting for QEMU")? {
             return Ok(Outcome::Exited(status));
         }
         poll();
         if let Some(limit) = timeout {
             if start.elapsed() >= limit {
-                let _ = child.kill();
-                let _ = child.wait();
+                stop(child, Duration::from_secs(2));
                 return Ok(Outcome::TimedOut(limit.as_secs()));
             }
         }
@@ -70,17 +190,80 @@ fn wait_polling(
     }
 }
 
-/// Runs QEMU with the console on this terminal (stdin inherited).
+/// The line the hypervisor prints when every VM has stopped, just before it powers
+/// the machine off.
+pub const ALL_STOPPED: &str = "hv: all VMs stopped:";
+
+/// Watches a byte stream for a line containing a marker (across chunk boundaries).
+#[derive(Default)]
+pub struct LineWatch {
+    line: Vec<u8>,
+    seen: bool,
+}
+
+impl LineWatch {
+    pub fn feed(&mut self, bytes: &[u8], marker: &str) {
+        for &b in bytes {
+            if b == b'\n' || b == b'\r' {
+                self.line.clear();
+                continue;
+            }
+            if self.line.len() < 4096 {
+                self.line.push(b);
+            }
+            if !self.seen && self.line.ends_with(marker.as_bytes()) {
+                self.seen = true;
+            }
+        }
+    }
+
+    pub fn seen(&self) -> bool {
+        self.seen
+    }
+}
+
+/// How an interactive run ended, and whether the hypervisor said every VM stopped.
+#[derive(Debug)]
+pub struct Interactive {
+    pub outcome: Outcome,
+    pub all_stopped: bool,
+}
+
+/// Runs QEMU with the console on this terminal (stdin inherited; its output passes
+/// through xtask, which watches for [`ALL_STOPPED`]).
 pub fn run_interactive(
     program: &str,
     args: &[String],
     timeout: Option<Duration>,
-) -> Result<Outcome> {
-    let mut child = Command::new(program)
-        .args(args)
+) -> Result<Interactive> {
+    let signals = SignalGuard::install()?;
+    let mut child = qemu_command(program, args)
+        .stdout(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {program}"))?;
-    wait(&mut child, timeout)
+    println!("xtask: QEMU started (pid {})", child.id());
+    let stdout = child.stdout.take().context("no output from QEMU")?;
+    let pass = thread::spawn(move || {
+        let mut watch = LineWatch::default();
+        let mut from = stdout;
+        let mut out = std::io::stdout();
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = from.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            watch.feed(&chunk[..n], ALL_STOPPED);
+            let _ = out.write_all(&chunk[..n]);
+            let _ = out.flush();
+        }
+        watch.seen()
+    });
+    let outcome = wait(&mut child, timeout, &signals)?;
+    let all_stopped = pass.join().unwrap_or(false);
+    Ok(Interactive {
+        outcome,
+        all_stopped,
+    })
 }
 
 /// Runs QEMU with stdin from /dev/null, capturing stdout and stderr (also written to
@@ -111,8 +294,8 @@ pub fn run_typing(
     log: &Path,
     typing: Option<Typing>,
 ) -> Result<(Outcome, String, bool)> {
-    let mut child = Command::new(program)
-        .args(args)
+    let signals = SignalGuard::install()?;
+    let mut child = qemu_command(program, args)
         .stdin(if typing.is_some() {
             Stdio::piped()
         } else {
@@ -135,7 +318,7 @@ pub fn run_typing(
     }
     let mut stdin = child.stdin.take();
     let mut typed = false;
-    let outcome = wait_polling(&mut child, Some(timeout), || {
+    let outcome = wait_polling(&mut child, Some(timeout), &signals, || {
         let Some(t) = &typing else { return };
         if typed {
             return;
@@ -234,8 +417,55 @@ mod tests {
         assert!(plan.vms.iter().all(|v| v.cpu_num == 2));
     }
 
+    /// The tests that wait for a child share the process's signal state.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn line_watch_finds_a_marker_split_across_chunks() {
+        let mut w = LineWatch::default();
+        w.feed(b"[vm1] 12 passed, 0 failed\r\nhv: all VM", ALL_STOPPED);
+        assert!(!w.seen());
+        w.feed(b"s stopped: 2 clean, 0 faulted\r\n", ALL_STOPPED);
+        assert!(w.seen());
+        let mut w = LineWatch::default();
+        w.feed(b"hv: all VMs\nstopped: 2 clean\n", ALL_STOPPED);
+        assert!(!w.seen(), "a marker broken by a newline is not that line");
+    }
+
+    #[test]
+    fn a_stop_signal_ends_the_child_and_is_reported() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = std::env::temp_dir().join(format!("xtask-qemu-sig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let pidfile = dir.join("pid");
+        let args = vec![
+            "-c".to_string(),
+            format!("echo $$ > {}; exec sleep 60", pidfile.display()),
+        ];
+        let me = std::process::id() as i32;
+        let killer = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(500));
+            // SAFETY: kill(2) of this very process with SIGTERM, which the run's
+            // handler catches.
+            unsafe { libc::kill(me, libc::SIGTERM) };
+        });
+        let start = Instant::now();
+        let (outcome, _) = run_captured("sh", &args, Duration::from_secs(30), &log).unwrap();
+        killer.join().unwrap();
+        assert!(matches!(outcome, Outcome::Interrupted(15)), "{outcome:?}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert!(
+            !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+            "the child {pid} is still there"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn captured_run_and_timeout() {
+        let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         let dir = std::env::temp_dir().join(format!("xtask-qemu-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join("log");

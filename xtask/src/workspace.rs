@@ -56,13 +56,20 @@ impl Workspace {
 }
 
 /// Runs `cargo build` with JSON messages and returns the executable of binary `bin`.
-/// Compiler output goes to the terminal as usual.
+/// Compiler output goes to the terminal as usual. The toolchain is checked first (its
+/// targets and components, see [`crate::toolchain::ensure`]).
 pub fn cargo_build(
     root: &Path,
     args: &[String],
     envs: &[(&str, String)],
     bin: &str,
 ) -> Result<PathBuf> {
+    let target = args
+        .iter()
+        .position(|a| a == "--target")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str);
+    crate::toolchain::ensure(root, target)?;
     let mut cmd = Command::new(cargo());
     cmd.current_dir(root)
         .arg("build")

@@ -54,6 +54,10 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
     }
     run_checks(&platform);
     report::summary();
+    if wants(bootargs, "hold") {
+        println!("testguest: holding (this VM does not stop; the host ends QEMU)");
+        arch::halt();
+    }
     if let Ok(platform) = &platform {
         if wants(bootargs, "fault") {
             read_past_ram(platform);

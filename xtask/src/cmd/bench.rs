@@ -7,7 +7,7 @@
 //! sides pay the same QEMU start-up.
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -155,8 +155,8 @@ fn time_to_marker(
     timeout: Duration,
 ) -> Result<Duration> {
     let start = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
+    // QEMU gets SIGTERM if xtask dies (Ctrl-C, kill) while it waits for the marker.
+    let mut child = crate::qemu::qemu_command(program, args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -22,7 +22,10 @@ pub fn known_boards(root: &Path) -> Vec<String> {
     names
 }
 
-/// Copies the board file to `.build.toml`; returns the backup made, if any.
+/// Copies the board file to `.build.toml`; returns the backup made, if any. An
+/// existing `.build.toml` that already holds exactly the board file is left alone (no
+/// backup). The new file replaces `.build.toml` itself: a symlink there (dangling or
+/// not) is backed up as the link, never written through.
 pub fn defconfig(root: &Path, board: &str) -> Result<Option<PathBuf>> {
     let known = known_boards(root);
     if !known.iter().any(|b| b == board) {
@@ -36,13 +39,21 @@ pub fn defconfig(root: &Path, board: &str) -> Result<Option<PathBuf>> {
     if report.has_errors() {
         return Err(ConfigError(report).into());
     }
+    let data = std::fs::read(&src).with_context(|| format!("cannot read {}", src.display()))?;
     let dest = root.join(".build.toml");
-    let backup = if dest.exists() {
-        Some(backup(root, &dest)?)
-    } else {
-        None
+    let meta = std::fs::symlink_metadata(&dest).ok();
+    let is_link = meta.as_ref().is_some_and(|m| m.file_type().is_symlink());
+    if !is_link && std::fs::read(&dest).is_ok_and(|old| old == data) {
+        return Ok(None);
+    }
+    let backup = match meta {
+        Some(_) => Some(backup(root, &dest)?),
+        None => None,
     };
-    std::fs::copy(&src, &dest).with_context(|| format!("cannot write {}", dest.display()))?;
+    let tmp = root.join(".build.toml.part");
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::write(&tmp, &data).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &dest).with_context(|| format!("cannot write {}", dest.display()))?;
     Ok(backup)
 }
 
@@ -95,6 +106,51 @@ mod tests {
         // A second backup in the same second gets its own name.
         let again = defconfig(&dir, "qemu-aarch64").unwrap().unwrap();
         assert_ne!(again, backup);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unchanged_file_gets_no_backup() {
+        let dir = scratch("same");
+        assert_eq!(defconfig(&dir, "qemu-aarch64").unwrap(), None);
+        assert_eq!(defconfig(&dir, "qemu-aarch64").unwrap(), None);
+        let backups = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains("backup"))
+            .count();
+        assert_eq!(backups, 0);
+        // A changed file is backed up.
+        std::fs::write(dir.join(".build.toml"), "# mine\n").unwrap();
+        let b = defconfig(&dir, "qemu-aarch64").unwrap().unwrap();
+        assert_eq!(std::fs::read_to_string(b).unwrap(), "# mine\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_symlink_is_replaced_not_written_through() {
+        use std::os::unix::fs::symlink;
+        let dir = scratch("link");
+        // Dangling: nothing may appear where it points.
+        let target = dir.join("elsewhere.toml");
+        symlink(&target, dir.join(".build.toml")).unwrap();
+        let b = defconfig(&dir, "qemu-aarch64").unwrap().unwrap();
+        assert!(!target.exists(), "wrote through the dangling symlink");
+        assert!(std::fs::symlink_metadata(&b)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let meta = std::fs::symlink_metadata(dir.join(".build.toml")).unwrap();
+        assert!(meta.file_type().is_file());
+        // Pointing at a board file: that file stays as it was.
+        let board = dir.join("configs/board/orangepi-5-plus.toml");
+        let before = std::fs::read(&board).unwrap();
+        std::fs::remove_file(dir.join(".build.toml")).unwrap();
+        symlink(&board, dir.join(".build.toml")).unwrap();
+        defconfig(&dir, "qemu-aarch64").unwrap().unwrap();
+        assert_eq!(std::fs::read(&board).unwrap(), before);
+        let now = std::fs::read_to_string(dir.join(".build.toml")).unwrap();
+        assert!(now.contains("board = \"qemu-aarch64\""));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

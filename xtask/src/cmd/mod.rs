@@ -6,4 +6,5 @@ pub mod defconfig;
 pub mod run;
 pub mod test;
 pub mod test_fs;
+pub mod test_signals;
 pub mod vmconfig;

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 
 use super::build::{build_plan, load_plan, BuildOptions};
 use crate::host_tools::ensure_qemu;
-use crate::qemu::{qemu_args, qemu_binary, run_interactive, Outcome};
+use crate::qemu::{qemu_args, qemu_binary, run_interactive, Interactive, Outcome, ALL_STOPPED};
 use crate::workspace::Workspace;
 
 pub fn run(ws: &Workspace, opts: &BuildOptions, timeout: Option<u64>) -> Result<()> {
@@ -30,14 +30,59 @@ pub fn run(ws: &Workspace, opts: &BuildOptions, timeout: Option<u64>) -> Result<
         qemu_args(&board, &q, &bin)
     };
     println!("xtask: {program} {}", args.join(" "));
-    match run_interactive(&program, &args, timeout.map(Duration::from_secs))? {
-        Outcome::Exited(s) if s.success() => {
-            println!("xtask: QEMU exited with status 0");
-            Ok(())
-        }
+    let run = run_interactive(&program, &args, timeout.map(Duration::from_secs))?;
+    verdict(&run)?;
+    println!("xtask: QEMU exited with status 0");
+    Ok(())
+}
+
+/// Whether an interactive run succeeded: QEMU exited 0 *and* the hypervisor said every
+/// VM stopped (QEMU also exits 0 when it is quit from its monitor, Ctrl-A x).
+pub fn verdict(run: &Interactive) -> Result<()> {
+    match run.outcome {
+        Outcome::Exited(s) if s.success() && run.all_stopped => Ok(()),
+        Outcome::Exited(s) if s.success() => bail!(
+            "QEMU was ended before every VM stopped (quit from its monitor, Ctrl-A x, or \
+             killed); no `{ALL_STOPPED}` line from the hypervisor"
+        ),
         Outcome::Exited(s) => bail!("QEMU exited with {s}"),
         Outcome::TimedOut(secs) => {
             bail!("timeout: QEMU was still running after {secs} s; killed it")
         }
+        Outcome::Interrupted(sig) => {
+            bail!("interrupted by signal {sig}: QEMU was stopped")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn run(code: i32, all_stopped: bool) -> Interactive {
+        Interactive {
+            outcome: Outcome::Exited(std::process::ExitStatus::from_raw(code << 8)),
+            all_stopped,
+        }
+    }
+
+    #[test]
+    fn only_a_clean_end_with_every_vm_stopped_succeeds() {
+        assert!(verdict(&run(0, true)).is_ok());
+        let quit = verdict(&run(0, false)).unwrap_err().to_string();
+        assert!(quit.contains("Ctrl-A x"), "{quit}");
+        let failed = verdict(&run(1, true)).unwrap_err().to_string();
+        assert!(failed.contains("QEMU exited with"), "{failed}");
+        let sig = Interactive {
+            outcome: Outcome::Interrupted(15),
+            all_stopped: false,
+        };
+        assert!(verdict(&sig).unwrap_err().to_string().contains("signal 15"));
+        let late = Interactive {
+            outcome: Outcome::TimedOut(3),
+            all_stopped: false,
+        };
+        assert!(verdict(&late).unwrap_err().to_string().contains("timeout"));
     }
 }

@@ -45,6 +45,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the VM with the keyboard prints a prompt without a line end: it must reach the console before anything is typed (the scenario types a line only once it sees the prompt, the guest echoes it); the other VM's colours (SGR) pass, its cursor movement, window title and carriage return do not (no forged `hv:` line); both pass, exit 0",
     ),
     (
+        "run-signals",
+        "`cargo xtask run` with a VM that never stops, ended by SIGTERM or SIGKILL to xtask: no QEMU is left; ended by Ctrl-A x (QEMU's monitor): xtask exits non-zero",
+    ),
+    (
         "linux-smp1",
         "Debian's arm64 Linux with 1 vCPU boots to its initramfs, reports 1 CPU, runs a command and powers off; exit 0",
     ),
@@ -246,6 +250,7 @@ pub fn test(ws: &Workspace, opts: &TestOptions) -> Result<bool> {
 
 /// `cargo test --workspace`, echoed, then counted per test binary.
 fn unit_tests(root: &Path) -> Result<(u64, u64)> {
+    crate::toolchain::ensure(root, None)?;
     println!("xtask: unit tests: cargo test --workspace --no-fail-fast");
     let (reader, writer) = std::io::pipe().context("cannot create a pipe")?;
     let mut child = {
@@ -336,6 +341,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "bad-config" => bad_config(ws),
         "dt-passthrough" => dt_passthrough(ws, name),
         "console" => console(ws, name),
+        "run-signals" => super::test_signals::run_signals(ws, name),
         "uboot-two-vms" => uboot_two_vms(ws),
         "linux-smp1" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[0]], 1),
         "linux-smp2" => linux(ws, name, DEFAULT_BOARD, &[LINUX_VMS[1]], 2),
@@ -597,6 +603,9 @@ pub(super) fn exit_status(outcome: &Outcome, want_success: bool, problems: &mut 
         Outcome::TimedOut(t) => {
             problems.push(format!("timeout: QEMU still running after {t} s (killed)"))
         }
+        Outcome::Interrupted(sig) => problems.push(format!(
+            "xtask got signal {sig} and ended QEMU before it finished"
+        )),
     }
 }
 
@@ -1148,7 +1157,7 @@ fn bad_config(ws: &Workspace) -> Result<()> {
 /// This program's executable. `cargo test --workspace` (the unit-test step) may have
 /// rebuilt it under the same path meanwhile: Linux then names the running one
 /// `<path> (deleted)`, and the fresh file at `<path>` is the one to run.
-fn xtask_exe() -> Result<PathBuf> {
+pub(super) fn xtask_exe() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the xtask executable")?;
     Ok(live_exe(exe))
 }

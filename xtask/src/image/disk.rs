@@ -24,6 +24,65 @@ pub const LEGACY_BOOTABLE: u64 = 1 << 2;
 pub const PART_NAME: &str = "boot";
 pub const VOLUME_LABEL: [u8; 11] = *b"HV-BOOT    ";
 
+/// File times on the boot partition: now, in UTC (FAT has no time zone). Written here
+/// rather than with fatfs's `chrono` feature, which would pull in `chrono` for this.
+#[derive(Debug)]
+pub struct UtcClock;
+
+/// The clock of [`fs_options`].
+pub static UTC_CLOCK: UtcClock = UtcClock;
+
+impl fatfs::TimeProvider for UtcClock {
+    fn get_current_date(&self) -> fatfs::Date {
+        self.get_current_date_time().date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        fat_date_time(now.as_secs(), now.subsec_millis())
+    }
+}
+
+/// A Unix time as a FAT date and time (UTC), clamped to FAT's years 1980..=2107.
+pub fn fat_date_time(unix_secs: u64, millis: u32) -> fatfs::DateTime {
+    let days = (unix_secs / 86_400) as i64;
+    let secs = unix_secs % 86_400;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, secs) = match year {
+        y if y < 1980 => (1980, 1, 1, 0),
+        y if y > 2107 => (2107, 12, 31, 86_399),
+        y => (y, month, day, secs),
+    };
+    fatfs::DateTime {
+        date: fatfs::Date {
+            year: year as u16,
+            month: month as u16,
+            day: day as u16,
+        },
+        time: fatfs::Time {
+            hour: (secs / 3600) as u16,
+            min: (secs / 60 % 60) as u16,
+            sec: (secs % 60) as u16,
+            millis: millis.min(999) as u16,
+        },
+    }
+}
+
+/// fatfs options: file times from [`UTC_CLOCK`].
+fn fs_options() -> FsOptions {
+    FsOptions::new().time_provider(&UTC_CLOCK)
+}
+
 /// A file for the boot partition: its path there (`/`-separated, no leading `/`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FatFile {
@@ -114,8 +173,7 @@ fn write_fat(mut slice: Slice, files: &[FatFile]) -> Result<()> {
         .volume_label(VOLUME_LABEL);
     fatfs::format_volume(&mut slice, opts).context("cannot format the FAT32 boot partition")?;
     slice.seek(SeekFrom::Start(0))?;
-    let fs =
-        FileSystem::new(slice, FsOptions::new()).context("cannot open the new FAT32 volume")?;
+    let fs = FileSystem::new(slice, fs_options()).context("cannot open the new FAT32 volume")?;
     let total: u64 = files.iter().map(|f| f.data.len() as u64).sum();
     let bar = progress(total, "boot partition files");
     for f in files {
@@ -162,7 +220,7 @@ fn put_file<T: fatfs::ReadWriteSeek>(
 #[cfg_attr(not(test), allow(dead_code))]
 pub fn replace_file(image: &Path, path: &str, data: &[u8]) -> Result<()> {
     let (file, part) = open_boot_partition(image, true)?;
-    let fs = FileSystem::new(Slice::new(file, part)?, FsOptions::new())
+    let fs = FileSystem::new(Slice::new(file, part)?, fs_options())
         .context("cannot open the FAT32 boot partition")?;
     put_file(&fs, path, data, &ProgressBar::hidden())
         .with_context(|| format!("cannot write {path}"))?;
@@ -212,7 +270,7 @@ pub fn read_image(image: &Path) -> Result<Contents> {
         })
         .collect();
     let (file, part) = open_boot_partition(image, false)?;
-    let fs = FileSystem::new(Slice::new(file, part)?, FsOptions::new())
+    let fs = FileSystem::new(Slice::new(file, part)?, fs_options())
         .context("cannot open the FAT boot partition")?;
     let fat_type = format!("{:?}", fs.fat_type());
     let label = fs.volume_label().trim_end().to_string();

@@ -82,6 +82,9 @@ pub fn image_plan(ws: &Workspace, plan: Plan, opts: &ImageOptions) -> Result<Ima
         ws.board_dir(&plan.board.name)
             .join(format!("{}.img", plan.board.name))
     });
+    if let Some(given) = &opts.out {
+        check_output(given, &out, &plan.board.name)?;
+    }
     let (board, contents) = contents(ws, plan, opts, true)?;
     write(&out, &contents)?;
     print_summary(&board, &out, &contents);
@@ -197,8 +200,9 @@ fn bootloader_help(board: &Board) -> String {
          \x20 - [image.bootloader] path = \"FILE\" in the board file (relative to the repository root)\n\
          \x20 - [image.bootloader] url = \"https://...\" and sha256 = \"<64 hex digits>\"\n\
          \x20 - [image.bootloader] deb = \"<Debian package>\" and file = \"<path inside it>\" \
-         (u-boot-rockchip ships usr/lib/u-boot/<board>/u-boot-rockchip.bin for the RK3328/RK3399 \
-         boards it supports; RK3568/RK3588 need Rockchip's DDR init blob, which Debian does not ship)",
+         (trixie's u-boot-rockchip, suite = \"trixie\", ships usr/lib/u-boot/<board>/u-boot-rockchip.bin \
+         for the RK3328/RK3399 boards it supports; RK3568/RK3588 need Rockchip's DDR init blob, \
+         which Debian does not ship)",
         board.name
     )
 }
@@ -481,20 +485,68 @@ fn partition_files(
     Ok(files)
 }
 
-/// Writes the image and reads it back to check every file.
+/// Refuses an `-o` that names a directory (or ends in `/`): the image is one file.
+pub fn check_output(given: &Path, out: &Path, board: &str) -> Result<()> {
+    let trailing_slash = given.as_os_str().to_string_lossy().ends_with('/');
+    if out.is_dir() || trailing_slash {
+        bail!(
+            "-o {}: is a directory; -o names the image file, e.g. -o {}",
+            given.display(),
+            Path::new(given).join(format!("{board}.img")).display()
+        );
+    }
+    Ok(())
+}
+
+/// A temporary file that is removed when dropped, unless kept.
+struct TempFile<'a> {
+    path: &'a Path,
+    keep: bool,
+}
+
+impl Drop for TempFile<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(self.path);
+        }
+    }
+}
+
+/// Writes the image and reads it back to check every file. The image is written to
+/// `<out>.part` and renamed into place only when all checks pass; on any failure the
+/// `.part` file is removed.
 pub fn write(out: &Path, c: &Contents) -> Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     println!("xtask: writing {}", out.display());
-    let tmp = out.with_extension("img.part");
+    let tmp = part_path(out);
+    let mut guard = TempFile {
+        path: &tmp,
+        keep: false,
+    };
+    write_checked(&tmp, c)?;
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;
+    guard.keep = true;
+    Ok(())
+}
+
+/// `<out>.part`, next to the output.
+pub fn part_path(out: &Path) -> PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".part");
+    out.with_file_name(name)
+}
+
+fn write_checked(tmp: &Path, c: &Contents) -> Result<()> {
     disk::write_image(
-        &tmp,
+        tmp,
         &c.layout,
         c.bootloader.as_ref().map(|(_, d)| d.as_slice()),
         &c.files,
     )?;
-    let back = disk::read_image(&tmp)?;
+    let back = disk::read_image(tmp)?;
     let (first, last) = c.layout.boot_lbas();
     ensure!(
         back.fat_type == "Fat32"
@@ -511,8 +563,6 @@ pub fn write(out: &Path, c: &Contents) -> Result<()> {
             f.path
         );
     }
-    std::fs::rename(&tmp, out)
-        .with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;
     Ok(())
 }
 

@@ -666,6 +666,37 @@ fn orangepi_5_plus_image_read_back() {
     } else {
         eprintln!("fsck.fat not installed: check skipped");
     }
+    // A failed write (here: the read-back check of boot.scr) leaves neither the
+    // image's `.part` file nor a new image behind.
+    let mut bad = c;
+    if let Some(f) = bad.files.iter_mut().find(|f| f.path == "boot.scr") {
+        f.data = b"not a U-Boot script image".to_vec();
+    }
+    let failed = dir.join("failed.img");
+    let e = format!("{:#}", write(&failed, &bad).unwrap_err());
+    assert!(e.contains("boot.scr"), "{e}");
+    assert!(!failed.exists());
+    assert!(
+        !part_path(&failed).exists(),
+        "the .part file was left behind"
+    );
+    assert_eq!(part_path(&failed), dir.join("failed.img.part"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn output_naming_a_directory_is_refused() {
+    let dir = tmp("outdir");
+    let e = check_output(&dir, &dir, "qemu-aarch64")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is a directory"), "{e}");
+    assert!(e.contains("qemu-aarch64.img"), "{e}");
+    let slash = PathBuf::from("no-such-dir/");
+    let e = check_output(&slash, &dir.join("no-such-dir"), "b").unwrap_err();
+    assert!(e.to_string().contains("is a directory"), "{e}");
+    let file = dir.join("card.img");
+    assert!(check_output(&file, &file, "b").is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -842,4 +873,27 @@ fn fs_vms_need_a_board_with_an_image_section() {
     );
     let plan = load_plan_of("qemu-aarch64-uboot", &["xtask/tests/data/fs-vm.toml"]);
     assert_eq!(plan.vms[0].location, ImageLocation::Fs);
+}
+
+#[test]
+fn fat_times_are_utc_civil_dates() {
+    use super::disk::fat_date_time;
+    let d = fat_date_time(0, 0);
+    // Before FAT's epoch: clamped to 1980-01-01 00:00:00.
+    assert_eq!((d.date.year, d.date.month, d.date.day), (1980, 1, 1));
+    assert_eq!((d.time.hour, d.time.min, d.time.sec), (0, 0, 0));
+    // 2000-02-29 12:34:56 UTC = 951827696.
+    let d = fat_date_time(951_827_696, 250);
+    assert_eq!((d.date.year, d.date.month, d.date.day), (2000, 2, 29));
+    assert_eq!(
+        (d.time.hour, d.time.min, d.time.sec, d.time.millis),
+        (12, 34, 56, 250)
+    );
+    // 2026-12-31 23:59:59 UTC = 1798761599.
+    let d = fat_date_time(1_798_761_599, 0);
+    assert_eq!((d.date.year, d.date.month, d.date.day), (2026, 12, 31));
+    assert_eq!((d.time.hour, d.time.min, d.time.sec), (23, 59, 59));
+    // After 2107: clamped to its last second.
+    let d = fat_date_time(5_000_000_000, 0);
+    assert_eq!((d.date.year, d.date.month, d.date.day), (2107, 12, 31));
 }

@@ -16,7 +16,7 @@ mod tests;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -205,9 +205,9 @@ fn start_qemu(root: &Path, board: &Board, q: &QemuToml) -> Result<(Child, String
     let program = qemu_binary(board);
     let args = qemu_pty_args(board, q);
     println!("xtask: {program} {}", args.join(" "));
-    let mut child = Command::new(&program)
+    // QEMU dies with xtask (even on SIGKILL): no orphan after Ctrl-C.
+    let mut child = crate::qemu::qemu_command(&program, &args)
         .current_dir(root)
-        .args(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
