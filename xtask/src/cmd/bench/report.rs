@@ -80,6 +80,13 @@ pub enum Row {
         board: String,
         error: String,
     },
+    /// Not run, and why (not a failure).
+    Skipped {
+        bench: String,
+        mode: String,
+        board: String,
+        reason: String,
+    },
 }
 
 /// `1.023 (0.98..1.07, q 1.00..1.04)`.
@@ -168,6 +175,15 @@ pub fn markdown(m: &Machine, rows: &[Row]) -> String {
                     t,
                     "| {bench} | {mode} | {board} | - | failed: {first} | | | | |"
                 );
+            }
+            Row::Skipped {
+                bench,
+                mode,
+                board,
+                reason,
+            } => {
+                let why = reason.replace('|', "\\|");
+                let _ = writeln!(t, "| {bench} | {mode} | {board} | - | {why} | | | | |");
             }
         }
     }
