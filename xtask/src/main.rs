@@ -161,8 +161,9 @@ enum Cmd {
         #[arg(long)]
         marker: Option<String>,
         /// Deterministic mode (linux-boot): QEMU `-icount shift=0` on both sides, the
-        /// figure is the guest's own time at the marker (its `guest-init: uptime` line,
-        /// else the last printk timestamp), which does not depend on the host's load.
+        /// figure is the guest's own time at the marker (its `guest-init: monotonic-ns`
+        /// line, else its `guest-init: uptime` line, else the last printk timestamp),
+        /// which does not depend on the host's load.
         #[arg(long)]
         icount: bool,
         /// Seconds one boot may take.

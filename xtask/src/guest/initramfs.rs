@@ -5,7 +5,8 @@
 //! What `/init` does (the contract scenario tests and benchmarks match on):
 //! 1. mounts proc, sysfs and devtmpfs (and devpts);
 //! 2. prints `guest-init: uptime <seconds>` (the guest's own clock, the first field
-//!    of /proc/uptime, read by the shell without starting a process), then
+//!    of /proc/uptime, read by the shell without starting a process) and, when
+//!    /proc/timer_list has it, `guest-init: monotonic-ns <ns>` (CLOCK_MONOTONIC), then
 //!    `guest-init: ready` and `guest-init: cpus <N>` (CPUs online, from
 //!    /sys/devices/system/cpu/online, else `nproc`);
 //! 3. if the kernel command line has `run=<cmd>` (quote it when it has spaces:
@@ -46,9 +47,17 @@ online_cpus() {
     echo "$n"
 }
 
-# The guest's time to here, for `cargo xtask bench` (`read` is a shell builtin).
+# The guest's time to here, for `cargo xtask bench` (`read` is a shell builtin): in
+# 10 ms steps from /proc/uptime, in ns from /proc/timer_list (`now at <ns> nsecs`).
 read -r up idle < /proc/uptime
+now=
+if [ -r /proc/timer_list ]; then
+    while read -r a b c rest; do
+        if [ "$a $b" = "now at" ]; then now=$c; break; fi
+    done < /proc/timer_list
+fi
 echo "guest-init: uptime $up"
+[ -n "$now" ] && echo "guest-init: monotonic-ns $now"
 echo "guest-init: ready"
 echo "guest-init: cpus $(online_cpus)"
 

@@ -387,7 +387,7 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
             };
             let guest = run
                 .guest
-                .map_or(String::new(), |(t, _)| format!(", guest {t:.3} s"));
+                .map_or(String::new(), |(t, _)| format!(", guest {t:.6} s"));
             println!(
                 "  pair {}: {:10} {:8.3} s wall{guest}",
                 i + 1,

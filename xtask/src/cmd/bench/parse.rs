@@ -50,6 +50,17 @@ pub fn uptime(line: &str) -> Option<f64> {
     seconds(rest.split_whitespace().next()?)
 }
 
+/// The seconds of a `guest-init: monotonic-ns <ns>` line (CLOCK_MONOTONIC from
+/// /proc/timer_list, as /init prints it).
+pub fn monotonic(line: &str) -> Option<f64> {
+    let rest = &line[line.find("guest-init: monotonic-ns ")? + "guest-init: monotonic-ns ".len()..];
+    let ns = rest.split_whitespace().next()?;
+    (ns.bytes().all(|b| b.is_ascii_digit()) && ns.len() <= 19)
+        .then(|| ns.parse::<u64>().ok())
+        .flatten()
+        .map(|n| n as f64 / 1e9)
+}
+
 /// The last printk timestamp of a line: `[    0.867961] ...` gives 0.867961. A line
 /// of a VM under the hypervisor has its prefix first (`[linux] [    0.867961] ...`).
 pub fn printk_time(line: &str) -> Option<f64> {
@@ -77,18 +88,22 @@ fn seconds(s: &str) -> Option<f64> {
 /// Where a guest time came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Clock {
-    /// The `guest-init: uptime` line of /init.
+    /// The `guest-init: monotonic-ns` line of /init (ns).
+    Monotonic,
+    /// The `guest-init: uptime` line of /init (10 ms steps).
     Uptime,
     /// The last kernel message's printk timestamp (an initramfs without that line).
     Printk,
 }
 
 /// The guest's own time at the marker, from the output up to it: the last
-/// `guest-init: uptime` line, else the last printk timestamp.
+/// `guest-init: monotonic-ns` line, else the last `guest-init: uptime` line, else the
+/// last printk timestamp.
 pub fn guest_time(output: &str) -> Option<(f64, Clock)> {
     let lines = || output.lines().rev();
     lines()
-        .find_map(uptime)
-        .map(|t| (t, Clock::Uptime))
+        .find_map(monotonic)
+        .map(|t| (t, Clock::Monotonic))
+        .or_else(|| lines().find_map(uptime).map(|t| (t, Clock::Uptime)))
         .or_else(|| lines().find_map(printk_time).map(|t| (t, Clock::Printk)))
 }

@@ -119,10 +119,11 @@ pub fn figures_text(f: &Figures) -> String {
     );
     let _ = writeln!(
         t,
-        "  for reference, medians: hypervisor {:.3} {u}, bare {:.3} {u}",
+        "  for reference, medians: hypervisor {:.p$} {u}, bare {:.p$} {u}",
         f.hv_median,
         f.bare_median,
-        u = unit(f)
+        u = unit(f),
+        p = if f.mode == "icount" { 6 } else { 3 }
     );
     if let Some(c) = f.clock {
         let _ = writeln!(t, "  guest time from: {c:?}");

@@ -1,5 +1,7 @@
 //! Tests of the bench statistics, the parsers of guest output and the report.
-use super::parse::{guest_time, pair_ratios, printk_time, summarize, uptime, Clock, Summary};
+use super::parse::{
+    guest_time, monotonic, pair_ratios, printk_time, summarize, uptime, Clock, Summary,
+};
 use super::report::{cpu_model, figures_text, json, markdown, ratio_text, Machine, Row};
 use super::{shell_words, Figures};
 
@@ -73,6 +75,25 @@ fn uptime_lines() {
 }
 
 #[test]
+fn monotonic_lines() {
+    assert_eq!(
+        monotonic("guest-init: monotonic-ns 867961234"),
+        Some(0.867961234)
+    );
+    assert_eq!(
+        monotonic("[linux] guest-init: monotonic-ns 12000000000"),
+        Some(12.0)
+    );
+    assert_eq!(monotonic("guest-init: monotonic-ns "), None);
+    assert_eq!(monotonic("guest-init: monotonic-ns 1.5"), None);
+    assert_eq!(monotonic("guest-init: monotonic-ns -5"), None);
+    assert_eq!(
+        monotonic("guest-init: monotonic-ns 99999999999999999999"),
+        None
+    );
+}
+
+#[test]
 fn printk_timestamps() {
     assert_eq!(
         printk_time("[    0.867961] Run /init as init process"),
@@ -102,6 +123,9 @@ fn guest_time_prefers_the_uptime_line_then_the_last_printk() {
     // The last uptime line counts (a VM reset prints another).
     let out = "guest-init: uptime 5.0\nguest-init: uptime 0.9\n";
     assert_eq!(guest_time(out), Some((0.9, Clock::Uptime)));
+    // Nanoseconds win over the 10 ms uptime.
+    let out = "guest-init: uptime 0.86\nguest-init: monotonic-ns 861234567\nguest-init: ready\n";
+    assert_eq!(guest_time(out), Some((0.861234567, Clock::Monotonic)));
 }
 
 #[test]
