@@ -138,8 +138,9 @@ enum Cmd {
     /// `guest-init: ready`, wall-clock from QEMU's start, or with --icount the guest's
     /// own time at that line. tiny-boot: a test-guest VM from QEMU's start to its first
     /// line. all: linux-boot (wall and --icount, at most 3 pairs) and tiny-boot on the
-    /// boards qemu-aarch64, qemu-aarch64-gicv2 and qemu-riscv64 (or only --config), then
-    /// a Markdown table and a JSON file with the machine and QEMU version in
+    /// boards qemu-aarch64, qemu-aarch64-gicv2 and qemu-riscv64 (or only --config; not
+    /// riscv64 --icount, whose 2-hart Linux does not boot bare under -icount on QEMU
+    /// 7.2), then a Markdown table and a JSON file with the machine and QEMU version in
     /// target/hv/bench/results.{md,json}.
     #[command(verbatim_doc_comment)]
     Bench {
