@@ -133,6 +133,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same with board xtask/tests/data/qemu-aarch64-uboot-tftp.toml ([uboot.tftp]), vm1 built in and vm3 (image_location = \"fs\"): U-Boot gets an address by DHCP from QEMU's user network and loads the hypervisor and vm3's config and image with tftp from QEMU's TFTP server; both VMs pass, exit 0",
     ),
     (
+        "bench-smoke",
+        "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time) and tiny-boot each print a ratio, both medians and both QEMU commands, and keep one console log per side holding the marker (the figures' values are not judged)",
+    ),
+    (
         "uboot-fs-vm",
         "board qemu-aarch64-uboot with vm1 built in and vm3 (image_location = \"fs\") as files on the card: the hypervisor reads vm3's config and image from the boot modules; both pass, exit 0",
     ),
@@ -363,6 +367,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
         "uboot-serial" => uboot_serial(ws, name, UBOOT_BOARD, &[]),
         "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
+        "bench-smoke" => bench_smoke(ws),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -1215,6 +1220,81 @@ fn bad_config_problems(succeeded: bool, text: &str, calls: &str) -> Vec<String> 
         ));
     }
     problems
+}
+
+/// The scenario `bench-smoke`: each bench once per side on the default board; what
+/// it printed and logged is checked, never its values.
+fn bench_smoke(ws: &Workspace) -> Result<()> {
+    use super::bench::{self, BenchOptions};
+    let board = ws.root.join(DEFAULT_BOARD);
+    let opts = |what: &str, icount: bool| BenchOptions {
+        what: what.into(),
+        config: Some(board.clone()),
+        vm: None,
+        runs: 1,
+        marker: None,
+        timeout: QEMU_TIMEOUT,
+        icount,
+    };
+    let mut problems = Vec::new();
+    let mut printed = String::new();
+    for (what, icount) in [
+        ("linux-boot", false),
+        ("linux-boot", true),
+        ("tiny-boot", false),
+    ] {
+        let o = opts(what, icount);
+        let f = if what == "linux-boot" {
+            bench::linux_boot(ws, &board, None, &o)?
+        } else {
+            bench::tiny_boot(ws, &board, None, &o)?
+        };
+        let text = bench::report::figures_text(&f);
+        print!("{text}");
+        printed.push_str(&text);
+        bench_smoke_problems(&f, &text, &mut problems);
+    }
+    verdict(&problems, &printed)
+}
+
+/// What is missing from one bench's figures, text and logs.
+fn bench_smoke_problems(f: &super::bench::Figures, text: &str, problems: &mut Vec<String>) {
+    let what = format!("bench {} ({})", f.bench, f.mode);
+    if f.hv.len() != 1 || f.bare.len() != 1 || f.ratio.n != 1 {
+        problems.push(format!(
+            "{what}: {} hypervisor and {} bare figures, {} ratios, not one each",
+            f.hv.len(),
+            f.bare.len(),
+            f.ratio.n
+        ));
+    }
+    let wanted = [
+        format!(
+            "{what} on {}: ratio hypervisor / bare, median of 1 pairs: ",
+            f.board
+        ),
+        "for reference, medians: hypervisor ".to_string(),
+    ];
+    for w in &wanted {
+        if !text.contains(w.as_str()) {
+            problems.push(format!("{what} did not print `{w}`"));
+        }
+    }
+    if f.mode == "icount" && f.clock.is_none() {
+        problems.push(format!("{what}: no guest clock named"));
+    }
+    for (side, cmd) in [("hv", &f.hv_command), ("bare", &f.bare_command)] {
+        if !cmd.contains(" -kernel ") {
+            problems.push(format!("{what}: no {side} QEMU command: `{cmd}`"));
+        }
+        let log = std::path::Path::new(&f.logs)
+            .join(format!("{}-{}-{}-1-{side}.log", f.bench, f.board, f.mode));
+        match std::fs::read_to_string(&log) {
+            Ok(t) if t.contains(&f.marker) => {}
+            Ok(_) => problems.push(format!("{}: no `{}` line", log.display(), f.marker)),
+            Err(e) => problems.push(format!("{}: {e}", log.display())),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 //!
 //! What `/init` does (the contract scenario tests and benchmarks match on):
 //! 1. mounts proc, sysfs and devtmpfs (and devpts);
-//! 2. prints `guest-init: ready` and `guest-init: cpus <N>` (CPUs online, from
+//! 2. prints `guest-init: uptime <seconds>` (the guest's own clock, the first field
+//!    of /proc/uptime, read by the shell without starting a process) and, when
+//!    /proc/timer_list has it, `guest-init: monotonic-ns <ns>` (CLOCK_MONOTONIC), then
+//!    `guest-init: ready` and `guest-init: cpus <N>` (CPUs online, from
 //!    /sys/devices/system/cpu/online, else `nproc`);
 //! 3. if the kernel command line has `run=<cmd>` (quote it when it has spaces:
 //!    `run="echo hello"`; the kernel hands it to init as the environment variable
@@ -44,6 +47,17 @@ online_cpus() {
     echo "$n"
 }
 
+# The guest's time to here, for `cargo xtask bench` (`read` is a shell builtin): in
+# 10 ms steps from /proc/uptime, in ns from /proc/timer_list (`now at <ns> nsecs`).
+read -r up idle < /proc/uptime
+now=
+if [ -r /proc/timer_list ]; then
+    while read -r a b c rest; do
+        if [ "$a $b" = "now at" ]; then now=$c; break; fi
+    done < /proc/timer_list
+fi
+echo "guest-init: uptime $up"
+[ -n "$now" ] && echo "guest-init: monotonic-ns $now"
 echo "guest-init: ready"
 echo "guest-init: cpus $(online_cpus)"
 
@@ -64,6 +78,21 @@ echo "guest-init: shell exited, powering off"
 sync
 poweroff -f
 "#;
+
+/// `base` (an initramfs as the kernel takes it: cpio archives, compressed or not,
+/// one after another) followed by a gzip-compressed cpio archive holding only `/init`
+/// = [`INIT_SCRIPT`]. The kernel unpacks the archives in order and a later file
+/// replaces an earlier one of the same name, so an initramfs pulled with an older
+/// `/init` runs the current one. The appended archive starts on a 4-byte boundary
+/// (the kernel skips the zero padding between archives).
+pub fn with_current_init(base: &[u8]) -> Result<Vec<u8>> {
+    let mut out = base.to_vec();
+    out.resize(base.len().div_ceil(4) * 4, 0);
+    let mut w = CpioWriter::new(GzEncoder::new(out, Compression::best()));
+    w.file("init", 0o755, INIT_SCRIPT.as_bytes())?;
+    let gz = w.finish().context("cannot write the /init archive")?;
+    Ok(gz.finish()?)
+}
 
 /// Applets linked when the applet table cannot be found in the busybox binary.
 const FALLBACK_APPLETS: &[&str] = &[

@@ -164,6 +164,59 @@ fn init_script_parses_and_counts_cpus() {
     }
 }
 
+/// The overlay keeps the pulled initramfs byte for byte, pads it to 4 bytes and
+/// appends a gzip cpio whose only file is the current `/init`.
+#[test]
+fn current_init_is_appended_to_an_older_initramfs() {
+    for base_len in [0usize, 5, 8, 13] {
+        let base: Vec<u8> = (0..base_len as u8).map(|b| b | 0x80).collect();
+        let out = initramfs::with_current_init(&base).unwrap();
+        assert_eq!(&out[..base_len], &base[..]);
+        let start = base_len.div_ceil(4) * 4;
+        assert!(out[base_len..start].iter().all(|b| *b == 0), "{base_len}");
+        let mut raw = Vec::new();
+        GzDecoder::new(&out[start..]).read_to_end(&mut raw).unwrap();
+        let e = parse_cpio(&raw);
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].name, "init");
+        assert_eq!(e[0].mode, S_IFREG | 0o755);
+        assert_eq!(e[0].data, initramfs::INIT_SCRIPT.as_bytes());
+    }
+}
+
+/// The script's uptime lines, run by a host shell against the host's /proc/uptime,
+/// print what the bench's parser reads, before `guest-init: ready`.
+#[test]
+fn init_script_prints_its_uptime_before_ready() {
+    let Some(sh) = crate::host_tools::find_on_path("sh") else {
+        return;
+    };
+    if !Path::new("/proc/uptime").exists() {
+        return;
+    }
+    let s = initramfs::INIT_SCRIPT;
+    let start = s.find("read -r up idle").unwrap();
+    let ready = "echo \"guest-init: ready\"\n";
+    let end = s.find(ready).unwrap() + ready.len();
+    assert!(start < end);
+    let out = Command::new(&sh)
+        .args(["-c", &s[start..end]])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"guest-init: ready"), "{text}");
+    let up = crate::cmd::bench::parse::uptime(lines[0]).unwrap();
+    assert!(up > 0.0, "{text}");
+    // The nanosecond line comes when the host has /proc/timer_list, as Linux guests do.
+    let timer_list = std::fs::read_to_string("/proc/timer_list").is_ok();
+    assert_eq!(lines.len(), if timer_list { 3 } else { 2 }, "{text}");
+    if timer_list {
+        let ns = crate::cmd::bench::parse::monotonic(lines[1]).unwrap();
+        assert!(ns > 0.0, "{text}");
+    }
+}
+
 #[test]
 fn unpacks_a_tar_gz() {
     let t = tempfile::tempdir().unwrap();

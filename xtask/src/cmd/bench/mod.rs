@@ -1,0 +1,630 @@
+//! `cargo xtask bench`: speed measured as ratios taken side by side in one run.
+//!
+//! Every bench boots the same guest under the hypervisor and straight on QEMU
+//! ("bare": the board's machine without virtualization, the VM's vCPUs, RAM and
+//! command line), in pairs: run i under the hypervisor and bare run i are next to
+//! each other in time (which one goes first alternates), so the ratio of a pair is
+//! taken under the same load of the host. The figure is the median of the per-pair
+//! ratios with their spread; the medians of both sides are only for reference.
+//!
+//! - `linux-boot`: the VM's Linux kernel and initramfs to the marker line
+//!   (`guest-init: ready`). Wall-clock time from QEMU's start (both sides pay the same
+//!   QEMU start-up); with `--icount` (QEMU `-icount shift=0` on both sides: guest time
+//!   follows executed instructions, 1 ns each) the guest's own clock at the marker,
+//!   which does not depend on the host's load. The initramfs is the pulled one with
+//!   the current `/init` appended (it prints `guest-init: uptime <s>` before the
+//!   marker), on both sides.
+//! - `tiny-boot`: a test-guest VM from QEMU's start to its first line
+//!   (`testguest: vCPU 0 up`); bare, the same raw image is QEMU's `-kernel` (the
+//!   aarch64 test guest has an arm64 Image header, the riscv64 one is linked where
+//!   OpenSBI jumps to), with QEMU's own device tree.
+//! - `all`: both, on the QEMU boards, written as a Markdown table and a JSON file.
+//!
+//! Each run's console output is kept under `target/hv/bench-logs/`.
+pub mod parse;
+pub mod report;
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::cmd::build::{board_file, build_plan, load_plan, BuildOptions};
+use crate::config::vm::{ImageSource, ImageSpec};
+use crate::config::{Arch, Board};
+use crate::qemu::{qemu_args, qemu_binary};
+use crate::workspace::Workspace;
+use parse::{guest_time, pair_ratios, summarize, Clock, Summary};
+
+/// The benches `cargo xtask bench` knows.
+pub const BENCHES: &[&str] = &["linux-boot", "tiny-boot", "all"];
+/// The line of the initramfs's /init that ends a Linux boot.
+pub const LINUX_MARKER: &str = "guest-init: ready";
+/// The test guest's first line.
+pub const TINY_MARKER: &str = "testguest: vCPU 0 up";
+/// The QEMU arguments of the deterministic mode.
+const ICOUNT: [&str; 2] = ["-icount", "shift=0"];
+
+pub struct BenchOptions {
+    pub what: String,
+    pub config: Option<PathBuf>,
+    pub vm: Option<PathBuf>,
+    pub runs: usize,
+    pub marker: Option<String>,
+    pub timeout: Duration,
+    pub icount: bool,
+}
+
+/// What one bench measured, both sides.
+#[derive(Clone, Debug, Serialize)]
+pub struct Figures {
+    /// `linux-boot` or `tiny-boot`.
+    pub bench: String,
+    /// `wall` (seconds from QEMU's start to the marker) or `icount` (the guest's own
+    /// seconds at the marker under `-icount shift=0`).
+    pub mode: String,
+    pub board: String,
+    /// The VM config file.
+    pub vm: String,
+    pub marker: String,
+    /// Where the guest time came from (icount mode).
+    pub clock: Option<Clock>,
+    pub hv: Vec<f64>,
+    pub bare: Vec<f64>,
+    pub hv_median: f64,
+    pub bare_median: f64,
+    /// The per-pair ratios hypervisor / bare.
+    pub ratios: Vec<f64>,
+    pub ratio: Summary,
+    pub hv_command: String,
+    pub bare_command: String,
+    /// The directory with the runs' console logs.
+    pub logs: String,
+}
+
+/// `cargo xtask bench WHAT`.
+pub fn bench(ws: &Workspace, o: &BenchOptions) -> Result<()> {
+    match o.what.as_str() {
+        "linux-boot" | "tiny-boot" => {
+            let board = board_file(ws, &build_options(o.config.clone(), vec![]));
+            let f = if o.what == "linux-boot" {
+                linux_boot(ws, &board, o.vm.clone(), o)?
+            } else {
+                tiny_boot(ws, &board, o.vm.clone(), o)?
+            };
+            print!("{}", report::figures_text(&f));
+            Ok(())
+        }
+        "all" => all(ws, o),
+        other => bail!(
+            "unknown benchmark `{other}`: the benchmarks are: {}",
+            BENCHES.join(", ")
+        ),
+    }
+}
+
+fn build_options(config: Option<PathBuf>, vms: Vec<PathBuf>) -> BuildOptions {
+    BuildOptions {
+        config,
+        vms,
+        force_bin: true,
+    }
+}
+
+/// The board file's board (for its architecture and GIC before anything is built).
+fn load_board(ws: &Workspace, path: &Path) -> Result<Board> {
+    let (board, report) = crate::config::board::load_board(path, &ws.root);
+    board.ok_or_else(|| crate::config::ConfigError(report).into())
+}
+
+/// The VM config a bench uses on `board` when `--vm` is not given.
+pub fn default_vm(bench: &str, board: &Board) -> Result<&'static str> {
+    let gicv2 = matches!(board.gic, Some((2, _)));
+    Ok(match (bench, board.arch, gicv2) {
+        ("linux-boot", Arch::Aarch64, false) => "configs/vms/linux-aarch64-qemu-smp2.toml",
+        ("linux-boot", Arch::Aarch64, true) => "configs/vms/linux-aarch64-qemu-gicv2-smp2.toml",
+        ("linux-boot", Arch::Riscv64, _) => "configs/vms/linux-riscv64-qemu-smp2.toml",
+        ("tiny-boot", Arch::Aarch64, false) => "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
+        ("tiny-boot", Arch::Aarch64, true) => {
+            "configs/vms/testguest-aarch64-qemu-gicv2-smp2-a.toml"
+        }
+        ("tiny-boot", Arch::Riscv64, _) => "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
+        (b, arch, _) => bail!(
+            "not supported yet: {b} on {} (board {}): give a VM config with --vm",
+            arch.name(),
+            board.name
+        ),
+    })
+}
+
+/// The bench on `board`: boots the Linux VM `vm` (default: [`default_vm`]) to the
+/// marker, in pairs.
+pub fn linux_boot(
+    ws: &Workspace,
+    board_path: &Path,
+    vm: Option<PathBuf>,
+    o: &BenchOptions,
+) -> Result<Figures> {
+    let board = load_board(ws, board_path)?;
+    let vm_path = match vm {
+        Some(v) => v,
+        None => ws.root.join(default_vm("linux-boot", &board)?),
+    };
+    crate::host_tools::ensure_qemu(board.arch)?;
+    crate::guest::ensure_pulled(&ws.root, &format!("linux-{}", board.arch.name()))?;
+    let opts = build_options(Some(board_path.to_path_buf()), vec![vm_path.clone()]);
+    let mut plan = load_plan(ws, &opts)?;
+    anyhow::ensure!(
+        plan.vms.len() == 1,
+        "linux-boot boots one VM, the plan has {}",
+        plan.vms.len()
+    );
+    // Both sides get the pulled initramfs with the current /init appended.
+    let bench_dir = ws.target_dir.join("hv").join("bench");
+    std::fs::create_dir_all(&bench_dir)
+        .with_context(|| format!("cannot create {}", bench_dir.display()))?;
+    let vm = &mut plan.vms[0];
+    let vm_name = vm.cfg.name.clone();
+    if let Some(rd) = vm.cfg.ramdisk.as_mut() {
+        let pulled = file_of(rd)?;
+        let base =
+            std::fs::read(&pulled).with_context(|| format!("cannot read {}", pulled.display()))?;
+        let bytes = crate::guest::initramfs::with_current_init(&base)?;
+        let overlay = bench_dir.join(format!("initramfs-{}-{vm_name}.cpio.gz", board.name));
+        // Rewritten only when it changes: the build bundles it, and a new file
+        // would rebuild the hypervisor.
+        if std::fs::read(&overlay).ok().as_deref() != Some(&bytes[..]) {
+            std::fs::write(&overlay, bytes)
+                .with_context(|| format!("cannot write {}", overlay.display()))?;
+        }
+        rd.source = ImageSource::File(overlay);
+    }
+    let out = build_plan(ws, plan, true)?;
+    let bin = out.bin.context("the build wrote no raw binary")?;
+    let vm = out.plan.vms.first().context("no VM to benchmark")?;
+    let kernel = file_of(&vm.kernel)?;
+    let mut bare = bare_args(&out.plan.board, vm, &kernel)?;
+    if let Some(rd) = &vm.ramdisk {
+        bare.extend(["-initrd".into(), file_of(rd)?.display().to_string()]);
+    }
+    if !vm.cmdline.is_empty() {
+        bare.extend(["-append".into(), vm.cmdline.clone()]);
+    }
+    let marker = o.marker.clone().unwrap_or_else(|| LINUX_MARKER.into());
+    let setup = Setup {
+        bench: "linux-boot",
+        board: &out.plan.board,
+        vm,
+        vm_path: &vm_path,
+        marker: &marker,
+        hv_args: hv_args(&out.plan.board, vm, &bin)?,
+        bare_args: bare,
+    };
+    paired(ws, &setup, o)
+}
+
+/// The bench on `board`: a test-guest VM from QEMU's start to its first line.
+pub fn tiny_boot(
+    ws: &Workspace,
+    board_path: &Path,
+    vm: Option<PathBuf>,
+    o: &BenchOptions,
+) -> Result<Figures> {
+    if o.icount {
+        bail!("not supported yet: tiny-boot --icount (the test guest prints no time of its own)");
+    }
+    let board = load_board(ws, board_path)?;
+    let vm_path = match vm {
+        Some(v) => v,
+        None => ws.root.join(default_vm("tiny-boot", &board)?),
+    };
+    crate::host_tools::ensure_qemu(board.arch)?;
+    let opts = build_options(Some(board_path.to_path_buf()), vec![vm_path.clone()]);
+    let out = crate::cmd::build::build(ws, &opts)?;
+    let bin = out.bin.context("the build wrote no raw binary")?;
+    let vm = out.plan.vms.first().context("no VM to benchmark")?;
+    let ImageSource::Guest(krate) = &vm.kernel.source else {
+        bail!(
+            "{}: tiny-boot needs a test-guest VM (kernel_path = \"guest:testguest\")",
+            vm.src.shown
+        );
+    };
+    let image = ws
+        .board_dir(&out.plan.board.name)
+        .join("guests")
+        .join(format!("{krate}.bin"));
+    let mut bare = bare_args(&out.plan.board, vm, &image)?;
+    if !vm.cmdline.is_empty() {
+        bare.extend(["-append".into(), vm.cmdline.clone()]);
+    }
+    let marker = o.marker.clone().unwrap_or_else(|| TINY_MARKER.into());
+    let setup = Setup {
+        bench: "tiny-boot",
+        board: &out.plan.board,
+        vm,
+        vm_path: &vm_path,
+        marker: &marker,
+        hv_args: hv_args(&out.plan.board, vm, &bin)?,
+        bare_args: bare,
+    };
+    paired(ws, &setup, o)
+}
+
+/// The hypervisor side: the board's QEMU command with only the emulated CPUs up to
+/// the last one the VM is placed on. Idle emulated CPUs are not free under QEMU
+/// (every broadcast TLB invalidation of the guest waits for them), unlike idle cores
+/// on hardware, so the board's full `smp` would measure QEMU.
+fn hv_args(board: &Board, vm: &crate::config::Vm, bin: &Path) -> Result<Vec<String>> {
+    let q = board
+        .qemu
+        .as_ref()
+        .context("the board has no [qemu] section: cannot benchmark")?;
+    let hv_board = Board {
+        smp: vm.pcpus.iter().max().map_or(board.smp, |&c| c + 1),
+        ..board.clone()
+    };
+    Ok(qemu_args(&hv_board, q, bin))
+}
+
+/// The bare side up to its `-kernel`: the board's machine without virtualization,
+/// its CPU model, the VM's vCPUs and RAM.
+fn bare_args(board: &Board, vm: &crate::config::Vm, kernel: &Path) -> Result<Vec<String>> {
+    let q = board
+        .qemu
+        .as_ref()
+        .context("the board has no [qemu] section: cannot benchmark")?;
+    let machine: Vec<&str> = q
+        .machine
+        .split(',')
+        .filter(|p| !p.starts_with("virtualization"))
+        .collect();
+    let mut bare = vec!["-machine".to_string(), machine.join(",")];
+    if let Some(cpu) = &q.cpu {
+        bare.extend(["-cpu".into(), cpu.clone()]);
+    }
+    bare.extend([
+        "-smp".into(),
+        vm.cpu_num.to_string(),
+        "-m".into(),
+        format!("{}M", vm.ram_size() >> 20),
+    ]);
+    bare.extend(["-nographic", "-no-reboot", "-nic", "none"].map(String::from));
+    bare.extend(["-kernel".into(), kernel.display().to_string()]);
+    Ok(bare)
+}
+
+/// What a bench runs on both sides.
+struct Setup<'a> {
+    bench: &'static str,
+    board: &'a Board,
+    vm: &'a crate::config::Vm,
+    vm_path: &'a Path,
+    marker: &'a str,
+    hv_args: Vec<String>,
+    bare_args: Vec<String>,
+}
+
+/// One run of one side.
+struct Run {
+    wall: f64,
+    guest: Option<(f64, Clock)>,
+}
+
+/// Runs `s` in `o.runs` pairs and sums them up.
+fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
+    let program = qemu_binary(s.board);
+    let (mut hv_args, mut bare_args) = (s.hv_args.clone(), s.bare_args.clone());
+    if o.icount {
+        hv_args.extend(ICOUNT.map(String::from));
+        bare_args.extend(ICOUNT.map(String::from));
+    }
+    let mode = if o.icount { "icount" } else { "wall" };
+    let hv_marker = format!("[{}] {}", s.vm.name, s.marker);
+    let logs = ws.target_dir.join("hv").join("bench-logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let hv_command = format!("{program} {}", shell_words(&hv_args));
+    let bare_command = format!("{program} {}", shell_words(&bare_args));
+    println!(
+        "bench {} ({mode}) on {}: VM {} ({} vCPUs, {} MiB), {} pairs, marker \"{}\"",
+        s.bench,
+        s.board.name,
+        s.vm.name,
+        s.vm.cpu_num,
+        s.vm.ram_size() >> 20,
+        o.runs,
+        s.marker
+    );
+    println!("  hypervisor: {hv_command}");
+    println!("  bare:       {bare_command}");
+    println!("  logs:       {}", logs.display());
+    let (mut hv, mut bare) = (Vec::new(), Vec::new());
+    let mut clock = None;
+    for i in 0..o.runs {
+        // Alternate which side goes first so a drift in the host's load hits both.
+        let order = if i % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        let mut pair = [0.0f64; 2];
+        for under_hv in order {
+            let (args, marker, side) = if under_hv {
+                (&hv_args, hv_marker.as_str(), "hv")
+            } else {
+                (&bare_args, s.marker, "bare")
+            };
+            let log = logs.join(format!(
+                "{}-{}-{mode}-{}-{side}.log",
+                s.bench,
+                s.board.name,
+                i + 1
+            ));
+            let run =
+                run_to_marker(&program, args, marker, o.timeout, &log).with_context(|| {
+                    format!("{} run {} {side} (log {})", s.bench, i + 1, log.display())
+                })?;
+            let value = if o.icount {
+                let (t, c) = run.guest.with_context(|| {
+                    format!(
+                        "{} run {} {side}: no guest time (a `guest-init: uptime` line or a printk timestamp) before the marker in {}",
+                        s.bench,
+                        i + 1,
+                        log.display()
+                    )
+                })?;
+                clock = Some(c);
+                t
+            } else {
+                run.wall
+            };
+            let guest = run
+                .guest
+                .map_or(String::new(), |(t, _)| format!(", guest {t:.6} s"));
+            println!(
+                "  pair {}: {:10} {:8.3} s wall{guest}",
+                i + 1,
+                if under_hv { "hypervisor" } else { "bare" },
+                run.wall
+            );
+            pair[usize::from(!under_hv)] = value;
+        }
+        hv.push(pair[0]);
+        bare.push(pair[1]);
+    }
+    let ratios = pair_ratios(&hv, &bare);
+    let ratio = summarize(&ratios).context("no finite ratio of the runs")?;
+    let median = |v: &[f64]| summarize(v).map_or(f64::NAN, |s| s.median);
+    Ok(Figures {
+        bench: s.bench.into(),
+        mode: mode.into(),
+        board: s.board.name.clone(),
+        vm: crate::config::source::shown_path(s.vm_path, &ws.root),
+        marker: s.marker.into(),
+        clock: if o.icount { clock } else { None },
+        hv_median: median(&hv),
+        bare_median: median(&bare),
+        hv,
+        bare,
+        ratios,
+        ratio,
+        hv_command,
+        bare_command,
+        logs: logs.display().to_string(),
+    })
+}
+
+fn file_of(img: &ImageSpec) -> Result<PathBuf> {
+    match &img.source {
+        ImageSource::File(p) => Ok(p.clone()),
+        other => bail!(
+            "{}: the benchmark needs a kernel/initramfs file, not {other:?}",
+            img.key
+        ),
+    }
+}
+
+/// Arguments joined for a shell (quoted where they hold a space or a quote).
+pub fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_=.,:/+@%".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Starts QEMU, writes its output to `log` and returns the wall-clock time until a
+/// line containing `marker` appears, with the guest time read from the output up to
+/// there; QEMU is then killed.
+fn run_to_marker(
+    program: &str,
+    args: &[String],
+    marker: &str,
+    timeout: Duration,
+    log: &Path,
+) -> Result<Run> {
+    let file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let mut err_file = file
+        .try_clone()
+        .with_context(|| format!("cannot write {}", log.display()))?;
+    let start = Instant::now();
+    // QEMU gets SIGTERM if xtask dies (Ctrl-C, kill) while it waits for the marker.
+    let mut child = crate::qemu::qemu_command(program, args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let stderr = child.stderr.take().context("no stderr")?;
+    let (tx, rx) = mpsc::channel();
+    let wanted = marker.to_string();
+    // The log is written as the output comes, so a run that hangs shows how far it got.
+    let mut file = std::io::LineWriter::new(file);
+    let reader = thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let line = crate::output::clean(&line);
+            let _ = writeln!(file, "{line}");
+            text.push_str(&line);
+            text.push('\n');
+            if line.contains(&wanted) {
+                let _ = tx.send(Instant::now());
+                break;
+            }
+        }
+        text
+    });
+    let errs = thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = writeln!(err_file, "{line}");
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    let seen = rx.recv_timeout(timeout);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = reader.join().unwrap_or_default();
+    let errs = errs.join().unwrap_or_default();
+    match seen {
+        Ok(at) => Ok(Run {
+            wall: (at - start).as_secs_f64(),
+            guest: guest_time(&text),
+        }),
+        Err(_) => {
+            let tail: Vec<&str> = text.lines().chain(errs.lines()).collect();
+            bail!(
+                "no line containing \"{marker}\" within {} s; last lines:\n{}",
+                timeout.as_secs(),
+                tail[tail.len().saturating_sub(10)..].join("\n")
+            )
+        }
+    }
+}
+
+/// `bench all`: every bench on every QEMU board (or only `--config`'s), then the
+/// table and the JSON file.
+fn all(ws: &Workspace, o: &BenchOptions) -> Result<()> {
+    if o.vm.is_some() || o.marker.is_some() {
+        bail!("bench all picks its VM configs and markers itself: drop --vm and --marker");
+    }
+    let boards: Vec<PathBuf> = match &o.config {
+        Some(c) => vec![crate::cmd::build::absolute(c)],
+        None => report::ALL_BOARDS.iter().map(|b| ws.root.join(b)).collect(),
+    };
+    let mut rows = Vec::new();
+    for board in &boards {
+        for (bench, icount) in [
+            ("linux-boot", false),
+            ("linux-boot", true),
+            ("tiny-boot", false),
+        ] {
+            let shown = crate::config::source::shown_path(board, &ws.root);
+            let mode = if icount { "icount" } else { "wall" };
+            if let Some(reason) = skipped(ws, board, bench, icount) {
+                println!("bench {bench} ({mode}) on {shown}: {reason}");
+                rows.push(report::Row::Skipped {
+                    bench: bench.into(),
+                    mode: mode.into(),
+                    board: shown,
+                    reason,
+                });
+                continue;
+            }
+            let runs = if icount { o.runs.min(3) } else { o.runs };
+            let bo = BenchOptions {
+                what: bench.into(),
+                config: Some(board.clone()),
+                vm: None,
+                runs,
+                marker: None,
+                timeout: o.timeout,
+                icount,
+            };
+            let result = if bench == "linux-boot" {
+                linux_boot(ws, board, None, &bo)
+            } else {
+                tiny_boot(ws, board, None, &bo)
+            };
+            match result {
+                Ok(f) => {
+                    print!("{}", report::figures_text(&f));
+                    rows.push(report::Row::Done(Box::new(f)));
+                }
+                Err(e) => {
+                    println!("bench {bench} ({mode}) on {shown}: FAILED: {e:#}");
+                    rows.push(report::Row::Failed {
+                        bench: bench.into(),
+                        mode: mode.into(),
+                        board: shown,
+                        error: format!("{e:#}"),
+                    });
+                }
+            }
+        }
+    }
+    let machine = report::Machine::probe(&boards_arches(ws, &boards));
+    let dir = ws.target_dir.join("hv").join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let md = report::markdown(&machine, &rows);
+    let json = report::json(&machine, &rows)?;
+    let (md_path, json_path) = (dir.join("results.md"), dir.join("results.json"));
+    std::fs::write(&md_path, &md).with_context(|| format!("cannot write {}", md_path.display()))?;
+    std::fs::write(&json_path, json)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!("\n{md}");
+    println!(
+        "bench all: wrote {} and {}",
+        md_path.display(),
+        json_path.display()
+    );
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r, report::Row::Failed { .. }))
+        .count();
+    if failed > 0 {
+        bail!("{failed} of {} benches failed", rows.len());
+    }
+    Ok(())
+}
+
+/// Why `bench all` leaves a bench out on a board, if it does.
+fn skipped(ws: &Workspace, board: &Path, bench: &str, icount: bool) -> Option<String> {
+    let arch = load_board(ws, board).ok()?.arch;
+    (bench == "linux-boot" && icount && arch == Arch::Riscv64).then(|| {
+        "not supported yet: riscv64 Linux with 2 harts does not boot bare under -icount on \
+         QEMU 7.2 (no kernel output after OpenSBI; 1 hart boots); \
+         `bench linux-boot --icount --config configs/board/qemu-riscv64.toml` tries it"
+            .to_string()
+    })
+}
+
+/// The QEMU binaries the boards use.
+fn boards_arches(ws: &Workspace, boards: &[PathBuf]) -> Vec<String> {
+    let mut v: Vec<String> = boards
+        .iter()
+        .filter_map(|b| load_board(ws, b).ok())
+        .map(|b| qemu_binary(&b))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}

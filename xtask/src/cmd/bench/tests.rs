@@ -1,0 +1,248 @@
+//! Tests of the bench statistics, the parsers of guest output and the report.
+use super::parse::{
+    guest_time, monotonic, pair_ratios, printk_time, summarize, uptime, Clock, Summary,
+};
+use super::report::{cpu_model, figures_text, json, markdown, ratio_text, Machine, Row};
+use super::{shell_words, Figures};
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+/// The five pairs of issue 16: the medians of the two series gave 0.878 although
+/// four of five pairs were slower under the hypervisor; the paired median says so.
+#[test]
+fn paired_ratios_of_the_issue_runs() {
+    let hv = [4.74, 5.84, 9.89, 6.30, 8.23];
+    let bare = [4.16, 4.16, 7.44, 7.17, 7.70];
+    let r = pair_ratios(&hv, &bare);
+    assert_eq!(r.len(), 5);
+    assert!(close(r[0], 4.74 / 4.16));
+    let s = summarize(&r).unwrap();
+    assert_eq!(s.n, 5);
+    // Sorted: 0.8787, 1.0688, 1.1394, 1.3293, 1.4038.
+    assert!(close(s.median, 4.74 / 4.16), "{s:?}");
+    assert!(close(s.min, 6.30 / 7.17));
+    assert!(close(s.max, 5.84 / 4.16));
+    let (q1, q3) = s.quartiles.unwrap();
+    assert!(close(q1, 8.23 / 7.70));
+    assert!(close(q3, 9.89 / 7.44));
+    assert!(s.median > 1.0);
+}
+
+#[test]
+fn median_and_quartiles_interpolate() {
+    let s = summarize(&[4.0, 1.0, 3.0, 2.0]).unwrap();
+    assert!(close(s.median, 2.5));
+    assert_eq!((s.min, s.max), (1.0, 4.0));
+    assert_eq!(s.quartiles, None, "no quartiles below 5 values");
+    let s = summarize(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+    assert!(close(s.median, 3.5));
+    let (q1, q3) = s.quartiles.unwrap();
+    assert!(close(q1, 2.25) && close(q3, 4.75), "{q1} {q3}");
+    let one = summarize(&[0.7]).unwrap();
+    assert_eq!(
+        one,
+        Summary {
+            n: 1,
+            median: 0.7,
+            min: 0.7,
+            max: 0.7,
+            quartiles: None
+        }
+    );
+}
+
+#[test]
+fn summary_refuses_nothing_and_non_numbers() {
+    assert_eq!(summarize(&[]), None);
+    assert_eq!(summarize(&[1.0, f64::NAN]), None);
+    assert_eq!(summarize(&pair_ratios(&[1.0], &[0.0])), None);
+    // Pairs stop at the shorter series.
+    assert_eq!(pair_ratios(&[1.0, 2.0, 3.0], &[1.0, 4.0]), vec![1.0, 0.5]);
+}
+
+#[test]
+fn uptime_lines() {
+    assert_eq!(uptime("guest-init: uptime 0.87"), Some(0.87));
+    assert_eq!(uptime("[linux] guest-init: uptime 12.50 3.10"), Some(12.5));
+    assert_eq!(uptime("guest-init: uptime \r"), None);
+    assert_eq!(uptime("guest-init: uptime -1"), None);
+    assert_eq!(uptime("guest-init: uptime 1.2.3"), None);
+    assert_eq!(uptime("guest-init: uptime .5"), None);
+    assert_eq!(uptime("guest-init: uptime inf"), None);
+    assert_eq!(uptime("guest-init: ready"), None);
+}
+
+#[test]
+fn monotonic_lines() {
+    assert_eq!(
+        monotonic("guest-init: monotonic-ns 867961234"),
+        Some(0.867961234)
+    );
+    assert_eq!(
+        monotonic("[linux] guest-init: monotonic-ns 12000000000"),
+        Some(12.0)
+    );
+    assert_eq!(monotonic("guest-init: monotonic-ns "), None);
+    assert_eq!(monotonic("guest-init: monotonic-ns 1.5"), None);
+    assert_eq!(monotonic("guest-init: monotonic-ns -5"), None);
+    assert_eq!(
+        monotonic("guest-init: monotonic-ns 99999999999999999999"),
+        None
+    );
+}
+
+#[test]
+fn printk_timestamps() {
+    assert_eq!(
+        printk_time("[    0.867961] Run /init as init process"),
+        Some(0.867961)
+    );
+    assert_eq!(printk_time("[linux] [   12.000001] x"), Some(12.000001));
+    assert_eq!(printk_time("[1234567.123456]"), Some(1234567.123456));
+    // Not a timestamp: the VM prefix, other brackets, six digits wanted.
+    assert_eq!(printk_time("[linux] guest-init: ready"), None);
+    assert_eq!(printk_time("[    0.86796] short"), None);
+    assert_eq!(printk_time("[ 0.867961 no bracket"), None);
+    assert_eq!(printk_time("[    x.867961]"), None);
+    assert_eq!(printk_time("[] [.123456]"), None);
+}
+
+#[test]
+fn guest_time_prefers_the_uptime_line_then_the_last_printk() {
+    let out =
+        "[    0.100000] a\nguest-init: uptime 0.95 0.1\n[    1.200000] late\nguest-init: ready\n";
+    assert_eq!(guest_time(out), Some((0.95, Clock::Uptime)));
+    let out = "[linux] [    0.100000] a\n[linux] [    0.870000] b\n[linux] guest-init: ready\n";
+    assert_eq!(guest_time(out), Some((0.87, Clock::Printk)));
+    assert_eq!(
+        guest_time("hv: starting\n[linux] guest-init: ready\n"),
+        None
+    );
+    // The last uptime line counts (a VM reset prints another).
+    let out = "guest-init: uptime 5.0\nguest-init: uptime 0.9\n";
+    assert_eq!(guest_time(out), Some((0.9, Clock::Uptime)));
+    // Nanoseconds win over the 10 ms uptime.
+    let out = "guest-init: uptime 0.86\nguest-init: monotonic-ns 861234567\nguest-init: ready\n";
+    assert_eq!(guest_time(out), Some((0.861234567, Clock::Monotonic)));
+}
+
+#[test]
+fn shell_words_quote_what_a_shell_would_split() {
+    let a = |v: &[&str]| shell_words(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        a(&["-m", "512M", "-machine", "virt,gic-version=3"]),
+        "-m 512M -machine virt,gic-version=3"
+    );
+    assert_eq!(
+        a(&["-append", "console=ttyAMA0 run=\"echo hi\""]),
+        "-append 'console=ttyAMA0 run=\"echo hi\"'"
+    );
+    assert_eq!(a(&["it's", ""]), "'it'\\''s' ''");
+}
+
+#[test]
+fn cpu_model_from_cpuinfo() {
+    let x86 = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n";
+    assert_eq!(cpu_model(x86).as_deref(), Some("AMD EPYC 7B13"));
+    let arm = "processor\t: 0\nBogoMIPS\t: 48.00\n\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n";
+    assert_eq!(
+        cpu_model(arm).as_deref(),
+        Some("Raspberry Pi 4 Model B Rev 1.4")
+    );
+    assert_eq!(cpu_model("processor : 0\nmodel name :\n"), None);
+}
+
+fn figures(mode: &str, hv: &[f64], bare: &[f64]) -> Figures {
+    let ratios = pair_ratios(hv, bare);
+    Figures {
+        bench: "linux-boot".into(),
+        mode: mode.into(),
+        board: "qemu-aarch64".into(),
+        vm: "configs/vms/linux-aarch64-qemu-smp2.toml".into(),
+        marker: "guest-init: ready".into(),
+        clock: (mode == "icount").then_some(Clock::Uptime),
+        hv: hv.to_vec(),
+        bare: bare.to_vec(),
+        hv_median: summarize(hv).unwrap().median,
+        bare_median: summarize(bare).unwrap().median,
+        ratio: summarize(&ratios).unwrap(),
+        ratios,
+        hv_command: "qemu-system-aarch64 -kernel hv.bin".into(),
+        bare_command: "qemu-system-aarch64 -kernel Image".into(),
+        logs: "target/hv/bench-logs".into(),
+    }
+}
+
+#[test]
+fn figures_text_names_the_ratio_and_both_medians() {
+    let f = figures("wall", &[2.0, 3.0], &[1.0, 2.0]);
+    let t = figures_text(&f);
+    assert!(
+        t.contains("median of 2 pairs: 1.750 (min..max 1.500..2.000)"),
+        "{t}"
+    );
+    assert!(
+        t.contains("hypervisor 2.500 s wall, bare 1.500 s wall"),
+        "{t}"
+    );
+    let f = figures("icount", &[0.9; 5], &[0.8, 0.9, 0.9, 0.9, 0.9]);
+    let t = figures_text(&f);
+    assert!(t.contains("s guest time") && t.contains("Uptime"), "{t}");
+    assert!(
+        ratio_text(&f.ratio).contains("quartiles 1.000..1.000"),
+        "{t}"
+    );
+}
+
+#[test]
+fn table_and_json_hold_every_row_and_the_machine() {
+    let m = Machine {
+        nproc: 2,
+        cpu_model: "AMD EPYC".into(),
+        qemu: vec![(
+            "qemu-system-aarch64".into(),
+            "QEMU emulator version 7.2.22".into(),
+        )],
+    };
+    let rows = vec![
+        Row::Done(Box::new(figures("wall", &[2.0], &[1.0]))),
+        Row::Failed {
+            bench: "tiny-boot".into(),
+            mode: "wall".into(),
+            board: "configs/board/qemu-riscv64.toml".into(),
+            error: "no line | here\nmore".into(),
+        },
+    ];
+    let md = markdown(&m, &rows);
+    assert!(md.contains("2 CPUs (nproc), AMD EPYC"), "{md}");
+    assert!(
+        md.contains("qemu-system-aarch64: QEMU emulator version 7.2.22"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| linux-boot | wall | qemu-aarch64 | 1 | 2.000 | 2.000..2.000 | - | 2.000 s | 1.000 s |"),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| tiny-boot | wall | configs/board/qemu-riscv64.toml | - | failed: no line \\| here |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("Not built yet (issue 16): hypercall, mmio, irq, cpu."),
+        "{md}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&json(&m, &rows).unwrap()).unwrap();
+    assert_eq!(j["machine"]["nproc"], 2);
+    assert_eq!(j["results"][0]["status"], "done");
+    assert_eq!(j["results"][0]["ratio"]["median"], 2.0);
+    assert_eq!(
+        j["results"][0]["hv_command"],
+        "qemu-system-aarch64 -kernel hv.bin"
+    );
+    assert_eq!(j["results"][1]["status"], "failed");
+    assert_eq!(j["not_built"][3], "cpu");
+}
