@@ -18,7 +18,68 @@ pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[
     ("pmu-debug", pmu_debug),
     ("cpu-features", cpu_features),
     ("sgi-groups", sgi_groups),
+    ("fresh-state", fresh_state),
 ];
+
+/// What the first boot leaves in the registers `fresh-state` looks at.
+const MARK: u64 = 0x5eed_f00d_0000_0001;
+
+/// fresh-state: a VM's second boot finds nothing of its first in the registers the
+/// world switch leaves in the CPU: TPIDR_EL1, TPIDR_EL0, CONTEXTIDR_EL1, the FP/SIMD
+/// register d31 and FPCR (FP is enabled here for the check: this guest is softfloat
+/// and never uses it otherwise). Every boot then leaves marks for the next.
+fn fresh_state(_: &crate::platform::Platform) -> CheckResult {
+    let (tpidr1, tpidr0, ctxid, d31, fpcr): (u64, u64, u64, u64, u64);
+    // SAFETY: CPACR_EL1.FPEN = 0b11 only stops FP/SIMD from trapping at EL1/EL0; the
+    // registers read and written are thread ids, the context id, d31 and FPCR, none of
+    // which this guest uses for anything else.
+    unsafe {
+        core::arch::asm!(
+            ".arch_extension fp",
+            "mrs {t}, cpacr_el1",
+            "orr {t}, {t}, #(3 << 20)",
+            "msr cpacr_el1, {t}",
+            "isb",
+            "mrs {a}, tpidr_el1",
+            "mrs {b}, tpidr_el0",
+            "mrs {c}, contextidr_el1",
+            "fmov {d}, d31",
+            "mrs {e}, fpcr",
+            "msr tpidr_el1, {m}",
+            "msr tpidr_el0, {m}",
+            "msr contextidr_el1, {m32}",
+            "fmov d31, {m}",
+            "msr fpcr, {dn}",
+            "isb",
+            t = out(reg) _,
+            a = out(reg) tpidr1,
+            b = out(reg) tpidr0,
+            c = out(reg) ctxid,
+            d = out(reg) d31,
+            e = out(reg) fpcr,
+            m = in(reg) MARK,
+            m32 = in(reg) MARK & 0xffff,
+            dn = in(reg) 1u64 << 25,
+            options(nomem, nostack)
+        )
+    };
+    if vm_boots().unwrap_or(0) < 2 {
+        return Ok(());
+    }
+    let left = [
+        ("TPIDR_EL1", tpidr1),
+        ("TPIDR_EL0", tpidr0),
+        ("CONTEXTIDR_EL1", ctxid),
+        ("d31", d31),
+        ("FPCR", fpcr),
+    ];
+    match left.iter().find(|(_, v)| *v != 0) {
+        Some((name, v)) => Err(why!(
+            "{name} reads {v:#x} on this boot: state of the previous boot"
+        )),
+        None => Ok(()),
+    }
+}
 
 /// PMCCFILTR_EL0.NSH: count cycles at EL2.
 const PMCCFILTR_NSH: u64 = 1 << 27;
