@@ -26,14 +26,14 @@ pub fn protect_modules(modules: &Modules<'_>, excl: &mut RangeList) -> bool {
 
 /// The bytes of a loaded boot module.
 fn read_module(r: Range) -> Option<&'static [u8]> {
-    let len = usize::try_from(r.size).ok()?;
-    if r.base == 0 {
+    // A module must fit the address space, and address 0 is no module.
+    if r.base == 0 || usize::try_from(r.size).is_err() {
         return None;
     }
     // SAFETY: `r` is a boot module the caller checked lies in RAM; its slot is
     // excluded from the frame allocator, so nothing writes it after the bootloader
     // did, and it stays for the hypervisor's lifetime.
-    Some(unsafe { crate::mm::phys::slice(r.base, len as u64) })
+    Some(unsafe { crate::mm::phys::slice(r.base, r.size) })
 }
 
 /// Reads the fs VMs (`safe`: [`protect_modules`] succeeded) and prints what became of

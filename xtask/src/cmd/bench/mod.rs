@@ -195,19 +195,16 @@ pub fn linux_boot(
     if let Some(rd) = &vm.ramdisk {
         bare.extend(["-initrd".into(), file_of(rd)?.display().to_string()]);
     }
-    if !vm.cmdline.is_empty() {
-        bare.extend(["-append".into(), vm.cmdline.clone()]);
-    }
     let marker = o.marker.clone().unwrap_or_else(|| LINUX_MARKER.into());
-    let setup = Setup {
-        bench: "linux-boot",
-        board: &out.plan.board,
+    let setup = Setup::new(
+        "linux-boot",
+        &out.plan.board,
         vm,
-        vm_path: &vm_path,
-        marker: &marker,
-        hv_args: hv_args(&out.plan.board, vm, &bin)?,
-        bare_args: bare,
-    };
+        &vm_path,
+        &marker,
+        &bin,
+        bare,
+    )?;
     paired(ws, &setup, o)
 }
 
@@ -241,20 +238,17 @@ pub fn tiny_boot(
         .board_dir(&out.plan.board.name)
         .join("guests")
         .join(format!("{krate}.bin"));
-    let mut bare = bare_args(&out.plan.board, vm, &image)?;
-    if !vm.cmdline.is_empty() {
-        bare.extend(["-append".into(), vm.cmdline.clone()]);
-    }
+    let bare = bare_args(&out.plan.board, vm, &image)?;
     let marker = o.marker.clone().unwrap_or_else(|| TINY_MARKER.into());
-    let setup = Setup {
-        bench: "tiny-boot",
-        board: &out.plan.board,
+    let setup = Setup::new(
+        "tiny-boot",
+        &out.plan.board,
         vm,
-        vm_path: &vm_path,
-        marker: &marker,
-        hv_args: hv_args(&out.plan.board, vm, &bin)?,
-        bare_args: bare,
-    };
+        &vm_path,
+        &marker,
+        &bin,
+        bare,
+    )?;
     paired(ws, &setup, o)
 }
 
@@ -310,6 +304,33 @@ struct Setup<'a> {
     marker: &'a str,
     hv_args: Vec<String>,
     bare_args: Vec<String>,
+}
+
+impl<'a> Setup<'a> {
+    /// `bench` of `vm`: the hypervisor side boots `bin`, the bare side runs `bare`
+    /// with the VM's command line added.
+    fn new(
+        bench: &'static str,
+        board: &'a Board,
+        vm: &'a crate::config::Vm,
+        vm_path: &'a Path,
+        marker: &'a str,
+        bin: &Path,
+        mut bare: Vec<String>,
+    ) -> Result<Self> {
+        if !vm.cmdline.is_empty() {
+            bare.extend(["-append".into(), vm.cmdline.clone()]);
+        }
+        Ok(Self {
+            bench,
+            board,
+            vm,
+            vm_path,
+            marker,
+            hv_args: hv_args(board, vm, bin)?,
+            bare_args: bare,
+        })
+    }
 }
 
 /// One run of one side.
