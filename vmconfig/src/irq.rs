@@ -102,8 +102,14 @@ pub fn gic_kind(emu_types: &[u32], cpu_num: u32) -> Result<GicKind, (GicBlame, S
             format!("a VM with a GICv2 (emu_type 0x1) has at most {GICV2_MAX_VCPUS} vCPUs, not {cpu_num}"),
         )),
         (true, false, true) => Ok(GicKind::V2),
+        // A distributor alone gives the guest no way to take an interrupt: the
+        // redistributors (GICv3) or the CPU interface (GICv2) are where it acknowledges.
+        (true, false, false) => Err((
+            GicBlame::Device(EMU_GIC_DIST),
+            "a GIC distributor (emu_type 0x21) alone is not a whole GIC: add a redistributor region (emu_type 0x20) for a GICv3 or a CPU interface window (emu_type 0x1) for a GICv2".into(),
+        )),
         (false, false, false) => Ok(GicKind::None),
-        _ => Ok(GicKind::V3),
+        (true, true, false) => Ok(GicKind::V3),
     }
 }
 
@@ -341,7 +347,9 @@ mod tests {
         assert_eq!(k(&[0x21, 0x20, 0x2], 2), Ok(GicKind::V3));
         assert_eq!(k(&[0x21, 0x1, 0x2], 2), Ok(GicKind::V2));
         assert_eq!(k(&[0x2], 2), Ok(GicKind::None));
-        assert_eq!(k(&[0x21], 2), Ok(GicKind::V3));
+        let (blame, why) = k(&[0x21, 0x2], 2).unwrap_err();
+        assert_eq!(blame, GicBlame::Device(0x21));
+        assert!(why.contains("alone is not a whole GIC"), "{why}");
         let (blame, why) = k(&[0x20, 0x2], 2).unwrap_err();
         assert_eq!(blame, GicBlame::Device(0x20));
         assert!(why.contains("needs a GIC distributor"), "{why}");

@@ -26,6 +26,7 @@ memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]
 emu_devices = [
     ["gicd", 0x0800_0000, 0x1_0000, 0, 0x21, []],
     ["uart", 0x0900_0000, 0x1000, 33, 0x2, []],
+    ["gicr", 0x080a_0000, 0x4_0000, 0, 0x20, []],
 ]
 "#;
 
@@ -224,7 +225,7 @@ fn images_must_fit_and_not_overlap() {
 fn devices_unknown_type_overlaps_and_shapes() {
     let text = GOOD.replace(
         "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",
-        "[\"uart\", 0x0800_8000, 0x1000, 33, 0x99, []], [\"x\", 0x4000_0000, 0x1000, 2000, 0x2], [\"y\"], [\"\", \"a\", 1, 1, 1]",
+        "[\"uart\", 0x0800_8000, 0x1000, 33, 0x99, []], [\"x\", 0x4000_0000, 0x1000, 2000, 0x2], [\"y\"], [\"\", \"a\", 1, 1, 1],",
     );
     let errs = errors(&text);
     expect(&errs, "devices.emu_devices[1][4]", "unknown emu_type 0x99");

@@ -347,7 +347,7 @@ mod tests {
         let bare = bare.as_mut().unwrap().model().downcast_mut::<Vplic>();
         assert_eq!(bare.map(|p| p.harts()), Some(2));
         assert_eq!(
-            chip(&[dev(dist, 0), dev(emu_type::PLIC, 0)]).err(),
+            chip(&[dev(dist, 0), dev(redist, 0), dev(emu_type::PLIC, 0)]).err(),
             Some(String::from(
                 "emu_devices describe both a GIC and a PLIC: a VM has one interrupt controller"
             ))
@@ -356,12 +356,17 @@ mod tests {
             chip(&[dev(cpu_if, 0)]).is_err(),
             "the GIC version's own checks"
         );
+        assert!(chip(&[dev(dist, 0)]).is_err(), "a distributor alone");
     }
 
     #[test]
     fn a_gic_has_spis_for_every_configured_line_in_groups_of_32() {
         let dist = dev(emu_type::GIC_DIST, 0);
-        let spis = |irq| gic(&mut chip(&[dist.clone(), dev(emu_type::CONSOLE, irq)]).unwrap()).0;
+        let redist = dev(emu_type::GIC_REDIST, 0);
+        let spis = |irq| {
+            let devs = [dist.clone(), redist.clone(), dev(emu_type::CONSOLE, irq)];
+            gic(&mut chip(&devs).unwrap()).0
+        };
         assert_eq!(spis(33), 64, "at least 64");
         assert_eq!(spis(95), 64);
         assert_eq!(spis(96), 96);
@@ -373,7 +378,7 @@ mod tests {
             length: 0x1000,
             irq: 130,
         };
-        let mut c = for_vm(&spec(&[dist], &[pt]), alloc::vec![0, 1], &[], false).unwrap();
+        let mut c = for_vm(&spec(&[dist, redist], &[pt]), alloc::vec![0, 1], &[], false).unwrap();
         assert_eq!(gic(&mut c).0, 128, "passthrough lines count too");
     }
 }

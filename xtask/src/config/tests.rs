@@ -65,6 +65,7 @@ memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]
 emu_devices = [
     ["gicd", 0x0800_0000, 0x1_0000, 0, 0x21, []],
     ["uart", 0x0900_0000, 0x1000, 33, 0x2, []],
+    ["gicr", 0x080a_0000, 0x4_0000, 0, 0x20, []],
 ]
 "#
     )
@@ -923,6 +924,7 @@ fn passthrough_must_not_expose_ram_or_be_shared() {
 fn gic_vm(id: u32, name: &str, cpus: u32, emu: &str) -> String {
     vm_text(id, name, "")
         .replace("cpu_num = 2", &format!("cpu_num = {cpus}"))
+        .replace("    [\"gicr\", 0x080a_0000, 0x4_0000, 0, 0x20, []],\n", "")
         .replace(r#"    ["gicd", 0x0800_0000, 0x1_0000, 0, 0x21, []],"#, emu)
 }
 
