@@ -2,7 +2,7 @@
 //! config or file can stop its VM (and only its VM).
 
 use super::*;
-use crate::firmware::modules::BootModule;
+use crate::firmware::modules::{BootModule, ModuleKind};
 use alloc::boxed::Box;
 use alloc::vec;
 
@@ -220,9 +220,8 @@ fn missing_and_truncated_files() {
         "VM 3 (vm3) not started: vms/vm3.toml: kernel.kernel_path: vms/vm3/testguest.bin: not loaded (missing on the boot partition, or unreadable)"
     );
     let out = Card::new().config("vms/vm3.toml", VM3).run(&[]);
-    assert!(
-        one_line(&out).contains("kernel.kernel_path: no boot module holds vms/vm3/testguest.bin")
-    );
+    assert!(one_line(&out)
+        .contains("kernel.kernel_path: vms/vm3/testguest.bin: no boot module holds it"));
     let mut card = Card::new().image("vms/vm3/testguest.bin", Some(GUEST));
     card.files
         .push(("vms/vm3.toml", ModuleKind::VmConfig, None, 0x1_0000));
