@@ -291,6 +291,7 @@ impl<B: BlockDevice> FatDisk<B> {
     /// ignored), sorted.
     pub fn list(&self, dir: &str, suffix: &str) -> Result<Vec<String>, String> {
         let parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+        let suffix = suffix.to_ascii_lowercase();
         let mut names = self.in_dir(&parts, &mut |d| {
             let mut storage = [0u8; 256 * 3];
             let mut lfn = LfnBuffer::new(&mut storage);
@@ -299,7 +300,7 @@ impl<B: BlockDevice> FatDisk<B> {
                 .iterate_dir_lfn(d, &mut lfn, |e, long| {
                     let name = entry_name(&e.name, long);
                     let lower = name.to_ascii_lowercase();
-                    if !e.attributes.is_directory() && lower.ends_with(suffix) {
+                    if !e.attributes.is_directory() && lower.ends_with(&suffix) {
                         out.push(name);
                     }
                     ControlFlow::Continue(())

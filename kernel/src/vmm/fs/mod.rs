@@ -10,6 +10,8 @@
 
 pub mod disk;
 pub mod disk_source;
+#[cfg(test)]
+mod disk_tests;
 pub mod files;
 pub mod place;
 pub mod source;

@@ -6,7 +6,7 @@ use crate::firmware::modules::{BootModule, ModuleKind};
 use alloc::boxed::Box;
 use alloc::vec;
 
-const VM3: &str = r#"
+pub(super) const VM3: &str = r#"
 [base]
 id = 3
 name = "vm3"
@@ -25,7 +25,7 @@ memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]
 emu_devices = [["uart", 0x0900_0000, 0x1000, 33, 0x2, []]]
 "#;
 
-const RAM: [Range; 1] = [Range {
+pub(super) const RAM: [Range; 1] = [Range {
     base: 0x4000_0000,
     size: 0x4000_0000,
 }];
@@ -105,10 +105,10 @@ impl Card {
     }
 }
 
-const GUEST: &[u8] = &[0x5a; 0x2000];
+pub(super) const GUEST: &[u8] = &[0x5a; 0x2000];
 
 /// VM 1 (vm1) built into the hypervisor on CPUs 0 and 1.
-fn builtin() -> Vec<VmSpec> {
+pub(super) fn builtin() -> Vec<VmSpec> {
     let text = VM3
         .replace("id = 3", "id = 1")
         .replace("\"vm3\"", "\"vm1\"")
