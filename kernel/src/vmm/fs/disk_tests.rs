@@ -8,8 +8,8 @@ use std::vec::Vec;
 
 use super::disk::{find_volume, FatDisk, Volume};
 use super::disk_source::DiskSource;
-use super::tests::{builtin, GUEST, RAM, VM3};
-use super::{vms_from, FsVms, Host};
+use super::tests::{builtin, with_test_host, GUEST, VM3};
+use super::{vms_from, FsVms};
 use crate::drivers::block::{BlockDevice, BlockError, BLOCK};
 
 /// A disk in memory.
@@ -99,16 +99,9 @@ fn run(disk: Vec<u8>, budget: u64) -> Result<FsVms, String> {
         fat,
         alloc: &mut alloc,
     };
-    let kept = vmconfig::host::qemu_virt_aarch64();
-    let host = Host {
-        kept: &kept,
-        cpus: &[0, 1, 2, 3],
-        ram: &RAM,
-        reserved: &[],
-        protected: &[],
-        read: &|_| None,
-    };
-    Ok(vms_from(&mut src, &host, &builtin()))
+    Ok(with_test_host(&[], &|_| None, |host| {
+        vms_from(&mut src, host, &builtin())
+    }))
 }
 
 const PLENTY: u64 = 64 << 20;

@@ -70,16 +70,29 @@ pub fn load(
     }
     let mut guarded: Vec<Range> = protected.to_vec();
     guarded.extend(modules.iter().filter_map(|m| m.slot.or(m.loaded)));
+    with_host(p, &guarded, &read_module, |host| {
+        fs_vms(modules, host, builtin)
+    })
+}
+
+/// Runs `read_vms` with the machine as fs VMs see it, then prints the lines about
+/// the VMs that will not start.
+fn with_host(
+    p: &BoardInfo,
+    protected: &[Range],
+    read: &dyn Fn(Range) -> Option<&'static [u8]>,
+    read_vms: impl FnOnce(&Host<'_>) -> FsVms,
+) -> FsVms {
     let kept = p.kept_windows();
     let host = Host {
         kept: &kept,
         cpus: p.cpus(),
         ram: p.ram(),
         reserved: p.reserved(),
-        protected: &guarded,
-        read: &read_module,
+        protected,
+        read,
     };
-    let out = fs_vms(modules, &host, builtin);
+    let out = read_vms(&host);
     for line in &out.lines {
         println!("hv: {line}");
     }
@@ -142,15 +155,6 @@ fn from_disk(
             return FsVms::default();
         }
     };
-    let kept = p.kept_windows();
-    let host = Host {
-        kept: &kept,
-        cpus: p.cpus(),
-        ram: p.ram(),
-        reserved: p.reserved(),
-        protected,
-        read: &|_| None,
-    };
     let mut alloc = |size: u64| -> Option<&'static mut [u8]> {
         let pa = frames.alloc(size.max(1), 4096).ok()?;
         // SAFETY: fresh frames, handed out once and kept for as long as the machine
@@ -161,9 +165,8 @@ fn from_disk(
         fat,
         alloc: &mut alloc,
     };
-    let out = vms_from(&mut src, &host, builtin);
-    for line in &out.lines {
-        println!("hv: {line}");
-    }
-    out
+    // Disk files are read into fresh frames, not from modules.
+    with_host(p, protected, &|_| None, |host| {
+        vms_from(&mut src, host, builtin)
+    })
 }

@@ -92,17 +92,25 @@ impl Card {
             base: 0x4800_0000,
             size: 0x800_0000,
         }];
-        let kept = vmconfig::host::qemu_virt_aarch64();
-        let host = Host {
-            kept: &kept,
-            cpus: &[0, 1, 2, 3],
-            ram: &RAM,
-            reserved: &[],
-            protected: &protected,
-            read: &read,
-        };
-        fs_vms(&modules, &host, builtin)
+        with_test_host(&protected, &read, |host| fs_vms(&modules, host, builtin))
     }
+}
+
+/// Runs `f` on a QEMU virt aarch64 machine with four CPUs and [`RAM`].
+pub(super) fn with_test_host<T>(
+    protected: &[Range],
+    read: &dyn Fn(Range) -> Option<&'static [u8]>,
+    f: impl FnOnce(&Host<'_>) -> T,
+) -> T {
+    let kept = vmconfig::host::qemu_virt_aarch64();
+    f(&Host {
+        kept: &kept,
+        cpus: &[0, 1, 2, 3],
+        ram: &RAM,
+        reserved: &[],
+        protected,
+        read,
+    })
 }
 
 pub(super) const GUEST: &[u8] = &[0x5a; 0x2000];
