@@ -17,6 +17,8 @@
 //!   FAT32 disk `cargo xtask run` attaches (virtio-blk), next to vm4 (its kernel
 //!   missing on the disk) and vm5 (an unknown key): the hypervisor drives the disk
 //!   itself; vm3 and vm1 pass, vm4 and vm5 are named as not started.
+//! - `riscv64-disk-vm`: the same on board qemu-riscv64
+//!   (xtask/tests/data/fs-vm-riscv64.toml as vm3).
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -54,10 +56,15 @@ fn load(ws: &Workspace) -> Result<Plan> {
 
 /// vm1 and vm3 on `board`.
 fn load_on(ws: &Workspace, board: &str) -> Result<Plan> {
+    load_vms(ws, board, [VM1, FS_VM])
+}
+
+/// `vms` on `board`.
+fn load_vms(ws: &Workspace, board: &str, vms: [&str; 2]) -> Result<Plan> {
     let ctx = crate::config::Context {
         guest_crates: &ws.guest_crates,
     };
-    let vms = [ws.root.join(VM1), ws.root.join(FS_VM)];
+    let vms = vms.map(|v| ws.root.join(v));
     Ok(crate::config::load(
         &ws.root,
         &ws.root.join(board),
@@ -245,17 +252,42 @@ pub fn bad_config(ws: &Workspace) -> Result<()> {
     verdict(&problems, &out)
 }
 
-/// The board `disk-vm` runs: QEMU loads the hypervisor with `-kernel`, no U-Boot.
-const DISK_BOARD: &str = "configs/board/qemu-aarch64.toml";
+/// What `disk-vm` runs (QEMU loads the hypervisor with `-kernel`, no U-Boot): the
+/// board, the built-in vm1 and the fs VM vm3.
+pub struct DiskVm {
+    pub name: &'static str,
+    pub board: &'static str,
+    pub vm1: &'static str,
+    pub fs_vm: &'static str,
+    pub arch: Arch,
+}
 
-/// vm3's config as another VM (`id`, `name`) on the disk, changed by `edit`.
+pub const DISK_VM: DiskVm = DiskVm {
+    name: "disk-vm",
+    board: "configs/board/qemu-aarch64.toml",
+    vm1: VM1,
+    fs_vm: FS_VM,
+    arch: Arch::Aarch64,
+};
+
+pub const RISCV64_DISK_VM: DiskVm = DiskVm {
+    name: "riscv64-disk-vm",
+    board: "configs/board/qemu-riscv64.toml",
+    vm1: "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
+    fs_vm: "xtask/tests/data/fs-vm-riscv64.toml",
+    arch: Arch::Riscv64,
+};
+
+/// The fs VM's config (`fs_vm`) as another VM (`id`, `name`) on the disk, changed by
+/// `edit`.
 fn disk_config(
     ws: &Workspace,
+    fs_vm: &str,
     id: i64,
     name: &str,
     edit: impl FnOnce(&mut toml_edit::DocumentMut),
 ) -> Result<disk::FatFile> {
-    let path = ws.root.join(FS_VM);
+    let path = ws.root.join(fs_vm);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     let mut doc: toml_edit::DocumentMut = text
@@ -270,17 +302,17 @@ fn disk_config(
     })
 }
 
-/// `disk-vm`.
-pub fn disk_vm(ws: &Workspace) -> Result<()> {
-    ensure_qemu(Arch::Aarch64)?;
-    let plan = load_on(ws, DISK_BOARD)?;
+/// `disk-vm` and `riscv64-disk-vm`.
+pub fn disk_vm(ws: &Workspace, s: &DiskVm) -> Result<()> {
+    ensure_qemu(s.arch)?;
+    let plan = load_vms(ws, s.board, [s.vm1, s.fs_vm])?;
     let board = plan.board.clone();
     let q = board.qemu.clone().context("no [qemu] section")?;
     let extra = [
-        disk_config(ws, 4, "vm4", |doc| {
+        disk_config(ws, s.fs_vm, 4, "vm4", |doc| {
             doc["kernel"]["kernel_path"] = toml_edit::value("/vms/vm4/missing.bin");
         })?,
-        disk_config(ws, 5, "vm5", |doc| {
+        disk_config(ws, s.fs_vm, 5, "vm5", |doc| {
             doc["base"]["bogus"] = toml_edit::value(1);
         })?,
     ];
@@ -297,7 +329,7 @@ pub fn disk_vm(ws: &Workspace) -> Result<()> {
     }
     let mut args = qemu_args(&board, &q, &run.bin);
     args.extend(card::disk_args(&run.disk));
-    let log = log_path(ws, "disk-vm")?;
+    let log = log_path(ws, s.name)?;
     let program = qemu_binary(&board);
     println!(
         "xtask: {program} {} (output in {})",
