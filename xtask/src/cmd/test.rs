@@ -154,7 +154,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "riscv64-disk-vm",
-        "the same on board qemu-riscv64 (vm3: xtask/tests/data/fs-vm-riscv64.toml)",
+        "the same on board qemu-riscv64 (vm3: xtask/tests/data/fs-vm-riscv64.toml) with QEMU's modern virtio-mmio (version 2; disk-vm has the legacy version 1, QEMU's default)",
     ),
 ];
 

@@ -18,7 +18,8 @@
 //!   missing on the disk) and vm5 (an unknown key): the hypervisor drives the disk
 //!   itself; vm3 and vm1 pass, vm4 and vm5 are named as not started.
 //! - `riscv64-disk-vm`: the same on board qemu-riscv64
-//!   (xtask/tests/data/fs-vm-riscv64.toml as vm3).
+//!   (xtask/tests/data/fs-vm-riscv64.toml as vm3), with QEMU's modern virtio-mmio
+//!   (version 2; `disk-vm` has its default, legacy version 1).
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -260,6 +261,9 @@ pub struct DiskVm {
     pub vm1: &'static str,
     pub fs_vm: &'static str,
     pub arch: Arch,
+    /// The virtio-mmio version QEMU offers: 1 (legacy, its default) or 2 (modern,
+    /// `-global virtio-mmio.force-legacy=false`).
+    pub virtio: u32,
 }
 
 pub const DISK_VM: DiskVm = DiskVm {
@@ -268,6 +272,7 @@ pub const DISK_VM: DiskVm = DiskVm {
     vm1: VM1,
     fs_vm: FS_VM,
     arch: Arch::Aarch64,
+    virtio: 1,
 };
 
 pub const RISCV64_DISK_VM: DiskVm = DiskVm {
@@ -276,6 +281,7 @@ pub const RISCV64_DISK_VM: DiskVm = DiskVm {
     vm1: "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
     fs_vm: "xtask/tests/data/fs-vm-riscv64.toml",
     arch: Arch::Riscv64,
+    virtio: 2,
 };
 
 /// The fs VM's config (`fs_vm`) as another VM (`id`, `name`) on the disk, changed by
@@ -329,6 +335,9 @@ pub fn disk_vm(ws: &Workspace, s: &DiskVm) -> Result<()> {
     }
     let mut args = qemu_args(&board, &q, &run.bin);
     args.extend(card::disk_args(&run.disk));
+    if s.virtio == 2 {
+        args.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
+    }
     let log = log_path(ws, s.name)?;
     let program = qemu_binary(&board);
     println!(
@@ -339,10 +348,11 @@ pub fn disk_vm(ws: &Workspace, s: &DiskVm) -> Result<()> {
     let (outcome, text) = run_captured(&program, &args, QEMU_TIMEOUT, &log)?;
     let out = clean(&text);
     exit_status(&outcome, false, &mut problems);
+    let disk = format!("(virtio-mmio version {})", s.virtio);
     lines_present(
         &out,
         &[
-            "hv: disk: virtio-blk at ",
+            &disk,
             "hv: VM 3 (vm3): 2 vCPU(s) on CPU(s) [2, 3]",
             "hv: all VMs stopped: 2 clean, 2 faulted",
         ],
