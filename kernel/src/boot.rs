@@ -27,7 +27,7 @@ static SLOT_CPU: [AtomicUsize; firmware::MAX_CPUS] =
 pub fn primary_main(handover: u64) -> ! {
     // Without a board description there is no console to tell: stop quietly.
     let Ok(firmware::Handover {
-        board: p,
+        board: mut p,
         modules,
         occupies,
     }) = Current::discover(handover)
@@ -68,7 +68,14 @@ pub fn primary_main(handover: u64) -> ! {
     };
     crate::mm::heap::init(heap, HEAP_SIZE);
 
-    let fs = fs::start::load(&p, &modules, modules_safe, &hv_and_dtb, VMS);
+    let fs = fs::start::load(
+        &mut p,
+        &modules,
+        modules_safe,
+        &hv_and_dtb,
+        VMS,
+        &mut frames,
+    );
     let machine = Machine::new(p, frames);
     for _ in 0..fs.refused {
         machine.note_failed();

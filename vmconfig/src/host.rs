@@ -39,6 +39,7 @@ pub const PLIC: &str = "PLIC";
 pub const CONSOLE: &str = "console UART";
 pub const CLINT: &str = "CLINT (timer and software interrupts)";
 pub const POWER: &str = "power/reset device (sifive_test)";
+pub const DISK: &str = "disk (virtio-blk) of fs VMs";
 
 /// QEMU `virt` (aarch64) as its memory map places the devices the hypervisor
 /// keeps: every GIC frame of either version, and UART0.

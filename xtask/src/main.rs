@@ -100,8 +100,10 @@ enum Cmd {
     /// Build, then boot the board in QEMU (from its [qemu] section) with the console
     /// on this terminal. Exits 0 only if QEMU exits 0 after the hypervisor said every
     /// VM stopped, i.e. every VM stopped cleanly (quitting QEMU from its monitor,
-    /// Ctrl-A x, is a failure). Ctrl-C or SIGTERM to xtask ends QEMU too. `qemu` is
-    /// the same command under AxVisor's name.
+    /// Ctrl-A x, is a failure). Ctrl-C or SIGTERM to xtask ends QEMU too. VMs with
+    /// image_location = "fs" go on a FAT32 disk image (target/hv/<board>/disk.img,
+    /// vms/ as on a card) attached as a virtio disk, which the hypervisor reads at
+    /// boot. `qemu` is the same command under AxVisor's name.
     #[command(visible_alias = "qemu")]
     Run {
         #[command(flatten)]

@@ -236,6 +236,12 @@ pub struct BoardInfo {
     /// The firmware's device tree, when it handed one over: devices can be named by
     /// their path in it (passthrough of a node).
     pub device_tree: Option<&'static [u8]>,
+    /// virtio-mmio transports (`virtio,mmio`; most empty on QEMU), where the
+    /// hypervisor looks for the disk of fs VMs. Past [`MAX_RANGES`] they are ignored.
+    pub virtio_mmio: RangeList,
+    /// The transport of the disk the hypervisor reads (set once it is found): never
+    /// given to a VM.
+    pub disk: Option<Range>,
 }
 
 /// Everything the firmware handed over at boot, read by the reader the architecture
@@ -265,6 +271,8 @@ impl BoardInfo {
             },
             initrd: None,
             device_tree: None,
+            virtio_mmio: RangeList::new(),
+            disk: None,
         }
     }
 
@@ -303,7 +311,7 @@ impl BoardInfo {
     }
 
     /// The host windows the hypervisor keeps (its interrupt controller's frames, its
-    /// console, the power device it ends the machine with): never passed through to
+    /// console, the power device it ends the machine with, the disk it reads): never passed through to
     /// a VM (`vmconfig::host`, the rule xtask checks against the board file).
     pub fn kept_windows(&self) -> alloc::vec::Vec<vmconfig::host::HostWindow> {
         use vmconfig::host::{self as h, HostWindow};
@@ -333,6 +341,7 @@ impl BoardInfo {
             out.push(HostWindow::new(h::CONSOLE, u.base, u.size));
         }
         out.extend(self.firmware.sifive_test.map(|r| w(h::POWER, r)));
+        out.extend(self.disk.map(|r| w(h::DISK, r)));
         out
     }
 

@@ -32,6 +32,7 @@ pub struct Run {
 /// not board files and are skipped).
 pub fn board_builds(root: &Path) -> Result<BTreeSet<(String, Vec<String>)>> {
     let mut out = BTreeSet::new();
+    let mut qemu = BTreeSet::new();
     for dir in BOARD_DIRS {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
             continue;
@@ -61,14 +62,34 @@ pub fn board_builds(root: &Path) -> Result<BTreeSet<(String, Vec<String>)>> {
             features.sort();
             features.dedup();
             out.insert((target.to_string(), features.clone()));
+            if doc.get("qemu").is_some() {
+                qemu.insert((target.to_string(), features.clone()));
+            }
             if doc.get("image").is_some() && !features.iter().any(|f| f == FS_VMS_FEATURE) {
-                features.push(FS_VMS_FEATURE.to_string());
-                features.sort();
-                out.insert((target.to_string(), features));
+                out.insert((target.to_string(), with_fs_vms(features)));
             }
         }
     }
+    // `run` builds QEMU boards with fs-vms when their VMs include fs VMs (the disk):
+    // each target gets one such set, if its card images gave it none.
+    for (target, features) in qemu {
+        if !out
+            .iter()
+            .any(|(t, f)| *t == target && f.iter().any(|x| x == FS_VMS_FEATURE))
+        {
+            out.insert((target, with_fs_vms(features)));
+        }
+    }
     Ok(out)
+}
+
+/// `features` and fs-vms, sorted.
+fn with_fs_vms(mut features: Vec<String>) -> Vec<String> {
+    if !features.iter().any(|f| f == FS_VMS_FEATURE) {
+        features.push(FS_VMS_FEATURE.to_string());
+        features.sort();
+    }
+    features
 }
 
 /// The clippy runs: the host, then per bare-metal target the guest and, per feature
@@ -175,6 +196,12 @@ mod tests {
         assert!(has(a, &["fs-vms", "s2-page-mappings", "semihosting-exit"]));
         assert!(has(r, &["sifive-test-exit"]));
         assert!(has(r, &["sifive-test-exit", "test-reenter-start"]));
+        assert!(
+            builds
+                .iter()
+                .any(|(t, f)| t == r && f.iter().any(|x| x == "fs-vms")),
+            "riscv64 QEMU boards run fs VMs from a disk: fs-vms is linted there too"
+        );
         let runs = runs(&builds);
         assert_eq!(
             runs[0].args.join(" "),

@@ -1,10 +1,13 @@
 //! `cargo xtask run`: build, then boot the board in QEMU with the console on the
-//! terminal. The exit status is QEMU's: 0 only when every VM stopped cleanly.
+//! terminal. The exit status is QEMU's: 0 only when every VM stopped cleanly. VMs
+//! with `image_location = "fs"` go on a FAT32 disk image attached as a virtio disk
+//! (the same writer and layout as the card of `cargo xtask image`).
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use super::build::{build_plan, load_plan, BuildOptions};
+use crate::config::vm::ImageLocation;
 use crate::host_tools::ensure_qemu;
 use crate::qemu::{qemu_args, qemu_binary, run_interactive, Interactive, Outcome, ALL_STOPPED};
 use crate::workspace::Workspace;
@@ -21,9 +24,16 @@ pub fn run(ws: &Workspace, opts: &BuildOptions, timeout: Option<u64>) -> Result<
     ensure_qemu(plan.board.arch)?;
     let board = plan.board.clone();
     let program = qemu_binary(&board);
+    let fs_vms = plan.vms.iter().any(|v| v.location == ImageLocation::Fs);
     let args = if q.boots_image() {
         // Firmware boots the card image of `cargo xtask image` from a virtio disk.
         crate::image::qemu::prepare(ws, plan, opts, &q)?
+    } else if fs_vms {
+        // The fs VMs go on a FAT32 disk the hypervisor reads itself.
+        let run = crate::image::run_disk(ws, plan, &[])?;
+        let mut args = qemu_args(&board, &q, &run.bin);
+        args.extend(crate::image::qemu::disk_args(&run.disk));
+        args
     } else {
         let out = build_plan(ws, plan, true)?;
         let bin = out.bin.context("no raw binary was written")?;

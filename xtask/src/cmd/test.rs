@@ -148,6 +148,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "uboot-bad-fs-config",
         "an unknown key in vms/vm3.toml on the card stops only vm3 (message names file and key); vm1 passes",
     ),
+    (
+        "disk-vm",
+        "board qemu-aarch64 (-kernel, no U-Boot) with vm1 built in and vm3 only on the FAT32 disk `cargo xtask run` attaches (virtio-blk): the hypervisor drives the disk and reads vm3's config and kernel; vm4 (kernel missing on the disk) and vm5 (an unknown key) are each named as not started; vm1 and vm3 pass",
+    ),
+    (
+        "riscv64-disk-vm",
+        "the same on board qemu-riscv64 (vm3: xtask/tests/data/fs-vm-riscv64.toml) with QEMU's modern virtio-mmio (version 2; disk-vm has the legacy version 1, QEMU's default)",
+    ),
 ];
 
 const FAULT_VMS: [&str; 2] = [
@@ -371,6 +379,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
+        "disk-vm" => super::test_fs::disk_vm(ws, &super::test_fs::DISK_VM),
+        "riscv64-disk-vm" => super::test_fs::disk_vm(ws, &super::test_fs::RISCV64_DISK_VM),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();

@@ -10,6 +10,16 @@
 //!   its memory, vm1 still passes.
 //! - `uboot-bad-fs-config`: an unknown key in `vms/vm3.toml` on the card stops only
 //!   vm3, with a message naming the file and the key; vm1 passes.
+//!
+//! And without U-Boot:
+//!
+//! - `disk-vm`: board qemu-aarch64 (`-kernel`) with vm1 built in and vm3 only on the
+//!   FAT32 disk `cargo xtask run` attaches (virtio-blk), next to vm4 (its kernel
+//!   missing on the disk) and vm5 (an unknown key): the hypervisor drives the disk
+//!   itself; vm3 and vm1 pass, vm4 and vm5 are named as not started.
+//! - `riscv64-disk-vm`: the same on board qemu-riscv64
+//!   (xtask/tests/data/fs-vm-riscv64.toml as vm3), with QEMU's modern virtio-mmio
+//!   (version 2; `disk-vm` has its default, legacy version 1).
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -20,9 +30,9 @@ use super::test::{check_summary, exit_status, has_line, log_path, verdict, QEMU_
 use crate::config::board::QemuToml;
 use crate::config::{Arch, Board, Plan, VmList};
 use crate::host_tools::ensure_qemu;
-use crate::image::{disk, image_plan, qemu as card, ImageOptions};
+use crate::image::{disk, image_plan, qemu as card, run_disk, ImageOptions};
 use crate::output::clean;
-use crate::qemu::{qemu_binary, run_captured, Outcome};
+use crate::qemu::{qemu_args, qemu_binary, run_captured, Outcome};
 use crate::workspace::Workspace;
 
 /// The board whose QEMU boots the card image through U-Boot.
@@ -42,13 +52,23 @@ struct Card {
 }
 
 fn load(ws: &Workspace) -> Result<Plan> {
+    load_on(ws, UBOOT_BOARD)
+}
+
+/// vm1 and vm3 on `board`.
+fn load_on(ws: &Workspace, board: &str) -> Result<Plan> {
+    load_vms(ws, board, [VM1, FS_VM])
+}
+
+/// `vms` on `board`.
+fn load_vms(ws: &Workspace, board: &str, vms: [&str; 2]) -> Result<Plan> {
     let ctx = crate::config::Context {
         guest_crates: &ws.guest_crates,
     };
-    let vms = [ws.root.join(VM1), ws.root.join(FS_VM)];
+    let vms = vms.map(|v| ws.root.join(v));
     Ok(crate::config::load(
         &ws.root,
-        &ws.root.join(UBOOT_BOARD),
+        &ws.root.join(board),
         VmList::Override(&vms),
         &ctx,
     )?)
@@ -229,6 +249,130 @@ pub fn bad_config(ws: &Workspace) -> Result<()> {
     );
     for vm in plan.vms.iter().filter(|v| v.name != "vm3") {
         check_summary(&out, &vm.name, &mut problems);
+    }
+    verdict(&problems, &out)
+}
+
+/// What `disk-vm` runs (QEMU loads the hypervisor with `-kernel`, no U-Boot): the
+/// board, the built-in vm1 and the fs VM vm3.
+pub struct DiskVm {
+    pub name: &'static str,
+    pub board: &'static str,
+    pub vm1: &'static str,
+    pub fs_vm: &'static str,
+    pub arch: Arch,
+    /// The virtio-mmio version QEMU offers: 1 (legacy, its default) or 2 (modern,
+    /// `-global virtio-mmio.force-legacy=false`).
+    pub virtio: u32,
+}
+
+pub const DISK_VM: DiskVm = DiskVm {
+    name: "disk-vm",
+    board: "configs/board/qemu-aarch64.toml",
+    vm1: VM1,
+    fs_vm: FS_VM,
+    arch: Arch::Aarch64,
+    virtio: 1,
+};
+
+pub const RISCV64_DISK_VM: DiskVm = DiskVm {
+    name: "riscv64-disk-vm",
+    board: "configs/board/qemu-riscv64.toml",
+    vm1: "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
+    fs_vm: "xtask/tests/data/fs-vm-riscv64.toml",
+    arch: Arch::Riscv64,
+    virtio: 2,
+};
+
+/// The fs VM's config (`fs_vm`) as another VM (`id`, `name`) on the disk, changed by
+/// `edit`.
+fn disk_config(
+    ws: &Workspace,
+    fs_vm: &str,
+    id: i64,
+    name: &str,
+    edit: impl FnOnce(&mut toml_edit::DocumentMut),
+) -> Result<disk::FatFile> {
+    let path = ws.root.join(fs_vm);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("{}", path.display()))?;
+    doc["base"]["id"] = toml_edit::value(id);
+    doc["base"]["name"] = toml_edit::value(name);
+    edit(&mut doc);
+    Ok(disk::FatFile {
+        path: format!("vms/{name}.toml"),
+        data: doc.to_string().into_bytes(),
+    })
+}
+
+/// `disk-vm` and `riscv64-disk-vm`.
+pub fn disk_vm(ws: &Workspace, s: &DiskVm) -> Result<()> {
+    ensure_qemu(s.arch)?;
+    let plan = load_vms(ws, s.board, [s.vm1, s.fs_vm])?;
+    let board = plan.board.clone();
+    let q = board.qemu.clone().context("no [qemu] section")?;
+    let extra = [
+        disk_config(ws, s.fs_vm, 4, "vm4", |doc| {
+            doc["kernel"]["kernel_path"] = toml_edit::value("/vms/vm4/missing.bin");
+        })?,
+        disk_config(ws, s.fs_vm, 5, "vm5", |doc| {
+            doc["base"]["bogus"] = toml_edit::value(1);
+        })?,
+    ];
+    let run = run_disk(ws, plan, &extra)?;
+    let mut problems = Vec::new();
+    // vm3 lives only on the disk: the table built into the hypervisor lacks it.
+    let gen = ws.board_dir(&board.name).join("gen.rs");
+    let table = std::fs::read_to_string(&gen).with_context(|| format!("{}", gen.display()))?;
+    if table.contains("\"vm3\"") {
+        problems.push(format!(
+            "vm3 is built into the hypervisor ({})",
+            gen.display()
+        ));
+    }
+    let mut args = qemu_args(&board, &q, &run.bin);
+    args.extend(card::disk_args(&run.disk));
+    if s.virtio == 2 {
+        args.extend(["-global".into(), "virtio-mmio.force-legacy=false".into()]);
+    }
+    let log = log_path(ws, s.name)?;
+    let program = qemu_binary(&board);
+    println!(
+        "xtask: {program} {} (output in {})",
+        args.join(" "),
+        log.display()
+    );
+    let (outcome, text) = run_captured(&program, &args, QEMU_TIMEOUT, &log)?;
+    let out = clean(&text);
+    exit_status(&outcome, false, &mut problems);
+    let disk = format!("(virtio-mmio version {})", s.virtio);
+    lines_present(
+        &out,
+        &[
+            &disk,
+            "hv: VM 3 (vm3): 2 vCPU(s) on CPU(s) [2, 3]",
+            "hv: all VMs stopped: 2 clean, 2 faulted",
+        ],
+        &mut problems,
+    );
+    for wanted in [
+        "hv: VM 4 (vm4) not started: vms/vm4.toml: kernel.kernel_path: vms/vm4/missing.bin: not on the disk",
+        "hv: VM 5 (vm5) not started: vms/vm5.toml: base.bogus: unknown field `bogus`",
+    ] {
+        if !out.lines().any(|l| l.starts_with(wanted)) {
+            problems.push(format!("no line starting `{wanted}`"));
+        }
+    }
+    for stopped in ["vm4", "vm5"] {
+        if out.lines().any(|l| l.starts_with(&format!("[{stopped}]"))) {
+            problems.push(format!("{stopped} ran although it is broken"));
+        }
+    }
+    for vm in ["vm1", "vm3"] {
+        check_summary(&out, vm, &mut problems);
     }
     verdict(&problems, &out)
 }

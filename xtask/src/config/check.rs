@@ -188,17 +188,18 @@ fn check_ram_total(board: &Board, vms: &[Vm], report: &mut Report) {
     }
 }
 
-/// VMs with `image_location = "fs"` live on the boot partition of a card image, so
-/// their board must say how to write one.
+/// VMs with `image_location = "fs"` live on the boot partition of a card image, or
+/// on the disk `cargo xtask run` attaches in QEMU, so their board must say how to
+/// write a card or be run by QEMU.
 fn check_fs_vms(board: &Board, vms: &[Vm], report: &mut Report) {
-    if board.image.is_some() {
+    if board.image.is_some() || board.qemu.is_some() {
         return;
     }
     for vm in vms.iter().filter(|v| v.location == ImageLocation::Fs) {
         report.push(vm.src.error(
             &KeyPath::new("kernel").key("image_location"),
             format!(
-                "image_location = \"fs\" needs a board with an [image] section (the VM's files go on the boot partition written by `cargo xtask image`, whose hypervisor gets feature {FS_VMS_FEATURE} to read them; board {} has none, so its hypervisor cannot start this VM)",
+                "image_location = \"fs\" needs a board with an [image] section (the VM's files go on the boot partition written by `cargo xtask image`, whose hypervisor gets feature {FS_VMS_FEATURE} to read them) or a [qemu] section (`cargo xtask run` puts them on a disk it attaches); board {} has neither, so its hypervisor cannot start this VM",
                 board.name
             ),
         ));

@@ -159,6 +159,45 @@ fn build_hypervisor(ws: &Workspace, plan: Plan) -> Result<(Vec<u8>, Vec<Vm>, Vec
     Ok((hv, built.plan.vms, fs))
 }
 
+/// What `cargo xtask run` boots on a QEMU board whose VMs include fs VMs: the
+/// hypervisor (memory VMs bundled, feature [`FS_VMS_FEATURE`]) and a disk image with
+/// the fs VMs' files (`vms/<name>.toml`, `vms/<name>/...`) on a FAT32 partition,
+/// written like a card's boot partition; the hypervisor finds the disk and reads
+/// them at boot.
+pub struct RunDisk {
+    pub bin: PathBuf,
+    pub disk: PathBuf,
+}
+
+/// Builds for [`RunDisk`]; `extra` files go on the disk too (scenarios add broken
+/// ones).
+pub fn run_disk(ws: &Workspace, plan: Plan, extra: &[FatFile]) -> Result<RunDisk> {
+    let board = plan.board.clone();
+    let (_, _, fs) = build_hypervisor(ws, plan)?;
+    let dir = ws.board_dir(&board.name);
+    let mut files: Vec<FatFile> = fs_vm_modules(ws, &board, &fs)?
+        .into_iter()
+        .map(|m| m.file)
+        .collect();
+    files.extend(extra.iter().cloned());
+    let bytes: u64 = files.iter().map(|f| f.data.len() as u64).sum();
+    let size = (layout::MIN_BOOT_PARTITION + 2 * layout::PART_ALIGN + bytes + bytes / 4)
+        .next_multiple_of(layout::PART_ALIGN);
+    let lay = layout::layout(size, layout::PART_ALIGN, None)?;
+    let disk_path = dir.join("disk.img");
+    disk::write_image(&disk_path, &lay, None, &files)?;
+    println!(
+        "xtask: disk {} ({}): {} fs VM(s) under vms/ on its FAT32 partition",
+        disk_path.display(),
+        human_size(size),
+        fs.len()
+    );
+    Ok(RunDisk {
+        bin: dir.join(HV_FILE),
+        disk: disk_path,
+    })
+}
+
 /// The boot-partition files of the fs VMs (their guest crates built here).
 fn fs_vm_modules(ws: &Workspace, board: &Board, fs: &[Vm]) -> Result<Vec<ModuleFile>> {
     let guests = build_fs_guests(ws, board, fs)?;

@@ -43,13 +43,18 @@ pub fn image_args(board: &Board, q: &QemuToml, image: &Path) -> Vec<String> {
     if let Some(bios) = &q.bios {
         args.extend(["-bios".into(), bios.clone()]);
     }
-    args.extend([
+    args.extend(disk_args(image));
+    args
+}
+
+/// The QEMU arguments that attach `image` as a virtio-blk disk (on virtio-mmio).
+pub fn disk_args(image: &Path) -> [String; 4] {
+    [
         "-drive".into(),
         format!("if=none,file={},format=raw,id=hd0", image.display()),
         "-device".into(),
         "virtio-blk-device,drive=hd0".into(),
-    ]);
-    args
+    ]
 }
 
 /// The Debian package that ships a firmware file, for the ones we know.

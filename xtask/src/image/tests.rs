@@ -855,12 +855,21 @@ fn qemu_image_boot_needs_image_and_bios() {
 }
 
 #[test]
-fn fs_vms_need_a_board_with_an_image_section() {
+fn fs_vms_need_a_board_with_an_image_or_qemu_section() {
     let g = vec!["testguest".to_string()];
     let vms = [root().join("xtask/tests/data/fs-vm.toml")];
+    // qemu-aarch64 without its [qemu] section: neither a card nor a QEMU disk.
+    let text = std::fs::read_to_string(root().join("configs/board/qemu-aarch64.toml")).unwrap();
+    let start = text.find("\n[qemu]").unwrap();
+    let end = text[start + 1..]
+        .find("\n[")
+        .map_or(text.len(), |e| start + 1 + e);
+    let bare = format!("{}{}", &text[..start], &text[end..]);
+    let board = tmp("fs-no-qemu").join("bare.toml");
+    std::fs::write(&board, bare).unwrap();
     let r = load(
         root(),
-        &root().join("configs/board/qemu-aarch64.toml"),
+        &board,
         VmList::Override(&vms),
         &CfgContext { guest_crates: &g },
     );
@@ -868,10 +877,13 @@ fn fs_vms_need_a_board_with_an_image_section() {
     assert!(
         e.contains(
             "kernel.image_location: image_location = \"fs\" needs a board with an [image] section"
-        ),
+        ) && e.contains("or a [qemu] section"),
         "{e}"
     );
     let plan = load_plan_of("qemu-aarch64-uboot", &["xtask/tests/data/fs-vm.toml"]);
+    assert_eq!(plan.vms[0].location, ImageLocation::Fs);
+    // QEMU boards run fs VMs from the disk `cargo xtask run` attaches.
+    let plan = load_plan_of("qemu-aarch64", &["xtask/tests/data/fs-vm.toml"]);
     assert_eq!(plan.vms[0].location, ImageLocation::Fs);
 }
 

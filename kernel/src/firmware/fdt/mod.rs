@@ -33,6 +33,7 @@ const PL011: &[&str] = &["arm,pl011"];
 const NS16550: &[&str] = &["snps,dw-apb-uart", "ns16550a", "ns16550"];
 const TIMER: &[&str] = &["arm,armv8-timer", "arm,armv7-timer"];
 const SIFIVE_TEST: &[&str] = &["sifive,test0", "sifive,test1"];
+const VIRTIO_MMIO: &[&str] = &["virtio,mmio"];
 const CPU_INTC: &[&str] = &["riscv,cpu-intc"];
 const RISCV_HART: &[&str] = &["riscv"];
 /// MPIDR affinity fields Aff3 (39:32) and Aff2..Aff0 (23:0).
@@ -263,6 +264,12 @@ impl<'a> Collector<'a> {
             self.board.firmware.sifive_test = dt::regs(path)
                 .next()
                 .map(|(base, size)| Range { base, size });
+        }
+        if dt::compatible_with(node, VIRTIO_MMIO) {
+            if let Some((base, size)) = dt::regs(path).next() {
+                // Extra transports are not needed (the disk is among the first).
+                let _ = self.board.virtio_mmio.push(Range { base, size });
+            }
         }
         if let Some(uart) = uart_seen(path) {
             if self.stdout.is_some_and(|p| p.matches(path)) {

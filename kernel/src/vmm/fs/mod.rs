@@ -8,8 +8,13 @@
 //! built-in table. Anything wrong stops only that VM, with a line naming the VM (when
 //! its id and name can be read), the file, the key and the reason.
 
+pub mod disk;
+pub mod disk_source;
+#[cfg(test)]
+mod disk_tests;
 pub mod files;
 pub mod place;
+pub mod source;
 pub mod spec;
 #[cfg(target_os = "none")]
 pub mod start;
@@ -22,11 +27,12 @@ use alloc::vec::Vec;
 
 use vmconfig::{ArchLimits, ImageRef, Problem, Severity, VmConfig};
 
-use crate::firmware::modules::{BootModule, ModuleKind, Modules};
+use crate::firmware::modules::Modules;
 use crate::firmware::Range;
 use crate::spec::VmSpec;
-use files::{image_bytes, inside, module_bytes, overlaps};
+use files::{inside, overlaps, resolve};
 use place::CpuOwners;
+use source::{FileSource, ModuleSource};
 use spec::{owned_spec, Images};
 
 /// The rules of the architecture the hypervisor runs on.
@@ -105,20 +111,24 @@ struct Candidate {
     images: Images,
 }
 
+/// Most bytes a VM config file may have.
+pub const CONFIG_LIMIT: u64 = 4 << 20;
+
 /// Reads, checks and places the fs VMs of `modules`; `builtin` are the VMs built
 /// into the hypervisor (their CPUs, ids and names are taken).
 pub fn fs_vms(modules: &Modules<'_>, host: &Host<'_>, builtin: &[VmSpec]) -> FsVms {
+    let mut src = ModuleSource { modules, host };
+    vms_from(&mut src, host, builtin)
+}
+
+/// Reads, checks and places the fs VMs whose configs `src` holds.
+pub fn vms_from(src: &mut dyn FileSource, host: &Host<'_>, builtin: &[VmSpec]) -> FsVms {
     let mut out = FsVms::default();
-    if modules.overflow {
-        out.lines.push(format!(
-            "more than {} boot modules: the others are ignored",
-            crate::firmware::modules::MAX_MODULES
-        ));
-    }
+    let configs = src.configs(&mut out.lines);
     let mut found: Vec<Result<Candidate, Refusal>> = Vec::new();
-    for m in modules.iter().filter(|m| m.kind == ModuleKind::VmConfig) {
+    for file in &configs {
         let earlier: Vec<&VmConfig> = found.iter().flatten().map(|c| &c.cfg).collect();
-        let c = candidate(m, modules, host, builtin, &earlier, &mut out.lines);
+        let c = candidate(file, src, host, builtin, &earlier, &mut out.lines);
         found.push(c);
     }
     let placed = place_all(found, host, builtin);
@@ -177,20 +187,21 @@ fn place_one(owners: &mut CpuOwners, c: Candidate, host: &Host<'_>) -> Placed {
     }
 }
 
-/// Reads and checks one config module and the images it names.
+/// Reads and checks one config file and the images it names.
 fn candidate(
-    m: &BootModule<'_>,
-    modules: &Modules<'_>,
+    file: &str,
+    src: &mut dyn FileSource,
     host: &Host<'_>,
     builtin: &[VmSpec],
     earlier: &[&VmConfig],
     lines: &mut Vec<String>,
 ) -> Result<Candidate, Refusal> {
-    let bytes =
-        module_bytes(m, host).map_err(|why| Refusal::new(None, m.file, alloc::vec![why]))?;
+    let bytes = src
+        .read(file, CONFIG_LIMIT)
+        .map_err(|why| Refusal::new(None, file, alloc::vec![why]))?;
     let text = core::str::from_utf8(bytes).map_err(|e| {
         let why = format!("not UTF-8 text (byte {})", e.valid_up_to());
-        Refusal::new(None, m.file, alloc::vec![why])
+        Refusal::new(None, file, alloc::vec![why])
     })?;
     let parsed = vmconfig::parse_vm(text, ARCH);
     let who = parsed.id.zip(parsed.name.clone());
@@ -201,22 +212,22 @@ fn candidate(
         .iter()
         .filter(|p| p.severity == Severity::Warning)
     {
-        lines.push(format!("{}: warning: {}", m.file, shown(w)));
+        lines.push(format!("{file}: warning: {}", shown(w)));
     }
     let Some(cfg) = parsed.vm else {
         let problems = parsed.problems.errors().map(shown).collect();
-        return Err(Refusal::new(who, m.file, problems));
+        return Err(Refusal::new(who, file, problems));
     };
     let mut problems = taken_ids(&cfg, builtin, earlier);
-    let images = vm_images(&cfg, m.file, modules, host, &mut problems);
+    let images = vm_images(&cfg, file, src, &mut problems);
     problems.extend(host_memory(&cfg, host));
     match images {
         Some(images) if problems.is_empty() => Ok(Candidate {
-            file: m.file.to_string(),
+            file: file.to_string(),
             cfg,
             images,
         }),
-        _ => Err(Refusal::new(who, m.file, problems)),
+        _ => Err(Refusal::new(who, file, problems)),
     }
 }
 
@@ -255,16 +266,23 @@ fn taken_ids(cfg: &VmConfig, builtin: &[VmSpec], earlier: &[&VmConfig]) -> Vec<S
 fn vm_images(
     cfg: &VmConfig,
     file: &str,
-    modules: &Modules<'_>,
-    host: &Host<'_>,
+    src: &mut dyn FileSource,
     problems: &mut Vec<String>,
 ) -> Option<Images> {
-    let mut get = |r: &ImageRef| match image_bytes(modules, file, &r.path, host) {
-        Ok(b) => Some(b),
-        Err(why) => {
-            problems.push(format!("{}: {why}", r.key));
-            None
-        }
+    // No image can be larger than the VM's memory: a larger file is not even read.
+    let limit = cfg
+        .memory
+        .iter()
+        .fold(0u64, |sum, m| sum.saturating_add(m.range.size));
+    let mut get = |r: &ImageRef| {
+        let got = match resolve(file, &r.path) {
+            None => Err(format!("{:?} leaves the root of {}", r.path, src.what())),
+            Some(path) => src
+                .read(&path, limit)
+                .map_err(|why| format!("{path}: {why}")),
+        };
+        got.map_err(|why| problems.push(format!("{}: {why}", r.key)))
+            .ok()
     };
     let kernel = get(&cfg.kernel);
     let dtb = cfg.dtb.as_ref().map(&mut get);

@@ -37,11 +37,12 @@ pub mod start {
 
     /// Names every VM config module as not started.
     pub fn load(
-        _p: &BoardInfo,
+        _p: &mut BoardInfo,
         modules: &Modules<'static>,
         _safe: bool,
         _protected: &[Range],
         _builtin: &[VmSpec],
+        _frames: &mut crate::mm::frames::FrameAllocator,
     ) -> FsVms {
         let mut out = FsVms::default();
         for m in modules.iter().filter(|m| m.kind == ModuleKind::VmConfig) {

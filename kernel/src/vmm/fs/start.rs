@@ -1,13 +1,26 @@
 //! The boot-time side of fs VMs: keeping the boot modules out of the frame
-//! allocator, and reading the fs VMs from them once the heap exists.
+//! allocator, and reading the fs VMs once the heap exists: from the boot modules
+//! when a bootloader loaded some, else from the FAT32 disk the hypervisor finds
+//! among the virtio-mmio transports of the DTB.
 
 use alloc::vec::Vec;
 
-use super::{fs_vms, FsVms, Host};
+use super::disk::FatDisk;
+use super::disk_source::DiskSource;
+use super::{fs_vms, vms_from, FsVms, Host};
+use crate::drivers::virtio::blk::VirtioBlk;
+use crate::drivers::virtio::hw::{HostClock, MmioRegs, PhysDma};
+use crate::drivers::virtio::ProbeError;
 use crate::firmware::modules::Modules;
 use crate::firmware::{BoardInfo, Range, RangeList};
+use crate::mm::frames::FrameAllocator;
 use crate::println;
 use crate::spec::VmSpec;
+
+/// DMA memory of the disk driver: its queue, a request and a 64 KiB bounce buffer.
+const DISK_DMA: u64 = 0x1_4000;
+
+type Disk = VirtioBlk<MmioRegs, PhysDma, HostClock>;
 
 /// Adds every module's slot to `excl` (unless a range there already covers it) so
 /// the frame allocator never hands it out. `false` when `excl` is full: the modules
@@ -38,15 +51,18 @@ fn read_module(r: Range) -> Option<&'static [u8]> {
 
 /// Reads the fs VMs (`safe`: [`protect_modules`] succeeded) and prints what became of
 /// those that will not start. `protected` are the hypervisor image and its DTB.
+/// Without boot modules, the fs VMs come from the disk (`p.disk` is set when one is
+/// found; its files are read into `frames`).
 pub fn load(
-    p: &BoardInfo,
+    p: &mut BoardInfo,
     modules: &Modules<'static>,
     safe: bool,
     protected: &[Range],
     builtin: &[VmSpec],
+    frames: &mut FrameAllocator,
 ) -> FsVms {
     if modules.is_empty() {
-        return FsVms::default();
+        return from_disk(p, protected, builtin, frames);
     }
     if !safe {
         crate::warn!("hv: too many reserved memory ranges to keep the boot modules safe: no fs VM is started");
@@ -54,18 +70,103 @@ pub fn load(
     }
     let mut guarded: Vec<Range> = protected.to_vec();
     guarded.extend(modules.iter().filter_map(|m| m.slot.or(m.loaded)));
+    with_host(p, &guarded, &read_module, |host| {
+        fs_vms(modules, host, builtin)
+    })
+}
+
+/// Runs `read_vms` with the machine as fs VMs see it, then prints the lines about
+/// the VMs that will not start.
+fn with_host(
+    p: &BoardInfo,
+    protected: &[Range],
+    read: &dyn Fn(Range) -> Option<&'static [u8]>,
+    read_vms: impl FnOnce(&Host<'_>) -> FsVms,
+) -> FsVms {
     let kept = p.kept_windows();
     let host = Host {
         kept: &kept,
         cpus: p.cpus(),
         ram: p.ram(),
         reserved: p.reserved(),
-        protected: &guarded,
-        read: &read_module,
+        protected,
+        read,
     };
-    let out = fs_vms(modules, &host, builtin);
+    let out = read_vms(&host);
     for line in &out.lines {
         println!("hv: {line}");
     }
     out
+}
+
+/// The first virtio block device among the board's virtio-mmio transports (its
+/// window, page-rounded), its driver's DMA memory taken from `frames`.
+fn find_disk(p: &BoardInfo, frames: &mut FrameAllocator) -> Option<(Range, Disk)> {
+    let windows = p.virtio_mmio.as_slice();
+    if windows.is_empty() {
+        return None;
+    }
+    let Ok(base) = frames.alloc(DISK_DMA, 4096) else {
+        println!("hv: disk: no memory for the virtio-blk driver");
+        return None;
+    };
+    for w in windows {
+        let dma = PhysDma {
+            base,
+            len: DISK_DMA as usize,
+        };
+        match VirtioBlk::probe(MmioRegs { base: w.base }, dma, HostClock) {
+            Ok(d) => {
+                let page = Range {
+                    base: w.base & !0xfff,
+                    size: (w.end() - (w.base & !0xfff)).next_multiple_of(0x1000),
+                };
+                println!(
+                    "hv: disk: virtio-blk at {:#x} (virtio-mmio version {}), {} MiB",
+                    w.base,
+                    d.version(),
+                    crate::drivers::block::BlockDevice::blocks(&d) >> 11
+                );
+                return Some((page, d));
+            }
+            Err(ProbeError::Empty | ProbeError::OtherDevice(_)) => {}
+            Err(e) => println!("hv: disk: virtio-mmio at {:#x}: {e}", w.base),
+        }
+    }
+    let _ = frames.free(base, DISK_DMA);
+    None
+}
+
+/// The fs VMs of the FAT32 disk, if there is one.
+fn from_disk(
+    p: &mut BoardInfo,
+    protected: &[Range],
+    builtin: &[VmSpec],
+    frames: &mut FrameAllocator,
+) -> FsVms {
+    let Some((window, disk)) = find_disk(p, frames) else {
+        return FsVms::default();
+    };
+    p.disk = Some(window);
+    let fat = match FatDisk::mount(disk) {
+        Ok(f) => f,
+        Err(why) => {
+            println!("hv: disk: {why}; no VM is read from it");
+            return FsVms::default();
+        }
+    };
+    let mut alloc = |size: u64| -> Option<&'static mut [u8]> {
+        let pa = frames.alloc(size.max(1), 4096).ok()?;
+        // SAFETY: fresh frames, handed out once and kept for as long as the machine
+        // runs (the images of VMs read from the disk).
+        Some(unsafe { crate::mm::phys::slice_mut(pa, size) })
+    };
+    let mut src = DiskSource {
+        fat,
+        alloc: &mut alloc,
+    };
+    // Disk files are read into fresh frames, not from modules.
+    with_host(p, protected, &|_| None, |host| {
+        vms_from(&mut src, host, builtin)
+    })
 }

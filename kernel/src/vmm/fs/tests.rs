@@ -2,11 +2,11 @@
 //! config or file can stop its VM (and only its VM).
 
 use super::*;
-use crate::firmware::modules::BootModule;
+use crate::firmware::modules::{BootModule, ModuleKind};
 use alloc::boxed::Box;
 use alloc::vec;
 
-const VM3: &str = r#"
+pub(super) const VM3: &str = r#"
 [base]
 id = 3
 name = "vm3"
@@ -25,7 +25,7 @@ memory_regions = [[0x4000_0000, 0x100_0000, 0x7, 0]]
 emu_devices = [["uart", 0x0900_0000, 0x1000, 33, 0x2, []]]
 "#;
 
-const RAM: [Range; 1] = [Range {
+pub(super) const RAM: [Range; 1] = [Range {
     base: 0x4000_0000,
     size: 0x4000_0000,
 }];
@@ -92,23 +92,31 @@ impl Card {
             base: 0x4800_0000,
             size: 0x800_0000,
         }];
-        let kept = vmconfig::host::qemu_virt_aarch64();
-        let host = Host {
-            kept: &kept,
-            cpus: &[0, 1, 2, 3],
-            ram: &RAM,
-            reserved: &[],
-            protected: &protected,
-            read: &read,
-        };
-        fs_vms(&modules, &host, builtin)
+        with_test_host(&protected, &read, |host| fs_vms(&modules, host, builtin))
     }
 }
 
-const GUEST: &[u8] = &[0x5a; 0x2000];
+/// Runs `f` on a QEMU virt aarch64 machine with four CPUs and [`RAM`].
+pub(super) fn with_test_host<T>(
+    protected: &[Range],
+    read: &dyn Fn(Range) -> Option<&'static [u8]>,
+    f: impl FnOnce(&Host<'_>) -> T,
+) -> T {
+    let kept = vmconfig::host::qemu_virt_aarch64();
+    f(&Host {
+        kept: &kept,
+        cpus: &[0, 1, 2, 3],
+        ram: &RAM,
+        reserved: &[],
+        protected,
+        read,
+    })
+}
+
+pub(super) const GUEST: &[u8] = &[0x5a; 0x2000];
 
 /// VM 1 (vm1) built into the hypervisor on CPUs 0 and 1.
-fn builtin() -> Vec<VmSpec> {
+pub(super) fn builtin() -> Vec<VmSpec> {
     let text = VM3
         .replace("id = 3", "id = 1")
         .replace("\"vm3\"", "\"vm1\"")
@@ -220,9 +228,8 @@ fn missing_and_truncated_files() {
         "VM 3 (vm3) not started: vms/vm3.toml: kernel.kernel_path: vms/vm3/testguest.bin: not loaded (missing on the boot partition, or unreadable)"
     );
     let out = Card::new().config("vms/vm3.toml", VM3).run(&[]);
-    assert!(
-        one_line(&out).contains("kernel.kernel_path: no boot module holds vms/vm3/testguest.bin")
-    );
+    assert!(one_line(&out)
+        .contains("kernel.kernel_path: vms/vm3/testguest.bin: no boot module holds it"));
     let mut card = Card::new().image("vms/vm3/testguest.bin", Some(GUEST));
     card.files
         .push(("vms/vm3.toml", ModuleKind::VmConfig, None, 0x1_0000));
