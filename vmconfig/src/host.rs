@@ -37,6 +37,8 @@ pub const GICV: &str = "GIC virtual CPU interface (GICV)";
 pub const GITS: &str = "GIC ITS";
 pub const PLIC: &str = "PLIC";
 pub const CONSOLE: &str = "console UART";
+pub const LAPIC: &str = "local APIC";
+pub const IOAPIC: &str = "I/O APIC";
 pub const CLINT: &str = "CLINT (timer and software interrupts)";
 pub const POWER: &str = "power/reset device (sifive_test)";
 

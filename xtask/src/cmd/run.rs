@@ -2,7 +2,7 @@
 //! terminal. The exit status is QEMU's: 0 only when every VM stopped cleanly.
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::build::{build_plan, load_plan, BuildOptions};
 use crate::host_tools::ensure_qemu;
@@ -26,8 +26,7 @@ pub fn run(ws: &Workspace, opts: &BuildOptions, timeout: Option<u64>) -> Result<
         crate::image::qemu::prepare(ws, plan, opts, &q)?
     } else {
         let out = build_plan(ws, plan, true)?;
-        let bin = out.bin.context("no raw binary was written")?;
-        qemu_args(&board, &q, &bin)
+        qemu_args(&board, &q, &out.qemu_kernel()?)
     };
     println!("xtask: {program} {}", args.join(" "));
     let run = run_interactive(&program, &args, timeout.map(Duration::from_secs))?;
