@@ -4,10 +4,16 @@
 //! INIT-SIPI-SIPI, the board comes from the PVH memory map and ACPI
 //! (`firmware::pvh`, `firmware::acpi`).
 //!
-//! `npt` (the nested page-table format) and `svm` (the CPU feature decision) are
+//! `npt` (the nested page-table format), `svm` (the CPU feature decision),
+//! `cpuid` (what a guest's CPUID says), `permmap` (the I/O and MSR permission maps)
+//! and `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding) are
 //! pure and build everywhere (host unit tests); the rest runs only on the
-//! bare-metal target.
+//! bare-metal target. The vCPU (VMCB, VMRUN) is not built yet: `cpuid`, `permmap`
+//! and `ioexit` are its tested parts, not yet wired to a running guest.
+pub mod cpuid;
+pub mod ioexit;
 pub mod npt;
+pub mod permmap;
 pub mod svm;
 
 #[cfg(target_os = "none")]
