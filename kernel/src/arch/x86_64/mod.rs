@@ -6,15 +6,18 @@
 //!
 //! `npt` (the nested page-table format), `svm` (the CPU feature decision),
 //! `cpuid` (what a guest's CPUID says), `permmap` (the I/O and MSR permission maps)
-//! and `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding) are
-//! pure and build everywhere (host unit tests); the rest runs only on the
-//! bare-metal target. The vCPU (VMCB, VMRUN) is not built yet: `cpuid`, `permmap`
-//! and `ioexit` are its tested parts, not yet wired to a running guest.
+//! `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding), `vmcb`
+//! (the control block and a Multiboot vCPU's start state) and `multiboot` (the
+//! information block at EBX) are pure and build everywhere (host unit tests); the
+//! rest runs only on the bare-metal target. The vCPU's world switch (VMRUN) is not
+//! built yet: those five are its tested parts, not yet wired to a running guest.
 pub mod cpuid;
 pub mod ioexit;
+pub mod multiboot;
 pub mod npt;
 pub mod permmap;
 pub mod svm;
+pub mod vmcb;
 
 #[cfg(target_os = "none")]
 mod boot;
