@@ -116,6 +116,29 @@ fn guard_stacks() {
     }
 }
 
+/// Identity-maps `[4 GiB, end)` with 1 GiB pages (the boot map covers the first
+/// 4 GiB); returns how far the map now reaches. Only up to 512 GiB (one PDPT), and
+/// only when the CPU has 1 GiB pages. Boot CPU, before any other CPU runs.
+pub fn map_high(end: u64) -> u64 {
+    const GIB: u64 = 1 << 30;
+    let has_1g = super::port::cpuid(0x8000_0001, 0)[3] & (1 << 26) != 0;
+    if !has_1g {
+        return 4 * GIB;
+    }
+    let end = end.min(512 * GIB);
+    // SAFETY: only the boot CPU runs; entries 4.. of the PDPT are unused until now.
+    unsafe {
+        let pdpt: *mut Table = &raw mut hv_pdpt;
+        let mut i = 4;
+        while (i as u64) * GIB < end {
+            (*pdpt).0[i] = (i as u64 * GIB) | 0x83;
+            i += 1;
+        }
+        core::arch::asm!("mov {0}, cr3", "mov cr3, {0}", out(reg) _, options(nostack));
+        end.next_multiple_of(GIB).max(4 * GIB)
+    }
+}
+
 /// Copies the real-mode start code to [`TRAMPOLINE`].
 fn install_trampoline() {
     // SAFETY: the code between the two linker-visible labels is read-only data of the

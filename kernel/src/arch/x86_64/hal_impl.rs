@@ -22,8 +22,6 @@ static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// The BIOS data area's word with COM1's I/O base.
 const BDA_COM1: u64 = 0x400;
-/// The boot page tables map this much: RAM beyond it is left out.
-const MAPPED: u64 = 1 << 32;
 /// The ACPI PM timer's rate.
 const PM_TIMER_HZ: u64 = 3_579_545;
 /// isa-debug-exit's port (the board's `-device isa-debug-exit,iobase=0xf4`).
@@ -105,7 +103,8 @@ fn lapic_base(b: &BoardInfo) -> Result<u64, &'static str> {
 
 impl Cpu for X86_64 {
     /// The PVH start info QEMU passed in EBX; COM1 from the BIOS data area. RAM above
-    /// 4 GiB is left out (the hypervisor maps the first 4 GiB).
+    /// 4 GiB is mapped with 1 GiB pages (up to 512 GiB); RAM the map cannot reach (no
+    /// 1 GiB pages) is left out.
     fn discover(start_info: u64) -> Result<Handover, DiscoveryError> {
         // SAFETY: the BIOS data area (physical 0x400) is identity-mapped; reading a
         // word there has no side effect.
@@ -113,9 +112,11 @@ impl Cpu for X86_64 {
         // SAFETY: the start info, its memory map and the ACPI tables lie in the first
         // 4 GiB, identity-mapped, and nothing writes them.
         let mut h = unsafe { crate::firmware::pvh::handover(start_info, Some(com1)) }?;
+        let top = h.board.ram().iter().map(|r| r.end()).max().unwrap_or(0);
+        let mapped = boot::map_high(top);
         let mut ram = crate::firmware::RangeList::new();
-        for r in h.board.ram().iter().filter(|r| r.base < MAPPED) {
-            let end = r.end().min(MAPPED);
+        for r in h.board.ram().iter().filter(|r| r.base < mapped) {
+            let end = r.end().min(mapped);
             let _ = ram.push(crate::firmware::Range {
                 base: r.base,
                 size: end - r.base,
