@@ -5,6 +5,7 @@
 //! report.
 
 use super::boot::{self, MAX_CPUS};
+use super::descriptors::{interrupt_gate, tss_descriptor};
 use super::lapic;
 
 /// What `hv_isr_common` pushed: the registers, then the stub's vector and error
@@ -54,9 +55,6 @@ extern "C" {
     static hv_isr_table: [[u64; 2]; 34];
 }
 
-/// Interrupt gate, present, ring 0.
-const GATE: u64 = 0x8e;
-
 fn build_idt() {
     // SAFETY: the boot CPU fills the IDT before any other CPU loads it; the stub
     // table is read-only data of the image.
@@ -67,12 +65,9 @@ fn build_idt() {
             let v = vector as usize;
             // Exceptions on IST1 (the emergency stack); interrupts on the CPU's stack.
             let ist = if vector < 32 { 1 } else { 0 };
-            (*idt).0[2 * v] = (addr & 0xffff)
-                | (boot::CODE_SEL as u64) << 16
-                | ist << 32
-                | GATE << 40
-                | (addr >> 16 & 0xffff) << 48;
-            (*idt).0[2 * v + 1] = addr >> 32;
+            let [lo, hi] = interrupt_gate(addr, boot::CODE_SEL, ist);
+            (*idt).0[2 * v] = lo;
+            (*idt).0[2 * v + 1] = hi;
         }
     }
 }
@@ -88,16 +83,11 @@ pub fn init_cpu(slot: usize) {
     unsafe {
         let tss = &raw mut TSS[slot];
         (*tss).ist[0] = boot::emergency_top(slot);
-        let base = tss as u64;
-        let limit = (core::mem::size_of::<Tss>() - 1) as u64;
-        let gdt = &mut *boot::gdt();
+        let [lo, hi] = tss_descriptor(tss as u64, (core::mem::size_of::<Tss>() - 1) as u32);
+        let gdt = boot::gdt();
         let i = boot::tss_selector(slot) as usize / 8;
-        gdt[i] = limit & 0xffff
-            | (base & 0xff_ffff) << 16
-            | 0x89 << 40
-            | (limit >> 16 & 0xf) << 48
-            | (base >> 24 & 0xff) << 56;
-        gdt[i + 1] = base >> 32;
+        (*gdt)[i] = lo;
+        (*gdt)[i + 1] = hi;
         core::arch::asm!("ltr {0:x}", in(reg) boot::tss_selector(slot), options(nostack));
         let ptr = IdtPtr {
             limit: (core::mem::size_of::<Idt>() - 1) as u16,

@@ -12,6 +12,7 @@
 //! rest runs only on the bare-metal target. The vCPU's world switch (VMRUN) is not
 //! built yet: those five are its tested parts, not yet wired to a running guest.
 pub mod cpuid;
+pub mod descriptors;
 pub mod ioexit;
 pub mod multiboot;
 pub mod npt;
