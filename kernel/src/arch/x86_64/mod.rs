@@ -9,8 +9,9 @@
 //! `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding), `vmcb`
 //! (the control block and a Multiboot vCPU's start state) and `multiboot` (the
 //! information block at EBX) are pure and build everywhere (host unit tests); the
-//! rest runs only on the bare-metal target. The vCPU's world switch (VMRUN) is not
-//! built yet: those five are its tested parts, not yet wired to a running guest.
+//! rest runs only on the bare-metal target. `world` is the SVM world switch (VMRUN
+//! with the guest's general registers, the host save areas); the vCPU that uses it
+//! and the pure parts above is not built yet.
 pub mod cpuid;
 pub mod descriptors;
 pub mod ioexit;
@@ -32,6 +33,8 @@ mod lapic;
 mod port;
 #[cfg(target_os = "none")]
 mod vcpu;
+#[cfg(target_os = "none")]
+pub mod world;
 
 #[cfg(target_os = "none")]
 pub use hal_impl::X86_64;
