@@ -9,7 +9,10 @@
 //! `Vmcb::multiboot`, hand-built nested tables mapping one code page at 0x10_0000,
 //! guest code `mov eax, 0x1234; mov ebx, 0x5678; mov edx, ecx; vmmcall` with RCX =
 //! 0xabc in [`GuestRegs`]: exit code 0x81, VMCB RAX 0x1234, RBX 0x5678, RDX 0xabc,
-//! RIP at the `vmmcall` (no NRIP save), and the hypervisor went on running.
+//! RIP at the `vmmcall` (no NRIP save), and the hypervisor went on running. Then
+//! with nested tables from the shared walker (`PageTable<Npt>` over the frame
+//! allocator) and a load from an unmapped GPA: exit 0x400 (NPF), EXITINFO1
+//! 0x1_0000_0004, EXITINFO2 the GPA, RIP at the load.
 
 use super::boot::MAX_CPUS;
 use super::port;
