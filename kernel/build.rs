@@ -42,5 +42,11 @@ fn main() {
             "cargo:rustc-link-arg-bins=-T{}",
             out.join("linker.ld").display()
         );
+        if arch == "x86_64" {
+            // A plain executable at its physical address (the target links a static
+            // PIE by default; QEMU's PVH loader and the 32-bit entry code want
+            // absolute addresses).
+            println!("cargo:rustc-link-arg-bins=--no-pie");
+        }
     }
 }

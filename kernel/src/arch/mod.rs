@@ -8,3 +8,5 @@
 pub mod aarch64;
 #[cfg(any(target_arch = "riscv64", not(target_os = "none")))]
 pub mod riscv64;
+#[cfg(any(target_arch = "x86_64", not(target_os = "none")))]
+pub mod x86_64;

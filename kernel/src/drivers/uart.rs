@@ -1,6 +1,8 @@
-//! Polled output on the board's console UART (PL011 or 16550-style), found in the DTB.
+//! Polled output on the board's console UART (PL011 or 16550-style, memory-mapped as
+//! the DTB says, or on the x86 I/O port bus as COM1).
 
 use crate::firmware::{Uart, UartKind};
+use crate::hal::{Current, HostPorts};
 use core::ptr::{read_volatile, write_volatile};
 
 pub struct HostUart {
@@ -28,6 +30,9 @@ impl HostUart {
     }
 
     fn reg_read(&self, reg: u64) -> u32 {
+        if self.uart.kind == UartKind::Port16550 {
+            return Current::port_read((self.uart.base + reg) as u16) as u32;
+        }
         let (addr, width) = self.reg_addr(reg);
         // SAFETY: a register of the console UART the DTB describes, mapped as device
         // memory in the EL2 identity map.
@@ -40,6 +45,9 @@ impl HostUart {
     }
 
     fn reg_write(&self, reg: u64, v: u32) {
+        if self.uart.kind == UartKind::Port16550 {
+            return Current::port_write((self.uart.base + reg) as u16, v as u8);
+        }
         let (addr, width) = self.reg_addr(reg);
         // SAFETY: as for `reg_read`.
         unsafe {
@@ -55,6 +63,7 @@ impl HostUart {
     fn reg_addr(&self, reg: u64) -> (u64, u8) {
         match self.uart.kind {
             UartKind::Pl011 => (self.uart.base + reg, 4),
+            UartKind::Port16550 => (self.uart.base + reg, 1),
             UartKind::Ns16550 {
                 reg_shift,
                 reg_io_width,
@@ -67,8 +76,10 @@ impl HostUart {
         match self.uart.kind {
             UartKind::Pl011 => (self.reg_read(PL011_FR) & PL011_FR_RXFE == 0)
                 .then(|| self.reg_read(PL011_DR) as u8),
-            UartKind::Ns16550 { .. } => (self.reg_read(NS16550_LSR) & NS16550_LSR_DR != 0)
-                .then(|| self.reg_read(NS16550_RBR) as u8),
+            UartKind::Ns16550 { .. } | UartKind::Port16550 => {
+                (self.reg_read(NS16550_LSR) & NS16550_LSR_DR != 0)
+                    .then(|| self.reg_read(NS16550_RBR) as u8)
+            }
         }
     }
 
@@ -78,7 +89,9 @@ impl HostUart {
             UartKind::Pl011 => {
                 self.reg_write(PL011_IMSC, self.reg_read(PL011_IMSC) | PL011_IMSC_RX)
             }
-            UartKind::Ns16550 { .. } => self.reg_write(NS16550_IER, NS16550_IER_ERBFI),
+            UartKind::Ns16550 { .. } | UartKind::Port16550 => {
+                self.reg_write(NS16550_IER, NS16550_IER_ERBFI)
+            }
         }
     }
 
@@ -88,7 +101,7 @@ impl HostUart {
                 while self.reg_read(PL011_FR) & PL011_FR_TXFF != 0 {}
                 self.reg_write(PL011_DR, c as u32);
             }
-            UartKind::Ns16550 { .. } => {
+            UartKind::Ns16550 { .. } | UartKind::Port16550 => {
                 while self.reg_read(NS16550_LSR) & NS16550_LSR_THRE == 0 {}
                 self.reg_write(NS16550_THR, c as u32);
             }

@@ -1,8 +1,9 @@
 //! What the board is, as the boot firmware described it: one neutral description,
 //! [`BoardInfo`] (RAM, reserved ranges, CPU ids, console UART, interrupt controller,
 //! timer, firmware interfaces, initrd), filled by a reader of whatever the firmware
-//! handed over: the device tree today ([`fdt`], for Arm and RISC-V trees alike);
-//! ACPI tables and Multiboot information for x86 later, as siblings of `fdt`.
+//! handed over: the device tree ([`fdt`], for Arm and RISC-V trees alike), or on x86
+//! the PVH start information ([`pvh`]: the memory map) and the ACPI tables it points
+//! to ([`acpi`]: CPUs, local APIC, I/O APICs, power-off).
 //!
 //! A reader reports what it found and fails only when the description is unusable
 //! for any architecture (malformed, no RAM, no CPU, more than the fixed capacity). It
@@ -13,9 +14,11 @@
 //! Readers run before the heap exists, so everything here is fixed-capacity and
 //! allocation-free.
 
+pub mod acpi;
 pub mod fdt;
 pub mod isa;
 pub mod modules;
+pub mod pvh;
 
 pub use isa::Isa;
 
@@ -120,6 +123,9 @@ pub enum UartKind {
     /// 16550-compatible (Rockchip dw-apb-uart, QEMU riscv virt): registers
     /// `1 << reg_shift` apart, accessed `reg_io_width` bytes wide.
     Ns16550 { reg_shift: u8, reg_io_width: u8 },
+    /// 16550 on the x86 I/O port bus: [`Uart::base`] is its first port (COM1:
+    /// 0x3f8), its 8 registers one port apart, a byte wide.
+    Port16550,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,12 +169,26 @@ pub struct Plic {
     pub s_context: [Option<u16>; MAX_CPUS],
 }
 
-/// The board's interrupt controller, as data: what the readers know. The x86
-/// local APIC and I/O APICs (from ACPI's MADT) become a variant here.
+/// The x86 advanced programmable interrupt controllers (ACPI MADT): every CPU's
+/// local APIC (same physical address on each) and the first I/O APIC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Apic {
+    /// Physical address of the local APIC registers (xAPIC mode).
+    pub lapic: u64,
+    /// The first I/O APIC's registers and the first global interrupt it serves.
+    pub ioapic: Option<(u64, u32)>,
+}
+
+/// Size of the local APIC and the I/O APIC register windows.
+pub const LAPIC_SIZE: u64 = 0x1000;
+pub const IOAPIC_SIZE: u64 = 0x1000;
+
+/// The board's interrupt controller, as data: what the readers know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IrqController {
     Gic(Gic),
     Plic(Plic),
+    Apic(Apic),
 }
 
 impl IrqController {
@@ -178,6 +198,7 @@ impl IrqController {
             IrqController::Gic(Gic::V2 { .. }) => "GICv2",
             IrqController::Gic(Gic::V3 { .. }) => "GICv3",
             IrqController::Plic(_) => "PLIC",
+            IrqController::Apic(_) => "APIC",
         }
     }
 }
@@ -206,8 +227,20 @@ pub enum PsciMethod {
     Hvc,
 }
 
+/// ACPI fixed hardware (FADT) the hypervisor uses: power-off and the PM timer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AcpiFixed {
+    /// I/O ports of the PM1a and PM1b control registers.
+    pub pm1a_cnt: Option<u16>,
+    pub pm1b_cnt: Option<u16>,
+    /// SLP_TYPa / SLP_TYPb of the S5 (soft-off) state, from the DSDT's `\_S5`.
+    pub s5: Option<(u16, u16)>,
+    /// I/O port of the 3.579545 MHz PM timer, and whether it counts 32 bits (else 24).
+    pub pm_timer: Option<(u16, bool)>,
+}
+
 /// Interfaces to the firmware and power devices the hypervisor calls to start CPUs
-/// and end the machine. (ACPI's reset / sleep registers join them on x86.)
+/// and end the machine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FirmwareInterfaces {
     /// Arm PSCI and its conduit.
@@ -215,6 +248,8 @@ pub struct FirmwareInterfaces {
     /// The SiFive test device ("finisher") QEMU's RISC-V virt board has: writing it
     /// ends the run with an exit status.
     pub sifive_test: Option<Range>,
+    /// x86: ACPI's power-off and PM timer.
+    pub acpi: Option<AcpiFixed>,
 }
 
 /// The board, as the firmware described it.
@@ -268,6 +303,7 @@ impl BoardInfo {
             firmware: FirmwareInterfaces {
                 psci: None,
                 sifive_test: None,
+                acpi: None,
             },
             initrd: None,
             device_tree: None,
@@ -335,9 +371,17 @@ impl BoardInfo {
                 out.push(w(h::GICR, gicr));
             }
             Some(IrqController::Plic(p)) => out.push(HostWindow::new(h::PLIC, p.base, p.size)),
+            Some(IrqController::Apic(a)) => {
+                out.push(HostWindow::new(h::LAPIC, a.lapic, LAPIC_SIZE));
+                out.extend(
+                    a.ioapic
+                        .map(|(base, _)| HostWindow::new(h::IOAPIC, base, IOAPIC_SIZE)),
+                );
+            }
             None => {}
         }
-        if let Some(u) = self.console {
+        // A console on the I/O port bus has no window in the physical address space.
+        if let Some(u) = self.console.filter(|u| u.kind != UartKind::Port16550) {
             out.push(HostWindow::new(h::CONSOLE, u.base, u.size));
         }
         out.extend(self.firmware.sifive_test.map(|r| w(h::POWER, r)));
@@ -348,6 +392,13 @@ impl BoardInfo {
     pub fn gic(&self) -> Option<&Gic> {
         match &self.irq_controller {
             Some(IrqController::Gic(g)) => Some(g),
+            _ => None,
+        }
+    }
+
+    pub fn apic(&self) -> Option<&Apic> {
+        match &self.irq_controller {
+            Some(IrqController::Apic(a)) => Some(a),
             _ => None,
         }
     }
@@ -383,6 +434,8 @@ pub enum DiscoveryError {
     NoHandover,
     /// The blob is not valid (for the FDT reader: refused by `fdt::check`).
     BadDtb,
+    /// The ACPI tables are missing or not valid (x86).
+    BadAcpi(&'static str),
     NoMemory,
     NoCpus,
     /// More ranges or CPUs than the fixed capacity.

@@ -5,7 +5,7 @@
 //! pure format, kicks are counted, and a vCPU plays a script of exits.
 
 use super::exit::{FirstTouch, Reply, VmExit};
-use super::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
+use super::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostPorts, HostTimer, MemoryOps};
 use super::{Vcpu, VcpuStart};
 use crate::devices::irqchip::IrqChip;
 use crate::devices::ConsoleKind;
@@ -71,6 +71,14 @@ impl HostTimer for FakeArch {
     fn counter_hz() -> u64 {
         1_000_000
     }
+}
+
+/// No I/O port space: reads are all ones, writes go nowhere.
+impl HostPorts for FakeArch {
+    fn port_read(_port: u16) -> u8 {
+        0xff
+    }
+    fn port_write(_port: u16, _value: u8) {}
 }
 
 impl MemoryOps for FakeArch {

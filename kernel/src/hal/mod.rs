@@ -11,6 +11,7 @@
 //! - [`HostIrq`]: the host interrupt controller as the core sees it: kick another
 //!   CPU, wait for and dispatch interrupts while idle.
 //! - [`HostTimer`]: the free-running counter.
+//! - [`HostPorts`]: the x86 I/O port space (the COM1 console); empty elsewhere.
 //! - [`MemoryOps`]: cache and second-stage TLB maintenance around guest memory.
 //! - [`GuestBoot`]: how a guest of this architecture is described and placed (its
 //!   boot description, today a device tree; its kernel's footprint).
@@ -37,6 +38,8 @@ use exit::{FirstTouch, Reply, VmExit};
 pub use crate::arch::aarch64::Aarch64 as Current;
 #[cfg(all(target_arch = "riscv64", target_os = "none"))]
 pub use crate::arch::riscv64::Riscv64 as Current;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub use crate::arch::x86_64::X86_64 as Current;
 #[cfg(not(target_os = "none"))]
 pub use fake::FakeArch as Current;
 
@@ -80,6 +83,14 @@ pub trait HostTimer {
     fn counter() -> u64;
     /// Ticks of [`HostTimer::counter`] per second.
     fn counter_hz() -> u64;
+}
+
+/// The I/O port space, as the hypervisor's own drivers use it (a console UART on
+/// x86's COM1). Architectures without one read all ones and drop writes: no firmware
+/// reader of theirs describes a device on ports.
+pub trait HostPorts {
+    fn port_read(port: u16) -> u8;
+    fn port_write(port: u16, value: u8);
 }
 
 /// Cache and TLB maintenance around guest memory.
@@ -159,7 +170,7 @@ pub trait Vcpu: Sized {
 }
 
 /// One architecture: the traits above plus its types and guest facts.
-pub trait Arch: Cpu + HostIrq + HostTimer + MemoryOps + GuestBoot {
+pub trait Arch: Cpu + HostIrq + HostTimer + MemoryOps + GuestBoot + HostPorts {
     type Vcpu: Vcpu<Stage2Regs = Self::Stage2Regs>;
     /// A VM's second-stage tables (`mm::stage2::PageTable` over this
     /// architecture's descriptor format).

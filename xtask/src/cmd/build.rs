@@ -32,6 +32,19 @@ pub struct BuildOptions {
 pub struct BuildOutput {
     pub plan: Plan,
     pub bin: Option<PathBuf>,
+    /// The hypervisor ELF (target/hv/<board>/hypervisor.elf).
+    pub elf: PathBuf,
+}
+
+impl BuildOutput {
+    /// What QEMU's `-kernel` boots: the raw binary, or on x86_64 the ELF (QEMU starts
+    /// it through its PVH entry note).
+    pub fn qemu_kernel(&self) -> Result<PathBuf> {
+        if self.plan.board.arch == config::Arch::X86_64 {
+            return Ok(self.elf.clone());
+        }
+        self.bin.clone().context("no raw binary was written")
+    }
 }
 
 /// The board file to use.
@@ -134,7 +147,7 @@ pub fn build_plan(ws: &Workspace, plan: Plan, force_bin: bool) -> Result<BuildOu
         &guests.1,
     );
     println!("xtask: build took {:.1} s", started.elapsed().as_secs_f64());
-    Ok(BuildOutput { plan, bin })
+    Ok(BuildOutput { plan, bin, elf })
 }
 
 /// Writes `data` unless the file already holds exactly that, so that an unchanged

@@ -18,6 +18,9 @@ pub const BARE_METAL_TARGETS: &[&str] = &[
     "x86_64-unknown-none",
 ];
 
+/// Targets the test guest does not build for yet (issue 11: x86_64 guests).
+const GUEST_UNPORTED: &[&str] = &["x86_64-unknown-none"];
+
 /// Board files whose targets and features are linted.
 const BOARD_DIRS: &[&str] = &["configs/board", "xtask/tests/data"];
 
@@ -103,14 +106,16 @@ pub fn runs(builds: &BTreeSet<(String, Vec<String>)>) -> Vec<Run> {
     }];
     let targets: BTreeSet<&String> = builds.iter().map(|(t, _)| t).collect();
     for t in targets {
-        runs.push(Run {
-            what: format!("{t}: testguest"),
-            args: [
-                s(&["clippy", "-p", "testguest", "--release", "--target", t]),
-                s(&deny),
-            ]
-            .concat(),
-        });
+        if !GUEST_UNPORTED.contains(&t.as_str()) {
+            runs.push(Run {
+                what: format!("{t}: testguest"),
+                args: [
+                    s(&["clippy", "-p", "testguest", "--release", "--target", t]),
+                    s(&deny),
+                ]
+                .concat(),
+            });
+        }
         runs.push(Run {
             what: format!("{t}: vmconfig without features"),
             args: [
@@ -222,6 +227,12 @@ mod tests {
         assert!(runs.iter().any(
             |x| line(x) == format!("clippy -p testguest --release --target {r} -- -D warnings")
         ));
-        assert!(!runs.iter().any(|x| line(x).contains("x86_64")));
+        let x = "x86_64-unknown-none";
+        assert!(has(x, &["isa-debug-exit"]));
+        assert!(runs.iter().any(|y| line(y)
+            == format!("clippy -p hypervisor --release --target {x} --features isa-debug-exit -- -D warnings")));
+        assert!(!runs
+            .iter()
+            .any(|y| line(y).contains("testguest") && line(y).contains(x)));
     }
 }

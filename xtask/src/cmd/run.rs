@@ -4,7 +4,7 @@
 //! (the same writer and layout as the card of `cargo xtask image`).
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use super::build::{build_plan, load_plan, BuildOptions};
 use crate::config::vm::ImageLocation;
@@ -36,8 +36,7 @@ pub fn run(ws: &Workspace, opts: &BuildOptions, timeout: Option<u64>) -> Result<
         args
     } else {
         let out = build_plan(ws, plan, true)?;
-        let bin = out.bin.context("no raw binary was written")?;
-        qemu_args(&board, &q, &bin)
+        qemu_args(&board, &q, &out.qemu_kernel()?)
     };
     println!("xtask: {program} {}", args.join(" "));
     let run = run_interactive(&program, &args, timeout.map(Duration::from_secs))?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use super::build::{build, BuildOptions, DEFAULT_BOARD};
+use super::build::{build, build_plan, BuildOptions, BuildOutput, DEFAULT_BOARD};
 use crate::config::range::Range;
 use crate::config::{Arch, Plan, Vm};
 use crate::host_tools::ensure_qemu;
@@ -99,6 +99,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "riscv64-reenter-start",
         "qemu-riscv64 with its first secondary hart started at the image entry `_start` and its second with a stale start argument (kernel feature test-reenter-start, as OpenSBI 1.1 sometimes does): one banner, the two test VMs pass, exit 0",
+    ),
+    (
+        "x86_64-host",
+        "board qemu-x86_64 with no VMs (none run on x86_64 yet): the hypervisor starts from QEMU's PVH entry in long mode, prints on COM1, finds 4 CPUs (ACPI MADT) and its RAM (PVH memory map), and ends through isa-debug-exit with a failure status (no VM ran)",
+    ),
+    (
+        "x86_64-no-svm",
+        "board qemu-x86_64 on `-cpu qemu64,-svm`: the hypervisor refuses to start, saying the CPU has no AMD SVM, and ends with a failure status",
     ),
     (
         "stack-guard",
@@ -370,6 +378,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
         "riscv64-reenter-start" => reenter_start(ws, name),
         "stack-guard" => stack_guard(ws, name),
+        "x86_64-host" => x86_64_host(ws, name),
+        "x86_64-no-svm" => x86_64_no_svm(ws, name),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
         "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
@@ -436,6 +446,18 @@ fn boot_typing(
         force_bin: true,
     };
     let out = build(ws, &opts)?;
+    run_built(ws, name, board, out, cpu, typing)
+}
+
+/// Runs what [`build`] made in QEMU, as [`boot_typing`] says.
+fn run_built(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    out: BuildOutput,
+    cpu: Option<&str>,
+    typing: Option<Typing>,
+) -> Result<(Plan, Outcome, String, bool)> {
     ensure_qemu(out.plan.board.arch)?;
     let mut q = out
         .plan
@@ -446,10 +468,10 @@ fn boot_typing(
     if let Some(cpu) = cpu {
         q.cpu = Some(cpu.to_string());
     }
-    let bin = out.bin.clone().context("no raw binary")?;
+    let kernel = out.qemu_kernel()?;
     let log = log_path(ws, name)?;
     let program = qemu_binary(&out.plan.board);
-    let args = qemu_args(&out.plan.board, &q, &bin);
+    let args = qemu_args(&out.plan.board, &q, &kernel);
     println!(
         "xtask: {program} {} (output in {})",
         args.join(" "),
@@ -911,6 +933,67 @@ fn stack_guard(ws: &Workspace, name: &str) -> Result<()> {
         problems.push(format!(
             "{bugs} \"hv: BUG\" lines, expected the one overflow"
         ));
+    }
+    verdict(&problems, &out)
+}
+
+const X86_64_BOARD: &str = "configs/board/qemu-x86_64.toml";
+
+/// Boots the hypervisor of `board` with no VMs at all (scenarios about the host's
+/// own start), on QEMU CPU `cpu` if given.
+fn boot_host_only(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    cpu: Option<&str>,
+) -> Result<(Outcome, String)> {
+    let ctx = crate::config::Context {
+        guest_crates: &ws.guest_crates,
+    };
+    let plan = crate::config::load(
+        &ws.root,
+        &ws.root.join(board),
+        crate::config::VmList::HostOnly,
+        &ctx,
+    )?;
+    let out = build_plan(ws, plan, true)?;
+    let (_, outcome, raw, _) = run_built(ws, name, board, out, cpu, None)?;
+    Ok((outcome, clean(&raw)))
+}
+
+/// x86_64 host start: banner with the board's 4 CPUs, RAM from 1 MiB, no VMs, the
+/// failure exit of isa-debug-exit (no VM ran).
+fn x86_64_host(ws: &Workspace, name: &str) -> Result<()> {
+    let (outcome, out) = boot_host_only(ws, name, X86_64_BOARD, None)?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, false, &mut problems);
+    for want in [
+        "on board qemu-x86_64 (4 CPUs)",
+        "hv: RAM 0x100000..",
+        "hv: no VMs configured",
+        "hv: all VMs stopped: 0 clean, 0 faulted",
+    ] {
+        if !out.contains(want) {
+            problems.push(format!("no line with \"{want}\""));
+        }
+    }
+    if out.contains("hv: BUG") || out.contains("cannot start") {
+        problems.push("the hypervisor failed to start".into());
+    }
+    verdict(&problems, &out)
+}
+
+/// x86_64 on a CPU without SVM: refused with the reason.
+fn x86_64_no_svm(ws: &Workspace, name: &str) -> Result<()> {
+    let (outcome, out) = boot_host_only(ws, name, X86_64_BOARD, Some("qemu64,-svm"))?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, false, &mut problems);
+    let want = "hv: cannot start: this CPU has no AMD SVM";
+    if !out.contains(want) {
+        problems.push(format!("no line \"{want} ...\""));
+    }
+    if out.contains("hv: hypervisor ") {
+        problems.push("the hypervisor started on a CPU without SVM".into());
     }
     verdict(&problems, &out)
 }

@@ -39,6 +39,8 @@ pub enum VmList<'a> {
     FromBoard,
     /// Paths given on the command line (`--vm`), replacing the board's list.
     Override(&'a [PathBuf]),
+    /// No VMs at all: the hypervisor alone (scenarios about the host's own start).
+    HostOnly,
 }
 
 /// Loads and checks a board and its VMs.
@@ -91,6 +93,7 @@ fn vm_paths(
     report: &mut Report,
 ) -> Vec<PathBuf> {
     let paths: Vec<PathBuf> = match vms {
+        VmList::HostOnly => return Vec::new(),
         VmList::Override(list) => list.to_vec(),
         VmList::FromBoard => {
             for (i, (shown, abs)) in board.vm_configs.iter().enumerate() {
@@ -112,13 +115,18 @@ fn vm_paths(
         }
     };
     if paths.is_empty() {
+        let message = if board.arch == Arch::X86_64 {
+            "not supported yet: VMs on x86_64 (the hypervisor starts on x86_64 with SVM, \
+             runs no guests yet: issue 11); the board lists no vm_configs"
+        } else {
+            "no VMs to run: the board lists no vm_configs (add some, or pass --vm FILE)"
+        };
         report.push(diag::Diagnostic {
             severity: diag::Severity::Error,
             file: board.shown.clone(),
             line_col: None,
             key: KeyPath::new("vm_configs"),
-            message: "no VMs to run: the board lists no vm_configs (add some, or pass --vm FILE)"
-                .into(),
+            message: message.into(),
         });
     }
     paths

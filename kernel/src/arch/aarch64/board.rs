@@ -13,6 +13,10 @@ pub fn gic(b: &BoardInfo) -> Result<&Gic, &'static str> {
             "the board's interrupt controller is a PLIC, not a GIC: this is a RISC-V board, \
              and the aarch64 hypervisor needs a GICv2 or GICv3",
         ),
+        Some(IrqController::Apic(_)) => Err(
+            "the board's interrupt controller is an x86 APIC, not a GIC: this is an x86 board, \
+             and the aarch64 hypervisor needs a GICv2 or GICv3",
+        ),
         None => {
             Err("no GIC in the board description: the aarch64 hypervisor needs a GICv2 or GICv3")
         }

@@ -4,7 +4,7 @@
 
 use super::{board, firmware, hostgic, mmu, regs, trap};
 use crate::firmware::{BoardInfo, DiscoveryError, Handover};
-use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
+use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostPorts, HostTimer, MemoryOps};
 use crate::spec::VmSpec;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -98,6 +98,14 @@ impl HostTimer for Aarch64 {
     fn counter_hz() -> u64 {
         super::vcpu::counter_hz()
     }
+}
+
+/// No I/O port space: reads are all ones, writes go nowhere.
+impl HostPorts for Aarch64 {
+    fn port_read(_port: u16) -> u8 {
+        0xff
+    }
+    fn port_write(_port: u16, _value: u8) {}
 }
 
 impl MemoryOps for Aarch64 {

@@ -5,7 +5,7 @@
 use super::csr::{self, irq};
 use super::{board, boot, firmware, host, hostplic};
 use crate::firmware::{BoardInfo, DiscoveryError, Handover};
-use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostTimer, MemoryOps};
+use crate::hal::{Arch, Cpu, DirectWindow, GuestBoot, HostIrq, HostPorts, HostTimer, MemoryOps};
 use crate::spec::VmSpec;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -103,6 +103,14 @@ impl HostTimer for Riscv64 {
     fn counter_hz() -> u64 {
         super::vcpu::counter_hz()
     }
+}
+
+/// No I/O port space: reads are all ones, writes go nowhere.
+impl HostPorts for Riscv64 {
+    fn port_read(_port: u16) -> u8 {
+        0xff
+    }
+    fn port_write(_port: u16, _value: u8) {}
 }
 
 impl MemoryOps for Riscv64 {
