@@ -133,6 +133,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same with board xtask/tests/data/qemu-aarch64-uboot-tftp.toml ([uboot.tftp]), vm1 built in and vm3 (image_location = \"fs\"): U-Boot gets an address by DHCP from QEMU's user network and loads the hypervisor and vm3's config and image with tftp from QEMU's TFTP server; both VMs pass, exit 0",
     ),
     (
+        "ivc-pingpong",
+        "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" (each rung with the doorbell, checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
+    ),
+    (
         "bench-smoke",
         "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time) and tiny-boot each print a ratio, both medians and both QEMU commands, and keep one console log per side holding the marker (the figures' values are not judged)",
     ),
@@ -368,6 +372,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-serial" => uboot_serial(ws, name, UBOOT_BOARD, &[]),
         "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "bench-smoke" => bench_smoke(ws),
+        "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -833,6 +838,104 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
         problems.push(format!("no `{all}` line"));
     }
     verdict(&problems, &out)
+}
+
+/// The VMs of scenario ivc-pingpong (aarch64): a pair on channel "link" and one on
+/// no channel.
+const IVC_VMS: [&str; 3] = [
+    "configs/vms/testguest-aarch64-qemu-ivc-a.toml",
+    "configs/vms/testguest-aarch64-qemu-ivc-b.toml",
+    "configs/vms/testguest-aarch64-qemu-ivc-c.toml",
+];
+
+/// `testguest: ivc: member 0: 1000 sent, 1000 received, 0 bad` -> (0, 1000, 1000, 0).
+pub fn parse_ivc_line(line: &str) -> Option<(u32, u64, u64, u64)> {
+    let rest = line.trim().strip_prefix("testguest: ivc: member ")?;
+    let (member, rest) = rest.split_once(": ")?;
+    let mut counts = rest.split(", ").map(|part| {
+        let (n, what) = part.split_once(' ')?;
+        Some((n.parse::<u64>().ok()?, what))
+    });
+    let mut next = |want: &str| match counts.next()?? {
+        (n, w) if w == want => Some(n),
+        _ => None,
+    };
+    let (sent, received, bad) = (next("sent")?, next("received")?, next("bad")?);
+    Some((member.parse().ok()?, sent, received, bad))
+}
+
+/// The ivc pair of `plan` passed and counted every message; the third VM was
+/// stopped at the doorbell address it does not have, having found its own RAM
+/// where the pair sees the region.
+fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, false, &mut problems);
+    let probe = vm_with_word_prefix(&plan, "ivc-probe=", vms)?;
+    let mut members = Vec::new();
+    for vm in plan.vms.iter().filter(|v| v.id != probe.id) {
+        check_summary(&out, &vm.name, &mut problems);
+        let lines = vm_lines(&out, &vm.name);
+        match lines.iter().find_map(|l| parse_ivc_line(l)) {
+            Some((m, sent, received, 0)) if sent == IVC_MESSAGES && received == IVC_MESSAGES => {
+                members.push(m)
+            }
+            Some(c) => problems.push(format!(
+                "[{}] ivc counts {c:?}: not {IVC_MESSAGES} each way, 0 bad",
+                vm.name
+            )),
+            None => problems.push(format!(
+                "no `[{}] testguest: ivc: member ...` line",
+                vm.name
+            )),
+        }
+        if !lines.contains(&"ok: ivc") {
+            problems.push(format!("no `[{}] ok: ivc` line", vm.name));
+        }
+    }
+    members.sort();
+    if members != [0, 1] && problems.is_empty() {
+        problems.push(format!("ivc members {members:?}, expected 0 and 1"));
+    }
+    check_summary(&out, &probe.name, &mut problems);
+    let lines = vm_lines(&out, &probe.name);
+    if !lines
+        .iter()
+        .any(|l| l.contains("ivc-probe: ") && l.contains("is this VM's own memory"))
+    {
+        problems.push(format!(
+            "[{}] did not find its own memory at the region's address",
+            probe.name
+        ));
+    }
+    if lines.iter().any(|l| l.starts_with("FAIL: ivc-probe")) {
+        problems.push(format!(
+            "[{}] reached the channel or rang its doorbell",
+            probe.name
+        ));
+    }
+    let stopped = format!("hv: VM {} ({}) stopped:", probe.id, probe.name);
+    match out.lines().find(|l| l.contains(&stopped)) {
+        Some(l) if l.contains("outside guest memory") => {}
+        Some(l) => problems.push(format!("unexpected stop reason: {l}")),
+        None => problems.push(format!("no `{stopped} ...` line")),
+    }
+    let all = "hv: all VMs stopped: 2 clean, 1 faulted";
+    if !has_line(&out, all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// Messages the test guest's ivc check sends each way.
+const IVC_MESSAGES: u64 = 1000;
+
+/// The VM whose command line has a word starting with `prefix`.
+fn vm_with_word_prefix<'p>(plan: &'p Plan, prefix: &str, vms: &[&str]) -> Result<&'p Vm> {
+    plan.vms
+        .iter()
+        .find(|v| v.cmdline.split_whitespace().any(|w| w.starts_with(prefix)))
+        .with_context(|| format!("no VM with `{prefix}...` in its cmdline in {vms:?}"))
 }
 
 /// Board qemu-riscv64 on a CPU without Sstc (xtask/tests/data).
@@ -1346,6 +1449,23 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
         assert_eq!(live_exe(gone), PathBuf::from("/nonexistent-dir/xtask"));
         let here = std::env::current_exe().unwrap();
         assert_eq!(live_exe(here.clone()), here);
+    }
+
+    #[test]
+    fn ivc_lines_are_parsed() {
+        assert_eq!(
+            parse_ivc_line("testguest: ivc: member 1: 1000 sent, 999 received, 1 bad"),
+            Some((1, 1000, 999, 1))
+        );
+        assert_eq!(
+            parse_ivc_line("testguest: ivc: member 0: 1000 sent, 1000 received"),
+            None
+        );
+        assert_eq!(
+            parse_ivc_line("testguest: ivc: member 0: 10 received, 10 sent, 0 bad"),
+            None
+        );
+        assert_eq!(parse_ivc_line("ok: ivc"), None);
     }
 
     #[test]

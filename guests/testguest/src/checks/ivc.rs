@@ -1,0 +1,199 @@
+//! ivc (boot argument `ivc=<region>,<doorbell>`): ping-pong through an inter-VM
+//! channel with a peer test guest. The channel's region is mapped at `<region>` and
+//! its doorbell window at `<doorbell>` (the hypervisor's `hv,ivc-doorbell`: MAGIC at
+//! 0x00, ID 0x04, MEMBERS 0x08, RING 0x0C, STATUS 0x10 write-1-to-clear).
+//!
+//! Member 0 sends [`MESSAGES`] messages; member 1 checks each and answers it; member
+//! 0 checks every answer. A message (in its sender's half of the region) is a
+//! sequence number, [`WORDS`] payload words that depend on the sender and the
+//! sequence number, and their checksum; it is written, then the sequence number,
+//! then the peer's doorbell is rung. The receiver waits for the sender's bit in
+//! STATUS, clears it, and checks sequence number and checksum. Both print
+//! `testguest: ivc: member <m>: <n> sent, <n> received, <b> bad`.
+//!
+//! Boot argument `ivc-probe=<region>,<doorbell>` (a VM that is not on the channel):
+//! after the checks, `probe` reads and writes `<region>` (this VM's own RAM there,
+//! which must keep what it wrote) and rings `<doorbell>`, which this VM does not
+//! have: the hypervisor must stop it there.
+
+use core::sync::atomic::{fence, Ordering};
+
+use crate::console::println;
+use crate::mmio::{read32, read64, write32, write64};
+use crate::why::{why, CheckResult};
+
+/// Messages each way.
+pub const MESSAGES: u64 = 1000;
+/// Payload words of a message.
+const WORDS: usize = 16;
+/// Where member k's messages go in the region.
+const SLOT: usize = 0x800;
+const MAGIC: u32 = u32::from_le_bytes(*b"IVC1");
+const REG_MAGIC: usize = 0x00;
+const REG_ID: usize = 0x04;
+const REG_MEMBERS: usize = 0x08;
+const REG_RING: usize = 0x0c;
+const REG_STATUS: usize = 0x10;
+/// The first message may wait for the peer to boot.
+const FIRST_WAIT_MS: u64 = 60_000;
+const WAIT_MS: u64 = 5_000;
+
+/// `(region, doorbell)` of `ivc=<hex>,<hex>` or `ivc-probe=<hex>,<hex>` (`key`).
+pub fn requested(bootargs: &str, key: &str) -> Option<(usize, usize)> {
+    bootargs.split_ascii_whitespace().find_map(|w| {
+        let v = w.strip_prefix(key)?.strip_prefix('=')?;
+        let (a, b) = v.split_once(',')?;
+        let hex = |s: &str| usize::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+        Some((hex(a)?, hex(b)?))
+    })
+}
+
+fn payload(sender: u32, seq: u64, i: usize) -> u64 {
+    (seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i as u64) << 8 ^ u64::from(sender) << 60)
+        .rotate_left(i as u32)
+}
+
+/// Writes message `seq` from `sender` into its slot.
+fn send(region: usize, sender: u32, seq: u64) {
+    let slot = region + sender as usize * SLOT;
+    let mut sum = 0u64;
+    for i in 0..WORDS {
+        let v = payload(sender, seq, i);
+        sum = sum.wrapping_add(v);
+        // SAFETY: the channel's region (boot argument), mapped read-write.
+        unsafe { write64(slot + 16 + 8 * i, v) };
+    }
+    // SAFETY: as above.
+    unsafe { write64(slot + 8, sum) };
+    fence(Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe { write64(slot, seq) };
+    fence(Ordering::SeqCst);
+}
+
+/// Checks message `seq` from `sender`: its sequence number, payload and checksum.
+fn check(region: usize, sender: u32, seq: u64) -> Result<(), u64> {
+    let slot = region + sender as usize * SLOT;
+    fence(Ordering::SeqCst);
+    // SAFETY: the channel's region (boot argument), mapped.
+    let got = unsafe { read64(slot) };
+    if got != seq {
+        return Err(got);
+    }
+    let mut sum = 0u64;
+    let mut same = true;
+    for i in 0..WORDS {
+        // SAFETY: as above.
+        let v = unsafe { read64(slot + 16 + 8 * i) };
+        sum = sum.wrapping_add(v);
+        same &= v == payload(sender, seq, i);
+    }
+    // SAFETY: as above.
+    let want = unsafe { read64(slot + 8) };
+    if sum != want || !same {
+        return Err(got);
+    }
+    Ok(())
+}
+
+/// Waits until member `from` rang (its bit in STATUS), then clears the bit.
+fn wait_ring(doorbell: usize, from: u32, ms: u64) -> bool {
+    let bit = 1u32 << from;
+    let rang = crate::time::wait_until(ms, || {
+        // SAFETY: the doorbell window (boot argument); reading STATUS has no side
+        // effect but collecting rings.
+        unsafe { read32(doorbell + REG_STATUS) & bit != 0 }
+    });
+    if rang {
+        // SAFETY: as above; write-1-to-clear.
+        unsafe { write32(doorbell + REG_STATUS, bit) };
+    }
+    rang
+}
+
+fn ring(doorbell: usize, to: u32) {
+    // SAFETY: the doorbell window (boot argument).
+    unsafe { write32(doorbell + REG_RING, 1 << to) };
+}
+
+/// Runs the ping-pong on the channel at `region` with the doorbell at `doorbell`.
+pub fn run((region, doorbell): (usize, usize)) -> CheckResult {
+    // SAFETY: the doorbell window (boot argument); identity registers.
+    let (magic, me, members) = unsafe {
+        (
+            read32(doorbell + REG_MAGIC),
+            read32(doorbell + REG_ID),
+            read32(doorbell + REG_MEMBERS),
+        )
+    };
+    if magic != MAGIC {
+        return Err(why!(
+            "doorbell at {doorbell:#x}: MAGIC {magic:#x}, not {MAGIC:#x}"
+        ));
+    }
+    if members != 2 || me > 1 {
+        return Err(why!(
+            "doorbell: member {me} of {members}; this check wants 2 members"
+        ));
+    }
+    let peer = 1 - me;
+    let (mut sent, mut received, mut bad) = (0u64, 0u64, 0u64);
+    let mut first_bad = None;
+    for seq in 1..=MESSAGES {
+        let wait = if seq == 1 { FIRST_WAIT_MS } else { WAIT_MS };
+        if me == 0 {
+            send(region, me, seq);
+            ring(doorbell, peer);
+            sent += 1;
+        }
+        if !wait_ring(doorbell, peer, wait) {
+            return Err(why!(
+                "member {me}: no ring from member {peer} for message {seq} ({sent} sent, {received} received)"
+            ));
+        }
+        match check(region, peer, seq) {
+            Ok(()) => received += 1,
+            Err(got) => {
+                bad += 1;
+                first_bad.get_or_insert((seq, got));
+            }
+        }
+        if me == 1 {
+            send(region, me, seq);
+            ring(doorbell, peer);
+            sent += 1;
+        }
+    }
+    println!("testguest: ivc: member {me}: {sent} sent, {received} received, {bad} bad");
+    if let Some((seq, got)) = first_bad {
+        return Err(why!(
+            "message {seq} from member {peer}: sequence number {got} or its checksum is wrong"
+        ));
+    }
+    Ok(())
+}
+
+/// Boot argument `ivc-probe`: this VM is on no channel. Its own RAM at `region`
+/// keeps what it writes; ringing `doorbell` must stop it.
+pub fn probe((region, doorbell): (usize, usize)) {
+    let mark = 0x5eed_0000_0000_0000u64 | region as u64;
+    // SAFETY: `region` is this VM's own RAM (its config puts RAM there); the
+    // checks are done, nothing else uses that page.
+    let seen = unsafe {
+        write64(region, mark);
+        fence(Ordering::SeqCst);
+        read64(region)
+    };
+    if seen == mark {
+        println!(
+            "testguest: ivc-probe: {region:#x} is this VM's own memory (reads back {seen:#x})"
+        );
+    } else {
+        println!("FAIL: ivc-probe: wrote {mark:#x} at {region:#x}, read {seen:#x}");
+    }
+    println!("testguest: ivc-probe: ringing the channel's doorbell at {doorbell:#x}");
+    // SAFETY: deliberately a window this VM does not have: the hypervisor is
+    // expected to stop the VM.
+    unsafe { write32(doorbell + REG_RING, 0xffff_ffff) };
+    println!("FAIL: ivc-probe: the doorbell write was allowed");
+}
