@@ -137,6 +137,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" (each rung with the doorbell, checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
     ),
     (
+        "riscv64-ivc-pingpong",
+        "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-*.toml: doorbell interrupts are PLIC sources)",
+    ),
+    (
         "bench-smoke",
         "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time) and tiny-boot each print a ratio, both medians and both QEMU commands, and keep one console log per side holding the marker (the figures' values are not judged)",
     ),
@@ -373,6 +377,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "bench-smoke" => bench_smoke(ws),
         "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
+        "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -846,6 +851,13 @@ const IVC_VMS: [&str; 3] = [
     "configs/vms/testguest-aarch64-qemu-ivc-a.toml",
     "configs/vms/testguest-aarch64-qemu-ivc-b.toml",
     "configs/vms/testguest-aarch64-qemu-ivc-c.toml",
+];
+
+/// The same on riscv64.
+const RISCV64_IVC_VMS: [&str; 3] = [
+    "configs/vms/testguest-riscv64-qemu-ivc-a.toml",
+    "configs/vms/testguest-riscv64-qemu-ivc-b.toml",
+    "configs/vms/testguest-riscv64-qemu-ivc-c.toml",
 ];
 
 /// `testguest: ivc: member 0: 1000 sent, 1000 received, 0 bad` -> (0, 1000, 1000, 0).
