@@ -82,8 +82,8 @@ fn run_checks(platform: &Result<Platform, Why>) {
     report::run("dtb", || checks::dtb(platform));
     let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
     // Early, so the two members of a channel run it at about the same time.
-    if let Some(chan) = checks::ivc::requested(bootargs, "ivc") {
-        report::run("ivc", || checks::ivc::run(chan));
+    if wants(bootargs, "ivc") {
+        report::run("ivc", || checks::ivc::run(usable(platform)?));
     }
     for &(name, check) in arch::firmware::ARCH_CHECKS {
         report::run(name, || check(usable(platform)?));

@@ -134,7 +134,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "ivc-pingpong",
-        "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" (each rung with the doorbell, checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
+        "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" as their device trees describe it (each rung with the doorbell, whose interrupt must be pending at the receiver's interrupt controller, and checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
     ),
     (
         "riscv64-ivc-pingpong",
@@ -860,8 +860,9 @@ const RISCV64_IVC_VMS: [&str; 3] = [
     "configs/vms/testguest-riscv64-qemu-ivc-c.toml",
 ];
 
-/// `testguest: ivc: member 0: 1000 sent, 1000 received, 0 bad` -> (0, 1000, 1000, 0).
-pub fn parse_ivc_line(line: &str) -> Option<(u32, u64, u64, u64)> {
+/// `testguest: ivc: member 0: 1000 sent, 1000 received, 0 bad, 1000 interrupts` ->
+/// (0, [1000, 1000, 0, 1000]).
+pub fn parse_ivc_line(line: &str) -> Option<(u32, [u64; 4])> {
     let rest = line.trim().strip_prefix("testguest: ivc: member ")?;
     let (member, rest) = rest.split_once(": ")?;
     let mut counts = rest.split(", ").map(|part| {
@@ -872,8 +873,13 @@ pub fn parse_ivc_line(line: &str) -> Option<(u32, u64, u64, u64)> {
         (n, w) if w == want => Some(n),
         _ => None,
     };
-    let (sent, received, bad) = (next("sent")?, next("received")?, next("bad")?);
-    Some((member.parse().ok()?, sent, received, bad))
+    let counts = [
+        next("sent")?,
+        next("received")?,
+        next("bad")?,
+        next("interrupts")?,
+    ];
+    Some((member.parse().ok()?, counts))
 }
 
 /// The ivc pair of `plan` passed and counted every message; the third VM was
@@ -889,11 +895,11 @@ fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
         check_summary(&out, &vm.name, &mut problems);
         let lines = vm_lines(&out, &vm.name);
         match lines.iter().find_map(|l| parse_ivc_line(l)) {
-            Some((m, sent, received, 0)) if sent == IVC_MESSAGES && received == IVC_MESSAGES => {
+            Some((m, [sent, received, 0, irqs])) if [sent, received, irqs] == [IVC_MESSAGES; 3] => {
                 members.push(m)
             }
             Some(c) => problems.push(format!(
-                "[{}] ivc counts {c:?}: not {IVC_MESSAGES} each way, 0 bad",
+                "[{}] ivc counts {c:?}: not {IVC_MESSAGES} sent, received and interrupts, 0 bad",
                 vm.name
             )),
             None => problems.push(format!(
@@ -1466,8 +1472,10 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
     #[test]
     fn ivc_lines_are_parsed() {
         assert_eq!(
-            parse_ivc_line("testguest: ivc: member 1: 1000 sent, 999 received, 1 bad"),
-            Some((1, 1000, 999, 1))
+            parse_ivc_line(
+                "testguest: ivc: member 1: 1000 sent, 999 received, 1 bad, 998 interrupts"
+            ),
+            Some((1, [1000, 999, 1, 998]))
         );
         assert_eq!(
             parse_ivc_line("testguest: ivc: member 0: 1000 sent, 1000 received"),

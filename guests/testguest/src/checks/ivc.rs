@@ -1,15 +1,19 @@
-//! ivc (boot argument `ivc=<region>,<doorbell>`): ping-pong through an inter-VM
-//! channel with a peer test guest. The channel's region is mapped at `<region>` and
-//! its doorbell window at `<doorbell>` (the hypervisor's `hv,ivc-doorbell`: MAGIC at
-//! 0x00, ID 0x04, MEMBERS 0x08, RING 0x0C, STATUS 0x10 write-1-to-clear).
+//! ivc (boot argument `ivc`): ping-pong through an inter-VM channel with a peer test
+//! guest. The device tree describes the channel: its region (`hv,ivc-shmem` under
+//! `/reserved-memory`) and its doorbell (`hv,ivc-doorbell`: MAGIC at 0x00, ID 0x04,
+//! MEMBERS 0x08, RING 0x0C, STATUS 0x10 write-1-to-clear) with the interrupt a
+//! peer's ring raises.
 //!
 //! Member 0 sends [`MESSAGES`] messages; member 1 checks each and answers it; member
 //! 0 checks every answer. A message (in its sender's half of the region) is a
 //! sequence number, [`WORDS`] payload words that depend on the sender and the
 //! sequence number, and their checksum; it is written, then the sequence number,
-//! then the peer's doorbell is rung. The receiver waits for the sender's bit in
-//! STATUS, clears it, and checks sequence number and checksum. Both print
-//! `testguest: ivc: member <m>: <n> sent, <n> received, <b> bad`.
+//! then the peer's doorbell is rung. The receiver waits for its doorbell's interrupt
+//! to be pending at the interrupt controller (the line is level-high while a ring is
+//! unacknowledged; it is not enabled, so only its pending bit shows), finds the
+//! sender's bit in STATUS, clears it (the line must drop), and checks sequence
+//! number and checksum. Both print `testguest: ivc: member <m>: <n> sent, <n>
+//! received, <b> bad, <i> interrupts`.
 //!
 //! Boot argument `ivc-probe=<region>,<doorbell>` (a VM that is not on the channel):
 //! after the checks, `probe` reads and writes `<region>` (this VM's own RAM there,
@@ -20,6 +24,7 @@ use core::sync::atomic::{fence, Ordering};
 
 use crate::console::println;
 use crate::mmio::{read32, read64, write32, write64};
+use crate::platform::Platform;
 use crate::why::{why, CheckResult};
 
 /// Messages each way.
@@ -38,7 +43,7 @@ const REG_STATUS: usize = 0x10;
 const FIRST_WAIT_MS: u64 = 60_000;
 const WAIT_MS: u64 = 5_000;
 
-/// `(region, doorbell)` of `ivc=<hex>,<hex>` or `ivc-probe=<hex>,<hex>` (`key`).
+/// `(region, doorbell)` of `ivc-probe=<hex>,<hex>` (`key`).
 pub fn requested(bootargs: &str, key: &str) -> Option<(usize, usize)> {
     bootargs.split_ascii_whitespace().find_map(|w| {
         let v = w.strip_prefix(key)?.strip_prefix('=')?;
@@ -111,13 +116,63 @@ fn wait_ring(doorbell: usize, from: u32, ms: u64) -> bool {
     rang
 }
 
+/// The channel the device tree describes: region, doorbell, and the doorbell
+/// interrupt's pending bit (address, mask).
+pub struct Described {
+    region: usize,
+    doorbell: usize,
+    pending: (usize, u32),
+}
+
+/// Reads the channel's nodes from the device tree.
+fn described(platform: &Platform) -> Result<Described, crate::why::Why> {
+    let fdt = &platform.fdt;
+    let bell = fdt
+        .find_compatible(&["hv,ivc-doorbell"])
+        .ok_or_else(|| why!("no hv,ivc-doorbell node in the device tree"))?;
+    let shmem = fdt
+        .find_compatible(&["hv,ivc-shmem"])
+        .ok_or_else(|| why!("no hv,ivc-shmem node (under /reserved-memory) in the device tree"))?;
+    let (doorbell, _) = bell
+        .reg()
+        .next()
+        .ok_or_else(|| why!("doorbell node without reg"))?;
+    let (region, size) = shmem
+        .reg()
+        .next()
+        .ok_or_else(|| why!("region node without reg"))?;
+    if size < 2 * SLOT as u64 {
+        return Err(why!("region of {size:#x} bytes: too small for two slots"));
+    }
+    let pending = crate::arch::pending_bit(fdt, &bell).ok_or_else(|| {
+        why!("doorbell node: no interrupt this guest can read the pending state of")
+    })?;
+    Ok(Described {
+        region: region as usize,
+        doorbell: doorbell as usize,
+        pending,
+    })
+}
+
+/// Whether the doorbell's interrupt is pending at the interrupt controller.
+fn line_pending((addr, bit): (usize, u32)) -> bool {
+    // SAFETY: the interrupt controller's pending register the device tree gives;
+    // reading it has no side effect.
+    unsafe { read32(addr) & bit != 0 }
+}
+
 fn ring(doorbell: usize, to: u32) {
     // SAFETY: the doorbell window (boot argument).
     unsafe { write32(doorbell + REG_RING, 1 << to) };
 }
 
-/// Runs the ping-pong on the channel at `region` with the doorbell at `doorbell`.
-pub fn run((region, doorbell): (usize, usize)) -> CheckResult {
+/// Runs the ping-pong on the channel the device tree describes.
+pub fn run(platform: &Platform) -> CheckResult {
+    let Described {
+        region,
+        doorbell,
+        pending,
+    } = described(platform)?;
     // SAFETY: the doorbell window (boot argument); identity registers.
     let (magic, me, members) = unsafe {
         (
@@ -137,7 +192,7 @@ pub fn run((region, doorbell): (usize, usize)) -> CheckResult {
         ));
     }
     let peer = 1 - me;
-    let (mut sent, mut received, mut bad) = (0u64, 0u64, 0u64);
+    let (mut sent, mut received, mut bad, mut irqs) = (0u64, 0u64, 0u64, 0u64);
     let mut first_bad = None;
     for seq in 1..=MESSAGES {
         let wait = if seq == 1 { FIRST_WAIT_MS } else { WAIT_MS };
@@ -146,9 +201,18 @@ pub fn run((region, doorbell): (usize, usize)) -> CheckResult {
             ring(doorbell, peer);
             sent += 1;
         }
+        // The ring raises the interrupt; STATUS then has the peer's bit.
+        if crate::time::wait_until(wait, || line_pending(pending)) {
+            irqs += 1;
+        }
         if !wait_ring(doorbell, peer, wait) {
             return Err(why!(
                 "member {me}: no ring from member {peer} for message {seq} ({sent} sent, {received} received)"
+            ));
+        }
+        if line_pending(pending) {
+            return Err(why!(
+                "member {me}: the doorbell interrupt is still pending after STATUS was cleared (message {seq})"
             ));
         }
         match check(region, peer, seq) {
@@ -164,10 +228,17 @@ pub fn run((region, doorbell): (usize, usize)) -> CheckResult {
             sent += 1;
         }
     }
-    println!("testguest: ivc: member {me}: {sent} sent, {received} received, {bad} bad");
+    println!(
+        "testguest: ivc: member {me}: {sent} sent, {received} received, {bad} bad, {irqs} interrupts"
+    );
     if let Some((seq, got)) = first_bad {
         return Err(why!(
             "message {seq} from member {peer}: sequence number {got} or its checksum is wrong"
+        ));
+    }
+    if irqs != MESSAGES {
+        return Err(why!(
+            "the doorbell interrupt was pending for {irqs} of {MESSAGES} rings"
         ));
     }
     Ok(())

@@ -15,7 +15,7 @@ mod gicv2;
 pub mod irq;
 pub mod timer;
 
-pub use dtb::check_dtb;
+pub use dtb::{check_dtb, pending_bit};
 
 /// The UART the contract puts in every VM (and QEMU virt has), used when the device
 /// tree names none.

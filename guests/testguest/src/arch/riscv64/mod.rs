@@ -17,7 +17,7 @@ mod legacy;
 mod plic;
 pub mod timer;
 
-pub use dtb::check_dtb;
+pub use dtb::{check_dtb, pending_bit};
 
 /// The UART the riscv64 test VMs (and QEMU virt) have, used when the device tree
 /// names none.
