@@ -141,6 +141,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-*.toml: doorbell interrupts are PLIC sources)",
     ),
     (
+        "ivc-linux",
+        "Debian's arm64 Linux (configs/vms/linux-aarch64-qemu-ivc.toml, no driver: busybox devmem) and a test-guest VM (ivc-once) on channel \"link\": Linux writes a message and rings, the test guest sees the interrupt, checks it, answers and rings back; Linux prints the answer; both finish, exit 0",
+    ),
+    (
         "bench-smoke",
         "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time) and tiny-boot each print a ratio, both medians and both QEMU commands, and keep one console log per side holding the marker (the figures' values are not judged)",
     ),
@@ -377,6 +381,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "bench-smoke" => bench_smoke(ws),
         "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
+        "ivc-linux" => ivc_linux(ws, name),
         "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
@@ -941,6 +946,39 @@ fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
     let all = "hv: all VMs stopped: 2 clean, 1 faulted";
     if !has_line(&out, all) {
         problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// The VMs of scenario ivc-linux: Linux (member 0) and a test guest (member 1).
+const IVC_LINUX_VMS: [&str; 2] = [
+    "configs/vms/linux-aarch64-qemu-ivc.toml",
+    "configs/vms/testguest-aarch64-qemu-ivc-linux.toml",
+];
+
+/// Linux with busybox `devmem` and a test guest exchange one message each way.
+fn ivc_linux(ws: &Workspace, name: &str) -> Result<()> {
+    crate::guest::ensure_pulled(&ws.root, "linux-aarch64")?;
+    let (plan, outcome, out) = boot(ws, name, DEFAULT_BOARD, &IVC_LINUX_VMS)?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, true, &mut problems);
+    let wanted = [
+        "[linux] guest-init: ready",
+        "[linux] ivc: id 0x00000000 of 0x00000002",
+        "[linux] ivc: sent, rang member 1",
+        "[ivc-tg] testguest: ivc-once: member 0 wrote 0x1 0x4c696e78 0xb3969187",
+        "[ivc-tg] ok: ivc-once",
+        "[linux] ivc: reply 0x00000001 0x54477374 0xABB88C8B status 0x00000000",
+        "[linux] guest-init: done 0",
+        "hv: all VMs stopped: 2 clean, 0 faulted",
+    ];
+    for w in wanted {
+        if !out.lines().any(|l| l.trim_end() == w) {
+            problems.push(format!("no line `{w}`"));
+        }
+    }
+    for vm in plan.vms.iter().filter(|v| v.name != "linux") {
+        check_summary(&out, &vm.name, &mut problems);
     }
     verdict(&problems, &out)
 }

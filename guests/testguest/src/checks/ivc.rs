@@ -268,3 +268,60 @@ pub fn probe((region, doorbell): (usize, usize)) {
     unsafe { write32(doorbell + REG_RING, 0xffff_ffff) };
     println!("FAIL: ivc-probe: the doorbell write was allowed");
 }
+
+/// What `ivc-once` expects from member 0 and answers with ("Linx", "TGst").
+pub const ONCE_FROM_PEER: u32 = 0x4c69_6e78;
+pub const ONCE_REPLY: u32 = 0x5447_7374;
+/// `ivc-once` waits this long for the peer (a Linux VM boots first).
+const ONCE_WAIT_MS: u64 = 240_000;
+
+/// ivc-once (boot argument `ivc-once`, this VM member 1): one message each way with
+/// a peer that has no driver (Linux with busybox `devmem`). The message in a
+/// member's slot is three 32-bit words: sequence number 1, a value, and the value's
+/// complement. This VM waits for member 0's ring (its interrupt pending, then its
+/// STATUS bit), checks member 0's message holds [`ONCE_FROM_PEER`], clears STATUS,
+/// writes [`ONCE_REPLY`] into its own slot and rings member 0.
+pub fn once(platform: &Platform) -> CheckResult {
+    let Described {
+        region,
+        doorbell,
+        pending,
+    } = described(platform)?;
+    // SAFETY: the doorbell window the device tree gives; an identity register.
+    let me = unsafe { read32(doorbell + REG_ID) };
+    if me != 1 {
+        return Err(why!("ivc-once runs as member 1, this VM is member {me}"));
+    }
+    if !crate::time::wait_until(ONCE_WAIT_MS, || line_pending(pending)) {
+        return Err(why!(
+            "no doorbell interrupt from member 0 in {ONCE_WAIT_MS} ms"
+        ));
+    }
+    if !wait_ring(doorbell, 0, WAIT_MS) {
+        return Err(why!(
+            "the interrupt was pending but STATUS has no ring from member 0"
+        ));
+    }
+    fence(Ordering::SeqCst);
+    // SAFETY: the channel's region the device tree gives (member 0's slot).
+    let (seq, value, check) = unsafe { (read32(region), read32(region + 4), read32(region + 8)) };
+    println!("testguest: ivc-once: member 0 wrote {seq:#x} {value:#x} {check:#x}");
+    if (seq, value, check) != (1, ONCE_FROM_PEER, !ONCE_FROM_PEER) {
+        return Err(why!(
+            "member 0's message is {seq:#x} {value:#x} {check:#x}, not 0x1 {ONCE_FROM_PEER:#x} {:#x}",
+            !ONCE_FROM_PEER
+        ));
+    }
+    let slot = region + SLOT;
+    // SAFETY: this member's slot of the region, mapped read-write.
+    unsafe {
+        write32(slot + 4, ONCE_REPLY);
+        write32(slot + 8, !ONCE_REPLY);
+        fence(Ordering::SeqCst);
+        write32(slot, 1);
+    }
+    fence(Ordering::SeqCst);
+    ring(doorbell, 0);
+    println!("testguest: ivc-once: answered {ONCE_REPLY:#x} and rang member 0");
+    Ok(())
+}
