@@ -85,6 +85,9 @@ fn run_checks(platform: &Result<Platform, Why>) {
     if wants(bootargs, "ivc") {
         report::run("ivc", || checks::ivc::run(usable(platform)?));
     }
+    if wants(bootargs, "ivc-bench") {
+        report::run("ivc-bench", || checks::ivc::bench(usable(platform)?));
+    }
     if wants(bootargs, "ivc-once") {
         report::run("ivc-once", || checks::ivc::once(usable(platform)?));
     }

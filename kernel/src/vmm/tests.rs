@@ -690,3 +690,39 @@ fn a_channel_is_shared_rung_and_outlives_each_of_its_vms() {
         "every frame back, the channel's too"
     );
 }
+
+#[test]
+fn a_restarted_member_keeps_the_region_and_its_doorbell() {
+    use crate::devices::doorbell::REG_RING;
+    let m = machine(2);
+    let a = m
+        .create(with_channel(simple(1, 0), CHAN_GPA, 0x2000, PAIR))
+        .unwrap();
+    let b = m
+        .create(with_channel(simple(2, 1), CHAN_GPA, 0x2000, PAIR))
+        .unwrap();
+    m.start(&a);
+    m.start(&b);
+    let ch = m.channel("link").unwrap();
+    // SAFETY: the channel's region, host memory here; nothing runs.
+    unsafe { crate::mm::phys::slice_mut(ch.hpa, 4) }.copy_from_slice(b"kept");
+    m.stop_vm(&a, super::machine::Outcome::PoweredOff);
+    assert_eq!(a.state(), VmState::Stopped);
+    assert_eq!(translate(&b, CHAN_GPA), Some(ch.hpa), "the peer keeps it");
+    m.restart(&a).unwrap();
+    assert_eq!(a.state(), VmState::Running);
+    assert_eq!(translate(&a, CHAN_GPA), Some(ch.hpa), "mapped as before");
+    // SAFETY: as above.
+    assert_eq!(unsafe { crate::mm::phys::slice_mut(ch.hpa, 4) }, b"kept");
+    assert_eq!(ch.users(), [1, 2]);
+    // Its doorbell still takes the peer's rings.
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let ring = VmExit::Mmio {
+        gpa: DOORBELL + REG_RING,
+        width: 4,
+        write: Some(0b01),
+        pc: RAM_GPA,
+    };
+    assert_eq!(handle_exit(&m, &b, 0, &mut vcpu, ring), Next::Continue);
+    assert!(a.devices.lock().signalled());
+}

@@ -325,3 +325,151 @@ pub fn once(platform: &Platform) -> CheckResult {
     println!("testguest: ivc-once: answered {ONCE_REPLY:#x} and rang member 0");
     Ok(())
 }
+
+/// `ivc-bench`: round trips timed by member 0.
+const BENCH_ROUNDS: usize = 1000;
+/// `ivc-bench`: bulk copies through the channel, and their size.
+const BENCH_COPIES: usize = 200;
+const BENCH_CHUNK: usize = 0x8000;
+/// Where bulk data goes in the region (after the two message slots).
+const BULK: usize = 0x1000;
+
+/// Local buffers for the bulk copies (this VM's RAM).
+struct Buffers([[u64; BENCH_CHUNK / 8]; 2]);
+static mut BUFFERS: Buffers = Buffers([[0; BENCH_CHUNK / 8]; 2]);
+static mut TICKS: [u64; BENCH_ROUNDS] = [0; BENCH_ROUNDS];
+
+fn ns(ticks: u64) -> u64 {
+    let hz = crate::arch::timer::frequency().max(1);
+    (u128::from(ticks) * 1_000_000_000 / u128::from(hz)) as u64
+}
+
+/// (median, p99) of `t` in ns (sorted in place).
+fn median_p99(t: &mut [u64]) -> (u64, u64) {
+    t.sort_unstable();
+    let at = |q: usize| ns(t[(t.len() * q / 100).min(t.len() - 1)]);
+    (at(50), at(99))
+}
+
+/// KiB/s of `bytes` in `ticks`.
+fn kib_s(bytes: u64, ticks: u64) -> u64 {
+    let secs_ns = ns(ticks).max(1);
+    (u128::from(bytes) * 1_000_000_000 / u128::from(secs_ns) / 1024) as u64
+}
+
+/// Copies `words` 64-bit words from `src` to `dst` (device accesses, one word at a time).
+fn copy_words(dst: usize, src: usize, words: usize) {
+    for i in 0..words {
+        // SAFETY: the callers pass the channel's region or this VM's buffers, each at
+        // least `words` words long.
+        unsafe { write64(dst + 8 * i, read64(src + 8 * i)) };
+    }
+}
+
+/// ivc-bench (boot argument `ivc-bench`, 2 members): member 0 times
+/// [`BENCH_ROUNDS`] doorbell round trips (write a sequence number, ring, wait for the
+/// answer's STATUS bit) and [`BENCH_COPIES`] bulk transfers of [`BENCH_CHUNK`] bytes
+/// (member 0 copies its buffer into the region and rings, member 1 copies it out and
+/// rings back); then the same work inside this VM: the copies buffer to buffer, and
+/// self-IPIs (`arch::self_ipi_ticks`). Member 1 answers. Member 0 prints
+/// `testguest: ivc-bench: round-trip median <ns> ns p99 <ns> ns`,
+/// `testguest: ivc-bench: channel copy <n> KiB/s`, `testguest: ivc-bench: local memcpy
+/// <n> KiB/s` and `testguest: ivc-bench: local self-ipi median <ns> ns p99 <ns> ns`.
+pub fn bench(platform: &Platform) -> CheckResult {
+    let Described {
+        region, doorbell, ..
+    } = described(platform)?;
+    // SAFETY: the doorbell window the device tree gives; identity registers.
+    let (me, members) = unsafe { (read32(doorbell + REG_ID), read32(doorbell + REG_MEMBERS)) };
+    if members != 2 || me > 1 {
+        return Err(why!(
+            "ivc-bench wants 2 members, this is member {me} of {members}"
+        ));
+    }
+    let peer = 1 - me;
+    // SAFETY: the statics are used by this vCPU only (the bench runs on vCPU 0).
+    let (bufs, ticks) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(BUFFERS),
+            &mut *core::ptr::addr_of_mut!(TICKS),
+        )
+    };
+    let (a, b) = (
+        bufs.0[0].as_mut_ptr() as usize,
+        bufs.0[1].as_mut_ptr() as usize,
+    );
+    let words = BENCH_CHUNK / 8;
+    let slot = |m: u32| region + m as usize * SLOT;
+    for (i, t) in ticks.iter_mut().enumerate() {
+        let seq = i as u64 + 1;
+        let wait = if i == 0 { FIRST_WAIT_MS } else { WAIT_MS };
+        let start = crate::arch::timer::now();
+        if me == 0 {
+            // SAFETY: this member's slot of the region.
+            unsafe { write64(slot(me), seq) };
+            fence(Ordering::SeqCst);
+            ring(doorbell, peer);
+        }
+        if !wait_ring(doorbell, peer, wait) {
+            return Err(why!(
+                "member {me}: no ring from member {peer} in round {seq}"
+            ));
+        }
+        // SAFETY: the peer's slot of the region.
+        let got = unsafe { read64(slot(peer)) };
+        if got != seq {
+            return Err(why!("round {seq}: member {peer} wrote {got}"));
+        }
+        if me == 1 {
+            // SAFETY: this member's slot of the region.
+            unsafe { write64(slot(me), seq) };
+            fence(Ordering::SeqCst);
+            ring(doorbell, peer);
+        }
+        *t = crate::arch::timer::now().wrapping_sub(start);
+    }
+    let start = crate::arch::timer::now();
+    for i in 0..BENCH_COPIES {
+        if me == 0 {
+            copy_words(region + BULK, a, words);
+            fence(Ordering::SeqCst);
+            ring(doorbell, peer);
+        }
+        if !wait_ring(doorbell, peer, WAIT_MS) {
+            return Err(why!("member {me}: no ring in bulk copy {i}"));
+        }
+        if me == 1 {
+            copy_words(b, region + BULK, words);
+            fence(Ordering::SeqCst);
+            ring(doorbell, peer);
+        }
+    }
+    let channel_ticks = crate::arch::timer::now().wrapping_sub(start);
+    if me == 1 {
+        return Ok(());
+    }
+    let (median, p99) = median_p99(ticks);
+    println!(
+        "testguest: ivc-bench: round-trip median {median} ns p99 {p99} ns ({BENCH_ROUNDS} rounds)"
+    );
+    let bytes = (BENCH_COPIES * BENCH_CHUNK) as u64;
+    println!(
+        "testguest: ivc-bench: channel copy {} KiB/s ({BENCH_COPIES} x {BENCH_CHUNK} bytes)",
+        kib_s(bytes, channel_ticks)
+    );
+    let start = crate::arch::timer::now();
+    for _ in 0..BENCH_COPIES {
+        copy_words(b, a, words);
+        fence(Ordering::SeqCst);
+        copy_words(a, b, words);
+    }
+    let local_ticks = crate::arch::timer::now().wrapping_sub(start);
+    println!(
+        "testguest: ivc-bench: local memcpy {} KiB/s (2 copies per transfer)",
+        kib_s(bytes, local_ticks)
+    );
+    crate::arch::self_ipi_ticks(platform, ticks)?;
+    let (median, p99) = median_p99(ticks);
+    println!("testguest: ivc-bench: local self-ipi median {median} ns p99 {p99} ns ({BENCH_ROUNDS} rounds)");
+    Ok(())
+}
