@@ -146,7 +146,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "bench-smoke",
-        "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time) and tiny-boot each print a ratio, both medians and both QEMU commands, and keep one console log per side holding the marker (the figures' values are not judged)",
+        "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time) and tiny-boot each print a ratio, both medians and both QEMU commands, and keep one console log per side holding the marker; bench ivc once prints all its figures (the figures' values are not judged)",
     ),
     (
         "uboot-fs-vm",
@@ -1412,6 +1412,18 @@ fn bench_smoke(ws: &Workspace) -> Result<()> {
         print!("{text}");
         printed.push_str(&text);
         bench_smoke_problems(&f, &text, &mut problems);
+    }
+    // bench ivc once: every figure is there (their values are not judged).
+    let f = bench::ivc::ivc(ws, &opts("ivc", false))?;
+    let text = bench::ivc::table(&f, "qemu-aarch64");
+    printed.push_str(&text);
+    let zero = [
+        ("round trip median", f.round_trip_median_ns),
+        ("self-IPI median", f.self_ipi_median_ns),
+        ("memcpy", f.memcpy_kib_s),
+    ];
+    for (what, v) in zero.iter().filter(|(_, v)| *v == 0) {
+        problems.push(format!("bench ivc: {what} is {v}"));
     }
     verdict(&problems, &printed)
 }
