@@ -78,6 +78,23 @@ pub struct DtPassthrough {
     pub excluded: List<Str>,
 }
 
+/// An inter-VM channel as one VM maps it (`vmconfig::channel`, `[[devices.channels]]`):
+/// the machine holds the region, shared by every VM on `vms`.
+#[derive(Clone, Debug)]
+pub struct ChannelSpec {
+    pub name: Str,
+    /// Bytes of shared memory (4 KiB multiples), the same for every member.
+    pub size: u64,
+    /// The member VMs by name; a VM's position is its number on the doorbell.
+    pub vms: List<Str>,
+    /// Where this VM sees the region.
+    pub gpa: u64,
+    /// Read-write for this VM (else read-only).
+    pub writable: bool,
+    /// This VM's doorbell: (window GPA, the interrupt a peer's ring raises).
+    pub doorbell: Option<(u64, u32)>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InterruptMode {
     NoIrq,
@@ -111,6 +128,8 @@ pub struct VmSpec {
     /// Device-tree path passthrough, if the config has any.
     pub dt_passthrough: Option<DtPassthrough>,
     pub interrupt_mode: InterruptMode,
+    /// Inter-VM channels the VM maps.
+    pub channels: List<ChannelSpec>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -159,4 +178,5 @@ pub const TEST_SPEC: VmSpec = VmSpec {
     passthrough_devices: Cow::Borrowed(&[]),
     dt_passthrough: None,
     interrupt_mode: InterruptMode::NoIrq,
+    channels: Cow::Borrowed(&[]),
 };

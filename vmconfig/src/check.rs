@@ -38,6 +38,8 @@ pub fn check_vm(
     crate::irq::check_irqs(&emu_devices, &passthrough, arch, out);
     let interrupt_mode = irq_mode(devices.interrupt_mode.as_deref(), out);
     check_device_overlaps(&emu_devices, &passthrough, &memory, out);
+    let channels = crate::channel::channels(&devices.channels, &base.name, arch, out);
+    crate::channel::check_layout(&channels, &memory, &emu_devices, &passthrough, arch, out);
     let (kernel_img, dtb, ramdisk, dtb_load_gpa) = images?;
     Some(VmConfig {
         id: id?,
@@ -59,6 +61,7 @@ pub fn check_vm(
         dt_passthrough,
         excluded,
         interrupt_mode: interrupt_mode?,
+        channels,
     })
 }
 

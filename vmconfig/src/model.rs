@@ -222,6 +222,8 @@ pub struct VmConfig<I = ImageRef> {
     /// do not pass through.
     pub excluded: Vec<DtPath>,
     pub interrupt_mode: IrqMode,
+    /// Inter-VM channels the VM maps (`[[devices.channels]]`).
+    pub channels: Vec<crate::channel::Channel>,
 }
 
 impl<I> VmConfig<I> {
@@ -264,6 +266,7 @@ impl<I> VmConfig<I> {
             dt_passthrough: self.dt_passthrough,
             excluded: self.excluded,
             interrupt_mode: self.interrupt_mode,
+            channels: self.channels,
         }
     }
 }

@@ -131,6 +131,33 @@ pub struct DevicesToml {
     )]
     /// Host address ranges mapped 1:1: [[gpa, length], ...].
     pub passthrough_addresses: Vec<Raw>,
+    #[serde(default)]
+    /// Inter-VM channels this VM maps ([[devices.channels]]).
+    pub channels: Vec<ChannelToml>,
+}
+
+/// One `[[devices.channels]]` entry: a shared-memory region and this VM's doorbell.
+#[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChannelToml {
+    /// The channel's name: the same in the config of every VM that maps it.
+    #[cfg_attr(feature = "schema", schemars(extend("pattern" = crate::json_schema::NAME_PATTERN)))]
+    pub name: String,
+    /// Bytes of shared memory: a multiple of 4 KiB, the same in every member's config.
+    pub size: u64,
+    /// The VMs (by name) that map the channel, this one included: the same list, in the
+    /// same order, in every member's config (a VM's position is its doorbell number).
+    pub vms: Vec<String>,
+    /// Where this VM sees the region (guest-physical, 4 KiB aligned).
+    pub gpa: u64,
+    /// "rw" (default): read-write; "ro": read-only for this VM.
+    #[cfg_attr(feature = "schema", schemars(extend("enum" = ["rw", "ro"])))]
+    pub access: Option<String>,
+    /// This VM's doorbell: a 4 KiB emulated device window at this guest-physical address.
+    pub doorbell: Option<u64>,
+    /// The interrupt a peer's ring raises in this VM (needs `doorbell`).
+    pub irq: Option<u64>,
 }
 
 /// Any TOML value, for arrays that mix types (`[name, base, len, ...]`) and that are

@@ -107,6 +107,7 @@ fn vm_spec(s: &mut String, vm: &Vm, guests: &GuestImages) -> Result<()> {
         IrqMode::Passthrough => "Passthrough",
     };
     let _ = writeln!(s, "        interrupt_mode: InterruptMode::{mode},");
+    let _ = writeln!(s, "        channels: Cow::Borrowed(&[{}]),", channels(vm));
     let _ = writeln!(s, "    }},");
     Ok(())
 }
@@ -144,6 +145,29 @@ fn emu_devices(vm: &Vm) -> String {
                 d.irq,
                 d.emu_type,
                 cfg.join(", ")
+            )
+        })
+        .collect();
+    items.join(", ")
+}
+
+fn channels(vm: &Vm) -> String {
+    let items: Vec<String> = vm
+        .channels
+        .iter()
+        .map(|c| {
+            let vms: Vec<String> = c.vms.iter().map(|v| format!("Cow::Borrowed({v:?})")).collect();
+            let doorbell = match c.doorbell {
+                Some(d) => format!("Some(({:#x}, {}))", d.gpa, d.irq),
+                None => "None".into(),
+            };
+            format!(
+                "ChannelSpec {{ name: Cow::Borrowed({:?}), size: {:#x}, vms: Cow::Borrowed(&[{}]), gpa: {:#x}, writable: {}, doorbell: {doorbell} }}",
+                c.name,
+                c.size,
+                vms.join(", "),
+                c.gpa,
+                c.writable
             )
         })
         .collect();

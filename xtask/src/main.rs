@@ -182,9 +182,14 @@ enum Cmd {
     /// riscv64 --icount, whose 2-hart Linux does not boot bare under -icount on QEMU
     /// 7.2), then a Markdown table and a JSON file with the machine and QEMU version in
     /// target/hv/bench/results.{md,json}.
+    ///
+    /// ivc: two test-guest VMs on an inter-VM channel (aarch64): doorbell round trip
+    /// (median, p99) and bulk copy throughput through the channel, side by side with a
+    /// self-IPI and memcpy inside one VM, in one run under the hypervisor (guest time;
+    /// no bare side, --runs and --icount do not apply).
     #[command(verbatim_doc_comment)]
     Bench {
-        /// What to measure: linux-boot, tiny-boot or all.
+        /// What to measure: linux-boot, tiny-boot, all or ivc.
         what: String,
         /// Board file (default: .build.toml, else configs/board/qemu-aarch64.toml;
         /// `all`: only this board).

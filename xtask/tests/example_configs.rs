@@ -111,3 +111,34 @@ fn aarch64_device_tree_passthrough_vm() {
         assert!(out.contains("not checked on the host"), "{out}");
     }
 }
+
+#[test]
+fn aarch64_ivc_vms() {
+    let root = repo_root();
+    let vm = |s: &str| root.join(format!("configs/vms/testguest-aarch64-qemu-ivc-{s}.toml"));
+    let board = "configs/board/qemu-aarch64.toml";
+    let (ok, out) = check(board, &[&vm("a"), &vm("b"), &vm("c")]);
+    assert!(ok, "{out}");
+    assert!(out.contains("3 VM config(s) are valid"), "{out}");
+    // One member alone: the channel is named by one VM only.
+    let (ok, out) = check(board, &[&vm("a")]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("devices.channels[0].name: channel \"link\" is named by this VM only"),
+        "{out}"
+    );
+    // Members that disagree on the size.
+    let bigger = Variant::new(
+        "configs/vms/testguest-aarch64-qemu-ivc-b.toml",
+        "size = 0x1_0000",
+        "size = 0x2_0000",
+    );
+    let (ok, out) = check(board, &[&vm("a"), &bigger.0]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "devices.channels[0].size: channel \"link\" has size 0x20000 here but 0x10000 in"
+        ),
+        "{out}"
+    );
+}

@@ -62,6 +62,9 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
         if wants(bootargs, "fault") {
             read_past_ram(platform);
         }
+        if let Some(chan) = checks::ivc::requested(bootargs, "ivc-probe") {
+            checks::ivc::probe(chan);
+        }
     }
     if wants(bootargs, "reset") && boots == 1 {
         checks::timer::reset_from_handler()
@@ -77,6 +80,17 @@ pub extern "C" fn secondary_main(slot: usize) -> ! {
 fn run_checks(platform: &Result<Platform, Why>) {
     report::run("console", || checks::console(platform));
     report::run("dtb", || checks::dtb(platform));
+    let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
+    // Early, so the two members of a channel run it at about the same time.
+    if wants(bootargs, "ivc") {
+        report::run("ivc", || checks::ivc::run(usable(platform)?));
+    }
+    if wants(bootargs, "ivc-bench") {
+        report::run("ivc-bench", || checks::ivc::bench(usable(platform)?));
+    }
+    if wants(bootargs, "ivc-once") {
+        report::run("ivc-once", || checks::ivc::once(usable(platform)?));
+    }
     for &(name, check) in arch::firmware::ARCH_CHECKS {
         report::run(name, || check(usable(platform)?));
     }
@@ -88,7 +102,6 @@ fn run_checks(platform: &Result<Platform, Why>) {
         checks::hypercall::run(platform.as_ref().ok())
     });
     report::run("unknown-call", checks::unknown_call);
-    let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
     if let Some(base) = checks::passthrough::requested(bootargs) {
         report::run("passthrough", || checks::passthrough::run(base));
     }

@@ -21,10 +21,13 @@ pub mod emu_type {
     pub const GIC_DIST: u32 = 0x21;
     /// RISC-V PLIC.
     pub const PLIC: u32 = 0x30;
+    /// AxVisor's inter-VM channel device.
+    pub const IVC: u32 = 0xA;
 }
 
 pub mod bus;
 pub mod device;
+pub mod doorbell;
 pub mod dummy;
 pub mod irqchip;
 pub mod pl011;

@@ -2,9 +2,13 @@
 //! devices and vCPU placement. Any problem is returned as a message; the VM is then
 //! not started and the others are unaffected.
 
+use super::channel::Channel;
 use super::devices::VmDevices;
 use super::lazy_ram::{self, Block, LazyRam};
 use super::vm::{VcpuSlot, Vm, VmParts};
+use crate::devices::bus::Window;
+use crate::devices::doorbell::Doorbell;
+use crate::devices::registry::Created;
 use crate::firmware::BoardInfo;
 use crate::hal::{Arch, Current, DirectWindow, GuestBoot, HostTimer};
 use crate::hal::{MemType, MemoryOps, Perms, Stage2};
@@ -13,9 +17,12 @@ use crate::mm::guest::{GuestRam, RamMapping};
 use crate::mm::phys::{self, FrameTables};
 use crate::spec::{MapType, VmSpec};
 use alloc::borrow::Cow;
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use vmconfig::channel::DOORBELL_SIZE;
 use vmconfig::{Mapping, MemKind};
 
 /// Builds the VM of `spec`, tagged `vmid` in second-stage TLBs. Its vCPU 0 is
@@ -26,13 +33,15 @@ pub fn create_vm(
     vmid: u16,
     platform: &BoardInfo,
     frames: &mut FrameAllocator,
+    channels: &[Arc<Channel>],
 ) -> Result<Vm, String> {
     let vcpus = place_vcpus(&spec, platform)?;
     check_passthrough(&spec, platform)?;
-    let devices = VmDevices::new(&spec)?;
+    let mut devices = VmDevices::new(&spec)?;
+    attach_doorbells(&spec, channels, &mut devices)?;
     let direct = Current::direct_windows(&spec, platform)?;
     let mut held = Holdings::default();
-    match build(&spec, &direct, frames, &mut held) {
+    match build(&spec, &direct, frames, &mut held, channels) {
         Ok((ram, lazy)) => {
             let Some(tables) = held.tables.take() else {
                 return Err(String::from("no stage-2 tables"));
@@ -64,6 +73,56 @@ pub fn create_vm(
             Err(e)
         }
     }
+}
+
+/// Each channel's doorbell the VM has, on its bus.
+fn attach_doorbells(
+    spec: &VmSpec,
+    channels: &[Arc<Channel>],
+    devices: &mut VmDevices,
+) -> Result<(), String> {
+    for (c, ch) in spec.channels.iter().zip(channels) {
+        let Some((gpa, irq)) = c.doorbell else {
+            continue;
+        };
+        let me = ch
+            .member(&spec.name)
+            .ok_or_else(|| format!("channel {:?}: this VM is not on its list", c.name))?;
+        let created = Created {
+            device: Box::new(Doorbell::new(ch.clone(), me, irq)),
+            windows: alloc::vec![Window::mmio(gpa, DOORBELL_SIZE)],
+        };
+        devices.attach(format!("doorbell of channel {}", c.name), created)?;
+    }
+    Ok(())
+}
+
+/// Maps each channel's region where the VM sees it (normal memory, never
+/// executable; read-only when its access says so). The frames are the channel's:
+/// they are not the VM's to free.
+fn map_channels(
+    spec: &VmSpec,
+    channels: &[Arc<Channel>],
+    s2: &mut Stage2,
+    frames: &mut FrameAllocator,
+) -> Result<(), String> {
+    for (c, ch) in spec.channels.iter().zip(channels) {
+        let perms = Perms {
+            read: true,
+            write: c.writable,
+            exec: false,
+        };
+        s2.map(
+            &mut FrameTables(frames),
+            c.gpa,
+            ch.hpa,
+            c.size,
+            perms,
+            MemType::Normal,
+        )
+        .map_err(|e| format!("channel {:?}: stage-2 mapping failed: {e:?}", c.name))?;
+    }
+    Ok(())
 }
 
 /// What a VM holds of the host's memory: its second-stage tables and the host
@@ -113,6 +172,7 @@ fn build(
     direct: &[DirectWindow],
     frames: &mut FrameAllocator,
     held: &mut Holdings,
+    channels: &[Arc<Channel>],
 ) -> Result<(GuestRam, LazyRam), String> {
     let ram = build_memory(spec, ipa_bits(spec, direct), frames, held)?;
     let s2 = held
@@ -120,6 +180,7 @@ fn build(
         .as_mut()
         .ok_or_else(|| String::from("no stage-2 tables"))?;
     map_direct_windows(direct, s2, frames)?;
+    map_channels(spec, channels, s2, frames)?;
     let images = prepare_images(spec, &ram)?;
     let lazy = park_untouched(spec, &ram, &images, s2, frames);
     lazy.park_all();
@@ -268,7 +329,11 @@ fn ipa_bits(spec: &VmSpec, direct: &[DirectWindow]) -> u32 {
                 .iter()
                 .map(|d| d.base_gpa.saturating_add(d.length)),
         )
-        .chain(direct.iter().map(|w| w.gpa.saturating_add(w.size)));
+        .chain(direct.iter().map(|w| w.gpa.saturating_add(w.size)))
+        .chain(spec.channels.iter().flat_map(|c| {
+            let doorbell = c.doorbell.map(|(gpa, _)| gpa.saturating_add(DOORBELL_SIZE));
+            core::iter::once(c.gpa.saturating_add(c.size)).chain(doorbell)
+        }));
     let top = ends.max().unwrap_or(0).saturating_sub(1);
     let needed = 64 - top.leading_zeros();
     needed

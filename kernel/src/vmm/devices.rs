@@ -98,7 +98,7 @@ impl VmDevices {
     }
 
     /// Puts one more device on the bus (named `name` in messages).
-    pub fn attach(&mut self, name: &'static str, created: Created) -> Result<DeviceId, String> {
+    pub fn attach(&mut self, name: impl Into<Str>, created: Created) -> Result<DeviceId, String> {
         let id = self.bus.add(name, created.device, &created.windows)?;
         if self.console.is_none() {
             self.console = bus_console(&mut self.bus);

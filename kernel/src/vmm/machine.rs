@@ -5,6 +5,7 @@
 //! When the last running VM stops, the machine powers off (QEMU boards and tests;
 //! the exit status says whether every VM stopped cleanly).
 
+use super::channel::{Channel, Channels};
 use super::create::{self, create_vm};
 use super::vm::{Lifecycle, Power, Vm, VmState};
 use crate::firmware::BoardInfo;
@@ -53,6 +54,8 @@ pub struct Machine {
     vms: Mutex<Vec<Arc<Vm>>>,
     frames: Mutex<FrameAllocator>,
     vmids: Mutex<VmidPool>,
+    /// The inter-VM channels (owned by the machine, used by the VMs that map them).
+    channels: Mutex<Channels>,
     /// VMs that were configured but never built (they count as faulted).
     failed: AtomicUsize,
     /// Set by the one CPU that ends the machine.
@@ -84,6 +87,7 @@ impl Machine {
             vms: Mutex::new(Vec::new()),
             frames: Mutex::new(frames),
             vmids: Mutex::new(VmidPool::default()),
+            channels: Mutex::new(Channels::default()),
             failed: AtomicUsize::new(0),
             finishing: AtomicBool::new(false),
         }
@@ -96,8 +100,15 @@ impl Machine {
             .lock()
             .take()
             .ok_or_else(|| String::from("no free VMID: too many VMs"))?;
-        let built = super::dtpass::resolve(spec, &self.platform)
-            .and_then(|spec| create_vm(spec, vmid, &self.platform, &mut self.frames.lock()));
+        let built = super::dtpass::resolve(spec, &self.platform).and_then(|spec| {
+            let (id, name) = (spec.id, spec.name.clone());
+            let mut channels = self.channels.lock();
+            let mut frames = self.frames.lock();
+            let shared = channels.acquire(&spec, &mut frames)?;
+            create_vm(spec, vmid, &self.platform, &mut frames, &shared).inspect_err(|_| {
+                channels.release(id, &name, &mut frames);
+            })
+        });
         match built {
             Ok(vm) => {
                 let vm = Arc::new(vm);
@@ -160,6 +171,9 @@ impl Machine {
             .map_err(|s| alloc::format!("VM {id} is {s:?}: stop it first"))?;
         self.vms.lock().retain(|v| v.id() != id);
         create::release(&vm, &mut self.frames.lock());
+        self.channels
+            .lock()
+            .release(id, vm.name(), &mut self.frames.lock());
         self.vmids.lock().give_back(vm.vmid);
         for v in &vm.vcpus {
             wake(v);
@@ -183,6 +197,11 @@ impl Machine {
             let i = vm.vcpus.iter().position(|v| v.pcpu == cpu)?;
             Some((vm.clone(), i))
         })
+    }
+
+    /// The inter-VM channel called `name`.
+    pub fn channel(&self, name: &str) -> Option<Arc<Channel>> {
+        self.channels.lock().get(name)
     }
 
     /// Free host RAM, in bytes.

@@ -575,3 +575,154 @@ fn a_reset_completes_while_another_vcpu_keeps_calling_cpu_on() {
     }
     assert_eq!(vm.boots(), 201);
 }
+
+const CHAN_GPA: u64 = 0x5000_0000;
+const DOORBELL: u64 = 0x0a00_0000;
+
+/// `base` with channel "link" (two pages, VMs vm1 and vm2) at `gpa`, with a doorbell.
+fn with_channel(
+    base: Cow<'static, VmSpec>,
+    gpa: u64,
+    size: u64,
+    vms: &'static [Cow<'static, str>],
+) -> Cow<'static, VmSpec> {
+    let mut s = base.into_owned();
+    s.channels = Cow::Owned(alloc::vec![crate::spec::ChannelSpec {
+        name: Cow::Borrowed("link"),
+        size,
+        vms: Cow::Borrowed(vms),
+        gpa,
+        writable: true,
+        doorbell: Some((DOORBELL, 40)),
+    }]);
+    Cow::Owned(s)
+}
+
+const PAIR: &[Cow<'static, str>] = &[Cow::Borrowed("vm1"), Cow::Borrowed("vm2")];
+
+fn translate(vm: &super::vm::Vm, gpa: u64) -> Option<u64> {
+    let tables = vm.tables.lock();
+    let mut mem = crate::mm::phys::FrameTables(&mut FrameAllocator::new(&[], &[]).unwrap());
+    tables.as_ref()?.translate(&mut mem, gpa).map(|t| t.hpa)
+}
+
+#[test]
+fn a_channel_is_shared_rung_and_outlives_each_of_its_vms() {
+    use crate::devices::doorbell::{REG_ID, REG_RING, REG_STATUS};
+    let m = machine(2);
+    let baseline = m.free_bytes();
+    let a = m
+        .create(with_channel(simple(1, 0), CHAN_GPA, 0x2000, PAIR))
+        .unwrap();
+    // VM 2 sees the region elsewhere.
+    let b = m
+        .create(with_channel(
+            simple(2, 1),
+            CHAN_GPA + 0x10_0000,
+            0x2000,
+            PAIR,
+        ))
+        .unwrap();
+    let ch = m.channel("link").expect("the machine holds the channel");
+    assert_eq!(ch.users(), [1, 2]);
+    assert_eq!(translate(&a, CHAN_GPA + 0x1000), Some(ch.hpa + 0x1000));
+    assert_eq!(translate(&b, CHAN_GPA + 0x10_1000), Some(ch.hpa + 0x1000));
+    // What VM 1 writes there, VM 2 reads.
+    // SAFETY: the channel's region, host memory here; nothing runs.
+    unsafe { crate::mm::phys::slice_mut(ch.hpa + 8, 4) }.copy_from_slice(b"ping");
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let mmio = |gpa, write| VmExit::Mmio {
+        gpa,
+        width: 4,
+        write,
+        pc: RAM_GPA,
+    };
+    handle_exit(&m, &b, 0, &mut vcpu, mmio(DOORBELL + REG_ID, None));
+    handle_exit(&m, &a, 0, &mut vcpu, mmio(DOORBELL + REG_RING, Some(0b10)));
+    assert!(
+        b.devices.lock().signalled(),
+        "VM 2's doorbell was signalled"
+    );
+    assert!(!a.devices.lock().signalled());
+    handle_exit(&m, &b, 0, &mut vcpu, mmio(DOORBELL + REG_STATUS, None));
+    // VM 2 is member 1; the write is answered too; STATUS says member 0 rang.
+    assert!(
+        matches!(
+            vcpu.replies[..],
+            [Reply::MmioRead(1), _, Reply::MmioRead(0b01)]
+        ),
+        "{:?}",
+        vcpu.replies
+    );
+    // A VM not on the list, or one that disagrees on the size, is refused.
+    let e = m
+        .create(with_channel(simple(3, 1), CHAN_GPA, 0x2000, PAIR))
+        .err()
+        .unwrap();
+    assert!(e.contains("not on its list"), "{e}");
+    let e = m.create(with_channel(
+        spec(2, &[1], alloc::vec![ram(RAM_GPA, 8 << 20)]),
+        CHAN_GPA,
+        0x3000,
+        PAIR,
+    ));
+    assert!(e.err().unwrap().contains("has size 0x3000 here but 0x2000"));
+    // VM 1 goes: VM 2 keeps the region and its contents.
+    m.destroy(1).unwrap();
+    assert_eq!(ch.users(), [2]);
+    assert_eq!(translate(&b, CHAN_GPA + 0x10_0000), Some(ch.hpa));
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { crate::mm::phys::slice_mut(ch.hpa + 8, 4) },
+        b"ping"
+    );
+    // VM 1 comes back (a new build) and maps the same region.
+    let a = m
+        .create(with_channel(simple(1, 0), CHAN_GPA, 0x2000, PAIR))
+        .unwrap();
+    assert_eq!(translate(&a, CHAN_GPA), Some(ch.hpa));
+    m.destroy(1).unwrap();
+    m.destroy(2).unwrap();
+    assert!(m.channel("link").is_none(), "the last user gave it back");
+    assert_eq!(
+        m.free_bytes(),
+        baseline,
+        "every frame back, the channel's too"
+    );
+}
+
+#[test]
+fn a_restarted_member_keeps_the_region_and_its_doorbell() {
+    use crate::devices::doorbell::REG_RING;
+    let m = machine(2);
+    let a = m
+        .create(with_channel(simple(1, 0), CHAN_GPA, 0x2000, PAIR))
+        .unwrap();
+    let b = m
+        .create(with_channel(simple(2, 1), CHAN_GPA, 0x2000, PAIR))
+        .unwrap();
+    m.start(&a);
+    m.start(&b);
+    let ch = m.channel("link").unwrap();
+    // SAFETY: the channel's region, host memory here; nothing runs.
+    unsafe { crate::mm::phys::slice_mut(ch.hpa, 4) }.copy_from_slice(b"kept");
+    m.stop_vm(&a, super::machine::Outcome::PoweredOff);
+    assert_eq!(a.state(), VmState::Stopped);
+    assert_eq!(translate(&b, CHAN_GPA), Some(ch.hpa), "the peer keeps it");
+    m.restart(&a).unwrap();
+    assert_eq!(a.state(), VmState::Running);
+    assert_eq!(translate(&a, CHAN_GPA), Some(ch.hpa), "mapped as before");
+    // SAFETY: as above.
+    assert_eq!(unsafe { crate::mm::phys::slice_mut(ch.hpa, 4) }, b"kept");
+    assert_eq!(ch.users(), [1, 2]);
+    // Its doorbell still takes the peer's rings.
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let ring = VmExit::Mmio {
+        gpa: DOORBELL + REG_RING,
+        width: 4,
+        write: Some(0b01),
+        pc: RAM_GPA,
+    };
+    assert_eq!(handle_exit(&m, &b, 0, &mut vcpu, ring), Next::Continue);
+    assert!(a.devices.lock().signalled());
+}

@@ -141,8 +141,20 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same with board xtask/tests/data/qemu-aarch64-uboot-tftp.toml ([uboot.tftp]), vm1 built in and vm3 (image_location = \"fs\"): U-Boot gets an address by DHCP from QEMU's user network and loads the hypervisor and vm3's config and image with tftp from QEMU's TFTP server; both VMs pass, exit 0",
     ),
     (
+        "ivc-pingpong",
+        "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" as their device trees describe it (each rung with the doorbell, whose interrupt must be pending at the receiver's interrupt controller, and checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
+    ),
+    (
+        "riscv64-ivc-pingpong",
+        "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-*.toml: doorbell interrupts are PLIC sources)",
+    ),
+    (
+        "ivc-linux",
+        "Debian's arm64 Linux (configs/vms/linux-aarch64-qemu-ivc.toml, no driver: busybox devmem) and a test-guest VM (ivc-once) on channel \"link\": Linux writes a message and rings, the test guest sees the interrupt, checks it, answers and rings back; Linux prints the answer; both finish, exit 0",
+    ),
+    (
         "bench-smoke",
-        "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time) and tiny-boot each print a ratio, both medians and both QEMU commands, and keep one console log per side holding the marker (the figures' values are not judged)",
+        "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time) and tiny-boot each print a ratio, both medians and both QEMU commands, and keep one console log per side holding the marker; bench ivc once prints all its figures (the figures' values are not judged)",
     ),
     (
         "uboot-fs-vm",
@@ -386,6 +398,9 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-serial" => uboot_serial(ws, name, UBOOT_BOARD, &[]),
         "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "bench-smoke" => bench_smoke(ws),
+        "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
+        "ivc-linux" => ivc_linux(ws, name),
+        "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -865,6 +880,150 @@ fn fault_isolation(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Res
         problems.push(format!("no `{all}` line"));
     }
     verdict(&problems, &out)
+}
+
+/// The VMs of scenario ivc-pingpong (aarch64): a pair on channel "link" and one on
+/// no channel.
+const IVC_VMS: [&str; 3] = [
+    "configs/vms/testguest-aarch64-qemu-ivc-a.toml",
+    "configs/vms/testguest-aarch64-qemu-ivc-b.toml",
+    "configs/vms/testguest-aarch64-qemu-ivc-c.toml",
+];
+
+/// The same on riscv64.
+const RISCV64_IVC_VMS: [&str; 3] = [
+    "configs/vms/testguest-riscv64-qemu-ivc-a.toml",
+    "configs/vms/testguest-riscv64-qemu-ivc-b.toml",
+    "configs/vms/testguest-riscv64-qemu-ivc-c.toml",
+];
+
+/// `testguest: ivc: member 0: 1000 sent, 1000 received, 0 bad, 1000 interrupts` ->
+/// (0, [1000, 1000, 0, 1000]).
+pub fn parse_ivc_line(line: &str) -> Option<(u32, [u64; 4])> {
+    let rest = line.trim().strip_prefix("testguest: ivc: member ")?;
+    let (member, rest) = rest.split_once(": ")?;
+    let mut counts = rest.split(", ").map(|part| {
+        let (n, what) = part.split_once(' ')?;
+        Some((n.parse::<u64>().ok()?, what))
+    });
+    let mut next = |want: &str| match counts.next()?? {
+        (n, w) if w == want => Some(n),
+        _ => None,
+    };
+    let counts = [
+        next("sent")?,
+        next("received")?,
+        next("bad")?,
+        next("interrupts")?,
+    ];
+    Some((member.parse().ok()?, counts))
+}
+
+/// The ivc pair of `plan` passed and counted every message; the third VM was
+/// stopped at the doorbell address it does not have, having found its own RAM
+/// where the pair sees the region.
+fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, false, &mut problems);
+    let probe = vm_with_word_prefix(&plan, "ivc-probe=", vms)?;
+    let mut members = Vec::new();
+    for vm in plan.vms.iter().filter(|v| v.id != probe.id) {
+        check_summary(&out, &vm.name, &mut problems);
+        let lines = vm_lines(&out, &vm.name);
+        match lines.iter().find_map(|l| parse_ivc_line(l)) {
+            Some((m, [sent, received, 0, irqs])) if [sent, received, irqs] == [IVC_MESSAGES; 3] => {
+                members.push(m)
+            }
+            Some(c) => problems.push(format!(
+                "[{}] ivc counts {c:?}: not {IVC_MESSAGES} sent, received and interrupts, 0 bad",
+                vm.name
+            )),
+            None => problems.push(format!(
+                "no `[{}] testguest: ivc: member ...` line",
+                vm.name
+            )),
+        }
+        if !lines.contains(&"ok: ivc") {
+            problems.push(format!("no `[{}] ok: ivc` line", vm.name));
+        }
+    }
+    members.sort();
+    if members != [0, 1] && problems.is_empty() {
+        problems.push(format!("ivc members {members:?}, expected 0 and 1"));
+    }
+    check_summary(&out, &probe.name, &mut problems);
+    let lines = vm_lines(&out, &probe.name);
+    if !lines
+        .iter()
+        .any(|l| l.contains("ivc-probe: ") && l.contains("is this VM's own memory"))
+    {
+        problems.push(format!(
+            "[{}] did not find its own memory at the region's address",
+            probe.name
+        ));
+    }
+    if lines.iter().any(|l| l.starts_with("FAIL: ivc-probe")) {
+        problems.push(format!(
+            "[{}] reached the channel or rang its doorbell",
+            probe.name
+        ));
+    }
+    let stopped = format!("hv: VM {} ({}) stopped:", probe.id, probe.name);
+    match out.lines().find(|l| l.contains(&stopped)) {
+        Some(l) if l.contains("outside guest memory") => {}
+        Some(l) => problems.push(format!("unexpected stop reason: {l}")),
+        None => problems.push(format!("no `{stopped} ...` line")),
+    }
+    let all = "hv: all VMs stopped: 2 clean, 1 faulted";
+    if !has_line(&out, all) {
+        problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// The VMs of scenario ivc-linux: Linux (member 0) and a test guest (member 1).
+const IVC_LINUX_VMS: [&str; 2] = [
+    "configs/vms/linux-aarch64-qemu-ivc.toml",
+    "configs/vms/testguest-aarch64-qemu-ivc-linux.toml",
+];
+
+/// Linux with busybox `devmem` and a test guest exchange one message each way.
+fn ivc_linux(ws: &Workspace, name: &str) -> Result<()> {
+    crate::guest::ensure_pulled(&ws.root, "linux-aarch64")?;
+    let (plan, outcome, out) = boot(ws, name, DEFAULT_BOARD, &IVC_LINUX_VMS)?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, true, &mut problems);
+    let wanted = [
+        "[linux] guest-init: ready",
+        "[linux] ivc: id 0x00000000 of 0x00000002",
+        "[linux] ivc: sent, rang member 1",
+        "[ivc-tg] testguest: ivc-once: member 0 wrote 0x1 0x4c696e78 0xb3969187",
+        "[ivc-tg] ok: ivc-once",
+        "[linux] ivc: reply 0x00000001 0x54477374 0xABB88C8B status 0x00000000",
+        "[linux] guest-init: done 0",
+        "hv: all VMs stopped: 2 clean, 0 faulted",
+    ];
+    for w in wanted {
+        if !out.lines().any(|l| l.trim_end() == w) {
+            problems.push(format!("no line `{w}`"));
+        }
+    }
+    for vm in plan.vms.iter().filter(|v| v.name != "linux") {
+        check_summary(&out, &vm.name, &mut problems);
+    }
+    verdict(&problems, &out)
+}
+
+/// Messages the test guest's ivc check sends each way.
+const IVC_MESSAGES: u64 = 1000;
+
+/// The VM whose command line has a word starting with `prefix`.
+fn vm_with_word_prefix<'p>(plan: &'p Plan, prefix: &str, vms: &[&str]) -> Result<&'p Vm> {
+    plan.vms
+        .iter()
+        .find(|v| v.cmdline.split_whitespace().any(|w| w.starts_with(prefix)))
+        .with_context(|| format!("no VM with `{prefix}...` in its cmdline in {vms:?}"))
 }
 
 /// Board qemu-riscv64 on a CPU without Sstc (xtask/tests/data).
@@ -1347,6 +1506,18 @@ fn bench_smoke(ws: &Workspace) -> Result<()> {
         printed.push_str(&text);
         bench_smoke_problems(&f, &text, &mut problems);
     }
+    // bench ivc once: every figure is there (their values are not judged).
+    let f = bench::ivc::ivc(ws, &opts("ivc", false))?;
+    let text = bench::ivc::table(&f, "qemu-aarch64");
+    printed.push_str(&text);
+    let zero = [
+        ("round trip median", f.round_trip_median_ns),
+        ("self-IPI median", f.self_ipi_median_ns),
+        ("memcpy", f.memcpy_kib_s),
+    ];
+    for (what, v) in zero.iter().filter(|(_, v)| *v == 0) {
+        problems.push(format!("bench ivc: {what} is {v}"));
+    }
     verdict(&problems, &printed)
 }
 
@@ -1439,6 +1610,25 @@ test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
         assert_eq!(live_exe(gone), PathBuf::from("/nonexistent-dir/xtask"));
         let here = std::env::current_exe().unwrap();
         assert_eq!(live_exe(here.clone()), here);
+    }
+
+    #[test]
+    fn ivc_lines_are_parsed() {
+        assert_eq!(
+            parse_ivc_line(
+                "testguest: ivc: member 1: 1000 sent, 999 received, 1 bad, 998 interrupts"
+            ),
+            Some((1, [1000, 999, 1, 998]))
+        );
+        assert_eq!(
+            parse_ivc_line("testguest: ivc: member 0: 1000 sent, 1000 received"),
+            None
+        );
+        assert_eq!(
+            parse_ivc_line("testguest: ivc: member 0: 10 received, 10 sent, 0 bad"),
+            None
+        );
+        assert_eq!(parse_ivc_line("ok: ivc"), None);
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub struct Context<'a> {
 
 pub fn cross_checks(board: &Board, vms: &mut [Vm], ctx: &Context, report: &mut Report) {
     check_unique(vms, report);
+    check_channels(vms, report);
     check_guest_crates(vms, ctx, report);
     check_host_regions(board, vms, report);
     super::devtree::check(board, vms, report);
@@ -41,6 +42,21 @@ fn check_unique(vms: &[Vm], report: &mut Report) {
                 ),
             ));
         }
+    }
+}
+
+/// Channels across the VMs of the build (`vmconfig::channel::check_members`, the rule
+/// the hypervisor applies to VMs it reads from a card).
+fn check_channels(vms: &[Vm], report: &mut Report) {
+    let members: Vec<vmconfig::channel::Member<'_>> = vms
+        .iter()
+        .map(|v| vmconfig::channel::Member {
+            shown: &v.src.shown,
+            channels: &v.channels,
+        })
+        .collect();
+    for (i, key, why) in vmconfig::channel::check_members(&members) {
+        report.push(vms[i].src.error(&key, why));
     }
 }
 

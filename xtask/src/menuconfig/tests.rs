@@ -958,6 +958,11 @@ fn every_key_of_the_vm_configs_is_a_setting() {
         for (section, item) in doc.iter() {
             for (k, _) in item.as_table().unwrap().iter() {
                 let name = format!("{section}.{k}");
+                // Not an editor setting yet: `[[devices.channels]]` tables are edited
+                // in the file (the editor keeps them as they are).
+                if name == "devices.channels" {
+                    continue;
+                }
                 assert!(names.contains(&name), "{}: {name}", f.display());
             }
         }

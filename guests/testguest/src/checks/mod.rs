@@ -3,6 +3,7 @@
 //! prints their lines.
 
 pub mod hypercall;
+pub mod ivc;
 pub mod memory;
 pub mod passthrough;
 pub mod smp;

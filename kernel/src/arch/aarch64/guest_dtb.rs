@@ -46,6 +46,8 @@ pub enum GuestDtbError {
     BadMpidr(u64),
     /// The UART interrupt is not an SPI.
     BadUartIrq(u32),
+    /// A channel doorbell's interrupt is not an SPI.
+    BadDoorbellIrq(u32),
     /// initrd end before its start.
     BadInitrd(u64, u64),
     /// The writer refused something (a NUL byte in bootargs, for example).
@@ -119,7 +121,23 @@ fn validate(spec: &GuestDtbSpec<'_>) -> Result<(), GuestDtbError> {
 
 /// Builds the guest DTB for `spec`.
 pub fn build(spec: &GuestDtbSpec<'_>) -> Result<Vec<u8>, GuestDtbError> {
+    build_with(spec, &[])
+}
+
+/// [`build`], with the regions and doorbells of the VM's inter-VM `channels`
+/// (`crate::fdt::ivc`; a doorbell's interrupt is an SPI, level-high).
+pub fn build_with(
+    spec: &GuestDtbSpec<'_>,
+    channels: &[crate::spec::ChannelSpec],
+) -> Result<Vec<u8>, GuestDtbError> {
     validate(spec)?;
+    if let Some(&(_, irq)) = channels
+        .iter()
+        .filter_map(|c| c.doorbell.as_ref())
+        .find(|(_, irq)| !(32..=1019).contains(irq))
+    {
+        return Err(GuestDtbError::BadDoorbellIrq(irq));
+    }
     let mut w = FdtWriter::new();
     let gic_phandle = w.alloc_phandle();
     let clock_phandle = w.alloc_phandle();
@@ -139,6 +157,9 @@ pub fn build(spec: &GuestDtbSpec<'_>) -> Result<Vec<u8>, GuestDtbError> {
         apb_clock(&mut w, clock_phandle)?;
         pl011(&mut w, uart, clock_phandle)?;
     }
+    let regions = crate::fdt::ivc::regions(&mut w, channels)?;
+    let spi = |irq: u32| alloc::vec![GIC_SPI, irq - 32, IRQ_LEVEL_HIGH];
+    crate::fdt::ivc::doorbells(&mut w, channels, &regions, spi, None)?;
     w.end_node()?;
     Ok(w.finish()?)
 }
@@ -311,7 +332,8 @@ pub fn for_vm(
         bootargs: &spec.cmdline,
         initrd,
     };
-    build(&dspec).map_err(|e| alloc::format!("generating the guest DTB: {e:?}"))
+    build_with(&dspec, &spec.channels)
+        .map_err(|e| alloc::format!("generating the guest DTB: {e:?}"))
 }
 
 #[cfg(test)]
@@ -627,5 +649,71 @@ mod tests {
             "{src}"
         );
         assert!(src.contains("stdout-path = \"/pl011@9000000\";"), "{src}");
+    }
+
+    fn channels() -> Vec<crate::spec::ChannelSpec> {
+        use alloc::borrow::Cow;
+        alloc::vec![
+            crate::spec::ChannelSpec {
+                name: Cow::Borrowed("link"),
+                size: 0x2000,
+                vms: Cow::Borrowed(&[Cow::Borrowed("a"), Cow::Borrowed("b")]),
+                gpa: 0x4100_0000,
+                writable: true,
+                doorbell: Some((0x0a00_0000, 40)),
+            },
+            crate::spec::ChannelSpec {
+                name: Cow::Borrowed("log"),
+                size: 0x1000,
+                vms: Cow::Borrowed(&[Cow::Borrowed("a"), Cow::Borrowed("b")]),
+                gpa: 0x4200_0000,
+                writable: false,
+                doorbell: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn channels_are_reserved_memory_and_doorbells() {
+        let blob = build_with(&contract_spec(), &channels()).unwrap();
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        let link = fdt.find_node("/reserved-memory/ivc@41000000").unwrap();
+        assert_eq!(
+            str_list(link.property("compatible").unwrap().value),
+            ["hv,ivc-shmem"]
+        );
+        assert_eq!(
+            cells(link.property("reg").unwrap().value),
+            [0, 0x4100_0000, 0, 0x2000]
+        );
+        assert!(link.property("no-map").is_some());
+        assert!(link.property("read-only").is_none());
+        let log = fdt.find_node("/reserved-memory/ivc@42000000").unwrap();
+        assert!(log.property("read-only").is_some());
+        let bell = fdt.find_node("/ivc-doorbell@a000000").unwrap();
+        assert_eq!(
+            str_list(bell.property("compatible").unwrap().value),
+            ["hv,ivc-doorbell"]
+        );
+        assert_eq!(
+            cells(bell.property("reg").unwrap().value),
+            [0, 0x0a00_0000, 0, 0x1000]
+        );
+        assert_eq!(cells(bell.property("interrupts").unwrap().value), [0, 8, 4]);
+        let region = cells(bell.property("memory-region").unwrap().value)[0];
+        assert_eq!(cells(link.property("phandle").unwrap().value), [region]);
+        assert!(
+            fdt.find_node("/ivc-doorbell@42000000").is_none(),
+            "no doorbell: no node"
+        );
+        let mut bad = channels();
+        bad[0].doorbell = Some((0x0a00_0000, 20));
+        assert_eq!(
+            build_with(&contract_spec(), &bad).unwrap_err(),
+            GuestDtbError::BadDoorbellIrq(20)
+        );
+        if let Some((_, warnings)) = crate::fdt::tests::dtc_decompile(&blob) {
+            assert!(warnings.is_empty(), "dtc warnings: {warnings}");
+        }
     }
 }

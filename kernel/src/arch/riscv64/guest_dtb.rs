@@ -48,6 +48,8 @@ pub enum GuestDtbError {
     NoVcpus,
     /// The console's interrupt is not a PLIC source (1..=ndev) or there is no PLIC.
     BadUartIrq(u32),
+    /// A channel doorbell's interrupt is not a PLIC source (1..=ndev) or there is no PLIC.
+    BadDoorbellIrq(u32),
     BadInitrd(u64, u64),
     Fdt(FdtError),
 }
@@ -98,7 +100,25 @@ fn uart_path(base: u64) -> String {
 
 /// Builds the guest DTB for `spec`.
 pub fn build(spec: &GuestDtbSpec<'_>) -> Result<Vec<u8>, GuestDtbError> {
+    build_with(spec, &[])
+}
+
+/// [`build`], with the regions and doorbells of the VM's inter-VM `channels`
+/// (`crate::fdt::ivc`; a doorbell's interrupt is a source of the PLIC, which the
+/// VM must have).
+pub fn build_with(
+    spec: &GuestDtbSpec<'_>,
+    channels: &[crate::spec::ChannelSpec],
+) -> Result<Vec<u8>, GuestDtbError> {
     validate(spec)?;
+    let ndev = spec.plic.map_or(0, |p| p.2);
+    if let Some(&(_, irq)) = channels
+        .iter()
+        .filter_map(|c| c.doorbell.as_ref())
+        .find(|(_, irq)| *irq == 0 || *irq > ndev)
+    {
+        return Err(GuestDtbError::BadDoorbellIrq(irq));
+    }
     let mut w = FdtWriter::new();
     let intc: Vec<u32> = (0..spec.cpus.count).map(|_| w.alloc_phandle()).collect();
     let plic_phandle = spec.plic.map(|_| w.alloc_phandle());
@@ -128,6 +148,9 @@ pub fn build(spec: &GuestDtbSpec<'_>) -> Result<Vec<u8>, GuestDtbError> {
         uart_node(&mut w, uart, phandle)?;
     }
     w.end_node()?;
+    let regions = crate::fdt::ivc::regions(&mut w, channels)?;
+    let source = |irq: u32| alloc::vec![irq];
+    crate::fdt::ivc::doorbells(&mut w, channels, &regions, source, plic_phandle)?;
     w.end_node()?;
     Ok(w.finish()?)
 }
@@ -254,7 +277,7 @@ pub fn for_vm(
         bootargs: &spec.cmdline,
         initrd,
     };
-    build(&dspec).map_err(|e| format!("generating the guest DTB: {e:?}"))
+    build_with(&dspec, &spec.channels).map_err(|e| format!("generating the guest DTB: {e:?}"))
 }
 
 #[cfg(test)]
@@ -366,6 +389,34 @@ mod tests {
         assert_eq!(
             guest_isa(host, &["zicsr", "zifencei", "zbb", "sstc"]),
             "rv64imafdc_zicsr_zifencei_sstc"
+        );
+    }
+
+    #[test]
+    fn channel_doorbells_are_plic_sources() {
+        use alloc::borrow::Cow;
+        let chans = alloc::vec![crate::spec::ChannelSpec {
+            name: Cow::Borrowed("link"),
+            size: 0x1000,
+            vms: Cow::Borrowed(&[Cow::Borrowed("a"), Cow::Borrowed("b")]),
+            gpa: 0x8100_0000,
+            writable: true,
+            doorbell: Some((0x1100_0000, 12)),
+        }];
+        let blob = build_with(&spec(), &chans).unwrap();
+        let fdt = fdt::Fdt::new(&blob).unwrap();
+        assert!(fdt.find_node("/reserved-memory/ivc@81000000").is_some());
+        let bell = fdt.find_node("/ivc-doorbell@11000000").unwrap();
+        let v = bell.property("interrupts").unwrap().value;
+        assert_eq!(v, 12u32.to_be_bytes());
+        let plic = fdt.find_node("/soc/plic@c000000").unwrap();
+        let parent = bell.property("interrupt-parent").unwrap().value;
+        assert_eq!(Some(parent), plic.property("phandle").map(|p| p.value));
+        let mut bad = chans.clone();
+        bad[0].doorbell = Some((0x1100_0000, 0));
+        assert_eq!(
+            build_with(&spec(), &bad).unwrap_err(),
+            GuestDtbError::BadDoorbellIrq(0)
         );
     }
 }

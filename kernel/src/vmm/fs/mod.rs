@@ -131,6 +131,7 @@ pub fn vms_from(src: &mut dyn FileSource, host: &Host<'_>, builtin: &[VmSpec]) -
         let c = candidate(file, src, host, builtin, &earlier, &mut out.lines);
         found.push(c);
     }
+    check_channels(&mut found, builtin);
     let placed = place_all(found, host, builtin);
     for r in placed {
         match r {
@@ -147,6 +148,66 @@ pub fn vms_from(src: &mut dyn FileSource, host: &Host<'_>, builtin: &[VmSpec]) -
         }
     }
     out
+}
+
+/// The channels of the fs VMs against each other and the built-in VMs'
+/// (`vmconfig::channel::check_members`, the rule xtask applies to a build): an fs VM
+/// naming a channel no other VM names, or disagreeing with its members on its size
+/// or list, is refused.
+fn check_channels(found: &mut [Result<Candidate, Refusal>], builtin: &[VmSpec]) {
+    use vmconfig::channel::{check_members, Channel, Doorbell, Member};
+    let key = vmconfig::KeyPath::new("devices").key("channels");
+    let built: Vec<(String, Vec<Channel>)> = builtin
+        .iter()
+        .map(|s| {
+            let chans = s
+                .channels
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Channel {
+                    key: key.index(i),
+                    name: c.name.to_string(),
+                    size: c.size,
+                    vms: c.vms.iter().map(|v| v.to_string()).collect(),
+                    gpa: c.gpa,
+                    writable: c.writable,
+                    doorbell: c.doorbell.map(|(gpa, irq)| Doorbell { gpa, irq }),
+                })
+                .collect();
+            (format!("built-in VM {}", s.name), chans)
+        })
+        .collect();
+    let fs: Vec<usize> = (0..found.len()).filter(|&i| found[i].is_ok()).collect();
+    let mut members: Vec<Member<'_>> = built
+        .iter()
+        .map(|(shown, channels)| Member { shown, channels })
+        .collect();
+    for &i in &fs {
+        if let Ok(c) = &found[i] {
+            members.push(Member {
+                shown: &c.file,
+                channels: &c.cfg.channels,
+            });
+        }
+    }
+    let mut problems: Vec<(usize, String)> = check_members(&members)
+        .into_iter()
+        .filter(|(m, _, _)| *m >= built.len())
+        .map(|(m, key, why)| (fs[m - built.len()], format!("{key}: {why}")))
+        .collect();
+    drop(members);
+    problems.sort_by_key(|(i, _)| *i);
+    for (i, _) in problems.iter() {
+        if let Ok(c) = &found[*i] {
+            let why: Vec<String> = problems
+                .iter()
+                .filter(|(j, _)| j == i)
+                .map(|(_, w)| w.clone())
+                .collect();
+            let who = Some((u64::from(c.cfg.id), c.cfg.name.clone()));
+            found[*i] = Err(Refusal::new(who, &c.file, why));
+        }
+    }
 }
 
 /// A config with its vCPUs placed, or why it will not become a VM.

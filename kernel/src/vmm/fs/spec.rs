@@ -9,8 +9,8 @@ use alloc::vec::Vec;
 use vmconfig::{IrqMode, VmConfig};
 
 use crate::spec::{
-    DtPassthrough, EmuDevice, Image, InterruptMode, List, MapType, MemRegion, PassthroughDevice,
-    Str, VmSpec,
+    ChannelSpec, DtPassthrough, EmuDevice, Image, InterruptMode, List, MapType, MemRegion,
+    PassthroughDevice, Str, VmSpec,
 };
 
 /// The bytes of a config's kernel, DTB and ramdisk.
@@ -52,6 +52,18 @@ pub fn owned_spec(cfg: VmConfig, images: Images, pcpus: Vec<u32>) -> VmSpec {
             IrqMode::Emulated => InterruptMode::Emulated,
             IrqMode::Passthrough => InterruptMode::Passthrough,
         },
+        channels: cfg.channels.into_iter().map(channel).collect(),
+    }
+}
+
+fn channel(c: vmconfig::channel::Channel) -> ChannelSpec {
+    ChannelSpec {
+        name: Cow::Owned(c.name),
+        size: c.size,
+        vms: c.vms.into_iter().map(Cow::Owned).collect(),
+        gpa: c.gpa,
+        writable: c.writable,
+        doorbell: c.doorbell.map(|d| (d.gpa, d.irq)),
     }
 }
 

@@ -479,3 +479,54 @@ fn isolation_rules_as_xtask_checks_them() {
         assert!(line.starts_with(&wanted), "{line}\nwanted: {wanted}");
     }
 }
+
+/// `[[devices.channels]]` "link" between vm1 and vm3, seen at `gpa`.
+fn link(size: &str, gpa: &str) -> String {
+    format!(
+        "\n[[devices.channels]]\nname = \"link\"\nsize = {size}\nvms = [\"vm1\", \"vm3\"]\ngpa = {gpa}\n"
+    )
+}
+
+#[test]
+fn fs_channels_are_checked_against_the_other_vms() {
+    let mut with_link = builtin();
+    let text = VM3
+        .replace("id = 3", "id = 1")
+        .replace("\"vm3\"", "\"vm1\"")
+        .replace("[0x2, 0x3]", "[0x0, 0x1]")
+        + &link("0x2000", "0x4100_0000");
+    let cfg = vmconfig::parse_vm(&text, ARCH).vm.unwrap();
+    let images = Images {
+        kernel: GUEST,
+        dtb: None,
+        ramdisk: None,
+    };
+    with_link[0] = owned_spec(cfg, images, vec![0, 1]);
+    // The card's vm3 joins the built-in vm1's channel: accepted.
+    let vm3 = format!("{VM3}{}", link("0x2000", "0x4200_0000"));
+    let card = Card::new()
+        .config("vms/vm3.toml", &vm3)
+        .image("vms/vm3/testguest.bin", Some(GUEST));
+    let out = card.run(&with_link);
+    assert!(out.lines.is_empty(), "{:#?}", out.lines);
+    assert_eq!(out.vms[0].spec.channels[0].gpa, 0x4200_0000);
+    // Without vm1 naming it, vm3 is alone on it: refused.
+    let out = card.run(&builtin());
+    assert_eq!((out.vms.len(), out.refused), (0, 1));
+    let line = one_line(&out);
+    assert!(
+        line.starts_with("VM 3 (vm3) not started: vms/vm3.toml: devices.channels[0].name: channel \"link\" is named by this VM only"),
+        "{line}"
+    );
+    // A size that disagrees with vm1's: refused, naming vm1.
+    let bigger = format!("{VM3}{}", link("0x3000", "0x4200_0000"));
+    let card = Card::new()
+        .config("vms/vm3.toml", &bigger)
+        .image("vms/vm3/testguest.bin", Some(GUEST));
+    let out = card.run(&with_link);
+    let line = one_line(&out);
+    assert!(
+        line.ends_with("devices.channels[0].size: channel \"link\" has size 0x3000 here but 0x2000 in built-in VM vm1"),
+        "{line}"
+    );
+}

@@ -19,8 +19,11 @@
 //!   aarch64 test guest has an arm64 Image header, the riscv64 one is linked where
 //!   OpenSBI jumps to), with QEMU's own device tree.
 //! - `all`: both, on the QEMU boards, written as a Markdown table and a JSON file.
+//! - `ivc` ([`ivc`]): inter-VM channel round trips and bulk copies against a self-IPI
+//!   and memcpy inside one VM, in one run under the hypervisor (no bare side).
 //!
 //! Each run's console output is kept under `target/hv/bench-logs/`.
+pub mod ivc;
 pub mod parse;
 pub mod report;
 #[cfg(test)]
@@ -45,7 +48,7 @@ use crate::workspace::Workspace;
 use parse::{guest_time, pair_ratios, summarize, Clock, Summary};
 
 /// The benches `cargo xtask bench` knows.
-pub const BENCHES: &[&str] = &["linux-boot", "tiny-boot", "all"];
+pub const BENCHES: &[&str] = &["linux-boot", "tiny-boot", "all", "ivc"];
 /// The line of the initramfs's /init that ends a Linux boot.
 pub const LINUX_MARKER: &str = "guest-init: ready";
 /// The test guest's first line.
@@ -104,6 +107,7 @@ pub fn bench(ws: &Workspace, o: &BenchOptions) -> Result<()> {
             Ok(())
         }
         "all" => all(ws, o),
+        "ivc" => ivc::ivc(ws, o).map(|_| ()),
         other => bail!(
             "unknown benchmark `{other}`: the benchmarks are: {}",
             BENCHES.join(", ")

@@ -95,3 +95,22 @@ pub fn check_dtb(platform: &Platform) -> CheckResult {
     }
     Ok(())
 }
+
+/// Where the pending state of the SPI that `node` (a device node with a 3-cell GIC
+/// `interrupts`) raises reads: the GICD_ISPENDR word's address and the bit.
+pub fn pending_bit(fdt: &Fdt, node: &crate::fdt::Node) -> Option<(usize, u32)> {
+    let cells = node.prop("interrupts")?;
+    let cell = |i: usize| {
+        let b = cells.get(4 * i..4 * i + 4)?;
+        Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if cell(0)? != 0 {
+        return None;
+    }
+    let intid = cell(1)? + 32;
+    let gicd = match gic(fdt)? {
+        Gic::V3(r) => r.gicd,
+        Gic::V2(r) => r.gicd,
+    };
+    Some((gicd + 0x200 + 4 * (intid / 32) as usize, 1 << (intid % 32)))
+}

@@ -183,13 +183,7 @@ pub fn check_sgi_groups(regions: &GicRegions) -> CheckResult {
         mmio::write32(rd + GICR_IGROUPR0, (group & !g0) | g1);
         mmio::write32(rd + GICR_ICPENDR0, g0 | g1);
     }
-    let id = super::cpu_hw_id();
-    // Aff3, Aff2, Aff1, RS (Aff0 / 16) and the TargetList bit of Aff0 % 16: this CPU.
-    let me = (((id >> 32) & 0xff) << 48)
-        | (((id >> 16) & 0xff) << 32)
-        | (((id >> 8) & 0xff) << 16)
-        | (((id & 0xff) >> 4) << 44)
-        | (1 << (id & 0xf));
+    let me = this_cpu_target();
     let cases: [SgiCase; 5] = [
         ("ICC_SGI0R_EL1", write_sgi0r, SGI_GROUP1, false),
         ("ICC_SGI0R_EL1", write_sgi0r, SGI_GROUP0, true),
@@ -215,6 +209,52 @@ pub fn check_sgi_groups(regions: &GicRegions) -> CheckResult {
     // SAFETY: as above; SGI 14 back to Group 1 like every other interrupt here.
     unsafe { mmio::write32(rd + GICR_IGROUPR0, mmio::read32(rd + GICR_IGROUPR0) | g0) };
     Ok(())
+}
+
+/// Self-IPI timing (`ivc-bench`): SGI 13 (Group 1, disabled) sent to this CPU with
+/// ICC_SGI1R_EL1 until its pending bit shows at the redistributor, then cleared; the
+/// counter ticks of each round into `out`.
+pub fn self_sgi_ticks(regions: &GicRegions, out: &mut [u64]) -> CheckResult {
+    check_version(regions.gicd)?;
+    enable_distributor(regions.gicd)?;
+    let rd = find_redistributor(regions)?;
+    wake(rd)?;
+    enable_system_registers()?;
+    let bit = 1u32 << SGI_GROUP1;
+    // SAFETY: this CPU's redistributor; only SGI 13's bits change, and it stays
+    // disabled (never taken).
+    unsafe {
+        mmio::write32(rd + GICR_ICENABLER0, bit);
+        mmio::write32(rd + GICR_IGROUPR0, mmio::read32(rd + GICR_IGROUPR0) | bit);
+        mmio::write32(rd + GICR_ICPENDR0, bit);
+    }
+    let me = this_cpu_target();
+    for slot in out.iter_mut() {
+        let start = super::timer::now();
+        write_sgi1r(me | (u64::from(SGI_GROUP1) << 24));
+        // SAFETY: as above: SGI 13's pending bit, read until set, then cleared.
+        let seen = wait_until(1000, || unsafe {
+            mmio::read32(rd + GICR_ISPENDR0) & bit != 0
+        });
+        // SAFETY: as above.
+        unsafe { mmio::write32(rd + GICR_ICPENDR0, bit) };
+        if !seen {
+            return Err(why!("SGI 13 to this CPU never became pending"));
+        }
+        *slot = super::timer::now().wrapping_sub(start);
+    }
+    Ok(())
+}
+
+/// The target fields of an ICC_SGI*R_EL1 value that name this CPU: Aff3, Aff2, Aff1,
+/// RS (Aff0 / 16) and the TargetList bit of Aff0 % 16.
+fn this_cpu_target() -> u64 {
+    let id = super::cpu_hw_id();
+    (((id >> 32) & 0xff) << 48)
+        | (((id >> 16) & 0xff) << 32)
+        | (((id >> 8) & 0xff) << 16)
+        | (((id & 0xff) >> 4) << 44)
+        | (1 << (id & 0xf))
 }
 
 fn write_sgi0r(v: u64) {

@@ -15,7 +15,20 @@ mod gicv2;
 pub mod irq;
 pub mod timer;
 
-pub use dtb::check_dtb;
+pub use dtb::{check_dtb, pending_bit};
+
+/// Counter ticks of `out.len()` self-IPIs, each sent until seen pending (`ivc-bench`).
+pub fn self_ipi_ticks(
+    platform: &crate::platform::Platform,
+    out: &mut [u64],
+) -> crate::why::CheckResult {
+    match dtb::gic(&platform.fdt) {
+        Some(dtb::Gic::V3(regions)) => gic::self_sgi_ticks(&regions, out),
+        _ => Err(crate::why::why!(
+            "not supported yet: self-IPI timing without a GICv3"
+        )),
+    }
+}
 
 /// The UART the contract puts in every VM (and QEMU virt has), used when the device
 /// tree names none.

@@ -52,3 +52,14 @@ fn report_interrupt_wiring(platform: &Platform) {
         if plic { "present" } else { "absent" }
     );
 }
+
+/// Where the pending state of the PLIC source that `node` raises reads: the PLIC's
+/// pending word's address and the bit.
+pub fn pending_bit(fdt: &crate::fdt::Fdt, node: &crate::fdt::Node) -> Option<(usize, u32)> {
+    let source = node.prop_u32("interrupts")?;
+    let (base, _) = fdt.find_compatible(&plic::COMPATIBLE)?.reg().next()?;
+    Some((
+        base as usize + 0x1000 + 4 * (source / 32) as usize,
+        1 << (source % 32),
+    ))
+}

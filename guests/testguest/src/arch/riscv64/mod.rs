@@ -17,7 +17,17 @@ mod legacy;
 mod plic;
 pub mod timer;
 
-pub use dtb::check_dtb;
+pub use dtb::{check_dtb, pending_bit};
+
+/// Self-IPI timing (`ivc-bench`) is aarch64's only so far.
+pub fn self_ipi_ticks(
+    _platform: &crate::platform::Platform,
+    _out: &mut [u64],
+) -> crate::why::CheckResult {
+    Err(crate::why::why!(
+        "not supported yet: self-IPI timing on riscv64"
+    ))
+}
 
 /// The UART the riscv64 test VMs (and QEMU virt) have, used when the device tree
 /// names none.

@@ -16,7 +16,9 @@ use crate::shared::Shared;
 use crate::time;
 use crate::why::{why, CheckResult};
 
-const PLIC: [&str; 2] = ["riscv,plic0", "sifive,plic-1.0.0"];
+const PLIC: [&str; 2] = COMPATIBLE;
+/// The PLIC's compatible strings.
+pub const COMPATIBLE: [&str; 2] = ["riscv,plic0", "sifive,plic-1.0.0"];
 /// Local interrupt number of the supervisor external interrupt.
 const IRQ_S_EXT: u32 = 9;
 const ENABLE_BASE: usize = 0x2000;
