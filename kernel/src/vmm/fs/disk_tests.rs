@@ -96,7 +96,7 @@ fn run(disk: Vec<u8>, budget: u64) -> Result<FsVms, String> {
         Some(Vec::leak(vec![0u8; size as usize]))
     };
     let mut src = DiskSource {
-        fat,
+        fat: &fat,
         alloc: &mut alloc,
     };
     Ok(with_test_host(&[], &|_| None, |host| {
