@@ -130,6 +130,21 @@ fn qemu_virt_gicv3() {
     assert_eq!(p.generic_timer().unwrap(), SBSA_TIMER);
     assert_eq!(p.firmware.psci, Some(PsciMethod::Smc));
     assert_eq!(p.initrd, None);
+    // QEMU's 32 virtio-mmio transports, 0x200 apart: where the disk is looked for.
+    let virtio = p.virtio_mmio.as_slice();
+    assert_eq!(virtio.len(), 32);
+    assert!(virtio.contains(&r(0x0a00_0000, 0x200)));
+    assert!(virtio.contains(&r(0x0a00_3e00, 0x200)));
+    // The disk's window is kept from VMs only once the hypervisor uses it.
+    let kept = |p: &BoardInfo| {
+        p.kept_windows()
+            .iter()
+            .any(|w| w.what == vmconfig::host::DISK)
+    };
+    assert!(!kept(&p));
+    let mut with_disk = p;
+    with_disk.disk = Some(r(0x0a00_3000, 0x1000));
+    assert!(kept(&with_disk));
 }
 
 #[test]

@@ -7,12 +7,12 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::cell::RefCell;
+use core::cell::{Cell, RefCell};
 use core::ops::ControlFlow;
 
 use embedded_sdmmc::{
-    Block, BlockCount, BlockIdx, LfnBuffer, Mode, RawDirectory, RawVolume, ShortFileName,
-    TimeSource, Timestamp, VolumeIdx, VolumeManager,
+    Block, BlockCount, BlockIdx, ClusterId, LfnBuffer, Mode, RawDirectory, RawVolume,
+    ShortFileName, TimeSource, Timestamp, VolumeIdx, VolumeManager,
 };
 use gpt_disk_types::{
     BlockSize, GptHeader, GptPartitionEntry, GptPartitionEntryArray, GptPartitionType,
@@ -33,7 +33,21 @@ pub struct Volume {
 struct View<B: BlockDevice> {
     dev: RefCell<B>,
     vol: Volume,
+    /// Block reads the current operation may still make: a FAT chain that loops
+    /// (a hostile disk) ends in an error instead of a boot that never finishes.
+    budget: Cell<u64>,
 }
+
+/// The largest cluster number a FAT32 entry holds (28 bits).
+const MAX_CLUSTER: u32 = 0x0fff_ffff;
+
+/// Why an operation stopped when it used up its block reads.
+const BUDGET: &str =
+    "far more block reads than the file or directory needs (a FAT chain that loops?)";
+
+/// Block reads a directory walk may make: a FAT directory holds at most 65536
+/// entries (4096 blocks), each block perhaps with a FAT block read to find it.
+const DIR_READS: u64 = 4 * 4096;
 
 impl<B: BlockDevice> View<B> {
     /// Block 0: an MBR with one FAT32 (LBA) partition at block 1.
@@ -66,6 +80,11 @@ impl<B: BlockDevice> embedded_sdmmc::BlockDevice for View<B> {
                     blocks: 1,
                 });
             }
+            let left = self.budget.get();
+            if left == 0 {
+                return Err(BlockError::Protocol(BUDGET));
+            }
+            self.budget.set(left - 1);
             let mut dev = self
                 .dev
                 .try_borrow_mut()
@@ -209,9 +228,20 @@ impl<B: BlockDevice> FatDisk<B> {
     /// Finds and mounts the FAT volume of `dev`.
     pub fn mount(mut dev: B) -> Result<Self, String> {
         let volume = find_volume(&mut dev)?;
+        let mut boot = [0u8; BLOCK];
+        dev.read(volume.first, &mut boot)
+            .map_err(|e| format!("the FAT volume's boot sector: {e}"))?;
+        let root = u32::from_le_bytes([boot[44], boot[45], boot[46], boot[47]]);
+        if &boot[82..90] == b"FAT32   " && root > MAX_CLUSTER {
+            // `embedded-sdmmc` would panic walking it.
+            return Err(format!(
+                "the FAT32 boot sector puts the root directory at cluster {root:#x}, which FAT32 has not"
+            ));
+        }
         let view = View {
             dev: RefCell::new(dev),
             vol: volume,
+            budget: Cell::new(DIR_READS),
         };
         let mgr = VolumeManager::new_with_limits(view, NoClock, 0);
         let vol = mgr
@@ -243,13 +273,35 @@ impl<B: BlockDevice> FatDisk<B> {
                 if entry_name(&e.name, long).eq_ignore_ascii_case(name)
                     || e.name.to_string().eq_ignore_ascii_case(name)
                 {
-                    found = Some((e.name, e.attributes.is_directory(), e.size));
+                    found = Some((e.name, e.attributes.is_directory(), e.size, e.cluster));
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
             })
             .map_err(|e| format!("cannot read a directory: {e}"))?;
-        Ok(found)
+        match found {
+            // `embedded-sdmmc` panics on a cluster number FAT32 cannot hold.
+            Some((.., cluster)) if cluster > ClusterId::EMPTY + MAX_CLUSTER => Err(format!(
+                "{name}: its directory entry names cluster {cluster:?}, which FAT32 has not"
+            )),
+            Some((short, dir, size, _)) => Ok(Some((short, dir, size))),
+            None => Ok(None),
+        }
+    }
+
+    /// Lets the next operation make `reads` block reads.
+    fn allow(&self, reads: u64) {
+        self.mgr.device(|v| v.budget.set(reads));
+    }
+
+    /// `got`, unless the operation used up its reads: `embedded-sdmmc` ends a
+    /// directory walk quietly when the next cluster cannot be read, so a loop cut
+    /// short by the budget is found here.
+    fn within_budget<T>(&self, got: Result<T, String>) -> Result<T, String> {
+        if self.mgr.device(|v| v.budget.get()) == 0 {
+            return Err(BUDGET.into());
+        }
+        got
     }
 
     /// Runs `f` in the directory `path` (`/`-separated, from the root).
@@ -292,7 +344,8 @@ impl<B: BlockDevice> FatDisk<B> {
     pub fn list(&self, dir: &str, suffix: &str) -> Result<Vec<String>, String> {
         let parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
         let suffix = suffix.to_ascii_lowercase();
-        let mut names = self.in_dir(&parts, &mut |d| {
+        self.allow(DIR_READS * (parts.len() as u64 + 2));
+        let listed = self.in_dir(&parts, &mut |d| {
             let mut storage = [0u8; 256 * 3];
             let mut lfn = LfnBuffer::new(&mut storage);
             let mut out = Vec::new();
@@ -307,7 +360,8 @@ impl<B: BlockDevice> FatDisk<B> {
                 })
                 .map_err(|e| format!("cannot read a directory: {e}"))?;
             Ok(out)
-        })?;
+        });
+        let mut names = self.within_budget(listed)?;
         names.sort();
         Ok(names)
     }
@@ -315,17 +369,22 @@ impl<B: BlockDevice> FatDisk<B> {
     /// The size of file `path`.
     pub fn size(&self, path: &str) -> Result<u64, String> {
         let (dirs, name) = split(path)?;
-        self.in_dir(&dirs, &mut |d| match self.lookup(d, name)? {
+        self.allow(DIR_READS * (dirs.len() as u64 + 1));
+        let got = self.in_dir(&dirs, &mut |d| match self.lookup(d, name)? {
             Some((_, false, size)) => Ok(u64::from(size)),
             Some(_) => Err("is a directory".into()),
             None => Err("not on the disk".into()),
-        })
+        });
+        self.within_budget(got)
     }
 
     /// Reads file `path` into `out`, which must be exactly its size.
     pub fn read(&self, path: &str, out: &mut [u8]) -> Result<(), String> {
         let (dirs, name) = split(path)?;
-        self.in_dir(&dirs, &mut |d| {
+        // The directories, then each block of the file and of its FAT chain.
+        let blocks = (out.len() / BLOCK) as u64 + 1;
+        self.allow(DIR_READS * (dirs.len() as u64 + 1) + 2 * blocks);
+        let got = self.in_dir(&dirs, &mut |d| {
             let Some((short, false, size)) = self.lookup(d, name)? else {
                 return Err("not on the disk".into());
             };
@@ -350,7 +409,8 @@ impl<B: BlockDevice> FatDisk<B> {
                 return Err(format!("ends after {done} of its {} bytes", out.len()));
             }
             Ok(())
-        })
+        });
+        self.within_budget(got)
     }
 }
 

@@ -17,9 +17,10 @@ pub const VM_DIR: &str = "vms";
 /// Memory for a file of this many bytes, kept for as long as the machine runs.
 pub type Alloc<'a> = &'a mut dyn FnMut(u64) -> Option<&'static mut [u8]>;
 
-/// A mounted FAT32 disk.
+/// A mounted FAT32 disk (the one found at boot stays mounted for `vm create`:
+/// [`super::start::disk`]) and where its files are read to.
 pub struct DiskSource<'a, B: BlockDevice> {
-    pub fat: FatDisk<B>,
+    pub fat: &'a FatDisk<B>,
     pub alloc: Alloc<'a>,
 }
 

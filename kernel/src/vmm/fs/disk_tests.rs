@@ -96,7 +96,7 @@ fn run(disk: Vec<u8>, budget: u64) -> Result<FsVms, String> {
         Some(Vec::leak(vec![0u8; size as usize]))
     };
     let mut src = DiskSource {
-        fat,
+        fat: &fat,
         alloc: &mut alloc,
     };
     Ok(with_test_host(&[], &|_| None, |host| {
@@ -271,4 +271,93 @@ fn a_disk_without_vms_lists_nothing_and_says_so() {
         out.lines,
         ["disk: vms/: not on the disk; no VM is read from the disk"]
     );
+}
+
+/// Where things are in a FAT32 volume, from its boot sector.
+struct Geometry {
+    per_cluster: usize,
+    reserved: usize,
+    fats: usize,
+    fat_len: usize,
+}
+
+impl Geometry {
+    fn of(vol: &[u8]) -> Self {
+        let u16_at = |o: usize| usize::from(u16::from_le_bytes([vol[o], vol[o + 1]]));
+        Self {
+            per_cluster: usize::from(vol[13]) * BLOCK,
+            reserved: u16_at(14) * BLOCK,
+            fats: usize::from(vol[16]),
+            fat_len: u32::from_le_bytes(vol[36..40].try_into().unwrap()) as usize * BLOCK,
+        }
+    }
+
+    /// The byte offset of cluster `c`.
+    fn cluster(&self, c: usize) -> usize {
+        self.reserved + self.fats * self.fat_len + (c - 2) * self.per_cluster
+    }
+}
+
+/// Makes directory `name` (in the root) of FAT32 volume `vol` loop: its first
+/// cluster is its own successor, and no entry in it marks the directory's end.
+fn loop_dir(vol: &mut [u8], name: &[u8; 11]) {
+    let (_, first) = root_entry(vol, name);
+    let g = Geometry::of(vol);
+    for f in 0..g.fats {
+        let at = g.reserved + f * g.fat_len + 4 * first;
+        vol[at..at + 4].copy_from_slice(&(first as u32).to_le_bytes());
+    }
+    let dir = g.cluster(first);
+    for e in (dir..dir + g.per_cluster).step_by(32) {
+        if vol[e] == 0 {
+            vol[e] = 0xe5;
+        }
+    }
+}
+
+/// The offset of directory entry `name` in the root of FAT32 volume `vol`, and
+/// its first cluster.
+fn root_entry(vol: &[u8], name: &[u8; 11]) -> (usize, usize) {
+    let g = Geometry::of(vol);
+    let root = g.cluster(u32::from_le_bytes(vol[44..48].try_into().unwrap()) as usize);
+    let entry = (root..root + g.per_cluster)
+        .step_by(32)
+        .find(|&e| &vol[e..e + 11] == name)
+        .expect("the entry is in the root directory");
+    let half = |o: usize| usize::from(u16::from_le_bytes([vol[o], vol[o + 1]]));
+    (entry, (half(entry + 20) << 16) | half(entry + 26))
+}
+
+#[test]
+fn a_directory_whose_fat_chain_loops_is_an_error_not_a_hang() {
+    let mut vol = volume(&[("vms/vm3.toml", VM3.as_bytes())]);
+    loop_dir(&mut vol, b"VMS        ");
+    let out = run(gpt_disk(&vol), PLENTY).unwrap();
+    assert_eq!((out.vms.len(), out.refused), (0, 0));
+    assert_eq!(out.lines.len(), 1, "{:?}", out.lines);
+    assert!(
+        out.lines[0].contains("a FAT chain that loops?"),
+        "{:?}",
+        out.lines
+    );
+}
+
+#[test]
+fn cluster_numbers_fat32_cannot_hold_are_errors_not_panics() {
+    // A directory entry naming cluster 0xffff_xxxx.
+    let mut vol = volume(&[("vms/vm3.toml", VM3.as_bytes())]);
+    let (entry, _) = root_entry(&vol, b"VMS        ");
+    vol[entry + 20..entry + 22].copy_from_slice(&[0xff, 0xff]);
+    let out = run(gpt_disk(&vol), PLENTY).unwrap();
+    assert_eq!(out.lines.len(), 1, "{:?}", out.lines);
+    assert!(
+        out.lines[0].contains("which FAT32 has not"),
+        "{:?}",
+        out.lines
+    );
+    // A boot sector putting the root directory there.
+    let mut vol = volume(&[]);
+    vol[44..48].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let e = run(gpt_disk(&vol), PLENTY).err().unwrap();
+    assert!(e.contains("root directory at cluster 0xfffffff0"), "{e}");
 }

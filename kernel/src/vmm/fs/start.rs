@@ -20,7 +20,17 @@ use crate::spec::VmSpec;
 /// DMA memory of the disk driver: its queue, a request and a 64 KiB bounce buffer.
 const DISK_DMA: u64 = 0x1_4000;
 
-type Disk = VirtioBlk<MmioRegs, PhysDma, HostClock>;
+/// The disk driver the hypervisor reads fs VMs with.
+pub type Disk = VirtioBlk<MmioRegs, PhysDma, HostClock>;
+
+/// The FAT32 disk found at boot, kept mounted (for the shell's `vm create`: read it
+/// through a [`DiskSource`] with frames of the machine).
+static DISK: spin::Once<spin::Mutex<FatDisk<Disk>>> = spin::Once::new();
+
+/// The FAT32 disk found at boot, if any.
+pub fn disk() -> Option<&'static spin::Mutex<FatDisk<Disk>>> {
+    DISK.get()
+}
 
 /// Adds every module's slot to `excl` (unless a range there already covers it) so
 /// the frame allocator never hands it out. `false` when `excl` is full: the modules
@@ -149,7 +159,7 @@ fn from_disk(
     };
     p.disk = Some(window);
     let fat = match FatDisk::mount(disk) {
-        Ok(f) => f,
+        Ok(f) => DISK.call_once(|| spin::Mutex::new(f)).lock(),
         Err(why) => {
             println!("hv: disk: {why}; no VM is read from it");
             return FsVms::default();
@@ -162,7 +172,7 @@ fn from_disk(
         Some(unsafe { crate::mm::phys::slice_mut(pa, size) })
     };
     let mut src = DiskSource {
-        fat,
+        fat: &fat,
         alloc: &mut alloc,
     };
     // Disk files are read into fresh frames, not from modules.
