@@ -164,6 +164,10 @@ enum Cmd {
         /// Only this scenario (see the list below).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
+        /// Print the attack suite's kinds with their expected outcomes and exit
+        /// (the scenarios attacks-aarch64 / attacks-riscv64 print them with what they saw).
+        #[arg(long, conflicts_with_all = ["unit", "scenario"])]
+        attacks: bool,
     },
     /// Measure speed as ratios taken side by side in one run: each run under the
     /// hypervisor is paired with the bare QEMU run next to it (the board's machine
@@ -319,7 +323,8 @@ fn run(cli: Cli) -> Result<bool> {
             };
             return uboot::uboot(&ws, &opts);
         }
-        Cmd::Test { unit, scenario } => {
+        Cmd::Test { attacks: true, .. } => cmd::test_attacks::print_tables(),
+        Cmd::Test { unit, scenario, .. } => {
             let opts = cmd::test::TestOptions {
                 unit_only: unit,
                 scenario,

@@ -5,6 +5,7 @@ pub mod clippy;
 pub mod defconfig;
 pub mod run;
 pub mod test;
+pub mod test_attacks;
 pub mod test_fs;
 pub mod test_signals;
 pub mod vmconfig;
