@@ -3,6 +3,7 @@ pub mod bench;
 pub mod build;
 pub mod clippy;
 pub mod defconfig;
+pub mod fuzz;
 pub mod run;
 pub mod test;
 pub mod test_attacks;
