@@ -153,7 +153,7 @@ pub const ATTACKS: &[Attack] = &[
     a("sbi-rfence-bad-mask", RV, Answer("remote_fence_i to harts from 2^40: INVALID_PARAM")),
     a("sbi-srst-bad-type", RV, Answer("system_reset of an unknown type: INVALID_PARAM")),
     a("sbi-dbcn-outside", RV, Answer("debug console write from outside RAM: INVALID_PARAM")),
-    a("sbi-dbcn-huge", RV, Answer("debug console write of 2^40 bytes: refused or cut short")),
+    a("sbi-dbcn-huge", RV, Answer("debug console write of 2^40 bytes from the last 8 of RAM: refused or cut to those 8")),
     a("sbi-sweep", RV, Answer("unknown functions and extensions with wild arguments: NOT_SUPPORTED")),
     a("hv-sweep", RV, Answer("256 project hypercall ids with wild arguments: answered")),
     a("cpu-on-twice", RV, Answer("second hart_start of a starting hart: ALREADY_AVAILABLE/STARTED; it runs once")),
