@@ -25,6 +25,8 @@ pub mod devices;
 pub mod drivers;
 pub mod fdt;
 pub mod firmware;
+#[cfg(any(test, feature = "fuzz"))]
+pub mod fuzz;
 pub mod hal;
 pub mod mm;
 pub mod spec;

@@ -156,8 +156,9 @@ mod generated {
 pub use generated::{BUILD, VMS};
 
 /// For tests: a one-vCPU VM "vm1" with nothing in it; tests fill in what they need
-/// with struct update syntax (`VmSpec { emu_devices: ..., ..TEST_SPEC }`).
-#[cfg(test)]
+/// with struct update syntax (`VmSpec { emu_devices: ..., ..TEST_SPEC }`); the fuzz
+/// targets too.
+#[cfg(any(test, feature = "fuzz"))]
 pub const TEST_SPEC: VmSpec = VmSpec {
     id: 1,
     name: Cow::Borrowed("vm1"),

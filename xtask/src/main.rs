@@ -166,6 +166,10 @@ enum Cmd {
         /// Only this scenario (see the list below).
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
+        /// Print the attack suite's kinds with their expected outcomes and exit
+        /// (the scenarios attacks-aarch64 / attacks-riscv64 print them with what they saw).
+        #[arg(long, conflicts_with_all = ["unit", "scenario"])]
+        attacks: bool,
     },
     /// Measure speed as ratios taken side by side in one run: each run under the
     /// hypervisor is paired with the bare QEMU run next to it (the board's machine
@@ -221,6 +225,26 @@ enum Cmd {
     /// files, with each set of kernel features they use. `cargo xtask test` runs it
     /// as one check.
     Clippy,
+    /// Fuzz one target of kernel/src/fuzz.rs (what guests and card configs control):
+    /// vmconfig, aarch64-esr, aarch64-smccc, riscv64-insn, riscv64-sbi, pl011,
+    /// uart16550, testdev, vgic, vgicv2, vplic. libFuzzer through cargo-fuzz (crate
+    /// fuzz/, nightly) when `cargo +nightly fuzz` works, else the stable driver (random
+    /// inputs and mutations of the seed corpus fuzz/corpus/NAME, plus the repository's
+    /// VM configs for vmconfig); a finding fails with the input saved (stable:
+    /// target/hv/fuzz/NAME/crash-SEED). A short run of each is a host unit test.
+    Fuzz {
+        /// The target.
+        name: String,
+        /// How long to run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// auto: libFuzzer if cargo-fuzz on nightly is there, else stable.
+        #[arg(long, value_enum, default_value_t = cmd::fuzz::Engine::Auto)]
+        engine: cmd::fuzz::Engine,
+    },
     /// VM config tools. --schema prints the JSON Schema (draft 2020-12) of the VM
     /// config format, generated from the model the checks use, for editors (e.g. a
     /// TOML editor's schema association for configs/vms/*.toml).
@@ -326,7 +350,8 @@ fn run(cli: Cli) -> Result<bool> {
             };
             return uboot::uboot(&ws, &opts);
         }
-        Cmd::Test { unit, scenario } => {
+        Cmd::Test { attacks: true, .. } => cmd::test_attacks::print_tables(),
+        Cmd::Test { unit, scenario, .. } => {
             let opts = cmd::test::TestOptions {
                 unit_only: unit,
                 scenario,
@@ -334,6 +359,12 @@ fn run(cli: Cli) -> Result<bool> {
             return cmd::test::test(&ws, &opts);
         }
         Cmd::Clippy => return cmd::clippy::clippy(&ws.root),
+        Cmd::Fuzz {
+            name,
+            seconds,
+            seed,
+            engine,
+        } => return cmd::fuzz::fuzz(&ws.root, &name, seconds, seed, engine),
         Cmd::Vmconfig { schema, out } => cmd::vmconfig::vmconfig(schema, out.as_deref())?,
         Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }

@@ -42,6 +42,11 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
             println!("memory: {:#x}..{:#x}", region.base, region.end());
         }
     }
+    if let Ok(platform) = &platform {
+        if let Some(list) = crate::attack::requested(bootargs) {
+            crate::attack::run(platform, list);
+        }
+    }
     if wants(bootargs, "escapes") {
         print_escapes();
     }
@@ -74,6 +79,7 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
 
 /// Rust entry of a secondary vCPU, with its stack slot (its device-tree position).
 pub extern "C" fn secondary_main(slot: usize) -> ! {
+    crate::attack::secondary();
     checks::smp::secondary(slot)
 }
 

@@ -35,7 +35,7 @@ pub mod registry;
 pub mod ring;
 pub mod serial;
 pub mod signal;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzz"))]
 pub mod testdev;
 pub mod uart16550;
 pub mod vgic;

@@ -17,15 +17,25 @@ use crate::devices::vgic::{self, Vgic};
 use crate::hal::exit::{Access, Fault, FirstTouch, Reply, VcpuOnError, VmExit};
 use crate::hal::VcpuStart;
 
-/// HCR_EL2: VM | SWIO | FMO | IMO | AMO | TID3 | TSC | RW. WFI and WFE are not
+/// HCR_EL2: VM | SWIO | FMO | IMO | AMO | TID3 | TSC | TIDCP | RW. WFI and WFE are not
 /// trapped: a vCPU has its physical CPU to itself, so a guest waiting in WFI lets that
 /// CPU sleep in hardware until a virtual interrupt (list register) or a physical one
 /// (taken to EL2, a kick or the timer) arrives; trapping would add an exit per idle
 /// period. TID3 traps the ID registers, answered from `idregs`. API and APK stay
 /// clear: pointer authentication is not offered (see `idregs`), so its key registers
-/// and, with a key enabled, its instructions trap.
-const HCR: u64 =
-    (1 << 0) | (1 << 1) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 18) | (1 << 19) | (1 << 31);
+/// and, with a key enabled, its instructions trap. TIDCP traps the implementation
+/// defined registers (CRn 11 and 15: CPU-specific power, prefetch and coherency
+/// controls such as Cortex-A72's CPUECTLR_EL1), which are no guest's business: an
+/// access stops the VM (attack kind `sysreg-impdef`).
+const HCR: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 18)
+    | (1 << 19)
+    | (1 << 20)
+    | (1 << 31);
 /// EL1h with D, A, I, F masked.
 const SPSR_EL1H_MASKED: u64 = 0x3c5;
 /// SCTLR_EL1 reset value: MMU and caches off, RES1 bits set.

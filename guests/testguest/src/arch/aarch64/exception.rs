@@ -2,10 +2,11 @@
 //!
 //! Every vector saves the general registers, ELR and SPSR in a [`TrapFrame`] on the
 //! current stack and calls [`tg_trap`]. IRQs go to the interrupt handler. A synchronous
-//! exception is expected in one case only: an `hvc` that nothing above EL1 answers is
+//! exception is expected in two cases: an `hvc` that nothing above EL1 answers is
 //! UNDEFINED (bare hardware without EL2); then the guest resumes in the firmware-call
-//! stub, which reports the call as undefined. Anything else is a failure: the guest
-//! prints `FAIL: unexpected exception ESR=.. ELR=.. FAR=..` and powers off.
+//! stub, which reports the call as undefined. And an attack may provoke one and catch
+//! it (`crate::attack::catch`). Anything else is a failure: the guest prints
+//! `FAIL: unexpected exception ESR=.. ELR=.. FAR=..` and powers off.
 
 use core::arch::{asm, global_asm};
 
@@ -63,6 +64,10 @@ extern "C" fn tg_trap(frame: &mut TrapFrame, vector: u64) {
 
 fn synchronous(frame: &mut TrapFrame) {
     let esr = read_esr();
+    if crate::attack::take_exception(esr) {
+        frame.elr += 4;
+        return;
+    }
     if esr >> 26 == EC_UNKNOWN && frame.elr == firmware::call_instruction_address() {
         frame.elr = firmware::call_undefined_address();
         return;

@@ -6,6 +6,7 @@ use core::arch::asm;
 
 use crate::console::{Uart, UartKind};
 
+pub mod attack;
 mod boot;
 mod dtb;
 mod exception;

@@ -2,7 +2,8 @@
 //!
 //! The vector saves the general registers, sepc and sstatus in a [`TrapFrame`] on the
 //! current stack and calls [`tg_trap`]. Interrupts go to the interrupt handler. No
-//! exception is expected (every `ecall` is answered), so any exception is a failure:
+//! exception is expected (every `ecall` is answered) except one an attack provokes and
+//! catches (`crate::attack::catch`), so any other exception is a failure:
 //! the guest prints `FAIL: unexpected exception scause=.. sepc=.. stval=..` and
 //! powers off.
 
@@ -30,6 +31,12 @@ const INTERRUPT: u64 = 1 << 63;
 extern "C" fn tg_trap(frame: &mut TrapFrame, scause: u64) {
     if scause & INTERRUPT != 0 {
         irq::handle(scause & !INTERRUPT);
+        return;
+    }
+    if crate::attack::take_exception(scause) {
+        // SAFETY: the faulting instruction is in the guest's own image.
+        let low = unsafe { core::ptr::read_volatile(frame.sepc as *const u16) };
+        frame.sepc += if low & 3 == 3 { 4 } else { 2 };
         return;
     }
     let stval: u64;

@@ -7,6 +7,7 @@ use core::arch::asm;
 
 use crate::console::{Uart, UartKind};
 
+pub mod attack;
 mod boot;
 mod counters;
 mod dtb;
