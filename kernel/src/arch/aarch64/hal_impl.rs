@@ -63,6 +63,14 @@ impl Cpu for Aarch64 {
             regs::wfe();
         }
     }
+
+    /// PSCI SYSTEM_RESET.
+    fn reboot(p: &BoardInfo) -> ! {
+        firmware::system_reset(board::psci(p));
+        loop {
+            regs::wfe();
+        }
+    }
 }
 
 impl HostIrq for Aarch64 {

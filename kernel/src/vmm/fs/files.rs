@@ -6,7 +6,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::firmware::modules::{BootModule, Modules};
+use crate::firmware::modules::BootModule;
 use crate::firmware::Range;
 
 use super::Host;
@@ -58,24 +58,6 @@ pub fn module_bytes(m: &BootModule<'_>, host: &Host<'_>) -> Result<&'static [u8]
         ));
     }
     (host.read)(loaded).ok_or_else(|| "cannot be read".into())
-}
-
-/// The image a config names: its module's bytes.
-pub fn image_bytes(
-    modules: &Modules<'_>,
-    config_file: &str,
-    path: &str,
-    host: &Host<'_>,
-) -> Result<&'static [u8], String> {
-    let Some(file) = resolve(config_file, path) else {
-        return Err(format!("{path:?} leaves the boot partition"));
-    };
-    let Some(m) = modules.find(&file) else {
-        return Err(format!(
-            "no boot module holds {file} (only files listed by boot.scr are loaded; make the card image again with `cargo xtask image`)"
-        ));
-    };
-    module_bytes(m, host).map_err(|why| format!("{file}: {why}"))
 }
 
 /// Whether `r` lies inside one of `ranges`.

@@ -10,6 +10,7 @@
 
 pub mod files;
 pub mod place;
+pub mod source;
 pub mod spec;
 #[cfg(target_os = "none")]
 pub mod start;
@@ -22,11 +23,12 @@ use alloc::vec::Vec;
 
 use vmconfig::{ArchLimits, ImageRef, Problem, Severity, VmConfig};
 
-use crate::firmware::modules::{BootModule, ModuleKind, Modules};
+use crate::firmware::modules::{ModuleKind, Modules};
 use crate::firmware::Range;
 use crate::spec::VmSpec;
-use files::{image_bytes, inside, module_bytes, overlaps};
+use files::{inside, overlaps, resolve};
 use place::CpuOwners;
+use source::{lasting, FileSource, ModuleFiles};
 use spec::{owned_spec, Images};
 
 /// The rules of the architecture the hypervisor runs on.
@@ -115,10 +117,11 @@ pub fn fs_vms(modules: &Modules<'_>, host: &Host<'_>, builtin: &[VmSpec]) -> FsV
             crate::firmware::modules::MAX_MODULES
         ));
     }
+    let files = ModuleFiles { modules, host };
     let mut found: Vec<Result<Candidate, Refusal>> = Vec::new();
     for m in modules.iter().filter(|m| m.kind == ModuleKind::VmConfig) {
         let earlier: Vec<&VmConfig> = found.iter().flatten().map(|c| &c.cfg).collect();
-        let c = candidate(m, modules, host, builtin, &earlier, &mut out.lines);
+        let c = candidate(m.file, &files, host, builtin, &earlier, &mut out.lines);
         found.push(c);
     }
     let placed = place_all(found, host, builtin);
@@ -177,20 +180,53 @@ fn place_one(owners: &mut CpuOwners, c: Candidate, host: &Host<'_>) -> Placed {
     }
 }
 
-/// Reads and checks one config module and the images it names.
+/// The spec of the VM config `file` read from `files` (the shell's `vm create`),
+/// checked with the same rules as at boot; its vCPUs placed on CPUs none of
+/// `existing` uses. Else the lines that say why (file, key, reason).
+pub fn create_one(
+    files: &dyn FileSource,
+    file: &str,
+    host: &Host<'_>,
+    existing: &[VmSpec],
+) -> Result<FsVm, Vec<String>> {
+    let mut lines = Vec::new();
+    let file = file.trim_start_matches('/');
+    let found = candidate(file, files, host, existing, &[], &mut lines);
+    let placed = place_all(alloc::vec![found], host, existing);
+    let refusal = match placed.into_iter().next() {
+        Some(Ok((c, pcpus))) => {
+            return Ok(FsVm {
+                file: format!("{}: ", c.file),
+                spec: owned_spec(c.cfg, c.images, pcpus),
+            })
+        }
+        Some(Err(r)) => r,
+        None => Refusal::new(None, file, alloc::vec![String::from("refused")]),
+    };
+    refusal.lines(&mut lines);
+    Err(lines)
+}
+
+/// Reads and checks one config file and the images it names.
 fn candidate(
-    m: &BootModule<'_>,
-    modules: &Modules<'_>,
+    file: &str,
+    files: &dyn FileSource,
     host: &Host<'_>,
     builtin: &[VmSpec],
     earlier: &[&VmConfig],
     lines: &mut Vec<String>,
 ) -> Result<Candidate, Refusal> {
-    let bytes =
-        module_bytes(m, host).map_err(|why| Refusal::new(None, m.file, alloc::vec![why]))?;
+    let bytes = files
+        .read(file)
+        .and_then(|b| lasting(b, file))
+        .map_err(|why| {
+            // The refusal names the file itself.
+            let why = why.strip_prefix(&format!("{file}: ")).unwrap_or(&why);
+            Refusal::new(None, file, alloc::vec![String::from(why)])
+        })?;
     let text = core::str::from_utf8(bytes).map_err(|e| {
         let why = format!("not UTF-8 text (byte {})", e.valid_up_to());
-        Refusal::new(None, m.file, alloc::vec![why])
+        Refusal::new(None, file, alloc::vec![why])
     })?;
     let parsed = vmconfig::parse_vm(text, ARCH);
     let who = parsed.id.zip(parsed.name.clone());
@@ -201,22 +237,22 @@ fn candidate(
         .iter()
         .filter(|p| p.severity == Severity::Warning)
     {
-        lines.push(format!("{}: warning: {}", m.file, shown(w)));
+        lines.push(format!("{file}: warning: {}", shown(w)));
     }
     let Some(cfg) = parsed.vm else {
         let problems = parsed.problems.errors().map(shown).collect();
-        return Err(Refusal::new(who, m.file, problems));
+        return Err(Refusal::new(who, file, problems));
     };
     let mut problems = taken_ids(&cfg, builtin, earlier);
-    let images = vm_images(&cfg, m.file, modules, host, &mut problems);
+    let images = vm_images(&cfg, file, files, &mut problems);
     problems.extend(host_memory(&cfg, host));
     match images {
         Some(images) if problems.is_empty() => Ok(Candidate {
-            file: m.file.to_string(),
+            file: file.to_string(),
             cfg,
             images,
         }),
-        _ => Err(Refusal::new(who, m.file, problems)),
+        _ => Err(Refusal::new(who, file, problems)),
     }
 }
 
@@ -255,11 +291,16 @@ fn taken_ids(cfg: &VmConfig, builtin: &[VmSpec], earlier: &[&VmConfig]) -> Vec<S
 fn vm_images(
     cfg: &VmConfig,
     file: &str,
-    modules: &Modules<'_>,
-    host: &Host<'_>,
+    files: &dyn FileSource,
     problems: &mut Vec<String>,
 ) -> Option<Images> {
-    let mut get = |r: &ImageRef| match image_bytes(modules, file, &r.path, host) {
+    let read = |path: &str| {
+        let Some(at) = resolve(file, path) else {
+            return Err(format!("{path:?} leaves the boot partition"));
+        };
+        files.read(&at).and_then(|b| lasting(b, &at))
+    };
+    let mut get = |r: &ImageRef| match read(&r.path) {
         Ok(b) => Some(b),
         Err(why) => {
             problems.push(format!("{}: {why}", r.key));

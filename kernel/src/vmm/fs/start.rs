@@ -3,11 +3,21 @@
 
 use alloc::vec::Vec;
 
-use super::{fs_vms, FsVms, Host};
+use super::{create_one, fs_vms, FsVm, FsVms, Host};
 use crate::firmware::modules::Modules;
 use crate::firmware::{BoardInfo, Range, RangeList};
 use crate::println;
 use crate::spec::VmSpec;
+use alloc::string::String;
+use spin::Once;
+
+/// The card's files and what no VM may map, kept from boot for `vm create`.
+struct Files {
+    modules: Modules<'static>,
+    guarded: Vec<Range>,
+}
+
+static FILES: Once<Files> = Once::new();
 
 /// Adds every module's slot to `excl` (unless a range there already covers it) so
 /// the frame allocator never hands it out. `false` when `excl` is full: the modules
@@ -54,6 +64,10 @@ pub fn load(
     }
     let mut guarded: Vec<Range> = protected.to_vec();
     guarded.extend(modules.iter().filter_map(|m| m.slot.or(m.loaded)));
+    FILES.call_once(|| Files {
+        modules: *modules,
+        guarded: guarded.clone(),
+    });
     let kept = p.kept_windows();
     let host = Host {
         kept: &kept,
@@ -68,4 +82,28 @@ pub fn load(
         println!("hv: {line}");
     }
     out
+}
+
+/// The shell's `vm create PATH`: the config at `path` among the card's files, read
+/// and checked as at boot, its vCPUs placed on CPUs none of `existing` uses.
+pub fn create(p: &BoardInfo, path: &str, existing: &[VmSpec]) -> Result<FsVm, Vec<String>> {
+    let Some(files) = FILES.get() else {
+        return Err(alloc::vec![String::from(
+            "no file source: the bootloader handed over no card files (boot modules); make the card with `cargo xtask image`"
+        )]);
+    };
+    let kept = p.kept_windows();
+    let host = Host {
+        kept: &kept,
+        cpus: p.cpus(),
+        ram: p.ram(),
+        reserved: p.reserved(),
+        protected: &files.guarded,
+        read: &read_module,
+    };
+    let source = super::source::ModuleFiles {
+        modules: &files.modules,
+        host: &host,
+    };
+    create_one(&source, path, &host, existing)
 }
