@@ -13,6 +13,7 @@ mod image;
 mod menuconfig;
 mod output;
 mod qemu;
+mod shell_script;
 mod toolchain;
 mod uboot;
 mod workspace;
@@ -109,6 +110,13 @@ enum Cmd {
         /// Kill QEMU and fail after this many seconds.
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+        /// Type this hypervisor-shell script on the console instead of the keyboard:
+        /// Ctrl-\ until the shell has the keyboard, then each line once the shell
+        /// shows its next prompt; `#wait TEXT` waits for TEXT on the console, other
+        /// `#` lines are comments. Never timed: each step waits for the output. The
+        /// script should end the run (`poweroff`).
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
         /// AxVisor's QEMU config file: not supported yet (the QEMU command line comes
         /// from the board file's [qemu] section).
         #[arg(long, value_name = "FILE")]
@@ -258,6 +266,7 @@ fn run(cli: Cli) -> Result<bool> {
         Cmd::Run {
             cfg,
             timeout,
+            script,
             qemu_config,
         } => {
             if let Some(f) = qemu_config {
@@ -267,7 +276,7 @@ fn run(cli: Cli) -> Result<bool> {
                     f.display()
                 );
             }
-            cmd::run::run(&ws, &cfg.options(), timeout)?
+            cmd::run::run(&ws, &cfg.options(), timeout, script.as_deref())?
         }
         Cmd::Bench {
             what,

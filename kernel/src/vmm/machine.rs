@@ -182,11 +182,22 @@ impl Machine {
     /// more; called by the shell and by each CPU whose vCPU of it left the guest.
     /// The one caller that takes the request does it; returns what it did.
     pub fn settle(&self, vm: &Vm) -> Option<Result<String, String>> {
-        if vm.pending() == Pending::Nothing || vm.any_vcpu_on() || !vm.is_stopped() {
-            return None;
-        }
+        let pending = loop {
+            if vm.pending() == Pending::Nothing || vm.any_vcpu_on() || !vm.is_stopped() {
+                return None;
+            }
+            let p = vm.take_pending();
+            // A vCPU that was starting may have entered meanwhile: the request goes
+            // back for it to do when it leaves (checked again, in case it already
+            // left and found nothing to do).
+            if vm.any_vcpu_on() {
+                vm.set_pending(p);
+                continue;
+            }
+            break p;
+        };
         let who = alloc::format!("VM {} ({})", vm.id(), vm.name());
-        match vm.take_pending() {
+        match pending {
             Pending::Nothing => None,
             Pending::Stop => {
                 vm.devices.lock().reset();
@@ -348,13 +359,19 @@ impl Machine {
         Current::power_off(&self.platform, faulted == 0 && clean > 0);
     }
 
-    /// The shell's `poweroff`: ends the machine now, whatever runs; the status says
-    /// whether no VM faulted.
+    /// The shell's `poweroff`: stops every VM that runs (a clean stop) and ends the
+    /// machine now; the status says whether no VM faulted.
     pub fn power_off_now(&self) -> ! {
+        let mut running = 0;
+        for vm in self.vms() {
+            if vm.mark_stopped() {
+                running += 1;
+                vm.devices.lock().flush_console();
+            }
+        }
         let (clean, faulted) = self.tally();
-        let running = self.vms().iter().filter(|v| !v.is_stopped()).count();
         println!(
-            "hv: powering off from the shell: {running} VM(s) running, {clean} clean, {faulted} faulted"
+            "hv: all VMs stopped: {clean} clean, {faulted} faulted (powered off from the shell; {running} VM(s) were running)"
         );
         Current::power_off(&self.platform, faulted == 0)
     }

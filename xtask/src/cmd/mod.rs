@@ -6,5 +6,6 @@ pub mod defconfig;
 pub mod run;
 pub mod test;
 pub mod test_fs;
+pub mod test_shell;
 pub mod test_signals;
 pub mod vmconfig;

@@ -12,7 +12,7 @@ use crate::config::range::Range;
 use crate::config::{Arch, Plan, Vm};
 use crate::host_tools::ensure_qemu;
 use crate::output::clean;
-use crate::qemu::{qemu_args, qemu_binary, run_captured, run_typing, Outcome, Typing};
+use crate::qemu::{qemu_args, qemu_binary, run_captured, run_scripted, Outcome, Typing};
 use crate::workspace::{cargo, Workspace};
 
 /// Time limit for one QEMU run.
@@ -147,6 +147,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "uboot-bad-fs-config",
         "an unknown key in vms/vm3.toml on the card stops only vm3 (message names file and key); vm1 passes",
+    ),
+    (
+        "restart-loop",
+        "a script on the console (Ctrl-\\ to the hypervisor shell, each command at its prompt) restarts vm2 100 times with `vm restart 2` while vm1 (xtask/tests/data/shell-hold-vm.toml, `hold`) runs; `mem` prints the same frames used before and after, vm1 never stops and `vm list` shows it running, vm2's last boot passes its checks; `poweroff` ends the run, exit 0",
     ),
 ];
 
@@ -371,6 +375,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
+        "restart-loop" => super::test_shell::restart_loop(ws, name),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();
@@ -420,6 +425,31 @@ fn boot_typing(
     cpu: Option<&str>,
     typing: Option<Typing>,
 ) -> Result<(Plan, Outcome, String, bool)> {
+    let mut typed = false;
+    let mut once = typing.map(|t| {
+        move |out: &[u8]| -> Option<Vec<u8>> {
+            let seen = String::from_utf8_lossy(out).contains(t.after);
+            (!typed && seen).then(|| {
+                typed = true;
+                t.input.to_vec()
+            })
+        }
+    });
+    let typist = once.as_mut().map(|f| f as crate::qemu::Typist<'_>);
+    boot_scripted(ws, name, board, vms, cpu, typist)
+}
+
+/// As [`boot_on`], `typist` (given the output so far) saying what to type on the
+/// console; returns the raw output (escape sequences and carriage returns kept) and
+/// whether anything was typed.
+pub(super) fn boot_scripted(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    vms: &[&str],
+    cpu: Option<&str>,
+    typist: Option<crate::qemu::Typist<'_>>,
+) -> Result<(Plan, Outcome, String, bool)> {
     let opts = BuildOptions {
         config: Some(ws.root.join(board)),
         vms: vms.iter().map(|v| ws.root.join(v)).collect(),
@@ -445,7 +475,8 @@ fn boot_typing(
         args.join(" "),
         log.display()
     );
-    let (outcome, text, typed) = run_typing(&program, &args, QEMU_TIMEOUT, &log, typing)?;
+    let (outcome, text, typed) =
+        run_scripted(&program, &args, Some(QEMU_TIMEOUT), &log, false, typist)?;
     Ok((out.plan, outcome, text, typed))
 }
 

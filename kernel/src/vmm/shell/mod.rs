@@ -96,8 +96,9 @@ pub fn execute(
                     // Running or resetting: stopped first; a stop racing with this
                     // one (the guest powering off) leaves it stopped, and then it
                     // restarts all the same.
-                    m.stop_from_shell(&vm, Pending::Restart);
-                    vm.set_pending(Pending::Restart);
+                    if !m.stop_from_shell(&vm, Pending::Restart) {
+                        vm.set_pending(Pending::Restart);
+                    }
                     settle(m, &vm, out);
                 }
             }

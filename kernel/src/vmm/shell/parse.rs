@@ -132,10 +132,12 @@ fn vm<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<Command, String> {
                 .ok_or("vm create: which config file? e.g. `vm create vms/vm3.toml`")?;
             Command::VmCreate(path.to_string())
         }
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "vm: unknown subcommand `{}` (list, show, stop, start, restart, delete, create, focus)",
             shown(other)
-        )),
+        ))
+        }
     };
     if let Some(extra) = words.next() {
         return Err(format!("vm {sub}: unexpected `{}`", shown(extra)));
