@@ -112,8 +112,9 @@ enum Cmd {
         timeout: Option<u64>,
         /// Type this hypervisor-shell script on the console instead of the keyboard:
         /// Ctrl-\ until the shell has the keyboard, then each line once the shell
-        /// shows its next prompt; `#wait TEXT` waits for TEXT on the console, other
-        /// `#` lines are comments. Never timed: each step waits for the output. The
+        /// shows its next prompt; `#wait TEXT` waits for TEXT on the console (after
+        /// the last command and the last #wait), `#seen TEXT` until the console has
+        /// shown TEXT at all; other `#` lines are comments. Never timed: each step waits for the output. The
         /// script should end the run (`poweroff`).
         #[arg(long, value_name = "FILE")]
         script: Option<PathBuf>,

@@ -4,7 +4,9 @@
 //! The format, one item a line:
 //! - `# ...`: a comment; an empty line is skipped;
 //! - `#wait TEXT`: wait until the console shows TEXT (after what the last `#wait`
-//!   found, and after the last command typed);
+//!   found, and after the prompt the last command was typed at);
+//! - `#seen TEXT`: wait until the console has shown TEXT at any time (for what may
+//!   come before or after the commands, such as another VM finishing);
 //! - anything else: a shell command, typed once the shell shows its next prompt.
 //!
 //! Before the first command the keyboard is moved to the shell: Ctrl-\ once the
@@ -26,6 +28,7 @@ const SWITCH_KEY: u8 = 0x1c;
 pub enum Step {
     Type(String),
     Wait(String),
+    Seen(String),
 }
 
 /// A parsed script.
@@ -33,12 +36,17 @@ pub fn parse(text: &str) -> Result<Vec<Step>> {
     let mut steps = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let t = line.trim();
-        if let Some(what) = t.strip_prefix("#wait") {
+        let wait = |what: &str, word: &str| -> Result<String> {
             let what = what.trim();
             if what.is_empty() {
-                bail!("line {}: `#wait` needs the text to wait for", n + 1);
+                bail!("line {}: `{word}` needs the text to wait for", n + 1);
             }
-            steps.push(Step::Wait(what.to_string()));
+            Ok(what.to_string())
+        };
+        if let Some(what) = t.strip_prefix("#wait") {
+            steps.push(Step::Wait(wait(what, "#wait")?));
+        } else if let Some(what) = t.strip_prefix("#seen") {
+            steps.push(Step::Seen(wait(what, "#seen")?));
         } else if t.is_empty() || t.starts_with('#') {
             continue;
         } else {
@@ -85,7 +93,7 @@ impl Typist {
         }
         match self.steps.get(self.next)? {
             Step::Type(l) => Some(format!("a prompt to type `{l}`")),
-            Step::Wait(w) => Some(format!("`{w}`")),
+            Step::Wait(w) | Step::Seen(w) => Some(format!("`{w}`")),
         }
     }
 
@@ -100,6 +108,10 @@ impl Typist {
                     let from = self.wait_at.max(self.prompt_at);
                     let at = find(out, from, w.as_bytes())?;
                     self.wait_at = at + w.len();
+                    self.next += 1;
+                }
+                Step::Seen(w) => {
+                    find(out, 0, w.as_bytes())?;
                     self.next += 1;
                 }
                 Step::Type(line) => {
@@ -154,6 +166,7 @@ mod tests {
             ]
         );
         assert!(parse("#wait\n").unwrap_err().to_string().contains("line 1"));
+        assert_eq!(parse("#seen x y\n").unwrap(), [Step::Seen("x y".into())]);
     }
 
     #[test]
@@ -185,6 +198,21 @@ mod tests {
         assert_eq!(t.poll(&out), Some(b"mem\r".to_vec()));
         assert_eq!(t.waiting_for(), None, "every step done");
         assert_eq!(t.poll(&out), None);
+    }
+
+    #[test]
+    fn seen_finds_text_from_the_start() {
+        let mut t = Typist::new(parse("mem\n#seen vm2 off\n#wait vm2 off\nmem\n").unwrap());
+        let mut out = b"vm2 off\nhv: console input goes to the hypervisor shell\nhv> ".to_vec();
+        assert_eq!(t.poll(&out), Some(b"mem\r".to_vec()));
+        out.extend_from_slice(b"mem\r\nhv> ");
+        assert_eq!(
+            t.poll(&out),
+            None,
+            "`#seen` passes, `#wait` wants a new one"
+        );
+        out.extend_from_slice(b"vm2 off\n");
+        assert_eq!(t.poll(&out), Some(b"mem\r".to_vec()));
     }
 
     #[test]

@@ -152,6 +152,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "restart-loop",
         "a script on the console (Ctrl-\\ to the hypervisor shell, each command at its prompt) restarts vm2 100 times with `vm restart 2` while vm1 (xtask/tests/data/shell-hold-vm.toml, `hold`) runs; `mem` prints the same frames used before and after, vm1 never stops and `vm list` shows it running, vm2's last boot passes its checks; `poweroff` ends the run, exit 0",
     ),
+    (
+        "shell-lifecycle",
+        "board xtask/tests/data/qemu-aarch64-uboot-shell.toml (U-Boot and the card image, on_last_stop = \"shell\"): Linux and vm2 built in, vm3 on the card (`spin-masked`: spins with interrupts masked after its checks); a shell script lists the VMs, stops vm3, restarts it (its checks pass again, RAM zero at boot), deletes it (its CPU free), refuses a missing config, creates vm3 again from vms/vm3.toml on the card (it passes), waits for Linux and vm2 to finish and powers off; exit 0",
+    ),
 ];
 
 const FAULT_VMS: [&str; 2] = [
@@ -376,6 +380,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
         "restart-loop" => super::test_shell::restart_loop(ws, name),
+        "shell-lifecycle" => super::test_shell::shell_lifecycle(ws, name),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();

@@ -34,43 +34,49 @@ const FS_VM: &str = "xtask/tests/data/fs-vm.toml";
 /// Where the card holds vm3's config.
 const FS_CONFIG: &str = "vms/vm3.toml";
 
-/// A card image with vm1 bundled and vm3 on the card, ready to boot.
-struct Card {
-    plan: Plan,
-    image: PathBuf,
-    qemu: QemuToml,
+/// A card image with its VMs (bundled, or files on the card), ready to boot.
+pub(super) struct Card {
+    pub plan: Plan,
+    pub image: PathBuf,
+    pub qemu: QemuToml,
 }
 
-fn load(ws: &Workspace) -> Result<Plan> {
+fn load(ws: &Workspace, board: &str, vms: &[&str]) -> Result<Plan> {
     let ctx = crate::config::Context {
         guest_crates: &ws.guest_crates,
     };
-    let vms = [ws.root.join(VM1), ws.root.join(FS_VM)];
+    let vms: Vec<PathBuf> = vms.iter().map(|v| ws.root.join(v)).collect();
     Ok(crate::config::load(
         &ws.root,
-        &ws.root.join(UBOOT_BOARD),
+        &ws.root.join(board),
         VmList::Override(&vms),
         &ctx,
     )?)
 }
 
-/// Builds the hypervisor and writes the card image (`cargo xtask image`).
+/// Builds the hypervisor and writes the card image (`cargo xtask image`): vm1
+/// bundled, vm3 on the card.
 fn make_card(ws: &Workspace) -> Result<Card> {
+    make_card_with(ws, UBOOT_BOARD, &[VM1, FS_VM])
+}
+
+/// [`make_card`] for a U-Boot `board` with `vms`.
+pub(super) fn make_card_with(ws: &Workspace, board: &str, vms: &[&str]) -> Result<Card> {
     ensure_qemu(Arch::Aarch64)?;
-    let plan = load(ws)?;
+    let plan = load(ws, board, vms)?;
     let qemu = plan.board.qemu.clone().context("no [qemu] section")?;
     card::ensure_bios(&qemu)?;
     let opts = ImageOptions {
         build: BuildOptions {
-            config: Some(ws.root.join(UBOOT_BOARD)),
-            vms: vec![ws.root.join(VM1), ws.root.join(FS_VM)],
+            config: Some(ws.root.join(board)),
+            vms: vms.iter().map(|v| ws.root.join(v)).collect(),
             force_bin: true,
         },
         ..ImageOptions::default()
     };
     let out = image_plan(ws, plan, &opts)?;
     Ok(Card {
-        plan: load(ws)?,
+        plan: load(ws, board, vms)?,
         image: out.path,
         qemu,
     })

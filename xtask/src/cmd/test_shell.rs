@@ -4,6 +4,12 @@
 //!
 //! - `restart-loop`: vm2 restarted 100 times from the shell while vm1 holds; `mem`
 //!   prints the same frame count before and after, vm1 still runs, vm2 passes again.
+//! - `shell-lifecycle`: board qemu-aarch64-uboot-shell (U-Boot, the card image,
+//!   `on_last_stop = "shell"`) with Linux and vm2 bundled and vm3 on the card
+//!   (`spin-masked`: it spins with its interrupts masked after its checks). The script
+//!   lists the VMs, stops vm3 (only the hypervisor's interrupt can take it out),
+//!   restarts it (its checks pass again, its RAM reads zero at boot), deletes it,
+//!   creates it again from `vms/vm3.toml` on the card, and powers off.
 use anyhow::Result;
 
 use super::build::DEFAULT_BOARD;
@@ -52,6 +58,47 @@ fn run_script(
         problems.push(format!("the shell script stopped waiting for {what}"));
     }
     Ok((outcome, clean(&raw), problems))
+}
+
+/// shell-lifecycle's board and VMs.
+const SHELL_BOARD: &str = "xtask/tests/data/qemu-aarch64-uboot-shell.toml";
+const SHELL_VMS: [&str; 3] = [
+    "configs/vms/linux-aarch64-qemu-smp1.toml",
+    VM2,
+    "xtask/tests/data/shell-spin-vm.toml",
+];
+/// What vm3 says when it spins with its interrupts masked.
+const SPINNING: &str = "[vm3] testguest: spinning with interrupts masked";
+
+/// The script of `shell-lifecycle`.
+fn lifecycle_script() -> Vec<Step> {
+    let t = |s: &str| Step::Type(s.into());
+    let w = |s: &str| Step::Wait(s.into());
+    vec![
+        t("help"),
+        t("vm list"),
+        w(SPINNING),
+        t("vm stop 3"),
+        w("VM 3 (vm3): its vCPUs left the guest, its devices are reset"),
+        t("vm show 3"),
+        t("vm restart 3"),
+        w("VM 3 (vm3) restarted: boot 2"),
+        w("[vm3] testguest: boot 2 of this VM"),
+        w(SPINNING),
+        t("cpus"),
+        t("vm delete 3"),
+        w("VM 3 (vm3) deleted"),
+        t("cpus"),
+        t("mem"),
+        t("vm create vms/nothing.toml"),
+        t("vm create vms/vm3.toml"),
+        w("VM 3 (vm3) started"),
+        w(SPINNING),
+        Step::Seen("hv: VM 1 (linux) powered off".into()),
+        Step::Seen("hv: VM 2 (vm2) powered off".into()),
+        t("vm list"),
+        t("poweroff"),
+    ]
 }
 
 /// The `mem: N frames used` numbers, in order.
@@ -112,6 +159,77 @@ pub fn restart_loop(ws: &Workspace, name: &str) -> Result<()> {
     verdict(&problems, &out)
 }
 
+pub fn shell_lifecycle(ws: &Workspace, name: &str) -> Result<()> {
+    let card = super::test_fs::make_card_with(ws, SHELL_BOARD, &SHELL_VMS)?;
+    let args = crate::image::qemu::image_args(&card.plan.board, &card.qemu, &card.image);
+    let log = super::test::log_path(ws, name)?;
+    let program = crate::qemu::qemu_binary(&card.plan.board);
+    println!(
+        "xtask: {program} {} (output in {})",
+        args.join(" "),
+        log.display()
+    );
+    let mut typist = Typist::new(lifecycle_script());
+    let mut f = |out: &[u8]| typist.poll(out);
+    let (outcome, raw, _) = crate::qemu::run_scripted(
+        &program,
+        &args,
+        Some(super::test::QEMU_TIMEOUT),
+        &log,
+        false,
+        Some(&mut f),
+    )?;
+    let out = clean(&raw);
+    let mut problems = Vec::new();
+    if let Some(what) = typist.waiting_for() {
+        problems.push(format!("the shell script stopped waiting for {what}"));
+    }
+    exit_status(&outcome, true, &mut problems);
+    lifecycle_problems(&out, &mut problems);
+    verdict(&problems, &out)
+}
+
+/// What the output of `shell-lifecycle` must show.
+fn lifecycle_problems(out: &str, problems: &mut Vec<String>) {
+    let wanted = [
+        "hv: VM 3 (vm3) stopped from the shell",
+        "VM 3 (vm3) restarted: boot 2",
+        "VM 3 (vm3) deleted: ",
+        "CPU 1 (0x1): free",
+        "vm create vms/nothing.toml: refused",
+        "no boot module holds vms/nothing.toml",
+        "VM 3 (vm3) created: 1 vCPU(s) on CPU(s) [1]",
+        "[linux] linux-up",
+        "hv: all VMs stopped: 3 clean, 0 faulted (powered off from the shell",
+    ];
+    for w in wanted {
+        if !has_line(out, w) {
+            problems.push(format!("no line `{w}`"));
+        }
+    }
+    check_summary(out, "vm2", problems);
+    // vm3 passes on each of its three boots: the first, the restart (boot 2: its
+    // memory check reads its RAM as zero), and the VM created again.
+    let marks = [
+        "[vm3] testguest: vCPU 0 up",
+        "[vm3] testguest: boot 2 of this VM",
+        "VM 3 (vm3) created",
+    ];
+    for (i, m) in marks.iter().enumerate() {
+        let Some(at) = out.find(m) else {
+            problems.push(format!("no `{m}`"));
+            continue;
+        };
+        let end = marks[i + 1..]
+            .iter()
+            .find_map(|n| out[at..].find(n).map(|e| at + e))
+            .unwrap_or(out.len());
+        let mut p = Vec::new();
+        check_summary(&out[at..end], "vm3", &mut p);
+        problems.extend(p.into_iter().map(|p| format!("vm3 after `{m}`: {p}")));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +238,28 @@ mod tests {
     fn mem_lines_are_read_in_order() {
         let out = "hv> mem\nmem: 1234 frames used, 99 free (4 KiB frames; 0 MiB free)\nx\nmem: 1240 frames used, 93 free\n";
         assert_eq!(mem_lines(out), [1234, 1240]);
+    }
+
+    #[test]
+    fn the_lifecycle_checks_see_each_boot_of_vm3() {
+        let mut p = Vec::new();
+        lifecycle_problems(
+            "[vm3] testguest: vCPU 0 up\n[vm3] 9 passed, 0 failed\n",
+            &mut p,
+        );
+        assert!(
+            p.iter().any(|p| p.contains("no `[vm3] testguest: boot 2")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|p| p.contains("no line `[linux] linux-up`")),
+            "{p:?}"
+        );
+        assert!(
+            !p.iter()
+                .any(|p| p.contains("after `[vm3] testguest: vCPU 0 up`")),
+            "{p:?}"
+        );
     }
 
     #[test]
