@@ -156,6 +156,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "shell-lifecycle",
         "board xtask/tests/data/qemu-aarch64-uboot-shell.toml (U-Boot and the card image, on_last_stop = \"shell\"): Linux and vm2 built in, vm3 on the card (`spin-masked`: spins with interrupts masked after its checks); a shell script lists the VMs, stops vm3, restarts it (its checks pass again, RAM zero at boot), deletes it (its CPU free), refuses a missing config, creates vm3 again from vms/vm3.toml on the card (it passes), waits for Linux and vm2 to finish and powers off; exit 0",
     ),
+    (
+        "riscv64-shell-lifecycle",
+        "board xtask/tests/data/qemu-riscv64-shell.toml (5 harts, on_last_stop = \"shell\"): Linux (2 vCPUs), vm2 and vm3 (`spin-masked`, 1 vCPU on hart 4) built in; the script stops vm3, restarts it (passes again, RAM zero), deletes it (hart 4 free), `vm create` says this build reads no VM configs (no card on this board, no feature fs-vms), waits for Linux and vm2 to power off and powers off; exit 0",
+    ),
 ];
 
 const FAULT_VMS: [&str; 2] = [
@@ -381,6 +385,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
         "restart-loop" => super::test_shell::restart_loop(ws, name),
         "shell-lifecycle" => super::test_shell::shell_lifecycle(ws, name),
+        "riscv64-shell-lifecycle" => super::test_shell::riscv64_shell_lifecycle(ws, name),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();

@@ -10,6 +10,9 @@
 //!   lists the VMs, stops vm3 (only the hypervisor's interrupt can take it out),
 //!   restarts it (its checks pass again, its RAM reads zero at boot), deletes it,
 //!   creates it again from `vms/vm3.toml` on the card, and powers off.
+//! - `riscv64-shell-lifecycle`: the same on qemu-riscv64 (five harts, Linux with 2
+//!   vCPUs, all VMs built in); with no card there (a hypervisor without feature
+//!   fs-vms), `vm create` must say that it cannot read VM configs.
 use anyhow::Result;
 
 use super::build::DEFAULT_BOARD;
@@ -70,11 +73,30 @@ const SHELL_VMS: [&str; 3] = [
 /// What vm3 says when it spins with its interrupts masked.
 const SPINNING: &str = "[vm3] testguest: spinning with interrupts masked";
 
-/// The script of `shell-lifecycle`.
-fn lifecycle_script() -> Vec<Step> {
+/// riscv64-shell-lifecycle's board and VMs.
+const RISCV64_SHELL_BOARD: &str = "xtask/tests/data/qemu-riscv64-shell.toml";
+const RISCV64_SHELL_VMS: [&str; 3] = [
+    "configs/vms/linux-riscv64-qemu-smp2.toml",
+    "configs/vms/testguest-riscv64-qemu-smp2-b.toml",
+    "xtask/tests/data/shell-spin-vm-riscv64.toml",
+];
+
+/// The script of `shell-lifecycle` (`card`: vm3 is created again from the card;
+/// else `vm create` has no file source to read from).
+fn lifecycle_script(card: bool) -> Vec<Step> {
     let t = |s: &str| Step::Type(s.into());
     let w = |s: &str| Step::Wait(s.into());
-    vec![
+    let create = if card {
+        vec![
+            t("vm create vms/nothing.toml"),
+            t("vm create vms/vm3.toml"),
+            w("VM 3 (vm3) started"),
+            w(SPINNING),
+        ]
+    } else {
+        vec![t("vm create vms/vm3.toml")]
+    };
+    let start = vec![
         t("help"),
         t("vm list"),
         w(SPINNING),
@@ -90,15 +112,14 @@ fn lifecycle_script() -> Vec<Step> {
         w("VM 3 (vm3) deleted"),
         t("cpus"),
         t("mem"),
-        t("vm create vms/nothing.toml"),
-        t("vm create vms/vm3.toml"),
-        w("VM 3 (vm3) started"),
-        w(SPINNING),
+    ];
+    let end = vec![
         Step::Seen("hv: VM 1 (linux) powered off".into()),
         Step::Seen("hv: VM 2 (vm2) powered off".into()),
         t("vm list"),
         t("poweroff"),
-    ]
+    ];
+    [start, create, end].concat()
 }
 
 /// The `mem: N frames used` numbers, in order.
@@ -169,7 +190,7 @@ pub fn shell_lifecycle(ws: &Workspace, name: &str) -> Result<()> {
         args.join(" "),
         log.display()
     );
-    let mut typist = Typist::new(lifecycle_script());
+    let mut typist = Typist::new(lifecycle_script(true));
     let mut f = |out: &[u8]| typist.poll(out);
     let (outcome, raw, _) = crate::qemu::run_scripted(
         &program,
@@ -185,36 +206,68 @@ pub fn shell_lifecycle(ws: &Workspace, name: &str) -> Result<()> {
         problems.push(format!("the shell script stopped waiting for {what}"));
     }
     exit_status(&outcome, true, &mut problems);
-    lifecycle_problems(&out, &mut problems);
+    lifecycle_problems(&out, true, &mut problems);
     verdict(&problems, &out)
 }
 
-/// What the output of `shell-lifecycle` must show.
-fn lifecycle_problems(out: &str, problems: &mut Vec<String>) {
-    let wanted = [
+/// `riscv64-shell-lifecycle`: all VMs built in, no card.
+pub fn riscv64_shell_lifecycle(ws: &Workspace, name: &str) -> Result<()> {
+    let (outcome, out, mut problems) = run_script(
+        ws,
+        name,
+        RISCV64_SHELL_BOARD,
+        &RISCV64_SHELL_VMS,
+        lifecycle_script(false),
+    )?;
+    exit_status(&outcome, true, &mut problems);
+    lifecycle_problems(&out, false, &mut problems);
+    verdict(&problems, &out)
+}
+
+/// What the output of `shell-lifecycle` must show (`card`: vm3 created again from
+/// the card on CPU 1; else, on riscv64, vm3 on hart 4 and no file source).
+fn lifecycle_problems(out: &str, card: bool, problems: &mut Vec<String>) {
+    let mut wanted = vec![
         "hv: VM 3 (vm3) stopped from the shell",
         "VM 3 (vm3) restarted: boot 2",
         "VM 3 (vm3) deleted: ",
-        "CPU 1 (0x1): free",
-        "vm create vms/nothing.toml: refused",
-        "no boot module holds vms/nothing.toml",
-        "VM 3 (vm3) created: 1 vCPU(s) on CPU(s) [1]",
         "[linux] linux-up",
-        "hv: all VMs stopped: 3 clean, 0 faulted (powered off from the shell",
     ];
+    if card {
+        wanted.extend([
+            "CPU 1 (0x1): free",
+            "vm create vms/nothing.toml: refused",
+            "no boot module holds vms/nothing.toml",
+            "VM 3 (vm3) created: 1 vCPU(s) on CPU(s) [1]",
+            "hv: all VMs stopped: 3 clean, 0 faulted (powered off from the shell",
+        ]);
+    } else {
+        wanted.extend([
+            "CPU 4 (0x4): free",
+            "not supported in this build: VM configs are read only by a hypervisor built with feature fs-vms",
+            "hv: all VMs stopped: 2 clean, 0 faulted (powered off from the shell",
+        ]);
+    }
     for w in wanted {
         if !has_line(out, w) {
             problems.push(format!("no line `{w}`"));
         }
     }
     check_summary(out, "vm2", problems);
-    // vm3 passes on each of its three boots: the first, the restart (boot 2: its
-    // memory check reads its RAM as zero), and the VM created again.
-    let marks = [
-        "[vm3] testguest: vCPU 0 up",
-        "[vm3] testguest: boot 2 of this VM",
-        "VM 3 (vm3) created",
-    ];
+    // vm3 passes on each of its boots: the first, the restart (boot 2: its memory
+    // check reads its RAM as zero), and (from the card) the VM created again.
+    let marks: &[&str] = if card {
+        &[
+            "[vm3] testguest: vCPU 0 up",
+            "[vm3] testguest: boot 2 of this VM",
+            "VM 3 (vm3) created",
+        ]
+    } else {
+        &[
+            "[vm3] testguest: vCPU 0 up",
+            "[vm3] testguest: boot 2 of this VM",
+        ]
+    };
     for (i, m) in marks.iter().enumerate() {
         let Some(at) = out.find(m) else {
             problems.push(format!("no `{m}`"));
@@ -245,6 +298,7 @@ mod tests {
         let mut p = Vec::new();
         lifecycle_problems(
             "[vm3] testguest: vCPU 0 up\n[vm3] 9 passed, 0 failed\n",
+            true,
             &mut p,
         );
         assert!(
