@@ -756,3 +756,27 @@ fn shell_commands_answer_bad_ids_and_focus_only_running_vms() {
         .contains("only a running VM"));
     assert!(sh(&m, "help").unwrap().contains("vm restart ID"));
 }
+
+#[test]
+fn a_faulted_vm_is_shown_faulted_and_restarts_from_the_shell() {
+    let (m, [a, _]) = two_running();
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let exit = VmExit::Mmio {
+        gpa: 0x1234_0000,
+        width: 4,
+        write: None,
+        pc: RAM_GPA,
+    };
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, exit), Next::Stop);
+    let list = sh(&m, "vm list").unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("1 ") && l.contains("faulted")),
+        "{list}"
+    );
+    let out = sh(&m, "vm restart 1").unwrap();
+    assert!(out.contains("VM 1 (vm1) restarted: boot 2"), "{out}");
+    assert!(!a.faulted());
+    assert_eq!(a.state(), VmState::Running);
+    assert_eq!(m.tally(), (2, 0));
+}
