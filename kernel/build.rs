@@ -7,7 +7,7 @@
 use std::{env, fs, path::PathBuf};
 
 const DEFAULT_GEN: &str = r#"
-pub static BUILD: BuildInfo = BuildInfo { board: "none", log: LogLevel::Info };
+pub static BUILD: BuildInfo = BuildInfo { board: "none", log: LogLevel::Info, on_last_stop: OnLastStop::PowerOff };
 pub static VMS: &[VmSpec] = &[];
 "#;
 

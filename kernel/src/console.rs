@@ -358,9 +358,35 @@ pub fn print(args: fmt::Arguments) {
     output::print(args)
 }
 
-/// Does this build show messages of `level` (the board config's `log`)?
+/// The level set at run time (the shell's `log`); `u8::MAX`: the board config's.
+static LEVEL: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(u8::MAX);
+
+/// Does the hypervisor show messages of `level` (the board config's `log`, or what
+/// the shell's `log` set since)?
 pub fn enabled(level: crate::spec::LogLevel) -> bool {
-    level <= crate::spec::BUILD.log
+    use crate::spec::LogLevel as L;
+    let now = match LEVEL.load(core::sync::atomic::Ordering::Relaxed) {
+        0 => L::Error,
+        1 => L::Warn,
+        2 => L::Info,
+        3 => L::Debug,
+        4 => L::Trace,
+        _ => crate::spec::BUILD.log,
+    };
+    level <= now
+}
+
+/// Sets the level of messages shown from now on (the shell's `log`).
+pub fn set_level(level: crate::spec::LogLevel) {
+    use crate::spec::LogLevel as L;
+    let v = match level {
+        L::Error => 0,
+        L::Warn => 1,
+        L::Info => 2,
+        L::Debug => 3,
+        L::Trace => 4,
+    };
+    LEVEL.store(v, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// Prints to the hypervisor console if the build's log level is `Info` (the default)

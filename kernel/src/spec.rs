@@ -141,10 +141,20 @@ pub enum LogLevel {
     Trace,
 }
 
+/// What the hypervisor does when the last VM stops (board key `on_last_stop`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnLastStop {
+    /// Power the machine off (the default; QEMU boards and tests).
+    PowerOff,
+    /// Stay up with the hypervisor shell on the console.
+    Shell,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct BuildInfo {
     pub board: &'static str,
     pub log: LogLevel,
+    pub on_last_stop: OnLastStop,
 }
 
 #[allow(clippy::all)]

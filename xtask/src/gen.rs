@@ -23,9 +23,10 @@ pub fn generate(plan: &Plan, guests: &GuestImages) -> Result<String> {
     );
     let _ = writeln!(
         s,
-        "pub static BUILD: BuildInfo = BuildInfo {{ board: {:?}, log: LogLevel::{} }};",
+        "pub static BUILD: BuildInfo = BuildInfo {{ board: {:?}, log: LogLevel::{}, on_last_stop: OnLastStop::{} }};",
         plan.board.name,
-        plan.board.log.variant()
+        plan.board.log.variant(),
+        plan.board.on_last_stop.variant()
     );
     s.push_str("pub static VMS: &[VmSpec] = &[\n");
     for vm in &plan.vms {
@@ -231,7 +232,7 @@ mod tests {
         guests.insert("testguest".into(), PathBuf::from("/abs/testguest.bin"));
         let src = generate(&plan, &guests).unwrap();
         assert!(src.contains(
-            "pub static BUILD: BuildInfo = BuildInfo { board: \"qemu-aarch64\", log: LogLevel::Info };"
+            "pub static BUILD: BuildInfo = BuildInfo { board: \"qemu-aarch64\", log: LogLevel::Info, on_last_stop: OnLastStop::PowerOff };"
         ));
         assert!(src.contains("pub static VMS: &[VmSpec] = &["));
         assert!(src.contains("name: Cow::Borrowed(\"vm1\"),"));

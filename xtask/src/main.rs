@@ -13,6 +13,7 @@ mod image;
 mod menuconfig;
 mod output;
 mod qemu;
+mod shell_script;
 mod toolchain;
 mod uboot;
 mod workspace;
@@ -111,6 +112,14 @@ enum Cmd {
         /// Kill QEMU and fail after this many seconds.
         #[arg(long, value_name = "SECS")]
         timeout: Option<u64>,
+        /// Type this hypervisor-shell script on the console instead of the keyboard:
+        /// Ctrl-\ until the shell has the keyboard, then each line once the shell
+        /// shows its next prompt; `#wait TEXT` waits for TEXT on the console (after
+        /// the last command and the last #wait), `#seen TEXT` until the console has
+        /// shown TEXT at all; other `#` lines are comments. Never timed: each step waits for the output. The
+        /// script should end the run (`poweroff`).
+        #[arg(long, value_name = "FILE")]
+        script: Option<PathBuf>,
         /// AxVisor's QEMU config file: not supported yet (the QEMU command line comes
         /// from the board file's [qemu] section).
         #[arg(long, value_name = "FILE")]
@@ -289,6 +298,7 @@ fn run(cli: Cli) -> Result<bool> {
         Cmd::Run {
             cfg,
             timeout,
+            script,
             qemu_config,
         } => {
             if let Some(f) = qemu_config {
@@ -298,7 +308,7 @@ fn run(cli: Cli) -> Result<bool> {
                     f.display()
                 );
             }
-            cmd::run::run(&ws, &cfg.options(), timeout)?
+            cmd::run::run(&ws, &cfg.options(), timeout, script.as_deref())?
         }
         Cmd::Bench {
             what,

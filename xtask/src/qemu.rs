@@ -294,9 +294,41 @@ pub fn run_typing(
     log: &Path,
     typing: Option<Typing>,
 ) -> Result<(Outcome, String, bool)> {
+    let mut typed = false;
+    let typist = typing.as_ref().map(|t| {
+        move |out: &[u8]| -> Option<Vec<u8>> {
+            (!typed && contains(out, t.after.as_bytes())).then(|| {
+                typed = true;
+                t.input.to_vec()
+            })
+        }
+    });
+    let mut typist = typist;
+    let (outcome, text, typed_any) = match typist.as_mut() {
+        Some(f) => run_scripted(program, args, Some(timeout), log, false, Some(f))?,
+        None => run_scripted(program, args, Some(timeout), log, false, None)?,
+    };
+    Ok((outcome, text, typed_any))
+}
+
+/// Given the whole console output so far, what to type on QEMU's stdin next.
+pub type Typist<'a> = &'a mut dyn FnMut(&[u8]) -> Option<Vec<u8>>;
+
+/// Runs QEMU with its output captured (into `log`, and onto this terminal with
+/// `echo`); `typist`, given the whole output so far each time more comes, says
+/// what to type on QEMU's stdin next. The third value says whether anything was
+/// typed.
+pub fn run_scripted(
+    program: &str,
+    args: &[String],
+    timeout: Option<Duration>,
+    log: &Path,
+    echo: bool,
+    mut typist: Option<Typist<'_>>,
+) -> Result<(Outcome, String, bool)> {
     let signals = SignalGuard::install()?;
     let mut child = qemu_command(program, args)
-        .stdin(if typing.is_some() {
+        .stdin(if typist.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
@@ -311,27 +343,26 @@ pub fn run_typing(
     ));
     let mut readers = Vec::new();
     if let Some(out) = child.stdout.take() {
-        readers.push(pump(out, buf.clone(), file.clone()));
+        readers.push(pump(out, buf.clone(), file.clone(), echo));
     }
     if let Some(err) = child.stderr.take() {
-        readers.push(pump(err, buf.clone(), file.clone()));
+        readers.push(pump(err, buf.clone(), file.clone(), echo));
     }
     let mut stdin = child.stdin.take();
     let mut typed = false;
-    let outcome = wait_polling(&mut child, Some(timeout), &signals, || {
-        let Some(t) = &typing else { return };
-        if typed {
+    let mut seen = 0;
+    let outcome = wait_polling(&mut child, timeout, &signals, || {
+        let Some(t) = typist.as_mut() else { return };
+        // Asked again whenever more output came.
+        let Ok(b) = buf.lock().map(|b| (b.len() != seen).then(|| b.clone())) else {
             return;
-        }
-        let seen = buf
-            .lock()
-            .map(|b| contains(&b, t.after.as_bytes()))
-            .unwrap_or(false);
-        if let (true, Some(input)) = (seen, stdin.as_mut()) {
-            typed = input
-                .write_all(t.input)
-                .and_then(|()| input.flush())
-                .is_ok();
+        };
+        let Some(b) = b else { return };
+        seen = b.len();
+        while let Some(input) = t(&b) {
+            if let Some(s) = stdin.as_mut() {
+                typed |= s.write_all(&input).and_then(|()| s.flush()).is_ok();
+            }
         }
     })?;
     drop(stdin);
@@ -351,6 +382,7 @@ fn pump(
     mut from: impl Read + Send + 'static,
     buf: Arc<Mutex<Vec<u8>>>,
     log: Arc<Mutex<File>>,
+    echo: bool,
 ) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         let mut chunk = [0u8; 4096];
@@ -363,6 +395,11 @@ fn pump(
             }
             if let Ok(mut f) = log.lock() {
                 let _ = f.write_all(&chunk[..n]);
+            }
+            if echo {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&chunk[..n]);
+                let _ = out.flush();
             }
         }
     })

@@ -1,6 +1,7 @@
 //! The guest's flow: the boot vCPU reads the device tree, sets up the console, runs
-//! every check in order, prints the summary, optionally provokes the fault the `fault`
-//! boot argument asks for or resets the VM once (`reset`), and powers the VM off. Secondary vCPUs only report in (see
+//! every check in order, prints the summary, optionally holds or spins with interrupts
+//! masked (`hold`, `spin-masked`), provokes the fault the `fault` boot argument asks for
+//! or resets the VM once (`reset`), and powers the VM off. Secondary vCPUs only report in (see
 //! `checks::smp`). A panic becomes a `FAIL` line of the running check.
 
 use crate::arch;
@@ -62,6 +63,12 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
     if wants(bootargs, "hold") {
         println!("testguest: holding (this VM does not stop; the host ends QEMU)");
         arch::halt();
+    }
+    if wants(bootargs, "spin-masked") {
+        println!(
+            "testguest: spinning with interrupts masked (only the hypervisor can stop this VM)"
+        );
+        arch::spin_masked();
     }
     if let Ok(platform) = &platform {
         if wants(bootargs, "fault") {
@@ -161,7 +168,9 @@ fn print_escapes() {
 /// the checks), `reset` (reset the VM after the checks of its first boot, from
 /// inside a timer interrupt handler, so they run again on the second),
 /// `sbi-only` (riscv64: the SBI console and timer only, see [`sbi_only`]), `prompt`
-/// and `escapes` (console checks of the scenario `console`).
+/// and `escapes` (console checks of the scenario `console`), `hold` (wait forever
+/// after the summary) and `spin-masked` (spin forever after the summary with every
+/// interrupt masked: the hypervisor shell's `vm stop` must still end it).
 fn wants(bootargs: &str, word: &str) -> bool {
     bootargs.split_ascii_whitespace().any(|w| w == word)
 }

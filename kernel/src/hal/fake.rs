@@ -55,6 +55,9 @@ impl Cpu for FakeArch {
     fn power_off(_: &BoardInfo, success: bool) -> ! {
         panic!("fake machine powered off (success: {success})")
     }
+    fn reboot(_: &BoardInfo) -> ! {
+        panic!("fake machine rebooted")
+    }
 }
 
 impl HostIrq for FakeArch {

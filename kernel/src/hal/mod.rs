@@ -66,6 +66,8 @@ pub trait Cpu {
     fn start_cpu(board: &BoardInfo, id: u64, slot: usize) -> Result<(), i64>;
     /// Ends the machine; `success` becomes the exit status where the board has one.
     fn power_off(board: &BoardInfo, success: bool) -> !;
+    /// Restarts the whole machine through its firmware (the shell's `reboot`).
+    fn reboot(board: &BoardInfo) -> !;
 }
 
 /// The host interrupt controller, as the core uses it.

@@ -207,6 +207,11 @@ impl FrameAllocator {
     pub fn free_bytes(&self) -> u64 {
         self.ranges().iter().map(|r| r.size).sum()
     }
+
+    /// Everything it manages (free at the start), in bytes.
+    pub fn managed_bytes(&self) -> u64 {
+        self.managed.as_slice().iter().map(|r| r.size).sum()
+    }
 }
 
 fn align_up(v: u64, a: u64) -> u64 {

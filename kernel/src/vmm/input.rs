@@ -1,14 +1,15 @@
 //! Console input: bytes typed on the board's console go to one VM at a time, the VM
-//! "with the keyboard". Ctrl-\ passes the keyboard to the next running VM, and the
-//! console says which VM has it. (Ctrl-A would be taken by QEMU's own console.) The
+//! "with the keyboard", or to the hypervisor shell (`vmm::shell`). Ctrl-\ passes the
+//! keyboard to the next running VM, after the last one to the shell, and the
+//! console says which has it. (Ctrl-A would be taken by QEMU's own console.) The
 //! keyboard follows VM ids, not positions in the VM table, so VMs created or
 //! destroyed meanwhile do not move it.
 
 use super::machine::Machine;
 use super::run::kick_pending;
+use super::shell;
 use super::vm::Vm;
 use crate::console;
-use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// Ctrl-\ (ASCII FS).
@@ -17,7 +18,10 @@ pub const SWITCH_KEY: u8 = 0x1c;
 /// No VM has the keyboard.
 const NOBODY: u32 = u32::MAX;
 
-/// Id of the VM that has the keyboard.
+/// The hypervisor shell has the keyboard.
+const SHELL: u32 = u32::MAX - 1;
+
+/// Id of the VM that has the keyboard (or [`SHELL`], [`NOBODY`]).
 static FOCUS: AtomicU32 = AtomicU32::new(NOBODY);
 
 /// Gives the first VM the keyboard and tells the user, at boot.
@@ -25,13 +29,11 @@ pub fn announce(m: &Machine) {
     let vms = m.vms();
     let Some(first) = vms.first() else { return };
     focus(first);
-    if vms.len() > 1 {
-        crate::info!(
-            "hv: console input goes to VM {} ({}); Ctrl-\\ switches",
-            first.id(),
-            first.name()
-        );
-    }
+    crate::info!(
+        "hv: console input goes to VM {} ({}); Ctrl-\\ switches (VMs, then the hypervisor shell)",
+        first.id(),
+        first.name()
+    );
 }
 
 /// A physical interrupt of one of the hypervisor's own devices.
@@ -53,7 +55,12 @@ fn route(m: &Machine, byte: u8) {
         switch(m);
         return;
     }
-    let Some(vm) = m.vm(FOCUS.load(Ordering::Acquire)) else {
+    let focus = FOCUS.load(Ordering::Acquire);
+    if focus == SHELL {
+        shell::console::key(m, byte);
+        return;
+    }
+    let Some(vm) = m.vm(focus) else {
         return;
     };
     if vm.is_stopped() {
@@ -69,23 +76,56 @@ fn focus(vm: &Vm) {
     vm.devices.lock().set_focus(true);
 }
 
-/// Moves the keyboard to the next VM (in VM table order) that is still running.
+/// Takes the keyboard from the VM that has it.
+fn unfocus(m: &Machine) {
+    if let Some(old) = m.vm(FOCUS.load(Ordering::Acquire)) {
+        old.devices.lock().set_focus(false);
+    }
+}
+
+/// Gives the shell the keyboard and shows its prompt (`vm focus` away from it, the
+/// last VM stopped with `on_last_stop = "shell"`).
+pub fn to_shell(m: &Machine) {
+    let old = FOCUS.swap(SHELL, Ordering::AcqRel);
+    if old == SHELL {
+        return;
+    }
+    if let Some(vm) = m.vm(old) {
+        vm.devices.lock().set_focus(false);
+    }
+    crate::info!("hv: console input goes to the hypervisor shell (`help` lists its commands)");
+    shell::console::prompt();
+}
+
+/// The shell's `vm focus ID`.
+pub fn focus_id(m: &Machine, id: u32) {
+    let Some(vm) = m.vm(id) else { return };
+    unfocus(m);
+    focus(&vm);
+    crate::info!("hv: console input goes to VM {} ({})", vm.id(), vm.name());
+}
+
+/// Moves the keyboard to the next VM (in VM table order) that is still running;
+/// after the last one, to the shell; from the shell, to the first running VM.
 fn switch(m: &Machine) {
     let vms = m.vms();
     let from = FOCUS.load(Ordering::Acquire);
-    let at = vms.iter().position(|v| v.id() == from).unwrap_or(vms.len());
-    let n = vms.len();
-    let next: Option<&Arc<Vm>> = (1..=n)
-        .map(|k| &vms[(at + k) % n])
-        .find(|v| !v.is_stopped());
+    let start = match vms.iter().position(|v| v.id() == from) {
+        Some(i) => i + 1,
+        None if from == SHELL => 0,
+        None => vms.len(),
+    };
+    let next = vms.iter().skip(start).find(|v| !v.is_stopped());
     match next {
         Some(vm) => {
-            if let Some(old) = vms.get(at) {
-                old.devices.lock().set_focus(false);
-            }
+            unfocus(m);
             focus(vm);
             crate::info!("hv: console input goes to VM {} ({})", vm.id(), vm.name());
         }
-        None => crate::warn!("hv: no VM is running to take console input"),
+        None if from == SHELL => {
+            crate::warn!("hv: no VM is running to take console input");
+            shell::console::prompt();
+        }
+        None => to_shell(m),
     }
 }

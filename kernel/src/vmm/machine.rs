@@ -3,16 +3,17 @@
 //! they look for work; its lifecycle (`vm::VmState`) decides what they do with it.
 //! Second-stage VMIDs are allocated from a pool and reused after a VM is destroyed.
 //! When the last running VM stops, the machine powers off (QEMU boards and tests;
-//! the exit status says whether every VM stopped cleanly).
+//! the exit status says whether every VM stopped cleanly), or, with the board's
+//! `on_last_stop = "shell"`, stays up with the hypervisor shell.
 
 use super::channel::{Channel, Channels};
 use super::create::{self, create_vm};
-use super::vm::{Lifecycle, Power, Vm, VmState};
+use super::vm::{Lifecycle, Pending, Power, Vm, VmState};
 use crate::firmware::BoardInfo;
 use crate::hal::{Arch, Cpu, Current, HostIrq, HostTimer};
 use crate::mm::frames::FrameAllocator;
 use crate::println;
-use crate::spec::VmSpec;
+use crate::spec::{OnLastStop, VmSpec, BUILD};
 use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -60,6 +61,8 @@ pub struct Machine {
     failed: AtomicUsize,
     /// Set by the one CPU that ends the machine.
     finishing: AtomicBool,
+    /// What happens when the last VM stops.
+    pub on_last_stop: OnLastStop,
 }
 
 /// How a VM ended.
@@ -90,6 +93,7 @@ impl Machine {
             channels: Mutex::new(Channels::default()),
             failed: AtomicUsize::new(0),
             finishing: AtomicBool::new(false),
+            on_last_stop: BUILD.on_last_stop,
         }
     }
 
@@ -131,7 +135,12 @@ impl Machine {
     /// Created -> Running: vCPU 0 may enter the guest. Its CPU sees that when it
     /// next looks (at boot, before the other CPUs are started, that is at once).
     pub fn start(&self, vm: &Vm) -> bool {
-        vm.mark_started()
+        let started = vm.mark_started();
+        if started {
+            vm.set_started_at(Current::counter());
+            wake(&vm.vcpus[0]);
+        }
+        started
     }
 
     /// Stopped -> Running with a fresh state: devices at power-on, RAM scrubbed,
@@ -153,8 +162,106 @@ impl Machine {
         vm.set_stop_reported(false);
         vm.apply(Lifecycle::Restart)
             .map_err(|s| alloc::format!("VM {} became {s:?}", vm.id()))?;
+        vm.set_started_at(Current::counter());
         wake(&vm.vcpus[0]);
         Ok(())
+    }
+
+    /// Stops a running VM on the shell's behalf and asks for `then` once its vCPUs
+    /// have left the guest (kicked out by an interrupt the hypervisor owns, which
+    /// reaches them even when the guest masked its own interrupts). Only a plain stop
+    /// may end the machine (it may be the last VM); a restart or delete does not.
+    /// False when the VM was not running.
+    pub fn stop_from_shell(&self, vm: &Vm, then: Pending) -> bool {
+        if !vm.mark_stopped() {
+            return false;
+        }
+        vm.set_pending(then);
+        vm.devices.lock().flush_console();
+        crate::info!("hv: VM {} ({}) stopped from the shell", vm.id(), vm.name());
+        for v in &vm.vcpus {
+            wake(v);
+        }
+        vm.set_stop_reported(true);
+        if then == Pending::Stop {
+            self.after_stop();
+        }
+        true
+    }
+
+    /// Does what the shell asked of `vm` once no vCPU of it is in the guest any
+    /// more; called by the shell and by each CPU whose vCPU of it left the guest.
+    /// The one caller that takes the request does it; returns what it did.
+    pub fn settle(&self, vm: &Vm) -> Option<Result<String, String>> {
+        let pending = loop {
+            if vm.pending() == Pending::Nothing || vm.any_vcpu_on() || !vm.is_stopped() {
+                return None;
+            }
+            let p = vm.take_pending();
+            // A vCPU that was starting may have entered meanwhile: the request goes
+            // back for it to do when it leaves (checked again, in case it already
+            // left and found nothing to do).
+            if vm.any_vcpu_on() {
+                vm.set_pending(p);
+                continue;
+            }
+            break p;
+        };
+        let who = alloc::format!("VM {} ({})", vm.id(), vm.name());
+        match pending {
+            Pending::Nothing => None,
+            Pending::Stop => {
+                vm.devices.lock().reset();
+                Some(Ok(alloc::format!(
+                    "{who}: its vCPUs left the guest, its devices are reset"
+                )))
+            }
+            Pending::Restart => Some(
+                self.restart(vm)
+                    .map(|()| alloc::format!("{who} restarted: boot {}", vm.boots()))
+                    .map_err(|e| alloc::format!("{who} not restarted: {e}")),
+            ),
+            Pending::Delete => {
+                let before = self.free_bytes();
+                let r = self.destroy(vm.id());
+                let freed = self.free_bytes().saturating_sub(before);
+                let r = r
+                    .map(|()| {
+                        alloc::format!(
+                            "{who} deleted: {} frames ({} KiB) freed",
+                            freed / 4096,
+                            freed >> 10
+                        )
+                    })
+                    .map_err(|e| alloc::format!("{who} not deleted: {e}"));
+                self.after_stop();
+                Some(r)
+            }
+        }
+    }
+
+    /// [`Machine::settle`], telling the console what was done.
+    pub fn settle_report(&self, vm: &Vm) {
+        match self.settle(vm) {
+            Some(Ok(done)) => crate::info!("hv: {done}"),
+            Some(Err(why)) => println!("hv: {why}"),
+            None => {}
+        }
+    }
+
+    /// Frames (4 KiB) of host RAM: (used, free). Used counts everything the
+    /// allocator handed out (the heap, VMs' RAM and second-stage tables).
+    /// Runs `f` with the frame allocator (the shell's `vm create` reads a disk's
+    /// files into frames).
+    pub fn with_frames<R>(&self, f: impl FnOnce(&mut FrameAllocator) -> R) -> R {
+        f(&mut self.frames.lock())
+    }
+
+    pub fn frames(&self) -> (u64, u64) {
+        let f = self.frames.lock();
+        let total: u64 = f.managed_bytes();
+        let free = f.free_bytes();
+        (total.saturating_sub(free) / 4096, free / 4096)
     }
 
     /// Frees everything a stopped (or never started) VM holds: its RAM frames and
@@ -243,8 +350,18 @@ impl Machine {
     /// (a VM marked stopped on another CPU may still be printing why).
     fn after_stop(&self) {
         let done = |v: &Arc<Vm>| v.state() == VmState::Created || v.stop_reported();
-        if self.vms().iter().all(done) {
-            self.finish();
+        if !self.vms().iter().all(done) {
+            return;
+        }
+        match self.on_last_stop {
+            OnLastStop::PowerOff => self.finish(),
+            OnLastStop::Shell => {
+                let (clean, faulted) = self.tally();
+                crate::info!(
+                    "hv: all VMs stopped: {clean} clean, {faulted} faulted; the hypervisor shell stays (on_last_stop = \"shell\")"
+                );
+                super::input::to_shell(self);
+            }
         }
     }
 
@@ -265,6 +382,23 @@ impl Machine {
         let (clean, faulted) = self.tally();
         println!("hv: all VMs stopped: {clean} clean, {faulted} faulted");
         Current::power_off(&self.platform, faulted == 0 && clean > 0);
+    }
+
+    /// The shell's `poweroff`: stops every VM that runs (a clean stop) and ends the
+    /// machine now; the status says whether no VM faulted.
+    pub fn power_off_now(&self) -> ! {
+        let mut running = 0;
+        for vm in self.vms() {
+            if vm.mark_stopped() {
+                running += 1;
+                vm.devices.lock().flush_console();
+            }
+        }
+        let (clean, faulted) = self.tally();
+        println!(
+            "hv: all VMs stopped: {clean} clean, {faulted} faulted (powered off from the shell; {running} VM(s) were running)"
+        );
+        Current::power_off(&self.platform, faulted == 0)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod input;
 pub mod lazy_ram;
 pub mod machine;
 pub mod run;
+pub mod shell;
 pub mod stats;
 #[cfg(test)]
 mod tests;

@@ -95,6 +95,8 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
     }
     // On -> Off only: a reset may already have queued this vCPU to start again.
     slot.power_off_if_on();
+    // The last vCPU out does what the shell asked (restart, delete, device reset).
+    m.settle_report(vm);
 }
 
 /// Serves the devices of `vm` that raised their signal (work finished outside an

@@ -34,6 +34,11 @@ impl ExitStats {
     pub fn count(&self, exit: &VmExit) {
         self.counts[kind(exit)].fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Exits of every kind.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
 }
 
 fn kind(exit: &VmExit) -> usize {

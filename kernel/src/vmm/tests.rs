@@ -726,3 +726,208 @@ fn a_restarted_member_keeps_the_region_and_its_doorbell() {
     assert_eq!(handle_exit(&m, &b, 0, &mut vcpu, ring), Next::Continue);
     assert!(a.devices.lock().signalled());
 }
+
+/// The shell's commands through [`super::shell::execute`]: what they print, or
+/// their error.
+fn sh(m: &Machine, line: &str) -> Result<alloc::string::String, alloc::string::String> {
+    sh_with(m, line, &|_, _| {
+        Err(alloc::vec!["no file source here".into()])
+    })
+}
+
+fn sh_with(
+    m: &Machine,
+    line: &str,
+    create: super::shell::CreateFn<'_>,
+) -> Result<alloc::string::String, alloc::string::String> {
+    let mut out = alloc::string::String::new();
+    let cmd = super::shell::parse::parse(line)?;
+    super::shell::execute(m, cmd, &mut out, create)?;
+    Ok(out)
+}
+
+/// The numbers `mem` prints: (used, free) frames.
+fn mem(m: &Machine) -> (u64, u64) {
+    let out = sh(m, "mem").unwrap();
+    let num = |after: &str| -> u64 {
+        let i = out.find(after).unwrap() + after.len();
+        out[i..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (num("mem: "), num("used, "))
+}
+
+#[test]
+fn shell_restart_of_a_running_vm_waits_for_its_vcpus_and_takes_no_frame() {
+    let (m, [b, a]) = two_running();
+    // VM 2, on CPU 1: not the CPU the shell runs on here (CPU 0), so it is kicked.
+    assert!(a.vcpus[0].begin_run(), "vCPU 0 in the guest");
+    let before = mem(&m);
+    assert_eq!(
+        before.0 + before.1,
+        (64 << 20) / 4096,
+        "every frame counted"
+    );
+    for round in 1..=100u32 {
+        let kicks = fake::KICKS.load(core::sync::atomic::Ordering::Relaxed);
+        let out = sh(&m, "vm restart 2").unwrap();
+        assert!(
+            out.contains("Restart once its vCPUs have left the guest"),
+            "{out}"
+        );
+        assert_eq!(a.state(), VmState::Stopped);
+        assert!(
+            fake::KICKS.load(core::sync::atomic::Ordering::Relaxed) > kicks,
+            "its vCPU is kicked out of the guest (masked or not)"
+        );
+        assert_eq!(a.boots(), round, "nothing done while the vCPU is in");
+        // Its CPU takes the vCPU out of the guest (run_vcpu's end) and settles.
+        a.vcpus[0].power_off_if_on();
+        m.settle_report(&a);
+        assert_eq!(a.state(), VmState::Running, "round {round}");
+        assert_eq!(a.boots(), round + 1);
+        assert!(a.vcpus[0].begin_run());
+        assert_eq!(mem(&m), before, "round {round}: the same frames");
+    }
+    assert_eq!(b.state(), VmState::Running, "the other VM runs on");
+    assert_eq!(b.boots(), 1);
+}
+
+#[test]
+fn shell_stop_start_and_delete_give_everything_back() {
+    let (m, [a, b]) = two_running();
+    let hpa = a.ram.translate(RAM_GPA + 0x1000, 4).unwrap();
+    // SAFETY: the VM's RAM, host memory here; no vCPU runs.
+    unsafe { crate::mm::phys::slice_mut(hpa, 4) }.copy_from_slice(b"junk");
+    let out = sh(&m, "vm stop 1").unwrap();
+    assert!(out.contains("its devices are reset"), "{out}");
+    assert!(sh(&m, "vm stop 1")
+        .unwrap_err()
+        .contains("stopped, not running"));
+    assert!(sh(&m, "vm list").unwrap().contains("stopped"));
+    let out = sh(&m, "vm start 1").unwrap();
+    assert!(out.contains("VM 1 (vm1) restarted: boot 2"), "{out}");
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { crate::mm::phys::slice_mut(hpa, 4) },
+        &[0; 4],
+        "RAM scrubbed"
+    );
+    assert!(sh(&m, "vm start 1").unwrap_err().contains("running"));
+
+    let free_before_b = m.free_bytes();
+    let out = sh(&m, "vm delete 2").unwrap();
+    assert!(out.contains("VM 2 (vm2) deleted"), "{out}");
+    assert_eq!(b.state(), VmState::Destroyed);
+    assert!(m.free_bytes() >= free_before_b + (8 << 20));
+    assert!(sh(&m, "vm show 2").unwrap_err().contains("no VM with id 2"));
+    let cpus = sh(&m, "cpus").unwrap();
+    assert!(cpus.contains("CPU 1 (0x1): free"), "{cpus}");
+    assert!(cpus.contains("CPU 0 (0x0): VM 1 (vm1) vCPU 0"), "{cpus}");
+}
+
+#[test]
+fn shell_create_builds_and_starts_a_vm_or_shows_why_not() {
+    let (m, [a, _]) = two_running();
+    m.stop_from_shell(&a, super::vm::Pending::Delete);
+    m.settle_report(&a);
+    assert!(m.vm(1).is_none());
+    let refused = sh(&m, "vm create vms/vm3.toml").unwrap_err();
+    assert!(
+        refused.contains("vm create vms/vm3.toml: refused"),
+        "{refused}"
+    );
+    let bad = |path: &str, _: &[VmSpec]| -> Result<VmSpec, Vec<alloc::string::String>> {
+        Err(alloc::vec![alloc::format!("{path}: base.id: missing")])
+    };
+    let mut out = alloc::string::String::new();
+    let cmd = super::shell::parse::parse("vm create vms/bad.toml").unwrap();
+    assert!(super::shell::execute(&m, cmd, &mut out, &bad).is_err());
+    assert!(out.contains("vms/bad.toml: base.id: missing"), "{out}");
+    let good = |_: &str, existing: &[VmSpec]| -> Result<VmSpec, Vec<alloc::string::String>> {
+        assert_eq!(existing.len(), 1, "the VMs there are are handed over");
+        Ok(simple(3, 0).into_owned())
+    };
+    let out = sh_with(&m, "vm create vms/vm3.toml", &good).unwrap();
+    assert!(out.contains("VM 3 (vm3) created"), "{out}");
+    assert_eq!(m.vm(3).unwrap().state(), VmState::Running);
+    let list = sh(&m, "vm list").unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("3    vm3") && l.contains("running")),
+        "{list}"
+    );
+    let show = sh(&m, "vm show 3").unwrap();
+    assert!(
+        show.contains("device: uart (emu_type 0x2) at GPA 0x9000000+0x1000"),
+        "{show}"
+    );
+    assert!(
+        show.contains("memory: GPA 0x40000000..0x40800000 (8 MiB, Allocate"),
+        "{show}"
+    );
+}
+
+#[test]
+fn with_on_last_stop_shell_the_machine_stays_up() {
+    let (mut m, [a, b]) = two_running();
+    m.on_last_stop = crate::spec::OnLastStop::Shell;
+    sh(&m, "vm stop 1").unwrap();
+    sh(&m, "vm stop 2").unwrap();
+    assert!(a.is_stopped() && b.is_stopped());
+    // Still here (the fake machine panics when powered off): restart one.
+    assert!(sh(&m, "vm restart 2")
+        .unwrap()
+        .contains("restarted: boot 2"));
+}
+
+#[test]
+#[should_panic(expected = "fake machine powered off (success: true)")]
+fn by_default_stopping_the_last_vm_powers_off() {
+    let (m, _) = two_running();
+    sh(&m, "vm stop 1").unwrap();
+    sh(&m, "vm stop 2").unwrap();
+}
+
+#[test]
+fn shell_commands_answer_bad_ids_and_focus_only_running_vms() {
+    let (m, [a, _]) = two_running();
+    assert!(sh(&m, "vm stop 7").unwrap_err().contains("no VM with id 7"));
+    let cmd = super::shell::parse::parse("vm focus 2").unwrap();
+    let mut out = alloc::string::String::new();
+    let e = super::shell::execute(&m, cmd, &mut out, &|_, _| Err(Vec::new()));
+    assert_eq!(e, Ok(super::shell::Effect::Focus(2)));
+    m.stop_vm(&a, super::machine::Outcome::PoweredOff);
+    assert!(sh(&m, "vm focus 1")
+        .unwrap_err()
+        .contains("only a running VM"));
+    assert!(sh(&m, "help").unwrap().contains("vm restart ID"));
+}
+
+#[test]
+fn a_faulted_vm_is_shown_faulted_and_restarts_from_the_shell() {
+    let (m, [a, _]) = two_running();
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let exit = VmExit::Mmio {
+        gpa: 0x1234_0000,
+        width: 4,
+        write: None,
+        pc: RAM_GPA,
+    };
+    assert_eq!(handle_exit(&m, &a, 0, &mut vcpu, exit), Next::Stop);
+    let list = sh(&m, "vm list").unwrap();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("1 ") && l.contains("faulted")),
+        "{list}"
+    );
+    let out = sh(&m, "vm restart 1").unwrap();
+    assert!(out.contains("VM 1 (vm1) restarted: boot 2"), "{out}");
+    assert!(!a.faulted());
+    assert_eq!(a.state(), VmState::Running);
+    assert_eq!(m.tally(), (2, 0));
+}

@@ -10,7 +10,7 @@ use crate::spec::{MapType, VmSpec};
 use alloc::borrow::Cow;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use spin::Mutex;
 
 /// Power state of a vCPU slot.
@@ -46,6 +46,31 @@ pub enum VmState {
     Resetting = 2,
     Stopped = 3,
     Destroyed = 4,
+}
+
+/// What the shell asked of a VM that is done once its last vCPU has left the guest
+/// (`Machine::settle`): the CPU that runs the shell may be one of its vCPUs' CPUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Pending {
+    Nothing = 0,
+    /// Stopped from the shell: its devices are reset.
+    Stop = 1,
+    /// Booted afresh (RAM scrubbed, devices and vCPUs as at first boot).
+    Restart = 2,
+    /// Freed: frames, second-stage tables, VMID.
+    Delete = 3,
+}
+
+impl Pending {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Self::Stop,
+            2 => Self::Restart,
+            3 => Self::Delete,
+            _ => Self::Nothing,
+        }
+    }
 }
 
 /// What moves a VM from one [`VmState`] to another.
@@ -194,6 +219,10 @@ pub struct Vm {
     /// Its last stop has been reported on the console (the machine may end only
     /// after every stop is reported).
     stop_reported: AtomicBool,
+    /// What the shell asked that waits for its vCPUs to leave the guest.
+    pending: AtomicU8,
+    /// Host counter when it last started (0: never).
+    started_at: AtomicU64,
 }
 
 /// What a VM is built from, besides its spec.
@@ -226,7 +255,53 @@ impl Vm {
             state: AtomicU8::new(VmState::Created as u8),
             faulted: AtomicBool::new(false),
             stop_reported: AtomicBool::new(false),
+            pending: AtomicU8::new(Pending::Nothing as u8),
+            started_at: AtomicU64::new(0),
         }
+    }
+
+    /// Asks for `p` once the vCPUs are out (a later request replaces an earlier one,
+    /// except that a delete stays a delete).
+    pub fn set_pending(&self, p: Pending) {
+        let _ = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| {
+                (cur != Pending::Delete as u8).then_some(p as u8)
+            });
+    }
+
+    /// Takes what is pending (for the one caller that will do it).
+    pub fn take_pending(&self) -> Pending {
+        Pending::from_u8(self.pending.swap(Pending::Nothing as u8, Ordering::AcqRel))
+    }
+
+    pub fn pending(&self) -> Pending {
+        Pending::from_u8(self.pending.load(Ordering::Acquire))
+    }
+
+    /// Notes the host counter at a start.
+    pub fn set_started_at(&self, counter: u64) {
+        self.started_at.store(counter.max(1), Ordering::Release);
+    }
+
+    /// Host counter at its last start (0: never started).
+    pub fn started_at(&self) -> u64 {
+        self.started_at.load(Ordering::Acquire)
+    }
+
+    /// Is any of its vCPUs in the guest (or about to leave it)?
+    pub fn any_vcpu_on(&self) -> bool {
+        self.vcpus.iter().any(|v| v.power() == Power::On)
+    }
+
+    /// RAM given to it (its regions but reserved ones), in bytes.
+    pub fn ram_bytes(&self) -> u64 {
+        self.spec
+            .memory_regions
+            .iter()
+            .filter(|r| r.map_type != MapType::Reserved)
+            .map(|r| r.size)
+            .sum()
     }
 
     /// Has its last stop been reported (and so may the machine end)?
@@ -329,13 +404,7 @@ impl Vm {
 
     /// A description of the VM for the boot log.
     pub fn summary(&self) -> String {
-        let mem: u64 = self
-            .spec
-            .memory_regions
-            .iter()
-            .filter(|r| r.map_type != MapType::Reserved)
-            .map(|r| r.size)
-            .sum();
+        let mem = self.ram_bytes();
         let cpus: Vec<usize> = self.vcpus.iter().map(|v| v.pcpu).collect();
         alloc::format!(
             "{} vCPU(s) on CPU(s) {:?}, {} MiB",

@@ -8,5 +8,6 @@ pub mod run;
 pub mod test;
 pub mod test_attacks;
 pub mod test_fs;
+pub mod test_shell;
 pub mod test_signals;
 pub mod vmconfig;

@@ -4,7 +4,7 @@
 //! (the same writer and layout as the card of `cargo xtask image`).
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::build::{build_plan, load_plan, BuildOptions};
 use crate::config::vm::ImageLocation;
@@ -12,7 +12,20 @@ use crate::host_tools::ensure_qemu;
 use crate::qemu::{qemu_args, qemu_binary, run_interactive, Interactive, Outcome, ALL_STOPPED};
 use crate::workspace::Workspace;
 
-pub fn run(ws: &Workspace, opts: &BuildOptions, timeout: Option<u64>) -> Result<()> {
+pub fn run(
+    ws: &Workspace,
+    opts: &BuildOptions,
+    timeout: Option<u64>,
+    script: Option<&std::path::Path>,
+) -> Result<()> {
+    let steps = match script {
+        Some(f) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read the script {}", f.display()))?;
+            Some(crate::shell_script::parse(&text).with_context(|| format!("{}", f.display()))?)
+        }
+        None => None,
+    };
     let plan = load_plan(ws, opts)?;
     let Some(q) = plan.board.qemu.clone() else {
         bail!(
@@ -39,7 +52,41 @@ pub fn run(ws: &Workspace, opts: &BuildOptions, timeout: Option<u64>) -> Result<
         qemu_args(&board, &q, &out.qemu_kernel()?)
     };
     println!("xtask: {program} {}", args.join(" "));
+    if let Some(steps) = steps {
+        return run_script(ws, &program, &args, timeout, steps);
+    }
     let run = run_interactive(&program, &args, timeout.map(Duration::from_secs))?;
+    verdict(&run)?;
+    println!("xtask: QEMU exited with status 0");
+    Ok(())
+}
+
+/// `run --script`: the console on this terminal, the script typed on it.
+fn run_script(
+    ws: &Workspace,
+    program: &str,
+    args: &[String],
+    timeout: Option<u64>,
+    steps: Vec<crate::shell_script::Step>,
+) -> Result<()> {
+    let log = super::test::log_path(ws, "run-script")?;
+    let mut typist = crate::shell_script::Typist::new(steps);
+    let mut f = |out: &[u8]| typist.poll(out);
+    let (outcome, text, _) = crate::qemu::run_scripted(
+        program,
+        args,
+        timeout.map(Duration::from_secs),
+        &log,
+        true,
+        Some(&mut f),
+    )?;
+    if let Some(what) = typist.waiting_for() {
+        println!("xtask: the script did not finish: it waited for {what}");
+    }
+    let run = Interactive {
+        outcome,
+        all_stopped: text.contains(ALL_STOPPED),
+    };
     verdict(&run)?;
     println!("xtask: QEMU exited with status 0");
     Ok(())

@@ -12,7 +12,7 @@ use crate::config::range::Range;
 use crate::config::{Arch, Plan, Vm};
 use crate::host_tools::ensure_qemu;
 use crate::output::clean;
-use crate::qemu::{qemu_args, qemu_binary, run_captured, run_typing, Outcome, Typing};
+use crate::qemu::{qemu_args, qemu_binary, run_captured, run_scripted, Outcome, Typing};
 use crate::workspace::{cargo, Workspace};
 
 /// Time limit for one QEMU run.
@@ -183,6 +183,18 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "attacks-riscv64",
         "the same on a 16-hart qemu-riscv64",
+    ),
+    (
+        "restart-loop",
+        "a script on the console (Ctrl-\\ to the hypervisor shell, each command at its prompt) restarts vm2 100 times with `vm restart 2` while vm1 (xtask/tests/data/shell-hold-vm.toml, `hold`) runs; `mem` prints the same frames used before and after, vm1 never stops and `vm list` shows it running, vm2's last boot passes its checks; `poweroff` ends the run, exit 0",
+    ),
+    (
+        "shell-lifecycle",
+        "board xtask/tests/data/qemu-aarch64-uboot-shell.toml (U-Boot and the card image, on_last_stop = \"shell\"): Linux and vm2 built in, vm3 on the card (`spin-masked`: spins with interrupts masked after its checks); a shell script lists the VMs, stops vm3, restarts it (its checks pass again, RAM zero at boot), deletes it (its CPU free), refuses a missing config, creates vm3 again from vms/vm3.toml on the card (it passes), waits for Linux and vm2 to finish and powers off; exit 0",
+    ),
+    (
+        "riscv64-shell-lifecycle",
+        "board xtask/tests/data/qemu-riscv64-shell.toml (5 harts, on_last_stop = \"shell\"): Linux (2 vCPUs), vm2 and vm3 (`spin-masked`, 1 vCPU on hart 4) built in; the script stops vm3, restarts it (passes again, RAM zero), deletes it (hart 4 free), `vm create` says this build reads no VM configs (no card on this board, no feature fs-vms), waits for Linux and vm2 to power off and powers off; exit 0",
     ),
 ];
 
@@ -416,6 +428,9 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-disk-vm" => super::test_fs::disk_vm(ws, &super::test_fs::RISCV64_DISK_VM),
         "attacks-aarch64" => super::test_attacks::attacks(ws, name, Arch::Aarch64),
         "attacks-riscv64" => super::test_attacks::attacks(ws, name, Arch::Riscv64),
+        "restart-loop" => super::test_shell::restart_loop(ws, name),
+        "shell-lifecycle" => super::test_shell::shell_lifecycle(ws, name),
+        "riscv64-shell-lifecycle" => super::test_shell::riscv64_shell_lifecycle(ws, name),
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();
@@ -479,23 +494,49 @@ fn boot_typing(
     cpu: Option<&str>,
     typing: Option<Typing>,
 ) -> Result<(Plan, Outcome, String, bool)> {
+    let mut typed = false;
+    let mut once = typing.map(|t| {
+        move |out: &[u8]| -> Option<Vec<u8>> {
+            let seen = String::from_utf8_lossy(out).contains(t.after);
+            (!typed && seen).then(|| {
+                typed = true;
+                t.input.to_vec()
+            })
+        }
+    });
+    let typist = once.as_mut().map(|f| f as crate::qemu::Typist<'_>);
+    boot_scripted(ws, name, board, vms, cpu, typist)
+}
+
+/// As [`boot_on`], `typist` (given the output so far) saying what to type on the
+/// console; returns the raw output (escape sequences and carriage returns kept) and
+/// whether anything was typed.
+pub(super) fn boot_scripted(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    vms: &[&str],
+    cpu: Option<&str>,
+    typist: Option<crate::qemu::Typist<'_>>,
+) -> Result<(Plan, Outcome, String, bool)> {
     let opts = BuildOptions {
         config: Some(ws.root.join(board)),
         vms: vms.iter().map(|v| ws.root.join(v)).collect(),
         force_bin: true,
     };
     let out = build(ws, &opts)?;
-    run_built(ws, name, board, out, cpu, typing)
+    run_built(ws, name, board, out, cpu, typist)
 }
 
-/// Runs what [`build`] made in QEMU, as [`boot_typing`] says.
+/// Runs what [`build`] made in QEMU, `typist` saying what to type (as
+/// [`boot_scripted`]).
 fn run_built(
     ws: &Workspace,
     name: &str,
     board: &str,
     out: BuildOutput,
     cpu: Option<&str>,
-    typing: Option<Typing>,
+    typist: Option<crate::qemu::Typist<'_>>,
 ) -> Result<(Plan, Outcome, String, bool)> {
     ensure_qemu(out.plan.board.arch)?;
     let mut q = out
@@ -516,7 +557,8 @@ fn run_built(
         args.join(" "),
         log.display()
     );
-    let (outcome, text, typed) = run_typing(&program, &args, QEMU_TIMEOUT, &log, typing)?;
+    let (outcome, text, typed) =
+        run_scripted(&program, &args, Some(QEMU_TIMEOUT), &log, false, typist)?;
     Ok((out.plan, outcome, text, typed))
 }
 

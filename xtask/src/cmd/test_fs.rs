@@ -44,28 +44,19 @@ const FS_VM: &str = "xtask/tests/data/fs-vm.toml";
 /// Where the card holds vm3's config.
 const FS_CONFIG: &str = "vms/vm3.toml";
 
-/// A card image with vm1 bundled and vm3 on the card, ready to boot.
-struct Card {
-    plan: Plan,
-    image: PathBuf,
-    qemu: QemuToml,
-}
-
-fn load(ws: &Workspace) -> Result<Plan> {
-    load_on(ws, UBOOT_BOARD)
-}
-
-/// vm1 and vm3 on `board`.
-fn load_on(ws: &Workspace, board: &str) -> Result<Plan> {
-    load_vms(ws, board, [VM1, FS_VM])
+/// A card image with its VMs (bundled, or files on the card), ready to boot.
+pub(super) struct Card {
+    pub plan: Plan,
+    pub image: PathBuf,
+    pub qemu: QemuToml,
 }
 
 /// `vms` on `board`.
-fn load_vms(ws: &Workspace, board: &str, vms: [&str; 2]) -> Result<Plan> {
+fn load_vms(ws: &Workspace, board: &str, vms: &[&str]) -> Result<Plan> {
     let ctx = crate::config::Context {
         guest_crates: &ws.guest_crates,
     };
-    let vms = vms.map(|v| ws.root.join(v));
+    let vms: Vec<PathBuf> = vms.iter().map(|v| ws.root.join(v)).collect();
     Ok(crate::config::load(
         &ws.root,
         &ws.root.join(board),
@@ -74,23 +65,29 @@ fn load_vms(ws: &Workspace, board: &str, vms: [&str; 2]) -> Result<Plan> {
     )?)
 }
 
-/// Builds the hypervisor and writes the card image (`cargo xtask image`).
+/// Builds the hypervisor and writes the card image (`cargo xtask image`): vm1
+/// bundled, vm3 on the card.
 fn make_card(ws: &Workspace) -> Result<Card> {
+    make_card_with(ws, UBOOT_BOARD, &[VM1, FS_VM])
+}
+
+/// [`make_card`] for a U-Boot `board` with `vms`.
+pub(super) fn make_card_with(ws: &Workspace, board: &str, vms: &[&str]) -> Result<Card> {
     ensure_qemu(Arch::Aarch64)?;
-    let plan = load(ws)?;
+    let plan = load_vms(ws, board, vms)?;
     let qemu = plan.board.qemu.clone().context("no [qemu] section")?;
     card::ensure_bios(&qemu)?;
     let opts = ImageOptions {
         build: BuildOptions {
-            config: Some(ws.root.join(UBOOT_BOARD)),
-            vms: vec![ws.root.join(VM1), ws.root.join(FS_VM)],
+            config: Some(ws.root.join(board)),
+            vms: vms.iter().map(|v| ws.root.join(v)).collect(),
             force_bin: true,
         },
         ..ImageOptions::default()
     };
     let out = image_plan(ws, plan, &opts)?;
     Ok(Card {
-        plan: load(ws)?,
+        plan: load_vms(ws, board, vms)?,
         image: out.path,
         qemu,
     })
@@ -311,7 +308,7 @@ fn disk_config(
 /// `disk-vm` and `riscv64-disk-vm`.
 pub fn disk_vm(ws: &Workspace, s: &DiskVm) -> Result<()> {
     ensure_qemu(s.arch)?;
-    let plan = load_vms(ws, s.board, [s.vm1, s.fs_vm])?;
+    let plan = load_vms(ws, s.board, &[s.vm1, s.fs_vm])?;
     let board = plan.board.clone();
     let q = board.qemu.clone().context("no [qemu] section")?;
     let extra = [

@@ -100,6 +100,27 @@ impl LogLevel {
     }
 }
 
+/// What the hypervisor does when the last VM stops (`on_last_stop`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnLastStop {
+    /// Power the machine off (QEMU boards and tests: the exit status says whether
+    /// every VM stopped cleanly).
+    #[default]
+    Poweroff,
+    /// Stay up with the hypervisor shell on the console.
+    Shell,
+}
+
+impl OnLastStop {
+    pub fn variant(self) -> &'static str {
+        match self {
+            OnLastStop::Poweroff => "PowerOff",
+            OnLastStop::Shell => "Shell",
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }
@@ -114,6 +135,8 @@ struct TopToml {
     features: Vec<String>,
     #[serde(default)]
     log: LogLevel,
+    #[serde(default)]
+    on_last_stop: OnLastStop,
     #[serde(default)]
     cargo_args: Vec<String>,
     #[serde(default = "yes")]
@@ -275,6 +298,8 @@ pub struct Board {
     pub target: String,
     pub features: Vec<String>,
     pub log: LogLevel,
+    /// What happens when the last VM stops.
+    pub on_last_stop: OnLastStop,
     pub cargo_args: Vec<String>,
     pub to_bin: bool,
     /// Number of physical CPUs.
@@ -421,6 +446,7 @@ fn check_board(src: &Source, root: &Path, report: &mut Report) -> Option<Board> 
         target: top.target.clone(),
         features: top.features.clone(),
         log: top.log,
+        on_last_stop: top.on_last_stop,
         cargo_args: top.cargo_args.clone(),
         to_bin: top.to_bin,
         smp: smp?,

@@ -672,6 +672,20 @@ fn build_settings(truth: &Truth) -> Vec<Setting> {
             "The VM configs bundled into the hypervisor: files in configs/vms/ for the board's \
              architecture. Space selects one, Enter opens it to edit its main fields.",
         ),
+        optional(
+            setting(
+                Loc::top("on_last_stop"),
+                Kind::Choice(vec![
+                    Opt::text("poweroff", "power the machine off (the default; QEMU boards and tests)"),
+                    Opt::text("shell", "stay up with the hypervisor shell on the console"),
+                ]),
+                Group::Build,
+                "What the hypervisor does when the last VM stops: power off (the exit \
+                 status says whether every VM stopped cleanly), or stay in the hypervisor \
+                 shell (`hv> `), where VMs can be restarted or created.",
+            ),
+            Some("\"poweroff\""),
+        ),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! Calls from the hypervisor to the firmware below it (PSCI over SMC or HVC) and the
 //! QEMU semihosting exit.
 
-use super::smccc::{PSCI_CPU_ON, PSCI_SYSTEM_OFF};
+use super::smccc::{PSCI_CPU_ON, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET};
 use crate::firmware::PsciMethod;
 
 fn call(method: PsciMethod, f: u64, a1: u64, a2: u64, a3: u64) -> i64 {
@@ -33,6 +33,10 @@ pub fn cpu_on(method: PsciMethod, mpidr: u64, entry: u64, context: u64) -> i64 {
 
 pub fn system_off(method: PsciMethod) {
     call(method, PSCI_SYSTEM_OFF, 0, 0, 0);
+}
+
+pub fn system_reset(method: PsciMethod) {
+    call(method, PSCI_SYSTEM_RESET, 0, 0, 0);
 }
 
 /// Ends the QEMU run with `code` as its exit status (Arm semihosting SYS_EXIT with

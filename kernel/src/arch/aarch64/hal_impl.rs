@@ -63,6 +63,14 @@ impl Cpu for Aarch64 {
             regs::wfe();
         }
     }
+
+    /// PSCI SYSTEM_RESET.
+    fn reboot(p: &BoardInfo) -> ! {
+        firmware::system_reset(board::psci(p));
+        loop {
+            regs::wfe();
+        }
+    }
 }
 
 impl HostIrq for Aarch64 {
@@ -84,7 +92,10 @@ impl HostIrq for Aarch64 {
             hostgic::eoi(intid);
             hostgic::deactivate(intid);
             let internal = intid == hostgic::SGI_KICK || intid == hostgic::MAINTENANCE_IRQ;
-            if !internal && !super::FORWARDED_PPIS.contains(&intid) {
+            if super::FORWARDED_PPIS.contains(&intid) {
+                // A stopped vCPU's timer (Linux powers off with its timer armed).
+                super::vcpu::quiesce_timers();
+            } else if !internal {
                 host(intid);
             }
         }

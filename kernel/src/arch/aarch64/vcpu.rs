@@ -108,6 +108,15 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     unsafe { core::arch::asm!("tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
 }
 
+/// Turns off the guest timers a vCPU that no longer runs left in this CPU: their
+/// interrupts are level-triggered, so one left firing would come back at once
+/// after each acknowledge and keep an idle CPU from ever seeing another interrupt
+/// (the console's). A vCPU that starts here later sets them up afresh (`activate`).
+pub fn quiesce_timers() {
+    write_sysreg!(cntv_ctl_el0, 0);
+    write_sysreg!(cntp_ctl_el0, 0);
+}
+
 /// Nothing of whoever ran on this CPU before (another VM, or this VM before its
 /// reset) is left in the state the guest owns: FP/SIMD registers and the EL1 system
 /// registers the world switch does not save (they stay in the CPU across exits).

@@ -7,6 +7,8 @@ use super::sbi::{EID_HSM, EID_IPI, EID_LEGACY_SHUTDOWN, EID_SRST, EID_TIME};
 /// SBI SRST reset reasons.
 const REASON_NONE: u64 = 0;
 const REASON_FAILURE: u64 = 1;
+/// SBI SRST reset type: cold reboot.
+const TYPE_COLD_REBOOT: u64 = 1;
 /// SiFive test device ("finisher") commands.
 const FINISHER_PASS: u32 = 0x5555;
 const FINISHER_FAIL: u32 = 0x3333;
@@ -47,6 +49,11 @@ pub fn shutdown(success: bool) {
     let reason = if success { REASON_NONE } else { REASON_FAILURE };
     call(EID_SRST, 0, 0, reason, 0);
     call(EID_LEGACY_SHUTDOWN, 0, 0, 0, 0);
+}
+
+/// Restarts the machine through the firmware (SRST cold reboot).
+pub fn reboot() {
+    call(EID_SRST, 0, TYPE_COLD_REBOOT, REASON_NONE, 0);
 }
 
 /// Ends the QEMU run through the SiFive test device at `base` with status `code`.

@@ -71,6 +71,14 @@ impl Cpu for Riscv64 {
             csr::wfi();
         }
     }
+
+    /// SBI system reset (cold reboot).
+    fn reboot(_: &BoardInfo) -> ! {
+        firmware::reboot();
+        loop {
+            csr::wfi();
+        }
+    }
 }
 
 impl HostIrq for Riscv64 {

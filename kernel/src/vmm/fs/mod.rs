@@ -248,6 +248,35 @@ fn place_one(owners: &mut CpuOwners, c: Candidate, host: &Host<'_>) -> Placed {
     }
 }
 
+/// The spec of the VM config `file` read from `src` (the shell's `vm create`),
+/// checked with the same rules as at boot (channels against `existing` too); its
+/// vCPUs placed on CPUs none of `existing` uses. Else the lines that say why (file,
+/// key, reason).
+pub fn create_one(
+    src: &mut dyn FileSource,
+    file: &str,
+    host: &Host<'_>,
+    existing: &[VmSpec],
+) -> Result<FsVm, Vec<String>> {
+    let mut lines = Vec::new();
+    let file = file.trim_start_matches('/');
+    let mut found = alloc::vec![candidate(file, src, host, existing, &[], &mut lines)];
+    check_channels(&mut found, existing);
+    let placed = place_all(found, host, existing);
+    let refusal = match placed.into_iter().next() {
+        Some(Ok((c, pcpus))) => {
+            return Ok(FsVm {
+                file: format!("{}: ", c.file),
+                spec: owned_spec(c.cfg, c.images, pcpus),
+            })
+        }
+        Some(Err(r)) => r,
+        None => Refusal::new(None, file, alloc::vec![String::from("refused")]),
+    };
+    refusal.lines(&mut lines);
+    Err(lines)
+}
+
 /// Reads and checks one config file and the images it names.
 fn candidate(
     file: &str,

@@ -35,6 +35,17 @@ pub mod start {
         true
     }
 
+    /// The shell's `vm create`: no VM configs are read in this build.
+    pub fn create(
+        _p: &BoardInfo,
+        _path: &str,
+        _existing: &[VmSpec],
+    ) -> Result<super::FsVm, alloc::vec::Vec<alloc::string::String>> {
+        Err(alloc::vec![alloc::string::String::from(
+            "not supported in this build: VM configs are read only by a hypervisor built with feature fs-vms (`cargo xtask image` adds it when the card carries fs VMs; or list it in the board's features)"
+        )])
+    }
+
     /// Names every VM config module as not started.
     pub fn load(
         _p: &mut BoardInfo,

@@ -3,11 +3,13 @@
 //! when a bootloader loaded some, else from the FAT32 disk the hypervisor finds
 //! among the virtio-mmio transports of the DTB.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::disk::FatDisk;
 use super::disk_source::DiskSource;
-use super::{fs_vms, vms_from, FsVms, Host};
+use super::source::ModuleSource;
+use super::{create_one, fs_vms, vms_from, FsVm, FsVms, Host};
 use crate::drivers::virtio::blk::VirtioBlk;
 use crate::drivers::virtio::hw::{HostClock, MmioRegs, PhysDma};
 use crate::drivers::virtio::ProbeError;
@@ -16,6 +18,15 @@ use crate::firmware::{BoardInfo, Range, RangeList};
 use crate::mm::frames::FrameAllocator;
 use crate::println;
 use crate::spec::VmSpec;
+
+/// The card's files (boot modules, when there were any) and what no VM may map,
+/// kept from boot for the shell's `vm create`.
+struct Files {
+    modules: Modules<'static>,
+    guarded: Vec<Range>,
+}
+
+static FILES: spin::Once<Files> = spin::Once::new();
 
 /// DMA memory of the disk driver: its queue, a request and a 64 KiB bounce buffer.
 const DISK_DMA: u64 = 0x1_4000;
@@ -80,6 +91,10 @@ pub fn load(
     }
     let mut guarded: Vec<Range> = protected.to_vec();
     guarded.extend(modules.iter().filter_map(|m| m.slot.or(m.loaded)));
+    FILES.call_once(|| Files {
+        modules: *modules,
+        guarded: guarded.clone(),
+    });
     with_host(p, &guarded, &read_module, |host| {
         fs_vms(modules, host, builtin)
     })
@@ -158,6 +173,10 @@ fn from_disk(
         return FsVms::default();
     };
     p.disk = Some(window);
+    FILES.call_once(|| Files {
+        modules: Modules::default(),
+        guarded: protected.to_vec(),
+    });
     let fat = match FatDisk::mount(disk) {
         Ok(f) => DISK.call_once(|| spin::Mutex::new(f)).lock(),
         Err(why) => {
@@ -165,12 +184,7 @@ fn from_disk(
             return FsVms::default();
         }
     };
-    let mut alloc = |size: u64| -> Option<&'static mut [u8]> {
-        let pa = frames.alloc(size.max(1), 4096).ok()?;
-        // SAFETY: fresh frames, handed out once and kept for as long as the machine
-        // runs (the images of VMs read from the disk).
-        Some(unsafe { crate::mm::phys::slice_mut(pa, size) })
-    };
+    let mut alloc = file_memory(frames);
     let mut src = DiskSource {
         fat: &fat,
         alloc: &mut alloc,
@@ -179,4 +193,60 @@ fn from_disk(
     with_host(p, protected, &|_| None, |host| {
         vms_from(&mut src, host, builtin)
     })
+}
+
+/// The shell's `vm create PATH`: the config at `path` among the card's files (the
+/// boot modules, else the disk, whose files are read into `frames` and kept: a VM's
+/// images live as long as the machine), read and checked as at boot, its vCPUs
+/// placed on CPUs none of `existing` uses.
+pub fn create(
+    p: &BoardInfo,
+    path: &str,
+    existing: &[VmSpec],
+    frames: &mut FrameAllocator,
+) -> Result<FsVm, Vec<String>> {
+    let Some(files) = FILES.get() else {
+        return Err(alloc::vec![String::from(
+            "no file source: no card files (boot modules) and no FAT32 disk were found at boot"
+        )]);
+    };
+    let kept = p.kept_windows();
+    let mut host = Host {
+        kept: &kept,
+        cpus: p.cpus(),
+        ram: p.ram(),
+        reserved: p.reserved(),
+        protected: &files.guarded,
+        read: &read_module,
+    };
+    if !files.modules.is_empty() {
+        let mut src = ModuleSource {
+            modules: &files.modules,
+            host: &host,
+        };
+        return create_one(&mut src, path, &host, existing);
+    }
+    let Some(disk) = DISK.get() else {
+        return Err(alloc::vec![String::from(
+            "no file source: the disk found at boot could not be mounted"
+        )]);
+    };
+    let fat = disk.lock();
+    let mut alloc = file_memory(frames);
+    let mut src = DiskSource {
+        fat: &fat,
+        alloc: &mut alloc,
+    };
+    host.read = &|_| None;
+    create_one(&mut src, path, &host, existing)
+}
+
+/// Memory for files read from the disk: fresh frames, kept for as long as the
+/// machine runs (they hold VM images, which are never given back today).
+fn file_memory(frames: &mut FrameAllocator) -> impl FnMut(u64) -> Option<&'static mut [u8]> + '_ {
+    |size: u64| {
+        let pa = frames.alloc(size.max(1), 4096).ok()?;
+        // SAFETY: fresh frames, handed out once and never freed.
+        Some(unsafe { crate::mm::phys::slice_mut(pa, size) })
+    }
 }

@@ -63,6 +63,16 @@ pub fn halt() -> ! {
     }
 }
 
+/// Spins forever with every interrupt masked and no instruction that traps: only
+/// an interrupt the hypervisor owns can take this CPU out of the guest.
+pub fn spin_masked() -> ! {
+    // SAFETY: masking interrupts only affects this CPU's execution.
+    unsafe { asm!("msr daifset, #0xf", "isb", options(nomem, nostack)) };
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
 /// This CPU's hardware id as the device tree's `reg` of a CPU node gives it: the
 /// affinity fields of MPIDR_EL1 (Aff3 and Aff2..Aff0).
 pub fn cpu_hw_id() -> u64 {

@@ -70,6 +70,17 @@ pub fn halt() -> ! {
     }
 }
 
+/// Spins forever with interrupts masked (sstatus.SIE clear) and no instruction
+/// that traps: only an interrupt the hypervisor owns can take this hart out of the
+/// guest.
+pub fn spin_masked() -> ! {
+    // SAFETY: masking interrupts only affects this hart's execution.
+    unsafe { asm!("csrci sstatus, 2", options(nomem, nostack)) };
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
 /// This hart's id as the device tree's `reg` of a CPU node gives it (kept in `tp`
 /// since entry: S-mode cannot read mhartid).
 pub fn cpu_hw_id() -> u64 {
