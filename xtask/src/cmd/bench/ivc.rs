@@ -53,10 +53,13 @@ pub struct IvcFigures {
 }
 
 /// The figures in the lines the measuring VM printed (its `[name] ` prefix removed).
+/// The last line of each kind counts: the console can show a line's beginning as a
+/// line of its own before the whole line (as when the other VM printed meanwhile).
 pub fn parse(lines: &[&str]) -> Result<IvcFigures, String> {
     let find = |prefix: &str| {
         lines
             .iter()
+            .rev()
             .find_map(|l| l.trim().strip_prefix(prefix))
             .ok_or_else(|| format!("no `{prefix}...` line"))
     };
@@ -188,6 +191,25 @@ mod tests {
         assert!(t.contains("3.0 us self-IPI"), "{t}");
         assert!(t.contains("900.00 MiB/s memcpy"), "{t}");
         assert!(t.contains("120.00 MiB/s"), "{t}");
+    }
+
+    /// As seen in a run: beginnings of a line shown before the whole line.
+    #[test]
+    fn the_whole_line_after_its_beginnings_counts() {
+        let mut lines = vec![
+            "testguest: ivc-bench:",
+            "testguest: ivc-bench: round-trip median ",
+            "testguest: ivc-bench: round-trip median 186768 ns p99 270256 ns (1000 roun",
+            "testguest: ivc-bench: round-trip median 186768 ns p99 270256 ns (1000 rounds)",
+            "testguest: ivc-bench: ch",
+        ];
+        lines.extend_from_slice(&LINES[1..]);
+        let f = parse(&lines).unwrap();
+        assert_eq!(
+            (f.round_trip_median_ns, f.round_trip_p99_ns),
+            (186768, 270256)
+        );
+        assert_eq!(f.channel_kib_s, 122880);
     }
 
     #[test]
