@@ -222,6 +222,22 @@ fn images_must_fit_and_not_overlap() {
 }
 
 #[test]
+fn axvisor_ivc_device_is_refused_until_built() {
+    let text = GOOD.replace(
+        "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",
+        "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []], [\"ivc\", 0x0a00_0000, 0x1000, 40, 0xA, []],",
+    );
+    assert_ne!(text, GOOD, "the uart line to extend is in GOOD");
+    let errs = errors(&text);
+    expect(
+        &errs,
+        "devices.emu_devices[2][4]",
+        "not supported yet: emu_type 0xa (AxVisor's inter-VM channel device",
+    );
+    assert_eq!(errs.len(), 1, "only the 0xA device is refused: {errs:#?}");
+}
+
+#[test]
 fn devices_unknown_type_overlaps_and_shapes() {
     let text = GOOD.replace(
         "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",

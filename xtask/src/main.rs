@@ -196,7 +196,7 @@ enum Cmd {
     /// 7.2), then a Markdown table and a JSON file with the machine and QEMU version in
     /// target/hv/bench/results.{md,json}.
     ///
-    /// ivc: two test-guest VMs on an inter-VM channel (aarch64): doorbell round trip
+    /// ivc: two test-guest VMs on an inter-VM channel (aarch64, riscv64): doorbell round trip
     /// (median, p99) and bulk copy throughput through the channel, side by side with a
     /// self-IPI and memcpy inside one VM, in one run under the hypervisor (guest time;
     /// no bare side, --runs and --icount do not apply).

@@ -272,6 +272,10 @@ impl App {
             },
             RowKind::Item(vm, l, i) => self.edit_item(vm, l, i),
             RowKind::AddItem(..) => self.add_item(),
+            RowKind::Channel(..) => self.say(
+                "channels ([[devices.channels]]) are edited in the VM config file",
+                false,
+            ),
         }
     }
 

@@ -89,6 +89,35 @@ impl EditDoc {
         value_in(&self.doc, loc)
     }
 
+    /// Each `[[devices.channels]]` table as `(name, "key = value, ...")` with every
+    /// key as written (shown, not edited: the editor keeps these tables as they are).
+    pub fn channels(&self) -> Vec<(String, String)> {
+        let Some(tables) = self
+            .doc
+            .get("devices")
+            .and_then(Item::as_table)
+            .and_then(|t| t.get("channels"))
+            .and_then(Item::as_array_of_tables)
+        else {
+            return Vec::new();
+        };
+        tables
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let name = t
+                    .get("name")
+                    .and_then(Item::as_str)
+                    .map_or_else(|| format!("#{i}"), str::to_string);
+                let keys: Vec<String> = t
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", v.to_string().trim()))
+                    .collect();
+                (name, keys.join(", "))
+            })
+            .collect()
+    }
+
     /// Whether the value at `loc` differs from the one on disk.
     pub fn changed(&self, loc: Loc) -> bool {
         match (value_in(&self.doc, loc), value_in(&self.saved, loc)) {

@@ -39,6 +39,8 @@ pub enum RowKind {
     /// Entry `usize` of a VM's list.
     Item(DocId, List, usize),
     AddItem(DocId, List),
+    /// Shown, not edited: entry `usize` of a VM's `[[devices.channels]]`.
+    Channel(DocId, usize),
 }
 
 /// One line of a page.
@@ -151,15 +153,40 @@ pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
         Page::Qemu => group_rows(model, Group::Qemu),
         Page::Image => group_rows(model, Group::Image),
         Page::VmList => vm_file_rows(model),
-        Page::Vm(d) => (0..model.vm_settings.len())
-            .map(|index| setting_row(model, SettingRef { doc: *d, index }, false))
-            .collect(),
+        Page::Vm(d) => {
+            let mut out: Vec<Row> = (0..model.vm_settings.len())
+                .map(|index| setting_row(model, SettingRef { doc: *d, index }, false))
+                .collect();
+            out.extend(channel_rows(model, *d));
+            out
+        }
         Page::List(d, l) => item_rows(model, *d, *l),
         Page::Search { query, vm } => search(model, query, *vm)
             .into_iter()
             .map(|r| setting_row(model, r, true))
             .collect(),
     }
+}
+
+/// Hint of a channel row: channels are shown, and edited in the file.
+const CHANNEL_HINT: &str = "Inter-VM channel ([[devices.channels]]): shown here, edited in the \
+                            file (the editor keeps it as it is)";
+
+/// One read-only row per `[[devices.channels]]` table of a VM, marked with the
+/// problems the checks report on it.
+fn channel_rows(model: &Model, vm: DocId) -> Vec<Row> {
+    let Some(doc) = model.doc(vm) else {
+        return Vec::new();
+    };
+    doc.channels()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, value))| {
+            let diags = model.diags_for(vm, &KeyPath::new("devices").key("channels").index(i));
+            let label = format!("channel {name}");
+            Row::plain(RowKind::Channel(vm, i), &label, value, CHANNEL_HINT).marked(&diags)
+        })
+        .collect()
 }
 
 /// A row that opens the page of a group of board settings, marked with their
@@ -494,6 +521,7 @@ pub fn help(model: &Model, row: &Row) -> (String, Vec<String>) {
         RowKind::VmFile(rel) => vm_file_help(model, rel),
         RowKind::Item(vm, l, i) => item_help(model, *vm, *l, Some(*i)),
         RowKind::AddItem(vm, l) => item_help(model, *vm, *l, None),
+        RowKind::Channel(..) => (row.label.clone(), vec![row.hint.clone(), row.value.clone()]),
     }
 }
 

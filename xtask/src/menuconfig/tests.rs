@@ -959,7 +959,8 @@ fn every_key_of_the_vm_configs_is_a_setting() {
             for (k, _) in item.as_table().unwrap().iter() {
                 let name = format!("{section}.{k}");
                 // Not an editor setting yet: `[[devices.channels]]` tables are edited
-                // in the file (the editor keeps them as they are).
+                // in the file (the editor keeps them as they are) and shown on the
+                // VM's page, every key (`channels_are_shown_on_the_vm_page`).
                 if name == "devices.channels" {
                     continue;
                 }
@@ -967,4 +968,38 @@ fn every_key_of_the_vm_configs_is_a_setting() {
             }
         }
     }
+}
+
+/// A VM's `[[devices.channels]]` are rows of its page, one per channel with every
+/// key as written.
+#[test]
+fn channels_are_shown_on_the_vm_page() {
+    const IVC_A: &str = "configs/vms/testguest-aarch64-qemu-ivc-a.toml";
+    let f = Fixture::new();
+    let mut m = f.model();
+    let vm = m.open_vm(IVC_A).unwrap();
+    let rows = super::rows::rows(&m, &Page::Vm(vm));
+    let shown: Vec<&super::rows::Row> = rows
+        .iter()
+        .filter(|r| matches!(r.kind, RowKind::Channel(..)))
+        .collect();
+    let doc: toml_edit::DocumentMut = f.read(IVC_A).parse().unwrap();
+    let tables = doc["devices"]["channels"].as_array_of_tables().unwrap();
+    assert!(!tables.is_empty(), "{IVC_A} has a channel");
+    assert_eq!(shown.len(), tables.len());
+    for (row, t) in shown.iter().zip(tables.iter()) {
+        assert_eq!(
+            row.label,
+            format!("channel {}", t["name"].as_str().unwrap())
+        );
+        for (k, v) in t.iter() {
+            let text = format!("{k} = {}", v.to_string().trim());
+            assert!(row.value.contains(&text), "{text} not in {}", row.value);
+        }
+    }
+    // A VM without channels has no such row.
+    let plain = m.open_vm(VM_A).unwrap();
+    assert!(!super::rows::rows(&m, &Page::Vm(plain))
+        .iter()
+        .any(|r| matches!(r.kind, RowKind::Channel(..))));
 }

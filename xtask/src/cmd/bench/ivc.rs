@@ -1,10 +1,11 @@
 //! `cargo xtask bench ivc`: inter-VM channel speed, against the same work inside one
 //! VM, side by side in one run. Two test-guest VMs on one channel
-//! (configs/vms/testguest-aarch64-qemu-ivc-bench-{a,b}.toml, boot argument
+//! (configs/vms/testguest-{aarch64,riscv64}-qemu-ivc-bench-{a,b}.toml, boot argument
 //! `ivc-bench`): member 0 times 1,000 doorbell round trips (median, p99) and 200 bulk
 //! transfers of 32 KiB (copied into the region by one VM, out of it by the other),
 //! then, inside itself, the same transfers buffer to buffer and 1,000 self-IPIs
-//! (an SGI to itself until it shows pending). aarch64 (a GICv3) only for now.
+//! (aarch64: an SGI to itself until it shows pending at its GICv3 redistributor;
+//! riscv64: an SBI send_ipi to itself until its software interrupt shows in `sip`).
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -15,11 +16,28 @@ use crate::config::Arch;
 use crate::qemu::{qemu_args, qemu_binary, run_captured};
 use crate::workspace::Workspace;
 
-/// The two VMs of the bench.
+/// The two VMs of the bench on aarch64.
 pub const VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-ivc-bench-a.toml",
     "configs/vms/testguest-aarch64-qemu-ivc-bench-b.toml",
 ];
+/// The two VMs of the bench on riscv64.
+pub const VMS_RISCV64: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-ivc-bench-a.toml",
+    "configs/vms/testguest-riscv64-qemu-ivc-bench-b.toml",
+];
+
+/// The bench's VMs on an architecture.
+fn vms_of(arch: Arch) -> Result<[&'static str; 2]> {
+    match arch {
+        Arch::Aarch64 => Ok(VMS),
+        Arch::Riscv64 => Ok(VMS_RISCV64),
+        other => bail!(
+            "not supported yet: bench ivc on {} (its VMs are aarch64 and riscv64 test guests)",
+            other.name()
+        ),
+    }
+}
 /// The VM that prints the figures.
 const MEASURER: &str = "ivc-a";
 
@@ -35,10 +53,13 @@ pub struct IvcFigures {
 }
 
 /// The figures in the lines the measuring VM printed (its `[name] ` prefix removed).
+/// The last line of each kind counts: the console can show a line's beginning as a
+/// line of its own before the whole line (as when the other VM printed meanwhile).
 pub fn parse(lines: &[&str]) -> Result<IvcFigures, String> {
     let find = |prefix: &str| {
         lines
             .iter()
+            .rev()
             .find_map(|l| l.trim().strip_prefix(prefix))
             .ok_or_else(|| format!("no `{prefix}...` line"))
     };
@@ -102,19 +123,14 @@ pub fn table(f: &IvcFigures, board: &str) -> String {
 /// `cargo xtask bench ivc`.
 pub fn ivc(ws: &Workspace, o: &BenchOptions) -> Result<IvcFigures> {
     let config = board_file(ws, &super::build_options(o.config.clone(), vec![]));
+    let vms = vms_of(super::load_board(ws, &config)?.arch)?;
     let opts = BuildOptions {
         config: Some(config.clone()),
-        vms: VMS.iter().map(|v| ws.root.join(v)).collect(),
+        vms: vms.iter().map(|v| ws.root.join(v)).collect(),
         force_bin: true,
     };
     let out = build(ws, &opts)?;
     let board = &out.plan.board;
-    if board.arch != Arch::Aarch64 {
-        bail!(
-            "not supported yet: bench ivc on {} (its VMs are aarch64 test guests)",
-            board.arch.name()
-        );
-    }
     let q = board
         .qemu
         .clone()
@@ -175,6 +191,44 @@ mod tests {
         assert!(t.contains("3.0 us self-IPI"), "{t}");
         assert!(t.contains("900.00 MiB/s memcpy"), "{t}");
         assert!(t.contains("120.00 MiB/s"), "{t}");
+    }
+
+    /// As seen in a run: beginnings of a line shown before the whole line.
+    #[test]
+    fn the_whole_line_after_its_beginnings_counts() {
+        let mut lines = vec![
+            "testguest: ivc-bench:",
+            "testguest: ivc-bench: round-trip median ",
+            "testguest: ivc-bench: round-trip median 186768 ns p99 270256 ns (1000 roun",
+            "testguest: ivc-bench: round-trip median 186768 ns p99 270256 ns (1000 rounds)",
+            "testguest: ivc-bench: ch",
+        ];
+        lines.extend_from_slice(&LINES[1..]);
+        let f = parse(&lines).unwrap();
+        assert_eq!(
+            (f.round_trip_median_ns, f.round_trip_p99_ns),
+            (186768, 270256)
+        );
+        assert_eq!(f.channel_kib_s, 122880);
+    }
+
+    #[test]
+    fn each_architecture_has_its_pair_of_vms() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        for arch in [Arch::Aarch64, Arch::Riscv64] {
+            for v in vms_of(arch).unwrap() {
+                assert!(v.contains(arch.name()), "{v} is not a {} VM", arch.name());
+                let text = std::fs::read_to_string(root.join(v)).unwrap();
+                assert!(text.contains("cmdline = \"ivc-bench\""), "{v}");
+            }
+        }
+        let e = vms_of(Arch::X86_64).unwrap_err().to_string();
+        assert!(
+            e.starts_with("not supported yet: bench ivc on x86_64"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -231,6 +231,11 @@ pub fn vm_boots() -> Result<u64, CallUndefined> {
     Ok(call(HV_EID, VM_BOOTS, [0; 4])[1])
 }
 
+/// SBI send_ipi to the harts of `mask` (bit i: hart `base` + i); the SBI error.
+pub fn send_ipi(mask: u64, base: u64) -> i64 {
+    sbi(EID_IPI, 0, mask, base, 0).0
+}
+
 /// Programs the supervisor timer for `time` (u64::MAX: never); clears its interrupt.
 pub fn set_timer(time: u64) {
     sbi(EID_TIME, 0, time, 0, 0);

@@ -20,14 +20,50 @@ pub mod timer;
 
 pub use dtb::{check_dtb, pending_bit};
 
-/// Self-IPI timing (`ivc-bench`) is aarch64's only so far.
+/// Supervisor software interrupt pending bit of `sip` (SSIP).
+const SIP_SSIP: u64 = 1 << 1;
+
+/// Self-IPI timing (`ivc-bench`): each slot the ticks from an SBI send_ipi to this
+/// hart until its software interrupt shows pending in `sip` (never taken: interrupts
+/// are masked meanwhile), then cleared by the guest (VSSIP is the guest's to clear).
 pub fn self_ipi_ticks(
     _platform: &crate::platform::Platform,
-    _out: &mut [u64],
+    out: &mut [u64],
 ) -> crate::why::CheckResult {
-    Err(crate::why::why!(
-        "not supported yet: self-IPI timing on riscv64"
-    ))
+    let me = cpu_hw_id();
+    let pending = || {
+        let sip: u64;
+        // SAFETY: reading sip has no side effects.
+        unsafe { asm!("csrr {}, sip", out(reg) sip, options(nomem, nostack)) };
+        sip & SIP_SSIP != 0
+    };
+    let clear = || {
+        // SAFETY: clears only this hart's (virtual) supervisor software interrupt.
+        unsafe { asm!("csrc sip, {}", in(reg) SIP_SSIP, options(nomem, nostack)) };
+    };
+    let sstatus: u64;
+    // SAFETY: masking interrupts only affects this hart's execution.
+    unsafe { asm!("csrrci {}, sstatus, 2", out(reg) sstatus, options(nomem, nostack)) };
+    clear();
+    let mut result = Ok(());
+    for slot in out.iter_mut() {
+        let start = timer::now();
+        let err = firmware::send_ipi(1, me);
+        let seen = crate::time::wait_until(1000, pending);
+        *slot = timer::now().wrapping_sub(start);
+        clear();
+        if err != 0 || !seen {
+            result = Err(crate::why::why!(
+                "SBI send_ipi to this hart ({me}): error {err}, software interrupt pending: {seen}"
+            ));
+            break;
+        }
+    }
+    if sstatus & 2 != 0 {
+        // SAFETY: unmasking again as it was; the trap vector is installed.
+        unsafe { asm!("csrsi sstatus, 2", options(nomem, nostack)) };
+    }
+    result
 }
 
 /// The UART the riscv64 test VMs (and QEMU virt) have, used when the device tree
