@@ -8,7 +8,8 @@
 //! `cpuid` (what a guest's CPUID says), `permmap` (the I/O and MSR permission maps)
 //! `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding), `insn`
 //! (the `mov` forms a nested page fault on MMIO is emulated for), `gwalk` (the
-//! guest's page tables walked to fetch those bytes), `vmcb`
+//! guest's page tables walked to fetch those bytes), `exits` (SVM exits into the
+//! arch-neutral `VmExit`s and the core's replies back into registers), `vmcb`
 //! (the control block and a Multiboot vCPU's start state) and `multiboot` (the
 //! information block at EBX) are pure and build everywhere (host unit tests); the
 //! rest runs only on the bare-metal target. `world` is the SVM world switch (VMRUN
@@ -16,6 +17,7 @@
 //! and the pure parts above is not built yet.
 pub mod cpuid;
 pub mod descriptors;
+pub mod exits;
 pub mod gwalk;
 pub mod insn;
 pub mod ioexit;
