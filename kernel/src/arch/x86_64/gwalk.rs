@@ -49,6 +49,20 @@ fn entry(mem: &dyn GuestMem, gpa: u64, wide: bool) -> Result<u64, WalkError> {
     Ok(e)
 }
 
+impl Paging {
+    /// The nested page tables at `ncr3` as paging state: the NPT format is 4-level
+    /// long-mode paging, so [`translate`] over host memory turns a GPA into the
+    /// host-physical address the VM's tables give it.
+    pub fn nested(ncr3: u64) -> Self {
+        Self {
+            cr0: CR0_PG | 1,
+            cr3: ncr3,
+            cr4: CR4_PAE,
+            efer: EFER_LMA,
+        }
+    }
+}
+
 /// The guest-physical address of linear address `va`.
 pub fn translate(p: &Paging, va: u64, mem: &dyn GuestMem) -> Result<u64, WalkError> {
     if p.cr0 & CR0_PG == 0 {
@@ -223,6 +237,53 @@ mod tests {
         // 1 GiB page at PDPT 1.
         m.put64(0x2008, 0x4000_0000 | PS | 3);
         assert_eq!(translate(&p, 0xffff_8000_4001_2345, &m), Ok(0x4001_2345));
+    }
+
+    #[test]
+    fn the_shared_walkers_nested_tables_walk_as_4_level_paging() {
+        use crate::hal::paging::{MemType, Perms, TableMemory, PAGE};
+        use crate::mm::stage2::{testing::FakeMem, PageTable};
+        use core::cell::RefCell;
+        /// The walker's table frames, read as host memory.
+        struct Tables(RefCell<FakeMem>);
+        impl GuestMem for Tables {
+            fn read(&self, pa: u64, buf: &mut [u8]) -> bool {
+                let e = self.0.borrow_mut().table(pa & !0xfff)[((pa & 0xfff) / 8) as usize];
+                buf.copy_from_slice(&e.to_le_bytes()[..buf.len()]);
+                true
+            }
+        }
+        let mut m = FakeMem::new(64);
+        let mut t = PageTable::<super::super::npt::Npt>::new(&mut m, 48, true).unwrap();
+        t.map(
+            &mut m,
+            0x10_0000,
+            0x1234_5000,
+            3 * PAGE,
+            Perms::RWX,
+            MemType::Normal,
+        )
+        .unwrap();
+        t.map(
+            &mut m,
+            0x4000_0000,
+            0x9000_0000,
+            0x20_0000,
+            Perms::RW,
+            MemType::Normal,
+        )
+        .unwrap();
+        assert_eq!(
+            t.translate(&mut m, 0x4000_0000).unwrap().level,
+            1,
+            "a 2 MiB block"
+        );
+        let p = Paging::nested(t.root());
+        let mem = Tables(RefCell::new(m));
+        assert_eq!(translate(&p, 0x10_1abc, &mem), Ok(0x1234_6abc));
+        // A 2 MiB block.
+        assert_eq!(translate(&p, 0x401f_fff8, &mem), Ok(0x901f_fff8));
+        assert_eq!(translate(&p, 0x10_3000, &mem), Err(WalkError::NotPresent));
     }
 
     #[test]
