@@ -13,8 +13,8 @@
 //! (the control block and a Multiboot vCPU's start state) and `multiboot` (the
 //! information block at EBX) are pure and build everywhere (host unit tests); the
 //! rest runs only on the bare-metal target. `world` is the SVM world switch (VMRUN
-//! with the guest's general registers, the host save areas); the vCPU that uses it
-//! and the pure parts above is not built yet.
+//! with the guest's general registers, the host save areas) and `vcpu` the vCPU
+//! that runs on it; no VM reaches it yet (VM creation says "not supported yet").
 pub mod cpuid;
 pub mod descriptors;
 pub mod exits;
