@@ -86,6 +86,15 @@ pub fn guard_slot(addr: u64) -> Option<usize> {
     (slot < MAX_CPUS && off % SLOT < GUARD).then_some(slot)
 }
 
+/// The stack slot of the running CPU (from its stack pointer).
+pub fn current_slot() -> usize {
+    let base = (&raw const hv_stacks) as u64;
+    let sp: u64;
+    // SAFETY: reads the stack pointer only.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack)) };
+    (sp.saturating_sub(base) as usize / SLOT).min(MAX_CPUS - 1)
+}
+
 /// Top of the emergency stack of `slot`.
 pub fn emergency_top(slot: usize) -> u64 {
     let base = (&raw const EMERGENCY_STACKS) as u64;

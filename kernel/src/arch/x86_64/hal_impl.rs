@@ -67,6 +67,7 @@ fn enable_svm() -> Result<(), &'static str> {
     // SAFETY: SVM exists and is not disabled (checked above); SVME only makes the
     // SVM instructions usable.
     unsafe { port::wrmsr(MSR_EFER, port::rdmsr(MSR_EFER) | EFER_SVME) };
+    super::world::init_cpu(boot::current_slot());
     Ok(())
 }
 

@@ -6,14 +6,20 @@
 //!
 //! `npt` (the nested page-table format), `svm` (the CPU feature decision),
 //! `cpuid` (what a guest's CPUID says), `permmap` (the I/O and MSR permission maps)
-//! `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding), `vmcb`
+//! `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding), `insn`
+//! (the `mov` forms a nested page fault on MMIO is emulated for), `gwalk` (the
+//! guest's page tables walked to fetch those bytes), `exits` (SVM exits into the
+//! arch-neutral `VmExit`s and the core's replies back into registers), `vmcb`
 //! (the control block and a Multiboot vCPU's start state) and `multiboot` (the
 //! information block at EBX) are pure and build everywhere (host unit tests); the
 //! rest runs only on the bare-metal target. `world` is the SVM world switch (VMRUN
-//! with the guest's general registers, the host save areas); the vCPU that uses it
-//! and the pure parts above is not built yet.
+//! with the guest's general registers, the host save areas) and `vcpu` the vCPU
+//! that runs on it; no VM reaches it yet (VM creation says "not supported yet").
 pub mod cpuid;
 pub mod descriptors;
+pub mod exits;
+pub mod gwalk;
+pub mod insn;
 pub mod ioexit;
 pub mod multiboot;
 pub mod npt;

@@ -78,6 +78,14 @@ pub fn wait_interrupt() {
     unsafe { asm!("sti", "hlt", "cli", options(nomem, nostack)) };
 }
 
+/// Lets a pending interrupt in (one instruction with interrupts enabled), then
+/// masks them again.
+pub fn take_interrupts() {
+    // SAFETY: interrupts are enabled for one `nop`; the handlers that can run are
+    // the IDT's.
+    unsafe { asm!("sti", "nop", "cli", options(nomem, nostack)) };
+}
+
 /// Stops this CPU for good.
 pub fn halt_forever() -> ! {
     loop {

@@ -4,7 +4,7 @@
 //! manual's and every field is checked on the host; [`Vmcb::multiboot`] is the state a
 //! vCPU starts in: how QEMU starts a Multiboot (v1) kernel.
 //!
-//! Not yet used by a running vCPU (the world switch is the next step of issue 11).
+//! Used by `vcpu`, which no VM reaches yet (VM creation is refused).
 
 /// Control-area offsets.
 pub mod ctl {

@@ -4,7 +4,7 @@
 //! interrupt that arrives while the guest runs exits it (INTR intercept) and is
 //! taken after the exit, when the hypervisor enables interrupts.
 //!
-//! Not yet used by a vCPU (the exit handling is the next step of issue 11). Checked
+//! Used by `vcpu`, which no VM reaches yet (VM creation is refused). Checked
 //! by hand on QEMU 7.2 (-cpu EPYC) with a throwaway boot hook: a VMCB from
 //! `Vmcb::multiboot`, hand-built nested tables mapping one code page at 0x10_0000,
 //! guest code `mov eax, 0x1234; mov ebx, 0x5678; mov edx, ecx; vmmcall` with RCX =
