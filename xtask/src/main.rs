@@ -10,9 +10,12 @@ mod gen;
 mod guest;
 mod host_tools;
 mod image;
+#[cfg(feature = "menuconfig")]
 mod menuconfig;
 mod output;
 mod qemu;
+#[cfg(not(all(feature = "menuconfig", feature = "schema")))]
+mod rerun;
 mod toolchain;
 mod uboot;
 mod workspace;
@@ -210,7 +213,8 @@ enum Cmd {
         timeout: u64,
     },
     /// Clippy with warnings as errors for every crate on every target it is built for:
-    /// the host (workspace, all targets) and each bare-metal target of the board
+    /// the host (workspace, all targets; xtask also without its default features, as
+    /// `cargo xtask` builds it) and each bare-metal target of the board
     /// files, with each set of kernel features they use. `cargo xtask test` runs it
     /// as one check.
     Clippy,
@@ -241,8 +245,13 @@ fn run(cli: Cli) -> Result<bool> {
             }
             println!("xtask: .build.toml is now configs/board/{board}.toml");
         }
+        #[cfg(feature = "menuconfig")]
         Cmd::Menuconfig { config, root } => {
             menuconfig::menuconfig(&ws, &menuconfig::Options { config, root })?;
+        }
+        #[cfg(not(feature = "menuconfig"))]
+        Cmd::Menuconfig { .. } => {
+            return rerun::with_feature(&ws.root, "menuconfig", "menuconfig (ratatui)")
         }
         Cmd::Check(cfg) => {
             let plan = cmd::build::load_plan(&ws, &cfg.options())?;
@@ -327,7 +336,12 @@ fn run(cli: Cli) -> Result<bool> {
             return cmd::test::test(&ws, &opts);
         }
         Cmd::Clippy => return cmd::clippy::clippy(&ws.root),
+        #[cfg(feature = "schema")]
         Cmd::Vmconfig { schema, out } => cmd::vmconfig::vmconfig(schema, out.as_deref())?,
+        #[cfg(not(feature = "schema"))]
+        Cmd::Vmconfig { .. } => {
+            return rerun::with_feature(&ws.root, "schema", "vmconfig --schema (schemars)")
+        }
         Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }
     Ok(true)

@@ -7,4 +7,5 @@ pub mod run;
 pub mod test;
 pub mod test_fs;
 pub mod test_signals;
+#[cfg(feature = "schema")]
 pub mod vmconfig;
