@@ -3,7 +3,7 @@
 //! `file://` URLs and plain paths straight from disk. Each download is written to a
 //! `.<name>.part` file next to its destination, hashed with SHA-256 on the way,
 //! checked against the expected hash and only then renamed into place; on every
-//! error the `.part` file is removed. A progress bar shows on a terminal only
+//! error, and on Ctrl-C or SIGTERM, the `.part` file is removed. A progress bar shows on a terminal only
 //! (indicatif draws nothing when stderr is not one), so logs get one plain line.
 use std::fmt;
 use std::fs::{self, File};
@@ -152,6 +152,8 @@ pub fn download(src: &Source, dest: &Path, expected: Option<&str>) -> Result<Str
 struct PartFile {
     path: PathBuf,
     file: Option<File>,
+    /// Removes the file on Ctrl-C or SIGTERM too.
+    _on_signal: crate::cleanup::OnSignal,
 }
 
 impl PartFile {
@@ -164,11 +166,13 @@ impl PartFile {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let path = dir.join(format!(".{}.part", name.to_string_lossy()));
+        let on_signal = crate::cleanup::remove_on_signal(&path)?;
         let file =
             File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(PartFile {
             path,
             file: Some(file),
+            _on_signal: on_signal,
         })
     }
 

@@ -2,6 +2,7 @@
 //! configs), validates, builds (guests, VM table, kernel, raw image), runs (QEMU) and
 //! tests (unit tests and QEMU scenarios). `cargo xtask --help` is the manual.
 mod apt;
+mod cleanup;
 mod cmd;
 mod config;
 mod download;
