@@ -1,14 +1,16 @@
-//! The one downloader of xtask: `http://` and `https://` with reqwest (rustls, no
-//! system OpenSSL), `file://` URLs and plain paths straight from disk. Each download
-//! is written to a `.<name>.part` file next to its destination, hashed with SHA-256 on
-//! the way, checked against the expected hash and only then renamed into place; on
-//! every error the `.part` file is removed. A progress bar shows on a terminal only
+//! The one downloader of xtask: `http://` and `https://` through `xtask-fetch`
+//! (reqwest with rustls, no system OpenSSL; a binary of its own, built on first use),
+//! `file://` URLs and plain paths straight from disk. Each download is written to a
+//! `.<name>.part` file next to its destination, hashed with SHA-256 on the way,
+//! checked against the expected hash and only then renamed into place; on every
+//! error, and on Ctrl-C or SIGTERM, the `.part` file is removed. A progress bar shows on a terminal only
 //! (indicatif draws nothing when stderr is not one), so logs get one plain line.
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -121,9 +123,13 @@ pub fn read_text(src: &Source) -> Result<String> {
         Source::File(p) => {
             fs::read_to_string(p).with_context(|| format!("cannot read {src} ({})", p.display()))
         }
-        Source::Http(url) => http_get(url)?
-            .text()
-            .map_err(|e| anyhow!("cannot fetch {url}: {}", error_chain(&e))),
+        Source::Http(url) => {
+            let mut text = String::new();
+            http_get(url)?
+                .read_to_string(&mut text)
+                .map_err(|e| anyhow!("cannot fetch {url}: {e}"))?;
+            Ok(text)
+        }
     }
 }
 
@@ -146,6 +152,8 @@ pub fn download(src: &Source, dest: &Path, expected: Option<&str>) -> Result<Str
 struct PartFile {
     path: PathBuf,
     file: Option<File>,
+    /// Removes the file on Ctrl-C or SIGTERM too.
+    _on_signal: crate::cleanup::OnSignal,
 }
 
 impl PartFile {
@@ -158,11 +166,13 @@ impl PartFile {
             fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
         let path = dir.join(format!(".{}.part", name.to_string_lossy()));
+        let on_signal = crate::cleanup::remove_on_signal(&path)?;
         let file =
             File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
         Ok(PartFile {
             path,
             file: Some(file),
+            _on_signal: on_signal,
         })
     }
 
@@ -205,7 +215,7 @@ fn copy_hashed(src: &Source, part: &mut PartFile) -> Result<String> {
     loop {
         let n = input
             .read(&mut buf)
-            .map_err(|e| anyhow!("cannot fetch {src}: {}", error_chain(&e)))?;
+            .map_err(|e| anyhow!("cannot fetch {src}: {e}"))?;
         if n == 0 {
             break;
         }
@@ -230,9 +240,9 @@ fn open(src: &Source) -> Result<(Box<dyn Read>, Option<u64>)> {
             (Box::new(f), len)
         }
         Source::Http(url) => {
-            let resp = http_get(url)?;
-            let len = resp.content_length();
-            (Box::new(resp), len)
+            let body = http_get(url)?;
+            let len = body.len;
+            (Box::new(body), len)
         }
     })
 }
@@ -253,47 +263,99 @@ fn bytes_bar(len: Option<u64>, what: &str) -> ProgressBar {
     bar
 }
 
-fn client(url: &str) -> Result<reqwest::blocking::Client> {
-    let mut b = reqwest::blocking::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .timeout(None)
-        .user_agent(concat!("hypervisor-xtask/", env!("CARGO_PKG_VERSION")));
-    if is_loopback(url) {
-        b = b.no_proxy();
-    }
-    b.build().context("cannot set up the HTTP client")
+/// The body of an HTTP(S) GET, read from `xtask-fetch` (see [`fetch_exe`]): its
+/// stdout after the header line. Reading it to the end fails when `xtask-fetch`
+/// failed (its message). Dropped early, it ends `xtask-fetch`.
+struct HttpBody {
+    url: String,
+    child: Child,
+    out: BufReader<ChildStdout>,
+    len: Option<u64>,
+    done: bool,
 }
 
-fn is_loopback(url: &str) -> bool {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let host = rest.split(['/', '?']).next().unwrap_or("");
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
-}
-
-fn http_get(url: &str) -> Result<reqwest::blocking::Response> {
-    let resp = client(url)?
-        .get(url)
-        .send()
-        .map_err(|e| anyhow!("cannot fetch {url}: {}", error_chain(&e)))?;
-    let status = resp.status();
-    if !status.is_success() {
-        bail!("cannot fetch {url}: the server answered HTTP {status}");
-    }
-    Ok(resp)
-}
-
-/// An error with its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
+impl HttpBody {
+    /// The failure `xtask-fetch` reported, once it has exited, or `None` when it
+    /// succeeded.
+    fn failure(&mut self) -> Option<String> {
+        let status = self.child.wait();
+        let mut text = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = e.read_to_string(&mut text);
         }
-        cur = c.source();
+        self.done = true;
+        match status {
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(match text.trim() {
+                "" => format!("xtask-fetch failed ({s})"),
+                t => t.to_string(),
+            }),
+            Err(e) => Some(format!("waiting for xtask-fetch: {e}")),
+        }
     }
-    text
+}
+
+impl Read for HttpBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.out.read(buf)?;
+        if n == 0 && !buf.is_empty() && !self.done {
+            if let Some(e) = self.failure() {
+                return Err(std::io::Error::other(e));
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Drop for HttpBody {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `xtask-fetch`, the HTTP(S) client (reqwest with rustls) in a binary of its own
+/// (`xtask/fetch/`), so that the commands that download nothing do not compile an
+/// HTTP and TLS stack. Built with `cargo build -p xtask-fetch` on first use (and
+/// checked to be current once per xtask run).
+fn fetch_exe() -> Result<PathBuf> {
+    static EXE: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        crate::workspace::build_helper(&root, "xtask-fetch", "the HTTP(S) downloader")
+            .map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+fn http_get(url: &str) -> Result<HttpBody> {
+    let exe = fetch_exe()?;
+    let mut child = Command::new(&exe)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", exe.display()))?;
+    let stdout = child.stdout.take().context("no stdout from xtask-fetch")?;
+    let mut body = HttpBody {
+        url: url.to_string(),
+        child,
+        out: BufReader::new(stdout),
+        len: None,
+        done: false,
+    };
+    let mut head = String::new();
+    let _ = body.out.read_line(&mut head);
+    let Some(len) = head.trim_end().strip_prefix("xtask-fetch ") else {
+        let why = body
+            .failure()
+            .unwrap_or_else(|| format!("unexpected answer from xtask-fetch: {head:?}"));
+        bail!("cannot fetch {}: {why}", body.url);
+    };
+    body.len = len.parse().ok();
+    Ok(body)
 }

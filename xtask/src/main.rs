@@ -2,6 +2,7 @@
 //! configs), validates, builds (guests, VM table, kernel, raw image), runs (QEMU) and
 //! tests (unit tests and QEMU scenarios). `cargo xtask --help` is the manual.
 mod apt;
+mod cleanup;
 mod cmd;
 mod config;
 mod download;
@@ -10,10 +11,13 @@ mod gen;
 mod guest;
 mod host_tools;
 mod image;
+#[cfg(feature = "menuconfig")]
 mod menuconfig;
 mod output;
 mod qemu;
 mod shell_script;
+#[cfg(not(all(feature = "menuconfig", feature = "schema")))]
+mod rerun;
 mod toolchain;
 mod uboot;
 mod workspace;
@@ -230,7 +234,8 @@ enum Cmd {
         timeout: u64,
     },
     /// Clippy with warnings as errors for every crate on every target it is built for:
-    /// the host (workspace, all targets) and each bare-metal target of the board
+    /// the host (workspace, all targets; xtask also without its default features, as
+    /// `cargo xtask` builds it) and each bare-metal target of the board
     /// files, with each set of kernel features they use. `cargo xtask test` runs it
     /// as one check.
     Clippy,
@@ -281,8 +286,13 @@ fn run(cli: Cli) -> Result<bool> {
             }
             println!("xtask: .build.toml is now configs/board/{board}.toml");
         }
+        #[cfg(feature = "menuconfig")]
         Cmd::Menuconfig { config, root } => {
             menuconfig::menuconfig(&ws, &menuconfig::Options { config, root })?;
+        }
+        #[cfg(not(feature = "menuconfig"))]
+        Cmd::Menuconfig { .. } => {
+            return rerun::with_feature(&ws.root, "menuconfig", "menuconfig (ratatui)")
         }
         Cmd::Check(cfg) => {
             let plan = cmd::build::load_plan(&ws, &cfg.options())?;
@@ -375,7 +385,12 @@ fn run(cli: Cli) -> Result<bool> {
             seed,
             engine,
         } => return cmd::fuzz::fuzz(&ws.root, &name, seconds, seed, engine),
+        #[cfg(feature = "schema")]
         Cmd::Vmconfig { schema, out } => cmd::vmconfig::vmconfig(schema, out.as_deref())?,
+        #[cfg(not(feature = "schema"))]
+        Cmd::Vmconfig { .. } => {
+            return rerun::with_feature(&ws.root, "schema", "vmconfig --schema (schemars)")
+        }
         Cmd::Guest(args) => guest::run(&ws.root, &args)?,
     }
     Ok(true)

@@ -59,19 +59,21 @@ static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static HANDLERS: OnceLock<std::result::Result<(), String>> = OnceLock::new();
 
 /// Installs (once) the stop-signal handlers: while a QEMU run is waited for, a stop
-/// signal is remembered for [`wait`], which ends QEMU; otherwise it does what it
-/// would do without a handler (end xtask).
-fn install_handlers() -> Result<()> {
+/// signal is remembered for [`wait`], which ends QEMU; otherwise it removes the files
+/// registered with [`crate::cleanup`] and does what it would do without a handler
+/// (end xtask).
+pub fn install_handlers() -> Result<()> {
     HANDLERS
         .get_or_init(|| {
             for sig in STOP_SIGNALS {
                 // SAFETY: the handler only reads and writes atomics and calls
-                // emulate_default_handler, all async-signal-safe.
+                // unlink(2) and emulate_default_handler, all async-signal-safe.
                 unsafe {
                     signal_hook::low_level::register(sig, move || {
                         if QEMU_RUNNING.load(Ordering::SeqCst) > 0 {
                             RECEIVED.store(sig, Ordering::SeqCst);
                         } else {
+                            crate::cleanup::remove_all();
                             let _ = signal_hook::low_level::emulate_default_handler(sig);
                         }
                     })

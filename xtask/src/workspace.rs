@@ -101,3 +101,18 @@ pub fn cargo_build(
     }
     exe.with_context(|| format!("`{shown}` produced no executable named {bin}"))
 }
+
+/// Builds `package`'s binary of the same name in the host's dev profile and returns
+/// its path: a part of xtask that most commands do not need, so that `cargo xtask
+/// run` does not compile it (`what` says what it is). The first build says so on a
+/// line of its own; later ones are quiet and quick (cargo finds it current).
+pub fn build_helper(root: &Path, package: &str, what: &str) -> Result<PathBuf> {
+    let ws = Workspace::load()?;
+    let mut args = vec!["-p".to_string(), package.to_string()];
+    if ws.target_dir.join("debug").join(package).exists() {
+        args.push("--quiet".to_string());
+    } else {
+        println!("xtask: building {package}, {what}, on first use: cargo build -p {package}");
+    }
+    cargo_build(root, &args, &[], package)
+}

@@ -1,5 +1,6 @@
 //! `cargo xtask clippy`: clippy, warnings as errors, for every crate on every target
-//! it is built for: the host (the whole workspace, tests included) and each bare-metal
+//! it is built for: the host (the whole workspace, tests included, and xtask without
+//! its default features, as the `cargo xtask` alias builds it) and each bare-metal
 //! target a board file names, with each set of kernel features the board files use
 //! (plus `fs-vms` where `cargo xtask image` adds it: boards with an `[image]`).
 use std::collections::BTreeSet;
@@ -104,6 +105,20 @@ pub fn runs(builds: &BTreeSet<(String, Vec<String>)>) -> Vec<Run> {
         what: "host: the workspace, all targets (tests included)".into(),
         args: [s(&["clippy", "--workspace", "--all-targets"]), s(&deny)].concat(),
     }];
+    runs.push(Run {
+        what: "host: xtask as `cargo xtask` builds it (without its default features)".into(),
+        args: [
+            s(&[
+                "clippy",
+                "-p",
+                "xtask",
+                "--no-default-features",
+                "--all-targets",
+            ]),
+            s(&deny),
+        ]
+        .concat(),
+    });
     let targets: BTreeSet<&String> = builds.iter().map(|(t, _)| t).collect();
     for t in targets {
         if !GUEST_UNPORTED.contains(&t.as_str()) {
@@ -211,6 +226,10 @@ mod tests {
         assert_eq!(
             runs[0].args.join(" "),
             "clippy --workspace --all-targets -- -D warnings"
+        );
+        assert_eq!(
+            runs[1].args.join(" "),
+            "clippy -p xtask --no-default-features --all-targets -- -D warnings"
         );
         assert!(runs.iter().all(|r| r.args.ends_with(&[
             "--".to_string(),

@@ -10,4 +10,5 @@ pub mod test_attacks;
 pub mod test_fs;
 pub mod test_shell;
 pub mod test_signals;
+#[cfg(feature = "schema")]
 pub mod vmconfig;

@@ -552,8 +552,8 @@ impl Drop for TempFile<'_> {
 }
 
 /// Writes the image and reads it back to check every file. The image is written to
-/// `<out>.part` and renamed into place only when all checks pass; on any failure the
-/// `.part` file is removed.
+/// `<out>.part` and renamed into place only when all checks pass; on any failure, and
+/// on Ctrl-C or SIGTERM, the `.part` file is removed.
 pub fn write(out: &Path, c: &Contents) -> Result<()> {
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -564,6 +564,7 @@ pub fn write(out: &Path, c: &Contents) -> Result<()> {
         path: &tmp,
         keep: false,
     };
+    let _on_signal = crate::cleanup::remove_on_signal(&tmp)?;
     write_checked(&tmp, c)?;
     std::fs::rename(&tmp, out)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), out.display()))?;

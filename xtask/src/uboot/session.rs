@@ -5,6 +5,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use libc::STDIN_FILENO;
+use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg, Termios};
 
 use super::ymodem;
 use crate::config::board::TftpToml;
@@ -406,12 +408,18 @@ pub enum Left {
 /// This terminal in raw mode, its keys sent to the board by a thread.
 struct RawInput {
     left: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The terminal's settings before, restored on drop.
+    saved: Termios,
 }
 
 impl RawInput {
     fn start(mut port: Box<dyn Port>) -> Result<RawInput> {
         use std::sync::atomic::{AtomicBool, Ordering};
-        crossterm::terminal::enable_raw_mode().context("cannot put the terminal in raw mode")?;
+        let saved = tcgetattr(STDIN_FILENO).context("cannot read the terminal's settings")?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(STDIN_FILENO, SetArg::TCSANOW, &raw)
+            .context("cannot put the terminal in raw mode")?;
         let left = std::sync::Arc::new(AtomicBool::new(false));
         let flag = left.clone();
         std::thread::spawn(move || {
@@ -427,7 +435,7 @@ impl RawInput {
                 }
             }
         });
-        Ok(RawInput { left })
+        Ok(RawInput { left, saved })
     }
 
     fn left(&self) -> bool {
@@ -437,7 +445,7 @@ impl RawInput {
 
 impl Drop for RawInput {
     fn drop(&mut self) {
-        let _ = crossterm::terminal::disable_raw_mode();
+        let _ = tcsetattr(STDIN_FILENO, SetArg::TCSANOW, &self.saved);
     }
 }
 
