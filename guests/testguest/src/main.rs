@@ -16,6 +16,8 @@
 #[cfg(target_os = "none")]
 mod arch;
 #[cfg(target_os = "none")]
+mod bench;
+#[cfg(target_os = "none")]
 mod checks;
 #[cfg(target_os = "none")]
 mod console;
