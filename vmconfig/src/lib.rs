@@ -16,6 +16,7 @@ pub mod check;
 pub mod cpus;
 #[cfg(feature = "devtree")]
 pub mod devtree;
+pub mod dtbdump;
 pub mod host;
 pub mod image;
 pub mod irq;

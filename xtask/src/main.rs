@@ -15,9 +15,9 @@ mod image;
 mod menuconfig;
 mod output;
 mod qemu;
-mod shell_script;
 #[cfg(not(all(feature = "menuconfig", feature = "schema")))]
 mod rerun;
+mod shell_script;
 mod toolchain;
 mod uboot;
 mod workspace;
@@ -186,19 +186,27 @@ enum Cmd {
     },
     /// Measure speed as ratios taken side by side in one run: each run under the
     /// hypervisor is paired with the bare QEMU run next to it (the board's machine
-    /// without virtualization, the VM's CPUs, memory and command line); the figure is
-    /// the median of the per-pair ratios hypervisor / bare with their min..max (and
-    /// quartiles from 5 pairs), the two medians for reference. Prints the QEMU command
-    /// of both sides; each run's console output is kept in target/hv/bench-logs/.
+    /// without virtualization, the VM's CPUs, memory and command line, and with -dtb
+    /// the device tree the hypervisor generates for the VM, printed by a build with
+    /// feature dump-guest-dtb; riscv64 adds QEMU's CLINT and test device for OpenSBI);
+    /// the figure is the median of the per-pair ratios hypervisor / bare with their
+    /// min..max (and quartiles from 5 pairs), the two medians for reference. Prints the
+    /// QEMU command of both sides; each run's console output is kept in
+    /// target/hv/bench-logs/.
     ///
     /// linux-boot: the VM's Linux kernel and initramfs (with the current /init) to
     /// `guest-init: ready`, wall-clock from QEMU's start, or with --icount the guest's
     /// own time at that line. tiny-boot: a test-guest VM from QEMU's start to its first
-    /// line. all: linux-boot (wall and --icount, at most 3 pairs) and tiny-boot on the
-    /// boards qemu-aarch64, qemu-aarch64-gicv2 and qemu-riscv64 (or only --config; not
-    /// riscv64 --icount, whose 2-hart Linux does not boot bare under -icount on QEMU
-    /// 7.2), then a Markdown table and a JSON file with the machine and QEMU version in
-    /// target/hv/bench/results.{md,json}.
+    /// line. hypercall, mmio, irq, cpu: the test guest booted with bench=<name> times
+    /// the operation on its counter (ns, median of 9 batches): a null hypercall against
+    /// a loop that traps nowhere (both under the hypervisor), a UART status register
+    /// read, timer deadline to handler, a CoreMark-like round (under the hypervisor and
+    /// bare; --icount: the counter follows executed instructions). all: linux-boot (wall
+    /// and --icount, at most 3 pairs), tiny-boot, hypercall, mmio, irq, cpu and
+    /// cpu --icount on the boards qemu-aarch64, qemu-aarch64-gicv2 and qemu-riscv64 (or
+    /// only --config; not riscv64 linux-boot --icount, whose 2-hart Linux does not boot
+    /// bare under -icount on QEMU 7.2), then a Markdown table and a JSON file with the
+    /// machine and QEMU version in target/hv/bench/results.{md,json}.
     ///
     /// ivc: two test-guest VMs on an inter-VM channel (aarch64, riscv64): doorbell round trip
     /// (median, p99) and bulk copy throughput through the channel, side by side with a
@@ -206,7 +214,7 @@ enum Cmd {
     /// no bare side, --runs and --icount do not apply).
     #[command(verbatim_doc_comment)]
     Bench {
-        /// What to measure: linux-boot, tiny-boot, all or ivc.
+        /// What to measure: linux-boot, tiny-boot, hypercall, mmio, irq, cpu, all or ivc.
         what: String,
         /// Board file (default: .build.toml, else configs/board/qemu-aarch64.toml;
         /// `all`: only this board).
@@ -223,10 +231,12 @@ enum Cmd {
         /// `testguest: vCPU 0 up` for tiny-boot).
         #[arg(long)]
         marker: Option<String>,
-        /// Deterministic mode (linux-boot): QEMU `-icount shift=0` on both sides, the
-        /// figure is the guest's own time at the marker (its `guest-init: monotonic-ns`
-        /// line, else its `guest-init: uptime` line, else the last printk timestamp),
-        /// which does not depend on the host's load.
+        /// Deterministic mode (linux-boot, hypercall, mmio, irq, cpu): QEMU
+        /// `-icount shift=0` on both sides; linux-boot's figure is the guest's own
+        /// time at the marker (its `guest-init: monotonic-ns` line, else its
+        /// `guest-init: uptime` line, else the last printk timestamp), the test
+        /// guest's benches time on a counter that follows executed instructions; it
+        /// does not depend on the host's load.
         #[arg(long)]
         icount: bool,
         /// Seconds one boot may take.

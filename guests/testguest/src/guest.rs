@@ -54,6 +54,10 @@ pub extern "C" fn primary_main(dtb: usize) -> ! {
     if wants(bootargs, "prompt") {
         prompt();
     }
+    if let Some(name) = crate::bench::requested(bootargs) {
+        crate::bench::run(&platform, name);
+        arch::firmware::system_off()
+    }
     let boots = arch::firmware::vm_boots().unwrap_or(0);
     if boots > 1 {
         println!("testguest: boot {boots} of this VM");

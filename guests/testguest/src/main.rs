@@ -17,6 +17,7 @@
 mod arch;
 #[cfg(target_os = "none")]
 mod attack;
+mod bench;
 #[cfg(target_os = "none")]
 mod checks;
 #[cfg(target_os = "none")]

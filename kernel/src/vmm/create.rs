@@ -182,6 +182,8 @@ fn build(
     map_direct_windows(direct, s2, frames)?;
     map_channels(spec, channels, s2, frames)?;
     let images = prepare_images(spec, &ram)?;
+    #[cfg(feature = "dump-guest-dtb")]
+    dump_dtb(spec, &images);
     let lazy = park_untouched(spec, &ram, &images, s2, frames);
     lazy.park_all();
     fill_eager(&ram, &lazy, &images)?;
@@ -522,6 +524,16 @@ fn guest_dtb_address(spec: &VmSpec) -> u64 {
         (Some(d), _) => d.load_gpa,
         (None, Some(a)) => a,
         (None, None) => spec.memory_regions.first().map_or(0, |r| r.gpa),
+    }
+}
+
+/// Feature `dump-guest-dtb`: the VM's DTB on the console, for `cargo xtask bench`.
+#[cfg(feature = "dump-guest-dtb")]
+fn dump_dtb(spec: &VmSpec, images: &Images) {
+    if let Some((_, _, dtb)) = images.parts.iter().find(|(what, _, _)| *what == "DTB") {
+        for line in vmconfig::dtbdump::lines(&spec.name, dtb) {
+            crate::println!("{line}");
+        }
     }
 }
 

@@ -76,7 +76,7 @@ pub fn on_spurious_interrupt() {
 
 /// Arms the timer once and waits for its interrupt (idling in WFI when `idle`).
 /// Returns how many ticks late the interrupt was.
-fn one_round(round: u64, interval: u64, idle: bool) -> Result<u64, crate::why::Why> {
+fn one_round(round: u64, of: u64, interval: u64, idle: bool) -> Result<u64, crate::why::Why> {
     let before = TICKS.get();
     let start = arch::timer::now();
     arch::timer::arm(interval);
@@ -91,7 +91,7 @@ fn one_round(round: u64, interval: u64, idle: bool) -> Result<u64, crate::why::W
     arch::timer::disarm();
     if !arrived {
         return Err(why!(
-            "interrupt {round} of {ROUNDS} did not arrive within {DEADLINE_MS} ms"
+            "interrupt {round} of {of} did not arrive within {DEADLINE_MS} ms"
         ));
     }
     let waited = LAST_TICK_AT.get().wrapping_sub(start);
@@ -115,7 +115,7 @@ pub fn run(platform: &Platform) -> CheckResult {
     let (ticks_before, not_fired_before) = (TICKS.get(), NOT_FIRED.get());
     let mut late = 0;
     for round in 1..=ROUNDS {
-        late = late.max(one_round(round, interval, round > 1)?);
+        late = late.max(one_round(round, ROUNDS, interval, round > 1)?);
     }
     let not_fired = NOT_FIRED.get() - not_fired_before;
     if not_fired != 0 {
@@ -137,6 +137,19 @@ pub fn run(platform: &Platform) -> CheckResult {
         late * 1_000_000 / freq
     );
     Ok(())
+}
+
+/// Boot argument `bench=irq`: `N` rounds of 1 ms with the vCPU busy, each one's
+/// lateness in counter ticks (from the deadline to the handler's counter read).
+pub fn lateness<const N: usize>(platform: &Platform) -> Result<[u64; N], crate::why::Why> {
+    arch::timer::disarm();
+    arch::irq::init(platform)?;
+    let interval = time::ms_to_ticks(1).max(1);
+    let mut late = [0; N];
+    for (round, slot) in late.iter_mut().enumerate() {
+        *slot = one_round(round as u64 + 1, N as u64, interval, false)?;
+    }
+    Ok(late)
 }
 
 /// Arms the timer and resets the VM from inside the interrupt handler, before the

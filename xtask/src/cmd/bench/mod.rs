@@ -2,7 +2,7 @@
 //!
 //! Every bench boots the same guest under the hypervisor and straight on QEMU
 //! ("bare": the board's machine without virtualization, the VM's vCPUs, RAM and
-//! command line), in pairs: run i under the hypervisor and bare run i are next to
+//! command line, and the device tree the hypervisor generates for the VM), in pairs: run i under the hypervisor and bare run i are next to
 //! each other in time (which one goes first alternates), so the ratio of a pair is
 //! taken under the same load of the host. The figure is the median of the per-pair
 //! ratios with their spread; the medians of both sides are only for reference.
@@ -17,12 +17,28 @@
 //! - `tiny-boot`: a test-guest VM from QEMU's start to its first line
 //!   (`testguest: vCPU 0 up`); bare, the same raw image is QEMU's `-kernel` (the
 //!   aarch64 test guest has an arm64 Image header, the riscv64 one is linked where
-//!   OpenSBI jumps to), with QEMU's own device tree.
-//! - `all`: both, on the QEMU boards, written as a Markdown table and a JSON file.
+//!   OpenSBI jumps to).
+//!
+//! The bare side's device tree: before the timed runs the hypervisor is built once
+//! with feature `dump-guest-dtb` and booted until it has printed the VM's generated
+//! DTB (`vmconfig::dtbdump`); bare QEMU gets that DTB with `-dtb`. QEMU writes its own
+//! memory node, `-initrd` and `-append` into it, which say the same as the VM's. On
+//! riscv64 the CLINT and test device of QEMU's own tree are added to it: OpenSBI,
+//! which runs under the bare guest only, needs them for its timer, inter-processor
+//! interrupts and reset (see [`dtb`]). The devices the guest sees are at the same
+//! addresses on both sides (QEMU virt's layout).
+//! - `hypercall`, `mmio`, `irq`, `cpu`: the test guest booted with `bench=<name>`
+//!   times one operation itself on its counter and prints
+//!   `testguest: bench <name> ns=...` ([`parse::guest_bench`]); `hypercall`'s baseline
+//!   is a trapless loop timed in the same run under the hypervisor (bare, there is no
+//!   hypervisor to call), the others run under the hypervisor and bare.
+//! - `all`: all of them ([`ALL_BENCHES`]), on the QEMU boards, written as a Markdown
+//!   table and a JSON file.
 //! - `ivc` ([`ivc`]): inter-VM channel round trips and bulk copies against a self-IPI
 //!   and memcpy inside one VM, in one run under the hypervisor (no bare side).
 //!
 //! Each run's console output is kept under `target/hv/bench-logs/`.
+pub mod dtb;
 pub mod ivc;
 pub mod parse;
 pub mod report;
@@ -48,7 +64,18 @@ use crate::workspace::Workspace;
 use parse::{guest_time, pair_ratios, summarize, Clock, Summary};
 
 /// The benches `cargo xtask bench` knows.
-pub const BENCHES: &[&str] = &["linux-boot", "tiny-boot", "all", "ivc"];
+pub const BENCHES: &[&str] = &[
+    "linux-boot",
+    "tiny-boot",
+    "hypercall",
+    "mmio",
+    "irq",
+    "cpu",
+    "all",
+    "ivc",
+];
+/// The benches the test guest measures itself (boot argument `bench=<name>`).
+pub const GUEST_BENCHES: &[&str] = &["hypercall", "mmio", "irq", "cpu"];
 /// The line of the initramfs's /init that ends a Linux boot.
 pub const LINUX_MARKER: &str = "guest-init: ready";
 /// The test guest's first line.
@@ -69,11 +96,18 @@ pub struct BenchOptions {
 /// What one bench measured, both sides.
 #[derive(Clone, Debug, Serialize)]
 pub struct Figures {
-    /// `linux-boot` or `tiny-boot`.
+    /// `linux-boot`, `tiny-boot` or one of [`GUEST_BENCHES`].
     pub bench: String,
-    /// `wall` (seconds from QEMU's start to the marker) or `icount` (the guest's own
-    /// seconds at the marker under `-icount shift=0`).
+    /// `wall` (seconds from QEMU's start to the marker), `icount` (the guest's own
+    /// time under `-icount shift=0`) or `guest` (what the test guest timed on its
+    /// counter).
     pub mode: String,
+    /// What the ratio divides: `hypervisor / bare`, or for `hypercall`
+    /// `hypercall / trapless loop` (both from the run under the hypervisor; `bare`
+    /// then holds the loop's figures).
+    pub compared: String,
+    /// The unit of `hv` and `bare`: `s wall`, `s guest time` or `ns`.
+    pub unit: String,
     pub board: String,
     /// The VM config file.
     pub vm: String,
@@ -96,13 +130,9 @@ pub struct Figures {
 /// `cargo xtask bench WHAT`.
 pub fn bench(ws: &Workspace, o: &BenchOptions) -> Result<()> {
     match o.what.as_str() {
-        "linux-boot" | "tiny-boot" => {
+        "linux-boot" | "tiny-boot" | "hypercall" | "mmio" | "irq" | "cpu" => {
             let board = board_file(ws, &build_options(o.config.clone(), vec![]));
-            let f = if o.what == "linux-boot" {
-                linux_boot(ws, &board, o.vm.clone(), o)?
-            } else {
-                tiny_boot(ws, &board, o.vm.clone(), o)?
-            };
+            let f = run_one(ws, &board, &o.what, o.vm.clone(), o)?;
             print!("{}", report::figures_text(&f));
             Ok(())
         }
@@ -112,6 +142,21 @@ pub fn bench(ws: &Workspace, o: &BenchOptions) -> Result<()> {
             "unknown benchmark `{other}`: the benchmarks are: {}",
             BENCHES.join(", ")
         ),
+    }
+}
+
+/// Bench `what` (not `all`) on `board`.
+pub fn run_one(
+    ws: &Workspace,
+    board: &Path,
+    what: &str,
+    vm: Option<PathBuf>,
+    o: &BenchOptions,
+) -> Result<Figures> {
+    match what {
+        "linux-boot" => linux_boot(ws, board, vm, o),
+        "tiny-boot" => tiny_boot(ws, board, vm, o),
+        name => guest_bench(ws, board, name, vm, o),
     }
 }
 
@@ -132,6 +177,11 @@ fn load_board(ws: &Workspace, path: &Path) -> Result<Board> {
 /// The VM config a bench uses on `board` when `--vm` is not given.
 pub fn default_vm(bench: &str, board: &Board) -> Result<&'static str> {
     let gicv2 = matches!(board.gic, Some((2, _)));
+    let bench = if GUEST_BENCHES.contains(&bench) {
+        "tiny-boot"
+    } else {
+        bench
+    };
     Ok(match (bench, board.arch, gicv2) {
         ("linux-boot", Arch::Aarch64, false) => "configs/vms/linux-aarch64-qemu-smp2.toml",
         ("linux-boot", Arch::Aarch64, true) => "configs/vms/linux-aarch64-qemu-gicv2-smp2.toml",
@@ -191,17 +241,18 @@ pub fn linux_boot(
         }
         rd.source = ImageSource::File(overlay);
     }
-    let out = build_plan(ws, plan, true)?;
+    let (out, dtb) = build_with_guest_dtb(ws, plan, o.timeout, false)?;
     let bin = out.bin.context("the build wrote no raw binary")?;
     let vm = out.plan.vms.first().context("no VM to benchmark")?;
     let kernel = file_of(&vm.kernel)?;
-    let mut bare = bare_args(&out.plan.board, vm, &kernel)?;
+    let mut bare = bare_args(&out.plan.board, vm, &kernel, &dtb)?;
     if let Some(rd) = &vm.ramdisk {
         bare.extend(["-initrd".into(), file_of(rd)?.display().to_string()]);
     }
     let marker = o.marker.clone().unwrap_or_else(|| LINUX_MARKER.into());
     let setup = Setup::new(
         "linux-boot",
+        Measure::Boot,
         &out.plan.board,
         vm,
         &vm_path,
@@ -222,30 +273,83 @@ pub fn tiny_boot(
     if o.icount {
         bail!("not supported yet: tiny-boot --icount (the test guest prints no time of its own)");
     }
+    test_guest(ws, board_path, "tiny-boot", vm, o)
+}
+
+/// The bench `name` of [`GUEST_BENCHES`] on `board`: a test-guest VM (default: the
+/// one of `tiny-boot`) booted with `bench=<name>` added to its command line times
+/// the operation itself and prints its figure; under the hypervisor and bare, in
+/// pairs, except `hypercall`, whose baseline (a loop that traps nowhere) is timed
+/// in the same run under the hypervisor (a bare guest has no hypervisor to call).
+pub fn guest_bench(
+    ws: &Workspace,
+    board_path: &Path,
+    name: &str,
+    vm: Option<PathBuf>,
+    o: &BenchOptions,
+) -> Result<Figures> {
+    let bench = GUEST_BENCHES
+        .iter()
+        .copied()
+        .find(|b| *b == name)
+        .with_context(|| format!("`{name}` is not a guest bench"))?;
+    if o.marker.is_some() {
+        bail!("{name}: the marker is the guest's result line: drop --marker");
+    }
+    test_guest(ws, board_path, bench, vm, o)
+}
+
+/// `tiny-boot` or one of [`GUEST_BENCHES`] (then with `bench=<name>` on the VM's
+/// command line) of a test-guest VM; bare, the same raw image is QEMU's `-kernel`.
+fn test_guest(
+    ws: &Workspace,
+    board_path: &Path,
+    bench: &'static str,
+    vm: Option<PathBuf>,
+    o: &BenchOptions,
+) -> Result<Figures> {
     let board = load_board(ws, board_path)?;
     let vm_path = match vm {
         Some(v) => v,
-        None => ws.root.join(default_vm("tiny-boot", &board)?),
+        None => ws.root.join(default_vm(bench, &board)?),
     };
     crate::host_tools::ensure_qemu(board.arch)?;
     let opts = build_options(Some(board_path.to_path_buf()), vec![vm_path.clone()]);
-    let out = crate::cmd::build::build(ws, &opts)?;
-    let bin = out.bin.context("the build wrote no raw binary")?;
-    let vm = out.plan.vms.first().context("no VM to benchmark")?;
-    let ImageSource::Guest(krate) = &vm.kernel.source else {
+    let mut plan = load_plan(ws, &opts)?;
+    let vm = plan.vms.first_mut().context("no VM to benchmark")?;
+    let ImageSource::Guest(krate) = &vm.cfg.kernel.source else {
         bail!(
-            "{}: tiny-boot needs a test-guest VM (kernel_path = \"guest:testguest\")",
+            "{}: {bench} needs a test-guest VM (kernel_path = \"guest:testguest\")",
             vm.src.shown
         );
     };
+    let krate = krate.clone();
+    let (measure, marker) = match bench {
+        "tiny-boot" => (
+            Measure::Boot,
+            o.marker.clone().unwrap_or_else(|| TINY_MARKER.into()),
+        ),
+        "hypercall" => (Measure::GuestWithBaseline, parse::guest_bench_marker(bench)),
+        _ => (Measure::Guest, parse::guest_bench_marker(bench)),
+    };
+    if measure != Measure::Boot {
+        vm.cfg.cmdline = format!("{} bench={bench}", vm.cfg.cmdline)
+            .trim()
+            .to_string();
+    }
+    // A guest bench's figure is timed by the guest after its VM started: the DTB
+    // printed before does not count, so the build that printed it is the timed one.
+    let (out, dtb) = build_with_guest_dtb(ws, plan, o.timeout, measure != Measure::Boot)?;
+    let bin = out.bin.context("the build wrote no raw binary")?;
+    let vm = out.plan.vms.first().context("no VM to benchmark")?;
     let image = ws
         .board_dir(&out.plan.board.name)
         .join("guests")
         .join(format!("{krate}.bin"));
-    let bare = bare_args(&out.plan.board, vm, &image)?;
-    let marker = o.marker.clone().unwrap_or_else(|| TINY_MARKER.into());
+    let bare = bare_args(&out.plan.board, vm, &image, &dtb)?;
     let setup = Setup::new(
-        "tiny-boot",
+        bench,
+        measure,
         &out.plan.board,
         vm,
         &vm_path,
@@ -272,18 +376,80 @@ fn hv_args(board: &Board, vm: &crate::config::Vm, bin: &Path) -> Result<Vec<Stri
     Ok(qemu_args(&hv_board, q, bin))
 }
 
-/// The bare side up to its `-kernel`: the board's machine without virtualization,
-/// its CPU model, the VM's vCPUs and RAM.
-fn bare_args(board: &Board, vm: &crate::config::Vm, kernel: &Path) -> Result<Vec<String>> {
+/// The feature of the hypervisor build that prints each VM's generated DTB.
+const DUMP_FEATURE: &str = "dump-guest-dtb";
+
+/// Builds `plan` (one VM) with feature `dump-guest-dtb`, boots it under the
+/// hypervisor until the VM's generated device tree has been printed, and writes that
+/// DTB (for the bare side, see [`bare_dtb`]) to `target/hv/bench/`. The bare side
+/// boots with it: the device description the guest gets, written by the
+/// hypervisor's own code. Then, unless `keep` (a figure the guest times itself,
+/// after the printing), builds `plan` as it is, so that timed boots print nothing
+/// extra.
+fn build_with_guest_dtb(
+    ws: &Workspace,
+    mut plan: crate::config::Plan,
+    timeout: Duration,
+    keep: bool,
+) -> Result<(crate::cmd::build::BuildOutput, PathBuf)> {
+    anyhow::ensure!(
+        plan.vms.len() == 1,
+        "a bench boots one VM, the plan has {}",
+        plan.vms.len()
+    );
+    let feature_added = !plan.board.features.iter().any(|f| f == DUMP_FEATURE);
+    if feature_added {
+        plan.board.features.push(DUMP_FEATURE.into());
+    }
+    let out = build_plan(ws, plan, true)?;
+    let bin = out.bin.clone().context("the build wrote no raw binary")?;
+    let vm = out.plan.vms.first().context("no VM to benchmark")?;
+    let name = vm.name.clone();
+    let dir = ws.target_dir.join("hv").join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let log = dir.join(format!("guest-dtb-{}-{name}.log", out.plan.board.name));
+    let args = hv_args(&out.plan.board, vm, &bin)?;
+    let end = format!("{}{name} end", vmconfig::dtbdump::TAG);
+    let run = run_to_marker(&qemu_binary(&out.plan.board), &args, &end, timeout, &log)
+        .with_context(|| format!("printing VM {name}'s device tree (log {})", log.display()))?;
+    let guest = vmconfig::dtbdump::parse(&run.text, &name)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", log.display()))?;
+    let (dtb, added) = bare_dtb(&out.plan.board, vm, &guest, &dir)?;
+    let path = dir.join(format!("bare-{}-{name}.dtb", out.plan.board.name));
+    std::fs::write(&path, &dtb).with_context(|| format!("cannot write {}", path.display()))?;
+    let firmware = if added.is_empty() {
+        String::new()
+    } else {
+        format!(", with QEMU's {} for the firmware", added.join(" and "))
+    };
+    println!(
+        "xtask: bare side's device tree: VM {name}'s generated one ({} bytes){firmware}: {}",
+        guest.len(),
+        path.display()
+    );
+    if keep || !feature_added {
+        return Ok((out, path));
+    }
+    let mut plan = out.plan;
+    plan.board.features.retain(|f| f != DUMP_FEATURE);
+    Ok((build_plan(ws, plan, true)?, path))
+}
+
+/// The bare machine: the board's machine without virtualization (with `extra`
+/// options), its CPU model, the VM's vCPUs and RAM.
+fn bare_machine(board: &Board, vm: &crate::config::Vm, extra: &str) -> Result<Vec<String>> {
     let q = board
         .qemu
         .as_ref()
         .context("the board has no [qemu] section: cannot benchmark")?;
-    let machine: Vec<&str> = q
+    let mut machine: Vec<&str> = q
         .machine
         .split(',')
         .filter(|p| !p.starts_with("virtualization"))
         .collect();
+    if !extra.is_empty() {
+        machine.push(extra);
+    }
     let mut bare = vec!["-machine".to_string(), machine.join(",")];
     if let Some(cpu) = &q.cpu {
         bare.extend(["-cpu".into(), cpu.clone()]);
@@ -294,14 +460,68 @@ fn bare_args(board: &Board, vm: &crate::config::Vm, kernel: &Path) -> Result<Vec
         "-m".into(),
         format!("{}M", vm.ram_size() >> 20),
     ]);
+    Ok(bare)
+}
+
+/// The device tree of the bare side: `guest` (the VM's generated DTB) with the
+/// firmware-only devices of QEMU's own tree for the bare machine (see [`dtb`]).
+fn bare_dtb(
+    board: &Board,
+    vm: &crate::config::Vm,
+    guest: &[u8],
+    dir: &Path,
+) -> Result<(Vec<u8>, Vec<String>)> {
+    let machine_dtb = dir.join(format!("qemu-{}-{}.dtb", board.name, vm.name));
+    let mut args = bare_machine(board, vm, &format!("dumpdtb={}", machine_dtb.display()))?;
+    args.extend(["-nographic", "-nic", "none"].map(String::from));
+    let program = qemu_binary(board);
+    let out = crate::qemu::qemu_command(&program, &args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot start {program}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        shell_words(&args),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let machine = std::fs::read(&machine_dtb)
+        .with_context(|| format!("cannot read {}", machine_dtb.display()))?;
+    dtb::bare_dtb(guest, &machine).with_context(|| format!("{}", machine_dtb.display()))
+}
+
+/// The bare side up to its `-kernel`: [`bare_machine`] and `dtb`, the device tree
+/// of [`build_with_guest_dtb`] (QEMU puts its own memory node, `-initrd` and
+/// `-append` in it, which say the same).
+fn bare_args(
+    board: &Board,
+    vm: &crate::config::Vm,
+    kernel: &Path,
+    dtb: &Path,
+) -> Result<Vec<String>> {
+    let mut bare = bare_machine(board, vm, "")?;
     bare.extend(["-nographic", "-no-reboot", "-nic", "none"].map(String::from));
+    bare.extend(["-dtb".into(), dtb.display().to_string()]);
     bare.extend(["-kernel".into(), kernel.display().to_string()]);
     Ok(bare)
+}
+
+/// What a run's figure is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Measure {
+    /// Time to the marker: wall clock, or the guest's clock under icount.
+    Boot,
+    /// The test guest's `ns=` figure, under the hypervisor and bare.
+    Guest,
+    /// The test guest's `ns=` and `baseline-ns=` figures of one run under the
+    /// hypervisor (no bare run).
+    GuestWithBaseline,
 }
 
 /// What a bench runs on both sides.
 struct Setup<'a> {
     bench: &'static str,
+    measure: Measure,
     board: &'a Board,
     vm: &'a crate::config::Vm,
     vm_path: &'a Path,
@@ -313,8 +533,10 @@ struct Setup<'a> {
 impl<'a> Setup<'a> {
     /// `bench` of `vm`: the hypervisor side boots `bin`, the bare side runs `bare`
     /// with the VM's command line added.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         bench: &'static str,
+        measure: Measure,
         board: &'a Board,
         vm: &'a crate::config::Vm,
         vm_path: &'a Path,
@@ -327,6 +549,7 @@ impl<'a> Setup<'a> {
         }
         Ok(Self {
             bench,
+            measure,
             board,
             vm,
             vm_path,
@@ -341,6 +564,8 @@ impl<'a> Setup<'a> {
 struct Run {
     wall: f64,
     guest: Option<(f64, Clock)>,
+    /// The console output up to the marker.
+    text: String,
 }
 
 /// Runs `s` in `o.runs` pairs and sums them up.
@@ -351,12 +576,31 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
         hv_args.extend(ICOUNT.map(String::from));
         bare_args.extend(ICOUNT.map(String::from));
     }
-    let mode = if o.icount { "icount" } else { "wall" };
+    let mode = match (o.icount, s.measure) {
+        (true, _) => "icount",
+        (false, Measure::Boot) => "wall",
+        (false, _) => "guest",
+    };
+    let (compared, unit) = match s.measure {
+        Measure::Boot if o.icount => ("hypervisor / bare", "s guest time"),
+        Measure::Boot => ("hypervisor / bare", "s wall"),
+        Measure::Guest => ("hypervisor / bare", "ns"),
+        Measure::GuestWithBaseline => ("hypercall / trapless loop", "ns"),
+    };
+    let sides: &[bool] = if s.measure == Measure::GuestWithBaseline {
+        &[true]
+    } else {
+        &[true, false]
+    };
     let hv_marker = format!("[{}] {}", s.vm.name, s.marker);
     let logs = ws.target_dir.join("hv").join("bench-logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let hv_command = format!("{program} {}", shell_words(&hv_args));
-    let bare_command = format!("{program} {}", shell_words(&bare_args));
+    let bare_command = if sides.len() == 2 {
+        format!("{program} {}", shell_words(&bare_args))
+    } else {
+        "none: the baseline is timed in the run under the hypervisor".into()
+    };
     println!(
         "bench {} ({mode}) on {}: VM {} ({} vCPUs, {} MiB), {} pairs, marker \"{}\"",
         s.bench,
@@ -368,17 +612,18 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
         s.marker
     );
     println!("  hypervisor: {hv_command}");
-    println!("  bare:       {bare_command}");
+    if sides.len() == 2 {
+        println!("  bare:       {bare_command}");
+    }
     println!("  logs:       {}", logs.display());
     let (mut hv, mut bare) = (Vec::new(), Vec::new());
     let mut clock = None;
     for i in 0..o.runs {
         // Alternate which side goes first so a drift in the host's load hits both.
-        let order = if i % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
+        let mut order = sides.to_vec();
+        if i % 2 == 1 {
+            order.reverse();
+        }
         let mut pair = [0.0f64; 2];
         for under_hv in order {
             let (args, marker, side) = if under_hv {
@@ -396,6 +641,38 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
                 run_to_marker(&program, args, marker, o.timeout, &log).with_context(|| {
                     format!("{} run {} {side} (log {})", s.bench, i + 1, log.display())
                 })?;
+            if s.measure != Measure::Boot {
+                let g = parse::guest_bench(&run.text, s.bench).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} run {} {side}: {e} (log {})",
+                        s.bench,
+                        i + 1,
+                        log.display()
+                    )
+                })?;
+                let base = g
+                    .baseline_ns
+                    .map_or(String::new(), |b| format!(", trapless loop {b:.3} ns"));
+                println!(
+                    "  pair {}: {:10} {:10.3} ns ({} per batch){base}",
+                    i + 1,
+                    if under_hv { "hypervisor" } else { "bare" },
+                    g.ns,
+                    g.n
+                );
+                pair[usize::from(!under_hv)] = g.ns;
+                if s.measure == Measure::GuestWithBaseline {
+                    pair[1] = g.baseline_ns.with_context(|| {
+                        format!(
+                            "{} run {}: no baseline-ns= (log {})",
+                            s.bench,
+                            i + 1,
+                            log.display()
+                        )
+                    })?;
+                }
+                continue;
+            }
             let value = if o.icount {
                 let (t, c) = run.guest.with_context(|| {
                     format!(
@@ -430,10 +707,16 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
     Ok(Figures {
         bench: s.bench.into(),
         mode: mode.into(),
+        compared: compared.into(),
+        unit: unit.into(),
         board: s.board.name.clone(),
         vm: crate::config::source::shown_path(s.vm_path, &ws.root),
         marker: s.marker.into(),
-        clock: if o.icount { clock } else { None },
+        clock: if o.icount && s.measure == Measure::Boot {
+            clock
+        } else {
+            None
+        },
         hv_median: median(&hv),
         bare_median: median(&bare),
         hv,
@@ -533,6 +816,7 @@ fn run_to_marker(
         Ok(at) => Ok(Run {
             wall: (at - start).as_secs_f64(),
             guest: guest_time(&text),
+            text,
         }),
         Err(_) => {
             let tail: Vec<&str> = text.lines().chain(errs.lines()).collect();
@@ -544,6 +828,18 @@ fn run_to_marker(
         }
     }
 }
+
+/// What `bench all` runs on each board: bench and whether under `-icount`.
+pub const ALL_BENCHES: &[(&str, bool)] = &[
+    ("linux-boot", false),
+    ("linux-boot", true),
+    ("tiny-boot", false),
+    ("hypercall", false),
+    ("mmio", false),
+    ("irq", false),
+    ("cpu", false),
+    ("cpu", true),
+];
 
 /// `bench all`: every bench on every QEMU board (or only `--config`'s), then the
 /// table and the JSON file.
@@ -557,13 +853,13 @@ fn all(ws: &Workspace, o: &BenchOptions) -> Result<()> {
     };
     let mut rows = Vec::new();
     for board in &boards {
-        for (bench, icount) in [
-            ("linux-boot", false),
-            ("linux-boot", true),
-            ("tiny-boot", false),
-        ] {
+        for &(bench, icount) in ALL_BENCHES {
             let shown = crate::config::source::shown_path(board, &ws.root);
-            let mode = if icount { "icount" } else { "wall" };
+            let mode = match (icount, GUEST_BENCHES.contains(&bench)) {
+                (true, _) => "icount",
+                (false, true) => "guest",
+                (false, false) => "wall",
+            };
             if let Some(reason) = skipped(ws, board, bench, icount) {
                 println!("bench {bench} ({mode}) on {shown}: {reason}");
                 rows.push(report::Row::Skipped {
@@ -584,11 +880,7 @@ fn all(ws: &Workspace, o: &BenchOptions) -> Result<()> {
                 timeout: o.timeout,
                 icount,
             };
-            let result = if bench == "linux-boot" {
-                linux_boot(ws, board, None, &bo)
-            } else {
-                tiny_boot(ws, board, None, &bo)
-            };
+            let result = run_one(ws, board, bench, None, &bo);
             match result {
                 Ok(f) => {
                     print!("{}", report::figures_text(&f));

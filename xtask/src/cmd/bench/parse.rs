@@ -107,3 +107,52 @@ pub fn guest_time(output: &str) -> Option<(f64, Clock)> {
         .or_else(|| lines().find_map(uptime).map(|t| (t, Clock::Uptime)))
         .or_else(|| lines().find_map(printk_time).map(|t| (t, Clock::Printk)))
 }
+
+/// What the test guest's `bench=<name>` mode printed: `testguest: bench <name>
+/// ns=<ns> n=<operations> [baseline-ns=<ns>] [other=...]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuestBench {
+    /// Nanoseconds per operation (the median batch).
+    pub ns: f64,
+    /// Operations per batch.
+    pub n: u64,
+    /// The baseline's nanoseconds per operation, measured in the same run.
+    pub baseline_ns: Option<f64>,
+}
+
+/// The line that starts a guest bench's result (after a `[vm] ` prefix, if any).
+pub fn guest_bench_marker(name: &str) -> String {
+    format!("testguest: bench {name} ")
+}
+
+/// The result of guest bench `name` in console `output` (the last such line), or
+/// why there is none: the guest's `failed: <why>`, no line, or a malformed one.
+pub fn guest_bench(output: &str, name: &str) -> Result<GuestBench, String> {
+    let marker = guest_bench_marker(name);
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.contains(&marker))
+        .ok_or_else(|| format!("no `{marker}...` line"))?;
+    let rest = &line[line.find(&marker).unwrap_or(0) + marker.len()..];
+    if let Some(why) = rest.strip_prefix("failed: ") {
+        return Err(format!("the guest says: {why}"));
+    }
+    let (mut ns, mut n, mut baseline_ns) = (None, None, None);
+    for word in rest.split_whitespace() {
+        let (key, value) = word
+            .split_once('=')
+            .ok_or_else(|| format!("`{word}` is not key=value in `{line}`"))?;
+        let bad = || format!("`{word}`: not a number in `{line}`");
+        match key {
+            "ns" => ns = Some(seconds(value).ok_or_else(bad)?),
+            "baseline-ns" => baseline_ns = Some(seconds(value).ok_or_else(bad)?),
+            "n" => n = Some(value.parse::<u64>().map_err(|_| bad())?),
+            _ => {}
+        }
+    }
+    match (ns, n) {
+        (Some(ns), Some(n)) if n > 0 => Ok(GuestBench { ns, n, baseline_ns }),
+        _ => Err(format!("no ns= and n= (above 0) in `{line}`")),
+    }
+}

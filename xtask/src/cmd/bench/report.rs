@@ -16,9 +16,6 @@ pub const ALL_BOARDS: &[&str] = &[
     "configs/board/qemu-riscv64.toml",
 ];
 
-/// Benches of issue 16 that do not exist yet (named in the table's notes).
-pub const NOT_BUILT: &[&str] = &["hypercall", "mmio", "irq", "cpu"];
-
 /// The machine the figures were taken on.
 #[derive(Clone, Debug, Serialize)]
 pub struct Machine {
@@ -97,11 +94,12 @@ pub fn ratio_text(s: &Summary) -> String {
     format!("{:.3} (min..max {:.3}..{:.3}{q})", s.median, s.min, s.max)
 }
 
-fn unit(f: &Figures) -> &'static str {
-    if f.mode == "icount" {
-        "s guest time"
-    } else {
-        "s wall"
+/// Decimals of a figure in `unit`.
+fn decimals(unit: &str) -> usize {
+    match unit {
+        "ns" => 1,
+        "s guest time" => 6,
+        _ => 3,
     }
 }
 
@@ -110,20 +108,25 @@ pub fn figures_text(f: &Figures) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "bench {} ({}) on {}: ratio hypervisor / bare, median of {} pairs: {}",
+        "bench {} ({}) on {}: ratio {}, median of {} pairs: {}",
         f.bench,
         f.mode,
         f.board,
+        f.compared,
         f.ratio.n,
         ratio_text(&f.ratio)
     );
+    let (a, b) = f
+        .compared
+        .split_once(" / ")
+        .unwrap_or(("hypervisor", "bare"));
     let _ = writeln!(
         t,
-        "  for reference, medians: hypervisor {:.p$} {u}, bare {:.p$} {u}",
+        "  for reference, medians: {a} {:.p$} {u}, {b} {:.p$} {u}",
         f.hv_median,
         f.bare_median,
-        u = unit(f),
-        p = if f.mode == "icount" { 6 } else { 3 }
+        u = f.unit,
+        p = decimals(&f.unit)
     );
     if let Some(c) = f.clock {
         let _ = writeln!(t, "  guest time from: {c:?}");
@@ -139,10 +142,11 @@ pub fn markdown(m: &Machine, rows: &[Row]) -> String {
         let _ = writeln!(t, "{p}: {v}");
     }
     t.push_str(
-        "\nRatio = hypervisor / bare per pair of neighbouring runs: median (min..max, quartiles from 5 pairs). \
-         `wall`: seconds from QEMU's start to the marker; `icount`: the guest's own seconds at the marker under `-icount shift=0`.\n\n",
+        "\nRatio = hypervisor / bare per pair of neighbouring runs (hypercall: hypercall / trapless loop, both timed in one run under the hypervisor): \
+         median (min..max, quartiles from 5 pairs). `wall`: seconds from QEMU's start to the marker; `icount`: the guest's own time under `-icount shift=0`; \
+         `guest`: what the test guest timed on its counter, ns per operation (the median of its batches).\n\n",
     );
-    t.push_str("| bench | mode | board | pairs | ratio (median) | min..max | quartiles | hypervisor median | bare median |\n");
+    t.push_str("| bench | mode | board | pairs | ratio (median) | min..max | quartiles | hypervisor median | bare (baseline) median |\n");
     t.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for r in rows {
         match r {
@@ -153,7 +157,7 @@ pub fn markdown(m: &Machine, rows: &[Row]) -> String {
                     .map_or("-".into(), |(a, b)| format!("{a:.3}..{b:.3}"));
                 let _ = writeln!(
                     t,
-                    "| {} | {} | {} | {} | {:.3} | {:.3}..{:.3} | {q} | {:.3} s | {:.3} s |",
+                    "| {} | {} | {} | {} | {:.3} | {:.3}..{:.3} | {q} | {:.p$} {u} | {:.p$} {u}{base} |",
                     f.bench,
                     f.mode,
                     f.board,
@@ -162,7 +166,14 @@ pub fn markdown(m: &Machine, rows: &[Row]) -> String {
                     f.ratio.min,
                     f.ratio.max,
                     f.hv_median,
-                    f.bare_median
+                    f.bare_median,
+                    u = f.unit.split(' ').next().unwrap_or(""),
+                    p = decimals(&f.unit),
+                    base = if f.compared == "hypervisor / bare" {
+                        String::new()
+                    } else {
+                        format!(" ({})", f.compared.split(" / ").nth(1).unwrap_or(""))
+                    }
                 );
             }
             Row::Failed {
@@ -188,7 +199,6 @@ pub fn markdown(m: &Machine, rows: &[Row]) -> String {
             }
         }
     }
-    let _ = writeln!(t, "\nNot built yet (issue 16): {}.", NOT_BUILT.join(", "));
     t
 }
 
@@ -198,11 +208,9 @@ pub fn json(m: &Machine, rows: &[Row]) -> Result<String> {
     struct All<'a> {
         machine: &'a Machine,
         results: &'a [Row],
-        not_built: &'a [&'a str],
     }
     Ok(serde_json::to_string_pretty(&All {
         machine: m,
         results: rows,
-        not_built: NOT_BUILT,
     })?)
 }

@@ -159,6 +159,13 @@ fn figures(mode: &str, hv: &[f64], bare: &[f64]) -> Figures {
     Figures {
         bench: "linux-boot".into(),
         mode: mode.into(),
+        compared: "hypervisor / bare".into(),
+        unit: if mode == "icount" {
+            "s guest time"
+        } else {
+            "s wall"
+        }
+        .into(),
         board: "qemu-aarch64".into(),
         vm: "configs/vms/linux-aarch64-qemu-smp2.toml".into(),
         marker: "guest-init: ready".into(),
@@ -206,6 +213,16 @@ fn table_and_json_hold_every_row_and_the_machine() {
             "QEMU emulator version 7.2.22".into(),
         )],
     };
+    let mut hypercall = figures("guest", &[100.0], &[4.0]);
+    hypercall.bench = "hypercall".into();
+    hypercall.compared = "hypercall / trapless loop".into();
+    hypercall.unit = "ns".into();
+    assert!(
+        figures_text(&hypercall)
+            .contains("for reference, medians: hypercall 100.0 ns, trapless loop 4.0 ns"),
+        "{}",
+        figures_text(&hypercall)
+    );
     let rows = vec![
         Row::Done(Box::new(figures("wall", &[2.0], &[1.0]))),
         Row::Failed {
@@ -214,6 +231,7 @@ fn table_and_json_hold_every_row_and_the_machine() {
             board: "configs/board/qemu-riscv64.toml".into(),
             error: "no line | here\nmore".into(),
         },
+        Row::Done(Box::new(hypercall)),
     ];
     let md = markdown(&m, &rows);
     assert!(md.contains("2 CPUs (nproc), AMD EPYC"), "{md}");
@@ -232,7 +250,7 @@ fn table_and_json_hold_every_row_and_the_machine() {
         "{md}"
     );
     assert!(
-        md.contains("Not built yet (issue 16): hypercall, mmio, irq, cpu."),
+        md.contains("| hypercall | guest | qemu-aarch64 | 1 | 25.000 | 25.000..25.000 | - | 100.0 ns | 4.0 ns (trapless loop) |"),
         "{md}"
     );
     let j: serde_json::Value = serde_json::from_str(&json(&m, &rows).unwrap()).unwrap();
@@ -244,5 +262,125 @@ fn table_and_json_hold_every_row_and_the_machine() {
         "qemu-system-aarch64 -kernel hv.bin"
     );
     assert_eq!(j["results"][1]["status"], "failed");
-    assert_eq!(j["not_built"][3], "cpu");
+    assert_eq!(j["results"][2]["compared"], "hypercall / trapless loop");
+}
+
+/// The riscv64 test-guest DTB the hypervisor generated (captured with feature
+/// dump-guest-dtb) and QEMU virt's own tree with 4 harts.
+const GUEST_RV: &[u8] = include_bytes!("../../../tests/dtbs/guest-qemu-riscv64-vm1.dtb");
+const GUEST_ARM: &[u8] = include_bytes!("../../../tests/dtbs/guest-qemu-aarch64-vm1.dtb");
+const QEMU_RV: &[u8] = include_bytes!("../../../../kernel/tests/dtbs/qemu-riscv64-virt.dtb");
+const QEMU_ARM: &[u8] = include_bytes!("../../../../kernel/tests/dtbs/qemu-virt-gicv3.dtb");
+
+fn cells(v: &[u8]) -> Vec<u32> {
+    v.chunks(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[test]
+fn bare_dtb_gets_the_firmware_devices_of_qemus_tree() {
+    let (dtb, added) = super::dtb::bare_dtb(GUEST_RV, QEMU_RV).unwrap();
+    assert_eq!(added, ["clint@2000000", "test@100000"]);
+    let t = fdt::Fdt::new(&dtb).unwrap();
+    let clint = t.find_node("/clint@2000000").unwrap();
+    // The guest's hart 0 and 1 controllers are phandles 1 and 2; QEMU's harts 2 and
+    // 3 are left out.
+    assert_eq!(
+        cells(clint.property("interrupts-extended").unwrap().value),
+        [1, 3, 1, 7, 2, 3, 2, 7]
+    );
+    assert_eq!(
+        cells(clint.property("reg").unwrap().value),
+        [0, 0x200_0000, 0, 0x1_0000]
+    );
+    assert!(clint
+        .compatible()
+        .unwrap()
+        .all()
+        .any(|c| c == "riscv,clint0"));
+    assert!(t.find_node("/test@100000").is_some());
+    // The guest's own description is all still there.
+    let g = fdt::Fdt::new(GUEST_RV).unwrap();
+    assert_eq!(t.all_nodes().count(), g.all_nodes().count() + 2);
+    assert_eq!(t.cpus().count(), 2);
+    assert_eq!(t.memory().regions().next().unwrap().size, Some(16 << 20));
+    assert!(t.find_node("/soc/plic@c000000").is_some());
+    assert_eq!(
+        t.chosen().stdout().map(|s| s.name),
+        g.chosen().stdout().map(|s| s.name)
+    );
+    // Nothing more to add the second time.
+    assert_eq!(super::dtb::bare_dtb(&dtb, QEMU_RV).unwrap().1.len(), 0);
+}
+
+#[test]
+fn bare_dtb_of_aarch64_is_the_guest_dtb() {
+    let (dtb, added) = super::dtb::bare_dtb(GUEST_ARM, QEMU_ARM).unwrap();
+    assert!(added.is_empty());
+    // Rewritten with no node added, it says the same.
+    let (t, g) = (
+        fdt::Fdt::new(&dtb).unwrap(),
+        fdt::Fdt::new(GUEST_ARM).unwrap(),
+    );
+    let names = |f: &fdt::Fdt| {
+        f.all_nodes()
+            .map(|n| n.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&t), names(&g));
+}
+
+#[test]
+fn bare_dtb_refuses_what_is_no_dtb() {
+    let mut bad = GUEST_RV.to_vec();
+    bad[0] = 0;
+    assert!(super::dtb::add_to_root(&bad, &[]).is_err());
+    let mut short = GUEST_RV.to_vec();
+    short.truncate(100);
+    assert!(super::dtb::add_to_root(&short, &[])
+        .unwrap_err()
+        .to_string()
+        .contains("does not fit"));
+    assert!(super::dtb::bare_dtb(&bad, QEMU_RV).is_err());
+}
+
+#[test]
+fn guest_bench_lines() {
+    use super::parse::{guest_bench, GuestBench};
+    let out = "testguest: vCPU 0 up, bootargs \"bench=hypercall\"\n\
+               [vm1] testguest: bench hypercall ns=1234.567 n=2000 baseline-ns=3.250\n";
+    assert_eq!(
+        guest_bench(out, "hypercall"),
+        Ok(GuestBench {
+            ns: 1234.567,
+            n: 2000,
+            baseline_ns: Some(3.25)
+        })
+    );
+    let cpu = guest_bench("testguest: bench cpu ns=88.000 n=20 crc=0x1a2b\n", "cpu").unwrap();
+    assert_eq!((cpu.ns, cpu.n, cpu.baseline_ns), (88.0, 20, None));
+    // Another bench's line is not this one's; the last line counts.
+    assert!(guest_bench(out, "mmio")
+        .unwrap_err()
+        .contains("no `testguest: bench mmio ...` line"));
+    let two = "testguest: bench irq ns=1.000 n=1\ntestguest: bench irq ns=2.000 n=1\n";
+    assert_eq!(guest_bench(two, "irq").unwrap().ns, 2.0);
+    assert_eq!(
+        guest_bench(
+            "testguest: bench hypercall failed: not supported: no hypervisor\n",
+            "hypercall"
+        ),
+        Err("the guest says: not supported: no hypervisor".into())
+    );
+    for bad in [
+        "testguest: bench irq ns=-1 n=1",
+        "testguest: bench irq ns=1.0 n=x",
+        "testguest: bench irq ns=1.0 n=0",
+        "testguest: bench irq n=3",
+        "testguest: bench irq ns 1.0 n=1",
+        "testguest: bench irq ",
+    ] {
+        assert!(guest_bench(bad, "irq").is_err(), "{bad}");
+    }
 }
