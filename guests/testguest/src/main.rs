@@ -17,6 +17,7 @@
 mod arch;
 #[cfg(target_os = "none")]
 mod attack;
+#[cfg(target_os = "none")]
 mod bench;
 #[cfg(target_os = "none")]
 mod checks;
