@@ -168,6 +168,15 @@ impl Cpu for X86_64 {
         }
         port::halt_forever()
     }
+
+    /// The PC's reset control register (0xCF9: a hard reset, as q35 and real
+    /// chipsets have it), then the keyboard controller's reset line as a fallback.
+    fn reboot(_b: &BoardInfo) -> ! {
+        port::outb(0xcf9, 0x02);
+        port::outb(0xcf9, 0x06);
+        port::outb(0x64, 0xfe);
+        port::halt_forever()
+    }
 }
 
 impl HostIrq for X86_64 {

@@ -40,6 +40,7 @@ pub mod start {
         _p: &BoardInfo,
         _path: &str,
         _existing: &[VmSpec],
+        _frames: &mut crate::mm::frames::FrameAllocator,
     ) -> Result<super::FsVm, alloc::vec::Vec<alloc::string::String>> {
         Err(alloc::vec![alloc::string::String::from(
             "not supported in this build: VM configs are read only by a hypervisor built with feature fs-vms (`cargo xtask image` adds it when the card carries fs VMs; or list it in the board's features)"
