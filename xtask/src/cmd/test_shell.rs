@@ -237,7 +237,7 @@ fn lifecycle_problems(out: &str, card: bool, problems: &mut Vec<String>) {
         wanted.extend([
             "CPU 1 (0x1): free",
             "vm create vms/nothing.toml: refused",
-            "no boot module holds vms/nothing.toml",
+            "vms/nothing.toml: no boot module holds it",
             "VM 3 (vm3) created: 1 vCPU(s) on CPU(s) [1]",
             "hv: all VMs stopped: 3 clean, 0 faulted (powered off from the shell",
         ]);
