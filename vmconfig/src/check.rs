@@ -428,6 +428,9 @@ fn emu_device(raw: &Raw, k: &KeyPath, arch: ArchLimits, out: &mut Problems) -> O
     } else if emu_type == u64::from(EMU_IVC) {
         out.error(&k.index(4), IVC_NOT_YET);
         ok = false;
+    } else if let Some((_, why)) = EMU_NOT_YET.iter().find(|(c, _)| u64::from(*c) == emu_type) {
+        out.error(&k.index(4), *why);
+        ok = false;
     } else if let Some(why) = crate::irq::emu_type_arch_problem(emu_type as u32, arch) {
         out.error(&k.index(4), why);
         ok = false;

@@ -238,6 +238,28 @@ fn axvisor_ivc_device_is_refused_until_built() {
 }
 
 #[test]
+fn devices_the_hypervisor_does_not_build_are_refused_by_check() {
+    for (code, what) in [
+        (0x22, "GIC ITS"),
+        (0xE1, "virtio-blk"),
+        (0xE2, "virtio-net"),
+        (0xE3, "virtio-console"),
+    ] {
+        let text = GOOD.replace(
+            "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",
+            &format!("[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []], [\"d\", 0x0a00_0000, 0x1000, 40, {code:#x}, []],"),
+        );
+        assert_ne!(text, GOOD, "the uart line to extend is in GOOD");
+        let errs = errors(&text);
+        expect(
+            &errs,
+            "devices.emu_devices[2][4]",
+            &format!("not supported yet: emu_type {code:#x} ({what}"),
+        );
+    }
+}
+
+#[test]
 fn devices_unknown_type_overlaps_and_shapes() {
     let text = GOOD.replace(
         "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",
