@@ -153,6 +153,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "Debian's arm64 Linux (configs/vms/linux-aarch64-qemu-ivc.toml, no driver: busybox devmem) and a test-guest VM (ivc-once) on channel \"link\": Linux writes a message and rings, the test guest sees the interrupt, checks it, answers and rings back; Linux prints the answer; both finish, exit 0",
     ),
     (
+        "ivc-axvisor",
+        "two test-guest VMs written as AxVisor guests (configs/vms/testguest-aarch64-qemu-ivc-axvisor-{pub,sub}.toml, each with AxVisor's IVC device emu_type 0xA): axpub publishes a channel by hypercall 3 (asking 0x1800 bytes, given 0x2000 in its IVC window, AxVisor's header at its start), axsub subscribes by hypercall 4 (retrying until it is published); a message each way is checked (checksum), axpub unpublishes (5) and axsub, which still reads the region, unsubscribes (6); refusals (-1) on the way: size 0, an answer pointer past RAM, a key published twice, a second subscription, an unknown publisher, unpublishing or unsubscribing what is not there; both pass, the hypervisor logs the publish and the subscribe, exit 0",
+    ),
+    (
+        "riscv64-ivc-axvisor",
+        "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-axvisor-{pub,sub}.toml: the calls are ecalls to extension 0x485643)",
+    ),
+    (
         "bench-smoke",
         "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time), tiny-boot, hypercall, mmio, irq and cpu each print a ratio, both medians and the QEMU commands (the bare one with the hypervisor's guest DTB, -dtb), and keep one console log per side holding the marker (hypercall: its baseline runs in the hypervisor's run; bench ivc once prints all its figures; the figures' values are not judged)",
     ),
@@ -420,6 +428,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "bench-smoke" => bench_smoke(ws),
         "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
         "ivc-linux" => ivc_linux(ws, name),
+        "ivc-axvisor" => ivc_axvisor(ws, name, DEFAULT_BOARD, &AXIVC_VMS),
+        "riscv64-ivc-axvisor" => ivc_axvisor(ws, name, RISCV64_BOARD, &RISCV64_AXIVC_VMS),
         "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
@@ -1044,6 +1054,60 @@ fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
     let all = "hv: all VMs stopped: 2 clean, 1 faulted";
     if !has_line(&out, all) {
         problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// The VMs of scenario ivc-axvisor: the publisher (VM 1), the subscriber (VM 2).
+const AXIVC_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-ivc-axvisor-pub.toml",
+    "configs/vms/testguest-aarch64-qemu-ivc-axvisor-sub.toml",
+];
+
+/// The same on riscv64.
+const RISCV64_AXIVC_VMS: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-ivc-axvisor-pub.toml",
+    "configs/vms/testguest-riscv64-qemu-ivc-axvisor-sub.toml",
+];
+
+/// What each side of ivc-axvisor prints, in order, after its VM's name.
+const AXIVC_PUB_LINES: [&str; 4] = [
+    "testguest: ivc-axvisor: published key 0x7e57000000a50001 at ",
+    "testguest: ivc-axvisor: VM 2's answer checked",
+    "testguest: ivc-axvisor: unpublished",
+    "ok: ivc-axvisor",
+];
+const AXIVC_SUB_LINES: [&str; 4] = [
+    "testguest: ivc-axvisor: subscribed to VM 1's key 0x7e57000000a50001 at ",
+    "testguest: ivc-axvisor: VM 1's message checked",
+    "testguest: ivc-axvisor: unsubscribed",
+    "ok: ivc-axvisor",
+];
+
+/// Two test guests make a channel with AxVisor's hypercalls and use it.
+fn ivc_axvisor(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, true, &mut problems);
+    for (vm, want) in plan.vms.iter().zip([AXIVC_PUB_LINES, AXIVC_SUB_LINES]) {
+        check_summary(&out, &vm.name, &mut problems);
+        let lines = vm_lines(&out, &vm.name);
+        let mut from = 0;
+        for w in want {
+            match lines[from..].iter().position(|l| l.starts_with(w)) {
+                Some(i) => from += i + 1,
+                None => problems.push(format!("no `[{}] {w}...` line (in order)", vm.name)),
+            }
+        }
+    }
+    for w in [
+        "hv: VM 1 (axpub): IVC channel 0x7e57000000a50001 published at ",
+        "hv: VM 2 (axsub): subscribed to VM 1's channel 0x7e57000000a50001 at ",
+        "hv: all VMs stopped: 2 clean, 0 faulted",
+    ] {
+        if !has_line(&out, w) {
+            problems.push(format!("no `{w}...` line"));
+        }
     }
     verdict(&problems, &out)
 }

@@ -523,6 +523,13 @@ fn vm_editor_and_regions_from_the_list() {
     let mut app = App::new(f.model());
     press(&mut app, "jjjjj\n");
     assert_eq!(app.page().page, Page::VmList);
+    // At VM a's row (the list is longer than the screen as configs/vms grows).
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_A.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = pos;
     let s = screen(&app, 80, 24);
     assert!(has(&s, "[x] testguest-aarch64-qemu-smp2-a.toml"), "{s:#?}");
     assert!(has(&s, "vm1, 2 vCPUs, 16 MiB"));
