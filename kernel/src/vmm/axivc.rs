@@ -21,6 +21,10 @@
 //! - 6 unsubscribe(vm, key): unmaps it from the subscriber; an unpublished channel's
 //!   region is freed then.
 //!
+//! On an architecture whose stage-2 TLB flush reaches the calling CPU only
+//! (`MemoryOps::STAGE2_UNMAP_ALL_CPUS` false: riscv64), unpublish and unsubscribe
+//! are refused while another vCPU of the VM runs ("not supported yet").
+//!
 //! Every argument is checked: pointers must be 8 bytes of the caller's writable RAM
 //! (checked before anything is taken), sizes non-zero, the channel must exist, the
 //! window must have room. The machine owns the regions like those of
@@ -228,6 +232,18 @@ fn map(vm: &Vm, frames: &mut FrameAllocator, gpa: u64, hpa: u64, size: u64) -> R
 }
 
 fn unmap(vm: &Vm, frames: &mut FrameAllocator, gpa: u64, size: u64) -> Result<(), String> {
+    // Another running vCPU of the VM would keep the old translations where the TLB
+    // flush does not reach it, and the region may be freed next.
+    let on = vm
+        .vcpus
+        .iter()
+        .filter(|v| v.power() != super::vm::Power::Off)
+        .count();
+    if !Current::STAGE2_UNMAP_ALL_CPUS && on > 1 {
+        return Err(String::from(
+            "not supported yet: unmapping a channel while other vCPUs of the VM run, on this architecture (its TLB flush reaches this CPU only)",
+        ));
+    }
     let mut tables = vm.tables.lock();
     let s2 = tables
         .as_mut()
