@@ -142,7 +142,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "ivc-pingpong",
-        "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" as their device trees describe it (each rung with the doorbell, whose interrupt must be pending at the receiver's interrupt controller, and checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
+        "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" as their device trees describe it (each rung with the doorbell, whose interrupt must be pending at the receiver's interrupt controller, and checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds none of their messages and its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
     ),
     (
         "riscv64-ivc-pingpong",
@@ -1030,6 +1030,15 @@ fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
     }
     check_summary(&out, &probe.name, &mut problems);
     let lines = vm_lines(&out, &probe.name);
+    if !lines
+        .iter()
+        .any(|l| l.starts_with("testguest: ivc-probe: no message of the channel at "))
+    {
+        problems.push(format!(
+            "[{}] did not look for the pair's messages at the region's address",
+            probe.name
+        ));
+    }
     if !lines
         .iter()
         .any(|l| l.contains("ivc-probe: ") && l.contains("is this VM's own memory"))
