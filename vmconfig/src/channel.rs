@@ -211,6 +211,46 @@ fn check_list(t: &ChannelToml, k: &KeyPath, vm_name: &str, out: &mut Problems) {
     }
 }
 
+/// Largest region one AxVisor IVC publish gets: a bigger request is cut to this
+/// (16 MiB, as AxVisor does; the size written back to the guest says so).
+pub const IVC_MAX_PUBLISH: u64 = 16 << 20;
+
+/// AxVisor's IVC device (`emu_type` 0xA): a window of the VM's guest-physical space
+/// (not RAM, not another device's) where the hypervisor places each channel its
+/// guest publishes or subscribes to by hypercall. One per VM, in whole 4 KiB pages;
+/// its `irq_id` is not used (a warning says so).
+pub fn check_ivc_windows(emu: &[EmuDevice], out: &mut Problems) {
+    let mut first: Option<&KeyPath> = None;
+    for d in emu.iter().filter(|d| d.emu_type == EMU_IVC) {
+        if let Some(f) = first {
+            out.error(
+                &d.key,
+                format!("a VM has one IVC window (emu_type 0xa), and {f} is one already"),
+            );
+            continue;
+        }
+        first = Some(&d.key);
+        if !d.range.base.is_multiple_of(PAGE) || !d.range.size.is_multiple_of(PAGE) {
+            out.error(
+                &d.key.index(1),
+                format!(
+                    "IVC window {} must start and end on 4 KiB pages (channels are placed in whole pages)",
+                    d.range
+                ),
+            );
+        }
+        if d.irq != 0 {
+            out.warning(
+                &d.key.index(3),
+                format!(
+                    "ignored: irq_id {} (the IVC window raises no interrupt; give the channel a [[devices.channels]] doorbell for one)",
+                    d.irq
+                ),
+            );
+        }
+    }
+}
+
 /// The VM's channel regions and doorbells against each other, its memory and its
 /// devices, and the doorbells' interrupts against its devices'.
 pub fn check_layout(

@@ -26,6 +26,7 @@ pub fn check_vm(
     let memory = memory_regions(&kernel.memory_regions, out);
     let images = kernel_images(kernel, &memory, out);
     let emu_devices = emu_devices(&devices.emu_devices, arch, out);
+    crate::channel::check_ivc_windows(&emu_devices, out);
     check_plic_sources(&emu_devices, arch, out);
     if arch.irq_chip == IrqChip::Gic {
         crate::irq::check_gic(
@@ -424,9 +425,6 @@ fn emu_device(raw: &Raw, k: &KeyPath, arch: ArchLimits, out: &mut Problems) -> O
                 known.join(", ")
             ),
         );
-        ok = false;
-    } else if emu_type == u64::from(EMU_IVC) {
-        out.error(&k.index(4), IVC_NOT_YET);
         ok = false;
     } else if let Some((_, why)) = EMU_NOT_YET.iter().find(|(c, _)| u64::from(*c) == emu_type) {
         out.error(&k.index(4), *why);

@@ -202,7 +202,8 @@ pub fn check_irqs(emu: &[EmuDevice], pass: &[PassDevice], arch: ArchLimits, out:
     let mut users: Vec<(KeyPath, &str, u32)> = Vec::new();
     for d in emu {
         let controller = EMU_GIC_PARTS.contains(&d.emu_type) || d.emu_type == EMU_PLIC;
-        if controller || (d.irq == 0 && !always_interrupts(d.emu_type)) {
+        // An IVC window has no interrupt (`channel::check_ivc_windows` says so).
+        if controller || d.emu_type == EMU_IVC || (d.irq == 0 && !always_interrupts(d.emu_type)) {
             continue;
         }
         // riscv64 consoles have their own rule (they need the emulated PLIC).

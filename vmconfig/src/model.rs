@@ -26,7 +26,9 @@ pub const EMU_TYPES: &[(u32, &str)] = &[
 pub const EMU_CONSOLE: u32 = 0x2;
 /// `emu_type` of a RISC-V PLIC.
 pub const EMU_PLIC: u32 = 0x30;
-/// `emu_type` of AxVisor's inter-VM channel device.
+/// `emu_type` of AxVisor's inter-VM channel device: a window of the VM's
+/// guest-physical space where the channels its guest publishes or subscribes to by
+/// hypercall are placed (`channel::check_ivc_windows`).
 pub const EMU_IVC: u32 = 0xA;
 /// Known `emu_type`s the hypervisor does not build yet, each with what to use
 /// instead: `check` refuses them, so a config never passes the host's checks and
@@ -37,8 +39,6 @@ pub const EMU_NOT_YET: &[(u32, &str)] = &[
     (0xE2, "not supported yet: emu_type 0xe2 (virtio-net for guests)"),
     (0xE3, "not supported yet: emu_type 0xe3 (virtio-console for guests); every VM has a console UART (emu_type 0x2)"),
 ];
-/// Why [`EMU_IVC`] is refused (by xtask and by the kernel for card-loaded VMs alike).
-pub const IVC_NOT_YET: &str = "not supported yet: emu_type 0xa (AxVisor's inter-VM channel device and its publish/subscribe hypercalls); describe the channel with [[devices.channels]] (a named region, its members, each member's gpa, access and doorbell)";
 /// `emu_type` of a GICv2 CPU interface window (AxVisor's "interrupt controller").
 pub const EMU_GIC_CPU_IF: u32 = 0x1;
 /// `emu_type` of a GICv3 redistributor region.

@@ -222,19 +222,52 @@ fn images_must_fit_and_not_overlap() {
 }
 
 #[test]
-fn axvisor_ivc_device_is_refused_until_built() {
-    let text = GOOD.replace(
-        "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",
-        "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []], [\"ivc\", 0x0a00_0000, 0x1000, 40, 0xA, []],",
-    );
-    assert_ne!(text, GOOD, "the uart line to extend is in GOOD");
-    let errs = errors(&text);
+fn axvisor_ivc_window_is_accepted_once_in_whole_pages() {
+    let with = |extra: &str| {
+        let text = GOOD.replace(
+            "[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []],",
+            &format!("[\"uart\", 0x0900_0000, 0x1000, 33, 0x2, []], {extra}"),
+        );
+        assert_ne!(text, GOOD, "the uart line to extend is in GOOD");
+        text
+    };
+    let ok = with("[\"ivc\", 0x0a00_0000, 0x10_0000, 0, 0xA, []],");
+    let p = parse_vm(&ok, AARCH64);
+    assert!(p.problems.errors().next().is_none(), "{:?}", p.problems);
+    assert!(p.vm.unwrap().emu_devices.iter().any(|d| d.emu_type == 0xA));
+    let errs = errors(&with("[\"ivc\", 0x0a00_0800, 0x1000, 0, 0xA, []],"));
     expect(
         &errs,
-        "devices.emu_devices[2][4]",
-        "not supported yet: emu_type 0xa (AxVisor's inter-VM channel device",
+        "devices.emu_devices[2][1]",
+        "IVC window 0xa000800..0xa001800 must start and end on 4 KiB pages",
     );
-    assert_eq!(errs.len(), 1, "only the 0xA device is refused: {errs:#?}");
+    let errs = errors(&with(
+        "[\"ivc\", 0x0a00_0000, 0x1000, 0, 0xA, []], [\"ivc2\", 0x0b00_0000, 0x1000, 0, 0xA, []],",
+    ));
+    expect(
+        &errs,
+        "devices.emu_devices[3]",
+        "a VM has one IVC window (emu_type 0xa), and devices.emu_devices[2] is one already",
+    );
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let errs = errors(&with("[\"ivc\", 0x4000_0000, 0x1000, 0, 0xA, []],"));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("devices.emu_devices[2]") && e.contains("overlaps")),
+        "an IVC window on RAM: {errs:#?}"
+    );
+    let p = parse_vm(
+        &with("[\"ivc\", 0x0a00_0000, 0x1000, 33, 0xA, []],"),
+        AARCH64,
+    );
+    assert!(p.problems.errors().next().is_none(), "{:?}", p.problems);
+    let shown: Vec<String> = p.problems.items.iter().map(|w| w.to_string()).collect();
+    assert!(
+        shown
+            .iter()
+            .any(|w| w.starts_with("devices.emu_devices[2][3]: ignored: irq_id 33")),
+        "{shown:?}"
+    );
 }
 
 #[test]

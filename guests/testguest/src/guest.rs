@@ -105,6 +105,11 @@ fn run_checks(platform: &Result<Platform, Why>) {
     if wants(bootargs, "ivc-bench") {
         report::run("ivc-bench", || checks::ivc::bench(usable(platform)?));
     }
+    if let Some(role) = checks::axivc::requested(bootargs) {
+        report::run("ivc-axvisor", || {
+            checks::axivc::run(usable(platform)?, role)
+        });
+    }
     if wants(bootargs, "ivc-once") {
         report::run("ivc-once", || checks::ivc::once(usable(platform)?));
     }

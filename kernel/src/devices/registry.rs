@@ -99,7 +99,9 @@ pub fn create(d: &EmuDevice, vm: &VmFacts) -> Result<Created, String> {
 /// A VM's bus with every device of `devices` on it.
 pub fn build(devices: &[EmuDevice], vm: &VmFacts) -> Result<Bus, String> {
     let mut bus = Bus::default();
-    for d in devices {
+    // An IVC window is guest-physical space the VMM maps channels into
+    // (`vmm::axivc`), not a device: what is not mapped there faults like any address.
+    for d in devices.iter().filter(|d| d.emu_type != emu_type::IVC) {
         let c = create(d, vm)?;
         bus.add(d.name.clone(), c.device, &c.windows)?;
     }

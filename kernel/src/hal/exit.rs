@@ -122,4 +122,7 @@ pub enum Reply {
         on: bool,
     },
     Hypercall([u64; 4]),
+    /// A hypercall answered in the return register alone (x0, a0, RAX), every other
+    /// register as the guest had it: AxVisor's calls.
+    Return(u64),
 }

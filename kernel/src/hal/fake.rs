@@ -85,6 +85,7 @@ impl HostPorts for FakeArch {
 }
 
 impl MemoryOps for FakeArch {
+    const STAGE2_UNMAP_ALL_CPUS: bool = true;
     fn stage2_mapped(_gpa: u64) {}
     fn stage2_unmapped() {}
     unsafe fn zero_guest_ram(hpa: u64, len: u64) {

@@ -97,6 +97,9 @@ pub trait HostPorts {
 
 /// Cache and TLB maintenance around guest memory.
 pub trait MemoryOps {
+    /// Whether [`MemoryOps::stage2_unmapped`] reaches every CPU (so a VM's other
+    /// running vCPUs lose the entries too); else only the calling CPU's.
+    const STAGE2_UNMAP_ALL_CPUS: bool;
     /// A second-stage entry for `gpa` went from invalid to valid.
     fn stage2_mapped(gpa: u64);
     /// Second-stage entries of the VM running on this CPU became invalid.

@@ -6,6 +6,7 @@
 //! the exit status says whether every VM stopped cleanly), or, with the board's
 //! `on_last_stop = "shell"`, stays up with the hypervisor shell.
 
+use super::axivc::AxIvc;
 use super::channel::{Channel, Channels};
 use super::create::{self, create_vm};
 use super::vm::{Lifecycle, Pending, Power, Vm, VmState};
@@ -57,6 +58,8 @@ pub struct Machine {
     vmids: Mutex<VmidPool>,
     /// The inter-VM channels (owned by the machine, used by the VMs that map them).
     channels: Mutex<Channels>,
+    /// The channels guests published by AxVisor's IVC hypercalls (`axivc.rs`).
+    ivc: Mutex<AxIvc>,
     /// VMs that were configured but never built (they count as faulted).
     failed: AtomicUsize,
     /// Set by the one CPU that ends the machine.
@@ -91,6 +94,7 @@ impl Machine {
             frames: Mutex::new(frames),
             vmids: Mutex::new(VmidPool::default()),
             channels: Mutex::new(Channels::default()),
+            ivc: Mutex::new(AxIvc::default()),
             failed: AtomicUsize::new(0),
             finishing: AtomicBool::new(false),
             on_last_stop: BUILD.on_last_stop,
@@ -281,11 +285,23 @@ impl Machine {
         self.channels
             .lock()
             .release(id, vm.name(), &mut self.frames.lock());
+        self.ivc.lock().release(id, &mut self.frames.lock());
         self.vmids.lock().give_back(vm.vmid);
         for v in &vm.vcpus {
             wake(v);
         }
         Ok(())
+    }
+
+    /// AxVisor IVC hypercall `code` of `vm` (`axivc::call`): 0, or -1.
+    pub fn ivc_call(&self, vm: &Vm, code: u64, args: [u64; 4]) -> u64 {
+        let mut ivc = self.ivc.lock();
+        super::axivc::call(&mut ivc, &mut self.frames.lock(), vm, code, args)
+    }
+
+    /// The channels published by IVC hypercalls now.
+    pub fn ivc_channels(&self) -> Vec<super::axivc::AxChannel> {
+        self.ivc.lock().channels().to_vec()
     }
 
     /// The VMs, in the order they were created.

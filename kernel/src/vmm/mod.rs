@@ -1,4 +1,5 @@
 //! The virtual machine monitor: VMs, vCPUs, exits, lifecycle. Arch-neutral.
+pub mod axivc;
 pub mod channel;
 pub mod create;
 pub mod devices;

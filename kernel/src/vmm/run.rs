@@ -7,6 +7,7 @@ use super::vm::{Power, Vm, VmState};
 use crate::hal::exit::{Reply, VcpuOnError, VmExit};
 use crate::hal::{Current, CurrentVcpu, HostIrq, Vcpu, VcpuStart};
 
+use super::axivc::AXVISOR_CODES_END;
 use super::devices::{Access, MmioResult};
 use crate::devices::device::VmEvent;
 use crate::mm::guest::GuestMemory;
@@ -240,7 +241,12 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
         }
         VmExit::SystemReset => reset_vm(m, vm, index),
         VmExit::Hypercall { code, args } => {
-            vcpu.reply(Reply::Hypercall(hypercall(vm, index, code, args)));
+            let reply = match code {
+                // AxVisor's numbers: its inter-VM channel calls (others refused).
+                0..AXVISOR_CODES_END => Reply::Return(m.ivc_call(vm, code, args)),
+                _ => Reply::Hypercall(hypercall(vm, index, code, args)),
+            };
+            vcpu.reply(reply);
             Next::Continue
         }
         VmExit::Ipi { value } => {
@@ -359,8 +365,19 @@ fn stop(m: &Machine, vm: &Vm, why: &dyn core::fmt::Display) -> Next {
     Next::Stop
 }
 
-fn mmio_fault(vm: &Vm, gpa: u64, write: bool, pc: u64) -> alloc::string::String {
+pub(super) fn mmio_fault(vm: &Vm, gpa: u64, write: bool, pc: u64) -> alloc::string::String {
     let dir = if write { "write" } else { "read" };
+    let read_only = vm
+        .spec
+        .channels
+        .iter()
+        .find(|c| !c.writable && c.gpa <= gpa && gpa - c.gpa < c.size);
+    if let (true, Some(c)) = (write, read_only) {
+        return alloc::format!(
+            "fault: write to read-only channel {} at GPA {gpa:#x}, PC {pc:#x}",
+            c.name
+        );
+    }
     let place = if vm.owns_memory(gpa) {
         "not permitted in guest memory"
     } else {
@@ -413,7 +430,6 @@ fn hypercall(vm: &Vm, index: usize, code: u64, _args: [u64; 4]) -> [u64; 4] {
     match code {
         HC_HV_INFO => [0, HV_ABI_MAGIC, vm.id() as u64, index as u64],
         HC_VM_BOOTS => [0, u64::from(vm.boots()), 0, 0],
-        // AxVisor's numbers (inter-VM channels, hypervisor disable): not supported yet.
         _ => [NOT_SUPPORTED, 0, 0, 0],
     }
 }

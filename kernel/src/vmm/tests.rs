@@ -248,7 +248,7 @@ fn firmware_requests_and_hypercalls_get_answers() {
             Reply::Hypercall([0, HV_ABI_MAGIC, 1, 0]),
             Reply::VcpuOn(Err(VcpuOnError::InvalidTarget)),
             Reply::VcpuStatus { on: true },
-            Reply::Hypercall([u64::MAX, 0, 0, 0]),
+            Reply::Return(u64::MAX),
         ]
     );
     assert_eq!(
@@ -930,4 +930,195 @@ fn a_faulted_vm_is_shown_faulted_and_restarts_from_the_shell() {
     assert!(!a.faulted());
     assert_eq!(a.state(), VmState::Running);
     assert_eq!(m.tally(), (2, 0));
+}
+
+const IVC_WINDOW: u64 = 0x6000_0000;
+
+/// `base` with an AxVisor IVC window (emu_type 0xA) of 32 MiB at [`IVC_WINDOW`].
+fn with_ivc_window(base: Cow<'static, VmSpec>) -> Cow<'static, VmSpec> {
+    let mut s = base.into_owned();
+    let mut emu = s.emu_devices.to_vec();
+    emu.push(EmuDevice {
+        name: Cow::Borrowed("ivc"),
+        base_gpa: IVC_WINDOW,
+        length: 32 << 20,
+        irq: 0,
+        emu_type: 0xA,
+        cfg: Cow::Borrowed(&[]),
+    });
+    s.emu_devices = Cow::Owned(emu);
+    Cow::Owned(s)
+}
+
+/// AxVisor's hypercall `code` by vCPU 0 of `vm`: what the vCPU was answered.
+fn axvisor_call(m: &Machine, vm: &super::vm::Vm, code: u64, args: [u64; 4]) -> Reply {
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let exit = VmExit::Hypercall { code, args };
+    assert_eq!(handle_exit(m, vm, 0, &mut vcpu, exit), Next::Continue);
+    vcpu.replies[0]
+}
+
+fn guest_word(vm: &super::vm::Vm, gpa: u64) -> u64 {
+    let mut b = [0u8; 8];
+    crate::mm::guest::GuestMemory::new(&vm.ram, Some(&vm.lazy))
+        .read(gpa, &mut b)
+        .unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn set_guest_word(vm: &super::vm::Vm, gpa: u64, value: u64) {
+    crate::mm::guest::GuestMemory::new(&vm.ram, Some(&vm.lazy))
+        .write(gpa, &value.to_le_bytes())
+        .unwrap();
+}
+
+#[test]
+fn axvisor_ivc_hypercalls_publish_subscribe_and_give_the_region_back() {
+    use super::axivc::{HC_PUBLISH, HC_SUBSCRIBE, HC_UNPUBLISH, HC_UNSUBSCRIBE};
+    const OK: Reply = Reply::Return(0);
+    const REFUSED: Reply = Reply::Return(u64::MAX);
+    // The guest's two answer words.
+    const BASE: u64 = RAM_GPA + 0x10_0000;
+    const SIZE: u64 = BASE + 8;
+    const KEY: u64 = 0xfeed_0000_0001;
+    let m = machine(2);
+    let baseline = m.free_bytes();
+    let a = m.create(with_ivc_window(simple(1, 0))).unwrap();
+    let b = m.create(with_ivc_window(simple(2, 1))).unwrap();
+
+    // Publish: 0x1800 bytes wanted, a page more given, at the window's start.
+    set_guest_word(&a, SIZE, 0x1800);
+    assert_eq!(axvisor_call(&m, &a, HC_PUBLISH, [KEY, BASE, SIZE, 0]), OK);
+    assert_eq!(guest_word(&a, BASE), IVC_WINDOW);
+    assert_eq!(guest_word(&a, SIZE), 0x2000);
+    let ch = m.ivc_channels()[0].clone();
+    assert_eq!((ch.publisher, ch.key, ch.size), (1, KEY, 0x2000));
+    assert_eq!(translate(&a, IVC_WINDOW + 0x1000), Some(ch.hpa + 0x1000));
+    // SAFETY: the channel's region, host memory here; nothing runs.
+    let region = |off, len| unsafe { crate::mm::phys::slice_mut(ch.hpa + off, len) };
+    assert_eq!(region(0, 8), 1u64.to_le_bytes(), "header: the publisher");
+    assert_eq!(region(8, 8), KEY.to_le_bytes(), "header: the key");
+    assert!(region(16, 0x2000 - 16).iter().all(|&b| b == 0));
+
+    // Refused, with nothing taken: the same key again, size 0, pointers outside
+    // RAM or straddling its end, a huge size that does not fit what is left.
+    let free = m.free_bytes();
+    assert_eq!(
+        axvisor_call(&m, &a, HC_PUBLISH, [KEY, BASE, SIZE, 0]),
+        REFUSED
+    );
+    set_guest_word(&a, SIZE, 0);
+    assert_eq!(
+        axvisor_call(&m, &a, HC_PUBLISH, [7, BASE, SIZE, 0]),
+        REFUSED
+    );
+    set_guest_word(&a, SIZE, 0x1000);
+    let ram_end = RAM_GPA + (8 << 20);
+    for (base, size) in [(0x10, SIZE), (BASE, IVC_WINDOW), (BASE, ram_end - 4)] {
+        assert_eq!(
+            axvisor_call(&m, &a, HC_PUBLISH, [7, base, size, 0]),
+            REFUSED
+        );
+    }
+    assert_eq!(m.free_bytes(), free);
+    assert_eq!(m.ivc_channels().len(), 1);
+    // A size beyond 16 MiB is cut to 16 MiB, placed after the first channel.
+    set_guest_word(&a, SIZE, u64::MAX);
+    assert_eq!(axvisor_call(&m, &a, HC_PUBLISH, [2, BASE, SIZE, 0]), OK);
+    assert_eq!(guest_word(&a, SIZE), 16 << 20);
+    assert_eq!(guest_word(&a, BASE), IVC_WINDOW + 0x2000);
+    // ... and no second one fits in the 32 MiB window.
+    set_guest_word(&a, SIZE, 16 << 20);
+    assert_eq!(
+        axvisor_call(&m, &a, HC_PUBLISH, [3, BASE, SIZE, 0]),
+        REFUSED
+    );
+
+    // Subscribe: VM 2 sees the region at the start of its own window.
+    let sub = [1, KEY, BASE, SIZE];
+    assert_eq!(axvisor_call(&m, &b, HC_SUBSCRIBE, sub), OK);
+    assert_eq!(
+        (guest_word(&b, BASE), guest_word(&b, SIZE)),
+        (IVC_WINDOW, 0x2000)
+    );
+    assert_eq!(translate(&b, IVC_WINDOW + 0x1000), Some(ch.hpa + 0x1000));
+    // One subscriber; unknown publishers, keys and VM ids beyond 32 bits refused.
+    assert_eq!(axvisor_call(&m, &b, HC_SUBSCRIBE, sub), REFUSED);
+    assert_eq!(axvisor_call(&m, &a, HC_SUBSCRIBE, sub), REFUSED);
+    for bad in [
+        [9, KEY, BASE, SIZE],
+        [1, 99, BASE, SIZE],
+        [1 << 32 | 1, KEY, BASE, SIZE],
+    ] {
+        assert_eq!(axvisor_call(&m, &b, HC_SUBSCRIBE, bad), REFUSED);
+    }
+    assert_eq!(
+        axvisor_call(&m, &b, HC_SUBSCRIBE, [1, 2, 0x10, SIZE]),
+        REFUSED
+    );
+
+    // Unpublish: only by the publisher; the subscriber keeps the region.
+    assert_eq!(axvisor_call(&m, &b, HC_UNPUBLISH, [KEY, 0, 0, 0]), REFUSED);
+    assert_eq!(axvisor_call(&m, &a, HC_UNPUBLISH, [KEY, 0, 0, 0]), OK);
+    assert_eq!(translate(&a, IVC_WINDOW), None);
+    assert_eq!(translate(&b, IVC_WINDOW), Some(ch.hpa));
+    assert_eq!(axvisor_call(&m, &a, HC_UNPUBLISH, [KEY, 0, 0, 0]), REFUSED);
+    // While VM 2 holds it, the key is not published again.
+    set_guest_word(&a, SIZE, 0x1000);
+    assert_eq!(
+        axvisor_call(&m, &a, HC_PUBLISH, [KEY, BASE, SIZE, 0]),
+        REFUSED
+    );
+    // Unsubscribe frees the unpublished region.
+    let free = m.free_bytes();
+    assert_eq!(
+        axvisor_call(&m, &a, HC_UNSUBSCRIBE, [1, KEY, 0, 0]),
+        REFUSED
+    );
+    assert_eq!(axvisor_call(&m, &b, HC_UNSUBSCRIBE, [1, KEY, 0, 0]), OK);
+    assert_eq!(translate(&b, IVC_WINDOW), None);
+    // The region, and the stage-2 table that mapped it in VM 2, emptied now.
+    assert_eq!(m.free_bytes(), free + 0x3000);
+    assert_eq!(
+        axvisor_call(&m, &b, HC_UNSUBSCRIBE, [1, KEY, 0, 0]),
+        REFUSED
+    );
+    assert_eq!(m.ivc_channels().len(), 1, "key 2 is left");
+
+    // AxVisor's other numbers are refused in x0 alone.
+    assert_eq!(axvisor_call(&m, &a, 0, [0; 4]), REFUSED);
+
+    // VM 2 subscribes to key 2, then VM 1 goes: VM 2 keeps it until it goes too.
+    assert_eq!(axvisor_call(&m, &b, HC_SUBSCRIBE, [1, 2, BASE, SIZE]), OK);
+    m.destroy(1).unwrap();
+    assert_eq!(m.ivc_channels()[0].publisher_gpa, None);
+    assert_eq!(translate(&b, IVC_WINDOW), Some(m.ivc_channels()[0].hpa));
+    m.destroy(2).unwrap();
+    assert!(m.ivc_channels().is_empty());
+    // A VM without an IVC window has its calls refused.
+    let c = m.create(simple(3, 0)).unwrap();
+    set_guest_word(&c, SIZE, 0x1000);
+    assert_eq!(
+        axvisor_call(&m, &c, HC_PUBLISH, [KEY, BASE, SIZE, 0]),
+        REFUSED
+    );
+    m.destroy(3).unwrap();
+    assert_eq!(m.free_bytes(), baseline, "every frame back");
+}
+
+#[test]
+fn a_write_to_a_read_only_channel_is_named_as_such() {
+    let m = machine(2);
+    let mut s = with_channel(simple(1, 0), CHAN_GPA, 0x2000, PAIR).into_owned();
+    s.channels.to_mut()[0].writable = false;
+    let a = m.create(Cow::Owned(s)).unwrap();
+    assert_eq!(
+        super::run::mmio_fault(&a, CHAN_GPA + 0x1008, true, RAM_GPA),
+        "fault: write to read-only channel link at GPA 0x50001008, PC 0x40000000"
+    );
+    let read = super::run::mmio_fault(&a, CHAN_GPA + 0x1008, false, RAM_GPA);
+    assert!(read.contains("data abort (read)"), "{read}");
+    let elsewhere = super::run::mmio_fault(&a, CHAN_GPA + 0x2000, true, RAM_GPA);
+    assert!(elsewhere.contains("outside guest memory"), "{elsewhere}");
+    m.destroy(1).unwrap();
 }

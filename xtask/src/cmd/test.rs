@@ -142,7 +142,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "ivc-pingpong",
-        "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" as their device trees describe it (each rung with the doorbell, whose interrupt must be pending at the receiver's interrupt controller, and checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
+        "three test-guest VMs (configs/vms/testguest-aarch64-qemu-ivc-*.toml): ivc-a and ivc-b exchange 1,000 messages each way through channel \"link\" as their device trees describe it (each rung with the doorbell, whose interrupt must be pending at the receiver's interrupt controller, and checked by sequence number and checksum; each prints its counts and passes); ivc-c, on no channel, finds none of their messages and its own RAM where they see the region and is stopped when it rings ivc-a's doorbell address; exit status: 1 faulted",
     ),
     (
         "riscv64-ivc-pingpong",
@@ -151,6 +151,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "ivc-linux",
         "Debian's arm64 Linux (configs/vms/linux-aarch64-qemu-ivc.toml, no driver: busybox devmem) and a test-guest VM (ivc-once) on channel \"link\": Linux writes a message and rings, the test guest sees the interrupt, checks it, answers and rings back; Linux prints the answer; both finish, exit 0",
+    ),
+    (
+        "ivc-axvisor",
+        "two test-guest VMs written as AxVisor guests (configs/vms/testguest-aarch64-qemu-ivc-axvisor-{pub,sub}.toml, each with AxVisor's IVC device emu_type 0xA): axpub publishes a channel by hypercall 3 (asking 0x1800 bytes, given 0x2000 in its IVC window, AxVisor's header at its start), axsub subscribes by hypercall 4 (retrying until it is published); a message each way is checked (checksum), axpub unpublishes (5) and axsub, which still reads the region, unsubscribes (6); refusals (-1) on the way: size 0, an answer pointer past RAM, a key published twice, a second subscription, an unknown publisher, unpublishing or unsubscribing what is not there; both pass, the hypervisor logs the publish and the subscribe, exit 0",
+    ),
+    (
+        "riscv64-ivc-axvisor",
+        "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-axvisor-{pub,sub}.toml: the calls are ecalls to extension 0x485643)",
     ),
     (
         "bench-smoke",
@@ -420,6 +428,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "bench-smoke" => bench_smoke(ws),
         "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
         "ivc-linux" => ivc_linux(ws, name),
+        "ivc-axvisor" => ivc_axvisor(ws, name, DEFAULT_BOARD, &AXIVC_VMS),
+        "riscv64-ivc-axvisor" => ivc_axvisor(ws, name, RISCV64_BOARD, &RISCV64_AXIVC_VMS),
         "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
@@ -1022,6 +1032,15 @@ fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
     let lines = vm_lines(&out, &probe.name);
     if !lines
         .iter()
+        .any(|l| l.starts_with("testguest: ivc-probe: no message of the channel at "))
+    {
+        problems.push(format!(
+            "[{}] did not look for the pair's messages at the region's address",
+            probe.name
+        ));
+    }
+    if !lines
+        .iter()
         .any(|l| l.contains("ivc-probe: ") && l.contains("is this VM's own memory"))
     {
         problems.push(format!(
@@ -1044,6 +1063,60 @@ fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
     let all = "hv: all VMs stopped: 2 clean, 1 faulted";
     if !has_line(&out, all) {
         problems.push(format!("no `{all}` line"));
+    }
+    verdict(&problems, &out)
+}
+
+/// The VMs of scenario ivc-axvisor: the publisher (VM 1), the subscriber (VM 2).
+const AXIVC_VMS: [&str; 2] = [
+    "configs/vms/testguest-aarch64-qemu-ivc-axvisor-pub.toml",
+    "configs/vms/testguest-aarch64-qemu-ivc-axvisor-sub.toml",
+];
+
+/// The same on riscv64.
+const RISCV64_AXIVC_VMS: [&str; 2] = [
+    "configs/vms/testguest-riscv64-qemu-ivc-axvisor-pub.toml",
+    "configs/vms/testguest-riscv64-qemu-ivc-axvisor-sub.toml",
+];
+
+/// What each side of ivc-axvisor prints, in order, after its VM's name.
+const AXIVC_PUB_LINES: [&str; 4] = [
+    "testguest: ivc-axvisor: published key 0x7e57000000a50001 at ",
+    "testguest: ivc-axvisor: VM 2's answer checked",
+    "testguest: ivc-axvisor: unpublished",
+    "ok: ivc-axvisor",
+];
+const AXIVC_SUB_LINES: [&str; 4] = [
+    "testguest: ivc-axvisor: subscribed to VM 1's key 0x7e57000000a50001 at ",
+    "testguest: ivc-axvisor: VM 1's message checked",
+    "testguest: ivc-axvisor: unsubscribed",
+    "ok: ivc-axvisor",
+];
+
+/// Two test guests make a channel with AxVisor's hypercalls and use it.
+fn ivc_axvisor(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()> {
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, true, &mut problems);
+    for (vm, want) in plan.vms.iter().zip([AXIVC_PUB_LINES, AXIVC_SUB_LINES]) {
+        check_summary(&out, &vm.name, &mut problems);
+        let lines = vm_lines(&out, &vm.name);
+        let mut from = 0;
+        for w in want {
+            match lines[from..].iter().position(|l| l.starts_with(w)) {
+                Some(i) => from += i + 1,
+                None => problems.push(format!("no `[{}] {w}...` line (in order)", vm.name)),
+            }
+        }
+    }
+    for w in [
+        "hv: VM 1 (axpub): IVC channel 0x7e57000000a50001 published at ",
+        "hv: VM 2 (axsub): subscribed to VM 1's channel 0x7e57000000a50001 at ",
+        "hv: all VMs stopped: 2 clean, 0 faulted",
+    ] {
+        if !has_line(&out, w) {
+            problems.push(format!("no `{w}...` line"));
+        }
     }
     verdict(&problems, &out)
 }

@@ -70,6 +70,8 @@ pub enum EditTarget {
     Setting(SettingRef),
     /// Entry `index` of a VM's list (`index` = its length: a new one).
     Item(DocId, List, usize),
+    /// `[[devices.channels]]` table `index` of a VM (`index` = their number: a new one).
+    Channel(DocId, usize),
 }
 
 /// A window over the page.
@@ -272,10 +274,8 @@ impl App {
             },
             RowKind::Item(vm, l, i) => self.edit_item(vm, l, i),
             RowKind::AddItem(..) => self.add_item(),
-            RowKind::Channel(..) => self.say(
-                "channels ([[devices.channels]]) are edited in the VM config file",
-                false,
-            ),
+            RowKind::Channel(vm, i) => self.edit_channel(vm, i),
+            RowKind::AddChannel(vm) => self.edit_channel(vm, self.channel_count(vm)),
         }
     }
 
@@ -425,20 +425,46 @@ impl App {
     }
 
     fn add_item(&mut self) {
-        if let Page::List(vm, list) = self.page().page {
-            let n = self.model.items(vm, list).len();
-            self.edit_item(vm, list, n);
+        match self.page().page {
+            Page::List(vm, list) => {
+                let n = self.model.items(vm, list).len();
+                self.edit_item(vm, list, n);
+            }
+            Page::Vm(vm) => self.edit_channel(vm, self.channel_count(vm)),
+            _ => {}
         }
     }
 
     fn delete_item(&mut self) {
-        if let Some(RowKind::Item(vm, list, i)) = self.current().map(|r| r.kind) {
-            self.model.remove_item(vm, list, i);
-            self.say(
-                format!("{} {i} removed (not saved yet)", list.item()),
-                false,
-            );
+        match self.current().map(|r| r.kind) {
+            Some(RowKind::Item(vm, list, i)) => {
+                self.model.remove_item(vm, list, i);
+                self.say(
+                    format!("{} {i} removed (not saved yet)", list.item()),
+                    false,
+                );
+            }
+            Some(RowKind::Channel(vm, i)) => {
+                self.model.remove_channel(vm, i);
+                self.say(format!("channel {i} removed (not saved yet)"), false);
+            }
+            _ => {}
         }
+    }
+
+    fn channel_count(&self, vm: DocId) -> usize {
+        self.model.doc(vm).map_or(0, |d| d.channels().len())
+    }
+
+    fn edit_channel(&mut self, vm: DocId, i: usize) {
+        self.popup = Some(Popup::Edit {
+            target: EditTarget::Channel(vm, i),
+            title: format!("channel {i}: {}", super::model::CHANNEL_FIELDS),
+            input: LineInput::new(&self.model.channel_text(vm, i)),
+            error: None,
+            note: "an inline table; access \"rw\" or \"ro\"; doorbell and irq together or neither"
+                .into(),
+        });
     }
 
     fn show_help(&mut self) {
@@ -562,6 +588,7 @@ impl App {
                 }
             }
             EditTarget::Item(_, list, _) => super::model::item_value(*list, text).err(),
+            EditTarget::Channel(..) => super::model::channel_table(text).err(),
         }
     }
 
@@ -580,6 +607,7 @@ impl App {
                 let result = match target {
                     EditTarget::Setting(r) => self.model.apply_text(*r, &text),
                     EditTarget::Item(vm, l, i) => self.model.set_item(*vm, *l, *i, &text),
+                    EditTarget::Channel(vm, i) => self.model.set_channel(*vm, *i, &text),
                 };
                 match (result, target) {
                     (Err(e), _) => {
@@ -587,6 +615,14 @@ impl App {
                         self.popup = Some(popup);
                     }
                     (Ok(()), EditTarget::Item(_, _, i)) => self.page_mut().cursor = *i,
+                    (Ok(()), EditTarget::Channel(vm, i)) => {
+                        let (vm, i) = (*vm, *i);
+                        let pos = self
+                            .rows()
+                            .iter()
+                            .position(|r| r.kind == RowKind::Channel(vm, i));
+                        self.page_mut().cursor = pos.unwrap_or(0);
+                    }
                     (Ok(()), _) => {}
                 }
             }

@@ -90,15 +90,9 @@ impl EditDoc {
     }
 
     /// Each `[[devices.channels]]` table as `(name, "key = value, ...")` with every
-    /// key as written (shown, not edited: the editor keeps these tables as they are).
+    /// key as written.
     pub fn channels(&self) -> Vec<(String, String)> {
-        let Some(tables) = self
-            .doc
-            .get("devices")
-            .and_then(Item::as_table)
-            .and_then(|t| t.get("channels"))
-            .and_then(Item::as_array_of_tables)
-        else {
+        let Some(tables) = channel_tables(&self.doc) else {
             return Vec::new();
         };
         tables
@@ -116,6 +110,73 @@ impl EditDoc {
                 (name, keys.join(", "))
             })
             .collect()
+    }
+
+    /// `[[devices.channels]]` table `i` as an inline table, as the editor offers it.
+    pub fn channel_text(&self, i: usize) -> Option<String> {
+        let t = channel_tables(&self.doc)?.get(i)?;
+        let keys: Vec<String> = t
+            .iter()
+            .map(|(k, v)| format!("{k} = {}", v.to_string().trim()))
+            .collect();
+        Some(format!("{{ {} }}", keys.join(", ")))
+    }
+
+    /// Replaces `[[devices.channels]]` table `i` (`i` = their number: adds one) with
+    /// `table`. A replaced table keeps the comments above it.
+    pub fn set_channel(&mut self, i: usize, table: Table) {
+        let Some(devices) = table_mut(&mut self.doc, Some("devices")) else {
+            return;
+        };
+        let item = devices
+            .entry("channels")
+            .or_insert(Item::ArrayOfTables(Default::default()));
+        let Some(tables) = item.as_array_of_tables_mut() else {
+            return;
+        };
+        match tables.get_mut(i) {
+            Some(old) => {
+                let decor = old.decor().clone();
+                *old = table;
+                *old.decor_mut() = decor;
+            }
+            None => tables.push(table),
+        }
+    }
+
+    /// Removes `[[devices.channels]]` table `i` (the key goes with the last one).
+    pub fn remove_channel(&mut self, i: usize) {
+        let Some(devices) = table_mut(&mut self.doc, Some("devices")) else {
+            return;
+        };
+        let Some(tables) = devices
+            .get_mut("channels")
+            .and_then(Item::as_array_of_tables_mut)
+        else {
+            return;
+        };
+        if i < tables.len() {
+            tables.remove(i);
+        }
+        if tables.is_empty() {
+            devices.remove("channels");
+        }
+    }
+
+    /// Whether the `[[devices.channels]]` tables differ from those on disk.
+    pub fn channels_changed(&self) -> bool {
+        let shown = |d: &DocumentMut| {
+            channel_tables(d).map(|t| {
+                t.iter()
+                    .map(|t| {
+                        t.iter()
+                            .map(|(k, v)| format!("{k}={}", v.to_string().trim()))
+                            .collect::<Vec<_>>()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        shown(&self.doc) != shown(&self.saved)
     }
 
     /// Whether the value at `loc` differs from the one on disk.
@@ -316,4 +377,12 @@ pub fn remove_keeping_style(arr: &mut Array, i: usize) {
             *first.decor_mut() = removed.decor().clone();
         }
     }
+}
+
+/// The `[[devices.channels]]` tables of `doc`.
+fn channel_tables(doc: &DocumentMut) -> Option<&toml_edit::ArrayOfTables> {
+    doc.get("devices")
+        .and_then(Item::as_table)
+        .and_then(|t| t.get("channels"))
+        .and_then(Item::as_array_of_tables)
 }

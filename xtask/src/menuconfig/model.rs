@@ -367,6 +367,42 @@ impl Model {
         self.validate();
     }
 
+    /// `[[devices.channels]]` table `i` of a VM as an inline table to edit, or a new
+    /// one (this VM and a peer on it) when there is no such table.
+    pub fn channel_text(&self, vm: DocId, i: usize) -> String {
+        let Some(doc) = self.doc(vm) else {
+            return String::new();
+        };
+        doc.channel_text(i).unwrap_or_else(|| {
+            let me = doc
+                .get(super::doc::Loc::at("base", "name"))
+                .and_then(Value::as_str)
+                .unwrap_or("this-vm");
+            format!(
+                "{{ name = \"link\", size = 0x1_0000, vms = [\"{me}\", \"peer\"], gpa = 0x0, access = \"rw\" }}"
+            )
+        })
+    }
+
+    /// Replaces (`i` = their number: adds) a VM's channel `i` with the typed inline
+    /// table; the checks (vmconfig's channel rules, across the VMs too) run again.
+    pub fn set_channel(&mut self, vm: DocId, i: usize, input: &str) -> Result<(), String> {
+        let table = channel_table(input)?;
+        if let Some(doc) = self.doc_mut(vm) {
+            doc.set_channel(i, table);
+        }
+        self.validate();
+        Ok(())
+    }
+
+    /// Removes a VM's channel `i`.
+    pub fn remove_channel(&mut self, vm: DocId, i: usize) {
+        if let Some(doc) = self.doc_mut(vm) {
+            doc.remove_channel(i);
+        }
+        self.validate();
+    }
+
     /// A new entry to offer: a region right after the last one (16 MiB of RWX RAM),
     /// or the shape's example.
     pub fn next_item(&self, vm: DocId, list: List) -> String {
@@ -575,5 +611,28 @@ pub fn show_value(s: &Setting, v: Option<&Value>) -> String {
             format!("{}{help}", compact(v))
         }
         (Some(v), _) => compact(v),
+    }
+}
+
+/// The keys of a channel, for messages.
+pub const CHANNEL_FIELDS: &str = "{ name, size, vms, gpa, access, doorbell, irq }";
+
+/// A typed `[[devices.channels]]` table: an inline table (its keys are checked with
+/// the rest of the config).
+pub fn channel_table(input: &str) -> Result<toml_edit::Table, String> {
+    let t = input.trim();
+    let bad = || {
+        format!(
+            "expected an inline table {CHANNEL_FIELDS}, e.g. {{ name = \"link\", size = 0x1_0000, vms = [\"a\", \"b\"], gpa = 0x4100_0000 }}"
+        )
+    };
+    match t.parse::<Value>() {
+        Ok(Value::InlineTable(it)) => {
+            let mut table = it.into_table();
+            table.set_implicit(false);
+            table.fmt();
+            Ok(table)
+        }
+        _ => Err(bad()),
     }
 }

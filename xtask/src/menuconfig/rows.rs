@@ -39,8 +39,10 @@ pub enum RowKind {
     /// Entry `usize` of a VM's list.
     Item(DocId, List, usize),
     AddItem(DocId, List),
-    /// Shown, not edited: entry `usize` of a VM's `[[devices.channels]]`.
+    /// Entry `usize` of a VM's `[[devices.channels]]`.
     Channel(DocId, usize),
+    /// A new `[[devices.channels]]` table for the VM.
+    AddChannel(DocId),
 }
 
 /// One line of a page.
@@ -168,25 +170,38 @@ pub fn rows(model: &Model, page: &Page) -> Vec<Row> {
     }
 }
 
-/// Hint of a channel row: channels are shown, and edited in the file.
-const CHANNEL_HINT: &str = "Inter-VM channel ([[devices.channels]]): shown here, edited in the \
-                            file (the editor keeps it as it is)";
+/// Hint of a channel row.
+const CHANNEL_HINT: &str = "Inter-VM channel ([[devices.channels]]): Enter: edit as an inline \
+                            table { name, size, vms, gpa, access, doorbell, irq }; d: delete";
 
-/// One read-only row per `[[devices.channels]]` table of a VM, marked with the
-/// problems the checks report on it.
+/// One row per `[[devices.channels]]` table of a VM, marked with the problems the
+/// checks report on it (vmconfig's channel rules, the VMs together included), and a
+/// row to add one.
 fn channel_rows(model: &Model, vm: DocId) -> Vec<Row> {
     let Some(doc) = model.doc(vm) else {
         return Vec::new();
     };
-    doc.channels()
+    let changed = doc.channels_changed();
+    let key = KeyPath::new("devices").key("channels");
+    let mut out: Vec<Row> = doc
+        .channels()
         .into_iter()
         .enumerate()
         .map(|(i, (name, value))| {
-            let diags = model.diags_for(vm, &KeyPath::new("devices").key("channels").index(i));
+            let diags = model.diags_for(vm, &key.index(i));
             let label = format!("channel {name}");
-            Row::plain(RowKind::Channel(vm, i), &label, value, CHANNEL_HINT).marked(&diags)
+            let mut row = Row::plain(RowKind::Channel(vm, i), &label, value, CHANNEL_HINT);
+            row.changed = changed;
+            row.marked(&diags)
         })
-        .collect()
+        .collect();
+    out.push(Row::plain(
+        RowKind::AddChannel(vm),
+        "<add a channel>",
+        String::new(),
+        "Enter or a: add an inter-VM channel ([[devices.channels]])",
+    ));
+    out
 }
 
 /// A row that opens the page of a group of board settings, marked with their
@@ -521,8 +536,31 @@ pub fn help(model: &Model, row: &Row) -> (String, Vec<String>) {
         RowKind::VmFile(rel) => vm_file_help(model, rel),
         RowKind::Item(vm, l, i) => item_help(model, *vm, *l, Some(*i)),
         RowKind::AddItem(vm, l) => item_help(model, *vm, *l, None),
-        RowKind::Channel(..) => (row.label.clone(), vec![row.hint.clone(), row.value.clone()]),
+        RowKind::Channel(..) | RowKind::AddChannel(_) => channel_help(row),
     }
+}
+
+fn channel_help(row: &Row) -> (String, Vec<String>) {
+    let mut lines = vec![
+        row.value.clone(),
+        String::new(),
+        "An inter-VM channel is an inline table here, a [[devices.channels]] table in the file:"
+            .into(),
+        "  name      the channel's name, the same in every member's config".into(),
+        "  size      bytes of shared memory (4 KiB multiples), the same for every member".into(),
+        "  vms       the member VMs by name, this one included, in the same order everywhere"
+            .into(),
+        "  gpa       where this VM sees the region".into(),
+        "  access    \"rw\" (default) or \"ro\"".into(),
+        "  doorbell  optional: this VM's doorbell window (4 KiB), with irq".into(),
+        "  irq       the interrupt a peer's ring raises in this VM".into(),
+        "The checks run again after each change: every member must name the channel alike.".into(),
+    ];
+    if !row.hint.starts_with("Inter-VM") && !row.hint.starts_with("Enter or a") {
+        lines.push(String::new());
+        lines.push(format!("Problem: {}", row.hint));
+    }
+    (row.label.clone(), lines)
 }
 
 fn setting_help(model: &Model, r: SettingRef) -> (String, Vec<String>) {

@@ -523,6 +523,13 @@ fn vm_editor_and_regions_from_the_list() {
     let mut app = App::new(f.model());
     press(&mut app, "jjjjj\n");
     assert_eq!(app.page().page, Page::VmList);
+    // At VM a's row (the list is longer than the screen as configs/vms grows).
+    let pos = app
+        .rows()
+        .iter()
+        .position(|r| r.kind == RowKind::VmFile(VM_A.into()))
+        .unwrap();
+    app.stack.last_mut().unwrap().cursor = pos;
     let s = screen(&app, 80, 24);
     assert!(has(&s, "[x] testguest-aarch64-qemu-smp2-a.toml"), "{s:#?}");
     assert!(has(&s, "vm1, 2 vCPUs, 16 MiB"));
@@ -958,9 +965,9 @@ fn every_key_of_the_vm_configs_is_a_setting() {
         for (section, item) in doc.iter() {
             for (k, _) in item.as_table().unwrap().iter() {
                 let name = format!("{section}.{k}");
-                // Not an editor setting yet: `[[devices.channels]]` tables are edited
-                // in the file (the editor keeps them as they are) and shown on the
-                // VM's page, every key (`channels_are_shown_on_the_vm_page`).
+                // Not a setting: `[[devices.channels]]` tables are rows of the VM's
+                // page, edited as inline tables (`channels_are_shown_on_the_vm_page`,
+                // `channels_are_edited_and_checked_on_the_vm_page`).
                 if name == "devices.channels" {
                     continue;
                 }
@@ -1002,4 +1009,124 @@ fn channels_are_shown_on_the_vm_page() {
     assert!(!super::rows::rows(&m, &Page::Vm(plain))
         .iter()
         .any(|r| matches!(r.kind, RowKind::Channel(..))));
+}
+
+/// A VM's channels are edited on its page (Enter: an inline table; a: add; d:
+/// delete); vmconfig's channel rules run after each change, the members together
+/// too, and their problems show on the row with file, key and reason; saving keeps
+/// the comment above the table.
+#[test]
+fn channels_are_edited_and_checked_on_the_vm_page() {
+    const IVC_A: &str = "configs/vms/testguest-aarch64-qemu-ivc-a.toml";
+    const IVC_B: &str = "configs/vms/testguest-aarch64-qemu-ivc-b.toml";
+    let f = Fixture::new();
+    let mut app = App::new(f.model());
+    for rel in [VM_A, VM_B, IVC_A, IVC_B] {
+        app.model.toggle_vm(rel);
+    }
+    let vm = app.model.open_vm(IVC_A).unwrap();
+    app.stack.push(super::app::PageState {
+        page: Page::Vm(vm),
+        cursor: 0,
+    });
+    let chan_row = |app: &App, i: usize| {
+        app.rows()
+            .iter()
+            .position(|r| r.kind == RowKind::Channel(vm, i))
+    };
+    assert!(
+        !app.model
+            .diags
+            .iter()
+            .any(|d| d.message.contains("channel")),
+        "{:#?}",
+        app.model.diags
+    );
+    // Enter on the channel: its table, to edit.
+    app.stack.last_mut().unwrap().cursor = chan_row(&app, 0).unwrap();
+    press(&mut app, "\n");
+    let text = match &app.popup {
+        Some(Popup::Edit { input, .. }) => input.text(),
+        other => panic!("{other:?}"),
+    };
+    assert!(text.starts_with("{ name = \"link\""), "{text}");
+    assert!(text.contains("gpa = 0x4100_0000"), "{text}");
+    // Not a table: refused as typed.
+    assert!(super::model::channel_table("[1, 2]")
+        .unwrap_err()
+        .contains("expected an inline table"));
+    // Its region moved onto the VM's RAM: the row shows why, with file and key.
+    app.popup = None;
+    let moved = text.replace("gpa = 0x4100_0000", "gpa = 0x40ff_f000");
+    app.model.set_channel(vm, 0, &moved).unwrap();
+    let row = &app.rows()[chan_row(&app, 0).unwrap()];
+    assert!(row.error && row.changed, "{row:?}");
+    assert!(
+        row.hint
+            .starts_with("devices.channels[0].gpa: channel \"link\"'s region at 0x40fff000")
+            && row.hint.contains("overlaps kernel.memory_regions[0]"),
+        "{}",
+        row.hint
+    );
+    assert!(app
+        .model
+        .diags
+        .iter()
+        .any(|d| d.file == IVC_A && d.key.to_string() == "devices.channels[0].gpa"));
+    // A size its peer does not share: the members' rule speaks.
+    let bigger = text.replace("size = 0x1_0000", "size = 0x2_0000");
+    app.model.set_channel(vm, 0, &bigger).unwrap();
+    assert!(
+        app.model
+            .diags
+            .iter()
+            .any(|d| d.message.contains("channel \"link\" has size 0x")),
+        "{:#?}",
+        app.model.diags
+    );
+    // Back as it was; a second channel added with `a`, then deleted with `d`.
+    app.model.set_channel(vm, 0, &text).unwrap();
+    assert!(!app
+        .model
+        .diags
+        .iter()
+        .any(|d| d.message.contains("channel")));
+    press(&mut app, "a");
+    let offered = match &app.popup {
+        Some(Popup::Edit { input, .. }) => input.text(),
+        other => panic!("{other:?}"),
+    };
+    assert!(offered.contains("vms = [\"ivc-a\", \"peer\"]"), "{offered}");
+    let new = "{ name = \"side\", size = 0x1000, vms = [\"ivc-a\", \"ivc-b\"], gpa = 0x4200_0000 }";
+    app.popup = None;
+    app.model.set_channel(vm, 1, new).unwrap();
+    let pos = chan_row(&app, 1).expect("a second channel row");
+    assert_eq!(app.rows()[pos].label, "channel side");
+    assert!(
+        app.model.diags.iter().any(|d| d
+            .message
+            .contains("channel \"side\" is named by this VM only")),
+        "{:#?}",
+        app.model.diags
+    );
+    app.stack.last_mut().unwrap().cursor = pos;
+    press(&mut app, "d");
+    assert!(chan_row(&app, 1).is_none());
+    assert!(!app
+        .model
+        .diags
+        .iter()
+        .any(|d| d.message.contains("channel")));
+    // Saved: the file has the table, the comment above it kept.
+    app.model
+        .set_channel(vm, 0, &moved.replace("0x40ff_f000", "0x4180_0000"))
+        .unwrap();
+    assert!(app.save(), "{:#?}", app.model.diags);
+    let saved = f.read(IVC_A);
+    assert!(saved.contains("# An inter-VM channel"), "{saved}");
+    let doc: toml_edit::DocumentMut = saved.parse().unwrap();
+    let t = &doc["devices"]["channels"].as_array_of_tables().unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.get(0).unwrap()["gpa"].as_integer(), Some(0x4180_0000));
+    assert_eq!(t.get(0).unwrap()["irq"].as_integer(), Some(40));
 }

@@ -16,9 +16,10 @@
 //! received, <b> bad, <i> interrupts`.
 //!
 //! Boot argument `ivc-probe=<region>,<doorbell>` (a VM that is not on the channel):
-//! after the checks, `probe` reads and writes `<region>` (this VM's own RAM there,
-//! which must keep what it wrote) and rings `<doorbell>`, which this VM does not
-//! have: the hypervisor must stop it there.
+//! after the checks, `probe` reads `<region>` (no message of the pair may show in
+//! either slot), writes and reads it back (this VM's own RAM there, which must keep
+//! what it wrote) and rings `<doorbell>`, which this VM does not have: the
+//! hypervisor must stop it there.
 
 use core::sync::atomic::{fence, Ordering};
 
@@ -247,6 +248,17 @@ pub fn run(platform: &Platform) -> CheckResult {
 /// Boot argument `ivc-probe`: this VM is on no channel. Its own RAM at `region`
 /// keeps what it writes; ringing `doorbell` must stop it.
 pub fn probe((region, doorbell): (usize, usize)) {
+    // What the pair wrote there (a message in either member's slot) must not show.
+    for sender in 0..2u32 {
+        let slot = region + sender as usize * SLOT;
+        // SAFETY: this VM's own RAM (its config puts RAM there); only read.
+        let (seq, first) = unsafe { (read64(slot), read64(slot + 16)) };
+        if (1..=MESSAGES).contains(&seq) && first == payload(sender, seq, 0) {
+            println!("FAIL: ivc-probe: member {sender}'s message {seq} shows at {slot:#x}");
+            return;
+        }
+    }
+    println!("testguest: ivc-probe: no message of the channel at {region:#x}");
     let mark = 0x5eed_0000_0000_0000u64 | region as u64;
     // SAFETY: `region` is this VM's own RAM (its config puts RAM there); the
     // checks are done, nothing else uses that page.

@@ -2,6 +2,7 @@
 //! [`CheckResult`](crate::why::CheckResult); `guest` runs them in order and `report`
 //! prints their lines.
 
+pub mod axivc;
 pub mod hypercall;
 pub mod ivc;
 pub mod memory;

@@ -120,6 +120,8 @@ impl HostPorts for Aarch64 {
 }
 
 impl MemoryOps for Aarch64 {
+    /// TLBI ... IS: the inner-shareable domain, every CPU.
+    const STAGE2_UNMAP_ALL_CPUS: bool = true;
     /// Makes the store visible to the table walkers. Invalid entries are never
     /// cached in TLBs, so no TLBI.
     fn stage2_mapped(_gpa: u64) {

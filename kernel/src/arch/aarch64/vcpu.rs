@@ -264,6 +264,7 @@ impl crate::hal::Vcpu for Vcpu {
             // AFFINITY_INFO: 0 ON, 1 OFF.
             (_, Reply::VcpuStatus { on }) => self.frame.x[0] = if on { 0 } else { 1 },
             (_, Reply::Hypercall(r)) => self.frame.x[..4].copy_from_slice(&r),
+            (_, Reply::Return(v)) => self.frame.x[0] = v,
             _ => {}
         }
     }

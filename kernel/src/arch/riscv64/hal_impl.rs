@@ -122,6 +122,8 @@ impl HostPorts for Riscv64 {
 }
 
 impl MemoryOps for Riscv64 {
+    /// HFENCE.GVMA fences this hart only.
+    const STAGE2_UNMAP_ALL_CPUS: bool = false;
     /// This hart may hold the old (invalid) translation of `gpa`, so it drops it.
     /// Other harts that do fault again and come here too.
     fn stage2_mapped(gpa: u64) {

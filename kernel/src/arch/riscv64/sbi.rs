@@ -30,6 +30,9 @@ pub const EID_DBCN: u64 = 0x4442_434E;
 /// The project's hypercalls: an extension id in the SBI firmware-specific range
 /// (0x0A00_0000..=0x0AFF_FFFF), "HV" in its middle bytes. FID 0 is HV_INFO.
 pub const HV_EID: u64 = 0x0A48_5600;
+/// AxVisor's hypercall extension ("HVC"): FID = AxVisor's hypercall number (the
+/// inter-VM channel calls 3..=6, `vmm::axivc`), arguments in a0.., answer in a0.
+pub const AXVISOR_EID: u64 = 0x48_5643;
 /// Where FID `n` of [`HV_EID`] lands in the arch-neutral hypercall numbers
 /// (`vmm::run::HC_HV_INFO` is base + 0, the aarch64 SMCCC function id).
 pub const HV_CALL_BASE: u64 = 0xC600_0000;
@@ -55,6 +58,7 @@ const AVAILABLE: &[u64] = &[
     EID_SRST,
     EID_DBCN,
     HV_EID,
+    AXVISOR_EID,
 ];
 
 /// HSM hart states.
@@ -209,6 +213,11 @@ pub fn decode(a: [u64; 8]) -> Call {
         },
         HV_EID if fid < 0x1_0000 => Call::Hypercall {
             code: HV_CALL_BASE + fid,
+            args: [a[0], a[1], a[2], a[3]],
+        },
+        // AxVisor's numbers are small: they reach the VMM as they are.
+        AXVISOR_EID if fid < 0x100 => Call::Hypercall {
+            code: fid,
             args: [a[0], a[1], a[2], a[3]],
         },
         _ => NOT_SUPPORTED,
@@ -419,6 +428,14 @@ mod tests {
             }
         );
         assert_eq!(call(HV_EID, 0x1_0000, &[]), NOT_SUPPORTED);
+        assert_eq!(
+            call(AXVISOR_EID, 4, &[2, 0xfeed, 0x4000_1000, 0x4000_1008]),
+            Call::Hypercall {
+                code: 4,
+                args: [2, 0xfeed, 0x4000_1000, 0x4000_1008]
+            }
+        );
+        assert_eq!(call(AXVISOR_EID, 0x100, &[]), NOT_SUPPORTED);
         assert_eq!(call(0x0A00_0000, 0, &[]), NOT_SUPPORTED);
         assert_eq!(call(0x504D55, 0, &[]), NOT_SUPPORTED, "PMU");
         assert_eq!(

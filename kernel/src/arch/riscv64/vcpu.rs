@@ -230,6 +230,7 @@ impl crate::hal::Vcpu for Vcpu {
             (_, Reply::Hypercall(r)) => {
                 self.frame.x[10..14].copy_from_slice(&sbi::hypercall_ret(r));
             }
+            (_, Reply::Return(v)) => self.frame.x[10] = v,
             _ => {}
         }
     }

@@ -228,6 +228,10 @@ pub fn complete(pending: Pending, reply: Reply, r: &mut Regs) -> Result<(), &'st
             }
             step(r, 3)
         }
+        (Pending::Hypercall, Reply::Return(v)) => {
+            r.gpr[RAX] = v;
+            step(r, 3)
+        }
         (Pending::Halt, _) => step(r, 1),
         (Pending::Nothing, _) => {}
         _ => return Err("the answer does not fit the exit"),

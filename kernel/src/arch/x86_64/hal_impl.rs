@@ -211,6 +211,8 @@ impl HostPorts for X86_64 {
 }
 
 impl MemoryOps for X86_64 {
+    /// No nested-paging TLB maintenance yet.
+    const STAGE2_UNMAP_ALL_CPUS: bool = false;
     /// Nothing yet: no guest runs (the ASID's TLB entries are flushed at VMRUN once
     /// guests run).
     fn stage2_mapped(_gpa: u64) {}

@@ -351,6 +351,22 @@ pub fn hv_info() -> Result<HvInfo, CallUndefined> {
     call([HV_INFO, 0, 0, 0])
 }
 
+/// An AxVisor hypercall: `hvc #0` with x0 = `code`, x1..x4 = `args`; its answer is
+/// x0 alone (0 done, -1 refused).
+pub fn axvisor_call(code: u64, args: [u64; 4]) -> i64 {
+    let ret: u64;
+    // SAFETY: a hypercall: the hypervisor answers in x0 and may write guest memory
+    // the arguments point at (the asm is not `nomem`, so the compiler assumes so).
+    unsafe {
+        core::arch::asm!("hvc #0",
+            inlateout("x0") code => ret,
+            inlateout("x1") args[0] => _, inlateout("x2") args[1] => _,
+            inlateout("x3") args[2] => _, inlateout("x4") args[3] => _,
+            options(nostack))
+    };
+    ret as i64
+}
+
 /// A harmless call every firmware answers (PSCI VERSION); returns x0.
 pub fn probe() -> Result<u64, CallUndefined> {
     Ok(call([PSCI_VERSION, 0, 0, 0])?[0])

@@ -246,6 +246,23 @@ pub fn hv_info() -> Result<HvInfo, CallUndefined> {
     Ok(call(HV_EID, HV_INFO, [0; 4]))
 }
 
+/// AxVisor's hypercall extension ("HVC").
+const AXVISOR_EID: u64 = 0x48_5643;
+
+/// An AxVisor hypercall: `ecall` with a7 = its extension, a6 = `code`, a0..a3 =
+/// `args`; its answer is a0 alone (0 done, -1 refused).
+pub fn axvisor_call(code: u64, args: [u64; 4]) -> i64 {
+    let [mut a0, a1, a2, a3] = args;
+    // SAFETY: a hypercall: the hypervisor answers in a0 and may write guest memory
+    // the arguments point at (the asm is not `nomem`, so the compiler assumes so).
+    unsafe {
+        core::arch::asm!("ecall",
+            inout("a0") a0, inlateout("a1") a1 => _, inlateout("a2") a2 => _,
+            inlateout("a3") a3 => _, in("a6") code, in("a7") AXVISOR_EID, options(nostack))
+    };
+    a0 as i64
+}
+
 /// A harmless call every SBI answers (get_spec_version); returns a0.
 pub fn probe() -> Result<u64, CallUndefined> {
     Ok(sbi(EID_BASE, 0, 0, 0, 0).0 as u64)
