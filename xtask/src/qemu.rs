@@ -29,9 +29,20 @@ pub fn qemu_args(board: &Board, q: &QemuToml, kernel: &Path) -> Vec<String> {
     if let Some(mem) = &q.memory {
         args.extend(["-m".into(), mem.clone()]);
     }
-    args.extend(["-nographic".into(), "-no-reboot".into()]);
+    args.extend(console_args(board));
     args.extend(q.args.iter().cloned());
     args.extend(["-kernel".into(), kernel.display().to_string()]);
+    args
+}
+
+/// `-nographic`, and `-no-reboot` (a reset ends QEMU) unless the board stays in the
+/// hypervisor shell when its VMs stop (`on_last_stop = "shell"`), whose `reboot`
+/// must bring the machine back.
+pub fn console_args(board: &Board) -> Vec<String> {
+    let mut args = vec!["-nographic".to_string()];
+    if board.on_last_stop != crate::config::board::OnLastStop::Shell {
+        args.push("-no-reboot".into());
+    }
     args
 }
 
@@ -454,6 +465,23 @@ mod tests {
         );
         assert_eq!(plan.vms.len(), 2);
         assert!(plan.vms.iter().all(|v| v.cpu_num == 2));
+    }
+
+    #[test]
+    fn a_board_that_stays_in_the_shell_may_reboot() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let g = vec!["testguest".to_string()];
+        let plan = load(
+            root,
+            &root.join("xtask/tests/data/qemu-riscv64-shell.toml"),
+            VmList::HostOnly,
+            &Context { guest_crates: &g },
+        )
+        .unwrap();
+        let q = plan.board.qemu.clone().unwrap();
+        let args = qemu_args(&plan.board, &q, Path::new("/t/hypervisor.bin"));
+        assert!(args.contains(&"-nographic".to_string()), "{args:?}");
+        assert!(!args.contains(&"-no-reboot".to_string()), "{args:?}");
     }
 
     /// The tests that wait for a child share the process's signal state.

@@ -357,8 +357,9 @@ impl Machine {
             OnLastStop::PowerOff => self.finish(),
             OnLastStop::Shell => {
                 let (clean, faulted) = self.tally();
+                // Not "all VMs stopped:": that line is the machine's last (poweroff).
                 crate::info!(
-                    "hv: all VMs stopped: {clean} clean, {faulted} faulted; the hypervisor shell stays (on_last_stop = \"shell\")"
+                    "hv: no VM is running ({clean} stopped cleanly, {faulted} faulted); the hypervisor shell stays (on_last_stop = \"shell\")"
                 );
                 super::input::to_shell(self);
             }

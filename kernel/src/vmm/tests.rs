@@ -776,7 +776,7 @@ fn shell_restart_of_a_running_vm_waits_for_its_vcpus_and_takes_no_frame() {
         let kicks = fake::KICKS.load(core::sync::atomic::Ordering::Relaxed);
         let out = sh(&m, "vm restart 2").unwrap();
         assert!(
-            out.contains("Restart once its vCPUs have left the guest"),
+            out.contains("restarting once its vCPUs have left the guest"),
             "{out}"
         );
         assert_eq!(a.state(), VmState::Stopped);
