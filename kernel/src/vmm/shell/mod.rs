@@ -21,6 +21,7 @@ use super::machine::Machine;
 use super::vm::{Pending, Power, Vm, VmState};
 use crate::hal::{Current, HostTimer};
 use crate::spec::VmSpec;
+use crate::vmm::fs::FsVm;
 pub use parse::Command;
 
 /// The prompt.
@@ -37,8 +38,9 @@ pub enum Effect {
 }
 
 /// How `vm create` reads a config: the path and the specs of the VMs there are
-/// (their ids, names and CPUs are taken) -> a spec, or the lines that say why not.
-pub type CreateFn<'a> = &'a dyn Fn(&str, &[VmSpec]) -> Result<VmSpec, Vec<String>>;
+/// (their ids, names and CPUs are taken) -> the VM's spec and the frames holding its
+/// files (which the VM keeps), or the lines that say why not.
+pub type CreateFn<'a> = &'a dyn Fn(&str, &[VmSpec]) -> Result<FsVm, Vec<String>>;
 
 /// Runs `cmd`; `out` gets what it prints (lines ending in `\n`).
 pub fn execute(
@@ -331,8 +333,8 @@ fn vm_create(
     create: CreateFn<'_>,
 ) -> Result<(), String> {
     let existing: Vec<VmSpec> = m.vms().iter().map(|v| VmSpec::clone(&v.spec)).collect();
-    let spec = match create(path, &existing) {
-        Ok(spec) => spec,
+    let FsVm { spec, frames, .. } = match create(path, &existing) {
+        Ok(vm) => vm,
         Err(lines) => {
             for l in &lines {
                 let _ = writeln!(out, "{l}");
@@ -342,7 +344,7 @@ fn vm_create(
     };
     let (id, name) = (spec.id, spec.name.clone());
     let vm = m
-        .create(Cow::Owned(spec))
+        .create_holding(Cow::Owned(spec), frames)
         .map_err(|why| alloc::format!("VM {id} ({name}) not created: {path}: {why}"))?;
     let _ = writeln!(
         out,
@@ -446,7 +448,6 @@ pub mod console {
                 m.with_frames(|frames| {
                     crate::vmm::fs::start::create(&m.platform, path, existing, frames)
                 })
-                .map(|v| v.spec)
             };
             execute(m, cmd, &mut out, &create)
         });
