@@ -192,31 +192,45 @@ pub fn restart_loop(ws: &Workspace, name: &str) -> Result<()> {
 pub fn shell_lifecycle(ws: &Workspace, name: &str) -> Result<()> {
     let card = super::test_fs::make_card_with(ws, SHELL_BOARD, &SHELL_VMS)?;
     let args = crate::image::qemu::image_args(&card.plan.board, &card.qemu, &card.image);
-    let log = super::test::log_path(ws, name)?;
     let program = crate::qemu::qemu_binary(&card.plan.board);
+    let (outcome, out, mut problems) =
+        run_qemu_script(ws, name, &program, &args, lifecycle_script(true))?;
+    exit_status(&outcome, true, &mut problems);
+    lifecycle_problems(&out, true, &mut problems);
+    verdict(&problems, &out)
+}
+
+/// Runs QEMU (`program` with `args`, made by the caller) with `script` typed on its
+/// console: how it ended, the cleaned output, and a problem if the script did not
+/// finish.
+fn run_qemu_script(
+    ws: &Workspace,
+    name: &str,
+    program: &str,
+    args: &[String],
+    script: Vec<Step>,
+) -> Result<(crate::qemu::Outcome, String, Vec<String>)> {
+    let log = super::test::log_path(ws, name)?;
     println!(
         "xtask: {program} {} (output in {})",
         args.join(" "),
         log.display()
     );
-    let mut typist = Typist::new(lifecycle_script(true));
+    let mut typist = Typist::new(script);
     let mut f = |out: &[u8]| typist.poll(out);
     let (outcome, raw, _) = crate::qemu::run_scripted(
-        &program,
-        &args,
+        program,
+        args,
         Some(super::test::QEMU_TIMEOUT),
         &log,
         false,
         Some(&mut f),
     )?;
-    let out = clean(&raw);
     let mut problems = Vec::new();
     if let Some(what) = typist.waiting_for() {
         problems.push(format!("the shell script stopped waiting for {what}"));
     }
-    exit_status(&outcome, true, &mut problems);
-    lifecycle_problems(&out, true, &mut problems);
-    verdict(&problems, &out)
+    Ok((outcome, clean(&raw), problems))
 }
 
 /// `riscv64-shell-lifecycle`: all VMs built in, no card.
@@ -387,28 +401,9 @@ pub fn disk_shell(ws: &Workspace, name: &str, d: &DiskShell) -> Result<()> {
     let run = crate::image::run_disk(ws, plan, &[vm5, vm6])?;
     let mut args = crate::qemu::qemu_args(&board, &q, &run.bin);
     args.extend(crate::image::qemu::disk_args(&run.disk));
-    let log = super::test::log_path(ws, name)?;
     let program = crate::qemu::qemu_binary(&board);
-    println!(
-        "xtask: {program} {} (output in {})",
-        args.join(" "),
-        log.display()
-    );
-    let mut typist = Typist::new(disk_shell_script());
-    let mut f = |out: &[u8]| typist.poll(out);
-    let (outcome, raw, _) = crate::qemu::run_scripted(
-        &program,
-        &args,
-        Some(super::test::QEMU_TIMEOUT),
-        &log,
-        false,
-        Some(&mut f),
-    )?;
-    let out = clean(&raw);
-    let mut problems = Vec::new();
-    if let Some(what) = typist.waiting_for() {
-        problems.push(format!("the shell script stopped waiting for {what}"));
-    }
+    let (outcome, out, mut problems) =
+        run_qemu_script(ws, name, &program, &args, disk_shell_script())?;
     exit_status(&outcome, true, &mut problems);
     disk_shell_problems(&out, &mut problems);
     verdict(&problems, &out)
