@@ -235,11 +235,16 @@ impl LineWatch {
     }
 }
 
-/// How an interactive run ended, and whether the hypervisor said every VM stopped.
+/// The line the hypervisor prints before the shell's `reboot`.
+pub const REBOOTING: &str = "hv: rebooting";
+
+/// How an interactive run ended, whether the hypervisor said every VM stopped, and
+/// whether it rebooted the machine (which ends QEMU when it runs with -no-reboot).
 #[derive(Debug)]
 pub struct Interactive {
     pub outcome: Outcome,
     pub all_stopped: bool,
+    pub rebooted: bool,
 }
 
 /// Runs QEMU with the console on this terminal (stdin inherited; its output passes
@@ -258,6 +263,7 @@ pub fn run_interactive(
     let stdout = child.stdout.take().context("no output from QEMU")?;
     let pass = thread::spawn(move || {
         let mut watch = LineWatch::default();
+        let mut reboot = LineWatch::default();
         let mut from = stdout;
         let mut out = std::io::stdout();
         let mut chunk = [0u8; 4096];
@@ -266,16 +272,18 @@ pub fn run_interactive(
                 break;
             }
             watch.feed(&chunk[..n], ALL_STOPPED);
+            reboot.feed(&chunk[..n], REBOOTING);
             let _ = out.write_all(&chunk[..n]);
             let _ = out.flush();
         }
-        watch.seen()
+        (watch.seen(), reboot.seen())
     });
     let outcome = wait(&mut child, timeout, &signals)?;
-    let all_stopped = pass.join().unwrap_or(false);
+    let (all_stopped, rebooted) = pass.join().unwrap_or((false, false));
     Ok(Interactive {
         outcome,
         all_stopped,
+        rebooted,
     })
 }
 
