@@ -13,6 +13,7 @@ use crate::vmm::fs;
 use crate::vmm::machine::{self, Machine};
 use crate::vmm::run;
 use alloc::borrow::Cow;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Heap for the hypervisor's own data structures.
@@ -81,10 +82,10 @@ pub fn primary_main(handover: u64) -> ! {
         machine.note_failed();
     }
     for spec in VMS {
-        build_vm(&machine, Cow::Borrowed(spec), "");
+        build_vm(&machine, Cow::Borrowed(spec), Vec::new(), "");
     }
     for vm in fs.vms {
-        build_vm(&machine, Cow::Owned(vm.spec), &vm.file);
+        build_vm(&machine, Cow::Owned(vm.spec), vm.frames, &vm.file);
     }
     crate::info!("hv: {} MiB of RAM left free", machine.free_bytes() >> 20);
     let m = machine::publish(machine);
@@ -105,11 +106,12 @@ pub fn primary_main(handover: u64) -> ! {
     run::cpu_loop(m, cpu_index(m))
 }
 
-/// Builds the VM of `spec` (`file`: its config file on the card, for messages).
-fn build_vm(m: &Machine, spec: Cow<'static, VmSpec>, file: &str) {
+/// Builds the VM of `spec` (`frames`: where its files were read to, which it keeps;
+/// `file`: its config file on the card, for messages).
+fn build_vm(m: &Machine, spec: Cow<'static, VmSpec>, frames: Vec<(u64, u64)>, file: &str) {
     let start = Current::counter();
     let (id, name) = (spec.id, spec.name.clone());
-    match m.create(spec) {
+    match m.create_holding(spec, frames) {
         Ok(vm) => {
             crate::info!("hv: VM {} ({}): {}", vm.id(), vm.name(), vm.summary());
             let ms = (Current::counter() - start) * 1000 / Current::counter_hz().max(1);

@@ -188,6 +188,72 @@ impl LineBuffer {
     }
 }
 
+/// The shell's input line (its prompt and what is typed so far) while it is on
+/// screen. Other output first takes it off ([`PromptLine::erase`]) and then draws
+/// it again below itself ([`PromptLine::redraw`], the cursor where it was), so a
+/// VM's line never lands in the middle of a half-typed command.
+pub struct PromptLine {
+    text: LineBuffer,
+    /// Cells between the cursor and the end of the line.
+    back: usize,
+    shown: bool,
+}
+
+impl Default for PromptLine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PromptLine {
+    pub const fn new() -> Self {
+        Self {
+            text: LineBuffer::new(),
+            back: 0,
+            shown: false,
+        }
+    }
+
+    /// The line as the screen shows it now: `text`, the cursor `back` cells before
+    /// its end (a line longer than [`LINE_MAX`] keeps its start).
+    pub fn set(&mut self, text: &[u8], back: usize) {
+        self.text.take();
+        for &b in text.iter().take(LINE_MAX) {
+            self.text.push_byte(b);
+        }
+        self.back = back.min(self.text.as_bytes().len());
+        self.shown = true;
+    }
+
+    /// The line has left the screen (ended with Enter, or erased for good).
+    pub fn clear(&mut self) {
+        self.shown = false;
+    }
+
+    pub fn shown(&self) -> bool {
+        self.shown
+    }
+
+    /// What takes the line off the screen (nothing when it is not shown).
+    pub fn erase(&self, out: &mut dyn FnMut(&[u8])) {
+        if self.shown {
+            out(b"\r\x1b[K");
+        }
+    }
+
+    /// What draws the line again (after other output ended a line), with the
+    /// cursor back in its place.
+    pub fn redraw(&self, out: &mut dyn FnMut(&[u8])) {
+        if !self.shown {
+            return;
+        }
+        out(self.text.as_bytes());
+        for _ in 0..self.back {
+            out(b"\x08");
+        }
+    }
+}
+
 #[cfg(target_os = "none")]
 mod output {
     use crate::drivers::uart::HostUart;
@@ -203,9 +269,40 @@ mod output {
         /// cut it and it continues.
         partial: super::LineBuffer,
         partial_owner: Option<u32>,
+        /// The shell's input line, when it is on screen.
+        prompt: super::PromptLine,
+    }
+
+    /// A writer that remembers the last byte it wrote (did the output end a line?).
+    struct Tracked<'u> {
+        uart: &'u mut HostUart,
+        last: u8,
+    }
+
+    impl Write for Tracked<'_> {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            if let Some(&b) = s.as_bytes().last() {
+                self.last = b;
+            }
+            self.uart.write_str(s)
+        }
     }
 
     impl Console {
+        /// Takes the shell's line off the screen before other output.
+        fn erase_prompt(&mut self) {
+            let uart = &self.uart;
+            self.prompt
+                .erase(&mut |b| b.iter().for_each(|&x| uart.putc(x)));
+        }
+
+        /// Draws the shell's line again after other output ended a line.
+        fn redraw_prompt(&mut self) {
+            let uart = &self.uart;
+            self.prompt
+                .redraw(&mut |b| b.iter().for_each(|&x| uart.putc(x)));
+        }
+
         /// Ends an unfinished streamed line so the next output starts on its own
         /// (with the colours reset if the line may have set some).
         fn close_line(&mut self) {
@@ -232,13 +329,46 @@ mod output {
             open_line: None,
             partial: super::LineBuffer::new(),
             partial_owner: None,
+            prompt: super::PromptLine::new(),
         });
     }
 
     pub fn print(args: core::fmt::Arguments) {
         if let Some(c) = CONSOLE.lock().as_mut() {
+            c.erase_prompt();
             c.close_line();
-            let _ = c.uart.write_fmt(args);
+            let mut w = Tracked {
+                uart: &mut c.uart,
+                last: 0,
+            };
+            let _ = w.write_fmt(args);
+            if w.last == b'\n' {
+                c.redraw_prompt();
+            } else {
+                c.prompt.clear();
+            }
+        }
+    }
+
+    /// The shell's echo of a typed key, written as it is; `line` is the shell's
+    /// line as the screen shows it afterwards (the prompt and the text typed, the
+    /// cursor that many cells before its end), `None` once Enter ended it.
+    pub fn shell_echo(echo: &[u8], line: Option<(&[u8], usize)>) {
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            c.close_line();
+            echo.iter().for_each(|&b| c.uart.putc(b));
+            match line {
+                Some((text, back)) => c.prompt.set(text, back),
+                None => c.prompt.clear(),
+            }
+        }
+    }
+
+    /// Takes the shell's line off the screen for good (the keyboard left the shell).
+    pub fn shell_hide() {
+        if let Some(c) = CONSOLE.lock().as_mut() {
+            c.erase_prompt();
+            c.prompt.clear();
         }
     }
 
@@ -260,6 +390,8 @@ mod output {
             CONSOLE.lock()
         });
         if let Some(c) = guard.as_mut() {
+            c.erase_prompt();
+            c.prompt.clear();
             c.close_line();
             let _ = c.uart.write_fmt(args);
         }
@@ -285,6 +417,7 @@ mod output {
     /// with the colours reset at its end if it set some.
     pub fn vm_line(name: &str, line: &[u8]) {
         if let Some(c) = CONSOLE.lock().as_mut() {
+            c.erase_prompt();
             c.close_line();
             let _ = write!(c.uart, "[{name}] ");
             for &b in line {
@@ -294,6 +427,7 @@ mod output {
                 let _ = c.uart.write_str(SGR_RESET);
             }
             let _ = c.uart.write_str("\n");
+            c.redraw_prompt();
         }
     }
 
@@ -303,6 +437,10 @@ mod output {
     /// line is open.
     pub fn vm_stream(id: u32, name: &str, bytes: &[u8]) {
         if let Some(c) = CONSOLE.lock().as_mut() {
+            // (The shell's line is not on screen while a VM has the keyboard; if it
+            // were, it would go.)
+            c.erase_prompt();
+            c.prompt.clear();
             for &b in bytes {
                 if b == b'\r' {
                     continue;
@@ -344,6 +482,8 @@ mod output {
     pub fn print_emergency(_args: core::fmt::Arguments) {}
     pub fn vm_line(_name: &str, _line: &[u8]) {}
     pub fn vm_stream(_id: u32, _name: &str, _bytes: &[u8]) {}
+    pub fn shell_echo(_echo: &[u8], _line: Option<(&[u8], usize)>) {}
+    pub fn shell_hide() {}
     /// No console input on the host.
     pub fn read_input(_buf: &mut [u8]) -> usize {
         0
@@ -352,7 +492,7 @@ mod output {
 
 #[cfg(target_os = "none")]
 pub use output::init;
-pub use output::{print_emergency, read_input, vm_line, vm_stream};
+pub use output::{print_emergency, read_input, shell_echo, shell_hide, vm_line, vm_stream};
 
 pub fn print(args: fmt::Arguments) {
     output::print(args)
@@ -575,6 +715,32 @@ mod tests {
             "dropped (too many numbers) or written again whole: {:?}",
             got[0]
         );
+    }
+
+    #[test]
+    fn the_shell_line_is_erased_and_drawn_again_with_its_cursor() {
+        let drawn = |p: &PromptLine| {
+            let mut out = Vec::new();
+            p.erase(&mut |b| out.extend_from_slice(b));
+            out.extend_from_slice(b"[vm1] a line\n");
+            p.redraw(&mut |b| out.extend_from_slice(b));
+            out
+        };
+        let mut p = PromptLine::new();
+        assert_eq!(drawn(&p), b"[vm1] a line\n", "no shell line on screen");
+        p.set(b"hv> vm lsit", 2);
+        assert!(p.shown());
+        assert_eq!(
+            drawn(&p),
+            b"\r\x1b[K[vm1] a line\nhv> vm lsit\x08\x08",
+            "erased, then drawn again with the cursor 2 cells before the end"
+        );
+        p.clear();
+        assert_eq!(drawn(&p), b"[vm1] a line\n", "Enter ended it");
+        p.set(&[b'x'; 300], 1000);
+        let out = drawn(&p);
+        assert_eq!(out.iter().filter(|&&b| b == b'x').count(), LINE_MAX);
+        assert_eq!(out.iter().filter(|&&b| b == 0x08).count(), LINE_MAX);
     }
 
     #[test]

@@ -120,7 +120,8 @@ enum Cmd {
         /// Ctrl-\ until the shell has the keyboard, then each line once the shell
         /// shows its next prompt; `#wait TEXT` waits for TEXT on the console (after
         /// the last command and the last #wait), `#seen TEXT` until the console has
-        /// shown TEXT at all; other `#` lines are comments. Never timed: each step waits for the output. The
+        /// shown TEXT at all; `#shell` moves the keyboard to the shell again (after
+        /// `reboot`); other `#` lines are comments. Never timed: each step waits for the output. The
         /// script should end the run (`poweroff`).
         #[arg(long, value_name = "FILE")]
         script: Option<PathBuf>,

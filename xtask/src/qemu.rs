@@ -29,9 +29,20 @@ pub fn qemu_args(board: &Board, q: &QemuToml, kernel: &Path) -> Vec<String> {
     if let Some(mem) = &q.memory {
         args.extend(["-m".into(), mem.clone()]);
     }
-    args.extend(["-nographic".into(), "-no-reboot".into()]);
+    args.extend(console_args(board));
     args.extend(q.args.iter().cloned());
     args.extend(["-kernel".into(), kernel.display().to_string()]);
+    args
+}
+
+/// `-nographic`, and `-no-reboot` (a reset ends QEMU) unless the board stays in the
+/// hypervisor shell when its VMs stop (`on_last_stop = "shell"`), whose `reboot`
+/// must bring the machine back.
+pub fn console_args(board: &Board) -> Vec<String> {
+    let mut args = vec!["-nographic".to_string()];
+    if board.on_last_stop != crate::config::board::OnLastStop::Shell {
+        args.push("-no-reboot".into());
+    }
     args
 }
 
@@ -224,11 +235,16 @@ impl LineWatch {
     }
 }
 
-/// How an interactive run ended, and whether the hypervisor said every VM stopped.
+/// The line the hypervisor prints before the shell's `reboot`.
+pub const REBOOTING: &str = "hv: rebooting";
+
+/// How an interactive run ended, whether the hypervisor said every VM stopped, and
+/// whether it rebooted the machine (which ends QEMU when it runs with -no-reboot).
 #[derive(Debug)]
 pub struct Interactive {
     pub outcome: Outcome,
     pub all_stopped: bool,
+    pub rebooted: bool,
 }
 
 /// Runs QEMU with the console on this terminal (stdin inherited; its output passes
@@ -247,6 +263,7 @@ pub fn run_interactive(
     let stdout = child.stdout.take().context("no output from QEMU")?;
     let pass = thread::spawn(move || {
         let mut watch = LineWatch::default();
+        let mut reboot = LineWatch::default();
         let mut from = stdout;
         let mut out = std::io::stdout();
         let mut chunk = [0u8; 4096];
@@ -255,16 +272,18 @@ pub fn run_interactive(
                 break;
             }
             watch.feed(&chunk[..n], ALL_STOPPED);
+            reboot.feed(&chunk[..n], REBOOTING);
             let _ = out.write_all(&chunk[..n]);
             let _ = out.flush();
         }
-        watch.seen()
+        (watch.seen(), reboot.seen())
     });
     let outcome = wait(&mut child, timeout, &signals)?;
-    let all_stopped = pass.join().unwrap_or(false);
+    let (all_stopped, rebooted) = pass.join().unwrap_or((false, false));
     Ok(Interactive {
         outcome,
         all_stopped,
+        rebooted,
     })
 }
 
@@ -454,6 +473,23 @@ mod tests {
         );
         assert_eq!(plan.vms.len(), 2);
         assert!(plan.vms.iter().all(|v| v.cpu_num == 2));
+    }
+
+    #[test]
+    fn a_board_that_stays_in_the_shell_may_reboot() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let g = vec!["testguest".to_string()];
+        let plan = load(
+            root,
+            &root.join("xtask/tests/data/qemu-riscv64-shell.toml"),
+            VmList::HostOnly,
+            &Context { guest_crates: &g },
+        )
+        .unwrap();
+        let q = plan.board.qemu.clone().unwrap();
+        let args = qemu_args(&plan.board, &q, Path::new("/t/hypervisor.bin"));
+        assert!(args.contains(&"-nographic".to_string()), "{args:?}");
+        assert!(!args.contains(&"-no-reboot".to_string()), "{args:?}");
     }
 
     /// The tests that wait for a child share the process's signal state.

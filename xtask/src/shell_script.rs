@@ -7,6 +7,8 @@
 //!   found, and after the prompt the last command was typed at);
 //! - `#seen TEXT`: wait until the console has shown TEXT at any time (for what may
 //!   come before or after the commands, such as another VM finishing);
+//! - `#shell`: move the keyboard to the shell again, as before the first command
+//!   (after `reboot`: the machine starts over with the keyboard at its first VM);
 //! - anything else: a shell command, typed once the shell shows its next prompt.
 //!
 //! Before the first command the keyboard is moved to the shell: Ctrl-\ once the
@@ -29,6 +31,8 @@ pub enum Step {
     Type(String),
     Wait(String),
     Seen(String),
+    /// Ctrl-\ until the shell has the keyboard again (after what was found last).
+    Shell,
 }
 
 /// A parsed script.
@@ -47,6 +51,8 @@ pub fn parse(text: &str) -> Result<Vec<Step>> {
             steps.push(Step::Wait(wait(what, "#wait")?));
         } else if let Some(what) = t.strip_prefix("#seen") {
             steps.push(Step::Seen(wait(what, "#seen")?));
+        } else if t == "#shell" {
+            steps.push(Step::Shell);
         } else if t.is_empty() || t.starts_with('#') {
             continue;
         } else {
@@ -94,6 +100,7 @@ impl Typist {
         match self.steps.get(self.next)? {
             Step::Type(l) => Some(format!("a prompt to type `{l}`")),
             Step::Wait(w) | Step::Seen(w) => Some(format!("`{w}`")),
+            Step::Shell => Some(String::from("the hypervisor shell to take the keyboard")),
         }
     }
 
@@ -113,6 +120,13 @@ impl Typist {
                 Step::Seen(w) => {
                     find(out, 0, w.as_bytes())?;
                     self.next += 1;
+                }
+                Step::Shell => {
+                    self.next += 1;
+                    self.in_shell = false;
+                    self.switch_pending = false;
+                    self.switch_at = self.wait_at.max(self.prompt_at);
+                    return self.enter_shell(out);
                 }
                 Step::Type(line) => {
                     let at = find(out, self.prompt_at, PROMPT.as_bytes())?;
@@ -223,5 +237,32 @@ mod tests {
         assert_eq!(t.waiting_for().unwrap(), "`boot`");
         out.extend_from_slice(b"boot 2\n");
         assert_eq!(t.poll(&out), Some(b"mem\r".to_vec()));
+    }
+
+    #[test]
+    fn after_a_reboot_the_keyboard_is_moved_to_the_shell_again() {
+        let s = parse("reboot\n#wait hv: hypervisor\n#shell\nvm list\n").unwrap();
+        assert_eq!(s[2], Step::Shell);
+        let mut t = Typist::new(s);
+        let mut out = b"hv: console input goes to the hypervisor shell\nhv> ".to_vec();
+        assert_eq!(t.poll(&out), Some(b"reboot\r".to_vec()));
+        out.extend_from_slice(b"reboot\r\nhv: rebooting\nhv> ");
+        assert_eq!(
+            t.poll(&out),
+            None,
+            "the old prompt is not the new machine's"
+        );
+        out.extend_from_slice(b"hv: hypervisor 0.1.0\n");
+        assert_eq!(t.poll(&out), None, "nothing says where input goes yet");
+        assert_eq!(
+            t.waiting_for().unwrap(),
+            "the hypervisor shell to take the keyboard"
+        );
+        out.extend_from_slice(b"hv: console input goes to VM 1 (vm1); Ctrl-\\ switches\n");
+        assert_eq!(t.poll(&out), Some(vec![SWITCH_KEY]));
+        out.extend_from_slice(b"hv: console input goes to the hypervisor shell (`help`)\n");
+        assert_eq!(t.poll(&out), None, "no prompt yet");
+        out.extend_from_slice(b"hv> ");
+        assert_eq!(t.poll(&out), Some(b"vm list\r".to_vec()));
     }
 }

@@ -76,9 +76,13 @@ fn focus(vm: &Vm) {
     vm.devices.lock().set_focus(true);
 }
 
-/// Takes the keyboard from the VM that has it.
+/// Takes the keyboard from the VM (or the shell) that has it.
 fn unfocus(m: &Machine) {
-    if let Some(old) = m.vm(FOCUS.load(Ordering::Acquire)) {
+    let from = FOCUS.load(Ordering::Acquire);
+    if from == SHELL {
+        shell::console::leave();
+    }
+    if let Some(old) = m.vm(from) {
         old.devices.lock().set_focus(false);
     }
 }

@@ -130,6 +130,31 @@ impl Machine {
         }
     }
 
+    /// [`Machine::create`] for a VM whose files were read into `frames` (base, size)
+    /// (from a disk): the VM keeps them and frees them when it is destroyed; when it
+    /// cannot be built they are freed at once.
+    pub fn create_holding(
+        &self,
+        spec: Cow<'static, VmSpec>,
+        frames: Vec<(u64, u64)>,
+    ) -> Result<Arc<Vm>, String> {
+        match self.create(spec) {
+            Ok(vm) => {
+                vm.owned.lock().extend(frames);
+                Ok(vm)
+            }
+            Err(e) => {
+                let mut f = self.frames.lock();
+                for (base, size) in frames {
+                    if f.free(base, size).is_err() {
+                        crate::warn!("hv: RAM {base:#x}+{size:#x} was not allocated");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
     /// Counts a VM that was configured but could not be built (it counts as
     /// faulted when the machine ends).
     pub fn note_failed(&self) {
@@ -373,8 +398,9 @@ impl Machine {
             OnLastStop::PowerOff => self.finish(),
             OnLastStop::Shell => {
                 let (clean, faulted) = self.tally();
+                // Not "all VMs stopped:": that line is the machine's last (poweroff).
                 crate::info!(
-                    "hv: all VMs stopped: {clean} clean, {faulted} faulted; the hypervisor shell stays (on_last_stop = \"shell\")"
+                    "hv: no VM is running ({clean} stopped cleanly, {faulted} faulted); the hypervisor shell stays (on_last_stop = \"shell\")"
                 );
                 super::input::to_shell(self);
             }

@@ -2,6 +2,7 @@
 //! host memory, exits dispatched as a vCPU would deliver them, the lifecycle, and
 //! the frames a VM holds given back when it is destroyed.
 
+use super::fs::FsVm;
 use super::machine::Machine;
 use super::run::{handle_exit, Next, HC_HV_INFO, HV_ABI_MAGIC};
 use super::vm::VmState;
@@ -776,7 +777,7 @@ fn shell_restart_of_a_running_vm_waits_for_its_vcpus_and_takes_no_frame() {
         let kicks = fake::KICKS.load(core::sync::atomic::Ordering::Relaxed);
         let out = sh(&m, "vm restart 2").unwrap();
         assert!(
-            out.contains("Restart once its vCPUs have left the guest"),
+            out.contains("restarting once its vCPUs have left the guest"),
             "{out}"
         );
         assert_eq!(a.state(), VmState::Stopped);
@@ -841,16 +842,20 @@ fn shell_create_builds_and_starts_a_vm_or_shows_why_not() {
         refused.contains("vm create vms/vm3.toml: refused"),
         "{refused}"
     );
-    let bad = |path: &str, _: &[VmSpec]| -> Result<VmSpec, Vec<alloc::string::String>> {
+    let bad = |path: &str, _: &[VmSpec]| -> Result<FsVm, Vec<alloc::string::String>> {
         Err(alloc::vec![alloc::format!("{path}: base.id: missing")])
     };
     let mut out = alloc::string::String::new();
     let cmd = super::shell::parse::parse("vm create vms/bad.toml").unwrap();
     assert!(super::shell::execute(&m, cmd, &mut out, &bad).is_err());
     assert!(out.contains("vms/bad.toml: base.id: missing"), "{out}");
-    let good = |_: &str, existing: &[VmSpec]| -> Result<VmSpec, Vec<alloc::string::String>> {
+    let good = |_: &str, existing: &[VmSpec]| -> Result<FsVm, Vec<alloc::string::String>> {
         assert_eq!(existing.len(), 1, "the VMs there are are handed over");
-        Ok(simple(3, 0).into_owned())
+        Ok(FsVm {
+            spec: simple(3, 0).into_owned(),
+            file: "vms/vm3.toml: ".into(),
+            frames: Vec::new(),
+        })
     };
     let out = sh_with(&m, "vm create vms/vm3.toml", &good).unwrap();
     assert!(out.contains("VM 3 (vm3) created"), "{out}");

@@ -9,7 +9,9 @@ use anyhow::{bail, Context, Result};
 use super::build::{build_plan, load_plan, BuildOptions};
 use crate::config::vm::ImageLocation;
 use crate::host_tools::ensure_qemu;
-use crate::qemu::{qemu_args, qemu_binary, run_interactive, Interactive, Outcome, ALL_STOPPED};
+use crate::qemu::{
+    qemu_args, qemu_binary, run_interactive, Interactive, Outcome, ALL_STOPPED, REBOOTING,
+};
 use crate::workspace::Workspace;
 
 pub fn run(
@@ -86,6 +88,7 @@ fn run_script(
     let run = Interactive {
         outcome,
         all_stopped: text.contains(ALL_STOPPED),
+        rebooted: text.contains(REBOOTING),
     };
     verdict(&run)?;
     println!("xtask: QEMU exited with status 0");
@@ -97,6 +100,11 @@ fn run_script(
 pub fn verdict(run: &Interactive) -> Result<()> {
     match run.outcome {
         Outcome::Exited(s) if s.success() && run.all_stopped => Ok(()),
+        Outcome::Exited(s) if s.success() && run.rebooted => bail!(
+            "the hypervisor shell's `reboot` ended QEMU: this board runs it with -no-reboot \
+             (with on_last_stop = \"shell\" in the board file, QEMU runs without it and a \
+             reboot starts the machine over)"
+        ),
         Outcome::Exited(s) if s.success() => bail!(
             "QEMU was ended before every VM stopped (quit from its monitor, Ctrl-A x, or \
              killed); no `{ALL_STOPPED}` line from the hypervisor"
@@ -120,6 +128,7 @@ mod tests {
         Interactive {
             outcome: Outcome::Exited(std::process::ExitStatus::from_raw(code << 8)),
             all_stopped,
+            rebooted: false,
         }
     }
 
@@ -130,14 +139,22 @@ mod tests {
         assert!(quit.contains("Ctrl-A x"), "{quit}");
         let failed = verdict(&run(1, true)).unwrap_err().to_string();
         assert!(failed.contains("QEMU exited with"), "{failed}");
+        let rebooted = Interactive {
+            rebooted: true,
+            ..run(0, false)
+        };
+        let rebooted = verdict(&rebooted).unwrap_err().to_string();
+        assert!(rebooted.contains("-no-reboot"), "{rebooted}");
         let sig = Interactive {
             outcome: Outcome::Interrupted(15),
             all_stopped: false,
+            rebooted: false,
         };
         assert!(verdict(&sig).unwrap_err().to_string().contains("signal 15"));
         let late = Interactive {
             outcome: Outcome::TimedOut(3),
             all_stopped: false,
+            rebooted: false,
         };
         assert!(verdict(&late).unwrap_err().to_string().contains("timeout"));
     }

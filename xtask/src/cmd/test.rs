@@ -204,6 +204,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "riscv64-shell-lifecycle",
         "board xtask/tests/data/qemu-riscv64-shell.toml (5 harts, on_last_stop = \"shell\"): Linux (2 vCPUs), vm2 and vm3 (`spin-masked`, 1 vCPU on hart 4) built in; the script stops vm3, restarts it (passes again, RAM zero), deletes it (hart 4 free), `vm create` says this build reads no VM configs (no card on this board, no feature fs-vms), waits for Linux and vm2 to power off and powers off; exit 0",
     ),
+    (
+        "disk-shell",
+        "board xtask/tests/data/qemu-aarch64-shell.toml (-kernel, on_last_stop = \"shell\", no -no-reboot) with vm1 built in and vm3 only on the FAT32 disk `run` attaches; a shell script deletes vm3, is refused more/vm5.toml (unknown key: file, key, reason) and more/nothing.toml (not on the disk), creates and deletes more/vm6.toml (only on the disk, never started at boot) 10 times between two `mem`s (equal: its files are freed with it and read again; every vm6 passes), `log debug` shows vm6's exits when it stops and `log info` not, `reboot`: the machine starts over and vm1 and vm3 pass again; `poweroff`, exit 0",
+    ),
+    (
+        "riscv64-disk-shell",
+        "the same on board xtask/tests/data/qemu-riscv64-shell.toml (vm3: xtask/tests/data/fs-vm-riscv64.toml)",
+    ),
 ];
 
 const FAULT_VMS: [&str; 2] = [
@@ -441,6 +449,10 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "restart-loop" => super::test_shell::restart_loop(ws, name),
         "shell-lifecycle" => super::test_shell::shell_lifecycle(ws, name),
         "riscv64-shell-lifecycle" => super::test_shell::riscv64_shell_lifecycle(ws, name),
+        "disk-shell" => super::test_shell::disk_shell(ws, name, &super::test_shell::DISK_SHELL),
+        "riscv64-disk-shell" => {
+            super::test_shell::disk_shell(ws, name, &super::test_shell::RISCV64_DISK_SHELL)
+        }
         _ => Err(anyhow::anyhow!("no such scenario")),
     };
     let secs = start.elapsed().as_secs_f64();

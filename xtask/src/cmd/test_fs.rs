@@ -52,7 +52,7 @@ pub(super) struct Card {
 }
 
 /// `vms` on `board`.
-fn load_vms(ws: &Workspace, board: &str, vms: &[&str]) -> Result<Plan> {
+pub(super) fn load_vms(ws: &Workspace, board: &str, vms: &[&str]) -> Result<Plan> {
     let ctx = crate::config::Context {
         guest_crates: &ws.guest_crates,
     };
@@ -283,7 +283,7 @@ pub const RISCV64_DISK_VM: DiskVm = DiskVm {
 
 /// The fs VM's config (`fs_vm`) as another VM (`id`, `name`) on the disk, changed by
 /// `edit`.
-fn disk_config(
+pub(super) fn disk_config(
     ws: &Workspace,
     fs_vm: &str,
     id: i64,

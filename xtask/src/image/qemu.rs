@@ -38,7 +38,7 @@ pub fn image_args(board: &Board, q: &QemuToml, image: &Path) -> Vec<String> {
     if let Some(mem) = &q.memory {
         args.extend(["-m".into(), mem.clone()]);
     }
-    args.extend(["-nographic".into(), "-no-reboot".into()]);
+    args.extend(crate::qemu::console_args(board));
     args.extend(q.args.iter().cloned());
     if let Some(bios) = &q.bios {
         args.extend(["-bios".into(), bios.clone()]);

@@ -7,7 +7,7 @@ use std::string::String;
 use std::vec::Vec;
 
 use super::disk::{find_volume, FatDisk, Volume};
-use super::disk_source::DiskSource;
+use super::disk_source::{DiskSource, FileMemory, Held};
 use super::tests::{builtin, with_test_host, GUEST, VM3};
 use super::{vms_from, FsVms};
 use crate::drivers::block::{BlockDevice, BlockError, BLOCK};
@@ -90,18 +90,30 @@ fn mbr_disk(vol: &[u8]) -> Vec<u8> {
 /// Reads the fs VMs of `disk` (files allocated from `budget` bytes).
 fn run(disk: Vec<u8>, budget: u64) -> Result<FsVms, String> {
     let fat = FatDisk::mount(MemDisk(disk))?;
-    let mut left = budget;
-    let mut alloc = |size: u64| -> Option<&'static mut [u8]> {
-        left = left.checked_sub(size)?;
-        Some(Vec::leak(vec![0u8; size as usize]))
-    };
-    let mut src = DiskSource {
-        fat: &fat,
-        alloc: &mut alloc,
-    };
+    let mut mem = Budget { left: budget };
+    let mut src = DiskSource::new(&fat, &mut mem);
     Ok(with_test_host(&[], &|_| None, |host| {
         vms_from(&mut src, host, &builtin())
     }))
+}
+
+/// File memory from the host heap, at most `left` bytes (never given back here).
+struct Budget {
+    left: u64,
+}
+
+impl FileMemory for Budget {
+    fn alloc(&mut self, size: u64) -> Option<Held> {
+        self.left = self.left.checked_sub(size)?;
+        let bytes = Vec::leak(vec![0u8; size as usize]);
+        Some(Held {
+            base: 0,
+            held: 0,
+            bytes,
+        })
+    }
+
+    fn free(&mut self, _base: u64, _held: u64) {}
 }
 
 const PLENTY: u64 = 64 << 20;
@@ -360,4 +372,98 @@ fn cluster_numbers_fat32_cannot_hold_are_errors_not_panics() {
     vol[44..48].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
     let e = run(gpt_disk(&vol), PLENTY).err().unwrap();
     assert!(e.contains("root directory at cluster 0xfffffff0"), "{e}");
+}
+
+/// A machine on the fake architecture: four CPUs, 64 MiB of host memory as its RAM,
+/// staying up (in the shell) when its last VM stops.
+fn machine() -> crate::vmm::machine::Machine {
+    let size = 64usize << 20;
+    let layout = std::alloc::Layout::from_size_align(size, 2 << 20).unwrap();
+    // SAFETY: a non-zero size; the memory is leaked: the test's "physical RAM".
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    assert!(!p.is_null());
+    let ram = crate::firmware::Range {
+        base: p as u64,
+        size: size as u64,
+    };
+    let board = crate::hal::fake::board(&[ram], 4);
+    let frames = crate::mm::frames::FrameAllocator::new(&[ram], &[]).unwrap();
+    let mut m = crate::vmm::machine::Machine::new(board, frames);
+    m.on_last_stop = crate::spec::OnLastStop::Shell;
+    m
+}
+
+#[test]
+fn a_disk_vms_files_are_freed_with_it_and_read_again_on_create() {
+    use crate::vmm::fs::disk_source::Frames;
+    use crate::vmm::shell::{execute, parse::parse};
+    let bad = VM3
+        .replace("id = 3", "id = 5")
+        .replace("\"vm3\"", "\"vm5\"")
+        .replace("[base]", "[base]\nbogus = 1");
+    let vol = volume(&[
+        ("vms/vm3.toml", VM3.as_bytes()),
+        ("vms/vm3/testguest.bin", GUEST),
+        ("vms/vm5.toml", bad.as_bytes()),
+    ]);
+    let fat = FatDisk::mount(MemDisk(gpt_disk(&vol))).unwrap();
+    let m = machine();
+    let reads = core::cell::Cell::new(0);
+    let create = |path: &str, existing: &[crate::spec::VmSpec]| {
+        reads.set(reads.get() + 1);
+        m.with_frames(|frames| {
+            let mut mem = Frames(frames);
+            let mut src = DiskSource::new(&fat, &mut mem);
+            with_test_host(&[], &|_| None, |host| {
+                super::create_one(&mut src, path, host, existing)
+            })
+        })
+    };
+    let sh = |line: &str| {
+        let mut out = String::new();
+        execute(&m, parse(line).unwrap(), &mut out, &create).map(|_| out)
+    };
+    let before = m.frames();
+    for round in 1..=10 {
+        let out = sh("vm create vms/vm3.toml").unwrap();
+        assert!(out.contains("VM 3 (vm3) created"), "round {round}: {out}");
+        assert_eq!(reads.get(), round, "each create reads the disk again");
+        let vm = m.vm(3).unwrap();
+        assert_eq!(vm.spec.kernel.data, GUEST);
+        // The VM holds the frames of its kernel file (2 of them) besides its RAM.
+        assert!(
+            vm.owned.lock().iter().any(|&(_, size)| size == 0x2000),
+            "{:?}",
+            vm.owned.lock()
+        );
+        assert!(m.frames().0 > before.0 + (16 << 20) / 4096);
+        let out = sh("vm delete 3").unwrap();
+        assert!(out.contains("VM 3 (vm3) deleted"), "{out}");
+        assert_eq!(m.frames(), before, "round {round}: every frame back");
+    }
+    // A refused config gives back what was read for it (its own file).
+    let mut out = String::new();
+    let e = execute(
+        &m,
+        parse("vm create vms/vm5.toml").unwrap(),
+        &mut out,
+        &create,
+    );
+    assert_eq!(e, Err("vm create vms/vm5.toml: refused".into()));
+    assert!(
+        out.contains("VM 5 (vm5) not started: vms/vm5.toml: base.bogus: unknown field"),
+        "{out}"
+    );
+    assert_eq!(m.frames(), before);
+    // So does one whose VM cannot be built (its CPUs taken by a VM built meanwhile).
+    sh("vm create vms/vm3.toml").unwrap();
+    let used = m.frames();
+    let e = execute(
+        &m,
+        parse("vm create vms/vm3.toml").unwrap(),
+        &mut out,
+        &create,
+    );
+    assert!(e.is_err());
+    assert_eq!(m.frames(), used);
 }

@@ -70,6 +70,10 @@ pub struct FsVm {
     pub spec: VmSpec,
     /// `"<config file>: "`, for messages about this VM.
     pub file: String,
+    /// Host frames (base, size) holding its files (read from the disk): the VM
+    /// keeps them (its images are loaded again from them on a restart) and frees
+    /// them when it is deleted (`Machine::create_holding`).
+    pub frames: Vec<(u64, u64)>,
 }
 
 /// A config that will not become a VM.
@@ -79,6 +83,8 @@ struct Refusal {
     file: String,
     /// `key: reason` (or just the reason), first the one that is shown first.
     problems: Vec<String>,
+    /// Frames its files were read into, given back to the source.
+    frames: Vec<(u64, u64)>,
 }
 
 impl Refusal {
@@ -87,6 +93,16 @@ impl Refusal {
             vm,
             file: file.to_string(),
             problems,
+            frames: Vec::new(),
+        }
+    }
+
+    /// The refusal of a candidate: its frames go back with it.
+    fn of(c: Candidate, problems: Vec<String>) -> Self {
+        let who = Some((u64::from(c.cfg.id), c.cfg.name.clone()));
+        Self {
+            frames: c.frames,
+            ..Self::new(who, &c.file, problems)
         }
     }
 
@@ -109,6 +125,8 @@ struct Candidate {
     file: String,
     cfg: VmConfig,
     images: Images,
+    /// Frames its files were read into ([`FileSource::take_frames`]).
+    frames: Vec<(u64, u64)>,
 }
 
 /// Most bytes a VM config file may have.
@@ -135,19 +153,23 @@ pub fn vms_from(src: &mut dyn FileSource, host: &Host<'_>, builtin: &[VmSpec]) -
     let placed = place_all(found, host, builtin);
     for r in placed {
         match r {
-            Ok((c, pcpus)) => {
-                out.vms.push(FsVm {
-                    file: format!("{}: ", c.file),
-                    spec: owned_spec(c.cfg, c.images, pcpus),
-                });
-            }
+            Ok((c, pcpus)) => out.vms.push(fs_vm(c, pcpus)),
             Err(refusal) => {
                 out.refused += 1;
+                src.release(&refusal.frames);
                 refusal.lines(&mut out.lines);
             }
         }
     }
     out
+}
+
+fn fs_vm(c: Candidate, pcpus: Vec<u32>) -> FsVm {
+    FsVm {
+        file: format!("{}: ", c.file),
+        frames: c.frames,
+        spec: owned_spec(c.cfg, c.images, pcpus),
+    }
 }
 
 /// The channels of the fs VMs against each other and the built-in VMs'
@@ -198,15 +220,16 @@ fn check_channels(found: &mut [Result<Candidate, Refusal>], builtin: &[VmSpec]) 
     drop(members);
     problems.sort_by_key(|(i, _)| *i);
     for (i, _) in problems.iter() {
-        if let Ok(c) = &found[*i] {
-            let why: Vec<String> = problems
-                .iter()
-                .filter(|(j, _)| j == i)
-                .map(|(_, w)| w.clone())
-                .collect();
-            let who = Some((u64::from(c.cfg.id), c.cfg.name.clone()));
-            found[*i] = Err(Refusal::new(who, &c.file, why));
-        }
+        let why: Vec<String> = problems
+            .iter()
+            .filter(|(j, _)| j == i)
+            .map(|(_, w)| w.clone())
+            .collect();
+        let slot = core::mem::replace(&mut found[*i], Err(Refusal::new(None, "", Vec::new())));
+        found[*i] = match slot {
+            Ok(c) => Err(Refusal::of(c, why)),
+            done => done,
+        };
     }
 }
 
@@ -240,11 +263,7 @@ fn place_all(
 fn place_one(owners: &mut CpuOwners, c: Candidate, host: &Host<'_>) -> Placed {
     match owners.place(&c.cfg, host.cpus) {
         Ok(pcpus) => Ok((c, pcpus)),
-        Err((key, why)) => Err(Refusal::new(
-            Some((u64::from(c.cfg.id), c.cfg.name.clone())),
-            &c.file,
-            alloc::vec![format!("{key}: {why}")],
-        )),
+        Err((key, why)) => Err(Refusal::of(c, alloc::vec![format!("{key}: {why}")])),
     }
 }
 
@@ -264,21 +283,37 @@ pub fn create_one(
     check_channels(&mut found, existing);
     let placed = place_all(found, host, existing);
     let refusal = match placed.into_iter().next() {
-        Some(Ok((c, pcpus))) => {
-            return Ok(FsVm {
-                file: format!("{}: ", c.file),
-                spec: owned_spec(c.cfg, c.images, pcpus),
-            })
-        }
+        Some(Ok((c, pcpus))) => return Ok(fs_vm(c, pcpus)),
         Some(Err(r)) => r,
         None => Refusal::new(None, file, alloc::vec![String::from("refused")]),
     };
+    src.release(&refusal.frames);
     refusal.lines(&mut lines);
     Err(lines)
 }
 
-/// Reads and checks one config file and the images it names.
+/// Reads and checks one config file and the images it names; the frames its files
+/// were read into go with the candidate, or back to the source when it is refused.
 fn candidate(
+    file: &str,
+    src: &mut dyn FileSource,
+    host: &Host<'_>,
+    builtin: &[VmSpec],
+    earlier: &[&VmConfig],
+    lines: &mut Vec<String>,
+) -> Result<Candidate, Refusal> {
+    let r = read_candidate(file, src, host, builtin, earlier, lines);
+    let frames = src.take_frames();
+    match r {
+        Ok(c) => Ok(Candidate { frames, ..c }),
+        Err(e) => {
+            src.release(&frames);
+            Err(e)
+        }
+    }
+}
+
+fn read_candidate(
     file: &str,
     src: &mut dyn FileSource,
     host: &Host<'_>,
@@ -316,6 +351,7 @@ fn candidate(
             file: file.to_string(),
             cfg,
             images,
+            frames: Vec::new(),
         }),
         _ => Err(Refusal::new(who, file, problems)),
     }

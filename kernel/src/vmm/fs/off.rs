@@ -19,6 +19,7 @@ pub struct FsVms {
 pub struct FsVm {
     pub spec: VmSpec,
     pub file: String,
+    pub frames: Vec<(u64, u64)>,
 }
 
 #[cfg(target_os = "none")]

@@ -22,6 +22,14 @@ pub trait FileSource {
     /// The bytes of file `path`, at most `limit` bytes long; the error is the reason
     /// only (the caller names the file).
     fn read(&mut self, path: &str, limit: u64) -> Result<&'static [u8], String>;
+    /// The host frames (base, size) holding the files read since the last call,
+    /// now the caller's: a VM keeps those of its images and frees them when it is
+    /// deleted. Empty for a source whose files stay where they are (boot modules).
+    fn take_frames(&mut self) -> Vec<(u64, u64)> {
+        Vec::new()
+    }
+    /// Gives back frames [`FileSource::take_frames`] handed out (a refused config's).
+    fn release(&mut self, _frames: &[(u64, u64)]) {}
 }
 
 /// The boot modules a bootloader loaded and listed in the DTB.

@@ -7,7 +7,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::disk::FatDisk;
-use super::disk_source::DiskSource;
+use super::disk_source::{DiskSource, Frames};
 use super::source::ModuleSource;
 use super::{create_one, fs_vms, vms_from, FsVm, FsVms, Host};
 use crate::drivers::virtio::blk::VirtioBlk;
@@ -184,11 +184,8 @@ fn from_disk(
             return FsVms::default();
         }
     };
-    let mut alloc = file_memory(frames);
-    let mut src = DiskSource {
-        fat: &fat,
-        alloc: &mut alloc,
-    };
+    let mut mem = Frames(frames);
+    let mut src = DiskSource::new(&fat, &mut mem);
     // Disk files are read into fresh frames, not from modules.
     with_host(p, protected, &|_| None, |host| {
         vms_from(&mut src, host, builtin)
@@ -196,9 +193,10 @@ fn from_disk(
 }
 
 /// The shell's `vm create PATH`: the config at `path` among the card's files (the
-/// boot modules, else the disk, whose files are read into `frames` and kept: a VM's
-/// images live as long as the machine), read and checked as at boot, its vCPUs
-/// placed on CPUs none of `existing` uses.
+/// boot modules, else the disk, whose files are read into `frames`: the VM keeps
+/// those of its images and frees them when it is deleted, a refused config's go
+/// back at once), read and checked as at boot, its vCPUs placed on CPUs none of
+/// `existing` uses.
 pub fn create(
     p: &BoardInfo,
     path: &str,
@@ -232,21 +230,8 @@ pub fn create(
         )]);
     };
     let fat = disk.lock();
-    let mut alloc = file_memory(frames);
-    let mut src = DiskSource {
-        fat: &fat,
-        alloc: &mut alloc,
-    };
+    let mut mem = Frames(frames);
+    let mut src = DiskSource::new(&fat, &mut mem);
     host.read = &|_| None;
     create_one(&mut src, path, &host, existing)
-}
-
-/// Memory for files read from the disk: fresh frames, kept for as long as the
-/// machine runs (they hold VM images, which are never given back today).
-fn file_memory(frames: &mut FrameAllocator) -> impl FnMut(u64) -> Option<&'static mut [u8]> + '_ {
-    |size: u64| {
-        let pa = frames.alloc(size.max(1), 4096).ok()?;
-        // SAFETY: fresh frames, handed out once and never freed.
-        Some(unsafe { crate::mm::phys::slice_mut(pa, size) })
-    }
 }

@@ -60,6 +60,11 @@ impl LineEditor {
         &self.line
     }
 
+    /// Where the cursor is in [`LineEditor::current`].
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
     /// Feeds one byte; `out` gets the echo. A finished line comes back (the echo
     /// has ended it with CR LF).
     pub fn feed(&mut self, byte: u8, out: &mut dyn FnMut(&[u8])) -> Option<String> {

@@ -21,6 +21,7 @@ use super::machine::Machine;
 use super::vm::{Pending, Power, Vm, VmState};
 use crate::hal::{Current, HostTimer};
 use crate::spec::VmSpec;
+use crate::vmm::fs::FsVm;
 pub use parse::Command;
 
 /// The prompt.
@@ -37,8 +38,9 @@ pub enum Effect {
 }
 
 /// How `vm create` reads a config: the path and the specs of the VMs there are
-/// (their ids, names and CPUs are taken) -> a spec, or the lines that say why not.
-pub type CreateFn<'a> = &'a dyn Fn(&str, &[VmSpec]) -> Result<VmSpec, Vec<String>>;
+/// (their ids, names and CPUs are taken) -> the VM's spec and the frames holding its
+/// files (which the VM keeps), or the lines that say why not.
+pub type CreateFn<'a> = &'a dyn Fn(&str, &[VmSpec]) -> Result<FsVm, Vec<String>>;
 
 /// Runs `cmd`; `out` gets what it prints (lines ending in `\n`).
 pub fn execute(
@@ -157,9 +159,14 @@ fn settle(m: &Machine, vm: &Vm, out: &mut dyn Write) {
             let _ = writeln!(out, "{why}");
         }
         None if what != Pending::Nothing => {
+            let doing = match what {
+                Pending::Restart => "restarting",
+                Pending::Delete => "deleting",
+                _ => "stopping",
+            };
             let _ = writeln!(
                 out,
-                "VM {} ({}): {what:?} once its vCPUs have left the guest",
+                "VM {} ({}): {doing} once its vCPUs have left the guest (the console says when)",
                 vm.id(),
                 vm.name()
             );
@@ -326,8 +333,8 @@ fn vm_create(
     create: CreateFn<'_>,
 ) -> Result<(), String> {
     let existing: Vec<VmSpec> = m.vms().iter().map(|v| VmSpec::clone(&v.spec)).collect();
-    let spec = match create(path, &existing) {
-        Ok(spec) => spec,
+    let FsVm { spec, frames, .. } = match create(path, &existing) {
+        Ok(vm) => vm,
         Err(lines) => {
             for l in &lines {
                 let _ = writeln!(out, "{l}");
@@ -337,7 +344,7 @@ fn vm_create(
     };
     let (id, name) = (spec.id, spec.name.clone());
     let vm = m
-        .create(Cow::Owned(spec))
+        .create_holding(Cow::Owned(spec), frames)
         .map_err(|why| alloc::format!("VM {id} ({name}) not created: {path}: {why}"))?;
     let _ = writeln!(
         out,
@@ -358,48 +365,93 @@ pub mod console {
     use super::{execute, Effect, PROMPT};
     use crate::hal::{Cpu, Current};
     use crate::vmm::machine::Machine;
+    use alloc::string::String;
     use alloc::vec::Vec;
     use spin::Mutex;
 
     static EDITOR: Mutex<LineEditor> = Mutex::new(LineEditor::new());
 
-    /// Writes shell output to the console.
-    struct Out;
+    /// Writes shell output to the console a whole line at a time, so another
+    /// CPU's line never lands inside one of the shell's.
+    #[derive(Default)]
+    struct Out {
+        line: String,
+    }
+
+    impl Out {
+        fn flush(&mut self) {
+            if !self.line.is_empty() {
+                crate::console::print(format_args!("{}", self.line));
+                self.line.clear();
+            }
+        }
+    }
 
     impl core::fmt::Write for Out {
         fn write_str(&mut self, s: &str) -> core::fmt::Result {
-            crate::console::print(format_args!("{s}"));
+            for piece in s.split_inclusive('\n') {
+                self.line.push_str(piece);
+                if piece.ends_with('\n') {
+                    self.flush();
+                }
+            }
             Ok(())
         }
     }
 
-    /// Shows the prompt and the line typed so far.
+    /// The prompt and the line typed so far, and how far the cursor is from its end.
+    fn shown(ed: &LineEditor) -> (Vec<u8>, usize) {
+        let typed = ed.current();
+        let mut text = Vec::with_capacity(PROMPT.len() + typed.len());
+        text.extend_from_slice(PROMPT.as_bytes());
+        text.extend_from_slice(typed);
+        (text, typed.len() - ed.cursor().min(typed.len()))
+    }
+
+    /// Shows the prompt and the line typed so far (on a line of its own), the
+    /// cursor where it was.
     pub fn prompt() {
         let ed = EDITOR.lock();
-        let typed = core::str::from_utf8(ed.current()).unwrap_or("");
-        crate::console::print(format_args!("{PROMPT}{typed}"));
+        let (text, back) = shown(&ed);
+        let mut draw = text.clone();
+        draw.extend(core::iter::repeat_n(0x08, back));
+        crate::console::shell_hide();
+        crate::console::shell_echo(&draw, Some((&text, back)));
+    }
+
+    /// Takes the shell's line off the screen (the keyboard goes to a VM); what was
+    /// typed stays in the editor for when it comes back.
+    pub fn leave() {
+        crate::console::shell_hide();
     }
 
     /// One typed byte for the shell.
     pub fn key(m: &Machine, byte: u8) {
-        let mut echo: Vec<u8> = Vec::new();
-        let line = EDITOR.lock().feed(byte, &mut |b| echo.extend_from_slice(b));
-        if !echo.is_empty() {
-            crate::console::print(format_args!(
-                "{}",
-                core::str::from_utf8(&echo).unwrap_or("")
-            ));
-        }
+        let line = {
+            let mut ed = EDITOR.lock();
+            let mut echo: Vec<u8> = Vec::new();
+            let line = ed.feed(byte, &mut |b| echo.extend_from_slice(b));
+            match line {
+                Some(_) => crate::console::shell_echo(&echo, None),
+                None if echo.is_empty() => {}
+                None => {
+                    let (text, back) = shown(&ed);
+                    crate::console::shell_echo(&echo, Some((&text, back)));
+                }
+            }
+            line
+        };
         let Some(line) = line else { return };
+        let mut out = Out::default();
         let result = super::parse::parse(&line).and_then(|cmd| {
             let create = |path: &str, existing: &[crate::spec::VmSpec]| {
                 m.with_frames(|frames| {
                     crate::vmm::fs::start::create(&m.platform, path, existing, frames)
                 })
-                .map(|v| v.spec)
             };
-            execute(m, cmd, &mut Out, &create)
+            execute(m, cmd, &mut out, &create)
         });
+        out.flush();
         match result {
             Ok(Effect::None) => {}
             Ok(Effect::Focus(id)) => {
@@ -423,6 +475,8 @@ pub mod console {
     use crate::vmm::machine::Machine;
 
     pub fn prompt() {}
+
+    pub fn leave() {}
 
     pub fn key(_m: &Machine, _byte: u8) {}
 }
