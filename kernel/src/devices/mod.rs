@@ -43,6 +43,7 @@ pub mod testdev;
 pub mod uart16550;
 pub mod vgic;
 pub mod vplic;
+pub mod x86apic;
 
 /// Why an MMIO access could not be served; the VM that made it is stopped with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -132,7 +132,10 @@ fn console(d: &EmuDevice, vm: &VmFacts) -> Result<Created, String> {
 
 /// A window of the VM's interrupt chip.
 fn chip_window(d: &EmuDevice, _: &VmFacts) -> Result<Created, String> {
-    Ok(Created::at_window(d, ChipWindow::new(d.emu_type)))
+    Ok(Created::at_window(
+        d,
+        ChipWindow::new(d.emu_type, d.base_gpa),
+    ))
 }
 
 #[cfg(test)]
