@@ -1,10 +1,10 @@
 //! Interrupts for the timer check: the local APIC set up as an operating system does
-//! it, IF masking, and the interrupt handler's part of the trap handler, reporting to
+//! it, the I/O APIC tested once with COM1's interrupt, IF masking, and the interrupt handler's part of the trap handler, reporting to
 //! the arch-neutral timer check.
 
 use core::arch::asm;
 
-use super::{lapic, timer};
+use super::{ioapic, lapic, timer};
 use crate::checks;
 use crate::platform::Platform;
 use crate::why::{why, CheckResult};
@@ -14,7 +14,8 @@ const APIC_BASE_MSR: u32 = 0x1B;
 const APIC_BASE_ENABLE: u64 = 1 << 11;
 const APIC_BASE_X2APIC: u64 = 1 << 10;
 
-/// Sets up this vCPU's local APIC (xAPIC mode, enabled, LINT0/LINT1 masked).
+/// Sets up this vCPU's local APIC (xAPIC mode, enabled, LINT0/LINT1 masked) and checks
+/// that COM1's interrupt comes through the I/O APIC.
 pub fn init(_platform: &Platform) -> CheckResult {
     let base = super::port::rdmsr(APIC_BASE_MSR);
     if base & APIC_BASE_ENABLE == 0 || base & APIC_BASE_X2APIC != 0 {
@@ -29,7 +30,7 @@ pub fn init(_platform: &Platform) -> CheckResult {
         ));
     }
     lapic::enable();
-    Ok(())
+    super::ioapic::init_and_test()
 }
 
 /// Lets interrupts in on this vCPU.
@@ -52,6 +53,10 @@ pub fn handle(vector: u8) {
             // Reports first: with `reset` this resets the VM with the interrupt
             // still in service.
             checks::timer::on_timer_interrupt(timer::now(), fired);
+            lapic::eoi();
+        }
+        ioapic::UART_VECTOR => {
+            ioapic::handle_uart();
             lapic::eoi();
         }
         // Spurious interrupts take no end of interrupt.

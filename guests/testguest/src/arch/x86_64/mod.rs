@@ -13,6 +13,7 @@ pub mod attack;
 mod boot;
 pub mod firmware;
 mod idt;
+mod ioapic;
 pub mod irq;
 mod lapic;
 mod multiboot;
