@@ -168,10 +168,11 @@ fn read_mmap(platform: &mut Platform, addr: usize, length: usize) {
     DROPPED.set(dropped);
 }
 
-/// The logical processor count of CPUID leaf 1 (1 without HTT).
+/// The logical processor count of CPUID leaf 1 (bare: 1 without HTT; the
+/// hypervisor always fills the field in with the VM's vCPU count).
 fn cpu_count() -> u32 {
     let [_, ebx, _, edx] = port::cpuid(1, 0);
-    if edx & 1 << 28 == 0 {
+    if edx & 1 << 28 == 0 && !super::firmware::under_hypervisor() {
         return 1;
     }
     ((ebx >> 16) & 0xff).max(1)
