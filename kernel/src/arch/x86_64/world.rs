@@ -1,8 +1,10 @@
 //! The SVM world switch: VMRUN of a vCPU's VMCB with its general registers (those
 //! the VMCB does not hold: all but RAX and RSP), and the per-CPU host save area
-//! (VM_HSAVE_PA). Interrupts stay masked in the hypervisor (IF = 0), so a physical
-//! interrupt that arrives while the guest runs exits it (INTR intercept) and is
-//! taken after the exit, when the hypervisor enables interrupts.
+//! (VM_HSAVE_PA). Interrupts stay masked in the hypervisor (GIF = 0 around the
+//! switch, IF = 0 after it); IF is set only for VMRUN itself, because with
+//! V_INTR_MASKING the host's IF decides whether a physical interrupt exits the
+//! guest (INTR intercept). It is taken after the exit, when the hypervisor enables
+//! interrupts.
 //!
 //! Used by `vcpu`, which no VM reaches yet (VM creation is refused). Checked
 //! by hand on QEMU 7.2 (-cpu EPYC) with a throwaway boot hook: a VMCB from
@@ -93,7 +95,11 @@ hv_svm_run:
     movq    0x20(%rsi), %rdi
     movq    0x18(%rsi), %rsi
     vmload  %rax
+    // GIF = 0 holds interrupts off in the hypervisor; IF = 1 lets a physical
+    // interrupt exit the guest (with V_INTR_MASKING the host's IF masks them).
+    sti
     vmrun   %rax
+    cli
     vmsave  %rax
     pushq   %rsi
     movq    8(%rsp), %rsi           // regs
