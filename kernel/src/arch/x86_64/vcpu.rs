@@ -5,19 +5,23 @@
 //!
 //! Not reached yet: VM creation is refused before a vCPU exists (`hal_impl`'s
 //! `direct_windows` says "not supported yet"), so this code has not run a guest.
-//! Missing before it can: the virtual local APIC / I/O APIC (`fill_irqs` and
-//! `sync_irqs` do nothing), CPUID and MSRs answered (the core stops the VM on them
-//! with "not supported yet"), #GP injection for unknown MSRs.
+//! Missing before it can: CPUID and the MSRs other than the APIC's answered (the
+//! core stops the VM on them with "not supported yet"). Interrupts: `fill_irqs` /
+//! `sync_irqs` exchange them with the VM's `X86Apic` through `inject`; a refused
+//! MSR (`Reply::Refused`) is a #GP.
 
 use super::exits::{self, Pending, Regs};
 use super::gwalk::{self, GuestMem, Paging};
+use super::inject::{self, IrqState};
 use super::insn::Mode;
 use super::ioexit::{code, decode_npf};
 use super::permmap::{IoMap, MsrMap, IOPM_SIZE, MSRPM_SIZE};
 use super::vmcb::{ctl, save, Setup, Vmcb};
-use super::{boot, port, world};
+use super::{boot, lapic, port, world};
 use crate::devices::irqchip::IrqChip;
+use crate::devices::x86apic::X86Apic;
 use crate::hal::exit::{Access, FirstTouch, Reply, VmExit};
+use crate::hal::HostTimer;
 use crate::hal::VcpuStart;
 use alloc::boxed::Box;
 
@@ -44,6 +48,12 @@ pub struct Vcpu {
     regs: Regs,
     pending: Pending,
     ncr3: u64,
+    /// The interrupt offered / queued for the next entry (`inject`).
+    irq: IrqState,
+    /// Guest TSC = host TSC - cntvoff.
+    cntvoff: u64,
+    /// The host timer's deadline as last armed (host TSC).
+    timer: Option<u64>,
 }
 
 /// Host memory, identity-mapped: the nested tables and, through them, guest RAM.
@@ -194,6 +204,9 @@ impl crate::hal::Vcpu for Vcpu {
             regs,
             pending: Pending::Nothing,
             ncr3: s.stage2.ncr3,
+            irq: IrqState::default(),
+            cntvoff: s.cntvoff,
+            timer: None,
         }
     }
 
@@ -233,22 +246,50 @@ impl crate::hal::Vcpu for Vcpu {
             };
             self.pending = pending;
             if pending == Pending::Halt {
-                // No virtual interrupts yet to wait for: step over the `hlt`.
+                // Step over the `hlt`; unless an interrupt can be taken at once,
+                // wait for one of the host's: the local APIC timer's deadline (armed
+                // by `fill_irqs`) or a kick (a new interrupt, a stop).
                 let _ = exits::complete(pending, Reply::None, &mut self.regs);
                 self.pending = Pending::Nothing;
+                if !inject::deliverable(&self.vmcb) {
+                    port::wait_interrupt();
+                }
             }
             return vm_exit;
         }
     }
 
     fn reply(&mut self, reply: Reply) {
+        if reply == Reply::Refused {
+            // #GP, the instruction not completed.
+            inject::gp_fault(&mut self.vmcb);
+            self.pending = Pending::Nothing;
+            return;
+        }
         // A reply that does not fit leaves the instruction to run again.
         let _ = exits::complete(self.pending, reply, &mut self.regs);
         self.pending = Pending::Nothing;
     }
 
-    fn fill_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
-    fn sync_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
+    /// The local APIC's interrupt offered, the host timer armed for its timer.
+    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        let Some(apic) = chip.model().downcast_mut::<X86Apic>() else {
+            return;
+        };
+        apic.set_tsc_offset(self.cntvoff);
+        let due = inject::fill(&mut self.vmcb, apic, index, &mut self.irq);
+        let host = due.map(|d| d.wrapping_add(self.cntvoff));
+        if host != self.timer {
+            lapic::arm_timer(host, super::X86_64::counter_hz());
+            self.timer = host;
+        }
+    }
+
+    fn sync_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        if let Some(apic) = chip.model().downcast_mut::<X86Apic>() {
+            inject::sync(&mut self.vmcb, apic, index, &mut self.irq);
+        }
+    }
 
     fn pc(&self) -> u64 {
         self.regs.rip
