@@ -9,7 +9,8 @@
 //!   the CPU then clears V_IRQ, and [`sync`] moves the vector from IRR to ISR. No
 //!   VINTR intercept: the offer itself waits for the guest's interrupt window.
 //! - NMIs and faults (#GP for a refused MSR) go through EVENTINJ; an event whose
-//!   delivery an exit cut short (EXITINTINFO) is injected again.
+//!   delivery an exit cut short (EXITINTINFO) is injected again ([`after_exit`]),
+//!   an offered vector among them counting as taken.
 //! - The guest's CR8 is V_TPR (V_INTR_MASKING): kept in step with the model's TPR.
 //! - The local APIC timer is polled at both ends; [`fill`] returns its next
 //!   deadline in guest TSC.
@@ -50,22 +51,26 @@ pub struct IrqState {
     offered: Option<u8>,
     /// V_TPR as filled (a change after the exit is the guest's CR8 write).
     vtpr: u8,
-    /// An event whose delivery an exit interrupted, to inject again.
-    reinject: Option<u64>,
 }
 
-/// Before VMRUN: the timer polled, an interrupted event or a pending NMI in
-/// EVENTINJ (unless an event is queued there already), the deliverable vector
-/// offered, V_TPR from the model. Returns the local APIC timer's next deadline
+/// Right after VMRUN returns: EVENTINJ was consumed by the entry; an event whose
+/// delivery the exit interrupted (a first touch of the IDT or the stack, say) is
+/// in EXITINTINFO and is delivered again at the next entry. Before anything of
+/// the exit is handled (a refused MSR's #GP goes in after).
+pub fn after_exit(vmcb: &mut Vmcb) {
+    let info = vmcb.u64(ctl::EXITINTINFO);
+    let kind = (info >> EV_TYPE_SHIFT) & 7;
+    let again = info & EV_VALID != 0 && matches!(kind, TYPE_INTR | TYPE_NMI | TYPE_EXCEPTION);
+    vmcb.set_u64(ctl::EVENTINJ, if again { info } else { 0 });
+}
+
+/// Before VMRUN: the timer polled, a pending NMI in EVENTINJ (unless an event is
+/// queued there already), the deliverable vector offered, V_TPR from the model. Returns the local APIC timer's next deadline
 /// (guest TSC).
 pub fn fill(vmcb: &mut Vmcb, apic: &mut X86Apic, index: usize, st: &mut IrqState) -> Option<u64> {
     let _ = apic.poll(index);
-    if vmcb.u64(ctl::EVENTINJ) & EV_VALID == 0 {
-        if let Some(ev) = st.reinject.take() {
-            vmcb.set_u64(ctl::EVENTINJ, ev);
-        } else if apic.take_nmi(index) {
-            vmcb.set_u64(ctl::EVENTINJ, EV_VALID | TYPE_NMI << EV_TYPE_SHIFT | 2);
-        }
+    if vmcb.u64(ctl::EVENTINJ) & EV_VALID == 0 && apic.take_nmi(index) {
+        vmcb.set_u64(ctl::EVENTINJ, EV_VALID | TYPE_NMI << EV_TYPE_SHIFT | 2);
     }
     let tpr = (apic.tpr(index) >> 4) as u8;
     let mut v_intr = vmcb.u64(ctl::V_INTR) & !V_OWNED | u64::from(tpr);
@@ -79,8 +84,9 @@ pub fn fill(vmcb: &mut Vmcb, apic: &mut X86Apic, index: usize, st: &mut IrqState
     apic.timer_deadline(index)
 }
 
-/// After an exit: a taken offer into service, the guest's CR8 into the TPR, an
-/// event cut short kept for the next entry, the timer polled.
+/// After an exit: a taken offer into service (V_IRQ cleared by the CPU, or its
+/// delivery cut short by the exit: EXITINTINFO has it, [`after_exit`] delivers it
+/// again), the guest's CR8 into the TPR, the timer polled.
 pub fn sync(vmcb: &mut Vmcb, apic: &mut X86Apic, index: usize, st: &mut IrqState) {
     let v_intr = vmcb.u64(ctl::V_INTR);
     let vtpr = (v_intr & V_TPR) as u8;
@@ -88,17 +94,14 @@ pub fn sync(vmcb: &mut Vmcb, apic: &mut X86Apic, index: usize, st: &mut IrqState
         apic.set_tpr(index, u32::from(vtpr) << 4);
     }
     if let Some(v) = st.offered.take() {
-        if v_intr & V_IRQ == 0 {
+        let info = vmcb.u64(ctl::EXITINTINFO);
+        let cut_short =
+            info & EV_VALID != 0 && (info >> EV_TYPE_SHIFT) & 7 == TYPE_INTR && info as u8 == v;
+        if v_intr & V_IRQ == 0 || cut_short {
             let _ = apic.ack(index, v);
         }
     }
     vmcb.set_u64(ctl::V_INTR, v_intr & !(V_IRQ | V_IGN_TPR));
-    // EVENTINJ was consumed by the entry; what did not complete is in EXITINTINFO.
-    vmcb.set_u64(ctl::EVENTINJ, 0);
-    let info = vmcb.u64(ctl::EXITINTINFO);
-    let kind = (info >> EV_TYPE_SHIFT) & 7;
-    st.reinject = (info & EV_VALID != 0 && matches!(kind, TYPE_INTR | TYPE_NMI | TYPE_EXCEPTION))
-        .then_some(info);
     let _ = apic.poll(index);
 }
 
@@ -174,6 +177,21 @@ mod tests {
     }
 
     #[test]
+    fn an_offer_whose_delivery_an_exit_cut_short_is_in_service_and_injected_again() {
+        let (mut vmcb, mut apic, mut st) = setup(1);
+        self_ipi(&mut apic, 0, 0x41);
+        fill(&mut vmcb, &mut apic, 0, &mut st);
+        // V_IRQ still set as the CPU reports it, the delivery in EXITINTINFO.
+        vmcb.set_u64(ctl::EXITINTINFO, 0x8000_0041);
+        after_exit(&mut vmcb);
+        sync(&mut vmcb, &mut apic, 0, &mut st);
+        assert_eq!(apic.pending(0), None, "in service, not offered twice");
+        fill(&mut vmcb, &mut apic, 0, &mut st);
+        assert_eq!(vmcb.u64(ctl::V_INTR) & V_IRQ, 0);
+        assert_eq!(vmcb.u64(ctl::EVENTINJ), 0x8000_0041);
+    }
+
+    #[test]
     fn cr8_and_tpr_stay_in_step() {
         let (mut vmcb, mut apic, mut st) = setup(1);
         lapic_write(&mut apic, 0, reg::TPR, 0x50);
@@ -200,13 +218,12 @@ mod tests {
         assert_eq!(vmcb.u64(ctl::EVENTINJ), 0x8000_0202);
         // The NMI's delivery was cut short by a nested page fault.
         vmcb.set_u64(ctl::EXITINTINFO, 0x8000_0202);
+        after_exit(&mut vmcb);
         sync(&mut vmcb, &mut apic, 0, &mut st);
-        assert_eq!(vmcb.u64(ctl::EVENTINJ), 0);
-        vmcb.set_u64(ctl::EXITINTINFO, 0);
         fill(&mut vmcb, &mut apic, 0, &mut st);
         assert_eq!(vmcb.u64(ctl::EVENTINJ), 0x8000_0202, "injected again");
-        sync(&mut vmcb, &mut apic, 0, &mut st);
-        fill(&mut vmcb, &mut apic, 0, &mut st);
+        vmcb.set_u64(ctl::EXITINTINFO, 0);
+        after_exit(&mut vmcb);
         assert_eq!(vmcb.u64(ctl::EVENTINJ), 0, "once");
         // A refused MSR's #GP is not overwritten by a pending NMI.
         gp_fault(&mut vmcb);
@@ -214,9 +231,14 @@ mod tests {
         fill(&mut vmcb, &mut apic, 0, &mut st);
         assert_eq!(vmcb.u64(ctl::EVENTINJ), 0x8000_0b0d);
         assert!(deliverable(&vmcb));
+        after_exit(&mut vmcb);
         sync(&mut vmcb, &mut apic, 0, &mut st);
         fill(&mut vmcb, &mut apic, 0, &mut st);
         assert_eq!(vmcb.u64(ctl::EVENTINJ), 0x8000_0202, "the NMI next");
+        // A software interrupt is not injected again (no NRIP to resume after).
+        vmcb.set_u64(ctl::EXITINTINFO, 0x8000_0480);
+        after_exit(&mut vmcb);
+        assert_eq!(vmcb.u64(ctl::EVENTINJ), 0);
     }
 
     #[test]

@@ -23,9 +23,11 @@ pub mod gwalk;
 pub mod inject;
 pub mod insn;
 pub mod ioexit;
+pub mod msr;
 pub mod multiboot;
 pub mod npt;
 pub mod permmap;
+pub mod pmports;
 pub mod svm;
 pub mod vmcb;
 
