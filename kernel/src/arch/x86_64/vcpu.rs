@@ -59,8 +59,6 @@ pub struct Vcpu {
     cpu: cpuid::Vcpu,
     /// The interrupt offered for the next entry (`inject`).
     irq: IrqState,
-    /// Guest TSC = host TSC - cntvoff.
-    cntvoff: u64,
     /// The host timer's deadline as last armed (host TSC).
     timer: Option<u64>,
 }
@@ -319,7 +317,6 @@ impl crate::hal::Vcpu for Vcpu {
                 tsc_khz: u32::try_from(tsc_khz).unwrap_or(u32::MAX),
             },
             irq: IrqState::default(),
-            cntvoff: s.cntvoff,
             timer: None,
         }
     }
@@ -378,9 +375,11 @@ impl crate::hal::Vcpu for Vcpu {
         let Some(apic) = chip.model().downcast_mut::<X86Apic>() else {
             return;
         };
-        apic.set_tsc_offset(self.cntvoff);
+        // Guest TSC = host TSC + TSC_OFFSET (the guest may write its TSC).
+        let behind = self.vmcb.u64(ctl::TSC_OFFSET).wrapping_neg();
+        apic.set_tsc_offset(behind);
         let due = inject::fill(&mut self.vmcb, apic, index, &mut self.irq);
-        let host = due.map(|d| d.wrapping_add(self.cntvoff));
+        let host = due.map(|d| d.wrapping_add(behind));
         if host != self.timer {
             lapic::arm_timer(host, super::X86_64::counter_hz());
             self.timer = host;
