@@ -107,6 +107,12 @@ impl VmDevices {
         Ok(id)
     }
 
+    /// Replaces the VM's interrupt controller (tests of another architecture's chip).
+    #[cfg(test)]
+    pub fn set_chip(&mut self, chip: Box<dyn IrqChip>) {
+        self.chip = Some(chip);
+    }
+
     /// The VM's interrupt controller, if it has one.
     pub fn irq_chip(&mut self) -> Option<&mut dyn IrqChip> {
         self.chip.as_mut().map(|c| c.as_mut() as _)

@@ -5,7 +5,8 @@
 //! (`firmware::pvh`, `firmware::acpi`).
 //!
 //! `npt` (the nested page-table format), `svm` (the CPU feature decision),
-//! `cpuid` (what a guest's CPUID says), `permmap` (the I/O and MSR permission maps)
+//! `cpuid` (what a guest's CPUID says), `permmap` (the I/O and MSR permission maps),
+//! `inject` (the local APIC's interrupts into the VMCB),
 //! `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding), `insn`
 //! (the `mov` forms a nested page fault on MMIO is emulated for), `gwalk` (the
 //! guest's page tables walked to fetch those bytes), `exits` (SVM exits into the
@@ -19,6 +20,7 @@ pub mod cpuid;
 pub mod descriptors;
 pub mod exits;
 pub mod gwalk;
+pub mod inject;
 pub mod insn;
 pub mod ioexit;
 pub mod msr;

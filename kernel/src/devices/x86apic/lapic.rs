@@ -706,11 +706,12 @@ impl Lapic {
     }
 
     /// IA32_APIC_BASE write: enable, x2APIC enable; the base cannot move and the
-    /// BSP bit is the machine's. Invalid transitions (x2APIC without enable,
-    /// x2APIC back to xAPIC) are refused as the architecture does.
+    /// BSP bit is the machine's (what is written there is ignored). Invalid
+    /// transitions (x2APIC without enable, x2APIC back to xAPIC) are refused as
+    /// the architecture does.
     fn write_base(&mut self, v: u64) -> Result<(), Gp> {
         let keep = XAPIC_BASE | (self.apic_base & BASE_BSP);
-        if v & !(BASE_EN | BASE_EXTD) != keep {
+        if v & !(BASE_EN | BASE_EXTD | BASE_BSP) != XAPIC_BASE {
             return Err(Gp);
         }
         let (en, extd) = (v & BASE_EN != 0, v & BASE_EXTD != 0);

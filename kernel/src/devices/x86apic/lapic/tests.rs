@@ -333,10 +333,11 @@ fn apic_base_transitions() {
         Err(Gp),
         "no move"
     );
+    l.msr_write(MSR_APIC_BASE, base | BASE_BSP, 0).unwrap();
     assert_eq!(
-        l.msr_write(MSR_APIC_BASE, base | BASE_BSP, 0),
-        Err(Gp),
-        "not the BSP"
+        l.msr_read(MSR_APIC_BASE, 0),
+        Ok(base),
+        "the BSP bit is the machine's"
     );
     assert_eq!(
         l.msr_write(MSR_APIC_BASE, XAPIC_BASE | BASE_EXTD, 0),
