@@ -80,7 +80,7 @@ pub fn under_hypervisor() -> bool {
 }
 
 /// `vmmcall` with EAX = `number`, RBX, RCX, RDX = `args`; returns RAX, RBX, RCX, RDX.
-fn vmmcall(number: u32, args: [u64; 3]) -> Result<[u64; 4], CallUndefined> {
+pub fn vmmcall(number: u32, args: [u64; 3]) -> Result<[u64; 4], CallUndefined> {
     if !under_hypervisor() {
         return Err(CallUndefined);
     }
