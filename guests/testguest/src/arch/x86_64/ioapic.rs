@@ -1,5 +1,5 @@
-//! The I/O APIC at 0xFEC0_0000 (IOREGSEL/IOWIN) and the test the timer check starts
-//! with, as riscv64's does with its PLIC: COM1's interrupt (ISA IRQ 4 = pin 4) routed
+//! The I/O APIC at 0xFEC0_0000 (IOREGSEL/IOWIN) and the `console-irq` check (as
+//! riscv64's timer check starts with its PLIC): COM1's interrupt (ISA IRQ 4 = pin 4) routed
 //! to this vCPU, set up as Linux does it (fixed delivery, physical destination, edge,
 //! active high), must arrive once when the UART's "THR empty" interrupt is enabled.
 
