@@ -163,9 +163,10 @@ impl Format {
     }
 }
 
-/// Bytes of an image's start [`image_arch`] and [`check_images`] look at (an x86
-/// bzImage's setup header ends at 0x26c).
-pub const HEAD_LEN: usize = 0x400;
+/// Bytes of an image's start [`image_arch`] and [`check_images`] look at.
+/// (A Multiboot header may lie anywhere in the first 8 KiB: they are all read; an
+/// x86 bzImage's setup header ends at 0x26c.)
+pub const HEAD_LEN: usize = crate::multiboot::SEARCH_LEN + 32;
 
 /// The architecture (as [`ArchLimits::name`] names it) an image is for, and what
 /// says so; `None` for raw images without a header (bare-metal binaries).
@@ -284,7 +285,15 @@ pub fn check_images<I: Placed>(
     if let Some(k) = kernel {
         check_arch(cfg.kernel.key(), k.head, arch, out);
         let (mut size, mut what) = (k.len, "the kernel");
-        if let Some((f, h)) = arch
+        if crate::bzimage::is_bzimage(k.head) {
+            what = "the kernel (the bzImage's init_size)";
+            if let Some(s) = check_bzimage(cfg, k, ramdisk, out) {
+                size = s;
+            }
+        } else if arch.multiboot {
+            what = "the kernel (bss included)";
+            check_multiboot(cfg, k, out, &mut size);
+        } else if let Some((f, h)) = arch
             .linux_image
             .and_then(|f| f.parse(k.head).map(|h| (f, h)))
         {
@@ -293,9 +302,6 @@ pub fn check_images<I: Placed>(
                 Ok((start, end)) => size = end - start,
                 Err(why) => out.error(cfg.kernel.load_key(), why),
             }
-        }
-        if let Some(s) = check_bzimage(cfg, k, ramdisk, out) {
-            (size, what) = (s, "the kernel (the bzImage's init_size)");
         }
         let at = Range::new(cfg.kernel.load(), size);
         placed.push((cfg.kernel.key().clone(), what, at));
@@ -378,6 +384,44 @@ fn check_bzimage<I: Placed>(
             out.error(cfg.kernel.load_key(), why);
             None
         }
+    }
+}
+
+/// A Multiboot kernel (x86): loaded at the config's `kernel_load_addr` and entered
+/// at its `entry_point` only if its header says the same; `size` becomes its
+/// footprint, bss included.
+fn check_multiboot<I: Placed>(
+    cfg: &VmConfig<I>,
+    k: Loaded<'_>,
+    out: &mut Problems,
+    size: &mut u64,
+) {
+    let l = match crate::multiboot::layout_of(k.head, k.len as usize) {
+        Ok(l) => l,
+        Err(e) => {
+            out.error(cfg.kernel.key(), format!("the kernel image: {e}"));
+            return;
+        }
+    };
+    *size = l.end - l.load_addr;
+    if l.load_addr != cfg.kernel.load() {
+        out.error(
+            cfg.kernel.load_key(),
+            format!(
+                "the kernel's Multiboot header loads it at {:#x}, not at {:#x}",
+                l.load_addr,
+                cfg.kernel.load()
+            ),
+        );
+    }
+    if l.entry != cfg.entry_point {
+        out.error(
+            &KeyPath::new("kernel").key("entry_point"),
+            format!(
+                "the kernel's Multiboot header enters it at {:#x}, not at {:#x}",
+                l.entry, cfg.entry_point
+            ),
+        );
     }
 }
 

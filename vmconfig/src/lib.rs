@@ -25,6 +25,7 @@ pub mod irq;
 pub mod json_schema;
 pub mod key;
 pub mod model;
+pub mod multiboot;
 #[cfg(feature = "parse")]
 pub mod parse;
 pub mod paths;

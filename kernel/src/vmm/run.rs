@@ -68,6 +68,7 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
     let mut vcpu = CurrentVcpu::start(VcpuStart {
         stage2: vm.stage2,
         index,
+        vcpus: vm.vcpus.len(),
         cntvoff: vm.cntvoff,
         entry,
         arg,

@@ -14,7 +14,8 @@
 //!   architecture's own, run before the memory check touches all of RAM),
 //!   `cpu_start`, `cpu_state`, `cpu_stop`, `system_off`, `system_reset`, `vm_boots`,
 //!   `hv_info`, `unknown_call`, `probe` (a call that must always be answered);
-//! - `check_dtb`: the architecture's part of the device-tree check;
+//! - `BOOT_INFO_CHECK` (the name of the check of what the VM was booted with: `dtb`, or
+//!   `multiboot` on x86_64) and `check_dtb`: the architecture's part of that check;
 //! - `link.ld` next to the module: the linker script (`build.rs` passes it), defining
 //!   `__image_start` and `__image_end` around everything the image occupies.
 
@@ -28,7 +29,16 @@ mod riscv64;
 #[cfg(target_arch = "riscv64")]
 pub use riscv64::*;
 
-#[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::*;
+
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "x86_64"
+)))]
 compile_error!("testguest: no architecture module for this target yet (see src/arch/mod.rs)");
 
 /// One of an architecture's own checks (`firmware::ARCH_CHECKS`): name and check.

@@ -3,8 +3,9 @@
 //! and starting CPUs, the TSC as the counter (its rate measured against the ACPI PM
 //! timer), power-off through ACPI (or QEMU's isa-debug-exit for a failure).
 //!
-//! VMs are not supported yet: [`GuestBoot::direct_windows`] refuses every VM with
-//! "not supported yet", so no vCPU is ever created.
+//! VMs boot as Multiboot (v1) kernels: loaded by their header
+//! ([`vmconfig::multiboot`]), started with the information block
+//! ([`super::multiboot`]) at EBX.
 
 use super::{boot, lapic, port, svm};
 use crate::firmware::{BoardInfo, DiscoveryError, Handover};
@@ -211,8 +212,8 @@ impl HostPorts for X86_64 {
 }
 
 impl MemoryOps for X86_64 {
-    /// Nothing yet: no guest runs (the ASID's TLB entries are flushed at VMRUN once
-    /// guests run).
+    /// Nothing: every VMRUN flushes the VM's ASID (TLB_CONTROL), so a changed
+    /// nested entry is never used stale.
     fn stage2_mapped(_gpa: u64) {}
     fn stage2_unmapped() {}
 
@@ -226,23 +227,68 @@ impl MemoryOps for X86_64 {
     fn clean_for_guest(_hpa: u64, _len: u64) {}
 }
 
-/// What every VM gets for now.
-const NO_VMS: &str = "not supported yet: x86_64 VMs (the hypervisor starts on x86_64 \
-                      with SVM; running guests is the next step of issue 11)";
+/// Where the Multiboot information block goes: the config's `dtb_load_addr`, else
+/// the start of the VM's first memory region (the core loads the boot description
+/// there and hands its address to vCPU 0, here in EBX).
+fn info_gpa(spec: &VmSpec, memory: &[(u64, u64)]) -> u64 {
+    spec.dtb_load_gpa
+        .or_else(|| spec.memory_regions.first().map(|r| r.gpa))
+        .or_else(|| memory.first().map(|m| m.0))
+        .unwrap_or(0)
+}
+
+/// The kernel's Multiboot layout, refused when the config loads it elsewhere than
+/// its header says.
+fn multiboot_layout(image: &[u8], load: u64) -> Result<vmconfig::multiboot::Layout, String> {
+    let l =
+        vmconfig::multiboot::layout(image).map_err(|e| alloc::format!("the kernel image: {e}"))?;
+    if l.load_addr != load {
+        return Err(alloc::format!(
+            "the kernel image's Multiboot header loads it at {:#x}, the config (kernel_load_addr) at {load:#x}",
+            l.load_addr
+        ));
+    }
+    Ok(l)
+}
 
 impl GuestBoot for X86_64 {
-    fn guest_description(_spec: &VmSpec, _memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
-        Err(NO_VMS.into())
+    /// The Multiboot (v1) information block: the VM's RAM and command line.
+    fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
+        Ok(super::multiboot::info(
+            memory,
+            &spec.cmdline,
+            info_gpa(spec, memory),
+        ))
     }
+    /// The kernel with its bss, from its Multiboot header.
     fn kernel_footprint(
-        _image: &[u8],
-        _load: u64,
+        image: &[u8],
+        load: u64,
         _others: &[(&'static str, u64, u64)],
     ) -> Result<Option<(u64, u64)>, String> {
-        Ok(None)
+        let l = multiboot_layout(image, load)?;
+        Ok(Some((l.load_addr, l.end)))
     }
-    fn direct_windows(_spec: &VmSpec, _b: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
-        Err(NO_VMS.into())
+    /// The part of the file the Multiboot header names (an ELF's headers and
+    /// symbols are left out).
+    fn kernel_load(image: &'static [u8], load: u64) -> Result<(u64, &'static [u8]), String> {
+        let l = multiboot_layout(image, load)?;
+        Ok((l.load_addr, &image[l.file_start..l.file_end]))
+    }
+    /// Nothing of the host goes to an x86 VM: its devices are emulated.
+    fn direct_windows(spec: &VmSpec, _b: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
+        if spec.dtb.is_some() {
+            return Err(String::from(
+                "an x86_64 VM boots with a Multiboot information block, not a device tree (dtb_path)",
+            ));
+        }
+        if let Some(d) = spec.passthrough_devices.first() {
+            return Err(alloc::format!(
+                "not supported yet: passthrough device \"{}\" on x86_64",
+                d.name
+            ));
+        }
+        Ok(Vec::new())
     }
 }
 
@@ -253,7 +299,7 @@ impl Arch for X86_64 {
     const MAX_IPA_BITS: u32 = super::npt::MAX_IPA_BITS;
     /// ASIDs: QEMU offers 16 per CPU; a CPU runs one VM at a time.
     const MAX_VMID: u16 = 15;
-    const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Uart16550;
+    const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Uart16550Ports;
     const LIMITS: vmconfig::ArchLimits = vmconfig::X86_64;
     const PERCPU_HW_IRQS: &'static [u32] = &[];
     /// CPUID 0x8000_0008 EAX[7:0].

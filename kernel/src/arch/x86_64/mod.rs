@@ -21,9 +21,11 @@ pub mod exits;
 pub mod gwalk;
 pub mod insn;
 pub mod ioexit;
+pub mod msr;
 pub mod multiboot;
 pub mod npt;
 pub mod permmap;
+pub mod pmports;
 pub mod svm;
 pub mod vmcb;
 
