@@ -12,6 +12,7 @@
 //! zImage (`loadflags` without LOADED_HIGH: its kernel lives below 1 MiB).
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Where the setup header starts in the file (and in the zero page).
 pub const HEADER_AT: usize = 0x1f1;
@@ -229,35 +230,35 @@ impl SetupHeader {
     }
 }
 
-#[cfg(test)]
-pub mod tests {
-    use super::*;
-    use alloc::vec::Vec;
+/// An example bzImage (for tests): a header of protocol `version` as Debian's 6.1
+/// amd64 kernel has it (39 setup sectors, relocatable, 2 MiB alignment,
+/// pref_address 16 MiB, init_size 63.6 MiB), followed by `payload` bytes of kernel.
+pub fn example(version: u16, payload: usize) -> Vec<u8> {
+    let setup = 40 * 512;
+    let mut b = alloc::vec![0u8; setup + payload];
+    b[HEADER_AT] = 39;
+    b[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
+    b[0x200] = 0xeb;
+    b[0x201] = 0x6a;
+    b[MAGIC_AT..MAGIC_AT + 4].copy_from_slice(&MAGIC);
+    b[0x206..0x208].copy_from_slice(&version.to_le_bytes());
+    b[0x211] = LOADED_HIGH;
+    b[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes());
+    b[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    b[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes());
+    b[0x234] = 1;
+    b[0x235] = 21;
+    b[0x236..0x238].copy_from_slice(&0x7fu16.to_le_bytes());
+    b[0x238..0x23c].copy_from_slice(&0x7ffu32.to_le_bytes());
+    b[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
+    b[0x260..0x264].copy_from_slice(&0x3f9_8000u32.to_le_bytes());
+    b
+}
 
-    /// A bzImage header as Debian's 6.1 amd64 kernel has it (protocol 2.15, 39
-    /// setup sectors, relocatable, 2 MiB alignment, pref_address 16 MiB), followed
-    /// by `payload` bytes of kernel.
-    pub fn image(version: u16, payload: usize) -> Vec<u8> {
-        let setup = 40 * 512;
-        let mut b = alloc::vec![0u8; setup + payload];
-        b[HEADER_AT] = 39;
-        b[0x1fe..0x200].copy_from_slice(&0xaa55u16.to_le_bytes());
-        b[0x200] = 0xeb;
-        b[0x201] = 0x6a;
-        b[MAGIC_AT..MAGIC_AT + 4].copy_from_slice(&MAGIC);
-        b[0x206..0x208].copy_from_slice(&version.to_le_bytes());
-        b[0x211] = LOADED_HIGH;
-        b[0x214..0x218].copy_from_slice(&0x10_0000u32.to_le_bytes());
-        b[0x22c..0x230].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
-        b[0x230..0x234].copy_from_slice(&0x20_0000u32.to_le_bytes());
-        b[0x234] = 1;
-        b[0x235] = 21;
-        b[0x236..0x238].copy_from_slice(&0x7fu16.to_le_bytes());
-        b[0x238..0x23c].copy_from_slice(&0x7ffu32.to_le_bytes());
-        b[0x258..0x260].copy_from_slice(&0x100_0000u64.to_le_bytes());
-        b[0x260..0x264].copy_from_slice(&0x3f9_8000u32.to_le_bytes());
-        b
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use example as image;
 
     #[test]
     fn debians_header_is_read() {

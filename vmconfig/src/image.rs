@@ -579,7 +579,7 @@ emu_devices = []
 
     #[test]
     fn an_x86_bzimage_is_checked_by_its_setup_header() {
-        use crate::bzimage::tests::image;
+        use crate::bzimage::example as image;
         use crate::model::X86_64;
         let bz = image(0x020f, 0x1000);
         let head = &bz[..HEAD_LEN];
