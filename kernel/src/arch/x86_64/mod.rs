@@ -22,6 +22,7 @@ pub mod exits;
 pub mod gwalk;
 pub mod insn;
 pub mod ioexit;
+pub mod legacy;
 pub mod linux;
 pub mod msr;
 pub mod multiboot;
