@@ -43,7 +43,9 @@ pub fn emu_type_arch_problem(emu_type: u32, arch: ArchLimits) -> Option<String> 
             emu_type_name(emu_type),
             arch.name
         )),
-        IrqChip::Apic if gic_part || plic => Some(format!(
+        // 0x1 names an x86 VM's local APIC and I/O APIC windows (checked by
+        // `ArchLimits::chip_windows`).
+        IrqChip::Apic if (gic_part && emu_type != EMU_GIC_CPU_IF) || plic => Some(format!(
             "emu_type {emu_type:#x} ({}) is not a device of {}",
             emu_type_name(emu_type),
             arch.name

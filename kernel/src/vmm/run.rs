@@ -9,6 +9,7 @@ use crate::hal::{Current, CurrentVcpu, HostIrq, Vcpu, VcpuStart};
 
 use super::devices::{Access, MmioResult};
 use crate::devices::device::VmEvent;
+use crate::devices::irqchip::MsrAnswer;
 use crate::mm::guest::GuestMemory;
 use alloc::vec::Vec;
 
@@ -210,12 +211,12 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
             write,
             pc,
         } => port_io(m, vm, index, vcpu, (port, width, write, pc)),
-        // No architecture that has MSRs and CPUID runs guests yet: the VM is stopped
-        // with the reason.
-        VmExit::MsrRead { msr, pc } | VmExit::MsrWrite { msr, pc, .. } => {
-            let why = alloc::format!("not supported yet: MSR {msr:#x} access, PC {pc:#x}");
-            stop(m, vm, &why)
-        }
+        // The MSRs the architecture does not answer itself are the interrupt
+        // chip's (x86's APIC MSRs); nobody's: refused (#GP).
+        VmExit::MsrRead { msr, .. } => msr_access(m, vm, index, vcpu, msr, None),
+        VmExit::MsrWrite { msr, value, .. } => msr_access(m, vm, index, vcpu, msr, Some(value)),
+        // The architecture answers CPUID itself; one that reaches the core is a bug
+        // of the arch code: the VM is stopped with the reason.
         VmExit::Cpuid { leaf, subleaf } => {
             let why = alloc::format!("not supported yet: CPUID leaf {leaf:#x}.{subleaf:#x}");
             stop(m, vm, &why)
@@ -276,6 +277,33 @@ fn access<'a>(vm: &'a Vm, index: usize, events: &'a mut Vec<VmEvent>) -> Access<
         memory: GuestMemory::new(&vm.ram, Some(&vm.lazy)),
         events,
     }
+}
+
+/// An MSR access the architecture handed to the core: the VM's interrupt chip
+/// answers it (and may start vCPUs: an x2APIC start-up IPI), else it is refused.
+fn msr_access(
+    m: &Machine,
+    vm: &Vm,
+    index: usize,
+    vcpu: &mut CurrentVcpu,
+    msr: u32,
+    write: Option<u64>,
+) -> Next {
+    let mut events = Vec::new();
+    let answer = match vm.devices.lock().irq_chip() {
+        Some(chip) => {
+            let a = chip.msr(index, msr, write);
+            chip.take_events(&mut events);
+            a
+        }
+        None => MsrAnswer::NotMine,
+    };
+    match (answer, write) {
+        (MsrAnswer::Value(v), None) => vcpu.reply(Reply::MsrRead(v)),
+        (MsrAnswer::Value(_), Some(_)) => vcpu.reply(Reply::None),
+        (MsrAnswer::NotMine | MsrAnswer::Refused, _) => vcpu.reply(Reply::Refused),
+    }
+    act_on(m, vm, index, events)
 }
 
 /// An `in` or `out`: answered by the device at the port, else the VM is stopped.

@@ -6,13 +6,13 @@
 //!   the world switch's VMLOAD/VMSAVE swap them): FS/GS bases, KernelGsBase, the
 //!   SYSCALL and SYSENTER MSRs. Not intercepted.
 //! - **Emulated** ([`Msrs::read`] / [`Msrs::write`]): EFER (the VMCB's, SVME kept set
-//!   and hidden), APIC_BASE (0xFEE0_0000, enable, BSP on vCPU 0, x2APIC enable
-//!   honoured), TSC (through the VMCB's TSC offset), PAT (the VMCB's guest PAT),
+//!   and hidden), TSC (through the VMCB's TSC offset), PAT (the VMCB's guest PAT),
 //!   MTRR capabilities (none) and default type, MISC_ENABLE, TSC_AUX, and the AMD
 //!   MSRs Linux reads at boot (SYSCFG, HWCR, VM_CR with SVM disabled, the patch
 //!   level, the machine-check capability / status: all zero or fixed).
-//! - **Interrupt chip**: the x2APIC range 0x800-0x8FF, to the core as
-//!   `VmExit::MsrRead` / `MsrWrite` for the VM's local APIC.
+//! - **Interrupt chip**: APIC_BASE (0x1B), TSC_DEADLINE (0x6E0) and the x2APIC
+//!   range 0x800-0x8FF, to the core as `VmExit::MsrRead` / `MsrWrite` for the VM's
+//!   local APIC (which answers or refuses them: #GP).
 //!
 //! Everything else, and a write of a value the MSR does not take, is answered
 //! with #GP as a real CPU does for an MSR it lacks: never a crash, never the host's
@@ -34,6 +34,7 @@ pub const PASSED: [u32; 10] = [
 
 pub const TSC: u32 = 0x10;
 pub const APIC_BASE: u32 = 0x1b;
+pub const TSC_DEADLINE: u32 = 0x6e0;
 pub const PATCH_LEVEL: u32 = 0x8b;
 pub const MTRR_CAP: u32 = 0xfe;
 pub const MCG_CAP: u32 = 0x179;
@@ -48,12 +49,6 @@ pub const HWCR: u32 = 0xc001_0015;
 pub const VM_CR: u32 = 0xc001_0114;
 /// The x2APIC MSRs.
 pub const X2APIC: core::ops::RangeInclusive<u32> = 0x800..=0x8ff;
-
-/// The local APIC's fixed xAPIC base.
-pub const APIC_BASE_ADDR: u64 = 0xfee0_0000;
-pub const APIC_BSP: u64 = 1 << 8;
-pub const APIC_X2APIC: u64 = 1 << 10;
-pub const APIC_ENABLE: u64 = 1 << 11;
 
 const EFER_SVME: u64 = 1 << 12;
 /// EFER bits a guest may set: SCE, LME, LMA (read-only in effect), NXE, FFXSR.
@@ -78,8 +73,9 @@ pub fn kind(msr: u32) -> Kind {
     match msr {
         m if PASSED.contains(&m) => Kind::Passed,
         m if X2APIC.contains(&m) => Kind::Chip,
-        TSC | APIC_BASE | PATCH_LEVEL | MTRR_CAP | MCG_CAP | MCG_STATUS | MISC_ENABLE | PAT
-        | MTRR_DEF_TYPE | EFER | TSC_AUX | SYSCFG | HWCR | VM_CR => Kind::Emulated,
+        APIC_BASE | TSC_DEADLINE => Kind::Chip,
+        TSC | PATCH_LEVEL | MTRR_CAP | MCG_CAP | MCG_STATUS | MISC_ENABLE | PAT | MTRR_DEF_TYPE
+        | EFER | TSC_AUX | SYSCFG | HWCR | VM_CR => Kind::Emulated,
         _ => Kind::Refused,
     }
 }
@@ -93,27 +89,19 @@ pub struct InVmcb {
 }
 
 /// A vCPU's emulated MSRs that live nowhere else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Msrs {
-    pub apic_base: u64,
     pub tsc_aux: u64,
     pub mtrr_def_type: u64,
 }
 
 impl Msrs {
-    /// The power-on values of vCPU `index` (vCPU 0 is the bootstrap processor).
-    pub fn new(index: usize) -> Self {
-        let bsp = if index == 0 { APIC_BSP } else { 0 };
+    /// The power-on values.
+    pub fn new() -> Self {
         Self {
-            apic_base: APIC_BASE_ADDR | APIC_ENABLE | bsp,
             tsc_aux: 0,
             mtrr_def_type: 0,
         }
-    }
-
-    /// Whether the guest turned x2APIC mode on.
-    pub fn x2apic(&self) -> bool {
-        self.apic_base & (APIC_X2APIC | APIC_ENABLE) == APIC_X2APIC | APIC_ENABLE
     }
 
     /// `rdmsr` of an emulated MSR; None: #GP.
@@ -122,7 +110,6 @@ impl Msrs {
             EFER => v.efer & !EFER_SVME,
             TSC => host_tsc.wrapping_add(v.tsc_offset),
             PAT => v.pat,
-            APIC_BASE => self.apic_base,
             TSC_AUX => self.tsc_aux,
             MTRR_DEF_TYPE => self.mtrr_def_type,
             MISC_ENABLE => MISC_FAST_STRINGS,
@@ -142,18 +129,6 @@ impl Msrs {
             }
             TSC => v.tsc_offset = value.wrapping_sub(host_tsc),
             PAT if pat_valid(value) => v.pat = value,
-            APIC_BASE => {
-                // The base cannot move and the BSP bit is read-only; x2APIC needs
-                // the APIC enabled (SDM 10.12.5: else #GP).
-                let bsp = self.apic_base & APIC_BSP;
-                let mode = value & (APIC_X2APIC | APIC_ENABLE);
-                if value & !(APIC_X2APIC | APIC_ENABLE | APIC_BSP) != APIC_BASE_ADDR
-                    || mode == APIC_X2APIC
-                {
-                    return false;
-                }
-                self.apic_base = APIC_BASE_ADDR | bsp | mode;
-            }
             TSC_AUX if value >> 32 == 0 => self.tsc_aux = value,
             // Default type (bits 7:0: UC, WC, WT, WP, WB), fixed-range (10) and MTRR
             // (11) enables; no ranges to enable: the value is kept.
@@ -198,14 +173,15 @@ mod tests {
         assert_eq!(kind(0x830), Kind::Chip);
         assert_eq!(kind(0x8ff), Kind::Chip);
         assert_eq!(kind(EFER), Kind::Emulated);
-        assert_eq!(kind(APIC_BASE), Kind::Emulated);
+        assert_eq!(kind(APIC_BASE), Kind::Chip);
+        assert_eq!(kind(TSC_DEADLINE), Kind::Chip);
         // The host's own SVM state and anything unknown: #GP.
         assert_eq!(kind(0xc001_0117), Kind::Refused);
         assert_eq!(kind(0x3a), Kind::Refused);
         assert_eq!(kind(0x900), Kind::Refused);
         // Every emulated MSR reads; every refused one does not.
-        let m = Msrs::new(0);
-        for msr in [0x10, 0x1b, 0x8b, 0xfe, 0x179, 0x17a, 0x1a0, 0x277, 0x2ff] {
+        let m = Msrs::new();
+        for msr in [0x10, 0x8b, 0xfe, 0x179, 0x17a, 0x1a0, 0x277, 0x2ff] {
             assert_eq!(kind(msr), Kind::Emulated);
             assert!(m.read(msr, &vmcb(), 0).is_some(), "{msr:#x}");
         }
@@ -214,7 +190,7 @@ mod tests {
 
     #[test]
     fn efer_hides_and_keeps_svme() {
-        let mut m = Msrs::new(0);
+        let mut m = Msrs::new();
         let mut v = vmcb();
         assert_eq!(m.read(EFER, &v, 0), Some(0));
         // SCE | LME | NXE.
@@ -232,7 +208,7 @@ mod tests {
 
     #[test]
     fn the_tsc_reads_and_writes_through_the_offset() {
-        let mut m = Msrs::new(1);
+        let mut m = Msrs::new();
         let mut v = vmcb();
         assert_eq!(m.read(TSC, &v, 5000), Some(4000));
         assert!(m.write(TSC, 100, &mut v, 7000));
@@ -240,28 +216,8 @@ mod tests {
     }
 
     #[test]
-    fn apic_base_is_fixed_but_x2apic_is_honoured() {
-        let mut v = vmcb();
-        let mut bsp = Msrs::new(0);
-        assert_eq!(bsp.read(APIC_BASE, &v, 0), Some(0xfee0_0900));
-        assert_eq!(Msrs::new(1).read(APIC_BASE, &v, 0), Some(0xfee0_0800));
-        assert!(!bsp.x2apic());
-        assert!(bsp.write(APIC_BASE, 0xfee0_0d00, &mut v, 0));
-        assert!(bsp.x2apic());
-        assert_eq!(bsp.read(APIC_BASE, &v, 0), Some(0xfee0_0d00));
-        // Moving the base, or x2APIC without enable: #GP, unchanged.
-        assert!(!bsp.write(APIC_BASE, 0xfed0_0900, &mut v, 0));
-        assert!(!bsp.write(APIC_BASE, 0xfee0_0400, &mut v, 0));
-        assert_eq!(bsp.read(APIC_BASE, &v, 0), Some(0xfee0_0d00));
-        // The BSP bit is read-only.
-        let mut ap = Msrs::new(1);
-        assert!(ap.write(APIC_BASE, 0xfee0_0900, &mut v, 0));
-        assert_eq!(ap.read(APIC_BASE, &v, 0), Some(0xfee0_0800));
-    }
-
-    #[test]
     fn pat_mtrr_and_the_fixed_ones() {
-        let mut m = Msrs::new(0);
+        let mut m = Msrs::new();
         let mut v = vmcb();
         assert!(m.write(PAT, 0x0007_0406_0007_0106, &mut v, 0));
         assert_eq!(v.pat, 0x0007_0406_0007_0106);

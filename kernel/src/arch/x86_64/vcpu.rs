@@ -18,9 +18,10 @@ use super::ioexit::{code, decode_npf};
 use super::msr::{self, InVmcb, Msrs};
 use super::permmap::{IoMap, MsrMap, IOPM_SIZE, MSRPM_SIZE};
 use super::pmports::{Action, Pm};
-use super::vmcb::{ctl, save, Setup, Vmcb};
-use super::{boot, cpuid, port, world};
+use super::vmcb::{ctl, misc1, save, Setup, Vmcb};
+use super::{boot, cpuid, lapic, port, world};
 use crate::devices::irqchip::IrqChip;
+use crate::devices::x86apic::X86Apic;
 use crate::hal::exit::{Access, FirstTouch, Reply, VmExit};
 use crate::hal::HostTimer;
 use crate::hal::VcpuStart;
@@ -52,6 +53,10 @@ pub struct Vcpu {
     msrs: Msrs,
     pm: Pm,
     cpu: cpuid::Vcpu,
+    /// The guest ran `hlt` and has taken no interrupt since.
+    halted: bool,
+    /// When the guest's local APIC timer fires next, in host TSC.
+    wake_at: Option<u64>,
 }
 
 /// Host memory, identity-mapped: the nested tables and, through them, guest RAM.
@@ -95,8 +100,15 @@ const EVENT_ERROR_CODE: u64 = 1 << 11;
 const EVENT_EXCEPTION: u64 = 3 << 8;
 /// #GP.
 const VECTOR_GP: u64 = 13;
-/// V_INTR's V_IRQ bit: a virtual interrupt is pending.
+/// V_INTR: V_IRQ (a virtual interrupt is pending: used to exit when the guest can
+/// take one), its priority (highest) and "ignore the TPR".
 const V_IRQ: u64 = 1 << 8;
+const V_INTR_PRIO: u64 = 0xf << 16;
+const V_IGN_TPR: u64 = 1 << 20;
+/// EVENTINJ type NMI; NMI's vector.
+const EVENT_NMI: u64 = 2 << 8;
+const VECTOR_NMI: u64 = 2;
+const RFLAGS_IF: u64 = 1 << 9;
 
 impl Vcpu {
     fn mode(&self) -> Mode {
@@ -151,10 +163,16 @@ impl Vcpu {
         self.vmcb.set_u32(ctl::TLB_CONTROL, TLB_FLUSH_ASID);
         self.vmcb.set_u32(ctl::CLEAN_BITS, 0);
         let pa = (&raw const *self.vmcb) as u64;
+        // The guest's next local APIC timer interrupt makes it exit (INTR) in time
+        // for the chip to fire it, even if the guest never exits by itself.
+        let armed = self.wake_at.is_some_and(lapic::wake_at);
         // SAFETY: the VMCB is this vCPU's (4 KiB aligned, identity-mapped heap), its
         // nested tables and permission maps live as long as the vCPU, and
         // `enable_svm` pointed this CPU's VM_HSAVE_PA at its save area.
         unsafe { world::run(boot::current_slot(), pa, &mut g) };
+        if armed {
+            lapic::wake_off();
+        }
         self.regs.gpr = [
             self.vmcb.u64(save::RAX),
             g.rcx,
@@ -176,17 +194,60 @@ impl Vcpu {
         self.regs.rip = self.vmcb.u64(save::RIP);
         // An event whose delivery the exit interrupted (a first touch of the IDT or
         // the stack, say) is delivered again at the next entry.
+        // An event injected at entry was delivered unless EXITINTINFO holds it.
         let pending_event = self.vmcb.u64(ctl::EXITINTINFO);
-        if pending_event & EVENT_VALID != 0 {
-            self.vmcb.set_u64(ctl::EVENTINJ, pending_event);
-        }
+        let again = if pending_event & EVENT_VALID != 0 {
+            pending_event
+        } else {
+            0
+        };
+        self.vmcb.set_u64(ctl::EVENTINJ, again);
         self.vmcb.u64(ctl::EXITCODE)
+    }
+
+    /// Waits on this CPU for an interrupt: a kick (a new virtual interrupt, a stop)
+    /// or the guest's local APIC timer coming due.
+    fn sleep(&mut self) {
+        let armed = match self.wake_at {
+            Some(at) if at <= port::rdtsc() => return,
+            Some(at) => lapic::wake_at(at),
+            None => false,
+        };
+        if self.wake_at.is_some() && !armed {
+            // No timer to wake by: look again soon.
+            port::take_interrupts();
+            return;
+        }
+        port::wait_interrupt();
+        if armed {
+            lapic::wake_off();
+        }
+    }
+
+    /// Asks (or stops asking) for an exit once the guest can take an interrupt.
+    fn interrupt_window(&mut self, on: bool) {
+        let v = self.vmcb.u64(ctl::V_INTR) & !(V_IRQ | V_INTR_PRIO | V_IGN_TPR);
+        let m1 = self.vmcb.u32(ctl::INTERCEPT_MISC1) & !misc1::VINTR;
+        if on {
+            self.vmcb
+                .set_u64(ctl::V_INTR, v | V_IRQ | V_INTR_PRIO | V_IGN_TPR);
+            self.vmcb.set_u32(ctl::INTERCEPT_MISC1, m1 | misc1::VINTR);
+        } else {
+            self.vmcb.set_u64(ctl::V_INTR, v);
+            self.vmcb.set_u32(ctl::INTERCEPT_MISC1, m1);
+        }
     }
 
     /// Finishes the pending exit with `reply` (stepping over the instruction).
     fn finish(&mut self, reply: Reply) {
         // A reply that does not fit leaves the instruction to run again.
-        let _ = exits::complete(self.pending, reply, &mut self.regs);
+        if exits::complete(self.pending, reply, &mut self.regs).is_ok()
+            && self.pending != Pending::Nothing
+        {
+            // The instruction ran: an `sti`'s interrupt shadow (over `sti; hlt`)
+            // is over.
+            self.vmcb.set_u64(ctl::INTERRUPT_SHADOW, 0);
+        }
         self.pending = Pending::Nothing;
     }
 
@@ -270,14 +331,10 @@ impl Vcpu {
                 }
             }
             VmExit::Idle => {
+                // Stepped over; the vCPU sleeps (in `run`) until the chip gives it
+                // an interrupt.
                 self.finish(Reply::None);
-                // Sleep until an interrupt (a kick: a new virtual interrupt, a stop)
-                // unless one is pending for the guest already.
-                if self.vmcb.u64(ctl::V_INTR) & V_IRQ == 0
-                    && self.vmcb.u64(ctl::EVENTINJ) & EVENT_VALID == 0
-                {
-                    port::wait_interrupt();
-                }
+                self.halted = true;
                 Some(VmExit::Idle)
             }
             other => Some(other),
@@ -332,17 +389,26 @@ impl crate::hal::Vcpu for Vcpu {
             regs,
             pending: Pending::Nothing,
             ncr3: s.stage2.ncr3,
-            msrs: Msrs::new(s.index),
+            msrs: Msrs::new(),
             pm: Pm::default(),
             cpu: cpuid::Vcpu {
                 apic_id: s.index as u32,
                 vcpus: s.vcpus as u32,
                 tsc_khz: u32::try_from(tsc_khz).unwrap_or(u32::MAX),
             },
+            halted: false,
+            wake_at: None,
         }
     }
 
     fn run(&mut self, first_touch: FirstTouch) -> VmExit {
+        if self.halted {
+            if self.vmcb.u64(ctl::EVENTINJ) & EVENT_VALID == 0 {
+                self.sleep();
+                return VmExit::Idle;
+            }
+            self.halted = false;
+        }
         loop {
             let exit = self.enter();
             let info1 = self.vmcb.u64(ctl::EXITINFO1);
@@ -351,7 +417,12 @@ impl crate::hal::Vcpu for Vcpu {
                     port::take_interrupts();
                     return VmExit::Interrupt { forward: None };
                 }
-                code::VINTR => continue,
+                code::VINTR => {
+                    // The guest can take the interrupt it waited with: back to the
+                    // core, whose fill_irqs injects it.
+                    self.interrupt_window(false);
+                    return VmExit::Interrupt { forward: None };
+                }
                 code::NPF => {
                     let gpa = self.vmcb.u64(ctl::EXITINFO2);
                     let npf = decode_npf(info1);
@@ -384,10 +455,50 @@ impl crate::hal::Vcpu for Vcpu {
     }
 
     fn reply(&mut self, reply: Reply) {
-        self.finish(reply);
+        if reply == Reply::Refused {
+            self.inject_gp();
+        } else {
+            self.finish(reply);
+        }
     }
 
-    fn fill_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
+    /// The local APIC's next interrupt into EVENTINJ when the guest can take it
+    /// (IF set, no interrupt shadow), else an exit asked for when it can; an NMI
+    /// first. Nothing while an event is still to be delivered.
+    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        let Some(apic) = chip.model().downcast_mut::<X86Apic>() else {
+            return;
+        };
+        // Guest TSC = host TSC + TSC_OFFSET; the chip's offset is host - guest.
+        let back = self.vmcb.u64(ctl::TSC_OFFSET).wrapping_neg();
+        apic.set_tsc_offset(back);
+        apic.poll(index);
+        self.wake_at = apic.timer_deadline(index).map(|d| d.wrapping_add(back));
+        if self.vmcb.u64(ctl::EVENTINJ) & EVENT_VALID != 0 {
+            return;
+        }
+        if apic.take_nmi(index) {
+            self.vmcb
+                .set_u64(ctl::EVENTINJ, VECTOR_NMI | EVENT_NMI | EVENT_VALID);
+            return;
+        }
+        let Some(vector) = apic.pending(index) else {
+            self.interrupt_window(false);
+            return;
+        };
+        let open = self.vmcb.u64(save::RFLAGS) & RFLAGS_IF != 0
+            && self.vmcb.u64(ctl::INTERRUPT_SHADOW) & 1 == 0;
+        if open && apic.ack(index, vector) {
+            self.interrupt_window(false);
+            self.vmcb
+                .set_u64(ctl::EVENTINJ, u64::from(vector) | EVENT_VALID);
+        } else {
+            self.interrupt_window(true);
+        }
+    }
+
+    /// Nothing to take back: an interrupt whose delivery an exit cut short is
+    /// injected again from EXITINTINFO at the next entry.
     fn sync_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
 
     fn pc(&self) -> u64 {
