@@ -11,9 +11,13 @@
 //! - 0x70-0x71, the CMOS clock: its one early read of the time finds the update
 //!   flag always set and gives up (bounded); the FADT says there is no CMOS RTC, so
 //!   no RTC driver is bound to it.
-//! - 0x80, the POST port Linux writes for I/O delays (`outb_p`).
+//! - 0x80, the POST port Linux writes for I/O delays (`outb_p`), and the rest of
+//!   the ISA DMA controllers (0x00-0x1F, 0x81-0x8F page registers, 0xC0-0xDF):
+//!   Linux reads a DMA page register while it unpacks the initramfs.
 //! - 0x2F8-0x2FF, 0x3E8-0x3EF, 0x2E8-0x2EF, COM2-COM4: the serial driver's probe
 //!   finds no UART (scratch register and FIFO read all ones).
+//! - 0x2E-0x2F and 0x4E-0x4F, Super I/O configuration ports: the serial driver
+//!   looks for a Fintek Super I/O's UARTs there and finds no chip.
 //! - 0xCF8 and 0xCFA-0xCFF, PCI configuration mechanisms #1 and #2: the address
 //!   written to 0xCF8 does not read back, so no PCI ("No config space access
 //!   function found"); 0xCF9 is the reset control register (`pmports`).
@@ -24,10 +28,15 @@
 pub const ABSENT: &[(u16, u16, &str)] = &[
     (0x20, 0x21, "8259 PIC (master)"),
     (0xa0, 0xa1, "8259 PIC (slave)"),
+    (0x2e, 0x2f, "Super I/O configuration"),
     (0x40, 0x43, "8254 PIT"),
+    (0x4e, 0x4f, "Super I/O configuration"),
     (0x61, 0x61, "port B (PIT gate, speaker)"),
     (0x70, 0x71, "CMOS RTC"),
+    (0x00, 0x1f, "8237 DMA controller 1"),
     (0x80, 0x80, "POST / I/O delay"),
+    (0x81, 0x8f, "DMA page registers"),
+    (0xc0, 0xdf, "8237 DMA controller 2"),
     (0x2e8, 0x2ef, "COM4"),
     (0x2f8, 0x2ff, "COM2"),
     (0x3e8, 0x3ef, "COM3"),
@@ -77,6 +86,11 @@ mod tests {
         assert_eq!(access(0x70, 1, Some(0x0a)), Some(0));
         assert_eq!(access(0x71, 1, None), Some(0xff));
         assert_eq!(access(0x80, 1, Some(0)), Some(0));
+        // The DMA page register Linux reads while it unpacks its initramfs.
+        assert_eq!(access(0x87, 1, None), Some(0xff));
+        // The serial driver's Super I/O probe.
+        assert_eq!(access(0x4e, 1, Some(0x87)), Some(0));
+        assert_eq!(access(0x2f, 1, None), Some(0xff));
         // COM2's scratch register; a word across two absent ports.
         assert_eq!(access(0x2ff, 1, None), Some(0xff));
         assert_eq!(access(0x2f8, 2, None), Some(0xffff));
@@ -89,12 +103,12 @@ mod tests {
     #[test]
     fn other_ports_are_not_answered_here() {
         // The console, the PM block, the reset register, the keyboard controller.
-        for p in [0x3f8, 0x600, 0x604, 0xcf9, 0x64, 0x60, 0x81, 0x3e0] {
+        for p in [0x3f8, 0x600, 0x604, 0xcf9, 0x64, 0x60, 0x92, 0x3e0] {
             assert_eq!(access(p, 1, None), None, "port {p:#x}");
         }
         // An access reaching past an absent range.
         assert_eq!(access(0x43, 2, None), None);
-        assert_eq!(access(0x80, 2, None), None);
+        assert_eq!(access(0x8f, 2, None), None);
         assert_eq!(access(0xffff, 2, None), None);
         // Odd widths.
         assert_eq!(access(0x80, 3, None), None);
