@@ -117,6 +117,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "qemu-x86_64: a VM resets itself through port 0xCF9 and passes its checks again (RAM zero on the second boot); the other finishes",
     ),
     (
+        "x86_64-linux",
+        "qemu-x86_64: Debian's amd64 Linux (bzImage, 32-bit boot protocol, zero page, per-VM ACPI tables) with 2 vCPUs reports 2 CPUs, runs `uname -m` (x86_64) and powers off, next to a test VM that passes; exit 0 (pulls linux-x86_64 when missing)",
+    ),
+    (
         "x86_64-no-svm",
         "board qemu-x86_64 on `-cpu qemu64,-svm`: the hypervisor refuses to start, saying the CPU has no AMD SVM, and ends with a failure status",
     ),
@@ -427,6 +431,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "x86_64-two-vms" => two_vms(ws, name, X86_64_BOARD),
         "x86_64-fault-isolation" => fault_isolation(ws, name, X86_64_BOARD, &X86_64_FAULT_VMS),
         "x86_64-vm-reset" => vm_reset(ws, name, X86_64_BOARD, &X86_64_RESET_VMS),
+        "x86_64-linux" => linux(ws, name, X86_64_BOARD, &X86_64_LINUX_VMS, 2),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
         "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
@@ -1181,6 +1186,10 @@ const X86_64_BOARD: &str = "configs/board/qemu-x86_64.toml";
 const X86_64_FAULT_VMS: [&str; 2] = [
     "configs/vms/testguest-x86_64-qemu-smp2-a.toml",
     "configs/vms/testguest-x86_64-qemu-smp2-fault.toml",
+];
+const X86_64_LINUX_VMS: [&str; 2] = [
+    "configs/vms/linux-x86_64-qemu-smp2.toml",
+    "configs/vms/testguest-x86_64-qemu-smp2-b.toml",
 ];
 const X86_64_RESET_VMS: [&str; 2] = [
     "configs/vms/testguest-x86_64-qemu-smp2-a.toml",
