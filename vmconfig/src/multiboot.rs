@@ -128,10 +128,15 @@ pub fn layout_of(head: &[u8], len: usize) -> Result<Layout, Error> {
         if h.load_end_addr < h.load_addr {
             return Err(bad("load_end_addr is below load_addr"));
         }
-        file_start
+        let want = file_start
             .checked_add((h.load_end_addr - h.load_addr) as usize)
-            .filter(|&e| e <= len)
-            .ok_or(bad("load_end_addr lies beyond the file's end"))?
+            .ok_or(bad("load_end_addr lies beyond the file's end"))?;
+        // A file cut from its ELF at the last initialized byte (a raw binary of a
+        // guest crate) may end before load_end_addr: the rest is zero, as bss is.
+        if want > len && h.bss_end_addr < h.load_end_addr {
+            return Err(bad("load_end_addr lies beyond the file's end"));
+        }
+        want.min(len)
     };
     let load_end = u64::from(h.load_addr) + (file_end - file_start) as u64;
     let end = if h.bss_end_addr == 0 {
@@ -213,6 +218,19 @@ mod tests {
             (l.file_start, l.file_end, l.end),
             (0x1000, 0x1800, 0x10_0800)
         );
+    }
+
+    #[test]
+    fn a_raw_file_may_end_before_load_end_inside_the_bss() {
+        // The file holds 0x40 bytes; load_end_addr says 0x48, bss goes on to 0x1000.
+        let img = image(
+            0,
+            FLAG_AOUT_KLUDGE,
+            [0x10_0000, 0x10_0000, 0x10_0048, 0x10_1000, 0x10_0020],
+            0x20,
+        );
+        let l = layout(&img).unwrap();
+        assert_eq!((l.file_end, l.end), (0x40, 0x10_1000));
     }
 
     #[test]

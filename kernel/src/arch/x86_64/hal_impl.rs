@@ -134,7 +134,9 @@ impl Cpu for X86_64 {
         port::outb(0xa1, 0xff);
         enable_svm()?;
         lapic::init(lapic_base(b)?);
-        TSC_HZ.store(measure_tsc(b)?, Ordering::Relaxed);
+        let tsc_hz = measure_tsc(b)?;
+        TSC_HZ.store(tsc_hz, Ordering::Relaxed);
+        lapic::calibrate_timer(tsc_hz);
         Ok(())
     }
 

@@ -61,6 +61,8 @@ pub mod save {
 pub mod misc1 {
     pub const INTR: u32 = 1 << 0;
     pub const NMI: u32 = 1 << 1;
+    /// A virtual interrupt (V_IRQ) the guest can take now: the interrupt window.
+    pub const VINTR: u32 = 1 << 4;
     pub const INIT: u32 = 1 << 3;
     pub const CPUID: u32 = 1 << 18;
     pub const HLT: u32 = 1 << 24;
