@@ -87,15 +87,12 @@ pub fn run(platform: &Platform, list: &str) -> ! {
     arch::firmware::system_off()
 }
 
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 /// Set while [`catch`] runs its closure: the exception handler then records the
 /// exception's syndrome in `CAUGHT` ([`take_exception`]) and the guest goes on after
 /// the faulting instruction.
 static CATCHING: Shared = Shared::new(0);
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 static CAUGHT: Shared = Shared::new(0);
 
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 /// Runs `f`; returns the syndrome (ESR_EL1, scause) of the first synchronous
 /// exception it raised (the faulting instruction is skipped), or None.
 pub fn catch(f: impl FnOnce()) -> Option<u64> {
@@ -107,7 +104,6 @@ pub fn catch(f: impl FnOnce()) -> Option<u64> {
     (syndrome != 0).then_some(syndrome & !(1 << 63))
 }
 
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 /// From the exception handler: whether [`catch`] takes this exception (then it is
 /// recorded and the handler skips the faulting instruction).
 pub fn take_exception(syndrome: u64) -> bool {

@@ -79,7 +79,6 @@ impl Platform {
     /// A VM described by firmware that hands over no device tree (x86's Multiboot):
     /// no regions or CPUs yet (see [`Self::add_memory`], [`Self::add_reserved`],
     /// [`Self::add_cpu`]); its device tree has no nodes.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub fn without_dtb(bootargs: &'static str, uart: Option<Uart>) -> Self {
         Self {
             fdt: Fdt::empty(),
@@ -140,15 +139,7 @@ pub fn parse(addr: usize) -> Result<Platform, Why> {
             base: base as u64,
             size: size as u64,
         },
-        bootargs: "",
-        memory: [Region::default(); MAX_REGIONS],
-        memory_count: 0,
-        reserved: [Region::default(); MAX_REGIONS],
-        reserved_count: 0,
-        cpus: [0; MAX_CPUS],
-        cpu_count: 0,
-        cpus_in_dtb: 0,
-        uart: None,
+        ..Platform::without_dtb("", None)
     };
     read_chosen(&mut platform);
     read_memory(&mut platform);

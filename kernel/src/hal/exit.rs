@@ -122,7 +122,7 @@ pub enum Reply {
         on: bool,
     },
     Hypercall([u64; 4]),
-    /// The access is refused: the vCPU takes its architecture's fault for it (an
-    /// MSR nobody answers: #GP on x86).
+    /// The access is refused: the vCPU takes the architecture's fault for it
+    /// (x86: #GP for an MSR), the instruction not completed.
     Refused,
 }

@@ -211,12 +211,10 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
             write,
             pc,
         } => port_io(m, vm, index, vcpu, (port, width, write, pc)),
-        // The MSRs the architecture does not answer itself are the interrupt
-        // chip's (x86's APIC MSRs); nobody's: refused (#GP).
-        VmExit::MsrRead { msr, .. } => msr_access(m, vm, index, vcpu, msr, None),
-        VmExit::MsrWrite { msr, value, .. } => msr_access(m, vm, index, vcpu, msr, Some(value)),
-        // The architecture answers CPUID itself; one that reaches the core is a bug
-        // of the arch code: the VM is stopped with the reason.
+        VmExit::MsrRead { msr, pc } => msr_access(m, (vm, index, vcpu), msr, None, pc),
+        VmExit::MsrWrite { msr, value, pc } => {
+            msr_access(m, (vm, index, vcpu), msr, Some(value), pc)
+        }
         VmExit::Cpuid { leaf, subleaf } => {
             let why = alloc::format!("not supported yet: CPUID leaf {leaf:#x}.{subleaf:#x}");
             stop(m, vm, &why)
@@ -279,33 +277,6 @@ fn access<'a>(vm: &'a Vm, index: usize, events: &'a mut Vec<VmEvent>) -> Access<
     }
 }
 
-/// An MSR access the architecture handed to the core: the VM's interrupt chip
-/// answers it (and may start vCPUs: an x2APIC start-up IPI), else it is refused.
-fn msr_access(
-    m: &Machine,
-    vm: &Vm,
-    index: usize,
-    vcpu: &mut CurrentVcpu,
-    msr: u32,
-    write: Option<u64>,
-) -> Next {
-    let mut events = Vec::new();
-    let answer = match vm.devices.lock().irq_chip() {
-        Some(chip) => {
-            let a = chip.msr(index, msr, write);
-            chip.take_events(&mut events);
-            a
-        }
-        None => MsrAnswer::NotMine,
-    };
-    match (answer, write) {
-        (MsrAnswer::Value(v), None) => vcpu.reply(Reply::MsrRead(v)),
-        (MsrAnswer::Value(_), Some(_)) => vcpu.reply(Reply::None),
-        (MsrAnswer::NotMine | MsrAnswer::Refused, _) => vcpu.reply(Reply::Refused),
-    }
-    act_on(m, vm, index, events)
-}
-
 /// An `in` or `out`: answered by the device at the port, else the VM is stopped.
 fn port_io(
     m: &Machine,
@@ -326,6 +297,44 @@ fn port_io(
     };
     let reply = |v: u64| Reply::PortRead(v as u32);
     answer(m, (vm, index, vcpu), r, events, reply, unmapped, &at)
+}
+
+/// An MSR access (`write` None for a read) by vCPU `index`: the interrupt chip's
+/// MSRs (x86's APIC) are answered by the chip, the ones it refuses fault in the
+/// guest; no other MSR is answered yet: the VM is stopped with the reason.
+fn msr_access(
+    m: &Machine,
+    (vm, index, vcpu): (&Vm, usize, &mut CurrentVcpu),
+    msr: u32,
+    write: Option<u64>,
+    pc: u64,
+) -> Next {
+    let mut events = Vec::new();
+    let answer = match vm.devices.lock().irq_chip() {
+        Some(chip) => {
+            let a = chip.msr(index, msr, write);
+            chip.take_events(&mut events);
+            a
+        }
+        None => MsrAnswer::NotMine,
+    };
+    match answer {
+        MsrAnswer::Value(v) => {
+            vcpu.reply(match write {
+                Some(_) => Reply::None,
+                None => Reply::MsrRead(v),
+            });
+            act_on(m, vm, index, events)
+        }
+        MsrAnswer::Refused => {
+            vcpu.reply(Reply::Refused);
+            Next::Continue
+        }
+        MsrAnswer::NotMine => {
+            let why = alloc::format!("not supported yet: MSR {msr:#x} access, PC {pc:#x}");
+            stop(m, vm, &why)
+        }
+    }
 }
 
 /// Finishes a device access by vCPU `index`: its value to the vCPU and the events

@@ -3,10 +3,14 @@
 //! the arch-neutral checks use:
 //!
 //! - boot: the image entry (device tree address in, stacks, .bss, exception vectors)
-//!   calling [`crate::guest::primary_main`], and a secondary-CPU entry that takes its
-//!   stack slot from the start argument and calls [`crate::guest::secondary_main`];
+//!   calling [`crate::guest::primary_main`] (x86_64: the Multiboot information in,
+//!   read into a [`crate::platform::Platform`] for [`crate::guest::run`]), and a
+//!   secondary-CPU entry that takes its stack slot from the start argument (x86_64:
+//!   from the SIPI trampoline's data) and calls [`crate::guest::secondary_main`];
 //! - `FALLBACK_UART`, `FIRMWARE_CONSOLE` (a byte writer over a firmware call, for
-//!   the `sbi-only` boot argument, if the architecture has one), `barrier`, `halt`, `wait_for_interrupt`, `cpu_hw_id`, `secondary_entry`;
+//!   the `sbi-only` boot argument, if the architecture has one), `barrier`, `halt`,
+//!   `wait_for_interrupt`, `spin_masked`, `cpu_hw_id`, `secondary_entry` (not on
+//!   x86_64, whose secondaries start at the SIPI vector);
 //! - `timer`: `frequency`, `now`, `arm`, `disarm`;
 //! - `irq`: `init` (interrupt controller set up for the timer), `enable`, `disable`,
 //!   and an interrupt handler that reports to [`crate::checks::timer`];

@@ -134,9 +134,7 @@ impl Cpu for X86_64 {
         port::outb(0xa1, 0xff);
         enable_svm()?;
         lapic::init(lapic_base(b)?);
-        let tsc_hz = measure_tsc(b)?;
-        TSC_HZ.store(tsc_hz, Ordering::Relaxed);
-        lapic::calibrate_timer(tsc_hz);
+        TSC_HZ.store(measure_tsc(b)?, Ordering::Relaxed);
         Ok(())
     }
 

@@ -10,9 +10,10 @@
 //!   MTRR capabilities (none) and default type, MISC_ENABLE, TSC_AUX, and the AMD
 //!   MSRs Linux reads at boot (SYSCFG, HWCR, VM_CR with SVM disabled, the patch
 //!   level, the machine-check capability / status: all zero or fixed).
-//! - **Interrupt chip**: APIC_BASE (0x1B), TSC_DEADLINE (0x6E0) and the x2APIC
-//!   range 0x800-0x8FF, to the core as `VmExit::MsrRead` / `MsrWrite` for the VM's
-//!   local APIC (which answers or refuses them: #GP).
+//! - **Interrupt chip**: APIC_BASE (0xFEE0_0000, enable, BSP on vCPU 0, x2APIC
+//!   enable honoured), TSC_DEADLINE and the x2APIC range 0x800-0x8FF, to the core
+//!   as `VmExit::MsrRead` / `MsrWrite` for the VM's local APIC
+//!   (`devices/x86apic`, which answers or refuses them).
 //!
 //! Everything else, and a write of a value the MSR does not take, is answered
 //! with #GP as a real CPU does for an MSR it lacks: never a crash, never the host's
@@ -89,15 +90,15 @@ pub struct InVmcb {
 }
 
 /// A vCPU's emulated MSRs that live nowhere else.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Msrs {
     pub tsc_aux: u64,
     pub mtrr_def_type: u64,
 }
 
 impl Msrs {
-    /// The power-on values.
-    pub fn new() -> Self {
+    /// The power-on values of vCPU `index` (vCPU 0 is the bootstrap processor).
+    pub fn new(_index: usize) -> Self {
         Self {
             tsc_aux: 0,
             mtrr_def_type: 0,
@@ -173,14 +174,14 @@ mod tests {
         assert_eq!(kind(0x830), Kind::Chip);
         assert_eq!(kind(0x8ff), Kind::Chip);
         assert_eq!(kind(EFER), Kind::Emulated);
-        assert_eq!(kind(APIC_BASE), Kind::Chip);
+        assert_eq!(kind(APIC_BASE), Kind::Chip, "the local APIC's");
         assert_eq!(kind(TSC_DEADLINE), Kind::Chip);
         // The host's own SVM state and anything unknown: #GP.
         assert_eq!(kind(0xc001_0117), Kind::Refused);
         assert_eq!(kind(0x3a), Kind::Refused);
         assert_eq!(kind(0x900), Kind::Refused);
         // Every emulated MSR reads; every refused one does not.
-        let m = Msrs::new();
+        let m = Msrs::new(0);
         for msr in [0x10, 0x8b, 0xfe, 0x179, 0x17a, 0x1a0, 0x277, 0x2ff] {
             assert_eq!(kind(msr), Kind::Emulated);
             assert!(m.read(msr, &vmcb(), 0).is_some(), "{msr:#x}");
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn efer_hides_and_keeps_svme() {
-        let mut m = Msrs::new();
+        let mut m = Msrs::new(0);
         let mut v = vmcb();
         assert_eq!(m.read(EFER, &v, 0), Some(0));
         // SCE | LME | NXE.
@@ -208,7 +209,7 @@ mod tests {
 
     #[test]
     fn the_tsc_reads_and_writes_through_the_offset() {
-        let mut m = Msrs::new();
+        let mut m = Msrs::new(1);
         let mut v = vmcb();
         assert_eq!(m.read(TSC, &v, 5000), Some(4000));
         assert!(m.write(TSC, 100, &mut v, 7000));
@@ -217,7 +218,7 @@ mod tests {
 
     #[test]
     fn pat_mtrr_and_the_fixed_ones() {
-        let mut m = Msrs::new();
+        let mut m = Msrs::new(0);
         let mut v = vmcb();
         assert!(m.write(PAT, 0x0007_0406_0007_0106, &mut v, 0));
         assert_eq!(v.pat, 0x0007_0406_0007_0106);

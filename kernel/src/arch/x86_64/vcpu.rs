@@ -8,8 +8,11 @@
 //! not intercepted, emulated ones answered, unknown ones #GP injected; the x2APIC
 //! range goes to the core for the interrupt chip), the ACPI power / reset ports of
 //! `pmports` (power-off and reset become `SystemOff` / `SystemReset`). HLT steps
-//! over the instruction and waits on this CPU for an interrupt (a kick) unless a
-//! virtual interrupt is already pending, then says `Idle`.
+//! over the instruction and waits on this CPU for an interrupt (a kick, the host
+//! timer) unless the guest can take one at once, then says `Idle`. Interrupts:
+//! `fill_irqs` / `sync_irqs` exchange them with the VM's `X86Apic` through
+//! `inject`, and arm the host's local APIC timer for the guest's; a MSR the chip
+//! refuses (`Reply::Refused`) is a #GP.
 
 use super::exits::{self, Pending, Regs};
 use super::gwalk::{self, GuestMem, Paging};
@@ -54,12 +57,10 @@ pub struct Vcpu {
     msrs: Msrs,
     pm: Pm,
     cpu: cpuid::Vcpu,
-    /// The guest ran `hlt` and has taken no interrupt since.
-    halted: bool,
-    /// When the guest's local APIC timer fires next, in host TSC.
-    wake_at: Option<u64>,
-    /// What `inject` keeps between entry and exit.
+    /// The interrupt offered for the next entry (`inject`).
     irq: IrqState,
+    /// The host timer's deadline as last armed (host TSC).
+    timer: Option<u64>,
 }
 
 /// Host memory, identity-mapped: the nested tables and, through them, guest RAM.
@@ -151,16 +152,10 @@ impl Vcpu {
         self.vmcb.set_u32(ctl::TLB_CONTROL, TLB_FLUSH_ASID);
         self.vmcb.set_u32(ctl::CLEAN_BITS, 0);
         let pa = (&raw const *self.vmcb) as u64;
-        // The guest's next local APIC timer interrupt makes it exit (INTR) in time
-        // for the chip to fire it, even if the guest never exits by itself.
-        let armed = self.wake_at.is_some_and(lapic::wake_at);
         // SAFETY: the VMCB is this vCPU's (4 KiB aligned, identity-mapped heap), its
         // nested tables and permission maps live as long as the vCPU, and
         // `enable_svm` pointed this CPU's VM_HSAVE_PA at its save area.
         unsafe { world::run(boot::current_slot(), pa, &mut g) };
-        if armed {
-            lapic::wake_off();
-        }
         self.regs.gpr = [
             self.vmcb.u64(save::RAX),
             g.rcx,
@@ -180,41 +175,16 @@ impl Vcpu {
             g.r15,
         ];
         self.regs.rip = self.vmcb.u64(save::RIP);
-        // An event injected at entry was delivered unless EXITINTINFO holds it (a
-        // first touch of the IDT or the stack, say): then it is injected again.
+        // An event whose delivery the exit interrupted (a first touch of the IDT or
+        // the stack, say) is delivered again at the next entry.
         inject::after_exit(&mut self.vmcb);
         self.vmcb.u64(ctl::EXITCODE)
-    }
-
-    /// Waits on this CPU for an interrupt: a kick (a new virtual interrupt, a stop)
-    /// or the guest's local APIC timer coming due.
-    fn sleep(&mut self) {
-        let armed = match self.wake_at {
-            Some(at) if at <= port::rdtsc() => return,
-            Some(at) => lapic::wake_at(at),
-            None => false,
-        };
-        if self.wake_at.is_some() && !armed {
-            // No timer to wake by: look again soon.
-            port::take_interrupts();
-            return;
-        }
-        port::wait_interrupt();
-        if armed {
-            lapic::wake_off();
-        }
     }
 
     /// Finishes the pending exit with `reply` (stepping over the instruction).
     fn finish(&mut self, reply: Reply) {
         // A reply that does not fit leaves the instruction to run again.
-        if exits::complete(self.pending, reply, &mut self.regs).is_ok()
-            && self.pending != Pending::Nothing
-        {
-            // The instruction ran: an `sti`'s interrupt shadow (over `sti; hlt`)
-            // is over.
-            self.vmcb.set_u64(ctl::INTERRUPT_SHADOW, 0);
-        }
+        let _ = exits::complete(self.pending, reply, &mut self.regs);
         self.pending = Pending::Nothing;
     }
 
@@ -283,10 +253,13 @@ impl Vcpu {
                 }
             }
             VmExit::Idle => {
-                // Stepped over; the vCPU sleeps (in `run`) until the chip gives it
-                // an interrupt.
                 self.finish(Reply::None);
-                self.halted = true;
+                // Sleep until an interrupt (a kick: a new virtual interrupt, a stop;
+                // the host timer at the local APIC timer's deadline) unless the
+                // guest can take one already.
+                if !inject::deliverable(&self.vmcb) {
+                    port::wait_interrupt();
+                }
                 Some(VmExit::Idle)
             }
             other => Some(other),
@@ -336,27 +309,19 @@ impl crate::hal::Vcpu for Vcpu {
             regs,
             pending: Pending::Nothing,
             ncr3: s.stage2.ncr3,
-            msrs: Msrs::new(),
+            msrs: Msrs::new(s.index),
             pm: Pm::default(),
             cpu: cpuid::Vcpu {
                 apic_id: s.index as u32,
                 vcpus: s.vcpus as u32,
                 tsc_khz: u32::try_from(tsc_khz).unwrap_or(u32::MAX),
             },
-            halted: false,
-            wake_at: None,
             irq: IrqState::default(),
+            timer: None,
         }
     }
 
     fn run(&mut self, first_touch: FirstTouch) -> VmExit {
-        if self.halted {
-            if !inject::queued(&self.vmcb) {
-                self.sleep();
-                return VmExit::Idle;
-            }
-            self.halted = false;
-        }
         loop {
             let exit = self.enter();
             let info1 = self.vmcb.u64(ctl::EXITINFO1);
@@ -365,12 +330,7 @@ impl crate::hal::Vcpu for Vcpu {
                     port::take_interrupts();
                     return VmExit::Interrupt { forward: None };
                 }
-                code::VINTR => {
-                    // The guest can take the interrupt it waited with: back to the
-                    // core, whose fill_irqs injects it.
-                    inject::interrupt_window(&mut self.vmcb, false);
-                    return VmExit::Interrupt { forward: None };
-                }
+                code::VINTR => continue,
                 code::NPF => {
                     let gpa = self.vmcb.u64(ctl::EXITINFO2);
                     let npf = decode_npf(info1);
@@ -405,29 +365,30 @@ impl crate::hal::Vcpu for Vcpu {
     fn reply(&mut self, reply: Reply) {
         if reply == Reply::Refused {
             self.inject_gp();
-        } else {
-            self.finish(reply);
+            return;
         }
+        self.finish(reply);
     }
 
-    /// The local APIC's next interrupt into EVENTINJ when the guest can take it,
-    /// else an exit asked for when it can (`inject::fill`); the wake-up time for
-    /// its timer.
+    /// The local APIC's interrupt offered, the host timer armed for its timer.
     fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
         let Some(apic) = chip.model().downcast_mut::<X86Apic>() else {
             return;
         };
-        // Guest TSC = host TSC + TSC_OFFSET; the chip's offset is host - guest.
-        let back = self.vmcb.u64(ctl::TSC_OFFSET).wrapping_neg();
-        apic.set_tsc_offset(back);
+        // Guest TSC = host TSC + TSC_OFFSET (the guest may write its TSC).
+        let behind = self.vmcb.u64(ctl::TSC_OFFSET).wrapping_neg();
+        apic.set_tsc_offset(behind);
         let due = inject::fill(&mut self.vmcb, apic, index, &mut self.irq);
-        self.wake_at = due.map(|d| d.wrapping_add(back));
+        let host = due.map(|d| d.wrapping_add(behind));
+        if host != self.timer {
+            lapic::arm_timer(host, super::X86_64::counter_hz());
+            self.timer = host;
+        }
     }
 
-    /// The guest's CR8 into the TPR (`inject::sync`).
     fn sync_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
         if let Some(apic) = chip.model().downcast_mut::<X86Apic>() {
-            inject::sync(&self.vmcb, apic, index, &mut self.irq);
+            inject::sync(&mut self.vmcb, apic, index, &mut self.irq);
         }
     }
 

@@ -259,15 +259,12 @@ tg_trampoline_start:
 8:  cli
     hlt
     jmp     8b
-    .balign 16
-tg_trampoline_gdt:
-    .quad 0
-    .quad 0x00AF9A000000FFFF
-    .quad 0x00CF92000000FFFF
-    .quad 0x00CF9A000000FFFF
+    // The image's GDT (its linear address is below 4 GiB), through a pointer the
+    // real-mode code can reach.
+    .balign 8
 tg_trampoline_gdt_pointer:
     .word 31
-    .long tg_trampoline_gdt - tg_trampoline_start + {trampoline}
+    .long tg_gdt
     .balign 8
 tg_trampoline_cr3:
     .quad 0

@@ -22,7 +22,15 @@ use crate::why::{why, CheckResult};
 pub const CHECK_NAME: &str = "apic";
 
 /// This architecture's own checks, run before `memory`.
-pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[("cpuid", cpuid_check)];
+pub const ARCH_CHECKS: &[crate::arch::ArchCheck] =
+    &[("cpuid", cpuid_check), ("console-irq", console_irq_check)];
+
+/// console-irq: the local APIC set up (see `irq::init`), COM1's interrupt comes
+/// through the I/O APIC once (`ioapic`).
+fn console_irq_check(platform: &crate::platform::Platform) -> CheckResult {
+    super::irq::init(platform)?;
+    super::ioapic::init_and_test()
+}
 
 /// The hypervisor's CPUID signature (leaf 0x4000_0000 EBX, ECX, EDX).
 const SIGNATURE: &[u8; 12] = b"HVRustHVABI1";
@@ -80,7 +88,7 @@ pub fn under_hypervisor() -> bool {
 }
 
 /// `vmmcall` with EAX = `number`, RBX, RCX, RDX = `args`; returns RAX, RBX, RCX, RDX.
-fn vmmcall(number: u32, args: [u64; 3]) -> Result<[u64; 4], CallUndefined> {
+pub fn vmmcall(number: u32, args: [u64; 3]) -> Result<[u64; 4], CallUndefined> {
     if !under_hypervisor() {
         return Err(CallUndefined);
     }

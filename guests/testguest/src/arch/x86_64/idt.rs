@@ -113,6 +113,10 @@ extern "C" fn tg_trap(frame: &mut Frame) {
         super::irq::handle(frame.vector as u8);
         return;
     }
+    if crate::attack::take_exception(frame.vector | frame.error << 8) {
+        frame.rip += super::attack::skip_len();
+        return;
+    }
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };

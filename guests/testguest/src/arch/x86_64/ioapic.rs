@@ -1,5 +1,5 @@
-//! The I/O APIC at 0xFEC0_0000 (IOREGSEL/IOWIN) and the test the timer check starts
-//! with, as riscv64's does with its PLIC: COM1's interrupt (ISA IRQ 4 = pin 4) routed
+//! The I/O APIC at 0xFEC0_0000 (IOREGSEL/IOWIN) and the `console-irq` check (as
+//! riscv64's timer check starts with its PLIC): COM1's interrupt (ISA IRQ 4 = pin 4) routed
 //! to this vCPU, set up as Linux does it (fixed delivery, physical destination, edge,
 //! active high), must arrive once when the UART's "THR empty" interrupt is enabled.
 
@@ -78,11 +78,19 @@ pub fn init_and_test() -> CheckResult {
     port::outb(com1 + UART_IER, IER_THRI);
     let arrived = time::wait_until(DEADLINE_MS, || UART_INTERRUPTS.get() != before);
     super::irq::disable();
+    // What the way shows when nothing came: the UART's interrupt identification, the
+    // pin's redirection entry and the vector's bit in the local APIC's IRR.
+    let (iir, entry) = (
+        port::inb(com1 + UART_IIR),
+        read(REG_REDIRECTION + 2 * UART_PIN),
+    );
+    let irr = lapic::read(0x200 + 0x10 * usize::from(UART_VECTOR / 32));
     port::outb(com1 + UART_IER, 0);
     route(UART_PIN, UART_VECTOR, lapic::id(), true);
     if !arrived {
         return Err(why!(
-            "COM1's interrupt (I/O APIC pin {UART_PIN}, vector {UART_VECTOR:#x}) did not arrive within {DEADLINE_MS} ms"
+            "COM1's interrupt (I/O APIC pin {UART_PIN}, vector {UART_VECTOR:#x}) did not arrive within {DEADLINE_MS} ms (IIR {iir:#x}, entry {entry:#x}, IRR bit {})",
+            irr >> (UART_VECTOR % 32) & 1
         ));
     }
     crate::console::println!(

@@ -11,6 +11,7 @@
 
 use super::port;
 use crate::console::{Uart, UartKind};
+use crate::mmio;
 use crate::platform::{Platform, Region};
 use crate::shared::Shared;
 use crate::why::{why, CheckResult, Why};
@@ -57,13 +58,15 @@ pub fn read(magic: u32, info: usize) -> Result<Platform, Why> {
             "not started by a Multiboot loader: EAX = {magic:#x}, not {BOOT_MAGIC:#x}"
         ));
     }
-    if info == 0 || info as u64 + INFO_LEN as u64 > MAPPED {
+    // Address 0 is a valid place (the hypervisor puts the block at the start of RAM).
+    if info as u64 + INFO_LEN as u64 > MAPPED {
         return Err(why!("Multiboot information at {info:#x}: not in memory"));
     }
     let word = |offset: usize| -> u32 {
         // SAFETY: inside the information block (`INFO_LEN` bytes below 4 GiB, which
-        // the page tables map); only read.
-        unsafe { ((info + offset) as *const u32).read_unaligned() }
+        // the page tables map); only read, with one `mov` (the block may be at
+        // address 0, which a Rust pointer read must not touch).
+        unsafe { mmio::read32(info + offset) }
     };
     let flags = word(0);
     FLAGS.set(u64::from(flags));
@@ -109,7 +112,7 @@ fn cmdline(addr: usize) -> &'static str {
     let mut len = 0;
     // SAFETY: below 4 GiB (mapped); the loader put the command line there (up to its
     // NUL); only read.
-    while len < MAX_CMDLINE && unsafe { ((addr + len) as *const u8).read_volatile() } != 0 {
+    while len < MAX_CMDLINE && unsafe { mmio::read8(addr + len) } != 0 {
         len += 1;
     }
     // SAFETY: the `len` bytes just read; the memory check skips them (reserved), so
@@ -134,13 +137,14 @@ fn read_mmap(platform: &mut Platform, addr: usize, length: usize) {
         }
         let entry = addr + at;
         // SAFETY: inside the memory map the information block names (below 4 GiB,
-        // mapped, reserved); only read.
+        // mapped, reserved); only read, with one `mov` each (x86 allows them
+        // unaligned; the map may start at address 0).
         let (size, base, len, kind) = unsafe {
             (
-                (entry as *const u32).read_unaligned(),
-                ((entry + 4) as *const u64).read_unaligned(),
-                ((entry + 12) as *const u64).read_unaligned(),
-                ((entry + 20) as *const u32).read_unaligned(),
+                mmio::read32(entry),
+                mmio::read64(entry + 4),
+                mmio::read64(entry + 12),
+                mmio::read32(entry + 20),
             )
         };
         if size < 20 {
