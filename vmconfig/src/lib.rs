@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod bzimage;
 pub mod channel;
 pub mod check;
 pub mod cpus;

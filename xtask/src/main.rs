@@ -281,7 +281,7 @@ enum Cmd {
         out: Option<PathBuf>,
     },
     /// Guest images (Linux kernels, initramfs): `list`, `pull NAME`, `rm NAME`, from a
-    /// registry or a built-in recipe (linux-aarch64, linux-riscv64). VM configs name
+    /// registry or a built-in recipe (linux-aarch64, linux-riscv64, linux-x86_64). VM configs name
     /// their files as "image:<name>/<file>".
     Guest(guest::GuestArgs),
 }

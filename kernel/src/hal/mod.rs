@@ -144,6 +144,13 @@ pub trait GuestBoot {
     fn kernel_load(image: &'static [u8], load: u64) -> Result<(u64, &'static [u8]), String> {
         Ok((load, image))
     }
+    /// vCPU 0's start argument for a VM whose boot description is at
+    /// `description`: that address by default; x86 adds which boot protocol the
+    /// vCPU starts with (Multiboot or Linux, by the kernel image).
+    fn start_arg(spec: &VmSpec, description: u64) -> u64 {
+        let _ = spec;
+        description
+    }
 }
 
 /// Where a vCPU starts, and the VM state its CPU is programmed with.

@@ -55,7 +55,10 @@ pub fn create_vm(
                 owned: core::mem::take(&mut held.owned),
                 vmid,
             };
-            let (entry, dtb) = (spec.entry_point, guest_dtb_address(&spec));
+            let (entry, dtb) = (
+                spec.entry_point,
+                Current::start_arg(&spec, guest_dtb_address(&spec)),
+            );
             let mut vm = Vm::new(spec, parts);
             vm.lazy = lazy;
             // A device's signal wakes the CPU of vCPU 0 (any vCPU serves it).
@@ -213,7 +216,10 @@ pub fn boot_afresh(vm: &Vm) -> Result<(), String> {
     fill_eager(&vm.ram, &vm.lazy, &images)?;
     vm.count_boot();
     vm.vcpus[0]
-        .request_start(vm.spec.entry_point, guest_dtb_address(&vm.spec))
+        .request_start(
+            vm.spec.entry_point,
+            Current::start_arg(&vm.spec, guest_dtb_address(&vm.spec)),
+        )
         .map_err(|_| String::from("vCPU 0 is already starting"))
 }
 

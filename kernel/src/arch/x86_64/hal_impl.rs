@@ -5,7 +5,9 @@
 //!
 //! VMs boot as Multiboot (v1) kernels: loaded by their header
 //! ([`vmconfig::multiboot`]), started with the information block
-//! ([`super::multiboot`]) at EBX.
+//! ([`super::multiboot`]) at EBX; or, when the kernel is a bzImage
+//! ([`vmconfig::bzimage`]), with Linux's 32-bit boot protocol: the zero page with
+//! the VM's ACPI tables ([`super::linux`], [`super::acpi_guest`]) at ESI.
 
 use super::{boot, lapic, port, svm};
 use crate::firmware::{BoardInfo, DiscoveryError, Handover};
@@ -251,35 +253,92 @@ fn multiboot_layout(image: &[u8], load: u64) -> Result<vmconfig::multiboot::Layo
     Ok(l)
 }
 
-impl GuestBoot for X86_64 {
-    /// The Multiboot (v1) information block: the VM's RAM and command line.
-    fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
-        Ok(super::multiboot::info(
-            memory,
-            &spec.cmdline,
-            info_gpa(spec, memory),
-        ))
+/// The bzImage's setup header when the kernel is one (a Linux VM: the 32-bit boot
+/// protocol, `super::linux`); None for a Multiboot kernel.
+fn bzimage(image: &[u8]) -> Result<Option<vmconfig::bzimage::SetupHeader>, String> {
+    vmconfig::bzimage::parse(image).map_err(|e| alloc::format!("the kernel image: {e}"))
+}
+
+/// What a Linux VM's ACPI tables describe: its vCPUs and its 16550s (emu_type 0x2
+/// at an I/O port, their `irq` an I/O APIC pin).
+fn platform(spec: &VmSpec) -> super::acpi_guest::Platform {
+    let serials = spec
+        .emu_devices
+        .iter()
+        .filter(|d| d.emu_type == 0x2)
+        .filter_map(|d| {
+            Some(super::acpi_guest::Serial {
+                port: u16::try_from(d.base_gpa).ok()?,
+                len: u8::try_from(d.length).ok()?,
+                gsi: d.irq,
+            })
+        })
+        .collect();
+    super::acpi_guest::Platform {
+        vcpus: spec.cpu_num,
+        serials,
     }
-    /// The kernel with its bss, from its Multiboot header.
+}
+
+impl GuestBoot for X86_64 {
+    /// A bzImage's zero page, command line and ACPI tables (`super::linux`), else
+    /// the Multiboot (v1) information block: the VM's RAM and command line.
+    fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
+        let at = info_gpa(spec, memory);
+        if bzimage(spec.kernel.data)?.is_some() {
+            let p = platform(spec);
+            let vm = super::linux::Vm {
+                image: spec.kernel.data,
+                cmdline: &spec.cmdline,
+                memory,
+                initrd: spec.ramdisk.map(|r| (r.load_gpa, r.data.len() as u64)),
+                platform: &p,
+                tsc_khz: Self::counter_hz() / 1000,
+            };
+            return super::linux::description(&vm, at);
+        }
+        Ok(super::multiboot::info(memory, &spec.cmdline, at))
+    }
+    /// The kernel with its bss: from the bzImage's init_size or the Multiboot
+    /// header.
     fn kernel_footprint(
         image: &[u8],
         load: u64,
-        _others: &[(&'static str, u64, u64)],
+        others: &[(&'static str, u64, u64)],
     ) -> Result<Option<(u64, u64)>, String> {
+        if let Some(h) = bzimage(image)? {
+            return h
+                .check_placement(image.len() as u64, load, others)
+                .map(Some);
+        }
         let l = multiboot_layout(image, load)?;
         Ok(Some((l.load_addr, l.end)))
     }
-    /// The part of the file the Multiboot header names (an ELF's headers and
+    /// A bzImage's protected-mode kernel (the file after its setup sectors), or
+    /// the part of the file the Multiboot header names (an ELF's headers and
     /// symbols are left out).
     fn kernel_load(image: &'static [u8], load: u64) -> Result<(u64, &'static [u8]), String> {
+        if let Some(h) = bzimage(image)? {
+            let body = image
+                .get(h.setup_len()..)
+                .ok_or("the kernel image: the bzImage ends inside its setup sectors")?;
+            return Ok((load, body));
+        }
         let l = multiboot_layout(image, load)?;
         Ok((l.load_addr, &image[l.file_start..l.file_end]))
+    }
+    /// A Linux VM's vCPU 0 gets its zero page with [`super::linux::LINUX_START`].
+    fn start_arg(spec: &VmSpec, description: u64) -> u64 {
+        match bzimage(spec.kernel.data) {
+            Ok(Some(_)) => description | super::linux::LINUX_START,
+            _ => description,
+        }
     }
     /// Nothing of the host goes to an x86 VM: its devices are emulated.
     fn direct_windows(spec: &VmSpec, _b: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
         if spec.dtb.is_some() {
             return Err(String::from(
-                "an x86_64 VM boots with a Multiboot information block, not a device tree (dtb_path)",
+                "an x86_64 VM boots with a Multiboot information block or a Linux zero page, not a device tree (dtb_path)",
             ));
         }
         if let Some(d) = spec.passthrough_devices.first() {

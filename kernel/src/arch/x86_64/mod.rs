@@ -16,6 +16,7 @@
 //! rest runs only on the bare-metal target. `world` is the SVM world switch (VMRUN
 //! with the guest's general registers, the host save areas) and `vcpu` the vCPU
 //! that runs on it; no VM reaches it yet (VM creation says "not supported yet").
+pub mod acpi_guest;
 pub mod cpuid;
 pub mod descriptors;
 pub mod exits;
@@ -23,6 +24,8 @@ pub mod gwalk;
 pub mod inject;
 pub mod insn;
 pub mod ioexit;
+pub mod legacy;
+pub mod linux;
 pub mod msr;
 pub mod multiboot;
 pub mod npt;

@@ -249,7 +249,19 @@ impl Vcpu {
                     }
                     Action::PowerOff => Some(VmExit::SystemOff),
                     Action::Reset => Some(VmExit::SystemReset),
-                    Action::NotMine => Some(exit),
+                    // A legacy chip the VM does not have (Linux probes them).
+                    Action::NotMine => match super::legacy::access(p, width, write) {
+                        Some(v) => {
+                            let reply = if write.is_some() {
+                                Reply::None
+                            } else {
+                                Reply::PortRead(v)
+                            };
+                            self.finish(reply);
+                            None
+                        }
+                        None => Some(exit),
+                    },
                 }
             }
             VmExit::Idle => {
@@ -287,10 +299,13 @@ impl crate::hal::Vcpu for Vcpu {
             iopm_pa: (&raw const maps.iopm) as u64,
             msrpm_pa: (&raw const maps.msrpm) as u64,
         };
-        if s.index == 0 {
-            vmcb.multiboot(&setup, s.entry as u32);
-        } else {
+        let (linux, arg) = super::linux::split_arg(s.arg);
+        if s.index != 0 {
             vmcb.real_mode(&setup, s.entry as u32);
+        } else if linux {
+            super::linux::start_state(&mut vmcb, &setup, s.entry as u32);
+        } else {
+            vmcb.multiboot(&setup, s.entry as u32);
         }
         // Guest time starts near zero, as the other arches' counter offset.
         vmcb.set_u64(ctl::TSC_OFFSET, s.cntvoff.wrapping_neg());
@@ -300,7 +315,9 @@ impl crate::hal::Vcpu for Vcpu {
         };
         regs.gpr[exits::RAX] = vmcb.u64(save::RAX);
         if s.index == 0 {
-            regs.gpr[exits::RBX] = s.arg;
+            // Multiboot: the information block in EBX; Linux: the zero page in ESI.
+            let r = if linux { exits::RSI } else { exits::RBX };
+            regs.gpr[r] = arg;
         }
         let tsc_khz = super::X86_64::counter_hz() / 1000;
         Self {
