@@ -299,7 +299,11 @@ fn chip(spec: &VmSpec, arch: vmconfig::IrqChip, windows: &[(u32, u64, u64)], dat
             }
             _ => {
                 let (window, base, size) = windows[usize::from(kind >> 3) % windows.len()];
-                let a = access(&mut input, size);
+                let mut a = access(&mut input, size);
+                if arch == vmconfig::IrqChip::Apic && kind & 0x80 == 0 {
+                    // Mostly the APICs' 16-byte register slots.
+                    a.offset &= !0xf;
+                }
                 let _ = chip.mmio(
                     a.vcpu % spec.cpu_num as usize,
                     window,
