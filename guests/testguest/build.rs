@@ -17,6 +17,11 @@ fn main() {
     if script.is_file() {
         println!("cargo:rerun-if-changed={}", script.display());
         println!("cargo:rustc-link-arg-bins=-T{}", script.display());
+        if arch == "x86_64" {
+            // A plain executable at its physical address (the target links a static
+            // PIE by default; the 32-bit Multiboot entry wants absolute addresses).
+            println!("cargo:rustc-link-arg-bins=--no-pie");
+        }
     } else {
         println!(
             "cargo:warning=testguest: no linker script for {arch} at {}",

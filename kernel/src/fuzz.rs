@@ -40,6 +40,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("vgic", vgic_v3),
     ("vgicv2", vgic_v2),
     ("vplic", vplic),
+    ("x86apic", x86apic),
 ];
 
 /// The target called `name`.
@@ -263,11 +264,12 @@ fn testdev(data: &[u8]) {
     );
 }
 
-/// Drives an interrupt chip: accesses to its windows (one of `windows`, chosen by the
-/// input), interrupt lines, IPIs and injections, with the vCPUs it has.
-fn chip(spec: &VmSpec, windows: &[(u32, u64)], data: &[u8]) {
+/// Drives an interrupt chip of an `arch` kind: accesses to its windows (one of
+/// `windows`: emu_type, base, size; chosen by the input), interrupt lines, IPIs,
+/// injections and MSRs, with the vCPUs it has.
+fn chip(spec: &VmSpec, arch: vmconfig::IrqChip, windows: &[(u32, u64, u64)], data: &[u8]) {
     let ids: Vec<u64> = (0..u64::from(spec.cpu_num)).collect();
-    let chip = irqchip::for_vm(spec, ids, &[27], false);
+    let chip = irqchip::for_vm(spec, ids, &[27], arch, fuzz_clock);
     let Ok(Some(mut chip)) = chip else {
         panic!("the interrupt chip cannot be created: {:?}", chip.err());
     };
@@ -280,13 +282,32 @@ fn chip(spec: &VmSpec, windows: &[(u32, u64)], data: &[u8]) {
             2 => chip.inject(usize::from(input.u8() % 4), input.u32() % 1100),
             3 => {
                 let _ = chip.take_kicks();
+                let mut events = Vec::new();
+                chip.take_events(&mut events);
+            }
+            4 => {
+                let vcpu = usize::from(input.u8() % 4);
+                // Mostly the APIC's own MSRs (0x1b, 0x6e0, 0x800-0x8ff).
+                let msr = match input.u8() % 4 {
+                    0 => 0x1b,
+                    1 => 0x6e0,
+                    2 => input.u32(),
+                    _ => 0x800 | u32::from(input.u8()),
+                };
+                let write = (input.u8() & 1 != 0).then(|| input.u64());
+                let _ = chip.msr(vcpu, msr, write);
             }
             _ => {
-                let (window, size) = windows[usize::from(kind >> 3) % windows.len()];
-                let a = access(&mut input, size);
+                let (window, base, size) = windows[usize::from(kind >> 3) % windows.len()];
+                let mut a = access(&mut input, size);
+                if arch == vmconfig::IrqChip::Apic && kind & 0x80 == 0 {
+                    // Mostly the APICs' 16-byte register slots.
+                    a.offset &= !0xf;
+                }
                 let _ = chip.mmio(
                     a.vcpu % spec.cpu_num as usize,
                     window,
+                    base,
                     a.offset,
                     a.width,
                     a.write,
@@ -315,9 +336,10 @@ fn vgic_v3(data: &[u8]) {
     ]);
     chip(
         &spec,
+        vmconfig::IrqChip::Gic,
         &[
-            (emu_type::GIC_DIST, 0x1_0000),
-            (emu_type::GIC_REDIST, 0x8_0000),
+            (emu_type::GIC_DIST, 0x0800_0000, 0x1_0000),
+            (emu_type::GIC_REDIST, 0x080a_0000, 0x8_0000),
         ],
         data,
     );
@@ -331,9 +353,10 @@ fn vgic_v2(data: &[u8]) {
     ]);
     chip(
         &spec,
+        vmconfig::IrqChip::Gic,
         &[
-            (emu_type::GIC_DIST, 0x1_0000),
-            (emu_type::GIC_CPU_IF, 0x1_0000),
+            (emu_type::GIC_DIST, 0x0800_0000, 0x1_0000),
+            (emu_type::GIC_CPU_IF, 0x0801_0000, 0x1_0000),
         ],
         data,
     );
@@ -344,7 +367,32 @@ fn vplic(data: &[u8]) {
         emu(emu_type::PLIC, 0x0c00_0000, 0x60_0000, 0),
         emu(emu_type::CONSOLE, 0x1000_0000, 0x100, 10),
     ]);
-    chip(&spec, &[(emu_type::PLIC, 0x60_0000)], data);
+    chip(
+        &spec,
+        vmconfig::IrqChip::Plic,
+        &[(emu_type::PLIC, 0x0c00_0000, 0x60_0000)],
+        data,
+    );
+}
+
+/// A clock for chips that read time: it moves on with every call, so timers fire.
+fn fuzz_clock() -> u64 {
+    static NOW: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+    NOW.fetch_add(997, core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The x86 local APICs (xAPIC window) and I/O APIC of a 4-vCPU VM.
+fn x86apic(data: &[u8]) {
+    let spec = gic_spec(vec![
+        emu(emu_type::GIC_CPU_IF, 0xfee0_0000, 0x1000, 0),
+        emu(emu_type::GIC_CPU_IF, 0xfec0_0000, 0x1000, 0),
+        emu(emu_type::CONSOLE, 0x3f8, 8, 4),
+    ]);
+    let windows = [
+        (emu_type::GIC_CPU_IF, 0xfee0_0000, 0x1000),
+        (emu_type::GIC_CPU_IF, 0xfec0_0000, 0x1000),
+    ];
+    chip(&spec, vmconfig::IrqChip::Apic, &windows, data);
 }
 
 /// A small deterministic generator (xorshift64*): the stable driver needs no more.

@@ -38,7 +38,7 @@ pub fn check_vm(
     let (passthrough, dt_passthrough, excluded) = passthrough(devices, out);
     crate::irq::check_irqs(&emu_devices, &passthrough, arch, out);
     let interrupt_mode = irq_mode(devices.interrupt_mode.as_deref(), out);
-    check_device_overlaps(&emu_devices, &passthrough, &memory, out);
+    check_device_overlaps(&emu_devices, &passthrough, &memory, arch, out);
     let channels = crate::channel::channels(&devices.channels, &base.name, arch, out);
     crate::channel::check_layout(&channels, &memory, &emu_devices, &passthrough, arch, out);
     let (kernel_img, dtb, ramdisk, dtb_load_gpa) = images?;
@@ -433,6 +433,38 @@ fn emu_device(raw: &Raw, k: &KeyPath, arch: ArchLimits, out: &mut Problems) -> O
         out.error(&k.index(4), why);
         ok = false;
     }
+    if arch.console_ports
+        && emu_type == u64::from(EMU_CONSOLE)
+        && range.end().is_some_and(|e| e > 0x1_0000)
+    {
+        out.error(
+            &k.index(1),
+            format!(
+                "the console at ports {range} is not in the I/O port space (0x0..0x10000): on {} its base_gpa is its first port (0x3f8 for COM1)",
+                arch.name
+            ),
+        );
+        ok = false;
+    }
+    if !arch.chip_windows.is_empty()
+        && emu_type == u64::from(EMU_GIC_CPU_IF)
+        && !arch.chip_windows.contains(&(base, len))
+    {
+        let want: Vec<String> = arch
+            .chip_windows
+            .iter()
+            .map(|(b, l)| format!("{b:#x} + {l:#x}"))
+            .collect();
+        out.error(
+            &k.index(1),
+            format!(
+                "the interrupt controller window {base:#x} + {len:#x} is none of {}'s ({})",
+                arch.name,
+                want.join(", ")
+            ),
+        );
+        ok = false;
+    }
     if irq > arch.max_irq {
         out.error(
             &k.index(3),
@@ -653,14 +685,35 @@ fn irq_mode(mode: Option<&str>, out: &mut Problems) -> Option<IrqMode> {
     }
 }
 
+/// Whether device `d` sits in the I/O port space on `arch` (an x86 console).
+pub fn on_ports(d: &EmuDevice, arch: ArchLimits) -> bool {
+    arch.console_ports && d.emu_type == EMU_CONSOLE
+}
+
 fn check_device_overlaps(
     emu: &[EmuDevice],
     pass: &[PassDevice],
     mem: &[MemRegion],
+    arch: ArchLimits,
     out: &mut Problems,
 ) {
+    // Port devices overlap only each other.
+    let ports: Vec<&EmuDevice> = emu.iter().filter(|d| on_ports(d, arch)).collect();
+    for (i, d) in ports.iter().enumerate() {
+        for o in &ports[..i] {
+            if o.range.overlaps(&d.range) {
+                out.error(
+                    &d.key,
+                    format!(
+                        "device {} at ports {} overlaps {} ({} at ports {})",
+                        d.name, d.range, o.key, o.name, o.range
+                    ),
+                );
+            }
+        }
+    }
     let mut windows: Vec<(&KeyPath, &str, Range)> = Vec::new();
-    for d in emu {
+    for d in emu.iter().filter(|d| !on_ports(d, arch)) {
         windows.push((&d.key, &d.name, d.range));
     }
     for d in pass {

@@ -164,7 +164,9 @@ impl Format {
 }
 
 /// Bytes of an image's start [`image_arch`] and [`check_images`] look at.
-pub const HEAD_LEN: usize = 64;
+/// (A Multiboot header may lie anywhere in the first 8 KiB: they are all read; an
+/// x86 bzImage's setup header ends at 0x26c.)
+pub const HEAD_LEN: usize = crate::multiboot::SEARCH_LEN + 32;
 
 /// The architecture (as [`ArchLimits::name`] names it) an image is for, and what
 /// says so; `None` for raw images without a header (bare-metal binaries).
@@ -181,6 +183,9 @@ pub fn image_arch(head: &[u8]) -> Option<(&'static str, &'static str)> {
                 },
             ));
         }
+    }
+    if crate::bzimage::is_bzimage(head) {
+        return Some(("x86_64", "an x86 Linux bzImage (\"HdrS\" at 0x202)"));
     }
     if head.len() >= 20 && head[..4] == *b"\x7fELF" {
         // e_machine, in the byte order EI_DATA gives.
@@ -280,7 +285,15 @@ pub fn check_images<I: Placed>(
     if let Some(k) = kernel {
         check_arch(cfg.kernel.key(), k.head, arch, out);
         let (mut size, mut what) = (k.len, "the kernel");
-        if let Some((f, h)) = arch
+        if crate::bzimage::is_bzimage(k.head) {
+            what = "the kernel (the bzImage's init_size)";
+            if let Some(s) = check_bzimage(cfg, k, ramdisk, out) {
+                size = s;
+            }
+        } else if arch.multiboot {
+            what = "the kernel (bss included)";
+            check_multiboot(cfg, k, out, &mut size);
+        } else if let Some((f, h)) = arch
             .linux_image
             .and_then(|f| f.parse(k.head).map(|h| (f, h)))
         {
@@ -330,6 +343,85 @@ pub fn check_images<I: Placed>(
             );
         }
         fitted.push(p);
+    }
+}
+
+/// An x86 bzImage kernel: its setup header, where it is loaded and entered, the
+/// initrd's end and the command line's length (see [`crate::bzimage`]). The
+/// kernel's footprint size when the header is usable.
+fn check_bzimage<I: Placed>(
+    cfg: &VmConfig<I>,
+    k: Loaded<'_>,
+    ramdisk: Option<Loaded<'_>>,
+    out: &mut Problems,
+) -> Option<u64> {
+    let h = match crate::bzimage::parse(k.head) {
+        Ok(Some(h)) => h,
+        Ok(None) => return None,
+        Err(why) => {
+            out.error(cfg.kernel.key(), why);
+            return None;
+        }
+    };
+    let load = cfg.kernel.load();
+    if let Err(why) = h.check_entry(load, cfg.entry_point) {
+        out.error(&KeyPath::new("kernel").key("entry_point"), why);
+    }
+    let initrd = match (&cfg.ramdisk, ramdisk) {
+        (Some(img), Some(r)) => Some((img.load(), r.len)),
+        _ => None,
+    };
+    if let Err(why) = h.check_boot_data(initrd, cfg.cmdline.len()) {
+        let key = match (&cfg.ramdisk, why.starts_with("the ramdisk")) {
+            (Some(img), true) => img.key().clone(),
+            _ => KeyPath::new("kernel").key("cmdline"),
+        };
+        out.error(&key, why);
+    }
+    match h.check_placement(k.len, load, &[]) {
+        Ok((start, end)) => Some(end - start),
+        Err(why) => {
+            out.error(cfg.kernel.load_key(), why);
+            None
+        }
+    }
+}
+
+/// A Multiboot kernel (x86): loaded at the config's `kernel_load_addr` and entered
+/// at its `entry_point` only if its header says the same; `size` becomes its
+/// footprint, bss included.
+fn check_multiboot<I: Placed>(
+    cfg: &VmConfig<I>,
+    k: Loaded<'_>,
+    out: &mut Problems,
+    size: &mut u64,
+) {
+    let l = match crate::multiboot::layout_of(k.head, k.len as usize) {
+        Ok(l) => l,
+        Err(e) => {
+            out.error(cfg.kernel.key(), format!("the kernel image: {e}"));
+            return;
+        }
+    };
+    *size = l.end - l.load_addr;
+    if l.load_addr != cfg.kernel.load() {
+        out.error(
+            cfg.kernel.load_key(),
+            format!(
+                "the kernel's Multiboot header loads it at {:#x}, not at {:#x}",
+                l.load_addr,
+                cfg.kernel.load()
+            ),
+        );
+    }
+    if l.entry != cfg.entry_point {
+        out.error(
+            &KeyPath::new("kernel").key("entry_point"),
+            format!(
+                "the kernel's Multiboot header enters it at {:#x}, not at {:#x}",
+                l.entry, cfg.entry_point
+            ),
+        );
     }
 }
 
@@ -465,6 +557,73 @@ emu_devices = [
             AARCH64,
         );
         assert!(e[0].starts_with("kernel.kernel_load_addr: kernel_load_addr 0x40100000 breaks the arm64 boot protocol"), "{e:?}");
+    }
+
+    const X86: &str = r#"
+[base]
+id = 1
+name = "linux"
+cpu_num = 2
+[kernel]
+entry_point = 0x100_0000
+kernel_path = "bzImage"
+kernel_load_addr = 0x100_0000
+ramdisk_path = "initrd"
+ramdisk_load_addr = 0x1000_0000
+dtb_load_addr = 0x8000
+memory_regions = [[0, 0x2000_0000, 0x7, 0]]
+cmdline = "console=ttyS0"
+[devices]
+emu_devices = []
+"#;
+
+    #[test]
+    fn an_x86_bzimage_is_checked_by_its_setup_header() {
+        use crate::bzimage::example as image;
+        use crate::model::X86_64;
+        let bz = image(0x020f, 0x1000);
+        let head = &bz[..HEAD_LEN];
+        assert_eq!(image_arch(head).unwrap().0, "x86_64");
+        let e = errors(X86, head, bz.len() as u64, 0x10_0000, X86_64);
+        assert!(e.is_empty(), "{e:?}");
+        // On aarch64 it is an image of another architecture.
+        let e = errors(VM, head, bz.len() as u64, 0x1000, AARCH64);
+        assert!(e[0].contains("an x86 Linux bzImage"), "{e:?}");
+        // init_size (63.6 MiB from 16 MiB) reaches the ramdisk at 64 MiB.
+        let low = X86.replace("0x1000_0000", "0x400_0000");
+        let e = errors(&low, head, bz.len() as u64, 0x10_0000, X86_64);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].starts_with("kernel.ramdisk_path: the ramdisk at 0x4000000..0x4100000 overlaps the kernel (the bzImage's init_size) at 0x1000000..0x4f98000"), "{e:?}");
+        // Loaded below pref_address, entered elsewhere.
+        let odd = X86.replace(
+            "kernel_load_addr = 0x100_0000",
+            "kernel_load_addr = 0x20_0000",
+        );
+        let e = errors(&odd, head, bz.len() as u64, 0x10_0000, X86_64);
+        assert!(
+            e.iter().any(|e| e.starts_with(
+                "kernel.entry_point: entry_point 0x1000000: the 32-bit boot protocol"
+            )),
+            "{e:?}"
+        );
+        assert!(
+            e.iter().any(|e| e.starts_with(
+                "kernel.kernel_load_addr: kernel_load_addr 0x200000 breaks the x86 boot protocol"
+            )),
+            "{e:?}"
+        );
+        // An old protocol is refused with the reason.
+        let old = image(0x020b, 0x1000);
+        let e = errors(X86, &old[..HEAD_LEN], old.len() as u64, 0x10_0000, X86_64);
+        assert_eq!(e, ["kernel.kernel_path: the bzImage's boot protocol is 2.11 (older than Linux 5.0); the hypervisor needs 2.14 or later (it passes the ACPI tables in the zero page's acpi_rsdp_addr)"]);
+        // A command line longer than cmdline_size.
+        let long = X86.replace("console=ttyS0", &"x".repeat(0x800));
+        let e = errors(&long, head, bz.len() as u64, 0x10_0000, X86_64);
+        assert!(
+            e.iter()
+                .any(|e| e.starts_with("kernel.cmdline: the command line is 2048 bytes")),
+            "{e:?}"
+        );
     }
 
     #[test]

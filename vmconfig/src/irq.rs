@@ -43,7 +43,8 @@ pub fn emu_type_arch_problem(emu_type: u32, arch: ArchLimits) -> Option<String> 
             emu_type_name(emu_type),
             arch.name
         )),
-        IrqChip::Apic if gic_part || plic => Some(format!(
+        // 0x1 names the local APIC and I/O APIC windows on x86 (checked by base).
+        IrqChip::Apic if (gic_part && emu_type != EMU_GIC_CPU_IF) || plic => Some(format!(
             "emu_type {emu_type:#x} ({}) is not a device of {}",
             emu_type_name(emu_type),
             arch.name
@@ -340,6 +341,12 @@ mod tests {
             .contains("is an aarch64 device"));
         assert_eq!(emu_type_arch_problem(EMU_CONSOLE, RISCV64), None);
         assert_eq!(emu_type_arch_problem(EMU_GIC_REDIST, AARCH64), None);
+        assert_eq!(
+            emu_type_arch_problem(EMU_GIC_CPU_IF, X86_64),
+            None,
+            "APIC windows"
+        );
+        assert!(emu_type_arch_problem(EMU_GIC_DIST, X86_64).is_some());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod bzimage;
 pub mod channel;
 pub mod check;
 pub mod cpus;
@@ -24,6 +25,7 @@ pub mod irq;
 pub mod json_schema;
 pub mod key;
 pub mod model;
+pub mod multiboot;
 #[cfg(feature = "parse")]
 pub mod parse;
 pub mod paths;

@@ -309,6 +309,15 @@ pub struct ArchLimits {
     /// VM. `None`: the architecture's interrupt controller needs no such pairing
     /// here (aarch64's GIC rules are board checks).
     pub plic_sources: Option<u32>,
+    /// The console (emu_type 0x2) sits in the I/O port space (x86: `base_gpa` is
+    /// its first port), not in guest-physical memory.
+    pub console_ports: bool,
+    /// Kernel images are Multiboot (v1) kernels loaded by their header's addresses
+    /// (x86, [`crate::multiboot`]).
+    pub multiboot: bool,
+    /// Each `emu_type` 0x1 device is one of these (base, length) windows (x86: the
+    /// local APICs and the I/O APIC); empty: no such rule.
+    pub chip_windows: &'static [(u64, u64)],
 }
 
 pub const AARCH64: ArchLimits = ArchLimits {
@@ -317,6 +326,9 @@ pub const AARCH64: ArchLimits = ArchLimits {
     linux_image: Some(crate::image::ARM64),
     max_irq: 1019,
     plic_sources: None,
+    console_ports: false,
+    multiboot: false,
+    chip_windows: &[],
 };
 pub const RISCV64: ArchLimits = ArchLimits {
     name: "riscv64",
@@ -325,6 +337,9 @@ pub const RISCV64: ArchLimits = ArchLimits {
     max_irq: 1023,
     // The hypervisor's virtual PLIC (QEMU virt's source count).
     plic_sources: Some(95),
+    console_ports: false,
+    multiboot: false,
+    chip_windows: &[],
 };
 pub const X86_64: ArchLimits = ArchLimits {
     name: "x86_64",
@@ -332,4 +347,8 @@ pub const X86_64: ArchLimits = ArchLimits {
     linux_image: None,
     max_irq: 255,
     plic_sources: None,
+    console_ports: true,
+    multiboot: true,
+    // The local APICs' xAPIC window and the I/O APIC's.
+    chip_windows: &[(0xfee0_0000, 0x1000), (0xfec0_0000, 0x1000)],
 };

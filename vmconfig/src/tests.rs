@@ -628,3 +628,115 @@ fn device_tree_paths() {
     let w: Vec<String> = p.problems.items.iter().map(|e| e.to_string()).collect();
     expect(&w, "devices.excluded_devices", "ignored: excluded_devices");
 }
+
+const X86: &str = r#"
+[base]
+id = 1
+name = "vm1"
+cpu_num = 2
+phys_cpu_ids = [0x0, 0x1]
+
+[kernel]
+entry_point = 0x10_0020
+kernel_path = "guest:testguest"
+kernel_load_addr = 0x10_0000
+dtb_load_addr = 0x9000
+memory_regions = [[0x0, 0x100_0000, 0x7, 0]]
+
+[devices]
+emu_devices = [
+    ["lapic", 0xfee0_0000, 0x1000, 0, 0x1, []],
+    ["ioapic", 0xfec0_0000, 0x1000, 0, 0x1, []],
+    ["uart", 0x3f8, 0x8, 4, 0x2, []],
+]
+"#;
+
+/// x86_64: the console is at I/O ports (inside RAM's addresses is fine, outside
+/// the port space is not), 0x1 names the local APIC and I/O APIC windows only,
+/// the GIC and PLIC parts are refused.
+#[test]
+fn x86_console_ports_and_apic_windows() {
+    let p = parse_vm(X86, X86_64);
+    assert!(p.problems.items.is_empty(), "{:?}", p.problems);
+    assert_eq!(p.vm.unwrap().emu_devices.len(), 3);
+    // The same window on aarch64 overlaps RAM.
+    let e = errors_of(X86, AARCH64);
+    expect(&e, "devices.emu_devices[2]", "overlaps memory region");
+    let high = X86.replace("0x3f8, 0x8, 4, 0x2", "0xfff8, 0x10, 4, 0x2");
+    expect(
+        &errors_of(&high, X86_64),
+        "devices.emu_devices[2][1]",
+        "not in the I/O port space",
+    );
+    let moved = X86.replace("0xfec0_0000, 0x1000, 0, 0x1", "0xfed0_0000, 0x1000, 0, 0x1");
+    expect(
+        &errors_of(&moved, X86_64),
+        "devices.emu_devices[1][1]",
+        "none of x86_64's (0xfee00000 + 0x1000, 0xfec00000 + 0x1000)",
+    );
+    let gic = X86.replace(
+        "0xfec0_0000, 0x1000, 0, 0x1",
+        "0xfec0_0000, 0x1000, 0, 0x21",
+    );
+    expect(
+        &errors_of(&gic, X86_64),
+        "devices.emu_devices[1][4]",
+        "is not a device of x86_64",
+    );
+    let twice = X86.replace(
+        "    [\"uart\", 0x3f8, 0x8, 4, 0x2, []],",
+        "    [\"uart\", 0x3f8, 0x8, 4, 0x2, []],\n    [\"uart2\", 0x3fc, 0x8, 3, 0x2, []],",
+    );
+    expect(
+        &errors_of(&twice, X86_64),
+        "devices.emu_devices[3]",
+        "overlaps devices.emu_devices[2]",
+    );
+}
+
+/// x86_64 kernels are Multiboot kernels: loaded and entered where their header
+/// says, bss counted in their footprint.
+#[test]
+fn x86_kernels_are_checked_by_their_multiboot_header() {
+    let header = |load: u32, entry: u32, bss_end: u32| {
+        let flags = multiboot::FLAG_AOUT_KLUDGE;
+        let sum = 0u32.wrapping_sub(multiboot::MAGIC).wrapping_sub(flags);
+        let mut v = Vec::new();
+        for w in [multiboot::MAGIC, flags, sum, load, load, 0, bss_end, entry] {
+            v.extend_from_slice(&w.to_le_bytes());
+        }
+        v.resize(0x100, 0x90);
+        v
+    };
+    let check = |img: &[u8], text: &str| {
+        let p = parse_vm(text, X86_64);
+        let cfg = p.vm.expect("a VM");
+        let mut out = Problems::default();
+        let k = Loaded {
+            head: img,
+            len: img.len() as u64,
+        };
+        check_images(&cfg, Some(k), None, None, X86_64, &mut out);
+        out.errors().map(|e| e.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        check(&header(0x10_0000, 0x10_0020, 0), X86),
+        Vec::<String>::new()
+    );
+    let e = check(&header(0x20_0000, 0x20_0020, 0), X86);
+    expect(
+        &e,
+        "kernel.kernel_load_addr",
+        "loads it at 0x200000, not at 0x100000",
+    );
+    expect(
+        &e,
+        "kernel.entry_point",
+        "enters it at 0x200020, not at 0x100020",
+    );
+    // The bss runs past the end of RAM.
+    let e = check(&header(0x10_0000, 0x10_0020, 0x200_0000), X86);
+    expect(&e, "kernel.kernel_path", "does not fit in the VM's memory");
+    let e = check(&[0u8; 0x100], X86);
+    expect(&e, "kernel.kernel_path", "no Multiboot header");
+}

@@ -252,7 +252,7 @@ enum Cmd {
     Clippy,
     /// Fuzz one target of kernel/src/fuzz.rs (what guests and card configs control):
     /// vmconfig, aarch64-esr, aarch64-smccc, riscv64-insn, riscv64-sbi, pl011,
-    /// uart16550, testdev, vgic, vgicv2, vplic. libFuzzer through cargo-fuzz (crate
+    /// uart16550, testdev, vgic, vgicv2, vplic, x86apic. libFuzzer through cargo-fuzz (crate
     /// fuzz/, nightly) when `cargo +nightly fuzz` works, else the stable driver (random
     /// inputs and mutations of the seed corpus fuzz/corpus/NAME, plus the repository's
     /// VM configs for vmconfig); a finding fails with the input saved (stable:
@@ -282,7 +282,7 @@ enum Cmd {
         out: Option<PathBuf>,
     },
     /// Guest images (Linux kernels, initramfs): `list`, `pull NAME`, `rm NAME`, from a
-    /// registry or a built-in recipe (linux-aarch64, linux-riscv64). VM configs name
+    /// registry or a built-in recipe (linux-aarch64, linux-riscv64, linux-x86_64). VM configs name
     /// their files as "image:<name>/<file>".
     Guest(guest::GuestArgs),
 }

@@ -123,6 +123,12 @@ fn mmio(platform: &Platform) -> Result<Line, Why> {
         UartKind::Pl011 => (uart.base as usize + 0x18, true),
         // LSR.
         UartKind::Ns16550 => (uart.base as usize + (5 << uart.reg_shift), false),
+        #[cfg(target_arch = "x86_64")]
+        UartKind::Ns16550Port => {
+            return Err(why!(
+                "not supported yet: the mmio bench with a port I/O UART"
+            ))
+        }
     };
     let ticks = median_ticks(|| {
         for _ in 0..MMIO_READS {

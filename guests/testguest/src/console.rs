@@ -19,6 +19,10 @@ pub enum UartKind {
     Pl011,
     /// 16550-compatible (registers `1 << reg_shift` bytes apart, byte accesses).
     Ns16550,
+    /// 16550-compatible in I/O port space (x86's COM1 at port 0x3F8): `base` is the
+    /// first port, registers one port apart.
+    #[cfg(target_arch = "x86_64")]
+    Ns16550Port,
 }
 
 /// A UART the console can use.
@@ -35,6 +39,8 @@ const MAX_POLLS: u32 = 100_000;
 const KIND_NONE: u64 = 0;
 const KIND_PL011: u64 = 1;
 const KIND_NS16550: u64 = 2;
+#[cfg(target_arch = "x86_64")]
+const KIND_NS16550_PORT: u64 = 4;
 /// The firmware's console (`arch::FIRMWARE_CONSOLE`): no UART at all.
 const KIND_FIRMWARE: u64 = 3;
 
@@ -49,6 +55,8 @@ pub fn init(uart: Uart) {
     KIND.set(match uart.kind {
         UartKind::Pl011 => KIND_PL011,
         UartKind::Ns16550 => KIND_NS16550,
+        #[cfg(target_arch = "x86_64")]
+        UartKind::Ns16550Port => KIND_NS16550_PORT,
     });
 }
 
@@ -67,6 +75,8 @@ fn current() -> Uart {
     let kind = match KIND.get() {
         KIND_PL011 => UartKind::Pl011,
         KIND_NS16550 => UartKind::Ns16550,
+        #[cfg(target_arch = "x86_64")]
+        KIND_NS16550_PORT => UartKind::Ns16550Port,
         _ => return arch::FALLBACK_UART,
     };
     Uart {
@@ -91,18 +101,38 @@ fn put_pl011(base: usize, byte: u8) {
     unsafe { mmio::write32(base + DR, u32::from(byte)) };
 }
 
-fn put_ns16550(base: usize, shift: u32, byte: u8) {
+/// Reads the 16550 register `reg` of `uart`.
+fn ns16550_read(uart: &Uart, reg: usize) -> u8 {
+    #[cfg(target_arch = "x86_64")]
+    if uart.kind == UartKind::Ns16550Port {
+        return arch::port::inb(uart.base as u16 + reg as u16);
+    }
+    // SAFETY: `base` is the 16550 the device tree names; the callers read status
+    // registers or the receive buffer.
+    unsafe { mmio::read8(uart.base as usize + (reg << uart.reg_shift)) }
+}
+
+/// Writes the 16550 register `reg` of `uart`.
+fn ns16550_write(uart: &Uart, reg: usize, value: u8) {
+    #[cfg(target_arch = "x86_64")]
+    if uart.kind == UartKind::Ns16550Port {
+        arch::port::outb(uart.base as u16 + reg as u16, value);
+        return;
+    }
+    // SAFETY: as in `ns16550_read`; the callers write the transmit register.
+    unsafe { mmio::write8(uart.base as usize + (reg << uart.reg_shift), value) };
+}
+
+fn put_ns16550(uart: &Uart, byte: u8) {
     const THR: usize = 0;
     const LSR: usize = 5;
     const LSR_THRE: u8 = 1 << 5;
     for _ in 0..MAX_POLLS {
-        // SAFETY: `base` is the 16550 the device tree names; LSR is a status register.
-        if unsafe { mmio::read8(base + (LSR << shift)) } & LSR_THRE != 0 {
+        if ns16550_read(uart, LSR) & LSR_THRE != 0 {
             break;
         }
     }
-    // SAFETY: as above; writing THR transmits one byte.
-    unsafe { mmio::write8(base + (THR << shift), byte) };
+    ns16550_write(uart, THR, byte);
 }
 
 fn put_byte(uart: &Uart, byte: u8) {
@@ -115,7 +145,7 @@ fn put_byte(uart: &Uart, byte: u8) {
     let base = uart.base as usize;
     match uart.kind {
         UartKind::Pl011 => put_pl011(base, byte),
-        UartKind::Ns16550 => put_ns16550(base, uart.reg_shift, byte),
+        _ => put_ns16550(uart, byte),
     }
 }
 
@@ -159,16 +189,11 @@ pub fn try_getc() -> Option<u8> {
                 (mmio::read32(base + FR) & FR_RXFE == 0).then(|| mmio::read32(base + DR) as u8)
             }
         }
-        UartKind::Ns16550 => {
+        _ => {
             const RBR: usize = 0;
             const LSR: usize = 5;
             const LSR_DR: u8 = 1;
-            let shift = uart.reg_shift;
-            // SAFETY: as above, for the 16550's LSR and RBR.
-            unsafe {
-                (mmio::read8(base + (LSR << shift)) & LSR_DR != 0)
-                    .then(|| mmio::read8(base + (RBR << shift)))
-            }
+            (ns16550_read(&uart, LSR) & LSR_DR != 0).then(|| ns16550_read(&uart, RBR))
         }
     }
 }

@@ -109,6 +109,16 @@ impl Fdt {
         Self::from_blob(blob).ok_or_else(|| why!("device tree at {addr:#x} has a bad header"))
     }
 
+    /// A tree without nodes, for firmware that hands over no device tree (x86's
+    /// Multiboot): every lookup finds nothing.
+    pub const fn empty() -> Self {
+        Self {
+            blob: &[],
+            structs: &[],
+            strings: &[],
+        }
+    }
+
     fn from_blob(blob: &'static [u8]) -> Option<Self> {
         let section = |offset_at: usize, size_at: usize| -> Option<&'static [u8]> {
             let start = be32(blob, offset_at)? as usize;

@@ -23,8 +23,14 @@ pub fn sbi_only() -> bool {
 
 /// Rust entry of the boot vCPU (from the architecture's boot code), with the address
 /// of the device tree.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 pub extern "C" fn primary_main(dtb: usize) -> ! {
-    let platform = platform::parse(dtb);
+    run(platform::parse(dtb))
+}
+
+/// The boot vCPU's flow, once the architecture has read what the VM was booted with
+/// (a device tree, or on x86_64 the Multiboot information).
+pub fn run(platform: Result<Platform, Why>) -> ! {
     let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
     let firmware_console = wants(bootargs, "sbi-only") && console::init_firmware();
     if firmware_console {
@@ -96,7 +102,7 @@ pub extern "C" fn secondary_main(slot: usize) -> ! {
 
 fn run_checks(platform: &Result<Platform, Why>) {
     report::run("console", || checks::console(platform));
-    report::run("dtb", || checks::dtb(platform));
+    report::run(arch::BOOT_INFO_CHECK, || checks::dtb(platform));
     let bootargs = platform.as_ref().map(|p| p.bootargs).unwrap_or("");
     // Early, so the two members of a channel run it at about the same time.
     if wants(bootargs, "ivc") {

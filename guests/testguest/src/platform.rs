@@ -75,6 +75,56 @@ impl Platform {
     pub fn ram_end(&self) -> Option<u64> {
         self.memory().iter().map(Region::end).max()
     }
+
+    /// A VM described by firmware that hands over no device tree (x86's Multiboot):
+    /// no regions or CPUs yet (see [`Self::add_memory`], [`Self::add_reserved`],
+    /// [`Self::add_cpu`]); its device tree has no nodes.
+    pub fn without_dtb(bootargs: &'static str, uart: Option<Uart>) -> Self {
+        Self {
+            fdt: Fdt::empty(),
+            dtb: Region::default(),
+            bootargs,
+            memory: [Region::default(); MAX_REGIONS],
+            memory_count: 0,
+            reserved: [Region::default(); MAX_REGIONS],
+            reserved_count: 0,
+            cpus: [0; MAX_CPUS],
+            cpu_count: 0,
+            cpus_in_dtb: 0,
+            uart,
+        }
+    }
+
+    /// One more RAM region (false if there is no room left for it).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub fn add_memory(&mut self, region: Region) -> bool {
+        push(&mut self.memory, &mut self.memory_count, region)
+    }
+
+    /// One more region of RAM not to touch (false if there is no room left for it).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub fn add_reserved(&mut self, region: Region) -> bool {
+        push(&mut self.reserved, &mut self.reserved_count, region)
+    }
+
+    /// One more CPU by hardware id (counted even beyond [`MAX_CPUS`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub fn add_cpu(&mut self, id: u64) {
+        self.cpus_in_dtb += 1;
+        if self.cpu_count < MAX_CPUS {
+            self.cpus[self.cpu_count] = id;
+            self.cpu_count += 1;
+        }
+    }
+}
+
+fn push(list: &mut [Region; MAX_REGIONS], count: &mut usize, region: Region) -> bool {
+    if *count >= MAX_REGIONS || region.size == 0 {
+        return false;
+    }
+    list[*count] = region;
+    *count += 1;
+    true
 }
 
 /// Reads the device tree at `addr`.
@@ -89,15 +139,7 @@ pub fn parse(addr: usize) -> Result<Platform, Why> {
             base: base as u64,
             size: size as u64,
         },
-        bootargs: "",
-        memory: [Region::default(); MAX_REGIONS],
-        memory_count: 0,
-        reserved: [Region::default(); MAX_REGIONS],
-        reserved_count: 0,
-        cpus: [0; MAX_CPUS],
-        cpu_count: 0,
-        cpus_in_dtb: 0,
-        uart: None,
+        ..Platform::without_dtb("", None)
     };
     read_chosen(&mut platform);
     read_memory(&mut platform);

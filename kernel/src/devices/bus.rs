@@ -412,7 +412,7 @@ mod tests {
     #[test]
     fn chip_windows_go_to_the_chip_with_their_emu_type() {
         let mut b = Bus::default();
-        let w = ChipWindow::new(emu_type::GIC_DIST);
+        let w = ChipWindow::new(emu_type::GIC_DIST, 0x0800_0000);
         b.add("gicd", Box::new(w), &[Window::mmio(0x0800_0000, 0x1_0000)])
             .unwrap();
         with_ctx(|ctx| {

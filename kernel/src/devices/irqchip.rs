@@ -1,15 +1,16 @@
 //! A VM's interrupt controller, behind one trait: the virtual GIC (v2 or v3) on
-//! aarch64, the virtual PLIC on riscv64 (a vLAPIC / vIOAPIC pair on x86 later).
+//! aarch64, the virtual PLIC on riscv64, local APICs + an I/O APIC on x86_64.
 //! Devices raise lines through it, the core forwards inter-processor interrupts and
 //! physical per-CPU interrupts to it, and the architecture's vCPU exchanges
 //! interrupt state with the concrete model before entry and after exit (it reaches
 //! the model through [`IrqChip::model`] and a downcast, so the core never names it).
 //! [`for_vm`] chooses and sizes the chip a VM config describes.
 
-use super::device::{Device, DeviceCtx};
+use super::device::{Device, DeviceCtx, VmEvent};
 use super::vgic::guest_version::{self, GuestGicVersion};
 use super::vgic::Vgic;
 use super::vplic::Vplic;
+use super::x86apic::{Clock, X86Apic};
 use super::{emu_type, MmioDevice, MmioError};
 use crate::spec::VmSpec;
 use alloc::boxed::Box;
@@ -18,13 +19,27 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::any::Any;
 
+/// The chip's answer to an MSR access ([`IrqChip::msr`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsrAnswer {
+    /// Not one of the chip's registers.
+    NotMine,
+    /// The value read (0 for a write that was taken).
+    Value(u64),
+    /// The chip's register, but the access is refused: the vCPU takes the
+    /// architecture's fault (#GP on x86).
+    Refused,
+}
+
 pub trait IrqChip: Send {
     /// An access to one of the chip's MMIO windows; `window` is the `emu_type` the
-    /// window was configured with (a GIC distributor, a PLIC, ...).
+    /// window was configured with (a GIC distributor, a PLIC, ...), `base` its
+    /// guest-physical address (x86 names both of its windows with one `emu_type`).
     fn mmio(
         &mut self,
         vcpu: usize,
         window: u32,
+        base: u64,
         offset: u64,
         width: u8,
         write: Option<u64>,
@@ -40,6 +55,14 @@ pub trait IrqChip: Send {
     fn inject(&mut self, vcpu: usize, line: u32);
     /// vCPUs that may have new interrupts to take since the last call (bit i = vCPU i).
     fn take_kicks(&mut self) -> u64;
+    /// A model-specific register access of vCPU `vcpu` (`write` None for a read):
+    /// the x86 chip's APIC MSRs; every other chip has none.
+    fn msr(&mut self, _vcpu: usize, _msr: u32, _write: Option<u64>) -> MsrAnswer {
+        MsrAnswer::NotMine
+    }
+    /// VM events the chip's registers asked for since the last call (an x86
+    /// start-up IPI starts a vCPU), moved to `out`.
+    fn take_events(&mut self, _out: &mut Vec<VmEvent>) {}
     /// Back to the power-on state (VM reset).
     fn reset(&mut self);
     /// The concrete model, for the architecture's vCPU to downcast.
@@ -51,16 +74,25 @@ pub trait IrqChip: Send {
 /// is refused. A GIC is built for the vCPUs named `vcpu_ids` (their MPIDRs), with
 /// `hw_lines` its per-CPU interrupts backed by physical ones (see [`GicChip::new`]).
 ///
-/// `plic_arch`: the architecture's interrupt controller is a PLIC (riscv64). Its
-/// VMs always get the virtual PLIC, which also carries the harts' software lines
-/// (SBI IPIs and remote fences): a VM without a PLIC window (a guest of the SBI
-/// console and timer only) has no way to its registers but still its IPIs.
+/// `arch` is the architecture's kind of interrupt controller. A PLIC architecture
+/// (riscv64): its VMs always get the virtual PLIC, which also carries the harts'
+/// software lines (SBI IPIs and remote fences): a VM without a PLIC window (a guest
+/// of the SBI console and timer only) has no way to its registers but still its
+/// IPIs. An APIC architecture (x86_64): every VM gets its local APICs and I/O APIC
+/// (reading time from `clock`), whatever windows its config names.
 pub fn for_vm(
     spec: &VmSpec,
     vcpu_ids: Vec<u64>,
     hw_lines: &'static [u32],
-    plic_arch: bool,
+    arch: vmconfig::IrqChip,
+    clock: Clock,
 ) -> Result<Option<Box<dyn IrqChip>>, String> {
+    if arch == vmconfig::IrqChip::Apic {
+        let apic =
+            X86Apic::new(spec.cpu_num as usize, clock).map_err(|e| format!("virtual APIC: {e}"))?;
+        return Ok(Some(Box::new(apic)));
+    }
+    let plic_arch = arch == vmconfig::IrqChip::Plic;
     let plic = spec
         .emu_devices
         .iter()
@@ -98,15 +130,18 @@ fn spi_count(spec: &VmSpec) -> u32 {
 }
 
 /// One MMIO window of the VM's interrupt chip on its bus (a GIC distributor or
-/// redistributor region, a GICv2 CPU interface, a PLIC): accesses go to the chip
-/// with the window's `emu_type`. Without a chip the window reads as zero.
+/// redistributor region, a GICv2 CPU interface, a PLIC, an x86 local APIC or I/O
+/// APIC): accesses go to the chip with the window's `emu_type` and base, and the
+/// VM events the chip asks for go to the VM. Without a chip the window reads as
+/// zero.
 pub struct ChipWindow {
     window: u32,
+    base: u64,
 }
 
 impl ChipWindow {
-    pub fn new(window: u32) -> Self {
-        Self { window }
+    pub fn new(window: u32, base: u64) -> Self {
+        Self { window, base }
     }
 
     fn access(
@@ -117,10 +152,19 @@ impl ChipWindow {
         write: Option<u64>,
     ) -> Result<u64, MmioError> {
         let vcpu = ctx.vcpu;
-        match ctx.chip() {
-            Some(chip) => chip.mmio(vcpu, self.window, off, width, write),
+        let mut events = Vec::new();
+        let r = match ctx.chip() {
+            Some(chip) => {
+                let r = chip.mmio(vcpu, self.window, self.base, off, width, write);
+                chip.take_events(&mut events);
+                r
+            }
             None => Ok(0),
+        };
+        for e in events {
+            ctx.post(e);
         }
+        r
     }
 }
 
@@ -202,6 +246,7 @@ impl IrqChip for GicChip {
         &mut self,
         vcpu: usize,
         window: u32,
+        _base: u64,
         off: u64,
         width: u8,
         write: Option<u64>,
@@ -251,6 +296,7 @@ impl IrqChip for Vplic {
         &mut self,
         _vcpu: usize,
         _window: u32,
+        _base: u64,
         off: u64,
         width: u8,
         write: Option<u64>,
@@ -288,6 +334,11 @@ mod tests {
     use super::*;
     use crate::spec::{EmuDevice, InterruptMode, PassthroughDevice, TEST_SPEC};
     use alloc::borrow::Cow;
+    use vmconfig::IrqChip::{Apic as APIC, Gic as GIC, Plic as PLIC};
+
+    fn no_clock() -> u64 {
+        0
+    }
 
     fn dev(emu_type: u32, irq: u32) -> EmuDevice {
         EmuDevice {
@@ -313,7 +364,7 @@ mod tests {
     }
 
     fn chip(devices: &[EmuDevice]) -> Result<Option<Box<dyn IrqChip>>, String> {
-        for_vm(&spec(devices, &[]), alloc::vec![0, 1], &[27], false)
+        for_vm(&spec(devices, &[]), alloc::vec![0, 1], &[27], GIC, no_clock)
     }
 
     /// The virtual GIC behind `chip`: (SPIs, v2).
@@ -343,7 +394,7 @@ mod tests {
         assert_eq!(plic.map(|p| p.harts()), Some(2));
         assert!(chip(&[dev(emu_type::CONSOLE, 33)]).unwrap().is_none());
         // A PLIC architecture: the vPLIC even without a window (SBI IPIs, fences).
-        let mut bare = for_vm(&spec(&[], &[]), alloc::vec![0, 1], &[], true).unwrap();
+        let mut bare = for_vm(&spec(&[], &[]), alloc::vec![0, 1], &[], PLIC, no_clock).unwrap();
         let bare = bare.as_mut().unwrap().model().downcast_mut::<Vplic>();
         assert_eq!(bare.map(|p| p.harts()), Some(2));
         assert_eq!(
@@ -357,6 +408,10 @@ mod tests {
             "the GIC version's own checks"
         );
         assert!(chip(&[dev(dist, 0)]).is_err(), "a distributor alone");
+        // An APIC architecture: local APICs and an I/O APIC for every VM.
+        let mut x86 = for_vm(&spec(&[], &[]), alloc::vec![0, 1], &[], APIC, no_clock).unwrap();
+        let x86 = x86.as_mut().unwrap().model().downcast_mut::<X86Apic>();
+        assert_eq!(x86.map(|c| c.vcpus()), Some(2));
     }
 
     #[test]
@@ -378,7 +433,14 @@ mod tests {
             length: 0x1000,
             irq: 130,
         };
-        let mut c = for_vm(&spec(&[dist, redist], &[pt]), alloc::vec![0, 1], &[], false).unwrap();
+        let mut c = for_vm(
+            &spec(&[dist, redist], &[pt]),
+            alloc::vec![0, 1],
+            &[],
+            GIC,
+            no_clock,
+        )
+        .unwrap();
         assert_eq!(gic(&mut c).0, 128, "passthrough lines count too");
     }
 }

@@ -9,6 +9,9 @@
 pub enum ConsoleKind {
     Pl011,
     Uart16550,
+    /// A 16550 in the I/O port space (x86's COM ports): the config's `base_gpa` is
+    /// its first port, `length` its port count.
+    Uart16550Ports,
 }
 
 /// AxVisor `emu_type` codes of the devices this hypervisor emulates.
@@ -40,6 +43,7 @@ pub mod testdev;
 pub mod uart16550;
 pub mod vgic;
 pub mod vplic;
+pub mod x86apic;
 
 /// Why an MMIO access could not be served; the VM that made it is stopped with this.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

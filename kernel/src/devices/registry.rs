@@ -117,12 +117,27 @@ fn console(d: &EmuDevice, vm: &VmFacts) -> Result<Created, String> {
     Ok(match vm.console {
         ConsoleKind::Pl011 => Created::at_window(d, ConsoleUart::<Pl011>::new(d.irq)),
         ConsoleKind::Uart16550 => Created::at_window(d, ConsoleUart::<Uart16550>::new(d.irq)),
+        ConsoleKind::Uart16550Ports => {
+            let (Ok(base), Ok(len)) = (u16::try_from(d.base_gpa), u16::try_from(d.length)) else {
+                return Err(format!(
+                    "ports {:#x} (+{:#x}) are not in the 64 KiB I/O port space",
+                    d.base_gpa, d.length
+                ));
+            };
+            Created {
+                device: Box::new(ConsoleUart::<Uart16550>::new(d.irq)),
+                windows: vec![Window::ports(base, len)],
+            }
+        }
     })
 }
 
 /// A window of the VM's interrupt chip.
 fn chip_window(d: &EmuDevice, _: &VmFacts) -> Result<Created, String> {
-    Ok(Created::at_window(d, ChipWindow::new(d.emu_type)))
+    Ok(Created::at_window(
+        d,
+        ChipWindow::new(d.emu_type, d.base_gpa),
+    ))
 }
 
 #[cfg(test)]
@@ -166,6 +181,31 @@ mod tests {
         assert_eq!(serial.irq_line(), 33);
         let mut ctx_less = create(&dev(emu_type::DUMMY), &FACTS).unwrap();
         assert!(ctx_less.device.serial().is_none());
+    }
+
+    #[test]
+    fn a_port_console_sits_at_its_ports_and_answers_there() {
+        let facts = VmFacts {
+            console: ConsoleKind::Uart16550Ports,
+            cpus: 1,
+        };
+        let mut d = dev(emu_type::CONSOLE);
+        d.base_gpa = 0x3f8;
+        d.length = 8;
+        let mut c = create(&d, &facts).unwrap();
+        assert_eq!(c.windows, [Window::ports(0x3f8, 8)]);
+        let ram = crate::mm::guest::GuestRam::default();
+        let mut events = Vec::new();
+        let memory = crate::mm::guest::GuestMemory::new(&ram, None);
+        let mut ctx = super::super::device::DeviceCtx::new(0, None, memory, &mut events);
+        // LSR (port offset 5): transmitter empty; a byte out at offset 0.
+        assert_ne!(c.device.pio_read(&mut ctx, 5, 1).unwrap() & 0x20, 0);
+        c.device.pio_write(&mut ctx, 0, 1, u32::from(b'x')).unwrap();
+        let mut out = Vec::new();
+        c.device.serial().unwrap().drain_tx(&mut |b| out.push(b));
+        assert_eq!(out, b"x");
+        d.base_gpa = 0x1_0000;
+        assert!(create(&d, &facts).err().unwrap().contains("I/O port space"));
     }
 
     #[test]

@@ -64,6 +64,21 @@ impl<M: UartModel> Device for ConsoleUart<M> {
         self.uart.write(offset, width, value)
     }
 
+    /// On the I/O port space (x86 COM ports), the same registers by port offset.
+    fn pio_read(&mut self, _: &mut DeviceCtx, offset: u16, width: u8) -> Result<u32, MmioError> {
+        self.uart.read(offset.into(), width).map(|v| v as u32)
+    }
+
+    fn pio_write(
+        &mut self,
+        _: &mut DeviceCtx,
+        offset: u16,
+        width: u8,
+        value: u32,
+    ) -> Result<(), MmioError> {
+        self.uart.write(offset.into(), width, value.into())
+    }
+
     fn reset(&mut self) {
         self.uart = M::default();
     }

@@ -128,6 +128,7 @@ impl super::irqchip::IrqChip for RecordingChip {
         &mut self,
         _: usize,
         w: u32,
+        _: u64,
         off: u64,
         _: u8,
         _: Option<u64>,

@@ -125,4 +125,7 @@ pub enum Reply {
     /// A hypercall answered in the return register alone (x0, a0, RAX), every other
     /// register as the guest had it: AxVisor's calls.
     Return(u64),
+    /// The access is refused: the vCPU takes the architecture's fault for it
+    /// (x86: #GP for an MSR), the instruction not completed.
+    Refused,
 }

@@ -141,6 +141,19 @@ pub trait GuestBoot {
     /// Device windows of `spec` that go straight to hardware; Err when the host
     /// cannot give the VM what its config asks (say, its interrupt controller).
     fn direct_windows(spec: &VmSpec, board: &BoardInfo) -> Result<Vec<DirectWindow>, String>;
+    /// The part of the kernel file `image` that is loaded, and its GPA, for a
+    /// config that loads it at `load`: the whole file there by default; an x86
+    /// Multiboot kernel says by its header which part goes where.
+    fn kernel_load(image: &'static [u8], load: u64) -> Result<(u64, &'static [u8]), String> {
+        Ok((load, image))
+    }
+    /// vCPU 0's start argument for a VM whose boot description is at
+    /// `description`: that address by default; x86 adds which boot protocol the
+    /// vCPU starts with (Multiboot or Linux, by the kernel image).
+    fn start_arg(spec: &VmSpec, description: u64) -> u64 {
+        let _ = spec;
+        description
+    }
 }
 
 /// Where a vCPU starts, and the VM state its CPU is programmed with.
@@ -149,6 +162,8 @@ pub struct VcpuStart<R> {
     pub stage2: R,
     /// The vCPU's index in its VM.
     pub index: usize,
+    /// How many vCPUs the VM has.
+    pub vcpus: usize,
     /// The VM's counter offset (guest time starts near zero).
     pub cntvoff: u64,
     pub entry: u64,

@@ -55,7 +55,10 @@ pub fn create_vm(
                 owned: core::mem::take(&mut held.owned),
                 vmid,
             };
-            let (entry, dtb) = (spec.entry_point, guest_dtb_address(&spec));
+            let (entry, dtb) = (
+                spec.entry_point,
+                Current::start_arg(&spec, guest_dtb_address(&spec)),
+            );
             let mut vm = Vm::new(spec, parts);
             vm.lazy = lazy;
             // A device's signal wakes the CPU of vCPU 0 (any vCPU serves it).
@@ -213,7 +216,10 @@ pub fn boot_afresh(vm: &Vm) -> Result<(), String> {
     fill_eager(&vm.ram, &vm.lazy, &images)?;
     vm.count_boot();
     vm.vcpus[0]
-        .request_start(vm.spec.entry_point, guest_dtb_address(&vm.spec))
+        .request_start(
+            vm.spec.entry_point,
+            Current::start_arg(&vm.spec, guest_dtb_address(&vm.spec)),
+        )
         .map_err(|_| String::from("vCPU 0 is already starting"))
 }
 
@@ -476,29 +482,28 @@ fn prepare_images(spec: &VmSpec, ram: &GuestRam) -> Result<Images, String> {
         .iter()
         .map(|(what, gpa, data)| (*what, *gpa, gpa + data.len() as u64))
         .collect();
-    let kernel = spec.kernel;
-    let end = kernel.load_gpa + kernel.data.len() as u64;
+    let (kernel_gpa, kernel_data) = Current::kernel_load(spec.kernel.data, spec.kernel.load_gpa)?;
+    let end = kernel_gpa + kernel_data.len() as u64;
     // Nothing placed may overlap anything else (the checks placed the generated DTB
     // by an estimate; this is its real size).
     let mut placed = others.clone();
-    placed.push(("kernel image", kernel.load_gpa, end));
+    placed.push(("kernel image", kernel_gpa, end));
     if let Some(why) = overlap(&placed) {
         return Err(why);
     }
     let mut footprints: Vec<(u64, u64)> = others.iter().map(|o| (o.1, o.2)).collect();
-    footprints.push((kernel.load_gpa, end));
+    footprints.push((kernel_gpa, end));
     // A kernel with a boot-protocol header (Linux) uses more than its file: check
     // where it will really live before loading anything.
-    if let Some((start, end)) = Current::kernel_footprint(kernel.data, kernel.load_gpa, &others)? {
+    if let Some((start, end)) =
+        Current::kernel_footprint(spec.kernel.data, spec.kernel.load_gpa, &others)?
+    {
         ram.translate(start, end - start).ok_or_else(|| {
             format!("the kernel needs {start:#x}..{end:#x} (bss included), which is not all in the VM's RAM")
         })?;
         footprints.push((start, end));
     }
-    parts.insert(
-        0,
-        ("kernel image", kernel.load_gpa, Cow::Borrowed(kernel.data)),
-    );
+    parts.insert(0, ("kernel image", kernel_gpa, Cow::Borrowed(kernel_data)));
     Ok(Images { parts, footprints })
 }
 

@@ -12,7 +12,7 @@ use crate::devices::registry::{self, Created, VmFacts};
 use crate::devices::ring::Ring;
 use crate::devices::signal::{Signal, MAX_SIGNALLED};
 use crate::devices::MmioError;
-use crate::hal::{Arch, Current};
+use crate::hal::{Arch, Current, HostTimer};
 use crate::mm::guest::GuestMemory;
 use crate::spec::{Str, VmSpec};
 use alloc::boxed::Box;
@@ -90,7 +90,8 @@ impl VmDevices {
                 spec,
                 vcpu_ids(spec),
                 Current::PERCPU_HW_IRQS,
-                Current::LIMITS.plic_sources.is_some(),
+                Current::LIMITS.irq_chip,
+                Current::counter,
             )?,
             focused: false,
             input: Box::new(Ring::new()),
@@ -104,6 +105,12 @@ impl VmDevices {
             self.console = bus_console(&mut self.bus);
         }
         Ok(id)
+    }
+
+    /// Replaces the VM's interrupt controller (tests of another architecture's chip).
+    #[cfg(test)]
+    pub fn set_chip(&mut self, chip: Box<dyn IrqChip>) {
+        self.chip = Some(chip);
     }
 
     /// The VM's interrupt controller, if it has one.

@@ -10,6 +10,7 @@ use crate::hal::{Current, CurrentVcpu, HostIrq, Vcpu, VcpuStart};
 use super::axivc::AXVISOR_CODES_END;
 use super::devices::{Access, MmioResult};
 use crate::devices::device::VmEvent;
+use crate::devices::irqchip::MsrAnswer;
 use crate::mm::guest::GuestMemory;
 use alloc::vec::Vec;
 
@@ -69,6 +70,7 @@ fn run_vcpu(m: &Machine, vm: &Vm, index: usize, entry: u64, arg: u64) {
     let mut vcpu = CurrentVcpu::start(VcpuStart {
         stage2: vm.stage2,
         index,
+        vcpus: vm.vcpus.len(),
         cntvoff: vm.cntvoff,
         entry,
         arg,
@@ -210,11 +212,9 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
             write,
             pc,
         } => port_io(m, vm, index, vcpu, (port, width, write, pc)),
-        // No architecture that has MSRs and CPUID runs guests yet: the VM is stopped
-        // with the reason.
-        VmExit::MsrRead { msr, pc } | VmExit::MsrWrite { msr, pc, .. } => {
-            let why = alloc::format!("not supported yet: MSR {msr:#x} access, PC {pc:#x}");
-            stop(m, vm, &why)
+        VmExit::MsrRead { msr, pc } => msr_access(m, (vm, index, vcpu), msr, None, pc),
+        VmExit::MsrWrite { msr, value, pc } => {
+            msr_access(m, (vm, index, vcpu), msr, Some(value), pc)
         }
         VmExit::Cpuid { leaf, subleaf } => {
             let why = alloc::format!("not supported yet: CPUID leaf {leaf:#x}.{subleaf:#x}");
@@ -303,6 +303,44 @@ fn port_io(
     };
     let reply = |v: u64| Reply::PortRead(v as u32);
     answer(m, (vm, index, vcpu), r, events, reply, unmapped, &at)
+}
+
+/// An MSR access (`write` None for a read) by vCPU `index`: the interrupt chip's
+/// MSRs (x86's APIC) are answered by the chip, the ones it refuses fault in the
+/// guest; no other MSR is answered yet: the VM is stopped with the reason.
+fn msr_access(
+    m: &Machine,
+    (vm, index, vcpu): (&Vm, usize, &mut CurrentVcpu),
+    msr: u32,
+    write: Option<u64>,
+    pc: u64,
+) -> Next {
+    let mut events = Vec::new();
+    let answer = match vm.devices.lock().irq_chip() {
+        Some(chip) => {
+            let a = chip.msr(index, msr, write);
+            chip.take_events(&mut events);
+            a
+        }
+        None => MsrAnswer::NotMine,
+    };
+    match answer {
+        MsrAnswer::Value(v) => {
+            vcpu.reply(match write {
+                Some(_) => Reply::None,
+                None => Reply::MsrRead(v),
+            });
+            act_on(m, vm, index, events)
+        }
+        MsrAnswer::Refused => {
+            vcpu.reply(Reply::Refused);
+            Next::Continue
+        }
+        MsrAnswer::NotMine => {
+            let why = alloc::format!("not supported yet: MSR {msr:#x} access, PC {pc:#x}");
+            stop(m, vm, &why)
+        }
+    }
 }
 
 /// Finishes a device access by vCPU `index`: its value to the vCPU and the events

@@ -1127,3 +1127,48 @@ fn a_write_to_a_read_only_channel_is_named_as_such() {
     assert!(elsewhere.contains("outside guest memory"), "{elsewhere}");
     m.destroy(1).unwrap();
 }
+
+#[test]
+fn msrs_go_to_the_interrupt_chip_and_a_refused_one_faults_in_the_guest() {
+    use crate::devices::x86apic::X86Apic;
+    let m = machine(3);
+    // Another VM keeps the machine up when this one stops.
+    let other = m.create(simple(2, 2)).unwrap();
+    m.start(&other);
+    // RAM from 0, as x86 guests have it: a start-up IPI's entry is below 1 MiB.
+    let regions = alloc::vec![ram(0, 2 << 20), ram(RAM_GPA, 8 << 20)];
+    let vm = m.create(spec(1, &[0, 1], regions)).unwrap();
+    m.start(&vm);
+    vm.devices
+        .lock()
+        .set_chip(Box::new(X86Apic::new(2, || 0).unwrap()));
+    let mut vcpu = FakeVcpu::scripted(&[]);
+    let rd = |msr| VmExit::MsrRead { msr, pc: 0 };
+    let wr = |msr, value| VmExit::MsrWrite { msr, value, pc: 0 };
+    assert_eq!(handle_exit(&m, &vm, 0, &mut vcpu, rd(0x1b)), Next::Continue);
+    assert_eq!(
+        handle_exit(&m, &vm, 0, &mut vcpu, rd(0x802)),
+        Next::Continue
+    );
+    let x2apic = wr(0x1b, 0xfee0_0d00);
+    assert_eq!(handle_exit(&m, &vm, 0, &mut vcpu, x2apic), Next::Continue);
+    assert_eq!(
+        vcpu.replies,
+        [Reply::MsrRead(0xfee0_0900), Reply::Refused, Reply::None]
+    );
+    // INIT, then a start-up IPI with vector 8 to APIC ID 1: vCPU 1 starts at 0x8000.
+    for icr in [0x1_0000_4500, 0x1_0000_4608] {
+        assert_eq!(
+            handle_exit(&m, &vm, 0, &mut vcpu, wr(0x830, icr)),
+            Next::Continue
+        );
+    }
+    assert_eq!(vm.vcpus[1].power(), super::vm::Power::Starting);
+    assert_eq!(vm.vcpus[1].boot_params(), (0x8000, 0));
+    // An MSR nobody answers stops the VM.
+    assert_eq!(
+        handle_exit(&m, &vm, 0, &mut vcpu, rd(0xc000_0080)),
+        Next::Stop
+    );
+    assert!(vm.faulted());
+}

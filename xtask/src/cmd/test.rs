@@ -102,7 +102,23 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "x86_64-host",
-        "board qemu-x86_64 with no VMs (none run on x86_64 yet): the hypervisor starts from QEMU's PVH entry in long mode, prints on COM1, finds 4 CPUs (ACPI MADT) and its RAM (PVH memory map), and ends through isa-debug-exit with a failure status (no VM ran)",
+        "board qemu-x86_64 with no VMs: the hypervisor starts from QEMU's PVH entry in long mode, prints on COM1, finds 4 CPUs (ACPI MADT) and its RAM (PVH memory map), and ends through isa-debug-exit with a failure status (no VM ran)",
+    ),
+    (
+        "x86_64-two-vms",
+        "board qemu-x86_64's own VMs: two x86_64 test guests (Multiboot, 2 vCPUs each, the second started with INIT-SIPI-SIPI, local APIC timer, COM1 interrupt through the I/O APIC) pass and power off through ACPI; exit 0",
+    ),
+    (
+        "x86_64-fault-isolation",
+        "qemu-x86_64: a VM that reads outside its memory is stopped; the other finishes",
+    ),
+    (
+        "x86_64-vm-reset",
+        "qemu-x86_64: a VM resets itself through port 0xCF9 and passes its checks again (RAM zero on the second boot); the other finishes",
+    ),
+    (
+        "x86_64-linux",
+        "qemu-x86_64: Debian's amd64 Linux (bzImage, 32-bit boot protocol, zero page, per-VM ACPI tables) with 2 vCPUs reports 2 CPUs, runs `uname -m` (x86_64) and powers off, next to a test VM that passes; exit 0 (pulls linux-x86_64 when missing)",
     ),
     (
         "x86_64-no-svm",
@@ -428,6 +444,10 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "stack-guard" => stack_guard(ws, name),
         "x86_64-host" => x86_64_host(ws, name),
         "x86_64-no-svm" => x86_64_no_svm(ws, name),
+        "x86_64-two-vms" => two_vms(ws, name, X86_64_BOARD),
+        "x86_64-fault-isolation" => fault_isolation(ws, name, X86_64_BOARD, &X86_64_FAULT_VMS),
+        "x86_64-vm-reset" => vm_reset(ws, name, X86_64_BOARD, &X86_64_RESET_VMS),
+        "x86_64-linux" => linux(ws, name, X86_64_BOARD, &X86_64_LINUX_VMS, 2),
         "vm-reset" => vm_reset(ws, name, DEFAULT_BOARD, &RESET_VMS),
         "vm-reset-gicv2" => vm_reset(ws, name, GICV2_BOARD, &GICV2_RESET_VMS),
         "riscv64-vm-reset" => vm_reset(ws, name, RISCV64_BOARD, &RISCV64_RESET_VMS),
@@ -1248,6 +1268,18 @@ fn stack_guard(ws: &Workspace, name: &str) -> Result<()> {
 }
 
 const X86_64_BOARD: &str = "configs/board/qemu-x86_64.toml";
+const X86_64_FAULT_VMS: [&str; 2] = [
+    "configs/vms/testguest-x86_64-qemu-smp2-a.toml",
+    "configs/vms/testguest-x86_64-qemu-smp2-fault.toml",
+];
+const X86_64_LINUX_VMS: [&str; 2] = [
+    "configs/vms/linux-x86_64-qemu-smp2.toml",
+    "configs/vms/testguest-x86_64-qemu-smp2-b.toml",
+];
+const X86_64_RESET_VMS: [&str; 2] = [
+    "configs/vms/testguest-x86_64-qemu-smp2-a.toml",
+    "configs/vms/testguest-x86_64-qemu-smp2-reset.toml",
+];
 
 /// Boots the hypervisor of `board` with no VMs at all (scenarios about the host's
 /// own start), on QEMU CPU `cpu` if given.

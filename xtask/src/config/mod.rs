@@ -115,12 +115,7 @@ fn vm_paths(
         }
     };
     if paths.is_empty() {
-        let message = if board.arch == Arch::X86_64 {
-            "not supported yet: VMs on x86_64 (the hypervisor starts on x86_64 with SVM, \
-             runs no guests yet: issue 11); the board lists no vm_configs"
-        } else {
-            "no VMs to run: the board lists no vm_configs (add some, or pass --vm FILE)"
-        };
+        let message = "no VMs to run: the board lists no vm_configs (add some, or pass --vm FILE)";
         report.push(diag::Diagnostic {
             severity: diag::Severity::Error,
             file: board.shown.clone(),

@@ -807,20 +807,6 @@ fn every_board_in_the_repository_is_valid() {
         if path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
         }
-        if path.file_stem().and_then(|s| s.to_str()) == Some("qemu-x86_64") {
-            // No VMs run on x86_64 yet: the board lists none, and says so.
-            let ctx = Context { guest_crates: &g };
-            let e = load(repo(), &path, VmList::FromBoard, &ctx)
-                .err()
-                .expect("qemu-x86_64 lists no VMs yet");
-            assert!(
-                e.to_string().contains("not supported yet: VMs on x86_64"),
-                "{e}"
-            );
-            let host = load(repo(), &path, VmList::HostOnly, &ctx).unwrap();
-            assert!(host.vms.is_empty());
-            continue;
-        }
         let plan = load(
             repo(),
             &path,

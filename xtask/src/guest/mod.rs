@@ -7,7 +7,7 @@
 //!   directory `hypervisor-guests`).
 //! - Registry: `--registry URL`, else `$HV_GUEST_REGISTRY`, else the repository's
 //!   `configs/guest-images.toml` (lists the built-in recipes). See [`registry`].
-//! - Built-in recipes (`linux-aarch64`, `linux-riscv64`): see [`recipe`].
+//! - Built-in recipes (`linux-aarch64`, `linux-riscv64`, `linux-x86_64`): see [`recipe`].
 //! - VM configs name image files as `image:<name>/<file>` (see [`resolve_config_path`]).
 pub mod cpio;
 pub mod debian;
@@ -457,7 +457,7 @@ pub fn pull_archive(store: &Store, entry: &ImageEntry) -> Result<PathBuf> {
         arch: entry.arch.clone(),
         description: entry.description.clone(),
         pulled_at: 0,
-        kernel: has("Image"),
+        kernel: has("Image").or_else(|| has("bzImage")),
         initramfs: has("initramfs.cpio.gz"),
         dtbs: staging.image.join("dtbs").is_dir().then(|| "dtbs".into()),
         packages: Vec::new(),

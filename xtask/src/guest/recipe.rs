@@ -4,8 +4,9 @@
 //! the kernel `Image`, its config and its device trees, and builds the busybox
 //! initramfs of [`super::initramfs`].
 //!
-//! Image layout: `Image`, `initramfs.cpio.gz`, `config` (the kernel's .config),
-//! `dtbs/` (the package's device trees), `manifest.toml`.
+//! Image layout: `Image` (x86_64: `bzImage`), `initramfs.cpio.gz`, `config` (the
+//! kernel's .config), `dtbs/` (the package's device trees; none on x86_64),
+//! `manifest.toml`.
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,11 @@ pub struct Recipe {
     pub kernel_flavor: &'static str,
     /// Prefix of the kernel image in the package (`boot/vmlinuz-`).
     pub kernel_prefix: &'static str,
-    /// The 4 bytes at offset 0x38 of the kernel's Image header.
+    /// The file name of the kernel in the image (`Image`, x86's `bzImage`).
+    pub kernel_file: &'static str,
+    /// The magic of the kernel's boot header: 4 bytes at this offset (the `Image`
+    /// header's at 0x38, the x86 setup header's "HdrS" at 0x202).
+    pub magic_at: usize,
     pub image_magic: [u8; 4],
     /// Console device of the matching QEMU machine.
     pub console: &'static str,
@@ -50,6 +55,8 @@ pub const RECIPES: &[Recipe] = &[
         suite: "bookworm",
         kernel_flavor: "arm64",
         kernel_prefix: "boot/vmlinuz-",
+        kernel_file: "Image",
+        magic_at: 0x38,
         image_magic: *b"ARM\x64",
         console: "ttyAMA0",
         qemu: "qemu-system-aarch64 -machine virt -cpu cortex-a72 -smp 2 -m 512M -nographic -no-reboot -nic none",
@@ -62,10 +69,27 @@ pub const RECIPES: &[Recipe] = &[
         suite: "trixie",
         kernel_flavor: "riscv64",
         kernel_prefix: "boot/vmlinux-",
+        kernel_file: "Image",
+        magic_at: 0x38,
         image_magic: *b"RSC\x05",
         console: "ttyS0",
         qemu: "qemu-system-riscv64 -machine virt -smp 2 -m 512M -nographic -no-reboot -nic none -bios default",
         description: "Debian trixie riscv64 kernel + busybox initramfs (built-in recipe)",
+    },
+    Recipe {
+        name: "linux-x86_64",
+        arch: "x86_64",
+        debian_arch: "amd64",
+        suite: "bookworm",
+        kernel_flavor: "amd64",
+        // A bzImage (x86 boot protocol, XZ-compressed kernel inside).
+        kernel_prefix: "boot/vmlinuz-",
+        kernel_file: "bzImage",
+        magic_at: 0x202,
+        image_magic: *b"HdrS",
+        console: "ttyS0",
+        qemu: "qemu-system-x86_64 -machine q35 -cpu max -smp 2 -m 512M -nographic -no-reboot -nic none",
+        description: "Debian bookworm amd64 kernel (bzImage) + busybox initramfs (built-in recipe)",
     },
 ];
 
@@ -120,7 +144,7 @@ pub fn pull(recipe: &Recipe, store: &Store) -> Result<PathBuf> {
         arch: recipe.arch.to_string(),
         description: recipe.description.to_string(),
         pulled_at: 0,
-        kernel: Some("Image".into()),
+        kernel: Some(recipe.kernel_file.into()),
         initramfs: Some("initramfs.cpio.gz".into()),
         dtbs: staging.image.join("dtbs").is_dir().then(|| "dtbs".into()),
         packages: vec![
@@ -149,7 +173,7 @@ fn choose_packages(apt: &PrivateApt, recipe: &Recipe) -> Result<Packages> {
     })
 }
 
-/// Takes the Image, config and device trees out of the kernel package.
+/// Takes the kernel, config and device trees out of the kernel package.
 fn install_kernel(recipe: &Recipe, deb: &Path, work: &Path, image: &Path) -> Result<()> {
     let prefix = recipe.kernel_prefix;
     let written = extract_deb(deb, work, |p| {
@@ -167,7 +191,7 @@ fn install_kernel(recipe: &Recipe, deb: &Path, work: &Path, image: &Path) -> Res
         .with_context(|| format!("{} has no /{prefix}* kernel image", deb.display()))?;
     let bytes = read_kernel(&work.join(kernel))?;
     check_image(recipe, &bytes, kernel)?;
-    write(&image.join("Image"), &bytes)?;
+    write(&image.join(recipe.kernel_file), &bytes)?;
     if let Some(cfg) = find("boot/config-") {
         fs::copy(work.join(cfg), image.join("config")).context("cannot copy the kernel config")?;
     }
@@ -190,13 +214,16 @@ fn read_kernel(path: &Path) -> Result<Vec<u8>> {
     Ok(raw)
 }
 
-/// Checks the Linux Image header magic of `recipe`'s architecture.
+/// Checks the Linux boot header magic of `recipe`'s architecture.
 pub fn check_image(recipe: &Recipe, bytes: &[u8], shown: &Path) -> Result<()> {
-    if bytes.get(0x38..0x3c) != Some(&recipe.image_magic[..]) {
+    let at = recipe.magic_at;
+    if bytes.get(at..at + 4) != Some(&recipe.image_magic[..]) {
         bail!(
-            "{} is not a {} Linux Image (no Image header magic at offset 0x38)",
+            "{} is not a {} Linux {} (no {} header magic at offset {at:#x})",
             shown.display(),
-            recipe.arch
+            recipe.arch,
+            recipe.kernel_file,
+            recipe.kernel_file
         );
     }
     Ok(())

@@ -3,10 +3,14 @@
 //! the arch-neutral checks use:
 //!
 //! - boot: the image entry (device tree address in, stacks, .bss, exception vectors)
-//!   calling [`crate::guest::primary_main`], and a secondary-CPU entry that takes its
-//!   stack slot from the start argument and calls [`crate::guest::secondary_main`];
+//!   calling [`crate::guest::primary_main`] (x86_64: the Multiboot information in,
+//!   read into a [`crate::platform::Platform`] for [`crate::guest::run`]), and a
+//!   secondary-CPU entry that takes its stack slot from the start argument (x86_64:
+//!   from the SIPI trampoline's data) and calls [`crate::guest::secondary_main`];
 //! - `FALLBACK_UART`, `FIRMWARE_CONSOLE` (a byte writer over a firmware call, for
-//!   the `sbi-only` boot argument, if the architecture has one), `barrier`, `halt`, `wait_for_interrupt`, `cpu_hw_id`, `secondary_entry`;
+//!   the `sbi-only` boot argument, if the architecture has one), `barrier`, `halt`,
+//!   `wait_for_interrupt`, `spin_masked`, `cpu_hw_id`, `secondary_entry` (not on
+//!   x86_64, whose secondaries start at the SIPI vector);
 //! - `timer`: `frequency`, `now`, `arm`, `disarm`;
 //! - `irq`: `init` (interrupt controller set up for the timer), `enable`, `disable`,
 //!   and an interrupt handler that reports to [`crate::checks::timer`];
@@ -14,7 +18,8 @@
 //!   architecture's own, run before the memory check touches all of RAM),
 //!   `cpu_start`, `cpu_state`, `cpu_stop`, `system_off`, `system_reset`, `vm_boots`,
 //!   `hv_info`, `unknown_call`, `probe` (a call that must always be answered);
-//! - `check_dtb`: the architecture's part of the device-tree check;
+//! - `BOOT_INFO_CHECK` (the name of the check of what the VM was booted with: `dtb`, or
+//!   `multiboot` on x86_64) and `check_dtb`: the architecture's part of that check;
 //! - `link.ld` next to the module: the linker script (`build.rs` passes it), defining
 //!   `__image_start` and `__image_end` around everything the image occupies.
 
@@ -28,7 +33,16 @@ mod riscv64;
 #[cfg(target_arch = "riscv64")]
 pub use riscv64::*;
 
-#[cfg(not(any(target_arch = "aarch64", target_arch = "riscv64")))]
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+#[cfg(target_arch = "x86_64")]
+pub use x86_64::*;
+
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    target_arch = "x86_64"
+)))]
 compile_error!("testguest: no architecture module for this target yet (see src/arch/mod.rs)");
 
 /// One of an architecture's own checks (`firmware::ARCH_CHECKS`): name and check.

@@ -3,8 +3,11 @@
 //! and starting CPUs, the TSC as the counter (its rate measured against the ACPI PM
 //! timer), power-off through ACPI (or QEMU's isa-debug-exit for a failure).
 //!
-//! VMs are not supported yet: [`GuestBoot::direct_windows`] refuses every VM with
-//! "not supported yet", so no vCPU is ever created.
+//! VMs boot as Multiboot (v1) kernels: loaded by their header
+//! ([`vmconfig::multiboot`]), started with the information block
+//! ([`super::multiboot`]) at EBX; or, when the kernel is a bzImage
+//! ([`vmconfig::bzimage`]), with Linux's 32-bit boot protocol: the zero page with
+//! the VM's ACPI tables ([`super::linux`], [`super::acpi_guest`]) at ESI.
 
 use super::{boot, lapic, port, svm};
 use crate::firmware::{BoardInfo, DiscoveryError, Handover};
@@ -211,10 +214,11 @@ impl HostPorts for X86_64 {
 }
 
 impl MemoryOps for X86_64 {
-    /// No nested-paging TLB maintenance yet.
+    /// Each VMRUN flushes the VM's ASID, but a vCPU running on another CPU keeps
+    /// its entries until its next VMRUN: an unmap does not reach it at once.
     const STAGE2_UNMAP_ALL_CPUS: bool = false;
-    /// Nothing yet: no guest runs (the ASID's TLB entries are flushed at VMRUN once
-    /// guests run).
+    /// Nothing: every VMRUN flushes the VM's ASID (TLB_CONTROL), so a changed
+    /// nested entry is never used stale by a vCPU that enters afterwards.
     fn stage2_mapped(_gpa: u64) {}
     fn stage2_unmapped() {}
 
@@ -228,23 +232,125 @@ impl MemoryOps for X86_64 {
     fn clean_for_guest(_hpa: u64, _len: u64) {}
 }
 
-/// What every VM gets for now.
-const NO_VMS: &str = "not supported yet: x86_64 VMs (the hypervisor starts on x86_64 \
-                      with SVM; running guests is the next step of issue 11)";
+/// Where the Multiboot information block goes: the config's `dtb_load_addr`, else
+/// the start of the VM's first memory region (the core loads the boot description
+/// there and hands its address to vCPU 0, here in EBX).
+fn info_gpa(spec: &VmSpec, memory: &[(u64, u64)]) -> u64 {
+    spec.dtb_load_gpa
+        .or_else(|| spec.memory_regions.first().map(|r| r.gpa))
+        .or_else(|| memory.first().map(|m| m.0))
+        .unwrap_or(0)
+}
+
+/// The kernel's Multiboot layout, refused when the config loads it elsewhere than
+/// its header says.
+fn multiboot_layout(image: &[u8], load: u64) -> Result<vmconfig::multiboot::Layout, String> {
+    let l =
+        vmconfig::multiboot::layout(image).map_err(|e| alloc::format!("the kernel image: {e}"))?;
+    if l.load_addr != load {
+        return Err(alloc::format!(
+            "the kernel image's Multiboot header loads it at {:#x}, the config (kernel_load_addr) at {load:#x}",
+            l.load_addr
+        ));
+    }
+    Ok(l)
+}
+
+/// The bzImage's setup header when the kernel is one (a Linux VM: the 32-bit boot
+/// protocol, `super::linux`); None for a Multiboot kernel.
+fn bzimage(image: &[u8]) -> Result<Option<vmconfig::bzimage::SetupHeader>, String> {
+    vmconfig::bzimage::parse(image).map_err(|e| alloc::format!("the kernel image: {e}"))
+}
+
+/// What a Linux VM's ACPI tables describe: its vCPUs and its 16550s (emu_type 0x2
+/// at an I/O port, their `irq` an I/O APIC pin).
+fn platform(spec: &VmSpec) -> super::acpi_guest::Platform {
+    let serials = spec
+        .emu_devices
+        .iter()
+        .filter(|d| d.emu_type == 0x2)
+        .filter_map(|d| {
+            Some(super::acpi_guest::Serial {
+                port: u16::try_from(d.base_gpa).ok()?,
+                len: u8::try_from(d.length).ok()?,
+                gsi: d.irq,
+            })
+        })
+        .collect();
+    super::acpi_guest::Platform {
+        vcpus: spec.cpu_num,
+        serials,
+    }
+}
 
 impl GuestBoot for X86_64 {
-    fn guest_description(_spec: &VmSpec, _memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
-        Err(NO_VMS.into())
+    /// A bzImage's zero page, command line and ACPI tables (`super::linux`), else
+    /// the Multiboot (v1) information block: the VM's RAM and command line.
+    fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
+        let at = info_gpa(spec, memory);
+        if bzimage(spec.kernel.data)?.is_some() {
+            let p = platform(spec);
+            let vm = super::linux::Vm {
+                image: spec.kernel.data,
+                cmdline: &spec.cmdline,
+                memory,
+                initrd: spec.ramdisk.map(|r| (r.load_gpa, r.data.len() as u64)),
+                platform: &p,
+                tsc_khz: Self::counter_hz() / 1000,
+            };
+            return super::linux::description(&vm, at);
+        }
+        Ok(super::multiboot::info(memory, &spec.cmdline, at))
     }
+    /// The kernel with its bss: from the bzImage's init_size or the Multiboot
+    /// header.
     fn kernel_footprint(
-        _image: &[u8],
-        _load: u64,
-        _others: &[(&'static str, u64, u64)],
+        image: &[u8],
+        load: u64,
+        others: &[(&'static str, u64, u64)],
     ) -> Result<Option<(u64, u64)>, String> {
-        Ok(None)
+        if let Some(h) = bzimage(image)? {
+            return h
+                .check_placement(image.len() as u64, load, others)
+                .map(Some);
+        }
+        let l = multiboot_layout(image, load)?;
+        Ok(Some((l.load_addr, l.end)))
     }
-    fn direct_windows(_spec: &VmSpec, _b: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
-        Err(NO_VMS.into())
+    /// A bzImage's protected-mode kernel (the file after its setup sectors), or
+    /// the part of the file the Multiboot header names (an ELF's headers and
+    /// symbols are left out).
+    fn kernel_load(image: &'static [u8], load: u64) -> Result<(u64, &'static [u8]), String> {
+        if let Some(h) = bzimage(image)? {
+            let body = image
+                .get(h.setup_len()..)
+                .ok_or("the kernel image: the bzImage ends inside its setup sectors")?;
+            return Ok((load, body));
+        }
+        let l = multiboot_layout(image, load)?;
+        Ok((l.load_addr, &image[l.file_start..l.file_end]))
+    }
+    /// A Linux VM's vCPU 0 gets its zero page with [`super::linux::LINUX_START`].
+    fn start_arg(spec: &VmSpec, description: u64) -> u64 {
+        match bzimage(spec.kernel.data) {
+            Ok(Some(_)) => description | super::linux::LINUX_START,
+            _ => description,
+        }
+    }
+    /// Nothing of the host goes to an x86 VM: its devices are emulated.
+    fn direct_windows(spec: &VmSpec, _b: &BoardInfo) -> Result<Vec<DirectWindow>, String> {
+        if spec.dtb.is_some() {
+            return Err(String::from(
+                "an x86_64 VM boots with a Multiboot information block or a Linux zero page, not a device tree (dtb_path)",
+            ));
+        }
+        if let Some(d) = spec.passthrough_devices.first() {
+            return Err(alloc::format!(
+                "not supported yet: passthrough device \"{}\" on x86_64",
+                d.name
+            ));
+        }
+        Ok(Vec::new())
     }
 }
 
@@ -255,7 +361,7 @@ impl Arch for X86_64 {
     const MAX_IPA_BITS: u32 = super::npt::MAX_IPA_BITS;
     /// ASIDs: QEMU offers 16 per CPU; a CPU runs one VM at a time.
     const MAX_VMID: u16 = 15;
-    const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Uart16550;
+    const CONSOLE: crate::devices::ConsoleKind = crate::devices::ConsoleKind::Uart16550Ports;
     const LIMITS: vmconfig::ArchLimits = vmconfig::X86_64;
     const PERCPU_HW_IRQS: &'static [u32] = &[];
     /// CPUID 0x8000_0008 EAX[7:0].

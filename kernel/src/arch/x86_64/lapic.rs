@@ -1,5 +1,7 @@
 //! The host's local APIC (xAPIC, memory-mapped at the MADT's address): enabled on
-//! every CPU, kicks as fixed IPIs, INIT-SIPI-SIPI to start a CPU, EOI.
+//! every CPU, kicks as fixed IPIs, INIT-SIPI-SIPI to start a CPU, EOI, and the
+//! timer (one-shot, raising the kick vector) that ends a guest's run at its local
+//! APIC timer's deadline.
 
 use core::ptr::{read_volatile, write_volatile};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,11 @@ const LVT_TIMER: u64 = 0x320;
 const LVT_LINT0: u64 = 0x350;
 const LVT_LINT1: u64 = 0x360;
 const LVT_ERROR: u64 = 0x370;
+const TIMER_INIT: u64 = 0x380;
+const TIMER_CUR: u64 = 0x390;
+const TIMER_DIV: u64 = 0x3e0;
+/// TIMER_DIV: divide by 1.
+const DIV_BY_1: u32 = 0xb;
 
 const SVR_ENABLE: u32 = 1 << 8;
 const LVT_MASKED: u32 = 1 << 16;
@@ -70,6 +77,48 @@ pub fn ipi(dest: u64, vector: u8) {
 /// INIT to `dest`: it waits for a start-up IPI.
 pub fn init_ipi(dest: u64) {
     send(dest, ICR_INIT | ICR_ASSERT);
+}
+
+/// Host timer ticks per second (0: not measured yet).
+static TIMER_HZ: AtomicU64 = AtomicU64::new(0);
+
+/// The local APIC timer's frequency, measured once against the TSC (`tsc_hz`)
+/// over a millisecond.
+fn timer_hz(tsc_hz: u64) -> u64 {
+    let hz = TIMER_HZ.load(Ordering::Relaxed);
+    if hz != 0 {
+        return hz;
+    }
+    write(TIMER_DIV, DIV_BY_1);
+    write(LVT_TIMER, LVT_MASKED);
+    write(TIMER_INIT, u32::MAX);
+    let t0 = super::port::rdtsc();
+    let span = (tsc_hz / 1000).max(1);
+    while super::port::rdtsc().wrapping_sub(t0) < span {
+        core::hint::spin_loop();
+    }
+    let counted = u32::MAX - read(TIMER_CUR);
+    let elapsed = super::port::rdtsc().wrapping_sub(t0).max(1);
+    write(TIMER_INIT, 0);
+    let hz = (u128::from(counted) * u128::from(tsc_hz) / u128::from(elapsed)) as u64;
+    let hz = hz.max(1);
+    TIMER_HZ.store(hz, Ordering::Relaxed);
+    hz
+}
+
+/// Arms this CPU's timer (one-shot) to raise the kick vector at TSC value
+/// `deadline`, or disarms it (None). A deadline already passed fires at once.
+pub fn arm_timer(deadline: Option<u64>, tsc_hz: u64) {
+    let Some(deadline) = deadline else {
+        write(TIMER_INIT, 0);
+        return;
+    };
+    let hz = timer_hz(tsc_hz);
+    let delta = deadline.saturating_sub(super::port::rdtsc());
+    let count = u128::from(delta) * u128::from(hz) / u128::from(tsc_hz.max(1));
+    write(TIMER_DIV, DIV_BY_1);
+    write(LVT_TIMER, u32::from(KICK_VECTOR));
+    write(TIMER_INIT, count.clamp(1, u128::from(u32::MAX)) as u32);
 }
 
 /// Start-up IPI: `dest` starts in real mode at `page << 12`.

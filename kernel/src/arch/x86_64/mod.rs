@@ -5,7 +5,8 @@
 //! (`firmware::pvh`, `firmware::acpi`).
 //!
 //! `npt` (the nested page-table format), `svm` (the CPU feature decision),
-//! `cpuid` (what a guest's CPUID says), `permmap` (the I/O and MSR permission maps)
+//! `cpuid` (what a guest's CPUID says), `permmap` (the I/O and MSR permission maps),
+//! `inject` (the local APIC's interrupts into the VMCB),
 //! `ioexit` (SVM exit codes, I/O intercept and `in`/`out` length decoding), `insn`
 //! (the `mov` forms a nested page fault on MMIO is emulated for), `gwalk` (the
 //! guest's page tables walked to fetch those bytes), `exits` (SVM exits into the
@@ -15,15 +16,21 @@
 //! rest runs only on the bare-metal target. `world` is the SVM world switch (VMRUN
 //! with the guest's general registers, the host save areas) and `vcpu` the vCPU
 //! that runs on it; no VM reaches it yet (VM creation says "not supported yet").
+pub mod acpi_guest;
 pub mod cpuid;
 pub mod descriptors;
 pub mod exits;
 pub mod gwalk;
+pub mod inject;
 pub mod insn;
 pub mod ioexit;
+pub mod legacy;
+pub mod linux;
+pub mod msr;
 pub mod multiboot;
 pub mod npt;
 pub mod permmap;
+pub mod pmports;
 pub mod svm;
 pub mod vmcb;
 

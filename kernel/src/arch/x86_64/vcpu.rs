@@ -1,23 +1,33 @@
-//! The x86_64 vCPU on SVM: a VMCB in a Multiboot start state, the I/O and MSR
-//! permission maps (everything intercepted), the world switch, and the exits turned
-//! into `VmExit`s by `exits` (MMIO instructions fetched through the guest's page
-//! tables and the nested tables by `gwalk`, decoded by `insn`).
+//! The x86_64 vCPU on SVM: a VMCB in a Multiboot start state (vCPU 0) or in real
+//! mode at a start-up IPI's vector (the others), the I/O and MSR permission maps,
+//! the world switch, and the exits turned into `VmExit`s by `exits` (MMIO
+//! instructions fetched through the guest's page tables and the nested tables by
+//! `gwalk`, decoded by `insn`).
 //!
-//! Not reached yet: VM creation is refused before a vCPU exists (`hal_impl`'s
-//! `direct_windows` says "not supported yet"), so this code has not run a guest.
-//! Missing before it can: the virtual local APIC / I/O APIC (`fill_irqs` and
-//! `sync_irqs` do nothing), CPUID and MSRs answered (the core stops the VM on them
-//! with "not supported yet"), #GP injection for unknown MSRs.
+//! Answered here without the core: CPUID (`cpuid`), the MSRs of `msr` (passed ones
+//! not intercepted, emulated ones answered, unknown ones #GP injected; the x2APIC
+//! range goes to the core for the interrupt chip), the ACPI power / reset ports of
+//! `pmports` (power-off and reset become `SystemOff` / `SystemReset`). HLT steps
+//! over the instruction and waits on this CPU for an interrupt (a kick, the host
+//! timer) unless the guest can take one at once, then says `Idle`. Interrupts:
+//! `fill_irqs` / `sync_irqs` exchange them with the VM's `X86Apic` through
+//! `inject`, and arm the host's local APIC timer for the guest's; a MSR the chip
+//! refuses (`Reply::Refused`) is a #GP.
 
 use super::exits::{self, Pending, Regs};
 use super::gwalk::{self, GuestMem, Paging};
+use super::inject::{self, IrqState};
 use super::insn::Mode;
 use super::ioexit::{code, decode_npf};
+use super::msr::{self, InVmcb, Msrs};
 use super::permmap::{IoMap, MsrMap, IOPM_SIZE, MSRPM_SIZE};
+use super::pmports::{Action, Pm};
 use super::vmcb::{ctl, save, Setup, Vmcb};
-use super::{boot, port, world};
+use super::{boot, cpuid, lapic, port, world};
 use crate::devices::irqchip::IrqChip;
+use crate::devices::x86apic::X86Apic;
 use crate::hal::exit::{Access, FirstTouch, Reply, VmExit};
+use crate::hal::HostTimer;
 use crate::hal::VcpuStart;
 use alloc::boxed::Box;
 
@@ -44,6 +54,13 @@ pub struct Vcpu {
     regs: Regs,
     pending: Pending,
     ncr3: u64,
+    msrs: Msrs,
+    pm: Pm,
+    cpu: cpuid::Vcpu,
+    /// The interrupt offered for the next entry (`inject`).
+    irq: IrqState,
+    /// The host timer's deadline as last armed (host TSC).
+    timer: Option<u64>,
 }
 
 /// Host memory, identity-mapped: the nested tables and, through them, guest RAM.
@@ -158,7 +175,107 @@ impl Vcpu {
             g.r15,
         ];
         self.regs.rip = self.vmcb.u64(save::RIP);
+        // An event whose delivery the exit interrupted (a first touch of the IDT or
+        // the stack, say) is delivered again at the next entry.
+        inject::after_exit(&mut self.vmcb);
         self.vmcb.u64(ctl::EXITCODE)
+    }
+
+    /// Finishes the pending exit with `reply` (stepping over the instruction).
+    fn finish(&mut self, reply: Reply) {
+        // A reply that does not fit leaves the instruction to run again.
+        let _ = exits::complete(self.pending, reply, &mut self.regs);
+        self.pending = Pending::Nothing;
+    }
+
+    /// #GP(0) for the instruction of the pending exit (not stepped over).
+    fn inject_gp(&mut self) {
+        inject::gp_fault(&mut self.vmcb);
+        self.pending = Pending::Nothing;
+    }
+
+    fn in_vmcb(&self) -> InVmcb {
+        InVmcb {
+            efer: self.vmcb.u64(save::EFER),
+            pat: self.vmcb.u64(save::G_PAT),
+            tsc_offset: self.vmcb.u64(ctl::TSC_OFFSET),
+        }
+    }
+
+    /// Answers the exits that are the arch's own; the others go to the core.
+    fn local(&mut self, exit: VmExit) -> Option<VmExit> {
+        match exit {
+            VmExit::Cpuid { leaf, subleaf } => {
+                let v = cpuid::guest(leaf, subleaf, port::cpuid(leaf, subleaf), self.cpu);
+                self.finish(Reply::Cpuid(v));
+                None
+            }
+            VmExit::MsrRead { msr: m, .. } if msr::kind(m) != msr::Kind::Chip => {
+                match self.msrs.read(m, &self.in_vmcb(), port::rdtsc()) {
+                    Some(v) => self.finish(Reply::MsrRead(v)),
+                    None => self.inject_gp(),
+                }
+                None
+            }
+            VmExit::MsrWrite { msr: m, value, .. } if msr::kind(m) != msr::Kind::Chip => {
+                let mut v = self.in_vmcb();
+                if self.msrs.write(m, value, &mut v, port::rdtsc()) {
+                    self.vmcb.set_u64(save::EFER, v.efer);
+                    self.vmcb.set_u64(save::G_PAT, v.pat);
+                    self.vmcb.set_u64(ctl::TSC_OFFSET, v.tsc_offset);
+                    self.finish(Reply::None);
+                } else {
+                    self.inject_gp();
+                }
+                None
+            }
+            VmExit::PortIo {
+                port: p,
+                width,
+                write,
+                ..
+            } => {
+                let guest_tsc = port::rdtsc().wrapping_add(self.vmcb.u64(ctl::TSC_OFFSET));
+                let hz = super::X86_64::counter_hz();
+                match self.pm.access(p, width, write, guest_tsc, hz) {
+                    Action::Done(v) => {
+                        let reply = if write.is_some() {
+                            Reply::None
+                        } else {
+                            Reply::PortRead(v)
+                        };
+                        self.finish(reply);
+                        None
+                    }
+                    Action::PowerOff => Some(VmExit::SystemOff),
+                    Action::Reset => Some(VmExit::SystemReset),
+                    // A legacy chip the VM does not have (Linux probes them).
+                    Action::NotMine => match super::legacy::access(p, width, write) {
+                        Some(v) => {
+                            let reply = if write.is_some() {
+                                Reply::None
+                            } else {
+                                Reply::PortRead(v)
+                            };
+                            self.finish(reply);
+                            None
+                        }
+                        None => Some(exit),
+                    },
+                }
+            }
+            VmExit::Idle => {
+                self.finish(Reply::None);
+                // Sleep until an interrupt (a kick: a new virtual interrupt, a stop;
+                // the host timer at the local APIC timer's deadline) unless the
+                // guest can take one already.
+                if !inject::deliverable(&self.vmcb) {
+                    port::wait_interrupt();
+                }
+                Some(VmExit::Idle)
+            }
+            other => Some(other),
+        }
     }
 }
 
@@ -171,7 +288,10 @@ impl crate::hal::Vcpu for Vcpu {
         // SAFETY: as above.
         let mut vmcb = unsafe { Box::<Vmcb>::new_zeroed().assume_init() };
         IoMap::new(&mut maps.iopm);
-        MsrMap::new(&mut maps.msrpm);
+        let mut msrpm = MsrMap::new(&mut maps.msrpm);
+        for m in msr::PASSED {
+            msrpm.pass(m);
+        }
         let setup = Setup {
             // VMIDs start at 1: ASID 0 is the host's.
             asid: u32::from(s.stage2.asid),
@@ -179,7 +299,14 @@ impl crate::hal::Vcpu for Vcpu {
             iopm_pa: (&raw const maps.iopm) as u64,
             msrpm_pa: (&raw const maps.msrpm) as u64,
         };
-        vmcb.multiboot(&setup, s.entry as u32);
+        let (linux, arg) = super::linux::split_arg(s.arg);
+        if s.index != 0 {
+            vmcb.real_mode(&setup, s.entry as u32);
+        } else if linux {
+            super::linux::start_state(&mut vmcb, &setup, s.entry as u32);
+        } else {
+            vmcb.multiboot(&setup, s.entry as u32);
+        }
         // Guest time starts near zero, as the other arches' counter offset.
         vmcb.set_u64(ctl::TSC_OFFSET, s.cntvoff.wrapping_neg());
         let mut regs = Regs {
@@ -187,13 +314,27 @@ impl crate::hal::Vcpu for Vcpu {
             ..Regs::default()
         };
         regs.gpr[exits::RAX] = vmcb.u64(save::RAX);
-        regs.gpr[exits::RBX] = s.arg;
+        if s.index == 0 {
+            // Multiboot: the information block in EBX; Linux: the zero page in ESI.
+            let r = if linux { exits::RSI } else { exits::RBX };
+            regs.gpr[r] = arg;
+        }
+        let tsc_khz = super::X86_64::counter_hz() / 1000;
         Self {
             vmcb,
             _maps: maps,
             regs,
             pending: Pending::Nothing,
             ncr3: s.stage2.ncr3,
+            msrs: Msrs::new(s.index),
+            pm: Pm::default(),
+            cpu: cpuid::Vcpu {
+                apic_id: s.index as u32,
+                vcpus: s.vcpus as u32,
+                tsc_khz: u32::try_from(tsc_khz).unwrap_or(u32::MAX),
+            },
+            irq: IrqState::default(),
+            timer: None,
         }
     }
 
@@ -232,23 +373,41 @@ impl crate::hal::Vcpu for Vcpu {
                 _ => exits::decode(exit, info1, &self.regs, &[]),
             };
             self.pending = pending;
-            if pending == Pending::Halt {
-                // No virtual interrupts yet to wait for: step over the `hlt`.
-                let _ = exits::complete(pending, Reply::None, &mut self.regs);
-                self.pending = Pending::Nothing;
+            if let Some(e) = self.local(vm_exit) {
+                return e;
             }
-            return vm_exit;
         }
     }
 
     fn reply(&mut self, reply: Reply) {
-        // A reply that does not fit leaves the instruction to run again.
-        let _ = exits::complete(self.pending, reply, &mut self.regs);
-        self.pending = Pending::Nothing;
+        if reply == Reply::Refused {
+            self.inject_gp();
+            return;
+        }
+        self.finish(reply);
     }
 
-    fn fill_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
-    fn sync_irqs(&mut self, _chip: &mut dyn IrqChip, _index: usize) {}
+    /// The local APIC's interrupt offered, the host timer armed for its timer.
+    fn fill_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        let Some(apic) = chip.model().downcast_mut::<X86Apic>() else {
+            return;
+        };
+        // Guest TSC = host TSC + TSC_OFFSET (the guest may write its TSC).
+        let behind = self.vmcb.u64(ctl::TSC_OFFSET).wrapping_neg();
+        apic.set_tsc_offset(behind);
+        let due = inject::fill(&mut self.vmcb, apic, index, &mut self.irq);
+        let host = due.map(|d| d.wrapping_add(behind));
+        if host != self.timer {
+            lapic::arm_timer(host, super::X86_64::counter_hz());
+            self.timer = host;
+        }
+    }
+
+    fn sync_irqs(&mut self, chip: &mut dyn IrqChip, index: usize) {
+        if let Some(apic) = chip.model().downcast_mut::<X86Apic>() {
+            inject::sync(&mut self.vmcb, apic, index, &mut self.irq);
+        }
+    }
 
     fn pc(&self) -> u64 {
         self.regs.rip

@@ -61,6 +61,8 @@ pub mod save {
 pub mod misc1 {
     pub const INTR: u32 = 1 << 0;
     pub const NMI: u32 = 1 << 1;
+    /// A virtual interrupt (V_IRQ) the guest can take now: the interrupt window.
+    pub const VINTR: u32 = 1 << 4;
     pub const INIT: u32 = 1 << 3;
     pub const CPUID: u32 = 1 << 18;
     pub const HLT: u32 = 1 << 24;
@@ -94,6 +96,9 @@ pub const ATTR_CODE32: u16 = 0xc9b;
 pub const ATTR_DATA32: u16 = 0xc93;
 const ATTR_TSS32_BUSY: u16 = 0x08b;
 const ATTR_LDT: u16 = 0x082;
+/// Real-mode code and data: present, accessed, 16-bit.
+const ATTR_CODE16: u16 = 0x09b;
+const ATTR_DATA16: u16 = 0x093;
 
 /// One VMCB.
 #[repr(C, align(4096))]
@@ -206,6 +211,29 @@ impl Vmcb {
         self.set_u64(save::RAX, MULTIBOOT_MAGIC as u64);
         self.set_u64(save::G_PAT, PAT_DEFAULT);
     }
+
+    /// The state a secondary vCPU starts in after INIT and a start-up IPI: real
+    /// mode at CS = `entry` >> 4 (the SIPI vector << 8), IP = 0, paging off.
+    pub fn real_mode(&mut self, s: &Setup, entry: u32) {
+        self.0.fill(0);
+        self.control(s);
+        let cs = (entry >> 4) as u16;
+        self.set_segment(save::CS, cs, ATTR_CODE16, 0xffff, u64::from(cs) << 4);
+        for seg in [save::DS, save::ES, save::SS, save::FS, save::GS] {
+            self.set_segment(seg, 0, ATTR_DATA16, 0xffff, 0);
+        }
+        self.set_segment(save::GDTR, 0, 0, 0xffff, 0);
+        self.set_segment(save::IDTR, 0, 0, 0xffff, 0);
+        self.set_segment(save::LDTR, 0, ATTR_LDT, 0xffff, 0);
+        self.set_segment(save::TR, 0, ATTR_TSS32_BUSY, 0xffff, 0);
+        self.set_u64(save::EFER, EFER_SVME);
+        self.set_u64(save::CR0, CR0_ET);
+        self.set_u64(save::DR6, 0xffff_0ff0);
+        self.set_u64(save::DR7, 0x400);
+        self.set_u64(save::RFLAGS, 0x2);
+        self.set_u64(save::RIP, 0);
+        self.set_u64(save::G_PAT, PAT_DEFAULT);
+    }
 }
 
 #[cfg(test)]
@@ -230,6 +258,27 @@ mod tests {
             (save::CR0, save::CR3, save::CR4, save::G_PAT),
             (0x558, 0x550, 0x548, 0x668)
         );
+    }
+
+    #[test]
+    fn a_started_secondary_vcpu_is_in_real_mode_at_the_vector() {
+        let mut v = Box::new(Vmcb::zeroed());
+        let s = Setup {
+            asid: 2,
+            ncr3: 0x5000,
+            iopm_pa: 0x20_0000,
+            msrpm_pa: 0x20_3000,
+        };
+        // SIPI vector 0x08: CS 0x0800, base 0x8000, IP 0.
+        v.real_mode(&s, 0x8000);
+        assert_eq!(v.u16(save::CS), 0x0800);
+        assert_eq!(v.u64(save::CS + 8), 0x8000);
+        assert_eq!(v.u32(save::CS + 4), 0xffff);
+        assert_eq!(v.u64(save::RIP), 0);
+        assert_eq!(v.u64(save::CR0) & CR0_PE, 0);
+        assert_ne!(v.u64(save::EFER) & EFER_SVME, 0);
+        assert_eq!(v.u64(ctl::N_CR3), 0x5000);
+        assert_ne!(v.u32(ctl::INTERCEPT_MISC2) & misc2::VMRUN, 0);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The SVM world switch: VMRUN of a vCPU's VMCB with its general registers (those
 //! the VMCB does not hold: all but RAX and RSP), and the per-CPU host save area
-//! (VM_HSAVE_PA). Interrupts stay masked in the hypervisor (IF = 0), so a physical
-//! interrupt that arrives while the guest runs exits it (INTR intercept) and is
-//! taken after the exit, when the hypervisor enables interrupts.
+//! (VM_HSAVE_PA). Interrupts stay masked in the hypervisor (IF = 0); VMRUN runs
+//! with GIF = 0 and IF = 1, so the host's IF that VMRUN keeps (V_INTR_MASKING)
+//! lets a physical interrupt that arrives while the guest runs exit it (INTR
+//! intercept: without it such an interrupt would wait for the guest's next exit);
+//! it is taken after the exit, when the hypervisor enables interrupts.
 //!
 //! Used by `vcpu`, which no VM reaches yet (VM creation is refused). Checked
 //! by hand on QEMU 7.2 (-cpu EPYC) with a throwaway boot hook: a VMCB from
@@ -76,6 +78,9 @@ hv_svm_run:
     pushq   %rsi                    // regs
     movq    %rdx, %rax
     clgi
+    // IF = 1 under GIF = 0: no interrupt is taken here, but VMRUN keeps it as the
+    // host's IF (V_INTR_MASKING), which lets physical interrupts exit the guest.
+    sti
     vmsave  %rax
     movq    %rdi, %rax              // VMCB
     movq    0x00(%rsi), %rbx
@@ -115,6 +120,7 @@ hv_svm_run:
     popq    %rsi
     popq    %rax
     vmload  %rax
+    cli
     stgi
     popq    %r15
     popq    %r14

@@ -42,5 +42,17 @@ fn recipes_check_the_image_header() {
     let rv = find("linux-riscv64").unwrap();
     assert!(check_image(rv, &img, "Image".as_ref()).is_err());
     assert!(check_image(arm, &img[..10], "Image".as_ref()).is_err());
+    // x86's bzImage: "HdrS" at 0x202, not an Image header.
+    let x86 = find("linux-x86_64").unwrap();
+    assert!(check_image(x86, &img, "bzImage".as_ref()).is_err());
+    let mut bz = vec![0u8; 0x400];
+    bz[0x202..0x206].copy_from_slice(b"HdrS");
+    assert!(check_image(x86, &bz, "bzImage".as_ref()).is_ok());
+    assert!(check_image(arm, &bz, "Image".as_ref()).is_err());
+    let e = check_image(x86, &bz[..0x204], "k".as_ref()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "k is not a x86_64 Linux bzImage (no bzImage header magic at offset 0x202)"
+    );
     assert!(RECIPES.iter().all(|r| r.qemu.contains("-nic none")));
 }

@@ -18,6 +18,9 @@ pub mod timer;
 
 pub use dtb::{check_dtb, pending_bit};
 
+/// Name of the check of what the VM was booted with (`checks::dtb`).
+pub const BOOT_INFO_CHECK: &str = "dtb";
+
 /// Counter ticks of `out.len()` self-IPIs, each sent until seen pending (`ivc-bench`).
 pub fn self_ipi_ticks(
     platform: &crate::platform::Platform,

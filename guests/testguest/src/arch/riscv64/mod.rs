@@ -20,6 +20,9 @@ pub mod timer;
 
 pub use dtb::{check_dtb, pending_bit};
 
+/// Name of the check of what the VM was booted with (`checks::dtb`).
+pub const BOOT_INFO_CHECK: &str = "dtb";
+
 /// Supervisor software interrupt pending bit of `sip` (SSIP).
 const SIP_SSIP: u64 = 1 << 1;
 
