@@ -31,34 +31,24 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-const STACK_SHIFT: usize = 16;
-pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
-const GUARD_SHIFT: usize = 12;
-/// The unmapped page below each stack.
-pub const GUARD_SIZE: usize = 1 << GUARD_SHIFT;
-const SLOT_SIZE: usize = GUARD_SIZE + STACK_SIZE;
-pub const MAX_CPUS: usize = crate::firmware::MAX_CPUS;
+pub use crate::arch::stacks::MAX_CPUS;
+use crate::arch::stacks::{self, Stacks, GUARD_SHIFT, GUARD_SIZE, SLOT_SIZE, STACK_SHIFT};
+
 /// Stack a trap in HS-mode needs (its register frame, 272 bytes, and some room):
 /// with less left the trap vector switches to the emergency stack.
 const TRAP_ROOM: u64 = 512;
-
-#[repr(C, align(4096))]
-pub struct Stacks(pub [[u8; SLOT_SIZE]; MAX_CPUS]);
 
 #[no_mangle]
 pub static mut BOOT_STACKS: Stacks = Stacks([[0; SLOT_SIZE]; MAX_CPUS]);
 
 /// The guard page of each stack slot (physical = virtual in HS-mode).
 pub fn guard_pages() -> [u64; MAX_CPUS] {
-    let base = core::ptr::addr_of!(BOOT_STACKS) as u64;
-    core::array::from_fn(|i| base + (i * SLOT_SIZE) as u64)
+    stacks::guard_pages(core::ptr::addr_of!(BOOT_STACKS) as u64)
 }
 
 /// The stack slot whose guard page holds `addr`, if one does.
 pub fn guard_slot(addr: u64) -> Option<usize> {
-    guard_pages()
-        .iter()
-        .position(|&g| (g..g + GUARD_SIZE as u64).contains(&addr))
+    stacks::guard_slot(core::ptr::addr_of!(BOOT_STACKS) as u64, addr)
 }
 
 /// Per stack slot: the hart id + 1 of the hart the boot hart is starting in it (0 =

@@ -17,6 +17,7 @@
 //! the first hart to take it reports, any other stops there).
 
 use super::csr::{read_csr, SCAUSE, STVAL};
+use crate::arch::stacks::{EMERGENCY_SIZE, EMERGENCY_STACK, EMERGENCY_TAKEN};
 
 /// Guest state saved on every exit. Layout is used by the assembly.
 #[repr(C)]
@@ -319,17 +320,6 @@ hv_fixups:
     emergency = sym EMERGENCY_STACK,
     emergency_size = const EMERGENCY_SIZE,
 );
-
-/// Size of the stack a stack overflow in HS-mode is reported on.
-const EMERGENCY_SIZE: usize = 16 * 1024;
-
-#[repr(C, align(16))]
-struct EmergencyStack([u8; EMERGENCY_SIZE]);
-
-/// The stack an overflow is reported on (used only by the assembly above).
-static mut EMERGENCY_STACK: EmergencyStack = EmergencyStack([0; EMERGENCY_SIZE]);
-/// Non-zero once a hart took [`EMERGENCY_STACK`].
-static mut EMERGENCY_TAKEN: u32 = 0;
 
 extern "C" {
     static hv_trap_vector: u8;
