@@ -1300,6 +1300,14 @@ fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()>
     for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
         problems.push(format!("[{}] {l}", resetting.name));
     }
+    // The second boot finds nothing of the first in the CPU (the first leaves marks).
+    let fresh = lines.iter().filter(|l| **l == "ok: fresh-state").count();
+    if fresh != 2 {
+        problems.push(format!(
+            "[{}] `ok: fresh-state` {fresh} times, expected once per boot",
+            resetting.name
+        ));
+    }
     let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
     if !has_line(&out, &all) {
         problems.push(format!("no `{all}` line"));

@@ -302,6 +302,13 @@ hv_try_henvcfg:
 .Lfix_henvcfg2:
     csrr    a0, henvcfg
     ret
+    // a0 = value for senvcfg (0x10a: no `.option` names it on every assembler).
+    .global hv_try_senvcfg
+hv_try_senvcfg:
+    li      a1, 0
+.Lfix_senvcfg:
+    csrw    0x10a, a0
+    ret
     .option pop
 
     .section .rodata
@@ -313,6 +320,7 @@ hv_fixups:
     .dword  .Lfix_read8
     .dword  .Lfix_henvcfg
     .dword  .Lfix_henvcfg2
+    .dword  .Lfix_senvcfg
 "#,
     hyp_trap = sym hyp_trap,
     hyp_overflow = sym hyp_overflow,
@@ -323,12 +331,13 @@ hv_fixups:
 
 extern "C" {
     static hv_trap_vector: u8;
-    static hv_fixups: [u64; 5];
+    static hv_fixups: [u64; 6];
     fn hv_guest_enter(frame: *mut Frame);
     fn hv_read_hstatus() -> Probe;
     fn hv_guest_fetch16(addr: u64) -> Probe;
     fn hv_guest_read8(addr: u64) -> Probe;
     fn hv_try_henvcfg(value: u64) -> Probe;
+    fn hv_try_senvcfg(value: u64) -> Probe;
 }
 
 /// a0/a1 of a stub: the value and whether the instruction trapped.
@@ -368,6 +377,14 @@ pub fn probe_hstatus() -> Option<u64> {
 pub fn try_henvcfg(value: u64) -> Option<u64> {
     // SAFETY: as for `probe_hstatus`; henvcfg only affects VS-mode.
     unsafe { hv_try_henvcfg(value) }.ok()
+}
+
+/// Writes senvcfg, which VS-mode reaches directly (there is no VS copy); false if
+/// the hart has none (priv. spec before 1.12: the write traps).
+pub fn try_senvcfg(value: u64) -> bool {
+    // SAFETY: as for `probe_hstatus`; senvcfg only affects how U-mode's fences and
+    // cache-block instructions behave, and the hypervisor has no U-mode.
+    unsafe { hv_try_senvcfg(value) }.ok().is_some()
 }
 
 /// The halfword at guest virtual address `addr`, fetched as the guest would execute
