@@ -446,6 +446,9 @@ pub fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     out
 }
 
+/// How many inputs of its own the stable driver keeps for mutation, besides the seeds.
+const LATER_INPUTS: usize = 256;
+
 /// The stable driver: runs `target` on the seeds, then on inputs that are random
 /// (one in eight) or mutations of a seed or of an earlier input, as long as `more`
 /// (handed each input before it runs) says so. Returns how many inputs ran. A
@@ -483,7 +486,9 @@ pub fn drive(
         }
         target(&input);
         ran += 1;
-        if pool.len() < 256 {
+        // Room for 256 later inputs however many seeds there are (a corpus
+        // libFuzzer grew in fuzz/corpus/ can hold more than 256).
+        if pool.len() < seeds.len() + LATER_INPUTS {
             pool.push(input);
         } else {
             // The seeds stay; the later inputs take turns.
@@ -541,6 +546,21 @@ mod tests {
             });
             assert_eq!(ran as usize, seeds.len() + 999, "{name}");
         }
+    }
+
+    /// More seeds than the driver keeps inputs of its own (a corpus libFuzzer grew):
+    /// the driver still runs (it once indexed past its pool here).
+    #[test]
+    fn more_seeds_than_later_inputs() {
+        fn quiet(_: &[u8]) {}
+        let seeds: Vec<Vec<u8>> = (0..LATER_INPUTS + 30).map(|i| vec![i as u8; 3]).collect();
+        let mut rng = Rng::new(3);
+        let mut left = seeds.len() + 5 * LATER_INPUTS;
+        let ran = drive(quiet, &seeds, &mut rng, |_| {
+            left -= 1;
+            left > 0
+        });
+        assert_eq!(ran as usize, seeds.len() + 5 * LATER_INPUTS - 1);
     }
 
     #[test]

@@ -252,11 +252,13 @@ enum Cmd {
     Clippy,
     /// Fuzz one target of kernel/src/fuzz.rs (what guests and card configs control):
     /// vmconfig, aarch64-esr, aarch64-smccc, riscv64-insn, riscv64-sbi, pl011,
-    /// uart16550, testdev, vgic, vgicv2, vplic, x86apic. libFuzzer through cargo-fuzz (crate
-    /// fuzz/, nightly) when `cargo +nightly fuzz` works, else the stable driver (random
+    /// uart16550, testdev, vgic, vgicv2, vplic, x86apic. The stable driver by default (random
     /// inputs and mutations of the seed corpus fuzz/corpus/NAME, plus the repository's
-    /// VM configs for vmconfig); a finding fails with the input saved (stable:
-    /// target/hv/fuzz/NAME/crash-SEED). A short run of each is a host unit test.
+    /// VM configs for vmconfig); --engine libfuzzer: libFuzzer through cargo-fuzz
+    /// (crate fuzz/, nightly toolchain and cargo-fuzz; the first build takes about
+    /// 2 CPU-minutes); a finding fails with the input saved (stable:
+    /// target/hv/fuzz/NAME/crash-SEED; libFuzzer: fuzz/artifacts/NAME/). A short run
+    /// of each is a host unit test (stable only).
     Fuzz {
         /// The target.
         name: String,
@@ -266,8 +268,9 @@ enum Cmd {
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// auto: libFuzzer if cargo-fuzz on nightly is there, else stable.
-        #[arg(long, value_enum, default_value_t = cmd::fuzz::Engine::Auto)]
+        /// stable: our driver on the stable toolchain; libfuzzer: cargo +nightly
+        /// fuzz; auto: libFuzzer if cargo-fuzz on nightly is there, else stable.
+        #[arg(long, value_enum, default_value_t = cmd::fuzz::Engine::Stable)]
         engine: cmd::fuzz::Engine,
     },
     /// VM config tools. --schema prints the JSON Schema (draft 2020-12) of the VM

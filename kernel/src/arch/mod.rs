@@ -8,5 +8,11 @@
 pub mod aarch64;
 #[cfg(any(target_arch = "riscv64", not(target_os = "none")))]
 pub mod riscv64;
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "riscv64",
+    not(target_os = "none")
+))]
+pub mod stacks;
 #[cfg(any(target_arch = "x86_64", not(target_os = "none")))]
 pub mod x86_64;

@@ -330,6 +330,7 @@ mod tests {
             let bad = MmioError::BadWidth {
                 offset: 1,
                 width: 1,
+                accepts: crate::devices::Widths::W4,
             };
             assert_eq!(b.dispatch(ctx, Space::Port, 0x3f9, 1, None), done(Err(bad)));
             assert_eq!(

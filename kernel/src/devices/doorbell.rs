@@ -18,7 +18,7 @@
 
 use super::device::{Device, DeviceCtx};
 use super::signal::Signal;
-use super::MmioError;
+use super::{MmioError, Widths};
 use alloc::sync::Arc;
 
 /// "IVC1", little-endian.
@@ -77,7 +77,11 @@ impl Doorbell {
 
     fn check(offset: u64, width: u8) -> Result<(), MmioError> {
         if width != 4 {
-            return Err(MmioError::BadWidth { offset, width });
+            return Err(MmioError::BadWidth {
+                offset,
+                width,
+                accepts: Widths::W4,
+            });
         }
         if !offset.is_multiple_of(4) {
             return Err(MmioError::Unaligned { offset, width });
@@ -248,7 +252,8 @@ mod tests {
                 e,
                 MmioError::BadWidth {
                     offset: REG_STATUS,
-                    width: w
+                    width: w,
+                    accepts: Widths::W4,
                 }
             );
         }

@@ -15,7 +15,7 @@
 //! not gate data (as in QEMU), loopback (CR.LBE) is honoured.
 
 use super::ring::Ring;
-use super::{MmioDevice, MmioError};
+use super::{MmioDevice, MmioError, Widths};
 
 const DR: u64 = 0x000;
 const RSR_ECR: u64 = 0x004;
@@ -251,7 +251,11 @@ impl Pl011 {
 /// Checks width and alignment; returns the register offset and the byte shift in it.
 fn decode(offset: u64, width: u8) -> Result<(u64, u32), MmioError> {
     if !matches!(width, 1 | 2 | 4) {
-        return Err(MmioError::BadWidth { offset, width });
+        return Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::W1_2_4,
+        });
     }
     if !offset.is_multiple_of(u64::from(width)) {
         return Err(MmioError::Unaligned { offset, width });

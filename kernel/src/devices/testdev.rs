@@ -15,7 +15,7 @@
 
 use super::device::{Device, DeviceCtx, VmEvent};
 use super::signal::Signal;
-use super::MmioError;
+use super::{MmioError, Widths};
 
 pub const DMA_BYTES: &[u8; 4] = b"dma!";
 pub const SERVED: &[u8; 6] = b"served";
@@ -89,6 +89,7 @@ impl Device for TestDevice {
             _ => Err(MmioError::BadWidth {
                 offset: offset.into(),
                 width,
+                accepts: Widths::W4,
             }),
         }
     }

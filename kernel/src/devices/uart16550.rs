@@ -15,7 +15,7 @@
 //! Not modelled: baud timing, line status errors, modem status changes, OUT2 gating.
 
 use super::ring::Ring;
-use super::{MmioDevice, MmioError};
+use super::{MmioDevice, MmioError, Widths};
 
 const RBR_THR_DLL: u64 = 0;
 const IER_DLM: u64 = 1;
@@ -188,7 +188,11 @@ impl Uart16550 {
 
 fn check(offset: u64, width: u8) -> Result<(), MmioError> {
     if !matches!(width, 1 | 2 | 4) {
-        return Err(MmioError::BadWidth { offset, width });
+        return Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::W1_2_4,
+        });
     }
     if !offset.is_multiple_of(u64::from(width)) {
         return Err(MmioError::Unaligned { offset, width });
@@ -302,7 +306,8 @@ mod tests {
             u.read(0, 8),
             Err(MmioError::BadWidth {
                 offset: 0,
-                width: 8
+                width: 8,
+                accepts: Widths::W1_2_4,
             })
         );
         assert_eq!(

@@ -14,7 +14,7 @@
 //! of SBI RFENCE calls, both posted by one vCPU and taken by the target before it
 //! next enters the guest.
 
-use super::{MmioDevice, MmioError};
+use super::{MmioDevice, MmioError, Widths};
 use alloc::vec::Vec;
 
 /// Interrupt sources 1..=NDEV (0 means "none"): the number vmconfig's riscv64 rules
@@ -312,7 +312,11 @@ impl Vplic {
 
 fn check(offset: u64, width: u8) -> Result<(), MmioError> {
     if width != 4 {
-        return Err(MmioError::BadWidth { offset, width });
+        return Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::W4,
+        });
     }
     if !offset.is_multiple_of(4) {
         return Err(MmioError::Unaligned { offset, width });
@@ -398,7 +402,8 @@ mod tests {
             p.read(4, 1),
             Err(MmioError::BadWidth {
                 offset: 4,
-                width: 1
+                width: 1,
+                accepts: Widths::W4,
             })
         );
         assert_eq!(

@@ -57,7 +57,8 @@ pub enum MmioResult {
     Done(u64),
     /// No device at that address.
     Unmapped,
-    Error(MmioError),
+    /// The device there (its name in the VM config) refused the access.
+    Error(MmioError, String),
 }
 
 /// Where one access comes from and what it may touch.
@@ -201,7 +202,10 @@ impl VmDevices {
                 self.serve_serial(device);
                 match result {
                     Ok(v) => MmioResult::Done(v),
-                    Err(e) => MmioResult::Error(e),
+                    Err(e) => {
+                        let name = self.bus.name(device).unwrap_or("?");
+                        MmioResult::Error(e, String::from(name))
+                    }
                 }
             }
         }

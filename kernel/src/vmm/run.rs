@@ -203,7 +203,7 @@ fn dispatch(m: &Machine, vm: &Vm, index: usize, vcpu: &mut CurrentVcpu, exit: Vm
                 events,
                 Reply::MmioRead,
                 unmapped,
-                &at,
+                ("MMIO", write.is_some(), &at),
             )
         }
         VmExit::PortIo {
@@ -297,12 +297,13 @@ fn port_io(
         .lock()
         .pio(access(vm, index, &mut events), port, width, write);
     let dir = if write.is_some() { "out" } else { "in" };
-    let at = alloc::format!("({dir}) at port {port:#x}, PC {pc:#x}");
+    let at = alloc::format!("at port {port:#x}, PC {pc:#x}");
     let unmapped = || {
         alloc::format!("fault: port I/O ({dir}) to port {port:#x}, where no device is, PC {pc:#x}")
     };
     let reply = |v: u64| Reply::PortRead(v as u32);
-    answer(m, (vm, index, vcpu), r, events, reply, unmapped, &at)
+    let how = ("port I/O", write.is_some(), at.as_str());
+    answer(m, (vm, index, vcpu), r, events, reply, unmapped, how)
 }
 
 /// An MSR access (`write` None for a read) by vCPU `index`: the interrupt chip's
@@ -345,7 +346,8 @@ fn msr_access(
 
 /// Finishes a device access by vCPU `index`: its value to the vCPU and the events
 /// the devices posted acted on; or the VM stopped, with `unmapped()` when no device
-/// was there, with the device's refusal `at` the access otherwise.
+/// was there, with the device's refusal otherwise (`how`: the access's space,
+/// whether it wrote, and where it was made).
 fn answer(
     m: &Machine,
     (vm, index, vcpu): (&Vm, usize, &mut CurrentVcpu),
@@ -353,7 +355,7 @@ fn answer(
     events: Vec<VmEvent>,
     reply: impl FnOnce(u64) -> Reply,
     unmapped: impl FnOnce() -> alloc::string::String,
-    at: &str,
+    (space, write, at): (&str, bool, &str),
 ) -> Next {
     match r {
         MmioResult::Done(v) => {
@@ -361,7 +363,10 @@ fn answer(
             act_on(m, vm, index, events)
         }
         MmioResult::Unmapped => stop(m, vm, &unmapped()),
-        MmioResult::Error(e) => stop(m, vm, &alloc::format!("fault: device access {e:?} {at}")),
+        MmioResult::Error(e, device) => {
+            let why = e.describe(&device, space, write);
+            stop(m, vm, &alloc::format!("fault: device access {why}, {at}"))
+        }
     }
 }
 

@@ -4,8 +4,14 @@
 //! Two engines: libFuzzer through cargo-fuzz (the crate in fuzz/, which needs a
 //! nightly toolchain and `cargo install cargo-fuzz`), and the stable driver of
 //! `hypervisor::fuzz` (random inputs and mutations of the seed corpus, run as the
-//! ignored test `fuzz::tests::fuzz_from_env` in release mode). `--engine auto` (the
-//! default) takes libFuzzer when `cargo +nightly fuzz` works, else the stable one.
+//! ignored test `fuzz::tests::fuzz_from_env` in release mode). The stable one is the
+//! default (CI has no nightly); `--engine libfuzzer` asks for libFuzzer, `--engine
+//! auto` takes it when `cargo +nightly fuzz` works.
+//!
+//! libFuzzer's build instruments the whole `hypervisor` crate and its dependencies
+//! (cargo-fuzz's SanitizerCoverage and AddressSanitizer on every crate): about 2
+//! CPU-minutes the first time (the fuzz/ crate has its own target directory), a
+//! link of a second or two for each further target.
 
 use std::process::Command;
 

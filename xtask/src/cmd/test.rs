@@ -129,6 +129,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "qemu-aarch64 with kernel feature test-stack-overflow: the first secondary CPU's stack runs into its unmapped guard page; the hypervisor says which CPU overflowed and ends the machine with a failure status instead of corrupting or hanging",
     ),
     (
+        "riscv64-stack-guard",
+        "the same on qemu-riscv64 (HS-mode Sv39 identity map with the guard pages unmapped): the first secondary hart's overflow is reported on the emergency stack, naming the hart; failure status, no hang",
+    ),
+    (
         "riscv64-sbi-only",
         "qemu-riscv64: a VM with no emulated devices (configs/vms/testguest-riscv64-qemu-smp2-sbi.toml, the test guest with `sbi-only`: SBI console and timer, no UART, no PLIC) next to a normal test VM; its device tree has no PLIC and no interrupt wiring; both pass, exit 0",
     ),
@@ -441,7 +445,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-sbi-only" => sbi_only(ws, name),
         "linux-gicv2" => linux(ws, name, GICV2_BOARD, &GICV2_LINUX_VMS, 2),
         "riscv64-reenter-start" => reenter_start(ws, name),
-        "stack-guard" => stack_guard(ws, name),
+        "stack-guard" => stack_guard(ws, name, STACK_OVERFLOW_BOARD, |_| Some("CPU 0x1".into())),
+        "riscv64-stack-guard" => stack_guard(ws, name, RISCV64_STACK_OVERFLOW_BOARD, slot1_hart),
         "x86_64-host" => x86_64_host(ws, name),
         "x86_64-no-svm" => x86_64_no_svm(ws, name),
         "x86_64-two-vms" => two_vms(ws, name, X86_64_BOARD),
@@ -1247,15 +1252,39 @@ fn reenter_start(ws: &Workspace, name: &str) -> Result<()> {
 
 /// Board qemu-aarch64 with feature test-stack-overflow (xtask/tests/data).
 const STACK_OVERFLOW_BOARD: &str = "xtask/tests/data/qemu-aarch64-stack-overflow.toml";
+/// The same for qemu-riscv64.
+const RISCV64_STACK_OVERFLOW_BOARD: &str = "xtask/tests/data/qemu-riscv64-stack-overflow.toml";
 
-/// The overflow is caught by the guard page and reported, naming the CPU, on the
-/// emergency stack; the machine ends with a failure status (no hang, no other bug).
-fn stack_guard(ws: &Workspace, name: &str) -> Result<()> {
-    let (_, outcome, out) = boot(ws, name, STACK_OVERFLOW_BOARD, &[])?;
+/// The hart in stack slot 1 on qemu-riscv64: the first in DTB order that is not
+/// the boot hart, which OpenSBI picks by lottery and names ("Boot HART ID : N").
+fn slot1_hart(out: &str) -> Option<String> {
+    let boot: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Boot HART ID"))
+        .and_then(|r| r.split(':').nth(1))
+        .and_then(|n| n.trim().parse().ok())?;
+    Some(format!("hart {:#x}", if boot == 0 { 1 } else { 0 }))
+}
+
+/// The overflow is caught by the guard page and reported, naming the CPU (as
+/// `cpu` says from the log: "CPU 0x1", "hart 0x0"), on the emergency stack; the
+/// machine ends with a failure status (no hang, no other bug).
+fn stack_guard(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    cpu: fn(&str) -> Option<String>,
+) -> Result<()> {
+    let (_, outcome, out) = boot(ws, name, board, &[])?;
     let mut problems = Vec::new();
     exit_status(&outcome, false, &mut problems);
-    let want = "hv: BUG: CPU 0x1: hypervisor stack overflow (stack slot 1 ran into its guard page";
-    if !out.contains(want) {
+    let Some(cpu) = cpu(&out) else {
+        problems.push("the log does not say which CPU is in stack slot 1".into());
+        return verdict(&problems, &out);
+    };
+    let want =
+        format!("hv: BUG: {cpu}: hypervisor stack overflow (stack slot 1 ran into its guard page");
+    if !out.contains(&want) {
         problems.push(format!("no line \"{want} ...\""));
     }
     let bugs = out.lines().filter(|l| l.contains("hv: BUG")).count();
@@ -1387,6 +1416,14 @@ fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()>
     }
     for l in lines.iter().filter(|l| l.starts_with("FAIL")) {
         problems.push(format!("[{}] {l}", resetting.name));
+    }
+    // The second boot finds nothing of the first in the CPU (the first leaves marks).
+    let fresh = lines.iter().filter(|l| **l == "ok: fresh-state").count();
+    if fresh != 2 {
+        problems.push(format!(
+            "[{}] `ok: fresh-state` {fresh} times, expected once per boot",
+            resetting.name
+        ));
     }
     let all = format!("hv: all VMs stopped: {} clean, 0 faulted", plan.vms.len());
     if !has_line(&out, &all) {

@@ -7,31 +7,20 @@
 //! (`mmu::build`): a stack that overflows faults there instead of running into the
 //! next CPU's stack, and the fault is reported on an emergency stack (`trap.rs`).
 
-const STACK_SHIFT: usize = 16;
-pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
-const GUARD_SHIFT: usize = 12;
-/// The unmapped page below each stack.
-pub const GUARD_SIZE: usize = 1 << GUARD_SHIFT;
-const SLOT_SIZE: usize = GUARD_SIZE + STACK_SIZE;
-pub const MAX_CPUS: usize = crate::firmware::MAX_CPUS;
-
-#[repr(C, align(4096))]
-pub struct Stacks(pub [[u8; SLOT_SIZE]; MAX_CPUS]);
+pub use crate::arch::stacks::MAX_CPUS;
+use crate::arch::stacks::{self, Stacks, GUARD_SHIFT, SLOT_SIZE, STACK_SHIFT};
 
 #[no_mangle]
 pub static mut BOOT_STACKS: Stacks = Stacks([[0; SLOT_SIZE]; MAX_CPUS]);
 
 /// The guard page of each stack slot (physical = virtual at EL2).
 pub fn guard_pages() -> [u64; MAX_CPUS] {
-    let base = core::ptr::addr_of!(BOOT_STACKS) as u64;
-    core::array::from_fn(|i| base + (i * SLOT_SIZE) as u64)
+    stacks::guard_pages(core::ptr::addr_of!(BOOT_STACKS) as u64)
 }
 
 /// The stack slot whose guard page holds `addr`, if one does.
 pub fn guard_slot(addr: u64) -> Option<usize> {
-    guard_pages()
-        .iter()
-        .position(|&g| (g..g + GUARD_SIZE as u64).contains(&addr))
+    stacks::guard_slot(core::ptr::addr_of!(BOOT_STACKS) as u64, addr)
 }
 
 core::arch::global_asm!(

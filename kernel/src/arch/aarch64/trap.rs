@@ -27,6 +27,8 @@ pub enum ExitKind {
     Aarch32,
 }
 
+use crate::arch::stacks::{EMERGENCY_SIZE, EMERGENCY_STACK, EMERGENCY_TAKEN};
+
 core::arch::global_asm!(
     r#"
     .section .text
@@ -183,17 +185,6 @@ hv_guest_enter:
     emergency = sym EMERGENCY_STACK,
     emergency_size = const EMERGENCY_SIZE,
 );
-
-/// Size of the stack a fault at EL2 is reported on.
-const EMERGENCY_SIZE: usize = 16 * 1024;
-
-#[repr(C, align(16))]
-struct EmergencyStack([u8; EMERGENCY_SIZE]);
-
-/// The stack a fault at EL2 is reported on (written only by the assembly above).
-static mut EMERGENCY_STACK: EmergencyStack = EmergencyStack([0; EMERGENCY_SIZE]);
-/// Non-zero once a CPU took [`EMERGENCY_STACK`].
-static mut EMERGENCY_TAKEN: u32 = 0;
 
 extern "C" {
     static hv_vectors: u8;

@@ -5,6 +5,12 @@
 //! hart through SBI HSM at `secondary_entry` with a0 = hart id (a1 = their stack
 //! slot, which they do not rely on: they look their slot up by hart id).
 //!
+//! Each stack slot starts with a guard page that the HS-mode map leaves unmapped
+//! (`mmu::build`): a stack that overflows faults there instead of running into the
+//! next hart's stack, and the trap vector reports it on an emergency stack
+//! (`trap.rs`), before it touches the stack, whenever `sp` is below the hart's
+//! [`HartLocal::stack_limit`].
+//!
 //! Each hart keeps its [`HartLocal`] in `tp` (the hypervisor uses no thread-local
 //! storage; the world switch saves and restores `tp` around the guest).
 //!
@@ -25,15 +31,25 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-const STACK_SHIFT: usize = 16;
-pub const STACK_SIZE: usize = 1 << STACK_SHIFT;
-pub const MAX_CPUS: usize = crate::firmware::MAX_CPUS;
+pub use crate::arch::stacks::MAX_CPUS;
+use crate::arch::stacks::{self, Stacks, GUARD_SHIFT, GUARD_SIZE, SLOT_SIZE, STACK_SHIFT};
 
-#[repr(C, align(4096))]
-pub struct Stacks(pub [[u8; STACK_SIZE]; MAX_CPUS]);
+/// Stack a trap in HS-mode needs (its register frame, 272 bytes, and some room):
+/// with less left the trap vector switches to the emergency stack.
+const TRAP_ROOM: u64 = 512;
 
 #[no_mangle]
-pub static mut BOOT_STACKS: Stacks = Stacks([[0; STACK_SIZE]; MAX_CPUS]);
+pub static mut BOOT_STACKS: Stacks = Stacks([[0; SLOT_SIZE]; MAX_CPUS]);
+
+/// The guard page of each stack slot (physical = virtual in HS-mode).
+pub fn guard_pages() -> [u64; MAX_CPUS] {
+    stacks::guard_pages(core::ptr::addr_of!(BOOT_STACKS) as u64)
+}
+
+/// The stack slot whose guard page holds `addr`, if one does.
+pub fn guard_slot(addr: u64) -> Option<usize> {
+    stacks::guard_slot(core::ptr::addr_of!(BOOT_STACKS) as u64, addr)
+}
 
 /// Per stack slot: the hart id + 1 of the hart the boot hart is starting in it (0 =
 /// none). Written before the hart is started ([`expect_hart`]); the hart clears it
@@ -56,9 +72,14 @@ pub fn forget_hart(slot: usize) {
     }
 }
 
-/// What one hart needs to know about itself.
+/// What one hart needs to know about itself. `stack_limit` is read by the trap
+/// vector's assembly at offset 0.
 #[derive(Default)]
+#[repr(C)]
 pub struct HartLocal {
+    /// The lowest `sp` a trap in HS-mode may start its frame from: the top of the
+    /// guard page plus [`TRAP_ROOM`].
+    pub stack_limit: u64,
     pub hartid: u64,
     /// The vCPU index and virtual time offset of the vCPU being started here
     /// (set by `activate`, read by `Vcpu::new`).
@@ -76,6 +97,7 @@ unsafe impl Sync for Harts {}
 pub static HARTS: Harts = Harts(
     [const {
         UnsafeCell::new(HartLocal {
+            stack_limit: 0,
             hartid: 0,
             vcpu_index: 0,
             cntvoff: 0,
@@ -97,6 +119,16 @@ pub fn hartid() -> u64 {
     unsafe { (*local()).hartid }
 }
 
+/// The hart id, or u64::MAX before this hart has its [`HartLocal`] (for reports
+/// of traps that may come that early).
+pub fn hartid_if_known() -> u64 {
+    if local().is_null() {
+        u64::MAX
+    } else {
+        hartid()
+    }
+}
+
 /// Notes the vCPU about to run on this hart.
 pub fn set_vcpu(index: u64, cntvoff: u64) {
     // SAFETY: as for `hartid`; no reference into the slot is held anywhere.
@@ -113,9 +145,14 @@ pub fn vcpu() -> (u64, u64) {
 }
 
 fn set_local(slot: usize, hartid: u64) {
-    let cell = &HARTS.0[slot.min(MAX_CPUS - 1)];
+    let slot = slot.min(MAX_CPUS - 1);
+    let cell = &HARTS.0[slot];
+    let limit = guard_pages()[slot] + GUARD_SIZE as u64 + TRAP_ROOM;
     // SAFETY: this hart owns slot `slot` from now on (see `Harts`).
-    unsafe { (*cell.get()).hartid = hartid };
+    unsafe {
+        (*cell.get()).hartid = hartid;
+        (*cell.get()).stack_limit = limit;
+    }
     let p = cell.get() as u64;
     // SAFETY: tp is reserved for this pointer; the compiler does not use it.
     unsafe { core::arch::asm!("mv tp, {}", in(reg) p, options(nomem, nostack)) };
@@ -144,6 +181,7 @@ _start:
 1:
     csrw    sie, zero
     csrw    sscratch, zero
+    mv      tp, zero                // no HartLocal yet (the trap vector checks)
     la      t0, hv_trap_vector
     csrw    stvec, t0
     mv      s0, a0                  // hart id
@@ -179,6 +217,7 @@ _start:
 secondary_entry:
     csrw    sie, zero
     csrw    sscratch, zero
+    mv      tp, zero
     la      t0, hv_trap_vector
     csrw    stvec, t0
     mv      s0, a0                  // hart id
@@ -212,12 +251,14 @@ secondary_entry:
     call    {secondary}
     j       .Lhang
 
-// sp = BOOT_STACKS + (a0 + 1) * STACK_SIZE; clobbers t0, t1
+// sp = BOOT_STACKS + (a0 + 1) * (GUARD_SIZE + STACK_SIZE); clobbers t0..t2
 .Lset_stack:
     la      t0, BOOT_STACKS
     addi    t1, a0, 1
-    slli    t1, t1, {stack_shift}
-    add     sp, t0, t1
+    slli    t2, t1, {stack_shift}
+    slli    t1, t1, {guard_shift}
+    add     t0, t0, t1
+    add     sp, t0, t2
     ret
 
 .Lhang:
@@ -234,6 +275,7 @@ hv_boot_claimed:
     primary = sym primary_entry,
     secondary = sym secondary_entry_rust,
     stack_shift = const STACK_SHIFT,
+    guard_shift = const GUARD_SHIFT,
     max_cpus = const MAX_CPUS,
 );
 

@@ -148,6 +148,54 @@ pub fn hfence_vvma() {
     };
 }
 
+/// Zeroes the FP registers and fcsr: a guest's FP state lives in the hart (the
+/// hypervisor uses no FP), so a vCPU starting here would see the last guest's.
+/// sstatus.FS is not Off in HS-mode (`host::init_cpu`).
+pub fn clear_fp() {
+    // SAFETY: only FP state, which the hypervisor itself never uses, is written.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +d",
+            "fmv.d.x f0, zero",
+            "fmv.d.x f1, zero",
+            "fmv.d.x f2, zero",
+            "fmv.d.x f3, zero",
+            "fmv.d.x f4, zero",
+            "fmv.d.x f5, zero",
+            "fmv.d.x f6, zero",
+            "fmv.d.x f7, zero",
+            "fmv.d.x f8, zero",
+            "fmv.d.x f9, zero",
+            "fmv.d.x f10, zero",
+            "fmv.d.x f11, zero",
+            "fmv.d.x f12, zero",
+            "fmv.d.x f13, zero",
+            "fmv.d.x f14, zero",
+            "fmv.d.x f15, zero",
+            "fmv.d.x f16, zero",
+            "fmv.d.x f17, zero",
+            "fmv.d.x f18, zero",
+            "fmv.d.x f19, zero",
+            "fmv.d.x f20, zero",
+            "fmv.d.x f21, zero",
+            "fmv.d.x f22, zero",
+            "fmv.d.x f23, zero",
+            "fmv.d.x f24, zero",
+            "fmv.d.x f25, zero",
+            "fmv.d.x f26, zero",
+            "fmv.d.x f27, zero",
+            "fmv.d.x f28, zero",
+            "fmv.d.x f29, zero",
+            "fmv.d.x f30, zero",
+            "fmv.d.x f31, zero",
+            "csrw fcsr, zero",
+            ".option pop",
+            options(nomem, nostack)
+        )
+    };
+}
+
 /// Makes instruction fetches on this hart see earlier stores.
 pub fn fence_i() {
     // SAFETY: a fence has no effect besides ordering.

@@ -3,7 +3,7 @@
 
 use super::csr::{self, irq, set_csr, write_csr};
 use super::guest_dtb::{self, GuestCpus};
-use super::{board, boot, trap, vcpu};
+use super::{board, boot, mmu, trap, vcpu};
 use crate::devices::vplic;
 use crate::firmware::{BoardInfo, Isa};
 use alloc::string::String;
@@ -35,12 +35,20 @@ const GUEST_EXTENSIONS: &[&str] = &[
     "zbs",
 ];
 
-/// Boot hart: console (needed to say why we stop), what the board must have,
-/// the H extension, Sstc, then the hart's own set-up.
+/// Boot hart: console (needed to say why we stop), the HS-mode identity map with
+/// the stacks' guard pages, what the board must have, the H extension, Sstc, then
+/// the hart's own set-up.
 pub fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
     if let Some(u) = p.console {
         crate::console::init(u);
     }
+    mmu::build(p.ram(), &boot::guard_pages()).map_err(|e| match e {
+        mmu::MapError::TooFragmented => "RAM map too fragmented for the HS-mode page tables",
+        mmu::MapError::OutOfReach => {
+            "the hypervisor's stacks lie beyond the 256 GiB its Sv39 map reaches"
+        }
+    })?;
+    mmu::enable()?;
     board::check(p)?;
     if trap::probe_hstatus().is_none() {
         return Err(
@@ -71,8 +79,10 @@ pub fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Every hart: trap vector, delegation of what guests handle themselves.
+/// Every hart: the HS-mode map, trap vector, delegation of what guests handle
+/// themselves.
 pub fn init_secondary(_p: &BoardInfo) -> Result<(), &'static str> {
+    mmu::enable()?;
     if trap::probe_hstatus().is_none() {
         return Err("no H extension on this hart");
     }

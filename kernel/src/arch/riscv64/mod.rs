@@ -23,6 +23,8 @@ mod host;
 #[cfg(target_os = "none")]
 mod hostplic;
 #[cfg(target_os = "none")]
+mod mmu;
+#[cfg(target_os = "none")]
 mod trap;
 #[cfg(target_os = "none")]
 mod vcpu;

@@ -7,10 +7,17 @@
 //! the frame before `guest_enter` returns to its caller; with `sscratch` zero it came
 //! from the hypervisor itself (HS-mode), which is expected in one case only: a probe
 //! or guest-memory access stub listed in `FIXUPS` faulted, and resumes after the
-//! faulting instruction with a1 = 1. Anything else is a hypervisor bug: reported,
-//! and the hart stops.
+//! faulting instruction with a1 = 1. Anything else is a hypervisor bug: reported
+//! through `boot::fatal_bug`, which ends the machine.
+//!
+//! A trap in HS-mode first checks, before it stores anything on the stack, that
+//! `sp` is above the hart's stack limit (`boot::HartLocal::stack_limit`, through
+//! `tp`): a stack that overflowed into its guard page traps with `sp` in or near
+//! the guard, and is reported on the emergency stack instead (one for the machine:
+//! the first hart to take it reports, any other stops there).
 
 use super::csr::{read_csr, SCAUSE, STVAL};
+use crate::arch::stacks::{EMERGENCY_SIZE, EMERGENCY_STACK, EMERGENCY_TAKEN};
 
 /// Guest state saved on every exit. Layout is used by the assembly.
 #[repr(C)]
@@ -100,7 +107,14 @@ hv_trap_vector:
     ret
 
 .Lhyp_trap:
-    csrrw   t6, sscratch, t6
+    // t6 = 0 and sscratch = the trapped t6 here. Room on the stack for the frame?
+    // (tp = 0 before the hart has its HartLocal: nothing to check against.)
+    beqz    tp, 1f
+    ld      t6, 0(tp)
+    bltu    sp, t6, .Lhyp_overflow
+    // The trapped t6 back, and sscratch zero again (a later trap here is the
+    // hypervisor's too: a fixup's stub may trap again).
+1:  csrrw   t6, sscratch, zero
     addi    sp, sp, -272
     sd      x1, 8(sp)
     sd      x3, 24(sp)
@@ -172,6 +186,28 @@ hv_trap_vector:
     ld      x31, 248(sp)
     addi    sp, sp, 272
     sret
+
+    // No room on the stack (an overflow into the guard page): report on the
+    // emergency stack. a0..a3 and t6 are lost, as is the machine.
+.Lhyp_overflow:
+    csrw    sscratch, zero
+    mv      a0, sp
+    la      t6, {taken}
+    li      a1, 1
+    .option push
+    .option arch, +a
+    amoswap.w.aqrl a1, a1, (t6)
+    .option pop
+    bnez    a1, 2f
+    la      sp, {emergency}
+    li      t6, {emergency_size}
+    add     sp, sp, t6
+    csrr    a1, scause
+    csrr    a2, sepc
+    csrr    a3, stval
+    call    {hyp_overflow}
+2:  wfi
+    j       2b
 
     // a0 = &mut Frame. Returns when the guest traps.
     .global hv_guest_enter
@@ -266,6 +302,13 @@ hv_try_henvcfg:
 .Lfix_henvcfg2:
     csrr    a0, henvcfg
     ret
+    // a0 = value for senvcfg (0x10a: no `.option` names it on every assembler).
+    .global hv_try_senvcfg
+hv_try_senvcfg:
+    li      a1, 0
+.Lfix_senvcfg:
+    csrw    0x10a, a0
+    ret
     .option pop
 
     .section .rodata
@@ -277,18 +320,24 @@ hv_fixups:
     .dword  .Lfix_read8
     .dword  .Lfix_henvcfg
     .dword  .Lfix_henvcfg2
+    .dword  .Lfix_senvcfg
 "#,
     hyp_trap = sym hyp_trap,
+    hyp_overflow = sym hyp_overflow,
+    taken = sym EMERGENCY_TAKEN,
+    emergency = sym EMERGENCY_STACK,
+    emergency_size = const EMERGENCY_SIZE,
 );
 
 extern "C" {
     static hv_trap_vector: u8;
-    static hv_fixups: [u64; 5];
+    static hv_fixups: [u64; 6];
     fn hv_guest_enter(frame: *mut Frame);
     fn hv_read_hstatus() -> Probe;
     fn hv_guest_fetch16(addr: u64) -> Probe;
     fn hv_guest_read8(addr: u64) -> Probe;
     fn hv_try_henvcfg(value: u64) -> Probe;
+    fn hv_try_senvcfg(value: u64) -> Probe;
 }
 
 /// a0/a1 of a stub: the value and whether the instruction trapped.
@@ -330,6 +379,14 @@ pub fn try_henvcfg(value: u64) -> Option<u64> {
     unsafe { hv_try_henvcfg(value) }.ok()
 }
 
+/// Writes senvcfg, which VS-mode reaches directly (there is no VS copy); false if
+/// the hart has none (priv. spec before 1.12: the write traps).
+pub fn try_senvcfg(value: u64) -> bool {
+    // SAFETY: as for `probe_hstatus`; senvcfg only affects how U-mode's fences and
+    // cache-block instructions behave, and the hypervisor has no U-mode.
+    unsafe { hv_try_senvcfg(value) }.ok().is_some()
+}
+
 /// The halfword at guest virtual address `addr`, fetched as the guest would execute
 /// it (two-stage translation, execute permission). None if that faults.
 pub fn guest_fetch16(addr: u64) -> Option<u16> {
@@ -353,12 +410,29 @@ extern "C" fn hyp_trap(frame: &mut HypFrame) {
         return;
     }
     let (cause, tval) = (read_csr!(SCAUSE), read_csr!(STVAL));
-    crate::println!(
-        "hv: BUG: trap in HS-mode: scause {cause:#x} sepc {:#x} stval {tval:#x} ra {:#x}; hart stopped",
-        frame.sepc,
-        frame.x[1]
-    );
-    loop {
-        super::csr::wfi();
+    report(cause, frame.sepc, tval, frame.x[2], frame.x[1])
+}
+
+/// A trap in HS-mode with `sp` below the hart's stack limit, on the emergency stack.
+extern "C" fn hyp_overflow(sp: u64, cause: u64, sepc: u64, tval: u64) -> ! {
+    report(cause, sepc, tval, sp, 0)
+}
+
+/// Load and store page faults (scause 13, 15): what a guard page gives.
+const LOAD_PAGE_FAULT: u64 = 13;
+const STORE_PAGE_FAULT: u64 = 15;
+
+/// A trap in HS-mode that no fixup expects: a hypervisor bug or a stack overflow.
+/// Said naming the hart; the machine ends with a failure.
+fn report(cause: u64, sepc: u64, tval: u64, sp: u64, ra: u64) -> ! {
+    let hart = super::boot::hartid_if_known();
+    let page_fault = matches!(cause, LOAD_PAGE_FAULT | STORE_PAGE_FAULT);
+    match super::boot::guard_slot(tval).filter(|_| page_fault) {
+        Some(slot) => crate::boot::fatal_bug(format_args!(
+            "hart {hart:#x}: hypervisor stack overflow (stack slot {slot} ran into its guard page at {tval:#x}, PC {sepc:#x}, sp {sp:#x})"
+        )),
+        None => crate::boot::fatal_bug(format_args!(
+            "hart {hart:#x}: trap in HS-mode: scause {cause:#x} sepc {sepc:#x} stval {tval:#x} sp {sp:#x} ra {ra:#x}"
+        )),
     }
 }

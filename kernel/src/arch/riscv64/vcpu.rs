@@ -64,7 +64,8 @@ pub fn sstc() -> bool {
     super::host().is_some_and(|h| h.sstc)
 }
 
-/// Programs this hart for running vCPU `index` of a VM.
+/// Programs this hart for running vCPU `index` of a VM, with nothing of whoever ran
+/// here before: VS CSRs, hvip, scounteren, senvcfg, FP registers and fcsr.
 pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     write_csr!(
         csr::HGATP,
@@ -84,6 +85,9 @@ pub fn activate(s2: Stage2Regs, index: usize, cntvoff: u64) {
     write_csr!(csr::VSATP, 0);
     // What the guest's U-mode may read: the guest's own setting, not the last boot's.
     write_csr!(csr::SCOUNTEREN, 0);
+    // VS-mode reaches senvcfg itself (no VS copy), and its FP state is the hart's.
+    let _ = super::trap::try_senvcfg(0);
+    csr::clear_fp();
     if sstc() {
         write_csr!(csr::VSTIMECMP, u64::MAX);
     }

@@ -196,14 +196,16 @@ fn widths_alignment_and_out_of_window() {
         u.read(FR, 8),
         Err(MmioError::BadWidth {
             offset: FR,
-            width: 8
+            width: 8,
+            accepts: Widths::W1_2_4,
         })
     );
     assert_eq!(
         u.read(FR, 3),
         Err(MmioError::BadWidth {
             offset: FR,
-            width: 3
+            width: 3,
+            accepts: Widths::W1_2_4,
         })
     );
     assert_eq!(

@@ -3,7 +3,7 @@
 //! redistributors), and so are GICD_ITARGETSR, GICD_SGIR and the SGI pend registers.
 
 use super::regs::{self, BitReg};
-use super::{MmioError, Vgic, MPIDR_AFF_MASK, PRIVATE_IRQS};
+use super::{MmioError, Vgic, Widths, MPIDR_AFF_MASK, PRIVATE_IRQS};
 
 const CTLR: u64 = 0x0000;
 const TYPER: u64 = 0x0004;
@@ -162,14 +162,22 @@ pub fn write(gic: &mut Vgic, offset: u64, width: u8, value: u64) -> Result<(), M
 fn byte_or_word(offset: u64, width: u8) -> Result<(), MmioError> {
     match width {
         1 | 4 => Ok(()),
-        _ => Err(MmioError::BadWidth { offset, width }),
+        _ => Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::W1_4,
+        }),
     }
 }
 
 /// IROUTER is 64 bits; 32-bit accesses reach either half.
 fn router_slot(offset: u64, width: u8) -> Result<(u32, u32), MmioError> {
     if width != 4 && width != 8 {
-        return Err(MmioError::BadWidth { offset, width });
+        return Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::W4_8,
+        });
     }
     let intid = ((offset - IROUTER) / 8) as u32;
     let shift = if offset % 8 == 4 { 32 } else { 0 };

@@ -34,7 +34,7 @@ pub use inject::{sgi_request, SGI_GROUP0_ONLY};
 pub use irq::{Injection, LrAction, LrState};
 pub use v2::{DistV2View, GICD_V2_SIZE};
 
-use super::{MmioDevice, MmioError};
+use super::{MmioDevice, MmioError, Widths};
 use alloc::vec;
 use alloc::vec::Vec;
 use irq::Irq;

@@ -2,7 +2,7 @@
 //! wake-up) and the SGI_base frame at +0x10000 (SGIs and PPIs of that vCPU).
 
 use super::regs::{self, BitReg};
-use super::{MmioError, Vgic};
+use super::{MmioError, Vgic, Widths};
 
 const SGI_BASE: u64 = 0x1_0000;
 const CTLR: u64 = 0x0000;
@@ -138,6 +138,10 @@ fn write_sgi_frame(
 fn priority_width(offset: u64, width: u8) -> Result<(), MmioError> {
     match width {
         1 | 4 => Ok(()),
-        _ => Err(MmioError::BadWidth { offset, width }),
+        _ => Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::W1_4,
+        }),
     }
 }

@@ -2,7 +2,7 @@
 //! interrupt (group, enable, pending, active), one byte per interrupt (priority), two
 //! bits per interrupt (configuration), and the identification registers.
 
-use super::{MmioError, Vgic};
+use super::{MmioError, Vgic, Widths};
 
 /// GICD_IIDR / GICR_IIDR: ProductID 'H', revision 0, implementer Arm (0x43B).
 pub const IIDR: u32 = (0x48 << 24) | 0x43b;
@@ -28,7 +28,11 @@ pub fn id_register(offset: u64) -> Option<u32> {
 /// Any access must be 1, 2, 4 or 8 bytes wide and naturally aligned.
 pub fn check_access(offset: u64, width: u8) -> Result<(), MmioError> {
     if !matches!(width, 1 | 2 | 4 | 8) {
-        return Err(MmioError::BadWidth { offset, width });
+        return Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::ANY,
+        });
     }
     if !offset.is_multiple_of(u64::from(width)) {
         return Err(MmioError::Unaligned { offset, width });
@@ -41,7 +45,11 @@ pub fn need_width(offset: u64, width: u8, wanted: u8) -> Result<(), MmioError> {
     if width == wanted {
         Ok(())
     } else {
-        Err(MmioError::BadWidth { offset, width })
+        Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::exactly(wanted),
+        })
     }
 }
 

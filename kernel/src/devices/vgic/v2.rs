@@ -12,7 +12,7 @@
 //! acknowledge) as sent by CPU 0.
 
 use super::regs::{self, BitReg};
-use super::{MmioDevice, MmioError, Vgic, VgicError, PRIVATE_IRQS};
+use super::{MmioDevice, MmioError, Vgic, VgicError, Widths, PRIVATE_IRQS};
 
 const CTLR: u64 = 0x000;
 const TYPER: u64 = 0x004;
@@ -170,7 +170,11 @@ impl MmioDevice for DistV2View<'_> {
 fn byte_or_word(offset: u64, width: u8) -> Result<(), MmioError> {
     match width {
         1 | 4 => Ok(()),
-        _ => Err(MmioError::BadWidth { offset, width }),
+        _ => Err(MmioError::BadWidth {
+            offset,
+            width,
+            accepts: Widths::W1_4,
+        }),
     }
 }
 

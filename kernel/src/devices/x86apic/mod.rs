@@ -230,7 +230,17 @@ impl IrqChip for X86Apic {
         }
         let io = base == IOAPIC_BASE;
         if width != 4 && !(io && width == 1 && off == ioapic::IOREGSEL) {
-            return Err(MmioError::BadWidth { offset: off, width });
+            // IOREGSEL also takes a byte; everything else only 32-bit accesses.
+            let accepts = if io && off == ioapic::IOREGSEL {
+                crate::devices::Widths::W1_4
+            } else {
+                crate::devices::Widths::W4
+            };
+            return Err(MmioError::BadWidth {
+                offset: off,
+                width,
+                accepts,
+            });
         }
         let now = self.now();
         match (io, base == XAPIC_BASE, write) {

@@ -134,7 +134,69 @@ pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[
     ("counters", super::counters::check),
     ("sbi-legacy", super::legacy::registers),
     ("timer-legacy", super::legacy::timer_periods),
+    ("fresh-state", fresh_state),
 ];
+
+/// What the first boot leaves in the registers `fresh-state` looks at.
+const MARK: u64 = 0x5eed_f00d_0000_0001;
+/// senvcfg.FIOM: a harmless bit (fences on I/O also order memory) the first boot
+/// leaves set for the second to see.
+const SENVCFG_FIOM: u64 = 1;
+/// fcsr with every accrued exception flag set and rounding towards zero.
+const FCSR_MARK: u64 = (1 << 5) | 0x1f;
+
+/// fresh-state: a VM's second boot finds nothing of its first in the registers the
+/// world switch leaves in the hart: sscratch (vsscratch), senvcfg (where the hart
+/// has it: no VS copy exists, the hypervisor must clear it), the FP register f31 and
+/// fcsr. Every boot then leaves marks for the next.
+fn fresh_state(_: &Platform) -> CheckResult {
+    let (scratch, f31, fcsr): (u64, u64, u64);
+    // SAFETY: sstatus.FS is Initial from boot, so FP instructions run; sscratch, f31
+    // and fcsr are used by nothing else in this guest.
+    unsafe {
+        core::arch::asm!(
+            ".option push",
+            ".option arch, +d",
+            "csrr {a}, sscratch",
+            "fmv.x.d {b}, f31",
+            "csrr {c}, fcsr",
+            "csrw sscratch, {m}",
+            "fmv.d.x f31, {m}",
+            "csrw fcsr, {fm}",
+            ".option pop",
+            a = out(reg) scratch,
+            b = out(reg) f31,
+            c = out(reg) fcsr,
+            m = in(reg) MARK,
+            fm = in(reg) FCSR_MARK,
+            options(nomem, nostack)
+        )
+    };
+    let mut senvcfg = 0u64;
+    // SAFETY: senvcfg (0x10a) only says how fences and cache-block instructions
+    // behave for U-mode; a hart without it raises an illegal instruction, caught.
+    let trapped = crate::attack::catch(|| unsafe {
+        core::arch::asm!("csrrs {0}, 0x10a, {1}", out(reg) senvcfg, in(reg) SENVCFG_FIOM,
+            options(nomem, nostack))
+    });
+    if vm_boots().unwrap_or(0) < 2 {
+        return Ok(());
+    }
+    // No senvcfg on this hart: nothing to compare.
+    let senvcfg = if trapped.is_none() { senvcfg } else { 0 };
+    let left = [
+        ("sscratch", scratch),
+        ("f31", f31),
+        ("fcsr", fcsr),
+        ("senvcfg", senvcfg),
+    ];
+    match left.iter().find(|(_, v)| *v != 0) {
+        Some((name, v)) => Err(why!(
+            "{name} reads {v:#x} on this boot: state of the previous boot"
+        )),
+        None => Ok(()),
+    }
+}
 
 /// Bytes the `dbcn-fresh-ram` check hands the debug console.
 const FRESH_LEN: u64 = 1;

@@ -99,7 +99,8 @@ fn priorities_by_byte_and_word() {
         g.dist_read(IPRIORITYR + 32, 2),
         Err(MmioError::BadWidth {
             offset: IPRIORITYR + 32,
-            width: 2
+            width: 2,
+            accepts: Widths::W1_4,
         })
     );
     g.dist_write(IPRIORITYR + 96, 1, 0xff).unwrap();
@@ -146,7 +147,8 @@ fn irouter_64_and_32_bit() {
         g.dist_read(r33, 2),
         Err(MmioError::BadWidth {
             offset: r33,
-            width: 2
+            width: 2,
+            accepts: Widths::W4_8,
         })
     );
     // IROUTER<0..31> and beyond the SPIs are RAZ/WI.
@@ -175,28 +177,32 @@ fn bad_accesses_are_errors_not_panics() {
         g.dist_read(CTLR, 1),
         Err(MmioError::BadWidth {
             offset: 0,
-            width: 1
+            width: 1,
+            accepts: Widths::W4,
         })
     );
     assert_eq!(
         g.dist_read(CTLR, 8),
         Err(MmioError::BadWidth {
             offset: 0,
-            width: 8
+            width: 8,
+            accepts: Widths::W4,
         })
     );
     assert_eq!(
         g.dist_read(CTLR, 3),
         Err(MmioError::BadWidth {
             offset: 0,
-            width: 3
+            width: 3,
+            accepts: Widths::ANY,
         })
     );
     assert_eq!(
         g.dist_write(ISENABLER + 4, 2, 1),
         Err(MmioError::BadWidth {
             offset: 0x104,
-            width: 2
+            width: 2,
+            accepts: Widths::W4,
         })
     );
     assert_eq!(
@@ -211,7 +217,8 @@ fn bad_accesses_are_errors_not_panics() {
         g.dist_write(u64::MAX - 7, 8, 1),
         Err(MmioError::BadWidth {
             offset: u64::MAX - 7,
-            width: 8
+            width: 8,
+            accepts: Widths::W4,
         })
     );
     assert_eq!(g.dist_read(0x1_0000, 4), Ok(0), "past the frame");

@@ -23,7 +23,8 @@ fn typer_affinity_processor_number_last() {
         g.redist_read(3, TYPER, 2),
         Err(MmioError::BadWidth {
             offset: TYPER,
-            width: 2
+            width: 2,
+            accepts: Widths::W4,
         })
     );
 }
@@ -129,14 +130,16 @@ fn missing_vcpus_and_bad_accesses() {
         g.redist_read(0, 0x10, 8),
         Err(MmioError::BadWidth {
             offset: 0x10,
-            width: 8
+            width: 8,
+            accepts: Widths::W4,
         })
     );
     assert_eq!(
         g.redist_read(0, SGI + IPRIORITYR, 2),
         Err(MmioError::BadWidth {
             offset: SGI + IPRIORITYR,
-            width: 2
+            width: 2,
+            accepts: Widths::W1_4,
         })
     );
     for off in (0..GICR_STRIDE).step_by(4) {

@@ -68,7 +68,8 @@ fn identification_and_control() {
         g.dist_v2(0).read(CTLR, 2),
         Err(MmioError::BadWidth {
             offset: 0,
-            width: 2
+            width: 2,
+            accepts: Widths::W4,
         })
     );
 }
