@@ -180,17 +180,7 @@ impl SetupHeader {
         }
         let payload = file_len.saturating_sub(self.setup_len() as u64);
         let size = u64::from(self.init_size).max(payload);
-        let end = load
-            .checked_add(size)
-            .ok_or_else(|| format!("kernel at {load:#x} + {size:#x} overflows"))?;
-        for &(what, start, stop) in others {
-            if start < end && load < stop {
-                return Err(format!(
-                    "the kernel needs {load:#x}..{end:#x} (the bzImage's init_size) but the {what} is at {start:#x}..{stop:#x}"
-                ));
-            }
-        }
-        Ok((load, end))
+        crate::image::kernel_clear_of(load, size, "the bzImage's init_size", others)
     }
 
     /// The 32-bit boot protocol enters the protected-mode kernel at its first byte.

@@ -132,17 +132,7 @@ impl Format {
             _ => {}
         }
         let size = h.image_size.max(file_len);
-        let end = load
-            .checked_add(size)
-            .ok_or_else(|| format!("kernel at {load:#x} + {size:#x} overflows"))?;
-        for &(what, start, stop) in others {
-            if start < end && load < stop {
-                return Err(format!(
-                    "the kernel needs {load:#x}..{end:#x} (Image image_size, bss included) but the {what} is at {start:#x}..{stop:#x}"
-                ));
-            }
-        }
-        Ok((load, end))
+        kernel_clear_of(load, size, "Image image_size, bss included", others)
     }
 
     /// Where a guest kernel with this format's header will live, bss included, if its
@@ -161,6 +151,27 @@ impl Format {
             None => Ok(None),
         }
     }
+}
+
+/// The kernel's footprint `load`..`load + size` (what `size` is, for messages),
+/// checked to overlap none of `others` (name, start, end).
+pub(crate) fn kernel_clear_of(
+    load: u64,
+    size: u64,
+    sized_by: &str,
+    others: &[(&'static str, u64, u64)],
+) -> Result<(u64, u64), String> {
+    let end = load
+        .checked_add(size)
+        .ok_or_else(|| format!("kernel at {load:#x} + {size:#x} overflows"))?;
+    for &(what, start, stop) in others {
+        if start < end && load < stop {
+            return Err(format!(
+                "the kernel needs {load:#x}..{end:#x} ({sized_by}) but the {what} is at {start:#x}..{stop:#x}"
+            ));
+        }
+    }
+    Ok((load, end))
 }
 
 /// Bytes of an image's start [`image_arch`] and [`check_images`] look at.

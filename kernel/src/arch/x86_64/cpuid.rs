@@ -24,6 +24,8 @@ const L1_ECX_XSAVE: u32 = 1 << 26 | 1 << 27 | 1 << 28;
 /// Leaf 0x8000_0001 ECX: SVM, SKINIT.
 const E1_ECX_SVM: u32 = 1 << 2;
 const E1_ECX_SKINIT: u32 = 1 << 12;
+/// Leaf 0x8000_0007 EDX: invariant TSC.
+const E7_EDX_INVARIANT_TSC: u32 = 1 << 8;
 
 /// What a guest's CPUID depends on besides the leaf: its vCPU's APIC id, the VM's
 /// vCPU count, the TSC rate in kHz.
@@ -73,6 +75,10 @@ pub fn guest(leaf: u32, sub: u32, host: [u32; 4], v: Vcpu) -> [u32; 4] {
         HV_TIMING_LEAF => return [tsc_khz, tsc_khz, 0, 0],
         0x4000_0001..=0x4fff_ffff => return [0; 4],
         0x8000_0001 => c &= !(E1_ECX_SVM | E1_ECX_SKINIT),
+        // Invariant TSC: a guest's TSC is the host's plus an offset, constant in rate
+        // and never stopped (Linux then takes a secondary CPU's delay-loop rate
+        // from the first instead of calibrating it against jiffies).
+        0x8000_0007 => return [a, b, c, d | E7_EDX_INVARIANT_TSC],
         // SVM features, and what only makes sense with SVM.
         0x8000_000a => return [0; 4],
         _ => {}
@@ -117,6 +123,10 @@ mod tests {
         assert_eq!(e1[2] & (E1_ECX_SVM | E1_ECX_SKINIT), 0);
         assert_eq!(e1[2], 0x0040_35f7 & !(E1_ECX_SVM | E1_ECX_SKINIT));
         assert_eq!(guest(0x8000_000a, 0, [1, 16, 0, 0x1001_0001], 0, 1), [0; 4]);
+        assert_eq!(
+            guest(0x8000_0007, 0, [0, 0, 0, 0x10], 0, 1),
+            [0, 0, 0, 0x110]
+        );
     }
 
     #[test]
