@@ -9,7 +9,7 @@
 //!
 //! - `linux-boot`: the VM's Linux kernel and initramfs to the marker line
 //!   (`guest-init: ready`). Wall-clock time from QEMU's start (both sides pay the same
-//!   QEMU start-up); with `--icount` (QEMU `-icount shift=0` on both sides: guest time
+//!   QEMU start-up); with `--icount` (QEMU `-icount shift=0,sleep=off` on both sides: guest time
 //!   follows executed instructions, 1 ns each) the guest's own clock at the marker,
 //!   which does not depend on the host's load. The initramfs is the pulled one with
 //!   the current `/init` appended (it prints `guest-init: uptime <s>` before the
@@ -102,7 +102,7 @@ pub struct Figures {
     /// `linux-boot`, `tiny-boot` or one of [`GUEST_BENCHES`].
     pub bench: String,
     /// `wall` (seconds from QEMU's start to the marker), `icount` (the guest's own
-    /// time under `-icount shift=0`) or `guest` (what the test guest timed on its
+    /// time under `-icount shift=0,sleep=off`) or `guest` (what the test guest timed on its
     /// counter).
     pub mode: String,
     /// What the ratio divides: `hypervisor / bare`, or for `hypercall`
