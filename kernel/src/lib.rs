@@ -23,6 +23,7 @@ pub use vmconfig::image as boot_image;
 pub mod console;
 pub mod devices;
 pub mod drivers;
+pub mod entropy;
 pub mod fdt;
 pub mod firmware;
 #[cfg(any(test, feature = "fuzz"))]

@@ -233,11 +233,12 @@ enum Cmd {
         #[arg(long)]
         marker: Option<String>,
         /// Deterministic mode (linux-boot, hypercall, mmio, irq, cpu): QEMU
-        /// `-icount shift=0` on both sides; linux-boot's figure is the guest's own
-        /// time at the marker (its `guest-init: monotonic-ns` line, else its
-        /// `guest-init: uptime` line, else the last printk timestamp), the test
+        /// `-icount shift=0,sleep=off` on both sides; linux-boot's figure is the
+        /// guest's own time at the marker (its `guest-init: monotonic-ns` line, else
+        /// its `guest-init: uptime` line, else the last printk timestamp), the test
         /// guest's benches time on a counter that follows executed instructions; it
-        /// does not depend on the host's load.
+        /// does not depend on the host's load. riscv64 linux-boot then boots 1 vCPU
+        /// by default (2 bare harts stall under -icount on QEMU 7.2).
         #[arg(long)]
         icount: bool,
         /// Seconds one boot may take.

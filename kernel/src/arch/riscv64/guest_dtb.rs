@@ -39,6 +39,8 @@ pub struct GuestDtbSpec<'a> {
     pub bootargs: &'a str,
     /// Initial ramdisk `(start, end)` guest-physical, end exclusive.
     pub initrd: Option<(u64, u64)>,
+    /// Seed for the guest's random number generator (`/chosen/rng-seed`).
+    pub rng_seed: Option<&'a [u8]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -165,6 +167,9 @@ fn chosen(w: &mut FdtWriter, spec: &GuestDtbSpec<'_>) -> Result<(), GuestDtbErro
         w.property_u64("linux,initrd-start", start)?;
         w.property_u64("linux,initrd-end", end)?;
     }
+    if let Some(seed) = spec.rng_seed {
+        w.property_bytes("rng-seed", seed)?;
+    }
     w.end_node()?;
     Ok(())
 }
@@ -261,6 +266,7 @@ pub fn for_vm(
     memory: &[(u64, u64)],
     cpus: GuestCpus<'_>,
     plic_ndev: u32,
+    rng_seed: Option<&[u8]>,
 ) -> Result<Vec<u8>, String> {
     use crate::devices::emu_type;
     let find = |t| spec.emu_devices.iter().find(|d| d.emu_type == t);
@@ -276,6 +282,7 @@ pub fn for_vm(
         uart,
         bootargs: &spec.cmdline,
         initrd,
+        rng_seed,
     };
     build_with(&dspec, &spec.channels).map_err(|e| format!("generating the guest DTB: {e:?}"))
 }
@@ -297,6 +304,7 @@ mod tests {
             uart: Some((0x1000_0000, 0x100, 10)),
             bootargs: "fault",
             initrd: None,
+            rng_seed: None,
         }
     }
 
@@ -334,6 +342,19 @@ mod tests {
             assert!(warnings.is_empty(), "dtc warnings: {warnings}");
             assert!(src.contains("riscv,ndev = <0x5f>;"), "{src}");
         }
+    }
+
+    /// The seed goes to `/chosen/rng-seed` as it is, where the host reader finds it;
+    /// without one there is no property.
+    #[test]
+    fn rng_seed_in_chosen() {
+        let mut s = spec();
+        let blob = build(&s).unwrap();
+        assert_eq!(crate::firmware::fdt::rng_seed(&blob), None);
+        let seed = [0x5a; 64];
+        s.rng_seed = Some(&seed);
+        let blob = build(&s).unwrap();
+        assert_eq!(crate::firmware::fdt::rng_seed(&blob), Some(&seed[..]));
     }
 
     /// A VM of the SBI console and timer only: no PLIC node, no console, nothing

@@ -135,10 +135,37 @@ impl MemoryOps for Riscv64 {
         csr::hfence_all();
     }
 
+    /// 64 bytes per loop round (eight stores of the zero register) where `hpa` and
+    /// `len` allow it: the fill of a first-touch block is guest time, and the
+    /// generic `memset` spends nearly three instructions per 8 bytes.
     unsafe fn zero_guest_ram(hpa: u64, len: u64) {
-        // SAFETY: guaranteed by the caller (see the trait); the identity map makes
-        // `hpa` a pointer.
-        unsafe { core::ptr::write_bytes(hpa as *mut u8, 0, len as usize) };
+        if len == 0 || !hpa.is_multiple_of(64) || !len.is_multiple_of(64) {
+            // SAFETY: guaranteed by the caller (see the trait); the identity map
+            // makes `hpa` a pointer.
+            unsafe { core::ptr::write_bytes(hpa as *mut u8, 0, len as usize) };
+            return;
+        }
+        // SAFETY: as above, [hpa, hpa + len) is writable guest RAM nothing else uses
+        // now; the loop stores only inside it (len is a non-zero multiple of 64) and
+        // touches no other memory or register than the two it is given.
+        unsafe {
+            core::arch::asm!(
+                "1:",
+                "sd zero, 0({p})",
+                "sd zero, 8({p})",
+                "sd zero, 16({p})",
+                "sd zero, 24({p})",
+                "sd zero, 32({p})",
+                "sd zero, 40({p})",
+                "sd zero, 48({p})",
+                "sd zero, 56({p})",
+                "addi {p}, {p}, 64",
+                "bltu {p}, {end}, 1b",
+                p = inout(reg) hpa => _,
+                end = in(reg) hpa + len,
+                options(nostack),
+            )
+        };
     }
 
     /// Data caches are coherent on RISC-V: only instruction fetch needs a fence

@@ -120,5 +120,12 @@ pub fn guest_dtb(spec: &crate::spec::VmSpec, memory: &[(u64, u64)]) -> Result<Ve
         isa: &isa,
         timebase_hz: host.timebase_hz,
     };
-    guest_dtb::for_vm(spec, memory, cpus, vplic::NDEV)
+    let seed = crate::entropy::guest_seed(u64::from(spec.id), vcpu::counter());
+    guest_dtb::for_vm(
+        spec,
+        memory,
+        cpus,
+        vplic::NDEV,
+        seed.as_ref().map(|s| &s[..]),
+    )
 }

@@ -45,6 +45,7 @@ pub fn handover(addr: u64) -> Result<Handover, DiscoveryError> {
     let blob = blob_at(addr).ok_or(DiscoveryError::NoHandover)?;
     let mut board = read(blob)?;
     board.device_tree = Some(blob);
+    crate::entropy::init(rng_seed(blob).unwrap_or_default());
     Ok(Handover {
         board,
         modules: boot_modules(blob),
@@ -53,6 +54,13 @@ pub fn handover(addr: u64) -> Result<Handover, DiscoveryError> {
             size: blob.len() as u64,
         },
     })
+}
+
+/// The firmware's seed for the random number generator, `/chosen/rng-seed`.
+pub fn rng_seed(dtb: &[u8]) -> Option<&[u8]> {
+    let fdt = Fdt::new(dtb).ok()?;
+    let chosen = dt::child(dt::root(&fdt)?, "chosen")?;
+    dt::prop(chosen, "rng-seed")
 }
 
 /// The DTB at `addr`, as long as its header says, or `None` without a DTB header.

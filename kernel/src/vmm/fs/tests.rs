@@ -402,7 +402,7 @@ fn generated_dtbs_stay_within_the_estimate() {
                         isa: "rv64imafdch_zicsr_zifencei_zba_zbb_zbc_zbs",
                         timebase_hz: 10_000_000,
                     };
-                    riscv64::guest_dtb::for_vm(&spec, &memory, harts, 95)
+                    riscv64::guest_dtb::for_vm(&spec, &memory, harts, 95, None)
                 } else {
                     aarch64::guest_dtb::for_vm(&spec, &memory)
                 }

@@ -143,7 +143,7 @@ pub fn markdown(m: &Machine, rows: &[Row]) -> String {
     }
     t.push_str(
         "\nRatio = hypervisor / bare per pair of neighbouring runs (hypercall: hypercall / trapless loop, both timed in one run under the hypervisor): \
-         median (min..max, quartiles from 5 pairs). `wall`: seconds from QEMU's start to the marker; `icount`: the guest's own time under `-icount shift=0`; \
+         median (min..max, quartiles from 5 pairs). `wall`: seconds from QEMU's start to the marker; `icount`: the guest's own time under `-icount shift=0,sleep=off`; \
          `guest`: what the test guest timed on its counter, ns per operation (the median of its batches).\n\n",
     );
     t.push_str("| bench | mode | board | pairs | ratio (median) | min..max | quartiles | hypervisor median | bare (baseline) median |\n");

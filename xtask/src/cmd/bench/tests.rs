@@ -384,3 +384,48 @@ fn guest_bench_lines() {
         assert!(guest_bench(bad, "irq").is_err(), "{bad}");
     }
 }
+
+/// The default VMs exist; riscv64's `--icount` Linux boots 1 vCPU (QEMU 7.2's
+/// round robin under -icount and OpenSBI's spinning fences stall 2 bare harts);
+/// x86_64 Linux says it is not supported yet instead of failing later.
+#[test]
+fn default_vms_by_board_and_mode() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let board = |name: &str| {
+        let path = root.join(format!("configs/board/{name}.toml"));
+        crate::config::board::load_board(&path, &root)
+            .0
+            .unwrap_or_else(|| panic!("{name} loads"))
+    };
+    let rv = board("qemu-riscv64");
+    assert_eq!(
+        super::default_vm("linux-boot", &rv, true).unwrap(),
+        "configs/vms/linux-riscv64-qemu-smp1.toml"
+    );
+    assert_eq!(
+        super::default_vm("linux-boot", &rv, false).unwrap(),
+        "configs/vms/linux-riscv64-qemu-smp2.toml"
+    );
+    let arm = board("qemu-aarch64");
+    assert_eq!(
+        super::default_vm("linux-boot", &arm, true).unwrap(),
+        super::default_vm("linux-boot", &arm, false).unwrap(),
+        "aarch64 boots the same VM in both modes"
+    );
+    for b in [&rv, &arm, &board("qemu-aarch64-gicv2")] {
+        for bench in ["linux-boot", "tiny-boot", "cpu"] {
+            for icount in [false, true] {
+                let vm = super::default_vm(bench, b, icount).unwrap();
+                assert!(root.join(vm).is_file(), "{vm}");
+            }
+        }
+    }
+    let x86 = board("qemu-x86_64");
+    let e = super::default_vm("linux-boot", &x86, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("not supported yet: linux-boot on x86_64 (board qemu-x86_64)"),
+        "{e}"
+    );
+}
