@@ -199,8 +199,8 @@ pub fn default_vm(bench: &str, board: &Board, icount: bool) -> Result<&'static s
         ("linux-boot", Arch::Aarch64, true) => "configs/vms/linux-aarch64-qemu-gicv2-smp2.toml",
         ("linux-boot", Arch::Riscv64, _) => "configs/vms/linux-riscv64-qemu-smp2.toml",
         ("linux-boot", Arch::X86_64, _) => bail!(
-            "not supported yet: linux-boot on x86_64 (board {}): the hypervisor does not \
-             boot Linux VMs on x86_64 yet",
+            "not supported yet: linux-boot on x86_64 (board {}): the like-for-like bare \
+             side needs the VM's ACPI tables, which the bench cannot hand to bare QEMU yet",
             board.name
         ),
         ("tiny-boot", Arch::Aarch64, false) => "configs/vms/testguest-aarch64-qemu-smp2-a.toml",
