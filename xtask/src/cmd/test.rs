@@ -1418,10 +1418,8 @@ fn vm_reset(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result<()>
         problems.push(format!("[{}] {l}", resetting.name));
     }
     // The second boot finds nothing of the first in the CPU (the first leaves marks).
-    // Not yet on x86_64: its test guest has no fresh-state check (and the vCPU's
-    // FPU/SSE registers are not cleared at start yet).
     let fresh = lines.iter().filter(|l| **l == "ok: fresh-state").count();
-    if fresh != 2 && board != X86_64_BOARD {
+    if fresh != 2 {
         problems.push(format!(
             "[{}] `ok: fresh-state` {fresh} times, expected once per boot",
             resetting.name

@@ -257,13 +257,15 @@ hv_pvh_start32:
     ljmp    $0x08, $.Lstart64
 
     // The hypervisor's GDT, PAE, CR3 = hv_pml4, EFER.LME + NXE, paging + write
-    // protect; a far jump to selector 0x08 then enters 64-bit code. Boot CPU and
+    // protect; CR4.OSFXSR with CR0.EM clear so that `world::clear_fp_state` can
+    // clear a guest's SSE registers (the hypervisor's own code is soft-float and
+    // uses none); a far jump to selector 0x08 then enters 64-bit code. Boot CPU and
     // trampoline alike.
     .global hv_enter_long_mode32
 hv_enter_long_mode32:
     lgdt    hv_gdt_ptr
     movl    %cr4, %eax
-    orl     $0x20, %eax
+    orl     $0x220, %eax
     movl    %eax, %cr4
     movl    $hv_pml4, %eax
     movl    %eax, %cr3
@@ -273,6 +275,7 @@ hv_enter_long_mode32:
     wrmsr
     movl    %cr0, %eax
     orl     $0x80010001, %eax
+    andl    $0xfffffffb, %eax
     movl    %eax, %cr0
     ret
 

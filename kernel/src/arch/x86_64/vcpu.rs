@@ -61,6 +61,9 @@ pub struct Vcpu {
     irq: IrqState,
     /// The host timer's deadline as last armed (host TSC).
     timer: Option<u64>,
+    /// Not entered yet: the first entry clears the CPU's x87/SSE state
+    /// (`world::clear_fp_state`), on the CPU the vCPU runs on.
+    fresh: bool,
 }
 
 /// Host memory, identity-mapped: the nested tables and, through them, guest RAM.
@@ -335,10 +338,14 @@ impl crate::hal::Vcpu for Vcpu {
             },
             irq: IrqState::default(),
             timer: None,
+            fresh: true,
         }
     }
 
     fn run(&mut self, first_touch: FirstTouch) -> VmExit {
+        if core::mem::take(&mut self.fresh) {
+            world::clear_fp_state();
+        }
         loop {
             let exit = self.enter();
             let info1 = self.vmcb.u64(ctl::EXITINFO1);

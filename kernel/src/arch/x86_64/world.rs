@@ -6,8 +6,10 @@
 //! intercept: without it such an interrupt would wait for the guest's next exit);
 //! it is taken after the exit, when the hypervisor enables interrupts.
 //!
-//! Used by `vcpu`, which no VM reaches yet (VM creation is refused). Checked
-//! by hand on QEMU 7.2 (-cpu EPYC) with a throwaway boot hook: a VMCB from
+//! VMRUN switches neither the x87/SSE registers nor MXCSR: `clear_fp_state` gives
+//! a vCPU's first entry a CPU with nothing of the guest that ran there before.
+//!
+//! First checked by hand on QEMU 7.2 (-cpu EPYC) with a throwaway boot hook: a VMCB from
 //! `Vmcb::multiboot`, hand-built nested tables mapping one code page at 0x10_0000,
 //! guest code `mov eax, 0x1234; mov ebx, 0x5678; mov edx, ecx; vmmcall` with RCX =
 //! 0xabc in [`GuestRegs`]: exit code 0x81, VMCB RAX 0x1234, RBX 0x5678, RDX 0xabc,
@@ -151,5 +153,44 @@ pub unsafe fn run(slot: usize, vmcb_pa: u64, regs: &mut GuestRegs) {
     unsafe {
         let extra = (&raw const HOST_EXTRA[slot]) as u64;
         hv_svm_run(vmcb_pa, regs, extra)
+    };
+}
+
+/// MXCSR as a CPU comes out of reset (all SSE exceptions masked).
+const MXCSR_RESET: u32 = 0x1f80;
+
+/// Puts the x87 and SSE state this CPU holds (left by whichever guest ran here
+/// before: VMRUN does not switch it) back to its reset values: FNINIT, xmm0-15
+/// zero, MXCSR 0x1f80. Guests cannot enable AVX (XSAVE is hidden, XSETBV
+/// intercepted), so the upper halves of the ymm registers stay as the host left
+/// them (never written).
+pub fn clear_fp_state() {
+    let mxcsr = MXCSR_RESET;
+    // SAFETY: CR4.OSFXSR is set and CR0.EM clear (boot.rs), so these instructions
+    // run; they touch only the x87/SSE registers, which the soft-float hypervisor
+    // never uses, and read the local `mxcsr`.
+    unsafe {
+        core::arch::asm!(
+            "fninit",
+            "xorps xmm0, xmm0",
+            "xorps xmm1, xmm1",
+            "xorps xmm2, xmm2",
+            "xorps xmm3, xmm3",
+            "xorps xmm4, xmm4",
+            "xorps xmm5, xmm5",
+            "xorps xmm6, xmm6",
+            "xorps xmm7, xmm7",
+            "xorps xmm8, xmm8",
+            "xorps xmm9, xmm9",
+            "xorps xmm10, xmm10",
+            "xorps xmm11, xmm11",
+            "xorps xmm12, xmm12",
+            "xorps xmm13, xmm13",
+            "xorps xmm14, xmm14",
+            "xorps xmm15, xmm15",
+            "ldmxcsr [{m}]",
+            m = in(reg) &raw const mxcsr,
+            options(nostack, readonly)
+        )
     };
 }

@@ -22,8 +22,65 @@ use crate::why::{why, CheckResult};
 pub const CHECK_NAME: &str = "apic";
 
 /// This architecture's own checks, run before `memory`.
-pub const ARCH_CHECKS: &[crate::arch::ArchCheck] =
-    &[("cpuid", cpuid_check), ("console-irq", console_irq_check)];
+pub const ARCH_CHECKS: &[crate::arch::ArchCheck] = &[
+    ("cpuid", cpuid_check),
+    ("console-irq", console_irq_check),
+    ("fresh-state", fresh_state),
+];
+
+/// What the first boot leaves in the registers `fresh-state` looks at.
+const MARK: u64 = 0x5eed_f00d_0000_0001;
+/// MXCSR as a CPU comes out of reset (all exceptions masked).
+const MXCSR_RESET: u32 = 0x1f80;
+/// The mark left in MXCSR: flush-to-zero on.
+const MXCSR_MARK: u32 = MXCSR_RESET | 1 << 15;
+
+/// fresh-state: a VM's second boot finds nothing of its first in the registers the
+/// world switch leaves in the CPU: the SSE register xmm15 and MXCSR (VMRUN switches
+/// neither; SSE is enabled here for the check: this guest is soft-float and never
+/// uses it otherwise). Every boot then leaves marks for the next.
+fn fresh_state(_: &crate::platform::Platform) -> CheckResult {
+    let mut mxcsr: u32 = 0;
+    let mark_mxcsr = MXCSR_MARK;
+    let xmm15: u64;
+    // SAFETY: CR4.OSFXSR on and CR0.EM off only let SSE instructions run; xmm15 and
+    // MXCSR are used by nothing else in this guest; the two memory operands are the
+    // locals above.
+    unsafe {
+        core::arch::asm!(
+            "mov {t}, cr4",
+            "or {t}, 0x200",
+            "mov cr4, {t}",
+            "mov {t}, cr0",
+            "and {t}, ~4",
+            "mov cr0, {t}",
+            "movq {x}, xmm15",
+            "stmxcsr [{out}]",
+            "movq xmm15, {m}",
+            "ldmxcsr [{mark}]",
+            t = out(reg) _,
+            x = out(reg) xmm15,
+            out = in(reg) &raw mut mxcsr,
+            mark = in(reg) &raw const mark_mxcsr,
+            m = in(reg) MARK,
+            options(nostack)
+        )
+    };
+    if vm_boots().unwrap_or(0) < 2 {
+        return Ok(());
+    }
+    if xmm15 != 0 {
+        return Err(why!(
+            "xmm15 reads {xmm15:#x} on this boot: state of the previous boot"
+        ));
+    }
+    if mxcsr != MXCSR_RESET {
+        return Err(why!(
+            "MXCSR reads {mxcsr:#x} on this boot (reset value {MXCSR_RESET:#x}): state of the previous boot"
+        ));
+    }
+    Ok(())
+}
 
 /// console-irq: the local APIC set up (see `irq::init`), COM1's interrupt comes
 /// through the I/O APIC once (`ioapic`).
