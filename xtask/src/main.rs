@@ -205,9 +205,10 @@ enum Cmd {
     /// bare; --icount: the counter follows executed instructions). all: linux-boot (wall
     /// and --icount, at most 3 pairs), tiny-boot, hypercall, mmio, irq, cpu and
     /// cpu --icount on the boards qemu-aarch64, qemu-aarch64-gicv2 and qemu-riscv64 (or
-    /// only --config; not riscv64 linux-boot --icount, whose 2-hart Linux does not boot
-    /// bare under -icount on QEMU 7.2), then a Markdown table and a JSON file with the
-    /// machine and QEMU version in target/hv/bench/results.{md,json}.
+    /// only --config; riscv64 linux-boot --icount boots a 1-vCPU VM, as 2 bare harts
+    /// stall under -icount on QEMU 7.2; x86_64 linux-boot is not supported yet), then a
+    /// Markdown table and a JSON file with the machine and QEMU version in
+    /// target/hv/bench/results.{md,json}.
     ///
     /// ivc: two test-guest VMs on an inter-VM channel (aarch64, riscv64): doorbell round trip
     /// (median, p99) and bulk copy throughput through the channel, side by side with a
