@@ -206,7 +206,8 @@ enum Cmd {
     /// and --icount, at most 3 pairs), tiny-boot, hypercall, mmio, irq, cpu and
     /// cpu --icount on the boards qemu-aarch64, qemu-aarch64-gicv2 and qemu-riscv64 (or
     /// only --config; riscv64 linux-boot --icount boots a 1-vCPU VM, as 2 bare harts
-    /// stall under -icount on QEMU 7.2; x86_64 linux-boot is not supported yet), then a
+    /// stall under -icount on QEMU 7.2; x86_64 linux-boot: --config
+    /// configs/board/qemu-x86_64.toml, bare side started by xtask's boot ROM), then a
     /// Markdown table and a JSON file with the machine and QEMU version in
     /// target/hv/bench/results.{md,json}.
     ///

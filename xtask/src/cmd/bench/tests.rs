@@ -387,7 +387,8 @@ fn guest_bench_lines() {
 
 /// The default VMs exist; riscv64's `--icount` Linux boots 1 vCPU (QEMU 7.2's
 /// round robin under -icount and OpenSBI's spinning fences stall 2 bare harts);
-/// x86_64 Linux says it is not supported yet instead of failing later.
+/// x86_64 boots its 2-vCPU Linux VM; its test-guest benches say they are not
+/// supported yet instead of failing later.
 #[test]
 fn default_vms_by_board_and_mode() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -421,11 +422,16 @@ fn default_vms_by_board_and_mode() {
         }
     }
     let x86 = board("qemu-x86_64");
-    let e = super::default_vm("linux-boot", &x86, false)
+    for (icount, vm) in [(false, "smp2"), (true, "smp1")] {
+        let want = format!("configs/vms/linux-x86_64-qemu-{vm}.toml");
+        assert_eq!(super::default_vm("linux-boot", &x86, icount).unwrap(), want);
+        assert!(root.join(want).is_file());
+    }
+    let e = super::default_vm("tiny-boot", &x86, false)
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with("not supported yet: linux-boot on x86_64 (board qemu-x86_64)"),
+        e.starts_with("not supported yet: tiny-boot on x86_64 (board qemu-x86_64)"),
         "{e}"
     );
 }
