@@ -198,8 +198,8 @@ mod tests {
 
     #[test]
     fn the_parts_do_not_overlap() {
-        assert!(GDT + GDT_ENTRIES.len() * 8 <= GDT_DESC);
-        assert!(GDT_DESC + 6 <= CODE16);
+        const { assert!(GDT + GDT_ENTRIES.len() * 8 <= GDT_DESC) };
+        const { assert!(GDT_DESC + 6 <= CODE16) };
         assert!(CODE16 + real_mode().len() <= CODE32);
         assert!(CODE32 + protected_mode(0, 0).len() <= RESET);
     }
