@@ -7,6 +7,7 @@ mod cmd;
 mod config;
 mod download;
 mod elf;
+mod frames;
 mod gen;
 mod guest;
 mod host_tools;
