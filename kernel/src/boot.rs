@@ -187,11 +187,11 @@ fn halt() -> ! {
 #[cfg(feature = "test-stack-overflow")]
 #[inline(never)]
 fn overflow_stack(depth: u64) -> u64 {
-    let frame = core::hint::black_box([depth; 3072]);
+    let frame = core::hint::black_box([depth; 1536]);
     if depth == u64::MAX {
         return 0;
     }
-    frame[0] + overflow_stack(depth + 1) + frame[3071]
+    frame[0] + overflow_stack(depth + 1) + frame[1535]
 }
 
 /// Test only: a 40 KiB frame, which `cargo xtask build`'s frame check must refuse.

@@ -88,8 +88,7 @@ pub fn check_elf(file: &[u8]) -> Result<Summary> {
     };
     let mut bad = Vec::new();
     for f in functions(&obj)? {
-        match frame(isa, &f) {
-            Ok(bytes) if bytes > limit => bad.push(describe(&f, &Problem::TooLarge { bytes })),
+        match check_function(isa, &f, limit) {
             Ok(bytes) if bytes > summary.largest => {
                 summary.largest = bytes;
                 summary.largest_name = f.name.clone();
@@ -165,13 +164,13 @@ fn describe(f: &Function, p: &Problem) -> String {
     }
 }
 
-/// Checks one function against `limit`.
-pub fn check_function(isa: Isa, f: &Function, limit: u64) -> Result<(), Problem> {
+/// Checks one function against `limit`: what it weighs (see [`frame`]).
+pub fn check_function(isa: Isa, f: &Function, limit: u64) -> Result<u64, Problem> {
     let bytes = frame(isa, f)?;
     if bytes > limit {
         return Err(Problem::TooLarge { bytes });
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// What the check weighs of a function: its frame (riscv64, aarch64) or its largest
@@ -561,7 +560,7 @@ mod tests {
         let rv = limit(Isa::Riscv64, gap);
         // lui t0, 8; sub sp, sp, t0: 32 KiB, at the limit
         let ok = words(&[0x000082B7, 0x40510133]);
-        assert_eq!(check_function(Isa::Riscv64, &f(&ok), rv), Ok(()));
+        assert_eq!(check_function(Isa::Riscv64, &f(&ok), rv), Ok(32768));
         // addi sp, sp, -16 more: over it
         let big = words(&[0xFF010113, 0x000082B7, 0x40510133]);
         assert_eq!(
@@ -594,7 +593,7 @@ mod tests {
             0x04, 0x24, 0, 0, 0, 0, 0x48, 0x81, 0xec, 0xd0, 0x02, 0, 0, 0x48, 0x89, 0xfb,
         ];
         assert_eq!(x86_prologue_steps(&probed), vec![4096, 0x2d0]);
-        assert_eq!(check_function(Isa::X86_64, &f(&probed), 4096), Ok(()));
+        assert_eq!(check_function(Isa::X86_64, &f(&probed), 4096), Ok(4096));
         // push rbx; sub rsp, 0x3000: one unprobed step over the gap
         let unprobed = [0x53, 0x48, 0x81, 0xec, 0x00, 0x30, 0, 0, 0xc3];
         assert_eq!(
