@@ -131,7 +131,7 @@ pub fn secondary_main(slot: usize) -> ! {
         halt();
     }
     #[cfg(feature = "test-stack-overflow")]
-    if slot == 1 {
+    if slot == 1 || (cfg!(feature = "test-two-overflows") && slot == 2) {
         overflow_stack(0);
     }
     #[cfg(feature = "test-big-frame")]
@@ -204,13 +204,27 @@ fn big_frame(x: u64) -> u64 {
 
 /// CPUs between the start and the end of their [`fatal_bug`] report.
 static REPORTING: AtomicUsize = AtomicUsize::new(0);
+/// CPUs that started a [`fatal_bug`] report (feature `test-two-overflows`).
+#[cfg(feature = "test-two-overflows")]
+static REPORTED: AtomicUsize = AtomicUsize::new(0);
 
 /// A hypervisor bug (a panic, a fault or stack overflow at EL2 / in HS-mode): said on
 /// the console and the machine ends with a failure, so a run never hangs on it.
 pub fn fatal_bug(what: core::fmt::Arguments) -> ! {
     REPORTING.fetch_add(1, Ordering::SeqCst);
+    #[cfg(feature = "test-two-overflows")]
+    REPORTED.fetch_add(1, Ordering::SeqCst);
     crate::console::print_emergency(format_args!("hv: BUG: {what}; the machine stops\n"));
     REPORTING.fetch_sub(1, Ordering::SeqCst);
+    // Test only: the other overflowing CPU must get here too (bounded: if it never
+    // does, one report comes out and the scenario fails on it).
+    #[cfg(feature = "test-two-overflows")]
+    for _ in 0..500_000_000u64 {
+        if REPORTED.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
     // Another CPU that faulted at the same moment is reporting too (each on its own
     // emergency stack): let its line out before the machine ends. Bounded, since a
     // CPU may have stopped in the middle of its report.

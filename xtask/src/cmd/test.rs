@@ -133,6 +133,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on qemu-riscv64 (HS-mode Sv39 identity map with the guard pages unmapped): the first secondary hart's overflow is reported on the emergency stack, naming the hart; failure status, no hang",
     ),
     (
+        "stack-guard-two-cpus",
+        "qemu-aarch64 with kernel feature test-two-overflows: the CPUs in stack slots 1 and 2 overflow at the same moment; each is reported on its own emergency stack, naming its CPU (two `hv: BUG` lines), failure status",
+    ),
+    (
         "stack-frame-check",
         "`cargo xtask build` of board xtask/tests/data/qemu-riscv64-big-frame.toml (kernel feature test-big-frame: a function with a 40 KiB stack frame, more than half the 64 KiB gap below each hypervisor stack) fails, naming the function and its frame (nothing boots)",
     ),
@@ -452,6 +456,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "stack-guard" => stack_guard(ws, name, STACK_OVERFLOW_BOARD, |_| Some("CPU 0x1".into())),
         "riscv64-stack-guard" => stack_guard(ws, name, RISCV64_STACK_OVERFLOW_BOARD, slot1_hart),
         "stack-frame-check" => stack_frame_check(ws),
+        "stack-guard-two-cpus" => stack_guard_two_cpus(ws, name),
         "x86_64-host" => x86_64_host(ws, name),
         "x86_64-no-svm" => x86_64_no_svm(ws, name),
         "x86_64-two-vms" => two_vms(ws, name, X86_64_BOARD),
@@ -1296,6 +1301,32 @@ fn stack_guard(
     if bugs != 1 {
         problems.push(format!(
             "{bugs} \"hv: BUG\" lines, expected the one overflow"
+        ));
+    }
+    verdict(&problems, &out)
+}
+
+/// Board qemu-aarch64 with feature test-two-overflows (xtask/tests/data).
+const TWO_OVERFLOWS_BOARD: &str = "xtask/tests/data/qemu-aarch64-two-overflows.toml";
+
+/// Two CPUs overflow at once: both are reported, each naming its CPU (with one
+/// emergency stack for the machine, the second parked silently).
+fn stack_guard_two_cpus(ws: &Workspace, name: &str) -> Result<()> {
+    let (_, outcome, out) = boot(ws, name, TWO_OVERFLOWS_BOARD, &[])?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, false, &mut problems);
+    for (cpu, slot) in [(1, 1), (2, 2)] {
+        let want = format!(
+            "hv: BUG: CPU {cpu:#x}: hypervisor stack overflow (stack slot {slot} ran into its guard page"
+        );
+        if !out.contains(&want) {
+            problems.push(format!("no line \"{want} ...\""));
+        }
+    }
+    let bugs = out.lines().filter(|l| l.contains("hv: BUG")).count();
+    if bugs != 2 {
+        problems.push(format!(
+            "{bugs} \"hv: BUG\" lines, expected the two overflows"
         ));
     }
     verdict(&problems, &out)
