@@ -252,6 +252,9 @@ fn sext(value: u64, bits: u32) -> i64 {
     ((value << shift) as i64) >> shift
 }
 
+/// The page a stack probe loop steps by (LLVM's default probe size).
+const PROBE_STEP: u64 = 4096;
+
 /// aarch64: the stack pointer decrements of `code` (at `addr`).
 pub fn aarch64_steps(code: &[u8], addr: u64) -> Result<Vec<u64>, Problem> {
     const SP: u32 = 31;
@@ -274,7 +277,7 @@ pub fn aarch64_steps(code: &[u8], addr: u64) -> Result<Vec<u64>, Problem> {
             if rd != SP {
                 in_probe_loop = true;
                 steps.push(imm);
-            } else if std::mem::take(&mut in_probe_loop) {
+            } else if std::mem::take(&mut in_probe_loop) && imm == PROBE_STEP {
                 // the loop's step, inside the bound
             } else {
                 steps.push(imm);
@@ -506,6 +509,9 @@ mod tests {
         // sub sp, sp, #1, lsl #12 (the loop's step); sub sp, sp, #720
         let code = words(&[0xF81F0FFE, 0xD1401FE9, 0xD14007FF, 0xD10B43FF]);
         assert_eq!(aarch64_steps(&code, 0), Ok(vec![16, 28672, 720]));
+        // sub x8, sp, #16 (not a loop bound: counted), then sub sp, sp, #720 (counted)
+        let code = words(&[0xD10043E8, 0xD10B43FF]);
+        assert_eq!(aarch64_steps(&code, 0), Ok(vec![16, 720]));
         // mov x9, #0x1234, lsl #16; movk x9, #0x10; sub sp, sp, x9
         let code = words(&[0xD2A24689, 0xF2800209, 0xCB2963FF]);
         assert_eq!(aarch64_steps(&code, 0), Ok(vec![0x1234_0010]));
