@@ -131,8 +131,12 @@ pub fn secondary_main(slot: usize) -> ! {
         halt();
     }
     #[cfg(feature = "test-stack-overflow")]
-    if slot == 1 {
+    if slot == 1 || (cfg!(feature = "test-two-overflows") && slot == 2) {
         overflow_stack(0);
+    }
+    #[cfg(feature = "test-big-frame")]
+    if slot == usize::MAX {
+        big_frame(slot as u64);
     }
     let cpu = SLOT_CPU[slot].load(Ordering::Acquire);
     run::cpu_loop(m, cpu)
@@ -178,21 +182,58 @@ fn halt() -> ! {
     }
 }
 
-/// Test only: recurses until this CPU's stack runs into its guard page.
+/// Test only: recurses until this CPU's stack runs into its gap, with frames of
+/// 24 KiB, so that the gap (not just its first page) is what catches it.
 #[cfg(feature = "test-stack-overflow")]
 #[inline(never)]
 fn overflow_stack(depth: u64) -> u64 {
-    let frame = core::hint::black_box([depth; 64]);
+    let frame = core::hint::black_box([depth; 1536]);
     if depth == u64::MAX {
         return 0;
     }
-    frame[0] + overflow_stack(depth + 1) + frame[63]
+    frame[0] + overflow_stack(depth + 1) + frame[1535]
 }
+
+/// Test only: a 40 KiB frame, which `cargo xtask build`'s frame check must refuse.
+#[cfg(feature = "test-big-frame")]
+#[inline(never)]
+fn big_frame(x: u64) -> u64 {
+    let frame = core::hint::black_box([x; 5120]);
+    frame[0] + frame[5119]
+}
+
+/// CPUs between the start and the end of their [`fatal_bug`] report.
+static REPORTING: AtomicUsize = AtomicUsize::new(0);
+/// CPUs that started a [`fatal_bug`] report (feature `test-two-overflows`).
+#[cfg(feature = "test-two-overflows")]
+static REPORTED: AtomicUsize = AtomicUsize::new(0);
 
 /// A hypervisor bug (a panic, a fault or stack overflow at EL2 / in HS-mode): said on
 /// the console and the machine ends with a failure, so a run never hangs on it.
 pub fn fatal_bug(what: core::fmt::Arguments) -> ! {
+    REPORTING.fetch_add(1, Ordering::SeqCst);
+    #[cfg(feature = "test-two-overflows")]
+    REPORTED.fetch_add(1, Ordering::SeqCst);
     crate::console::print_emergency(format_args!("hv: BUG: {what}; the machine stops\n"));
+    REPORTING.fetch_sub(1, Ordering::SeqCst);
+    // Test only: the other overflowing CPU must get here too (bounded: if it never
+    // does, one report comes out and the scenario fails on it).
+    #[cfg(feature = "test-two-overflows")]
+    for _ in 0..500_000_000u64 {
+        if REPORTED.load(Ordering::SeqCst) >= 2 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    // Another CPU that faulted at the same moment is reporting too (each on its own
+    // emergency stack): let its line out before the machine ends. Bounded, since a
+    // CPU may have stopped in the middle of its report.
+    for _ in 0..50_000_000 {
+        if REPORTING.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        core::hint::spin_loop();
+    }
     match machine::machine() {
         Some(m) => Current::power_off(&m.platform, false),
         None => halt(),

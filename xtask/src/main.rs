@@ -7,6 +7,7 @@ mod cmd;
 mod config;
 mod download;
 mod elf;
+mod frames;
 mod gen;
 mod guest;
 mod host_tools;
@@ -100,7 +101,8 @@ enum Cmd {
     /// images) without building anything.
     Check(ConfigArgs),
     /// Validate, build the guests from guests/, generate the VM table, build the
-    /// hypervisor and write target/hv/<board>/hypervisor.elf and hypervisor.bin.
+    /// hypervisor, check its stack frames against the unmapped gap below its stacks
+    /// and write target/hv/<board>/hypervisor.elf and hypervisor.bin.
     Build(ConfigArgs),
     /// Build, then boot the board in QEMU (from its [qemu] section) with the console
     /// on this terminal. Exits 0 only if QEMU exits 0 after the hypervisor said every

@@ -121,9 +121,13 @@ pub fn build_plan(ws: &Workspace, plan: Plan, force_bin: bool) -> Result<BuildOu
     write_if_changed(&gen_rs, generate(&plan, &guests.0)?.as_bytes())?;
     let kernel_elf = build_kernel(ws, &plan, &gen_rs)?;
     let elf = out_dir.join("hypervisor.elf");
+    let bytes = std::fs::read(&kernel_elf)
+        .with_context(|| format!("cannot read {}", kernel_elf.display()))?;
+    // Before the ELF is written: a kernel that fails the check is never booted.
+    let frames =
+        crate::frames::check_elf(&bytes).with_context(|| format!("{}", kernel_elf.display()))?;
     std::fs::copy(&kernel_elf, &elf)
         .with_context(|| format!("cannot copy {} to {}", kernel_elf.display(), elf.display()))?;
-    let bytes = std::fs::read(&elf).with_context(|| format!("cannot read {}", elf.display()))?;
     let raw = elf_to_raw(&bytes).with_context(|| format!("{}", elf.display()))?;
     anyhow::ensure!(
         raw.base == plan.board.hv_load_addr,
@@ -145,6 +149,14 @@ pub fn build_plan(ws: &Workspace, plan: Plan, force_bin: bool) -> Result<BuildOu
         bin.as_deref(),
         &raw,
         &guests.1,
+    );
+    println!(
+        "  stack {} KiB unmapped below each stack; largest {} {} bytes ({}), at most {} allowed",
+        frames.gap >> 10,
+        frames.what,
+        frames.largest,
+        frames.largest_name,
+        frames.limit
     );
     println!("xtask: build took {:.1} s", started.elapsed().as_secs_f64());
     Ok(BuildOutput { plan, bin, elf })

@@ -133,6 +133,14 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on qemu-riscv64 (HS-mode Sv39 identity map with the guard pages unmapped): the first secondary hart's overflow is reported on the emergency stack, naming the hart; failure status, no hang",
     ),
     (
+        "stack-guard-two-cpus",
+        "qemu-aarch64 with kernel feature test-two-overflows: the CPUs in stack slots 1 and 2 overflow at the same moment; each is reported on its own emergency stack, naming its CPU (two `hv: BUG` lines), failure status",
+    ),
+    (
+        "stack-frame-check",
+        "`cargo xtask build` of board xtask/tests/data/qemu-riscv64-big-frame.toml (kernel feature test-big-frame: a function with a 40 KiB stack frame, more than half the 64 KiB gap below each hypervisor stack) fails, naming the function and its frame (nothing boots)",
+    ),
+    (
         "riscv64-sbi-only",
         "qemu-riscv64: a VM with no emulated devices (configs/vms/testguest-riscv64-qemu-smp2-sbi.toml, the test guest with `sbi-only`: SBI console and timer, no UART, no PLIC) next to a normal test VM; its device tree has no PLIC and no interrupt wiring; both pass, exit 0",
     ),
@@ -447,6 +455,8 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-reenter-start" => reenter_start(ws, name),
         "stack-guard" => stack_guard(ws, name, STACK_OVERFLOW_BOARD, |_| Some("CPU 0x1".into())),
         "riscv64-stack-guard" => stack_guard(ws, name, RISCV64_STACK_OVERFLOW_BOARD, slot1_hart),
+        "stack-frame-check" => stack_frame_check(ws),
+        "stack-guard-two-cpus" => stack_guard_two_cpus(ws, name),
         "x86_64-host" => x86_64_host(ws, name),
         "x86_64-no-svm" => x86_64_no_svm(ws, name),
         "x86_64-two-vms" => two_vms(ws, name, X86_64_BOARD),
@@ -1294,6 +1304,60 @@ fn stack_guard(
         ));
     }
     verdict(&problems, &out)
+}
+
+/// Board qemu-aarch64 with feature test-two-overflows (xtask/tests/data).
+const TWO_OVERFLOWS_BOARD: &str = "xtask/tests/data/qemu-aarch64-two-overflows.toml";
+
+/// Two CPUs overflow at once: both are reported, each naming its CPU (with one
+/// emergency stack for the machine, the second parked silently).
+fn stack_guard_two_cpus(ws: &Workspace, name: &str) -> Result<()> {
+    let (_, outcome, out) = boot(ws, name, TWO_OVERFLOWS_BOARD, &[])?;
+    let mut problems = Vec::new();
+    exit_status(&outcome, false, &mut problems);
+    for (cpu, slot) in [(1, 1), (2, 2)] {
+        let want = format!(
+            "hv: BUG: CPU {cpu:#x}: hypervisor stack overflow (stack slot {slot} ran into its guard page"
+        );
+        if !out.contains(&want) {
+            problems.push(format!("no line \"{want} ...\""));
+        }
+    }
+    let bugs = out.lines().filter(|l| l.contains("hv: BUG")).count();
+    if bugs != 2 {
+        problems.push(format!(
+            "{bugs} \"hv: BUG\" lines, expected the two overflows"
+        ));
+    }
+    verdict(&problems, &out)
+}
+
+/// Board qemu-riscv64 with feature test-big-frame (xtask/tests/data).
+const BIG_FRAME_BOARD: &str = "xtask/tests/data/qemu-riscv64-big-frame.toml";
+
+/// The build's stack frame check refuses a kernel with a frame larger than half the
+/// gap below its stacks, naming the function.
+fn stack_frame_check(ws: &Workspace) -> Result<()> {
+    let opts = BuildOptions {
+        config: Some(ws.root.join(BIG_FRAME_BOARD)),
+        vms: Vec::new(),
+        force_bin: false,
+    };
+    let err = match build(ws, &opts) {
+        Ok(_) => anyhow::bail!("the build of {BIG_FRAME_BOARD} passed the stack frame check"),
+        Err(e) => format!("{e:#}"),
+    };
+    let want = [
+        "stack frame check",
+        "hypervisor::boot::big_frame at 0x",
+        "bytes of stack",
+    ];
+    let missing: Vec<String> = want
+        .iter()
+        .filter(|w| !err.contains(*w))
+        .map(|w| format!("the build's error does not say \"{w}\""))
+        .collect();
+    verdict(&missing, &err)
 }
 
 const X86_64_BOARD: &str = "configs/board/qemu-x86_64.toml";

@@ -3,22 +3,23 @@
 //! The boot CPU zeroes .bss and takes stack slot 0; secondary CPUs are started by the
 //! boot CPU through PSCI CPU_ON at `secondary_entry` with x0 = their stack slot.
 //!
-//! Each stack slot starts with a guard page that the EL2 map leaves unmapped
-//! (`mmu::build`): a stack that overflows faults there instead of running into the
-//! next CPU's stack, and the fault is reported on an emergency stack (`trap.rs`).
+//! Each stack slot starts with a gap that the EL2 map leaves unmapped
+//! (`mmu::build`, `arch::stacks` for its size): a stack that overflows faults there
+//! instead of running into the next CPU's stack, and the fault is reported on the
+//! slot's own emergency stack (`trap.rs`).
 
 pub use crate::arch::stacks::MAX_CPUS;
-use crate::arch::stacks::{self, Stacks, GUARD_SHIFT, SLOT_SIZE, STACK_SHIFT};
+use crate::arch::stacks::{self, Stacks, SLOT_SHIFT, SLOT_SIZE};
 
 #[no_mangle]
 pub static mut BOOT_STACKS: Stacks = Stacks([[0; SLOT_SIZE]; MAX_CPUS]);
 
-/// The guard page of each stack slot (physical = virtual at EL2).
+/// The gap of each stack slot (physical = virtual at EL2).
 pub fn guard_pages() -> [u64; MAX_CPUS] {
     stacks::guard_pages(core::ptr::addr_of!(BOOT_STACKS) as u64)
 }
 
-/// The stack slot whose guard page holds `addr`, if one does.
+/// The stack slot whose gap holds `addr`, if one does.
 pub fn guard_slot(addr: u64) -> Option<usize> {
     stacks::guard_slot(core::ptr::addr_of!(BOOT_STACKS) as u64, addr)
 }
@@ -65,14 +66,12 @@ secondary_entry:
     bl      {secondary}
     b       .Lhang
 
-// sp = BOOT_STACKS + (x0 + 1) * (GUARD_SIZE + STACK_SIZE); clobbers x9..x11
+// sp = BOOT_STACKS + (x0 + 1) * SLOT_SIZE; clobbers x9..x10
 .Lset_stack:
     adrp    x9, BOOT_STACKS
     add     x9, x9, :lo12:BOOT_STACKS
     add     x10, x0, #1
-    lsl     x11, x10, #{stack_shift}
-    add     x11, x11, x10, lsl #{guard_shift}
-    add     x9, x9, x11
+    add     x9, x9, x10, lsl #{slot_shift}
     mov     sp, x9
     ret
 
@@ -84,8 +83,7 @@ secondary_entry:
 "#,
     primary = sym primary_entry,
     secondary = sym secondary_entry_rust,
-    stack_shift = const STACK_SHIFT,
-    guard_shift = const GUARD_SHIFT,
+    slot_shift = const SLOT_SHIFT,
 );
 
 extern "C" {

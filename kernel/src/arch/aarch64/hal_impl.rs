@@ -22,8 +22,12 @@ impl Cpu for Aarch64 {
     /// on, so the caller can print why) what the board must have, and the interrupt
     /// controller.
     fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
-        mmu::build(p.ram(), &super::boot::guard_pages())
-            .map_err(|_| "RAM map too fragmented for the EL2 page tables")?;
+        mmu::build(
+            p.ram(),
+            &super::boot::guard_pages(),
+            crate::arch::stacks::GUARD_SIZE as u64,
+        )
+        .map_err(|_| "RAM map too fragmented for the EL2 page tables")?;
         mmu::enable();
         trap::install_vectors();
         board::check(p)?;

@@ -1,8 +1,8 @@
 //! The hypervisor's own address space at EL2: an identity map of the low 512 GiB,
 //! RAM as normal write-back memory and everything else as Device-nGnRE. RAM is taken
 //! from the DTB; a GiB that mixes RAM and device space is mapped with 2 MiB blocks.
-//! The guard page below each hypervisor stack is left unmapped (the 2 MiB around it
-//! mapped with 4 KiB pages), so a stack overflow faults.
+//! The gap below each hypervisor stack is left unmapped (the 2 MiB around it mapped
+//! with 4 KiB pages), so a stack overflow faults.
 //! The boot CPU builds the tables with the MMU off; every CPU then loads the same ones.
 
 use super::regs::{isb, read_sysreg, write_sysreg};
@@ -13,7 +13,7 @@ const GIB: u64 = 1 << 30;
 const MIB2: u64 = 2 << 20;
 const PAGE: u64 = 4096;
 const L2_POOL: usize = 8;
-/// Level-3 tables for the 2 MiB blocks that hold stack guard pages.
+/// Level-3 tables for the 2 MiB blocks that hold stack gaps.
 const L3_POOL: usize = 4;
 
 const VALID_BLOCK: u64 = 0b01;
@@ -70,9 +70,9 @@ fn covered_by_ram(ram: &[Range], base: u64, size: u64) -> bool {
     ram.iter().any(|r| r.base <= base && base + size <= r.end())
 }
 
-/// Builds the identity map, with `guards` (page addresses) left unmapped. Boot CPU
-/// only, MMU off, before secondaries start.
-pub fn build(ram: &[Range], guards: &[u64]) -> Result<(), TooFragmented> {
+/// Builds the identity map, with the `gap` bytes from each of `guards` (page
+/// addresses) left unmapped. Boot CPU only, MMU off, before secondaries start.
+pub fn build(ram: &[Range], guards: &[u64], gap: u64) -> Result<(), TooFragmented> {
     // SAFETY: single-threaded boot; nothing else references the tables yet.
     let t = unsafe { &mut *TABLES.0.get() };
     let (mut next_l2, mut next_l3) = (0, 0);
@@ -85,7 +85,10 @@ pub fn build(ram: &[Range], guards: &[u64]) -> Result<(), TooFragmented> {
             split_gib(t, &mut next_l2, ram, base)?
         };
     }
-    for &g in guards {
+    let pages = guards
+        .iter()
+        .flat_map(|&g| (g..g + gap).step_by(PAGE as usize));
+    for g in pages {
         let (i1, i2, i3) = (
             (g / GIB) as usize,
             ((g / MIB2) % 512) as usize,

@@ -27,7 +27,12 @@ pub enum ExitKind {
     Aarch32,
 }
 
-use crate::arch::stacks::{EMERGENCY_SIZE, EMERGENCY_STACK, EMERGENCY_TAKEN};
+use crate::arch::stacks::{EMERGENCY_SHIFT, EMERGENCY_STACKS, MAX_CPUS, SLOT_SHIFT};
+
+/// Per stack slot: non-zero once its CPU took the slot's emergency stack (a fault
+/// while reporting one then stops that CPU instead of starting over).
+#[no_mangle]
+static mut HV_EMERGENCY_TAKEN: [u8; MAX_CPUS] = [0; MAX_CPUS];
 
 core::arch::global_asm!(
     r#"
@@ -97,20 +102,31 @@ hv_vectors:
     b .Lguest_exit
 
 .Lhyp_fault:
-    // The stack may be what faulted (an overflow into its guard page): the report
-    // runs on the emergency stack. There is one; the first CPU to fault takes it
-    // (a fault at EL2 ends the machine), any other stops here.
-    adrp x9, {taken}
-    add x9, x9, :lo12:{taken}
-    mov w10, #1
-1:  ldaxr w11, [x9]
+    // The stack may be what faulted (an overflow into its gap): the report runs on
+    // the emergency stack of the slot that holds sp (at a first fault, the CPU's own
+    // slot, gap included: see arch::stacks). No slot holds sp (a fault on the
+    // emergency stack itself), or the slot's emergency stack is taken already (a
+    // second fault while reporting): this CPU stops here.
+    mov x9, sp
+    adrp x10, BOOT_STACKS
+    add x10, x10, :lo12:BOOT_STACKS
+    subs x9, x9, x10
+    b.lo 2f
+    lsr x9, x9, #{slot_shift}
+    cmp x9, #{max_cpus}
+    b.hs 2f
+    adrp x10, HV_EMERGENCY_TAKEN
+    add x10, x10, :lo12:HV_EMERGENCY_TAKEN
+    ldrb w11, [x10, x9]
     cbnz w11, 2f
-    stxr w12, w10, [x9]
-    cbnz w12, 1b
-    adrp x9, {emergency}
-    add x9, x9, :lo12:{emergency}
-    add x9, x9, #{emergency_size}
-    mov sp, x9
+    mov w11, #1
+    strb w11, [x10, x9]
+    // sp = EMERGENCY_STACKS + (slot + 1) << EMERGENCY_SHIFT
+    add x9, x9, #1
+    adrp x10, {emergency}
+    add x10, x10, :lo12:{emergency}
+    add x10, x10, x9, lsl #{emergency_shift}
+    mov sp, x10
     mrs x1, esr_el2
     mrs x2, elr_el2
     mrs x3, far_el2
@@ -181,9 +197,10 @@ hv_guest_enter:
     eret
 "#,
     hyp_fault = sym hyp_fault,
-    taken = sym EMERGENCY_TAKEN,
-    emergency = sym EMERGENCY_STACK,
-    emergency_size = const EMERGENCY_SIZE,
+    emergency = sym EMERGENCY_STACKS,
+    emergency_shift = const EMERGENCY_SHIFT,
+    slot_shift = const SLOT_SHIFT,
+    max_cpus = const MAX_CPUS,
 );
 
 extern "C" {

@@ -5,10 +5,11 @@
 //! hart through SBI HSM at `secondary_entry` with a0 = hart id (a1 = their stack
 //! slot, which they do not rely on: they look their slot up by hart id).
 //!
-//! Each stack slot starts with a guard page that the HS-mode map leaves unmapped
-//! (`mmu::build`): a stack that overflows faults there instead of running into the
-//! next hart's stack, and the trap vector reports it on an emergency stack
-//! (`trap.rs`), before it touches the stack, whenever `sp` is below the hart's
+//! Each stack slot starts with a gap that the HS-mode map leaves unmapped
+//! (`mmu::build`, `arch::stacks` for its size): a stack that overflows faults there
+//! instead of running into the next hart's stack, and the trap vector reports it on
+//! the hart's own emergency stack ([`HartLocal::emergency_top`], `trap.rs`), before
+//! it touches the stack, whenever `sp` is below the hart's
 //! [`HartLocal::stack_limit`].
 //!
 //! Each hart keeps its [`HartLocal`] in `tp` (the hypervisor uses no thread-local
@@ -32,7 +33,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub use crate::arch::stacks::MAX_CPUS;
-use crate::arch::stacks::{self, Stacks, GUARD_SHIFT, GUARD_SIZE, SLOT_SIZE, STACK_SHIFT};
+use crate::arch::stacks::{self, Stacks, GUARD_SIZE, SLOT_SHIFT, SLOT_SIZE};
 
 /// Stack a trap in HS-mode needs (its register frame, 272 bytes, and some room):
 /// with less left the trap vector switches to the emergency stack.
@@ -41,12 +42,12 @@ const TRAP_ROOM: u64 = 512;
 #[no_mangle]
 pub static mut BOOT_STACKS: Stacks = Stacks([[0; SLOT_SIZE]; MAX_CPUS]);
 
-/// The guard page of each stack slot (physical = virtual in HS-mode).
+/// The gap of each stack slot (physical = virtual in HS-mode).
 pub fn guard_pages() -> [u64; MAX_CPUS] {
     stacks::guard_pages(core::ptr::addr_of!(BOOT_STACKS) as u64)
 }
 
-/// The stack slot whose guard page holds `addr`, if one does.
+/// The stack slot whose gap holds `addr`, if one does.
 pub fn guard_slot(addr: u64) -> Option<usize> {
     stacks::guard_slot(core::ptr::addr_of!(BOOT_STACKS) as u64, addr)
 }
@@ -72,14 +73,19 @@ pub fn forget_hart(slot: usize) {
     }
 }
 
-/// What one hart needs to know about itself. `stack_limit` is read by the trap
-/// vector's assembly at offset 0.
+/// What one hart needs to know about itself. The trap vector's assembly reads
+/// `stack_limit` at offset 0, `emergency_top` at 8 and `emergency_taken` at 16.
 #[derive(Default)]
 #[repr(C)]
 pub struct HartLocal {
     /// The lowest `sp` a trap in HS-mode may start its frame from: the top of the
-    /// guard page plus [`TRAP_ROOM`].
+    /// gap plus [`TRAP_ROOM`].
     pub stack_limit: u64,
+    /// The top of this hart's emergency stack (its slot's).
+    pub emergency_top: u64,
+    /// Non-zero once the trap vector switched to the emergency stack: a second
+    /// overflow while reporting the first stops the hart instead of starting over.
+    pub emergency_taken: u64,
     pub hartid: u64,
     /// The vCPU index and virtual time offset of the vCPU being started here
     /// (set by `activate`, read by `Vcpu::new`).
@@ -98,6 +104,8 @@ pub static HARTS: Harts = Harts(
     [const {
         UnsafeCell::new(HartLocal {
             stack_limit: 0,
+            emergency_top: 0,
+            emergency_taken: 0,
             hartid: 0,
             vcpu_index: 0,
             cntvoff: 0,
@@ -148,10 +156,13 @@ fn set_local(slot: usize, hartid: u64) {
     let slot = slot.min(MAX_CPUS - 1);
     let cell = &HARTS.0[slot];
     let limit = guard_pages()[slot] + GUARD_SIZE as u64 + TRAP_ROOM;
+    let emergency =
+        stacks::emergency_top(core::ptr::addr_of!(stacks::EMERGENCY_STACKS) as u64, slot);
     // SAFETY: this hart owns slot `slot` from now on (see `Harts`).
     unsafe {
         (*cell.get()).hartid = hartid;
         (*cell.get()).stack_limit = limit;
+        (*cell.get()).emergency_top = emergency;
     }
     let p = cell.get() as u64;
     // SAFETY: tp is reserved for this pointer; the compiler does not use it.
@@ -251,14 +262,12 @@ secondary_entry:
     call    {secondary}
     j       .Lhang
 
-// sp = BOOT_STACKS + (a0 + 1) * (GUARD_SIZE + STACK_SIZE); clobbers t0..t2
+// sp = BOOT_STACKS + (a0 + 1) * SLOT_SIZE; clobbers t0..t1
 .Lset_stack:
     la      t0, BOOT_STACKS
     addi    t1, a0, 1
-    slli    t2, t1, {stack_shift}
-    slli    t1, t1, {guard_shift}
-    add     t0, t0, t1
-    add     sp, t0, t2
+    slli    t1, t1, {slot_shift}
+    add     sp, t0, t1
     ret
 
 .Lhang:
@@ -274,8 +283,7 @@ hv_boot_claimed:
 "#,
     primary = sym primary_entry,
     secondary = sym secondary_entry_rust,
-    stack_shift = const STACK_SHIFT,
-    guard_shift = const GUARD_SHIFT,
+    slot_shift = const SLOT_SHIFT,
     max_cpus = const MAX_CPUS,
 );
 

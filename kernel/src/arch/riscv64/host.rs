@@ -36,13 +36,18 @@ const GUEST_EXTENSIONS: &[&str] = &[
 ];
 
 /// Boot hart: console (needed to say why we stop), the HS-mode identity map with
-/// the stacks' guard pages, what the board must have, the H extension, Sstc, then
+/// the stacks' gaps, what the board must have, the H extension, Sstc, then
 /// the hart's own set-up.
 pub fn init_primary(p: &BoardInfo) -> Result<(), &'static str> {
     if let Some(u) = p.console {
         crate::console::init(u);
     }
-    mmu::build(p.ram(), &boot::guard_pages()).map_err(|e| match e {
+    mmu::build(
+        p.ram(),
+        &boot::guard_pages(),
+        crate::arch::stacks::GUARD_SIZE as u64,
+    )
+    .map_err(|e| match e {
         mmu::MapError::TooFragmented => "RAM map too fragmented for the HS-mode page tables",
         mmu::MapError::OutOfReach => {
             "the hypervisor's stacks lie beyond the 256 GiB its Sv39 map reaches"

@@ -1,11 +1,11 @@
 //! The hypervisor's own address space in HS-mode: an Sv39 identity map of the low
-//! 256 GiB (all Sv39 reaches without sign-extended addresses), so that the guard
-//! page below each hypervisor stack can be left unmapped and a stack overflow
-//! faults instead of running into the next hart's stack.
+//! 256 GiB (all Sv39 reaches without sign-extended addresses), so that the gap
+//! below each hypervisor stack can be left unmapped and a stack overflow faults
+//! instead of running into the next hart's stack.
 //!
 //! RISC-V page-table entries carry no memory type (the platform's PMAs say what is
 //! RAM and what is I/O), so the map is simple: 1 GiB pages everywhere, executable
-//! where the GiB holds RAM; only the 2 MiB around a guard page is split into 4 KiB
+//! where the GiB holds RAM; only the 2 MiB around a stack gap is split into 4 KiB
 //! pages. Everything the hypervisor touches stays reachable: its image, the frames
 //! it hands out, the boot DTB, device MMIO and the console.
 //!
@@ -28,9 +28,9 @@ const MIB2: u64 = 2 << 20;
 const PAGE: u64 = 4096;
 /// Sv39 root entries whose addresses need no sign extension (bit 38 clear).
 const ROOT_ENTRIES: usize = 256;
-/// Level-1 tables (2 MiB pages) for the GiBs that hold guard pages.
+/// Level-1 tables (2 MiB pages) for the GiBs that hold stack gaps.
 const L1_POOL: usize = 2;
-/// Level-0 tables (4 KiB pages) for the 2 MiB ranges that hold guard pages.
+/// Level-0 tables (4 KiB pages) for the 2 MiB ranges that hold stack gaps.
 const L0_POOL: usize = 4;
 
 const V: u64 = 1 << 0;
@@ -65,7 +65,7 @@ static TABLES: TablesCell = TablesCell(UnsafeCell::new(Tables {
 /// Why the map could not be built.
 #[derive(Debug)]
 pub enum MapError {
-    /// More GiBs / 2 MiB ranges with guard pages than the static tables cover.
+    /// More GiBs / 2 MiB ranges with stack gaps than the static tables cover.
     TooFragmented,
     /// A stack lies beyond what the identity map reaches.
     OutOfReach,
@@ -88,9 +88,9 @@ fn overlaps_ram(ram: &[Range], base: u64, size: u64) -> bool {
     ram.iter().any(|r| r.base < base + size && base < r.end())
 }
 
-/// Builds the identity map with `guards` (page addresses) left unmapped. Boot hart
-/// only, paging off, before the other harts start.
-pub fn build(ram: &[Range], guards: &[u64]) -> Result<(), MapError> {
+/// Builds the identity map with the `gap` bytes from each of `guards` (page
+/// addresses) left unmapped. Boot hart only, paging off, before the other harts start.
+pub fn build(ram: &[Range], guards: &[u64], gap: u64) -> Result<(), MapError> {
     // SAFETY: single-threaded boot; nothing else references the tables yet.
     let t = unsafe { &mut *TABLES.0.get() };
     for (i, e) in t.root.0.iter_mut().enumerate() {
@@ -102,7 +102,10 @@ pub fn build(ram: &[Range], guards: &[u64]) -> Result<(), MapError> {
         };
     }
     let (mut next_l1, mut next_l0) = (0, 0);
-    for &g in guards {
+    let pages = guards
+        .iter()
+        .flat_map(|&g| (g..g + gap).step_by(PAGE as usize));
+    for g in pages {
         let (i2, i1, i0) = (
             (g / GIB) as usize,
             ((g / MIB2) % 512) as usize,
@@ -152,7 +155,7 @@ pub fn enable() -> Result<(), &'static str> {
     // A MODE the hart does not support leaves satp unchanged (Bare).
     if read_csr!(SATP) >> 60 != SATP_SV39 >> 60 {
         return Err(
-            "this hart has no Sv39 paging, which the hypervisor needs for its stack guard pages",
+            "this hart has no Sv39 paging, which the hypervisor needs for the unmapped gaps below its stacks",
         );
     }
     Ok(())

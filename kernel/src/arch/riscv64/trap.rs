@@ -12,12 +12,11 @@
 //!
 //! A trap in HS-mode first checks, before it stores anything on the stack, that
 //! `sp` is above the hart's stack limit (`boot::HartLocal::stack_limit`, through
-//! `tp`): a stack that overflowed into its guard page traps with `sp` in or near
-//! the guard, and is reported on the emergency stack instead (one for the machine:
-//! the first hart to take it reports, any other stops there).
+//! `tp`): a stack that overflowed into its gap traps with `sp` in or near the gap,
+//! and is reported on the hart's own emergency stack instead (`HartLocal::
+//! emergency_top`; a second overflow while reporting stops the hart).
 
 use super::csr::{read_csr, SCAUSE, STVAL};
-use crate::arch::stacks::{EMERGENCY_SIZE, EMERGENCY_STACK, EMERGENCY_TAKEN};
 
 /// Guest state saved on every exit. Layout is used by the assembly.
 #[repr(C)]
@@ -187,21 +186,16 @@ hv_trap_vector:
     addi    sp, sp, 272
     sret
 
-    // No room on the stack (an overflow into the guard page): report on the
-    // emergency stack. a0..a3 and t6 are lost, as is the machine.
+    // No room on the stack (an overflow into the gap): report on this hart's
+    // emergency stack (tp = its HartLocal). a0..a3 and t6 are lost, as is the machine.
 .Lhyp_overflow:
     csrw    sscratch, zero
     mv      a0, sp
-    la      t6, {taken}
-    li      a1, 1
-    .option push
-    .option arch, +a
-    amoswap.w.aqrl a1, a1, (t6)
-    .option pop
-    bnez    a1, 2f
-    la      sp, {emergency}
-    li      t6, {emergency_size}
-    add     sp, sp, t6
+    ld      t6, 16(tp)
+    bnez    t6, 2f
+    li      t6, 1
+    sd      t6, 16(tp)
+    ld      sp, 8(tp)
     csrr    a1, scause
     csrr    a2, sepc
     csrr    a3, stval
@@ -324,9 +318,6 @@ hv_fixups:
 "#,
     hyp_trap = sym hyp_trap,
     hyp_overflow = sym hyp_overflow,
-    taken = sym EMERGENCY_TAKEN,
-    emergency = sym EMERGENCY_STACK,
-    emergency_size = const EMERGENCY_SIZE,
 );
 
 extern "C" {

@@ -28,6 +28,13 @@ pub const TRAMPOLINE: u64 = 0x8000;
 /// Bytes of each CPU's emergency stack (exception handlers).
 const EMERGENCY: usize = 16 << 10;
 
+/// The unmapped gap below every stack, in the ELF for `cargo xtask build`'s frame
+/// check. One page is enough here: x86_64-unknown-none has inline stack probes, so
+/// no allocation moves `rsp` more than a page past memory it touched.
+#[no_mangle]
+#[used]
+pub static HV_STACK_GAP: u64 = GUARD as u64;
+
 /// The stack slots, 2 MiB aligned so that one page table maps them all.
 #[repr(C, align(0x200000))]
 pub struct Stacks([[u8; SLOT]; MAX_CPUS]);
