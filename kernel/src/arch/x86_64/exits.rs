@@ -136,6 +136,58 @@ pub fn decode(exitcode: u64, info1: u64, r: &Regs, bytes: &[u8]) -> (VmExit, Pen
     }
 }
 
+/// Exits of instructions a guest must find undefined: the SVM instructions (SVM is
+/// hidden in CPUID; the VMRUN intercept is mandatory and the others would run on the
+/// host's SVM state), XSETBV (XSAVE hidden), MONITOR/MWAIT (hidden: the guest would
+/// wait outside the hypervisor's view). The answer is #UD, the instruction not
+/// stepped over, as on a CPU without them.
+pub fn undefined(exitcode: u64) -> bool {
+    matches!(
+        exitcode,
+        code::VMRUN
+            | code::VMLOAD
+            | code::VMSAVE
+            | code::STGI
+            | code::CLGI
+            | code::SKINIT
+            | code::INVLPGA
+            | code::XSETBV
+            | code::MONITOR
+            | code::MWAIT
+            | code::MWAIT_ARMED
+    )
+}
+
+/// INVD (0F 08): done as WBINVD, which needs nothing under nested paging (the
+/// guest's memory is the host's, cached alike): stepped over. Its length, or None
+/// for another exit.
+pub fn no_op_len(exitcode: u64) -> Option<u8> {
+    (exitcode == code::INVD).then_some(2)
+}
+
+/// RDTSCP (0F 01 F9): EDX:EAX the guest's TSC, ECX its TSC_AUX (the MSR the CPU
+/// would read is the host's), stepped over.
+pub fn rdtscp(r: &mut Regs, guest_tsc: u64, tsc_aux: u64) {
+    r.gpr[RAX] = guest_tsc & 0xffff_ffff;
+    r.gpr[RDX] = guest_tsc >> 32;
+    r.gpr[RCX] = tsc_aux & 0xffff_ffff;
+    r.rip = r.rip.wrapping_add(3);
+}
+
+/// A nested page fault at `gpa` (not guest RAM) taken while the CPU delivered an
+/// event (`exitintinfo` valid): the IDT, a descriptor table or the stack lies
+/// outside the VM's memory. The VM is stopped: nothing there can be emulated.
+pub fn delivery_fault(gpa: u64, exitintinfo: u64, pc: u64) -> Option<(VmExit, Pending)> {
+    (exitintinfo & 1 << 31 != 0).then(|| {
+        fault(
+            "delivering an interrupt or exception through memory outside guest RAM (IDT, GDT or stack)",
+            Some(gpa),
+            pc,
+            exitintinfo,
+        )
+    })
+}
+
 /// A nested page fault at `gpa` that is not guest RAM: the MMIO access the
 /// instruction at RIP (`bytes`, fetched through the guest's tables) makes.
 pub fn mmio(gpa: u64, info1: u64, r: &Regs, bytes: &[u8], mode: Mode) -> (VmExit, Pending) {
@@ -350,6 +402,36 @@ mod tests {
         let before = r;
         assert!(complete(Pending::Cpuid, Reply::None, &mut r).is_err());
         assert_eq!(r, before);
+    }
+
+    #[test]
+    fn svm_instructions_xsetbv_and_monitor_are_undefined() {
+        for c in [0x80, 0x82, 0x83, 0x84, 0x85, 0x86, 0x7a, 0x8d, 0x8a, 0x8b, 0x8c] {
+            assert!(undefined(c), "{c:#x}");
+        }
+        for c in [code::VMMCALL, code::CPUID, code::HLT, code::INVD, code::RDTSCP] {
+            assert!(!undefined(c), "{c:#x}");
+        }
+        assert_eq!(no_op_len(code::INVD), Some(2));
+        assert_eq!(no_op_len(code::HLT), None);
+    }
+
+    #[test]
+    fn rdtscp_gives_the_guest_tsc_and_its_tsc_aux() {
+        let mut r = regs();
+        rdtscp(&mut r, 0x1234_5678_9abc_def0, 0xffff_0000_0000_0007);
+        assert_eq!(
+            (r.gpr[RAX], r.gpr[RDX], r.gpr[RCX], r.rip),
+            (0x9abc_def0, 0x1234_5678, 7, 0x10_0003)
+        );
+    }
+
+    #[test]
+    fn a_fault_while_delivering_an_event_stops_the_vm() {
+        assert_eq!(delivery_fault(0xd000_0000, 0, 0x1000), None);
+        let (e, p) = delivery_fault(0xd000_0030, 0x8000_0b0d, 0x1000).unwrap();
+        assert!(matches!(e, VmExit::Fault(f) if f.what.contains("delivering") && f.addr == Some(0xd000_0030)));
+        assert_eq!(p, Pending::Nothing);
     }
 
     #[test]

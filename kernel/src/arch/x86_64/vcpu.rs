@@ -9,7 +9,12 @@
 //! range goes to the core for the interrupt chip), the ACPI power / reset ports of
 //! `pmports` (power-off and reset become `SystemOff` / `SystemReset`). HLT steps
 //! over the instruction and waits on this CPU for an interrupt (a kick, the host
-//! timer) unless the guest can take one at once, then says `Idle`. Interrupts:
+//! timer) unless the guest can take one at once, then says `Idle`; a HLT with
+//! interrupts masked and no event to deliver is the vCPU turning itself off
+//! (`VcpuOff`: the last one powers the VM off; an INIT-SIPI starts it again; an NMI
+//! sent to it later is not delivered). The SVM instructions, XSETBV and
+//! MONITOR/MWAIT are answered with #UD, INVD is stepped over (as WBINVD), RDTSCP is
+//! emulated with the vCPU's TSC_AUX. Interrupts:
 //! `fill_irqs` / `sync_irqs` exchange them with the VM's `X86Apic` through
 //! `inject`, and arm the host's local APIC timer for the guest's; a MSR the chip
 //! refuses (`Reply::Refused`) is a #GP.
@@ -269,6 +274,11 @@ impl Vcpu {
             }
             VmExit::Idle => {
                 self.finish(Reply::None);
+                // Only an NMI or INIT could wake it: x86's way of turning a CPU off
+                // (an OS parks one so); an INIT-SIPI starts it again.
+                if inject::halted_masked(&self.vmcb) {
+                    return Some(VmExit::VcpuOff);
+                }
                 // Sleep until an interrupt (a kick: a new virtual interrupt, a stop;
                 // the host timer at the local APIC timer's deadline) unless the
                 // guest can take one already.
@@ -349,6 +359,19 @@ impl crate::hal::Vcpu for Vcpu {
         loop {
             let exit = self.enter();
             let info1 = self.vmcb.u64(ctl::EXITINFO1);
+            if exits::undefined(exit) {
+                inject::ud_fault(&mut self.vmcb);
+                continue;
+            }
+            if let Some(len) = exits::no_op_len(exit) {
+                self.regs.rip = self.regs.rip.wrapping_add(u64::from(len));
+                continue;
+            }
+            if exit == code::RDTSCP {
+                let tsc = port::rdtsc().wrapping_add(self.vmcb.u64(ctl::TSC_OFFSET));
+                exits::rdtscp(&mut self.regs, tsc, self.msrs.tsc_aux);
+                continue;
+            }
             let (vm_exit, pending) = match exit {
                 code::INTR | code::NMI => {
                     port::take_interrupts();
@@ -368,9 +391,14 @@ impl crate::hal::Vcpu for Vcpu {
                     if !npf.present && first_touch(gpa, access) {
                         continue;
                     }
-                    let mut b = [0u8; 15];
-                    let n = self.code_bytes(&mut b);
-                    exits::mmio(gpa, info1, &self.regs, &b[..n], self.mode())
+                    let during = self.vmcb.u64(ctl::EXITINTINFO);
+                    if let Some(stop) = exits::delivery_fault(gpa, during, self.regs.rip) {
+                        stop
+                    } else {
+                        let mut b = [0u8; 15];
+                        let n = self.code_bytes(&mut b);
+                        exits::mmio(gpa, info1, &self.regs, &b[..n], self.mode())
+                    }
                 }
                 code::IOIO => {
                     let mut b = [0u8; 15];
