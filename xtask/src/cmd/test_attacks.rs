@@ -191,8 +191,8 @@ pub const ATTACKS: &[Attack] = &[
     a("mmio-sse", X86, Stop(X86_MMIO_INSN)),
     a("mmio-push", X86, Stop(X86_MMIO_INSN)),
     a("mmio-add", X86, Stop(X86_MMIO_INSN)),
-    a("mmio-addr32", X86, Answer("32-bit-addressed (0x67) read of the xAPIC ID: emulated")),
-    a("mmio-fs-override", X86, Answer("fs:[0x20] with FS based at the xAPIC page: emulated")),
+    a("mmio-addr32", X86, Answer("32-bit-addressed (0x67) read of the xAPIC version: emulated")),
+    a("mmio-fs-override", X86, Answer("fs:[0x30] with FS based at the xAPIC page: emulated")),
     // x86_64: ports
     a("port-unknown-read", X86, Stop("port 0x510")),
     a("port-unknown-write", X86, Stop("port 0x510")),
@@ -233,9 +233,10 @@ pub const ATTACKS: &[Attack] = &[
     a("invd", X86, Answer("INVD done as WBINVD: memory kept")),
     a("int3-loop", X86, Answer("1000 #BP taken")),
     a("ud2-loop", X86, Answer("10,000 #UD taken")),
-    a("cr0-cd", X86, Answer("CR0.CD set and cleared; NW without CD: #GP")),
-    a("cr4-vmxe", X86, Answer("#GP in the guest")),
-    a("cr4-reserved", X86, Answer("#GP in the guest")),
+    a("cr0-cd", X86, Answer("CR0.CD set, read back and cleared")),
+    // CR4.VMXE (reserved on AMD) and bit 40: QEMU's CPU takes them (a real one
+    // raises #GP); the next VMRUN then refuses the guest state.
+    a("cr4-reserved", X86, StopOr("VMRUN refused the guest state", "#GP in the guest")),
     a("dr-access", X86, Answer("DR0, DR3, DR7 written and read back")),
     a("triple-fault", X86, Stop(X86_TRIPLE)),
     a("idt-unmapped", X86, Stop("delivering an interrupt or exception through memory outside guest RAM")),
@@ -247,7 +248,7 @@ pub const ATTACKS: &[Attack] = &[
     a("sipi-storm", X86, Answer("1000 SIPIs to a running vCPU: ignored")),
     a("init-storm", X86, Answer("1000 INITs to vCPU 1 and to nobody; vCPU 1 then starts")),
     a("lapic-timer-periodic", X86, Answer("periodic timer, 1 ms, 200 ms: its ticks taken")),
-    a("lapic-timer-1tick", X86, Answer("periodic timer at 1 tick: a storm the vCPU comes back from")),
+    a("lapic-timer-1tick", X86, Answer("periodic timer at 1 tick: clamped to 100 µs periods, the vCPU comes back")),
     a("tsc-deadline-past", X86, Answer("1000 TSC deadlines in the past: each fires")),
     a("ioapic-low-vector", X86, Answer("I/O APIC pin to vector 5: not delivered, illegal-vector error")),
     a("ioapic-bad-dest", X86, Answer("I/O APIC pin to an APIC id nobody has: not delivered")),

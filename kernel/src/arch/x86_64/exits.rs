@@ -131,7 +131,8 @@ pub fn decode(exitcode: u64, info1: u64, r: &Regs, bytes: &[u8]) -> (VmExit, Pen
             Pending::Hypercall,
         ),
         code::SHUTDOWN => fault("shutdown (triple fault)", None, pc, exitcode),
-        code::INVALID => fault("VMRUN refused the guest state", None, pc, exitcode),
+        // QEMU reports VMEXIT_INVALID (-1) in 32 bits.
+        code::INVALID | 0xffff_ffff => fault("VMRUN refused the guest state", None, pc, exitcode),
         _ => fault("unexpected SVM exit", None, pc, exitcode),
     }
 }
@@ -406,10 +407,18 @@ mod tests {
 
     #[test]
     fn svm_instructions_xsetbv_and_monitor_are_undefined() {
-        for c in [0x80, 0x82, 0x83, 0x84, 0x85, 0x86, 0x7a, 0x8d, 0x8a, 0x8b, 0x8c] {
+        for c in [
+            0x80, 0x82, 0x83, 0x84, 0x85, 0x86, 0x7a, 0x8d, 0x8a, 0x8b, 0x8c,
+        ] {
             assert!(undefined(c), "{c:#x}");
         }
-        for c in [code::VMMCALL, code::CPUID, code::HLT, code::INVD, code::RDTSCP] {
+        for c in [
+            code::VMMCALL,
+            code::CPUID,
+            code::HLT,
+            code::INVD,
+            code::RDTSCP,
+        ] {
             assert!(!undefined(c), "{c:#x}");
         }
         assert_eq!(no_op_len(code::INVD), Some(2));
@@ -430,7 +439,9 @@ mod tests {
     fn a_fault_while_delivering_an_event_stops_the_vm() {
         assert_eq!(delivery_fault(0xd000_0000, 0, 0x1000), None);
         let (e, p) = delivery_fault(0xd000_0030, 0x8000_0b0d, 0x1000).unwrap();
-        assert!(matches!(e, VmExit::Fault(f) if f.what.contains("delivering") && f.addr == Some(0xd000_0030)));
+        assert!(
+            matches!(e, VmExit::Fault(f) if f.what.contains("delivering") && f.addr == Some(0xd000_0030))
+        );
         assert_eq!(p, Pending::Nothing);
     }
 
@@ -443,6 +454,10 @@ mod tests {
         assert_eq!(r.rip, 0x10_0001);
         let (e, _) = decode(code::SHUTDOWN, 0, &r, &[]);
         assert!(matches!(e, VmExit::Fault(f) if f.what.contains("triple fault")));
+        for invalid in [u64::MAX, 0xffff_ffff] {
+            let (e, _) = decode(invalid, 0, &r, &[]);
+            assert!(matches!(e, VmExit::Fault(f) if f.what.contains("refused the guest state")));
+        }
         let (e, _) = decode(0x6e, 0, &r, &[]);
         assert!(matches!(e, VmExit::Fault(f) if f.syndrome == 0x6e));
     }

@@ -118,7 +118,10 @@ pub fn gp_fault(vmcb: &mut Vmcb) {
 /// An invalid-opcode fault (no error code) for the next entry: the answer to an
 /// instruction the guest's CPU does not have (the instruction is not stepped over).
 pub fn ud_fault(vmcb: &mut Vmcb) {
-    vmcb.set_u64(ctl::EVENTINJ, EV_VALID | TYPE_EXCEPTION << EV_TYPE_SHIFT | UD);
+    vmcb.set_u64(
+        ctl::EVENTINJ,
+        EV_VALID | TYPE_EXCEPTION << EV_TYPE_SHIFT | UD,
+    );
 }
 
 /// After a `hlt`: whether the vCPU halted with interrupts masked and nothing to

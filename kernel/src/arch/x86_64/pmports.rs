@@ -133,7 +133,11 @@ mod tests {
             Action::Done(17_897_725 & 0xff_ffff)
         );
         assert_eq!(pm.access(PM_TMR, 2, None, 0, hz), Action::NotMine);
-        assert_eq!(pm.access(PM_TMR, 4, Some(5), 0, hz), Action::Done(0), "read-only");
+        assert_eq!(
+            pm.access(PM_TMR, 4, Some(5), 0, hz),
+            Action::Done(0),
+            "read-only"
+        );
     }
 
     #[test]
@@ -143,7 +147,11 @@ mod tests {
         assert_eq!(pm.access(RESET_CTL, 1, None, 0, 1), Action::Done(2));
         assert_eq!(pm.access(RESET_CTL, 1, Some(0x06), 0, 1), Action::Reset);
         assert_eq!(pm.access(KBC_CMD, 1, Some(0xfe), 0, 1), Action::Reset);
-        assert_eq!(pm.access(KBC_CMD, 1, Some(0xd1), 0, 1), Action::Done(0), "ignored");
+        assert_eq!(
+            pm.access(KBC_CMD, 1, Some(0xd1), 0, 1),
+            Action::Done(0),
+            "ignored"
+        );
         assert_eq!(pm.access(KBC_CMD, 1, None, 0, 1), Action::NotMine);
         assert_eq!(pm.access(0x3f8, 1, Some(0x41), 0, 1), Action::NotMine);
     }
