@@ -159,11 +159,12 @@ pub fn undefined(exitcode: u64) -> bool {
     )
 }
 
-/// INVD (0F 08): done as WBINVD, which needs nothing under nested paging (the
-/// guest's memory is the host's, cached alike): stepped over. Its length, or None
-/// for another exit.
+/// INVD (0F 08) and WBINVD (0F 09): INVD done as WBINVD, which a VM with no device
+/// of the host's needs nothing for (its memory is the host's, cached alike; and it
+/// must not flush the host's caches from a guest at will): stepped over. QEMU
+/// reports INVD with the WBINVD exit code. The length, or None for another exit.
 pub fn no_op_len(exitcode: u64) -> Option<u8> {
-    (exitcode == code::INVD).then_some(2)
+    matches!(exitcode, code::INVD | code::WBINVD).then_some(2)
 }
 
 /// RDTSCP (0F 01 F9): EDX:EAX the guest's TSC, ECX its TSC_AUX (the MSR the CPU
@@ -422,6 +423,7 @@ mod tests {
             assert!(!undefined(c), "{c:#x}");
         }
         assert_eq!(no_op_len(code::INVD), Some(2));
+        assert_eq!(no_op_len(code::WBINVD), Some(2));
         assert_eq!(no_op_len(code::HLT), None);
     }
 

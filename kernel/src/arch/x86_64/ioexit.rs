@@ -22,6 +22,7 @@ pub mod code {
     pub const CLGI: u64 = 0x85;
     pub const SKINIT: u64 = 0x86;
     pub const RDTSCP: u64 = 0x87;
+    pub const WBINVD: u64 = 0x89;
     pub const MONITOR: u64 = 0x8a;
     pub const MWAIT: u64 = 0x8b;
     pub const MWAIT_ARMED: u64 = 0x8c;

@@ -13,7 +13,7 @@
 //! interrupts masked and no event to deliver is the vCPU turning itself off
 //! (`VcpuOff`: the last one powers the VM off; an INIT-SIPI starts it again; an NMI
 //! sent to it later is not delivered). The SVM instructions, XSETBV and
-//! MONITOR/MWAIT are answered with #UD, INVD is stepped over (as WBINVD), RDTSCP is
+//! MONITOR/MWAIT are answered with #UD, INVD and WBINVD are stepped over, RDTSCP is
 //! emulated with the vCPU's TSC_AUX (also loaded into the CPU's MSR, for a CPU that
 //! ignores the intercept and for RDPID). Interrupts:
 //! `fill_irqs` / `sync_irqs` exchange them with the VM's `X86Apic` through

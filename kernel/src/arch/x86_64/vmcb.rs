@@ -86,6 +86,8 @@ pub mod misc2 {
     pub const SKINIT: u32 = 1 << 6;
     /// RDTSCP reads TSC_AUX, which VMRUN does not switch: emulated.
     pub const RDTSCP: u32 = 1 << 7;
+    /// WBINVD (QEMU reports INVD with this exit too): a no-op for the guest.
+    pub const WBINVD: u32 = 1 << 9;
     pub const MONITOR: u32 = 1 << 10;
     pub const MWAIT: u32 = 1 << 11;
     pub const MWAIT_ARMED: u32 = 1 << 12;
@@ -160,7 +162,8 @@ impl Vmcb {
 
     /// The control area every vCPU has: what exits (interrupts, NMI, INIT, CPUID,
     /// INVD, HLT, INVLPGA, port I/O and MSRs through the maps, shutdown, every SVM
-    /// instruction, RDTSCP, MONITOR/MWAIT, XSETBV) and the VM's nested paging.
+    /// instruction, RDTSCP, WBINVD, MONITOR/MWAIT, XSETBV) and the VM's nested
+    /// paging.
     pub fn control(&mut self, s: &Setup) {
         use misc1 as m1;
         use misc2 as m2;
@@ -187,6 +190,7 @@ impl Vmcb {
                 | m2::CLGI
                 | m2::SKINIT
                 | m2::RDTSCP
+                | m2::WBINVD
                 | m2::MONITOR
                 | m2::MWAIT
                 | m2::MWAIT_ARMED
