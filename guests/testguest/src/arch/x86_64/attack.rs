@@ -117,20 +117,19 @@ pub const KINDS: &[Kind] = &[
     ("ivc-bad-pointers", ivc_bad_pointers),
 ];
 
-/// Bytes to step over when [`catch`] takes an exception and no resume label is set.
-static SKIP: Shared = Shared::new(0);
-/// Where a caught exception resumes (0: step over [`SKIP`] bytes); set by the
-/// instruction sequences of [`trap!`].
+/// Where a caught exception resumes; set by the instruction sequences of [`trap!`]
+/// (every x86 kind that catches uses them).
 static RESUME: Shared = Shared::new(0);
 
-/// From the exception handler: where to resume after a caught exception at `rip`.
+/// From the exception handler: where to resume after a caught exception at `rip`
+/// (at `rip` again if no label was set, which no caller does).
 pub fn take_resume(rip: u64) -> u64 {
     let r = RESUME.get();
     RESUME.set(0);
     if r != 0 {
         r
     } else {
-        rip + SKIP.get()
+        rip
     }
 }
 
@@ -158,7 +157,6 @@ macro_rules! trap {
 
 /// [`catch`] giving the vector of the exception.
 fn catch_vector(f: impl FnOnce()) -> Option<u64> {
-    SKIP.set(0);
     let v = catch(f).map(|syndrome| syndrome & 0xff);
     RESUME.set(0);
     v
