@@ -183,7 +183,8 @@ enum Cmd {
         #[arg(long, value_name = "NAME")]
         scenario: Option<String>,
         /// Print the attack suite's kinds with their expected outcomes and exit
-        /// (the scenarios attacks-aarch64 / attacks-riscv64 print them with what they saw).
+        /// (the scenarios attacks-aarch64 / attacks-riscv64 / attacks-x86_64 print them
+        /// with what they saw).
         #[arg(long, conflicts_with_all = ["unit", "scenario"])]
         attacks: bool,
     },

@@ -152,8 +152,12 @@ fn read_ram_end(platform: &Platform) -> Outcome {
 
 fn write_below_ram(platform: &Platform) -> Outcome {
     let (base, _) = ram(platform)?;
+    // RAM at 0 (x86) has nothing below it.
+    let below = base
+        .checked_sub(8)
+        .ok_or_else(|| why!("RAM starts at 0: nothing below it"))?;
     // SAFETY: the last word below RAM; the hypervisor stops the VM.
-    unsafe { crate::mmio::write64(base as usize - 8, 0x5a5a) };
+    unsafe { crate::mmio::write64(below as usize, 0x5a5a) };
     not_stopped("a write below RAM")
 }
 
@@ -171,9 +175,8 @@ fn exec_unmapped(_: &Platform) -> Outcome {
 }
 
 fn exec_device(platform: &Platform) -> Outcome {
-    let uart = platform.uart.ok_or_else(|| why!("no UART"))?;
-    jump(uart.base as usize);
-    not_stopped("a jump into the UART's window")
+    jump(arch::attack::device_window(platform)?);
+    not_stopped("a jump into a device's window")
 }
 
 /// Recurses with 4 KiB frames until the stack runs below RAM.
@@ -259,12 +262,12 @@ static HAMMERED: Shared = Shared::new(0);
 
 /// On a started secondary: returns at once (to the smp report) unless an attack
 /// wants it to wait for [`RELEASE`] first, or to hammer: then it starts the boot vCPU
-/// (hardware id 0, on: refused) again and again, for good.
+/// (hardware id 0, on: refused; on x86 start-up IPIs and INITs at it) again and
+/// again, for good.
 pub fn secondary() {
     match SECONDARY_MODE.get() {
         MODE_HAMMER => loop {
-            let _ = arch::firmware::cpu_start(0, 0);
-            let _ = arch::firmware::cpu_state(0);
+            arch::attack::hammer_once();
             HAMMERED.increment();
         },
         MODE_WAIT => {

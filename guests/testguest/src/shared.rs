@@ -43,6 +43,12 @@ impl Shared {
         arch::barrier();
     }
 
+    /// The word's address, for instructions that store to it themselves.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub fn as_ptr(&self) -> *mut u64 {
+        self.0.get()
+    }
+
     /// Adds one (only for cells with a single writer, such as interrupt counters).
     pub fn increment(&self) {
         self.set(self.get().wrapping_add(1));

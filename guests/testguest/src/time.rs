@@ -23,3 +23,9 @@ pub fn wait_until(ms: u64, mut done: impl FnMut() -> bool) -> bool {
         core::hint::spin_loop();
     }
 }
+
+/// Busy-waits `ms` milliseconds (interrupts, when unmasked, are taken meanwhile).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub fn delay_ms(ms: u64) {
+    wait_until(ms, || false);
+}

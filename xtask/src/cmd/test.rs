@@ -221,6 +221,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on a 16-hart qemu-riscv64",
     ),
     (
+        "attacks-x86_64",
+        "the same on a 16-CPU qemu-x86_64 (MSRs, SVM and hidden instructions, MMIO forms the decoder refuses, ports, IPIs/NMIs/timer modes, triple faults)",
+    ),
+    (
         "restart-loop",
         "a script on the console (Ctrl-\\ to the hypervisor shell, each command at its prompt) restarts vm2 100 times with `vm restart 2` while vm1 (xtask/tests/data/shell-hold-vm.toml, `hold`) runs; `mem` prints the same frames used before and after, vm1 never stops and `vm list` shows it running, vm2's last boot passes its checks; `poweroff` ends the run, exit 0",
     ),
@@ -481,6 +485,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "riscv64-disk-vm" => super::test_fs::disk_vm(ws, &super::test_fs::RISCV64_DISK_VM),
         "attacks-aarch64" => super::test_attacks::attacks(ws, name, Arch::Aarch64),
         "attacks-riscv64" => super::test_attacks::attacks(ws, name, Arch::Riscv64),
+        "attacks-x86_64" => super::test_attacks::attacks(ws, name, Arch::X86_64),
         "restart-loop" => super::test_shell::restart_loop(ws, name),
         "shell-lifecycle" => super::test_shell::shell_lifecycle(ws, name),
         "riscv64-shell-lifecycle" => super::test_shell::riscv64_shell_lifecycle(ws, name),

@@ -1,4 +1,5 @@
-//! The attack suite (scenarios `attacks-aarch64`, `attacks-riscv64`): the test guest
+//! The attack suite (scenarios `attacks-aarch64`, `attacks-riscv64`,
+//! `attacks-x86_64`): the test guest
 //! with boot argument `attack=<kinds>` misbehaves in chosen ways (guests/testguest
 //! `attack.rs` and `arch/<arch>/attack.rs`) next to a test VM that must pass.
 //!
@@ -45,10 +46,16 @@ const fn a(kind: &'static str, arch: Arch, expect: Expect) -> Attack {
     Attack { kind, arch, expect }
 }
 
-use Arch::{Aarch64 as A64, Riscv64 as RV};
+use Arch::{Aarch64 as A64, Riscv64 as RV, X86_64 as X86};
 use Expect::{Answer, PowerOff, Stop, StopOr};
 
 const OUTSIDE: &str = "outside guest memory";
+/// x86: what an MMIO instruction the decoder does not take stops its VM with.
+const X86_MMIO_INSN: &str = "not supported yet: MMIO access by this instruction";
+const X86_FETCH: &str = "instruction fetch outside guest RAM";
+const X86_TRIPLE: &str = "shutdown (triple fault)";
+const X86_STRING_IO: &str = "not supported yet: string I/O (ins/outs)";
+const UD: &str = "#UD in the guest";
 
 /// Every kind, per architecture, with the outcome it must have.
 pub const ATTACKS: &[Attack] = &[
@@ -164,16 +171,106 @@ pub const ATTACKS: &[Attack] = &[
     a("wfi-masked", RV, Answer("WFI with interrupts masked: woken by the pending timer")),
     a("masked-spin", RV, Answer("2 s spin with interrupts masked, timer pending: the other VMs go on")),
     a("reset-race", RV, Answer("system_reset while hart 1 calls hart_start in a loop: the VM boots again")),
+    // x86_64: accesses (RAM starts at 0: nothing below it, so no write-below-ram)
+    a("read-unmapped", X86, Stop(OUTSIDE)),
+    a("write-unmapped", X86, Stop(OUTSIDE)),
+    a("read-ram-end", X86, Stop(OUTSIDE)),
+    a("exec-unmapped", X86, Stop(X86_FETCH)),
+    a("exec-device", X86, Stop(X86_FETCH)),
+    // The stack runs down from 128 KiB past 0: #PF, #DF, shutdown.
+    a("stack-overflow", X86, Stop(X86_TRIPLE)),
+    a("lapic-width-8", X86, Stop("wrong width: 8-byte MMIO read at offset 0x30 of device lapic, which takes 4-byte accesses there")),
+    a("ioapic-width-2", X86, Stop("wrong width: 2-byte MMIO read at offset 0x10 of device ioapic, which takes 4-byte accesses there")),
+    a("lapic-unaligned", X86, Stop("unaligned: 4-byte MMIO read at offset 0x22 of device lapic")),
+    a("mmio-page-cross", X86, Stop("unaligned: 4-byte MMIO read at offset 0xffe of device lapic")),
+    a("mmio-movs", X86, Stop(X86_MMIO_INSN)),
+    a("mmio-stos", X86, Stop(X86_MMIO_INSN)),
+    a("mmio-cmpxchg", X86, Stop(X86_MMIO_INSN)),
+    a("mmio-xadd", X86, Stop(X86_MMIO_INSN)),
+    a("mmio-xchg", X86, Stop(X86_MMIO_INSN)),
+    a("mmio-sse", X86, Stop(X86_MMIO_INSN)),
+    a("mmio-push", X86, Stop(X86_MMIO_INSN)),
+    a("mmio-add", X86, Stop(X86_MMIO_INSN)),
+    a("mmio-addr32", X86, Answer("32-bit-addressed (0x67) read of the xAPIC version: emulated")),
+    a("mmio-fs-override", X86, Answer("fs:[0x30] with FS based at the xAPIC page: emulated")),
+    // x86_64: ports
+    a("port-unknown-read", X86, Stop("port 0x510")),
+    a("port-unknown-write", X86, Stop("port 0x510")),
+    a("port-outs", X86, Stop(X86_STRING_IO)),
+    a("port-ins", X86, Stop(X86_STRING_IO)),
+    a("com1-width-4", X86, Answer("4-byte in from COM1: answered, the UART still works")),
+    a("pci-config", X86, Answer("0xCF8/0xCFC: no PCI, all ones, writes go nowhere")),
+    a("pm-timer-write", X86, Answer("PM timer write ignored, it counts on")),
+    a("cf9-odd", X86, Answer("0xCF9 values without the reset bit: kept, no reset")),
+    a("kbc-odd", X86, Answer("keyboard controller commands other than reset: ignored")),
+    // x86_64: MSRs
+    a("msr-unknown-read", X86, Answer("#GP in the guest")),
+    a("msr-unknown-write", X86, Answer("#GP in the guest")),
+    a("msr-efer-svme", X86, Answer("EFER.SVME hidden; setting it: #GP, EFER unchanged")),
+    a("msr-vm-hsave", X86, Answer("VM_HSAVE_PA read and write: #GP")),
+    a("msr-vm-cr-write", X86, Answer("VM_CR reads SVMDIS|LOCK; a write: #GP")),
+    a("msr-syscfg-write", X86, Answer("SYSCFG with set bits: #GP")),
+    a("msr-nb-cfg", X86, Answer("NB_CFG (0xc001001f): #GP (no northbridge; Linux reads it with rdmsr_safe)")),
+    a("msr-tsc-write", X86, Answer("TSC written, read back from there")),
+    a("msr-x2apic-in-xapic", X86, Answer("x2APIC MSRs in xAPIC mode: #GP")),
+    a("x2apic-icr-reserved", X86, Answer("x2APIC ICR with reserved bits: #GP; x2APIC to xAPIC directly: #GP")),
+    a("x2apic-eoi-read", X86, Answer("x2APIC EOI read, non-zero EOI: #GP")),
+    a("msr-sweep", X86, Answer("MSRs 0-0x1fff, 0xc0000000-, 0xc0010000-0x...1fff read: each a value or #GP")),
+    a("cpuid-sweep", X86, Answer("CPUID leaves swept; SVM hidden")),
+    // x86_64: instructions
+    a("svm-vmrun", X86, Answer(UD)),
+    a("svm-vmload", X86, Answer(UD)),
+    a("svm-vmsave", X86, Answer(UD)),
+    a("svm-stgi", X86, Answer(UD)),
+    a("svm-clgi", X86, Answer(UD)),
+    a("svm-skinit", X86, Answer(UD)),
+    a("svm-invlpga", X86, Answer(UD)),
+    a("xsetbv", X86, Answer("#UD in the guest (XSAVE hidden)")),
+    a("monitor", X86, Answer("#UD in the guest (MONITOR hidden)")),
+    a("mwait", X86, Answer("#UD in the guest (MONITOR hidden)")),
+    a("rdtscp", X86, Answer("the guest's TSC and the TSC_AUX it wrote")),
+    a("rdpid", X86, Answer("#UD where CPUID lacks it, else the TSC_AUX written")),
+    a("invd", X86, Answer("INVD done as WBINVD: memory kept")),
+    a("int3-loop", X86, Answer("1000 #BP taken")),
+    a("ud2-loop", X86, Answer("10,000 #UD taken")),
+    a("cr0-cd", X86, Answer("CR0.CD set, read back and cleared")),
+    // CR4.VMXE (reserved on AMD) and bit 40: QEMU's CPU takes them (a real one
+    // raises #GP); the next VMRUN then refuses the guest state.
+    a("cr4-reserved", X86, StopOr("VMRUN refused the guest state", "#GP in the guest")),
+    a("dr-access", X86, Answer("DR0, DR3, DR7 written and read back")),
+    a("triple-fault", X86, Stop(X86_TRIPLE)),
+    a("idt-unmapped", X86, Stop("delivering an interrupt or exception through memory outside guest RAM")),
+    // x86_64: interrupts, vCPUs, hypercalls
+    a("self-ipi-storm", X86, Answer("20,000 self-IPIs: taken (coalesced)")),
+    a("ipi-bad-dest", X86, Answer("fixed/NMI/INIT IPIs to APIC ids no vCPU has: ignored")),
+    a("nmi-ipi", X86, Answer("200 NMIs to itself, each taken")),
+    a("init-self", X86, Answer("INIT to itself (the boot vCPU): ignored")),
+    a("sipi-storm", X86, Answer("1000 SIPIs to a running vCPU: ignored")),
+    a("init-storm", X86, Answer("1000 INITs to vCPU 1 and to nobody; vCPU 1 then starts")),
+    a("lapic-timer-periodic", X86, Answer("periodic timer, 1 ms, 200 ms: its ticks taken")),
+    a("lapic-timer-1tick", X86, Answer("periodic timer at 1 tick: clamped to 100 µs periods, the vCPU comes back")),
+    a("tsc-deadline-past", X86, Answer("1000 TSC deadlines in the past: each fires")),
+    a("ioapic-low-vector", X86, Answer("I/O APIC pin to vector 5: not delivered, illegal-vector error")),
+    a("ioapic-bad-dest", X86, Answer("I/O APIC pin to an APIC id nobody has: not delivered")),
+    a("timer-zero-storm", X86, Answer("2,000 timer interrupts armed at 0, each taken")),
+    a("masked-spin", X86, Answer("2 s spin with interrupts masked, timer pending: the other VMs go on")),
+    a("vmmcall-sweep", X86, Answer("256 project hypercall ids with wild arguments: answered")),
+    a("ivc-bad-pointers", X86, Answer("AxVisor IVC calls 3-6 with bad pointers: refused (-1)")),
+    // HLT with interrupts masked on its only vCPU: nothing can ever wake it.
+    a("cpu-off-last", X86, PowerOff("its last running vCPU turned itself off")),
+    a("reset-race", X86, Answer("0xCF9 reset while vCPU 1 sends SIPIs and INITs at vCPU 0: the VM boots again")),
 ];
 
 /// QEMU boards of 16 CPUs (the most the hypervisor supports) for the attack runs.
 const BOARD_AARCH64: &str = "xtask/tests/data/qemu-aarch64-16cpu.toml";
 const BOARD_RISCV64: &str = "xtask/tests/data/qemu-riscv64-16cpu.toml";
+const BOARD_X86_64: &str = "xtask/tests/data/qemu-x86_64-16cpu.toml";
 /// CPUs of those boards.
 const CPUS: u32 = 16;
 /// The test VM that must pass next to the attackers (2 vCPUs on CPUs 0 and 1).
 const TEST_VM_AARCH64: &str = "configs/vms/testguest-aarch64-qemu-smp2-a.toml";
 const TEST_VM_RISCV64: &str = "configs/vms/testguest-riscv64-qemu-smp2-a.toml";
+const TEST_VM_X86_64: &str = "configs/vms/testguest-x86_64-qemu-smp2-a.toml";
 /// The walker's VM name.
 const WALKER: &str = "walker";
 
@@ -228,6 +325,9 @@ fn plan_runs(arch: Arch) -> Vec<Vec<Attacker>> {
 fn vm_toml(arch: Arch, vm: &Attacker) -> String {
     let list: Vec<&str> = vm.kinds.iter().map(|x| x.kind).collect();
     let cpus: Vec<String> = vm.cpus.iter().map(|c| format!("{c:#x}")).collect();
+    if arch == Arch::X86_64 {
+        return x86_vm_toml(vm, &list.join(","), &cpus.join(", "));
+    }
     let (ram, entry, devices) = match arch {
         Arch::Riscv64 => (
             0x8000_0000u64,
@@ -275,11 +375,48 @@ interrupt_mode = "emu"
     )
 }
 
+/// An x86 attacker's config: the layout of configs/vms/testguest-x86_64-qemu-smp2-a.toml
+/// (16 MiB of RAM at 0, the Multiboot image at 1 MiB).
+fn x86_vm_toml(vm: &Attacker, list: &str, cpus: &str) -> String {
+    format!(
+        r#"# Generated by `cargo xtask test` (attack suite): the test guest attacking.
+[base]
+id = {id}
+name = "{name}"
+vm_type = 1
+cpu_num = {n}
+phys_cpu_ids = [{cpus}]
+
+[kernel]
+entry_point = 0x10_0020
+image_location = "memory"
+kernel_path = "guest:testguest"
+kernel_load_addr = 0x10_0000
+dtb_load_addr = 0x9000
+cmdline = "attack={list}"
+memory_regions = [[0x0, 0x100_0000, 0x7, 0]]
+
+[devices]
+emu_devices = [
+    ["lapic", 0xfee0_0000, 0x1000, 0, 0x1, []],
+    ["ioapic", 0xfec0_0000, 0x1000, 0, 0x1, []],
+    ["uart", 0x3f8, 0x8, 4, 0x2, []],
+]
+passthrough_devices = []
+interrupt_mode = "emu"
+"#,
+        id = vm.id,
+        name = vm.name,
+        n = vm.cpus.len(),
+    )
+}
+
 /// The scenario `attacks-<arch>`: every run of [`plan_runs`]; prints the table of
 /// kinds with what was seen.
 pub fn attacks(ws: &Workspace, name: &str, arch: Arch) -> Result<()> {
     let (board, test_vm) = match arch {
         Arch::Riscv64 => (BOARD_RISCV64, TEST_VM_RISCV64),
+        Arch::X86_64 => (BOARD_X86_64, TEST_VM_X86_64),
         _ => (BOARD_AARCH64, TEST_VM_AARCH64),
     };
     let dir = ws.target_dir.join("hv").join("attacks").join(name);
@@ -442,9 +579,12 @@ pub fn table(arch: Arch, seen: &[(&'static str, String)]) -> String {
     s
 }
 
-/// `cargo xtask test --attacks`: the tables of both architectures (expected only).
+/// Every architecture the suite runs on.
+const ARCHES: [Arch; 3] = [Arch::Aarch64, Arch::Riscv64, Arch::X86_64];
+
+/// `cargo xtask test --attacks`: the tables of every architecture (expected only).
 pub fn print_tables() {
-    for arch in [Arch::Aarch64, Arch::Riscv64] {
+    for arch in ARCHES {
         println!("{}", table(arch, &[]));
     }
 }
@@ -459,13 +599,13 @@ mod tests {
         let guest =
             |p: &str| std::fs::read_to_string(root.join("guests/testguest/src").join(p)).unwrap();
         let common = guest("attack.rs");
-        for arch in [Arch::Aarch64, Arch::Riscv64] {
+        for arch in ARCHES {
             let own = guest(&format!(
                 "arch/{}/attack.rs",
-                if arch == Arch::Aarch64 {
-                    "aarch64"
-                } else {
-                    "riscv64"
+                match arch {
+                    Arch::Aarch64 => "aarch64",
+                    Arch::Riscv64 => "riscv64",
+                    Arch::X86_64 => "x86_64",
                 }
             ));
             let runs = plan_runs(arch);
@@ -498,5 +638,6 @@ mod tests {
     fn at_least_40_kinds_per_architecture() {
         assert!(kinds(Arch::Aarch64).count() >= 40);
         assert!(kinds(Arch::Riscv64).count() >= 40);
+        assert!(kinds(Arch::X86_64).count() >= 40);
     }
 }

@@ -131,9 +131,63 @@ pub fn decode(exitcode: u64, info1: u64, r: &Regs, bytes: &[u8]) -> (VmExit, Pen
             Pending::Hypercall,
         ),
         code::SHUTDOWN => fault("shutdown (triple fault)", None, pc, exitcode),
-        code::INVALID => fault("VMRUN refused the guest state", None, pc, exitcode),
+        // QEMU reports VMEXIT_INVALID (-1) in 32 bits.
+        code::INVALID | 0xffff_ffff => fault("VMRUN refused the guest state", None, pc, exitcode),
         _ => fault("unexpected SVM exit", None, pc, exitcode),
     }
+}
+
+/// Exits of instructions a guest must find undefined: the SVM instructions (SVM is
+/// hidden in CPUID; the VMRUN intercept is mandatory and the others would run on the
+/// host's SVM state), XSETBV (XSAVE hidden), MONITOR/MWAIT (hidden: the guest would
+/// wait outside the hypervisor's view). The answer is #UD, the instruction not
+/// stepped over, as on a CPU without them.
+pub fn undefined(exitcode: u64) -> bool {
+    matches!(
+        exitcode,
+        code::VMRUN
+            | code::VMLOAD
+            | code::VMSAVE
+            | code::STGI
+            | code::CLGI
+            | code::SKINIT
+            | code::INVLPGA
+            | code::XSETBV
+            | code::MONITOR
+            | code::MWAIT
+            | code::MWAIT_ARMED
+    )
+}
+
+/// INVD (0F 08) and WBINVD (0F 09): INVD done as WBINVD, which a VM with no device
+/// of the host's needs nothing for (its memory is the host's, cached alike; and it
+/// must not flush the host's caches from a guest at will): stepped over. QEMU
+/// reports INVD with the WBINVD exit code. The length, or None for another exit.
+pub fn no_op_len(exitcode: u64) -> Option<u8> {
+    matches!(exitcode, code::INVD | code::WBINVD).then_some(2)
+}
+
+/// RDTSCP (0F 01 F9): EDX:EAX the guest's TSC, ECX its TSC_AUX (the MSR the CPU
+/// would read is the host's), stepped over.
+pub fn rdtscp(r: &mut Regs, guest_tsc: u64, tsc_aux: u64) {
+    r.gpr[RAX] = guest_tsc & 0xffff_ffff;
+    r.gpr[RDX] = guest_tsc >> 32;
+    r.gpr[RCX] = tsc_aux & 0xffff_ffff;
+    r.rip = r.rip.wrapping_add(3);
+}
+
+/// A nested page fault at `gpa` (not guest RAM) taken while the CPU delivered an
+/// event (`exitintinfo` valid): the IDT, a descriptor table or the stack lies
+/// outside the VM's memory. The VM is stopped: nothing there can be emulated.
+pub fn delivery_fault(gpa: u64, exitintinfo: u64, pc: u64) -> Option<(VmExit, Pending)> {
+    (exitintinfo & 1 << 31 != 0).then(|| {
+        fault(
+            "delivering an interrupt or exception through memory outside guest RAM (IDT, GDT or stack)",
+            Some(gpa),
+            pc,
+            exitintinfo,
+        )
+    })
 }
 
 /// A nested page fault at `gpa` that is not guest RAM: the MMIO access the
@@ -353,6 +407,47 @@ mod tests {
     }
 
     #[test]
+    fn svm_instructions_xsetbv_and_monitor_are_undefined() {
+        for c in [
+            0x80, 0x82, 0x83, 0x84, 0x85, 0x86, 0x7a, 0x8d, 0x8a, 0x8b, 0x8c,
+        ] {
+            assert!(undefined(c), "{c:#x}");
+        }
+        for c in [
+            code::VMMCALL,
+            code::CPUID,
+            code::HLT,
+            code::INVD,
+            code::RDTSCP,
+        ] {
+            assert!(!undefined(c), "{c:#x}");
+        }
+        assert_eq!(no_op_len(code::INVD), Some(2));
+        assert_eq!(no_op_len(code::WBINVD), Some(2));
+        assert_eq!(no_op_len(code::HLT), None);
+    }
+
+    #[test]
+    fn rdtscp_gives_the_guest_tsc_and_its_tsc_aux() {
+        let mut r = regs();
+        rdtscp(&mut r, 0x1234_5678_9abc_def0, 0xffff_0000_0000_0007);
+        assert_eq!(
+            (r.gpr[RAX], r.gpr[RDX], r.gpr[RCX], r.rip),
+            (0x9abc_def0, 0x1234_5678, 7, 0x10_0003)
+        );
+    }
+
+    #[test]
+    fn a_fault_while_delivering_an_event_stops_the_vm() {
+        assert_eq!(delivery_fault(0xd000_0000, 0, 0x1000), None);
+        let (e, p) = delivery_fault(0xd000_0030, 0x8000_0b0d, 0x1000).unwrap();
+        assert!(
+            matches!(e, VmExit::Fault(f) if f.what.contains("delivering") && f.addr == Some(0xd000_0030))
+        );
+        assert_eq!(p, Pending::Nothing);
+    }
+
+    #[test]
     fn halt_and_the_exits_that_stop_the_vm() {
         let mut r = regs();
         let (e, p) = decode(code::HLT, 0, &r, &[]);
@@ -361,6 +456,10 @@ mod tests {
         assert_eq!(r.rip, 0x10_0001);
         let (e, _) = decode(code::SHUTDOWN, 0, &r, &[]);
         assert!(matches!(e, VmExit::Fault(f) if f.what.contains("triple fault")));
+        for invalid in [u64::MAX, 0xffff_ffff] {
+            let (e, _) = decode(invalid, 0, &r, &[]);
+            assert!(matches!(e, VmExit::Fault(f) if f.what.contains("refused the guest state")));
+        }
         let (e, _) = decode(0x6e, 0, &r, &[]);
         assert!(matches!(e, VmExit::Fault(f) if f.syndrome == 0x6e));
     }

@@ -33,8 +33,9 @@ const EV_TYPE_SHIFT: u32 = 8;
 const TYPE_INTR: u64 = 0;
 const TYPE_NMI: u64 = 2;
 const TYPE_EXCEPTION: u64 = 3;
-/// #GP.
+/// #GP, #UD.
 const GP: u64 = 13;
+const UD: u64 = 6;
 
 /// Right after an exit: can the guest take an interrupt at once (an event queued in
 /// EVENTINJ, or a virtual interrupt offered while the guest's IF is set)? A `hlt`
@@ -112,6 +113,22 @@ pub fn gp_fault(vmcb: &mut Vmcb) {
         ctl::EVENTINJ,
         EV_VALID | EV_ERR | TYPE_EXCEPTION << EV_TYPE_SHIFT | GP,
     );
+}
+
+/// An invalid-opcode fault (no error code) for the next entry: the answer to an
+/// instruction the guest's CPU does not have (the instruction is not stepped over).
+pub fn ud_fault(vmcb: &mut Vmcb) {
+    vmcb.set_u64(
+        ctl::EVENTINJ,
+        EV_VALID | TYPE_EXCEPTION << EV_TYPE_SHIFT | UD,
+    );
+}
+
+/// After a `hlt`: whether the vCPU halted with interrupts masked and nothing to
+/// deliver, so that only an NMI or INIT could wake it.
+pub fn halted_masked(vmcb: &Vmcb) -> bool {
+    let if_set = vmcb.u64(super::vmcb::save::RFLAGS) & (1 << 9) != 0;
+    !if_set && vmcb.u64(ctl::EVENTINJ) & EV_VALID == 0
 }
 
 #[cfg(test)]
@@ -235,6 +252,9 @@ mod tests {
         sync(&mut vmcb, &mut apic, 0, &mut st);
         fill(&mut vmcb, &mut apic, 0, &mut st);
         assert_eq!(vmcb.u64(ctl::EVENTINJ), 0x8000_0202, "the NMI next");
+        // #UD for an instruction the guest's CPU lacks: no error code.
+        ud_fault(&mut vmcb);
+        assert_eq!(vmcb.u64(ctl::EVENTINJ), 0x8000_0306);
         // A software interrupt is not injected again (no NRIP to resume after).
         vmcb.set_u64(ctl::EXITINTINFO, 0x8000_0480);
         after_exit(&mut vmcb);

@@ -2,9 +2,9 @@
 //! powers off the same way bare and in a VM), decoded in the arch as PSCI is on
 //! aarch64: PM1a event block 0x600 (status 0x600, enable 0x602), PM1a control 0x604
 //! (SLP_EN with SLP_TYP 0, the VM's `_S5`, powers it off), the PM timer 0x608 (24
-//! bits at 3.579545 MHz from the guest's TSC), the reset control register 0xCF9
+//! bits at 3.579545 MHz from the guest's TSC; writes ignored), the reset control register 0xCF9
 //! (a write with bit 2 set resets the VM) and the keyboard controller's reset
-//! command (0xFE written to port 0x64). Pure.
+//! command (0xFE written to port 0x64; other commands ignored). Pure.
 
 pub const PM1A_EVT: u16 = 0x600;
 pub const PM1A_CNT: u16 = 0x604;
@@ -80,7 +80,12 @@ impl Pm {
                 self.reset_ctl = v as u8;
                 Action::Done(0)
             }
+            // The PM timer is read-only: a write changes nothing (ACPI).
+            (PM_TMR, 4, Some(_)) => Action::Done(0),
             (KBC_CMD, 1, Some(KBC_RESET)) => Action::Reset,
+            // The VM's keyboard controller knows only the reset pulse; any other
+            // command goes nowhere, as to a chip that is not there.
+            (KBC_CMD, 1, Some(_)) => Action::Done(0),
             _ => Action::NotMine,
         }
     }
@@ -128,6 +133,11 @@ mod tests {
             Action::Done(17_897_725 & 0xff_ffff)
         );
         assert_eq!(pm.access(PM_TMR, 2, None, 0, hz), Action::NotMine);
+        assert_eq!(
+            pm.access(PM_TMR, 4, Some(5), 0, hz),
+            Action::Done(0),
+            "read-only"
+        );
     }
 
     #[test]
@@ -137,7 +147,11 @@ mod tests {
         assert_eq!(pm.access(RESET_CTL, 1, None, 0, 1), Action::Done(2));
         assert_eq!(pm.access(RESET_CTL, 1, Some(0x06), 0, 1), Action::Reset);
         assert_eq!(pm.access(KBC_CMD, 1, Some(0xfe), 0, 1), Action::Reset);
-        assert_eq!(pm.access(KBC_CMD, 1, Some(0xd1), 0, 1), Action::NotMine);
+        assert_eq!(
+            pm.access(KBC_CMD, 1, Some(0xd1), 0, 1),
+            Action::Done(0),
+            "ignored"
+        );
         assert_eq!(pm.access(KBC_CMD, 1, None, 0, 1), Action::NotMine);
         assert_eq!(pm.access(0x3f8, 1, Some(0x41), 0, 1), Action::NotMine);
     }

@@ -9,7 +9,13 @@
 //! range goes to the core for the interrupt chip), the ACPI power / reset ports of
 //! `pmports` (power-off and reset become `SystemOff` / `SystemReset`). HLT steps
 //! over the instruction and waits on this CPU for an interrupt (a kick, the host
-//! timer) unless the guest can take one at once, then says `Idle`. Interrupts:
+//! timer) unless the guest can take one at once, then says `Idle`; a HLT with
+//! interrupts masked and no event to deliver is the vCPU turning itself off
+//! (`VcpuOff`: the last one powers the VM off; an INIT-SIPI starts it again; an NMI
+//! sent to it later is not delivered). The SVM instructions, XSETBV and
+//! MONITOR/MWAIT are answered with #UD, INVD and WBINVD are stepped over, RDTSCP is
+//! emulated with the vCPU's TSC_AUX (also loaded into the CPU's MSR, for a CPU that
+//! ignores the intercept and for RDPID). Interrupts:
 //! `fill_irqs` / `sync_irqs` exchange them with the VM's `X86Apic` through
 //! `inject`, and arm the host's local APIC timer for the guest's; a MSR the chip
 //! refuses (`Reply::Refused`) is a #GP.
@@ -96,6 +102,8 @@ impl GuestMem for GuestRam {
     }
 }
 
+/// The local APIC's periodic timer fires at most this often per second (100 µs).
+const PERIODIC_FLOOR_PER_S: u64 = 10_000;
 const EFER_LMA: u64 = 1 << 10;
 /// The L bit of a segment's packed attributes.
 const ATTR_L: u16 = 1 << 9;
@@ -197,6 +205,14 @@ impl Vcpu {
         self.pending = Pending::Nothing;
     }
 
+    /// Puts the guest's TSC_AUX into this CPU's MSR, which RDTSCP and RDPID read
+    /// (QEMU's RDTSCP ignores the intercept; the hypervisor itself never reads
+    /// the MSR, and each CPU runs one vCPU), so no value of another VM shows.
+    fn load_tsc_aux(&self) {
+        // SAFETY: TSC_AUX only feeds RDTSCP/RDPID; the hypervisor does not use it.
+        unsafe { port::wrmsr(msr::TSC_AUX, self.msrs.tsc_aux) };
+    }
+
     fn in_vmcb(&self) -> InVmcb {
         InVmcb {
             efer: self.vmcb.u64(save::EFER),
@@ -223,6 +239,9 @@ impl Vcpu {
             VmExit::MsrWrite { msr: m, value, .. } if msr::kind(m) != msr::Kind::Chip => {
                 let mut v = self.in_vmcb();
                 if self.msrs.write(m, value, &mut v, port::rdtsc()) {
+                    if m == msr::TSC_AUX {
+                        self.load_tsc_aux();
+                    }
                     self.vmcb.set_u64(save::EFER, v.efer);
                     self.vmcb.set_u64(save::G_PAT, v.pat);
                     self.vmcb.set_u64(ctl::TSC_OFFSET, v.tsc_offset);
@@ -269,6 +288,11 @@ impl Vcpu {
             }
             VmExit::Idle => {
                 self.finish(Reply::None);
+                // Only an NMI or INIT could wake it: x86's way of turning a CPU off
+                // (an OS parks one so); an INIT-SIPI starts it again.
+                if inject::halted_masked(&self.vmcb) {
+                    return Some(VmExit::VcpuOff);
+                }
                 // Sleep until an interrupt (a kick: a new virtual interrupt, a stop;
                 // the host timer at the local APIC timer's deadline) unless the
                 // guest can take one already.
@@ -345,10 +369,24 @@ impl crate::hal::Vcpu for Vcpu {
     fn run(&mut self, first_touch: FirstTouch) -> VmExit {
         if core::mem::take(&mut self.fresh) {
             world::clear_fp_state();
+            self.load_tsc_aux();
         }
         loop {
             let exit = self.enter();
             let info1 = self.vmcb.u64(ctl::EXITINFO1);
+            if exits::undefined(exit) {
+                inject::ud_fault(&mut self.vmcb);
+                continue;
+            }
+            if let Some(len) = exits::no_op_len(exit) {
+                self.regs.rip = self.regs.rip.wrapping_add(u64::from(len));
+                continue;
+            }
+            if exit == code::RDTSCP {
+                let tsc = port::rdtsc().wrapping_add(self.vmcb.u64(ctl::TSC_OFFSET));
+                exits::rdtscp(&mut self.regs, tsc, self.msrs.tsc_aux);
+                continue;
+            }
             let (vm_exit, pending) = match exit {
                 code::INTR | code::NMI => {
                     port::take_interrupts();
@@ -368,9 +406,14 @@ impl crate::hal::Vcpu for Vcpu {
                     if !npf.present && first_touch(gpa, access) {
                         continue;
                     }
-                    let mut b = [0u8; 15];
-                    let n = self.code_bytes(&mut b);
-                    exits::mmio(gpa, info1, &self.regs, &b[..n], self.mode())
+                    let during = self.vmcb.u64(ctl::EXITINTINFO);
+                    if let Some(stop) = exits::delivery_fault(gpa, during, self.regs.rip) {
+                        stop
+                    } else {
+                        let mut b = [0u8; 15];
+                        let n = self.code_bytes(&mut b);
+                        exits::mmio(gpa, info1, &self.regs, &b[..n], self.mode())
+                    }
                 }
                 code::IOIO => {
                     let mut b = [0u8; 15];
@@ -402,6 +445,7 @@ impl crate::hal::Vcpu for Vcpu {
         // Guest TSC = host TSC + TSC_OFFSET (the guest may write its TSC).
         let behind = self.vmcb.u64(ctl::TSC_OFFSET).wrapping_neg();
         apic.set_tsc_offset(behind);
+        apic.set_period_floor(super::X86_64::counter_hz() / PERIODIC_FLOOR_PER_S);
         let due = inject::fill(&mut self.vmcb, apic, index, &mut self.irq);
         let host = due.map(|d| d.wrapping_add(behind));
         if host != self.timer {

@@ -65,7 +65,11 @@ pub mod misc1 {
     pub const VINTR: u32 = 1 << 4;
     pub const INIT: u32 = 1 << 3;
     pub const CPUID: u32 = 1 << 18;
+    /// INVD would drop dirty cache lines of the host's memory too.
+    pub const INVD: u32 = 1 << 22;
     pub const HLT: u32 = 1 << 24;
+    /// INVLPGA names any ASID: another VM's TLB entries.
+    pub const INVLPGA: u32 = 1 << 26;
     pub const IOIO_PROT: u32 = 1 << 27;
     pub const MSR_PROT: u32 = 1 << 28;
     pub const SHUTDOWN: u32 = 1 << 31;
@@ -80,6 +84,13 @@ pub mod misc2 {
     pub const STGI: u32 = 1 << 4;
     pub const CLGI: u32 = 1 << 5;
     pub const SKINIT: u32 = 1 << 6;
+    /// RDTSCP reads TSC_AUX, which VMRUN does not switch: emulated.
+    pub const RDTSCP: u32 = 1 << 7;
+    /// WBINVD (QEMU reports INVD with this exit too): a no-op for the guest.
+    pub const WBINVD: u32 = 1 << 9;
+    pub const MONITOR: u32 = 1 << 10;
+    pub const MWAIT: u32 = 1 << 11;
+    pub const MWAIT_ARMED: u32 = 1 << 12;
     pub const XSETBV: u32 = 1 << 13;
 }
 
@@ -150,8 +161,9 @@ impl Vmcb {
     }
 
     /// The control area every vCPU has: what exits (interrupts, NMI, INIT, CPUID,
-    /// HLT, port I/O and MSRs through the maps, shutdown, every SVM instruction,
-    /// XSETBV) and the VM's nested paging.
+    /// INVD, HLT, INVLPGA, port I/O and MSRs through the maps, shutdown, every SVM
+    /// instruction, RDTSCP, WBINVD, MONITOR/MWAIT, XSETBV) and the VM's nested
+    /// paging.
     pub fn control(&mut self, s: &Setup) {
         use misc1 as m1;
         use misc2 as m2;
@@ -161,7 +173,9 @@ impl Vmcb {
                 | m1::NMI
                 | m1::INIT
                 | m1::CPUID
+                | m1::INVD
                 | m1::HLT
+                | m1::INVLPGA
                 | m1::IOIO_PROT
                 | m1::MSR_PROT
                 | m1::SHUTDOWN,
@@ -175,6 +189,11 @@ impl Vmcb {
                 | m2::STGI
                 | m2::CLGI
                 | m2::SKINIT
+                | m2::RDTSCP
+                | m2::WBINVD
+                | m2::MONITOR
+                | m2::MWAIT
+                | m2::MWAIT_ARMED
                 | m2::XSETBV,
         );
         self.set_u64(ctl::IOPM_BASE_PA, s.iopm_pa);

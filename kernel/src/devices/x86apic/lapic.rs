@@ -234,6 +234,9 @@ pub struct Lapic {
     nmi: bool,
     /// After INIT: waiting for a start-up IPI.
     wait_sipi: bool,
+    /// The shortest period of the periodic timer (TSC ticks; see
+    /// [`Lapic::set_period_floor`]).
+    floor: u64,
 }
 
 impl Lapic {
@@ -260,6 +263,7 @@ impl Lapic {
             deadline: 0,
             nmi: false,
             wait_sipi: id != 0,
+            floor: 0,
         }
     }
 
@@ -443,9 +447,23 @@ impl Lapic {
         }
     }
 
-    /// TSC ticks of one full count from the initial count.
+    /// TSC ticks of one full count from the initial count; a periodic timer's no
+    /// shorter than the floor.
     fn period(&self) -> u64 {
-        u64::from(self.initial) << self.div_shift()
+        let p = u64::from(self.initial) << self.div_shift();
+        if self.timer_mode() == TIMER_PERIODIC {
+            p.max(self.floor)
+        } else {
+            p
+        }
+    }
+
+    /// The periodic timer's shortest period, in TSC ticks: a guest asking for less
+    /// (down to 1 tick, a period no interrupt handler can keep up with) gets this
+    /// one, as KVM clamps it, so its vCPU still makes progress and its exits stay
+    /// bounded.
+    pub fn set_period_floor(&mut self, ticks: u64) {
+        self.floor = ticks;
     }
 
     /// When the timer fires next (guest TSC), if it is armed.

@@ -69,6 +69,14 @@ impl X86Apic {
         self.tsc_offset = offset;
     }
 
+    /// The periodic timers' shortest period in TSC ticks
+    /// ([`Lapic::set_period_floor`]).
+    pub fn set_period_floor(&mut self, ticks: u64) {
+        for l in &mut self.lapics {
+            l.set_period_floor(ticks);
+        }
+    }
+
     /// The guest's TSC now.
     pub fn now(&self) -> u64 {
         (self.clock)().wrapping_sub(self.tsc_offset)

@@ -113,8 +113,11 @@ extern "C" fn tg_trap(frame: &mut Frame) {
         super::irq::handle(frame.vector as u8);
         return;
     }
+    if frame.vector == 2 && super::attack::on_nmi() {
+        return;
+    }
     if crate::attack::take_exception(frame.vector | frame.error << 8) {
-        frame.rip += super::attack::skip_len();
+        frame.rip = super::attack::take_resume(frame.rip);
         return;
     }
     let cr2: u64;

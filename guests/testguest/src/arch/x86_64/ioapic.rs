@@ -48,7 +48,7 @@ fn write(reg: u32, value: u32) {
 }
 
 /// Routes `pin` to `vector` on the APIC id `dest` (unmasked) or masks it.
-fn route(pin: u32, vector: u8, dest: u32, masked: bool) {
+pub(super) fn route(pin: u32, vector: u8, dest: u32, masked: bool) {
     let low = REG_REDIRECTION + 2 * pin;
     write(low, MASKED);
     write(low + 1, dest << 24);

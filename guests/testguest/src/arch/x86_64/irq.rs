@@ -58,6 +58,7 @@ pub fn handle(vector: u8) {
             ioapic::handle_uart();
             lapic::eoi();
         }
+        v if super::attack::on_vector(v) => lapic::eoi(),
         // Spurious interrupts take no end of interrupt.
         lapic::SPURIOUS_VECTOR => checks::timer::on_spurious_interrupt(),
         other => {

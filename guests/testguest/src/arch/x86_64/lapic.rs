@@ -23,8 +23,10 @@ const TIMER_INITIAL: usize = 0x380;
 const TIMER_CURRENT: usize = 0x390;
 const TIMER_DIVIDE: usize = 0x3E0;
 
-/// LVT mask bit.
+/// LVT mask bit; the timer's periodic and TSC-deadline modes.
 const MASKED: u32 = 1 << 16;
+const PERIODIC: u32 = 1 << 17;
+const TSC_DEADLINE: u32 = 2 << 17;
 /// SVR: APIC software enable.
 const SVR_ENABLE: u32 = 1 << 8;
 /// ICR: delivery status (send pending).
@@ -77,6 +79,19 @@ pub fn timer_one_shot(vector: u8, count: u32) {
     write(TIMER_DIVIDE, DIVIDE_BY_1);
     write(LVT_TIMER, u32::from(vector));
     write(TIMER_INITIAL, count);
+}
+
+/// Starts the timer in periodic mode: `vector` every `count` ticks.
+pub fn timer_periodic(vector: u8, count: u32) {
+    write(TIMER_DIVIDE, DIVIDE_BY_1);
+    write(LVT_TIMER, u32::from(vector) | PERIODIC);
+    write(TIMER_INITIAL, count);
+}
+
+/// Puts the timer in TSC-deadline mode with `vector` (IA32_TSC_DEADLINE arms it).
+pub fn timer_tsc_deadline(vector: u8) {
+    write(TIMER_INITIAL, 0);
+    write(LVT_TIMER, u32::from(vector) | TSC_DEADLINE);
 }
 
 /// Stops the timer (count 0, masked).

@@ -30,6 +30,14 @@ pub fn outw(port: u16, value: u16) {
     };
 }
 
+/// Writes the 32-bit `value` to I/O port `port`.
+pub fn outl(port: u16, value: u32) {
+    // SAFETY: as in `outb`.
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+    };
+}
+
 /// Reads the 32-bit value at I/O port `port`.
 pub fn inl(port: u16) -> u32 {
     let v: u32;

@@ -263,6 +263,16 @@ fn periodic_timer_rearms() {
     assert_eq!(l.pending(), Some(0x40));
     l.mmio_write(u64::from(reg::TIMER_INIT), 0, 1100);
     assert_eq!(l.timer_deadline(), None, "initial count 0 stops it");
+    // A floor longer than the period: the period is the floor.
+    l.set_period_floor(500);
+    l.mmio_write(u64::from(reg::TIMER_INIT), 1, 2000);
+    assert_eq!(
+        l.timer_deadline(),
+        Some(2500),
+        "1 tick clamped to the floor"
+    );
+    assert!(l.poll(2600));
+    assert_eq!(l.timer_deadline(), Some(3000));
 }
 
 #[test]
