@@ -169,6 +169,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-*.toml: doorbell interrupts are PLIC sources)",
     ),
     (
+        "x86_64-ivc-pingpong",
+        "the same on board qemu-x86_64 (configs/vms/testguest-x86_64-qemu-ivc-*.toml): the hypervisor puts each channel on the Multiboot command line (`hv.channel=...`, no device tree), the doorbell interrupts are I/O APIC pins (GSI 10, 11) routed level-triggered to the receiver, whose local APIC's IRR must show the vector before the guest takes it",
+    ),
+    (
         "ivc-linux",
         "Debian's arm64 Linux (configs/vms/linux-aarch64-qemu-ivc.toml, no driver: busybox devmem) and a test-guest VM (ivc-once) on channel \"link\": Linux writes a message and rings, the test guest sees the interrupt, checks it, answers and rings back; Linux prints the answer; both finish, exit 0",
     ),
@@ -464,6 +468,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "ivc-axvisor" => ivc_axvisor(ws, name, DEFAULT_BOARD, &AXIVC_VMS),
         "riscv64-ivc-axvisor" => ivc_axvisor(ws, name, RISCV64_BOARD, &RISCV64_AXIVC_VMS),
         "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
+        "x86_64-ivc-pingpong" => ivc_pingpong(ws, name, X86_64_BOARD, &X86_64_IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -1010,6 +1015,42 @@ const RISCV64_IVC_VMS: [&str; 3] = [
     "configs/vms/testguest-riscv64-qemu-ivc-c.toml",
 ];
 
+/// The same on x86_64.
+const X86_64_IVC_VMS: [&str; 3] = [
+    "configs/vms/testguest-x86_64-qemu-ivc-a.toml",
+    "configs/vms/testguest-x86_64-qemu-ivc-b.toml",
+    "configs/vms/testguest-x86_64-qemu-ivc-c.toml",
+];
+
+/// The test guest of `vm` printed the channel where `vm`'s config puts it (its
+/// first channel with a doorbell): what its device description (DTB, or x86's
+/// Multiboot command line) told it.
+fn check_channel_view(out: &str, vm: &Vm, problems: &mut Vec<String>) {
+    let Some(c) = vm.channels.iter().find(|c| c.doorbell.is_some()) else {
+        problems.push(format!(
+            "{}: no channel with a doorbell in its config",
+            vm.name
+        ));
+        return;
+    };
+    let db = c.doorbell.map_or(0, |d| d.gpa);
+    let want = format!(
+        "testguest: ivc: region {:#x} size {:#x}, doorbell {db:#x}",
+        c.gpa, c.size
+    );
+    let lines = vm_lines(out, &vm.name);
+    if !lines.contains(&want.as_str()) {
+        let seen: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with("testguest: ivc: region "))
+            .collect();
+        problems.push(format!(
+            "[{}] the guest did not see the channel where its config puts it: want `{want}`, saw {seen:?}",
+            vm.name
+        ));
+    }
+}
+
 /// `testguest: ivc: member 0: 1000 sent, 1000 received, 0 bad, 1000 interrupts` ->
 /// (0, [1000, 1000, 0, 1000]).
 pub fn parse_ivc_line(line: &str) -> Option<(u32, [u64; 4])> {
@@ -1060,6 +1101,7 @@ fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
         if !lines.contains(&"ok: ivc") {
             problems.push(format!("no `[{}] ok: ivc` line", vm.name));
         }
+        check_channel_view(&out, vm, &mut problems);
     }
     members.sort();
     if members != [0, 1] && problems.is_empty() {
