@@ -177,6 +177,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "Debian's arm64 Linux (configs/vms/linux-aarch64-qemu-ivc.toml, no driver: busybox devmem) and a test-guest VM (ivc-once) on channel \"link\": Linux writes a message and rings, the test guest sees the interrupt, checks it, answers and rings back; Linux prints the answer; both finish, exit 0",
     ),
     (
+        "x86_64-ivc-linux",
+        "the same on board qemu-x86_64 with Debian's amd64 Linux (configs/vms/linux-x86_64-qemu-ivc.toml): Linux first prints what it found of the channel in its DSDT (ACPI device HVSC0001:00 with description \"link\", its region and doorbell window in /proc/iomem); the test guest finds the channel on its Multiboot command line",
+    ),
+    (
         "ivc-axvisor",
         "two test-guest VMs written as AxVisor guests (configs/vms/testguest-aarch64-qemu-ivc-axvisor-{pub,sub}.toml, each with AxVisor's IVC device emu_type 0xA): axpub publishes a channel by hypercall 3 (asking 0x1800 bytes, given 0x2000 in its IVC window, AxVisor's header at its start), axsub subscribes by hypercall 4 (retrying until it is published); a message each way is checked (checksum), axpub unpublishes (5) and axsub, which still reads the region, unsubscribes (6); refusals (-1) on the way: size 0, an answer pointer past RAM, a key published twice, a second subscription, an unknown publisher, unpublishing or unsubscribing what is not there; both pass, the hypervisor logs the publish and the subscribe, exit 0",
     ),
@@ -464,7 +468,15 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "bench-smoke" => bench_smoke(ws),
         "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
-        "ivc-linux" => ivc_linux(ws, name),
+        "ivc-linux" => ivc_linux(ws, name, DEFAULT_BOARD, "linux-aarch64", &IVC_LINUX_VMS, &[]),
+        "x86_64-ivc-linux" => ivc_linux(
+            ws,
+            name,
+            X86_64_BOARD,
+            "linux-x86_64",
+            &X86_64_IVC_LINUX_VMS,
+            &X86_64_IVC_LINUX_ACPI,
+        ),
         "ivc-axvisor" => ivc_axvisor(ws, name, DEFAULT_BOARD, &AXIVC_VMS),
         "riscv64-ivc-axvisor" => ivc_axvisor(ws, name, RISCV64_BOARD, &RISCV64_AXIVC_VMS),
         "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
@@ -1206,10 +1218,32 @@ const IVC_LINUX_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-ivc-linux.toml",
 ];
 
-/// Linux with busybox `devmem` and a test guest exchange one message each way.
-fn ivc_linux(ws: &Workspace, name: &str) -> Result<()> {
-    crate::guest::ensure_pulled(&ws.root, "linux-aarch64")?;
-    let (plan, outcome, out) = boot(ws, name, DEFAULT_BOARD, &IVC_LINUX_VMS)?;
+/// The VMs of scenario x86_64-ivc-linux.
+const X86_64_IVC_LINUX_VMS: [&str; 2] = [
+    "configs/vms/linux-x86_64-qemu-ivc.toml",
+    "configs/vms/testguest-x86_64-qemu-ivc-linux.toml",
+];
+
+/// What x86 Linux prints of the channel's DSDT device (`_HID`, `_STR`) and of its
+/// resources in /proc/iomem (the region, then the doorbell window).
+const X86_64_IVC_LINUX_ACPI: [&str; 3] = [
+    "[linux] ivc: acpi HVSC0001 link",
+    "[linux] ivc: iomem 18000000-1800ffff : HVSC0001:00",
+    "[linux] ivc: iomem fe000000-fe000fff : HVSC0001:00",
+];
+
+/// Linux with busybox `devmem` and a test guest exchange one message each way;
+/// `extra`: more lines Linux must print (x86: what it found in its ACPI tables).
+fn ivc_linux(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    image: &str,
+    vms: &[&str],
+    extra: &[&str],
+) -> Result<()> {
+    crate::guest::ensure_pulled(&ws.root, image)?;
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
     exit_status(&outcome, true, &mut problems);
     let wanted = [
@@ -1222,13 +1256,14 @@ fn ivc_linux(ws: &Workspace, name: &str) -> Result<()> {
         "[linux] guest-init: done 0",
         "hv: all VMs stopped: 2 clean, 0 faulted",
     ];
-    for w in wanted {
-        if !out.lines().any(|l| l.trim_end() == w) {
+    for w in wanted.iter().chain(extra) {
+        if !out.lines().any(|l| l.trim_end() == *w) {
             problems.push(format!("no line `{w}`"));
         }
     }
     for vm in plan.vms.iter().filter(|v| v.name != "linux") {
         check_summary(&out, &vm.name, &mut problems);
+        check_channel_view(&out, vm, &mut problems);
     }
     verdict(&problems, &out)
 }
