@@ -468,7 +468,14 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "bench-smoke" => bench_smoke(ws),
         "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
-        "ivc-linux" => ivc_linux(ws, name, DEFAULT_BOARD, "linux-aarch64", &IVC_LINUX_VMS, &[]),
+        "ivc-linux" => ivc_linux(
+            ws,
+            name,
+            DEFAULT_BOARD,
+            "linux-aarch64",
+            &IVC_LINUX_VMS,
+            &[],
+        ),
         "x86_64-ivc-linux" => ivc_linux(
             ws,
             name,

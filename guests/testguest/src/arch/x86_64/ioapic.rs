@@ -76,6 +76,14 @@ pub fn route_level(pin: u32, vector: u8, dest: u32) -> CheckResult {
     Ok(())
 }
 
+/// Masks level-triggered `pin` (its vector kept).
+pub fn mask_level(pin: u32, vector: u8) {
+    write(
+        REG_REDIRECTION + 2 * pin,
+        MASKED | LEVEL | u32::from(vector),
+    );
+}
+
 /// Checks the I/O APIC's version register and raises COM1's interrupt once through
 /// it.
 pub fn init_and_test() -> CheckResult {

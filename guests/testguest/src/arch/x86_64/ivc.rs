@@ -8,10 +8,12 @@
 //! local APIC as a level-triggered [`VECTOR`] and left unmasked while the vCPU runs
 //! with interrupts masked (IF clear): a ring then shows as the vector's bit in the
 //! local APIC's IRR, the pending bit the arch-neutral check polls. Once the receiver
-//! has cleared the doorbell's STATUS (the line drops), [`take`] lets the interrupt in
-//! for its handler to end it (EOI): the vector's IRR bit must then stay clear, which
-//! a line still asserted would not allow (the I/O APIC sends a level interrupt again
-//! after its EOI).
+//! has cleared the doorbell's STATUS (the line drops), [`take`] lets the interrupt in:
+//! its handler masks the pin and ends it (EOI), as an OS does with a level interrupt
+//! whose device it serves later; [`take`] then unmasks the pin with interrupts masked
+//! again. The vector's IRR bit must stay clear: a line still asserted would make the
+//! I/O APIC send again at the unmask (and a stuck line cannot livelock the guest in
+//! its handler).
 
 use super::{ioapic, irq, lapic};
 use crate::checks::ivc::View;
@@ -27,6 +29,8 @@ const WORD: &str = "hv.channel=";
 
 /// Doorbell interrupts taken by the handler.
 static TAKEN: Shared = Shared::new(0);
+/// The doorbell's I/O APIC pin (set before the interrupt is let in).
+static PIN: Shared = Shared::new(0);
 
 /// One channel as the command line gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +97,7 @@ pub fn channel(platform: &crate::platform::Platform) -> Option<Result<View, Why>
         };
         irq::init(platform)?;
         irq::disable();
+        PIN.set(u64::from(gsi));
         ioapic::route_level(gsi, VECTOR, lapic::id())?;
         crate::console::println!(
             "testguest: ivc: channel {} at {:#x} ({:#x} bytes, {}), doorbell at {doorbell:#x} on GSI {gsi} (from the command line)",
@@ -114,17 +119,19 @@ pub fn channel(platform: &crate::platform::Platform) -> Option<Result<View, Why>
 }
 
 /// After STATUS was cleared: lets the pending doorbell interrupt in (its handler
-/// ends it) and masks interrupts again. False if it did not come within 1 s.
+/// masks the pin and ends it), masks interrupts again and unmasks the pin. False if
+/// it did not come within 1 s or the pin could not be routed again.
 pub fn take() -> bool {
     let before = TAKEN.get();
     irq::enable();
     let came = crate::time::wait_until(1000, || TAKEN.get() != before);
     irq::disable();
-    came
+    came && ioapic::route_level(PIN.get() as u32, VECTOR, lapic::id()).is_ok()
 }
 
-/// The doorbell interrupt's handler: counts it and ends it.
+/// The doorbell interrupt's handler: masks the pin, counts the interrupt and ends it.
 pub fn handle() {
+    ioapic::mask_level(PIN.get() as u32, VECTOR);
     TAKEN.increment();
     lapic::eoi();
 }
