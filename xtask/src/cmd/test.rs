@@ -189,6 +189,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-axvisor-{pub,sub}.toml: the calls are ecalls to extension 0x485643)",
     ),
     (
+        "x86_64-ivc-axvisor",
+        "the same on board qemu-x86_64 (configs/vms/testguest-x86_64-qemu-ivc-axvisor-{pub,sub}.toml: the calls are vmmcall with EAX = AxVisor's number, arguments RBX, RCX, RDX, RSI, answer RAX)",
+    ),
+    (
         "bench-smoke",
         "`cargo xtask bench` once per side on the default board: linux-boot (wall clock), linux-boot --icount (guest time), tiny-boot, hypercall, mmio, irq and cpu each print a ratio, both medians and the QEMU commands (the bare one with the hypervisor's guest DTB, -dtb), and keep one console log per side holding the marker (hypercall: its baseline runs in the hypervisor's run; bench ivc once prints all its figures; the figures' values are not judged)",
     ),
@@ -486,6 +490,7 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         ),
         "ivc-axvisor" => ivc_axvisor(ws, name, DEFAULT_BOARD, &AXIVC_VMS),
         "riscv64-ivc-axvisor" => ivc_axvisor(ws, name, RISCV64_BOARD, &RISCV64_AXIVC_VMS),
+        "x86_64-ivc-axvisor" => ivc_axvisor(ws, name, X86_64_BOARD, &X86_64_AXIVC_VMS),
         "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
         "x86_64-ivc-pingpong" => ivc_pingpong(ws, name, X86_64_BOARD, &X86_64_IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
@@ -1175,6 +1180,12 @@ const AXIVC_VMS: [&str; 2] = [
 const RISCV64_AXIVC_VMS: [&str; 2] = [
     "configs/vms/testguest-riscv64-qemu-ivc-axvisor-pub.toml",
     "configs/vms/testguest-riscv64-qemu-ivc-axvisor-sub.toml",
+];
+
+/// The same on x86_64.
+const X86_64_AXIVC_VMS: [&str; 2] = [
+    "configs/vms/testguest-x86_64-qemu-ivc-axvisor-pub.toml",
+    "configs/vms/testguest-x86_64-qemu-ivc-axvisor-sub.toml",
 ];
 
 /// What each side of ivc-axvisor prints, in order, after its VM's name.
