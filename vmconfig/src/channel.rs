@@ -265,11 +265,23 @@ pub fn check_layout(
     for (j, m) in memory.iter().enumerate() {
         taken.push((format!("kernel.memory_regions[{j}]"), m.range));
     }
-    for d in emu {
+    // A console in the port space (x86) takes no guest-physical addresses.
+    for d in emu
+        .iter()
+        .filter(|d| !(arch.console_ports && d.emu_type == EMU_CONSOLE))
+    {
         taken.push((format!("{} ({})", d.key, d.name), d.range));
     }
     for d in pass {
         taken.push((format!("{} ({})", d.key, d.name), Range::new(d.gpa, d.len)));
+    }
+    // The architecture's fixed interrupt controller windows (x86: the local APICs
+    // and the I/O APIC), there whether or not the VM lists them.
+    for &(base, len) in arch.chip_windows {
+        taken.push((
+            format!("{}'s interrupt controller window", arch.name),
+            Range::new(base, len),
+        ));
     }
     for c in chans {
         for (what, r, key) in [
@@ -522,6 +534,113 @@ irq = 40
             errs.iter().any(|e| e.contains(
                 "is a source of the emulated PLIC (emu_type 0x30) on riscv64, and this VM has none"
             )),
+            "{errs:?}"
+        );
+    }
+
+    /// An x86 VM (its fixed platform: local APICs, I/O APIC, COM1 on pin 4).
+    const X86_VM: &str = r#"
+[base]
+id = 1
+name = "a"
+cpu_num = 1
+[kernel]
+entry_point = 0x10_0020
+kernel_path = "guest:testguest"
+kernel_load_addr = 0x10_0000
+dtb_load_addr = 0x9000
+memory_regions = [[0x0, 0x100_0000, 0x7, 0]]
+[devices]
+emu_devices = [
+    ["lapic", 0xfee0_0000, 0x1000, 0, 0x1, []],
+    ["ioapic", 0xfec0_0000, 0x1000, 0, 0x1, []],
+    ["uart", 0x3f8, 0x8, 4, 0x2, []],
+]
+[[devices.channels]]
+name = "link"
+size = 0x1_0000
+vms = ["a", "b"]
+gpa = 0x100_0000
+doorbell = 0xfe00_0000
+irq = 10
+"#;
+
+    #[test]
+    fn x86_channels_are_checked_against_the_platform_and_the_io_apic() {
+        let p = parse_vm(X86_VM, X86_64);
+        assert!(p.problems.items.is_empty(), "{:?}", p.problems);
+        let c = &p.vm.expect("valid").channels[0];
+        assert_eq!(
+            c.doorbell,
+            Some(Doorbell {
+                gpa: 0xfe00_0000,
+                irq: 10
+            })
+        );
+        // A region at the console's port numbers is fine: ports are no addresses.
+        let low = X86_VM
+            .replace(
+                "[[0x0, 0x100_0000, 0x7, 0]]",
+                "[[0x8000, 0xff_8000, 0x7, 0]]",
+            )
+            .replace("size = 0x1_0000", "size = 0x1000")
+            .replace("gpa = 0x100_0000", "gpa = 0x0");
+        let p = parse_vm(&low, X86_64);
+        assert!(!p.problems.has_errors(), "{:?}", p.problems);
+        let cases: &[(&str, &str, &str)] = &[
+            ("gpa = 0x100_0000", "gpa = 0xff_0000", "devices.channels[0].gpa: channel \"link\"'s region at 0xff0000..0x1000000 overlaps kernel.memory_regions[0]"),
+            ("gpa = 0x100_0000", "gpa = 0xfee0_0000", "devices.channels[0].gpa: channel \"link\"'s region at 0xfee00000..0xfee10000 overlaps devices.emu_devices[0] (lapic)"),
+            ("doorbell = 0xfe00_0000", "doorbell = 0xfec0_0000", "devices.channels[0].doorbell: channel \"link\"'s doorbell at 0xfec00000..0xfec01000 overlaps devices.emu_devices[1] (ioapic)"),
+            ("irq = 10", "irq = 4", "devices.channels[0].irq: irq 4 of channel \"link\"'s doorbell is also the interrupt of devices.emu_devices[2] (uart)"),
+            ("irq = 10", "irq = 0", "devices.channels[0].irq: irq_id 0 is the PC timer's GSI"),
+            ("irq = 10", "irq = 9", "devices.channels[0].irq: irq_id 9 is the ACPI SCI"),
+            ("irq = 10", "irq = 24", "devices.channels[0].irq: irq_id 24 is not a pin of the VM's I/O APIC (GSI 1..=23, not 9)"),
+        ];
+        for (from, to, want) in cases {
+            let text = X86_VM.replace(from, to);
+            let errs: Vec<String> = parse_vm(&text, X86_64)
+                .problems
+                .errors()
+                .map(|p| p.to_string())
+                .collect();
+            assert!(
+                errs.iter().any(|e| e.starts_with(want)),
+                "{want}\n got {errs:?}"
+            );
+        }
+        // Without the APIC windows listed, they are still the platform's.
+        let unlisted = X86_VM
+            .replace("    [\"lapic\", 0xfee0_0000, 0x1000, 0, 0x1, []],\n", "")
+            .replace("gpa = 0x100_0000", "gpa = 0xfee0_0000");
+        let errs: Vec<String> = parse_vm(&unlisted, X86_64)
+            .problems
+            .errors()
+            .map(|p| p.to_string())
+            .collect();
+        assert!(
+            errs.iter().any(|e| e.starts_with("devices.channels[0].gpa: channel \"link\"'s region at 0xfee00000..0xfee10000 overlaps x86_64's interrupt controller window at 0xfee00000..0xfee01000")),
+            "{errs:?}"
+        );
+        // Two channels: one's doorbell on the other's.
+        let two = format!(
+            "{X86_VM}{}",
+            r#"
+[[devices.channels]]
+name = "other"
+size = 0x1000
+vms = ["a", "c"]
+gpa = 0x200_0000
+doorbell = 0xfe00_0000
+irq = 11
+"#
+        );
+        let errs: Vec<String> = parse_vm(&two, X86_64)
+            .problems
+            .errors()
+            .map(|p| p.to_string())
+            .collect();
+        assert!(
+            errs.iter().any(|e| e.starts_with("devices.channels[1].doorbell: channel \"other\"'s doorbell at 0xfe000000..0xfe001000 overlaps channel \"link\"'s doorbell")),
             "{errs:?}"
         );
     }

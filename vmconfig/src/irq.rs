@@ -18,6 +18,10 @@ pub const GICR_STRIDE: u64 = 0x2_0000;
 /// GIC INTIDs: SGIs 0-15, PPIs 16-31, SPIs 32 and up.
 pub const GIC_FIRST_PPI: u32 = 16;
 pub const GIC_FIRST_SPI: u32 = 32;
+/// x86: the pins of every VM's I/O APIC (GSI n = pin n).
+pub const IOAPIC_PINS: u32 = 24;
+/// x86: the ACPI SCI's GSI, which every VM's FADT names (as on PCs).
+pub const SCI_GSI: u32 = 9;
 
 /// The name of an `emu_type` (for messages).
 pub fn emu_type_name(emu_type: u32) -> &'static str {
@@ -167,7 +171,8 @@ fn always_interrupts(emu_type: u32) -> bool {
 }
 
 /// Why `irq` cannot be a device's interrupt on the architecture's controller (on
-/// riscv64: a source of the VM's emulated PLIC).
+/// riscv64: a source of the VM's emulated PLIC; on x86_64: a pin of the VM's I/O
+/// APIC other than the PC timer's and the ACPI SCI's).
 pub fn irq_problem(irq: u32, arch: ArchLimits) -> Option<String> {
     match arch.irq_chip {
         IrqChip::Gic if irq < GIC_FIRST_PPI => Some(format!(
@@ -184,6 +189,7 @@ pub fn irq_problem(irq: u32, arch: ArchLimits) -> Option<String> {
                 format!("irq_id {irq} is not a source of the VM's PLIC (1..={sources})")
             })
         }
+        IrqChip::Apic => apic_pin_problem(irq),
         _ => None,
     }
     .or_else(|| {
@@ -194,6 +200,24 @@ pub fn irq_problem(irq: u32, arch: ArchLimits) -> Option<String> {
             )
         })
     })
+}
+
+/// x86_64: a device interrupt is an I/O APIC pin (GSI); 0 is the PC timer's (ISA
+/// IRQ 0, which Linux routes itself) and 9 the SCI every VM's FADT names.
+fn apic_pin_problem(irq: u32) -> Option<String> {
+    let pins = IOAPIC_PINS - 1;
+    match irq {
+        0 => Some(format!(
+            "irq_id 0 is the PC timer's GSI (ISA IRQ 0): a device interrupt on x86_64 is an I/O APIC pin 1..={pins} (not {SCI_GSI}, the ACPI SCI)"
+        )),
+        SCI_GSI => Some(format!(
+            "irq_id {SCI_GSI} is the ACPI SCI every x86_64 VM's FADT names: a device interrupt is an I/O APIC pin 1..={pins} other than {SCI_GSI}"
+        )),
+        i if i >= IOAPIC_PINS => Some(format!(
+            "irq_id {i} is not a pin of the VM's I/O APIC (GSI 1..={pins}, not {SCI_GSI})"
+        )),
+        _ => None,
+    }
 }
 
 /// Every device interrupt valid for the architecture's controller and used by one

@@ -27,6 +27,10 @@ mod console;
 mod fdt;
 #[cfg(target_os = "none")]
 mod guest;
+// x86's Multiboot guests only (the other architectures read a device tree).
+#[cfg(any(target_os = "none", test))]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+mod hvchannel;
 #[cfg(target_os = "none")]
 mod image;
 #[cfg(target_os = "none")]

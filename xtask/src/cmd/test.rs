@@ -177,8 +177,16 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-*.toml: doorbell interrupts are PLIC sources)",
     ),
     (
+        "x86_64-ivc-pingpong",
+        "the same on board qemu-x86_64 (configs/vms/testguest-x86_64-qemu-ivc-*.toml): the hypervisor puts each channel on the Multiboot command line (`hv.channel=...`, no device tree), the doorbell interrupts are I/O APIC pins (GSI 10, 11) routed level-triggered to the receiver, whose local APIC's IRR must show the vector before the guest takes it",
+    ),
+    (
         "ivc-linux",
         "Debian's arm64 Linux (configs/vms/linux-aarch64-qemu-ivc.toml, no driver: busybox devmem) and a test-guest VM (ivc-once) on channel \"link\": Linux writes a message and rings, the test guest sees the interrupt, checks it, answers and rings back; Linux prints the answer; both finish, exit 0",
+    ),
+    (
+        "x86_64-ivc-linux",
+        "the same on board qemu-x86_64 with Debian's amd64 Linux (configs/vms/linux-x86_64-qemu-ivc.toml): Linux first prints what it found of the channel in its DSDT (ACPI device HVSC0001:00 with description \"link\", its region and doorbell window in /proc/iomem); the test guest finds the channel on its Multiboot command line",
     ),
     (
         "ivc-axvisor",
@@ -187,6 +195,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "riscv64-ivc-axvisor",
         "the same on board qemu-riscv64 (configs/vms/testguest-riscv64-qemu-ivc-axvisor-{pub,sub}.toml: the calls are ecalls to extension 0x485643)",
+    ),
+    (
+        "x86_64-ivc-axvisor",
+        "the same on board qemu-x86_64 (configs/vms/testguest-x86_64-qemu-ivc-axvisor-{pub,sub}.toml: the calls are vmmcall with EAX = AxVisor's number, arguments RBX, RCX, RDX, RSI, answer RAX)",
     ),
     (
         "bench-smoke",
@@ -474,10 +486,27 @@ fn run_scenario(ws: &Workspace, name: &str) -> bool {
         "uboot-tftp" => uboot_serial(ws, name, UBOOT_TFTP_BOARD, &UBOOT_TFTP_VMS),
         "bench-smoke" => bench_smoke(ws),
         "ivc-pingpong" => ivc_pingpong(ws, name, DEFAULT_BOARD, &IVC_VMS),
-        "ivc-linux" => ivc_linux(ws, name),
+        "ivc-linux" => ivc_linux(
+            ws,
+            name,
+            DEFAULT_BOARD,
+            "linux-aarch64",
+            &IVC_LINUX_VMS,
+            &[],
+        ),
+        "x86_64-ivc-linux" => ivc_linux(
+            ws,
+            name,
+            X86_64_BOARD,
+            "linux-x86_64",
+            &X86_64_IVC_LINUX_VMS,
+            &X86_64_IVC_LINUX_ACPI,
+        ),
         "ivc-axvisor" => ivc_axvisor(ws, name, DEFAULT_BOARD, &AXIVC_VMS),
         "riscv64-ivc-axvisor" => ivc_axvisor(ws, name, RISCV64_BOARD, &RISCV64_AXIVC_VMS),
+        "x86_64-ivc-axvisor" => ivc_axvisor(ws, name, X86_64_BOARD, &X86_64_AXIVC_VMS),
         "riscv64-ivc-pingpong" => ivc_pingpong(ws, name, RISCV64_BOARD, &RISCV64_IVC_VMS),
+        "x86_64-ivc-pingpong" => ivc_pingpong(ws, name, X86_64_BOARD, &X86_64_IVC_VMS),
         "uboot-fs-vm" => super::test_fs::fs_vm(ws),
         "uboot-edit-config" => super::test_fs::edit_config_scenario(ws),
         "uboot-bad-fs-config" => super::test_fs::bad_config(ws),
@@ -1025,6 +1054,42 @@ const RISCV64_IVC_VMS: [&str; 3] = [
     "configs/vms/testguest-riscv64-qemu-ivc-c.toml",
 ];
 
+/// The same on x86_64.
+const X86_64_IVC_VMS: [&str; 3] = [
+    "configs/vms/testguest-x86_64-qemu-ivc-a.toml",
+    "configs/vms/testguest-x86_64-qemu-ivc-b.toml",
+    "configs/vms/testguest-x86_64-qemu-ivc-c.toml",
+];
+
+/// The test guest of `vm` printed the channel where `vm`'s config puts it (its
+/// first channel with a doorbell): what its device description (DTB, or x86's
+/// Multiboot command line) told it.
+fn check_channel_view(out: &str, vm: &Vm, problems: &mut Vec<String>) {
+    let Some(c) = vm.channels.iter().find(|c| c.doorbell.is_some()) else {
+        problems.push(format!(
+            "{}: no channel with a doorbell in its config",
+            vm.name
+        ));
+        return;
+    };
+    let db = c.doorbell.map_or(0, |d| d.gpa);
+    let want = format!(
+        "testguest: ivc: region {:#x} size {:#x}, doorbell {db:#x}",
+        c.gpa, c.size
+    );
+    let lines = vm_lines(out, &vm.name);
+    if !lines.contains(&want.as_str()) {
+        let seen: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with("testguest: ivc: region "))
+            .collect();
+        problems.push(format!(
+            "[{}] the guest did not see the channel where its config puts it: want `{want}`, saw {seen:?}",
+            vm.name
+        ));
+    }
+}
+
 /// `testguest: ivc: member 0: 1000 sent, 1000 received, 0 bad, 1000 interrupts` ->
 /// (0, [1000, 1000, 0, 1000]).
 pub fn parse_ivc_line(line: &str) -> Option<(u32, [u64; 4])> {
@@ -1075,6 +1140,7 @@ fn ivc_pingpong(ws: &Workspace, name: &str, board: &str, vms: &[&str]) -> Result
         if !lines.contains(&"ok: ivc") {
             problems.push(format!("no `[{}] ok: ivc` line", vm.name));
         }
+        check_channel_view(&out, vm, &mut problems);
     }
     members.sort();
     if members != [0, 1] && problems.is_empty() {
@@ -1131,6 +1197,12 @@ const RISCV64_AXIVC_VMS: [&str; 2] = [
     "configs/vms/testguest-riscv64-qemu-ivc-axvisor-sub.toml",
 ];
 
+/// The same on x86_64.
+const X86_64_AXIVC_VMS: [&str; 2] = [
+    "configs/vms/testguest-x86_64-qemu-ivc-axvisor-pub.toml",
+    "configs/vms/testguest-x86_64-qemu-ivc-axvisor-sub.toml",
+];
+
 /// What each side of ivc-axvisor prints, in order, after its VM's name.
 const AXIVC_PUB_LINES: [&str; 4] = [
     "testguest: ivc-axvisor: published key 0x7e57000000a50001 at ",
@@ -1179,10 +1251,32 @@ const IVC_LINUX_VMS: [&str; 2] = [
     "configs/vms/testguest-aarch64-qemu-ivc-linux.toml",
 ];
 
-/// Linux with busybox `devmem` and a test guest exchange one message each way.
-fn ivc_linux(ws: &Workspace, name: &str) -> Result<()> {
-    crate::guest::ensure_pulled(&ws.root, "linux-aarch64")?;
-    let (plan, outcome, out) = boot(ws, name, DEFAULT_BOARD, &IVC_LINUX_VMS)?;
+/// The VMs of scenario x86_64-ivc-linux.
+const X86_64_IVC_LINUX_VMS: [&str; 2] = [
+    "configs/vms/linux-x86_64-qemu-ivc.toml",
+    "configs/vms/testguest-x86_64-qemu-ivc-linux.toml",
+];
+
+/// What x86 Linux prints of the channel's DSDT device (`_HID`, `_STR`) and of its
+/// resources in /proc/iomem (the region, then the doorbell window).
+const X86_64_IVC_LINUX_ACPI: [&str; 3] = [
+    "[linux] ivc: acpi HVSC0001 link",
+    "[linux] ivc: iomem 18000000-1800ffff : HVSC0001:00",
+    "[linux] ivc: iomem fe000000-fe000fff : HVSC0001:00",
+];
+
+/// Linux with busybox `devmem` and a test guest exchange one message each way;
+/// `extra`: more lines Linux must print (x86: what it found in its ACPI tables).
+fn ivc_linux(
+    ws: &Workspace,
+    name: &str,
+    board: &str,
+    image: &str,
+    vms: &[&str],
+    extra: &[&str],
+) -> Result<()> {
+    crate::guest::ensure_pulled(&ws.root, image)?;
+    let (plan, outcome, out) = boot(ws, name, board, vms)?;
     let mut problems = Vec::new();
     exit_status(&outcome, true, &mut problems);
     let wanted = [
@@ -1195,13 +1289,14 @@ fn ivc_linux(ws: &Workspace, name: &str) -> Result<()> {
         "[linux] guest-init: done 0",
         "hv: all VMs stopped: 2 clean, 0 faulted",
     ];
-    for w in wanted {
-        if !out.lines().any(|l| l.trim_end() == w) {
+    for w in wanted.iter().chain(extra) {
+        if !out.lines().any(|l| l.trim_end() == *w) {
             problems.push(format!("no line `{w}`"));
         }
     }
     for vm in plan.vms.iter().filter(|v| v.name != "linux") {
         check_summary(&out, &vm.name, &mut problems);
+        check_channel_view(&out, vm, &mut problems);
     }
     verdict(&problems, &out)
 }

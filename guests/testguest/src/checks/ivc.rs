@@ -2,7 +2,9 @@
 //! guest. The device tree describes the channel: its region (`hv,ivc-shmem` under
 //! `/reserved-memory`) and its doorbell (`hv,ivc-doorbell`: MAGIC at 0x00, ID 0x04,
 //! MEMBERS 0x08, RING 0x0C, STATUS 0x10 write-1-to-clear) with the interrupt a
-//! peer's ring raises.
+//! peer's ring raises. x86 has no device tree: the hypervisor puts the channel on the
+//! Multiboot command line (`arch::ivc_channel`). Either way the guest prints the
+//! region and doorbell it uses (`testguest: ivc: region <a> size <s>, doorbell <d>`).
 //!
 //! Member 0 sends [`MESSAGES`] messages; member 1 checks each and answers it; member
 //! 0 checks every answer. A message (in its sender's half of the region) is a
@@ -10,8 +12,10 @@
 //! sequence number, and their checksum; it is written, then the sequence number,
 //! then the peer's doorbell is rung. The receiver waits for its doorbell's interrupt
 //! to be pending at the interrupt controller (the line is level-high while a ring is
-//! unacknowledged; it is not enabled, so only its pending bit shows), finds the
-//! sender's bit in STATUS, clears it (the line must drop), and checks sequence
+//! unacknowledged; on aarch64 and riscv64 it is not enabled, so only its pending bit
+//! shows; on x86 it is the vector's IRR bit at the local APIC, taken once STATUS is
+//! clear: `arch::ivc_irq_done`), finds the sender's bit in STATUS, clears it (the
+//! line must drop), and checks sequence
 //! number and checksum. Both print `testguest: ivc: member <m>: <n> sent, <n>
 //! received, <b> bad, <i> interrupts`.
 //!
@@ -117,16 +121,38 @@ fn wait_ring(doorbell: usize, from: u32, ms: u64) -> bool {
     rang
 }
 
-/// The channel the device tree describes: region, doorbell, and the doorbell
+/// The channel as the guest finds it: region, its size, doorbell, and the doorbell
 /// interrupt's pending bit (address, mask).
-pub struct Described {
-    region: usize,
-    doorbell: usize,
-    pending: (usize, u32),
+pub struct View {
+    pub region: usize,
+    pub size: u64,
+    pub doorbell: usize,
+    pub pending: (usize, u32),
+}
+
+/// The channel the VM's description gives: the architecture's own way
+/// (`arch::ivc_channel`: x86's command line) or the device tree's nodes. Prints
+/// where it is, for the scenario to compare with the config.
+fn described(platform: &Platform) -> Result<View, crate::why::Why> {
+    let v = match crate::arch::ivc_channel(platform) {
+        Some(v) => v?,
+        None => from_dtb(platform)?,
+    };
+    if v.size < 2 * SLOT as u64 {
+        return Err(why!(
+            "region of {:#x} bytes: too small for two slots",
+            v.size
+        ));
+    }
+    println!(
+        "testguest: ivc: region {:#x} size {:#x}, doorbell {:#x}",
+        v.region, v.size, v.doorbell
+    );
+    Ok(v)
 }
 
 /// Reads the channel's nodes from the device tree.
-fn described(platform: &Platform) -> Result<Described, crate::why::Why> {
+fn from_dtb(platform: &Platform) -> Result<View, crate::why::Why> {
     let fdt = &platform.fdt;
     let bell = fdt
         .find_compatible(&["hv,ivc-doorbell"])
@@ -142,14 +168,12 @@ fn described(platform: &Platform) -> Result<Described, crate::why::Why> {
         .reg()
         .next()
         .ok_or_else(|| why!("region node without reg"))?;
-    if size < 2 * SLOT as u64 {
-        return Err(why!("region of {size:#x} bytes: too small for two slots"));
-    }
     let pending = crate::arch::pending_bit(fdt, &bell).ok_or_else(|| {
         why!("doorbell node: no interrupt this guest can read the pending state of")
     })?;
-    Ok(Described {
+    Ok(View {
         region: region as usize,
+        size,
         doorbell: doorbell as usize,
         pending,
     })
@@ -169,10 +193,11 @@ fn ring(doorbell: usize, to: u32) {
 
 /// Runs the ping-pong on the channel the device tree describes.
 pub fn run(platform: &Platform) -> CheckResult {
-    let Described {
+    let View {
         region,
         doorbell,
         pending,
+        ..
     } = described(platform)?;
     // SAFETY: the doorbell window (boot argument); identity registers.
     let (magic, me, members) = unsafe {
@@ -209,6 +234,11 @@ pub fn run(platform: &Platform) -> CheckResult {
         if !wait_ring(doorbell, peer, wait) {
             return Err(why!(
                 "member {me}: no ring from member {peer} for message {seq} ({sent} sent, {received} received)"
+            ));
+        }
+        if !crate::arch::ivc_irq_done() {
+            return Err(why!(
+                "member {me}: the doorbell interrupt was pending but never taken (message {seq})"
             ));
         }
         if line_pending(pending) {
@@ -294,10 +324,11 @@ const ONCE_WAIT_MS: u64 = 240_000;
 /// STATUS bit), checks member 0's message holds [`ONCE_FROM_PEER`], clears STATUS,
 /// writes [`ONCE_REPLY`] into its own slot and rings member 0.
 pub fn once(platform: &Platform) -> CheckResult {
-    let Described {
+    let View {
         region,
         doorbell,
         pending,
+        ..
     } = described(platform)?;
     // SAFETY: the doorbell window the device tree gives; an identity register.
     let me = unsafe { read32(doorbell + REG_ID) };
@@ -313,6 +344,9 @@ pub fn once(platform: &Platform) -> CheckResult {
         return Err(why!(
             "the interrupt was pending but STATUS has no ring from member 0"
         ));
+    }
+    if !crate::arch::ivc_irq_done() {
+        return Err(why!("the doorbell interrupt was pending but never taken"));
     }
     fence(Ordering::SeqCst);
     // SAFETY: the channel's region the device tree gives (member 0's slot).
@@ -388,7 +422,7 @@ fn copy_words(dst: usize, src: usize, words: usize) {
 /// `testguest: ivc-bench: channel copy <n> KiB/s`, `testguest: ivc-bench: local memcpy
 /// <n> KiB/s` and `testguest: ivc-bench: local self-ipi median <ns> ns p99 <ns> ns`.
 pub fn bench(platform: &Platform) -> CheckResult {
-    let Described {
+    let View {
         region, doorbell, ..
     } = described(platform)?;
     // SAFETY: the doorbell window the device tree gives; identity registers.

@@ -19,6 +19,14 @@
 //!   a `PNP0501` device under `\_SB` with its ports and its interrupt: without an
 //!   8259 pair Linux sets up no ISA interrupts by itself, and the serial driver takes
 //!   the console's interrupt from here.
+//! - DSDT: each inter-VM channel the VM maps as a device `\_SB.IVnn` (nn = its
+//!   position in the config, hex) with `_HID` "HVSC0001" (an ACPI id of our own:
+//!   vendor prefix "HVSC", "hypervisor shared channel", device 0001; no PNP id names
+//!   such a device), `_UID` nn, `_STR` the channel's name (Linux shows it as the
+//!   device's `description`) and `_CRS`: the region (Memory32Fixed, or QWordMemory
+//!   above 4 GiB; read-only when the VM's access is), the doorbell window
+//!   (Memory32Fixed, 4 KiB, read-write) and the doorbell's interrupt (its GSI, level,
+//!   active high, exclusive). The doorbell's registers are `devices::doorbell`'s.
 use acpi_tables::aml;
 use acpi_tables::facs::FACS;
 use acpi_tables::fadt::{FADTBuilder, Flags};
@@ -60,11 +68,26 @@ pub struct Serial {
     pub gsi: u32,
 }
 
+/// An inter-VM channel as the VM sees it: its name, region, access and doorbell
+/// (window GPA, GSI).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Channel {
+    pub name: String,
+    pub gpa: u64,
+    pub size: u64,
+    pub writable: bool,
+    pub doorbell: Option<(u64, u32)>,
+}
+
+/// The ACPI id of a channel device.
+pub const CHANNEL_HID: &str = "HVSC0001";
+
 /// What the tables describe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Platform {
     pub vcpus: u32,
     pub serials: Vec<Serial>,
+    pub channels: Vec<Channel>,
 }
 
 fn bytes(t: &dyn Aml) -> Vec<u8> {
@@ -100,7 +123,60 @@ pub fn dsdt_aml(p: &Platform) -> Vec<u8> {
         aml::Device::new(name.as_str().into(), alloc::vec![&n_hid, &n_uid, &n_crs])
             .to_aml_bytes(&mut out);
     }
+    for (i, c) in p.channels.iter().enumerate() {
+        channel_device(i, c, &mut out);
+    }
     out
+}
+
+/// `\_SB.IVnn`: channel `c`, the VM's `i`th (see the module doc).
+fn channel_device(i: usize, c: &Channel, out: &mut Vec<u8>) {
+    let name = alloc::format!("_SB_.IV{:02X}", i.min(0xff));
+    let hid: &'static str = CHANNEL_HID;
+    let uid = i.min(0xff) as u8;
+    // _STR is a Unicode (UTF-16LE) buffer, NUL-terminated.
+    let text: Vec<u8> = c
+        .name
+        .encode_utf16()
+        .chain(core::iter::once(0))
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let text = aml::BufferData::new(text);
+    let end = c.gpa.saturating_add(c.size);
+    let low =
+        (end <= 1 << 32).then(|| aml::Memory32Fixed::new(c.writable, c.gpa as u32, c.size as u32));
+    let high = aml::AddressSpace::<u64>::new_memory(
+        aml::AddressSpaceCacheable::Cacheable,
+        c.writable,
+        c.gpa,
+        end.saturating_sub(1),
+        None,
+    );
+    let region: &dyn Aml = match &low {
+        Some(l) => l,
+        None => &high,
+    };
+    let bell = c.doorbell.map(|(gpa, gsi)| {
+        (
+            aml::Memory32Fixed::new(true, gpa as u32, vmconfig::channel::DOORBELL_SIZE as u32),
+            aml::Interrupt::new(true, false, false, false, gsi),
+        )
+    });
+    let mut res: Vec<&dyn Aml> = alloc::vec![region];
+    if let Some((w, irq)) = &bell {
+        res.push(w);
+        res.push(irq);
+    }
+    let crs = aml::ResourceTemplate::new(res);
+    let n_hid = aml::Name::new("_HID".into(), &hid);
+    let n_uid = aml::Name::new("_UID".into(), &uid);
+    let n_str = aml::Name::new("_STR".into(), &text);
+    let n_crs = aml::Name::new("_CRS".into(), &crs);
+    aml::Device::new(
+        name.as_str().into(),
+        alloc::vec![&n_hid, &n_uid, &n_str, &n_crs],
+    )
+    .to_aml_bytes(out);
 }
 
 /// The tables, to be placed at guest-physical `at` (a multiple of 64): the RSDP
@@ -191,6 +267,7 @@ mod tests {
                 len: 8,
                 gsi: 4
             }],
+            channels: Vec::new(),
         }
     }
 
@@ -313,8 +390,60 @@ mod tests {
         let none = dsdt_aml(&Platform {
             vcpus: 1,
             serials: Vec::new(),
+            channels: Vec::new(),
         });
         assert!(!none.windows(4).any(|w| w == b"COM1"));
         assert_eq!(acpi::s5(&none), Some((0, 0)));
+    }
+
+    #[test]
+    fn each_channel_is_a_device_with_its_region_doorbell_and_gsi() {
+        let mut p = linux_vm(1);
+        p.channels = alloc::vec![
+            Channel {
+                name: "link".into(),
+                gpa: 0x1800_0000,
+                size: 0x1_0000,
+                writable: true,
+                doorbell: Some((0xfe00_0000, 10)),
+            },
+            Channel {
+                name: "log".into(),
+                gpa: 0x1_0000_0000,
+                size: 0x2000,
+                writable: false,
+                doorbell: None,
+            },
+        ];
+        let a = dsdt_aml(&p);
+        let find = |needle: &[u8]| a.windows(needle.len()).position(|w| w == needle);
+        let dev = find(b"\x2e_SB_IV00").expect("channel 0's device");
+        // ExtOp DeviceOp, then a package length of 1 to 4 bytes.
+        assert!(a[dev - 6..dev].windows(2).any(|w| w == [0x5b, 0x82]));
+        assert!(find(b"\x2e_SB_IV01").is_some(), "channel 1's device");
+        // _HID "HVSC0001" as a string.
+        assert!(find(b"_HID\x0dHVSC0001\x00").is_some());
+        // _STR: "link" in UTF-16LE.
+        assert!(find(b"l\0i\0n\0k\0\0\0").is_some());
+        // Memory32Fixed (ReadWrite, 0x18000000, 0x10000).
+        let mut m = alloc::vec![0x86, 9, 0, 1];
+        m.extend_from_slice(&0x1800_0000u32.to_le_bytes());
+        m.extend_from_slice(&0x1_0000u32.to_le_bytes());
+        assert!(find(&m).is_some(), "the region");
+        // Memory32Fixed (ReadWrite, 0xFE000000, 0x1000): the doorbell.
+        let mut d = alloc::vec![0x86, 9, 0, 1];
+        d.extend_from_slice(&0xfe00_0000u32.to_le_bytes());
+        d.extend_from_slice(&0x1000u32.to_le_bytes());
+        assert!(find(&d).is_some(), "the doorbell");
+        // Interrupt (ResourceConsumer, Level, ActiveHigh, Exclusive) { 10 }.
+        assert!(find(&[0x89, 0x06, 0x00, 0x01, 0x01, 10, 0, 0, 0]).is_some());
+        // Above 4 GiB and read-only: QWordMemory with the read-write bit clear.
+        let q = find(&[0x8a, 0x2b, 0x00, 0x00]).expect("a QWordMemory");
+        assert_eq!(a[q + 5] & 1, 0, "read-only");
+        assert_eq!(&a[q + 14..q + 22], &0x1_0000_0000u64.to_le_bytes());
+        assert_eq!(&a[q + 22..q + 30], &0x1_0000_1fffu64.to_le_bytes());
+        // The read-back of the whole tables still works with channels.
+        let (f, _keep) = read_back(&p);
+        assert_eq!(f.fixed.s5, Some((0, 0)));
     }
 }

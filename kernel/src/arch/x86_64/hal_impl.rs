@@ -277,15 +277,28 @@ fn platform(spec: &VmSpec) -> super::acpi_guest::Platform {
             })
         })
         .collect();
+    let channels = spec
+        .channels
+        .iter()
+        .map(|c| super::acpi_guest::Channel {
+            name: String::from(&*c.name),
+            gpa: c.gpa,
+            size: c.size,
+            writable: c.writable,
+            doorbell: c.doorbell,
+        })
+        .collect();
     super::acpi_guest::Platform {
         vcpus: spec.cpu_num,
         serials,
+        channels,
     }
 }
 
 impl GuestBoot for X86_64 {
     /// A bzImage's zero page, command line and ACPI tables (`super::linux`), else
-    /// the Multiboot (v1) information block: the VM's RAM and command line.
+    /// the Multiboot (v1) information block: the VM's RAM and command line (with
+    /// its channels, `super::multiboot::cmdline_with_channels`).
     fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
         let at = info_gpa(spec, memory);
         if bzimage(spec.kernel.data)?.is_some() {
@@ -300,7 +313,8 @@ impl GuestBoot for X86_64 {
             };
             return super::linux::description(&vm, at);
         }
-        Ok(super::multiboot::info(memory, &spec.cmdline, at))
+        let cmdline = super::multiboot::cmdline_with_channels(&spec.cmdline, &spec.channels);
+        Ok(super::multiboot::info(memory, &cmdline, at))
     }
     /// The kernel with its bss: from the bzImage's init_size or the Multiboot
     /// header.

@@ -237,6 +237,7 @@ mod tests {
                 len: 8,
                 gsi: 4
             }],
+            channels: alloc::vec::Vec::new(),
         }
     }
 

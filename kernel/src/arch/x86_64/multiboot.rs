@@ -2,9 +2,40 @@
 //! finds at EBX: the VM's memory (`mem_lower` / `mem_upper` and the full memory map)
 //! and its command line. Pure: it writes bytes for a guest-physical address.
 //!
-//! Not yet handed to a running guest (the vCPU is the next step of issue 11).
+//! The command line is the VM config's, followed by one word per inter-VM channel
+//! the VM maps ([`channel_words`]): Multiboot has no device description, so this is
+//! how a Multiboot guest (the test guest) finds each channel's region and doorbell,
+//! as a DTB's `hv,ivc-*` nodes tell guests on the other architectures.
 
+use crate::spec::ChannelSpec;
+use alloc::string::String;
 use alloc::vec::Vec;
+
+/// The word that describes one channel on a Multiboot command line.
+pub const CHANNEL_WORD: &str = "hv.channel=";
+
+/// The VM's command line with its channels appended: per channel
+/// `hv.channel=<name>,<region gpa>,<size>,<rw|ro>[,<doorbell gpa>,<gsi>]` (hex
+/// addresses and size, decimal GSI).
+pub fn cmdline_with_channels(cmdline: &str, channels: &[ChannelSpec]) -> String {
+    let mut out = String::from(cmdline);
+    for c in channels {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let access = if c.writable { "rw" } else { "ro" };
+        out.push_str(&alloc::format!(
+            "{CHANNEL_WORD}{},{:#x},{:#x},{access}",
+            c.name,
+            c.gpa,
+            c.size
+        ));
+        if let Some((gpa, gsi)) = c.doorbell {
+            out.push_str(&alloc::format!(",{gpa:#x},{gsi}"));
+        }
+    }
+    out
+}
 
 const FLAG_MEM: u32 = 1 << 0;
 const FLAG_CMDLINE: u32 = 1 << 2;
@@ -78,6 +109,34 @@ mod tests {
         assert_eq!(u32_at(m, 20), RAM);
         let cmd = u32_at(&b, 16) as usize - 0x9000;
         assert_eq!(&b[cmd..], b"fault\0");
+    }
+
+    #[test]
+    fn channels_follow_the_command_line() {
+        use crate::spec::{List, Str};
+        let chan = |name: &'static str, writable, doorbell| ChannelSpec {
+            name: Str::Borrowed(name),
+            size: 0x1_0000,
+            vms: List::Borrowed(&[]),
+            gpa: 0x100_0000,
+            writable,
+            doorbell,
+        };
+        assert_eq!(cmdline_with_channels("ivc", &[]), "ivc");
+        assert_eq!(
+            cmdline_with_channels(
+                "ivc",
+                &[
+                    chan("link", true, Some((0xfe00_0000, 10))),
+                    chan("ro", false, None)
+                ]
+            ),
+            "ivc hv.channel=link,0x1000000,0x10000,rw,0xfe000000,10 hv.channel=ro,0x1000000,0x10000,ro"
+        );
+        assert_eq!(
+            cmdline_with_channels("", &[chan("x", true, None)]),
+            "hv.channel=x,0x1000000,0x10000,rw"
+        );
     }
 
     #[test]

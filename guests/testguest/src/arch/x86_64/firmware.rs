@@ -316,9 +316,24 @@ fn cpuid_check(_: &crate::platform::Platform) -> CheckResult {
     Ok(())
 }
 
-/// AxVisor's IVC hypercalls (`ivc-axvisor`): not supported yet on x86_64 (the
-/// hypervisor decodes them on aarch64 and riscv64 only), so every call is answered
-/// as refused (-1) without leaving the guest, and the check fails on its first call.
-pub fn axvisor_call(_code: u64, _args: [u64; 4]) -> i64 {
-    -1
+/// An AxVisor hypercall (`ivc-axvisor`): `vmmcall` with EAX = `code` (AxVisor's
+/// small numbers, which the hypervisor tells from the project's 0xC600_0000 + n),
+/// RBX, RCX, RDX, RSI = `args`; its answer is RAX alone (0 done, -1 refused). Bare
+/// (no hypervisor signature) the call is answered as refused without being made.
+pub fn axvisor_call(code: u64, args: [u64; 4]) -> i64 {
+    if !under_hypervisor() {
+        return -1;
+    }
+    let [mut b, c, d, si] = args;
+    let mut a = code;
+    // SAFETY: a hypercall: the hypervisor answers in RAX and may write guest memory
+    // the arguments point at (the asm is not `nomem`); RBX, reserved by the
+    // compiler, is swapped out and back.
+    unsafe {
+        asm!("xchg {b}, rbx", "vmmcall", "xchg {b}, rbx",
+            b = inout(reg) b, inout("rax") a, inout("rcx") c => _, inout("rdx") d => _,
+            inout("rsi") si => _, options(nostack))
+    };
+    let _ = b;
+    a as i64
 }

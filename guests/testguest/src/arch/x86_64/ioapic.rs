@@ -57,6 +57,33 @@ pub(super) fn route(pin: u32, vector: u8, dest: u32, masked: bool) {
     }
 }
 
+/// Redirection entry: level-triggered.
+const LEVEL: u32 = 1 << 15;
+
+/// Routes `pin` (GSI) to `vector` on APIC id `dest`, level-triggered, active high,
+/// unmasked (an inter-VM channel's doorbell, `super::ivc`).
+pub fn route_level(pin: u32, vector: u8, dest: u32) -> CheckResult {
+    let max_entry = (read(REG_VERSION) >> 16) & 0xff;
+    if pin > max_entry {
+        return Err(why!(
+            "GSI {pin} is past the I/O APIC's last pin {max_entry}"
+        ));
+    }
+    let low = REG_REDIRECTION + 2 * pin;
+    write(low, MASKED);
+    write(low + 1, dest << 24);
+    write(low, LEVEL | u32::from(vector));
+    Ok(())
+}
+
+/// Masks level-triggered `pin` (its vector kept).
+pub fn mask_level(pin: u32, vector: u8) {
+    write(
+        REG_REDIRECTION + 2 * pin,
+        MASKED | LEVEL | u32::from(vector),
+    );
+}
+
 /// Checks the I/O APIC's version register and raises COM1's interrupt once through
 /// it.
 pub fn init_and_test() -> CheckResult {

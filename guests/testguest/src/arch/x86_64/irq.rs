@@ -4,7 +4,7 @@
 
 use core::arch::asm;
 
-use super::{ioapic, lapic, timer};
+use super::{ioapic, ivc, lapic, timer};
 use crate::checks;
 use crate::platform::Platform;
 use crate::why::{why, CheckResult};
@@ -58,6 +58,7 @@ pub fn handle(vector: u8) {
             ioapic::handle_uart();
             lapic::eoi();
         }
+        ivc::VECTOR => ivc::handle(),
         v if super::attack::on_vector(v) => lapic::eoi(),
         // Spurious interrupts take no end of interrupt.
         lapic::SPURIOUS_VECTOR => checks::timer::on_spurious_interrupt(),

@@ -15,6 +15,7 @@ pub mod firmware;
 mod idt;
 mod ioapic;
 pub mod irq;
+mod ivc;
 mod lapic;
 mod multiboot;
 pub mod port;
@@ -27,6 +28,13 @@ pub const BOOT_INFO_CHECK: &str = "multiboot";
 pub fn check_dtb(platform: &crate::platform::Platform) -> crate::why::CheckResult {
     multiboot::check(platform)
 }
+
+/// The channel the `ivc` checks use: from the command line (`ivc`).
+pub use ivc::channel as ivc_channel;
+
+/// After the doorbell's STATUS was cleared: its pending interrupt is taken (ended by
+/// its handler), see `ivc`.
+pub use ivc::take as ivc_irq_done;
 
 /// No device tree, so no interrupt this guest finds the pending state of by one.
 pub fn pending_bit(_fdt: &crate::fdt::Fdt, _node: &crate::fdt::Node) -> Option<(usize, u32)> {
