@@ -446,7 +446,12 @@ fn exit_counts_line_of_the_vm() {
     assert_eq!(exit_counts(text, "other").map(|e| &e[..7]), Some("total 9"));
     assert_eq!(exit_counts(text, "lin"), None, "another VM's name");
     assert_eq!(
-        exit_counts("[linux] hv: VM x (linux) exits: total 1", "linux"),
+        exit_counts("[linux] hv: VM 1 (linux) exits: total 1", "linux"),
+        None,
+        "a guest's line"
+    );
+    assert_eq!(
+        exit_counts("hv: VM x (linux) exits: total 1", "linux"),
         None
     );
     assert_eq!(exit_counts("hv: VM 1 (linux) exits: none", "linux"), None);
