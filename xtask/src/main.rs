@@ -246,6 +246,13 @@ enum Cmd {
         /// by default (2 bare harts stall under -icount on QEMU 7.2).
         #[arg(long)]
         icount: bool,
+        /// linux-boot: after the pairs, one more boot under the hypervisor built with
+        /// `log = "Debug"`, to the VM's power-off (the Linux VMs power off after their
+        /// `run=` command), and print the hypervisor's exit counts by kind (mmio, ipi,
+        /// irq-host, ...) and its RAM blocks zeroed on first touch; that run's console
+        /// is kept in target/hv/bench-logs/<board>-exits.log.
+        #[arg(long)]
+        exits: bool,
         /// Seconds one boot may take.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -347,6 +354,7 @@ fn run(cli: Cli) -> Result<bool> {
             runs,
             marker,
             icount,
+            exits,
             timeout,
         } => {
             let opts = cmd::bench::BenchOptions {
@@ -357,6 +365,7 @@ fn run(cli: Cli) -> Result<bool> {
                 marker,
                 timeout: std::time::Duration::from_secs(timeout),
                 icount,
+                exits,
             };
             cmd::bench::bench(&ws, &opts)?
         }

@@ -6,6 +6,7 @@
 //! nodes, a duplicate property, names with NUL bytes) is reported as an [`FdtError`]
 //! value, never a panic.
 
+pub mod chosen;
 pub mod ivc;
 mod writer;
 

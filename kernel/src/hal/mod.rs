@@ -109,6 +109,17 @@ pub trait MemoryOps {
     /// # Safety
     /// The range must be RAM the caller owns (a VM's, with no vCPU using it).
     unsafe fn zero_guest_ram(hpa: u64, len: u64);
+    /// Copies `data` (an image loaded before boot) to guest RAM at host-physical
+    /// `hpa`. Architectures whose plain `memcpy` is slow under emulation copy in
+    /// larger strides.
+    ///
+    /// # Safety
+    /// `[hpa, hpa + data.len())` must be RAM the caller owns (a VM's, with no vCPU
+    /// using it) and must not overlap `data`.
+    unsafe fn copy_to_guest_ram(hpa: u64, data: &[u8]) {
+        // SAFETY: guaranteed by the caller; the identity map makes `hpa` a pointer.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), hpa as *mut u8, data.len()) }
+    }
     /// Makes what the hypervisor wrote to `[hpa, hpa + len)` visible to a guest
     /// that runs with its caches off.
     fn clean_for_guest(hpa: u64, len: u64);

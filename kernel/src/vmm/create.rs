@@ -14,7 +14,7 @@ use crate::hal::{Arch, Current, DirectWindow, GuestBoot, HostTimer};
 use crate::hal::{MemType, MemoryOps, Perms, Stage2};
 use crate::mm::frames::FrameAllocator;
 use crate::mm::guest::{GuestRam, RamMapping};
-use crate::mm::phys::{self, FrameTables};
+use crate::mm::phys::FrameTables;
 use crate::spec::{MapType, VmSpec};
 use alloc::borrow::Cow;
 use alloc::boxed::Box;
@@ -453,8 +453,9 @@ fn copy_in(ram: &GuestRam, what: &str, gpa: u64, data: &[u8]) -> Result<(), Stri
         )
     })?;
     // SAFETY: `translate` checked the range lies in this VM's RAM, which the VM
-    // being created owns and no CPU runs yet.
-    unsafe { phys::slice_mut(hpa, data.len() as u64) }.copy_from_slice(data);
+    // being created (or reset with its vCPUs off) owns and no CPU runs; the images
+    // live in the hypervisor's memory, never in a VM's RAM.
+    unsafe { Current::copy_to_guest_ram(hpa, data) };
     Ok(())
 }
 

@@ -1871,6 +1871,7 @@ fn bench_smoke(ws: &Workspace) -> Result<()> {
         marker: None,
         timeout: QEMU_TIMEOUT,
         icount,
+        exits: false,
     };
     let mut problems = Vec::new();
     let mut printed = String::new();

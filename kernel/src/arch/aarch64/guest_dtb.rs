@@ -1,7 +1,7 @@
 //! The device tree a VM boots with on aarch64, generated from its configuration: a
 //! `linux,dummy-virt` machine (the QEMU virt layout Linux and the test guest know) with
 //! the VM's RAM, its vCPUs (started through PSCI over HVC), its GIC, the generic timer,
-//! an optional PL011 console and `/chosen` (bootargs, stdout-path, initrd).
+//! an optional PL011 console and `/chosen` (bootargs, stdout-path, initrd, rng-seed).
 
 use super::smccc;
 use crate::fdt::{FdtError, FdtWriter};
@@ -31,6 +31,8 @@ pub struct GuestDtbSpec<'a> {
     pub bootargs: &'a str,
     /// Initial ramdisk `(start, end)` guest-physical, end exclusive.
     pub initrd: Option<(u64, u64)>,
+    /// Seed for the guest's random number generator (`/chosen/rng-seed`).
+    pub rng_seed: Option<&'a [u8]>,
 }
 
 /// Why no DTB could be built.
@@ -169,17 +171,16 @@ fn uart_node_name(base: u64) -> String {
 }
 
 fn chosen(w: &mut FdtWriter, spec: &GuestDtbSpec<'_>) -> Result<(), GuestDtbError> {
-    w.begin_node("chosen")?;
-    w.property_string("bootargs", spec.bootargs)?;
-    if let Some((base, _, _)) = spec.uart {
-        w.property_string("stdout-path", &format!("/{}", uart_node_name(base)))?;
-    }
-    if let Some((start, end)) = spec.initrd {
-        w.property_u64("linux,initrd-start", start)?;
-        w.property_u64("linux,initrd-end", end)?;
-    }
-    w.end_node()?;
-    Ok(())
+    let stdout = spec
+        .uart
+        .map(|(base, _, _)| format!("/{}", uart_node_name(base)));
+    let c = crate::fdt::chosen::Chosen {
+        bootargs: spec.bootargs,
+        stdout_path: stdout.as_deref(),
+        initrd: spec.initrd,
+        rng_seed: spec.rng_seed,
+    };
+    Ok(crate::fdt::chosen::write(w, &c)?)
 }
 
 fn memory(w: &mut FdtWriter, regions: &[(u64, u64)]) -> Result<(), GuestDtbError> {
@@ -295,10 +296,11 @@ fn pl011(
 
 /// The DTB a VM gets when its config names none: its RAM, its vCPUs (MPIDR = index),
 /// the emulated GICv3 and console UART from its `emu_devices`, and its command line
-/// and ramdisk.
+/// and ramdisk, and `rng_seed` in `/chosen`.
 pub fn for_vm(
     spec: &crate::spec::VmSpec,
     memory: &[(u64, u64)],
+    rng_seed: Option<&[u8]>,
 ) -> Result<Vec<u8>, alloc::string::String> {
     use crate::devices::emu_type;
     let find = |t| spec.emu_devices.iter().find(|d| d.emu_type == t);
@@ -331,6 +333,7 @@ pub fn for_vm(
         uart,
         bootargs: &spec.cmdline,
         initrd,
+        rng_seed,
     };
     build_with(&dspec, &spec.channels)
         .map_err(|e| alloc::format!("generating the guest DTB: {e:?}"))
@@ -356,6 +359,7 @@ mod tests {
             uart: Some((0x0900_0000, 0x1000, 33)),
             bootargs: "fault",
             initrd: None,
+            rng_seed: None,
         }
     }
 
@@ -451,6 +455,21 @@ mod tests {
             Some("/pl011@9000000")
         );
         assert!(chosen.property("linux,initrd-start").is_none());
+    }
+
+    /// The seed goes to `/chosen/rng-seed` as it is, where the host reader finds it;
+    /// without one there is no property.
+    #[test]
+    fn rng_seed_in_chosen() {
+        let blob = build(&contract_spec()).unwrap();
+        assert_eq!(crate::firmware::fdt::rng_seed(&blob), None);
+        let seed = [0xa5; 64];
+        let spec = GuestDtbSpec {
+            rng_seed: Some(&seed),
+            ..contract_spec()
+        };
+        let blob = build(&spec).unwrap();
+        assert_eq!(crate::firmware::fdt::rng_seed(&blob), Some(&seed[..]));
     }
 
     #[test]

@@ -161,7 +161,8 @@ impl MemoryOps for Aarch64 {
 
 impl GuestBoot for Aarch64 {
     fn guest_description(spec: &VmSpec, memory: &[(u64, u64)]) -> Result<Vec<u8>, String> {
-        super::guest_dtb::for_vm(spec, memory)
+        let seed = crate::entropy::guest_seed(u64::from(spec.id), super::vcpu::counter());
+        super::guest_dtb::for_vm(spec, memory, seed.as_ref().map(|s| &s[..]))
     }
     fn kernel_footprint(
         image: &[u8],

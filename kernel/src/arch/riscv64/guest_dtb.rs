@@ -158,20 +158,14 @@ pub fn build_with(
 }
 
 fn chosen(w: &mut FdtWriter, spec: &GuestDtbSpec<'_>) -> Result<(), GuestDtbError> {
-    w.begin_node("chosen")?;
-    w.property_string("bootargs", spec.bootargs)?;
-    if let Some((base, _, _)) = spec.uart {
-        w.property_string("stdout-path", &uart_path(base))?;
-    }
-    if let Some((start, end)) = spec.initrd {
-        w.property_u64("linux,initrd-start", start)?;
-        w.property_u64("linux,initrd-end", end)?;
-    }
-    if let Some(seed) = spec.rng_seed {
-        w.property_bytes("rng-seed", seed)?;
-    }
-    w.end_node()?;
-    Ok(())
+    let stdout = spec.uart.map(|(base, _, _)| uart_path(base));
+    let c = crate::fdt::chosen::Chosen {
+        bootargs: spec.bootargs,
+        stdout_path: stdout.as_deref(),
+        initrd: spec.initrd,
+        rng_seed: spec.rng_seed,
+    };
+    Ok(crate::fdt::chosen::write(w, &c)?)
 }
 
 fn cpus(w: &mut FdtWriter, cpus: &GuestCpus<'_>, intc: &[u32]) -> Result<(), GuestDtbError> {

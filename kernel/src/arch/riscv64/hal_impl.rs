@@ -168,6 +168,62 @@ impl MemoryOps for Riscv64 {
         };
     }
 
+    /// 64 bytes per turn when both sides are 8-byte aligned: under QEMU's TCG the
+    /// compiler's `memcpy` (8 bytes per turn, each turn a loop test) made copying a
+    /// 31 MiB Linux image in about a quarter of the time its copy of a bare boot
+    /// takes nothing; the tail and unaligned copies go through `memcpy`.
+    unsafe fn copy_to_guest_ram(hpa: u64, data: &[u8]) {
+        let src = data.as_ptr() as u64;
+        let bulk = if hpa.is_multiple_of(8) && src.is_multiple_of(8) {
+            data.len() as u64 & !63
+        } else {
+            0
+        };
+        if bulk != 0 {
+            // SAFETY: the caller owns [hpa, hpa + len) and it does not overlap `data`;
+            // the loop reads only [src, src + bulk) and writes only [hpa, hpa + bulk),
+            // both 8-byte aligned (bulk is a non-zero multiple of 64), and touches no
+            // other register than those it is given.
+            unsafe {
+                core::arch::asm!(
+                    "1:",
+                    "ld t0, 0({s})",
+                    "ld t1, 8({s})",
+                    "ld t2, 16({s})",
+                    "ld t3, 24({s})",
+                    "sd t0, 0({d})",
+                    "sd t1, 8({d})",
+                    "sd t2, 16({d})",
+                    "sd t3, 24({d})",
+                    "ld t0, 32({s})",
+                    "ld t1, 40({s})",
+                    "ld t2, 48({s})",
+                    "ld t3, 56({s})",
+                    "sd t0, 32({d})",
+                    "sd t1, 40({d})",
+                    "sd t2, 48({d})",
+                    "sd t3, 56({d})",
+                    "addi {s}, {s}, 64",
+                    "addi {d}, {d}, 64",
+                    "bltu {d}, {end}, 1b",
+                    s = inout(reg) src => _,
+                    d = inout(reg) hpa => _,
+                    end = in(reg) hpa + bulk,
+                    out("t0") _,
+                    out("t1") _,
+                    out("t2") _,
+                    out("t3") _,
+                    options(nostack),
+                )
+            };
+        }
+        let rest = &data[bulk as usize..];
+        // SAFETY: the rest of the caller's range, as above.
+        unsafe {
+            core::ptr::copy_nonoverlapping(rest.as_ptr(), (hpa + bulk) as *mut u8, rest.len())
+        };
+    }
+
     /// Data caches are coherent on RISC-V: only instruction fetch needs a fence
     /// (each vCPU's hart also fences at start).
     fn clean_for_guest(_hpa: u64, _len: u64) {

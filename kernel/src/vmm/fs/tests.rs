@@ -404,7 +404,7 @@ fn generated_dtbs_stay_within_the_estimate() {
                     };
                     riscv64::guest_dtb::for_vm(&spec, &memory, harts, 95, None)
                 } else {
-                    aarch64::guest_dtb::for_vm(&spec, &memory)
+                    aarch64::guest_dtb::for_vm(&spec, &memory, None)
                 }
                 .unwrap();
                 assert!(

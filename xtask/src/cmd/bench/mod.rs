@@ -95,6 +95,9 @@ pub struct BenchOptions {
     pub marker: Option<String>,
     pub timeout: Duration,
     pub icount: bool,
+    /// linux-boot: after the pairs, one more boot under a `log = "Debug"` build to
+    /// the VM's power-off, for the hypervisor's exit counts by kind.
+    pub exits: bool,
 }
 
 /// What one bench measured, both sides.
@@ -129,6 +132,10 @@ pub struct Figures {
     pub bare_command: String,
     /// The directory with the runs' console logs.
     pub logs: String,
+    /// With `--exits` (linux-boot): the hypervisor's exit counts of one more boot
+    /// (its `hv: VM .. exits:` line, from `total`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exits: Option<String>,
 }
 
 /// `cargo xtask bench WHAT`.
@@ -282,7 +289,40 @@ pub fn linux_boot(
         &bin,
         bare,
     )?;
-    paired(ws, &setup, o)
+    let mut figures = paired(ws, &setup, o)?;
+    if o.exits {
+        figures.exits = Some(exit_counts(ws, out.plan, o.timeout)?);
+    }
+    Ok(figures)
+}
+
+/// `--exits`: builds `plan` (one VM) with `log = "Debug"`, boots it under the
+/// hypervisor until every VM has stopped and returns the VM's exit counts, which the
+/// hypervisor prints when a VM stops at that level. The VM must power off by itself
+/// (the Linux VMs do after their `run=` command).
+fn exit_counts(ws: &Workspace, mut plan: crate::config::Plan, timeout: Duration) -> Result<String> {
+    plan.board.log = crate::config::board::LogLevel::Debug;
+    let out = build_plan(ws, plan, true)?;
+    let bin = out.bin.context("the build wrote no raw binary")?;
+    let vm = out.plan.vms.first().context("no VM to benchmark")?;
+    let log = ws
+        .target_dir
+        .join("hv")
+        .join("bench-logs")
+        .join(format!("{}-exits.log", out.plan.board.name));
+    let args = hv_args(&out.plan.board, vm, &bin)?;
+    println!("  exits: one more boot under a log = \"Debug\" build, to the VM's power-off");
+    let run = run_to_marker(
+        &qemu_binary(&out.plan.board),
+        &args,
+        parse::ALL_STOPPED,
+        timeout,
+        &log,
+    )
+    .with_context(|| format!("the boot for the exit counts (log {})", log.display()))?;
+    parse::exit_counts(&run.text, &vm.name)
+        .map(String::from)
+        .with_context(|| format!("no exit counts of VM {} in {}", vm.name, log.display()))
 }
 
 /// The bench on `board`: a test-guest VM from QEMU's start to its first line.
@@ -791,6 +831,7 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
         hv_command,
         bare_command,
         logs: logs.display().to_string(),
+        exits: None,
     })
 }
 
@@ -944,6 +985,8 @@ fn all(ws: &Workspace, o: &BenchOptions) -> Result<()> {
                 marker: None,
                 timeout: o.timeout,
                 icount,
+                // The exit counts once per board, with linux-boot's wall-clock pairs.
+                exits: o.exits && !icount,
             };
             let result = run_one(ws, board, bench, None, &bo);
             match result {

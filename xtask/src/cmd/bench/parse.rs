@@ -156,3 +156,21 @@ pub fn guest_bench(output: &str, name: &str) -> Result<GuestBench, String> {
         _ => Err(format!("no ns= and n= (above 0) in `{line}`")),
     }
 }
+
+/// The hypervisor's line once every VM has stopped (`hv: all VMs stopped: ...`).
+pub const ALL_STOPPED: &str = "hv: all VMs stopped";
+
+/// VM `name`'s exit counts, from the line a `log = "Debug"` hypervisor prints when
+/// the VM stops: `hv: VM 1 (linux) exits: total 751, mmio 700, ...; RAM blocks ...`
+/// gives `total 751, mmio 700, ...; RAM blocks ...`. The last such line at the
+/// start of a line counts.
+pub fn exit_counts<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let tag = format!(" ({name}) exits: ");
+    text.lines().rev().find_map(|l| {
+        // Only the hypervisor's own lines: a guest's are prefixed with `[name] `.
+        let rest = l.strip_prefix("hv: VM ")?;
+        let (id, counts) = rest.split_once(&tag)?;
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && counts.starts_with("total "))
+            .then_some(counts.trim_end())
+    })
+}

@@ -131,6 +131,12 @@ pub fn figures_text(f: &Figures) -> String {
     if let Some(c) = f.clock {
         let _ = writeln!(t, "  guest time from: {c:?}");
     }
+    if let Some(e) = &f.exits {
+        let _ = writeln!(
+            t,
+            "  exits under the hypervisor (one boot to power-off): {e}"
+        );
+    }
     t
 }
 

@@ -179,6 +179,7 @@ fn figures(mode: &str, hv: &[f64], bare: &[f64]) -> Figures {
         hv_command: "qemu-system-aarch64 -kernel hv.bin".into(),
         bare_command: "qemu-system-aarch64 -kernel Image".into(),
         logs: "target/hv/bench-logs".into(),
+        exits: None,
     }
 }
 
@@ -434,4 +435,31 @@ fn default_vms_by_board_and_mode() {
         e.starts_with("not supported yet: tiny-boot on x86_64 (board qemu-x86_64)"),
         "{e}"
     );
+}
+
+#[test]
+fn exit_counts_line_of_the_vm() {
+    use super::parse::exit_counts;
+    let text = "hv: VM 1 (linux) built in 53 ms\n\
+        [linux] guest-init: done 0\n\
+        hv: VM 2 (other) exits: total 9, mmio 9; RAM blocks zeroed on first touch: 1 of 2 (0 ms)\n\
+        hv: VM 1 (linux) exits: total 751, mmio 700, system 1; RAM blocks zeroed on first touch: 27 of 238 (40 ms)\r\n\
+        hv: VM 1 (linux) powered off\n";
+    assert_eq!(
+        exit_counts(text, "linux"),
+        Some("total 751, mmio 700, system 1; RAM blocks zeroed on first touch: 27 of 238 (40 ms)")
+    );
+    assert_eq!(exit_counts(text, "other").map(|e| &e[..7]), Some("total 9"));
+    assert_eq!(exit_counts(text, "lin"), None, "another VM's name");
+    assert_eq!(
+        exit_counts("[linux] hv: VM 1 (linux) exits: total 1", "linux"),
+        None,
+        "a guest's line"
+    );
+    assert_eq!(
+        exit_counts("hv: VM x (linux) exits: total 1", "linux"),
+        None
+    );
+    assert_eq!(exit_counts("hv: VM 1 (linux) exits: none", "linux"), None);
+    assert_eq!(exit_counts("hv: VM 1 (linux) powered off", "linux"), None);
 }
