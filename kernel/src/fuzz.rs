@@ -17,6 +17,7 @@ use alloc::vec::Vec;
 
 use crate::arch::aarch64::{esr, idregs, pmu_debug, smccc};
 use crate::arch::riscv64::{insn, sbi};
+use crate::arch::x86_64::{insn as x86_insn, ioexit};
 use crate::devices::device::{Device, DeviceCtx, VmEvent};
 use crate::devices::irqchip;
 use crate::devices::registry::{self, VmFacts};
@@ -34,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("aarch64-smccc", aarch64_smccc),
     ("riscv64-insn", riscv64_insn),
     ("riscv64-sbi", riscv64_sbi),
+    ("x86_64-insn", x86_64_insn),
     ("pl011", pl011),
     ("uart16550", uart16550),
     ("testdev", testdev),
@@ -156,6 +158,49 @@ fn riscv64_insn(data: &[u8]) {
             assert!(rd < 32, "register {rd}");
         }
         let _ = insn::insn_len(low);
+    }
+}
+
+/// The bytes behind an x86 nested page fault or I/O intercept (QEMU's SVM has no
+/// decode assists): the MMIO `mov` decoder in both modes, the merge of a load into
+/// its register, the `in`/`out` length and the exit information words.
+fn x86_64_insn(data: &[u8]) {
+    const MAX_INSN: u8 = 15;
+    for at in 0..data.len().min(64) {
+        let bytes = &data[at..];
+        for mode in [x86_insn::Mode::Prot32, x86_insn::Mode::Long64] {
+            if let Ok(a) = x86_insn::decode(bytes, mode) {
+                assert!(matches!(a.width, 1 | 2 | 4 | 8), "width {}", a.width);
+                assert!(a.len >= 2 && a.len <= MAX_INSN, "length {}", a.len);
+                assert!(usize::from(a.len) <= bytes.len(), "length past the bytes");
+                match a.op {
+                    x86_insn::Op::Load { reg, dst_width } => {
+                        assert!(reg < 16, "register {reg}");
+                        assert!(dst_width >= a.width && matches!(dst_width, 1 | 2 | 4 | 8));
+                        let merged = x86_insn::merge_load(u64::MAX, 0, dst_width);
+                        assert!(dst_width < 4 || merged == 0, "a 32/64-bit load clears");
+                    }
+                    x86_insn::Op::Store { reg, high_byte } => {
+                        assert!(reg < 16, "register {reg}");
+                        assert!(!high_byte || (a.width == 1 && (4..8).contains(&reg)));
+                    }
+                    x86_insn::Op::StoreImm(_) => {}
+                }
+            }
+        }
+        if let Some(len) = ioexit::io_insn_len(bytes) {
+            assert!(
+                len >= 1 && usize::from(len) <= bytes.len().min(6),
+                "in/out length {len}"
+            );
+        }
+    }
+    let mut input = Input(data);
+    while !input.is_empty() {
+        if let Some(io) = ioexit::decode_io(input.u64()) {
+            assert!(matches!(io.width, 1 | 2 | 4), "port width {}", io.width);
+        }
+        let _ = ioexit::decode_npf(input.u64());
     }
 }
 

@@ -264,7 +264,7 @@ enum Cmd {
     /// as one check.
     Clippy,
     /// Fuzz one target of kernel/src/fuzz.rs (what guests and card configs control):
-    /// vmconfig, aarch64-esr, aarch64-smccc, riscv64-insn, riscv64-sbi, pl011,
+    /// vmconfig, aarch64-esr, aarch64-smccc, riscv64-insn, riscv64-sbi, x86_64-insn, pl011,
     /// uart16550, testdev, vgic, vgicv2, vplic, x86apic. The stable driver by default (random
     /// inputs and mutations of the seed corpus fuzz/corpus/NAME, plus the repository's
     /// VM configs for vmconfig); --engine libfuzzer: libFuzzer through cargo-fuzz
