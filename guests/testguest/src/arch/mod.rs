@@ -33,6 +33,9 @@ mod riscv64;
 #[cfg(target_arch = "riscv64")]
 pub use riscv64::*;
 
+#[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
+mod devtree;
+
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 #[cfg(target_arch = "x86_64")]

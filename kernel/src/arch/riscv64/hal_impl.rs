@@ -169,9 +169,9 @@ impl MemoryOps for Riscv64 {
     }
 
     /// 64 bytes per turn when both sides are 8-byte aligned: under QEMU's TCG the
-    /// compiler's `memcpy` (8 bytes per turn, each turn a loop test) made copying a
-    /// 31 MiB Linux image in about a quarter of the time its copy of a bare boot
-    /// takes nothing; the tail and unaligned copies go through `memcpy`.
+    /// compiler's `memcpy` (8 bytes per turn, each turn a loop test) is slow for a
+    /// 31 MiB Linux image, which a bare boot gets from QEMU's loader for free; the
+    /// tail and unaligned copies go through `memcpy`.
     unsafe fn copy_to_guest_ram(hpa: u64, data: &[u8]) {
         let src = data.as_ptr() as u64;
         let bulk = if hpa.is_multiple_of(8) && src.is_multiple_of(8) {

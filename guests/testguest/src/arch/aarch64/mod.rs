@@ -18,18 +18,7 @@ pub mod timer;
 
 pub use dtb::{check_dtb, pending_bit};
 
-/// The channel the `ivc` checks use comes from the device tree (`checks::ivc`).
-pub fn ivc_channel(
-    _platform: &crate::platform::Platform,
-) -> Option<Result<crate::checks::ivc::View, crate::why::Why>> {
-    None
-}
-
-/// The doorbell's interrupt is never let in (only its pending bit is read): the
-/// line drops with STATUS, nothing else to do.
-pub fn ivc_irq_done() -> bool {
-    true
-}
+pub use super::devtree::{ivc_channel, ivc_irq_done};
 
 /// Name of the check of what the VM was booted with (`checks::dtb`).
 pub const BOOT_INFO_CHECK: &str = "dtb";

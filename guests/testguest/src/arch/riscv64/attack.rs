@@ -426,15 +426,4 @@ pub fn on_stack(top: usize, f: extern "C" fn() -> !) -> ! {
     unsafe { asm!("mv sp, {t}", "jr {f}", t = in(reg) top, f = in(reg) f, options(noreturn)) }
 }
 
-/// The reset race's second vCPU: a start of the boot vCPU (on: refused) and its
-/// state.
-pub fn hammer_once() {
-    let _ = super::firmware::cpu_start(0, 0);
-    let _ = super::firmware::cpu_state(0);
-}
-
-/// The address `exec-device` jumps to: the UART's window.
-pub fn device_window(platform: &crate::platform::Platform) -> Result<usize, crate::why::Why> {
-    let uart = platform.uart.ok_or_else(|| crate::why::why!("no UART"))?;
-    Ok(uart.base as usize)
-}
+pub use crate::arch::devtree::{device_window, hammer_once};
