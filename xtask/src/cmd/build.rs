@@ -86,6 +86,7 @@ pub fn load_plan(ws: &Workspace, opts: &BuildOptions) -> Result<Plan> {
     } else {
         VmList::Override(&vms)
     };
+    crate::guest::pull_referenced(&ws.root, &board, &vms)?;
     let ctx = config::Context {
         guest_crates: &ws.guest_crates,
     };

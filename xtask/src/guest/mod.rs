@@ -130,6 +130,116 @@ pub fn ensure_pulled(root: &Path, name: &str) -> Result<()> {
     pull(&store, &reg_loc, name, None, false)
 }
 
+/// The images a board's VMs name as `image:<name>/<file>` (the board file's
+/// `vm_configs`, or `vms` when given instead), pulled first when the project knows
+/// how to make them and they are not in the store yet: set-up, as QEMU and the
+/// rustup targets are, so `cargo xtask run` with a Linux VM works on a fresh clone.
+/// Unreadable files and unknown names are left to the config checks, which name
+/// file and key.
+pub fn pull_referenced(root: &Path, board: &Path, vms: &[PathBuf]) -> Result<()> {
+    let files: Vec<PathBuf> = if vms.is_empty() {
+        let text = fs::read_to_string(board).unwrap_or_default();
+        board_vm_configs(&text)
+            .into_iter()
+            .map(|p| root.join(p))
+            .collect()
+    } else {
+        vms.to_vec()
+    };
+    let mut names: Vec<String> = Vec::new();
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap_or_default();
+        for n in referenced_images(&text) {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    for n in names.iter().filter(|n| recipe::find(n).is_some()) {
+        ensure_pulled(root, n)?;
+    }
+    Ok(())
+}
+
+/// The `vm_configs` entries of a board file's text (none if it does not parse).
+fn board_vm_configs(text: &str) -> Vec<String> {
+    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return Vec::new();
+    };
+    doc.get("vm_configs")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The image names of the `image:<name>/<file>` strings in a VM config's text (none
+/// if it does not parse).
+fn referenced_images(text: &str) -> Vec<String> {
+    let Ok(doc) = text.parse::<toml_edit::DocumentMut>() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    collect_images(doc.as_item(), &mut out, 0);
+    out
+}
+
+/// Walks a parsed config for image references; `depth` bounds the walk (a config's
+/// tables are at most a few levels deep).
+fn collect_images(item: &toml_edit::Item, out: &mut Vec<String>, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    match item {
+        toml_edit::Item::Value(v) => collect_value(v, out, depth),
+        toml_edit::Item::Table(t) => {
+            for (_, i) in t.iter() {
+                collect_images(i, out, depth + 1);
+            }
+        }
+        toml_edit::Item::ArrayOfTables(a) => {
+            for t in a.iter() {
+                for (_, i) in t.iter() {
+                    collect_images(i, out, depth + 1);
+                }
+            }
+        }
+        toml_edit::Item::None => {}
+    }
+}
+
+fn collect_value(v: &toml_edit::Value, out: &mut Vec<String>, depth: usize) {
+    if depth > 8 {
+        return;
+    }
+    match v {
+        toml_edit::Value::String(s) => {
+            let name = s
+                .value()
+                .strip_prefix(CONFIG_PREFIX)
+                .and_then(|r| r.split_once('/'))
+                .map(|(n, _)| n);
+            if let Some(n) = name.filter(|n| !n.is_empty() && !out.iter().any(|o| o == n)) {
+                out.push(n.to_string());
+            }
+        }
+        toml_edit::Value::Array(a) => {
+            for x in a.iter() {
+                collect_value(x, out, depth + 1);
+            }
+        }
+        toml_edit::Value::InlineTable(t) => {
+            for (_, x) in t.iter() {
+                collect_value(x, out, depth + 1);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// `NAME:VERSION` -> (NAME, Some(VERSION)); `NAME` -> (NAME, None).
 pub fn split_version(arg: &str) -> (&str, Option<&str>) {
     match arg.split_once(':') {

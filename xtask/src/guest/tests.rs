@@ -140,3 +140,29 @@ pub fn serve_dir(dir: &Path, max: usize) -> String {
     });
     format!("http://{addr}")
 }
+
+#[test]
+fn image_references_of_a_vm_config_and_a_board() {
+    let vm = r#"
+[kernel]
+kernel_path = "image:linux-riscv64/Image"
+ramdisk_path = "image:linux-riscv64/initramfs.cpio.gz"
+dtb_path = "image:other/x.dtb"
+# a comment "image:commented/x" is not a value
+[devices]
+emu_devices = [["uart", 0x1000, 0x100, 1, 2, ["image:nested/y"]]]
+plain = "guest:testguest"
+"#;
+    assert_eq!(
+        super::referenced_images(vm),
+        ["linux-riscv64", "other", "nested"]
+    );
+    assert!(super::referenced_images("kernel_path = \"image:/x\"").is_empty());
+    assert!(super::referenced_images("not [ toml").is_empty());
+    let board = "arch = \"riscv64\"\nvm_configs = [\"configs/vms/a.toml\", \"b.toml\"]\n";
+    assert_eq!(
+        super::board_vm_configs(board),
+        ["configs/vms/a.toml", "b.toml"]
+    );
+    assert!(super::board_vm_configs("vm_configs = 3").is_empty());
+}
