@@ -100,7 +100,8 @@ enum Cmd {
     /// Check the board and VM configs (types, unknown keys, memory layout, CPUs,
     /// images) without building anything.
     Check(ConfigArgs),
-    /// Validate, build the guests from guests/, generate the VM table, build the
+    /// Pull the guest images the VM configs name (`image:<name>/...`) that the store
+    /// lacks, validate, build the guests from guests/, generate the VM table, build the
     /// hypervisor, check its stack frames against the unmapped gap below its stacks
     /// and write target/hv/<board>/hypervisor.elf and hypervisor.bin.
     Build(ConfigArgs),
@@ -322,7 +323,7 @@ fn run(cli: Cli) -> Result<bool> {
             return rerun::with_feature(&ws.root, "menuconfig", "menuconfig (ratatui)")
         }
         Cmd::Check(cfg) => {
-            let plan = cmd::build::load_plan(&ws, &cfg.options())?;
+            let plan = cmd::build::check_plan(&ws, &cfg.options())?;
             println!(
                 "xtask: board {} and {} VM config(s) are valid",
                 plan.board.name,

@@ -73,8 +73,19 @@ pub fn absolute(p: &Path) -> PathBuf {
     }
 }
 
-/// Loads and validates everything; nothing is built.
+/// Loads and validates everything, after pulling the guest images the VM configs
+/// name and the store lacks (set-up for a build); nothing is built.
 pub fn load_plan(ws: &Workspace, opts: &BuildOptions) -> Result<Plan> {
+    load(ws, opts, true)
+}
+
+/// Only validates (`cargo xtask check`): a missing guest image is an error naming
+/// file, key and the pull command, as any other config error.
+pub fn check_plan(ws: &Workspace, opts: &BuildOptions) -> Result<Plan> {
+    load(ws, opts, false)
+}
+
+fn load(ws: &Workspace, opts: &BuildOptions, pull: bool) -> Result<Plan> {
     let board = board_file(ws, opts);
     println!(
         "xtask: board file {}",
@@ -86,7 +97,9 @@ pub fn load_plan(ws: &Workspace, opts: &BuildOptions) -> Result<Plan> {
     } else {
         VmList::Override(&vms)
     };
-    crate::guest::pull_referenced(&ws.root, &board, &vms)?;
+    if pull {
+        crate::guest::pull_referenced(&ws.root, &board, &vms)?;
+    }
     let ctx = config::Context {
         guest_crates: &ws.guest_crates,
     };
