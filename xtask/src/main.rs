@@ -193,7 +193,11 @@ enum Cmd {
     /// hypervisor is paired with the bare QEMU run next to it (the board's machine
     /// without virtualization, the VM's CPUs, memory and command line, and with -dtb
     /// the device tree the hypervisor generates for the VM, printed by a build with
-    /// feature dump-guest-dtb; riscv64 adds QEMU's CLINT and test device for OpenSBI);
+    /// feature dump-guest-dtb; riscv64 adds QEMU's CLINT and test device for OpenSBI;
+    /// x86_64 has no device tree: the hypervisor's boot description of the VM, dumped
+    /// the same way (a Linux zero page with its ACPI tables, or a Multiboot information
+    /// block), the kernel and initramfs go in with -device loader at the VM's addresses
+    /// and xtask's boot ROM (-bios) enters the kernel as the hypervisor enters vCPU 0);
     /// the figure is the median of the per-pair ratios hypervisor / bare with their
     /// min..max (and quartiles from 5 pairs), the two medians for reference. Prints the
     /// QEMU command of both sides; each run's console output is kept in
@@ -204,16 +208,18 @@ enum Cmd {
     /// own time at that line. tiny-boot: a test-guest VM from QEMU's start to its first
     /// line. hypercall, mmio, irq, cpu: the test guest booted with bench=<name> times
     /// the operation on its counter (ns, median of 9 batches): a null hypercall against
-    /// a loop that traps nowhere (both under the hypervisor), a UART status register
-    /// read, timer deadline to handler, a CoreMark-like round (under the hypervisor and
-    /// bare; --icount: the counter follows executed instructions). all: linux-boot (wall
-    /// and --icount, at most 3 pairs), tiny-boot, hypercall, mmio, irq, cpu and
-    /// cpu --icount on the boards qemu-aarch64, qemu-aarch64-gicv2 and qemu-riscv64 (or
-    /// only --config; riscv64 linux-boot --icount boots a 1-vCPU VM, as 2 bare harts
-    /// stall under -icount on QEMU 7.2; x86_64 linux-boot: --config
-    /// configs/board/qemu-x86_64.toml, bare side started by xtask's boot ROM), then a
-    /// Markdown table and a JSON file with the machine and QEMU version in
-    /// target/hv/bench/results.{md,json}.
+    /// a loop that traps nowhere (both under the hypervisor), a read of an emulated
+    /// register (the UART's status register: uart-fr on aarch64, uart-lsr on riscv64;
+    /// lapic-version on x86_64, whose UART is port I/O: the local APIC's version
+    /// register by MMIO; printed as "register read"), timer deadline to handler, a
+    /// CoreMark-like round (under the hypervisor and bare; --icount: the counter
+    /// follows executed instructions). all: linux-boot (wall and --icount, at most 3
+    /// pairs), tiny-boot, hypercall, mmio, irq, cpu and cpu --icount on the boards
+    /// qemu-aarch64, qemu-aarch64-gicv2, qemu-riscv64 and qemu-x86_64 (or only
+    /// --config; riscv64 and x86_64 linux-boot --icount boot a 1-vCPU VM: 2 bare
+    /// riscv64 harts stall under -icount on QEMU 7.2, the 2-vCPU x86_64 VM stalls
+    /// under -icount), then a Markdown table and a JSON file with the machine and QEMU
+    /// version in target/hv/bench/results.{md,json}.
     ///
     /// ivc: two test-guest VMs on an inter-VM channel (aarch64, riscv64): doorbell round trip
     /// (median, p99) and bulk copy throughput through the channel, side by side with a

@@ -9,8 +9,10 @@
 //!
 //! - `hypercall`: a null project hypercall (HV_INFO) round trip; `baseline-ns` is the
 //!   same loop calling a function that traps nowhere;
-//! - `mmio`: a read of the console UART's status register (emulated by the
-//!   hypervisor, by QEMU when bare);
+//! - `mmio`: a read of an emulated device register (by the hypervisor, by QEMU when
+//!   bare), named by `reg=` in the line: the console UART's status register (`uart-fr`
+//!   on a PL011, `uart-lsr` on a memory-mapped 16550), or on x86, whose UART is port
+//!   I/O, the local APIC's version register by xAPIC MMIO (`lapic-version`);
 //! - `irq`: from the timer's deadline to the guest's interrupt handler (the counter
 //!   value the handler reads), the vCPU busy in a loop meanwhile;
 //! - `cpu`: one round of a CPU-bound kernel (CoreMark-like: a list sort, a matrix
@@ -114,26 +116,32 @@ fn with_baseline(ticks: u64, base: u64, n: u64) -> Line {
 
 const MMIO_READS: u64 = 2000;
 
-fn mmio(platform: &Platform) -> Result<Line, Why> {
+/// The emulated register the `mmio` bench reads: address, 32-bit wide, and its name
+/// for the result line. The console UART's status register where the UART is
+/// memory-mapped; on x86, whose UART is port I/O, the local APIC's version register
+/// (xAPIC MMIO at 0xFEE0_0030, emulated by the hypervisor, by QEMU when bare).
+fn mmio_register(platform: &Platform) -> Result<(usize, bool, &'static str), Why> {
     let uart = platform
         .uart
         .ok_or_else(|| why!("no UART in the device tree"))?;
-    let (addr, wide) = match uart.kind {
-        // UARTFR.
-        UartKind::Pl011 => (uart.base as usize + 0x18, true),
-        // LSR.
-        UartKind::Ns16550 => (uart.base as usize + (5 << uart.reg_shift), false),
+    Ok(match uart.kind {
+        UartKind::Pl011 => (uart.base as usize + 0x18, true, "uart-fr"),
+        UartKind::Ns16550 => (
+            uart.base as usize + (5 << uart.reg_shift),
+            false,
+            "uart-lsr",
+        ),
         #[cfg(target_arch = "x86_64")]
-        UartKind::Ns16550Port => {
-            return Err(why!(
-                "not supported yet: the mmio bench with a port I/O UART"
-            ))
-        }
-    };
+        UartKind::Ns16550Port => (arch::LAPIC_VERSION, true, "lapic-version"),
+    })
+}
+
+fn mmio(platform: &Platform) -> Result<Line, Why> {
+    let (addr, wide, name) = mmio_register(platform)?;
     let ticks = median_ticks(|| {
         for _ in 0..MMIO_READS {
-            // SAFETY: a status register of the console UART the device tree names;
-            // reading it changes nothing.
+            // SAFETY: a read-only register of an emulated device (see
+            // `mmio_register`); reading it changes nothing.
             let v = unsafe {
                 if wide {
                     crate::mmio::read32(addr)
@@ -146,7 +154,7 @@ fn mmio(platform: &Platform) -> Result<Line, Why> {
         Ok(())
     })?;
     Ok(Line::from_fmt(format_args!(
-        "ns={} n={MMIO_READS}",
+        "ns={} n={MMIO_READS} reg={name}",
         Ns {
             ticks,
             n: MMIO_READS

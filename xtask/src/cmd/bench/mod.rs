@@ -17,7 +17,8 @@
 //! - `tiny-boot`: a test-guest VM from QEMU's start to its first line
 //!   (`testguest: vCPU 0 up`); bare, the same raw image is QEMU's `-kernel` (the
 //!   aarch64 test guest has an arm64 Image header, the riscv64 one is linked where
-//!   OpenSBI jumps to).
+//!   OpenSBI jumps to); on x86_64 the part its Multiboot header names is loaded at
+//!   its address and entered by xtask's boot ROM ([`x86boot`]).
 //!
 //! The bare side's device tree: before the timed runs the hypervisor is built once
 //! with feature `dump-guest-dtb` and booted until it has printed the VM's generated
@@ -26,14 +27,21 @@
 //! riscv64 the CLINT and test device of QEMU's own tree are added to it: OpenSBI,
 //! which runs under the bare guest only, needs them for its timer, inter-processor
 //! interrupts and reset (see [`dtb`]). The devices the guest sees are at the same
-//! addresses on both sides (QEMU virt's layout).
+//! addresses on both sides (QEMU virt's layout). x86_64 has no device tree: the dump
+//! is the VM's boot description (a Linux zero page with its command line and ACPI
+//! tables, or a Multiboot information block with the memory map and command line),
+//! which bare QEMU loads at the VM's address with the kernel and initramfs, started
+//! by xtask's boot ROM as the hypervisor starts vCPU 0 (see [`x86boot`]).
 //! - `hypercall`, `mmio`, `irq`, `cpu`: the test guest booted with `bench=<name>`
 //!   times one operation itself on its counter and prints
 //!   `testguest: bench <name> ns=...` ([`parse::guest_bench`]); `hypercall`'s baseline
 //!   is a trapless loop timed in the same run under the hypervisor (bare, there is no
 //!   hypervisor to call), the others run under the hypervisor and bare.
-//! - `all`: all of them ([`ALL_BENCHES`]), on the QEMU boards, written as a Markdown
-//!   table and a JSON file.
+//!   `mmio` reads an emulated register, named by the guest's `reg=`: the UART's
+//!   status register, or on x86_64 (a port I/O UART) the local APIC's version
+//!   register by MMIO.
+//! - `all`: all of them ([`ALL_BENCHES`]), on the QEMU boards ([`report::ALL_BOARDS`]),
+//!   written as a Markdown table and a JSON file.
 //! - `ivc` ([`ivc`]): inter-VM channel round trips and bulk copies against a self-IPI
 //!   and memcpy inside one VM, in one run under the hypervisor (no bare side).
 //!
@@ -136,6 +144,10 @@ pub struct Figures {
     /// (its `hv: VM .. exits:` line, from `total`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exits: Option<String>,
+    /// `mmio`: the emulated register the guest read (its `reg=`: `uart-fr`,
+    /// `uart-lsr` or on x86 `lapic-version`), the same on both sides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub register: Option<String>,
 }
 
 /// `cargo xtask bench WHAT`.
@@ -196,6 +208,8 @@ fn load_board(ws: &Workspace, path: &Path) -> Result<Board> {
 /// and the figure would measure QEMU's scheduling, not the hypervisor.
 pub fn default_vm(bench: &str, board: &Board, icount: bool) -> Result<&'static str> {
     let gicv2 = matches!(board.gic, Some((2, _)));
+    let asked = bench;
+    // The guest benches boot tiny-boot's test-guest VM.
     let bench = if GUEST_BENCHES.contains(&bench) {
         "tiny-boot"
     } else {
@@ -215,8 +229,9 @@ pub fn default_vm(bench: &str, board: &Board, icount: bool) -> Result<&'static s
             "configs/vms/testguest-aarch64-qemu-gicv2-smp2-a.toml"
         }
         ("tiny-boot", Arch::Riscv64, _) => "configs/vms/testguest-riscv64-qemu-smp2-a.toml",
-        (b, arch, _) => bail!(
-            "not supported yet: {b} on {} (board {}): give a VM config with --vm",
+        ("tiny-boot", Arch::X86_64, _) => "configs/vms/testguest-x86_64-qemu-smp2-a.toml",
+        (_, arch, _) => bail!(
+            "not supported yet: {asked} on {} (board {}): give a VM config with --vm",
             arch.name(),
             board.name
         ),
@@ -408,7 +423,11 @@ fn test_guest(
         .board_dir(&out.plan.board.name)
         .join("guests")
         .join(format!("{krate}.bin"));
-    let bare = bare_args(&out.plan.board, vm, &image, &dtb)?;
+    let bare = if out.plan.board.arch == Arch::X86_64 {
+        bare_args_x86(&out.plan.board, vm, &image, &dtb)?
+    } else {
+        bare_args(&out.plan.board, vm, &image, &dtb)?
+    };
     let setup = Setup::new(
         bench,
         measure,
@@ -490,8 +509,13 @@ fn build_with_guest_dtb(
     } else {
         format!(", with QEMU's {} for the firmware", added.join(" and "))
     };
+    let what = if out.plan.board.arch == Arch::X86_64 {
+        "boot description"
+    } else {
+        "device tree"
+    };
     println!(
-        "xtask: bare side's device tree: VM {name}'s generated one ({} bytes){firmware}: {}",
+        "xtask: bare side's {what}: VM {name}'s generated one ({} bytes){firmware}: {}",
         guest.len(),
         path.display()
     );
@@ -574,10 +598,11 @@ fn bare_args(
     Ok(bare)
 }
 
-/// The bare side of an x86_64 Linux VM (see [`x86boot`]): the board's machine and
-/// the VM's CPUs and RAM, the CPU model with what the hypervisor hides hidden, the
-/// boot ROM, and the boot description `desc` (the hypervisor's, dumped), the
-/// protected-mode kernel and the initramfs at the VM's addresses.
+/// The bare side of an x86_64 VM (see [`x86boot`]): the board's machine and the
+/// VM's CPUs and RAM, the CPU model with what the hypervisor hides hidden, the boot
+/// ROM, and at the VM's addresses the boot description `desc` (the hypervisor's,
+/// dumped), the part of `kernel` the hypervisor loads (a bzImage's protected-mode
+/// kernel, or what a Multiboot header names) and the initramfs.
 fn bare_args_x86(
     board: &Board,
     vm: &crate::config::Vm,
@@ -590,20 +615,31 @@ fn bare_args_x86(
     }
     let dir = desc.parent().context("the description has no folder")?;
     let stem = format!("{}-{}", board.name, vm.name);
-    let rom = dir.join(format!("boot-rom-{stem}.bin"));
     let entry = u32::try_from(vm.entry_point).context("the kernel entry is above 4 GiB")?;
-    let zero_page = u32::try_from(vm.dtb_load_gpa).context("the zero page is above 4 GiB")?;
-    std::fs::write(&rom, x86boot::boot_rom(zero_page, entry))
-        .with_context(|| format!("cannot write {}", rom.display()))?;
+    let at = u32::try_from(vm.dtb_load_gpa).context("the boot description is above 4 GiB")?;
     let image =
         std::fs::read(kernel).with_context(|| format!("cannot read {}", kernel.display()))?;
-    let pm = dir.join(format!("kernel-pm-{stem}.bin"));
-    std::fs::write(&pm, &image[x86boot::protected_mode_offset(&image)?..])
-        .with_context(|| format!("cannot write {}", pm.display()))?;
+    let linux = vmconfig::bzimage::parse(&image)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", kernel.display()))?
+        .is_some();
+    let (protocol, load, part) = if linux {
+        let off = x86boot::protected_mode_offset(&image)?;
+        let linux = x86boot::Protocol::Linux { zero_page: at };
+        (linux, vm.kernel.load, &image[off..])
+    } else {
+        let (load, part) = x86boot::multiboot_part(&image)
+            .with_context(|| format!("{} as a Multiboot kernel", kernel.display()))?;
+        (x86boot::Protocol::Multiboot { info: at }, load, part)
+    };
+    let rom = dir.join(format!("boot-rom-{stem}.bin"));
+    std::fs::write(&rom, x86boot::boot_rom(protocol, entry))
+        .with_context(|| format!("cannot write {}", rom.display()))?;
+    let loaded = dir.join(format!("kernel-loaded-{stem}.bin"));
+    std::fs::write(&loaded, part).with_context(|| format!("cannot write {}", loaded.display()))?;
     bare.extend(["-nographic", "-no-reboot", "-nic", "none"].map(String::from));
     bare.extend(["-bios".into(), rom.display().to_string()]);
     bare.extend(x86boot::loader(desc, vm.dtb_load_gpa));
-    bare.extend(x86boot::loader(&pm, vm.kernel.load));
+    bare.extend(x86boot::loader(&loaded, load));
     if let Some(rd) = &vm.ramdisk {
         bare.extend(x86boot::loader(&file_of(rd)?, rd.load));
     }
@@ -723,6 +759,7 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
     println!("  logs:       {}", logs.display());
     let (mut hv, mut bare) = (Vec::new(), Vec::new());
     let mut clock = None;
+    let mut register: Option<String> = None;
     for i in 0..o.runs {
         // Alternate which side goes first so a drift in the host's load hits both.
         let mut order = sides.to_vec();
@@ -755,6 +792,7 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
                         log.display()
                     )
                 })?;
+                same_register(&mut register, g.reg.as_deref(), s.bench, i + 1, side)?;
                 let base = g
                     .baseline_ns
                     .map_or(String::new(), |b| format!(", trapless loop {b:.3} ns"));
@@ -832,7 +870,30 @@ fn paired(ws: &Workspace, s: &Setup, o: &BenchOptions) -> Result<Figures> {
         bare_command,
         logs: logs.display().to_string(),
         exits: None,
+        register,
     })
+}
+
+/// Keeps the register a guest bench read (`reg=`) in `seen`; an error when a run
+/// read another one than the runs before (the sides would not compare).
+fn same_register(
+    seen: &mut Option<String>,
+    reg: Option<&str>,
+    bench: &str,
+    run: usize,
+    side: &str,
+) -> Result<()> {
+    match (seen.as_deref(), reg) {
+        (_, None) => Ok(()),
+        (None, Some(r)) => {
+            *seen = Some(r.to_string());
+            Ok(())
+        }
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(a), Some(b)) => {
+            bail!("{bench} run {run} {side} read register {b}, the runs before {a}")
+        }
+    }
 }
 
 fn file_of(img: &ImageSpec) -> Result<PathBuf> {

@@ -109,7 +109,7 @@ pub fn guest_time(output: &str) -> Option<(f64, Clock)> {
 }
 
 /// What the test guest's `bench=<name>` mode printed: `testguest: bench <name>
-/// ns=<ns> n=<operations> [baseline-ns=<ns>] [other=...]`.
+/// ns=<ns> n=<operations> [baseline-ns=<ns>] [reg=<register>] [other=...]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GuestBench {
     /// Nanoseconds per operation (the median batch).
@@ -118,6 +118,8 @@ pub struct GuestBench {
     pub n: u64,
     /// The baseline's nanoseconds per operation, measured in the same run.
     pub baseline_ns: Option<f64>,
+    /// `mmio`: the emulated register read (`uart-fr`, `uart-lsr`, `lapic-version`).
+    pub reg: Option<String>,
 }
 
 /// The line that starts a guest bench's result (after a `[vm] ` prefix, if any).
@@ -138,7 +140,7 @@ pub fn guest_bench(output: &str, name: &str) -> Result<GuestBench, String> {
     if let Some(why) = rest.strip_prefix("failed: ") {
         return Err(format!("the guest says: {why}"));
     }
-    let (mut ns, mut n, mut baseline_ns) = (None, None, None);
+    let (mut ns, mut n, mut baseline_ns, mut reg) = (None, None, None, None);
     for word in rest.split_whitespace() {
         let (key, value) = word
             .split_once('=')
@@ -148,11 +150,17 @@ pub fn guest_bench(output: &str, name: &str) -> Result<GuestBench, String> {
             "ns" => ns = Some(seconds(value).ok_or_else(bad)?),
             "baseline-ns" => baseline_ns = Some(seconds(value).ok_or_else(bad)?),
             "n" => n = Some(value.parse::<u64>().map_err(|_| bad())?),
+            "reg" if !value.is_empty() => reg = Some(value.to_string()),
             _ => {}
         }
     }
     match (ns, n) {
-        (Some(ns), Some(n)) if n > 0 => Ok(GuestBench { ns, n, baseline_ns }),
+        (Some(ns), Some(n)) if n > 0 => Ok(GuestBench {
+            ns,
+            n,
+            baseline_ns,
+            reg,
+        }),
         _ => Err(format!("no ns= and n= (above 0) in `{line}`")),
     }
 }

@@ -14,6 +14,7 @@ pub const ALL_BOARDS: &[&str] = &[
     "configs/board/qemu-aarch64.toml",
     "configs/board/qemu-aarch64-gicv2.toml",
     "configs/board/qemu-riscv64.toml",
+    "configs/board/qemu-x86_64.toml",
 ];
 
 /// The machine the figures were taken on.
@@ -131,6 +132,9 @@ pub fn figures_text(f: &Figures) -> String {
     if let Some(c) = f.clock {
         let _ = writeln!(t, "  guest time from: {c:?}");
     }
+    if let Some(r) = &f.register {
+        let _ = writeln!(t, "  register read: {r}");
+    }
     if let Some(e) = &f.exits {
         let _ = writeln!(
             t,
@@ -150,7 +154,8 @@ pub fn markdown(m: &Machine, rows: &[Row]) -> String {
     t.push_str(
         "\nRatio = hypervisor / bare per pair of neighbouring runs (hypercall: hypercall / trapless loop, both timed in one run under the hypervisor): \
          median (min..max, quartiles from 5 pairs). `wall`: seconds from QEMU's start to the marker; `icount`: the guest's own time under `-icount shift=0,sleep=off`; \
-         `guest`: what the test guest timed on its counter, ns per operation (the median of its batches).\n\n",
+         `guest`: what the test guest timed on its counter, ns per operation (the median of its batches); \
+         `mmio (register)`: the emulated register it read.\n\n",
     );
     t.push_str("| bench | mode | board | pairs | ratio (median) | min..max | quartiles | hypervisor median | bare (baseline) median |\n");
     t.push_str("|---|---|---|---|---|---|---|---|---|\n");
@@ -163,8 +168,9 @@ pub fn markdown(m: &Machine, rows: &[Row]) -> String {
                     .map_or("-".into(), |(a, b)| format!("{a:.3}..{b:.3}"));
                 let _ = writeln!(
                     t,
-                    "| {} | {} | {} | {} | {:.3} | {:.3}..{:.3} | {q} | {:.p$} {u} | {:.p$} {u}{base} |",
+                    "| {}{} | {} | {} | {} | {:.3} | {:.3}..{:.3} | {q} | {:.p$} {u} | {:.p$} {u}{base} |",
                     f.bench,
+                    f.register.as_ref().map_or(String::new(), |r| format!(" ({r})")),
                     f.mode,
                     f.board,
                     f.ratio.n,

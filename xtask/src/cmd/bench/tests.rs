@@ -180,6 +180,7 @@ fn figures(mode: &str, hv: &[f64], bare: &[f64]) -> Figures {
         bare_command: "qemu-system-aarch64 -kernel Image".into(),
         logs: "target/hv/bench-logs".into(),
         exits: None,
+        register: None,
     }
 }
 
@@ -224,6 +225,16 @@ fn table_and_json_hold_every_row_and_the_machine() {
         "{}",
         figures_text(&hypercall)
     );
+    let mut mmio = figures("guest", &[3000.0], &[60.0]);
+    mmio.bench = "mmio".into();
+    mmio.unit = "ns".into();
+    mmio.board = "qemu-x86_64".into();
+    mmio.register = Some("lapic-version".into());
+    assert!(
+        figures_text(&mmio).contains("\n  register read: lapic-version\n"),
+        "{}",
+        figures_text(&mmio)
+    );
     let rows = vec![
         Row::Done(Box::new(figures("wall", &[2.0], &[1.0]))),
         Row::Failed {
@@ -233,6 +244,7 @@ fn table_and_json_hold_every_row_and_the_machine() {
             error: "no line | here\nmore".into(),
         },
         Row::Done(Box::new(hypercall)),
+        Row::Done(Box::new(mmio)),
     ];
     let md = markdown(&m, &rows);
     assert!(md.contains("2 CPUs (nproc), AMD EPYC"), "{md}");
@@ -264,6 +276,27 @@ fn table_and_json_hold_every_row_and_the_machine() {
     );
     assert_eq!(j["results"][1]["status"], "failed");
     assert_eq!(j["results"][2]["compared"], "hypercall / trapless loop");
+    assert!(
+        md.contains("| mmio (lapic-version) | guest | qemu-x86_64 | 1 | 50.000 |"),
+        "{md}"
+    );
+    assert_eq!(j["results"][3]["register"], "lapic-version");
+    assert!(j["results"][0].get("register").is_none());
+}
+
+#[test]
+fn every_run_reads_the_same_register() {
+    let mut seen = None;
+    super::same_register(&mut seen, None, "cpu", 1, "hv").unwrap();
+    assert_eq!(seen, None);
+    super::same_register(&mut seen, Some("lapic-version"), "mmio", 1, "hv").unwrap();
+    super::same_register(&mut seen, Some("lapic-version"), "mmio", 1, "bare").unwrap();
+    assert_eq!(seen.as_deref(), Some("lapic-version"));
+    let e = super::same_register(&mut seen, Some("uart-lsr"), "mmio", 2, "bare").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "mmio run 2 bare read register uart-lsr, the runs before lapic-version"
+    );
 }
 
 /// The riscv64 test-guest DTB the hypervisor generated (captured with feature
@@ -356,8 +389,19 @@ fn guest_bench_lines() {
         Ok(GuestBench {
             ns: 1234.567,
             n: 2000,
-            baseline_ns: Some(3.25)
+            baseline_ns: Some(3.25),
+            reg: None,
         })
+    );
+    let mmio = "[vm1] testguest: bench mmio ns=34987.545 n=2000 reg=lapic-version\n";
+    let g = guest_bench(mmio, "mmio").unwrap();
+    assert_eq!((g.n, g.reg.as_deref()), (2000, Some("lapic-version")));
+    assert_eq!(
+        guest_bench("testguest: bench mmio ns=1.0 n=1 reg=\n", "mmio")
+            .unwrap()
+            .reg,
+        None,
+        "an empty reg= names nothing"
     );
     let cpu = guest_bench("testguest: bench cpu ns=88.000 n=20 crc=0x1a2b\n", "cpu").unwrap();
     assert_eq!((cpu.ns, cpu.n, cpu.baseline_ns), (88.0, 20, None));
@@ -388,8 +432,7 @@ fn guest_bench_lines() {
 
 /// The default VMs exist; riscv64's `--icount` Linux boots 1 vCPU (QEMU 7.2's
 /// round robin under -icount and OpenSBI's spinning fences stall 2 bare harts);
-/// x86_64 boots its 2-vCPU Linux VM; its test-guest benches say they are not
-/// supported yet instead of failing later.
+/// x86_64 boots its 2-vCPU Linux VM and its test-guest VM for the guest benches.
 #[test]
 fn default_vms_by_board_and_mode() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -428,13 +471,12 @@ fn default_vms_by_board_and_mode() {
         assert_eq!(super::default_vm("linux-boot", &x86, icount).unwrap(), want);
         assert!(root.join(want).is_file());
     }
-    let e = super::default_vm("tiny-boot", &x86, false)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.starts_with("not supported yet: tiny-boot on x86_64 (board qemu-x86_64)"),
-        "{e}"
-    );
+    for bench in ["tiny-boot", "hypercall", "mmio", "irq", "cpu"] {
+        assert_eq!(
+            super::default_vm(bench, &x86, false).unwrap(),
+            "configs/vms/testguest-x86_64-qemu-smp2-a.toml"
+        );
+    }
 }
 
 #[test]

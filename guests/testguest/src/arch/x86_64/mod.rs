@@ -51,6 +51,10 @@ pub fn self_ipi_ticks(
     ))
 }
 
+/// The local APIC's version register (xAPIC MMIO), which the `mmio` bench reads:
+/// the UART is port I/O here.
+pub const LAPIC_VERSION: usize = lapic::BASE + lapic::VERSION;
+
 /// COM1, which every x86 VM has.
 pub const FALLBACK_UART: Uart = multiboot::COM1;
 
