@@ -280,7 +280,7 @@ pub fn linux_boot(
         }
         rd.source = ImageSource::File(overlay);
     }
-    let (out, dtb) = build_with_guest_dtb(ws, plan, o.timeout, false)?;
+    let (out, dtb) = build_with_guest_dtb(ws, plan, o.timeout, false, o.icount)?;
     let bin = out.qemu_kernel()?;
     let vm = out.plan.vms.first().context("no VM to benchmark")?;
     let kernel = file_of(&vm.kernel)?;
@@ -318,7 +318,8 @@ pub fn linux_boot(
 fn exit_counts(ws: &Workspace, mut plan: crate::config::Plan, timeout: Duration) -> Result<String> {
     plan.board.log = crate::config::board::LogLevel::Debug;
     let out = build_plan(ws, plan, true)?;
-    let bin = out.bin.context("the build wrote no raw binary")?;
+    // What `run` boots: the raw binary, or on x86_64 the ELF (QEMU's Multiboot).
+    let bin = out.qemu_kernel()?;
     let vm = out.plan.vms.first().context("no VM to benchmark")?;
     let log = ws
         .target_dir
@@ -416,7 +417,7 @@ fn test_guest(
     }
     // A guest bench's figure is timed by the guest after its VM started: the DTB
     // printed before does not count, so the build that printed it is the timed one.
-    let (out, dtb) = build_with_guest_dtb(ws, plan, o.timeout, measure != Measure::Boot)?;
+    let (out, dtb) = build_with_guest_dtb(ws, plan, o.timeout, measure != Measure::Boot, o.icount)?;
     let bin = out.qemu_kernel()?;
     let vm = out.plan.vms.first().context("no VM to benchmark")?;
     let image = ws
@@ -472,6 +473,7 @@ fn build_with_guest_dtb(
     mut plan: crate::config::Plan,
     timeout: Duration,
     keep: bool,
+    icount: bool,
 ) -> Result<(crate::cmd::build::BuildOutput, PathBuf)> {
     anyhow::ensure!(
         plan.vms.len() == 1,
@@ -489,7 +491,14 @@ fn build_with_guest_dtb(
     let dir = ws.target_dir.join("hv").join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let log = dir.join(format!("guest-dtb-{}-{name}.log", out.plan.board.name));
-    let args = hv_args(&out.plan.board, vm, &bin)?;
+    let mut args = hv_args(&out.plan.board, vm, &bin)?;
+    // x86's description holds what the hypervisor measured at boot (the TSC rate in
+    // Linux's `tsc_early_khz=`), so it is made under the clock the timed runs have:
+    // under -icount the TSC ticks at 1 GHz of instructions, not at the host's rate
+    // (bare Linux's clock ran 2.5 times slow before, until its watchdog noticed).
+    if icount && out.plan.board.arch == Arch::X86_64 {
+        args.extend(ICOUNT.map(String::from));
+    }
     let end = format!("{}{name} end", vmconfig::dtbdump::TAG);
     let run = run_to_marker(&qemu_binary(&out.plan.board), &args, &end, timeout, &log)
         .with_context(|| format!("printing VM {name}'s device tree (log {})", log.display()))?;
@@ -612,6 +621,9 @@ fn bare_args_x86(
     let mut bare = bare_machine(board, vm, "")?;
     if let Some(at) = bare.iter().position(|a| a == "-cpu") {
         bare[at + 1] = x86boot::bare_cpu(&bare[at + 1]);
+    }
+    if let Some(at) = bare.iter().position(|a| a == "-machine") {
+        bare[at + 1] = x86boot::bare_machine(&bare[at + 1]);
     }
     let dir = desc.parent().context("the description has no folder")?;
     let stem = format!("{}-{}", board.name, vm.name);

@@ -204,6 +204,14 @@ pub fn bare_cpu(model: &str) -> String {
     format!("{model},-svm,-skinit,-vmx,-monitor,-xsave,+hypervisor")
 }
 
+/// The bare machine: the board's, without the legacy chips a VM does not have
+/// (`kernel/src/arch/x86_64/legacy.rs`: the 8254 PIT, the 8259 PICs, and no HPET),
+/// so bare Linux does not probe or use them (with a PIT it checks the 8254 timer
+/// through the I/O APIC). The CMOS clock stays: q35 cannot drop it.
+pub fn bare_machine(machine: &str) -> String {
+    format!("{machine},pit=off,pic=off,hpet=off")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +224,12 @@ mod tests {
         zero_page: 0x8_0000,
     };
     const MULTIBOOT: Protocol = Protocol::Multiboot { info: 0x9000 };
+
+    #[test]
+    fn the_bare_machine_lacks_the_legacy_timers_and_pics() {
+        assert_eq!(bare_machine("q35"), "q35,pit=off,pic=off,hpet=off");
+        assert!(bare_cpu("EPYC").starts_with("EPYC,-svm"));
+    }
 
     #[test]
     fn the_reset_vector_jumps_to_the_real_mode_code() {
