@@ -214,7 +214,8 @@ enum Cmd {
     /// register by MMIO; printed as "register read"), timer deadline to handler, a
     /// CoreMark-like round (under the hypervisor and bare; --icount: the counter
     /// follows executed instructions). all: linux-boot (wall and --icount, at most 3
-    /// pairs), tiny-boot, hypercall, mmio, irq, cpu and cpu --icount on the boards
+    /// pairs), tiny-boot, hypercall, mmio, irq and cpu, each of these four with
+    /// --icount too (the instructions the hypervisor adds, whatever the host's load), on the boards
     /// qemu-aarch64, qemu-aarch64-gicv2, qemu-riscv64 and qemu-x86_64 (or only
     /// --config; riscv64 and x86_64 linux-boot --icount boot a 1-vCPU VM: 2 bare
     /// riscv64 harts stall under -icount on QEMU 7.2, the 2-vCPU x86_64 VM stalls

@@ -1014,8 +1014,11 @@ pub const ALL_BENCHES: &[(&str, bool)] = &[
     ("linux-boot", true),
     ("tiny-boot", false),
     ("hypercall", false),
+    ("hypercall", true),
     ("mmio", false),
+    ("mmio", true),
     ("irq", false),
+    ("irq", true),
     ("cpu", false),
     ("cpu", true),
 ];
