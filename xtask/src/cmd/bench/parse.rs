@@ -122,6 +122,13 @@ pub struct GuestBench {
     pub reg: Option<String>,
 }
 
+/// A register name as the test guest prints it (`uart-fr`, `lapic-version`).
+fn register_name(v: &str) -> bool {
+    (1..=32).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
 /// The line that starts a guest bench's result (after a `[vm] ` prefix, if any).
 pub fn guest_bench_marker(name: &str) -> String {
     format!("testguest: bench {name} ")
@@ -150,7 +157,11 @@ pub fn guest_bench(output: &str, name: &str) -> Result<GuestBench, String> {
             "ns" => ns = Some(seconds(value).ok_or_else(bad)?),
             "baseline-ns" => baseline_ns = Some(seconds(value).ok_or_else(bad)?),
             "n" => n = Some(value.parse::<u64>().map_err(|_| bad())?),
-            "reg" if !value.is_empty() => reg = Some(value.to_string()),
+            // A register's name goes into the Markdown table: a guest's `|` or
+            // backtick would break it, so only short names of [a-z0-9-] count.
+            "reg" if value.is_empty() => {}
+            "reg" if register_name(value) => reg = Some(value.to_string()),
+            "reg" => return Err(bad()),
             _ => {}
         }
     }

@@ -403,6 +403,15 @@ fn guest_bench_lines() {
         None,
         "an empty reg= names nothing"
     );
+    for hostile in [
+        "reg=a|b",
+        "reg=`x`",
+        "reg=UART",
+        &format!("reg={}", "a".repeat(33)),
+    ] {
+        let line = format!("testguest: bench mmio ns=1.0 n=1 {hostile}\n");
+        assert!(guest_bench(&line, "mmio").is_err(), "{hostile}");
+    }
     let cpu = guest_bench("testguest: bench cpu ns=88.000 n=20 crc=0x1a2b\n", "cpu").unwrap();
     assert_eq!((cpu.ns, cpu.n, cpu.baseline_ns), (88.0, 20, None));
     // Another bench's line is not this one's; the last line counts.
