@@ -284,15 +284,7 @@ pub fn linux_boot(
     let bin = out.qemu_kernel()?;
     let vm = out.plan.vms.first().context("no VM to benchmark")?;
     let kernel = file_of(&vm.kernel)?;
-    let bare = if out.plan.board.arch == Arch::X86_64 {
-        bare_args_x86(&out.plan.board, vm, &kernel, &dtb)?
-    } else {
-        let mut bare = bare_args(&out.plan.board, vm, &kernel, &dtb)?;
-        if let Some(rd) = &vm.ramdisk {
-            bare.extend(["-initrd".into(), file_of(rd)?.display().to_string()]);
-        }
-        bare
-    };
+    let bare = bare_side(&out.plan.board, vm, &kernel, &dtb)?;
     let marker = o.marker.clone().unwrap_or_else(|| LINUX_MARKER.into());
     let setup = Setup::new(
         "linux-boot",
@@ -424,11 +416,7 @@ fn test_guest(
         .board_dir(&out.plan.board.name)
         .join("guests")
         .join(format!("{krate}.bin"));
-    let bare = if out.plan.board.arch == Arch::X86_64 {
-        bare_args_x86(&out.plan.board, vm, &image, &dtb)?
-    } else {
-        bare_args(&out.plan.board, vm, &image, &dtb)?
-    };
+    let bare = bare_side(&out.plan.board, vm, &image, &dtb)?;
     let setup = Setup::new(
         bench,
         measure,
@@ -594,6 +582,25 @@ fn bare_dtb(
 /// The bare side up to its `-kernel`: [`bare_machine`] and `dtb`, the device tree
 /// of [`build_with_guest_dtb`] (QEMU puts its own memory node, `-initrd` and
 /// `-append` in it, which say the same).
+/// The bare side's QEMU arguments for `vm` booting `kernel` with the hypervisor's
+/// description of it (`desc`): [`bare_args_x86`] on x86_64, else [`bare_args`] with
+/// the VM's initramfs as `-initrd`.
+fn bare_side(
+    board: &Board,
+    vm: &crate::config::Vm,
+    kernel: &Path,
+    desc: &Path,
+) -> Result<Vec<String>> {
+    if board.arch == Arch::X86_64 {
+        return bare_args_x86(board, vm, kernel, desc);
+    }
+    let mut bare = bare_args(board, vm, kernel, desc)?;
+    if let Some(rd) = &vm.ramdisk {
+        bare.extend(["-initrd".into(), file_of(rd)?.display().to_string()]);
+    }
+    Ok(bare)
+}
+
 fn bare_args(
     board: &Board,
     vm: &crate::config::Vm,
@@ -631,18 +638,8 @@ fn bare_args_x86(
     let at = u32::try_from(vm.dtb_load_gpa).context("the boot description is above 4 GiB")?;
     let image =
         std::fs::read(kernel).with_context(|| format!("cannot read {}", kernel.display()))?;
-    let linux = vmconfig::bzimage::parse(&image)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", kernel.display()))?
-        .is_some();
-    let (protocol, load, part) = if linux {
-        let off = x86boot::protected_mode_offset(&image)?;
-        let linux = x86boot::Protocol::Linux { zero_page: at };
-        (linux, vm.kernel.load, &image[off..])
-    } else {
-        let (load, part) = x86boot::multiboot_part(&image)
-            .with_context(|| format!("{} as a Multiboot kernel", kernel.display()))?;
-        (x86boot::Protocol::Multiboot { info: at }, load, part)
-    };
+    let (protocol, load, part) = x86boot::kernel_part(&image, at, vm.kernel.load)
+        .with_context(|| kernel.display().to_string())?;
     let rom = dir.join(format!("boot-rom-{stem}.bin"));
     std::fs::write(&rom, x86boot::boot_rom(protocol, entry))
         .with_context(|| format!("cannot write {}", rom.display()))?;

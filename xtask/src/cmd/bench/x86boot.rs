@@ -172,14 +172,19 @@ fn protected_mode(protocol: Protocol, ds: u16, entry: u32) -> Vec<u8> {
     c
 }
 
-/// Where a bzImage's protected-mode kernel starts in the file.
-pub fn protected_mode_offset(image: &[u8]) -> Result<usize> {
-    let h = vmconfig::bzimage::parse(image)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .context("the kernel is not a bzImage")?;
-    let off = h.setup_len();
-    ensure!(off < image.len(), "the bzImage ends in its setup sectors");
-    Ok(off)
+/// How `image` is entered and what of it the hypervisor loads, where: a bzImage's
+/// protected-mode kernel (after its setup sectors) at `linux_load`, entered by the
+/// Linux protocol with the zero page at `desc_at`; else what its Multiboot header
+/// names, at the header's address, with the information block at `desc_at`.
+pub fn kernel_part(image: &[u8], desc_at: u32, linux_load: u64) -> Result<(Protocol, u64, &[u8])> {
+    if let Some(h) = vmconfig::bzimage::parse(image).map_err(|e| anyhow::anyhow!("{e}"))? {
+        let off = h.setup_len();
+        ensure!(off < image.len(), "the bzImage ends in its setup sectors");
+        let linux = Protocol::Linux { zero_page: desc_at };
+        return Ok((linux, linux_load, &image[off..]));
+    }
+    let (load, part) = multiboot_part(image).context("neither a bzImage nor a Multiboot kernel")?;
+    Ok((Protocol::Multiboot { info: desc_at }, load, part))
 }
 
 /// The part of a Multiboot image the hypervisor loads (by its header's a.out-kludge
@@ -327,8 +332,10 @@ mod tests {
     fn the_protected_mode_kernel_follows_the_setup_sectors() {
         let image = vmconfig::bzimage::example(0x20f, 0x4000);
         let h = vmconfig::bzimage::parse(&image).unwrap().unwrap();
-        assert_eq!(protected_mode_offset(&image).unwrap(), h.setup_len());
-        assert!(protected_mode_offset(&[0u8; 600]).is_err());
+        let (p, load, part) = kernel_part(&image, 0x8_0000, 0x100_0000).unwrap();
+        assert_eq!(image.len() - part.len(), h.setup_len());
+        assert_eq!((p, load), (LINUX, 0x100_0000));
+        assert!(kernel_part(&[0u8; 600], 0x8_0000, 0x100_0000).is_err());
     }
 
     /// An image whose Multiboot header (at 0x40) says: file from 0x20 loaded at
